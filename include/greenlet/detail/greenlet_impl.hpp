@@ -1,0 +1,184 @@
+// greenlet_impl.hpp: the object behind a greenlet handle. Internal: the
+// greenlet constructor template needs its layout; users never include it.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+
+#include "greenlet/fiber/value.hpp"
+
+namespace greenlet {
+
+// stack_options chooses a greenlet's stack. size 0 means default_stack_size().
+// With guard_page, the stack has an inaccessible page below it so an overflow
+// stops with a report instead of corrupting memory; stacks come from a
+// per-thread pool either way.
+struct stack_options {
+  std::size_t size = 0;
+  bool guard_page = true;
+};
+
+namespace detail {
+
+struct thread_state;
+struct greenlet_impl;
+
+enum class run_state : unsigned char { unstarted, active, dead };
+
+// The C++ runtime's per-thread exception bookkeeping (libstdc++/libc++abi
+// __cxa_eh_globals): saved and restored on every switch so each greenlet has
+// its own std::current_exception() and std::uncaught_exceptions().
+struct exception_state {
+  void* caught_exceptions = nullptr;
+  unsigned int uncaught_exceptions = 0;
+};
+
+// run_ops is the per-callable-type table for a greenlet's run function.
+struct run_ops {
+  value (*invoke)(greenlet_impl* self, value&& args);
+  void (*clear)(greenlet_impl* self) noexcept;    // destroy run (when it finishes)
+  void (*dispose)(greenlet_impl* self) noexcept;  // delete the whole object
+};
+
+struct greenlet_impl {
+  // Fields used by every switch come first.
+  void* context = nullptr;  // Boost fcontext_t of the suspended greenlet
+  std::atomic<thread_state*> owner{nullptr};
+  greenlet_impl* parent = nullptr;  // strong reference; null only for main
+  run_state state = run_state::unstarted;
+  bool is_main = false;
+  // Set on the owning thread when the last handle went away while this
+  // greenlet ran; it is killed or freed when it next switches away or dies.
+  bool orphaned = false;
+  bool being_killed = false;
+  exception_state exceptions;
+  std::atomic<long> refs{1};
+  // How many of refs are handles living on this greenlet's own stack (locals,
+  // temporaries such as getcurrent()'s, its run function's captures). When
+  // only those are left nobody else can reach it, and it is killed as if its
+  // last handle went away. Touched only on the owning thread.
+  long stack_refs = 0;
+  const run_ops* ops = nullptr;
+
+  // The stack: [stack_limit, stack_base) is usable, the guard page (if any)
+  // lies just below stack_limit; mapping_* is what to give back to the pool.
+  void* stack_base = nullptr;
+  void* stack_limit = nullptr;
+  std::size_t stack_size = 0;
+  stack_options stack_opts;
+  void* stack_mapping = nullptr;
+
+  // Sanitizer and valgrind bookkeeping; unused in plain builds.
+  void* asan_fake_stack = nullptr;
+  const void* asan_stack_bottom = nullptr;
+  std::size_t asan_stack_size = 0;
+  void* tsan_fiber = nullptr;
+  unsigned valgrind_stack_id = 0;
+
+  // The live-greenlet registry of the owning thread (for leak checks and debuggers).
+  greenlet_impl* registry_prev = nullptr;
+  greenlet_impl* registry_next = nullptr;
+  std::uint64_t id = 0;
+  std::string name;
+};
+
+template <class F>
+struct callable_args : callable_args<decltype(&F::operator())> {};
+template <class R, class... A>
+struct callable_args<R (*)(A...)> {
+  using type = std::tuple<std::decay_t<A>...>;
+};
+template <class R, class... A>
+struct callable_args<R (*)(A...) noexcept> : callable_args<R (*)(A...)> {};
+template <class R, class C, class... A>
+struct callable_args<R (C::*)(A...)> : callable_args<R (*)(A...)> {};
+template <class R, class C, class... A>
+struct callable_args<R (C::*)(A...) const> : callable_args<R (*)(A...)> {};
+template <class R, class C, class... A>
+struct callable_args<R (C::*)(A...) noexcept> : callable_args<R (*)(A...)> {};
+template <class R, class C, class... A>
+struct callable_args<R (C::*)(A...) const noexcept> : callable_args<R (*)(A...)> {};
+
+template <class Call>
+value result_as_value(Call&& call) {
+  using R = decltype(call());
+  if constexpr (std::is_void_v<R>) {
+    call();
+    return value();
+  } else if constexpr (std::is_same_v<std::decay_t<R>, value>) {
+    return call();
+  } else {
+    return value(call());
+  }
+}
+
+template <class Tuple>
+struct apply_arguments;
+template <class... A>
+struct apply_arguments<std::tuple<A...>> {
+  template <class F>
+  static decltype(auto) call(F& f, value&& args) {
+    return std::apply(f, std::move(args).template as_arguments<A...>());
+  }
+};
+
+// call_run calls run with the first switch_()'s arguments: a run taking
+// greenlet::value gets them as they are; otherwise they must match run's
+// parameter types, or bad_value_access is thrown inside the new greenlet (and
+// so reaches its parent), as Python raises TypeError there.
+template <class F>
+value call_run(F& f, value&& args) {
+  if constexpr (std::is_invocable_v<F&, value&&>) {
+    return result_as_value([&]() -> decltype(auto) { return std::invoke(f, std::move(args)); });
+  } else if constexpr (std::is_invocable_v<F&>) {
+    std::move(args).template as_arguments<>();
+    return result_as_value([&]() -> decltype(auto) { return std::invoke(f); });
+  } else {
+    using Args = typename callable_args<std::decay_t<F>>::type;
+    return result_as_value(
+        [&]() -> decltype(auto) { return apply_arguments<Args>::call(f, std::move(args)); });
+  }
+}
+
+template <class F>
+struct greenlet_with_run final : greenlet_impl {
+  template <class G>
+  explicit greenlet_with_run(G&& g) : run(std::forward<G>(g)) {
+    ops = &table;
+  }
+  std::optional<F> run;
+
+  // The run function moves onto the greenlet's own stack when it starts (as
+  // Python drops `run` then), so handles it captured count as its own.
+  static value invoke(greenlet_impl* self, value&& args) {
+    auto& stored = static_cast<greenlet_with_run*>(self)->run;
+    F local(std::move(*stored));
+    stored.reset();
+    return call_run(local, std::move(args));
+  }
+  static void clear(greenlet_impl* self) noexcept { static_cast<greenlet_with_run*>(self)->run.reset(); }
+  static void dispose(greenlet_impl* self) noexcept { delete static_cast<greenlet_with_run*>(self); }
+  static constexpr run_ops table{&invoke, &clear, &dispose};
+};
+
+// Links a newly made greenlet into its thread; parent null means getcurrent().
+void adopt_new(greenlet_impl* self, greenlet_impl* parent, const stack_options& stack);
+void release(greenlet_impl* self) noexcept;
+
+inline void retain(greenlet_impl* self) noexcept {
+  self->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+// place()/unplace() record that a handle at `where` starts or stops referring
+// to g; they count it in g->stack_refs when `where` is on g's own stack.
+void place(greenlet_impl* g, const void* where) noexcept;
+void unplace(greenlet_impl* g, const void* where) noexcept;
+
+}  // namespace detail
+}  // namespace greenlet

@@ -1,0 +1,61 @@
+// errors.hpp: every exception type of the fiber layer, in one place.
+#pragma once
+
+#include <string>
+#include <system_error>
+
+namespace greenlet {
+
+// errc names the ways the library reports misuse; each exception carries one as
+// its std::error_code, in greenlet::category().
+enum class errc {
+  wrong_thread = 1,     // switch/throw/parent across threads
+  thread_exited,        // the greenlet's thread has exited
+  cyclic_parent,        // set_parent() would make a cycle
+  main_parent,          // the main greenlet has no parent to set
+  empty_handle,         // operation on a default-constructed greenlet handle
+  bad_value_access,     // value::get<T>() with the wrong T
+  bad_arguments,        // switch_() arguments do not fit run's parameters
+  greenlet_exit,        // GreenletExit
+  stack_exhausted,      // no memory or mappings left for a fiber stack
+};
+
+// category() is the std::error_category of errc.
+const std::error_category& category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), category()};
+}
+
+// error is Python's greenlet.error: a misuse of the fiber API, such as a
+// switch into another thread's greenlet. The message says how to fix it.
+class error : public std::system_error {
+ public:
+  error(errc code, const std::string& what) : std::system_error(make_error_code(code), what) {}
+};
+
+// bad_value_access is thrown by value::get<T>() when the value holds another
+// type (or nothing). It is a greenlet::error.
+class bad_value_access : public error {
+ public:
+  explicit bad_value_access(const std::string& what) : error(errc::bad_value_access, what) {}
+};
+
+// GreenletExit is thrown into a greenlet to kill it: by throw_() with no
+// argument, and when the last handle to a suspended greenlet goes away. One
+// that escapes run() is not raised in the parent: the parent's switch_()
+// returns it as a value, as in Python.
+//
+// It is deliberately *not* a greenlet::error: `catch (greenlet::error&)` around
+// a switch must not swallow a kill.
+class GreenletExit : public std::system_error {
+ public:
+  GreenletExit() : std::system_error(make_error_code(errc::greenlet_exit), "GreenletExit") {}
+  explicit GreenletExit(const std::string& what)
+      : std::system_error(make_error_code(errc::greenlet_exit), what) {}
+};
+
+}  // namespace greenlet
+
+template <>
+struct std::is_error_code_enum<greenlet::errc> : std::true_type {};

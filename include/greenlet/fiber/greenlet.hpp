@@ -1,0 +1,198 @@
+// fiber/greenlet.hpp: greenlet, a stackful coroutine switched explicitly, as in
+// Python's greenlet module.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "greenlet/detail/greenlet_impl.hpp"
+#include "greenlet/errors.hpp"
+#include "greenlet/fiber/value.hpp"
+
+namespace greenlet {
+
+// greenlet is a shared, reference-counted handle to a fiber, like a Python
+// greenlet object: copies refer to the same fiber. Each thread has one main
+// greenlet (the thread's own stack), made on first use.
+//
+// A greenlet runs `run` on its own stack on the first switch_() to it. When
+// run returns, its result goes to the parent's pending switch_(); an
+// exception escaping run is rethrown there instead (GreenletExit comes back
+// as a value). When the last handle to a started, unfinished greenlet goes
+// away, GreenletExit is thrown into it so its stack unwinds and every
+// destructor on it runs.
+//
+// Thread rules: a greenlet belongs to the thread that made it. Handles may be
+// copied and dropped on any thread; switch_, throw_ and set_parent on another
+// thread's greenlet throw greenlet::error.
+class greenlet {
+ public:
+  // An empty handle; assign a greenlet to it before use. Operations other
+  // than comparison throw greenlet::error on it.
+  greenlet() noexcept = default;
+
+  // greenlet(run, parent, stack) makes an unstarted greenlet. parent defaults
+  // to getcurrent(). run may take greenlet::value (the raw switch_()
+  // arguments), nothing, or typed parameters matched against the arguments of
+  // the first switch_(); its result (or value() for void) goes to the parent.
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, greenlet>>>
+  explicit greenlet(F&& run, const greenlet& parent = greenlet(), stack_options stack = {}) {
+    auto* self = new detail::greenlet_with_run<std::decay_t<F>>(std::forward<F>(run));
+    impl_ = self;
+    detail::adopt_new(self, parent.impl_, stack);
+  }
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, greenlet>>>
+  greenlet(F&& run, stack_options stack) : greenlet(std::forward<F>(run), greenlet(), stack) {}
+
+  greenlet(const greenlet& other) noexcept : impl_(other.impl_) {
+    if (impl_ != nullptr) {
+      detail::retain(impl_);
+      detail::place(impl_, this);
+    }
+  }
+  greenlet(greenlet&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {
+    if (impl_ != nullptr) {
+      detail::unplace(impl_, &other);
+      detail::place(impl_, this);
+    }
+  }
+  greenlet& operator=(const greenlet& other) noexcept {
+    greenlet(other).swap(*this);
+    return *this;
+  }
+  greenlet& operator=(greenlet&& other) noexcept {
+    greenlet(std::move(other)).swap(*this);
+    return *this;
+  }
+  ~greenlet() {
+    if (impl_ != nullptr) {
+      detail::unplace(impl_, this);
+      detail::release(impl_);
+    }
+  }
+  void swap(greenlet& other) noexcept {
+    if (impl_ != nullptr) detail::unplace(impl_, this);
+    if (other.impl_ != nullptr) detail::unplace(other.impl_, &other);
+    std::swap(impl_, other.impl_);
+    if (impl_ != nullptr) detail::place(impl_, this);
+    if (other.impl_ != nullptr) detail::place(other.impl_, &other);
+  }
+
+  // getcurrent() is the greenlet running on this thread (its main greenlet
+  // when no other runs).
+  static greenlet getcurrent();
+
+  // switch_(args...) transfers control to this greenlet. The first switch
+  // starts run(args...); later ones make the switch_() it is suspended in
+  // return value::of(args...). A dead greenlet passes the switch on to its
+  // nearest live ancestor. Returns what is switched back, or rethrows an
+  // exception thrown back. Throws greenlet::error across threads.
+  template <class... Args>
+  value switch_(Args&&... args) {
+    return switch_value(value::of(std::forward<Args>(args)...));
+  }
+
+  // switch_value(v) is switch_() with the arguments already packed.
+  value switch_value(value args);
+
+  // throw_(e) switches to this greenlet and raises e there at once. An
+  // unstarted greenlet dies without running and e goes to its parent.
+  // throw_() with no argument raises GreenletExit, which kills the greenlet
+  // and comes back as a value.
+  value throw_();
+  value throw_(std::exception_ptr e);
+  template <class E, class = std::enable_if_t<!std::is_same_v<std::decay_t<E>, std::exception_ptr>>>
+  value throw_(E&& e) {
+    return throw_(std::make_exception_ptr(std::forward<E>(e)));
+  }
+
+  // dead() is true once run has finished (or it was killed unstarted).
+  bool dead() const;
+  // started() is true once the greenlet has been switched to.
+  bool started() const;
+  // An active greenlet is started and not dead, as Python's bool(g).
+  explicit operator bool() const;
+  // is_main() is true for a thread's main greenlet.
+  bool is_main() const;
+
+  // parent() is where run's result goes; empty for a main greenlet.
+  greenlet parent() const;
+  // set_parent(p) re-parents. Throws greenlet::error for a cycle, a parent in
+  // another thread, or on a main greenlet.
+  void set_parent(const greenlet& parent);
+
+  // id() is a number unique in the process; name() is an optional label
+  // shown in reports (stack overflow, leak checks, debugger).
+  std::uint64_t id() const;
+  const std::string& name() const;
+  void set_name(std::string name);
+  // stack_size() is the usable size of its stack (0 for a main greenlet).
+  std::size_t stack_size() const;
+
+  bool empty() const noexcept { return impl_ == nullptr; }
+  friend bool operator==(const greenlet& a, const greenlet& b) noexcept { return a.impl_ == b.impl_; }
+
+  // Internal: adopts one reference to impl.
+  static greenlet from_impl(detail::greenlet_impl* impl) noexcept { return greenlet(impl); }
+  detail::greenlet_impl* impl() const noexcept { return impl_; }
+  // Internal: gives up this handle's reference without releasing it.
+  detail::greenlet_impl* detach() noexcept {
+    if (impl_ != nullptr) detail::unplace(impl_, this);
+    return std::exchange(impl_, nullptr);
+  }
+
+ private:
+  explicit greenlet(detail::greenlet_impl* adopted) noexcept : impl_(adopted) {
+    detail::place(impl_, this);
+  }
+  detail::greenlet_impl* checked() const;
+  detail::greenlet_impl* impl_ = nullptr;
+};
+
+// getcurrent() is greenlet::getcurrent().
+inline greenlet getcurrent() { return greenlet::getcurrent(); }
+
+// default_stack_size() is the stack size of greenlets made without one (128
+// KiB unless set). set_default_stack_size() changes it for all threads.
+std::size_t default_stack_size() noexcept;
+void set_default_stack_size(std::size_t bytes);
+
+// trace_function receives "switch" or "throw" with the origin and target of
+// each switch, on the target's side, as greenlet.settrace's callback. If it
+// throws, tracing is turned off and the exception is raised in the target.
+using trace_function = std::function<void(std::string_view event, const greenlet& origin,
+                                          const greenlet& target)>;
+// settrace(f) sets this thread's trace function and returns the previous one;
+// an empty function turns tracing off.
+trace_function settrace(trace_function f);
+trace_function gettrace();
+
+// unraisable_hook receives exceptions that have nowhere to go: one thrown by a
+// greenlet being killed because its last handle went away. The default prints
+// it to stderr. Returns the previous hook.
+using unraisable_hook = std::function<void(std::exception_ptr error, std::string_view context)>;
+unraisable_hook set_unraisable_hook(unraisable_hook hook);
+
+namespace debug {
+// live_greenlets() lists this thread's greenlets that still exist, main
+// excluded: a leak check asserts it is empty between tests.
+std::vector<greenlet> live_greenlets();
+// live_count() is live_greenlets().size() without making handles.
+std::size_t live_count() noexcept;
+}  // namespace debug
+
+}  // namespace greenlet
+
+template <>
+struct std::hash<greenlet::greenlet> {
+  std::size_t operator()(const greenlet::greenlet& g) const noexcept {
+    return std::hash<const void*>()(g.impl());
+  }
+};

@@ -1,0 +1,217 @@
+// value.hpp: greenlet::value, what switch_() carries from one greenlet to another.
+#pragma once
+
+#include <cstddef>
+#include <new>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+#include "greenlet/errors.hpp"
+
+namespace greenlet {
+
+namespace detail {
+
+// value_ops is the hand-written vtable of one stored type: a table of plain
+// function pointers, so a value needs no virtual base and can live in a
+// small inline buffer.
+struct value_ops {
+  const std::type_info& type;
+  void (*relocate)(void* dst, void* src) noexcept;  // move src into dst, destroy src
+  void (*destroy)(void* p) noexcept;
+};
+
+inline constexpr std::size_t value_buffer_size = 3 * sizeof(void*);
+
+template <class T>
+inline constexpr bool value_fits_inline = sizeof(T) <= value_buffer_size &&
+                                          alignof(T) <= alignof(std::max_align_t) &&
+                                          std::is_nothrow_move_constructible_v<T>;
+
+template <class T>
+struct inline_ops {
+  static void relocate(void* dst, void* src) noexcept {
+    T* from = std::launder(static_cast<T*>(src));
+    ::new (dst) T(std::move(*from));
+    from->~T();
+  }
+  static void destroy(void* p) noexcept { std::launder(static_cast<T*>(p))->~T(); }
+  static constexpr value_ops table{typeid(T), &relocate, &destroy};
+};
+
+template <class T>
+struct heap_ops {
+  static void relocate(void* dst, void* src) noexcept {
+    *static_cast<T**>(dst) = *static_cast<T**>(src);
+  }
+  static void destroy(void* p) noexcept { delete *static_cast<T**>(p); }
+  static constexpr value_ops table{typeid(T), &relocate, &destroy};
+};
+
+template <class T>
+constexpr const value_ops* ops_for() noexcept {
+  if constexpr (value_fits_inline<T>) {
+    return &inline_ops<T>::table;
+  } else {
+    return &heap_ops<T>::table;
+  }
+}
+
+// A string literal passed to switch_() is stored as std::string: the pointer
+// alone would be a poor thing to port Python's `switch("ok")` to.
+template <class T>
+using stored_t = std::conditional_t<std::is_same_v<std::decay_t<T>, const char*> ||
+                                        std::is_same_v<std::decay_t<T>, char*>,
+                                    std::string, std::decay_t<T>>;
+
+[[noreturn]] void throw_bad_value_access(const std::type_info* held, const std::type_info& wanted);
+
+}  // namespace detail
+
+// value holds what one greenlet hands another on a switch: nothing (Python's
+// `()`), one object, or several as a std::tuple. It holds any movable type,
+// move-only ones included, and is itself move-only. Small nothrow-movable
+// objects are stored inline, so passing an int or a pointer allocates nothing.
+//
+// get<T>() gives typed access and throws bad_value_access (a greenlet::error)
+// naming both types when the value holds something else.
+class value {
+ public:
+  value() noexcept = default;
+
+  // value(x) holds a copy or move of x (a string literal becomes std::string).
+  template <class T, class = std::enable_if_t<!std::is_same_v<std::decay_t<T>, value>>>
+  explicit value(T&& x) {
+    emplace<detail::stored_t<T>>(std::forward<T>(x));
+  }
+
+  // of(args...) packs switch_() arguments: none gives an empty value, one is
+  // held as itself, several as std::tuple. A lone value argument passes through.
+  template <class... Ts>
+  static value of(Ts&&... xs) {
+    if constexpr (sizeof...(Ts) == 0) {
+      return value();
+    } else if constexpr (sizeof...(Ts) == 1) {
+      if constexpr ((std::is_same_v<std::decay_t<Ts>, value> && ...)) {
+        return value(std::move(xs)...);
+      } else {
+        return value(std::forward<Ts>(xs)...);
+      }
+    } else {
+      return value(std::tuple<detail::stored_t<Ts>...>(std::forward<Ts>(xs)...));
+    }
+  }
+
+  value(value&& other) noexcept { take(other); }
+  value& operator=(value&& other) noexcept {
+    if (this != &other) {
+      reset();
+      take(other);
+    }
+    return *this;
+  }
+  value(const value&) = delete;
+  value& operator=(const value&) = delete;
+  ~value() { reset(); }
+
+  // emplace<T>(args...) replaces the content with a T built from args.
+  template <class T, class... Args>
+  T& emplace(Args&&... args) {
+    reset();
+    if constexpr (detail::value_fits_inline<T>) {
+      T* p = ::new (static_cast<void*>(buffer_)) T(std::forward<Args>(args)...);
+      ops_ = detail::ops_for<T>();
+      return *p;
+    } else {
+      T* p = new T(std::forward<Args>(args)...);
+      *reinterpret_cast<T**>(buffer_) = p;
+      ops_ = detail::ops_for<T>();
+      return *p;
+    }
+  }
+
+  // empty() is true for a value carrying nothing, like Python's `()`.
+  bool empty() const noexcept { return ops_ == nullptr; }
+  bool has_value() const noexcept { return ops_ != nullptr; }
+
+  // type() is the held type, typeid(void) when empty.
+  const std::type_info& type() const noexcept { return ops_ ? ops_->type : typeid(void); }
+
+  // holds<T>() tells whether get<T>() would succeed.
+  template <class T>
+  bool holds() const noexcept {
+    return ops_ == detail::ops_for<T>() || (ops_ != nullptr && ops_->type == typeid(T));
+  }
+
+  // get<T>() is the held T; get<A, B>() is the held std::tuple<A, B>.
+  // Throws bad_value_access when the value holds another type or nothing.
+  template <class T, class... More>
+  decltype(auto) get() & {
+    if constexpr (sizeof...(More) == 0) {
+      return checked<T>();
+    } else {
+      return checked<std::tuple<T, More...>>();
+    }
+  }
+  template <class T, class... More>
+  decltype(auto) get() const& {
+    return const_cast<value*>(this)->get<T, More...>();
+  }
+  // On an rvalue, get<T>() moves the object out (move-only types included).
+  template <class T, class... More>
+  auto get() && {
+    if constexpr (sizeof...(More) == 0) {
+      return T(std::move(checked<T>()));
+    } else {
+      return std::tuple<T, More...>(std::move(checked<std::tuple<T, More...>>()));
+    }
+  }
+
+  // as_arguments<Ts...>() turns the value into a tuple of run()'s parameters:
+  // empty for none, the held object for one, the held tuple for several.
+  template <class... Ts>
+  std::tuple<Ts...> as_arguments() && {
+    if constexpr (sizeof...(Ts) == 0) {
+      if (!empty()) detail::throw_bad_value_access(&type(), typeid(void));
+      return {};
+    } else if constexpr (sizeof...(Ts) == 1) {
+      return std::tuple<Ts...>(std::move(*this).template get<Ts...>());
+    } else {
+      return std::move(*this).template get<Ts...>();
+    }
+  }
+
+  void reset() noexcept {
+    if (ops_ != nullptr) {
+      ops_->destroy(buffer_);
+      ops_ = nullptr;
+    }
+  }
+
+ private:
+  template <class T>
+  T& checked() {
+    if (!holds<T>()) detail::throw_bad_value_access(ops_ ? &ops_->type : nullptr, typeid(T));
+    if constexpr (detail::value_fits_inline<T>) {
+      return *std::launder(reinterpret_cast<T*>(buffer_));
+    } else {
+      return **reinterpret_cast<T**>(buffer_);
+    }
+  }
+
+  void take(value& other) noexcept {
+    if (other.ops_ != nullptr) {
+      other.ops_->relocate(buffer_, other.buffer_);
+      ops_ = other.ops_;
+      other.ops_ = nullptr;
+    }
+  }
+
+  alignas(std::max_align_t) unsigned char buffer_[detail::value_buffer_size];
+  const detail::value_ops* ops_ = nullptr;
+};
+
+}  // namespace greenlet

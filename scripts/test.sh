@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# test.sh: installs what is missing, builds and runs the whole test suite:
+# a normal build, then the same suite under AddressSanitizer+UBSan.
+# Usage: scripts/test.sh            (everything)
+#        GREENLET_TEST_PASSES="plain" scripts/test.sh   (choose passes: plain asan ubsan tsan)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+jobs=$(nproc)
+passes=${GREENLET_TEST_PASSES:-"plain asan"}
+failed=()
+for pass in $passes; do
+  case $pass in
+    plain) sanitize="" ;;
+    asan)  sanitize="address" ;;
+    ubsan) sanitize="undefined" ;;
+    tsan)  sanitize="thread" ;;
+    *) echo "unknown pass '$pass' (plain asan ubsan tsan)" >&2; exit 2 ;;
+  esac
+  dir=build/test-$pass
+  echo "==> [$pass] configure $dir"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGREENLET_SANITIZE="$sanitize" \
+        -DGREENLET_WERROR=ON -DGREENLET_BUILD_BENCHMARKS=OFF >/dev/null
+  echo "==> [$pass] build"
+  cmake --build "$dir" -j "$jobs"
+  echo "==> [$pass] test"
+  if ! ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$dir" --output-on-failure -j "$jobs"; then
+    failed+=("$pass")
+  fi
+done
+if ((${#failed[@]})); then
+  echo "==> FAILED passes: ${failed[*]}" >&2
+  exit 1
+fi
+echo "==> all test passes succeeded: $passes"

@@ -1,0 +1,142 @@
+// lifecycle.cpp: how a greenlet joins its thread and how it goes away.
+//
+// The rules, after Python's greenlet: the last handle to an unstarted or dead
+// greenlet frees it; the last handle to a suspended one kills it first
+// (GreenletExit thrown in, parent temporarily set to the killer, so control
+// comes back); the last handle to the running one defers that until it
+// switches away. A handle dropped on another thread mails the greenlet to its
+// owner, which handles it on its next getcurrent() or greenlet creation, or
+// at thread exit; the foreign thread never touches the stack.
+#include <string>
+
+#include "fiber/thread_state.hpp"
+
+namespace greenlet::detail {
+
+void adopt_new(greenlet_impl* self, greenlet_impl* parent, const stack_options& stack) {
+  thread_state& ts = state();
+  if (ts.has_mail.load(std::memory_order_acquire)) ts.process_mail();
+  if (parent == nullptr) {
+    parent = ts.current;
+  } else if (parent->owner.load(std::memory_order_relaxed) != &ts) {
+    self->ops->dispose(self);
+    throw ::greenlet::error(errc::wrong_thread,
+                            "parent cannot be on a different thread: make the greenlet on the "
+                            "parent's thread");
+  }
+  retain(parent);
+  self->parent = parent;
+  self->stack_opts = stack;
+  self->owner.store(&ts, std::memory_order_relaxed);
+  self->id = (ts.thread_index << 40) | ts.next_id++;
+  ts.link(self);
+}
+
+void dispose(thread_state* ts, greenlet_impl* g) noexcept {
+  if (ts != nullptr && g->owner.load(std::memory_order_relaxed) == ts) ts->unlink(g);
+  greenlet_impl* parent = g->parent;
+  g->parent = nullptr;
+  g->ops->dispose(g);
+  if (parent != nullptr) release(parent);
+}
+
+void kill(thread_state& ts, greenlet_impl* g) noexcept {
+  // Python sets the parent to the killer so the GreenletExit (or whatever
+  // the victim does instead) comes back here, then restores it.
+  greenlet_impl* old_parent = g->parent;
+  greenlet_impl* killer = ts.current;
+  retain(killer);
+  g->parent = killer;
+  try {
+    switch_to(ts, g, value(), std::make_exception_ptr(GreenletExit()));
+  } catch (...) {
+    report_unraisable(std::current_exception(),
+                      "killing greenlet #" + std::to_string(g->id) + " with GreenletExit");
+  }
+  g->parent = old_parent;
+  release(killer);
+}
+
+void on_unreachable(thread_state& ts, greenlet_impl* g) noexcept {
+  if (g->state != run_state::active) {
+    if (g->refs.load(std::memory_order_acquire) == 0) dispose(&ts, g);
+    return;
+  }
+  if (g->is_main || g->being_killed) return;  // main: freed at thread exit
+  if (g == ts.current) {
+    g->orphaned = true;  // killed once it switches away
+    return;
+  }
+  // Hold a reference of our own while it dies, so that the handles its
+  // unwinding drops do not bring us back here.
+  g->being_killed = true;
+  retain(g);
+  kill(ts, g);
+  g->being_killed = false;
+  const long left = g->refs.fetch_sub(1, std::memory_order_acq_rel) - 1;
+  if (g->state == run_state::dead) {
+    release_stack(ts, g);
+    if (left == 0) dispose(&ts, g);
+  } else if (left == g->stack_refs) {
+    report_unraisable(nullptr, "greenlet #" + std::to_string(g->id) +
+                                   " caught GreenletExit and switched away instead of finishing; "
+                                   "it can no longer be reached and its stack is leaked");
+  }
+}
+
+void release_here(thread_state& ts, greenlet_impl* g) noexcept {
+  const long left = g->refs.fetch_sub(1, std::memory_order_acq_rel) - 1;
+  if (left == g->stack_refs) [[unlikely]] {
+    on_unreachable(ts, g);
+  }
+}
+
+void release(greenlet_impl* g) noexcept {
+  thread_state* ts = tls_state;
+  thread_state* owner = g->owner.load(std::memory_order_relaxed);
+  if (owner == ts && ts != nullptr) {
+    release_here(*ts, g);
+    return;
+  }
+  if (owner != nullptr) {
+    // Another thread's greenlet: hand this reference to its owner, which
+    // drops it on its own thread, where killing it is safe.
+    std::lock_guard<std::mutex> lock(foreign_release_mutex());
+    owner = g->owner.load(std::memory_order_relaxed);
+    if (owner != nullptr) {
+      try {
+        owner->mail.push_back(g);
+        owner->has_mail.store(true, std::memory_order_release);
+      } catch (...) {
+        report_unraisable(std::current_exception(), "mailing a greenlet to its thread");
+      }
+      return;
+    }
+  }
+  // Its thread has exited, after finishing every greenlet it could: nothing
+  // of this one runs anymore, so any thread may free it.
+  if (g->refs.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+      (g->state != run_state::active || g->is_main)) {
+    dispose(nullptr, g);
+  }
+}
+
+namespace {
+
+bool on_own_stack(const greenlet_impl* g, const void* where) noexcept {
+  thread_state* ts = tls_state;
+  return ts != nullptr && g->owner.load(std::memory_order_relaxed) == ts && where >= g->stack_limit &&
+         where < g->stack_base;
+}
+
+}  // namespace
+
+void place(greenlet_impl* g, const void* where) noexcept {
+  if (on_own_stack(g, where)) ++g->stack_refs;
+}
+
+void unplace(greenlet_impl* g, const void* where) noexcept {
+  if (on_own_stack(g, where)) --g->stack_refs;
+}
+
+}  // namespace greenlet::detail

@@ -1,0 +1,139 @@
+#include "fiber/thread_state.hpp"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fiber/sanitizers.hpp"
+
+namespace greenlet::detail {
+
+exception_state* runtime_exception_state() noexcept;  // switch.cpp
+
+thread_local thread_state* tls_state __attribute__((tls_model("initial-exec"))) = nullptr;
+
+namespace {
+
+struct main_greenlet final : greenlet_impl {
+  static value invoke(greenlet_impl*, value&&) { return value(); }
+  static void clear(greenlet_impl*) noexcept {}
+  static void dispose(greenlet_impl* self) noexcept { delete static_cast<main_greenlet*>(self); }
+  static constexpr run_ops table{&invoke, &clear, &dispose};
+};
+
+std::atomic<std::uint64_t> next_thread_index{1};
+
+// Owns the thread state so that it is destroyed at thread exit.
+thread_local std::unique_ptr<thread_state> owned_state;
+
+}  // namespace
+
+std::mutex& foreign_release_mutex() noexcept {
+  static std::mutex mutex;
+  return mutex;
+}
+
+thread_state& make_thread_state() {
+  owned_state = std::make_unique<thread_state>();
+  tls_state = owned_state.get();
+  install_overflow_reporter(*tls_state);
+  return *tls_state;
+}
+
+thread_state::thread_state() {
+  cxa_globals = runtime_exception_state();
+  thread_index = next_thread_index.fetch_add(1, std::memory_order_relaxed);
+  auto* m = new main_greenlet();
+  m->ops = &main_greenlet::table;
+  m->is_main = true;
+  m->state = run_state::active;
+  m->owner.store(this, std::memory_order_relaxed);
+  m->id = thread_index << 40;
+  sanitizers::on_main(m);
+  main = m;  // this reference is the thread state's own
+  current = m;
+}
+
+void thread_state::link(greenlet_impl* g) noexcept {
+  g->registry_prev = nullptr;
+  g->registry_next = registry_head;
+  if (registry_head != nullptr) registry_head->registry_prev = g;
+  registry_head = g;
+  ++live;
+}
+
+void thread_state::unlink(greenlet_impl* g) noexcept {
+  if (g->registry_prev != nullptr) {
+    g->registry_prev->registry_next = g->registry_next;
+  } else if (registry_head == g) {
+    registry_head = g->registry_next;
+  } else {
+    return;  // not linked
+  }
+  if (g->registry_next != nullptr) g->registry_next->registry_prev = g->registry_prev;
+  g->registry_prev = g->registry_next = nullptr;
+  --live;
+}
+
+void thread_state::process_mail() noexcept {
+  std::vector<greenlet_impl*> items;
+  {
+    std::lock_guard<std::mutex> lock(foreign_release_mutex());
+    items.swap(mail);
+    has_mail.store(false, std::memory_order_relaxed);
+  }
+  for (greenlet_impl* g : items) release_here(*this, g);
+}
+
+thread_state::~thread_state() {
+  exiting = true;
+  process_mail();
+
+  // Kill what is still suspended, so destructors on those stacks run here,
+  // on their own thread. Killing may start new greenlets; a few rounds
+  // settle that, and what still refuses to die is reported and leaked.
+  for (int round = 0; round < 8; ++round) {
+    std::vector<greenlet_impl*> victims;
+    for (greenlet_impl* g = registry_head; g != nullptr; g = g->registry_next) {
+      if (g->state == run_state::active) {
+        retain(g);
+        victims.push_back(g);
+      }
+    }
+    if (victims.empty()) break;
+    for (greenlet_impl* g : victims) {
+      if (g->state == run_state::active) kill(*this, g);
+      release(g);
+    }
+    process_mail();
+  }
+
+  std::vector<greenlet_impl*> late_mail;
+  {
+    std::lock_guard<std::mutex> lock(foreign_release_mutex());
+    for (greenlet_impl* g = registry_head; g != nullptr;) {
+      greenlet_impl* next = g->registry_next;
+      if (g->state == run_state::active) {
+        report_unraisable(nullptr, "greenlet #" + std::to_string(g->id) +
+                                       " was still suspended when its thread exited; its stack is leaked");
+      }
+      g->owner.store(nullptr, std::memory_order_relaxed);
+      g->registry_prev = g->registry_next = nullptr;
+      g = next;
+    }
+    registry_head = nullptr;
+    live = 0;
+    main->state = run_state::dead;
+    main->owner.store(nullptr, std::memory_order_relaxed);
+    late_mail.swap(mail);
+  }
+  for (greenlet_impl* g : late_mail) release(g);
+  greenlet_impl* m = main;
+  main = current = nullptr;
+  release(m);
+  remove_overflow_reporter(*this);
+  tls_state = nullptr;
+}
+
+}  // namespace greenlet::detail

@@ -1,0 +1,93 @@
+// thread_state.hpp: what each thread keeps for its greenlets.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <vector>
+
+#include "fiber/stack_pool.hpp"
+#include "greenlet/detail/greenlet_impl.hpp"
+#include "greenlet/fiber/greenlet.hpp"
+
+namespace greenlet::detail {
+
+// thread_state is made on a thread's first use of greenlets and destroyed at
+// thread exit, when it kills the thread's unfinished greenlets so their
+// destructors run on the thread that owns their stacks.
+struct thread_state {
+  thread_state();
+  ~thread_state();
+  thread_state(const thread_state&) = delete;
+  thread_state& operator=(const thread_state&) = delete;
+
+  // The switch path reads these.
+  greenlet_impl* current = nullptr;
+  exception_state* cxa_globals = nullptr;  // the C++ runtime's, for this thread
+  bool tracing = false;                    // trace is set: one branch per switch
+  value transfer_value;                    // what the switch carries
+  std::exception_ptr transfer_error;       // or the exception it raises
+
+  greenlet_impl* main = nullptr;
+  trace_function trace;
+  stack_pool stacks;
+
+  // Registry of this thread's greenlets (main excluded), touched only by
+  // this thread. Greenlets released on other threads arrive in `mail`.
+  greenlet_impl* registry_head = nullptr;
+  std::size_t live = 0;
+  std::uint64_t thread_index = 0;
+  std::uint64_t next_id = 1;
+
+  // References dropped on other threads, for this thread to release.
+  std::vector<greenlet_impl*> mail;  // guarded by foreign_release_mutex()
+  std::atomic<bool> has_mail{false};
+
+  void* signal_stack = nullptr;
+  bool exiting = false;
+
+  void link(greenlet_impl* g) noexcept;
+  void unlink(greenlet_impl* g) noexcept;
+  void process_mail() noexcept;
+};
+
+// Serializes releases from foreign threads with thread exit.
+std::mutex& foreign_release_mutex() noexcept;
+
+// The running thread's state; state() makes it on first use.
+extern thread_local thread_state* tls_state __attribute__((tls_model("initial-exec")));
+thread_state& make_thread_state();
+inline thread_state& state() {
+  thread_state* ts = tls_state;
+  if (ts == nullptr) [[unlikely]] {
+    return make_thread_state();
+  }
+  return *ts;
+}
+
+// The switch machinery (switch.cpp).
+value switch_to(thread_state& ts, greenlet_impl* target, value&& args, std::exception_ptr error);
+// Called on g's own thread when only handles on g's own stack (or none)
+// are left: kills a suspended g, frees an unstarted or dead one.
+void on_unreachable(thread_state& ts, greenlet_impl* g) noexcept;
+// Drops one reference on g's own thread.
+void release_here(thread_state& ts, greenlet_impl* g) noexcept;
+// Frees a greenlet nobody refers to that is unstarted or dead.
+void dispose(thread_state* ts, greenlet_impl* g) noexcept;
+// Gives a finished greenlet's stack back to the pool.
+void release_stack(thread_state& ts, greenlet_impl* g) noexcept;
+// Kills a suspended greenlet with GreenletExit (as on its last release).
+void kill(thread_state& ts, greenlet_impl* g) noexcept;
+
+// Reports an exception that has nowhere to go (trace.cpp).
+void report_unraisable(std::exception_ptr error, const std::string& context) noexcept;
+// Calls the trace function on the target's side; false if it threw (the
+// exception is then in ts.transfer_error and tracing is off).
+void call_trace(thread_state& ts, greenlet_impl* origin, greenlet_impl* target) noexcept;
+
+// Installs the stack-overflow reporter for this thread (overflow_report.cpp).
+void install_overflow_reporter(thread_state& ts);
+void remove_overflow_reporter(thread_state& ts) noexcept;
+
+}  // namespace greenlet::detail

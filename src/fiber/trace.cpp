@@ -1,0 +1,99 @@
+// trace.cpp: settrace/gettrace and the hook for exceptions with nowhere to go.
+#include <cstdio>
+#include <mutex>
+#include <string>
+
+#include "fiber/thread_state.hpp"
+
+namespace greenlet {
+
+namespace {
+
+std::mutex& hook_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+unraisable_hook& hook() {
+  static unraisable_hook h;
+  return h;
+}
+
+}  // namespace
+
+trace_function settrace(trace_function f) {
+  detail::thread_state& ts = detail::state();
+  trace_function old = std::move(ts.trace);
+  ts.trace = std::move(f);
+  ts.tracing = static_cast<bool>(ts.trace);
+  return old;
+}
+
+trace_function gettrace() { return detail::state().trace; }
+
+unraisable_hook set_unraisable_hook(unraisable_hook h) {
+  std::lock_guard<std::mutex> lock(hook_mutex());
+  unraisable_hook old = std::move(hook());
+  hook() = std::move(h);
+  return old;
+}
+
+namespace detail {
+
+void report_unraisable(std::exception_ptr error, const std::string& context) noexcept {
+  unraisable_hook h;
+  {
+    std::lock_guard<std::mutex> lock(hook_mutex());
+    try {
+      h = hook();
+    } catch (...) {
+    }
+  }
+  if (h) {
+    try {
+      h(error, context);
+      return;
+    } catch (...) {
+      // A hook that throws falls back to the default report.
+    }
+  }
+  std::string what = "no exception";
+  if (error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what = "an exception not derived from std::exception";
+    }
+  }
+  std::fprintf(stderr, "greenlet: exception ignored in %s: %s\n", context.c_str(), what.c_str());
+}
+
+void call_trace(thread_state& ts, greenlet_impl* origin, greenlet_impl* target) noexcept {
+  // Copy the function: it may call settrace() itself.
+  trace_function f = ts.trace;
+  if (!f) return;
+  const char* event = ts.transfer_error ? "throw" : "switch";
+  // Plain reference counts, not handles: origin may be a greenlet whose last
+  // handle is gone and whose release must not run from here.
+  retain(origin);
+  retain(target);
+  greenlet o = greenlet::from_impl(origin);
+  greenlet t = greenlet::from_impl(target);
+  try {
+    f(event, o, t);
+  } catch (...) {
+    ts.trace = nullptr;
+    ts.tracing = false;
+    ts.transfer_value.reset();
+    ts.transfer_error = std::current_exception();
+  }
+  o.detach();
+  t.detach();
+  origin->refs.fetch_sub(1, std::memory_order_acq_rel);
+  target->refs.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+}  // namespace detail
+}  // namespace greenlet
