@@ -208,7 +208,7 @@ TEST_F(TestLeaks, test_untracked_memory_doesnt_increase_unfinished_thread_deallo
 // its exit, whichever comes first.
 enum class collect_by { getcurrent, new_greenlet, thread_exit };
 
-void check_issue251(collect_by how) {
+void check_issue251(collect_by how, bool explicit_reference_to_switch = false) {
   ASSERT_EQ(Tracked::extant, 0);
   std::binary_semaphore running{0};
   std::binary_semaphore dropped{0};
@@ -222,7 +222,12 @@ void check_issue251(collect_by how) {
     greenlet::greenlet glet([&] {
       Tracked jd;  // "DELETING STACK OBJECT"
       try {
-        greenlet::getcurrent().parent().switch_();
+        if (explicit_reference_to_switch) {
+          greenlet::greenlet s = greenlet::getcurrent().parent();
+          s.switch_();
+        } else {
+          greenlet::getcurrent().parent().switch_();
+        }
       } catch (const greenlet::GreenletExit&) {
         killed_on = std::this_thread::get_id();
         throw;
@@ -266,6 +271,29 @@ TEST_F(TestLeaks, KillingCrossThreadOnGreenletCreation) { check_issue251(collect
 
 TEST_F(TestLeaks, test_issue251_issue252_need_to_collect_in_background) {
   check_issue251(collect_by::thread_exit);
+}
+
+// Python cannot collect a greenlet suspended while its stack holds a bound
+// `parent.switch`; a handle to its parent on its stack is no obstacle here.
+TEST_F(TestLeaks, test_issue251_issue252_explicit_reference_not_collectable) {
+  check_issue251(collect_by::thread_exit, /*explicit_reference_to_switch=*/true);
+}
+
+// test_untracked_memory_doesnt_increase: making and finishing greenlets in a
+// loop settles; after a warm-up, more rounds allocate nothing that stays.
+TEST_F(TestLeaks, test_untracked_memory_doesnt_increase) {
+  constexpr int iterations = 10000;
+  auto run_it = [] {
+    for (int i = 0; i < iterations; ++i) {
+      greenlet::greenlet([] { return 1; }).switch_();
+    }
+  };
+  run_it();
+  const long before = greenlet_test::live_allocations();
+  const std::size_t live_before = greenlet::debug::live_count();
+  for (int round = 0; round < 3; ++round) run_it();
+  EXPECT_EQ(greenlet_test::live_allocations(), before);
+  EXPECT_EQ(greenlet::debug::live_count(), live_before);
 }
 
 }  // namespace
