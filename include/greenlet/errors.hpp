@@ -20,6 +20,14 @@ enum class errc {
   stack_exhausted,      // no memory or mappings left for a fiber stack
 };
 
+}  // namespace greenlet
+
+template <>
+struct std::is_error_code_enum<greenlet::errc> : std::true_type {};
+
+namespace greenlet {
+
+
 // category() is the std::error_category of errc.
 const std::error_category& category() noexcept;
 
@@ -31,7 +39,15 @@ inline std::error_code make_error_code(errc e) noexcept {
 // switch into another thread's greenlet. The message says how to fix it.
 class error : public std::system_error {
  public:
-  error(errc code, const std::string& what) : std::system_error(make_error_code(code), what) {}
+  error(errc code, const std::string& what) : error(make_error_code(code), what) {}
+  // what() is the message alone (std::system_error would append the code's).
+  const char* what() const noexcept override { return what_.c_str(); }
+
+ protected:
+  error(std::error_code code, const std::string& what) : std::system_error(code, what), what_(what) {}
+
+ private:
+  std::string what_;
 };
 
 // bad_value_access is thrown by value::get<T>() when the value holds another
@@ -50,12 +66,14 @@ class bad_value_access : public error {
 // a switch must not swallow a kill.
 class GreenletExit : public std::system_error {
  public:
-  GreenletExit() : std::system_error(make_error_code(errc::greenlet_exit), "GreenletExit") {}
+  GreenletExit() : GreenletExit("GreenletExit") {}
   explicit GreenletExit(const std::string& what)
-      : std::system_error(make_error_code(errc::greenlet_exit), what) {}
+      : std::system_error(make_error_code(errc::greenlet_exit), what), what_(what) {}
+  const char* what() const noexcept override { return what_.c_str(); }
+
+ private:
+  std::string what_;
 };
 
 }  // namespace greenlet
 
-template <>
-struct std::is_error_code_enum<greenlet::errc> : std::true_type {};

@@ -1,0 +1,88 @@
+// asyncio/errors.hpp: the event loop's exception types, named as asyncio's.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "greenlet/errors.hpp"
+
+namespace greenlet::asyncio {
+
+// asyncio_errc names the event loop's error conditions, in asyncio::category().
+enum class asyncio_errc {
+  cancelled = 1,
+  timeout,
+  invalid_state,
+  no_running_loop,
+  loop_running,
+  loop_closed,
+  wrong_loop,
+  deadlock,
+  not_in_task,
+  stranded_task,
+};
+
+}  // namespace greenlet::asyncio
+
+template <>
+struct std::is_error_code_enum<greenlet::asyncio::asyncio_errc> : std::true_type {};
+
+namespace greenlet::asyncio {
+
+
+const std::error_category& category() noexcept;
+
+inline std::error_code make_error_code(asyncio_errc e) noexcept {
+  return {static_cast<int>(e), category()};
+}
+
+// CancelledError is raised in a task at the await where it is cancelled, and
+// by result() of a cancelled future. A task may catch it; one that lets it
+// escape ends cancelled. Not a greenlet::error, so that catching misuse
+// errors does not swallow cancellation (as asyncio made it a BaseException).
+class CancelledError : public std::system_error {
+ public:
+  explicit CancelledError(const std::string& message = "")
+      : std::system_error(make_error_code(asyncio_errc::cancelled), message), message_(message) {}
+  // message() is the argument given to cancel(), empty if none.
+  const std::string& message() const noexcept { return message_; }
+  const char* what() const noexcept override { return message_.empty() ? "CancelledError" : message_.c_str(); }
+
+ private:
+  std::string message_;
+};
+
+// TimeoutError is raised by wait_for() and asyncio::timeout scopes.
+class TimeoutError : public std::system_error {
+ public:
+  explicit TimeoutError(const std::string& what = "timed out")
+      : std::system_error(make_error_code(asyncio_errc::timeout), what), what_(what) {}
+  const char* what() const noexcept override { return what_.c_str(); }
+
+ private:
+  std::string what_;
+};
+
+// InvalidStateError is raised by set_result() on a done future and by
+// result() on a pending one.
+class InvalidStateError : public ::greenlet::error {
+ public:
+  explicit InvalidStateError(const std::string& what)
+      : ::greenlet::error(make_error_code(asyncio_errc::invalid_state), what) {}
+};
+
+// RuntimeError is asyncio's misuse report: no running loop, a loop run
+// inside itself, a future of another loop, a deadlock.
+class RuntimeError : public ::greenlet::error {
+ public:
+  RuntimeError(asyncio_errc code, const std::string& what)
+      : ::greenlet::error(make_error_code(code), what), code_(code) {}
+  asyncio_errc condition() const noexcept { return code_; }
+
+ private:
+  asyncio_errc code_;
+};
+
+}  // namespace greenlet::asyncio
+

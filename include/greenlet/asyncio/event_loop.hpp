@@ -1,0 +1,152 @@
+// asyncio/event_loop.hpp: event_loop, Handle, and the loop accessors.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "greenlet/asyncio/future.hpp"
+#include "greenlet/detail/loop_core.hpp"
+#include "greenlet/detail/task_state.hpp"
+
+namespace greenlet::asyncio {
+
+template <class T>
+class Task;
+
+// Handle is what call_soon/call_later/call_at return: cancel() keeps the
+// callback from running. A loop-thread object, like the loop.
+class Handle {
+ public:
+  Handle() noexcept = default;
+  explicit Handle(detail::callback_node* adopted) noexcept : node_(adopted) {}
+  Handle(const Handle& other) noexcept : node_(other.node_) {
+    if (node_ != nullptr) detail::retain(node_);
+  }
+  Handle& operator=(Handle other) noexcept {
+    std::swap(node_, other.node_);
+    return *this;
+  }
+  ~Handle() {
+    if (node_ != nullptr) detail::release(node_);
+  }
+  // cancel() keeps the callback from running, if it has not yet.
+  void cancel() noexcept {
+    if (node_ != nullptr) node_->loop->cancel_node(node_);
+  }
+  bool cancelled() const noexcept { return node_ != nullptr && node_->cancelled; }
+  // when() is a timer's deadline on the loop's clock.
+  double when() const noexcept { return node_ != nullptr ? node_->when : 0; }
+
+ private:
+  detail::callback_node* node_ = nullptr;
+};
+using TimerHandle = Handle;
+
+// exception_context is what the exception handler receives.
+using detail::exception_context;
+
+// event_loop is asyncio's event loop: a ready queue run FIFO, timers run in
+// deadline order (ties in scheduling order), and an epoll wait that sleeps
+// until the next timer, I/O event or call_soon_threadsafe(). Tasks are
+// greenlets it switches into; any function running in a task may await.
+//
+// Thread rules: a loop is used from one thread; only call_soon_threadsafe()
+// may be called from others.
+class event_loop {
+ public:
+  struct options {
+    // virtual_time: instead of sleeping until the next timer, the clock
+    // jumps to it. For tests: timeouts run instantly and deterministically.
+    bool virtual_time = false;
+  };
+
+  event_loop() : event_loop(options{}) {}
+  explicit event_loop(options opts);
+  ~event_loop();
+  event_loop(const event_loop&) = delete;
+  event_loop& operator=(const event_loop&) = delete;
+
+  // call_soon(fn) runs fn on a later iteration, after callbacks already
+  // scheduled. call_later(delay, fn) and call_at(when, fn) run it at a time
+  // on this loop's clock (time()). Exceptions fn throws go to the exception
+  // handler; they never stop the loop.
+  Handle call_soon(std::function<void()> fn);
+  Handle call_later(double delay, std::function<void()> fn);
+  Handle call_at(double when, std::function<void()> fn);
+  // call_soon_threadsafe(fn) is call_soon() from any thread; it wakes a
+  // sleeping loop.
+  void call_soon_threadsafe(std::function<void()> fn);
+
+  // time() is the loop's monotonic clock, in seconds.
+  double time() const { return core_->time(); }
+
+  // run_forever() runs until stop(). RuntimeError if already running or
+  // if another loop runs on this thread.
+  void run_forever();
+  // run_until_complete(x) runs until x is done and returns its result. x is
+  // a Future, a Task, or a function (run as a task). RuntimeError when it
+  // can never complete: nothing ready, no timer, no I/O, no outside work.
+  template <class X>
+  decltype(auto) run_until_complete(X&& x);
+  void stop() noexcept { core_->stop(); }
+  bool is_running() const noexcept { return core_->running; }
+  bool is_closed() const noexcept { return core_->closed; }
+  // close() ends the loop: pending callbacks are dropped and unfinished
+  // tasks are killed (their stacks unwind). RuntimeError while running.
+  void close();
+
+  // create_future<T>() makes a pending future of this loop.
+  template <class T = void>
+  Future<T> create_future() {
+    core_->check_open();
+    return Future<T>(new detail::future_value<T>(core_.get()));
+  }
+  // create_task(fn, name) runs fn() in a new task, starting on a later
+  // iteration. The task is named "Task-N" unless given a name.
+  template <class F>
+  auto create_task(F&& fn, std::string name = {});
+
+  // The exception handler sees exceptions from callbacks, tasks whose
+  // exception was never retrieved, and other errors with nowhere to go.
+  void set_exception_handler(detail::exception_handler handler) { core_->handler = std::move(handler); }
+  void call_exception_handler(const exception_context& context) { core_->report(context); }
+  static void default_exception_handler(const exception_context& context);
+
+  // external_work_guard keeps deadlock detection off while another thread
+  // may still call call_soon_threadsafe() (executors take one per job).
+  class external_work_guard {
+   public:
+    explicit external_work_guard(event_loop& loop) : core_(loop.core_.get()) {
+      core_->external_work.fetch_add(1);
+    }
+    ~external_work_guard() { core_->external_work.fetch_sub(1); }
+    external_work_guard(const external_work_guard&) = delete;
+    external_work_guard& operator=(const external_work_guard&) = delete;
+
+   private:
+    detail::loop_core* core_;
+  };
+
+  detail::loop_core* core() const noexcept { return core_.get(); }
+
+ private:
+  struct core_release {
+    void operator()(detail::loop_core* core) const noexcept { detail::release(core); }
+  };
+  std::unique_ptr<detail::loop_core, core_release> core_;
+};
+
+// new_event_loop() makes a loop; set_event_loop() makes it this thread's
+// current one for get_event_loop().
+std::shared_ptr<event_loop> new_event_loop(event_loop::options opts = {});
+void set_event_loop(std::shared_ptr<event_loop> loop);
+// get_running_loop() is the loop running on this thread; RuntimeError if none.
+event_loop& get_running_loop();
+// get_event_loop() is the running loop, else this thread's current loop
+// (made on first use).
+event_loop& get_event_loop();
+
+}  // namespace greenlet::asyncio

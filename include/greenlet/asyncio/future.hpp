@@ -1,0 +1,96 @@
+// asyncio/future.hpp: Future<T>, asyncio.Future for one event loop.
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "greenlet/asyncio/errors.hpp"
+#include "greenlet/detail/future_state.hpp"
+
+namespace greenlet::asyncio {
+
+class event_loop;
+
+// Future<T> is a handle to an asyncio-style future: a result (or exception,
+// or cancellation) that arrives later on its loop. Copies share the future.
+// Futures belong to their loop's thread and are not thread-safe; hand
+// results across threads with call_soon_threadsafe().
+template <class T = void>
+class Future {
+ public:
+  using value_type = T;
+
+  // An empty handle; most calls on it are undefined. Get futures from
+  // event_loop::create_future() or create_task().
+  Future() noexcept = default;
+  // Internal: adopts one reference.
+  explicit Future(detail::future_value<T>* adopted) noexcept : state_(adopted) {}
+  Future(const Future& other) noexcept : state_(other.state_) {
+    if (state_ != nullptr) detail::retain(state_);
+  }
+  Future(Future&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  Future& operator=(Future other) noexcept {
+    std::swap(state_, other.state_);
+    return *this;
+  }
+  ~Future() {
+    if (state_ != nullptr) detail::release(state_);
+  }
+
+  // done() is true once finished or cancelled; cancelled() only for the latter.
+  bool done() const noexcept { return state_->done(); }
+  bool cancelled() const noexcept { return state_->cancelled(); }
+
+  // cancel(msg) cancels a pending future and schedules its callbacks;
+  // returns false if it was already done.
+  bool cancel(const std::string& message = "") { return state_->cancel(message); }
+
+  // result() is the result; rethrows the future's exception, throws
+  // CancelledError if cancelled and InvalidStateError if still pending.
+  decltype(auto) result() { return state_->result(); }
+
+  // exception() is the stored exception (null if it finished normally);
+  // throws CancelledError if cancelled, InvalidStateError if pending.
+  std::exception_ptr exception() { return state_->exception(); }
+
+  // set_result(v) finishes the future; InvalidStateError if already done.
+  template <class... U>
+  void set_result(U&&... value) {
+    state_->set_result(std::forward<U>(value)...);
+  }
+  // set_exception(e) finishes it with an exception.
+  void set_exception(std::exception_ptr error) { state_->set_exception(std::move(error)); }
+  template <class E, class = std::enable_if_t<!std::is_same_v<std::decay_t<E>, std::exception_ptr>>>
+  void set_exception(E&& error) {
+    state_->set_exception(std::make_exception_ptr(std::forward<E>(error)));
+  }
+
+  // add_done_callback(fn) schedules fn(future) with call_soon once the
+  // future is done (at once, through call_soon, if it already is). Returns
+  // an id for remove_done_callback().
+  std::uint64_t add_done_callback(std::function<void(Future&)> fn) {
+    return state_->add_done_callback([fn = std::move(fn)](detail::future_state& s) {
+      detail::retain(&s);
+      Future f(static_cast<detail::future_value<T>*>(&s));
+      fn(f);
+    });
+  }
+  // remove_done_callback(id) unschedules it; returns how many were removed.
+  std::size_t remove_done_callback(std::uint64_t id) { return state_->remove_done_callback(id); }
+
+  // repr() is asyncio's: "<Future pending>", "<Future finished result='x'>".
+  std::string repr() const { return state_->repr(); }
+
+  bool empty() const noexcept { return state_ == nullptr; }
+  detail::future_value<T>* state() const noexcept { return state_; }
+  friend bool operator==(const Future& a, const Future& b) noexcept { return a.state_ == b.state_; }
+
+ protected:
+  detail::future_value<T>* state_ = nullptr;
+};
+
+}  // namespace greenlet::asyncio

@@ -1,0 +1,115 @@
+// asyncio/task.hpp: Task<T>, create_task(), await(), sleep().
+#pragma once
+
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/asyncio/future.hpp"
+#include "greenlet/detail/task_state.hpp"
+
+namespace greenlet::asyncio {
+
+// Task<T> is a Future<T> whose result comes from a function running in its
+// own greenlet. Copies share the task.
+template <class T = void>
+class Task : public Future<T> {
+ public:
+  Task() noexcept = default;
+  explicit Task(detail::future_value<T>* adopted) noexcept : Future<T>(adopted) {}
+
+  // get_name()/set_name() as asyncio's; the default name is "Task-N".
+  const std::string& get_name() const { return task()->name(); }
+  void set_name(std::string name) { task()->set_name(std::move(name)); }
+  // uncancel() and cancelling() count cancel() requests as asyncio does.
+  int uncancel() { return task()->uncancel(); }
+  int cancelling() const { return task()->cancelling(); }
+
+ private:
+  detail::task_state* task() const { return this->state_->as_task(); }
+};
+
+template <class F>
+auto event_loop::create_task(F&& fn, std::string name) {
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  core_->check_open();
+  auto* state = new detail::task_impl<R, std::decay_t<F>>(core_.get(), std::move(name), std::forward<F>(fn));
+  Task<R> task(state);
+  state->start(core_.get());
+  return task;
+}
+
+namespace detail {
+template <class X>
+struct is_future : std::false_type {};
+template <class T>
+struct is_future<Future<T>> : std::true_type {};
+template <class T>
+struct is_future<Task<T>> : std::true_type {};
+}  // namespace detail
+
+// create_task(fn, name) is get_running_loop().create_task(fn, name).
+template <class F>
+auto create_task(F&& fn, std::string name = {}) {
+  return get_running_loop().create_task(std::forward<F>(fn), std::move(name));
+}
+
+// ensure_future(x) returns a future as it is and wraps a function in a task
+// on get_event_loop() (so it works before the loop runs, as in the seed).
+template <class X>
+auto ensure_future(X&& x) {
+  if constexpr (detail::is_future<std::decay_t<X>>::value) {
+    return std::forward<X>(x);
+  } else {
+    return get_event_loop().create_task(std::forward<X>(x));
+  }
+}
+
+// await(f) suspends the calling task until f is done and returns its
+// result (rethrowing its exception). Callable from any depth of ordinary
+// calls inside a task: no async colouring. Throws RuntimeError outside a
+// task or for a future of another loop, CancelledError if the task is
+// cancelled meanwhile. An lvalue future gives a reference to its result; a
+// temporary one gives the result by value.
+template <class T>
+decltype(auto) await(Future<T>& f) {
+  detail::await_state(f.state());
+  return f.result();
+}
+template <class T>
+T await(Future<T>&& f) {
+  detail::await_state(f.state());
+  if constexpr (std::is_void_v<T>) {
+    f.result();
+  } else if constexpr (std::is_copy_constructible_v<T>) {
+    return f.result();
+  } else {
+    return std::move(f.result());
+  }
+}
+template <class T>
+decltype(auto) await(Task<T>& t) {
+  return await(static_cast<Future<T>&>(t));
+}
+template <class T>
+T await(Task<T>&& t) {
+  return await(static_cast<Future<T>&&>(t));
+}
+// await(fn) runs fn in a new task and awaits it, like `await coro()`.
+template <class F, class = std::enable_if_t<std::is_invocable_v<std::decay_t<F>&>>>
+auto await(F&& fn) {
+  return await(create_task(std::forward<F>(fn)));
+}
+
+// sleep(delay) suspends the calling task for delay seconds; sleep(0) yields
+// once to the other ready tasks. Throws CancelledError if cancelled.
+void sleep(double delay);
+// sleep(delay, result) returns result afterwards, as asyncio.sleep does.
+template <class T>
+T sleep(double delay, T result) {
+  sleep(delay);
+  return result;
+}
+
+}  // namespace greenlet::asyncio

@@ -1,0 +1,283 @@
+// asyncio/tasks.hpp: waiting on several futures: gather, wait, wait_for,
+// as_completed; and run(), the program's entry into the loop.
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "greenlet/asyncio/errors.hpp"
+#include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/asyncio/future.hpp"
+#include "greenlet/asyncio/task.hpp"
+
+namespace greenlet::asyncio {
+
+// return_when chooses when wait() returns, as asyncio's constants.
+enum class return_when { FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED };
+inline constexpr return_when FIRST_COMPLETED = return_when::FIRST_COMPLETED;
+inline constexpr return_when FIRST_EXCEPTION = return_when::FIRST_EXCEPTION;
+inline constexpr return_when ALL_COMPLETED = return_when::ALL_COMPLETED;
+
+// outcome<T> is one child's result in gather(return_exceptions, ...): a
+// value, or the exception it raised (CancelledError if it was cancelled).
+template <class T>
+class outcome {
+ public:
+  using stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+  explicit outcome(stored value) : data_(std::move(value)) {}
+  explicit outcome(std::exception_ptr error) : data_(std::move(error)) {}
+  bool has_value() const noexcept { return data_.index() == 0; }
+  // value() is the result; rethrows the exception if there is one.
+  stored& value() {
+    if (!has_value()) std::rethrow_exception(std::get<1>(data_));
+    return std::get<0>(data_);
+  }
+  std::exception_ptr error() const noexcept { return has_value() ? nullptr : std::get<1>(data_); }
+
+ private:
+  std::variant<stored, std::exception_ptr> data_;
+};
+
+// return_exceptions is the tag that makes gather() collect exceptions as
+// outcomes instead of raising the first.
+struct return_exceptions_t {};
+inline constexpr return_exceptions_t return_exceptions{};
+
+namespace detail {
+
+// gather_wait() waits until every child is done or, unless collecting,
+// until the first fails (its exception is then raised). If the waiting task
+// is cancelled, the unfinished children are cancelled too.
+void gather_wait(const std::vector<future_state*>& children, bool collect);
+// wait_until() waits until `when` holds or the timeout passes; it cancels
+// nothing. A negative timeout means none.
+void wait_until(const std::vector<future_state*>& children, double timeout, return_when when);
+
+void run_until_done(loop_core* loop, future_state* target);
+
+template <class X>
+auto as_future_on(event_loop& loop, X&& x) {
+  if constexpr (is_future<std::decay_t<X>>::value) {
+    return std::decay_t<X>(std::forward<X>(x));
+  } else {
+    return loop.create_task(std::forward<X>(x));
+  }
+}
+
+template <class X>
+auto as_future(X&& x) {
+  if constexpr (is_future<std::decay_t<X>>::value) {
+    return std::decay_t<X>(std::forward<X>(x));
+  } else {
+    return create_task(std::forward<X>(x));
+  }
+}
+
+template <class F>
+auto take_result(F& f) {
+  using T = typename std::decay_t<F>::value_type;
+  if constexpr (std::is_void_v<T>) {
+    f.result();
+    return std::monostate{};
+  } else if constexpr (std::is_copy_constructible_v<T>) {
+    return T(f.result());
+  } else {
+    return T(std::move(f.result()));
+  }
+}
+
+template <class F>
+auto take_outcome(F& f) {
+  using T = typename std::decay_t<F>::value_type;
+  try {
+    return outcome<T>(take_result(f));
+  } catch (...) {
+    return outcome<T>(std::current_exception());
+  }
+}
+
+}  // namespace detail
+
+// gather(a, b, ...) runs futures, tasks or functions (made into tasks)
+// concurrently and returns their results as a tuple, in argument order (void
+// results as std::monostate). The first exception is raised at once; the
+// other children keep running. Cancelling the waiting task cancels them.
+template <class... Xs>
+auto gather(Xs&&... xs) {
+  auto futures = std::make_tuple(detail::as_future(std::forward<Xs>(xs))...);
+  std::apply([](auto&... f) { detail::gather_wait({f.state()...}, false); }, futures);
+  return std::apply([](auto&... f) { return std::make_tuple(detail::take_result(f)...); }, futures);
+}
+// gather(return_exceptions, a, b, ...) waits for all and returns an outcome
+// per child: its value or its exception.
+template <class... Xs>
+auto gather(return_exceptions_t, Xs&&... xs) {
+  auto futures = std::make_tuple(detail::as_future(std::forward<Xs>(xs))...);
+  std::apply([](auto&... f) { detail::gather_wait({f.state()...}, true); }, futures);
+  return std::apply([](auto&... f) { return std::make_tuple(detail::take_outcome(f)...); }, futures);
+}
+// gather(futures) is gather over a vector, returning a vector of results.
+template <class F>
+auto gather(const std::vector<F>& futures) {
+  std::vector<detail::future_state*> states;
+  for (const F& f : futures) states.push_back(f.state());
+  detail::gather_wait(states, false);
+  std::vector<decltype(detail::take_result(std::declval<F&>()))> results;
+  for (F f : futures) results.push_back(detail::take_result(f));
+  return results;
+}
+template <class F>
+auto gather(return_exceptions_t, const std::vector<F>& futures) {
+  std::vector<detail::future_state*> states;
+  for (const F& f : futures) states.push_back(f.state());
+  detail::gather_wait(states, true);
+  std::vector<decltype(detail::take_outcome(std::declval<F&>()))> results;
+  for (F f : futures) results.push_back(detail::take_outcome(f));
+  return results;
+}
+
+// wait_result holds wait()'s (done, pending), each in the input order.
+template <class F>
+struct wait_result {
+  std::vector<F> done;
+  std::vector<F> pending;
+};
+
+// wait(fs, timeout, when) waits for the futures until `when` holds or the
+// timeout (seconds; none if empty) passes, and returns (done, pending). It
+// cancels nothing, as asyncio.wait.
+template <class F>
+wait_result<F> wait(const std::vector<F>& futures, std::optional<double> timeout = std::nullopt,
+                    return_when when = ALL_COMPLETED) {
+  std::vector<detail::future_state*> states;
+  for (const F& f : futures) states.push_back(f.state());
+  detail::wait_until(states, timeout ? *timeout : -1.0, when);
+  wait_result<F> result;
+  for (const F& f : futures) (f.done() ? result.done : result.pending).push_back(f);
+  return result;
+}
+
+// wait_for(x, timeout) awaits x (a future, task or function); at the
+// timeout it cancels x, waits for the cancellation to finish and raises
+// TimeoutError. If the waiting task is cancelled, x is cancelled too.
+template <class X>
+auto wait_for(X&& x, double timeout) {
+  auto f = detail::as_future(std::forward<X>(x));
+  try {
+    detail::wait_until({f.state()}, timeout, FIRST_COMPLETED);
+  } catch (const CancelledError&) {
+    f.cancel();
+    throw;
+  }
+  if (!f.done()) {
+    f.cancel();
+    detail::wait_until({f.state()}, -1.0, FIRST_COMPLETED);
+    if (f.cancelled() || !f.done()) throw TimeoutError("wait_for() timed out");
+  }
+  using T = typename decltype(f)::value_type;
+  if constexpr (std::is_void_v<T>) {
+    f.result();
+  } else {
+    return detail::take_result(f);
+  }
+}
+
+// as_completed(fs, timeout) yields the futures in the order they finish:
+// `for (auto f : as_completed(tasks)) use(await(f));`. Each step awaits;
+// TimeoutError if the timeout (seconds, for the whole run) passes first.
+template <class F>
+class as_completed {
+ public:
+  explicit as_completed(std::vector<F> futures, std::optional<double> timeout = std::nullopt)
+      : pending_(std::move(futures)) {
+    if (timeout) deadline_ = get_running_loop().time() + *timeout;
+  }
+
+  // next() awaits and returns the next future to finish.
+  F next() {
+    std::vector<detail::future_state*> states;
+    for (const F& f : pending_) states.push_back(f.state());
+    double timeout = -1;
+    if (deadline_) timeout = std::max(0.0, *deadline_ - get_running_loop().time());
+    detail::wait_until(states, timeout, FIRST_COMPLETED);
+    for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+      if (it->done()) {
+        F f = *it;
+        pending_.erase(it);
+        return f;
+      }
+    }
+    throw TimeoutError("as_completed() timed out");
+  }
+  bool empty() const noexcept { return pending_.empty(); }
+
+  class iterator {
+   public:
+    explicit iterator(as_completed* owner) : owner_(owner) { advance(); }
+    iterator() = default;
+    F operator*() const { return current_; }
+    iterator& operator++() {
+      advance();
+      return *this;
+    }
+    bool operator!=(const iterator& other) const { return owner_ != other.owner_; }
+
+   private:
+    void advance() {
+      if (owner_ == nullptr) return;
+      if (owner_->empty()) {
+        owner_ = nullptr;
+        return;
+      }
+      current_ = owner_->next();
+    }
+    as_completed* owner_ = nullptr;
+    F current_;
+  };
+  iterator begin() { return iterator(this); }
+  iterator end() { return iterator(); }
+
+ private:
+  std::vector<F> pending_;
+  std::optional<double> deadline_;
+};
+
+template <class X>
+decltype(auto) event_loop::run_until_complete(X&& x) {
+  auto f = detail::as_future_on(*this, std::forward<X>(x));
+  detail::run_until_done(core(), f.state());
+  using T = typename decltype(f)::value_type;
+  if constexpr (std::is_void_v<T>) {
+    f.result();
+  } else {
+    return detail::take_result(f);
+  }
+}
+
+namespace detail {
+// finish_run() is asyncio.run's epilogue: cancel the tasks still pending,
+// let them unwind, close the loop.
+void finish_run(event_loop& loop) noexcept;
+}  // namespace detail
+
+// run(main) is asyncio.run: a new event loop runs main (a function, run as
+// a task) to completion and returns its result; tasks still pending then
+// are cancelled and unwound, and the loop is closed.
+template <class F>
+auto run(F&& main, event_loop::options opts = {}) {
+  auto loop = new_event_loop(opts);
+  set_event_loop(loop);
+  struct epilogue {
+    event_loop& loop;
+    ~epilogue() { detail::finish_run(loop); }
+  } guard{*loop};
+  return loop->run_until_complete(std::forward<F>(main));
+}
+
+}  // namespace greenlet::asyncio

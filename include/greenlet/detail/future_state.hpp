@@ -1,0 +1,153 @@
+// future_state.hpp: the shared state behind Future<T> and Task<T>.
+// Internal; users never include it.
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <source_location>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "greenlet/asyncio/errors.hpp"
+#include "greenlet/detail/loop_core.hpp"
+
+namespace greenlet::asyncio::detail {
+
+// future_state is a single-threaded, reference-counted future: pending, then
+// finished (with a result or an exception) or cancelled. Done callbacks are
+// scheduled with call_soon, never run inline.
+class future_state {
+ public:
+  enum class status : unsigned char { pending, finished, cancelled };
+
+  explicit future_state(loop_core* loop) noexcept : loop_(loop) { retain(loop); }
+  virtual ~future_state();
+  future_state(const future_state&) = delete;
+  future_state& operator=(const future_state&) = delete;
+
+  bool done() const noexcept { return state_ != status::pending; }
+  bool cancelled() const noexcept { return state_ == status::cancelled; }
+  status state() const noexcept { return state_; }
+  // failed() is true when it finished with an exception (not cancelled);
+  // unlike exception(), it does not count as retrieving it.
+  bool failed() const noexcept { return state_ == status::finished && error_ != nullptr; }
+  loop_core* loop() const noexcept { return loop_; }
+
+  // cancel(msg) cancels a pending future; false if already done.
+  virtual bool cancel(const std::string& message = "");
+  // set_exception() finishes with an exception; InvalidStateError if done.
+  void set_exception(std::exception_ptr error);
+  // exception() is the exception (null if none); CancelledError if
+  // cancelled, InvalidStateError if pending.
+  std::exception_ptr exception();
+  // check_result() throws what result() would throw instead of returning.
+  void check_result();
+
+  // A done callback: either fast (fn, ctx) or general. Returns an id for
+  // remove_done_callback.
+  std::uint64_t add_done_callback(std::function<void(future_state&)> fn);
+  std::uint64_t add_fast_callback(void (*fn)(void* ctx, void* state), void* ctx);
+  std::size_t remove_done_callback(std::uint64_t id);
+
+  // repr() is asyncio's: <Future pending>, <Task finished name='n1' result='x'>...
+  virtual std::string repr() const;
+  virtual std::string result_repr() const { return ""; }
+  // as_task() is the task behind this future, or null for a plain future.
+  virtual task_state* as_task() noexcept { return nullptr; }
+
+  // finish_with_result() marks done after a subclass stored the result.
+  void finish_with_result();
+  void set_cancelled(const std::string& message);
+
+  long refs = 1;
+
+ protected:
+  bool is_task_ = false;
+  std::string state_name() const;
+  void schedule_callbacks();
+  [[noreturn]] void throw_invalid(const char* what) const;
+
+  status state_ = status::pending;
+  bool error_retrieved_ = true;  // false while an exception nobody saw is stored
+  std::exception_ptr error_;
+  std::string cancel_message_;
+  loop_core* loop_;
+
+ private:
+  struct done_callback {
+    std::uint64_t id;
+    void (*fast)(void*, void*);
+    void* ctx;
+    std::function<void(future_state&)> general;
+  };
+  std::vector<done_callback> callbacks_;
+  std::uint64_t next_callback_id_ = 1;
+};
+
+inline void retain(future_state* f) noexcept { ++f->refs; }
+inline void release(future_state* f) noexcept {
+  if (--f->refs == 0) delete f;
+}
+
+template <class T>
+std::string repr_value(const T& value) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    return "'" + value + "'";
+  } else if constexpr (requires(std::ostream& os, const T& v) { os << v; }) {
+    std::ostringstream out;
+    out << value;
+    return out.str();
+  } else {
+    return "<value>";
+  }
+}
+
+// future_value<T> adds the result.
+template <class T>
+class future_value : public future_state {
+ public:
+  using future_state::future_state;
+
+  template <class U>
+  void set_result(U&& value) {
+    if (done()) throw_invalid("set_result() on a future that is already done");
+    result_.emplace(std::forward<U>(value));
+    finish_with_result();
+  }
+  T& result() {
+    check_result();
+    return *result_;
+  }
+  std::string result_repr() const override {
+    return result_ ? " result=" + repr_value(*result_) : "";
+  }
+
+ private:
+  std::optional<T> result_;
+};
+
+template <>
+class future_value<void> : public future_state {
+ public:
+  using future_state::future_state;
+  void set_result() {
+    if (done()) throw_invalid("set_result() on a future that is already done");
+    finish_with_result();
+  }
+  void result() { check_result(); }
+  std::string result_repr() const override {
+    return state_ == status::finished && !error_ ? " result=None" : "";
+  }
+};
+
+// await_state() suspends the running task until f is done. Throws
+// RuntimeError outside a task or for a future of another loop, and
+// CancelledError if the task is cancelled while waiting.
+void await_state(future_state* f);
+
+}  // namespace greenlet::asyncio::detail

@@ -1,0 +1,110 @@
+// task_state.hpp: the shared state behind Task<T>: a future whose result is
+// produced by a function running in its own greenlet. Internal.
+#pragma once
+
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "greenlet/detail/future_state.hpp"
+#include "greenlet/fiber/greenlet.hpp"
+
+namespace greenlet::asyncio::detail {
+
+// task_state is the non-template part of a task: its greenlet, cancellation
+// bookkeeping and the steps the loop runs.
+class task_state {
+ public:
+  task_state(future_state* future, std::string name) : future_(future), name_(std::move(name)) {}
+  virtual ~task_state() = default;
+  task_state(const task_state&) = delete;
+  task_state& operator=(const task_state&) = delete;
+
+  future_state* future() const noexcept { return future_; }
+  const std::string& name() const noexcept { return name_; }
+  void set_name(std::string name) { name_ = std::move(name); }
+
+  // start() links the task into its loop and schedules its first step.
+  void start(loop_core* loop);
+  // cancel() follows asyncio's Task.cancel: cancels what it awaits, or
+  // raises CancelledError at its next (or first) suspension point.
+  bool cancel(const std::string& message);
+  int uncancel() noexcept { return num_cancels_requested_ > 0 ? --num_cancels_requested_ : 0; }
+  int cancelling() const noexcept { return num_cancels_requested_; }
+
+  // suspend() switches from the task's greenlet back to the loop; the caller
+  // has arranged for a wake-up. Throws CancelledError if cancelled meanwhile.
+  void suspend();
+  // Loop callbacks (fast form): run one step / wake after a future.
+  static void step_callback(void* task, void* unused);
+  static void wakeup_callback(void* task, void* future);
+
+  std::string repr() const;
+  std::string awaiting() const;  // for deadlock reports
+
+  // Set while the task waits (for cancel(), deadlock reports).
+  future_state* waiting_on = nullptr;
+  callback_node* sleep_timer = nullptr;
+  bool must_cancel = false;
+  std::string cancel_message;
+  task_state* prev = nullptr;
+  task_state* next = nullptr;
+  ::greenlet::greenlet glet;
+  loop_core* loop = nullptr;
+
+ protected:
+  // run() calls the task's function and stores its result in the future.
+  virtual void run() = 0;
+
+ private:
+  void body();
+  void step();
+
+  future_state* future_;
+  std::string name_;
+  int num_cancels_requested_ = 0;
+  bool suspended_by_await_ = false;
+};
+
+// awaiting_task() is the task running the caller; RuntimeError unless the
+// caller runs in a task's own greenlet on a running loop.
+task_state& awaiting_task();
+
+// task_impl<T, F> is a task producing T by calling F.
+template <class T, class F>
+class task_impl final : public future_value<T>, public task_state {
+ public:
+  template <class G>
+  task_impl(loop_core* loop, std::string name, G&& fn)
+      : future_value<T>(loop), task_state(this, std::move(name)), fn_(std::forward<G>(fn)) {
+    this->is_task_ = true;
+  }
+
+  bool cancel(const std::string& message) override { return task_state::cancel(message); }
+  std::string repr() const override { return task_state::repr(); }
+  task_state* as_task() noexcept override { return this; }
+
+ protected:
+  void run() override {
+    if constexpr (std::is_void_v<T>) {
+      fn_();
+      if (!settle_cancel()) this->set_result();
+    } else {
+      T value = fn_();
+      if (!settle_cancel()) this->set_result(std::move(value));
+    }
+  }
+
+ private:
+  // A cancel() that came after the last suspension point still wins, as in
+  // asyncio's Task.__step.
+  bool settle_cancel() {
+    if (!must_cancel) return false;
+    must_cancel = false;
+    this->set_cancelled(cancel_message);
+    return true;
+  }
+  F fn_;
+};
+
+}  // namespace greenlet::asyncio::detail

@@ -1,0 +1,152 @@
+// event_loop.cpp: the event_loop facade and the per-thread loop accessors.
+#include "greenlet/asyncio/event_loop.hpp"
+
+#include <cstdio>
+#include <exception>
+#include <memory>
+
+namespace greenlet::asyncio {
+
+namespace {
+
+thread_local std::shared_ptr<event_loop> current_loop;
+
+class asyncio_category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "asyncio"; }
+  std::string message(int code) const override {
+    switch (static_cast<asyncio_errc>(code)) {
+      case asyncio_errc::cancelled: return "cancelled";
+      case asyncio_errc::timeout: return "timed out";
+      case asyncio_errc::invalid_state: return "invalid state";
+      case asyncio_errc::no_running_loop: return "no running event loop";
+      case asyncio_errc::loop_running: return "event loop already running";
+      case asyncio_errc::loop_closed: return "event loop is closed";
+      case asyncio_errc::wrong_loop: return "future of another loop";
+      case asyncio_errc::deadlock: return "deadlock";
+      case asyncio_errc::not_in_task: return "not in a task";
+      case asyncio_errc::stranded_task: return "stranded task";
+    }
+    return "unknown asyncio error";
+  }
+};
+
+}  // namespace
+
+const std::error_category& category() noexcept {
+  static const asyncio_category instance;
+  return instance;
+}
+
+event_loop::event_loop(options opts) : core_(new detail::loop_core()) {
+  core_->facade = this;
+  core_->virtual_time = opts.virtual_time;
+}
+
+event_loop::~event_loop() {
+  if (!core_->closed && !core_->running) {
+    try {
+      core_->close();
+    } catch (...) {
+    }
+  }
+  core_->facade = nullptr;
+}
+
+Handle event_loop::call_soon(std::function<void()> fn) {
+  detail::callback_node* n = core_->call_soon(std::move(fn));
+  detail::retain(n);
+  return Handle(n);
+}
+
+Handle event_loop::call_later(double delay, std::function<void()> fn) {
+  return call_at(time() + delay, std::move(fn));
+}
+
+Handle event_loop::call_at(double when, std::function<void()> fn) {
+  detail::callback_node* n = core_->call_at(when, std::move(fn));
+  detail::retain(n);
+  return Handle(n);
+}
+
+void event_loop::call_soon_threadsafe(std::function<void()> fn) { core_->call_soon_threadsafe(std::move(fn)); }
+
+void event_loop::run_forever() { core_->run_forever(); }
+
+void event_loop::close() { core_->close(); }
+
+void event_loop::default_exception_handler(const exception_context& context) {
+  std::string line = "asyncio: " + context.message;
+  if (!context.source.empty()) line += "\n  in " + context.source;
+  if (context.exception) {
+    try {
+      std::rethrow_exception(context.exception);
+    } catch (const std::exception& e) {
+      line += "\n  exception: " + std::string(e.what());
+    } catch (...) {
+      line += "\n  exception: (not a std::exception)";
+    }
+  }
+  std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+std::shared_ptr<event_loop> new_event_loop(event_loop::options opts) {
+  return std::make_shared<event_loop>(opts);
+}
+
+void set_event_loop(std::shared_ptr<event_loop> loop) { current_loop = std::move(loop); }
+
+event_loop& get_running_loop() {
+  detail::loop_core& core = detail::require_running_loop();
+  if (core.facade == nullptr) {
+    throw RuntimeError(asyncio_errc::no_running_loop, "the running event loop is being destroyed");
+  }
+  return *core.facade;
+}
+
+event_loop& get_event_loop() {
+  if (detail::loop_core* core = detail::running_loop(); core != nullptr && core->facade != nullptr) {
+    return *core->facade;
+  }
+  if (!current_loop || current_loop->is_closed()) current_loop = new_event_loop();
+  return *current_loop;
+}
+
+namespace detail {
+
+void run_until_done(loop_core* core, future_state* target) {
+  if (core->running) {
+    throw RuntimeError(asyncio_errc::loop_running,
+                       "This event loop is already running: a task cannot run its own loop; await "
+                       "instead");
+  }
+  if (!target->done()) {
+    retain(target);
+    const std::uint64_t id = target->add_fast_callback(
+        [](void* loop, void* future) {
+          release(static_cast<future_state*>(future));
+          static_cast<loop_core*>(loop)->stop();
+        },
+        core);
+    struct restore {
+      loop_core* core;
+      future_state* target;
+      std::uint64_t id;
+      future_state* previous;
+      ~restore() {
+        target->remove_done_callback(id);
+        core->target = previous;
+        release(target);
+      }
+    } guard{core, target, id, core->target};
+    core->target = target;
+    core->run_forever();
+  }
+  if (!target->done()) {
+    throw RuntimeError(asyncio_errc::invalid_state, "Event loop stopped before Future completed.");
+  }
+}
+
+}  // namespace detail
+
+}  // namespace greenlet::asyncio

@@ -1,0 +1,152 @@
+// future_state.cpp: asyncio.Future's behaviour, shared by futures and tasks.
+#include "greenlet/detail/future_state.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "greenlet/detail/task_state.hpp"
+
+namespace greenlet::asyncio::detail {
+
+namespace {
+
+// Holds a reference to a future inside a std::function.
+struct future_ref {
+  future_state* p;
+  explicit future_ref(future_state* f) noexcept : p(f) { retain(p); }
+  future_ref(const future_ref& o) noexcept : p(o.p) { retain(p); }
+  future_ref& operator=(const future_ref&) = delete;
+  ~future_ref() { release(p); }
+};
+
+void release_future(void*, void* future) { release(static_cast<future_state*>(future)); }
+
+std::string describe(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+}  // namespace
+
+future_state::~future_state() {
+  if (error_ && !error_retrieved_) {
+    exception_context context;
+    context.message = is_task_ ? "Task exception was never retrieved" : "Future exception was never retrieved";
+    context.exception = error_;
+    loop_->report(context);
+  }
+  release(loop_);
+}
+
+void future_state::throw_invalid(const char* what) const { throw InvalidStateError(what); }
+
+bool future_state::cancel(const std::string& message) {
+  if (done()) return false;
+  set_cancelled(message);
+  return true;
+}
+
+void future_state::set_cancelled(const std::string& message) {
+  if (done()) return;
+  state_ = status::cancelled;
+  cancel_message_ = message;
+  schedule_callbacks();
+}
+
+void future_state::set_exception(std::exception_ptr error) {
+  if (done()) throw_invalid("set_exception() on a future that is already done");
+  if (!error) throw InvalidStateError("set_exception() needs an exception");
+  error_ = std::move(error);
+  error_retrieved_ = false;
+  state_ = status::finished;
+  schedule_callbacks();
+}
+
+void future_state::finish_with_result() {
+  state_ = status::finished;
+  schedule_callbacks();
+}
+
+std::exception_ptr future_state::exception() {
+  if (state_ == status::pending) throw_invalid("Exception is not set: the future is still pending");
+  if (state_ == status::cancelled) throw CancelledError(cancel_message_);
+  error_retrieved_ = true;
+  return error_;
+}
+
+void future_state::check_result() {
+  if (state_ == status::pending) throw_invalid("Result is not set: the future is still pending; await it first");
+  if (state_ == status::cancelled) throw CancelledError(cancel_message_);
+  if (error_) {
+    error_retrieved_ = true;
+    std::rethrow_exception(error_);
+  }
+}
+
+std::uint64_t future_state::add_done_callback(std::function<void(future_state&)> fn) {
+  const std::uint64_t id = next_callback_id_++;
+  if (done()) {
+    loop_->call_soon([ref = future_ref(this), fn = std::move(fn)] { fn(*ref.p); });
+  } else {
+    callbacks_.push_back({id, nullptr, nullptr, std::move(fn)});
+  }
+  return id;
+}
+
+std::uint64_t future_state::add_fast_callback(void (*fn)(void*, void*), void* ctx) {
+  const std::uint64_t id = next_callback_id_++;
+  if (done()) {
+    retain(this);
+    loop_->call_soon_fast(fn, ctx, this, &release_future);
+  } else {
+    callbacks_.push_back({id, fn, ctx, {}});
+  }
+  return id;
+}
+
+std::size_t future_state::remove_done_callback(std::uint64_t id) {
+  auto it = std::remove_if(callbacks_.begin(), callbacks_.end(),
+                           [id](const done_callback& c) { return c.id == id; });
+  const auto removed = static_cast<std::size_t>(callbacks_.end() - it);
+  callbacks_.erase(it, callbacks_.end());
+  return removed;
+}
+
+void future_state::schedule_callbacks() {
+  std::vector<done_callback> ready;
+  ready.swap(callbacks_);
+  // A closed loop runs nothing more: the callbacks are dropped.
+  if (loop_->closed) return;
+  for (done_callback& c : ready) {
+    if (c.fast != nullptr) {
+      retain(this);
+      loop_->call_soon_fast(c.fast, c.ctx, this, &release_future);
+    } else {
+      loop_->call_soon([ref = future_ref(this), fn = std::move(c.general)] { fn(*ref.p); });
+    }
+  }
+}
+
+std::string future_state::state_name() const {
+  switch (state_) {
+    case status::pending: return "pending";
+    case status::finished: return "finished";
+    case status::cancelled: return "cancelled";
+  }
+  return "?";
+}
+
+std::string future_state::repr() const {
+  std::string out = "<Future " + state_name();
+  if (state_ == status::finished) {
+    out += error_ ? " exception=" + describe(error_) : result_repr();
+  }
+  return out + ">";
+}
+
+}  // namespace greenlet::asyncio::detail

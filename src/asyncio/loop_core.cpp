@@ -1,0 +1,409 @@
+// loop_core.cpp: the event loop's machinery: ready queue, timers, one
+// iteration (run_once), closing, error reports and deadlock detection.
+#include "greenlet/detail/loop_core.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include "asyncio/poller.hpp"
+#include "greenlet/asyncio/errors.hpp"
+#include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/detail/task_state.hpp"
+
+namespace greenlet::asyncio::detail {
+
+namespace {
+
+thread_local loop_core* running = nullptr;
+
+// Timers form a min-heap on (when, seq): equal deadlines run in the order
+// they were scheduled, as asyncio guarantees.
+bool later(const callback_node* x, const callback_node* y) noexcept {
+  if (x->when != y->when) return x->when > y->when;
+  return x->seq > y->seq;
+}
+
+std::uint64_t this_thread_id() noexcept {
+  return std::hash<std::thread::id>()(std::this_thread::get_id());
+}
+
+}  // namespace
+
+loop_core* running_loop() noexcept { return running; }
+void set_running_loop(loop_core* loop) noexcept { running = loop; }
+
+loop_core& require_running_loop() {
+  if (running == nullptr) {
+    throw RuntimeError(asyncio_errc::no_running_loop,
+                       "no running event loop: call this from a task, e.g. inside asyncio::run(main)");
+  }
+  return *running;
+}
+
+loop_core::loop_core() : io(make_epoll_poller()) { owner_thread_id = this_thread_id(); }
+
+loop_core::~loop_core() {
+  while (free_nodes != nullptr) {
+    callback_node* n = free_nodes;
+    free_nodes = n->next;
+    delete n;
+  }
+}
+
+void release(loop_core* loop) noexcept {
+  if (--loop->refs == 0) delete loop;
+}
+
+void release(callback_node* n) noexcept {
+  if (--n->refs == 0) n->loop->recycle(n);
+}
+
+double loop_core::time() const {
+  if (virtual_time) return virtual_now;
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+callback_node* loop_core::new_node() {
+  callback_node* n = free_nodes;
+  if (n != nullptr) {
+    free_nodes = n->next;
+  } else {
+    n = new callback_node();
+  }
+  n->next = nullptr;
+  n->loop = this;
+  n->refs = 1;
+  n->cancelled = false;
+  n->is_timer = false;
+  n->in_heap = false;
+  return n;
+}
+
+void loop_core::recycle(callback_node* n) noexcept {
+  n->general = nullptr;
+  n->fast = nullptr;
+  n->drop = nullptr;
+  n->next = free_nodes;
+  free_nodes = n;
+}
+
+void loop_core::check_open() const {
+  if (closed) throw RuntimeError(asyncio_errc::loop_closed, "Event loop is closed");
+}
+
+void loop_core::check_thread() const {
+  if (owner_thread_id != this_thread_id()) {
+    throw RuntimeError(asyncio_errc::wrong_loop,
+                       "event loop used from another thread: use call_soon_threadsafe() or "
+                       "run_coroutine_threadsafe()");
+  }
+}
+
+void loop_core::push_ready(callback_node* n) noexcept {
+  n->next = nullptr;
+  if (ready_tail != nullptr) {
+    ready_tail->next = n;
+  } else {
+    ready_head = n;
+  }
+  ready_tail = n;
+  ++ready_count;
+}
+
+callback_node* loop_core::call_soon(std::function<void()> fn) {
+  check_open();
+  callback_node* n = new_node();
+  n->general = std::move(fn);
+  push_ready(n);
+  return n;
+}
+
+void loop_core::call_soon_fast(void (*fn)(void*, void*), void* a, void* b, void (*drop)(void*, void*)) {
+  callback_node* n = new_node();
+  n->fast = fn;
+  n->drop = drop;
+  n->a = a;
+  n->b = b;
+  push_ready(n);
+}
+
+void loop_core::push_timer(callback_node* n) {
+  n->is_timer = true;
+  n->seq = timer_seq++;
+  n->in_heap = true;
+  timers.push_back(n);
+  std::push_heap(timers.begin(), timers.end(), later);
+}
+
+callback_node* loop_core::call_at(double when, std::function<void()> fn) {
+  check_open();
+  callback_node* n = new_node();
+  n->general = std::move(fn);
+  n->when = when;
+  push_timer(n);
+  return n;
+}
+
+callback_node* loop_core::call_at_fast(double when, void (*fn)(void*, void*), void* a, void* b) {
+  check_open();
+  callback_node* n = new_node();
+  n->fast = fn;
+  n->a = a;
+  n->b = b;
+  n->when = when;
+  push_timer(n);
+  return n;
+}
+
+void loop_core::call_soon_threadsafe(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(threadsafe_mutex);
+    if (closed) throw RuntimeError(asyncio_errc::loop_closed, "Event loop is closed");
+    threadsafe_queue.push_back(std::move(fn));
+  }
+  // Publish after the push: the loop re-checks the queue after every wait.
+  threadsafe_pending.store(true, std::memory_order_release);
+  io->wake();
+}
+
+void loop_core::drain_threadsafe() {
+  std::vector<std::function<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(threadsafe_mutex);
+    batch.swap(threadsafe_queue);
+    threadsafe_pending.store(false, std::memory_order_relaxed);
+  }
+  for (auto& fn : batch) {
+    callback_node* n = new_node();
+    n->general = std::move(fn);
+    push_ready(n);
+  }
+}
+
+void loop_core::cancel_node(callback_node* n) noexcept {
+  if (n->cancelled) return;
+  n->cancelled = true;
+  // Free what the callback holds now rather than when it is popped.
+  n->general = nullptr;
+  if (n->drop != nullptr) {
+    n->drop(n->a, n->b);
+    n->drop = nullptr;
+  }
+  if (n->in_heap) ++cancelled_timers;
+}
+
+void loop_core::drop_node(callback_node* n) noexcept {
+  if (!n->cancelled && n->drop != nullptr) n->drop(n->a, n->b);
+  n->drop = nullptr;
+  release(n);
+}
+
+void loop_core::run_ready_node(callback_node* n) {
+  if (n->fast != nullptr) {
+    n->drop = nullptr;  // it runs: the callback owns its arguments now
+    n->fast(n->a, n->b);
+  } else {
+    // Move the function out: it may cancel its own handle or re-schedule.
+    std::function<void()> fn = std::move(n->general);
+    fn();
+  }
+}
+
+bool loop_core::can_make_progress() const {
+  return ready_head != nullptr || !timers.empty() || io->watched() > 0 ||
+         external_work.load(std::memory_order_acquire) > 0 ||
+         threadsafe_pending.load(std::memory_order_acquire);
+}
+
+std::string loop_core::deadlock_report() const {
+  std::ostringstream out;
+  out << "deadlock: the event loop has nothing to run and nothing can wake it (no ready "
+         "callbacks, no timers, no I/O, no pending threadsafe work)";
+  if (target != nullptr) out << ", but " << target->repr() << " is not done";
+  out << ". " << task_count << " task(s) are blocked:";
+  for (task_state* t = tasks_head; t != nullptr; t = t->next) {
+    out << "\n  " << t->repr() << " awaits " << t->awaiting();
+  }
+  out << "\nEach waits for a future nobody will complete: set its result, or await something "
+         "that finishes. If another thread will call call_soon_threadsafe(), hold an "
+         "event_loop::external_work_guard meanwhile.";
+  return out.str();
+}
+
+void loop_core::run_once() {
+  if (threadsafe_pending.load(std::memory_order_acquire)) drain_threadsafe();
+
+  // Drop cancelled timers in bulk once they dominate the heap.
+  if (cancelled_timers > 64 && cancelled_timers * 2 > timers.size()) {
+    auto keep = std::partition(timers.begin(), timers.end(), [](callback_node* n) { return !n->cancelled; });
+    for (auto it = keep; it != timers.end(); ++it) {
+      (*it)->in_heap = false;
+      release(*it);
+    }
+    timers.erase(keep, timers.end());
+    std::make_heap(timers.begin(), timers.end(), later);
+    cancelled_timers = 0;
+  }
+
+  double timeout = -1;
+  if (ready_head != nullptr || stopping) {
+    timeout = 0;
+  } else if (!timers.empty()) {
+    timeout = std::max(0.0, timers.front()->when - time());
+  } else if (!can_make_progress()) {
+    throw RuntimeError(asyncio_errc::deadlock, deadlock_report());
+  }
+
+  if (virtual_time) {
+    if (timeout > 0) virtual_now = timers.front()->when;
+    if (timeout != 0 && timers.empty()) {
+      io->wait(*this, -1);  // only other threads or I/O can wake it
+    } else {
+      io->wait(*this, 0);
+    }
+  } else if (timeout != 0 || io->watched() > 0) {
+    io->wait(*this, timeout);
+  }
+  if (threadsafe_pending.load(std::memory_order_acquire)) drain_threadsafe();
+
+  // Timers that are due join the ready queue in deadline order.
+  const double now = time();
+  while (!timers.empty() && (timers.front()->when <= now || timers.front()->cancelled)) {
+    std::pop_heap(timers.begin(), timers.end(), later);
+    callback_node* n = timers.back();
+    timers.pop_back();
+    n->in_heap = false;
+    if (n->cancelled) {
+      --cancelled_timers;
+      release(n);
+    } else {
+      push_ready(n);
+    }
+  }
+
+  // Run what is ready now; callbacks they schedule wait for the next turn.
+  for (std::size_t count = ready_count; count > 0; --count) {
+    callback_node* n = ready_head;
+    ready_head = n->next;
+    if (ready_head == nullptr) ready_tail = nullptr;
+    --ready_count;
+    if (!n->cancelled) {
+      try {
+        run_ready_node(n);
+      } catch (const GreenletExit&) {
+        release(n);
+        throw;
+      } catch (const RuntimeError& e) {
+        if (e.condition() == asyncio_errc::deadlock) {
+          release(n);
+          throw;
+        }
+        report({"Exception in callback", std::current_exception(), ""});
+      } catch (...) {
+        report({"Exception in callback", std::current_exception(), ""});
+      }
+    }
+    release(n);
+  }
+}
+
+void loop_core::run_forever() {
+  check_open();
+  if (running) {
+    throw RuntimeError(asyncio_errc::loop_running,
+                       "This event loop is already running: a task cannot run its own loop; "
+                       "await instead");
+  }
+  if (running_loop() != nullptr) {
+    throw RuntimeError(asyncio_errc::loop_running,
+                       "Cannot run the event loop while another loop is running on this thread");
+  }
+  check_thread();
+  running = true;
+  stopping = false;
+  loop_greenlet = ::greenlet::getcurrent();
+  set_running_loop(this);
+  struct reset {
+    loop_core* self;
+    ~reset() {
+      self->running = false;
+      self->stopping = false;
+      self->loop_greenlet = ::greenlet::greenlet();
+      set_running_loop(nullptr);
+    }
+  } guard{this};
+  while (!stopping) run_once();
+  // Callbacks scheduled before stop() still run on this last iteration.
+}
+
+void loop_core::close() {
+  if (running) throw RuntimeError(asyncio_errc::loop_running, "Cannot close a running event loop");
+  if (closed) return;
+  closed = true;
+  // Kill unfinished tasks so their stacks unwind, as asyncio would warn
+  // "Task was destroyed but it is pending!" and drop them.
+  while (tasks_head != nullptr) {
+    task_state* t = tasks_head;
+    report({"Task was destroyed but it is pending!", nullptr, t->repr()});
+    retain(t->future());
+    unlink_task(t);
+    t->glet = ::greenlet::greenlet();  // last handle: GreenletExit unwinds it
+    release(t->future());
+  }
+  while (ready_head != nullptr) {
+    callback_node* n = ready_head;
+    ready_head = n->next;
+    drop_node(n);
+  }
+  ready_tail = nullptr;
+  ready_count = 0;
+  for (callback_node* n : timers) {
+    n->in_heap = false;
+    drop_node(n);
+  }
+  timers.clear();
+  std::lock_guard<std::mutex> lock(threadsafe_mutex);
+  threadsafe_queue.clear();
+}
+
+void loop_core::report(const exception_context& context) noexcept {
+  try {
+    if (handler) {
+      handler(facade, context);
+      return;
+    }
+  } catch (...) {
+    // A handler that throws falls back to the default report.
+  }
+  event_loop::default_exception_handler(context);
+}
+
+void loop_core::link_task(task_state* t) noexcept {
+  retain(t->future());
+  t->prev = nullptr;
+  t->next = tasks_head;
+  if (tasks_head != nullptr) tasks_head->prev = t;
+  tasks_head = t;
+  ++task_count;
+}
+
+void loop_core::unlink_task(task_state* t) noexcept {
+  if (t->prev != nullptr) {
+    t->prev->next = t->next;
+  } else if (tasks_head == t) {
+    tasks_head = t->next;
+  } else {
+    return;
+  }
+  if (t->next != nullptr) t->next->prev = t->prev;
+  t->prev = t->next = nullptr;
+  --task_count;
+  release(t->future());
+}
+
+}  // namespace greenlet::asyncio::detail

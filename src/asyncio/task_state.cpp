@@ -1,0 +1,207 @@
+// task_state.cpp: how a task runs: its steps, suspension, cancellation, and
+// await()/sleep(), which suspend the task running them.
+#include "greenlet/detail/task_state.hpp"
+
+#include <atomic>
+#include <string>
+
+#include "greenlet/asyncio/task.hpp"
+
+namespace greenlet::asyncio::detail {
+
+namespace {
+
+std::atomic<std::uint64_t> task_counter{1};
+
+}  // namespace
+
+task_state& awaiting_task() {
+  loop_core* loop = running_loop();
+  if (loop == nullptr) {
+    throw RuntimeError(asyncio_errc::no_running_loop,
+                       "await outside a running event loop: call it from a task, e.g. inside "
+                       "asyncio::run(main) or a function given to create_task()");
+  }
+  task_state* task = loop->current_task;
+  if (task == nullptr) {
+    throw RuntimeError(asyncio_errc::not_in_task,
+                       "await in a plain callback of the event loop: only code running in a task "
+                       "can await; start it with create_task()");
+  }
+  if (::greenlet::getcurrent() != task->glet) {
+    throw RuntimeError(asyncio_errc::not_in_task,
+                       "await from a greenlet that is not the task's own: a greenlet switched to "
+                       "inside a task cannot suspend the task; await in the task itself");
+  }
+  return *task;
+}
+
+void task_state::start(loop_core* l) {
+  loop = l;
+  if (name_.empty()) name_ = "Task-" + std::to_string(task_counter.fetch_add(1, std::memory_order_relaxed));
+  glet = ::greenlet::greenlet([this] { body(); });
+  l->link_task(this);
+  l->call_soon_fast(&step_callback, this, nullptr);
+}
+
+void task_state::step_callback(void* task, void*) { static_cast<task_state*>(task)->step(); }
+
+void task_state::wakeup_callback(void* task, void* future) {
+  release(static_cast<future_state*>(future));
+  static_cast<task_state*>(task)->step();
+}
+
+void task_state::step() {
+  if (future_->done()) return;
+  loop_core* l = loop;
+  if (!glet.started()) glet.set_parent(l->loop_greenlet);
+  l->current_task = this;
+  suspended_by_await_ = false;
+  struct clear_current {
+    loop_core* l;
+    ~clear_current() { l->current_task = nullptr; }
+  } clear{l};
+  glet.switch_();
+  if (future_->done()) {
+    l->unlink_task(this);  // may free this task
+    return;
+  }
+  if (!suspended_by_await_) {
+    // The task switched to the loop's greenlet by hand: nothing will ever
+    // resume it where it stopped. Fail it loudly and unwind its stack.
+    future_->set_exception(std::make_exception_ptr(RuntimeError(
+        asyncio_errc::stranded_task,
+        "task '" + name_ +
+            "' switched to the event loop's greenlet by hand and would be stranded; inside a "
+            "task, suspend only with asyncio::await() or asyncio::sleep()")));
+    retain(future_);
+    l->unlink_task(this);
+    glet = ::greenlet::greenlet();
+    release(future_);
+  }
+}
+
+void task_state::body() {
+  if (must_cancel) {
+    must_cancel = false;
+    future_->set_cancelled(cancel_message);
+    return;
+  }
+  try {
+    run();
+  } catch (const CancelledError& e) {
+    future_->set_cancelled(e.message());
+  } catch (const GreenletExit&) {
+    future_->set_cancelled("the task's greenlet was killed");
+    throw;
+  } catch (...) {
+    if (!future_->done()) future_->set_exception(std::current_exception());
+  }
+}
+
+void task_state::suspend() {
+  suspended_by_await_ = true;
+  loop->loop_greenlet.switch_();
+  if (must_cancel) {
+    must_cancel = false;
+    throw CancelledError(cancel_message);
+  }
+}
+
+bool task_state::cancel(const std::string& message) {
+  if (future_->done()) return false;
+  ++num_cancels_requested_;
+  if (waiting_on != nullptr && waiting_on->cancel(message)) return true;
+  must_cancel = true;
+  cancel_message = message;
+  if (sleep_timer != nullptr) {
+    // Wake it now rather than at the end of its sleep.
+    loop->cancel_node(sleep_timer);
+    release(sleep_timer);
+    sleep_timer = nullptr;
+    loop->call_soon_fast(&step_callback, this, nullptr);
+  }
+  return true;
+}
+
+std::string task_state::repr() const {
+  std::string out = "<Task ";
+  switch (future_->state()) {
+    case future_state::status::pending: out += "pending"; break;
+    case future_state::status::finished: out += "finished"; break;
+    case future_state::status::cancelled: out += "cancelled"; break;
+  }
+  out += " name='" + name_ + "'";
+  if (future_->state() == future_state::status::finished) {
+    out += future_->result_repr();
+  }
+  return out + ">";
+}
+
+std::string task_state::awaiting() const {
+  if (waiting_on != nullptr) {
+    task_state* other = waiting_on->as_task();
+    return other != nullptr ? other->repr() : waiting_on->repr();
+  }
+  if (sleep_timer != nullptr) return "sleep()";
+  return "nothing (ready to run)";
+}
+
+void await_state(future_state* f) {
+  task_state& t = awaiting_task();
+  if (f->loop() != t.loop) {
+    throw RuntimeError(asyncio_errc::wrong_loop,
+                       "await on a future attached to a different loop: create it with this loop's "
+                       "create_future(), or hand results across with call_soon_threadsafe()");
+  }
+  if (f->done()) return;
+  if (f == t.future()) throw RuntimeError(asyncio_errc::wrong_loop, "a task cannot await itself");
+  retain(f);
+  t.waiting_on = f;
+  const std::uint64_t id = f->add_fast_callback(&task_state::wakeup_callback, &t);
+  // Unregistering on the way out matters when the task is killed or
+  // cancelled while waiting: the future must not wake a dead task.
+  struct done_waiting {
+    task_state& t;
+    future_state* f;
+    std::uint64_t id;
+    ~done_waiting() {
+      f->remove_done_callback(id);
+      t.waiting_on = nullptr;
+      release(f);
+    }
+  } guard{t, f, id};
+  if (t.must_cancel && f->cancel(t.cancel_message)) t.must_cancel = false;
+  t.suspend();
+}
+
+}  // namespace greenlet::asyncio::detail
+
+namespace greenlet::asyncio {
+
+void sleep(double delay) {
+  detail::task_state* t = &detail::awaiting_task();
+  detail::loop_core* loop = t->loop;
+  if (delay <= 0) {
+    loop->call_soon_fast(&detail::task_state::step_callback, t, nullptr);
+    t->suspend();
+    return;
+  }
+  detail::callback_node* timer =
+      loop->call_at_fast(loop->time() + delay, &detail::task_state::step_callback, t, nullptr);
+  detail::retain(timer);
+  t->sleep_timer = timer;
+  struct done_sleeping {
+    detail::task_state* t;
+    ~done_sleeping() {
+      if (t->sleep_timer != nullptr) {
+        t->loop->cancel_node(t->sleep_timer);
+        detail::release(t->sleep_timer);
+        t->sleep_timer = nullptr;
+      }
+    }
+  } guard{t};
+  t->suspend();
+}
+
+}  // namespace greenlet::asyncio
