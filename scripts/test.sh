@@ -27,6 +27,21 @@ for pass in $passes; do
   if ! ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$dir" --output-on-failure -j "$jobs"; then
     failed+=("$pass")
   fi
+  if [[ $pass == plain ]]; then
+    # The install path: examples/consumer built against the installed
+    # package, and once through add_subdirectory.
+    echo "==> [$pass] install + find_package consumer"
+    prefix=$(mktemp -d)
+    cmake --install "$dir" --prefix "$prefix" >/dev/null
+    cmake -S examples/consumer -B "$dir/consumer-installed" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+    cmake --build "$dir/consumer-installed" -j "$jobs" >/dev/null
+    "$dir/consumer-installed/consumer" || failed+=("consumer-installed")
+    echo "==> [$pass] add_subdirectory consumer"
+    cmake -S examples/consumer -B "$dir/consumer-subdir" -DGREENLET_SOURCE_DIR="$PWD" >/dev/null
+    cmake --build "$dir/consumer-subdir" -j "$jobs" >/dev/null
+    "$dir/consumer-subdir/consumer" || failed+=("consumer-subdir")
+    rm -rf "$prefix"
+  fi
 done
 if ((${#failed[@]})); then
   echo "==> FAILED passes: ${failed[*]}" >&2
