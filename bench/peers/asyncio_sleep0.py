@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""asyncio_sleep0.py: asyncio (and uvloop when installed) as a peer.
+
+100,000 tasks each await asyncio.sleep(0) ten times. Every sleep(0) yields to
+the loop, which resumes the task with one call_soon callback, so the figure
+is the cost of one scheduled callback (a task step), task creation included
+amortized over its 11 steps. Prints a JSON list in report.py's peer schema:
+  py_asyncio_sleep0_step, py_uvloop_sleep0_step  ns per task step
+ns_per_op is the median of --repetitions runs; spread is (max-min)/median in %.
+"""
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
+
+
+async def worker(sleeps):
+    for _ in range(sleeps):
+        await asyncio.sleep(0)
+
+
+async def scenario(tasks, sleeps):
+    t0 = time.perf_counter_ns()
+    await asyncio.gather(*(worker(sleeps) for _ in range(tasks)))
+    t1 = time.perf_counter_ns()
+    return (t1 - t0) / (tasks * (sleeps + 1))
+
+
+def measure(new_loop, tasks, sleeps, repetitions):
+    samples = []
+    for _ in range(repetitions):
+        loop = new_loop()
+        try:
+            samples.append(loop.run_until_complete(scenario(tasks, sleeps)))
+        finally:
+            loop.close()
+    return samples
+
+
+def row(name, samples, source):
+    median = statistics.median(samples)
+    return {
+        "name": name,
+        "ns_per_op": median,
+        "spread": 100.0 * (max(samples) - min(samples)) / median,
+        "repetitions": len(samples),
+        "source": source,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--sleeps", type=int, default=10)
+    args = parser.parse_args()
+    python = f"Python {sys.version.split()[0]}"
+    rows = [row("py_asyncio_sleep0_step",
+                measure(asyncio.new_event_loop, args.tasks, args.sleeps, args.repetitions), f"{python}, asyncio")]
+    if uvloop is not None:
+        rows.append(row("py_uvloop_sleep0_step",
+                        measure(uvloop.new_event_loop, args.tasks, args.sleeps, args.repetitions),
+                        f"{python}, uvloop {uvloop.__version__}"))
+    json.dump(rows, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""report.py: turns benchmark results into bench/results/<date>.md (and a PNG).
+
+Usage:
+  report.py [--out-dir DIR] [--build-dir DIR] [--date YYYY-MM-DD] [--command CMD]
+            RESULT.json [RESULT.json ...]
+
+Each RESULT.json is either
+  * Google Benchmark output (--benchmark_format=json, best with
+    --benchmark_repetitions=N; with --benchmark_report_aggregates_only=true
+    the median and cv aggregates are used, otherwise the repetitions), or
+  * a peer script's output: a JSON list of {"name", "ns_per_op", "spread"}
+    with spread in percent (optional "unit": switch, create, callback...).
+
+For Google Benchmark entries, ns per op is 1e9 / items_per_second when the
+benchmark sets items processed (switch benchmarks count two switches per
+round trip), else its real time. The spread is the coefficient of variation
+across repetitions in percent (or (max-min)/median when the repetitions
+themselves are in the file).
+
+Writes DIR/<date>.md with the table, ratios of ours to each peer, target
+checks and machine information, and DIR/<date>.png (log-scale bars) when
+matplotlib can be imported. Prints the Markdown to stdout.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+
+TIME_UNITS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+# (ours, peer, label, limit or None): each ratio is ours / peer in ns per op.
+RATIOS = [
+    ("greenlet_switch", "boost_fiber_switch", "switch: ours / raw fiber (fast mode)", 1.15),
+    ("greenlet_switch_fp", "boost_fiber_switch", "switch fp: ours / raw fiber fast mode", 1.15),
+    ("greenlet_switch_fp_one_side", "boost_fiber_switch", "switch fp one side: ours / raw fiber fast mode", 1.15),
+    ("greenlet_switch_fp", "boost_fiber_switch_fp", "switch fp: ours / raw fiber fp", None),
+    ("greenlet_switch_fp_one_side", "boost_fiber_switch_fp_one_side", "switch fp one side: ours / raw fiber fp one side", None),
+    ("greenlet_switch_rounding_differs", "boost_fiber_switch_rounding_differs", "switch, rounding differs: ours / raw fiber", None),
+    ("greenlet_switch", "ucontext_switch", "switch: ours / swapcontext", None),
+    ("greenlet_switch", "boost_fibers_yield", "switch: ours / Boost.Fiber yield", None),
+    ("greenlet_switch", "thread_condvar_pingpong", "switch: ours / thread condvar ping-pong", None),
+    ("greenlet_switch", "py_greenlet_switch", "switch: ours / Python greenlet", None),
+    ("greenlet_create_destroy", "boost_fiber_create_fixedsize", "create: ours / raw fiber, malloc'd stack", 2.0),
+    ("greenlet_create_destroy", "boost_fiber_create_pooled", "create: ours / raw fiber, pooled stack", None),
+    ("greenlet_create_destroy", "boost_fiber_create_protected", "create: ours / raw fiber, guarded mmap stack", None),
+    ("greenlet_create_destroy_unguarded", "boost_fiber_create_pooled", "create unguarded: ours / raw fiber, pooled stack", None),
+    ("greenlet_create_destroy", "py_greenlet_create", "create: ours / Python greenlet", None),
+]
+
+# Absolute targets: (benchmark name prefix or exact name, limit in ns, label).
+ABSOLUTE = [
+    ("greenlet_switch", 8.0, "our switch <= 8 ns"),
+    ("greenlet_switch_fp", 8.0, "our switch (fp both sides) <= 8 ns"),
+    ("greenlet_switch_fp_one_side", 8.0, "our switch (fp one side) <= 8 ns"),
+    ("greenlet_create_destroy", 100.0, "our create+run+destroy <= 100 ns"),
+]
+
+
+def clean_name(name):
+    name = re.sub(r"_(median|mean|stddev|cv)$", "", name)
+    name = re.sub(r"/(real_time|process_time|manual_time)$", "", name)
+    return name[3:] if name.startswith("BM_") else name
+
+
+def ns_of(entry):
+    ips = entry.get("items_per_second")
+    if ips:
+        return 1e9 / ips
+    return entry["real_time"] * TIME_UNITS.get(entry.get("time_unit", "ns"), 1.0)
+
+
+def load_google_benchmark(doc):
+    """Returns ({name: row}, context) from one Google Benchmark JSON document."""
+    aggregates = {}
+    repetitions = {}
+    units = {}
+    for entry in doc.get("benchmarks", []):
+        if entry.get("error_occurred"):
+            raise SystemExit(f"report.py: benchmark {entry['name']} failed: {entry.get('error_message')}")
+        name = clean_name(entry.get("run_name", entry["name"]))
+        units[name] = "op" if "items_per_second" not in entry else "item"
+        if entry.get("run_type") == "aggregate":
+            aggregates.setdefault(name, {})[entry["aggregate_name"]] = entry
+        else:
+            repetitions.setdefault(name, []).append(ns_of(entry))
+    rows = {}
+    for name in list(dict.fromkeys(list(aggregates) + list(repetitions))):
+        reps = repetitions.get(name, [])
+        agg = aggregates.get(name, {})
+        if len(reps) >= 2:
+            median = statistics.median(reps)
+            spread = 100.0 * (max(reps) - min(reps)) / median
+            n = len(reps)
+        elif "median" in agg:
+            median = ns_of(agg["median"])
+            spread = float("nan")
+            if "cv" in agg:
+                key = "items_per_second" if "items_per_second" in agg["cv"] else "real_time"
+                spread = 100.0 * agg["cv"][key]
+            elif "stddev" in agg and "mean" in agg:
+                key = "items_per_second" if "items_per_second" in agg["mean"] else "real_time"
+                spread = 100.0 * agg["stddev"][key] / agg["mean"][key]
+            n = agg["median"].get("repetitions", 0)
+        elif reps:
+            median, spread, n = reps[0], float("nan"), 1
+        else:
+            continue
+        rows[name] = {"name": name, "ns_per_op": median, "spread": spread, "n": n, "source": "C++"}
+    return rows, doc.get("context", {})
+
+
+def load_peer(doc, path):
+    rows = {}
+    for entry in doc:
+        name = entry["name"]
+        rows[name] = {
+            "name": name,
+            "ns_per_op": float(entry["ns_per_op"]),
+            "spread": float(entry.get("spread", float("nan"))),
+            "n": entry.get("repetitions", 0),
+            "source": entry.get("source", os.path.basename(path)),
+        }
+    return rows
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cmake_cache(build_dir):
+    values = {}
+    if not build_dir:
+        return values
+    try:
+        with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
+            for line in f:
+                m = re.match(r"^([A-Za-z_]+):[A-Z]+=(.*)$", line.rstrip("\n"))
+                if m:
+                    values[m.group(1)] = m.group(2)
+    except OSError:
+        pass
+    return values
+
+
+def compiler_version(path):
+    if not path:
+        return "unknown"
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+        return out.splitlines()[0].strip() if out else path
+    except (OSError, subprocess.SubprocessError):
+        return path
+
+
+def fmt_ns(x):
+    if x >= 1000:
+        return f"{x:,.0f}"
+    if x >= 100:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def fmt_spread(x):
+    return "n/a" if x != x else f"{x:.1f}%"
+
+
+def build_markdown(rows, context, args, cache):
+    compiler = cache.get("CMAKE_CXX_COMPILER", "")
+    build_type = cache.get("CMAKE_BUILD_TYPE", "")
+    flags = " ".join(
+        f for f in (cache.get("CMAKE_CXX_FLAGS", ""), cache.get(f"CMAKE_CXX_FLAGS_{build_type.upper()}", "")) if f
+    )
+    lines = [f"# Benchmark results {args.date}", ""]
+    if args.command:
+        lines += [f"Command: `{args.command}`", ""]
+    lines += [
+        "## Machine",
+        "",
+        f"- CPU: {cpu_model()} ({context.get('num_cpus', os.cpu_count())} CPUs"
+        + (f", {context['mhz_per_cpu']} MHz" if "mhz_per_cpu" in context else "")
+        + ")",
+        f"- Kernel: {platform.system()} {platform.release()}",
+        f"- Compiler: {compiler_version(compiler)}",
+        f"- Build: {build_type or 'unknown'}, flags `{flags or 'none'}`",
+        f"- Google Benchmark library build: {context.get('library_build_type', 'unknown')}",
+        f"- Load average at start: {', '.join(f'{x:.2f}' for x in context.get('load_avg', [])) or 'unknown'}",
+        "",
+        "## Results",
+        "",
+        "ns per op is the median over repetitions; a switch benchmark's op is one switch",
+        "(a ping-pong round trip is two), a create benchmark's op is one fiber created,",
+        "entered, finished and destroyed. Spread is the coefficient of variation across",
+        "repetitions (peer scripts: (max-min)/median).",
+        "",
+        "| benchmark | ns per op | spread | source |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for r in rows.values():
+        lines.append(f"| {r['name']} | {fmt_ns(r['ns_per_op'])} | {fmt_spread(r['spread'])} | {r['source']} |")
+    lines += ["", "## Ratios (ours / peer, lower is better for us)", "", "| pair | ours ns | peer ns | ratio | limit |",
+              "| --- | ---: | ---: | ---: | --- |"]
+    verdicts = []
+    for ours, peer, label, limit in RATIOS:
+        if ours in rows and peer in rows:
+            a, b = rows[ours]["ns_per_op"], rows[peer]["ns_per_op"]
+            ratio = a / b
+            lim = "" if limit is None else f"<= {limit} ({'met' if ratio <= limit else 'MISSED'})"
+            lines.append(f"| {label} | {fmt_ns(a)} | {fmt_ns(b)} | {ratio:.3f}x | {lim} |")
+            if limit is not None:
+                verdicts.append((f"{label} <= {limit}x", ratio <= limit, f"{ratio:.3f}x"))
+    for name, limit, label in ABSOLUTE:
+        if name in rows:
+            v = rows[name]["ns_per_op"]
+            verdicts.append((label, v <= limit, f"{fmt_ns(v)} ns"))
+    if verdicts:
+        lines += ["", "## Targets", "", "| target | measured | verdict |", "| --- | ---: | --- |"]
+        for label, ok, measured in verdicts:
+            lines.append(f"| {label} | {measured} | {'met' if ok else 'MISSED'} |")
+    if args.png_name:
+        lines += ["", f"![ns per op, log scale]({args.png_name})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_png(rows, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    names = list(rows)
+    values = [rows[n]["ns_per_op"] for n in names]
+    colors = ["tab:green" if n.startswith("greenlet_") else "tab:gray" for n in names]
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(names) + 1.2))
+    ax.barh(range(len(names)), values, color=colors)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("ns per op (median, log scale); green = ours")
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {fmt_ns(v)}", va="center", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="+", help="Google Benchmark or peer JSON files")
+    parser.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results"))
+    parser.add_argument("--build-dir", default="", help="CMake build dir, for compiler and flags")
+    parser.add_argument("--date", default=datetime.date.today().isoformat())
+    parser.add_argument("--command", default="", help="the command that produced the results")
+    args = parser.parse_args()
+
+    rows = {}
+    context = {}
+    for path in args.results:
+        with open(path) as f:
+            doc = json.load(f)
+        if isinstance(doc, dict) and "benchmarks" in doc:
+            r, ctx = load_google_benchmark(doc)
+            context = context or ctx
+        elif isinstance(doc, list):
+            r = load_peer(doc, path)
+        else:
+            raise SystemExit(f"report.py: {path}: neither Google Benchmark JSON nor a peer list")
+        if not r:
+            raise SystemExit(f"report.py: {path}: no results")
+        rows.update(r)
+
+    os.makedirs(args.out_dir, exist_ok=True)
+    md_path = os.path.join(args.out_dir, f"{args.date}.md")
+    png_path = os.path.join(args.out_dir, f"{args.date}.png")
+    args.png_name = os.path.basename(png_path) if write_png(rows, png_path) else ""
+    text = build_markdown(rows, context, args, cmake_cache(args.build_dir))
+    with open(md_path, "w") as f:
+        f.write(text)
+    sys.stdout.write(text)
+    print(f"\nwrote {os.path.normpath(md_path)}" + (f" and {args.png_name}" if args.png_name else " (no matplotlib: no PNG)"))
+
+
+if __name__ == "__main__":
+    main()
