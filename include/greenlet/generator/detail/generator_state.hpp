@@ -1,0 +1,386 @@
+// generator/detail/generator_state.hpp: the heap object behind a generator,
+// which runs its body on a greenlet and keeps what passes between the two.
+// Internal: generator.hpp's templates need it; users never include it.
+//
+// The protocol, on the fiber layer's public API alone: resume() makes the
+// caller the body greenlet's parent and switches to it; yield() stores the
+// value and switches to that parent; the body's end stores its result or
+// exception and returns, which also lands in the parent. The status field,
+// written by the side that gives up control, tells resume() which happened.
+#pragma once
+
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <variant>
+
+#include "greenlet/fiber/greenlet.hpp"
+#include "greenlet/generator/errors.hpp"
+
+namespace greenlet {
+
+template <class Yield, class Send, class Return>
+class generator;
+
+namespace detail {
+
+enum class generator_status : unsigned char { unstarted, running, suspended, finished };
+
+// resume_result is what one resume() ended with.
+enum class resume_result : unsigned char { yielded, returned, exhausted };
+
+// received_t is what yield returns in a body: nothing for Send = void,
+// std::optional<Send> otherwise (nullopt for next(), Python's send(None)).
+template <class Send>
+struct received {
+  using type = std::optional<Send>;
+};
+template <>
+struct received<void> {
+  using type = void;
+};
+template <class Send>
+using received_t = typename received<Send>::type;
+
+// send_slot_t is Send, or std::monostate for a generator that takes nothing.
+template <class Send>
+using send_slot_t = std::conditional_t<std::is_void_v<Send>, std::monostate, Send>;
+
+// report_unraisable() hands an exception with nowhere to go to the fiber
+// layer's unraisable hook, which has no public getter: it is swapped out and
+// back. A report from another thread in between goes to the default printer.
+inline void report_unraisable(std::exception_ptr error, std::string_view context) noexcept {
+  try {
+    unraisable_hook hook = set_unraisable_hook(nullptr);
+    set_unraisable_hook(hook);
+    if (hook) {
+      hook(error, context);
+      return;
+    }
+  } catch (...) {
+    // A hook that throws falls back to the default report.
+  }
+  std::string what = "no exception";
+  if (error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what = "an exception not derived from std::exception";
+    }
+  }
+  std::fprintf(stderr, "greenlet: exception ignored in %.*s: %s\n",
+               static_cast<int>(context.size()), context.data(), what.c_str());
+}
+
+// generator_state_base is what every generator's state shares: its body
+// greenlet and a place in this thread's list of live generators, which the
+// static yield() searches for the innermost running one.
+struct generator_state_base {
+  explicit generator_state_base(const std::type_info& t) noexcept : type(&t) {
+    next = live_head;
+    if (next != nullptr) next->prev = this;
+    live_head = this;
+  }
+  generator_state_base(const generator_state_base&) = delete;
+  generator_state_base& operator=(const generator_state_base&) = delete;
+  ~generator_state_base() {
+    if (prev != nullptr) prev->next = next;
+    if (next != nullptr) next->prev = prev;
+    if (live_head == this) live_head = next;
+  }
+
+  // innermost() is the generator whose body greenlet is the current one or
+  // its nearest ancestor, or null.
+  static generator_state_base* innermost() {
+    for (greenlet g = greenlet::getcurrent(); !g.empty(); g = g.parent()) {
+      for (generator_state_base* s = live_head; s != nullptr; s = s->next) {
+        if (!s->body.empty() && s->body == g) return s;
+      }
+    }
+    return nullptr;
+  }
+
+  const std::type_info* type;  // typeid of the derived state
+  greenlet body;               // runs the body; empty once finished
+  // resume_at is the greenlet that yielded on this generator's behalf when
+  // it is not `body` (one of body's descendants, e.g. a nested generator
+  // given this one's context); empty means resume `body`.
+  greenlet resume_at;
+  generator_status status = generator_status::unstarted;
+
+ private:
+  static inline thread_local generator_state_base* live_head = nullptr;
+  generator_state_base* prev = nullptr;
+  generator_state_base* next = nullptr;
+};
+
+template <class Yield, class Send, class Return>
+class generator_state final : public generator_state_base {
+ public:
+  using received_type = received_t<Send>;
+  using context = typename generator<Yield, Send, Return>::context;
+
+  template <class F>
+  generator_state(F&& fn, stack_options stack) : generator_state_base(typeid(generator_state)) {
+    body = greenlet([this, fn = std::forward<F>(fn)]() mutable { run(fn); }, stack);
+  }
+
+  // ~generator_state() drops the body greenlet while the rest is intact: if
+  // it is still suspended (close() failed), the fiber layer kills it with
+  // GreenletExit and its unwinding may still touch this state.
+  ~generator_state() { std::exchange(body, greenlet()); }
+
+  // resume() runs the body until it yields or finishes: with `sent` stored
+  // for the pending yield, or with `thrown` raised there. Throws what the
+  // body throws, and generator_error for a running or unstarted generator.
+  resume_result resume(std::optional<send_slot_t<Send>> sent, std::exception_ptr thrown) {
+    switch (status) {
+      case generator_status::running:
+        throw generator_error(generator_errc::already_executing, "generator already executing");
+      case generator_status::finished:
+        if (thrown) std::rethrow_exception(thrown);
+        return resume_result::exhausted;
+      case generator_status::unstarted:
+        if (thrown) {
+          // As in Python, throwing into an unstarted generator finishes it
+          // without running it and raises the exception in the caller.
+          finish_unstarted();
+          std::rethrow_exception(thrown);
+        }
+        if (sent) {
+          throw generator_error(generator_errc::just_started,
+                                "can't send non-None value to a just-started generator");
+        }
+        break;
+      case generator_status::suspended:
+        break;
+    }
+    body.set_parent(greenlet::getcurrent());
+    greenlet target = resume_at.empty() ? body : std::exchange(resume_at, greenlet());
+    sent_ = std::move(sent);
+    status = generator_status::running;
+    if (thrown) {
+      target.throw_(std::move(thrown));
+    } else {
+      target.switch_();
+    }
+    return after_switch();
+  }
+
+  // close() raises GeneratorExit at the pending yield, as Python's close().
+  void close() {
+    switch (status) {
+      case generator_status::unstarted:
+        finish_unstarted();
+        return;
+      case generator_status::finished:
+        return;
+      case generator_status::running:
+        throw generator_error(generator_errc::already_executing, "generator already executing");
+      case generator_status::suspended:
+        break;
+    }
+    resume_result r;
+    try {
+      r = resume(std::nullopt, std::make_exception_ptr(GeneratorExit()));
+    } catch (const GeneratorExit&) {
+      return;
+    }
+    if (r == resume_result::yielded) {
+      yielded_.reset();
+      throw generator_error(generator_errc::ignored_generator_exit,
+                            "generator ignored GeneratorExit");
+    }
+  }
+
+  // release() is the owner letting go: it closes a suspended generator and
+  // deletes the state. A generator destroyed while it runs cannot be closed
+  // and its body still uses the state, which is reported and leaked.
+  void release() noexcept {
+    if (status == generator_status::running) {
+      report_unraisable(nullptr,
+                        "destroying a running generator; its state and stack are leaked");
+      return;
+    }
+    if (status == generator_status::suspended) {
+      try {
+        close();
+      } catch (...) {
+        report_unraisable(std::current_exception(), "closing a generator being destroyed");
+      }
+    }
+    delete this;
+  }
+
+  // yield() is the body's `yield v`: it hands v to the resumer and returns
+  // the value sent back. Throws what is thrown in, and generator_error when
+  // this generator is not the one running (e.g. yield after a kill).
+  received_type yield(Yield v) {
+    if (status != generator_status::running) {
+      throw generator_error(generator_errc::yield_outside_generator,
+                            "yield outside a generator: this generator is not running");
+    }
+    yielded_.emplace(std::move(v));
+    status = generator_status::suspended;
+    greenlet here = greenlet::getcurrent();
+    if (here != body) resume_at = std::move(here);
+    (void)body.parent().switch_();
+    if constexpr (!std::is_void_v<Send>) {
+      std::optional<Send> sent = std::move(sent_);
+      sent_.reset();
+      return sent;
+    }
+  }
+
+  // yield_from(sub) is PEP 380's `yield from sub`: it yields what sub yields,
+  // passes sends and throws on to it, closes it on GeneratorExit, and returns
+  // what it returns. A sent value is dropped for a sub taking nothing (Send =
+  // void), as a Python generator ignores what its yield returns.
+  template <class Y2, class S2, class R2>
+  R2 yield_from(generator_state<Y2, S2, R2>& sub) {
+    static_assert(std::is_convertible_v<Y2, Yield>,
+                  "yield_from(): the sub-generator's Yield must convert to this one's");
+    static_assert(std::is_void_v<Send> || std::is_void_v<S2> || std::is_convertible_v<Send, S2>,
+                  "yield_from(): this generator's Send must convert to the sub-generator's");
+    resume_result r = sub.resume(std::nullopt, nullptr);
+    while (r == resume_result::yielded) {
+      std::optional<send_slot_t<S2>> to_sub;
+      std::exception_ptr thrown;
+      try {
+        Yield y(sub.take_yielded());
+        if constexpr (std::is_void_v<Send>) {
+          yield(std::move(y));
+        } else {
+          std::optional<Send> got = yield(std::move(y));
+          if constexpr (!std::is_void_v<S2>) {
+            if (got) to_sub.emplace(std::move(*got));
+          }
+        }
+      } catch (const GeneratorExit&) {
+        sub.close();
+        throw;
+      } catch (const GreenletExit&) {
+        sub.close();
+        throw;
+      } catch (...) {
+        thrown = std::current_exception();
+      }
+      r = sub.resume(std::move(to_sub), std::move(thrown));
+    }
+    return sub.result_for_delegator(r);
+  }
+
+  // take_yielded() moves the yielded value out.
+  Yield take_yielded() {
+    Yield v(std::move(*yielded_));
+    yielded_.reset();
+    return v;
+  }
+  Yield& yielded() { return *yielded_; }
+  void drop_yielded() noexcept { yielded_.reset(); }
+
+  // stop() is the StopIteration for a resume that did not yield.
+  StopIteration stop(resume_result r) const {
+    if (r == resume_result::exhausted) {
+      return StopIteration(generator_errc::already_finished, "StopIteration: generator already finished");
+    }
+    return StopIteration(return_value_);
+  }
+
+  bool returned() const noexcept { return returned_; }
+
+  // return_value() is what the body returned; generator_error otherwise.
+  template <class R = Return>
+  R& return_value() {
+    if (!return_value_) {
+      throw generator_error(generator_errc::no_return_value,
+                            "return_value(): the generator has not returned; run it to the end");
+    }
+    return const_cast<::greenlet::value&>(*return_value_).get<R>();
+  }
+
+  // result_for_delegator() is what `yield from` evaluates to: a copy of the
+  // return value (a move for a move-only type).
+  Return result_for_delegator(resume_result) {
+    if constexpr (!std::is_void_v<Return>) {
+      if constexpr (std::is_copy_constructible_v<Return>) {
+        return return_value();
+      } else {
+        return std::move(return_value());
+      }
+    }
+  }
+
+ private:
+  template <class F>
+  void run(F& fn) noexcept {
+    try {
+      context ctx(this);
+      if constexpr (std::is_void_v<Return>) {
+        call(fn, ctx);
+      } else {
+        auto v = std::make_shared<::greenlet::value>();
+        v->template emplace<Return>(call(fn, ctx));
+        return_value_ = std::move(v);
+      }
+      returned_ = true;
+    } catch (const StopIteration&) {
+      error_ = std::make_exception_ptr(generator_error(generator_errc::raised_stop_iteration,
+                                                       "generator raised StopIteration"));
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+    status = generator_status::finished;
+  }
+
+  template <class F>
+  static decltype(auto) call(F& fn, context& ctx) {
+    if constexpr (std::is_invocable_v<F&, context&>) {
+      return fn(ctx);
+    } else {
+      static_assert(std::is_invocable_v<F&>,
+                    "a generator's body takes generator<...>::context& or nothing");
+      return fn();
+    }
+  }
+
+  resume_result after_switch() {
+    switch (status) {
+      case generator_status::suspended:
+        return resume_result::yielded;
+      case generator_status::finished: {
+        std::exchange(body, greenlet());
+        resume_at = greenlet();
+        if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+        return resume_result::returned;
+      }
+      case generator_status::unstarted:
+      case generator_status::running:
+        break;
+    }
+    throw generator_error(generator_errc::foreign_switch,
+                          "generator body switched away without yielding or returning");
+  }
+
+  void finish_unstarted() noexcept {
+    status = generator_status::finished;
+    std::exchange(body, greenlet());
+  }
+
+  std::optional<Yield> yielded_;
+  std::optional<send_slot_t<Send>> sent_;
+  std::shared_ptr<const ::greenlet::value> return_value_;
+  std::exception_ptr error_;
+  bool returned_ = false;
+};
+
+}  // namespace detail
+}  // namespace greenlet

@@ -1,0 +1,254 @@
+// generator/generator.hpp: generator<Yield, Send, Return>, a Python generator
+// (PEP 342 send/throw/close, PEP 380 yield from) whose body runs on its own
+// greenlet, so it may yield from any depth of ordinary calls.
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <iterator>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "greenlet/fiber/greenlet.hpp"
+#include "greenlet/generator/detail/generator_state.hpp"
+#include "greenlet/generator/errors.hpp"
+
+namespace greenlet {
+
+// generator<Yield, Send, Return> runs a body that yields Yield values, may be
+// sent Send values (void: it takes none) and returns a Return (void: none),
+// as Python's Generator[Yield, Send, Return]:
+//
+//   greenlet::generator<int, int, std::string> g([](auto& co) {
+//     std::optional<int> got = co.yield(1);  // nullopt after next()
+//     co.yield(*got * 2);
+//     return std::string("done");
+//   });
+//   g.next();   // 1
+//   g.send(21); // 42
+//   g.next();   // throws StopIteration; e.value().get<std::string>() == "done"
+//
+// The body is a callable taking generator::context& (or nothing, using the
+// static yield()). It starts on the first next()/send(), runs on a greenlet of
+// its own whose parent is whoever resumed it, and comes back at each yield.
+//
+// A generator is a move-only owner, like a Python generator with one
+// reference. Destroying an unfinished one closes it: GeneratorExit is raised
+// at its yield and its stack unwinds. Exceptions leaving the body reach the
+// resumer; StopIteration leaving it becomes generator_error
+// (raised_stop_iteration), as in PEP 479.
+//
+// Thread rules: a generator belongs to the thread that made it, and is used
+// and destroyed there.
+template <class Yield, class Send = void, class Return = void>
+class generator {
+  static_assert(std::is_object_v<Yield> && !std::is_array_v<Yield>,
+                "generator<Yield>: Yield must be an object type (yield pointers for references)");
+  static_assert(std::is_void_v<Send> || (std::is_object_v<Send> && !std::is_array_v<Send>),
+                "generator<Yield, Send>: Send must be void or an object type");
+  static_assert(std::is_void_v<Return> || (std::is_object_v<Return> && !std::is_array_v<Return>),
+                "generator<Yield, Send, Return>: Return must be void or an object type");
+
+  using state = detail::generator_state<Yield, Send, Return>;
+  template <class, class, class>
+  friend class generator;
+  friend state;
+
+ public:
+  using yield_type = Yield;
+  using send_type = Send;
+  using return_type = Return;
+  // received_type is what yield() returns in the body: void for Send = void,
+  // otherwise std::optional<Send>, nullopt when resumed by next() (Python's
+  // send(None)) and after a throw_().
+  using received_type = detail::received_t<Send>;
+
+  // context is the body's handle on its generator. It lives on the body's
+  // stack and may be passed down to any function the body calls.
+  class context {
+   public:
+    // yield(v) suspends the generator, handing v to the resumer, and returns
+    // what the next send() carries. Raises what throw_() or close() throws
+    // in. May be called from a greenlet started inside the body, or from a
+    // nested generator's body: it then suspends those too, and the next
+    // resume continues there. Throws generator_error (yield_outside_generator)
+    // when this generator is not running.
+    received_type yield(Yield v) { return state_->yield(std::move(v)); }
+
+    // yield_from(sub) is `yield from sub` (PEP 380): it yields everything sub
+    // yields, sends and throws go on to sub, GeneratorExit closes sub, and it
+    // returns sub's return value. A value sent while delegating to a sub that
+    // takes none (Send = void) is dropped. sub must not be running.
+    template <class Y2, class S2, class R2>
+    R2 yield_from(generator<Y2, S2, R2>& sub) {
+      return state_->yield_from(*sub.checked());
+    }
+    template <class Y2, class S2, class R2>
+    R2 yield_from(generator<Y2, S2, R2>&& sub) {
+      return state_->yield_from(*sub.checked());
+    }
+
+   private:
+    friend state;
+    explicit context(state* s) noexcept : state_(s) {}
+    state* state_;
+  };
+
+  // iterator is an input iterator over what the generator yields; range-for
+  // resumes it with next() until it returns (StopIteration is not thrown)
+  // and lets the body's exceptions through.
+  class iterator {
+   public:
+    using iterator_concept = std::input_iterator_tag;
+    using value_type = Yield;
+    using difference_type = std::ptrdiff_t;
+
+    iterator() noexcept = default;
+    Yield& operator*() const { return state_->yielded(); }
+    Yield* operator->() const { return &state_->yielded(); }
+    iterator& operator++() {
+      state_->drop_yielded();
+      advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
+      return it.state_ == nullptr;
+    }
+
+   private:
+    friend generator;
+    explicit iterator(state* s) : state_(s) { advance(); }
+    void advance() {
+      if (state_->resume(std::nullopt, nullptr) != detail::resume_result::yielded) state_ = nullptr;
+    }
+    state* state_ = nullptr;
+  };
+
+  // generator() is empty: assign one before use; operations throw
+  // generator_error (empty_generator) on it.
+  generator() noexcept = default;
+
+  // generator(body, stack) makes an unstarted generator: body runs on the
+  // first next() or send(). body takes context& or nothing; its result
+  // converts to Return.
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, generator>>>
+  explicit generator(F&& body, stack_options stack = {})
+      : state_(new state(std::forward<F>(body), stack)) {}
+
+  generator(generator&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  generator& operator=(generator&& other) noexcept {
+    generator(std::move(other)).swap(*this);
+    return *this;
+  }
+  generator(const generator&) = delete;
+  generator& operator=(const generator&) = delete;
+  // ~generator() closes an unfinished generator; if that throws (e.g. it
+  // ignored GeneratorExit) the exception goes to the unraisable hook.
+  ~generator() {
+    if (state_ != nullptr) state_->release();
+  }
+  void swap(generator& other) noexcept { std::swap(state_, other.state_); }
+
+  explicit operator bool() const noexcept { return state_ != nullptr; }
+
+  // next() runs the body to its next yield and returns the value. Throws
+  // StopIteration when it returns instead (or had finished), generator_error
+  // when it is running, and whatever the body throws.
+  Yield next() {
+    state* s = checked();
+    return take(s, s->resume(std::nullopt, nullptr));
+  }
+
+  // send() is next(); send(v) resumes the pending yield with v, Python's
+  // gen.send(v). Sending std::nullopt is Python's send(None). Throws as
+  // next(), and generator_error (just_started) for a value sent to an
+  // unstarted generator.
+  Yield send() { return next(); }
+  template <class S = Send>
+    requires(!std::is_void_v<S>)
+  Yield send(std::type_identity_t<std::optional<S>> v) {
+    state* s = checked();
+    return take(s, s->resume(std::move(v), nullptr));
+  }
+
+  // throw_(e) raises e at the pending yield and returns the next value
+  // yielded. An unstarted or finished generator raises e here at once (an
+  // unstarted one is then finished). Throws as next().
+  Yield throw_(std::exception_ptr e) {
+    state* s = checked();
+    return take(s, s->resume(std::nullopt, std::move(e)));
+  }
+  template <class E, class = std::enable_if_t<!std::is_same_v<std::decay_t<E>, std::exception_ptr>>>
+  Yield throw_(E&& e) {
+    return throw_(std::make_exception_ptr(std::forward<E>(e)));
+  }
+
+  // close() raises GeneratorExit at the pending yield and lets the body
+  // unwind. Nothing happens to a finished generator; an unstarted one is
+  // finished without running. Throws generator_error
+  // (ignored_generator_exit) if the body yields again, and what it throws
+  // other than GeneratorExit.
+  void close() { checked()->close(); }
+
+  // started(), running(), suspended() and finished() are its state: Python's
+  // gi_frame.f_lasti != -1, gi_running, gi_suspended, and gi_frame is None.
+  bool started() const { return checked()->status != detail::generator_status::unstarted; }
+  bool running() const { return checked()->status == detail::generator_status::running; }
+  bool suspended() const { return checked()->status == detail::generator_status::suspended; }
+  bool finished() const { return checked()->status == detail::generator_status::finished; }
+
+  // returned() is true once the body has returned (not thrown, not closed).
+  bool returned() const { return checked()->returned(); }
+
+  // return_value() is what the body returned, the value its StopIteration
+  // carried. Throws generator_error (no_return_value) before it returned.
+  template <class R = Return>
+    requires(!std::is_void_v<R>)
+  R& return_value() {
+    return checked()->return_value();
+  }
+
+  // begin() resumes the generator (as next()) for a range-for; end() is the
+  // sentinel reached when it returns.
+  iterator begin() { return iterator(checked()); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+  // yield(v) is the free-standing `yield`, for bodies that take no context:
+  // generator<int>::yield(v) yields from the innermost generator running on
+  // this greenlet or its ancestors. Throws generator_error
+  // (yield_outside_generator) when there is none, or when the innermost one is
+  // not a generator<Yield, Send, Return>.
+  static received_type yield(Yield v) {
+    detail::generator_state_base* s = detail::generator_state_base::innermost();
+    if (s == nullptr) {
+      throw generator_error(generator_errc::yield_outside_generator,
+                            "yield outside a generator: no generator is running here");
+    }
+    if (*s->type != typeid(state)) {
+      throw generator_error(generator_errc::yield_outside_generator,
+                            "yield of the wrong type: the innermost running generator is "
+                            "not this generator<Yield, Send, Return>");
+    }
+    return static_cast<state*>(s)->yield(std::move(v));
+  }
+
+ private:
+  state* checked() const {
+    if (state_ == nullptr) {
+      throw generator_error(generator_errc::empty_generator, "use of an empty generator");
+    }
+    return state_;
+  }
+  // take() is the yielded value, or StopIteration; it uses s, not state_,
+  // as the body may have destroyed this generator meanwhile.
+  static Yield take(state* s, detail::resume_result r) {
+    if (r != detail::resume_result::yielded) throw s->stop(r);
+    return s->take_yielded();
+  }
+
+  state* state_ = nullptr;
+};
+
+}  // namespace greenlet
