@@ -14,12 +14,8 @@ std::atomic<std::size_t> default_stack_bytes{128 * 1024};
 
 }  // namespace
 
-detail::greenlet_impl* greenlet::checked() const {
-  if (impl_ == nullptr) {
-    throw error(errc::empty_handle,
-                "this greenlet handle is empty: assign it a greenlet(run) before using it");
-  }
-  return impl_;
+void greenlet::throw_empty() {
+  throw error(errc::empty_handle, "this greenlet handle is empty: assign it a greenlet(run) before using it");
 }
 
 greenlet greenlet::getcurrent() {
@@ -31,17 +27,12 @@ greenlet greenlet::getcurrent() {
   return from_impl(ts.current);
 }
 
-value greenlet::switch_value(value args) {
-  detail::greenlet_impl* target = checked();
-  return detail::switch_to(detail::state(), target, std::move(args), nullptr);
-}
-
 value greenlet::throw_() { return throw_(std::make_exception_ptr(GreenletExit())); }
 
 value greenlet::throw_(std::exception_ptr e) {
   detail::greenlet_impl* target = checked();
   if (!e) e = std::make_exception_ptr(GreenletExit());
-  return detail::switch_to(detail::state(), target, value(), std::move(e));
+  return detail::throw_to(detail::state(), target, std::move(e));
 }
 
 bool greenlet::dead() const { return checked()->state == detail::run_state::dead; }
@@ -63,8 +54,7 @@ void greenlet::set_parent(const greenlet& new_parent) {
   }
   detail::greenlet_impl* p = new_parent.checked();
   detail::thread_state* here = detail::tls_state;
-  if (p->owner.load(std::memory_order_relaxed) != self->owner.load(std::memory_order_relaxed) ||
-      self->owner.load(std::memory_order_relaxed) != here) {
+  if (detail::owner_of(p) != detail::owner_of(self) || detail::owner_of(self) != here) {
     throw error(errc::wrong_thread, "parent cannot be on a different thread");
   }
   for (detail::greenlet_impl* g = p; g != nullptr; g = g->parent) {

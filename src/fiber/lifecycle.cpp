@@ -18,7 +18,7 @@ void adopt_new(greenlet_impl* self, greenlet_impl* parent, const stack_options& 
   if (ts.has_mail.load(std::memory_order_acquire)) ts.process_mail();
   if (parent == nullptr) {
     parent = ts.current;
-  } else if (parent->owner.load(std::memory_order_relaxed) != &ts) {
+  } else if (owner_of(parent) != &ts) {
     self->ops->dispose(self);
     throw ::greenlet::error(errc::wrong_thread,
                             "parent cannot be on a different thread: make the greenlet on the "
@@ -33,7 +33,7 @@ void adopt_new(greenlet_impl* self, greenlet_impl* parent, const stack_options& 
 }
 
 void dispose(thread_state* ts, greenlet_impl* g) noexcept {
-  if (ts != nullptr && g->owner.load(std::memory_order_relaxed) == ts) ts->unlink(g);
+  if (ts != nullptr && owner_of(g) == ts) ts->unlink(g);
   greenlet_impl* parent = g->parent;
   g->parent = nullptr;
   g->ops->dispose(g);
@@ -48,7 +48,7 @@ void kill(thread_state& ts, greenlet_impl* g) noexcept {
   retain(killer);
   g->parent = killer;
   try {
-    switch_to(ts, g, value(), std::make_exception_ptr(GreenletExit()));
+    throw_to(ts, g, std::make_exception_ptr(GreenletExit()));
   } catch (...) {
     report_unraisable(std::current_exception(),
                       "killing greenlet #" + std::to_string(g->id) + " with GreenletExit");
@@ -93,7 +93,7 @@ void release_here(thread_state& ts, greenlet_impl* g) noexcept {
 
 void release(greenlet_impl* g) noexcept {
   thread_state* ts = tls_state;
-  thread_state* owner = g->owner.load(std::memory_order_relaxed);
+  thread_state* owner = owner_of(g);
   if (owner == ts && ts != nullptr) {
     release_here(*ts, g);
     return;
@@ -102,7 +102,7 @@ void release(greenlet_impl* g) noexcept {
     // Another thread's greenlet: hand this reference to its owner, which
     // drops it on its own thread, where killing it is safe.
     std::lock_guard<std::mutex> lock(foreign_release_mutex());
-    owner = g->owner.load(std::memory_order_relaxed);
+    owner = owner_of(g);
     if (owner != nullptr) {
       try {
         owner->mail.push_back(g);
@@ -125,7 +125,7 @@ namespace {
 
 bool on_own_stack(const greenlet_impl* g, const void* where) noexcept {
   thread_state* ts = tls_state;
-  return ts != nullptr && g->owner.load(std::memory_order_relaxed) == ts && where >= g->stack_limit &&
+  return ts != nullptr && owner_of(g) == ts && where >= g->stack_limit &&
          where < g->stack_base;
 }
 

@@ -11,7 +11,7 @@
 
 #include <valgrind/valgrind.h>
 
-#include "fiber/sanitizers.hpp"
+#include "greenlet/detail/sanitizers.hpp"
 #include "greenlet/errors.hpp"
 
 namespace greenlet::detail {

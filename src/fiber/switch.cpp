@@ -1,14 +1,15 @@
-// switch.cpp: the one place that jumps between stacks. It alone includes
-// Boost.Context, and uses its lowest layer (make_fcontext/jump_fcontext) so
-// that every jump can be annotated for the sanitizers and no jump is hidden
-// inside a library call.
+// switch.cpp: starting, finishing and the uncommon switches. The common
+// switch is inline (greenlet/detail/switch_inline.hpp). Both use Boost.Context's
+// lowest layer (make_fcontext/jump_fcontext) so that every jump can be
+// annotated for the sanitizers and no jump is hidden inside a library call.
 #include <cxxabi.h>
 
 #include <boost/context/detail/fcontext.hpp>
 
 #include <cstdlib>
+#include <mutex>
 
-#include "fiber/sanitizers.hpp"
+#include "greenlet/detail/sanitizers.hpp"
 #include "fiber/thread_state.hpp"
 
 namespace greenlet::detail {
@@ -17,31 +18,91 @@ namespace ctx = boost::context::detail;
 
 namespace {
 
-// canonicalize_fp_status() keeps every switch on jump_fcontext's fast path.
+// Keeping every switch on jump_fcontext's fast path.
+//
 // jump_fcontext stores MXCSR into the context it leaves and loads the one
-// saved in the context it enters. Loading a value different from the
-// current one costs ~70 ns, and the values differ as soon as any inexact
-// floating-point operation has set the sticky precision flag on one side but
-// not the other: a raw Boost.Context ping-pong goes from 5 ns to 72 ns per
-// switch once a program has done floating-point work. Clearing the flags
-// instead makes the next inexact operation pay a microcode assist (158 ns).
-// So every context is saved with the same status bits, the precision flag
-// set and the others clear, keeping the control bits (rounding, masks) as
-// the greenlet set them. Cost: one stmxcsr and a compare per switch.
-// Consequence: floating-point exception flags (fetestexcept) do not survive
-// a switch.
-inline void canonicalize_fp_status() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  constexpr unsigned status_bits = 0x3f;
-  constexpr unsigned precision_flag = 0x20;
+// saved in the context it enters. On some CPUs, loading a value different
+// from the current one costs ~70 ns, and the values differ as soon as an
+// inexact floating-point operation has set the sticky precision flag on one
+// side but not the other: a raw Boost.Context ping-pong goes from 5 ns to
+// 72 ns per switch once a program does floating-point work. Clearing the
+// flags instead makes the next inexact operation pay a microcode assist.
+//
+// So every saved context gets the same status bits: the precision flag set,
+// the others clear, the control bits (rounding, masks) left as the greenlet
+// set them. With the precision flag already set, inexact operations change
+// nothing, so the running MXCSR matches what the next jump loads.
+//
+// Reading the register (stmxcsr) before each switch would do it, but right
+// after the jump's own ldmxcsr it stalls ~6 ns on AMD EPYC: more than the
+// switch. Instead the resumed side fixes the word the origin just saved in
+// its own frame, a plain load and compare (~0.8 ns). That relies on Boost's
+// x86-64 frame layout (MXCSR at offset 0 of a saved context), which
+// check_frame_layout() checks once per process; if it fails, the register is
+// canonicalized before each switch instead.
+// Consequence either way: floating-point exception flags (fetestexcept) do
+// not survive a switch.
+constexpr unsigned mxcsr_status_bits = 0x3f;
+constexpr unsigned mxcsr_precision_flag = 0x20;
+
+inline unsigned canonical_mxcsr(unsigned mxcsr) noexcept {
+  return (mxcsr & ~mxcsr_status_bits) | mxcsr_precision_flag;
+}
+
+#if defined(__x86_64__)
+inline unsigned read_mxcsr() noexcept {
   unsigned mxcsr;
   __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
-  const unsigned canonical = (mxcsr & ~status_bits) | precision_flag;
-  if (mxcsr != canonical) [[unlikely]] {
-    __asm__ volatile("ldmxcsr %0" : : "m"(canonical));
-  }
+  return mxcsr;
+}
+inline void write_mxcsr(unsigned mxcsr) noexcept { __asm__ volatile("ldmxcsr %0" : : "m"(mxcsr)); }
+
+// The probe: a context that sets a distinctive MXCSR and jumps back, so the
+// word at its saved context can be compared with what it set.
+constexpr unsigned probe_mxcsr = 0x7fa0;  // round toward zero, precision flag
+void probe_entry(ctx::transfer_t t) {
+  write_mxcsr(probe_mxcsr);
+  ctx::jump_fcontext(t.fctx, nullptr);
+  std::abort();  // never resumed
+}
+
+bool check_frame_layout() noexcept {
+  alignas(16) static char stack[16 * 1024];
+  const unsigned saved = read_mxcsr();
+  ctx::fcontext_t probe = ctx::make_fcontext(stack + sizeof stack, sizeof stack, &probe_entry);
+  ctx::transfer_t back = ctx::jump_fcontext(probe, nullptr);
+  const bool ok = *static_cast<const unsigned*>(back.fctx) == probe_mxcsr && read_mxcsr() == saved;
+  write_mxcsr(saved);
+  return ok;
+}
+
+#endif
+
+}  // namespace
+
+bool fp_frame_layout_ok = false;
+
+void canonicalize_fp_register() noexcept {
+#if defined(__x86_64__)
+  const unsigned mxcsr = read_mxcsr();
+  if (mxcsr != canonical_mxcsr(mxcsr)) write_mxcsr(canonical_mxcsr(mxcsr));
 #endif
 }
+
+// prepare_thread_fp() runs when a thread first uses greenlets, before its
+// first switch: it checks the frame layout once per process and gives the
+// thread's own context the status bits every saved context will have.
+void prepare_thread_fp() noexcept {
+#if defined(__x86_64__) && !defined(GREENLET_ASAN) && !defined(GREENLET_TSAN)
+  // (Under the sanitizers the probe's unannotated jump would confuse them;
+  // they get the register method.)
+  static std::once_flag checked;
+  std::call_once(checked, [] { fp_frame_layout_ok = check_frame_layout(); });
+#endif
+  canonicalize_fp_register();
+}
+
+namespace {
 
 [[noreturn]] void greenlet_entry(ctx::transfer_t from) noexcept;
 
@@ -55,6 +116,7 @@ void start(thread_state& ts, greenlet_impl* g) {
   g->stack_size = s.size;
   g->valgrind_stack_id = s.valgrind_id;
   g->context = ctx::make_fcontext(s.base, s.size, &greenlet_entry);
+  if (fp_frame_layout_ok) canonicalize_saved_fp(g->context);
   g->state = run_state::active;
   g->exceptions = {};
   sanitizers::on_start(g);
@@ -65,12 +127,13 @@ void start(thread_state& ts, greenlet_impl* g) {
 inline greenlet_impl* leave(thread_state& ts, greenlet_impl* self, greenlet_impl* target) noexcept {
   self->exceptions = *ts.cxa_globals;
   *ts.cxa_globals = target->exceptions;
-  canonicalize_fp_status();
+  if (!fp_frame_layout_ok) canonicalize_fp_register();
   ts.current = target;
   sanitizers::before_jump(self, target, /*dying=*/false);
   ctx::transfer_t back = ctx::jump_fcontext(target->context, self);
   auto* origin = static_cast<greenlet_impl*>(back.data);
   origin->context = back.fctx;
+  if (fp_frame_layout_ok) canonicalize_saved_fp(back.fctx);
   sanitizers::after_jump(self, origin);
   return origin;
 }
@@ -118,7 +181,7 @@ bool is_greenlet_exit(const std::exception_ptr& e) noexcept {
 greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* target, value& args,
                               std::exception_ptr& error) {
   for (;;) {
-    thread_state* owner = target->owner.load(std::memory_order_relaxed);
+    thread_state* owner = owner_of(target);
     if (owner != &ts) [[unlikely]] {
       if (owner == nullptr) {
         throw ::greenlet::error(errc::thread_exited,
@@ -208,6 +271,7 @@ void greenlet_entry(ctx::transfer_t from) noexcept {
   greenlet_impl* self = ts.current;
   auto* origin = static_cast<greenlet_impl*>(from.data);
   origin->context = from.fctx;
+  if (fp_frame_layout_ok) canonicalize_saved_fp(from.fctx);
   sanitizers::after_jump(self, origin);
   try {
     after_switch(ts, self, origin);
@@ -218,16 +282,16 @@ void greenlet_entry(ctx::transfer_t from) noexcept {
   greenlet_impl* target = run_to_completion(ts, self);
 
   *ts.cxa_globals = target->exceptions;
-  canonicalize_fp_status();
+  if (!fp_frame_layout_ok) canonicalize_fp_register();
   ts.current = target;
   sanitizers::before_jump(self, target, /*dying=*/true);
   ctx::jump_fcontext(target->context, self);
   std::abort();  // a dead greenlet is never resumed
 }
 
-}  // namespace
-
-value switch_to(thread_state& ts, greenlet_impl* target, value&& args, std::exception_ptr error) {
+// switch_any() handles every switch: to a dead, unstarted or foreign
+// greenlet, to itself, raising an exception, as well as the common case.
+value switch_any(thread_state& ts, greenlet_impl* target, value&& args, std::exception_ptr error) {
   greenlet_impl* self = ts.current;
   target = resolve_target(ts, target, args, error);
   if (target == self) {
@@ -236,12 +300,26 @@ value switch_to(thread_state& ts, greenlet_impl* target, value&& args, std::exce
   }
   if (target->state == run_state::unstarted) start(ts, target);
   ts.transfer_value = std::move(args);
-  if (error) [[unlikely]] {
-    ts.transfer_error = std::move(error);
-  }
+  if (error) ts.transfer_error = std::move(error);
   greenlet_impl* origin = leave(ts, self, target);
   after_switch(ts, self, origin);
   return receive(ts);
+}
+
+}  // namespace
+
+value switch_slow(greenlet_impl* target, value&& args) {
+  return switch_any(state(), target, std::move(args), nullptr);
+}
+
+value after_switch_slow(switch_state& ts, greenlet_impl* self, greenlet_impl* origin) {
+  thread_state& full = static_cast<thread_state&>(ts);
+  after_switch(full, self, origin);
+  return receive(full);
+}
+
+value throw_to(thread_state& ts, greenlet_impl* target, std::exception_ptr error) {
+  return switch_any(ts, target, value(), std::move(error));
 }
 
 void release_stack(thread_state& ts, greenlet_impl* g) noexcept {

@@ -5,13 +5,15 @@
 #include <string>
 #include <vector>
 
-#include "fiber/sanitizers.hpp"
+#include "greenlet/detail/sanitizers.hpp"
 
 namespace greenlet::detail {
 
 exception_state* runtime_exception_state() noexcept;  // switch.cpp
+void prepare_thread_fp() noexcept;                    // switch.cpp
 
-thread_local thread_state* tls_state __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local thread_state* tls_state __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local switch_state* tls_switch_state __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
 
@@ -37,12 +39,16 @@ std::mutex& foreign_release_mutex() noexcept {
 thread_state& make_thread_state() {
   owned_state = std::make_unique<thread_state>();
   tls_state = owned_state.get();
+  tls_switch_state = tls_state;
   install_overflow_reporter(*tls_state);
   return *tls_state;
 }
 
 thread_state::thread_state() {
   cxa_globals = runtime_exception_state();
+  // The thread's own context starts with the status bits every saved
+  // context will have (see switch.cpp), so its first switches are fast too.
+  prepare_thread_fp();
   thread_index = next_thread_index.fetch_add(1, std::memory_order_relaxed);
   auto* m = new main_greenlet();
   m->ops = &main_greenlet::table;
@@ -134,6 +140,7 @@ thread_state::~thread_state() {
   release(m);
   remove_overflow_reporter(*this);
   tls_state = nullptr;
+  tls_switch_state = nullptr;
 }
 
 }  // namespace greenlet::detail

@@ -9,6 +9,7 @@
 
 #include "fiber/stack_pool.hpp"
 #include "greenlet/detail/greenlet_impl.hpp"
+#include "greenlet/detail/switch_inline.hpp"
 #include "greenlet/fiber/greenlet.hpp"
 
 namespace greenlet::detail {
@@ -16,18 +17,11 @@ namespace greenlet::detail {
 // thread_state is made on a thread's first use of greenlets and destroyed at
 // thread exit, when it kills the thread's unfinished greenlets so their
 // destructors run on the thread that owns their stacks.
-struct thread_state {
+struct thread_state : switch_state {
   thread_state();
   ~thread_state();
   thread_state(const thread_state&) = delete;
   thread_state& operator=(const thread_state&) = delete;
-
-  // The switch path reads these.
-  greenlet_impl* current = nullptr;
-  exception_state* cxa_globals = nullptr;  // the C++ runtime's, for this thread
-  bool tracing = false;                    // trace is set: one branch per switch
-  value transfer_value;                    // what the switch carries
-  std::exception_ptr transfer_error;       // or the exception it raises
 
   greenlet_impl* main = nullptr;
   trace_function trace;
@@ -56,7 +50,10 @@ struct thread_state {
 std::mutex& foreign_release_mutex() noexcept;
 
 // The running thread's state; state() makes it on first use.
-extern thread_local thread_state* tls_state __attribute__((tls_model("initial-exec")));
+// constinit: without it every access from another file goes through a TLS
+// wrapper call (the compiler must assume a dynamic initializer), which cost
+// more than the rest of a switch.
+extern constinit thread_local thread_state* tls_state __attribute__((tls_model("initial-exec")));
 thread_state& make_thread_state();
 inline thread_state& state() {
   thread_state* ts = tls_state;
@@ -66,8 +63,13 @@ inline thread_state& state() {
   return *ts;
 }
 
-// The switch machinery (switch.cpp).
-value switch_to(thread_state& ts, greenlet_impl* target, value&& args, std::exception_ptr error);
+// The switch machinery (switch.cpp): raising an exception in the target
+// (throw_, kill); plain switches are switch_inline().
+value throw_to(thread_state& ts, greenlet_impl* target, std::exception_ptr error);
+// The thread state that owns g, or null once its thread has exited.
+inline thread_state* owner_of(const greenlet_impl* g) noexcept {
+  return static_cast<thread_state*>(g->owner.load(std::memory_order_relaxed));
+}
 // Called on g's own thread when only handles on g's own stack (or none)
 // are left: kills a suspended g, frees an unstarted or dead one.
 void on_unreachable(thread_state& ts, greenlet_impl* g) noexcept;

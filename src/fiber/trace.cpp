@@ -81,14 +81,21 @@ void call_trace(thread_state& ts, greenlet_impl* origin, greenlet_impl* target) 
   retain(target);
   greenlet o = greenlet::from_impl(origin);
   greenlet t = greenlet::from_impl(target);
+  // The trace function may itself switch away and back: keep what this
+  // switch carries out of the way meanwhile (Python's g_switch_finish does too).
+  value carried_value = std::move(ts.transfer_value);
+  std::exception_ptr carried_error = std::move(ts.transfer_error);
+  ts.transfer_error = nullptr;
   try {
     f(event, o, t);
   } catch (...) {
     ts.trace = nullptr;
     ts.tracing = false;
-    ts.transfer_value.reset();
-    ts.transfer_error = std::current_exception();
+    carried_value.reset();
+    carried_error = std::current_exception();
   }
+  ts.transfer_value = std::move(carried_value);
+  ts.transfer_error = std::move(carried_error);
   o.detach();
   t.detach();
   origin->refs.fetch_sub(1, std::memory_order_acq_rel);

@@ -82,11 +82,9 @@ TEST_F(TestBrokenGreenlets, test_reentrant_switch_two_greenlets) {
 // before that greenlet sees the switch's arguments; when it switches away
 // and back, those arguments must not be replaced by what it was switched
 // back with.
-// LIBRARY BUG: a trace function that switches away and back replaces the
-// pending switch's arguments: g1's run receives () instead of "g1 from main"
-// (call_trace() does not save ts.transfer_value/transfer_error around the
-// trace call; Python greenlet captures them in g_switch_finish).
-TEST_F(TestBrokenGreenlets, DISABLED_test_reentrant_switch_three_greenlets2) {
+// (This once failed: call_trace() did not keep the pending switch's
+// arguments while the trace function switched away and back.)
+TEST_F(TestBrokenGreenlets, test_reentrant_switch_three_greenlets2) {
   using pair = std::pair<std::string, std::string>;
   std::vector<pair> results;
   greenlet::greenlet g1;
@@ -147,8 +145,7 @@ TEST_F(TestBrokenGreenlets, DISABLED_test_reentrant_switch_three_greenlets2) {
 // arguments) and resuming (switch_()'s result). Not in test_greenlet.py.
 using ReentrantSwitch = greenlet_test::GreenletTest;
 
-// LIBRARY BUG: run receives an empty value instead of 42.
-TEST_F(ReentrantSwitch, DISABLED_TraceSwitchingAwayKeepsStartArguments) {
+TEST_F(ReentrantSwitch, TraceSwitchingAwayKeepsStartArguments) {
   greenlet::greenlet g([](greenlet::value v) { return v.holds<int>() && v.get<int>() == 42; });
   greenlet::greenlet other([] {}, g);
   bool once = true;
@@ -164,8 +161,7 @@ TEST_F(ReentrantSwitch, DISABLED_TraceSwitchingAwayKeepsStartArguments) {
   EXPECT_FALSE(once);
 }
 
-// LIBRARY BUG: g's switch_up() returns an empty value instead of 42.
-TEST_F(ReentrantSwitch, DISABLED_TraceSwitchingAwayKeepsSwitchArguments) {
+TEST_F(ReentrantSwitch, TraceSwitchingAwayKeepsSwitchArguments) {
   greenlet::greenlet g([] {
     greenlet::value v = switch_up();
     return v.holds<int>() && v.get<int>() == 42;

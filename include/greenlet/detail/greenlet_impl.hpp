@@ -26,7 +26,7 @@ struct stack_options {
 
 namespace detail {
 
-struct thread_state;
+struct switch_state;
 struct greenlet_impl;
 
 enum class run_state : unsigned char { unstarted, active, dead };
@@ -49,7 +49,7 @@ struct run_ops {
 struct greenlet_impl {
   // Fields used by every switch come first.
   void* context = nullptr;  // Boost fcontext_t of the suspended greenlet
-  std::atomic<thread_state*> owner{nullptr};
+  std::atomic<switch_state*> owner{nullptr};  // its thread's state
   greenlet_impl* parent = nullptr;  // strong reference; null only for main
   run_state state = run_state::unstarted;
   bool is_main = false;

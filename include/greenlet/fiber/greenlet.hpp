@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "greenlet/detail/greenlet_impl.hpp"
+#include "greenlet/detail/switch_inline.hpp"
 #include "greenlet/errors.hpp"
 #include "greenlet/fiber/value.hpp"
 
@@ -100,7 +101,7 @@ class greenlet {
   }
 
   // switch_value(v) is switch_() with the arguments already packed.
-  value switch_value(value args);
+  value switch_value(value args) { return detail::switch_inline(checked(), std::move(args)); }
 
   // throw_(e) switches to this greenlet and raises e there at once. An
   // unstarted greenlet dies without running and e goes to its parent.
@@ -152,7 +153,13 @@ class greenlet {
   explicit greenlet(detail::greenlet_impl* adopted) noexcept : impl_(adopted) {
     detail::place(impl_, this);
   }
-  detail::greenlet_impl* checked() const;
+  detail::greenlet_impl* checked() const {
+    if (impl_ == nullptr) [[unlikely]] {
+      throw_empty();
+    }
+    return impl_;
+  }
+  [[noreturn]] static void throw_empty();
   detail::greenlet_impl* impl_ = nullptr;
 };
 

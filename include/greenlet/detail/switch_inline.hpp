@@ -1,0 +1,89 @@
+// switch_inline.hpp: the common switch, inlined into the caller.
+//
+// Why inline: jump_fcontext returns with an indirect jmp, not a ret, so the
+// CPU's return-address predictor is out of step after every switch and each
+// ret between one jump and the next mispredicts (~5 ns each). Out of line,
+// switch_() cost three of them; inlined, a switch in a loop costs none, as
+// a raw boost::context::fiber::resume() (itself inline) does. Everything
+// uncommon (first start, dead targets, exceptions, tracing, reaping) stays
+// out of line in src/fiber/switch.cpp.
+#pragma once
+
+#include <atomic>
+#include <exception>
+
+#include <boost/context/detail/fcontext.hpp>
+
+#include "greenlet/detail/greenlet_impl.hpp"
+#include "greenlet/detail/sanitizers.hpp"
+#include "greenlet/fiber/value.hpp"
+
+namespace greenlet::detail {
+
+// switch_state is the part of a thread's greenlet state every switch
+// touches; thread_state (src/fiber) extends it.
+struct switch_state {
+  greenlet_impl* current = nullptr;
+  exception_state* cxa_globals = nullptr;  // the C++ runtime's, for this thread
+  bool tracing = false;                    // a trace function is set
+  value transfer_value;                    // what the switch carries
+  std::exception_ptr transfer_error;       // or the exception it raises
+};
+
+// The running thread's state, null before its first use of greenlets.
+// constinit: otherwise each access from another file calls a TLS wrapper.
+extern constinit thread_local switch_state* tls_switch_state __attribute__((tls_model("initial-exec")));
+
+// Whether saved contexts keep MXCSR at offset 0 (checked once per process,
+// before any switch; see src/fiber/switch.cpp).
+extern bool fp_frame_layout_ok;
+
+value switch_slow(greenlet_impl* target, value&& args);
+value after_switch_slow(switch_state& ts, greenlet_impl* self, greenlet_impl* origin);
+void canonicalize_fp_register() noexcept;
+
+inline void canonicalize_saved_fp(void* context) noexcept {
+#if defined(__x86_64__)
+  auto* word = static_cast<unsigned*>(context);
+  const unsigned mxcsr = *word;
+  const unsigned canonical = (mxcsr & ~0x3fu) | 0x20u;  // status bits: precision flag only
+  if (mxcsr != canonical) [[unlikely]] {
+    *word = canonical;
+  }
+#else
+  (void)context;
+#endif
+}
+
+// switch_inline() switches to target carrying args and returns what is
+// switched back, for a suspended greenlet of this thread; anything else
+// goes to switch_slow().
+inline value switch_inline(greenlet_impl* target, value&& args) {
+  switch_state* ts = tls_switch_state;
+  greenlet_impl* self = ts != nullptr ? ts->current : nullptr;
+  if (ts == nullptr || target->state != run_state::active || target == self ||
+      target->owner.load(std::memory_order_relaxed) != ts) [[unlikely]] {
+    return switch_slow(target, std::move(args));
+  }
+  ts->transfer_value = std::move(args);
+  self->exceptions = *ts->cxa_globals;
+  *ts->cxa_globals = target->exceptions;
+  if (!fp_frame_layout_ok) [[unlikely]] {
+    canonicalize_fp_register();
+  }
+  ts->current = target;
+  sanitizers::before_jump(self, target, /*dying=*/false);
+  const boost::context::detail::transfer_t back = boost::context::detail::jump_fcontext(target->context, self);
+  auto* origin = static_cast<greenlet_impl*>(back.data);
+  origin->context = back.fctx;
+  if (fp_frame_layout_ok) [[likely]] {
+    canonicalize_saved_fp(back.fctx);
+  }
+  sanitizers::after_jump(self, origin);
+  if (ts->tracing || ts->transfer_error || origin->state == run_state::dead || origin->orphaned) [[unlikely]] {
+    return after_switch_slow(*ts, self, origin);
+  }
+  return std::move(ts->transfer_value);
+}
+
+}  // namespace greenlet::detail
