@@ -1,0 +1,318 @@
+// gather_test.cpp: asyncio::gather. Ported from CPython's
+// Lib/test/test_asyncio/test_tasks.py (GatherTestsBase, FutureGatherTests,
+// CoroutineGatherTests); each case names its source. gather() is called
+// from a task here (it awaits), where CPython builds a _GatheringFuture.
+#include <string>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+#include "asyncio/asyncio_test_support.hpp"
+
+namespace {
+
+namespace asyncio = greenlet::asyncio;
+using asyncio_test::error_log;
+using asyncio_test::Guard;
+using asyncio_test::run_briefly;
+using asyncio_test::TestError;
+using asyncio_test::virtual_time;
+using asyncio_test::what_of;
+using GatherTests = greenlet_test::GreenletTest;
+using Strings = std::vector<std::string>;
+
+// run_a_while(loop) is GatherTestsBase._run_loop: a few iterations, enough
+// for done callbacks to reach the gathering task.
+void run_a_while(asyncio::event_loop& loop) {
+  for (int i = 0; i < 4; ++i) run_briefly(loop);
+}
+
+// test_tasks.py FutureGatherTests.test_result (GatherTestsBase.test_result):
+// results come in argument order, whatever order the children finish in.
+TEST_F(GatherTests, test_result) {
+  asyncio::event_loop loop;
+  auto a = loop.create_future<int>();
+  auto b = loop.create_future<int>();
+  auto c = loop.create_future<int>();
+  auto t = loop.create_task([&] { return asyncio::gather(std::vector{a, b, c}); });
+  run_a_while(loop);
+  EXPECT_FALSE(t.done());
+  b.set_result(1);
+  run_a_while(loop);
+  EXPECT_FALSE(t.done());
+  c.set_result(2);
+  a.set_result(3);
+  EXPECT_EQ(loop.run_until_complete(t), (std::vector<int>{3, 1, 2}));
+}
+
+// test_tasks.py CoroutineGatherTests.test_coroutines (functions made into
+// tasks) with mixed result types: a tuple in argument order.
+TEST_F(GatherTests, test_gather_functions_tuple) {
+  Strings log;
+  asyncio::event_loop loop(virtual_time());
+  auto done = loop.create_future<>();
+  done.set_result();
+  auto t = loop.create_task([&] {
+    return asyncio::gather(
+        [&] {
+          asyncio::sleep(0.3);
+          log.push_back("int");
+          return 1;
+        },
+        [&] {
+          asyncio::sleep(0.1);
+          log.push_back("string");
+          return std::string("two");
+        },
+        done);
+  });
+  auto [one, two, three] = loop.run_until_complete(t);
+  EXPECT_EQ(one, 1);
+  EXPECT_EQ(two, "two");
+  EXPECT_EQ(three, std::monostate{});
+  EXPECT_EQ(log, (Strings{"string", "int"}));
+  EXPECT_DOUBLE_EQ(loop.time(), 0.3);
+}
+
+// test_tasks.py GatherTestsBase.test_constructor_empty_sequence: nothing to
+// gather gives an empty result.
+TEST_F(GatherTests, test_constructor_empty_sequence) {
+  asyncio::event_loop loop;
+  auto t = loop.create_task([] { return asyncio::gather(std::vector<asyncio::Future<int>>{}); });
+  EXPECT_TRUE(loop.run_until_complete(t).empty());
+}
+
+// test_tasks.py GatherTestsBase.test_one_exception: the first exception is
+// raised at once; the other children are not cancelled, and finishing them
+// later does nothing.
+TEST_F(GatherTests, test_one_exception) {
+  error_log errors;
+  asyncio::event_loop loop;
+  errors.attach(loop);
+  auto a = loop.create_future<int>();
+  auto b = loop.create_future<int>();
+  auto c = loop.create_future<int>();
+  auto d = loop.create_future<int>();
+  auto e = loop.create_future<int>();
+  auto t = loop.create_task([&] { return asyncio::gather(std::vector{a, b, c, d, e}); });
+  run_briefly(loop);
+  a.set_result(1);
+  b.set_exception(TestError("zde"));
+  run_a_while(loop);
+  ASSERT_TRUE(t.done());
+  EXPECT_EQ(what_of(t.exception()), "zde");
+  EXPECT_FALSE(c.done());
+  EXPECT_FALSE(d.done());
+  // Does nothing.
+  c.set_result(3);
+  d.cancel();
+  e.set_exception(TestError("rte"));
+  e.exception();
+  run_a_while(loop);
+  EXPECT_TRUE(errors.messages.empty()) << errors.messages.front();
+}
+
+// test_tasks.py GatherTestsBase.test_return_exceptions: with
+// return_exceptions, gather waits for all and returns each outcome.
+TEST_F(GatherTests, test_return_exceptions) {
+  asyncio::event_loop loop;
+  auto a = loop.create_future<int>();
+  auto b = loop.create_future<int>();
+  auto c = loop.create_future<int>();
+  auto d = loop.create_future<int>();
+  auto t = loop.create_task([&] { return asyncio::gather(asyncio::return_exceptions, std::vector{a, b, c, d}); });
+  run_briefly(loop);
+  b.set_result(1);
+  c.set_exception(TestError("zde"));
+  a.set_result(3);
+  run_a_while(loop);
+  EXPECT_FALSE(t.done());
+  d.set_exception(TestError("rte"));
+  auto res = loop.run_until_complete(t);
+  ASSERT_EQ(res.size(), 4u);
+  EXPECT_EQ(res[0].value(), 3);
+  EXPECT_EQ(res[1].value(), 1);
+  EXPECT_FALSE(res[2].has_value());
+  EXPECT_EQ(what_of(res[2].error()), "zde");
+  EXPECT_EQ(what_of(res[3].error()), "rte");
+  EXPECT_THROW(res[3].value(), TestError);
+}
+
+// test_tasks.py GatherTestsBase.test_one_cancellation: a cancelled child
+// makes gather raise CancelledError (without return_exceptions).
+TEST_F(GatherTests, test_one_cancellation) {
+  Strings log;
+  asyncio::event_loop loop;
+  auto a = loop.create_future<int>();
+  auto b = loop.create_future<int>();
+  auto c = loop.create_future<int>();
+  auto t = loop.create_task([&] {
+    try {
+      asyncio::gather(std::vector{a, b, c});
+      log.push_back("returned");
+    } catch (const asyncio::CancelledError&) {
+      log.push_back("CancelledError");
+    }
+  });
+  run_briefly(loop);
+  a.set_result(1);
+  b.cancel();
+  loop.run_until_complete(t);
+  EXPECT_EQ(log, (Strings{"CancelledError"}));
+  EXPECT_FALSE(c.done());  // not cancelled by gather
+  c.set_result(3);         // does nothing
+  run_briefly(loop);
+}
+
+// test_tasks.py GatherTestsBase.test_result_exception_one_cancellation:
+// with return_exceptions a cancelled child is a CancelledError outcome.
+TEST_F(GatherTests, test_result_exception_one_cancellation) {
+  asyncio::event_loop loop;
+  std::vector<asyncio::Future<int>> fs;
+  for (int i = 0; i < 6; ++i) fs.push_back(loop.create_future<int>());
+  auto t = loop.create_task([&] { return asyncio::gather(asyncio::return_exceptions, fs); });
+  run_briefly(loop);
+  fs[0].set_result(1);
+  fs[1].set_exception(TestError("zde"));
+  fs[2].cancel();
+  run_a_while(loop);
+  EXPECT_FALSE(t.done());
+  fs[3].set_result(3);
+  fs[4].cancel();
+  fs[5].set_exception(TestError("rte"));
+  auto res = loop.run_until_complete(t);
+  ASSERT_EQ(res.size(), 6u);
+  EXPECT_EQ(res[0].value(), 1);
+  EXPECT_EQ(what_of(res[1].error()), "zde");
+  EXPECT_THROW(res[2].value(), asyncio::CancelledError);
+  EXPECT_EQ(res[3].value(), 3);
+  EXPECT_THROW(res[4].value(), asyncio::CancelledError);
+  EXPECT_EQ(what_of(res[5].error()), "rte");
+}
+
+// test_tasks.py CoroutineGatherTests.test_duplicate_coroutines: the same
+// child given several times gives its result at each place.
+TEST_F(GatherTests, test_duplicate_coroutines) {
+  asyncio::event_loop loop;
+  auto t = loop.create_task([] {
+    auto c = asyncio::create_task([] { return std::string("abc"); });
+    auto d = asyncio::create_task([] { return std::string("def"); });
+    return asyncio::gather(std::vector{c, c, d, c});
+  });
+  EXPECT_EQ(loop.run_until_complete(t), (Strings{"abc", "abc", "def", "abc"}));
+}
+
+// test_tasks.py CoroutineGatherTests.test_cancellation_broadcast: cancelling
+// the task that awaits gather() cancels every child.
+// LIBRARY BUG: gather_wait() only cancels the children when await_state()
+// throws CancelledError, but a cancel() of the gathering task cancels the
+// private "outer" future it waits on, so await_state() returns normally and
+// the CancelledError comes from out->check_result(), outside the try: the
+// children are never cancelled and keep waiting (here: forever).
+TEST_F(GatherTests, DISABLED_test_cancellation_broadcast) {
+  int proof = 0;
+  error_log errors;
+  asyncio::event_loop loop;
+  errors.attach(loop);
+  auto waiter = loop.create_future<>();
+  auto inner = [&] {
+    asyncio::await(waiter);
+    proof += 1;
+  };
+  auto child1 = loop.create_task(inner);
+  auto child2 = loop.create_task(inner);
+  auto f = loop.create_task([&] {
+    asyncio::gather(child1, child2);
+    proof += 100;
+  });
+  run_briefly(loop);
+  EXPECT_TRUE(f.cancel());
+  EXPECT_THROW(loop.run_until_complete(f), asyncio::CancelledError);
+  run_briefly(loop);
+  EXPECT_TRUE(waiter.cancelled());
+  EXPECT_TRUE(child1.cancelled());
+  EXPECT_TRUE(child2.cancelled());
+  run_briefly(loop);
+  EXPECT_EQ(proof, 0);
+  loop.close();
+}
+
+// Same case, C++ spelling of CPython's assertion that the children's stacks
+// unwind: the gathering task is cancelled while its children sleep.
+// LIBRARY BUG: as above; the children are not cancelled and go on sleeping
+// (log stays empty until close() kills them as pending tasks).
+TEST_F(GatherTests, DISABLED_test_cancel_gathering_task_cancels_children) {
+  Strings log;
+  error_log errors;
+  asyncio::event_loop loop(virtual_time());
+  errors.attach(loop);
+  auto child = [&log](const char* name) {
+    return [&log, name] {
+      Guard g{log, name};
+      asyncio::sleep(10);
+      log.push_back(std::string(name) + " finished");
+    };
+  };
+  auto f = loop.create_task([&] { asyncio::gather(child("a"), child("b")); });
+  run_briefly(loop);
+  run_briefly(loop);
+  f.cancel();
+  EXPECT_THROW(loop.run_until_complete(f), asyncio::CancelledError);
+  run_briefly(loop);
+  EXPECT_EQ(log, (Strings{"~a", "~b"}));
+  EXPECT_DOUBLE_EQ(loop.time(), 0.0);
+  loop.close();
+}
+
+// test_tasks.py CoroutineGatherTests.test_exception_marking: once gather
+// has raised the first exception, later failures of the other children are
+// marked retrieved (gather's _done_callback), so nothing is reported.
+// LIBRARY BUG: gather_wait() removes its callbacks from the children when it
+// raises, so a second child failing later is dropped unretrieved and the
+// loop reports "Task exception was never retrieved".
+TEST_F(GatherTests, DISABLED_test_exception_marking) {
+  error_log errors;
+  asyncio::event_loop loop;
+  errors.attach(loop);
+  auto a = loop.create_future<>();
+  auto b = loop.create_future<>();
+  auto inner = [](asyncio::Future<> f) {
+    return [f]() mutable {
+      asyncio::await(f);
+      throw TestError("should not be ignored");
+    };
+  };
+  auto f = loop.create_task([&] { asyncio::gather(inner(a), inner(b)); });
+  run_briefly(loop);
+  a.set_result();
+  run_a_while(loop);
+  b.set_result();
+  run_a_while(loop);
+  ASSERT_TRUE(f.done());
+  EXPECT_EQ(what_of(f.exception()), "should not be ignored");
+  EXPECT_TRUE(errors.messages.empty()) << errors.messages.front();
+}
+
+// test_tasks.py FutureGatherTests.test_constructor_heterogenous_futures /
+// test_tasks.py test_other_loop_future: children of another loop are an
+// error (CPython: ValueError from gather, or RuntimeError when awaited).
+// LIBRARY BUG: gather() does not check the children's loop; the task waits
+// for a future this loop can never complete and the loop raises the
+// deadlock RuntimeError (with timers around it would hang until they end).
+TEST_F(GatherTests, DISABLED_test_constructor_heterogenous_futures) {
+  error_log errors;
+  asyncio::event_loop loop;
+  errors.attach(loop);
+  asyncio::event_loop other;
+  auto foreign = other.create_future<int>();
+  auto t = loop.create_task([&] { return asyncio::gather(std::vector{foreign}); });
+  try {
+    loop.run_until_complete(t);
+    ADD_FAILURE() << "no RuntimeError";
+  } catch (const asyncio::RuntimeError& e) {
+    EXPECT_EQ(e.condition(), asyncio::asyncio_errc::wrong_loop) << e.what();
+  }
+  loop.close();
+}
+
+}  // namespace
