@@ -41,6 +41,7 @@ const std::error_category& category() noexcept {
 event_loop::event_loop(options opts) : core_(new detail::loop_core()) {
   core_->facade = this;
   core_->virtual_time = opts.virtual_time;
+  core_->task_stack = opts.task_stack;
 }
 
 event_loop::~event_loop() {

@@ -28,7 +28,7 @@ task_state& awaiting_task() {
                        "await in a plain callback of the event loop: only code running in a task "
                        "can await; start it with create_task()");
   }
-  if (::greenlet::getcurrent() != task->glet) {
+  if (::greenlet::detail::current_impl() != task->glet.impl()) {
     throw RuntimeError(asyncio_errc::not_in_task,
                        "await from a greenlet that is not the task's own: a greenlet switched to "
                        "inside a task cannot suspend the task; await in the task itself");
@@ -39,7 +39,7 @@ task_state& awaiting_task() {
 void task_state::start(loop_core* l) {
   loop = l;
   if (name_.empty()) name_ = "Task-" + std::to_string(task_counter.fetch_add(1, std::memory_order_relaxed));
-  glet = ::greenlet::greenlet([this] { body(); });
+  glet = ::greenlet::greenlet([this] { body(); }, ::greenlet::greenlet(), l->task_stack);
   l->link_task(this);
   l->call_soon_fast(&step_callback, this, nullptr);
 }
@@ -61,7 +61,18 @@ void task_state::step() {
     loop_core* l;
     ~clear_current() { l->current_task = nullptr; }
   } clear{l};
-  glet.switch_();
+  if (!glet.started()) {
+    // Starting needs a stack; if none can be had (vm.max_map_count, memory),
+    // the task fails with that error instead of waiting forever.
+    try {
+      glet.switch_();
+    } catch (const ::greenlet::error& e) {
+      if (e.code() != ::greenlet::errc::stack_exhausted || glet.started()) throw;
+      future_->set_exception(std::current_exception());
+    }
+  } else {
+    glet.switch_();
+  }
   if (future_->done()) {
     l->unlink_task(this);  // may free this task
     return;

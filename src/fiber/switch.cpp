@@ -57,6 +57,12 @@ inline unsigned read_mxcsr() noexcept {
 }
 inline void write_mxcsr(unsigned mxcsr) noexcept { __asm__ volatile("ldmxcsr %0" : : "m"(mxcsr)); }
 
+#endif
+
+// Under the sanitizers the probe's unannotated jump would confuse them; they
+// get the register method.
+#if defined(__x86_64__) && !defined(GREENLET_ASAN) && !defined(GREENLET_TSAN)
+#define GREENLET_FP_FRAME_PROBE 1
 // The probe: a context that sets a distinctive MXCSR and jumps back, so the
 // word at its saved context can be compared with what it set.
 constexpr unsigned probe_mxcsr = 0x7fa0;  // round toward zero, precision flag
@@ -93,9 +99,7 @@ void canonicalize_fp_register() noexcept {
 // first switch: it checks the frame layout once per process and gives the
 // thread's own context the status bits every saved context will have.
 void prepare_thread_fp() noexcept {
-#if defined(__x86_64__) && !defined(GREENLET_ASAN) && !defined(GREENLET_TSAN)
-  // (Under the sanitizers the probe's unannotated jump would confuse them;
-  // they get the register method.)
+#if defined(GREENLET_FP_FRAME_PROBE)
   static std::once_flag checked;
   std::call_once(checked, [] { fp_frame_layout_ok = check_frame_layout(); });
 #endif

@@ -61,6 +61,11 @@ class event_loop {
     // virtual_time: instead of sleeping until the next timer, the clock
     // jumps to it. For tests: timeouts run instantly and deterministically.
     bool virtual_time = false;
+    // task_stack: the stack of every task's greenlet. Guarded stacks cost
+    // two kernel mappings each and Linux allows vm.max_map_count (65530)
+    // per process, so past ~32,000 suspended tasks use unguarded ones
+    // ({.guard_page = false}) or raise the limit.
+    stack_options task_stack = {};
   };
 
   event_loop() : event_loop(options{}) {}

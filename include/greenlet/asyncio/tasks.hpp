@@ -79,6 +79,13 @@ auto as_future(X&& x) {
   }
 }
 
+template <class X>
+struct is_vector : std::false_type {};
+template <class T, class A>
+struct is_vector<std::vector<T, A>> : std::true_type {};
+template <class... Xs>
+inline constexpr bool no_vectors = (!is_vector<std::decay_t<Xs>>::value && ...);
+
 template <class F>
 auto take_result(F& f) {
   using T = typename std::decay_t<F>::value_type;
@@ -109,6 +116,7 @@ auto take_outcome(F& f) {
 // results as std::monostate). The first exception is raised at once; the
 // other children keep running. Cancelling the waiting task cancels them.
 template <class... Xs>
+  requires detail::no_vectors<Xs...>
 auto gather(Xs&&... xs) {
   auto futures = std::make_tuple(detail::as_future(std::forward<Xs>(xs))...);
   std::apply([](auto&... f) { detail::gather_wait({f.state()...}, false); }, futures);
@@ -117,6 +125,7 @@ auto gather(Xs&&... xs) {
 // gather(return_exceptions, a, b, ...) waits for all and returns an outcome
 // per child: its value or its exception.
 template <class... Xs>
+  requires detail::no_vectors<Xs...>
 auto gather(return_exceptions_t, Xs&&... xs) {
   auto futures = std::make_tuple(detail::as_future(std::forward<Xs>(xs))...);
   std::apply([](auto&... f) { detail::gather_wait({f.state()...}, true); }, futures);

@@ -76,6 +76,7 @@ struct loop_core {
   bool closed = false;
   bool virtual_time = false;
   double virtual_now = 0;
+  stack_options task_stack;  // for every task's greenlet
   ::greenlet::greenlet loop_greenlet;  // the greenlet running run_forever()
   task_state* current_task = nullptr;
   future_state* target = nullptr;  // what run_until_complete() waits for

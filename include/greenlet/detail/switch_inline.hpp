@@ -38,6 +38,13 @@ extern constinit thread_local switch_state* tls_switch_state __attribute__((tls_
 // before any switch; see src/fiber/switch.cpp).
 extern bool fp_frame_layout_ok;
 
+// current_impl() is the running greenlet without making a handle (no
+// reference count traffic); null before the thread's first use.
+inline greenlet_impl* current_impl() noexcept {
+  switch_state* ts = tls_switch_state;
+  return ts != nullptr ? ts->current : nullptr;
+}
+
 value switch_slow(greenlet_impl* target, value&& args);
 value after_switch_slow(switch_state& ts, greenlet_impl* self, greenlet_impl* origin);
 void canonicalize_fp_register() noexcept;
