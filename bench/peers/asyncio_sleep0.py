@@ -33,6 +33,28 @@ async def scenario(tasks, sleeps):
     return (t1 - t0) / (tasks * (sleeps + 1))
 
 
+def call_soon_ns(new_loop, callbacks, repetitions):
+    """ns per call_soon() callback, scheduled and run (as loop_call_soon)."""
+    samples = []
+    for _ in range(repetitions):
+        loop = new_loop()
+        try:
+            counter = [0]
+
+            def bump():
+                counter[0] += 1
+
+            t0 = time.perf_counter_ns()
+            for _ in range(callbacks - 1):
+                loop.call_soon(bump)
+            loop.call_soon(loop.stop)
+            loop.run_forever()
+            samples.append((time.perf_counter_ns() - t0) / callbacks)
+        finally:
+            loop.close()
+    return samples
+
+
 def measure(new_loop, tasks, sleeps, repetitions):
     samples = []
     for _ in range(repetitions):
@@ -64,9 +86,14 @@ def main():
     python = f"Python {sys.version.split()[0]}"
     rows = [row("py_asyncio_sleep0_step",
                 measure(asyncio.new_event_loop, args.tasks, args.sleeps, args.repetitions), f"{python}, asyncio")]
+    rows.append(row("py_asyncio_call_soon",
+                    call_soon_ns(asyncio.new_event_loop, 100_000, args.repetitions), f"{python}, asyncio"))
     if uvloop is not None:
         rows.append(row("py_uvloop_sleep0_step",
                         measure(uvloop.new_event_loop, args.tasks, args.sleeps, args.repetitions),
+                        f"{python}, uvloop {uvloop.__version__}"))
+        rows.append(row("py_uvloop_call_soon",
+                        call_soon_ns(uvloop.new_event_loop, 100_000, args.repetitions),
                         f"{python}, uvloop {uvloop.__version__}"))
     json.dump(rows, sys.stdout, indent=1)
     print()

@@ -52,6 +52,11 @@ RATIOS = [
     ("greenlet_create_destroy", "boost_fiber_create_protected", "create: ours / raw fiber, guarded mmap stack", None),
     ("greenlet_create_destroy_unguarded", "boost_fiber_create_pooled", "create unguarded: ours / raw fiber, pooled stack", None),
     ("greenlet_create_destroy", "py_greenlet_create", "create: ours / Python greenlet", None),
+    ("loop_sleep0_step/100000/10", "py_uvloop_sleep0_step", "loop step, 100k tasks x 10 sleep(0): ours / uvloop", None),
+    ("loop_sleep0_step/100000/10", "py_asyncio_sleep0_step", "loop step, 100k tasks x 10 sleep(0): ours / asyncio", None),
+    ("loop_call_soon", "py_uvloop_call_soon", "call_soon: ours / uvloop", None),
+    ("loop_call_soon", "py_asyncio_call_soon", "call_soon: ours / asyncio", None),
+    ("loop_sleep0_step/1000/1000", "greenlet_switch", "loop step (hot) / bare greenlet switch", 3.0),
 ]
 
 # Absolute targets: (benchmark name prefix or exact name, limit in ns, label).
@@ -60,6 +65,9 @@ ABSOLUTE = [
     ("greenlet_switch_fp", 8.0, "our switch (fp both sides) <= 8 ns"),
     ("greenlet_switch_fp_one_side", 8.0, "our switch (fp one side) <= 8 ns"),
     ("greenlet_create_destroy", 100.0, "our create+run+destroy <= 100 ns"),
+    ("loop_sleep0_step/1000/1000", 100.0, "loop task switch (sleep(0) step, hot) <= 100 ns"),
+    ("loop_sleep0_step/100000/10", 100.0, "loop task switch, 100k tasks x 10 sleep(0) <= 100 ns"),
+    ("loop_call_soon", 50.0, "call_soon >= 20 M/s (<= 50 ns)"),
 ]
 
 
