@@ -1,0 +1,266 @@
+// wait_for_test.cpp: asyncio::wait_for. Ported from CPython's
+// Lib/test/test_asyncio/test_waitfor.py (AsyncioWaitForTest) and
+// test_tasks.py (test_cancel_wait_for); each case names its source.
+#include <string>
+#include <vector>
+
+#include "asyncio/asyncio_test_support.hpp"
+
+namespace {
+
+namespace asyncio = greenlet::asyncio;
+using asyncio_test::error_log;
+using asyncio_test::run_briefly;
+using asyncio_test::TestError;
+using asyncio_test::virtual_time;
+using WaitForTests = greenlet_test::GreenletTest;
+using Strings = std::vector<std::string>;
+
+constexpr double kEpsilon = 0.0001;
+
+// test_waitfor.py test_wait_for: at the timeout the task is cancelled, its
+// finally-block runs, and TimeoutError is raised.
+TEST_F(WaitForTests, test_wait_for) {
+  asyncio::event_loop loop(virtual_time());
+  int foo_running = -1;
+  auto fut = loop.create_task([&] {
+    foo_running = 1;
+    struct finally {
+      int& flag;
+      ~finally() { flag = 0; }
+    } f{foo_running};
+    asyncio::sleep(0.2);
+    return std::string("done");
+  });
+  EXPECT_THROW(loop.run_until_complete([&] { return asyncio::wait_for(fut, 0.1); }), asyncio::TimeoutError);
+  EXPECT_TRUE(fut.done());
+  EXPECT_TRUE(fut.cancelled());  // cancelled by the timeout
+  EXPECT_DOUBLE_EQ(loop.time(), 0.1);
+  EXPECT_EQ(foo_running, 0);
+}
+
+// test_waitfor.py test_wait_for_blocking (a generous timeout): the result
+// comes back; time moves only to the completion.
+TEST_F(WaitForTests, test_wait_for_result) {
+  asyncio::event_loop loop(virtual_time());
+  auto res = loop.run_until_complete([] {
+    return asyncio::wait_for(
+        [] {
+          asyncio::sleep(0.3);
+          return std::string("done");
+        },
+        60.0);
+  });
+  EXPECT_EQ(res, "done");
+  EXPECT_DOUBLE_EQ(loop.time(), 0.3);
+}
+
+// test_waitfor.py test_wait_for_race_condition: the future finishes before
+// the timeout; the timeout's timer goes away (the clock stays at 0.1).
+TEST_F(WaitForTests, test_wait_for_race_condition) {
+  asyncio::event_loop loop(virtual_time());
+  auto fut = loop.create_future<std::string>();
+  loop.call_later(0.1, [fut]() mutable { fut.set_result("ok"); });
+  EXPECT_EQ(loop.run_until_complete([&] { return asyncio::wait_for(fut, 0.2); }), "ok");
+  EXPECT_DOUBLE_EQ(loop.time(), 0.1);
+  run_briefly(loop);
+  auto marker = loop.create_future<>();
+  loop.call_later(1.0, [marker]() mutable { marker.set_result(); });
+  loop.run_until_complete(marker);
+  EXPECT_DOUBLE_EQ(loop.time(), 1.1);
+}
+
+// test_waitfor.py test_wait_for_timeout_less_then_0_or_0_future_done
+TEST_F(WaitForTests, test_wait_for_timeout_less_then_0_or_0_future_done) {
+  asyncio::event_loop loop(virtual_time());
+  auto fut = loop.create_future<std::string>();
+  fut.set_result("done");
+  EXPECT_EQ(loop.run_until_complete([&] { return asyncio::wait_for(fut, 0); }), "done");
+  EXPECT_TRUE(fut.done());
+  EXPECT_DOUBLE_EQ(loop.time(), 0.0);
+}
+
+// test_waitfor.py test_wait_for_timeout_less_then_0_or_0 (timeout 0): a
+// task that would take time is cancelled at once; TimeoutError.
+TEST_F(WaitForTests, test_wait_for_timeout_less_then_0_or_0) {
+  asyncio::event_loop loop(virtual_time());
+  bool foo_started = false;
+  auto fut = loop.create_task([&] {
+    foo_started = true;
+    asyncio::sleep(0.2);
+  });
+  run_briefly(loop);  // start it
+  EXPECT_THROW(loop.run_until_complete([&] { asyncio::wait_for(fut, 0); }), asyncio::TimeoutError);
+  EXPECT_TRUE(fut.cancelled());
+  EXPECT_TRUE(foo_started);
+  EXPECT_DOUBLE_EQ(loop.time(), 0.0);
+}
+
+// test_waitfor.py test_wait_for_timeout_less_then_0_or_0 (timeout -1): a
+// negative timeout has passed already, as 0 does.
+// LIBRARY BUG: wait_for() hands the timeout to wait_until(), where a
+// negative value means "no timeout", so wait_for(x, -1) waits for x to finish
+// (the clock reaches 0.2) and returns normally instead of raising TimeoutError.
+TEST_F(WaitForTests, DISABLED_test_wait_for_negative_timeout) {
+  asyncio::event_loop loop(virtual_time());
+  auto fut = loop.create_task([] { asyncio::sleep(0.2); });
+  run_briefly(loop);
+  EXPECT_THROW(loop.run_until_complete([&] { asyncio::wait_for(fut, -1.0); }), asyncio::TimeoutError);
+  EXPECT_TRUE(fut.cancelled());
+  EXPECT_DOUBLE_EQ(loop.time(), 0.0);
+}
+
+// test_waitfor.py test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started:
+// with timeout <= 0 a coroutine (here: a function) is cancelled before it
+// starts, and TimeoutError is raised.
+// LIBRARY BUG: wait_for() wraps the function in a task and then waits for a
+// 0-second timer; the task's first step is queued before the timer, so the
+// function runs to completion and wait_for returns normally (no
+// TimeoutError, foo_started is true).
+TEST_F(WaitForTests, DISABLED_test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started) {
+  asyncio::event_loop loop(virtual_time());
+  bool foo_started = false;
+  EXPECT_THROW(loop.run_until_complete([&] { asyncio::wait_for([&] { foo_started = true; }, 0); }),
+               asyncio::TimeoutError);
+  EXPECT_DOUBLE_EQ(loop.time(), 0.0);
+  EXPECT_FALSE(foo_started);
+}
+
+// test_waitfor.py test_wait_for_waits_for_task_cancellation: wait_for waits
+// for the cancelled task to finish unwinding before raising TimeoutError.
+TEST_F(WaitForTests, test_wait_for_waits_for_task_cancellation) {
+  asyncio::event_loop loop(virtual_time());
+  Strings log;
+  auto foo = [&] {
+    auto inner_task = asyncio::create_task([&] {
+      struct finally {
+        Strings& log;
+        ~finally() { log.push_back("inner done"); }
+      } f{log};
+      try {
+        asyncio::sleep(0.2);
+      } catch (const asyncio::CancelledError&) {
+        asyncio::sleep(kEpsilon);
+        log.push_back("inner reraises");
+        throw;
+      }
+    });
+    try {
+      asyncio::wait_for(inner_task, kEpsilon);
+    } catch (const asyncio::TimeoutError&) {
+      log.push_back("TimeoutError");
+      throw;
+    }
+  };
+  EXPECT_THROW(loop.run_until_complete(foo), asyncio::TimeoutError);
+  EXPECT_EQ(log, (Strings{"inner reraises", "inner done", "TimeoutError"}));
+}
+
+// test_waitfor.py test_wait_for_waits_for_task_cancellation_w_timeout_0
+TEST_F(WaitForTests, test_wait_for_waits_for_task_cancellation_w_timeout_0) {
+  asyncio::event_loop loop(virtual_time());
+  bool task_done = false;
+  auto foo = [&] {
+    auto inner_task = asyncio::create_task([&] {
+      struct finally {
+        bool& flag;
+        ~finally() { flag = true; }
+      } f{task_done};
+      try {
+        asyncio::sleep(10);
+      } catch (const asyncio::CancelledError&) {
+        asyncio::sleep(kEpsilon);
+        throw;
+      }
+    });
+    asyncio::sleep(kEpsilon);
+    asyncio::wait_for(inner_task, 0);
+  };
+  EXPECT_THROW(loop.run_until_complete(foo), asyncio::TimeoutError);
+  EXPECT_TRUE(task_done);
+}
+
+// test_waitfor.py test_wait_for_reraises_exception_during_cancellation /
+// plain failure: an exception of the awaited task comes out of wait_for.
+TEST_F(WaitForTests, test_wait_for_raises_inner_exception) {
+  asyncio::event_loop loop(virtual_time());
+  EXPECT_THROW(loop.run_until_complete([] {
+    asyncio::wait_for(
+        [] {
+          asyncio::sleep(0.1);
+          throw TestError("inner");
+        },
+        1.0);
+  }),
+               TestError);
+  EXPECT_DOUBLE_EQ(loop.time(), 0.1);
+}
+
+// test_waitfor.py test_wait_for_cancel_suppressed (GH-86296): a task that
+// swallows the cancellation and returns a value: wait_for returns the value.
+TEST_F(WaitForTests, test_wait_for_cancel_suppressed) {
+  asyncio::event_loop loop(virtual_time());
+  auto res = loop.run_until_complete([] {
+    return asyncio::wait_for(
+        [] {
+          try {
+            asyncio::sleep(10);
+          } catch (const asyncio::CancelledError&) {
+            return 42;
+          }
+          return 0;
+        },
+        0.1);
+  });
+  EXPECT_EQ(res, 42);
+  EXPECT_DOUBLE_EQ(loop.time(), 0.1);
+}
+
+// test_tasks.py BaseTaskTests.test_cancel_wait_for (_test_cancel_wait_for,
+// bpo-23219): cancelling the task blocked in wait_for raises CancelledError
+// in it and cancels the awaited task too.
+// LIBRARY BUG: cancel() of the waiting task cancels wait_until()'s private
+// future, so wait_until() returns normally; wait_for() then treats it as a
+// timeout: it cancels the inner task and raises TimeoutError instead of
+// CancelledError (the waiting task ends failed, not cancelled).
+TEST_F(WaitForTests, DISABLED_test_cancel_wait_for) {
+  asyncio::event_loop loop(virtual_time());
+  auto fut = loop.create_future<>();
+  auto task = loop.create_task([&] { asyncio::await(fut); });  // blocks: fut is never set
+  auto wait = loop.create_task([&] { asyncio::wait_for(task, 60.0); });
+  loop.call_soon([wait]() mutable { wait.cancel(); });
+  EXPECT_THROW(loop.run_until_complete(wait), asyncio::CancelledError);
+  EXPECT_TRUE(wait.cancelled());
+  EXPECT_TRUE(task.cancelled());
+  EXPECT_DOUBLE_EQ(loop.time(), 0.0);
+}
+
+// test_waitfor.py test_wait_for_self_cancellation: wait_for stays
+// cancellable while the inner task holds up its own cancellation.
+// LIBRARY BUG: same root cause as test_cancel_wait_for: the outer cancel()
+// turns into TimeoutError.
+TEST_F(WaitForTests, DISABLED_test_wait_for_self_cancellation) {
+  asyncio::event_loop loop(virtual_time());
+  auto main = [&] {
+    auto inner_task = asyncio::create_task([] {
+      try {
+        asyncio::sleep(0.3);
+      } catch (const asyncio::CancelledError&) {
+        try {
+          asyncio::sleep(0.3);
+        } catch (const asyncio::CancelledError&) {
+          asyncio::sleep(0.3);
+        }
+      }
+      return 42;
+    });
+    auto task = asyncio::create_task([inner_task] { return asyncio::wait_for(inner_task, 0.1); });
+    asyncio::sleep(0.2);
+    task.cancel();
+    EXPECT_THROW(asyncio::await(task), asyncio::CancelledError);
+    EXPECT_EQ(asyncio::await(inner_task), 42);
+  };
+  loop.run_until_complete(main);
+}
+
+}  // namespace
