@@ -53,7 +53,6 @@ class generator {
   using state = detail::generator_state<Yield, Send, Return>;
   template <class, class, class>
   friend class generator;
-  friend state;
 
  public:
   using yield_type = Yield;
