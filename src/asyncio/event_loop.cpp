@@ -116,6 +116,10 @@ event_loop& get_event_loop() {
 namespace detail {
 
 void run_until_done(loop_core* core, future_state* target) {
+  if (target->loop() != core) {
+    throw RuntimeError(asyncio_errc::wrong_loop,
+                       "run_until_complete() got a future attached to a different loop");
+  }
   if (core->running) {
     throw RuntimeError(asyncio_errc::loop_running,
                        "This event loop is already running: a task cannot run its own loop; await "

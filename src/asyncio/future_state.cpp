@@ -38,6 +38,7 @@ future_state::~future_state() {
     exception_context context;
     context.message = is_task_ ? "Task exception was never retrieved" : "Future exception was never retrieved";
     context.exception = error_;
+    context.source = report_source_;
     loop_->report(context);
   }
   release(loop_);
@@ -46,6 +47,8 @@ future_state::~future_state() {
 void future_state::throw_invalid(const char* what) const { throw InvalidStateError(what); }
 
 bool future_state::cancel(const std::string& message) {
+  // As asyncio: asking to cancel counts as having looked at the outcome.
+  error_retrieved_ = true;
   if (done()) return false;
   set_cancelled(message);
   return true;

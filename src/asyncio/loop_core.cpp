@@ -325,7 +325,6 @@ void loop_core::run_forever() {
   }
   check_thread();
   running = true;
-  stopping = false;
   loop_greenlet = ::greenlet::getcurrent();
   set_running_loop(this);
   struct reset {
@@ -337,8 +336,11 @@ void loop_core::run_forever() {
       set_running_loop(nullptr);
     }
   } guard{this};
-  while (!stopping) run_once();
-  // Callbacks scheduled before stop() still run on this last iteration.
+  // At least one iteration: a stop() made before run_forever() still lets
+  // the callbacks already scheduled run once, as asyncio does.
+  do {
+    run_once();
+  } while (!stopping);
 }
 
 void loop_core::close() {
@@ -367,6 +369,9 @@ void loop_core::close() {
     drop_node(n);
   }
   timers.clear();
+  // I/O registrations may hold futures (references to this loop) and
+  // callbacks: drop them with the rest.
+  io->clear();
   std::lock_guard<std::mutex> lock(threadsafe_mutex);
   threadsafe_queue.clear();
 }

@@ -106,7 +106,10 @@ void task_state::body() {
     future_->set_cancelled("the task's greenlet was killed");
     throw;
   } catch (...) {
-    if (!future_->done()) future_->set_exception(std::current_exception());
+    if (!future_->done()) {
+      future_->set_exception(std::current_exception());
+      future_->report_source_ = repr();
+    }
   }
 }
 

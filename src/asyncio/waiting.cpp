@@ -1,6 +1,13 @@
 // waiting.cpp: the waiting behind gather(), wait(), wait_for() and
-// as_completed(), and asyncio::run's shutdown. Each waits on one private
-// "outer" future that callbacks on the children complete.
+// as_completed(), and asyncio::run's shutdown.
+//
+// Each waits on one private "outer" future that callbacks on the children
+// complete. Those callbacks may already sit in the ready queue when the
+// waiting frame returns (remove_done_callback cannot recall them), so
+// everything they touch lives in a shared wait_state they keep alive, never
+// in the waiting frame.
+#include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,26 +25,54 @@ std::exception_ptr failure_of(future_state* f) {
   }
 }
 
-// Registers `on_done` on every unfinished child; unregisters on the way
-// out, so no callback outlives the waiting frame.
+struct wait_state {
+  explicit wait_state(loop_core* loop, const std::vector<future_state*>& fs)
+      : outer(new future_value<void>(loop)), children(fs) {
+    for (future_state* c : children) retain(c);
+  }
+  ~wait_state() {
+    for (future_state* c : children) release(c);
+  }
+  wait_state(const wait_state&) = delete;
+  wait_state& operator=(const wait_state&) = delete;
+
+  Future<> outer;
+  std::vector<future_state*> children;
+  std::size_t remaining = 0;
+  std::deque<std::size_t> completed;  // indexes, in completion order
+};
+
+// Registers on_done(state, index) on every unfinished child; unregisters
+// what has not run yet when the waiting frame ends, unless `keep` (gather
+// keeps watching its children to mark their later failures retrieved).
 class child_callbacks {
  public:
-  child_callbacks(const std::vector<future_state*>& children, std::function<void(future_state&)> on_done)
-      : children_(children) {
-    ids_.reserve(children.size());
-    for (future_state* c : children) ids_.push_back(c->done() ? 0 : c->add_done_callback(on_done));
+  child_callbacks(std::shared_ptr<wait_state> state,
+                  const std::function<void(wait_state&, std::size_t)>& on_done, bool keep = false)
+      : state_(std::move(state)), keep_(keep) {
+    ids_.reserve(state_->children.size());
+    for (std::size_t i = 0; i < state_->children.size(); ++i) {
+      future_state* c = state_->children[i];
+      if (c->done()) {
+        ids_.push_back(0);
+        continue;
+      }
+      ids_.push_back(c->add_done_callback([state = state_, on_done, i](future_state&) { on_done(*state, i); }));
+    }
   }
   ~child_callbacks() {
-    for (std::size_t i = 0; i < children_.size(); ++i) {
-      if (ids_[i] != 0) children_[i]->remove_done_callback(ids_[i]);
+    if (keep_) return;
+    for (std::size_t i = 0; i < ids_.size(); ++i) {
+      if (ids_[i] != 0) state_->children[i]->remove_done_callback(ids_[i]);
     }
   }
   child_callbacks(const child_callbacks&) = delete;
   child_callbacks& operator=(const child_callbacks&) = delete;
 
  private:
-  const std::vector<future_state*>& children_;
+  std::shared_ptr<wait_state> state_;
   std::vector<std::uint64_t> ids_;
+  bool keep_;
 };
 
 bool satisfied(const std::vector<future_state*>& children, return_when when) {
@@ -51,90 +86,157 @@ bool satisfied(const std::vector<future_state*>& children, return_when when) {
   return done == children.size();
 }
 
+void check_same_loop(const std::vector<future_state*>& children, loop_core* loop) {
+  for (future_state* c : children) {
+    if (c->loop() != loop) {
+      throw RuntimeError(asyncio_errc::wrong_loop,
+                         "futures given to gather()/wait() must belong to the running loop");
+    }
+  }
+}
+
+// await_outer() waits on the private future; if it comes back cancelled,
+// the waiting task itself was cancelled (nobody else can reach it), so
+// CancelledError is raised here.
+void await_outer(future_state* out) {
+  await_state(out);
+  if (out->cancelled()) out->check_result();
+}
+
+// A timer that completes the outer future; cancelled when the frame ends.
+class deadline_timer {
+ public:
+  deadline_timer(loop_core* loop, std::optional<double> timeout, const std::shared_ptr<wait_state>& state)
+      : loop_(loop) {
+    if (!timeout) return;
+    timer_ = loop->call_at(loop->time() + *timeout, [state] {
+      if (!state->outer.done()) state->outer.set_result();
+    });
+    retain(timer_);
+  }
+  ~deadline_timer() {
+    if (timer_ == nullptr) return;
+    loop_->cancel_node(timer_);
+    release(timer_);
+  }
+  deadline_timer(const deadline_timer&) = delete;
+  deadline_timer& operator=(const deadline_timer&) = delete;
+
+ private:
+  loop_core* loop_;
+  callback_node* timer_ = nullptr;
+};
+
 }  // namespace
 
 void gather_wait(const std::vector<future_state*>& children, bool collect) {
   task_state& task = awaiting_task();
+  check_same_loop(children, task.loop);
   if (!collect) {
     for (future_state* c : children) {
       if (c->done() && (c->cancelled() || c->failed())) std::rethrow_exception(failure_of(c));
     }
   }
-  std::size_t remaining = 0;
-  for (future_state* c : children) remaining += c->done() ? 0 : 1;
-  if (remaining == 0) return;
+  auto state = std::make_shared<wait_state>(task.loop, children);
+  for (future_state* c : children) state->remaining += c->done() ? 0 : 1;
+  if (state->remaining == 0) return;
 
-  Future<> outer(new future_value<void>(task.loop));
-  future_value<void>* out = outer.state();
-  child_callbacks callbacks(children, [out, collect, &remaining](future_state& child) {
-    if (out->done()) return;
-    if (!collect && (child.cancelled() || child.failed())) {
-      out->set_exception(failure_of(&child));
-    } else if (--remaining == 0) {
-      out->set_result();
+  child_callbacks callbacks(state, [collect](wait_state& s, std::size_t i) {
+    future_state* child = s.children[i];
+    if (s.outer.done()) {
+      // The first failure was already raised: later ones count as seen,
+      // as asyncio's gather marks them retrieved.
+      if (!child->cancelled()) (void)child->exception();
+      return;
     }
-  });
+    if (!collect && (child->cancelled() || child->failed())) {
+      s.outer.set_exception(failure_of(child));
+    } else if (--s.remaining == 0) {
+      s.outer.set_result();
+    }
+  }, /*keep=*/true);
   try {
-    await_state(out);
+    await_outer(state->outer.state());
   } catch (const CancelledError&) {
     // The gathering task was cancelled: so are the children, as asyncio does.
     for (future_state* c : children) c->cancel();
     throw;
   }
-  out->check_result();
+  state->outer.state()->check_result();
 }
 
-void wait_until(const std::vector<future_state*>& children, double timeout, return_when when) {
+void wait_until(const std::vector<future_state*>& children, std::optional<double> timeout, return_when when) {
   task_state& task = awaiting_task();
   if (children.empty()) throw InvalidStateError("wait() needs at least one future");
+  check_same_loop(children, task.loop);
   if (satisfied(children, when)) return;
-  loop_core* loop = task.loop;
-  Future<> outer(new future_value<void>(loop));
-  future_value<void>* out = outer.state();
-  child_callbacks callbacks(children, [out, &children, when](future_state&) {
-    if (!out->done() && satisfied(children, when)) out->set_result();
+  if (timeout && *timeout <= 0) return;  // a timeout already passed: report as it stands
+  auto state = std::make_shared<wait_state>(task.loop, children);
+  child_callbacks callbacks(state, [when](wait_state& s, std::size_t) {
+    if (!s.outer.done() && satisfied(s.children, when)) s.outer.set_result();
   });
-  callback_node* timer = nullptr;
-  if (timeout >= 0) {
-    timer = loop->call_at(loop->time() + timeout, [out] {
-      if (!out->done()) out->set_result();
-    });
-  }
-  struct cancel_timer {
-    loop_core* loop;
-    callback_node* timer;
-    ~cancel_timer() {
-      if (timer != nullptr) loop->cancel_node(timer);
-    }
-  } guard{loop, timer};
-  await_state(out);
+  deadline_timer timer(task.loop, timeout, state);
+  await_outer(state->outer.state());
 }
+
+struct completion_queue::impl {
+  std::shared_ptr<wait_state> state;
+  std::unique_ptr<child_callbacks> callbacks;
+};
+
+completion_queue::completion_queue(const std::vector<future_state*>& futures) : impl_(std::make_unique<impl>()) {
+  task_state& task = awaiting_task();
+  check_same_loop(futures, task.loop);
+  auto state = std::make_shared<wait_state>(task.loop, futures);
+  for (std::size_t i = 0; i < futures.size(); ++i) {
+    if (futures[i]->done()) state->completed.push_back(i);
+  }
+  state->remaining = futures.size();
+  impl_->state = state;
+  impl_->callbacks = std::make_unique<child_callbacks>(state, [](wait_state& s, std::size_t i) {
+    s.completed.push_back(i);
+    if (!s.outer.done()) s.outer.set_result();
+  });
+}
+
+completion_queue::~completion_queue() = default;
+
+std::size_t completion_queue::next(std::optional<double> deadline) {
+  task_state& task = awaiting_task();
+  wait_state& s = *impl_->state;
+  if (s.completed.empty()) {
+    if (deadline && *deadline <= task.loop->time()) throw TimeoutError("as_completed() timed out");
+    s.outer = Future<>(new future_value<void>(task.loop));
+    std::optional<double> timeout;
+    if (deadline) timeout = *deadline - task.loop->time();
+    deadline_timer timer(task.loop, timeout, impl_->state);
+    await_outer(s.outer.state());
+    if (s.completed.empty()) throw TimeoutError("as_completed() timed out");
+  }
+  const std::size_t index = s.completed.front();
+  s.completed.pop_front();
+  --s.remaining;
+  return index;
+}
+
+bool completion_queue::empty() const noexcept { return impl_->state->remaining == 0; }
 
 void finish_run(event_loop& loop) noexcept {
   loop_core* core = loop.core();
   try {
     if (!core->closed && core->task_count > 0) {
       std::vector<future_state*> pending;
-      for (task_state* t = core->tasks_head; t != nullptr; t = t->next) {
-        retain(t->future());
-        pending.push_back(t->future());
-      }
+      for (task_state* t = core->tasks_head; t != nullptr; t = t->next) pending.push_back(t->future());
+      auto state = std::make_shared<wait_state>(core, pending);
       for (future_state* f : pending) f->cancel("");
-      struct release_all {
-        std::vector<future_state*>& list;
-        ~release_all() {
-          for (future_state* f : list) release(f);
-        }
-      } guard{pending};
-      Future<> all(new future_value<void>(core));
-      std::size_t remaining = 0;
-      for (future_state* f : pending) remaining += f->done() ? 0 : 1;
-      if (remaining == 0) all.set_result();
-      future_value<void>* out = all.state();
-      child_callbacks callbacks(pending, [out, &remaining](future_state&) {
-        if (--remaining == 0 && !out->done()) out->set_result();
+      for (future_state* f : pending) state->remaining += f->done() ? 0 : 1;
+      if (state->remaining == 0) {
+        state->outer.set_result();
+      }
+      child_callbacks callbacks(state, [](wait_state& s, std::size_t) {
+        if (--s.remaining == 0 && !s.outer.done()) s.outer.set_result();
       });
-      run_until_done(core, out);
+      run_until_done(core, state->outer.state());
       for (future_state* f : pending) {
         if (f->failed()) {
           core->report({"unhandled exception during asyncio::run() shutdown", f->exception(), f->repr()});

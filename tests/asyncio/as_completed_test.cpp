@@ -42,10 +42,10 @@ TEST_F(AsCompletedTests, test_as_completed) {
 // asyncio docs: as_completed yields "in the order they complete" (tasks.py
 // _on_completion queues them as their done callbacks run). a and b finish in
 // the same iteration, a first (its timer was scheduled first).
-// LIBRARY BUG (minor): next() returns the first done future in *input*
+// Regression test, this once failed: next() returns the first done future in *input*
 // order, so when several finish before the iterating task resumes, they come
 // back in input order ("b" before "a"), not completion order.
-TEST_F(AsCompletedTests, DISABLED_test_as_completed_completion_order) {
+TEST_F(AsCompletedTests, test_as_completed_completion_order) {
   asyncio::event_loop loop(virtual_time());
   auto a = sleep_then(loop, 0.1, "a");
   auto b = sleep_then(loop, 0.1, "b");
@@ -141,9 +141,9 @@ TEST_F(AsCompletedTests, test_as_completed_done_and_empty) {
 
 // test_tasks.py BaseTaskTests.test_as_completed_duplicate_coroutines: the
 // input is a set: a future given twice is yielded once.
-// LIBRARY BUG (minor): as_completed keeps duplicates and yields the same
+// Regression test, this once failed: as_completed keeps duplicates and yields the same
 // future once per occurrence (3 results instead of 2).
-TEST_F(AsCompletedTests, DISABLED_test_as_completed_duplicate_coroutines) {
+TEST_F(AsCompletedTests, test_as_completed_duplicate_coroutines) {
   asyncio::event_loop loop;
   auto runner = loop.create_task([] {
     Strings result;
@@ -158,11 +158,11 @@ TEST_F(AsCompletedTests, DISABLED_test_as_completed_duplicate_coroutines) {
 
 // tasks.py as_completed: cancelling the task iterating it raises
 // CancelledError at the step it waits in.
-// LIBRARY BUG: same root cause as wait()'s: the cancel() is absorbed by the
+// Regression test, this once failed: same root cause as wait()'s: the cancel() is absorbed by the
 // private future of wait_until(), which returns normally; next() finds
 // nothing done and raises TimeoutError("as_completed() timed out") although
 // no timeout was given.
-TEST_F(AsCompletedTests, DISABLED_test_as_completed_cancelled) {
+TEST_F(AsCompletedTests, test_as_completed_cancelled) {
   Strings log;
   asyncio::event_loop loop(virtual_time());
   auto a = sleep_then(loop, 10, "a");

@@ -204,12 +204,12 @@ TEST_F(GatherTests, test_duplicate_coroutines) {
 
 // test_tasks.py CoroutineGatherTests.test_cancellation_broadcast: cancelling
 // the task that awaits gather() cancels every child.
-// LIBRARY BUG: gather_wait() only cancels the children when await_state()
+// Regression test, this once failed: gather_wait() only cancels the children when await_state()
 // throws CancelledError, but a cancel() of the gathering task cancels the
 // private "outer" future it waits on, so await_state() returns normally and
 // the CancelledError comes from out->check_result(), outside the try: the
 // children are never cancelled and keep waiting (here: forever).
-TEST_F(GatherTests, DISABLED_test_cancellation_broadcast) {
+TEST_F(GatherTests, test_cancellation_broadcast) {
   int proof = 0;
   error_log errors;
   asyncio::event_loop loop;
@@ -239,9 +239,9 @@ TEST_F(GatherTests, DISABLED_test_cancellation_broadcast) {
 
 // Same case, C++ spelling of CPython's assertion that the children's stacks
 // unwind: the gathering task is cancelled while its children sleep.
-// LIBRARY BUG: as above; the children are not cancelled and go on sleeping
+// Regression test, this once failed: as above; the children are not cancelled and go on sleeping
 // (log stays empty until close() kills them as pending tasks).
-TEST_F(GatherTests, DISABLED_test_cancel_gathering_task_cancels_children) {
+TEST_F(GatherTests, test_cancel_gathering_task_cancels_children) {
   Strings log;
   error_log errors;
   asyncio::event_loop loop(virtual_time());
@@ -267,10 +267,10 @@ TEST_F(GatherTests, DISABLED_test_cancel_gathering_task_cancels_children) {
 // test_tasks.py CoroutineGatherTests.test_exception_marking: once gather
 // has raised the first exception, later failures of the other children are
 // marked retrieved (gather's _done_callback), so nothing is reported.
-// LIBRARY BUG: gather_wait() removes its callbacks from the children when it
+// Regression test, this once failed: gather_wait() removes its callbacks from the children when it
 // raises, so a second child failing later is dropped unretrieved and the
 // loop reports "Task exception was never retrieved".
-TEST_F(GatherTests, DISABLED_test_exception_marking) {
+TEST_F(GatherTests, test_exception_marking) {
   error_log errors;
   asyncio::event_loop loop;
   errors.attach(loop);
@@ -296,10 +296,10 @@ TEST_F(GatherTests, DISABLED_test_exception_marking) {
 // test_tasks.py FutureGatherTests.test_constructor_heterogenous_futures /
 // test_tasks.py test_other_loop_future: children of another loop are an
 // error (CPython: ValueError from gather, or RuntimeError when awaited).
-// LIBRARY BUG: gather() does not check the children's loop; the task waits
+// Regression test, this once failed: gather() does not check the children's loop; the task waits
 // for a future this loop can never complete and the loop raises the
 // deadlock RuntimeError (with timers around it would hang until they end).
-TEST_F(GatherTests, DISABLED_test_constructor_heterogenous_futures) {
+TEST_F(GatherTests, test_constructor_heterogenous_futures) {
   error_log errors;
   asyncio::event_loop loop;
   errors.attach(loop);
@@ -324,7 +324,7 @@ TEST_F(GatherTests, DISABLED_test_constructor_heterogenous_futures) {
 // runs after gather() raised: heap-use-after-free of the outer future (and a
 // write to a dead stack slot if it got that far). Found with
 // -DGREENLET_SANITIZE=address; a plain build passes by luck.
-TEST_F(GatherTests, DISABLED_test_child_finishing_after_failure_is_safe) {
+TEST_F(GatherTests, test_child_finishing_after_failure_is_safe) {
   Strings log;
   asyncio::event_loop loop;
   auto a = loop.create_task([]() -> int {

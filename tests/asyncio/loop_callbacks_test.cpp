@@ -244,10 +244,10 @@ TEST_F(LoopCallbacks, test_stop_then_run_forever_again) {
 // asyncio docs of loop.stop() and test_base_events.py's pre-stopped loop
 // (BaseEventLoopTests.test_run_forever_pre_stopped, bpo-25593): stop() called
 // before run_forever() makes it run the ready callbacks once and return.
-// LIBRARY BUG: run_forever() resets the stopping flag on entry, so a stop()
+// Regression test, this once failed: run_forever() resets the stopping flag on entry, so a stop()
 // made before it is lost: the loop runs "cb" and then, with nothing left,
 // raises the deadlock RuntimeError instead of returning.
-TEST_F(LoopCallbacks, DISABLED_test_run_forever_pre_stopped) {
+TEST_F(LoopCallbacks, test_run_forever_pre_stopped) {
   Strings log;
   asyncio::event_loop loop;
   loop.stop();
@@ -306,10 +306,10 @@ TEST_F(LoopCallbacks, test_run_until_complete_stopped) {
 // test_base_events.py BaseEventLoopTests.test_run_until_complete_loop: a
 // future of another loop is refused (CPython: ValueError "The future belongs
 // to a different loop than the one specified as the loop argument").
-// LIBRARY BUG: run_until_complete() does not check the future's loop: it runs
+// Regression test, this once failed: run_until_complete() does not check the future's loop: it runs
 // this loop, which has nothing to do, and raises the deadlock RuntimeError
 // (or, with timers pending, runs until they are done and then deadlocks).
-TEST_F(LoopCallbacks, DISABLED_test_run_until_complete_loop) {
+TEST_F(LoopCallbacks, test_run_until_complete_loop) {
   asyncio::event_loop loop;
   asyncio::event_loop other;
   auto f = loop.create_future<int>();
@@ -385,9 +385,9 @@ TEST_F(LoopCallbacks, test_close) {
 
 // test_base_events.py BaseEventLoopTests.test_close: "f = loop.create_future()"
 // after close() succeeds in CPython (create_future does not check).
-// LIBRARY BUG (minor): create_future() on a closed loop raises RuntimeError
+// Regression test, this once failed: create_future() on a closed loop raises RuntimeError
 // ("Event loop is closed").
-TEST_F(LoopCallbacks, DISABLED_test_create_future_after_close) {
+TEST_F(LoopCallbacks, test_create_future_after_close) {
   asyncio::event_loop loop;
   loop.close();
   EXPECT_NO_THROW((void)loop.create_future<int>());
@@ -457,10 +457,10 @@ TEST_F(LoopCallbacks, test_virtual_time_moves_only_to_timers) {
 // test_events.py HandleTests.test_handle_weakref / handles are plain objects
 // in asyncio: a Handle may outlive its loop, and cancel() or dropping it
 // afterwards is harmless.
-// LIBRARY BUG: a callback_node does not keep its loop_core alive; when the
+// Regression test, this once failed: a callback_node does not keep its loop_core alive; when the
 // last Handle goes after the loop, release() calls n->loop->recycle(n) on the
 // freed loop_core (heap-use-after-free, seen under -DGREENLET_SANITIZE=address).
-TEST_F(LoopCallbacks, DISABLED_test_handle_outlives_loop) {
+TEST_F(LoopCallbacks, test_handle_outlives_loop) {
   asyncio::Handle h;
   asyncio::TimerHandle t;
   {

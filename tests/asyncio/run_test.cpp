@@ -138,7 +138,7 @@ TEST_F(RunTests, test_asyncio_run_reports_hanging_tasks_errors) {
 TEST_F(RunTests, test_asyncio_run_from_running_loop) {
   Strings log;
   asyncio::event_loop loop;
-  testing::internal::CaptureStderr();  // see DISABLED_test_asyncio_run_from_running_loop_is_quiet
+  testing::internal::CaptureStderr();  // see test_asyncio_run_from_running_loop_is_quiet
   loop.run_until_complete([&] {
     try {
       asyncio::run([&] { log.push_back("inner main ran"); });
@@ -153,12 +153,12 @@ TEST_F(RunTests, test_asyncio_run_from_running_loop) {
 // test_runners.py RunTests.test_asyncio_run_from_running_loop: CPython
 // checks for a running loop before it makes anything, and closes the
 // coroutine silently.
-// LIBRARY BUG (minor): run() first makes a loop and a task for main, fails
+// Regression test, this once failed: run() first makes a loop and a task for main, fails
 // to run it, then its epilogue reports "error while cancelling the remaining
 // tasks of asyncio::run()" and "Task was destroyed but it is pending!" on
 // stderr; it also resets the thread's current event loop
 // (set_event_loop(nullptr)) though it never ran.
-TEST_F(RunTests, DISABLED_test_asyncio_run_from_running_loop_is_quiet) {
+TEST_F(RunTests, test_asyncio_run_from_running_loop_is_quiet) {
   asyncio::event_loop loop;
   testing::internal::CaptureStderr();
   loop.run_until_complete([&] {

@@ -422,10 +422,10 @@ TEST_F(TaskTests, test_cancelling_and_uncancel) {
 
 // test_tasks.py BaseTaskTests.test_uncancel_resets_must_cancel (CPython
 // 3.13): uncancel() down to zero withdraws a pending cancellation.
-// LIBRARY BUG: uncancel() only decrements the count; must_cancel stays set,
+// Regression test, this once failed: uncancel() only decrements the count; must_cancel stays set,
 // so the task still gets CancelledError at its next resumption and ends
 // cancelled instead of returning 42. (CPython <= 3.12 behaved like the library.)
-TEST_F(TaskTests, DISABLED_test_uncancel_resets_must_cancel) {
+TEST_F(TaskTests, test_uncancel_resets_must_cancel) {
   asyncio::event_loop loop;
   auto fut = loop.create_future<>();
   auto task = loop.create_task([&] {
@@ -486,9 +486,9 @@ TEST_F(TaskTests, test_task_exception_never_retrieved) {
 
 // Same as above: asyncio's context carries 'future': the task, so the
 // report says which task failed.
-// LIBRARY BUG (minor): exception_context::source is empty for "Task/Future
+// Regression test, this once failed: exception_context::source is empty for "Task/Future
 // exception was never retrieved" reports, so they do not name the task.
-TEST_F(TaskTests, DISABLED_test_task_exception_never_retrieved_names_task) {
+TEST_F(TaskTests, test_task_exception_never_retrieved_names_task) {
   error_log errors;
   asyncio::event_loop loop;
   errors.attach(loop);

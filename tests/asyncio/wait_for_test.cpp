@@ -98,10 +98,10 @@ TEST_F(WaitForTests, test_wait_for_timeout_less_then_0_or_0) {
 
 // test_waitfor.py test_wait_for_timeout_less_then_0_or_0 (timeout -1): a
 // negative timeout has passed already, as 0 does.
-// LIBRARY BUG: wait_for() hands the timeout to wait_until(), where a
+// Regression test, this once failed: wait_for() hands the timeout to wait_until(), where a
 // negative value means "no timeout", so wait_for(x, -1) waits for x to finish
 // (the clock reaches 0.2) and returns normally instead of raising TimeoutError.
-TEST_F(WaitForTests, DISABLED_test_wait_for_negative_timeout) {
+TEST_F(WaitForTests, test_wait_for_negative_timeout) {
   asyncio::event_loop loop(virtual_time());
   auto fut = loop.create_task([] { asyncio::sleep(0.2); });
   run_briefly(loop);
@@ -113,11 +113,11 @@ TEST_F(WaitForTests, DISABLED_test_wait_for_negative_timeout) {
 // test_waitfor.py test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started:
 // with timeout <= 0 a coroutine (here: a function) is cancelled before it
 // starts, and TimeoutError is raised.
-// LIBRARY BUG: wait_for() wraps the function in a task and then waits for a
+// Regression test, this once failed: wait_for() wraps the function in a task and then waits for a
 // 0-second timer; the task's first step is queued before the timer, so the
 // function runs to completion and wait_for returns normally (no
 // TimeoutError, foo_started is true).
-TEST_F(WaitForTests, DISABLED_test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started) {
+TEST_F(WaitForTests, test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started) {
   asyncio::event_loop loop(virtual_time());
   bool foo_started = false;
   EXPECT_THROW(loop.run_until_complete([&] { asyncio::wait_for([&] { foo_started = true; }, 0); }),
@@ -219,11 +219,11 @@ TEST_F(WaitForTests, test_wait_for_cancel_suppressed) {
 // test_tasks.py BaseTaskTests.test_cancel_wait_for (_test_cancel_wait_for,
 // bpo-23219): cancelling the task blocked in wait_for raises CancelledError
 // in it and cancels the awaited task too.
-// LIBRARY BUG: cancel() of the waiting task cancels wait_until()'s private
+// Regression test, this once failed: cancel() of the waiting task cancels wait_until()'s private
 // future, so wait_until() returns normally; wait_for() then treats it as a
 // timeout: it cancels the inner task and raises TimeoutError instead of
 // CancelledError (the waiting task ends failed, not cancelled).
-TEST_F(WaitForTests, DISABLED_test_cancel_wait_for) {
+TEST_F(WaitForTests, test_cancel_wait_for) {
   asyncio::event_loop loop(virtual_time());
   auto fut = loop.create_future<>();
   auto task = loop.create_task([&] { asyncio::await(fut); });  // blocks: fut is never set
@@ -237,9 +237,9 @@ TEST_F(WaitForTests, DISABLED_test_cancel_wait_for) {
 
 // test_waitfor.py test_wait_for_self_cancellation: wait_for stays
 // cancellable while the inner task holds up its own cancellation.
-// LIBRARY BUG: same root cause as test_cancel_wait_for: the outer cancel()
+// Regression test, this once failed: same root cause as test_cancel_wait_for: the outer cancel()
 // turns into TimeoutError.
-TEST_F(WaitForTests, DISABLED_test_wait_for_self_cancellation) {
+TEST_F(WaitForTests, test_wait_for_self_cancellation) {
   asyncio::event_loop loop(virtual_time());
   auto main = [&] {
     auto inner_task = asyncio::create_task([] {

@@ -69,7 +69,7 @@ TEST_F(WaitTests, test_wait_first_completed) {
 // already moved to the ready queue. Here b finishes after a woke the waiter
 // but before the waiter ran: b's callback runs after wait() returned and
 // reads the freed outer future (waiting.cpp:95, out->done()).
-TEST_F(WaitTests, DISABLED_test_wait_really_done) {
+TEST_F(WaitTests, test_wait_really_done) {
   asyncio::event_loop loop;
   auto a = loop.create_task([] { asyncio::sleep(0); });
   auto b = loop.create_task([] {
@@ -203,9 +203,9 @@ TEST_F(WaitTests, test_wait_unused_timeout_is_cancelled) {
 
 // tasks.py wait() ("timeout_handle = loop.call_later(timeout, ...)"): a
 // negative timeout has passed already: wait() returns at the next iteration.
-// LIBRARY BUG: wait_until() takes a negative timeout for "none", so
+// Regression test, this once failed: wait_until() takes a negative timeout for "none", so
 // wait(fs, -1.0) waits for everything (the clock reaches 0.1).
-TEST_F(WaitTests, DISABLED_test_wait_negative_timeout) {
+TEST_F(WaitTests, test_wait_negative_timeout) {
   asyncio::event_loop loop(virtual_time());
   auto a = sleeper(loop, 0.1);
   auto task = loop.create_task([&] { return asyncio::wait(Tasks{a}, -1.0); });
@@ -234,11 +234,11 @@ TEST_F(WaitTests, test_wait_errors) {
 
 // tasks.py wait(): "await waiter" raises CancelledError when the waiting task
 // is cancelled (and, as documented, the awaited futures are not cancelled).
-// LIBRARY BUG: wait_until() awaits a private future; cancel() of the waiting
+// Regression test, this once failed: wait_until() awaits a private future; cancel() of the waiting
 // task cancels that future, await_state() returns normally and wait_until()
 // never checks it, so wait() returns (done, pending) as if the timeout had
 // passed and the task carries on, uncancelled.
-TEST_F(WaitTests, DISABLED_test_wait_cancelled_raises_cancelled_error) {
+TEST_F(WaitTests, test_wait_cancelled_raises_cancelled_error) {
   Strings log;
   asyncio::event_loop loop(virtual_time());
   auto a = sleeper(loop, 10.0);

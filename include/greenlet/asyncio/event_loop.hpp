@@ -21,16 +21,25 @@ class Task;
 class Handle {
  public:
   Handle() noexcept = default;
-  explicit Handle(detail::callback_node* adopted) noexcept : node_(adopted) {}
+  // Internal: adopts one reference to the node; keeps its loop alive too.
+  explicit Handle(detail::callback_node* adopted) noexcept : node_(adopted) {
+    if (node_ != nullptr) detail::retain(node_->loop);
+  }
   Handle(const Handle& other) noexcept : node_(other.node_) {
-    if (node_ != nullptr) detail::retain(node_);
+    if (node_ != nullptr) {
+      detail::retain(node_);
+      detail::retain(node_->loop);
+    }
   }
   Handle& operator=(Handle other) noexcept {
     std::swap(node_, other.node_);
     return *this;
   }
   ~Handle() {
-    if (node_ != nullptr) detail::release(node_);
+    if (node_ == nullptr) return;
+    detail::loop_core* loop = node_->loop;
+    detail::release(node_);
+    detail::release(loop);
   }
   // cancel() keeps the callback from running, if it has not yet.
   void cancel() noexcept {
@@ -85,6 +94,17 @@ class event_loop {
   // sleeping loop.
   void call_soon_threadsafe(std::function<void()> fn);
 
+  // add_reader(fd, fn)/add_writer(fd, fn) run fn each time fd is readable
+  // (writable), until remove_reader(fd)/remove_writer(fd), which return
+  // false if nothing was registered. One callback per fd and direction: a
+  // new one replaces the old. Remove before closing fd. Throws
+  // std::system_error if epoll refuses fd (regular files). Defined in the
+  // I/O layer (src/io/socket.cpp); see greenlet/io.hpp.
+  void add_reader(int fd, std::function<void()> fn);
+  void add_writer(int fd, std::function<void()> fn);
+  bool remove_reader(int fd) noexcept;
+  bool remove_writer(int fd) noexcept;
+
   // time() is the loop's monotonic clock, in seconds.
   double time() const { return core_->time(); }
 
@@ -106,7 +126,6 @@ class event_loop {
   // create_future<T>() makes a pending future of this loop.
   template <class T = void>
   Future<T> create_future() {
-    core_->check_open();
     return Future<T>(new detail::future_value<T>(core_.get()));
   }
   // create_task(fn, name) runs fn() in a new task, starting on a later

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <tuple>
 #include <type_traits>
@@ -55,9 +56,28 @@ namespace detail {
 // until the first fails (its exception is then raised). If the waiting task
 // is cancelled, the unfinished children are cancelled too.
 void gather_wait(const std::vector<future_state*>& children, bool collect);
-// wait_until() waits until `when` holds or the timeout passes; it cancels
-// nothing. A negative timeout means none.
-void wait_until(const std::vector<future_state*>& children, double timeout, return_when when);
+// wait_until() waits until `when` holds or the timeout passes (none if
+// empty; zero or less: no waiting); it cancels nothing.
+void wait_until(const std::vector<future_state*>& children, std::optional<double> timeout, return_when when);
+
+// completion_queue hands out the futures it was given in the order they
+// finish (as_completed); each next() awaits. Duplicates are the caller's
+// to remove.
+class completion_queue {
+ public:
+  explicit completion_queue(const std::vector<future_state*>& futures);
+  ~completion_queue();
+  completion_queue(const completion_queue&) = delete;
+  completion_queue& operator=(const completion_queue&) = delete;
+  // next() is the index of the next future to finish; TimeoutError once
+  // the deadline (loop time) passes first.
+  std::size_t next(std::optional<double> deadline);
+  bool empty() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
 
 void run_until_done(loop_core* loop, future_state* target);
 
@@ -166,7 +186,7 @@ wait_result<F> wait(const std::vector<F>& futures, std::optional<double> timeout
                     return_when when = ALL_COMPLETED) {
   std::vector<detail::future_state*> states;
   for (const F& f : futures) states.push_back(f.state());
-  detail::wait_until(states, timeout ? *timeout : -1.0, when);
+  detail::wait_until(states, timeout, when);
   wait_result<F> result;
   for (const F& f : futures) (f.done() ? result.done : result.pending).push_back(f);
   return result;
@@ -185,8 +205,10 @@ auto wait_for(X&& x, double timeout) {
     throw;
   }
   if (!f.done()) {
+    // At the deadline (at once for a timeout of zero or less, before a
+    // function given here even starts): cancel, let it unwind, time out.
     f.cancel();
-    detail::wait_until({f.state()}, -1.0, FIRST_COMPLETED);
+    detail::wait_until({f.state()}, std::nullopt, FIRST_COMPLETED);
     if (f.cancelled() || !f.done()) throw TimeoutError("wait_for() timed out");
   }
   using T = typename decltype(f)::value_type;
@@ -204,27 +226,13 @@ template <class F>
 class as_completed {
  public:
   explicit as_completed(std::vector<F> futures, std::optional<double> timeout = std::nullopt)
-      : pending_(std::move(futures)) {
+      : futures_(unique(std::move(futures))), queue_(states(futures_)) {
     if (timeout) deadline_ = get_running_loop().time() + *timeout;
   }
 
   // next() awaits and returns the next future to finish.
-  F next() {
-    std::vector<detail::future_state*> states;
-    for (const F& f : pending_) states.push_back(f.state());
-    double timeout = -1;
-    if (deadline_) timeout = std::max(0.0, *deadline_ - get_running_loop().time());
-    detail::wait_until(states, timeout, FIRST_COMPLETED);
-    for (auto it = pending_.begin(); it != pending_.end(); ++it) {
-      if (it->done()) {
-        F f = *it;
-        pending_.erase(it);
-        return f;
-      }
-    }
-    throw TimeoutError("as_completed() timed out");
-  }
-  bool empty() const noexcept { return pending_.empty(); }
+  F next() { return futures_[queue_.next(deadline_)]; }
+  bool empty() const noexcept { return queue_.empty(); }
 
   class iterator {
    public:
@@ -253,7 +261,24 @@ class as_completed {
   iterator end() { return iterator(); }
 
  private:
-  std::vector<F> pending_;
+  // A future given twice is yielded once, as asyncio does.
+  static std::vector<F> unique(std::vector<F> futures) {
+    std::vector<F> out;
+    for (F& f : futures) {
+      bool seen = false;
+      for (const F& g : out) seen = seen || g == f;
+      if (!seen) out.push_back(std::move(f));
+    }
+    return out;
+  }
+  static std::vector<detail::future_state*> states(const std::vector<F>& futures) {
+    std::vector<detail::future_state*> out;
+    for (const F& f : futures) out.push_back(f.state());
+    return out;
+  }
+
+  std::vector<F> futures_;
+  detail::completion_queue queue_;
   std::optional<double> deadline_;
 };
 
@@ -280,6 +305,10 @@ void finish_run(event_loop& loop) noexcept;
 // are cancelled and unwound, and the loop is closed.
 template <class F>
 auto run(F&& main, event_loop::options opts = {}) {
+  if (detail::running_loop() != nullptr) {
+    throw RuntimeError(asyncio_errc::loop_running,
+                       "asyncio::run() cannot be called from a running event loop: await instead");
+  }
   auto loop = new_event_loop(opts);
   set_event_loop(loop);
   struct epilogue {

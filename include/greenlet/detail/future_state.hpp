@@ -65,6 +65,8 @@ class future_state {
   void set_cancelled(const std::string& message);
 
   long refs = 1;
+  // What the "exception was never retrieved" report names (a task's repr).
+  std::string report_source_;
 
  protected:
   bool is_task_ = false;

@@ -29,7 +29,12 @@ class task_state {
   // cancel() follows asyncio's Task.cancel: cancels what it awaits, or
   // raises CancelledError at its next (or first) suspension point.
   bool cancel(const std::string& message);
-  int uncancel() noexcept { return num_cancels_requested_ > 0 ? --num_cancels_requested_ : 0; }
+  // uncancel(): back at zero, a pending cancellation is dropped too
+  // (asyncio since Python 3.13).
+  int uncancel() noexcept {
+    if (num_cancels_requested_ > 0 && --num_cancels_requested_ == 0) must_cancel = false;
+    return num_cancels_requested_;
+  }
   int cancelling() const noexcept { return num_cancels_requested_; }
 
   // suspend() switches from the task's greenlet back to the loop; the caller
