@@ -11,6 +11,10 @@
 #include "greenlet/detail/loop_core.hpp"
 #include "greenlet/detail/task_state.hpp"
 
+namespace greenlet::concurrent {
+class Executor;
+}
+
 namespace greenlet::asyncio {
 
 template <class T>
@@ -94,17 +98,6 @@ class event_loop {
   // sleeping loop.
   void call_soon_threadsafe(std::function<void()> fn);
 
-  // add_reader(fd, fn)/add_writer(fd, fn) run fn each time fd is readable
-  // (writable), until remove_reader(fd)/remove_writer(fd), which return
-  // false if nothing was registered. One callback per fd and direction: a
-  // new one replaces the old. Remove before closing fd. Throws
-  // std::system_error if epoll refuses fd (regular files). Defined in the
-  // I/O layer (src/io/socket.cpp); see greenlet/io.hpp.
-  void add_reader(int fd, std::function<void()> fn);
-  void add_writer(int fd, std::function<void()> fn);
-  bool remove_reader(int fd) noexcept;
-  bool remove_writer(int fd) noexcept;
-
   // time() is the loop's monotonic clock, in seconds.
   double time() const { return core_->time(); }
 
@@ -132,6 +125,11 @@ class event_loop {
   // iteration. The task is named "Task-N" unless given a name.
   template <class F>
   auto create_task(F&& fn, std::string name = {});
+  // run_in_executor(executor, fn, args...) runs fn(args...) on executor
+  // (nullptr: the default thread pool) and returns a Future to await.
+  // Defined in greenlet/asyncio/executor.hpp.
+  template <class F, class... A>
+  auto run_in_executor(::greenlet::concurrent::Executor* executor, F&& fn, A&&... args);
 
   // The exception handler sees exceptions from callbacks, tasks whose
   // exception was never retrieved, and other errors with nowhere to go.
