@@ -1,0 +1,245 @@
+// asyncio/async_generator.hpp: async_generator<T>, Python's async generator:
+// a body that can both await and yield.
+//
+//   asyncio::async_generator<int> ticks([](auto& co) {
+//     for (int i = 0; i < 3; ++i) {
+//       asyncio::sleep(0.1);  // awaits
+//       co.yield(i);          // hands i to the consumer's anext()
+//     }
+//   });
+//   for (int i : asyncio::aiter(ticks)) print(i);  // in a task: 0 1 2
+//
+// Why not generator<T> (generator.hpp): a generator's body runs on a
+// greenlet of its own, and a task can only suspend from its own greenlet,
+// so such a body could not await. Here the body runs in a task of its own
+// instead, started by the first anext(), and each item is handed over
+// through a pair of futures (the item, and the go-ahead to continue).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "greenlet/asyncio/errors.hpp"
+#include "greenlet/asyncio/sync_errors.hpp"
+#include "greenlet/asyncio/task.hpp"
+#include "greenlet/generator/errors.hpp"
+
+namespace greenlet::asyncio {
+
+// async_generator<T> yields T values (move-only ones too) to whoever awaits
+// anext(); its body takes a context& and may await anywhere. A move-only
+// owner, as a Python async generator with one reference.
+//
+// Semantics, as PEP 525: the body starts on the first anext(). An
+// exception it throws reaches that anext(); StopAsyncIteration thrown by it
+// becomes RuntimeError. If the consumer is cancelled while the body runs,
+// the body is cancelled too (in Python they share a task). aclose() raises
+// GeneratorExit at the pending yield and waits for the body to finish.
+// Destroying a suspended generator raises GeneratorExit there without
+// waiting (asyncio's finalizer hook schedules aclose()); the body then
+// unwinds in its own task.
+//
+// Thread rules: it belongs to the loop's thread; anext() and aclose() are
+// called from tasks of the loop the body runs on.
+template <class T>
+class async_generator {
+  static_assert(std::is_object_v<T> && !std::is_array_v<T>, "async_generator<T>: T must be an object type");
+
+  enum class status { unstarted, running, parked, finished };
+  struct shared;
+
+ public:
+  using value_type = T;
+
+  // context is the body's handle on its generator.
+  class context {
+   public:
+    // yield(v) hands v to the pending anext() and suspends the body until
+    // the next anext(). Throws GeneratorExit when aclose() is called or the
+    // generator destroyed meanwhile, CancelledError if the body's task is
+    // cancelled, RuntimeError if it yields while being closed.
+    void yield(T value) { async_generator::yield_value(*s_, std::move(value)); }
+
+   private:
+    friend async_generator;
+    explicit context(shared* s) noexcept : s_(s) {}
+    shared* s_;
+  };
+
+  // async_generator(body) makes an unstarted generator; body(context&) runs
+  // in a task of the running loop from the first anext().
+  template <class F>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, async_generator> && std::is_invocable_v<std::decay_t<F>&, context&>)
+  explicit async_generator(F&& body) : s_(std::make_shared<shared>()) {
+    s_->body = std::make_unique<body_impl<std::decay_t<F>>>(std::forward<F>(body));
+  }
+  async_generator(async_generator&& other) noexcept = default;
+  async_generator& operator=(async_generator&& other) noexcept {
+    if (this != &other) {
+      finalize();
+      s_ = std::move(other.s_);
+    }
+    return *this;
+  }
+  ~async_generator() { finalize(); }
+
+  // anext() runs the body to its next yield and returns the value, or
+  // std::nullopt once it has returned. Rethrows what the body throws.
+  // RuntimeError if the body is already running (e.g. another task is in
+  // anext(), or an anext() was cancelled and the body has not stopped yet).
+  std::optional<T> anext() {
+    shared& s = checked();
+    if (s.state == status::finished) return std::nullopt;
+    if (s.state == status::running) {
+      throw RuntimeError(asyncio_errc::invalid_state, "anext(): asynchronous generator is already running");
+    }
+    event_loop& loop = get_running_loop();
+    s.item = loop.create_future<std::optional<T>>();
+    if (s.state == status::unstarted) {
+      s.state = status::running;
+      s.task = loop.create_task([keep = s_] { run_body(*keep); });
+    } else {
+      s.state = status::running;
+      s.resume.set_result();
+    }
+    return await_item(s);
+  }
+
+  // aclose() raises GeneratorExit at the pending yield and waits until the
+  // body finishes. Nothing happens to a finished generator; an unstarted
+  // one is finished without running. RuntimeError if the body yields
+  // instead, or is running; other exceptions of the body pass through.
+  void aclose() {
+    shared& s = checked();
+    if (s.state == status::unstarted) s.state = status::finished;
+    if (s.state == status::finished) return;
+    if (s.state == status::running) {
+      throw RuntimeError(asyncio_errc::invalid_state, "aclose(): asynchronous generator is already running");
+    }
+    s.closing = true;
+    s.item = get_running_loop().create_future<std::optional<T>>();
+    s.state = status::running;
+    s.resume.set_exception(::greenlet::GeneratorExit());
+    await_item(s);
+  }
+
+  // finished() is true once the body has ended (or was closed unstarted).
+  bool finished() const { return s_ == nullptr || s_->state == status::finished; }
+  explicit operator bool() const noexcept { return s_ != nullptr; }
+
+ private:
+  struct body_base {
+    virtual ~body_base() = default;
+    virtual void call(context& co) = 0;
+  };
+  template <class F>
+  struct body_impl final : body_base {
+    template <class G>
+    explicit body_impl(G&& g) : fn(std::forward<G>(g)) {}
+    void call(context& co) override { fn(co); }
+    F fn;
+  };
+
+  // shared is the state both sides reach: the consumer through the
+  // generator, the body through its task (which holds it alive). The
+  // generator drops its task handle when destroyed, which breaks the cycle.
+  struct shared {
+    std::unique_ptr<body_base> body;
+    Future<std::optional<T>> item;  // the consumer awaits it in anext()
+    Future<void> resume;            // the body awaits it in yield()
+    Task<void> task;
+    status state = status::unstarted;
+    bool closing = false;
+  };
+
+  shared& checked() const {
+    if (s_ == nullptr) {
+      throw RuntimeError(asyncio_errc::invalid_state, "use of a moved-from async_generator");
+    }
+    return *s_;
+  }
+
+  static std::optional<T> await_item(shared& s) {
+    Future<std::optional<T>> item = s.item;
+    try {
+      return asyncio::await(Future<std::optional<T>>(item));
+    } catch (const CancelledError&) {
+      // The consumer was cancelled while the body ran: cancel the body at
+      // its own await, as the shared task would be in Python. If the body
+      // had already yielded, the value is lost (as in Python) and the body
+      // stays parked at its yield.
+      if (item.cancelled() && s.state == status::running) s.task.cancel();
+      throw;
+    }
+  }
+
+  static void yield_value(shared& s, T value) {
+    if (s.closing) {
+      throw RuntimeError(asyncio_errc::invalid_state, "async generator ignored GeneratorExit");
+    }
+    s.resume = get_running_loop().create_future<void>();
+    // A cancelled item means the consumer is gone and a cancel() of this
+    // task is on its way: park and receive it at the await below.
+    if (!s.item.done()) s.item.set_result(std::optional<T>(std::move(value)));
+    s.state = status::parked;
+    struct resumed {
+      shared& s;
+      ~resumed() {
+        if (s.state == status::parked) s.state = status::running;
+      }
+    } guard{s};
+    asyncio::await(Future<void>(s.resume));
+  }
+
+  static void run_body(shared& s) {
+    context co(&s);
+    try {
+      s.body->call(co);
+    } catch (const ::greenlet::GreenletExit&) {
+      // Killed with its loop: nothing is left to tell.
+      s.state = status::finished;
+      throw;
+    } catch (const ::greenlet::GeneratorExit&) {
+      // Closed at a yield: a normal end.
+    } catch (const StopAsyncIteration&) {
+      finish_with(s, std::make_exception_ptr(RuntimeError(
+                         asyncio_errc::invalid_state, "async generator raised StopAsyncIteration")));
+      return;
+    } catch (...) {
+      finish_with(s, std::current_exception());
+      return;
+    }
+    s.state = status::finished;
+    if (!s.item.done()) s.item.set_result(std::nullopt);
+  }
+
+  static void finish_with(shared& s, std::exception_ptr error) {
+    s.state = status::finished;
+    if (!s.item.done()) s.item.set_exception(std::move(error));
+  }
+
+  void finalize() noexcept {
+    if (s_ == nullptr) return;
+    shared& s = *s_;
+    try {
+      if (s.state == status::parked) {
+        s.closing = true;
+        s.resume.set_exception(::greenlet::GeneratorExit());
+      } else if (s.state == status::running && !s.task.empty()) {
+        s.task.cancel();
+      }
+    } catch (...) {
+      // Only allocation can fail here; the body then stays parked until its
+      // loop closes and unwinds it.
+    }
+    s.task = Task<void>();
+    s_.reset();
+  }
+
+  std::shared_ptr<shared> s_;
+};
+
+}  // namespace greenlet::asyncio

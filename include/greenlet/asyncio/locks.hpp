@@ -1,0 +1,204 @@
+// asyncio/locks.hpp: asyncio's synchronization primitives: Lock, Event,
+// Condition, Semaphore, BoundedSemaphore, Barrier (CPython's
+// Lib/asyncio/locks.py). Waiting tasks queue FIFO, each on a future of its
+// own, and are woken in order.
+//
+//   asyncio::Lock lock;
+//   {
+//     std::lock_guard guard(lock);  // awaits: lock() is acquire()
+//     asyncio::sleep(0.1);          // other tasks calling lock() queue up
+//   }                               // unlock() wakes the first of them
+//
+// Thread rules: as futures, a primitive belongs to the thread of the loop
+// whose tasks use it. It must outlive the tasks waiting on it. Waiting
+// (acquire, wait) needs a running task; the rest may be called from
+// callbacks too. Every wait throws CancelledError if the task is cancelled
+// meanwhile, leaving the primitive as if the task had never waited.
+#pragma once
+
+#include <cstddef>
+#include <utility>
+
+#include "greenlet/asyncio/errors.hpp"
+#include "greenlet/asyncio/sync_errors.hpp"
+#include "greenlet/asyncio/waiters.hpp"
+
+namespace greenlet::asyncio {
+
+// Lock is asyncio.Lock: a non-reentrant mutex for tasks. lock()/unlock()
+// make it a BasicLockable, so std::lock_guard and std::unique_lock work
+// (their constructors await).
+class Lock {
+ public:
+  Lock() = default;
+  Lock(const Lock&) = delete;
+  Lock& operator=(const Lock&) = delete;
+
+  // acquire() waits until the lock is free and takes it; returns true.
+  // Fair: a free lock with queued waiters goes to the first of them.
+  // Throws CancelledError if cancelled while waiting (the lock is then not
+  // held, and the next waiter is woken if the lock was handed to this one).
+  bool acquire();
+  // release() frees the lock and wakes the first waiter. RuntimeError if
+  // the lock is not held (any task may release it, as in asyncio), except
+  // while an exception unwinds the caller's stack: a lock_guard unwinding a
+  // task killed in Condition::wait() (loop closed) must not terminate.
+  void release();
+  // locked() is true while held.
+  bool locked() const noexcept { return locked_; }
+
+  void lock() { acquire(); }
+  void unlock() { release(); }
+  // try_lock() takes the lock if it is free and nobody queues for it.
+  bool try_lock() noexcept;
+
+  // waiters() is the number of tasks queued in acquire().
+  std::size_t waiters() const noexcept { return waiters_.size(); }
+
+ private:
+  void wake_up_first();
+  bool locked_ = false;
+  detail::waiter_list waiters_;
+};
+
+// Event is asyncio.Event: a flag tasks can wait for.
+class Event {
+ public:
+  Event() = default;
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+
+  // wait() returns true at once if the flag is set, else waits until set().
+  bool wait();
+  // set() sets the flag and wakes every waiter; clear() resets it.
+  void set();
+  void clear() noexcept { value_ = false; }
+  bool is_set() const noexcept { return value_; }
+
+ private:
+  bool value_ = false;
+  detail::waiter_list waiters_;
+};
+
+// Condition is asyncio.Condition: waiting for a notification while holding
+// an associated Lock, its own unless one is given (which must outlive it).
+// It is BasicLockable through that lock.
+class Condition {
+ public:
+  Condition() : lock_(&own_lock_) {}
+  explicit Condition(Lock& lock) : lock_(&lock) {}
+  Condition(const Condition&) = delete;
+  Condition& operator=(const Condition&) = delete;
+
+  bool acquire() { return lock_->acquire(); }
+  void release() { lock_->release(); }
+  bool locked() const noexcept { return lock_->locked(); }
+  void lock() { lock_->acquire(); }
+  void unlock() { lock_->release(); }
+
+  // wait() releases the lock, waits for notify() and takes the lock back
+  // before returning true, or throwing: even when cancelled it returns only
+  // holding the lock. RuntimeError if the lock is not held. A waiter
+  // cancelled after being notified passes the notification on.
+  bool wait();
+  // wait_for(pred) waits until pred() is truthy and returns its value.
+  template <class Predicate>
+  auto wait_for(Predicate pred) {
+    auto result = pred();
+    while (!result) {
+      wait();
+      result = pred();
+    }
+    return result;
+  }
+  // notify(n) wakes up to n waiters; notify_all() wakes them all.
+  // RuntimeError if the lock is not held.
+  void notify(std::size_t n = 1);
+  void notify_all() { notify(waiters_.size()); }
+
+ private:
+  friend class Barrier;
+  void notify_unlocked(std::size_t n);
+  Lock own_lock_;
+  Lock* lock_;
+  detail::waiter_list waiters_;
+};
+
+// Semaphore is asyncio.Semaphore: a counter that acquire() decrements,
+// waiting while it is zero, and release() increments. ValueError for a
+// negative initial value.
+class Semaphore {
+ public:
+  explicit Semaphore(long value = 1);
+  virtual ~Semaphore() = default;
+  Semaphore(const Semaphore&) = delete;
+  Semaphore& operator=(const Semaphore&) = delete;
+
+  // acquire() waits until the counter is positive and nobody queues ahead,
+  // then decrements it; returns true. A waiter cancelled after being woken
+  // gives its unit back to the next one.
+  bool acquire();
+  // release() increments the counter and wakes the first waiter.
+  virtual void release();
+  // locked() is true when acquire() would wait.
+  bool locked() const noexcept;
+  void lock() { acquire(); }
+  void unlock() { release(); }
+  // value() is the counter.
+  long value() const noexcept { return value_; }
+
+ protected:
+  long value_;
+
+ private:
+  bool wake_up_next();
+  detail::waiter_list waiters_;
+};
+
+// BoundedSemaphore is a Semaphore whose release() throws ValueError when it
+// would raise the counter above its initial value.
+class BoundedSemaphore : public Semaphore {
+ public:
+  explicit BoundedSemaphore(long value = 1) : Semaphore(value), bound_(value) {}
+  void release() override;
+
+ private:
+  long bound_;
+};
+
+// Barrier is asyncio.Barrier: parties tasks wait() until all have
+// arrived, then all go on. ValueError unless parties >= 1.
+class Barrier {
+ public:
+  explicit Barrier(std::size_t parties);
+  Barrier(const Barrier&) = delete;
+  Barrier& operator=(const Barrier&) = delete;
+
+  // wait() returns the caller's arrival index, 0 to parties - 1, once every
+  // party has arrived. Throws BrokenBarrierError if the barrier is (or gets)
+  // aborted, or is reset while waiting; CancelledError if cancelled.
+  std::size_t wait();
+  // reset() returns the barrier to its empty state; tasks waiting in it get
+  // BrokenBarrierError. Awaits the barrier's lock.
+  void reset();
+  // abort() breaks the barrier: current and future wait() calls throw
+  // BrokenBarrierError until reset().
+  void abort();
+
+  std::size_t parties() const noexcept { return parties_; }
+  // n_waiting() is how many tasks wait in the filling barrier.
+  std::size_t n_waiting() const noexcept { return state_ == state::filling ? count_ : 0; }
+  bool broken() const noexcept { return state_ == state::broken; }
+
+ private:
+  enum class state { filling, draining, resetting, broken };
+  void block();
+  void wait_filled();
+  void exit();
+  Condition cond_;
+  std::size_t parties_;
+  state state_ = state::filling;
+  std::size_t count_ = 0;
+};
+
+}  // namespace greenlet::asyncio

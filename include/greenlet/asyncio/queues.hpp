@@ -1,0 +1,193 @@
+// asyncio/queues.hpp: Queue<T>, PriorityQueue<T, Compare> and LifoQueue<T>,
+// asyncio's queues for handing items between tasks (CPython's
+// Lib/asyncio/queues.py).
+//
+//   asyncio::Queue<std::string> q(10);        // bounded: put() waits when full
+//   asyncio::create_task([&] { q.put("job"); });
+//   std::string job = q.get();                 // waits for an item
+//   q.task_done();                             // join() returns once all are done
+//
+// Items may be move-only. Thread rules and lifetime as locks.hpp: a queue
+// belongs to its loop's thread and must outlive the tasks waiting on it.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "greenlet/asyncio/locks.hpp"
+#include "greenlet/asyncio/sync_errors.hpp"
+#include "greenlet/asyncio/waiters.hpp"
+
+namespace greenlet::asyncio {
+
+namespace detail {
+
+// queue_base is what does not depend on the item type: the getters and
+// putters waiting, and the task_done()/join() count.
+class queue_base {
+ public:
+  explicit queue_base(std::size_t maxsize);
+  virtual ~queue_base() = default;
+  queue_base(const queue_base&) = delete;
+  queue_base& operator=(const queue_base&) = delete;
+
+  // qsize() is the number of items in the queue.
+  virtual std::size_t qsize() const noexcept = 0;
+  // maxsize() is the bound given at construction; 0 means unbounded.
+  std::size_t maxsize() const noexcept { return maxsize_; }
+  bool empty() const noexcept { return qsize() == 0; }
+  bool full() const noexcept { return maxsize_ > 0 && qsize() >= maxsize_; }
+
+  // task_done() tells the queue one item taken by get() is processed.
+  // ValueError if called more times than items were put.
+  void task_done();
+  // join() waits until every item put has been taken and task_done().
+  void join();
+
+ protected:
+  // wait_for_room()/wait_for_item() are put()'s and get()'s waiting loops.
+  void wait_for_room();
+  void wait_for_item();
+  // item_added()/item_removed() are the bookkeeping of put_nowait() and
+  // get_nowait() after the storage changed.
+  void item_added();
+  void item_removed();
+
+ private:
+  static void wake_up_next(waiter_list& waiters);
+  std::size_t maxsize_;
+  waiter_list getters_;
+  waiter_list putters_;
+  std::size_t unfinished_tasks_ = 0;
+  Event finished_;
+};
+
+// The storage policies: how items are kept and which comes out first.
+template <class T>
+class fifo_storage {
+ public:
+  std::size_t size() const noexcept { return items_.size(); }
+  void push(T item) { items_.push_back(std::move(item)); }
+  T pop() {
+    T item = std::move(items_.front());
+    items_.pop_front();
+    return item;
+  }
+
+ private:
+  std::deque<T> items_;
+};
+
+template <class T>
+class lifo_storage {
+ public:
+  std::size_t size() const noexcept { return items_.size(); }
+  void push(T item) { items_.push_back(std::move(item)); }
+  T pop() {
+    T item = std::move(items_.back());
+    items_.pop_back();
+    return item;
+  }
+
+ private:
+  std::vector<T> items_;
+};
+
+// heap_storage pops the smallest item under Compare first, as heapq does
+// (std::priority_queue would pop the largest).
+template <class T, class Compare>
+class heap_storage {
+ public:
+  std::size_t size() const noexcept { return items_.size(); }
+  void push(T item) {
+    items_.push_back(std::move(item));
+    std::push_heap(items_.begin(), items_.end(), after{compare_});
+  }
+  T pop() {
+    std::pop_heap(items_.begin(), items_.end(), after{compare_});
+    T item = std::move(items_.back());
+    items_.pop_back();
+    return item;
+  }
+
+ private:
+  struct after {
+    Compare& compare;
+    bool operator()(const T& a, const T& b) const { return compare(b, a); }
+  };
+  std::vector<T> items_;
+  Compare compare_;
+};
+
+}  // namespace detail
+
+// basic_queue<T, Storage> is the queue over one storage policy; use Queue,
+// PriorityQueue or LifoQueue.
+template <class T, class Storage>
+class basic_queue : public detail::queue_base {
+ public:
+  using value_type = T;
+
+  // basic_queue(maxsize) holds at most maxsize items; 0 means unbounded.
+  explicit basic_queue(std::size_t maxsize = 0) : queue_base(maxsize) {}
+
+  std::size_t qsize() const noexcept override { return storage_.size(); }
+
+  // put(item) waits while the queue is full, then adds item. Throws
+  // CancelledError if cancelled while waiting (item is dropped).
+  void put(T item) {
+    wait_for_room();
+    put_nowait(std::move(item));
+  }
+  // put_nowait(item) adds item without waiting; QueueFull if full.
+  void put_nowait(T item) {
+    if (full()) throw QueueFull();
+    storage_.push(std::move(item));
+    item_added();
+  }
+  // get() waits while the queue is empty, then removes and returns an item.
+  // Throws CancelledError if cancelled while waiting; no item is lost then:
+  // one handed to this getter goes to the next.
+  T get() {
+    wait_for_item();
+    return get_nowait();
+  }
+  // get_nowait() returns an item if one is there; QueueEmpty if not.
+  T get_nowait() {
+    if (empty()) throw QueueEmpty();
+    T item = storage_.pop();
+    item_removed();
+    return item;
+  }
+
+ private:
+  Storage storage_;
+};
+
+// Queue<T> is asyncio.Queue: first in, first out.
+template <class T>
+class Queue : public basic_queue<T, detail::fifo_storage<T>> {
+ public:
+  using basic_queue<T, detail::fifo_storage<T>>::basic_queue;
+};
+
+// PriorityQueue<T, Compare> is asyncio.PriorityQueue: the smallest item
+// under Compare comes out first (entries are often pairs (priority, data)).
+template <class T, class Compare = std::less<T>>
+class PriorityQueue : public basic_queue<T, detail::heap_storage<T, Compare>> {
+ public:
+  using basic_queue<T, detail::heap_storage<T, Compare>>::basic_queue;
+};
+
+// LifoQueue<T> is asyncio.LifoQueue: last in, first out.
+template <class T>
+class LifoQueue : public basic_queue<T, detail::lifo_storage<T>> {
+ public:
+  using basic_queue<T, detail::lifo_storage<T>>::basic_queue;
+};
+
+}  // namespace greenlet::asyncio

@@ -1,0 +1,99 @@
+// asyncio/sync_errors.hpp: the exceptions of the synchronization
+// primitives, queues and async iteration, named as Python's: QueueEmpty,
+// QueueFull, BrokenBarrierError, ValueError, StopAsyncIteration.
+//
+// They carry a sync_errc in sync_category(), their own category because
+// asyncio_errc (errors.hpp) belongs to the loop itself.
+#pragma once
+
+#include <string>
+#include <system_error>
+
+#include "greenlet/errors.hpp"
+
+namespace greenlet::asyncio {
+
+// sync_errc names what the primitives and queues report.
+enum class sync_errc {
+  queue_empty = 1,       // get_nowait() on an empty queue
+  queue_full,            // put_nowait() on a full queue
+  broken_barrier,        // Barrier aborted, or reset while waiting
+  value_error,           // a bad argument or an over-release, Python's ValueError
+  stop_async_iteration,  // an asynchronous iterator is exhausted
+};
+
+}  // namespace greenlet::asyncio
+
+template <>
+struct std::is_error_code_enum<greenlet::asyncio::sync_errc> : std::true_type {};
+
+namespace greenlet::asyncio {
+
+namespace detail {
+class sync_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "asyncio.sync"; }
+  std::string message(int code) const override {
+    switch (static_cast<sync_errc>(code)) {
+      case sync_errc::queue_empty: return "the queue is empty; await get() to wait for an item";
+      case sync_errc::queue_full: return "the queue is full; await put() to wait for room";
+      case sync_errc::broken_barrier: return "the barrier is broken or was reset";
+      case sync_errc::value_error: return "bad value";
+      case sync_errc::stop_async_iteration: return "the asynchronous iterator is exhausted";
+    }
+    return "unknown asyncio.sync error";
+  }
+};
+}  // namespace detail
+
+// sync_category() is the std::error_category of sync_errc.
+inline const std::error_category& sync_category() noexcept {
+  static const detail::sync_category_impl instance;
+  return instance;
+}
+
+inline std::error_code make_error_code(sync_errc e) noexcept { return {static_cast<int>(e), sync_category()}; }
+
+// sync_error is the common base of this header's exceptions: a
+// greenlet::error whose code is a sync_errc.
+class sync_error : public ::greenlet::error {
+ public:
+  sync_error(sync_errc code, const std::string& what) : ::greenlet::error(make_error_code(code), what) {}
+};
+
+// QueueEmpty is raised by get_nowait() on an empty queue.
+class QueueEmpty : public sync_error {
+ public:
+  explicit QueueEmpty(const std::string& what = "QueueEmpty") : sync_error(sync_errc::queue_empty, what) {}
+};
+
+// QueueFull is raised by put_nowait() on a full queue.
+class QueueFull : public sync_error {
+ public:
+  explicit QueueFull(const std::string& what = "QueueFull") : sync_error(sync_errc::queue_full, what) {}
+};
+
+// BrokenBarrierError is raised by Barrier::wait() when the barrier is
+// aborted, or reset while the caller waits.
+class BrokenBarrierError : public sync_error {
+ public:
+  explicit BrokenBarrierError(const std::string& what = "Barrier aborted")
+      : sync_error(sync_errc::broken_barrier, what) {}
+};
+
+// ValueError is Python's: a BoundedSemaphore released too many times, a
+// negative Semaphore value, task_done() called too often.
+class ValueError : public sync_error {
+ public:
+  explicit ValueError(const std::string& what) : sync_error(sync_errc::value_error, what) {}
+};
+
+// StopAsyncIteration ends an asynchronous iteration: an anext() may throw
+// it instead of returning std::nullopt.
+class StopAsyncIteration : public sync_error {
+ public:
+  explicit StopAsyncIteration(const std::string& what = "StopAsyncIteration")
+      : sync_error(sync_errc::stop_async_iteration, what) {}
+};
+
+}  // namespace greenlet::asyncio

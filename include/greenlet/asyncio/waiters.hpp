@@ -1,0 +1,88 @@
+// asyncio/waiters.hpp: the FIFO of waiting tasks behind every lock and
+// queue. Internal: locks.hpp and queues.hpp use it; users never include it.
+#pragma once
+
+#include <cstddef>
+
+#include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/asyncio/future.hpp"
+
+namespace greenlet::asyncio::detail {
+
+// waiter is one task waiting on a primitive: the future it awaits, linked
+// into the primitive's waiter_list. It lives on the waiting task's stack,
+// so joining the queue allocates nothing but the future, and leaving it is
+// O(1) (asyncio's deque.remove() is O(n)).
+struct waiter {
+  Future<void> fut;
+  waiter* prev = nullptr;
+  waiter* next = nullptr;
+  bool linked = false;
+};
+
+// waiter_list is an intrusive doubly linked FIFO of waiters, asyncio's
+// `self._waiters` deque.
+class waiter_list {
+ public:
+  waiter_list() = default;
+  waiter_list(const waiter_list&) = delete;
+  waiter_list& operator=(const waiter_list&) = delete;
+
+  bool empty() const noexcept { return head_ == nullptr; }
+  std::size_t size() const noexcept { return size_; }
+  waiter* front() const noexcept { return head_; }
+
+  void push_back(waiter& w) noexcept {
+    w.prev = tail_;
+    w.next = nullptr;
+    (tail_ != nullptr ? tail_->next : head_) = &w;
+    tail_ = &w;
+    w.linked = true;
+    ++size_;
+  }
+  // erase(w) unlinks w if it is still linked (a wake-up may have popped it).
+  void erase(waiter& w) noexcept {
+    if (!w.linked) return;
+    (w.prev != nullptr ? w.prev->next : head_) = w.next;
+    (w.next != nullptr ? w.next->prev : tail_) = w.prev;
+    w.prev = w.next = nullptr;
+    w.linked = false;
+    --size_;
+  }
+  waiter* pop_front() noexcept {
+    waiter* w = head_;
+    if (w != nullptr) erase(*w);
+    return w;
+  }
+
+ private:
+  waiter* head_ = nullptr;
+  waiter* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// enqueued is a waiter that joins `list` with a new future of the running
+// loop and leaves it when destroyed, whether the wait ended by a wake-up, a
+// cancellation or an unwinding kill (asyncio's `finally: waiters.remove()`).
+// The primitive must outlive the tasks waiting on it.
+class enqueued {
+ public:
+  explicit enqueued(waiter_list& list) : list_(list) {
+    w_.fut = get_running_loop().create_future<void>();
+    list_.push_back(w_);
+  }
+  ~enqueued() { list_.erase(w_); }
+  enqueued(const enqueued&) = delete;
+  enqueued& operator=(const enqueued&) = delete;
+
+  Future<void>& fut() noexcept { return w_.fut; }
+  // leave() unlinks it now: before waking the next waiter, which must not
+  // find this one (done, cancelled) at the front.
+  void leave() noexcept { list_.erase(w_); }
+
+ private:
+  waiter_list& list_;
+  waiter w_;
+};
+
+}  // namespace greenlet::asyncio::detail

@@ -1,0 +1,72 @@
+// queues.cpp: the item-type-independent half of the queues, following
+// CPython's Lib/asyncio/queues.py (Queue.put/get/_wakeup_next/task_done).
+#include "greenlet/asyncio/queues.hpp"
+
+#include "greenlet/asyncio/task.hpp"
+
+namespace greenlet::asyncio::detail {
+
+queue_base::queue_base(std::size_t maxsize) : maxsize_(maxsize) { finished_.set(); }
+
+void queue_base::wake_up_next(waiter_list& waiters) {
+  // Pops as it goes, unlike Lock's waiters: a woken putter or getter that
+  // finds the queue full or empty again (someone came first) re-queues at
+  // the back, as asyncio's `while self.full()` loop does.
+  while (waiter* w = waiters.pop_front()) {
+    if (!w->fut.done()) {
+      w->fut.set_result();
+      return;
+    }
+  }
+}
+
+void queue_base::wait_for_room() {
+  while (full()) {
+    enqueued putter(putters_);
+    try {
+      await(putter.fut());
+    } catch (const CancelledError&) {
+      putter.fut().cancel();  // in case it is not done yet
+      putter.leave();
+      // Woken by get_nowait() but cancelled before putting: the free slot
+      // goes to the next putter.
+      if (!full() && !putter.fut().cancelled()) wake_up_next(putters_);
+      throw;
+    }
+  }
+}
+
+void queue_base::wait_for_item() {
+  while (empty()) {
+    enqueued getter(getters_);
+    try {
+      await(getter.fut());
+    } catch (const CancelledError&) {
+      getter.fut().cancel();
+      getter.leave();
+      // Woken by put_nowait() but cancelled before taking the item: wake the
+      // next getter so the item is not stranded.
+      if (!empty() && !getter.fut().cancelled()) wake_up_next(getters_);
+      throw;
+    }
+  }
+}
+
+void queue_base::item_added() {
+  ++unfinished_tasks_;
+  finished_.clear();
+  wake_up_next(getters_);
+}
+
+void queue_base::item_removed() { wake_up_next(putters_); }
+
+void queue_base::task_done() {
+  if (unfinished_tasks_ == 0) throw ValueError("task_done() called too many times");
+  if (--unfinished_tasks_ == 0) finished_.set();
+}
+
+void queue_base::join() {
+  if (unfinished_tasks_ > 0) finished_.wait();
+}
+
+}  // namespace greenlet::asyncio::detail
