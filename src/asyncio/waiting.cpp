@@ -221,6 +221,8 @@ std::size_t completion_queue::next(std::optional<double> deadline) {
 
 bool completion_queue::empty() const noexcept { return impl_->state->remaining == 0; }
 
+void shutdown_default_executor(loop_core* loop) noexcept;  // asyncio/executor.cpp
+
 void finish_run(event_loop& loop) noexcept {
   loop_core* core = loop.core();
   try {
@@ -246,6 +248,10 @@ void finish_run(event_loop& loop) noexcept {
   } catch (...) {
     core->report({"error while cancelling the remaining tasks of asyncio::run()", std::current_exception(), ""});
   }
+  // The default executor of run_in_executor(nullptr) (asyncio/executor.cpp)
+  // finishes its jobs before the loop closes, as asyncio.run's
+  // shutdown_default_executor().
+  shutdown_default_executor(core);
   try {
     loop.close();
   } catch (...) {

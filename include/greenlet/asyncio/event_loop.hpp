@@ -98,6 +98,17 @@ class event_loop {
   // sleeping loop.
   void call_soon_threadsafe(std::function<void()> fn);
 
+  // add_reader(fd, fn)/add_writer(fd, fn) run fn each time fd is readable
+  // (writable), until remove_reader(fd)/remove_writer(fd), which return
+  // false if nothing was registered. One callback per fd and direction: a
+  // new one replaces the old. Remove before closing fd. Throws
+  // std::system_error if epoll refuses fd (regular files). Defined in the
+  // I/O layer (src/io/socket.cpp); see greenlet/io.hpp.
+  void add_reader(int fd, std::function<void()> fn);
+  void add_writer(int fd, std::function<void()> fn);
+  bool remove_reader(int fd) noexcept;
+  bool remove_writer(int fd) noexcept;
+
   // time() is the loop's monotonic clock, in seconds.
   double time() const { return core_->time(); }
 

@@ -1,0 +1,220 @@
+// asyncio/executor.hpp: the bridge between the event loop and
+// concurrent.futures: run_in_executor(), wrap_future(), to_thread(),
+// run_coroutine_threadsafe(), set_default_executor().
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <type_traits>
+#include <utility>
+
+#include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/asyncio/future.hpp"
+#include "greenlet/asyncio/task.hpp"
+#include "greenlet/concurrent/future.hpp"
+#include "greenlet/concurrent/thread_pool.hpp"
+
+namespace greenlet::asyncio {
+
+namespace detail {
+
+// default_executor(loop) is the loop's executor for run_in_executor(nullptr):
+// set_default_executor()'s, else a ThreadPoolExecutor made on first use.
+::greenlet::concurrent::Executor& default_executor(loop_core* loop);
+// shutdown_default_executor(loop) shuts it down, waiting for its jobs, and
+// forgets it; asyncio::run calls it before closing its loop.
+void shutdown_default_executor(loop_core* loop) noexcept;
+// on_loop_thread(loop) is true on the thread that owns the loop.
+bool on_loop_thread(const loop_core* loop) noexcept;
+
+// delivery<T> carries a concurrent future's outcome to its asyncio twin. It
+// owns a reference to the twin and one unit of the loop's external_work,
+// both given back on the loop's thread (after delivering, or when a closing
+// loop drops the callback). Destroyed on another thread (the loop was closed
+// before the job finished) it leaks them rather than race with the loop.
+template <class T>
+struct delivery {
+  delivery(future_value<T>* f, loop_core* loop) noexcept : target(f), core(loop) {
+    retain(f);
+    core->external_work.fetch_add(1);
+  }
+  ~delivery() {
+    if (on_loop_thread(core)) {
+      core->external_work.fetch_sub(1);
+      release(target);
+    }
+  }
+  delivery(const delivery&) = delete;
+  delivery& operator=(const delivery&) = delete;
+
+  // deliver(cf) runs on the loop's thread. A target that is done already
+  // (its awaiting task was cancelled) drops the outcome without error.
+  void deliver(const ::greenlet::concurrent::Future<T>& cf) {
+    if (target->done()) return;
+    if (cf.cancelled()) {
+      target->cancel("");
+      return;
+    }
+    if (std::exception_ptr error = cf.exception(0)) {
+      target->set_exception(std::move(error));
+    } else if constexpr (std::is_void_v<T>) {
+      target->set_result();
+    } else if constexpr (std::is_copy_constructible_v<T>) {
+      target->set_result(cf.result(0));
+    } else {
+      target->set_result(std::move(cf.result(0)));
+    }
+  }
+
+  future_value<T>* target;
+  loop_core* core;
+};
+
+}  // namespace detail
+
+// wrap_future(cf, loop) is asyncio.wrap_future: an asyncio Future of loop
+// (default: the running loop) that completes with cf's outcome; a task
+// awaits it. Cancelling it cancels cf, which succeeds while cf's job has
+// not started. Until cf is done the loop counts external work, so deadlock
+// detection does not fire while the job runs. Call on the loop's thread.
+template <class T>
+Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf, event_loop& loop) {
+  Future<T> af = loop.create_future<T>();
+  detail::loop_core* core = loop.core();
+  auto carrier = std::make_shared<detail::delivery<T>>(af.state(), core);
+  af.add_done_callback([cf](Future<T>& f) {
+    if (f.cancelled()) cf.cancel();
+  });
+  cf.add_done_callback([carrier = std::move(carrier)](const ::greenlet::concurrent::Future<T>& done) mutable {
+    detail::loop_core* target_loop = carrier->core;
+    try {
+      // The lambda goes into the loop's queue by move, so the carrier is
+      // destroyed on the loop thread, not here.
+      target_loop->call_soon_threadsafe([carrier = std::move(carrier), done] { carrier->deliver(done); });
+    } catch (const RuntimeError&) {
+      // The loop is closed: nobody can await the outcome any more.
+    }
+  });
+  return af;
+}
+template <class T>
+Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf) {
+  return wrap_future(cf, get_event_loop());
+}
+
+// run_in_executor(loop, executor, fn, args...) is loop.run_in_executor:
+// submits fn(args...) to executor (nullptr: the loop's default thread pool)
+// and returns the asyncio Future to await. Call on the loop's thread.
+template <class F, class... A>
+auto run_in_executor(event_loop& loop, ::greenlet::concurrent::Executor* executor, F&& fn, A&&... args) {
+  loop.core()->check_open();
+  if (executor == nullptr) executor = &detail::default_executor(loop.core());
+  return wrap_future(executor->submit(std::forward<F>(fn), std::forward<A>(args)...), loop);
+}
+
+template <class F, class... A>
+auto event_loop::run_in_executor(::greenlet::concurrent::Executor* executor, F&& fn, A&&... args) {
+  return ::greenlet::asyncio::run_in_executor(*this, executor, std::forward<F>(fn), std::forward<A>(args)...);
+}
+
+// set_default_executor(loop, executor) makes executor the one
+// run_in_executor(nullptr) uses; asyncio::run shuts it down at its end.
+void set_default_executor(event_loop& loop, std::shared_ptr<::greenlet::concurrent::Executor> executor);
+// shutdown_default_executor(loop) is for loops not run by asyncio::run: it
+// waits for the default executor's jobs. Not from inside a task.
+void shutdown_default_executor(event_loop& loop);
+
+// to_thread(fn, args...) is asyncio.to_thread: fn(args...) on the default
+// executor of the running loop; await the returned future:
+//   auto data = asyncio::await(asyncio::to_thread(read_file, path));
+template <class F, class... A>
+auto to_thread(F&& fn, A&&... args) {
+  return run_in_executor(get_running_loop(), nullptr, std::forward<F>(fn), std::forward<A>(args)...);
+}
+
+namespace detail {
+
+// threadsafe_link ties a run_coroutine_threadsafe() task to its concurrent
+// future. `task` is touched on the loop thread only; `live` (under mutex)
+// says the task's body has not finished, so the loop is still there to
+// receive a cancellation.
+struct threadsafe_link {
+  std::mutex mutex;
+  bool live = true;
+  loop_core* core = nullptr;
+  future_state* task = nullptr;  // retained while the task runs
+  ~threadsafe_link() {
+    if (task != nullptr && on_loop_thread(core)) release(task);
+  }
+};
+
+}  // namespace detail
+
+// run_coroutine_threadsafe(fn, loop) is asyncio.run_coroutine_threadsafe,
+// called from a thread other than loop's: fn() runs as a task of loop, and
+// the returned concurrent::Future gets its outcome. Cancelling that future
+// cancels the task (via call_soon_threadsafe). RuntimeError if loop is
+// closed. If loop is closed while the task is pending, the future is
+// cancelled.
+template <class F>
+auto run_coroutine_threadsafe(F&& fn, event_loop& loop) {
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  ::greenlet::concurrent::Future<R> cf;
+  auto link = std::make_shared<detail::threadsafe_link>();
+  link->core = loop.core();
+  cf.add_done_callback([link](const ::greenlet::concurrent::Future<R>& done) {
+    if (!done.cancelled()) return;
+    std::lock_guard<std::mutex> lock(link->mutex);
+    if (!link->live) return;
+    try {
+      link->core->call_soon_threadsafe([link] {
+        if (link->task != nullptr) link->task->cancel("");
+      });
+    } catch (const RuntimeError&) {
+      // The loop closed meanwhile; its tasks are gone.
+    }
+  });
+  loop.call_soon_threadsafe([fn = std::forward<F>(fn), cf, link]() mutable {
+    if (cf.cancelled()) return;
+    event_loop& target = *link->core->facade;
+    auto task = target.create_task([fn = std::move(fn), cf, link]() mutable {
+      // settle: whatever way the body ends (result, exception, cancellation,
+      // the loop killing it on close), cf ends too and the link goes dead.
+      struct finish {
+        const ::greenlet::concurrent::Future<R>& cf;
+        detail::threadsafe_link& link;
+        ~finish() {
+          {
+            std::lock_guard<std::mutex> lock(link.mutex);
+            link.live = false;
+          }
+          cf.cancel();  // no-op when it already has its outcome
+        }
+      } guard{cf, *link};
+      try {
+        if constexpr (std::is_void_v<R>) {
+          fn();
+          if (cf.set_running_or_notify_cancel()) cf.set_result();
+        } else {
+          R value = fn();
+          if (cf.set_running_or_notify_cancel()) cf.set_result(std::move(value));
+        }
+      } catch (const CancelledError&) {
+        throw;  // the task ends cancelled; finish cancels cf
+      } catch (const ::greenlet::GreenletExit&) {
+        throw;
+      } catch (...) {
+        if (cf.set_running_or_notify_cancel()) cf.set_exception(std::current_exception());
+      }
+    });
+    link->task = task.state();
+    detail::retain(link->task);
+    task.add_done_callback([link](Future<void>&) {
+      detail::release(link->task);
+      link->task = nullptr;
+    });
+  });
+  return cf;
+}
+
+}  // namespace greenlet::asyncio

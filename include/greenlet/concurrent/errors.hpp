@@ -1,0 +1,81 @@
+// concurrent/errors.hpp: the exception types of concurrent.futures.
+#pragma once
+
+#include <string>
+#include <system_error>
+
+#include "greenlet/asyncio/errors.hpp"
+#include "greenlet/errors.hpp"
+
+namespace greenlet::concurrent {
+
+// concurrent_errc names the executor layer's error conditions, in
+// concurrent::category().
+enum class concurrent_errc {
+  shutdown = 1,      // submit() after shutdown()
+  broken_pool,       // a worker died or its initializer failed
+  blocking_in_loop,  // a blocking call from inside an event-loop task
+  remote_error,      // a process-pool function threw in the worker
+  unknown_function,  // a process-pool function name nobody registered
+};
+
+}  // namespace greenlet::concurrent
+
+template <>
+struct std::is_error_code_enum<greenlet::concurrent::concurrent_errc> : std::true_type {};
+
+namespace greenlet::concurrent {
+
+const std::error_category& category() noexcept;
+
+inline std::error_code make_error_code(concurrent_errc e) noexcept {
+  return {static_cast<int>(e), category()};
+}
+
+// CancelledError and TimeoutError are asyncio's own types, as in Python 3.8+
+// (concurrent.futures.CancelledError is asyncio.CancelledError), so a
+// cancellation crosses the bridge between the two without translation.
+using CancelledError = ::greenlet::asyncio::CancelledError;
+using TimeoutError = ::greenlet::asyncio::TimeoutError;
+
+// RuntimeError is an executor misuse: submit() after shutdown(), or a
+// blocking call (Future::result(), shutdown(wait=true)) made from inside an
+// event-loop task, which would block the loop's whole thread.
+class RuntimeError : public ::greenlet::error {
+ public:
+  RuntimeError(concurrent_errc code, const std::string& what)
+      : ::greenlet::error(make_error_code(code), what), code_(code) {}
+  concurrent_errc condition() const noexcept { return code_; }
+
+ private:
+  concurrent_errc code_;
+};
+
+// BrokenExecutor: the pool can no longer run work; futures it had accepted
+// fail with it and submit() throws it.
+class BrokenExecutor : public ::greenlet::error {
+ public:
+  explicit BrokenExecutor(const std::string& what) : ::greenlet::error(make_error_code(concurrent_errc::broken_pool), what) {}
+};
+
+// BrokenThreadPool: a worker thread's initializer threw.
+class BrokenThreadPool : public BrokenExecutor {
+ public:
+  using BrokenExecutor::BrokenExecutor;
+};
+
+// BrokenProcessPool: a worker process died (crashed, killed, exited) while
+// the pool had work for it.
+class BrokenProcessPool : public BrokenExecutor {
+ public:
+  using BrokenExecutor::BrokenExecutor;
+};
+
+// RemoteError carries an exception a process-pool function threw in its
+// worker: the type cannot cross the process boundary, its what() does.
+class RemoteError : public ::greenlet::error {
+ public:
+  explicit RemoteError(const std::string& what) : ::greenlet::error(make_error_code(concurrent_errc::remote_error), what) {}
+};
+
+}  // namespace greenlet::concurrent

@@ -1,0 +1,199 @@
+// concurrent/future.hpp: concurrent::Future<T>, Python's
+// concurrent.futures.Future: a thread-safe result that a worker sets and any
+// thread may wait for.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "greenlet/concurrent/errors.hpp"
+
+namespace greenlet::concurrent {
+
+namespace detail {
+
+// waiter is what wait() and as_completed() block on: every future it watches
+// pushes its index here when it finishes.
+struct waiter {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<std::size_t> finished;
+  void notify(std::size_t index);
+};
+
+// check_not_in_task(what) throws RuntimeError(blocking_in_loop) when called
+// from inside a task of a running event loop: blocking there would stall
+// every task of the loop (and deadlock if the result needs the loop).
+void check_not_in_task(const char* what);
+
+// type_name<T>() is the Python-ish name repr() shows: int, float, str...
+std::string demangle(const char* mangled);
+template <class T>
+std::string type_name() {
+  if constexpr (std::is_void_v<T>) {
+    return "NoneType";
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return "bool";
+  } else if constexpr (std::is_integral_v<T>) {
+    return "int";
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return "float";
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return "str";
+  } else {
+    return demangle(typeid(T).name());
+  }
+}
+
+// future_core is the type-independent state behind Future<T>: status,
+// exception, done callbacks and waiters, under one mutex. Callbacks and
+// waiters run after the mutex is released, in the completing thread.
+class future_core : public std::enable_shared_from_this<future_core> {
+ public:
+  enum class status : unsigned char { pending, running, cancelled, finished };
+
+  future_core() = default;
+  virtual ~future_core() = default;
+  future_core(const future_core&) = delete;
+  future_core& operator=(const future_core&) = delete;
+
+  bool cancel();
+  bool cancelled() const;
+  bool running() const;
+  bool done() const;
+  bool set_running_or_notify_cancel();
+  void set_exception(std::exception_ptr error);
+  // wait_done(timeout) blocks until done; false if the timeout passed first.
+  // A negative timeout (or none) waits forever.
+  bool wait_done(std::optional<double> timeout, const char* what);
+  // wait_result(timeout) waits, then throws CancelledError, TimeoutError or
+  // the stored exception.
+  void wait_result(std::optional<double> timeout);
+  std::exception_ptr exception(std::optional<double> timeout);
+  void add_done_callback(std::function<void()> fn);
+  void add_waiter(const std::shared_ptr<waiter>& w, std::size_t index);
+  void remove_waiter(const waiter* w);
+  std::string repr() const;
+
+ protected:
+  // finish(lock, new_status) publishes the final state, then runs callbacks
+  // and wakes waiters with the mutex released. Returns false if already done.
+  bool finish(std::unique_lock<std::mutex>& lock, status new_status);
+  virtual std::string result_type() const = 0;
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  status state_ = status::pending;
+  std::exception_ptr error_;
+
+ private:
+  std::vector<std::function<void()>> callbacks_;
+  std::vector<std::pair<std::shared_ptr<waiter>, std::size_t>> waiters_;
+};
+
+template <class T>
+class future_value : public future_core {
+ public:
+  template <class... U>
+  void set_result(U&&... value) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (state_ == status::cancelled || state_ == status::finished) {
+      throw ::greenlet::asyncio::InvalidStateError("set_result() on a concurrent future that is already done");
+    }
+    if constexpr (!std::is_void_v<T>) value_.emplace(std::forward<U>(value)...);
+    finish(lock, status::finished);
+  }
+  // result(timeout): the stored value; the state is immutable once finished,
+  // so the reference stays valid while a handle lives.
+  std::add_lvalue_reference_t<T> result(std::optional<double> timeout) {
+    wait_result(timeout);
+    if constexpr (!std::is_void_v<T>) return *value_;
+  }
+
+ protected:
+  std::string result_type() const override { return type_name<T>(); }
+
+ private:
+  struct none {};
+  std::conditional_t<std::is_void_v<T>, none, std::optional<std::conditional_t<std::is_void_v<T>, int, T>>> value_;
+};
+
+}  // namespace detail
+
+// Future<T> is concurrent.futures.Future: a handle, shared by copies, to a
+// result an executor's worker sets. Every member is thread-safe. Blocking
+// members (result(), exception() without a zero timeout) throw
+// RuntimeError(blocking_in_loop) when called from inside an event-loop task
+// on a future that is not done yet: await asyncio::wrap_future(f) instead.
+template <class T = void>
+class Future {
+ public:
+  using value_type = T;
+
+  // Future() is a new pending future, for code that plays the executor's
+  // part (set_running_or_notify_cancel, set_result, set_exception).
+  Future() : state_(std::make_shared<detail::future_value<T>>()) {}
+  explicit Future(std::shared_ptr<detail::future_value<T>> state) noexcept : state_(std::move(state)) {}
+
+  // cancel() cancels a future that has not started running; false if it
+  // runs or is done. Callbacks run at once, in this thread.
+  bool cancel() const { return state_->cancel(); }
+  bool cancelled() const { return state_->cancelled(); }
+  bool running() const { return state_->running(); }
+  bool done() const { return state_->done(); }
+
+  // result(timeout) waits up to timeout seconds (forever without one) and
+  // returns the result. Throws TimeoutError, CancelledError, the function's
+  // exception, or RuntimeError inside an event-loop task.
+  std::add_lvalue_reference_t<T> result(std::optional<double> timeout = std::nullopt) const {
+    return state_->result(timeout);
+  }
+  // exception(timeout) is the stored exception, null if it succeeded.
+  std::exception_ptr exception(std::optional<double> timeout = std::nullopt) const {
+    return state_->exception(timeout);
+  }
+
+  // add_done_callback(fn) calls fn(future) when it is done, in the thread
+  // that completes or cancels it; at once in this thread if already done.
+  // Exceptions fn throws are printed and dropped, as Python logs them.
+  void add_done_callback(std::function<void(const Future&)> fn) const {
+    detail::future_value<T>* raw = state_.get();
+    state_->add_done_callback([raw, fn = std::move(fn)] {
+      Future self(std::static_pointer_cast<detail::future_value<T>>(raw->shared_from_this()));
+      fn(self);
+    });
+  }
+
+  // For executors: set_running_or_notify_cancel() is false if cancelled
+  // (and marks it running otherwise); set_result()/set_exception() finish
+  // it, InvalidStateError if already done.
+  bool set_running_or_notify_cancel() const { return state_->set_running_or_notify_cancel(); }
+  template <class... U>
+  void set_result(U&&... value) const {
+    state_->set_result(std::forward<U>(value)...);
+  }
+  void set_exception(std::exception_ptr error) const { state_->set_exception(std::move(error)); }
+
+  // repr() is Python's: <Future at 0x7f.. state=pending|running|cancelled|
+  // finished returned int|finished raised ValueError>.
+  std::string repr() const { return state_->repr(); }
+  friend std::ostream& operator<<(std::ostream& out, const Future& f) { return out << f.repr(); }
+
+  const std::shared_ptr<detail::future_value<T>>& state() const noexcept { return state_; }
+  friend bool operator==(const Future& a, const Future& b) noexcept { return a.state_ == b.state_; }
+
+ private:
+  std::shared_ptr<detail::future_value<T>> state_;
+};
+
+}  // namespace greenlet::concurrent

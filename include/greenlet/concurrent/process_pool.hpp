@@ -1,0 +1,170 @@
+// concurrent/process_pool.hpp: ProcessPoolExecutor and the serializer
+// trait for the arguments and results that cross into worker processes.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "greenlet/concurrent/future.hpp"
+
+namespace greenlet::concurrent {
+
+// serializer<T> turns a T into bytes and back for the process boundary:
+//   static void write(std::string& out, const T& value);
+//   static T read(std::string_view& in);  // consumes what it reads
+// Provided for trivially copyable types, std::string and std::vector of
+// serializable types; specialize it for your own.
+template <class T, class = void>
+struct serializer;
+
+template <class T>
+struct serializer<T, std::enable_if_t<std::is_trivially_copyable_v<T>>> {
+  static void write(std::string& out, const T& value) {
+    out.append(reinterpret_cast<const char*>(&value), sizeof(T));
+  }
+  static T read(std::string_view& in) {
+    if (in.size() < sizeof(T)) throw RemoteError("truncated message from a worker process");
+    T value;
+    std::memcpy(&value, in.data(), sizeof(T));
+    in.remove_prefix(sizeof(T));
+    return value;
+  }
+};
+
+template <>
+struct serializer<std::string> {
+  static void write(std::string& out, const std::string& value) {
+    serializer<std::uint64_t>::write(out, value.size());
+    out += value;
+  }
+  static std::string read(std::string_view& in) {
+    auto size = serializer<std::uint64_t>::read(in);
+    if (in.size() < size) throw RemoteError("truncated message from a worker process");
+    std::string value(in.substr(0, size));
+    in.remove_prefix(size);
+    return value;
+  }
+};
+
+template <class T>
+struct serializer<std::vector<T>, std::enable_if_t<!std::is_trivially_copyable_v<std::vector<T>>>> {
+  static void write(std::string& out, const std::vector<T>& value) {
+    serializer<std::uint64_t>::write(out, value.size());
+    for (const T& item : value) serializer<T>::write(out, item);
+  }
+  static std::vector<T> read(std::string_view& in) {
+    auto size = serializer<std::uint64_t>::read(in);
+    std::vector<T> value;
+    value.reserve(size);
+    for (std::uint64_t i = 0; i < size; ++i) value.push_back(serializer<T>::read(in));
+    return value;
+  }
+};
+
+namespace detail {
+
+// A registered function reads its arguments and writes its result.
+using process_entry = std::function<std::string(std::string_view args)>;
+void register_process_entry(const std::string& name, process_entry entry);
+
+// process_job is one submitted call as the pool's parent side sees it.
+struct process_job {
+  std::string name;
+  std::string args;
+  std::shared_ptr<future_core> future;
+  std::function<void(std::string_view result)> complete;  // decodes and sets the result
+};
+
+class process_pool;
+
+}  // namespace detail
+
+// process_function<R(A...)> names a function registered for worker
+// processes; ProcessPoolExecutor::submit() takes it and checks the types.
+template <class Signature>
+class process_function;
+template <class R, class... A>
+class process_function<R(A...)> {
+ public:
+  explicit process_function(std::string name) : name_(std::move(name)) {}
+  const std::string& name() const noexcept { return name_; }
+
+ private:
+  std::string name_;
+};
+
+// register_process_function(name, fn) makes fn callable in worker
+// processes by that name. Call it before any ProcessPoolExecutor starts
+// (the workers are forked copies of this process). Lambdas without captures
+// pass with a unary +: register_process_function("sq", +[](int x) { return x * x; }).
+template <class R, class... A>
+process_function<R(A...)> register_process_function(const std::string& name, R (*fn)(A...)) {
+  detail::register_process_entry(name, [fn](std::string_view in) {
+    std::tuple<std::decay_t<A>...> args{serializer<std::decay_t<A>>::read(in)...};
+    std::string out;
+    if constexpr (std::is_void_v<R>) {
+      std::apply(fn, std::move(args));
+    } else {
+      serializer<std::decay_t<R>>::write(out, std::apply(fn, std::move(args)));
+    }
+    return out;
+  });
+  return process_function<R(A...)>(name);
+}
+
+// ProcessPoolExecutor is concurrent.futures.ProcessPoolExecutor with fork():
+// max_workers processes (default: the number of cores) are forked in the
+// constructor and run registered functions; arguments and results cross as
+// bytes (serializer<T>). An exception a function throws comes back as
+// RemoteError with its type and message. A worker that dies breaks the
+// pool: its future and every pending one fail with BrokenProcessPool, and
+// so does submit(). The destructor is shutdown(wait=true). Thread-safe.
+class ProcessPoolExecutor {
+ public:
+  explicit ProcessPoolExecutor(std::size_t max_workers = 0);
+  ~ProcessPoolExecutor();
+  ProcessPoolExecutor(const ProcessPoolExecutor&) = delete;
+  ProcessPoolExecutor& operator=(const ProcessPoolExecutor&) = delete;
+
+  // submit(fn, args...) calls the registered fn(args...) in a worker.
+  // RuntimeError after shutdown(), BrokenProcessPool once broken.
+  template <class R, class... A, class... U>
+  Future<R> submit(const process_function<R(A...)>& fn, U&&... args) {
+    static_assert(sizeof...(A) == sizeof...(U), "submit(): wrong number of arguments");
+    auto state = std::make_shared<detail::future_value<R>>();
+    detail::process_job job;
+    job.name = fn.name();
+    ((serializer<std::decay_t<A>>::write(job.args, static_cast<const std::decay_t<A>&>(args))), ...);
+    job.future = state;
+    job.complete = [raw = state.get()](std::string_view in) {
+      if constexpr (std::is_void_v<R>) {
+        raw->set_result();
+      } else {
+        raw->set_result(serializer<std::decay_t<R>>::read(in));
+      }
+    };
+    enqueue(std::move(job));
+    return Future<R>(std::move(state));
+  }
+
+  // shutdown(wait, cancel_futures) as ThreadPoolExecutor's; the workers exit
+  // once the accepted work is done.
+  void shutdown(bool wait = true, bool cancel_futures = false);
+  std::size_t max_workers() const noexcept;
+  // pids() lists the worker processes (for tests and monitoring).
+  std::vector<int> pids() const;
+
+ private:
+  void enqueue(detail::process_job job);
+  std::shared_ptr<detail::process_pool> impl_;
+};
+
+}  // namespace greenlet::concurrent

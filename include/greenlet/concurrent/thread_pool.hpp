@@ -1,0 +1,140 @@
+// concurrent/thread_pool.hpp: Executor, the base of executors that run
+// closures, and ThreadPoolExecutor.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "greenlet/concurrent/future.hpp"
+
+namespace greenlet::concurrent {
+
+namespace detail {
+
+// work_item is one submitted call: run() runs it unless its future was
+// cancelled first; fail() finishes it with an error it never ran to see.
+struct work_item {
+  virtual ~work_item() = default;
+  virtual void run() noexcept = 0;
+  virtual future_core& future() noexcept = 0;
+};
+
+template <class R, class Fn>
+struct work_item_impl final : work_item {
+  work_item_impl(std::shared_ptr<future_value<R>> f, Fn&& fn) : state(std::move(f)), call(std::move(fn)) {}
+  void run() noexcept override {
+    if (!state->set_running_or_notify_cancel()) return;
+    try {
+      if constexpr (std::is_void_v<R>) {
+        call();
+        state->set_result();
+      } else {
+        state->set_result(call());
+      }
+    } catch (...) {
+      state->set_exception(std::current_exception());
+    }
+  }
+  future_core& future() noexcept override { return *state; }
+  std::shared_ptr<future_value<R>> state;
+  Fn call;
+};
+
+}  // namespace detail
+
+// Executor is concurrent.futures.Executor: submit() schedules fn(args...)
+// and returns a Future; shutdown() stops accepting work. Thread-safe.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+
+  // submit(fn, args...) schedules fn(args...) (arguments copied or moved in)
+  // and returns its Future. RuntimeError after shutdown(); BrokenExecutor if
+  // the pool is broken.
+  template <class F, class... A>
+  auto submit(F&& fn, A&&... args) {
+    using R = std::invoke_result_t<std::decay_t<F>&, std::decay_t<A>&...>;
+    auto state = std::make_shared<detail::future_value<R>>();
+    auto call = [fn = std::forward<F>(fn), ... args = std::forward<A>(args)]() mutable -> R {
+      return std::invoke(fn, args...);
+    };
+    enqueue(std::make_unique<detail::work_item_impl<R, decltype(call)>>(state, std::move(call)));
+    return Future<R>(std::move(state));
+  }
+
+  // map(fn, items, timeout) runs fn(item) for every item concurrently and
+  // returns the results in the order of items. Unlike Python's lazy
+  // iterator it collects them all: it rethrows the first exception (in item
+  // order) or TimeoutError, after cancelling what has not started.
+  template <class F, class Range>
+  auto map(F fn, const Range& items, std::optional<double> timeout = std::nullopt) {
+    using Item = std::decay_t<decltype(*std::begin(items))>;
+    using R = std::invoke_result_t<F&, const Item&>;
+    std::vector<Future<R>> fs;
+    for (const auto& item : items) fs.push_back(submit(fn, item));
+    std::vector<R> out;
+    out.reserve(fs.size());
+    try {
+      const double start = detail_now();
+      for (auto& f : fs) {
+        std::optional<double> left;
+        if (timeout) left = std::max(0.0, *timeout - (detail_now() - start));
+        out.push_back(std::move(f.result(left)));
+      }
+    } catch (...) {
+      for (auto& f : fs) f.cancel();
+      throw;
+    }
+    return out;
+  }
+
+  // shutdown(wait, cancel_futures) stops accepting work. Work already
+  // accepted still runs, unless cancel_futures cancels what has not started;
+  // wait=true blocks until the workers are done (RuntimeError inside an
+  // event-loop task, or from one of this pool's own workers).
+  virtual void shutdown(bool wait = true, bool cancel_futures = false) = 0;
+
+ protected:
+  // enqueue(item) accepts one call or throws (shutdown, broken).
+  virtual void enqueue(std::unique_ptr<detail::work_item> item) = 0;
+  static double detail_now();
+};
+
+namespace detail {
+class thread_pool;
+}
+
+// ThreadPoolExecutor is concurrent.futures.ThreadPoolExecutor: up to
+// max_workers threads (default min(32, cores + 4)), started on demand when
+// no worker is idle, named "<thread_name_prefix>_<n>". initializer() runs
+// first in each; if it throws, the pool is broken: pending futures fail with
+// BrokenThreadPool and submit() throws it. The destructor is
+// shutdown(wait=true). Every member is thread-safe.
+class ThreadPoolExecutor : public Executor {
+ public:
+  explicit ThreadPoolExecutor(std::size_t max_workers = 0, std::string thread_name_prefix = "",
+                              std::function<void()> initializer = {});
+  ~ThreadPoolExecutor() override;
+  ThreadPoolExecutor(const ThreadPoolExecutor&) = delete;
+  ThreadPoolExecutor& operator=(const ThreadPoolExecutor&) = delete;
+
+  void shutdown(bool wait = true, bool cancel_futures = false) override;
+  std::size_t max_workers() const noexcept;
+
+ protected:
+  void enqueue(std::unique_ptr<detail::work_item> item) override;
+
+ private:
+  std::shared_ptr<detail::thread_pool> impl_;
+};
+
+}  // namespace greenlet::concurrent

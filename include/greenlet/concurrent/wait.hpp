@@ -1,0 +1,124 @@
+// concurrent/wait.hpp: wait() and as_completed() over concurrent futures.
+#pragma once
+
+#include <cstddef>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "greenlet/concurrent/future.hpp"
+
+namespace greenlet::concurrent {
+
+// return_when chooses when wait() returns, as Python's constants.
+enum class return_when { FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED };
+inline constexpr return_when FIRST_COMPLETED = return_when::FIRST_COMPLETED;
+inline constexpr return_when FIRST_EXCEPTION = return_when::FIRST_EXCEPTION;
+inline constexpr return_when ALL_COMPLETED = return_when::ALL_COMPLETED;
+
+namespace detail {
+
+// wait_indices() blocks until the condition holds or the timeout passes and
+// returns which of fs are done (a flag per future).
+std::vector<bool> wait_indices(const std::vector<future_core*>& fs, std::optional<double> timeout, return_when when);
+
+// completion_queue hands out the indices of fs in the order they finish.
+class completion_queue {
+ public:
+  completion_queue(std::vector<std::shared_ptr<future_core>> fs, std::optional<double> timeout);
+  ~completion_queue();
+  completion_queue(const completion_queue&) = delete;
+  completion_queue& operator=(const completion_queue&) = delete;
+  // next() is the next finished index, nullopt when all were handed out;
+  // TimeoutError once the deadline passes with futures still pending.
+  std::optional<std::size_t> next();
+
+ private:
+  std::vector<std::shared_ptr<future_core>> fs_;
+  std::shared_ptr<waiter> waiter_;
+  std::size_t handed_out_ = 0;
+  std::optional<double> deadline_;
+};
+
+}  // namespace detail
+
+// DoneAndNotDone is what wait() returns: the futures split in two, each in
+// the order given.
+template <class T>
+struct DoneAndNotDone {
+  std::vector<Future<T>> done;
+  std::vector<Future<T>> not_done;
+};
+
+// wait(fs, timeout, return_when) blocks until the condition holds (all done,
+// the first done, or the first to raise) or the timeout passes; it never
+// throws TimeoutError. RuntimeError inside an event-loop task if it would
+// block: use asyncio::wait over wrap_future()s there.
+template <class T>
+DoneAndNotDone<T> wait(const std::vector<Future<T>>& fs, std::optional<double> timeout = std::nullopt,
+                       return_when when = ALL_COMPLETED) {
+  std::vector<detail::future_core*> cores;
+  cores.reserve(fs.size());
+  for (const auto& f : fs) cores.push_back(f.state().get());
+  std::vector<bool> flags = detail::wait_indices(cores, timeout, when);
+  DoneAndNotDone<T> out;
+  for (std::size_t i = 0; i < fs.size(); ++i) (flags[i] ? out.done : out.not_done).push_back(fs[i]);
+  return out;
+}
+
+// as_completed(fs, timeout) is a range over fs in the order they finish:
+//   for (auto& f : concurrent::as_completed(futures)) use(f.result());
+// Advancing blocks; it throws TimeoutError once timeout seconds (counted
+// from the call) pass with futures still pending.
+template <class T>
+class as_completed_range {
+ public:
+  as_completed_range(std::vector<Future<T>> fs, std::optional<double> timeout)
+      : fs_(std::move(fs)), queue_(cores(fs_), timeout) {}
+
+  class iterator {
+   public:
+    using value_type = Future<T>;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(as_completed_range* range) : range_(range) { ++*this; }
+    const Future<T>& operator*() const { return current_; }
+    const Future<T>* operator->() const { return &current_; }
+    iterator& operator++() {
+      std::optional<std::size_t> index = range_->queue_.next();
+      if (index) {
+        current_ = range_->fs_[*index];
+      } else {
+        range_ = nullptr;
+      }
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.range_ == nullptr; }
+
+   private:
+    as_completed_range* range_ = nullptr;
+    Future<T> current_{std::shared_ptr<detail::future_value<T>>()};
+  };
+
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  static std::vector<std::shared_ptr<detail::future_core>> cores(const std::vector<Future<T>>& fs) {
+    std::vector<std::shared_ptr<detail::future_core>> out;
+    out.reserve(fs.size());
+    for (const auto& f : fs) out.push_back(f.state());
+    return out;
+  }
+  std::vector<Future<T>> fs_;
+  detail::completion_queue queue_;
+};
+
+template <class T>
+as_completed_range<T> as_completed(std::vector<Future<T>> fs, std::optional<double> timeout = std::nullopt) {
+  return as_completed_range<T>(std::move(fs), timeout);
+}
+
+}  // namespace greenlet::concurrent

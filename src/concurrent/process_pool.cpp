@@ -1,0 +1,279 @@
+// process_pool.cpp: ProcessPoolExecutor. Each worker process is forked in
+// the constructor and talks to one parent-side thread over a socketpair:
+// the thread takes a job from the shared queue, writes the request, blocks
+// on the reply. A reply cut short (EOF, error) means the worker died; the
+// pool is then broken. Sockets, not pipes: send(MSG_NOSIGNAL) to a dead
+// worker fails with EPIPE instead of killing us with SIGPIPE.
+#include "greenlet/concurrent/process_pool.hpp"
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+namespace greenlet::concurrent {
+
+namespace detail {
+
+namespace {
+
+std::mutex registry_mutex;
+std::map<std::string, process_entry>& registry() {
+  static auto* functions = new std::map<std::string, process_entry>();
+  return *functions;
+}
+
+enum reply_status : std::uint8_t { reply_ok = 0, reply_raised = 1, reply_unknown = 2 };
+
+bool write_all(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool read_all(int fd, char* data, std::size_t size) {
+  while (size > 0) {
+    ssize_t n = ::recv(fd, data, size, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// A message is a 64-bit length and that many bytes.
+bool write_message(int fd, std::string_view body) {
+  std::uint64_t size = body.size();
+  return write_all(fd, reinterpret_cast<const char*>(&size), sizeof size) && write_all(fd, body.data(), body.size());
+}
+
+bool read_message(int fd, std::string& body) {
+  std::uint64_t size = 0;
+  if (!read_all(fd, reinterpret_cast<char*>(&size), sizeof size)) return false;
+  body.resize(size);
+  return read_all(fd, body.data(), size);
+}
+
+// worker_main is the child's whole life: request (name, args) in, reply
+// (status byte + payload) out, until the parent closes the socket.
+[[noreturn]] void worker_main(int fd) {
+  std::string name, args;
+  while (read_message(fd, name) && read_message(fd, args)) {
+    std::string reply(1, static_cast<char>(reply_ok));
+    process_entry entry;
+    {
+      std::lock_guard<std::mutex> lock(registry_mutex);
+      auto it = registry().find(name);
+      if (it != registry().end()) entry = it->second;
+    }
+    if (!entry) {
+      reply[0] = static_cast<char>(reply_unknown);
+      reply += "no process function named '" + name + "': register it before the pool starts";
+    } else {
+      try {
+        reply += entry(args);
+      } catch (const std::exception& e) {
+        reply.assign(1, static_cast<char>(reply_raised));
+        reply += demangle(typeid(e).name()) + ": " + e.what();
+      } catch (...) {
+        reply.assign(1, static_cast<char>(reply_raised));
+        reply += "unknown exception";
+      }
+    }
+    if (!write_message(fd, reply)) break;
+  }
+  ::_exit(0);
+}
+
+}  // namespace
+
+void register_process_entry(const std::string& name, process_entry entry) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  registry()[name] = std::move(entry);
+}
+
+class process_pool {
+ public:
+  explicit process_pool(std::size_t max_workers) {
+    if (max_workers == 0) max_workers = std::max(1u, std::thread::hardware_concurrency());
+    // Fork every worker before starting any thread of ours.
+    for (std::size_t i = 0; i < max_workers; ++i) {
+      int fds[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+        throw std::system_error(errno, std::generic_category(), "socketpair() for a process pool worker");
+      }
+      pid_t pid = ::fork();
+      if (pid < 0) {
+        int err = errno;
+        ::close(fds[0]);
+        ::close(fds[1]);
+        throw std::system_error(err, std::generic_category(), "fork() for a process pool worker");
+      }
+      if (pid == 0) {
+        ::close(fds[0]);
+        for (const auto& w : workers_) ::close(w.fd);
+        worker_main(fds[1]);
+      }
+      ::close(fds[1]);
+      workers_.push_back({pid, fds[0]});
+    }
+    for (std::size_t i = 0; i < workers_.size(); ++i) threads_.emplace_back([this, i] { serve(i); });
+  }
+
+  ~process_pool() { shutdown(true, false); }
+
+  void enqueue(process_job job) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!broken_.empty()) throw BrokenProcessPool(broken_);
+    if (shutdown_) {
+      throw RuntimeError(concurrent_errc::shutdown, "cannot schedule new futures after shutdown");
+    }
+    queue_.push_back(std::move(job));
+    cv_.notify_one();
+  }
+
+  void shutdown(bool wait, bool cancel_futures) {
+    std::deque<process_job> cancelled;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      shutdown_ = true;
+      if (cancel_futures) cancelled.swap(queue_);
+      cv_.notify_all();
+    }
+    for (auto& job : cancelled) job.future->cancel();
+    if (!wait) return;
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      threads.swap(threads_);
+    }
+    for (auto& t : threads) t.join();
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& w : workers_) {
+      if (w.fd >= 0) ::close(w.fd);  // EOF: the worker exits
+      w.fd = -1;
+    }
+    for (auto& w : workers_) {
+      if (w.pid > 0) {
+        while (::waitpid(w.pid, nullptr, 0) < 0 && errno == EINTR) {
+        }
+        w.pid = -1;
+      }
+    }
+  }
+
+  std::size_t max_workers() const noexcept { return workers_.size(); }
+  std::vector<int> pids() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<int> out;
+    for (const auto& w : workers_) out.push_back(static_cast<int>(w.pid));
+    return out;
+  }
+
+ private:
+  struct worker {
+    pid_t pid;
+    int fd;
+  };
+
+  // serve(i) feeds worker i until shutdown has drained the queue or the pool
+  // breaks.
+  void serve(std::size_t i) {
+    const int fd = workers_[i].fd;  // fixed until every serve() has returned
+    for (;;) {
+      process_job job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [this] { return !queue_.empty() || shutdown_ || !broken_.empty(); });
+        if (!broken_.empty() || queue_.empty()) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      if (!job.future->set_running_or_notify_cancel()) continue;
+      std::string reply;
+      if (!write_message(fd, job.name) || !write_message(fd, job.args) || !read_message(fd, reply) || reply.empty()) {
+        break_pool(std::move(job));
+        return;
+      }
+      std::string_view payload(reply);
+      payload.remove_prefix(1);
+      try {
+        switch (static_cast<reply_status>(reply[0])) {
+          case reply_ok: job.complete(payload); break;
+          case reply_raised: throw RemoteError(std::string(payload));
+          case reply_unknown: throw RuntimeError(concurrent_errc::unknown_function, std::string(payload));
+        }
+      } catch (...) {
+        job.future->set_exception(std::current_exception());
+      }
+    }
+  }
+
+  // break_pool(job) fails the job whose worker died and everything queued,
+  // as Python's BrokenProcessPool.
+  void break_pool(process_job job) {
+    const std::string message =
+        "A process in the process pool was terminated abruptly while the future was running or pending.";
+    std::deque<process_job> pending;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (broken_.empty()) broken_ = message;
+      pending.swap(queue_);
+      cv_.notify_all();
+    }
+    job.future->set_exception(std::make_exception_ptr(BrokenProcessPool(message)));
+    for (auto& p : pending) {
+      try {
+        p.future->set_exception(std::make_exception_ptr(BrokenProcessPool(message)));
+      } catch (const ::greenlet::asyncio::InvalidStateError&) {
+        // Cancelled meanwhile.
+      }
+    }
+  }
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<process_job> queue_;
+  std::vector<worker> workers_;
+  std::vector<std::thread> threads_;
+  bool shutdown_ = false;
+  std::string broken_;
+};
+
+}  // namespace detail
+
+ProcessPoolExecutor::ProcessPoolExecutor(std::size_t max_workers)
+    : impl_(std::make_shared<detail::process_pool>(max_workers)) {}
+
+ProcessPoolExecutor::~ProcessPoolExecutor() {
+  try {
+    impl_->shutdown(true, false);
+  } catch (...) {
+  }
+}
+
+void ProcessPoolExecutor::shutdown(bool wait, bool cancel_futures) {
+  if (wait) detail::check_not_in_task("ProcessPoolExecutor::shutdown(wait=true)");
+  impl_->shutdown(wait, cancel_futures);
+}
+
+std::size_t ProcessPoolExecutor::max_workers() const noexcept { return impl_->max_workers(); }
+std::vector<int> ProcessPoolExecutor::pids() const { return impl_->pids(); }
+void ProcessPoolExecutor::enqueue(detail::process_job job) { impl_->enqueue(std::move(job)); }
+
+}  // namespace greenlet::concurrent

@@ -1,0 +1,168 @@
+// thread_pool.cpp: ThreadPoolExecutor. One mutex guards the queue, the
+// thread list and the flags; work runs with it released. Workers drain the
+// queue even after shutdown(), so no accepted call is lost.
+#include "greenlet/concurrent/thread_pool.hpp"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+namespace greenlet::concurrent {
+
+double Executor::detail_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+namespace detail {
+
+namespace {
+std::atomic<int> pool_counter{0};
+thread_local const thread_pool* current_pool = nullptr;
+}  // namespace
+
+// thread_pool is shared with its worker threads (each holds a reference),
+// so a worker never touches a freed pool.
+class thread_pool : public std::enable_shared_from_this<thread_pool> {
+ public:
+  thread_pool(std::size_t max_workers, std::string prefix, std::function<void()> initializer)
+      : max_workers_(max_workers), prefix_(std::move(prefix)), initializer_(std::move(initializer)) {
+    if (max_workers_ == 0) {
+      std::size_t cores = std::thread::hardware_concurrency();
+      max_workers_ = std::min<std::size_t>(32, (cores == 0 ? 1 : cores) + 4);
+    }
+    if (prefix_.empty()) prefix_ = "ThreadPoolExecutor-" + std::to_string(pool_counter.fetch_add(1));
+  }
+
+  void enqueue(std::unique_ptr<work_item> item) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!broken_.empty()) throw BrokenThreadPool(broken_);
+    if (shutdown_) {
+      throw RuntimeError(concurrent_errc::shutdown,
+                         "cannot schedule new futures after shutdown: submit before shutdown() or make a new "
+                         "executor");
+    }
+    queue_.push_back(std::move(item));
+    // Start a worker when none is idle for it, as Python's _adjust_thread_count.
+    if (queue_.size() > idle_ && threads_.size() < max_workers_) {
+      std::size_t index = threads_.size();
+      threads_.emplace_back([self = shared_from_this(), index] { self->work(index); });
+    }
+    work_cv_.notify_one();
+  }
+
+  void shutdown(bool wait, bool cancel_futures) {
+    std::deque<std::unique_ptr<work_item>> cancelled;
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      shutdown_ = true;
+      if (cancel_futures) cancelled.swap(queue_);
+      work_cv_.notify_all();
+    }
+    // Cancel outside the lock: done callbacks may call back into the pool.
+    for (auto& item : cancelled) item->future().cancel();
+    cancelled.clear();
+    if (!wait) return;
+    if (current_pool == this) {
+      throw RuntimeError(concurrent_errc::shutdown,
+                         "shutdown(wait=true) from one of the pool's own workers would wait for itself: "
+                         "use shutdown(false)");
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      threads.swap(threads_);
+    }
+    for (auto& t : threads) t.join();
+  }
+
+  std::size_t max_workers() const noexcept { return max_workers_; }
+
+ private:
+  void work(std::size_t index) {
+    current_pool = this;
+    std::string name = prefix_ + "_" + std::to_string(index);
+    if (name.size() > 15) name.erase(0, name.size() - 15);  // the kernel keeps 15 characters
+    pthread_setname_np(pthread_self(), name.c_str());
+    if (initializer_) {
+      try {
+        initializer_();
+      } catch (...) {
+        break_pool();
+        return;
+      }
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      ++idle_;
+      work_cv_.wait(lock, [this] { return !queue_.empty() || shutdown_ || !broken_.empty(); });
+      --idle_;
+      if (queue_.empty()) return;  // shut down (or broken) and drained
+      std::unique_ptr<work_item> item = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      item->run();
+      item.reset();  // the call's captures die in this thread, before the next wait
+      lock.lock();
+    }
+  }
+
+  void break_pool() {
+    std::deque<std::unique_ptr<work_item>> pending;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      broken_ = "A thread initializer failed, the thread pool is not usable anymore";
+      pending.swap(queue_);
+      work_cv_.notify_all();
+    }
+    for (auto& item : pending) {
+      try {
+        item->future().set_exception(std::make_exception_ptr(BrokenThreadPool(broken_)));
+      } catch (const ::greenlet::asyncio::InvalidStateError&) {
+        // Cancelled meanwhile: nothing to report.
+      }
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable work_cv_;
+  std::deque<std::unique_ptr<work_item>> queue_;
+  std::vector<std::thread> threads_;
+  std::size_t idle_ = 0;
+  bool shutdown_ = false;
+  std::string broken_;
+  std::size_t max_workers_;
+  std::string prefix_;
+  std::function<void()> initializer_;
+};
+
+}  // namespace detail
+
+ThreadPoolExecutor::ThreadPoolExecutor(std::size_t max_workers, std::string thread_name_prefix,
+                                       std::function<void()> initializer)
+    : impl_(std::make_shared<detail::thread_pool>(max_workers, std::move(thread_name_prefix), std::move(initializer))) {}
+
+ThreadPoolExecutor::~ThreadPoolExecutor() {
+  // Python's __exit__: wait for the workers. Not checked against running in
+  // a task: a destructor cannot throw, and waiting is what it promises.
+  try {
+    impl_->shutdown(true, false);
+  } catch (...) {
+    // From a worker of this pool: its threads finish and release the pool.
+  }
+}
+
+void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures) {
+  if (wait) detail::check_not_in_task("ThreadPoolExecutor::shutdown(wait=true)");
+  impl_->shutdown(wait, cancel_futures);
+}
+
+std::size_t ThreadPoolExecutor::max_workers() const noexcept { return impl_->max_workers(); }
+
+void ThreadPoolExecutor::enqueue(std::unique_ptr<detail::work_item> item) { impl_->enqueue(std::move(item)); }
+
+}  // namespace greenlet::concurrent
