@@ -12,6 +12,8 @@ if(CMAKE_SCRIPT_MODE_FILE)
     return()
   endif()
   file(STRINGS "${LOG}" lines)
+  # A namespace member is reported once per scope that lists it (file and namespace).
+  list(REMOVE_DUPLICATES lines)
   set(undocumented 0)
   set(other 0)
   foreach(line IN LISTS lines)
