@@ -1,20 +1,72 @@
 // epoll_poller.cpp: the Linux poller: one epoll instance per loop, and an
 // eventfd in it so call_soon_threadsafe() can end a sleeping wait.
+//
+// Registrations are EPOLLONESHOT: after an event the kernel disarms the fd
+// and we re-arm it with one EPOLL_CTL_MOD when a handler is still (or again)
+// there. The common case, a task that reads until EAGAIN and waits again,
+// costs one epoll_ctl per wait instead of an ADD and a DEL. We never leave an
+// fd armed without a handler, so an fd the user closes after its last wait
+// is simply gone from the kernel's set; if its number comes back with a new
+// file, MOD answers ENOENT and we ADD it afresh.
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <ctime>
+#include <limits>
+#include <string>
 #include <system_error>
+#include <vector>
 
 #include "asyncio/poller.hpp"
+#include "greenlet/asyncio/errors.hpp"
+#include "greenlet/detail/future_state.hpp"
 #include "greenlet/detail/loop_core.hpp"
 
 namespace greenlet::asyncio::detail {
 
 namespace {
+
+constexpr std::uint64_t wake_token = std::numeric_limits<std::uint64_t>::max();
+
+// io_entry is a persistent callback registration. Refcounted: the poller
+// holds one reference, each queued run another, so remove() while a run is
+// queued only marks it cancelled.
+struct io_entry {
+  std::function<void()> fn;
+  int refs = 1;
+  bool cancelled = false;
+};
+
+void release_entry(io_entry* e) noexcept {
+  if (--e->refs == 0) delete e;
+}
+
+void run_entry(void* entry, void*) {
+  auto* e = static_cast<io_entry*>(entry);
+  struct drop {
+    io_entry* e;
+    ~drop() { release_entry(e); }
+  } guard{e};
+  if (!e->cancelled) e->fn();
+}
+
+void drop_entry(void* entry, void*) { release_entry(static_cast<io_entry*>(entry)); }
+
+struct handler {
+  future_state* waiter = nullptr;  // one-shot: a future_value<void>
+  io_entry* entry = nullptr;       // persistent callback
+  bool empty() const noexcept { return waiter == nullptr && entry == nullptr; }
+};
+
+struct fd_slot {
+  handler h[2];               // indexed by io_direction
+  std::uint32_t armed = 0;    // EPOLLIN/EPOLLOUT the kernel watches now
+  bool in_epoll = false;      // the kernel's interest list has the fd
+};
 
 class epoll_poller final : public poller {
  public:
@@ -29,28 +81,29 @@ class epoll_poller final : public poller {
     }
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.ptr = nullptr;  // null marks the wake-up eventfd
+    ev.data.u64 = wake_token;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
   }
   ~epoll_poller() override {
+    clear();
     ::close(wake_fd_);
     ::close(epoll_fd_);
   }
 
-  void wait(loop_core&, double timeout) override {
-    epoll_event events[64];
+  void wait(loop_core& loop, double timeout) override {
+    epoll_event events[256];
     int n;
     if (timeout < 0) {
-      n = ::epoll_wait(epoll_fd_, events, 64, -1);
+      n = ::epoll_wait(epoll_fd_, events, 256, -1);
     } else {
       // epoll_pwait2 takes nanoseconds; epoll_wait only milliseconds, which
       // would round short timers up to a whole millisecond.
       timespec ts;
       ts.tv_sec = static_cast<time_t>(timeout);
       ts.tv_nsec = static_cast<long>((timeout - static_cast<double>(ts.tv_sec)) * 1e9);
-      n = ::epoll_pwait2(epoll_fd_, events, 64, &ts, nullptr);
+      n = ::epoll_pwait2(epoll_fd_, events, 256, &ts, nullptr);
       if (n < 0 && errno == ENOSYS) {
-        n = ::epoll_wait(epoll_fd_, events, 64, static_cast<int>(std::ceil(timeout * 1000)));
+        n = ::epoll_wait(epoll_fd_, events, 256, static_cast<int>(std::ceil(timeout * 1000)));
       }
     }
     if (n < 0) {
@@ -58,11 +111,13 @@ class epoll_poller final : public poller {
       throw std::system_error(errno, std::generic_category(), "epoll_wait");
     }
     for (int i = 0; i < n; ++i) {
-      if (events[i].data.ptr == nullptr) {
+      if (events[i].data.u64 == wake_token) {
         std::uint64_t count;
         while (::read(wake_fd_, &count, sizeof count) > 0) {
         }
+        continue;
       }
+      dispatch(loop, static_cast<int>(events[i].data.u64), events[i].events);
     }
   }
 
@@ -71,11 +126,180 @@ class epoll_poller final : public poller {
     [[maybe_unused]] ssize_t written = ::write(wake_fd_, &one, sizeof one);
   }
 
-  std::size_t watched() const noexcept override { return 0; }
+  std::size_t watched() const noexcept override { return watched_; }
+
+  void add_callback(int fd, io_direction dir, std::function<void()> fn) override {
+    fd_slot& s = slot(fd);
+    handler& h = s.h[index(dir)];
+    handler previous = h;
+    h = handler{};
+    h.entry = new io_entry{std::move(fn)};
+    if (previous.empty()) ++watched_;
+    try {
+      arm(fd, s);
+    } catch (...) {
+      release_entry(h.entry);
+      h = handler{};
+      --watched_;
+      drop_handler(previous, false);
+      throw;
+    }
+    drop_handler(previous, false);
+  }
+
+  void add_waiter(int fd, io_direction dir, future_state* f) override {
+    fd_slot& s = slot(fd);
+    handler& h = s.h[index(dir)];
+    if (!h.empty()) {
+      throw RuntimeError(asyncio_errc::invalid_state,
+                         "fd " + std::to_string(fd) + " already has a " +
+                             (dir == io_direction::read ? "reader" : "writer") +
+                             ": only one task may wait on a socket in each direction");
+    }
+    retain(f);
+    h.waiter = f;
+    ++watched_;
+    try {
+      arm(fd, s);
+    } catch (...) {
+      h = handler{};
+      --watched_;
+      release(f);
+      throw;
+    }
+  }
+
+  bool remove(int fd, io_direction dir) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= slots_.size()) return false;
+    fd_slot& s = slots_[fd];
+    handler& h = s.h[index(dir)];
+    if (h.empty()) return false;
+    handler previous = h;
+    h = handler{};
+    --watched_;
+    disarm_if_idle(fd, s);
+    drop_handler(previous, false);
+    return true;
+  }
+
+  bool remove_waiter(int fd, io_direction dir, future_state* f) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= slots_.size()) return false;
+    if (slots_[fd].h[index(dir)].waiter != f) return false;
+    return remove(fd, dir);
+  }
+
+  void clear() noexcept override {
+    for (std::size_t fd = 0; fd < slots_.size(); ++fd) {
+      remove(static_cast<int>(fd), io_direction::read);
+      remove(static_cast<int>(fd), io_direction::write);
+    }
+  }
 
  private:
+  static int index(io_direction dir) noexcept { return static_cast<int>(dir); }
+
+  fd_slot& slot(int fd) {
+    if (fd < 0) throw std::system_error(EBADF, std::generic_category(), "negative file descriptor");
+    if (static_cast<std::size_t>(fd) >= slots_.size()) slots_.resize(static_cast<std::size_t>(fd) + 64);
+    return slots_[fd];
+  }
+
+  static std::uint32_t desired(const fd_slot& s) noexcept {
+    return (s.h[0].empty() ? 0u : static_cast<std::uint32_t>(EPOLLIN)) |
+           (s.h[1].empty() ? 0u : static_cast<std::uint32_t>(EPOLLOUT));
+  }
+
+  // arm() makes the kernel watch what the handlers want. Throws for fds
+  // epoll refuses (regular files: EPERM) or that are not open (EBADF).
+  void arm(int fd, fd_slot& s) {
+    const std::uint32_t want = desired(s);
+    if (want == 0 || want == s.armed) return;
+    epoll_event ev{};
+    ev.events = want | EPOLLONESHOT;
+    ev.data.u64 = static_cast<std::uint64_t>(fd);
+    int rc;
+    if (s.in_epoll) {
+      rc = ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+      // The fd was closed (and maybe reused) since: the kernel forgot it.
+      if (rc < 0 && errno == ENOENT) rc = ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    } else {
+      rc = ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+      if (rc < 0 && errno == EEXIST) rc = ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+    }
+    if (rc < 0) {
+      int err = errno;
+      s.in_epoll = false;
+      s.armed = 0;
+      throw std::system_error(err, std::generic_category(), "epoll_ctl(fd " + std::to_string(fd) + ")");
+    }
+    s.in_epoll = true;
+    s.armed = want;
+  }
+
+  // disarm_if_idle() keeps the invariant that no fd stays armed without a
+  // handler (see the top of the file); a narrower want is re-armed.
+  void disarm_if_idle(int fd, fd_slot& s) noexcept {
+    const std::uint32_t want = desired(s);
+    if (want == s.armed) return;
+    if (want == 0) {
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+      s.in_epoll = false;
+      s.armed = 0;
+      return;
+    }
+    try {
+      arm(fd, s);
+    } catch (...) {
+      // The fd is gone; its remaining handler learns that when it retries.
+    }
+  }
+
+  static void drop_handler(handler h, bool) noexcept {
+    if (h.waiter != nullptr) release(h.waiter);
+    if (h.entry != nullptr) {
+      h.entry->cancelled = true;
+      release_entry(h.entry);
+    }
+  }
+
+  void dispatch(loop_core& loop, int fd, std::uint32_t events) {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= slots_.size()) return;
+    fd_slot& s = slots_[fd];
+    s.armed = 0;  // EPOLLONESHOT: the kernel disarmed it
+    // Errors and hang-ups wake both directions: the retried call reports them.
+    const bool ready[2] = {(events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0,
+                           (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0};
+    for (int d = 0; d < 2; ++d) {
+      handler& h = s.h[d];
+      if (!ready[d] || h.empty()) continue;
+      if (h.waiter != nullptr) {
+        future_state* f = h.waiter;
+        h.waiter = nullptr;
+        --watched_;
+        // A waiter whose task was cancelled is already done.
+        if (!f->done()) static_cast<future_value<void>*>(f)->set_result();
+        release(f);
+      } else {
+        ++h.entry->refs;
+        loop.call_soon_fast(&run_entry, h.entry, nullptr, &drop_entry);
+      }
+    }
+    // Persistent callbacks, and a waiter of the other direction, re-arm.
+    try {
+      arm(fd, s);
+    } catch (...) {
+      // Closed under its handlers: wake them so their retry sees the error.
+      for (int d = 0; d < 2; ++d) {
+        handler& h = s.h[d];
+        if (h.waiter != nullptr && !h.waiter->done()) static_cast<future_value<void>*>(h.waiter)->set_result();
+      }
+    }
+  }
+
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
+  std::vector<fd_slot> slots_;
+  std::size_t watched_ = 0;
 };
 
 }  // namespace

@@ -369,6 +369,9 @@ void loop_core::close() {
     drop_node(n);
   }
   timers.clear();
+  // I/O registrations may hold futures (references to this loop) and
+  // callbacks: drop them with the rest.
+  io->clear();
   std::lock_guard<std::mutex> lock(threadsafe_mutex);
   threadsafe_queue.clear();
 }

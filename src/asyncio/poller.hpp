@@ -3,11 +3,16 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 
 namespace greenlet::asyncio::detail {
 
 struct loop_core;
+class future_state;
+
+// io_direction says which readiness a registration waits for.
+enum class io_direction : unsigned char { read = 0, write = 1 };
 
 class poller {
  public:
@@ -19,6 +24,25 @@ class poller {
   virtual void wake() noexcept = 0;
   // watched() counts registrations that may still make the loop ready.
   virtual std::size_t watched() const noexcept = 0;
+
+  // add_callback(fd, dir, fn) runs fn through the ready queue each time fd
+  // is ready in that direction, until removed (asyncio's add_reader and
+  // add_writer). Replaces an earlier registration of fd in that direction.
+  // Throws std::system_error if the kernel refuses the fd.
+  virtual void add_callback(int fd, io_direction dir, std::function<void()> fn) = 0;
+  // add_waiter(fd, dir, f) completes the future f (a future_value<void>,
+  // retained) once fd is ready: one-shot, then the registration is gone.
+  // The wake-up skips a queue turn: done callbacks are scheduled anyway.
+  // Throws std::system_error; RuntimeError if someone already waits there.
+  virtual void add_waiter(int fd, io_direction dir, future_state* f) = 0;
+  // remove(fd, dir) drops the registration; false if there was none. A
+  // callback already queued for it does not run.
+  virtual bool remove(int fd, io_direction dir) noexcept = 0;
+  // remove_waiter(fd, dir, f) drops the registration only if it is f's.
+  virtual bool remove_waiter(int fd, io_direction dir, future_state* f) noexcept = 0;
+  // clear() drops every registration (the loop is closing): what they hold
+  // may reference the loop.
+  virtual void clear() noexcept = 0;
 };
 
 std::unique_ptr<poller> make_epoll_poller();

@@ -1,0 +1,21 @@
+// io.hpp: the I/O layer: sockets, streams and the loop's reactor.
+//
+//   asyncio::run([] {
+//     auto server = asyncio::start_server(
+//         [](asyncio::StreamReader r, asyncio::StreamWriter w) {
+//           while (true) {
+//             std::string data = r.read(4096);
+//             if (data.empty()) break;
+//             w.write(data);
+//             w.drain();
+//           }
+//         },
+//         "127.0.0.1", 8888);
+//     server.serve_forever();
+//   });
+#pragma once
+
+#include "greenlet/asyncio.hpp"
+#include "greenlet/io/errors.hpp"
+#include "greenlet/io/socket.hpp"
+#include "greenlet/io/streams.hpp"

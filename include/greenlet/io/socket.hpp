@@ -1,0 +1,47 @@
+// io/socket.hpp: asyncio's low-level socket calls (loop.sock_recv, ...) as
+// free functions on non-blocking fds. Each is called from a task: it tries
+// the system call and, while it would block, awaits the fd's readiness, so
+// other tasks run meanwhile. Cancelling the task while it waits removes the
+// registration and raises CancelledError; no data is lost or half-sent
+// except by sock_sendall (see there).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "greenlet/io/errors.hpp"
+
+namespace greenlet::asyncio {
+
+// wait_readable(fd)/wait_writable(fd) await fd's readiness once. Throws
+// RuntimeError outside a task or if another task already waits on fd in
+// that direction, OSError if epoll refuses fd, CancelledError.
+void wait_readable(int fd);
+void wait_writable(int fd);
+
+// sock_recv_into(fd, buf) receives up to buf.size() bytes; 0 means EOF.
+// Throws ConnectionResetError and other OSErrors.
+std::size_t sock_recv_into(int fd, std::span<std::byte> buf);
+std::size_t sock_recv_into(int fd, void* buf, std::size_t size);
+// sock_recv(fd, n) receives up to n bytes; empty at EOF.
+std::string sock_recv(int fd, std::size_t n);
+// sock_sendall(fd, data) sends all of data, awaiting while the socket's
+// buffer is full. If cancelled midway, a prefix of data has been sent.
+// Throws BrokenPipeError/ConnectionResetError (never SIGPIPE).
+void sock_sendall(int fd, std::string_view data);
+void sock_sendall(int fd, std::span<const std::byte> data);
+// sock_accept(fd) awaits a connection on the listening fd and returns it,
+// non-blocking and close-on-exec. peer/peer_len, if given, get its address.
+int sock_accept(int fd, sockaddr_storage* peer = nullptr, socklen_t* peer_len = nullptr);
+// sock_connect(fd, addr, len) connects the non-blocking fd, awaiting the
+// handshake. Throws ConnectionRefusedError and other OSErrors.
+void sock_connect(int fd, const sockaddr* addr, socklen_t len);
+
+// set_nonblocking(fd) puts fd in non-blocking mode (O_NONBLOCK).
+void set_nonblocking(int fd);
+
+}  // namespace greenlet::asyncio

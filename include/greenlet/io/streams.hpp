@@ -1,0 +1,175 @@
+// io/streams.hpp: asyncio's streams: open_connection(), start_server(),
+// StreamReader and StreamWriter, over TCP (127.0.0.1, names resolved with
+// getaddrinfo) or Unix-domain sockets. Every call that waits is made from a
+// task and lets the other tasks run meanwhile.
+//
+//   auto [reader, writer] = asyncio::open_connection("127.0.0.1", port);
+//   writer.write("ping\n");
+//   writer.drain();
+//   std::string line = reader.readline();
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "greenlet/io/errors.hpp"
+
+namespace greenlet::asyncio {
+
+namespace detail {
+class stream_transport;
+struct server_state;
+}  // namespace detail
+
+// stream_config holds a stream's buffer limits, as asyncio's `limit` and
+// the transport's write buffer limits.
+struct stream_config {
+  // limit: the most readuntil()/readline() buffer while looking for the
+  // separator (LimitOverrunError beyond).
+  std::size_t limit = 64 * 1024;
+  // drain() waits while more than high_water bytes are unsent, until at
+  // most low_water are.
+  std::size_t high_water = 64 * 1024;
+  std::size_t low_water = 16 * 1024;
+};
+
+// address is a socket's address as Python's (host, port) tuple; for
+// Unix-domain sockets host is the path and port is 0.
+struct address {
+  std::string host;
+  int port = 0;
+};
+
+// StreamReader reads from a connection. Copies share the stream. A read
+// that is cancelled loses no bytes: they stay buffered for the next read.
+// Only one task may read at a time.
+class StreamReader {
+ public:
+  StreamReader() = default;
+  explicit StreamReader(std::shared_ptr<detail::stream_transport> t) : t_(std::move(t)) {}
+
+  // read(n) returns up to n bytes, at least one unless at EOF (then empty);
+  // read() (n < 0) reads until EOF. Throws ConnectionResetError if the peer
+  // reset the connection, CancelledError.
+  std::string read(std::ptrdiff_t n = -1);
+  // readexactly(n) returns exactly n bytes; IncompleteReadError at EOF first,
+  // holding the partial bytes (which leave the buffer).
+  std::string readexactly(std::size_t n);
+  // readline() is readuntil("\n"), except that at EOF it returns the partial
+  // line (empty at EOF) and on overrun drops what it read.
+  std::string readline();
+  // readuntil(sep) returns the data up to and including sep.
+  // IncompleteReadError at EOF (the partial data leaves the buffer),
+  // LimitOverrunError if sep is not within the limit (data stays).
+  std::string readuntil(std::string_view separator = "\n");
+  // at_eof() is true once the peer's EOF was seen and the buffer is empty.
+  bool at_eof() const noexcept;
+
+  explicit operator bool() const noexcept { return t_ != nullptr; }
+
+ private:
+  std::shared_ptr<detail::stream_transport> t_;
+};
+
+// StreamWriter writes to a connection. Copies share the stream. write()
+// never waits: bytes the socket does not take at once are buffered and sent
+// as it drains; call drain() to wait while the buffer is above its high-
+// water mark. The connection closes when close() is called, or when every
+// reader and writer copy is gone.
+class StreamWriter {
+ public:
+  StreamWriter() = default;
+  explicit StreamWriter(std::shared_ptr<detail::stream_transport> t) : t_(std::move(t)) {}
+
+  // write(data) queues data. After close() it is ignored, as asyncio's.
+  void write(std::string_view data);
+  // writelines(lines) writes each, without adding separators.
+  void writelines(const std::vector<std::string>& lines);
+  // drain() waits until the buffer is at or below the low-water mark.
+  // Raises the connection's error (ConnectionResetError, BrokenPipeError).
+  void drain();
+  // write_eof() half-closes: after the buffered bytes, shutdown(SHUT_WR).
+  void write_eof();
+  bool can_write_eof() const noexcept { return true; }
+  // close() closes the connection once the buffered bytes are sent;
+  // wait_closed() waits for that. A reader waiting meanwhile sees EOF.
+  void close();
+  bool is_closing() const noexcept;
+  void wait_closed();
+  // get_extra_info(name): "peername" or "sockname", as an address; an
+  // empty address for other names.
+  address get_extra_info(std::string_view name) const;
+  // transport_buffer_size() is how many bytes wait to be sent.
+  std::size_t transport_buffer_size() const noexcept;
+  // fileno() is the socket, -1 once closed.
+  int fileno() const noexcept;
+
+  explicit operator bool() const noexcept { return t_ != nullptr; }
+
+ private:
+  std::shared_ptr<detail::stream_transport> t_;
+};
+
+// open_connection(host, port) connects over TCP and returns the stream's
+// reader and writer. host may be a name (resolved on a helper thread) or a
+// numeric address. Throws gaierror for an unknown host,
+// ConnectionRefusedError, other OSErrors, CancelledError.
+std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port,
+                                                      stream_config config = {});
+// open_unix_connection(path) connects to a Unix-domain socket.
+std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, stream_config config = {});
+
+// client_connected is a server's handler; it runs in its own task for each
+// connection. Its exception goes to the loop's exception handler.
+using client_connected = std::function<void(StreamReader, StreamWriter)>;
+
+// Server is what start_server() returns: it accepts connections until
+// close(). Copies share the server.
+class Server {
+ public:
+  Server() = default;
+  explicit Server(std::shared_ptr<detail::server_state> s) : s_(std::move(s)) {}
+
+  // port() is the bound TCP port (the one picked when 0 was asked).
+  int port() const noexcept;
+  // sockets() is the listening socket, while serving.
+  int fileno() const noexcept;
+  bool is_serving() const noexcept;
+  // close() stops accepting and closes the listening socket; connections
+  // already accepted go on.
+  void close();
+  // wait_closed() waits until closed and every handler task has finished.
+  void wait_closed();
+  // serve_forever() waits until the server is closed; if the waiting task
+  // is cancelled it closes the server and raises CancelledError.
+  void serve_forever();
+
+ private:
+  std::shared_ptr<detail::server_state> s_;
+};
+
+// server_config: backlog and the accepted streams' configuration.
+struct server_config {
+  int backlog = 1024;
+  stream_config stream = {};
+  // accept_retry_delay: after EMFILE/ENFILE (out of fds), seconds to pause
+  // accepting; the error goes to the loop's exception handler and the
+  // connections already open keep being served.
+  double accept_retry_delay = 0.1;
+};
+
+// start_server(handler, host, port) listens on host:port (port 0: any free
+// port, see Server::port()) with SO_REUSEADDR and starts accepting, each
+// connection running handler in a new task. Throws gaierror, OSError
+// (EADDRINUSE...). Call it from the loop's thread while the loop runs.
+Server start_server(client_connected handler, const std::string& host, int port, server_config config = {});
+// start_unix_server(handler, path) listens on a Unix-domain socket at path
+// (an existing socket file there is replaced).
+Server start_unix_server(client_connected handler, const std::string& path, server_config config = {});
+
+}  // namespace greenlet::asyncio

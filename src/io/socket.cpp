@@ -1,0 +1,144 @@
+// socket.cpp: the reactor's edge: event_loop::add_reader and friends, the
+// one-shot readiness wait every blocking call uses, and the sock_* calls.
+// errno becomes an OSError here.
+#include "greenlet/io/socket.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "asyncio/poller.hpp"
+#include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/asyncio/task.hpp"
+#include "io/wait.hpp"
+
+namespace greenlet::asyncio {
+
+void event_loop::add_reader(int fd, std::function<void()> fn) {
+  core_->check_open();
+  core_->io->add_callback(fd, detail::io_direction::read, std::move(fn));
+}
+
+void event_loop::add_writer(int fd, std::function<void()> fn) {
+  core_->check_open();
+  core_->io->add_callback(fd, detail::io_direction::write, std::move(fn));
+}
+
+bool event_loop::remove_reader(int fd) noexcept { return core_->io->remove(fd, detail::io_direction::read); }
+
+bool event_loop::remove_writer(int fd) noexcept { return core_->io->remove(fd, detail::io_direction::write); }
+
+namespace detail {
+
+void wait_fd(int fd, io_direction dir, Future<void>* slot) {
+  loop_core& loop = require_running_loop();
+  Future<void> ready(new future_value<void>(&loop));
+  loop.io->add_waiter(fd, dir, ready.state());
+  if (slot != nullptr) *slot = ready;
+  // On every way out (woken, cancelled, killed) the registration must go:
+  // a stale waiter would block the next task waiting on this fd.
+  struct unregister {
+    loop_core& loop;
+    int fd;
+    io_direction dir;
+    Future<void>& ready;
+    Future<void>* slot;
+    ~unregister() {
+      loop.io->remove_waiter(fd, dir, ready.state());
+      if (slot != nullptr) *slot = Future<void>();
+    }
+  } guard{loop, fd, dir, ready, slot};
+  await(ready);
+}
+
+}  // namespace detail
+
+void wait_readable(int fd) { detail::wait_fd(fd, detail::io_direction::read, nullptr); }
+void wait_writable(int fd) { detail::wait_fd(fd, detail::io_direction::write, nullptr); }
+
+void raise_os_error(int err, const std::string& what) {
+  const std::string message = what + ": " + std::strerror(err);
+  switch (err) {
+    case ECONNRESET: throw ConnectionResetError(err, message);
+    case ECONNREFUSED: throw ConnectionRefusedError(err, message);
+    case ECONNABORTED: throw ConnectionAbortedError(err, message);
+    case EPIPE:
+    case ESHUTDOWN: throw BrokenPipeError(err, message);
+    default: throw OSError(err, message);
+  }
+}
+
+void set_nonblocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) raise_os_error(errno, "fcntl(O_NONBLOCK)");
+}
+
+std::size_t sock_recv_into(int fd, void* buf, std::size_t size) {
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, size, 0);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      wait_readable(fd);
+    } else if (errno != EINTR) {
+      raise_os_error(errno, "recv");
+    }
+  }
+}
+
+std::size_t sock_recv_into(int fd, std::span<std::byte> buf) { return sock_recv_into(fd, buf.data(), buf.size()); }
+
+std::string sock_recv(int fd, std::size_t n) {
+  std::string out(n, '\0');
+  out.resize(sock_recv_into(fd, out.data(), n));
+  return out;
+}
+
+void sock_sendall(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n >= 0) {
+      data.remove_prefix(static_cast<std::size_t>(n));
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      wait_writable(fd);
+    } else if (errno != EINTR) {
+      raise_os_error(errno, "send");
+    }
+  }
+}
+
+void sock_sendall(int fd, std::span<const std::byte> data) {
+  sock_sendall(fd, std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
+}
+
+int sock_accept(int fd, sockaddr_storage* peer, socklen_t* peer_len) {
+  for (;;) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    int c = ::accept4(fd, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c >= 0) {
+      if (peer != nullptr) *peer = addr;
+      if (peer_len != nullptr) *peer_len = len;
+      return c;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      wait_readable(fd);
+    } else if (errno != EINTR && errno != ECONNABORTED) {
+      raise_os_error(errno, "accept");
+    }
+  }
+}
+
+void sock_connect(int fd, const sockaddr* addr, socklen_t len) {
+  if (::connect(fd, addr, len) == 0) return;
+  if (errno != EINPROGRESS && errno != EINTR) raise_os_error(errno, "connect");
+  wait_writable(fd);
+  int err = 0;
+  socklen_t err_len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) < 0) raise_os_error(errno, "getsockopt(SO_ERROR)");
+  if (err != 0) raise_os_error(err, "connect");
+}
+
+}  // namespace greenlet::asyncio

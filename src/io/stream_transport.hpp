@@ -1,0 +1,76 @@
+// stream_transport.hpp: one connected socket shared by a StreamReader and a
+// StreamWriter: the read buffer, the write buffer flushed by a writer
+// callback, and closing.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <exception>
+#include <string>
+
+#include "greenlet/asyncio/future.hpp"
+#include "greenlet/detail/loop_core.hpp"
+#include "greenlet/io/streams.hpp"
+
+namespace greenlet::asyncio::detail {
+
+class stream_transport {
+ public:
+  // Takes ownership of the connected, non-blocking fd.
+  stream_transport(loop_core& loop, int fd, stream_config config);
+  ~stream_transport();
+  stream_transport(const stream_transport&) = delete;
+  stream_transport& operator=(const stream_transport&) = delete;
+
+  // Reading. fill() awaits more bytes into rbuf; false at EOF (or closed).
+  bool fill();
+  std::size_t buffered() const noexcept { return rbuf_.size() - rpos_; }
+  std::string_view view() const noexcept { return std::string_view(rbuf_).substr(rpos_); }
+  std::string take(std::size_t n);
+  bool eof() const noexcept { return eof_; }
+
+  // Writing.
+  void write(std::string_view data);
+  void drain();
+  void write_eof();
+  void close();
+  void wait_closed();
+  bool closing() const noexcept { return closing_; }
+  std::size_t write_buffered() const noexcept { return wbuf_.size() - wpos_; }
+  int fd() const noexcept { return fd_; }
+  const stream_config& config() const noexcept { return config_; }
+
+ private:
+  void on_writable();
+  void flush();  // sends what the socket takes now; never waits
+  void fail_write(int err);
+  void wake_drainer();
+  void finish_close() noexcept;
+
+  loop_core& loop_;
+  int fd_;
+  stream_config config_;
+
+  std::string rbuf_;
+  std::size_t rpos_ = 0;
+  bool eof_ = false;
+  Future<void> read_waiter_;  // set while a reader waits in fill()
+
+  std::string wbuf_;
+  std::size_t wpos_ = 0;
+  bool writer_registered_ = false;
+  bool eof_pending_ = false;  // write_eof() once the buffer is sent
+  bool closing_ = false;
+  int write_error_ = 0;
+  Future<void> drain_waiter_;
+  Future<void> closed_;
+};
+
+// make_streams(fd, config) wraps a connected non-blocking fd (owned from
+// then on) in a reader and a writer on the running loop.
+std::pair<StreamReader, StreamWriter> make_streams(int fd, stream_config config);
+// connect_socket(family, addr, len) is a connected non-blocking socket.
+int connect_socket(int family, const sockaddr* addr, socklen_t len);
+
+}  // namespace greenlet::asyncio::detail

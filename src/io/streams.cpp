@@ -1,0 +1,328 @@
+// streams.cpp: stream_transport, StreamReader, StreamWriter and
+// open_connection(). Reads happen in the reading task itself (recv until
+// EAGAIN, then a one-shot wait); writes go out at once and what the socket
+// does not take is flushed by a writer callback on the loop, as asyncio's
+// selector transport does.
+#include "io/stream_transport.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "asyncio/poller.hpp"
+#include "greenlet/asyncio/task.hpp"
+#include "greenlet/io/socket.hpp"
+#include "io/resolve.hpp"
+#include "io/wait.hpp"
+
+namespace greenlet::asyncio {
+
+namespace detail {
+
+namespace {
+constexpr std::size_t read_chunk = 64 * 1024;
+}  // namespace
+
+stream_transport::stream_transport(loop_core& loop, int fd, stream_config config)
+    : loop_(loop), fd_(fd), config_(config), closed_(new future_value<void>(&loop)) {
+  retain(&loop_);
+}
+
+stream_transport::~stream_transport() {
+  if (fd_ >= 0) {
+    loop_.io->remove(fd_, io_direction::read);
+    loop_.io->remove(fd_, io_direction::write);
+    ::close(fd_);
+  }
+  // Members holding futures go before the loop reference they need.
+  read_waiter_ = Future<void>();
+  drain_waiter_ = Future<void>();
+  closed_ = Future<void>();
+  release(&loop_);
+}
+
+bool stream_transport::fill() {
+  for (;;) {
+    if (fd_ < 0 || eof_ || closing_) return false;
+    // Compact once the consumed prefix dominates, so the buffer stays small.
+    if (rpos_ > 0 && rpos_ >= rbuf_.size() / 2) {
+      rbuf_.erase(0, rpos_);
+      rpos_ = 0;
+    }
+    const std::size_t old = rbuf_.size();
+    rbuf_.resize(old + read_chunk);
+    ssize_t n = ::recv(fd_, rbuf_.data() + old, read_chunk, 0);
+    const int err = errno;
+    rbuf_.resize(old + (n > 0 ? static_cast<std::size_t>(n) : 0));
+    if (n > 0) return true;
+    if (n == 0) {
+      eof_ = true;
+      return false;
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      wait_fd(fd_, io_direction::read, &read_waiter_);
+    } else if (err != EINTR) {
+      raise_os_error(err, "recv");
+    }
+  }
+}
+
+std::string stream_transport::take(std::size_t n) {
+  n = std::min(n, buffered());
+  std::string out = rbuf_.substr(rpos_, n);
+  rpos_ += n;
+  if (rpos_ == rbuf_.size()) {
+    rbuf_.clear();
+    rpos_ = 0;
+  }
+  return out;
+}
+
+void stream_transport::write(std::string_view data) {
+  if (closing_ || fd_ < 0 || data.empty()) return;
+  if (write_error_ != 0) return;  // drain() reports it
+  wbuf_.append(data);
+  if (!writer_registered_) flush();
+}
+
+void stream_transport::flush() {
+  while (wpos_ < wbuf_.size()) {
+    ssize_t n = ::send(fd_, wbuf_.data() + wpos_, wbuf_.size() - wpos_, MSG_NOSIGNAL);
+    if (n > 0) {
+      wpos_ += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      break;
+    } else {
+      fail_write(n < 0 ? errno : EPIPE);
+      return;
+    }
+  }
+  if (wpos_ == wbuf_.size()) {
+    wbuf_.clear();
+    wpos_ = 0;
+  } else if (wpos_ > read_chunk && wpos_ * 2 > wbuf_.size()) {
+    wbuf_.erase(0, wpos_);
+    wpos_ = 0;
+  }
+  const bool pending = wpos_ < wbuf_.size();
+  if (pending && !writer_registered_) {
+    loop_.io->add_callback(fd_, io_direction::write, [this] { on_writable(); });
+    writer_registered_ = true;
+  } else if (!pending && writer_registered_) {
+    loop_.io->remove(fd_, io_direction::write);
+    writer_registered_ = false;
+  }
+  if (write_buffered() <= config_.low_water) wake_drainer();
+  if (!pending) {
+    if (eof_pending_) {
+      eof_pending_ = false;
+      ::shutdown(fd_, SHUT_WR);
+    }
+    if (closing_) finish_close();
+  }
+}
+
+void stream_transport::on_writable() {
+  if (fd_ >= 0) flush();
+}
+
+void stream_transport::fail_write(int err) {
+  write_error_ = err;
+  wbuf_.clear();
+  wpos_ = 0;
+  wake_drainer();
+}
+
+void stream_transport::wake_drainer() {
+  if (!drain_waiter_.empty() && !drain_waiter_.done()) drain_waiter_.set_result();
+}
+
+void stream_transport::drain() {
+  for (;;) {
+    if (write_error_ != 0) raise_os_error(write_error_, "send");
+    if (fd_ < 0 || write_buffered() <= config_.high_water) return;
+    drain_waiter_ = Future<void>(new future_value<void>(&loop_));
+    Future<void> mine = drain_waiter_;
+    await(mine);
+  }
+}
+
+void stream_transport::write_eof() {
+  if (closing_ || fd_ < 0) return;
+  if (write_buffered() == 0) {
+    ::shutdown(fd_, SHUT_WR);
+  } else {
+    eof_pending_ = true;
+  }
+}
+
+void stream_transport::close() {
+  if (closing_) return;
+  closing_ = true;
+  // A reader waiting now sees EOF rather than a closed fd.
+  if (!read_waiter_.empty() && !read_waiter_.done()) {
+    loop_.io->remove_waiter(fd_, io_direction::read, read_waiter_.state());
+    read_waiter_.set_result();
+  }
+  if (write_buffered() == 0 || write_error_ != 0) finish_close();
+}
+
+void stream_transport::finish_close() noexcept {
+  if (fd_ < 0) return;
+  loop_.io->remove(fd_, io_direction::read);
+  loop_.io->remove(fd_, io_direction::write);
+  writer_registered_ = false;
+  ::close(fd_);
+  fd_ = -1;
+  wake_drainer();
+  if (!closed_.done()) closed_.set_result();
+}
+
+void stream_transport::wait_closed() {
+  Future<void> closed = closed_;
+  await(closed);
+}
+
+// A socket of `family`, non-blocking, connected to addr.
+int connect_socket(int family, const sockaddr* addr, socklen_t len) {
+  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) raise_os_error(errno, "socket");
+  struct closer {
+    int fd;
+    ~closer() {
+      if (fd >= 0) ::close(fd);
+    }
+  } guard{fd};
+  sock_connect(fd, addr, len);
+  if (family != AF_UNIX) {
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  guard.fd = -1;
+  return fd;
+}
+
+std::pair<StreamReader, StreamWriter> make_streams(int fd, stream_config config) {
+  auto t = std::make_shared<stream_transport>(require_running_loop(), fd, config);
+  return {StreamReader(t), StreamWriter(t)};
+}
+
+}  // namespace detail
+
+std::string StreamReader::read(std::ptrdiff_t n) {
+  if (n == 0) return {};
+  if (n < 0) {
+    while (t_->fill()) {
+    }
+    return t_->take(t_->buffered());
+  }
+  if (t_->buffered() == 0) t_->fill();
+  return t_->take(static_cast<std::size_t>(n));
+}
+
+std::string StreamReader::readexactly(std::size_t n) {
+  while (t_->buffered() < n) {
+    if (!t_->fill()) throw IncompleteReadError(t_->take(t_->buffered()), n);
+  }
+  return t_->take(n);
+}
+
+std::string StreamReader::readuntil(std::string_view separator) {
+  if (separator.empty()) throw std::invalid_argument("readuntil(): the separator must not be empty");
+  std::size_t searched = 0;  // where the next search starts
+  for (;;) {
+    std::string_view data = t_->view();
+    std::size_t at = data.find(separator, searched);
+    if (at != std::string_view::npos) {
+      if (at + separator.size() > t_->config().limit) {
+        throw LimitOverrunError("Separator is found, but chunk is longer than limit", at);
+      }
+      return t_->take(at + separator.size());
+    }
+    if (data.size() > t_->config().limit) {
+      throw LimitOverrunError("Separator is not found, and chunk exceed the limit", data.size());
+    }
+    searched = data.size() >= separator.size() ? data.size() - separator.size() + 1 : 0;
+    if (!t_->fill()) throw IncompleteReadError(t_->take(t_->buffered()), 0);
+  }
+}
+
+std::string StreamReader::readline() {
+  try {
+    return readuntil("\n");
+  } catch (const IncompleteReadError& e) {
+    return e.partial();
+  } catch (const LimitOverrunError& e) {
+    // asyncio drops the overlong line (or what was buffered of it).
+    std::string_view data = t_->view();
+    if (data.substr(e.consumed()).starts_with("\n")) {
+      t_->take(e.consumed() + 1);
+    } else {
+      t_->take(t_->buffered());
+    }
+    throw;
+  }
+}
+
+bool StreamReader::at_eof() const noexcept { return t_->eof() && t_->buffered() == 0; }
+
+void StreamWriter::write(std::string_view data) { t_->write(data); }
+
+void StreamWriter::writelines(const std::vector<std::string>& lines) {
+  for (const std::string& line : lines) t_->write(line);
+}
+
+void StreamWriter::drain() { t_->drain(); }
+void StreamWriter::write_eof() { t_->write_eof(); }
+void StreamWriter::close() { t_->close(); }
+bool StreamWriter::is_closing() const noexcept { return t_->closing(); }
+void StreamWriter::wait_closed() { t_->wait_closed(); }
+std::size_t StreamWriter::transport_buffer_size() const noexcept { return t_->write_buffered(); }
+int StreamWriter::fileno() const noexcept { return t_->fd(); }
+
+address StreamWriter::get_extra_info(std::string_view name) const {
+  if (t_->fd() < 0) return {};
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  int rc = -1;
+  if (name == "peername") {
+    rc = ::getpeername(t_->fd(), reinterpret_cast<sockaddr*>(&addr), &len);
+  } else if (name == "sockname") {
+    rc = ::getsockname(t_->fd(), reinterpret_cast<sockaddr*>(&addr), &len);
+  }
+  if (rc < 0) return {};
+  return detail::format_address(reinterpret_cast<sockaddr*>(&addr), len);
+}
+
+std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, stream_config config) {
+  std::vector<detail::resolved_address> addrs = detail::resolve(host, port, false);
+  std::exception_ptr last;
+  for (const auto& a : addrs) {
+    try {
+      int fd = detail::connect_socket(a.family, reinterpret_cast<const sockaddr*>(&a.addr), a.len);
+      return detail::make_streams(fd, config);
+    } catch (const OSError&) {
+      last = std::current_exception();
+    }
+  }
+  std::rethrow_exception(last);
+}
+
+std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, stream_config config) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) throw OSError(ENAMETOOLONG, "open_unix_connection(" + path + ")");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = detail::connect_socket(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  return detail::make_streams(fd, config);
+}
+
+}  // namespace greenlet::asyncio

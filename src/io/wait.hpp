@@ -1,0 +1,14 @@
+// wait.hpp: the I/O layer's internal readiness wait.
+#pragma once
+
+#include "asyncio/poller.hpp"
+#include "greenlet/asyncio/future.hpp"
+
+namespace greenlet::asyncio::detail {
+
+// wait_fd(fd, dir, slot) awaits fd's readiness once. If slot is given it
+// holds the waiter's future meanwhile, so that another task can end the wait
+// early with set_result() (a stream closed under its reader).
+void wait_fd(int fd, io_direction dir, Future<void>* slot);
+
+}  // namespace greenlet::asyncio::detail
