@@ -141,10 +141,10 @@ class epoll_poller final : public poller {
       release_entry(h.entry);
       h = handler{};
       --watched_;
-      drop_handler(previous, false);
+      drop_handler(previous);
       throw;
     }
-    drop_handler(previous, false);
+    drop_handler(previous);
   }
 
   void add_waiter(int fd, io_direction dir, future_state* f) override {
@@ -178,7 +178,7 @@ class epoll_poller final : public poller {
     h = handler{};
     --watched_;
     disarm_if_idle(fd, s);
-    drop_handler(previous, false);
+    drop_handler(previous);
     return true;
   }
 
@@ -193,6 +193,8 @@ class epoll_poller final : public poller {
       remove(static_cast<int>(fd), io_direction::read);
       remove(static_cast<int>(fd), io_direction::write);
     }
+    // A closed loop may linger (set_event_loop keeps it): free the table.
+    std::vector<fd_slot>().swap(slots_);
   }
 
  private:
@@ -254,7 +256,7 @@ class epoll_poller final : public poller {
     }
   }
 
-  static void drop_handler(handler h, bool) noexcept {
+  static void drop_handler(handler h) noexcept {
     if (h.waiter != nullptr) release(h.waiter);
     if (h.entry != nullptr) {
       h.entry->cancelled = true;

@@ -167,9 +167,9 @@ void Server::close() { s_->close(); }
 
 void Server::wait_closed() {
   Future<void> closed = s_->closed;
-  await(closed);
+  detail::await_shared(closed);
   Future<void> acceptor_done = s_->acceptor_done;
-  await(acceptor_done);
+  detail::await_shared(acceptor_done);
   while (!s_->clients.empty()) {
     std::vector<detail::future_state*> states;
     for (auto& t : s_->clients) states.push_back(t.state());
@@ -182,7 +182,7 @@ void Server::wait_closed() {
 void Server::serve_forever() {
   try {
     Future<void> closed = s_->closed;
-    await(closed);
+    detail::await_shared(closed);
   } catch (const CancelledError&) {
     s_->close();
     throw;

@@ -54,6 +54,24 @@ void wait_fd(int fd, io_direction dir, Future<void>* slot) {
   await(ready);
 }
 
+void await_shared(Future<void>& f) {
+  if (f.done()) {
+    f.result();
+    return;
+  }
+  Future<void> mine(new future_value<void>(f.state()->loop()));
+  const std::uint64_t id = f.add_done_callback([mine](Future<void>&) mutable {
+    if (!mine.done()) mine.set_result();
+  });
+  struct unchain {
+    Future<void>& f;
+    std::uint64_t id;
+    ~unchain() { f.remove_done_callback(id); }
+  } guard{f, id};
+  await(mine);
+  f.result();
+}
+
 }  // namespace detail
 
 void wait_readable(int fd) { detail::wait_fd(fd, detail::io_direction::read, nullptr); }

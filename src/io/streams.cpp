@@ -188,7 +188,7 @@ void stream_transport::finish_close() noexcept {
 
 void stream_transport::wait_closed() {
   Future<void> closed = closed_;
-  await(closed);
+  await_shared(closed);
 }
 
 // A socket of `family`, non-blocking, connected to addr.

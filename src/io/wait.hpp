@@ -11,4 +11,10 @@ namespace greenlet::asyncio::detail {
 // early with set_result() (a stream closed under its reader).
 void wait_fd(int fd, io_direction dir, Future<void>* slot);
 
+// await_shared(f) awaits a future that several tasks may wait on (a
+// stream's or server's "closed"). It awaits a private future chained to f,
+// because cancelling a task cancels the very future it awaits, and that
+// must not cancel f for the others.
+void await_shared(Future<void>& f);
+
 }  // namespace greenlet::asyncio::detail

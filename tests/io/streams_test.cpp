@@ -1,12 +1,18 @@
 // streams_test.cpp: open_connection/start_server and the stream reader and
 // writer, after CPython's Lib/test/test_asyncio/test_streams.py. 127.0.0.1
 // only; sizes and counts are bounded so the suite stays quick.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <dirent.h>
 
+#include <cerrno>
+#include <cstdint>
+
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -295,19 +301,29 @@ TEST_F(StreamTests, EmfileKeepsServing) {
     asyncio::server_config config;
     config.accept_retry_delay = 0.01;
     auto server = asyncio::start_server(echo_handler, "127.0.0.1", 0, config);
-    // Five connected clients wait in the backlog; then leave room for two
-    // more descriptors only: the server accepts two and hits EMFILE.
-    std::vector<std::pair<asyncio::StreamReader, asyncio::StreamWriter>> conns;
-    for (int i = 0; i < 5; ++i) conns.push_back(asyncio::open_connection("127.0.0.1", server.port()));
+    // Five clients connect without yielding (loopback completes the
+    // handshake at once), so they wait in the backlog; then room is left
+    // for two more descriptors only: the server accepts two, hits EMFILE.
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(server.port()));
+    std::vector<int> fds;
+    for (int i = 0; i < 5; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+      EXPECT_TRUE(rc == 0 || errno == EINPROGRESS);
+      fds.push_back(fd);
+    }
     rlimit tight = saved;
     tight.rlim_cur = static_cast<rlim_t>(open_fd_count() + 2);
     ::setrlimit(RLIMIT_NOFILE, &tight);
-    for (int i = 0; i < 20 && reports.empty(); ++i) asyncio::sleep(0.005);
+    for (int i = 0; i < 50 && reports.empty(); ++i) asyncio::sleep(0.002);
     ::setrlimit(RLIMIT_NOFILE, &saved);
-    for (auto& [r, w] : conns) {
-      w.write("ping\n");
-      if (r.readline() == "ping\n") ++served;
-      w.close();
+    for (int fd : fds) {
+      asyncio::sock_sendall(fd, "ping\n");
+      if (asyncio::sock_recv(fd, 100) == "ping\n") ++served;
+      ::close(fd);
     }
     server.close();
     server.wait_closed();
