@@ -5,7 +5,7 @@
 
 #include <functional>
 #include <thread>
-#include <unordered_map>
+#include <map>
 
 namespace greenlet::asyncio::detail {
 
@@ -13,12 +13,14 @@ namespace {
 
 struct registry {
   std::mutex mutex;
-  std::unordered_map<const loop_core*, std::shared_ptr<::greenlet::concurrent::Executor>> executors;
+  // A std::map holds no memory while empty: no allocation outlives the
+  // loops that use it.
+  std::map<const loop_core*, std::shared_ptr<::greenlet::concurrent::Executor>> executors;
 };
 
 registry& executors() {
-  static registry* instance = new registry();  // never destroyed: used from exiting threads
-  return *instance;
+  static registry instance;
+  return instance;
 }
 
 std::shared_ptr<::greenlet::concurrent::Executor> take(const loop_core* loop) {

@@ -108,6 +108,7 @@ class process_function<R(A...)> {
 template <class R, class... A>
 process_function<R(A...)> register_process_function(const std::string& name, R (*fn)(A...)) {
   detail::register_process_entry(name, [fn](std::string_view in) {
+    (void)in;  // unused by functions without arguments
     std::tuple<std::decay_t<A>...> args{serializer<std::decay_t<A>>::read(in)...};
     std::string out;
     if constexpr (std::is_void_v<R>) {

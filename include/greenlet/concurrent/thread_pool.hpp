@@ -62,10 +62,11 @@ class Executor {
   // the pool is broken.
   template <class F, class... A>
   auto submit(F&& fn, A&&... args) {
-    using R = std::invoke_result_t<std::decay_t<F>&, std::decay_t<A>&...>;
+    using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
     auto state = std::make_shared<detail::future_value<R>>();
+    // The call runs once: the function and its arguments are moved into it.
     auto call = [fn = std::forward<F>(fn), ... args = std::forward<A>(args)]() mutable -> R {
-      return std::invoke(fn, args...);
+      return std::invoke(std::move(fn), std::move(args)...);
     };
     enqueue(std::make_unique<detail::work_item_impl<R, decltype(call)>>(state, std::move(call)));
     return Future<R>(std::move(state));

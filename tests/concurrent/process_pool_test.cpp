@@ -1,0 +1,109 @@
+// ProcessPoolExecutor: registered functions in forked workers, serialized
+// arguments and results, remote exceptions, and a crashing worker surfacing
+// as BrokenProcessPool (test_process_pool.py's test_killed_child).
+#include <signal.h>
+#include <unistd.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <greenlet/concurrent.hpp>
+
+#include "support/greenlet_test.hpp"
+
+namespace concurrent = greenlet::concurrent;
+
+namespace {
+
+int square(int x) { return x * x; }
+std::string shout(std::string s, int times) {
+  std::string out;
+  for (int i = 0; i < times; ++i) out += s + "!";
+  return out;
+}
+int my_pid() { return static_cast<int>(::getpid()); }
+int fail(int) { throw std::domain_error("bad input"); }
+int crash(int) { ::_exit(7); }
+int suicide(int) {
+  ::kill(::getpid(), SIGKILL);
+  return 0;
+}
+std::vector<double> halves(std::vector<double> v) {
+  for (double& x : v) x /= 2;
+  return v;
+}
+
+// Registered at static-initialization time: before any pool forks.
+const auto square_fn = concurrent::register_process_function("square", &square);
+const auto shout_fn = concurrent::register_process_function("shout", &shout);
+const auto pid_fn = concurrent::register_process_function("pid", &my_pid);
+const auto fail_fn = concurrent::register_process_function("fail", &fail);
+const auto crash_fn = concurrent::register_process_function("crash", &crash);
+const auto kill_fn = concurrent::register_process_function("suicide", &suicide);
+const auto halves_fn = concurrent::register_process_function("halves", &halves);
+
+// Process pools fork, so the test process's allocation counts are not a
+// meaningful balance here (the registry is a static); plain TEST.
+TEST(ProcessPool, RunsInOtherProcesses) {
+  concurrent::ProcessPoolExecutor pool(2);
+  EXPECT_EQ(pool.submit(square_fn, 12).result(), 144);
+  int pid = pool.submit(pid_fn).result();
+  EXPECT_NE(pid, static_cast<int>(::getpid()));
+  auto pids = pool.pids();
+  EXPECT_NE(std::find(pids.begin(), pids.end(), pid), pids.end());
+}
+
+TEST(ProcessPool, StringsAndVectorsCross) {
+  concurrent::ProcessPoolExecutor pool(1);
+  EXPECT_EQ(pool.submit(shout_fn, std::string("hey"), 2).result(), "hey!hey!");
+  EXPECT_EQ(pool.submit(halves_fn, std::vector<double>{2, 5}).result(), (std::vector<double>{1, 2.5}));
+}
+
+TEST(ProcessPool, ManyJobs) {
+  concurrent::ProcessPoolExecutor pool(2);
+  std::vector<concurrent::Future<int>> fs;
+  for (int i = 0; i < 200; ++i) fs.push_back(pool.submit(square_fn, i));
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(fs[i].result(), i * i);
+}
+
+TEST(ProcessPool, RemoteExceptionKeepsTypeAndMessage) {
+  concurrent::ProcessPoolExecutor pool(1);
+  try {
+    pool.submit(fail_fn, 1).result();
+    FAIL();
+  } catch (const concurrent::RemoteError& e) {
+    EXPECT_EQ(std::string(e.what()), "domain_error: bad input");
+  }
+  EXPECT_EQ(pool.submit(square_fn, 3).result(), 9);  // the worker survived
+}
+
+TEST(ProcessPool, UnregisteredNameFails) {
+  concurrent::ProcessPoolExecutor pool(1);
+  concurrent::process_function<int(int)> missing("missing");
+  EXPECT_THROW(pool.submit(missing, 1).result(), concurrent::RuntimeError);
+}
+
+TEST(ProcessPool, CrashingWorkerBreaksPool) {
+  concurrent::ProcessPoolExecutor pool(1);
+  auto crashing = pool.submit(crash_fn, 0);
+  auto queued = pool.submit(square_fn, 2);
+  EXPECT_THROW(crashing.result(30), concurrent::BrokenProcessPool);
+  EXPECT_THROW(queued.result(30), concurrent::BrokenProcessPool);
+  EXPECT_THROW(pool.submit(square_fn, 2), concurrent::BrokenProcessPool);
+}
+
+TEST(ProcessPool, KilledWorkerBreaksPool) {
+  concurrent::ProcessPoolExecutor pool(2);
+  EXPECT_THROW(pool.submit(kill_fn, 0).result(30), concurrent::BrokenProcessPool);
+}
+
+TEST(ProcessPool, SubmitAfterShutdown) {
+  concurrent::ProcessPoolExecutor pool(1);
+  auto f = pool.submit(square_fn, 5);
+  pool.shutdown();
+  EXPECT_EQ(f.result(), 25);
+  EXPECT_THROW(pool.submit(square_fn, 2), concurrent::RuntimeError);
+}
+
+}  // namespace
