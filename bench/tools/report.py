@@ -57,6 +57,11 @@ RATIOS = [
     ("loop_call_soon", "py_uvloop_call_soon", "call_soon: ours / uvloop", None),
     ("loop_call_soon", "py_asyncio_call_soon", "call_soon: ours / asyncio", None),
     ("loop_sleep0_step/1000/1000", "greenlet_switch", "loop step (hot) / bare greenlet switch", 3.0),
+    ("executor_roundtrip", "py_asyncio_executor_roundtrip", "run_in_executor round trip: ours / asyncio", None),
+    ("executor_throughput/1000", "py_asyncio_executor_throughput", "run_in_executor, 1,000 in flight: ours / asyncio", None),
+    ("executor_roundtrip", "baseline_roundtrip", "run_in_executor round trip: ours / mutex+condvar pool", None),
+    ("executor_throughput/10000", "baseline_throughput/10000", "run_in_executor, 10,000 in flight: ours / mutex+condvar pool", None),
+    ("threadpool_submit_result/10000", "baseline_throughput/10000", "ThreadPoolExecutor submit+result, 10,000: ours / mutex+condvar pool", None),
 ]
 
 # Absolute targets: (benchmark name prefix or exact name, limit in ns, label).
