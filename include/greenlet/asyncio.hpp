@@ -21,3 +21,5 @@
 #include "greenlet/asyncio/queues.hpp"
 #include "greenlet/asyncio/async_generator.hpp"
 #include "greenlet/asyncio/aiter.hpp"
+#include "greenlet/asyncio/taskgroup.hpp"
+#include "greenlet/asyncio/timeout.hpp"

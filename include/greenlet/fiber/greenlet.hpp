@@ -37,7 +37,7 @@ class greenlet {
  public:
   // An empty handle; assign a greenlet to it before use. Operations other
   // than comparison throw greenlet::error on it.
-  greenlet() noexcept = default;
+  greenlet() noexcept {}  // not "= default": usable in the default argument below (clang)
 
   // greenlet(run, parent, stack) makes an unstarted greenlet. parent defaults
   // to getcurrent(). run may take greenlet::value (the raw switch_()

@@ -1,0 +1,106 @@
+// asyncio/taskgroup.hpp: TaskGroup and ExceptionGroup (structured concurrency).
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "greenlet/asyncio/errors.hpp"
+#include "greenlet/asyncio/task.hpp"
+
+namespace greenlet::asyncio {
+
+// ExceptionGroup carries every exception of a TaskGroup's failed children
+// (and of its body), like Python's BaseExceptionGroup.
+class ExceptionGroup : public std::exception {
+ public:
+  ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions);
+  const char* what() const noexcept override { return what_.c_str(); }
+  // message() is the group's own message; exceptions() are its members, in
+  // the order they happened.
+  const std::string& message() const noexcept { return message_; }
+  const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
+
+ private:
+  std::string message_;
+  std::vector<std::exception_ptr> exceptions_;
+  std::string what_;
+};
+
+namespace detail {
+struct task_group_state;
+}
+
+// TaskGroup is asyncio.TaskGroup: tasks made with its create_task() are
+// awaited when the group ends. The first child that fails cancels the others
+// and the task running the group; the failures come out together as an
+// ExceptionGroup. Use it through task_group(body), which can see the body's
+// own exception, or as a scoped object whose destructor waits (and throws
+// the ExceptionGroup unless the scope is already unwinding).
+class TaskGroup {
+ public:
+  // Must be made inside a task; RuntimeError otherwise.
+  TaskGroup();
+  ~TaskGroup() noexcept(false);
+  TaskGroup(const TaskGroup&) = delete;
+  TaskGroup& operator=(const TaskGroup&) = delete;
+
+  // create_task(fn, name) starts fn in a task of the group. RuntimeError
+  // once the group is finished or shutting down after a failure.
+  template <class F>
+  auto create_task(F&& fn, std::string name = {}) {
+    check_open();
+    auto task = get_running_loop().create_task(std::forward<F>(fn), std::move(name));
+    adopt(task.state());
+    return task;
+  }
+
+  // join() waits for every child (as leaving `async with` does) and throws
+  // the ExceptionGroup of their failures. `body_error` is the exception the
+  // body raised, if any: it joins the group (CancelledError aside).
+  void join(std::exception_ptr body_error = nullptr);
+
+ private:
+  void check_open() const;
+  void adopt(detail::future_state* child);
+
+  std::shared_ptr<detail::task_group_state> state_;
+  int uncaught_at_entry_;
+  bool joined_ = false;
+};
+
+// task_group(body) runs body(group) and then waits for the group's tasks:
+//   asyncio::task_group([](asyncio::TaskGroup& tg) {
+//     tg.create_task(download_a);
+//     tg.create_task(download_b);
+//   });  // both done here, or ExceptionGroup
+template <class F>
+auto task_group(F&& body) {
+  TaskGroup group;
+  using R = std::invoke_result_t<F&, TaskGroup&>;
+  std::exception_ptr body_error;
+  if constexpr (std::is_void_v<R>) {
+    try {
+      body(group);
+    } catch (...) {
+      body_error = std::current_exception();
+    }
+    group.join(body_error);  // throws the group's failures, or the body's
+  } else {
+    std::optional<R> result;
+    try {
+      result.emplace(body(group));
+    } catch (...) {
+      body_error = std::current_exception();
+    }
+    group.join(body_error);
+    return std::move(*result);
+  }
+}
+
+}  // namespace greenlet::asyncio

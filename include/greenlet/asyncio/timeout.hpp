@@ -1,0 +1,125 @@
+// asyncio/timeout.hpp: asyncio.timeout()/timeout_at() scopes and shield().
+#pragma once
+
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "greenlet/asyncio/errors.hpp"
+#include "greenlet/asyncio/task.hpp"
+
+namespace greenlet::asyncio {
+
+// Timeout is the scope object of timeout()/timeout_at() (asyncio.Timeout):
+// at its deadline the task running the scope is cancelled, and the scope
+// turns that cancellation into TimeoutError. Nested scopes behave as in
+// asyncio: only the scope whose deadline fired converts the cancellation.
+class Timeout {
+ public:
+  // Enters the scope in the running task; RuntimeError outside one. A
+  // deadline of nullopt means none (until reschedule()).
+  explicit Timeout(std::optional<double> when);
+  ~Timeout();
+  Timeout(const Timeout&) = delete;
+  Timeout& operator=(const Timeout&) = delete;
+
+  // when() is the deadline on the loop's clock (nullopt: none).
+  std::optional<double> when() const noexcept { return when_; }
+  // reschedule(when) moves the deadline (nullopt: none).
+  void reschedule(std::optional<double> when);
+  // expired() is true once the deadline passed and cancelled the scope.
+  bool expired() const noexcept { return state_ == state::expiring || state_ == state::expired; }
+
+  // Internal: leaves the scope. With the exception leaving the body, throws
+  // TimeoutError if this scope's deadline caused it; otherwise returns.
+  void exit(std::exception_ptr error);
+
+ private:
+  enum class state { entered, expiring, expired, exited };
+  void cancel_timer() noexcept;
+
+  detail::task_state* task_;
+  detail::callback_node* timer_ = nullptr;
+  std::optional<double> when_;
+  int cancelling_at_entry_;
+  state state_ = state::entered;
+};
+
+// timeout_at(when, body) runs body() (or body(Timeout&)) in the calling task
+// and raises TimeoutError if it is still running at loop time `when`:
+//   auto data = asyncio::timeout_at(loop.time() + 1.0, [&] { return fetch(); });
+template <class F>
+auto timeout_at(std::optional<double> when, F&& body) {
+  Timeout scope(when);
+  try {
+    if constexpr (std::is_invocable_v<F&, Timeout&>) {
+      using R = std::invoke_result_t<F&, Timeout&>;
+      if constexpr (std::is_void_v<R>) {
+        body(scope);
+        scope.exit(nullptr);
+      } else {
+        R result = body(scope);
+        scope.exit(nullptr);
+        return result;
+      }
+    } else {
+      using R = std::invoke_result_t<F&>;
+      if constexpr (std::is_void_v<R>) {
+        body();
+        scope.exit(nullptr);
+      } else {
+        R result = body();
+        scope.exit(nullptr);
+        return result;
+      }
+    }
+  } catch (...) {
+    scope.exit(std::current_exception());  // throws TimeoutError if it is ours
+    throw;
+  }
+}
+
+// timeout(delay, body) is timeout_at(loop.time() + delay, body); nullopt
+// means no deadline.
+template <class F>
+auto timeout(std::optional<double> delay, F&& body) {
+  std::optional<double> when;
+  if (delay) when = get_running_loop().time() + *delay;
+  return timeout_at(when, std::forward<F>(body));
+}
+
+// shield(f) returns a future that follows f but whose cancellation does not
+// cancel f: `await(shield(t))` in a task that gets cancelled raises
+// CancelledError there while t goes on. A function is run as a task first.
+template <class T>
+Future<T> shield(Future<T> inner) {
+  if (inner.done()) return inner;
+  auto outer = get_running_loop().template create_future<T>();
+  inner.add_done_callback([outer](Future<T>& in) mutable {
+    if (outer.cancelled()) {
+      if (!in.cancelled()) (void)in.exception();  // seen: not "never retrieved"
+      return;
+    }
+    if (in.cancelled()) {
+      outer.cancel();
+    } else if (auto error = in.exception()) {
+      outer.set_exception(error);
+    } else if constexpr (std::is_void_v<T>) {
+      outer.set_result();
+    } else {
+      outer.set_result(in.result());
+    }
+  });
+  return outer;
+}
+template <class T>
+Future<T> shield(const Task<T>& inner) {
+  return shield(static_cast<const Future<T>&>(inner));
+}
+template <class F, class = std::enable_if_t<std::is_invocable_v<std::decay_t<F>&>>>
+auto shield(F&& fn) {
+  auto task = create_task(std::forward<F>(fn));
+  return shield(static_cast<Future<typename decltype(task)::value_type>&>(task));
+}
+
+}  // namespace greenlet::asyncio
