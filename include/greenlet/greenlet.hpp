@@ -7,5 +7,6 @@
 #pragma once
 
 #include "greenlet/errors.hpp"
+#include "greenlet/fiber/context.hpp"
 #include "greenlet/fiber/greenlet.hpp"
 #include "greenlet/fiber/value.hpp"

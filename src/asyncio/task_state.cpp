@@ -40,6 +40,9 @@ void task_state::start(loop_core* l) {
   loop = l;
   if (name_.empty()) name_ = "Task-" + std::to_string(task_counter.fetch_add(1, std::memory_order_relaxed));
   glet = ::greenlet::greenlet([this] { body(); }, ::greenlet::greenlet(), l->task_stack);
+  // A task runs in a copy of its creator's context (asyncio's rule): a
+  // snapshot, so what the task sets stays in the task.
+  glet.impl()->context_vars = ::greenlet::detail::current_context();
   l->link_task(this);
   l->call_soon_fast(&step_callback, this, nullptr);
 }

@@ -11,6 +11,13 @@
 
 namespace greenlet::asyncio {
 
+// Context variables, as asyncio uses contextvars: each task starts with a
+// copy of the context of the code that created it.
+template <class T>
+using context_var = ::greenlet::context_var<T>;
+using ::greenlet::context;
+using ::greenlet::copy_context;
+
 // Task<T> is a Future<T> whose result comes from a function running in its
 // own greenlet. Copies share the task.
 template <class T = void>

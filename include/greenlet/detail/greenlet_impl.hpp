@@ -11,6 +11,7 @@
 #include <tuple>
 #include <type_traits>
 
+#include "greenlet/fiber/context.hpp"
 #include "greenlet/fiber/value.hpp"
 
 namespace greenlet {
@@ -86,6 +87,8 @@ struct greenlet_impl {
   greenlet_impl* registry_next = nullptr;
   std::uint64_t id = 0;
   std::string name;
+  // Context variables (greenlet's gr_context); empty for a new greenlet.
+  context_ptr context_vars;
 };
 
 template <class F>

@@ -137,6 +137,11 @@ class greenlet {
   // stack_size() is the usable size of its stack (0 for a main greenlet).
   std::size_t stack_size() const;
 
+  // gr_context() is this greenlet's context-variable snapshot;
+  // set_gr_context() replaces it (greenlet's gr_context attribute).
+  context gr_context() const;
+  void set_gr_context(const context& ctx);
+
   bool empty() const noexcept { return impl_ == nullptr; }
   friend bool operator==(const greenlet& a, const greenlet& b) noexcept { return a.impl_ == b.impl_; }
 
