@@ -38,6 +38,14 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
     if (prefix_.empty()) prefix_ = "ThreadPoolExecutor-" + std::to_string(pool_counter.fetch_add(1));
   }
 
+  // The last reference may be a worker's, when the executor was destroyed
+  // from inside one of its own jobs: that worker cannot join itself.
+  ~thread_pool() {
+    for (auto& t : threads_) {
+      if (t.joinable()) t.detach();
+    }
+  }
+
   void enqueue(std::unique_ptr<work_item> item) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!broken_.empty()) throw BrokenThreadPool(broken_);

@@ -132,26 +132,30 @@ TEST_F(Bridge, CancellingTheTaskCancelsAQueuedJob) {
 TEST_F(Bridge, ResultForCancelledFutureIsDropped) {
   concurrent::ThreadPoolExecutor pool(1);
   gate g;
-  std::atomic<bool> ran{false}, started{false};
+  std::atomic<bool> started{false}, posted{false};
   asyncio::run([&] {
-    auto& loop = asyncio::get_running_loop();
-    auto fut = loop.run_in_executor(&pool, [&] {
+    auto cf = pool.submit([&] {
       started = true;
       g.wait();
-      ran = true;
       return 5;
     });
+    auto fut = asyncio::wrap_future(cf);
+    // Registered after wrap_future's callback, so it runs after the late
+    // result has been posted to the loop.
+    cf.add_done_callback([&](const concurrent::Future<int>&) { posted = true; });
     auto waiter = asyncio::create_task([&] { return asyncio::await(fut); });
+    asyncio::sleep(0);  // the waiter starts awaiting fut
     while (!started.load()) asyncio::sleep(0.001);
     waiter.cancel();  // the job is running: only the asyncio side ends
     EXPECT_THROW(asyncio::await(waiter), asyncio::CancelledError);
     EXPECT_TRUE(fut.cancelled());
+    EXPECT_FALSE(cf.cancelled());
     g.release();
-    // The late result arrives and is dropped; the loop keeps going.
-    asyncio::sleep(0.01);
+    while (!posted.load()) asyncio::sleep(0.001);
+    asyncio::sleep(0);  // the late result is delivered, dropped, no error
+    EXPECT_TRUE(fut.cancelled());
+    EXPECT_EQ(cf.result(), 5);
   });
-  pool.shutdown();
-  EXPECT_TRUE(ran.load());
 }
 
 TEST_F(Bridge, RunShutsDownDefaultExecutorAfterCancellingTasks) {
@@ -196,22 +200,26 @@ struct loop_thread {
   loop_thread() {
     thread = std::thread([this] {
       loop = asyncio::new_event_loop();
-      asyncio::event_loop::external_work_guard keep(*loop);  // runs until stopped
-      loop->call_soon([this] {
-        std::lock_guard<std::mutex> lock(mutex);
-        started = true;
-        cv.notify_all();
-      });
-      loop->run_forever();
+      {
+        asyncio::event_loop::external_work_guard keep(*loop);  // runs until stopped
+        loop->call_soon([this] {
+          std::lock_guard<std::mutex> lock(mutex);
+          started = true;
+          cv.notify_all();
+        });
+        loop->run_forever();
+      }
       loop->close();
-      loop.reset();
     });
     std::unique_lock<std::mutex> lock(mutex);
     cv.wait(lock, [this] { return started; });
   }
+  // The loop is destroyed here, after the join: call_soon_threadsafe() may
+  // still be waking it when its thread sees stop().
   ~loop_thread() {
     loop->call_soon_threadsafe([l = loop.get()] { l->stop(); });
     thread.join();
+    loop.reset();
   }
 };
 
@@ -260,6 +268,26 @@ TEST_F(Bridge, RunCoroutineThreadsafeAwaitedFromAnotherLoop) {
 TEST_F(Bridge, ShutdownWaitInsideTaskIsAnError) {
   concurrent::ThreadPoolExecutor pool(1);
   asyncio::run([&] { EXPECT_THROW(pool.shutdown(true), concurrent::RuntimeError); });
+}
+
+}  // namespace
+
+namespace {
+
+// Once the executor's job is delivered, nothing external is pending: a task
+// still waiting on a future nobody completes is a deadlock again.
+TEST_F(Bridge, DeadlockDetectedAfterExecutorWorkIsDone) {
+  try {
+    asyncio::run([] {
+      auto& loop = asyncio::get_running_loop();
+      EXPECT_EQ(asyncio::await(loop.run_in_executor(nullptr, [] { return 1; })), 1);
+      auto never = loop.create_future<int>();
+      asyncio::await(never);
+    });
+    FAIL() << "no deadlock reported";
+  } catch (const asyncio::RuntimeError& e) {
+    EXPECT_EQ(e.condition(), asyncio::asyncio_errc::deadlock);
+  }
 }
 
 }  // namespace

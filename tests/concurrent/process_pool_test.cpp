@@ -4,10 +4,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <greenlet/asyncio.hpp>
 #include <greenlet/concurrent.hpp>
 
 #include "support/greenlet_test.hpp"
@@ -104,6 +106,19 @@ TEST(ProcessPool, SubmitAfterShutdown) {
   pool.shutdown();
   EXPECT_EQ(f.result(), 25);
   EXPECT_THROW(pool.submit(square_fn, 2), concurrent::RuntimeError);
+}
+
+}  // namespace
+
+namespace {
+
+// A process-pool future awaited from a task through wrap_future().
+TEST(ProcessPool, AwaitedFromATask) {
+  concurrent::ProcessPoolExecutor pool(1);
+  int r = greenlet::asyncio::run([&] {
+    return greenlet::asyncio::await(greenlet::asyncio::wrap_future(pool.submit(square_fn, 9)));
+  });
+  EXPECT_EQ(r, 81);
 }
 
 }  // namespace
