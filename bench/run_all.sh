@@ -76,6 +76,7 @@ if [[ ${BENCH_NO_PEERS:-0} != 1 ]]; then
     case $name in
       greenlet_switch) module=greenlet ;;
       asyncio_sleep0) module=asyncio ;;
+      asyncio_sync) module=asyncio ;;
       asyncio_executor) module=asyncio ;;
       *) module= ;;
     esac

@@ -57,6 +57,8 @@ RATIOS = [
     ("loop_call_soon", "py_uvloop_call_soon", "call_soon: ours / uvloop", None),
     ("loop_call_soon", "py_asyncio_call_soon", "call_soon: ours / asyncio", None),
     ("loop_sleep0_step/1000/1000", "greenlet_switch", "loop step (hot) / bare greenlet switch", 3.0),
+    ("queue_handoff", "py_asyncio_queue_handoff", "Queue(1) hand-off per item: ours / asyncio", None),
+    ("lock_uncontended", "py_asyncio_lock_uncontended", "Lock acquire+release, uncontended: ours / asyncio", None),
     ("executor_roundtrip", "py_asyncio_executor_roundtrip", "run_in_executor round trip: ours / asyncio", None),
     ("executor_throughput/1000", "py_asyncio_executor_throughput", "run_in_executor, 1,000 in flight: ours / asyncio", None),
     ("executor_roundtrip", "baseline_roundtrip", "run_in_executor round trip: ours / mutex+condvar pool", None),
