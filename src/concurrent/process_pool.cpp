@@ -32,6 +32,21 @@ std::map<std::string, process_entry>& registry() {
   return *functions;
 }
 
+// Parent-side sockets of every live pool. A worker forked for one pool
+// must not keep another pool's sockets open, or that pool's workers would
+// never see EOF at shutdown. The mutex is held across fork(), so the child
+// inherits a consistent set (and the lock, which it never needs to take).
+std::mutex parent_fds_mutex;
+std::vector<int>& parent_fds() {
+  static auto* fds = new std::vector<int>();
+  return *fds;
+}
+
+void forget_parent_fd(int fd) {
+  std::lock_guard<std::mutex> lock(parent_fds_mutex);
+  std::erase(parent_fds(), fd);
+}
+
 enum reply_status : std::uint8_t { reply_ok = 0, reply_raised = 1, reply_unknown = 2 };
 
 bool write_all(int fd, const char* data, std::size_t size) {
@@ -75,12 +90,10 @@ bool read_message(int fd, std::string& body) {
   std::string name, args;
   while (read_message(fd, name) && read_message(fd, args)) {
     std::string reply(1, static_cast<char>(reply_ok));
+    // No lock: this process is single-threaded, and the registry was
+    // consistent when forked (the parent held registry_mutex across fork()).
     process_entry entry;
-    {
-      std::lock_guard<std::mutex> lock(registry_mutex);
-      auto it = registry().find(name);
-      if (it != registry().end()) entry = it->second;
-    }
+    if (auto it = registry().find(name); it != registry().end()) entry = it->second;
     if (!entry) {
       reply[0] = static_cast<char>(reply_unknown);
       reply += "no process function named '" + name + "': register it before the pool starts";
@@ -117,18 +130,26 @@ class process_pool {
       if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
         throw std::system_error(errno, std::generic_category(), "socketpair() for a process pool worker");
       }
+      // Lock order: parent_fds_mutex, then registry_mutex.
+      std::unique_lock<std::mutex> fds_lock(parent_fds_mutex);
+      std::unique_lock<std::mutex> registry_lock(registry_mutex);
       pid_t pid = ::fork();
       if (pid < 0) {
         int err = errno;
+        registry_lock.unlock();
+        fds_lock.unlock();
         ::close(fds[0]);
         ::close(fds[1]);
         throw std::system_error(err, std::generic_category(), "fork() for a process pool worker");
       }
       if (pid == 0) {
         ::close(fds[0]);
-        for (const auto& w : workers_) ::close(w.fd);
+        for (int fd : parent_fds()) ::close(fd);
         worker_main(fds[1]);
       }
+      registry_lock.unlock();
+      parent_fds().push_back(fds[0]);
+      fds_lock.unlock();
       ::close(fds[1]);
       workers_.push_back({pid, fds[0]});
     }
@@ -165,7 +186,10 @@ class process_pool {
     for (auto& t : threads) t.join();
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& w : workers_) {
-      if (w.fd >= 0) ::close(w.fd);  // EOF: the worker exits
+      if (w.fd >= 0) {
+        forget_parent_fd(w.fd);
+        ::close(w.fd);  // EOF: the worker exits
+      }
       w.fd = -1;
     }
     for (auto& w : workers_) {
