@@ -1,6 +1,7 @@
 // errors.hpp: every exception type of the fiber layer, in one place.
 #pragma once
 
+#include <exception>
 #include <string>
 #include <system_error>
 
@@ -34,6 +35,10 @@ const std::error_category& category() noexcept;
 inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), category()};
 }
+
+// describe_exception(e) is e's what() (or a placeholder for null or for
+// exceptions not derived from std::exception), for reports.
+std::string describe_exception(const std::exception_ptr& e);
 
 // error is Python's greenlet.error: a misuse of the fiber API, such as a
 // switch into another thread's greenlet. The message says how to fix it.

@@ -79,15 +79,7 @@ void event_loop::close() { core_->close(); }
 void event_loop::default_exception_handler(const exception_context& context) {
   std::string line = "asyncio: " + context.message;
   if (!context.source.empty()) line += "\n  in " + context.source;
-  if (context.exception) {
-    try {
-      std::rethrow_exception(context.exception);
-    } catch (const std::exception& e) {
-      line += "\n  exception: " + std::string(e.what());
-    } catch (...) {
-      line += "\n  exception: (not a std::exception)";
-    }
-  }
+  if (context.exception) line += "\n  exception: " + describe_exception(context.exception);
   std::fprintf(stderr, "%s\n", line.c_str());
 }
 

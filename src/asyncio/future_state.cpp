@@ -21,16 +21,6 @@ struct future_ref {
 
 void release_future(void*, void* future) { release(static_cast<future_state*>(future)); }
 
-std::string describe(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
-    return "unknown exception";
-  }
-}
-
 }  // namespace
 
 future_state::~future_state() {
@@ -147,7 +137,7 @@ std::string future_state::state_name() const {
 std::string future_state::repr() const {
   std::string out = "<Future " + state_name();
   if (state_ == status::finished) {
-    out += error_ ? " exception=" + describe(error_) : result_repr();
+    out += error_ ? " exception=" + describe_exception(error_) : result_repr();
   }
   return out + ">";
 }

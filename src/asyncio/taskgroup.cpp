@@ -11,29 +11,9 @@ namespace greenlet::asyncio {
 
 namespace {
 
-bool is_cancellation(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const CancelledError&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
 std::string describe(const std::vector<std::exception_ptr>& exceptions) {
   std::string out;
-  for (const auto& e : exceptions) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      out += out.empty() ? "" : "; ";
-      out += x.what();
-    } catch (...) {
-      out += out.empty() ? "" : "; ";
-      out += "unknown exception";
-    }
-  }
+  for (const auto& e : exceptions) out += (out.empty() ? "" : "; ") + describe_exception(e);
   return out;
 }
 
@@ -113,7 +93,7 @@ TaskGroup::~TaskGroup() noexcept(false) {
       join(std::make_exception_ptr(CancelledError("TaskGroup scope left by an exception")));
     } catch (const ExceptionGroup& group) {
       for (const auto& e : group.exceptions()) {
-        if (!is_cancellation(e)) state_->parent->loop->report({"unhandled error in a TaskGroup", e, ""});
+        if (!detail::is_cancellation(e)) state_->parent->loop->report({"unhandled error in a TaskGroup", e, ""});
       }
     } catch (...) {
     }
@@ -138,7 +118,7 @@ void TaskGroup::join(std::exception_ptr body_error) {
   detail::task_group_state& s = *state_;
   std::exception_ptr propagate_cancellation;
   if (body_error) {
-    if (is_cancellation(body_error)) propagate_cancellation = body_error;
+    if (detail::is_cancellation(body_error)) propagate_cancellation = body_error;
     if (!s.aborting) s.abort();
   }
   while (!s.tasks.empty()) {
@@ -163,7 +143,7 @@ void TaskGroup::join(std::exception_ptr body_error) {
   }
   if (propagate_cancellation && s.errors.empty()) std::rethrow_exception(propagate_cancellation);
   std::vector<std::exception_ptr> errors = s.errors;
-  if (body_error && !is_cancellation(body_error)) errors.push_back(body_error);
+  if (body_error && !detail::is_cancellation(body_error)) errors.push_back(body_error);
   if (!errors.empty()) throw ExceptionGroup("unhandled errors in a TaskGroup", std::move(errors));
   if (body_error) std::rethrow_exception(body_error);
 }

@@ -9,17 +9,6 @@ namespace greenlet::asyncio {
 
 namespace {
 
-bool is_cancellation(const std::exception_ptr& e) {
-  if (!e) return false;
-  try {
-    std::rethrow_exception(e);
-  } catch (const CancelledError&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
 }  // namespace
 
 Timeout::Timeout(std::optional<double> when)
@@ -68,7 +57,7 @@ void Timeout::exit(std::exception_ptr error) {
   cancel_timer();
   if (state_ == state::expiring) {
     state_ = state::expired;
-    if (task_->uncancel() <= cancelling_at_entry_ && is_cancellation(error)) {
+    if (task_->uncancel() <= cancelling_at_entry_ && detail::is_cancellation(error)) {
       throw TimeoutError("the asyncio::timeout() deadline passed");
     }
     return;

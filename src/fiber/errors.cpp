@@ -27,6 +27,17 @@ class greenlet_category final : public std::error_category {
 
 }  // namespace
 
+std::string describe_exception(const std::exception_ptr& e) {
+  if (!e) return "no exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception not derived from std::exception";
+  }
+}
+
 const std::error_category& category() noexcept {
   static const greenlet_category instance;
   return instance;

@@ -38,9 +38,7 @@ unraisable_hook set_unraisable_hook(unraisable_hook h) {
   return old;
 }
 
-namespace detail {
-
-void report_unraisable(std::exception_ptr error, const std::string& context) noexcept {
+void report_unraisable(std::exception_ptr error, std::string_view context) noexcept {
   unraisable_hook h;
   {
     std::lock_guard<std::mutex> lock(hook_mutex());
@@ -57,17 +55,15 @@ void report_unraisable(std::exception_ptr error, const std::string& context) noe
       // A hook that throws falls back to the default report.
     }
   }
-  std::string what = "no exception";
-  if (error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-      what = "an exception not derived from std::exception";
-    }
-  }
-  std::fprintf(stderr, "greenlet: exception ignored in %s: %s\n", context.c_str(), what.c_str());
+  std::string what = describe_exception(error);
+  std::fprintf(stderr, "greenlet: exception ignored in %.*s: %s\n", static_cast<int>(context.size()),
+               context.data(), what.c_str());
+}
+
+namespace detail {
+
+void report_unraisable(std::exception_ptr error, const std::string& context) noexcept {
+  ::greenlet::report_unraisable(std::move(error), context);
 }
 
 void call_trace(thread_state& ts, greenlet_impl* origin, greenlet_impl* target) noexcept {

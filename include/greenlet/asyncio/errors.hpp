@@ -84,5 +84,18 @@ class RuntimeError : public ::greenlet::error {
   asyncio_errc code_;
 };
 
-}  // namespace greenlet::asyncio
+namespace detail {
+// is_cancellation(e) is true when e holds a CancelledError.
+inline bool is_cancellation(const std::exception_ptr& e) noexcept {
+  if (!e) return false;
+  try {
+    std::rethrow_exception(e);
+  } catch (const CancelledError&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+}  // namespace detail
 
+}  // namespace greenlet::asyncio

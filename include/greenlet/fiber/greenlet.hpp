@@ -191,6 +191,9 @@ trace_function gettrace();
 // it to stderr. Returns the previous hook.
 using unraisable_hook = std::function<void(std::exception_ptr error, std::string_view context)>;
 unraisable_hook set_unraisable_hook(unraisable_hook hook);
+// report_unraisable(e, context) hands e to the hook (layers above use it for
+// exceptions raised while closing or destroying their objects).
+void report_unraisable(std::exception_ptr error, std::string_view context) noexcept;
 
 namespace debug {
 // live_greenlets() lists this thread's greenlets that still exist, main

@@ -53,31 +53,9 @@ template <class Send>
 using send_slot_t = std::conditional_t<std::is_void_v<Send>, std::monostate, Send>;
 
 // report_unraisable() hands an exception with nowhere to go to the fiber
-// layer's unraisable hook, which has no public getter: it is swapped out and
-// back. A report from another thread in between goes to the default printer.
+// layer's unraisable hook.
 inline void report_unraisable(std::exception_ptr error, std::string_view context) noexcept {
-  try {
-    unraisable_hook hook = set_unraisable_hook(nullptr);
-    set_unraisable_hook(hook);
-    if (hook) {
-      hook(error, context);
-      return;
-    }
-  } catch (...) {
-    // A hook that throws falls back to the default report.
-  }
-  std::string what = "no exception";
-  if (error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-      what = "an exception not derived from std::exception";
-    }
-  }
-  std::fprintf(stderr, "greenlet: exception ignored in %.*s: %s\n",
-               static_cast<int>(context.size()), context.data(), what.c_str());
+  ::greenlet::report_unraisable(std::move(error), context);
 }
 
 // generator_state_base is what every generator's state shares: its body
