@@ -161,14 +161,19 @@ callback_node* loop_core::call_at_fast(double when, void (*fn)(void*, void*), vo
 }
 
 void loop_core::call_soon_threadsafe(std::function<void()> fn) {
-  {
-    std::lock_guard<std::mutex> lock(threadsafe_mutex);
-    if (closed) throw RuntimeError(asyncio_errc::loop_closed, "Event loop is closed");
-    threadsafe_queue.push_back(std::move(fn));
+  // All under the lock: close() takes it too, so the loop cannot be closed
+  // (and its poller freed) while a poster is still waking it. Only the first
+  // callback of a batch writes the eventfd: the loop drains the whole queue
+  // once it wakes, and one system call per callback was the executor
+  // bridge's bottleneck.
+  std::lock_guard<std::mutex> lock(threadsafe_mutex);
+  if (threadsafe_closed) throw RuntimeError(asyncio_errc::loop_closed, "Event loop is closed");
+  const bool first = threadsafe_queue.empty();
+  threadsafe_queue.push_back(std::move(fn));
+  if (first) {
+    threadsafe_pending.store(true, std::memory_order_release);
+    io->wake();
   }
-  // Publish after the push: the loop re-checks the queue after every wait.
-  threadsafe_pending.store(true, std::memory_order_release);
-  io->wake();
 }
 
 void loop_core::drain_threadsafe() {
@@ -373,6 +378,7 @@ void loop_core::close() {
   // callbacks: drop them with the rest.
   io->clear();
   std::lock_guard<std::mutex> lock(threadsafe_mutex);
+  threadsafe_closed = true;
   threadsafe_queue.clear();
 }
 

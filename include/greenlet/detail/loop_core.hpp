@@ -95,6 +95,7 @@ struct loop_core {
   // call_soon_threadsafe() queue; the poller's wake-up ends a sleeping wait.
   std::mutex threadsafe_mutex;
   std::vector<std::function<void()>> threadsafe_queue;
+  bool threadsafe_closed = false;  // close() seen by posters (under the mutex)
   std::atomic<bool> threadsafe_pending{false};
   std::unique_ptr<poller> io;
 
