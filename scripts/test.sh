@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # test.sh: installs what is missing, builds and runs the whole test suite:
-# a normal build, then the same suite under AddressSanitizer+UBSan.
+# a normal build (plus the install/find_package consumer), the same suite
+# under AddressSanitizer, and the thread-pool and executor-bridge tests under
+# ThreadSanitizer.
 # Usage: scripts/test.sh            (everything)
 #        GREENLET_TEST_PASSES="plain" scripts/test.sh   (choose passes: plain asan ubsan tsan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 jobs=$(nproc)
-passes=${GREENLET_TEST_PASSES:-"plain asan"}
+passes=${GREENLET_TEST_PASSES:-"plain asan tsan"}
 failed=()
 for pass in $passes; do
   case $pass in
@@ -21,6 +23,19 @@ for pass in $passes; do
   echo "==> [$pass] configure $dir"
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGREENLET_SANITIZE="$sanitize" \
         -DGREENLET_WERROR=ON -DGREENLET_BUILD_BENCHMARKS=OFF >/dev/null
+  if [[ $pass == tsan ]]; then
+    # ThreadSanitizer is for the threaded layers: the thread and process
+    # pools and the bridge into the loop (the suppression file says why
+    # its one entry is there).
+    echo "==> [$pass] build concurrent_tests"
+    cmake --build "$dir" -j "$jobs" --target concurrent_tests
+    echo "==> [$pass] test"
+    if ! TSAN_OPTIONS="suppressions=$PWD/tests/concurrent/tsan_suppressions.txt halt_on_error=1" \
+         GREENLET_STRESS_MESSAGES=100000 "$dir/tests/concurrent_tests"; then
+      failed+=("$pass")
+    fi
+    continue
+  fi
   echo "==> [$pass] build"
   cmake --build "$dir" -j "$jobs"
   echo "==> [$pass] test"
