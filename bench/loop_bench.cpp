@@ -54,7 +54,7 @@ void BM_loop_sleep0_step(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * tasks * (sleeps + 1));
 }
-BENCHMARK(BM_loop_sleep0_step)->Args({100000, 10})->Args({1000, 1000})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_loop_sleep0_step)->Args({100000, 10})->Args({1000, 1000})->Args({10, 100000})->Unit(benchmark::kMillisecond);
 
 void BM_task_create_finish(benchmark::State& state) {
   asyncio::run([&] {
