@@ -92,6 +92,14 @@ def ns_of(entry):
     return entry["real_time"] * TIME_UNITS.get(entry.get("time_unit", "ns"), 1.0)
 
 
+# Peers' names start with one of these; every other row is ours.
+PEER_PREFIXES = ("py_", "go_", "boost_", "ucontext", "thread_", "baseline", "Blocking")
+
+
+def is_ours(name):
+    return not name.startswith(PEER_PREFIXES)
+
+
 def load_google_benchmark(doc):
     """Returns ({name: row}, context) from one Google Benchmark JSON document."""
     aggregates = {}
@@ -129,6 +137,8 @@ def load_google_benchmark(doc):
         else:
             continue
         rows[name] = {"name": name, "ns_per_op": median, "spread": spread, "n": n, "source": "C++"}
+        if "bytes_per_task" in agg.get("median", {}):
+            rows[name]["bytes_per_task"] = agg["median"]["bytes_per_task"]
     return rows, doc.get("context", {})
 
 
@@ -227,8 +237,15 @@ def build_markdown(rows, context, args, cache):
         "| benchmark | ns per op | spread | source |",
         "| --- | ---: | ---: | --- |",
     ]
-    for r in rows.values():
+    timed = {n: r for n, r in rows.items() if "bytes_per_task" not in r}
+    for r in timed.values():
         lines.append(f"| {r['name']} | {fmt_ns(r['ns_per_op'])} | {fmt_spread(r['spread'])} | {r['source']} |")
+    memory = [r for r in rows.values() if "bytes_per_task" in r]
+    if memory:
+        lines += ["", "## Memory", "", "| benchmark | resident bytes per suspended task | target |", "| --- | ---: | --- |"]
+        for r in memory:
+            b = r["bytes_per_task"]
+            lines.append(f"| {r['name']} | {b:,.0f} | <= 4 KiB ({'met' if b <= 4096 else 'MISSED'}) |")
     lines += ["", "## Ratios (ours / peer, lower is better for us)", "", "| pair | ours ns | peer ns | ratio | limit |",
               "| --- | ---: | ---: | ---: | --- |"]
     verdicts = []
@@ -261,9 +278,9 @@ def write_png(rows, path):
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    names = list(rows)
+    names = [n for n in rows if "bytes_per_task" not in rows[n]]
     values = [rows[n]["ns_per_op"] for n in names]
-    colors = ["tab:green" if n.startswith("greenlet_") else "tab:gray" for n in names]
+    colors = ["tab:green" if is_ours(n) else "tab:gray" for n in names]
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(names) + 1.2))
     ax.barh(range(len(names)), values, color=colors)
     ax.set_yticks(range(len(names)))
