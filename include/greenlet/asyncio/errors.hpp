@@ -31,8 +31,12 @@ struct std::is_error_code_enum<greenlet::asyncio::asyncio_errc> : std::true_type
 namespace greenlet::asyncio {
 
 
+// category() is the std::error_category of asyncio_errc codes, named "asyncio". Throws nothing; a
+// function-local static, safe to call from any thread.
 const std::error_category& category() noexcept;
 
+// make_error_code(e) wraps an asyncio_errc in a std::error_code of category(), so the enum converts
+// implicitly. Throws nothing; any thread.
 inline std::error_code make_error_code(asyncio_errc e) noexcept {
   return {static_cast<int>(e), category()};
 }
@@ -43,10 +47,14 @@ inline std::error_code make_error_code(asyncio_errc e) noexcept {
 // errors does not swallow cancellation (as asyncio made it a BaseException).
 class CancelledError : public std::system_error {
  public:
+  // CancelledError(message) makes the exception with cancel()'s message (empty if none). Throws
+  // std::bad_alloc if copying the message fails. Exception objects are not synchronized: share one
+  // between threads only read-only.
   explicit CancelledError(const std::string& message = "")
       : std::system_error(make_error_code(asyncio_errc::cancelled), message), message_(message) {}
   // message() is the argument given to cancel(), empty if none.
   const std::string& message() const noexcept { return message_; }
+  // what() is the cancel message, or "CancelledError" when it is empty. Throws nothing.
   const char* what() const noexcept override { return message_.empty() ? "CancelledError" : message_.c_str(); }
 
  private:
@@ -56,8 +64,11 @@ class CancelledError : public std::system_error {
 // TimeoutError is raised by wait_for() and asyncio::timeout scopes.
 class TimeoutError : public std::system_error {
  public:
+  // TimeoutError(what) makes the exception with the given text. Throws std::bad_alloc if copying it
+  // fails; read-only sharing between threads only.
   explicit TimeoutError(const std::string& what = "timed out")
       : std::system_error(make_error_code(asyncio_errc::timeout), what), what_(what) {}
+  // what() is the text given to the constructor. Throws nothing.
   const char* what() const noexcept override { return what_.c_str(); }
 
  private:
@@ -68,6 +79,8 @@ class TimeoutError : public std::system_error {
 // result() on a pending one.
 class InvalidStateError : public ::greenlet::error {
  public:
+  // InvalidStateError(what) makes the exception with code asyncio_errc::invalid_state. Throws
+  // std::bad_alloc if copying the text fails; read-only sharing between threads only.
   explicit InvalidStateError(const std::string& what)
       : ::greenlet::error(make_error_code(asyncio_errc::invalid_state), what) {}
 };
@@ -76,8 +89,12 @@ class InvalidStateError : public ::greenlet::error {
 // inside itself, a future of another loop, a deadlock.
 class RuntimeError : public ::greenlet::error {
  public:
+  // RuntimeError(code, what) makes the exception with the given asyncio_errc and text. Throws
+  // std::bad_alloc if copying the text fails; read-only sharing between threads only.
   RuntimeError(asyncio_errc code, const std::string& what)
       : ::greenlet::error(make_error_code(code), what), code_(code) {}
+  // condition() is the asyncio_errc given to the constructor, to tell the misuse kinds apart.
+  // Throws nothing.
   asyncio_errc condition() const noexcept { return code_; }
 
  private:

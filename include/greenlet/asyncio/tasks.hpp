@@ -21,8 +21,14 @@ namespace greenlet::asyncio {
 
 // return_when chooses when wait() returns, as asyncio's constants.
 enum class return_when { FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED };
+// FIRST_COMPLETED makes wait() return as soon as any future is done (asyncio.FIRST_COMPLETED).
+// A constant: usable from any thread.
 inline constexpr return_when FIRST_COMPLETED = return_when::FIRST_COMPLETED;
+// FIRST_EXCEPTION makes wait() return when any future fails, or when all are done if none fails
+// (asyncio.FIRST_EXCEPTION). A constant: usable from any thread.
 inline constexpr return_when FIRST_EXCEPTION = return_when::FIRST_EXCEPTION;
+// ALL_COMPLETED makes wait() return only when every future is done (asyncio.ALL_COMPLETED), the
+// default. A constant: usable from any thread.
 inline constexpr return_when ALL_COMPLETED = return_when::ALL_COMPLETED;
 
 // outcome<T> is one child's result in gather(return_exceptions, ...): a
@@ -30,15 +36,22 @@ inline constexpr return_when ALL_COMPLETED = return_when::ALL_COMPLETED;
 template <class T>
 class outcome {
  public:
+  // stored is the type held for a value: T, or std::monostate when T is void.
   using stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+  // outcome(value) holds a successful result. Throws only what moving `stored` throws. An outcome
+  // is a plain value: not synchronized, guard it yourself if threads share one.
   explicit outcome(stored value) : data_(std::move(value)) {}
+  // outcome(error) holds the exception a child raised. Throws nothing; not synchronized.
   explicit outcome(std::exception_ptr error) : data_(std::move(error)) {}
+  // has_value() is true if the child succeeded, false if it raised. Throws nothing; not synchronized.
   bool has_value() const noexcept { return data_.index() == 0; }
   // value() is the result; rethrows the exception if there is one.
   stored& value() {
     if (!has_value()) std::rethrow_exception(std::get<1>(data_));
     return std::get<0>(data_);
   }
+  // error() is the exception the child raised, or null if it succeeded. Throws nothing; not
+  // synchronized.
   std::exception_ptr error() const noexcept { return has_value() ? nullptr : std::get<1>(data_); }
 
  private:
@@ -48,6 +61,8 @@ class outcome {
 // return_exceptions is the tag that makes gather() collect exceptions as
 // outcomes instead of raising the first.
 struct return_exceptions_t {};
+// return_exceptions is the return_exceptions_t tag value to pass as gather()'s first argument.
+// A constant: usable from any thread.
 inline constexpr return_exceptions_t return_exceptions{};
 
 namespace detail {
@@ -161,6 +176,11 @@ auto gather(const std::vector<F>& futures) {
   for (F f : futures) results.push_back(detail::take_result(f));
   return results;
 }
+// Overload of gather(return_exceptions, a, b, ...) over a vector: waits for all of them and returns
+// a vector of outcome, one per future in input order, without raising their exceptions. Call it
+// from a task on the loop's own thread; raises RuntimeError outside a task or if a future belongs
+// to another loop, and CancelledError (cancelling the unfinished futures) if the waiting task is
+// cancelled.
 template <class F>
 auto gather(return_exceptions_t, const std::vector<F>& futures) {
   std::vector<detail::future_state*> states;
@@ -174,7 +194,9 @@ auto gather(return_exceptions_t, const std::vector<F>& futures) {
 // wait_result holds wait()'s (done, pending), each in the input order.
 template <class F>
 struct wait_result {
+  // done holds the futures that were done when wait() returned.
   std::vector<F> done;
+  // pending holds the futures still pending when wait() returned.
   std::vector<F> pending;
 };
 
@@ -225,6 +247,9 @@ auto wait_for(X&& x, double timeout) {
 template <class F>
 class as_completed {
  public:
+  // as_completed(futures, timeout) takes the futures to watch (one given twice is yielded once) and,
+  // with a timeout in seconds, sets the deadline on the running loop's clock. Raises RuntimeError if
+  // a timeout is given with no running loop. Loop thread only: use it from a task of that loop.
   explicit as_completed(std::vector<F> futures, std::optional<double> timeout = std::nullopt)
       : futures_(unique(std::move(futures))), queue_(states(futures_)) {
     if (timeout) deadline_ = get_running_loop().time() + *timeout;
@@ -232,17 +257,27 @@ class as_completed {
 
   // next() awaits and returns the next future to finish.
   F next() { return futures_[queue_.next(deadline_)]; }
+  // empty() is true once every future has been handed out by next(). Throws nothing; loop thread
+  // only, like the rest of as_completed.
   bool empty() const noexcept { return queue_.empty(); }
 
+  // iterator is as_completed's input iterator for range-for: each ++ awaits the next future to
+  // finish (see next()). Loop thread only; it throws what next() throws.
   class iterator {
    public:
+    // iterator(owner) starts iterating owner and awaits the first future to finish. Throws what
+    // as_completed::next() throws; loop thread only.
     explicit iterator(as_completed* owner) : owner_(owner) { advance(); }
     iterator() = default;
+    // operator*() is the future the last step handed out. Throws only what copying F throws.
     F operator*() const { return current_; }
+    // operator++() awaits the next future to finish. Throws TimeoutError at the deadline and what
+    // as_completed::next() throws otherwise; loop thread only.
     iterator& operator++() {
       advance();
       return *this;
     }
+    // operator!=() compares two iterators; only the end is meaningful to compare with. Throws nothing.
     bool operator!=(const iterator& other) const { return owner_ != other.owner_; }
 
    private:
@@ -257,7 +292,10 @@ class as_completed {
     as_completed* owner_ = nullptr;
     F current_;
   };
+  // begin() awaits the first future to finish and returns an iterator at it. Throws as next(); loop
+  // thread only.
   iterator begin() { return iterator(this); }
+  // end() is the past-the-end iterator. Throws nothing.
   iterator end() { return iterator(); }
 
  private:

@@ -22,35 +22,48 @@ struct std::is_error_code_enum<greenlet::asyncio::io_errc> : std::true_type {};
 
 namespace greenlet::asyncio {
 
+// io_category() is the std::error_category of io_errc codes, named "asyncio.io". Throws nothing;
+// a function-local static, safe to call from any thread.
 const std::error_category& io_category() noexcept;
 
+// make_error_code(e) wraps an io_errc in a std::error_code of io_category(), so the enum converts
+// implicitly. Throws nothing; any thread.
 inline std::error_code make_error_code(io_errc e) noexcept { return {static_cast<int>(e), io_category()}; }
 
 // OSError is a failed system call: code() is the errno in
 // std::generic_category(), what() names the call and the errno's text.
 class OSError : public std::system_error {
  public:
+  // OSError(err, what) makes the exception for errno err, with `what` naming the failed call. Throws
+  // std::bad_alloc if building the message fails. Exception objects are not synchronized: share one
+  // between threads only read-only.
   OSError(int err, const std::string& what) : std::system_error(err, std::generic_category(), what) {}
+  // errno_() is the errno value the exception was made with. Throws nothing.
   int errno_() const noexcept { return code().value(); }
 };
 
 // ConnectionError and its kinds, as Python's.
 class ConnectionError : public OSError {
  public:
+  // ConnectionError(err, what) is OSError's constructor: errno err, `what` naming the call.
   using OSError::OSError;
 };
+// ConnectionResetError is raised for ECONNRESET: the peer reset the connection.
 class ConnectionResetError : public ConnectionError {
  public:
   using ConnectionError::ConnectionError;
 };
+// ConnectionRefusedError is raised for ECONNREFUSED: nothing listens at the address.
 class ConnectionRefusedError : public ConnectionError {
  public:
   using ConnectionError::ConnectionError;
 };
+// ConnectionAbortedError is raised for ECONNABORTED: the connection was aborted locally.
 class ConnectionAbortedError : public ConnectionError {
  public:
   using ConnectionError::ConnectionError;
 };
+// BrokenPipeError is raised for EPIPE (and ESHUTDOWN): writing to a connection the peer closed.
 class BrokenPipeError : public ConnectionError {
  public:
   using ConnectionError::ConnectionError;
@@ -63,8 +76,11 @@ class BrokenPipeError : public ConnectionError {
 // gaierror is a name resolution failure (getaddrinfo), e.g. an unknown host.
 class gaierror : public std::system_error {
  public:
+  // gaierror(what) makes the exception with code io_errc::unknown_host and the given text. Throws
+  // std::bad_alloc if copying the text fails; read-only sharing between threads only.
   explicit gaierror(const std::string& what)
       : std::system_error(make_error_code(io_errc::unknown_host), what), what_(what) {}
+  // what() is the text given to the constructor. Throws nothing.
   const char* what() const noexcept override { return what_.c_str(); }
 
  private:
@@ -76,14 +92,20 @@ class gaierror : public std::system_error {
 // (0 for readuntil).
 class IncompleteReadError : public std::system_error {
  public:
+  // IncompleteReadError(partial, expected) makes the exception holding the bytes read before EOF and
+  // the count wanted (0: undefined, for readuntil). Throws std::bad_alloc if building the message
+  // fails; read-only sharing between threads only.
   IncompleteReadError(std::string partial, std::size_t expected)
       : std::system_error(make_error_code(io_errc::incomplete_read), ""),
         partial_(std::move(partial)),
         expected_(expected),
         what_(std::to_string(partial_.size()) + " bytes read on a total of " +
               (expected == 0 ? std::string("undefined") : std::to_string(expected)) + " expected bytes") {}
+  // partial() is the bytes read before EOF. Throws nothing.
   const std::string& partial() const noexcept { return partial_; }
+  // expected() is how many bytes were wanted, 0 if undefined (readuntil()). Throws nothing.
   std::size_t expected() const noexcept { return expected_; }
+  // what() reads "N bytes read on a total of M expected bytes". Throws nothing.
   const char* what() const noexcept override { return what_.c_str(); }
 
  private:
@@ -97,9 +119,14 @@ class IncompleteReadError : public std::system_error {
 // skip. The data stays in the buffer (readline() drops it, as asyncio).
 class LimitOverrunError : public std::system_error {
  public:
+  // LimitOverrunError(what, consumed) makes the exception with code io_errc::limit_overrun, its text
+  // and how many bytes to skip. Throws std::bad_alloc if copying the text fails; read-only sharing
+  // between threads only.
   LimitOverrunError(const std::string& what, std::size_t consumed)
       : std::system_error(make_error_code(io_errc::limit_overrun), what), consumed_(consumed), what_(what) {}
+  // consumed() is how many buffered bytes to consume to get past the overrun. Throws nothing.
   std::size_t consumed() const noexcept { return consumed_; }
+  // what() is the text given to the constructor. Throws nothing.
   const char* what() const noexcept override { return what_.c_str(); }
 
  private:
