@@ -52,6 +52,7 @@ class async_generator {
   struct shared;
 
  public:
+  // value_type is T, the type of the values yielded.
   using value_type = T;
 
   // context is the body's handle on its generator.
@@ -76,7 +77,12 @@ class async_generator {
   explicit async_generator(F&& body) : s_(std::make_shared<shared>()) {
     s_->body = std::make_unique<body_impl<std::decay_t<F>>>(std::forward<F>(body));
   }
+  // async_generator(other) takes over other's generator, leaving other empty. Throws nothing. The
+  // generator stays bound to its loop's thread.
   async_generator(async_generator&& other) noexcept = default;
+  // operator=(other) takes over other's generator; the one held before is finalized as by the
+  // destructor (GeneratorExit at its pending yield, or its running body cancelled). Throws nothing;
+  // loop thread only.
   async_generator& operator=(async_generator&& other) noexcept {
     if (this != &other) {
       finalize();
@@ -128,6 +134,7 @@ class async_generator {
 
   // finished() is true once the body has ended (or was closed unstarted).
   bool finished() const { return s_ == nullptr || s_->state == status::finished; }
+  // operator bool() is false for a moved-from generator. Throws nothing.
   explicit operator bool() const noexcept { return s_ != nullptr; }
 
  private:

@@ -71,6 +71,8 @@ inline const std::error_category& generator_category() noexcept {
   return category;
 }
 
+// make_error_code(e) wraps a generator_errc in a std::error_code of generator_category(), so the
+// enum converts implicitly. Throws nothing; any thread.
 inline std::error_code make_error_code(generator_errc e) noexcept {
   return {static_cast<int>(e), generator_category()};
 }
@@ -82,6 +84,9 @@ inline std::error_code make_error_code(generator_errc e) noexcept {
 // belong to the fiber layer.
 class generator_error : public std::system_error {
  public:
+  // generator_error(code, what) makes the exception for misuse `code` with message `what`. Throws
+  // std::bad_alloc if copying the message fails. Exception objects are not synchronized: share one
+  // between threads only read-only.
   generator_error(generator_errc code, const std::string& what)
       : std::system_error(make_error_code(code), what) {}
 };
@@ -99,6 +104,8 @@ class StopIteration : public std::system_error {
   explicit StopIteration(std::shared_ptr<const ::greenlet::value> v)
       : std::system_error(make_error_code(generator_errc::stop_iteration), "StopIteration"),
         value_(std::move(v)) {}
+  // StopIteration(code, what) makes a StopIteration with another code (already_finished) and message,
+  // carrying no value. Throws std::bad_alloc if copying the message fails.
   StopIteration(generator_errc code, const std::string& what)
       : std::system_error(make_error_code(code), what) {}
 

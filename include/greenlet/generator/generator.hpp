@@ -55,8 +55,11 @@ class generator {
   friend class generator;
 
  public:
+  // yield_type is Yield, the type of the values the body yields.
   using yield_type = Yield;
+  // send_type is Send, the type send() carries into the body (void: none).
   using send_type = Send;
+  // return_type is Return, the type the body returns (void: none).
   using return_type = Return;
   // received_type is what yield() returns in the body: void for Send = void,
   // otherwise std::optional<Send>, nullopt when resumed by next() (Python's
@@ -83,6 +86,8 @@ class generator {
     R2 yield_from(generator<Y2, S2, R2>& sub) {
       return state_->yield_from(*sub.checked());
     }
+    // Overload of yield_from(sub) for a temporary sub generator, which is destroyed (closed if
+    // unfinished) when the delegation ends. Throws as yield_from(sub&); owning thread only.
     template <class Y2, class S2, class R2>
     R2 yield_from(generator<Y2, S2, R2>&& sub) {
       return state_->yield_from(*sub.checked());
@@ -99,19 +104,31 @@ class generator {
   // and lets the body's exceptions through.
   class iterator {
    public:
+    // iterator_concept marks iterator as a C++20 input iterator.
     using iterator_concept = std::input_iterator_tag;
+    // value_type is Yield.
     using value_type = Yield;
+    // difference_type is std::ptrdiff_t, as input iterators require.
     using difference_type = std::ptrdiff_t;
 
     iterator() noexcept = default;
+    // operator*() is the value last yielded, held by the generator until the next step. Throws
+    // nothing itself; must not be called at the end. Owning thread only.
     Yield& operator*() const { return state_->yielded(); }
+    // operator->() points at the value last yielded, as operator*(). Owning thread only.
     Yield* operator->() const { return &state_->yielded(); }
+    // operator++() drops the current value and resumes the body to its next yield (as next()); the
+    // iterator reaches the end when the body returns. Throws what the body throws, and generator_error
+    // if the generator is running. Owning thread only.
     iterator& operator++() {
       state_->drop_yielded();
       advance();
       return *this;
     }
+    // operator++(int) is ++it for range-for and input-iterator use; returns nothing. Throws as ++it.
     void operator++(int) { ++*this; }
+    // operator==(it, std::default_sentinel) is true once the body has returned (or finished). Throws
+    // nothing.
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
       return it.state_ == nullptr;
     }
@@ -136,7 +153,11 @@ class generator {
   explicit generator(F&& body, stack_options stack = {})
       : state_(new state(std::forward<F>(body), stack)) {}
 
+  // generator(other) takes over other's generator, leaving other empty. Throws nothing. Moving
+  // between threads does not change the thread the generator belongs to.
   generator(generator&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  // operator=(other) takes over other's generator; the one held before is destroyed (closed if
+  // unfinished, see ~generator()). Throws nothing; owning thread only.
   generator& operator=(generator&& other) noexcept {
     generator(std::move(other)).swap(*this);
     return *this;
@@ -148,8 +169,11 @@ class generator {
   ~generator() {
     if (state_ != nullptr) state_->release();
   }
+  // swap(other) exchanges the two generators held. Throws nothing; owning thread only.
   void swap(generator& other) noexcept { std::swap(state_, other.state_); }
 
+  // operator bool() is true unless the generator is empty (default-made or moved from). Throws
+  // nothing.
   explicit operator bool() const noexcept { return state_ != nullptr; }
 
   // next() runs the body to its next yield and returns the value. Throws
@@ -165,6 +189,9 @@ class generator {
   // next(), and generator_error (just_started) for a value sent to an
   // unstarted generator.
   Yield send() { return next(); }
+  // Overload of send(): send(v) resumes the pending yield with v (std::nullopt: Python's send(None)).
+  // Throws as next(), and generator_error (just_started) for a value sent to an unstarted generator.
+  // Owning thread only.
   template <class S = Send>
     requires(!std::is_void_v<S>)
   Yield send(std::type_identity_t<std::optional<S>> v) {
@@ -179,6 +206,8 @@ class generator {
     state* s = checked();
     return take(s, s->resume(std::nullopt, std::move(e)));
   }
+  // Overload of throw_(std::exception_ptr): throw_(e) raises a copy of exception object e at the
+  // pending yield. Throws as throw_(std::exception_ptr); owning thread only.
   template <class E, class = std::enable_if_t<!std::is_same_v<std::decay_t<E>, std::exception_ptr>>>
   Yield throw_(E&& e) {
     return throw_(std::make_exception_ptr(std::forward<E>(e)));
@@ -194,8 +223,14 @@ class generator {
   // started(), running(), suspended() and finished() are its state: Python's
   // gi_frame.f_lasti != -1, gi_running, gi_suspended, and gi_frame is None.
   bool started() const { return checked()->status != detail::generator_status::unstarted; }
+  // running() is true while the body executes (resumed, not yet yielded). Throws generator_error
+  // (empty_generator) on an empty generator; owning thread only.
   bool running() const { return checked()->status == detail::generator_status::running; }
+  // suspended() is true while the body is paused at a yield. Throws generator_error
+  // (empty_generator) on an empty generator; owning thread only.
   bool suspended() const { return checked()->status == detail::generator_status::suspended; }
+  // finished() is true once the body returned, threw or was closed. Throws generator_error
+  // (empty_generator) on an empty generator; owning thread only.
   bool finished() const { return checked()->status == detail::generator_status::finished; }
 
   // returned() is true once the body has returned (not thrown, not closed).
@@ -212,6 +247,8 @@ class generator {
   // begin() resumes the generator (as next()) for a range-for; end() is the
   // sentinel reached when it returns.
   iterator begin() { return iterator(checked()); }
+  // end() is the std::default_sentinel_t that begin()'s iterator equals once the body returns.
+  // Throws nothing.
   std::default_sentinel_t end() const noexcept { return {}; }
 
   // yield(v) is the free-standing `yield`, for bodies that take no context:
