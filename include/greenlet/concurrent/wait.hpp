@@ -13,8 +13,13 @@ namespace greenlet::concurrent {
 
 // return_when chooses when wait() returns, as Python's constants.
 enum class return_when { FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED };
+// FIRST_COMPLETED makes wait() return as soon as any future is done. A constant: any thread.
 inline constexpr return_when FIRST_COMPLETED = return_when::FIRST_COMPLETED;
+// FIRST_EXCEPTION makes wait() return when any future raises, or when all are done if none does.
+// A constant: any thread.
 inline constexpr return_when FIRST_EXCEPTION = return_when::FIRST_EXCEPTION;
+// ALL_COMPLETED makes wait() return only when every future is done, the default. A constant: any
+// thread.
 inline constexpr return_when ALL_COMPLETED = return_when::ALL_COMPLETED;
 
 namespace detail {
@@ -47,7 +52,9 @@ class completion_queue {
 // the order given.
 template <class T>
 struct DoneAndNotDone {
+  // done holds the futures that were done when wait() returned.
   std::vector<Future<T>> done;
+  // not_done holds the futures still pending when wait() returned.
   std::vector<Future<T>> not_done;
 };
 
@@ -74,17 +81,31 @@ DoneAndNotDone<T> wait(const std::vector<Future<T>>& fs, std::optional<double> t
 template <class T>
 class as_completed_range {
  public:
+  // as_completed_range(fs, timeout) registers a waiter on each future and, with a timeout in
+  // seconds, fixes the deadline from now. Throws std::bad_alloc only. A range is used by one thread
+  // at a time (the futures themselves may finish on any thread).
   as_completed_range(std::vector<Future<T>> fs, std::optional<double> timeout)
       : fs_(std::move(fs)), queue_(cores(fs_), timeout) {}
 
+  // iterator is the range's input iterator: each ++ blocks until the next future finishes. One
+  // thread at a time; throws what operator++() throws.
   class iterator {
    public:
+    // value_type is Future<T>.
     using value_type = Future<T>;
+    // difference_type is std::ptrdiff_t, as input iterators require.
     using difference_type = std::ptrdiff_t;
     iterator() = default;
+    // iterator(range) starts iterating and blocks until the first future finishes. Throws as
+    // operator++().
     explicit iterator(as_completed_range* range) : range_(range) { ++*this; }
+    // operator*() is the future that finished last. Throws nothing; must not be called at the end.
     const Future<T>& operator*() const { return current_; }
+    // operator->() points at the future that finished last, as operator*().
     const Future<T>* operator->() const { return &current_; }
+    // operator++() blocks until the next future finishes and moves to it, or to the end once all were
+    // handed out. Throws TimeoutError once the deadline passes with futures pending, and RuntimeError
+    // (blocking_in_loop) if it would block inside an event-loop task. One thread at a time.
     iterator& operator++() {
       std::optional<std::size_t> index = range_->queue_.next();
       if (index) {
@@ -94,7 +115,9 @@ class as_completed_range {
       }
       return *this;
     }
+    // operator++(int) is ++it, for input-iterator use; returns nothing. Throws as ++it.
     void operator++(int) { ++*this; }
+    // operator==(it, std::default_sentinel) is true once every future was handed out. Throws nothing.
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.range_ == nullptr; }
 
    private:
@@ -102,7 +125,10 @@ class as_completed_range {
     Future<T> current_{std::shared_ptr<detail::future_value<T>>()};
   };
 
+  // begin() blocks until the first future finishes and returns an iterator at it. Throws as
+  // iterator::operator++(); one thread at a time.
   iterator begin() { return iterator(this); }
+  // end() is the std::default_sentinel_t that iterators reach after the last future. Throws nothing.
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
@@ -116,6 +142,10 @@ class as_completed_range {
   detail::completion_queue queue_;
 };
 
+// as_completed(fs, timeout) is the range over fs in the order they finish (see as_completed_range):
+// advancing blocks, TimeoutError once timeout seconds from this call pass with futures pending,
+// RuntimeError (blocking_in_loop) if it would block inside an event-loop task. Any thread; the
+// range it returns is used by one thread at a time.
 template <class T>
 as_completed_range<T> as_completed(std::vector<Future<T>> fs, std::optional<double> timeout = std::nullopt) {
   return as_completed_range<T>(std::move(fs), timeout);
