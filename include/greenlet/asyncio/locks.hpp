@@ -47,7 +47,11 @@ class Lock {
   // locked() is true while held.
   bool locked() const noexcept { return locked_; }
 
+  // lock() is acquire() without the result, for std::lock_guard and std::unique_lock. Throws as
+  // acquire(); awaits, so only in a task of the lock's loop thread.
   void lock() { acquire(); }
+  // unlock() is release(), for std::lock_guard and std::unique_lock. Throws as release(); loop
+  // thread only.
   void unlock() { release(); }
   // try_lock() takes the lock if it is free and nobody queues for it.
   bool try_lock() noexcept;
@@ -72,7 +76,9 @@ class Event {
   bool wait();
   // set() sets the flag and wakes every waiter; clear() resets it.
   void set();
+  // clear() resets the flag; later wait() calls wait again. Throws nothing; loop thread only.
   void clear() noexcept { value_ = false; }
+  // is_set() is true while the flag is set. Throws nothing; loop thread only.
   bool is_set() const noexcept { return value_; }
 
  private:
@@ -86,14 +92,25 @@ class Event {
 class Condition {
  public:
   Condition() : lock_(&own_lock_) {}
+  // Condition(lock) uses the given Lock, which must outlive the Condition, instead of its own.
+  // Throws nothing; the Condition belongs to that lock's loop thread.
   explicit Condition(Lock& lock) : lock_(&lock) {}
   Condition(const Condition&) = delete;
   Condition& operator=(const Condition&) = delete;
 
+  // acquire() takes the associated lock: Lock::acquire(), waiting if it is held. Throws
+  // CancelledError if cancelled while waiting; a task of the loop thread only.
   bool acquire() { return lock_->acquire(); }
+  // release() frees the associated lock: Lock::release(). RuntimeError if it is not held; loop
+  // thread only.
   void release() { lock_->release(); }
+  // locked() is true while the associated lock is held. Throws nothing; loop thread only.
   bool locked() const noexcept { return lock_->locked(); }
+  // lock() is acquire() without the result, for std::lock_guard and std::unique_lock. Throws as
+  // acquire(); a task of the loop thread only.
   void lock() { lock_->acquire(); }
+  // unlock() is release(), for std::lock_guard and std::unique_lock. Throws as release(); loop
+  // thread only.
   void unlock() { lock_->release(); }
 
   // wait() releases the lock, waits for notify() and takes the lock back
@@ -114,6 +131,8 @@ class Condition {
   // notify(n) wakes up to n waiters; notify_all() wakes them all.
   // RuntimeError if the lock is not held.
   void notify(std::size_t n = 1);
+  // notify_all() wakes every waiter: notify(waiters). RuntimeError if the lock is not held; loop
+  // thread only.
   void notify_all() { notify(waiters_.size()); }
 
  private:
@@ -129,6 +148,8 @@ class Condition {
 // negative initial value.
 class Semaphore {
  public:
+  // Semaphore(value) starts the counter at value. Throws ValueError if value is negative. The
+  // semaphore belongs to the loop thread whose tasks use it.
   explicit Semaphore(long value = 1);
   virtual ~Semaphore() = default;
   Semaphore(const Semaphore&) = delete;
@@ -142,12 +163,17 @@ class Semaphore {
   virtual void release();
   // locked() is true when acquire() would wait.
   bool locked() const noexcept;
+  // lock() is acquire() without the result, for std::lock_guard and std::unique_lock. Throws
+  // CancelledError if cancelled while waiting; a task of the loop thread only.
   void lock() { acquire(); }
+  // unlock() is release(), for std::lock_guard and std::unique_lock. Throws as release() (ValueError
+  // for a BoundedSemaphore over its bound); loop thread only.
   void unlock() { release(); }
   // value() is the counter.
   long value() const noexcept { return value_; }
 
  protected:
+  // value_ is the counter, for subclasses such as BoundedSemaphore; read it through value().
   long value_;
 
  private:
@@ -159,7 +185,11 @@ class Semaphore {
 // would raise the counter above its initial value.
 class BoundedSemaphore : public Semaphore {
  public:
+  // BoundedSemaphore(value) starts the counter at value, which is also its bound. Throws ValueError
+  // if value is negative. Belongs to the loop thread whose tasks use it.
   explicit BoundedSemaphore(long value = 1) : Semaphore(value), bound_(value) {}
+  // release() increments the counter and wakes the first waiter. Throws ValueError if the counter
+  // is already at its initial value; loop thread only.
   void release() override;
 
  private:
@@ -170,6 +200,8 @@ class BoundedSemaphore : public Semaphore {
 // arrived, then all go on. ValueError unless parties >= 1.
 class Barrier {
  public:
+  // Barrier(parties) makes a barrier for parties tasks. Throws ValueError if parties is 0. Belongs
+  // to the loop thread whose tasks use it.
   explicit Barrier(std::size_t parties);
   Barrier(const Barrier&) = delete;
   Barrier& operator=(const Barrier&) = delete;
@@ -185,9 +217,12 @@ class Barrier {
   // BrokenBarrierError until reset().
   void abort();
 
+  // parties() is the number of tasks that must wait() to pass the barrier. Throws nothing; loop
+  // thread only.
   std::size_t parties() const noexcept { return parties_; }
   // n_waiting() is how many tasks wait in the filling barrier.
   std::size_t n_waiting() const noexcept { return state_ == state::filling ? count_ : 0; }
+  // broken() is true after abort() until reset(). Throws nothing; loop thread only.
   bool broken() const noexcept { return state_ == state::broken; }
 
  private:
