@@ -49,25 +49,34 @@ class greenlet {
     impl_ = self;
     detail::adopt_new(self, parent.impl_, stack);
   }
+  // Overload of greenlet(run, parent, stack): greenlet(run, stack) makes an unstarted greenlet whose
+  // parent is getcurrent(), with the given stack options. Throws as that constructor.
   template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, greenlet>>>
   greenlet(F&& run, stack_options stack) : greenlet(std::forward<F>(run), greenlet(), stack) {}
 
+  // greenlet(other) is another handle to other's fiber (a reference count increment). Throws
+  // nothing; any thread, as handles may be copied anywhere.
   greenlet(const greenlet& other) noexcept : impl_(other.impl_) {
     if (impl_ != nullptr) {
       detail::retain(impl_);
       detail::place(impl_, this);
     }
   }
+  // greenlet(other) takes over other's reference, leaving other empty. Throws nothing; any thread.
   greenlet(greenlet&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {
     if (impl_ != nullptr) {
       detail::unplace(impl_, &other);
       detail::place(impl_, this);
     }
   }
+  // operator=(other) makes this a handle to other's fiber, dropping the previous one (which may kill
+  // it, see the class comment). Throws nothing itself; any thread.
   greenlet& operator=(const greenlet& other) noexcept {
     greenlet(other).swap(*this);
     return *this;
   }
+  // operator=(other) takes over other's reference, leaving other empty and dropping the previous
+  // one. Throws nothing itself; any thread.
   greenlet& operator=(greenlet&& other) noexcept {
     greenlet(std::move(other)).swap(*this);
     return *this;
@@ -78,6 +87,8 @@ class greenlet {
       detail::release(impl_);
     }
   }
+  // swap(other) exchanges the fibers the two handles refer to. Throws nothing; any thread, but not
+  // concurrently with other uses of the same two handles.
   void swap(greenlet& other) noexcept {
     if (impl_ != nullptr) detail::unplace(impl_, this);
     if (other.impl_ != nullptr) detail::unplace(other.impl_, &other);
@@ -108,7 +119,11 @@ class greenlet {
   // throw_() with no argument raises GreenletExit, which kills the greenlet
   // and comes back as a value.
   value throw_();
+  // Overload of throw_(): throw_(e) raises e in this greenlet (GreenletExit if e is null). Returns
+  // what is switched back. Throws greenlet::error if it is empty or belongs to another thread, and
+  // rethrows an exception thrown back.
   value throw_(std::exception_ptr e);
+  // Overload of throw_(): throw_(e) raises a copy of exception object e, as throw_(std::exception_ptr).
   template <class E, class = std::enable_if_t<!std::is_same_v<std::decay_t<E>, std::exception_ptr>>>
   value throw_(E&& e) {
     return throw_(std::make_exception_ptr(std::forward<E>(e)));
@@ -132,7 +147,11 @@ class greenlet {
   // id() is a number unique in the process; name() is an optional label
   // shown in reports (stack overflow, leak checks, debugger).
   std::uint64_t id() const;
+  // name() is the label set by set_name(), empty by default. Throws greenlet::error on an empty
+  // handle. Not synchronized: read it on the owning thread, or while no thread calls set_name().
   const std::string& name() const;
+  // set_name(name) sets the label shown in reports. Throws greenlet::error on an empty handle. Not
+  // synchronized: call it on the owning thread.
   void set_name(std::string name);
   // stack_size() is the usable size of its stack (0 for a main greenlet).
   std::size_t stack_size() const;
@@ -140,13 +159,21 @@ class greenlet {
   // gr_context() is this greenlet's context-variable snapshot;
   // set_gr_context() replaces it (greenlet's gr_context attribute).
   context gr_context() const;
+  // set_gr_context(ctx) replaces this greenlet's context-variable snapshot with ctx. Throws
+  // greenlet::error on an empty handle. Not synchronized: call it on the owning thread.
   void set_gr_context(const context& ctx);
 
+  // empty() is true for a handle that refers to no greenlet (default-made or moved from). Throws
+  // nothing; any thread.
   bool empty() const noexcept { return impl_ == nullptr; }
+  // operator==(a, b) is true when both handles refer to the same greenlet (or both are empty).
+  // Throws nothing; any thread.
   friend bool operator==(const greenlet& a, const greenlet& b) noexcept { return a.impl_ == b.impl_; }
 
   // Internal: adopts one reference to impl.
   static greenlet from_impl(detail::greenlet_impl* impl) noexcept { return greenlet(impl); }
+  // Internal: impl() is the fiber's implementation object, null for an empty handle. Throws
+  // nothing; any thread.
   detail::greenlet_impl* impl() const noexcept { return impl_; }
   // Internal: gives up this handle's reference without releasing it.
   detail::greenlet_impl* detach() noexcept {
@@ -174,6 +201,9 @@ inline greenlet getcurrent() { return greenlet::getcurrent(); }
 // default_stack_size() is the stack size of greenlets made without one (128
 // KiB unless set). set_default_stack_size() changes it for all threads.
 std::size_t default_stack_size() noexcept;
+// set_default_stack_size(bytes) sets default_stack_size(), rounded up to whole pages, for greenlets
+// made later on any thread. Throws greenlet::error (bad_arguments) below 16 KiB. Thread-safe (an
+// atomic store).
 void set_default_stack_size(std::size_t bytes);
 
 // trace_function receives "switch" or "throw" with the origin and target of
@@ -184,12 +214,17 @@ using trace_function = std::function<void(std::string_view event, const greenlet
 // settrace(f) sets this thread's trace function and returns the previous one;
 // an empty function turns tracing off.
 trace_function settrace(trace_function f);
+// gettrace() is this thread's trace function, empty if tracing is off. Throws only what copying
+// the function throws; per thread, so no synchronization is needed.
 trace_function gettrace();
 
 // unraisable_hook receives exceptions that have nowhere to go: one thrown by a
 // greenlet being killed because its last handle went away. The default prints
 // it to stderr. Returns the previous hook.
 using unraisable_hook = std::function<void(std::exception_ptr error, std::string_view context)>;
+// set_unraisable_hook(hook) replaces the process-wide hook for exceptions with nowhere to go and
+// returns the previous one; an empty hook restores printing to stderr. Thread-safe (under a
+// mutex); throws nothing beyond moving std::function.
 unraisable_hook set_unraisable_hook(unraisable_hook hook);
 // report_unraisable(e, context) hands e to the hook (layers above use it for
 // exceptions raised while closing or destroying their objects).
@@ -205,8 +240,11 @@ std::size_t live_count() noexcept;
 
 }  // namespace greenlet
 
+// std::hash<greenlet::greenlet> hashes a handle by the greenlet it refers to, so handles can key
+// unordered containers. Throws nothing; any thread.
 template <>
 struct std::hash<greenlet::greenlet> {
+  // operator()(g) is the hash of the greenlet g refers to. Throws nothing.
   std::size_t operator()(const greenlet::greenlet& g) const noexcept {
     return std::hash<const void*>()(g.impl());
   }
