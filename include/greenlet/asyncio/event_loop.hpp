@@ -29,12 +29,16 @@ class Handle {
   explicit Handle(detail::callback_node* adopted) noexcept : node_(adopted) {
     if (node_ != nullptr) detail::retain(node_->loop);
   }
+  // Handle(other) is another reference to the same callback (and its loop). Throws nothing; loop
+  // thread only, like the Handle.
   Handle(const Handle& other) noexcept : node_(other.node_) {
     if (node_ != nullptr) {
       detail::retain(node_);
       detail::retain(node_->loop);
     }
   }
+  // operator=(other) makes this refer to other's callback, dropping the previous reference. Throws
+  // nothing; loop thread only.
   Handle& operator=(Handle other) noexcept {
     std::swap(node_, other.node_);
     return *this;
@@ -49,6 +53,8 @@ class Handle {
   void cancel() noexcept {
     if (node_ != nullptr) node_->loop->cancel_node(node_);
   }
+  // cancelled() is true once cancel() was called on this callback (false for an empty Handle).
+  // Throws nothing; loop thread only.
   bool cancelled() const noexcept { return node_ != nullptr && node_->cancelled; }
   // when() is a timer's deadline on the loop's clock.
   double when() const noexcept { return node_ != nullptr ? node_->when : 0; }
@@ -56,6 +62,7 @@ class Handle {
  private:
   detail::callback_node* node_ = nullptr;
 };
+// TimerHandle is what call_later() and call_at() return: a Handle, whose when() is the deadline.
 using TimerHandle = Handle;
 
 // exception_context is what the exception handler receives.
@@ -70,6 +77,8 @@ using detail::exception_context;
 // may be called from others.
 class event_loop {
  public:
+  // options configures a new event_loop (event_loop(opts), new_event_loop(opts), run()). A plain
+  // struct: not synchronized.
   struct options {
     // virtual_time: instead of sleeping until the next timer, the clock
     // jumps to it. For tests: timeouts run instantly and deterministically.
@@ -82,6 +91,8 @@ class event_loop {
   };
 
   event_loop() : event_loop(options{}) {}
+  // event_loop(opts) makes a loop with the given options, owned by the calling thread. Throws
+  // std::system_error if the epoll poller cannot be created, std::bad_alloc.
   explicit event_loop(options opts);
   ~event_loop();
   event_loop(const event_loop&) = delete;
@@ -92,7 +103,11 @@ class event_loop {
   // on this loop's clock (time()). Exceptions fn throws go to the exception
   // handler; they never stop the loop.
   Handle call_soon(std::function<void()> fn);
+  // call_later(delay, fn) runs fn delay seconds from time(); see call_soon(). Throws RuntimeError if
+  // the loop is closed. Loop thread only: from other threads use call_soon_threadsafe().
   Handle call_later(double delay, std::function<void()> fn);
+  // call_at(when, fn) runs fn once time() reaches when; see call_soon(). Throws RuntimeError if the
+  // loop is closed. Loop thread only: from other threads use call_soon_threadsafe().
   Handle call_at(double when, std::function<void()> fn);
   // call_soon_threadsafe(fn) is call_soon() from any thread; it wakes a
   // sleeping loop.
@@ -105,8 +120,14 @@ class event_loop {
   // std::system_error if epoll refuses fd (regular files). Defined in the
   // I/O layer (src/io/socket.cpp); see greenlet/io.hpp.
   void add_reader(int fd, std::function<void()> fn);
+  // add_writer(fd, fn) runs fn each time fd is writable; see add_reader(). Throws RuntimeError if the
+  // loop is closed, std::system_error if epoll refuses fd. Loop thread only.
   void add_writer(int fd, std::function<void()> fn);
+  // remove_reader(fd) stops watching fd for reading; false if no reader was registered. Throws
+  // nothing; loop thread only.
   bool remove_reader(int fd) noexcept;
+  // remove_writer(fd) stops watching fd for writing; false if no writer was registered. Throws
+  // nothing; loop thread only.
   bool remove_writer(int fd) noexcept;
 
   // time() is the loop's monotonic clock, in seconds.
@@ -120,8 +141,13 @@ class event_loop {
   // can never complete: nothing ready, no timer, no I/O, no outside work.
   template <class X>
   decltype(auto) run_until_complete(X&& x);
+  // stop() makes run_forever() return after the current iteration. Throws nothing; loop thread only
+  // (a plain flag): from another thread use call_soon_threadsafe([&] { loop.stop(); }).
   void stop() noexcept { core_->stop(); }
+  // is_running() is true while run_forever() or run_until_complete() runs. Throws nothing; loop
+  // thread only.
   bool is_running() const noexcept { return core_->running; }
+  // is_closed() is true once close() was called. Throws nothing; loop thread only.
   bool is_closed() const noexcept { return core_->closed; }
   // close() ends the loop: pending callbacks are dropped and unfinished
   // tasks are killed (their stacks unwind). RuntimeError while running.
@@ -145,13 +171,19 @@ class event_loop {
   // The exception handler sees exceptions from callbacks, tasks whose
   // exception was never retrieved, and other errors with nowhere to go.
   void set_exception_handler(detail::exception_handler handler) { core_->handler = std::move(handler); }
+  // call_exception_handler(context) hands context to the exception handler (the default one if none
+  // is set, or if it throws). Throws nothing; loop thread only.
   void call_exception_handler(const exception_context& context) { core_->report(context); }
+  // default_exception_handler(context) prints the message, its source and exception to stderr; the
+  // handler used when none is set. Throws only std::bad_alloc; any thread.
   static void default_exception_handler(const exception_context& context);
 
   // external_work_guard keeps deadlock detection off while another thread
   // may still call call_soon_threadsafe() (executors take one per job).
   class external_work_guard {
    public:
+    // external_work_guard(loop) counts one job of another thread on loop until destroyed. Throws
+    // nothing; any thread (an atomic counter), but loop must outlive the guard.
     explicit external_work_guard(event_loop& loop) : core_(loop.core_.get()) {
       core_->external_work.fetch_add(1);
     }
@@ -163,6 +195,7 @@ class event_loop {
     detail::loop_core* core_;
   };
 
+  // Internal: core() is the loop's implementation object, for the layers above. Throws nothing.
   detail::loop_core* core() const noexcept { return core_.get(); }
 
  private:
@@ -175,6 +208,8 @@ class event_loop {
 // new_event_loop() makes a loop; set_event_loop() makes it this thread's
 // current one for get_event_loop().
 std::shared_ptr<event_loop> new_event_loop(event_loop::options opts = {});
+// set_event_loop(loop) makes loop this thread's current loop (null: none), as returned by
+// get_event_loop(). Throws nothing; affects only the calling thread.
 void set_event_loop(std::shared_ptr<event_loop> loop);
 // get_running_loop() is the loop running on this thread; RuntimeError if none.
 event_loop& get_running_loop();
