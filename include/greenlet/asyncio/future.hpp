@@ -22,6 +22,7 @@ class event_loop;
 template <class T = void>
 class Future {
  public:
+  // value_type is T, the type of the result (void: none).
   using value_type = T;
 
   // An empty handle; most calls on it are undefined. Get futures from
@@ -29,10 +30,16 @@ class Future {
   Future() noexcept = default;
   // Internal: adopts one reference.
   explicit Future(detail::future_value<T>* adopted) noexcept : state_(adopted) {}
+  // Future(other) is another handle to other's future. Throws nothing; loop thread only (the
+  // reference count is not atomic).
   Future(const Future& other) noexcept : state_(other.state_) {
     if (state_ != nullptr) detail::retain(state_);
   }
+  // Future(other) takes over other's reference, leaving other empty. Throws nothing; loop thread
+  // only.
   Future(Future&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  // operator=(other) makes this a handle to other's future, dropping the previous reference. Throws
+  // nothing; loop thread only.
   Future& operator=(Future other) noexcept {
     std::swap(state_, other.state_);
     return *this;
@@ -43,6 +50,8 @@ class Future {
 
   // done() is true once finished or cancelled; cancelled() only for the latter.
   bool done() const noexcept { return state_->done(); }
+  // cancelled() is true once the future was cancelled. Throws nothing; must not be empty; loop
+  // thread only.
   bool cancelled() const noexcept { return state_->cancelled(); }
 
   // cancel(msg) cancels a pending future and schedules its callbacks;
@@ -64,6 +73,8 @@ class Future {
   }
   // set_exception(e) finishes it with an exception.
   void set_exception(std::exception_ptr error) { state_->set_exception(std::move(error)); }
+  // Overload of set_exception(std::exception_ptr): set_exception(e) finishes the future with a copy
+  // of exception object e. Throws InvalidStateError if the future is already done; loop thread only.
   template <class E, class = std::enable_if_t<!std::is_same_v<std::decay_t<E>, std::exception_ptr>>>
   void set_exception(E&& error) {
     state_->set_exception(std::make_exception_ptr(std::forward<E>(error)));
@@ -85,11 +96,17 @@ class Future {
   // repr() is asyncio's: "<Future pending>", "<Future finished result='x'>".
   std::string repr() const { return state_->repr(); }
 
+  // empty() is true for a handle that refers to no future (default-made or moved from). Throws
+  // nothing; loop thread only.
   bool empty() const noexcept { return state_ == nullptr; }
+  // Internal: state() is the shared future state, null for an empty handle. Throws nothing.
   detail::future_value<T>* state() const noexcept { return state_; }
+  // operator==(a, b) is true when both handles refer to the same future (or both are empty). Throws
+  // nothing; loop thread only.
   friend bool operator==(const Future& a, const Future& b) noexcept { return a.state_ == b.state_; }
 
  protected:
+  // state_ is the shared state this handle holds one reference to (null: empty); for Task<T>.
   detail::future_value<T>* state_ = nullptr;
 };
 
