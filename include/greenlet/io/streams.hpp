@@ -35,13 +35,16 @@ struct stream_config {
   // drain() waits while more than high_water bytes are unsent, until at
   // most low_water are.
   std::size_t high_water = 64 * 1024;
+  // low_water: drain() returns once at most low_water bytes are unsent.
   std::size_t low_water = 16 * 1024;
 };
 
 // address is a socket's address as Python's (host, port) tuple; for
 // Unix-domain sockets host is the path and port is 0.
 struct address {
+  // host is the IP address in text form, or the socket's path for a Unix-domain socket.
   std::string host;
+  // port is the TCP port, 0 for a Unix-domain socket.
   int port = 0;
 };
 
@@ -51,6 +54,8 @@ struct address {
 class StreamReader {
  public:
   StreamReader() = default;
+  // Internal: StreamReader(t) reads from transport t; get readers from open_connection() or a
+  // server's handler. Throws nothing; loop thread only, like the stream.
   explicit StreamReader(std::shared_ptr<detail::stream_transport> t) : t_(std::move(t)) {}
 
   // read(n) returns up to n bytes, at least one unless at EOF (then empty);
@@ -70,6 +75,8 @@ class StreamReader {
   // at_eof() is true once the peer's EOF was seen and the buffer is empty.
   bool at_eof() const noexcept;
 
+  // operator bool() is false for a default-made reader, which no call may be made on. Throws
+  // nothing.
   explicit operator bool() const noexcept { return t_ != nullptr; }
 
  private:
@@ -84,6 +91,8 @@ class StreamReader {
 class StreamWriter {
  public:
   StreamWriter() = default;
+  // Internal: StreamWriter(t) writes to transport t; get writers from open_connection() or a
+  // server's handler. Throws nothing; loop thread only, like the stream.
   explicit StreamWriter(std::shared_ptr<detail::stream_transport> t) : t_(std::move(t)) {}
 
   // write(data) queues data. After close() it is ignored, as asyncio's.
@@ -95,11 +104,16 @@ class StreamWriter {
   void drain();
   // write_eof() half-closes: after the buffered bytes, shutdown(SHUT_WR).
   void write_eof();
+  // can_write_eof() is true: sockets support write_eof(). Throws nothing.
   bool can_write_eof() const noexcept { return true; }
   // close() closes the connection once the buffered bytes are sent;
   // wait_closed() waits for that. A reader waiting meanwhile sees EOF.
   void close();
+  // is_closing() is true once close() was called. Throws nothing; loop
+  // thread only; the writer must not be empty.
   bool is_closing() const noexcept;
+  // wait_closed() waits until the connection is closed after close(). Call it from a task of the
+  // stream's loop; throws CancelledError if the task is cancelled, RuntimeError outside a task.
   void wait_closed();
   // get_extra_info(name): "peername" or "sockname", as an address; an
   // empty address for other names.
@@ -109,6 +123,8 @@ class StreamWriter {
   // fileno() is the socket, -1 once closed.
   int fileno() const noexcept;
 
+  // operator bool() is false for a default-made writer, which no call may be made on. Throws
+  // nothing.
   explicit operator bool() const noexcept { return t_ != nullptr; }
 
  private:
@@ -133,12 +149,16 @@ using client_connected = std::function<void(StreamReader, StreamWriter)>;
 class Server {
  public:
   Server() = default;
+  // Internal: Server(s) is a handle to server state s; get servers from start_server(). Throws
+  // nothing; loop thread only.
   explicit Server(std::shared_ptr<detail::server_state> s) : s_(std::move(s)) {}
 
   // port() is the bound TCP port (the one picked when 0 was asked).
   int port() const noexcept;
   // sockets() is the listening socket, while serving.
   int fileno() const noexcept;
+  // is_serving() is true while the listening socket is open, until close(). Throws nothing; loop
+  // thread only; the server must not be empty.
   bool is_serving() const noexcept;
   // close() stops accepting and closes the listening socket; connections
   // already accepted go on.
@@ -155,7 +175,9 @@ class Server {
 
 // server_config: backlog and the accepted streams' configuration.
 struct server_config {
+  // backlog: the listen() backlog, the most pending connections the kernel queues.
   int backlog = 1024;
+  // stream: the configuration given to every accepted connection's streams.
   stream_config stream = {};
   // accept_retry_delay: after EMFILE/ENFILE (out of fds), seconds to pause
   // accepting; the error goes to the loop's exception handler and the
