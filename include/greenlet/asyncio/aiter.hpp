@@ -61,24 +61,40 @@ class aiter_range {
   using traits = detail::anext_traits<std::remove_cvref_t<anext_result>>;
 
  public:
+  // value_type is the item type anext() produces (unwrapped from std::optional if it returns one).
   using value_type = typename traits::value_type;
 
+  // aiter_range(source) holds source: a reference to an lvalue, a moved copy of a temporary. Throws
+  // what moving the source throws. Use the range in one task of the source's loop.
   explicit aiter_range(X&& source) : source_(std::forward<X>(source)) {}
 
+  // iterator is aiter_range's input iterator: each ++ awaits the source's anext(). Used in a task of
+  // the source's loop; throws what anext() throws, except StopAsyncIteration, which ends it.
   class iterator {
    public:
+    // iterator_concept marks iterator as a C++20 input iterator.
     using iterator_concept = std::input_iterator_tag;
+    // value_type is aiter_range::value_type.
     using value_type = aiter_range::value_type;
+    // difference_type is std::ptrdiff_t, as input iterators require.
     using difference_type = std::ptrdiff_t;
 
     iterator() = default;
+    // operator*() is the current item, owned by the iterator until the next step. Throws nothing;
+    // must not be called at the end.
     value_type& operator*() const { return *current_; }
+    // operator->() points at the current item, as operator*().
     value_type* operator->() const { return &*current_; }
+    // operator++() awaits the next item with anext(); at its end (nullopt or StopAsyncIteration) the
+    // iterator reaches the end. Throws what anext() throws (CancelledError, the source's errors);
+    // in a task of the loop thread only.
     iterator& operator++() {
       advance();
       return *this;
     }
+    // operator++(int) is ++it, for input-iterator use; returns nothing. Throws as ++it.
     void operator++(int) { advance(); }
+    // operator==(it, std::default_sentinel) is true once the source is exhausted. Throws nothing.
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return !it.current_; }
 
    private:
@@ -109,6 +125,8 @@ class aiter_range {
       return iterator(&detail::get_aiter(source_));
     }
   }
+  // end() is the std::default_sentinel_t iterators reach when the source is exhausted. Throws
+  // nothing.
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:

@@ -25,11 +25,17 @@ namespace greenlet::concurrent {
 template <class T, class = void>
 struct serializer;
 
+// serializer<T> for trivially copyable T writes and reads T's bytes as they are (same build on
+// both sides, as the workers are forked).
 template <class T>
 struct serializer<T, std::enable_if_t<std::is_trivially_copyable_v<T>>> {
+  // write(out, value) appends value's bytes to out. Throws std::bad_alloc only; reentrant (any
+  // thread, distinct buffers).
   static void write(std::string& out, const T& value) {
     out.append(reinterpret_cast<const char*>(&value), sizeof(T));
   }
+  // read(in) consumes sizeof(T) bytes of in and returns the T. Throws RemoteError if in is too
+  // short; reentrant.
   static T read(std::string_view& in) {
     if (in.size() < sizeof(T)) throw RemoteError("truncated message from a worker process");
     T value;
@@ -39,12 +45,17 @@ struct serializer<T, std::enable_if_t<std::is_trivially_copyable_v<T>>> {
   }
 };
 
+// serializer<std::string> writes a 64-bit length, then the characters.
 template <>
 struct serializer<std::string> {
+  // write(out, value) appends value's length and characters to out. Throws std::bad_alloc only;
+  // reentrant.
   static void write(std::string& out, const std::string& value) {
     serializer<std::uint64_t>::write(out, value.size());
     out += value;
   }
+  // read(in) consumes a length and that many characters of in. Throws RemoteError if in is too
+  // short, std::bad_alloc; reentrant.
   static std::string read(std::string_view& in) {
     auto size = serializer<std::uint64_t>::read(in);
     if (in.size() < size) throw RemoteError("truncated message from a worker process");
@@ -54,12 +65,17 @@ struct serializer<std::string> {
   }
 };
 
+// serializer<std::vector<T>> writes a 64-bit count, then each element with serializer<T>.
 template <class T>
 struct serializer<std::vector<T>, std::enable_if_t<!std::is_trivially_copyable_v<std::vector<T>>>> {
+  // write(out, value) appends the count and each element to out. Throws what serializer<T>::write
+  // throws; reentrant.
   static void write(std::string& out, const std::vector<T>& value) {
     serializer<std::uint64_t>::write(out, value.size());
     for (const T& item : value) serializer<T>::write(out, item);
   }
+  // read(in) consumes a count and that many elements of in. Throws RemoteError if in is too short,
+  // and what serializer<T>::read throws; reentrant.
   static std::vector<T> read(std::string_view& in) {
     auto size = serializer<std::uint64_t>::read(in);
     std::vector<T> value;
@@ -91,10 +107,15 @@ class process_pool;
 // processes; ProcessPoolExecutor::submit() takes it and checks the types.
 template <class Signature>
 class process_function;
+// process_function<R(A...)> is the typed name register_process_function() returns. A plain value:
+// copy it freely; read-only sharing between threads is safe.
 template <class R, class... A>
 class process_function<R(A...)> {
  public:
+  // process_function(name) names a function registered with register_process_function(); the name
+  // is checked when a worker runs it. Throws std::bad_alloc only.
   explicit process_function(std::string name) : name_(std::move(name)) {}
+  // name() is the registered name. Throws nothing; any thread.
   const std::string& name() const noexcept { return name_; }
 
  private:
@@ -130,6 +151,9 @@ process_function<R(A...)> register_process_function(const std::string& name, R (
 // so does submit(). The destructor is shutdown(wait=true). Thread-safe.
 class ProcessPoolExecutor {
  public:
+  // ProcessPoolExecutor(max_workers) forks max_workers worker processes (0: the number of cores).
+  // Throws std::system_error if socketpair() or fork() fails. The executor may then be used from any
+  // thread.
   explicit ProcessPoolExecutor(std::size_t max_workers = 0);
   ~ProcessPoolExecutor();
   ProcessPoolExecutor(const ProcessPoolExecutor&) = delete;
@@ -159,6 +183,7 @@ class ProcessPoolExecutor {
   // shutdown(wait, cancel_futures) as ThreadPoolExecutor's; the workers exit
   // once the accepted work is done.
   void shutdown(bool wait = true, bool cancel_futures = false);
+  // max_workers() is the number of worker processes. Throws nothing; thread-safe.
   std::size_t max_workers() const noexcept;
   // pids() lists the worker processes (for tests and monitoring).
   std::vector<int> pids() const;
