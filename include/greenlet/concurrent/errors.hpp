@@ -26,8 +26,12 @@ struct std::is_error_code_enum<greenlet::concurrent::concurrent_errc> : std::tru
 
 namespace greenlet::concurrent {
 
+// category() is the std::error_category of concurrent_errc codes. Throws nothing; a
+// function-local static, safe to call from any thread.
 const std::error_category& category() noexcept;
 
+// make_error_code(e) wraps a concurrent_errc in a std::error_code of category(), so the enum
+// converts implicitly. Throws nothing; any thread.
 inline std::error_code make_error_code(concurrent_errc e) noexcept {
   return {static_cast<int>(e), category()};
 }
@@ -36,6 +40,8 @@ inline std::error_code make_error_code(concurrent_errc e) noexcept {
 // (concurrent.futures.CancelledError is asyncio.CancelledError), so a
 // cancellation crosses the bridge between the two without translation.
 using CancelledError = ::greenlet::asyncio::CancelledError;
+// TimeoutError is asyncio::TimeoutError, thrown by Future::result() and as_completed() when the
+// timeout passes first.
 using TimeoutError = ::greenlet::asyncio::TimeoutError;
 
 // RuntimeError is an executor misuse: submit() after shutdown(), or a
@@ -43,8 +49,12 @@ using TimeoutError = ::greenlet::asyncio::TimeoutError;
 // event-loop task, which would block the loop's whole thread.
 class RuntimeError : public ::greenlet::error {
  public:
+  // RuntimeError(code, what) makes the exception with the given concurrent_errc and text. Throws
+  // std::bad_alloc if copying the text fails. Exception objects are not synchronized: share one
+  // between threads only read-only.
   RuntimeError(concurrent_errc code, const std::string& what)
       : ::greenlet::error(make_error_code(code), what), code_(code) {}
+  // condition() is the concurrent_errc given to the constructor. Throws nothing.
   concurrent_errc condition() const noexcept { return code_; }
 
  private:
@@ -55,12 +65,16 @@ class RuntimeError : public ::greenlet::error {
 // fail with it and submit() throws it.
 class BrokenExecutor : public ::greenlet::error {
  public:
+  // BrokenExecutor(what) makes the exception with code concurrent_errc::broken_pool and the given
+  // text; BrokenThreadPool and BrokenProcessPool inherit this constructor. Throws std::bad_alloc if
+  // copying the text fails; read-only sharing between threads only.
   explicit BrokenExecutor(const std::string& what) : ::greenlet::error(make_error_code(concurrent_errc::broken_pool), what) {}
 };
 
 // BrokenThreadPool: a worker thread's initializer threw.
 class BrokenThreadPool : public BrokenExecutor {
  public:
+  // BrokenThreadPool(what) is BrokenExecutor's constructor.
   using BrokenExecutor::BrokenExecutor;
 };
 
@@ -68,6 +82,7 @@ class BrokenThreadPool : public BrokenExecutor {
 // the pool had work for it.
 class BrokenProcessPool : public BrokenExecutor {
  public:
+  // BrokenProcessPool(what) is BrokenExecutor's constructor.
   using BrokenExecutor::BrokenExecutor;
 };
 
@@ -75,6 +90,8 @@ class BrokenProcessPool : public BrokenExecutor {
 // worker: the type cannot cross the process boundary, its what() does.
 class RemoteError : public ::greenlet::error {
  public:
+  // RemoteError(what) makes the exception with code concurrent_errc::remote_error; what carries the
+  // remote exception's type and message. Throws std::bad_alloc if copying the text fails.
   explicit RemoteError(const std::string& what) : ::greenlet::error(make_error_code(concurrent_errc::remote_error), what) {}
 };
 

@@ -138,18 +138,27 @@ class future_value : public future_core {
 template <class T = void>
 class Future {
  public:
+  // value_type is T, the type of the result (void: none).
   using value_type = T;
 
   // Future() is a new pending future, for code that plays the executor's
   // part (set_running_or_notify_cancel, set_result, set_exception).
   Future() : state_(std::make_shared<detail::future_value<T>>()) {}
+  // Internal: Future(state) is a handle to an existing shared state, for executors. Throws nothing;
+  // any thread.
   explicit Future(std::shared_ptr<detail::future_value<T>> state) noexcept : state_(std::move(state)) {}
 
   // cancel() cancels a future that has not started running; false if it
   // runs or is done. Callbacks run at once, in this thread.
   bool cancel() const { return state_->cancel(); }
+  // cancelled() is true once the future was cancelled. Throws nothing beyond std::system_error from
+  // the mutex; thread-safe.
   bool cancelled() const { return state_->cancelled(); }
+  // running() is true while a worker runs it (after set_running_or_notify_cancel(), before it
+  // finishes). Thread-safe; throws nothing beyond std::system_error from the mutex.
   bool running() const { return state_->running(); }
+  // done() is true once the future finished or was cancelled. Thread-safe; throws nothing beyond
+  // std::system_error from the mutex.
   bool done() const { return state_->done(); }
 
   // result(timeout) waits up to timeout seconds (forever without one) and
@@ -178,18 +187,27 @@ class Future {
   // (and marks it running otherwise); set_result()/set_exception() finish
   // it, InvalidStateError if already done.
   bool set_running_or_notify_cancel() const { return state_->set_running_or_notify_cancel(); }
+  // set_result(value) finishes the future with value (none for T = void), then runs the done
+  // callbacks and wakes waiters in this thread. Throws InvalidStateError if it is already done;
+  // thread-safe.
   template <class... U>
   void set_result(U&&... value) const {
     state_->set_result(std::forward<U>(value)...);
   }
+  // set_exception(e) finishes the future with exception e, then runs callbacks and wakes waiters
+  // in this thread. Throws InvalidStateError if it is already done; thread-safe.
   void set_exception(std::exception_ptr error) const { state_->set_exception(std::move(error)); }
 
   // repr() is Python's: <Future at 0x7f.. state=pending|running|cancelled|
   // finished returned int|finished raised ValueError>.
   std::string repr() const { return state_->repr(); }
+  // operator<<(out, f) writes f.repr() to out. Thread-safe with respect to f; throws what the stream
+  // throws.
   friend std::ostream& operator<<(std::ostream& out, const Future& f) { return out << f.repr(); }
 
+  // Internal: state() is the shared state, for executors and wait(). Throws nothing; any thread.
   const std::shared_ptr<detail::future_value<T>>& state() const noexcept { return state_; }
+  // operator==(a, b) is true when both handles share the same future. Throws nothing; any thread.
   friend bool operator==(const Future& a, const Future& b) noexcept { return a.state_ == b.state_; }
 
  private:
