@@ -24,13 +24,19 @@ template <class T = void>
 class Task : public Future<T> {
  public:
   Task() noexcept = default;
+  // Internal: Task(state) adopts one reference to a task's state; tasks come from create_task().
+  // Throws nothing; loop thread only.
   explicit Task(detail::future_value<T>* adopted) noexcept : Future<T>(adopted) {}
 
   // get_name()/set_name() as asyncio's; the default name is "Task-N".
   const std::string& get_name() const { return task()->name(); }
+  // set_name(name) renames the task, as shown by repr() and get_name(). Throws nothing beyond moving
+  // the string; must not be empty; loop thread only.
   void set_name(std::string name) { task()->set_name(std::move(name)); }
   // uncancel() and cancelling() count cancel() requests as asyncio does.
   int uncancel() { return task()->uncancel(); }
+  // cancelling() is the number of pending cancel() requests (not undone by uncancel()). Throws
+  // nothing; must not be empty; loop thread only.
   int cancelling() const { return task()->cancelling(); }
 
  private:
@@ -84,6 +90,8 @@ decltype(auto) await(Future<T>& f) {
   detail::await_state(f.state());
   return f.result();
 }
+// Overload of await(Future<T>&): await(f) on a temporary future returns its result by value (moved
+// out if it cannot be copied). Throws as await(Future<T>&); a task of f's loop thread only.
 template <class T>
 T await(Future<T>&& f) {
   detail::await_state(f.state());
@@ -95,10 +103,14 @@ T await(Future<T>&& f) {
     return std::move(f.result());
   }
 }
+// Overload of await(Future<T>&) for a Task: awaits t and returns a reference to its result. Throws
+// as await(Future<T>&); a task of t's loop thread only.
 template <class T>
 decltype(auto) await(Task<T>& t) {
   return await(static_cast<Future<T>&>(t));
 }
+// Overload of await(Future<T>&&) for a temporary Task: awaits t and returns its result by value.
+// Throws as await(Future<T>&); a task of t's loop thread only.
 template <class T>
 T await(Task<T>&& t) {
   return await(static_cast<Future<T>&&>(t));

@@ -35,7 +35,10 @@ class LookupError : public std::runtime_error {
 class context {
  public:
   context() = default;
+  // Internal: context(data) wraps an existing snapshot of values. Throws nothing. A context is not
+  // synchronized: share one between threads only read-only.
   explicit context(detail::context_ptr data) noexcept : data_(std::move(data)) {}
+  // size() is the number of variables with a value in this context. Throws nothing.
   std::size_t size() const noexcept { return data_ ? data_->size() : 0; }
 
   // run(fn) runs fn with this context current in the calling greenlet;
@@ -54,6 +57,7 @@ class context {
     return std::forward<F>(fn)();
   }
 
+  // Internal: data() is the immutable snapshot this context holds (null when empty). Throws nothing.
   const detail::context_ptr& data() const noexcept { return data_; }
 
  private:
@@ -68,8 +72,11 @@ inline context copy_context() { return context(detail::current_context()); }
 template <class T>
 class context_var {
  public:
+  // token is what set() returns: it remembers the variable's previous value for reset(), which
+  // accepts each token once. A plain value, not synchronized.
   class token {
    public:
+    // var() is the context_var whose set() made this token. Throws nothing.
     const context_var* var() const noexcept { return var_; }
 
    private:
@@ -80,11 +87,15 @@ class context_var {
     bool used_ = false;
   };
 
+  // context_var(name, default_value) makes a variable with a name (shown in errors) and an optional
+  // default for get(). Throws std::bad_alloc only. The variable may be shared by all threads: its
+  // values live in each greenlet's context, not in the variable.
   explicit context_var(std::string name, std::optional<T> default_value = std::nullopt)
       : name_(std::move(name)), default_(std::move(default_value)), id_(detail::next_context_var_id()) {}
   context_var(const context_var&) = delete;
   context_var& operator=(const context_var&) = delete;
 
+  // name() is the name given to the constructor. Throws nothing; any thread.
   const std::string& name() const noexcept { return name_; }
 
   // get() is the value in the current context, else the default; throws
