@@ -32,6 +32,8 @@ namespace greenlet {
 // category() is the std::error_category of errc.
 const std::error_category& category() noexcept;
 
+// make_error_code(e) wraps an errc in a std::error_code of category(), so the enum converts
+// implicitly. Throws nothing; any thread.
 inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), category()};
 }
@@ -44,11 +46,16 @@ std::string describe_exception(const std::exception_ptr& e);
 // switch into another thread's greenlet. The message says how to fix it.
 class error : public std::system_error {
  public:
+  // error(code, what) makes the exception with the given errc and message. Throws std::bad_alloc if
+  // copying the message fails. Exception objects are not synchronized: share one between threads
+  // only read-only.
   error(errc code, const std::string& what) : error(make_error_code(code), what) {}
   // what() is the message alone (std::system_error would append the code's).
   const char* what() const noexcept override { return what_.c_str(); }
 
  protected:
+  // error(code, what) is for subclasses with codes of their own category (asyncio, concurrent).
+  // Throws std::bad_alloc only.
   error(std::error_code code, const std::string& what) : std::system_error(code, what), what_(what) {}
 
  private:
@@ -59,6 +66,8 @@ class error : public std::system_error {
 // type (or nothing). It is a greenlet::error.
 class bad_value_access : public error {
  public:
+  // bad_value_access(what) makes the exception (code errc::bad_value_access). Throws std::bad_alloc
+  // only.
   explicit bad_value_access(const std::string& what) : error(errc::bad_value_access, what) {}
 };
 
@@ -72,8 +81,11 @@ class bad_value_access : public error {
 class GreenletExit : public std::system_error {
  public:
   GreenletExit() : GreenletExit("GreenletExit") {}
+  // GreenletExit(what) makes the exception (code errc::greenlet_exit) with the given text; the
+  // default constructor uses "GreenletExit". Throws std::bad_alloc only.
   explicit GreenletExit(const std::string& what)
       : std::system_error(make_error_code(errc::greenlet_exit), what), what_(what) {}
+  // what() is the text given to the constructor. Throws nothing.
   const char* what() const noexcept override { return what_.c_str(); }
 
  private:

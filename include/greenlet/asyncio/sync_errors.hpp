@@ -52,24 +52,31 @@ inline const std::error_category& sync_category() noexcept {
   return instance;
 }
 
+// make_error_code(e) wraps a sync_errc in a std::error_code of sync_category(), so the enum
+// converts implicitly. Throws nothing; any thread.
 inline std::error_code make_error_code(sync_errc e) noexcept { return {static_cast<int>(e), sync_category()}; }
 
 // sync_error is the common base of this header's exceptions: a
 // greenlet::error whose code is a sync_errc.
 class sync_error : public ::greenlet::error {
  public:
+  // sync_error(code, what) makes the exception with the given sync_errc and text. Throws
+  // std::bad_alloc if copying the text fails. Exception objects are not synchronized: share one
+  // between threads only read-only.
   sync_error(sync_errc code, const std::string& what) : ::greenlet::error(make_error_code(code), what) {}
 };
 
 // QueueEmpty is raised by get_nowait() on an empty queue.
 class QueueEmpty : public sync_error {
  public:
+  // QueueEmpty(what) makes the exception (code sync_errc::queue_empty). Throws std::bad_alloc only.
   explicit QueueEmpty(const std::string& what = "QueueEmpty") : sync_error(sync_errc::queue_empty, what) {}
 };
 
 // QueueFull is raised by put_nowait() on a full queue.
 class QueueFull : public sync_error {
  public:
+  // QueueFull(what) makes the exception (code sync_errc::queue_full). Throws std::bad_alloc only.
   explicit QueueFull(const std::string& what = "QueueFull") : sync_error(sync_errc::queue_full, what) {}
 };
 
@@ -77,6 +84,8 @@ class QueueFull : public sync_error {
 // aborted, or reset while the caller waits.
 class BrokenBarrierError : public sync_error {
  public:
+  // BrokenBarrierError(what) makes the exception (code sync_errc::broken_barrier). Throws
+  // std::bad_alloc only.
   explicit BrokenBarrierError(const std::string& what = "Barrier aborted")
       : sync_error(sync_errc::broken_barrier, what) {}
 };
@@ -85,6 +94,7 @@ class BrokenBarrierError : public sync_error {
 // negative Semaphore value, task_done() called too often.
 class ValueError : public sync_error {
  public:
+  // ValueError(what) makes the exception (code sync_errc::value_error). Throws std::bad_alloc only.
   explicit ValueError(const std::string& what) : sync_error(sync_errc::value_error, what) {}
 };
 
@@ -92,6 +102,8 @@ class ValueError : public sync_error {
 // it instead of returning std::nullopt.
 class StopAsyncIteration : public sync_error {
  public:
+  // StopAsyncIteration(what) makes the exception (code sync_errc::stop_async_iteration). Throws
+  // std::bad_alloc only.
   explicit StopAsyncIteration(const std::string& what = "StopAsyncIteration")
       : sync_error(sync_errc::stop_async_iteration, what) {}
 };
