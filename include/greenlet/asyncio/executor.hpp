@@ -97,6 +97,8 @@ Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf, event_loop& l
   });
   return af;
 }
+// Overload of wrap_future(cf, loop) on get_event_loop(): the running loop, else this thread's
+// current one. Throws as wrap_future(cf, loop); call on that loop's thread.
 template <class T>
 Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf) {
   return wrap_future(cf, get_event_loop());

@@ -130,11 +130,13 @@ class heap_storage {
 template <class T, class Storage>
 class basic_queue : public detail::queue_base {
  public:
+  // value_type is T, the type of the items.
   using value_type = T;
 
   // basic_queue(maxsize) holds at most maxsize items; 0 means unbounded.
   explicit basic_queue(std::size_t maxsize = 0) : queue_base(maxsize) {}
 
+  // qsize() is the number of items in the queue. Throws nothing; loop thread only.
   std::size_t qsize() const noexcept override { return storage_.size(); }
 
   // put(item) waits while the queue is full, then adds item. Throws

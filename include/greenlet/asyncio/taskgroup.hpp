@@ -19,11 +19,16 @@ namespace greenlet::asyncio {
 // (and of its body), like Python's BaseExceptionGroup.
 class ExceptionGroup : public std::exception {
  public:
+  // ExceptionGroup(message, exceptions) makes the group; what() then reads "message (N
+  // sub-exceptions): ..." listing them. Throws std::bad_alloc only. Exception objects are not
+  // synchronized: share one between threads only read-only.
   ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions);
+  // what() is the message with the count and a description of each member. Throws nothing.
   const char* what() const noexcept override { return what_.c_str(); }
   // message() is the group's own message; exceptions() are its members, in
   // the order they happened.
   const std::string& message() const noexcept { return message_; }
+  // exceptions() are the member exceptions, in the order they happened. Throws nothing.
   const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
 
  private:

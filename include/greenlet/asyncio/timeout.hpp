@@ -112,10 +112,14 @@ Future<T> shield(Future<T> inner) {
   });
   return outer;
 }
+// Overload of shield(Future<T>) for a Task: the shielded future follows inner, whose cancellation
+// the outer one does not pass on. Throws RuntimeError with no running loop; loop thread only.
 template <class T>
 Future<T> shield(const Task<T>& inner) {
   return shield(static_cast<const Future<T>&>(inner));
 }
+// Overload of shield(Future<T>) for a function: runs fn as a new task (create_task()) and shields
+// it. Throws RuntimeError with no running loop; loop thread only.
 template <class F, class = std::enable_if_t<std::is_invocable_v<std::decay_t<F>&>>>
 auto shield(F&& fn) {
   auto task = create_task(std::forward<F>(fn));

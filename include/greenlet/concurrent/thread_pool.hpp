@@ -107,6 +107,8 @@ class Executor {
  protected:
   // enqueue(item) accepts one call or throws (shutdown, broken).
   virtual void enqueue(std::unique_ptr<detail::work_item> item) = 0;
+  // Internal: detail_now() is the steady clock in seconds, for map()'s timeout. Throws nothing;
+  // any thread.
   static double detail_now();
 };
 
@@ -122,6 +124,10 @@ class thread_pool;
 // shutdown(wait=true). Every member is thread-safe.
 class ThreadPoolExecutor : public Executor {
  public:
+  // ThreadPoolExecutor(max_workers, thread_name_prefix, initializer) makes a pool of up to
+  // max_workers threads (0: min(32, cores + 4)), named after the prefix ("ThreadPoolExecutor-N" if
+  // empty); no thread starts before the first submit(). Throws std::bad_alloc only. Thread-safe
+  // once made.
   explicit ThreadPoolExecutor(std::size_t max_workers = 0, std::string thread_name_prefix = "",
                               std::function<void()> initializer = {});
   ~ThreadPoolExecutor() override;
@@ -129,6 +135,7 @@ class ThreadPoolExecutor : public Executor {
   ThreadPoolExecutor& operator=(const ThreadPoolExecutor&) = delete;
 
   void shutdown(bool wait = true, bool cancel_futures = false) override;
+  // max_workers() is the most worker threads the pool will start. Throws nothing; thread-safe.
   std::size_t max_workers() const noexcept;
 
  protected:

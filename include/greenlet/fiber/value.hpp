@@ -105,7 +105,11 @@ class value {
     }
   }
 
+  // value(other) takes over other's content, leaving other empty. Throws nothing. A value is not
+  // synchronized: one thread at a time.
   value(value&& other) noexcept { take(other); }
+  // operator=(other) destroys the current content and takes over other's, leaving other empty.
+  // Throws nothing; one thread at a time.
   value& operator=(value&& other) noexcept {
     if (this != &other) {
       reset();
@@ -135,6 +139,7 @@ class value {
 
   // empty() is true for a value carrying nothing, like Python's `()`.
   bool empty() const noexcept { return ops_ == nullptr; }
+  // has_value() is !empty(): true when the value carries something. Throws nothing.
   bool has_value() const noexcept { return ops_ != nullptr; }
 
   // type() is the held type, typeid(void) when empty.
@@ -156,6 +161,8 @@ class value {
       return checked<std::tuple<T, More...>>();
     }
   }
+  // Overload of get<T>() & for a const value: the held T (or tuple) by const-qualified access.
+  // Throws bad_value_access as get<T>() &; one thread at a time.
   template <class T, class... More>
   decltype(auto) get() const& {
     return const_cast<value*>(this)->get<T, More...>();
@@ -184,6 +191,7 @@ class value {
     }
   }
 
+  // reset() destroys the content, leaving the value empty. Throws nothing; one thread at a time.
   void reset() noexcept {
     if (ops_ != nullptr) {
       ops_->destroy(buffer_);

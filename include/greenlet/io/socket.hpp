@@ -21,11 +21,15 @@ namespace greenlet::asyncio {
 // RuntimeError outside a task or if another task already waits on fd in
 // that direction, OSError if epoll refuses fd, CancelledError.
 void wait_readable(int fd);
+// wait_writable(fd) awaits fd's writability once; see wait_readable(). Throws as wait_readable();
+// a task of the running loop's thread only.
 void wait_writable(int fd);
 
 // sock_recv_into(fd, buf) receives up to buf.size() bytes; 0 means EOF.
 // Throws ConnectionResetError and other OSErrors.
 std::size_t sock_recv_into(int fd, std::span<std::byte> buf);
+// Overload of sock_recv_into(fd, buf): receives up to size bytes into buf; 0 means EOF. Throws as
+// that one; a task of the running loop's thread only.
 std::size_t sock_recv_into(int fd, void* buf, std::size_t size);
 // sock_recv(fd, n) receives up to n bytes; empty at EOF.
 std::string sock_recv(int fd, std::size_t n);
@@ -33,6 +37,8 @@ std::string sock_recv(int fd, std::size_t n);
 // buffer is full. If cancelled midway, a prefix of data has been sent.
 // Throws BrokenPipeError/ConnectionResetError (never SIGPIPE).
 void sock_sendall(int fd, std::string_view data);
+// Overload of sock_sendall(fd, data) for bytes. Throws as that one; a task of the running loop's
+// thread only.
 void sock_sendall(int fd, std::span<const std::byte> data);
 // sock_accept(fd) awaits a connection on the listening fd and returns it,
 // non-blocking and close-on-exec. peer/peer_len, if given, get its address.
