@@ -19,3 +19,5 @@
 #include "greenlet/io/errors.hpp"
 #include "greenlet/io/socket.hpp"
 #include "greenlet/io/streams.hpp"
+#include "greenlet/io/signals.hpp"
+#include "greenlet/io/subprocess.hpp"

@@ -1,0 +1,40 @@
+// io/signals.hpp: asyncio's loop.add_signal_handler/remove_signal_handler,
+// as free functions on a loop, built on signalfd.
+//
+//   asyncio::run([] {
+//     auto& loop = asyncio::get_running_loop();
+//     asyncio::add_signal_handler(loop, SIGINT, [&] { loop.stop(); });
+//     ...
+//     asyncio::remove_signal_handler(loop, SIGINT);
+//   });
+//
+// Thread rule: signalfd only sees a signal that is blocked, so
+// add_signal_handler() blocks it in the calling thread (pthread_sigmask).
+// A process-directed signal (kill(), Ctrl-C) goes to any thread that does
+// not block it: every other thread of the process must block the signal
+// too (block it in main() before starting threads, which then inherit the
+// mask), or the signal's default action or another handler takes it.
+#pragma once
+
+#include <functional>
+
+#include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/io/errors.hpp"
+
+namespace greenlet::asyncio {
+
+// add_signal_handler(loop, sig, fn) runs fn on loop's thread, as a loop
+// callback, each time sig arrives (signals arriving together may run it
+// once). Replaces an earlier handler for sig on that loop. Call it on the
+// loop's thread. Throws OSError (EINVAL for SIGKILL/SIGSTOP or a bad
+// number) and what add_reader() throws. Remove the handler before the loop
+// is closed: the signalfd stays open until then.
+void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn);
+
+// remove_signal_handler(loop, sig) removes the handler; returns false if
+// there was none. It unblocks sig in the calling thread if
+// add_signal_handler() blocked it, after discarding an occurrence that is
+// still pending (which would otherwise take its default action at once).
+bool remove_signal_handler(event_loop& loop, int sig);
+
+}  // namespace greenlet::asyncio

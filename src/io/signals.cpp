@@ -1,0 +1,107 @@
+// signals.cpp: add_signal_handler/remove_signal_handler on signalfd. One
+// signalfd per (loop, signal), read by a persistent add_reader callback, so
+// the handler runs as an ordinary loop callback on the loop's thread. The
+// registry is process-wide (loops of several threads may register) and
+// guarded by a mutex that is never held while a handler runs.
+#include "greenlet/io/signals.hpp"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+namespace greenlet::asyncio {
+
+namespace {
+
+struct handler_entry {
+  int fd = -1;
+  bool we_blocked = false;  // sig was unblocked before add_signal_handler
+  std::shared_ptr<std::function<void()>> fn;
+};
+
+std::mutex registry_mutex;
+std::map<std::pair<event_loop*, int>, handler_entry>& registry() {
+  static std::map<std::pair<event_loop*, int>, handler_entry> r;
+  return r;
+}
+
+// drain(fd) reads every queued siginfo; returns how many there were.
+int drain(int fd) {
+  int count = 0;
+  signalfd_siginfo info;
+  while (::read(fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) ++count;
+  return count;
+}
+
+}  // namespace
+
+void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn) {
+  if (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP)
+    throw OSError(EINVAL, "add_signal_handler(): signal " + std::to_string(sig) + " cannot be caught");
+  remove_signal_handler(loop, sig);
+
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  // Block first: a signal arriving between signalfd() and the block would
+  // otherwise take its default action.
+  if (int err = pthread_sigmask(SIG_BLOCK, &set, &old); err != 0) raise_os_error(err, "pthread_sigmask");
+  const bool we_blocked = sigismember(&old, sig) == 0;
+  auto unblock = [&] {
+    if (we_blocked) pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  };
+  const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    unblock();
+    raise_os_error(err, "signalfd");
+  }
+  auto shared_fn = std::make_shared<std::function<void()>>(std::move(fn));
+  try {
+    // The callback holds the handler by shared_ptr: removing the handler
+    // from inside itself must not destroy the function that is running.
+    loop.add_reader(fd, [fd, shared_fn] {
+      if (drain(fd) > 0) {
+        auto keep = shared_fn;
+        (*keep)();
+      }
+    });
+    std::lock_guard lock(registry_mutex);
+    registry()[{&loop, sig}] = handler_entry{fd, we_blocked, std::move(shared_fn)};
+  } catch (...) {
+    ::close(fd);
+    unblock();
+    throw;
+  }
+}
+
+bool remove_signal_handler(event_loop& loop, int sig) {
+  handler_entry entry;
+  {
+    std::lock_guard lock(registry_mutex);
+    auto it = registry().find({&loop, sig});
+    if (it == registry().end()) return false;
+    entry = std::move(it->second);
+    registry().erase(it);
+  }
+  loop.remove_reader(entry.fd);
+  // Discard an occurrence still pending, then unblock: unblocking first
+  // would deliver it with its default action (often: terminate).
+  drain(entry.fd);
+  ::close(entry.fd);
+  if (entry.we_blocked) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  }
+  return true;
+}
+
+}  // namespace greenlet::asyncio
