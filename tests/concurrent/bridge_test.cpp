@@ -14,6 +14,7 @@
 #include <greenlet/asyncio.hpp>
 #include <greenlet/concurrent.hpp>
 
+#include "gate.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace asyncio = greenlet::asyncio;
@@ -23,22 +24,7 @@ namespace {
 
 class Bridge : public greenlet_test::GreenletTest {};
 
-struct gate {
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool open = false;
-  void wait() {
-    std::unique_lock<std::mutex> lock(mutex);
-    cv.wait(lock, [this] { return open; });
-  }
-  void release() {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      open = true;
-    }
-    cv.notify_all();
-  }
-};
+using concurrent_test::gate;
 
 TEST_F(Bridge, RunInExecutorDefaultPool) {
   std::thread::id loop_thread = std::this_thread::get_id();

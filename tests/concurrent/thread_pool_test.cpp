@@ -16,6 +16,7 @@
 
 #include <greenlet/concurrent.hpp>
 
+#include "gate.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace concurrent = greenlet::concurrent;
@@ -24,23 +25,7 @@ namespace {
 
 class ThreadPool : public greenlet_test::GreenletTest {};
 
-// gate blocks workers until opened, so tests control what runs when.
-struct gate {
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool open = false;
-  void wait() {
-    std::unique_lock<std::mutex> lock(mutex);
-    cv.wait(lock, [this] { return open; });
-  }
-  void release() {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      open = true;
-    }
-    cv.notify_all();
-  }
-};
+using concurrent_test::gate;
 
 TEST_F(ThreadPool, SubmitReturnsResult) {
   concurrent::ThreadPoolExecutor pool(2);
