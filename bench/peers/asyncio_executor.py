@@ -11,9 +11,10 @@ import argparse
 import asyncio
 import concurrent.futures
 import json
-import statistics
 import sys
 import time
+
+from peer_rows import row
 
 
 def trivial():
@@ -42,17 +43,6 @@ def measure(scenario, repetitions):
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
             samples.append(asyncio.run(scenario(pool)))
     return samples
-
-
-def row(name, samples, source):
-    median = statistics.median(samples)
-    return {
-        "name": name,
-        "ns_per_op": median,
-        "spread": 100.0 * (max(samples) - min(samples)) / median,
-        "repetitions": len(samples),
-        "source": source,
-    }
 
 
 def main():

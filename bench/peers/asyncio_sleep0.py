@@ -11,9 +11,10 @@ ns_per_op is the median of --repetitions runs; spread is (max-min)/median in %.
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import time
+
+from peer_rows import row
 
 try:
     import uvloop
@@ -64,17 +65,6 @@ def measure(new_loop, tasks, sleeps, repetitions):
         finally:
             loop.close()
     return samples
-
-
-def row(name, samples, source):
-    median = statistics.median(samples)
-    return {
-        "name": name,
-        "ns_per_op": median,
-        "spread": 100.0 * (max(samples) - min(samples)) / median,
-        "repetitions": len(samples),
-        "source": source,
-    }
 
 
 def main():

@@ -11,9 +11,10 @@ Prints a JSON list in report.py's peer schema; ns_per_op is the median of
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import time
+
+from peer_rows import row
 
 
 async def queue_handoff(items):
@@ -43,17 +44,6 @@ async def lock_uncontended(n):
 
 def measure(scenario, n, repetitions):
     return [asyncio.run(scenario(n)) for _ in range(repetitions)]
-
-
-def row(name, samples, source):
-    median = statistics.median(samples)
-    return {
-        "name": name,
-        "ns_per_op": median,
-        "spread": 100.0 * (max(samples) - min(samples)) / median,
-        "repetitions": len(samples),
-        "source": source,
-    }
 
 
 def main():

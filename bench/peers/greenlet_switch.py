@@ -8,9 +8,10 @@ ns_per_op is the median of --repetitions runs; spread is (max-min)/median in %.
 """
 import argparse
 import json
-import statistics
 import sys
 import time
+
+from peer_rows import row as peer_row
 
 try:
     import greenlet
@@ -49,14 +50,7 @@ def create_ns(count):
 
 
 def row(name, samples):
-    median = statistics.median(samples)
-    return {
-        "name": name,
-        "ns_per_op": median,
-        "spread": 100.0 * (max(samples) - min(samples)) / median,
-        "repetitions": len(samples),
-        "source": f"Python {sys.version.split()[0]}, greenlet {greenlet.__version__}",
-    }
+    return peer_row(name, samples, f"Python {sys.version.split()[0]}, greenlet {greenlet.__version__}")
 
 
 def main():
