@@ -78,6 +78,7 @@ if [[ ${BENCH_NO_PEERS:-0} != 1 ]]; then
       asyncio_sleep0) module=asyncio ;;
       asyncio_sync) module=asyncio ;;
       asyncio_executor) module=asyncio ;;
+      asyncio_echo) module=asyncio ;;
       peer_rows) continue ;;  # the shared row helper, not a peer
       *) module= ;;
     esac

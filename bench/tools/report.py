@@ -55,6 +55,8 @@ RATIOS = [
     ("loop_sleep0_step/100000/10", "py_uvloop_sleep0_step", "loop step, 100k tasks x 10 sleep(0): ours / uvloop", None),
     ("loop_sleep0_step/100000/10", "py_asyncio_sleep0_step", "loop step, 100k tasks x 10 sleep(0): ours / asyncio", None),
     ("loop_call_soon", "py_uvloop_call_soon", "call_soon: ours / uvloop", None),
+    ("StreamsEcho", "py_uvloop_streams_echo", "TCP echo round trip, streams: ours / uvloop", None),
+    ("StreamsEcho", "py_asyncio_streams_echo", "TCP echo round trip, streams: ours / asyncio", None),
     ("loop_call_soon", "py_asyncio_call_soon", "call_soon: ours / asyncio", None),
     ("loop_sleep0_step/1000/1000", "greenlet_switch", "loop step, 1,000 tasks / bare greenlet switch", 3.0),
     ("loop_sleep0_step/10/100000", "greenlet_switch", "loop step, 10 tasks / bare greenlet switch", 3.0),
