@@ -42,13 +42,6 @@ namespace {
 // canonicalized before each switch instead.
 // Consequence either way: floating-point exception flags (fetestexcept) do
 // not survive a switch.
-constexpr unsigned mxcsr_status_bits = 0x3f;
-constexpr unsigned mxcsr_precision_flag = 0x20;
-
-inline unsigned canonical_mxcsr(unsigned mxcsr) noexcept {
-  return (mxcsr & ~mxcsr_status_bits) | mxcsr_precision_flag;
-}
-
 #if defined(__x86_64__)
 inline unsigned read_mxcsr() noexcept {
   unsigned mxcsr;
@@ -124,22 +117,6 @@ void start(thread_state& ts, greenlet_impl* g) {
   g->state = run_state::active;
   g->exceptions = {};
   sanitizers::on_start(g);
-}
-
-// leave() makes target current and jumps to it. When it returns, some other
-// greenlet has switched back to `self`; it returns that greenlet.
-inline greenlet_impl* leave(thread_state& ts, greenlet_impl* self, greenlet_impl* target) noexcept {
-  self->exceptions = *ts.cxa_globals;
-  *ts.cxa_globals = target->exceptions;
-  if (!fp_frame_layout_ok) canonicalize_fp_register();
-  ts.current = target;
-  sanitizers::before_jump(self, target, /*dying=*/false);
-  ctx::transfer_t back = ctx::jump_fcontext(target->context, self);
-  auto* origin = static_cast<greenlet_impl*>(back.data);
-  origin->context = back.fctx;
-  if (fp_frame_layout_ok) canonicalize_saved_fp(back.fctx);
-  sanitizers::after_jump(self, origin);
-  return origin;
 }
 
 // after_switch() is the resumed side's bookkeeping: a trace call, and reaping
@@ -305,7 +282,7 @@ value switch_any(thread_state& ts, greenlet_impl* target, value&& args, std::exc
   if (target->state == run_state::unstarted) start(ts, target);
   ts.transfer_value = std::move(args);
   if (error) ts.transfer_error = std::move(error);
-  greenlet_impl* origin = leave(ts, self, target);
+  greenlet_impl* origin = jump_to(ts, self, target);
   after_switch(ts, self, origin);
   return receive(ts);
 }

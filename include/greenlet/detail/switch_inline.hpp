@@ -49,17 +49,46 @@ value switch_slow(greenlet_impl* target, value&& args);
 value after_switch_slow(switch_state& ts, greenlet_impl* self, greenlet_impl* origin);
 void canonicalize_fp_register() noexcept;
 
+// canonical_mxcsr(m) is m with the status bits every saved context gets:
+// the precision flag set, the other flags clear (see src/fiber/switch.cpp).
+constexpr unsigned canonical_mxcsr(unsigned mxcsr) noexcept {
+  constexpr unsigned status_bits = 0x3f;
+  constexpr unsigned precision_flag = 0x20;
+  return (mxcsr & ~status_bits) | precision_flag;
+}
+
 inline void canonicalize_saved_fp(void* context) noexcept {
 #if defined(__x86_64__)
   auto* word = static_cast<unsigned*>(context);
   const unsigned mxcsr = *word;
-  const unsigned canonical = (mxcsr & ~0x3fu) | 0x20u;  // status bits: precision flag only
-  if (mxcsr != canonical) [[unlikely]] {
-    *word = canonical;
+  if (mxcsr != canonical_mxcsr(mxcsr)) [[unlikely]] {
+    *word = canonical_mxcsr(mxcsr);
   }
 #else
   (void)context;
 #endif
+}
+
+// jump_to() makes target current and jumps to it, carrying the C++ runtime's
+// exception state and keeping MXCSR canonical. When it returns, some greenlet
+// has switched back to `self`; it returns that greenlet. Every switch but a
+// dying greenlet's last one goes through here.
+inline greenlet_impl* jump_to(switch_state& ts, greenlet_impl* self, greenlet_impl* target) noexcept {
+  self->exceptions = *ts.cxa_globals;
+  *ts.cxa_globals = target->exceptions;
+  if (!fp_frame_layout_ok) [[unlikely]] {
+    canonicalize_fp_register();
+  }
+  ts.current = target;
+  sanitizers::before_jump(self, target, /*dying=*/false);
+  const boost::context::detail::transfer_t back = boost::context::detail::jump_fcontext(target->context, self);
+  auto* origin = static_cast<greenlet_impl*>(back.data);
+  origin->context = back.fctx;
+  if (fp_frame_layout_ok) [[likely]] {
+    canonicalize_saved_fp(back.fctx);
+  }
+  sanitizers::after_jump(self, origin);
+  return origin;
 }
 
 // switch_inline() switches to target carrying args and returns what is
@@ -73,20 +102,7 @@ inline value switch_inline(greenlet_impl* target, value&& args) {
     return switch_slow(target, std::move(args));
   }
   ts->transfer_value = std::move(args);
-  self->exceptions = *ts->cxa_globals;
-  *ts->cxa_globals = target->exceptions;
-  if (!fp_frame_layout_ok) [[unlikely]] {
-    canonicalize_fp_register();
-  }
-  ts->current = target;
-  sanitizers::before_jump(self, target, /*dying=*/false);
-  const boost::context::detail::transfer_t back = boost::context::detail::jump_fcontext(target->context, self);
-  auto* origin = static_cast<greenlet_impl*>(back.data);
-  origin->context = back.fctx;
-  if (fp_frame_layout_ok) [[likely]] {
-    canonicalize_saved_fp(back.fctx);
-  }
-  sanitizers::after_jump(self, origin);
+  greenlet_impl* origin = jump_to(*ts, self, target);
   if (ts->tracing || ts->transfer_error || origin->state == run_state::dead || origin->orphaned) [[unlikely]] {
     return after_switch_slow(*ts, self, origin);
   }
