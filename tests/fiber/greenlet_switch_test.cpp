@@ -24,18 +24,7 @@ using greenlet_port::SomeError;
 using greenlet_port::switch_up;
 
 TEST_F(TestGreenlet, test_simple) {
-  std::vector<int> lst;
-  greenlet::greenlet g([&lst] {
-    lst.push_back(1);
-    switch_up();
-    lst.push_back(3);
-  });
-  lst.push_back(0);
-  g.switch_();
-  lst.push_back(2);
-  g.switch_();
-  lst.push_back(4);
-  EXPECT_EQ(lst, (std::vector<int>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(greenlet_port::simple_test_events(), (std::vector<int>{0, 1, 2, 3, 4}));
 }
 
 // Python's RawGreenlet() has no run; the C++ counterpart is an empty handle.

@@ -24,20 +24,7 @@ using greenlet_port::SomeError;
 using greenlet_port::switch_up;
 
 // do_simple_test() is TestGreenlet._do_simple_test; true if it passed.
-bool do_simple_test() {
-  std::vector<int> lst;
-  greenlet::greenlet g([&lst] {
-    lst.push_back(1);
-    switch_up();
-    lst.push_back(3);
-  });
-  lst.push_back(0);
-  g.switch_();
-  lst.push_back(2);
-  g.switch_();
-  lst.push_back(4);
-  return lst == std::vector<int>{0, 1, 2, 3, 4};
-}
+bool do_simple_test() { return greenlet_port::simple_test_events() == std::vector<int>{0, 1, 2, 3, 4}; }
 
 TEST_F(TestGreenlet, test_threads) {
   std::atomic<int> success{0};

@@ -60,6 +60,23 @@ greenlet::value switch_up(Args&&... args) {
   return greenlet::getcurrent().parent().switch_(std::forward<Args>(args)...);
 }
 
+// simple_test_events() runs TestGreenlet._do_simple_test's greenlet and
+// returns the events it recorded; {0, 1, 2, 3, 4} when switching works.
+inline std::vector<int> simple_test_events() {
+  std::vector<int> lst;
+  greenlet::greenlet g([&lst] {
+    lst.push_back(1);
+    switch_up();
+    lst.push_back(3);
+  });
+  lst.push_back(0);
+  g.switch_();
+  lst.push_back(2);
+  g.switch_();
+  lst.push_back(4);
+  return lst;
+}
+
 // fmain(seen) is the module's fmain: wait in the parent; whatever is raised
 // there is recorded and re-raised; a plain resume raises SomeError.
 inline void fmain(std::vector<std::string>* seen) {
