@@ -5,6 +5,10 @@
 #include <string>
 #include <system_error>
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet {
 
 // errc names the ways the library reports misuse; each exception carries one as
@@ -94,3 +98,4 @@ class GreenletExit : public std::system_error {
 
 }  // namespace greenlet
 
+#pragma GCC visibility pop

@@ -17,6 +17,10 @@
 #include "greenlet/asyncio/async_generator.hpp"
 #include "greenlet/asyncio/sync_errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 namespace detail {
@@ -158,3 +162,5 @@ auto anext(I& x) {
 }
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

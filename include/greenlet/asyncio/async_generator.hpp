@@ -27,6 +27,10 @@
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/generator/errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 // async_generator<T> yields T values (move-only ones too) to whoever awaits
@@ -250,3 +254,5 @@ class async_generator {
 };
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

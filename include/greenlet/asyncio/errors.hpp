@@ -7,6 +7,10 @@
 
 #include "greenlet/errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 // asyncio_errc names the event loop's error conditions, in asyncio::category().
@@ -116,3 +120,5 @@ inline bool is_cancellation(const std::exception_ptr& e) noexcept {
 }  // namespace detail
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

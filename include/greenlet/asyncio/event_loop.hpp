@@ -11,6 +11,10 @@
 #include "greenlet/detail/loop_core.hpp"
 #include "greenlet/detail/task_state.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::concurrent {
 class Executor;
 }
@@ -218,3 +222,5 @@ event_loop& get_running_loop();
 event_loop& get_event_loop();
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

@@ -14,6 +14,10 @@
 #include "greenlet/concurrent/future.hpp"
 #include "greenlet/concurrent/thread_pool.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 namespace detail {
@@ -220,3 +224,5 @@ auto run_coroutine_threadsafe(F&& fn, event_loop& loop) {
 }
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

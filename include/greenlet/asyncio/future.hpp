@@ -11,6 +11,10 @@
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/detail/future_state.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 class event_loop;
@@ -111,3 +115,5 @@ class Future {
 };
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

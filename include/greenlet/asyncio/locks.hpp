@@ -23,6 +23,10 @@
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/waiters.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 // Lock is asyncio.Lock: a non-reentrant mutex for tasks. lock()/unlock()
@@ -237,3 +241,5 @@ class Barrier {
 };
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

@@ -22,6 +22,10 @@
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/waiters.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 namespace detail {
@@ -193,3 +197,5 @@ class LifoQueue : public basic_queue<T, detail::lifo_storage<T>> {
 };
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

@@ -11,6 +11,10 @@
 
 #include "greenlet/errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 // sync_errc names what the primitives and queues report.
@@ -109,3 +113,5 @@ class StopAsyncIteration : public sync_error {
 };
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

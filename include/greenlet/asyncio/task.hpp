@@ -9,6 +9,10 @@
 #include "greenlet/asyncio/future.hpp"
 #include "greenlet/detail/task_state.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 // Context variables, as asyncio uses contextvars: each task starts with a
@@ -132,3 +136,5 @@ T sleep(double delay, T result) {
 }
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

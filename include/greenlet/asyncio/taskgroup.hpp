@@ -13,6 +13,10 @@
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/task.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 // ExceptionGroup carries every exception of a TaskGroup's failed children
@@ -109,3 +113,5 @@ auto task_group(F&& body) {
 }
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

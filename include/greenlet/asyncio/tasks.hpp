@@ -17,6 +17,10 @@
 #include "greenlet/asyncio/future.hpp"
 #include "greenlet/asyncio/task.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 // return_when chooses when wait() returns, as asyncio's constants.
@@ -357,3 +361,5 @@ auto run(F&& main, event_loop::options opts = {}) {
 }
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

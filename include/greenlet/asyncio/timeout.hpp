@@ -8,6 +8,10 @@
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/task.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 // Timeout is the scope object of timeout()/timeout_at() (asyncio.Timeout):
@@ -127,3 +131,5 @@ auto shield(F&& fn) {
 }
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

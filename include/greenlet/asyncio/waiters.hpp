@@ -7,6 +7,10 @@
 #include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/asyncio/future.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio::detail {
 
 // waiter is one task waiting on a primitive: the future it awaits, linked
@@ -86,3 +90,5 @@ class enqueued {
 };
 
 }  // namespace greenlet::asyncio::detail
+
+#pragma GCC visibility pop

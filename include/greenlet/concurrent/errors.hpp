@@ -7,6 +7,10 @@
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::concurrent {
 
 // concurrent_errc names the executor layer's error conditions, in
@@ -96,3 +100,5 @@ class RemoteError : public ::greenlet::error {
 };
 
 }  // namespace greenlet::concurrent
+
+#pragma GCC visibility pop

@@ -18,6 +18,10 @@
 
 #include "greenlet/concurrent/errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::concurrent {
 
 namespace detail {
@@ -215,3 +219,5 @@ class Future {
 };
 
 }  // namespace greenlet::concurrent
+
+#pragma GCC visibility pop

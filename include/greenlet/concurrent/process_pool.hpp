@@ -15,6 +15,10 @@
 
 #include "greenlet/concurrent/future.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::concurrent {
 
 // serializer<T> turns a T into bytes and back for the process boundary:
@@ -194,3 +198,5 @@ class ProcessPoolExecutor {
 };
 
 }  // namespace greenlet::concurrent
+
+#pragma GCC visibility pop

@@ -16,6 +16,10 @@
 
 #include "greenlet/concurrent/future.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::concurrent {
 
 namespace detail {
@@ -146,3 +150,5 @@ class ThreadPoolExecutor : public Executor {
 };
 
 }  // namespace greenlet::concurrent
+
+#pragma GCC visibility pop

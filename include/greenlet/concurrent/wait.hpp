@@ -9,6 +9,10 @@
 
 #include "greenlet/concurrent/future.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::concurrent {
 
 // return_when chooses when wait() returns, as Python's constants.
@@ -152,3 +156,5 @@ as_completed_range<T> as_completed(std::vector<Future<T>> fs, std::optional<doub
 }
 
 }  // namespace greenlet::concurrent
+
+#pragma GCC visibility pop

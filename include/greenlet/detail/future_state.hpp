@@ -16,6 +16,10 @@
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/detail/loop_core.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio::detail {
 
 // future_state is a single-threaded, reference-counted future: pending, then
@@ -153,3 +157,5 @@ class future_value<void> : public future_state {
 void await_state(future_state* f);
 
 }  // namespace greenlet::asyncio::detail
+
+#pragma GCC visibility pop

@@ -14,6 +14,10 @@
 #include "greenlet/fiber/context.hpp"
 #include "greenlet/fiber/value.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet {
 
 // stack_options chooses a greenlet's stack. size 0 means default_stack_size().
@@ -185,3 +189,5 @@ void unplace(greenlet_impl* g, const void* where) noexcept;
 
 }  // namespace detail
 }  // namespace greenlet
+
+#pragma GCC visibility pop

@@ -14,6 +14,10 @@
 
 #include "greenlet/fiber/greenlet.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 class event_loop;
 }
@@ -143,3 +147,5 @@ void set_running_loop(loop_core* loop) noexcept;
 loop_core& require_running_loop();
 
 }  // namespace greenlet::asyncio::detail
+
+#pragma GCC visibility pop

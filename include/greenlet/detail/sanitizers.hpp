@@ -30,6 +30,10 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::detail::sanitizers {
 
 // on_main() records the thread's own stack as the main greenlet's.
@@ -91,3 +95,5 @@ inline void after_jump([[maybe_unused]] greenlet_impl* self, [[maybe_unused]] gr
 }
 
 }  // namespace greenlet::detail::sanitizers
+
+#pragma GCC visibility pop

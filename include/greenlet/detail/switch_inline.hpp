@@ -18,6 +18,10 @@
 #include "greenlet/detail/sanitizers.hpp"
 #include "greenlet/fiber/value.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::detail {
 
 // switch_state is the part of a thread's greenlet state every switch
@@ -110,3 +114,5 @@ inline value switch_inline(greenlet_impl* target, value&& args) {
 }
 
 }  // namespace greenlet::detail
+
+#pragma GCC visibility pop

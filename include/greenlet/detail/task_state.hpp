@@ -9,6 +9,10 @@
 #include "greenlet/detail/future_state.hpp"
 #include "greenlet/fiber/greenlet.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio::detail {
 
 // task_state is the non-template part of a task: its greenlet, cancellation
@@ -113,3 +117,5 @@ class task_impl final : public future_value<T>, public task_state {
 };
 
 }  // namespace greenlet::asyncio::detail
+
+#pragma GCC visibility pop

@@ -9,6 +9,10 @@
 #include <string>
 #include <utility>
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet {
 
 namespace detail {
@@ -153,3 +157,5 @@ class context_var {
 };
 
 }  // namespace greenlet
+
+#pragma GCC visibility pop

@@ -17,6 +17,10 @@
 #include "greenlet/errors.hpp"
 #include "greenlet/fiber/value.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet {
 
 // greenlet is a shared, reference-counted handle to a fiber, like a Python
@@ -249,3 +253,5 @@ struct std::hash<greenlet::greenlet> {
     return std::hash<const void*>()(g.impl());
   }
 };
+
+#pragma GCC visibility pop

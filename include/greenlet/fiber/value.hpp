@@ -11,6 +11,10 @@
 
 #include "greenlet/errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet {
 
 namespace detail {
@@ -223,3 +227,5 @@ class value {
 };
 
 }  // namespace greenlet
+
+#pragma GCC visibility pop

@@ -11,6 +11,10 @@
 
 #include "greenlet/fiber/value.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet {
 
 // generator_errc names each way a generator reports the end of its run or a
@@ -135,3 +139,5 @@ class GeneratorExit : public std::system_error {
 
 template <>
 struct std::is_error_code_enum<greenlet::generator_errc> : std::true_type {};
+
+#pragma GCC visibility pop

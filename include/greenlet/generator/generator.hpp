@@ -14,6 +14,10 @@
 #include "greenlet/generator/detail/generator_state.hpp"
 #include "greenlet/generator/errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet {
 
 // generator<Yield, Send, Return> runs a body that yields Yield values, may be
@@ -288,3 +292,5 @@ class generator {
 };
 
 }  // namespace greenlet
+
+#pragma GCC visibility pop

@@ -6,6 +6,10 @@
 
 #include "greenlet/asyncio/errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 // io_errc names the stream layer's own conditions, in io_category().
@@ -135,3 +139,5 @@ class LimitOverrunError : public std::system_error {
 };
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

@@ -21,6 +21,10 @@
 #include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/io/errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 // add_signal_handler(loop, sig, fn) runs fn on loop's thread, as a loop
@@ -38,3 +42,5 @@ void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn);
 bool remove_signal_handler(event_loop& loop, int sig);
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

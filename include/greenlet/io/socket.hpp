@@ -15,6 +15,10 @@
 
 #include "greenlet/io/errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 // wait_readable(fd)/wait_writable(fd) await fd's readiness once. Throws
@@ -51,3 +55,5 @@ void sock_connect(int fd, const sockaddr* addr, socklen_t len);
 void set_nonblocking(int fd);
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

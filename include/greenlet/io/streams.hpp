@@ -19,6 +19,10 @@
 
 #include "greenlet/io/errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 namespace detail {
@@ -195,3 +199,5 @@ Server start_server(client_connected handler, const std::string& host, int port,
 Server start_unix_server(client_connected handler, const std::string& path, server_config config = {});
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

@@ -18,6 +18,10 @@
 
 #include "greenlet/io/errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet::asyncio {
 
 namespace subprocess {
@@ -132,3 +136,5 @@ std::string read_all(int fd);
 void write_all(int fd, std::string_view data);
 
 }  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

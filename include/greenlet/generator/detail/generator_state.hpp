@@ -23,6 +23,10 @@
 #include "greenlet/fiber/greenlet.hpp"
 #include "greenlet/generator/errors.hpp"
 
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
 namespace greenlet {
 
 template <class Yield, class Send, class Return>
@@ -362,3 +366,5 @@ class generator_state final : public generator_state_base {
 
 }  // namespace detail
 }  // namespace greenlet
+
+#pragma GCC visibility pop
