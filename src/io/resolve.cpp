@@ -1,5 +1,7 @@
-// resolve.cpp: name resolution. getaddrinfo blocks, so names go to a
-// helper thread; numeric hosts (the common case here) resolve inline.
+// resolve.cpp: name resolution. getaddrinfo blocks, so names go to the
+// loop's default executor (run_in_executor(nullptr), as asyncio's
+// loop.getaddrinfo); numeric hosts (the common case here) resolve inline,
+// without a round trip through a thread.
 #include "io/resolve.hpp"
 
 #include <arpa/inet.h>
@@ -7,12 +9,12 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 
-#include <atomic>
+#include <cerrno>
 #include <cstring>
-#include <memory>
-#include <thread>
+#include <utility>
 
 #include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/asyncio/executor.hpp"
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/io/errors.hpp"
 
@@ -23,6 +25,7 @@ namespace {
 struct lookup {
   std::vector<resolved_address> out;
   int rc = 0;
+  int sys_errno = 0;  // errno, when rc is EAI_SYSTEM
 };
 
 lookup run_getaddrinfo(const std::string& host, const std::string& port, bool passive, int flags) {
@@ -33,6 +36,7 @@ lookup run_getaddrinfo(const std::string& host, const std::string& port, bool pa
   addrinfo* list = nullptr;
   lookup result;
   result.rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &list);
+  if (result.rc == EAI_SYSTEM) result.sys_errno = errno;
   if (result.rc != 0) return result;
   for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
     resolved_address a;
@@ -45,54 +49,82 @@ lookup run_getaddrinfo(const std::string& host, const std::string& port, bool pa
   return result;
 }
 
-// The helper thread shares only this block (through an atomic shared_ptr
-// count) with the task; `waiter` is touched on the loop thread alone.
-struct pending_lookup {
-  lookup result;
-  future_state* waiter = nullptr;
-};
+const char* eai_name(int rc) {
+  switch (rc) {
+    case EAI_NONAME: return "EAI_NONAME";
+    case EAI_AGAIN: return "EAI_AGAIN";
+    case EAI_FAIL: return "EAI_FAIL";
+    case EAI_FAMILY: return "EAI_FAMILY";
+    case EAI_MEMORY: return "EAI_MEMORY";
+    case EAI_SERVICE: return "EAI_SERVICE";
+    case EAI_SOCKTYPE: return "EAI_SOCKTYPE";
+    case EAI_SYSTEM: return "EAI_SYSTEM";
+#ifdef EAI_NODATA
+    case EAI_NODATA: return "EAI_NODATA";
+#endif
+#ifdef EAI_ADDRFAMILY
+    case EAI_ADDRFAMILY: return "EAI_ADDRFAMILY";
+#endif
+    default: return "EAI_?";
+  }
+}
+
+// failure(host, port, lookup) is the gaierror for a failed lookup: it
+// names the host, getaddrinfo's reason and what to check.
+gaierror failure(const std::string& host, const std::string& port, const lookup& result) {
+  std::string reason = result.rc == EAI_SYSTEM ? std::strerror(result.sys_errno) : ::gai_strerror(result.rc);
+  std::string hint;
+  switch (result.rc) {
+    case EAI_AGAIN:
+      hint = "; the name server did not answer in time: check the network and /etc/resolv.conf, or retry";
+      break;
+    case EAI_NONAME:
+#ifdef EAI_NODATA
+    case EAI_NODATA:
+#endif
+    case EAI_FAIL:
+      hint = "; check the spelling of the host name, /etc/hosts and the DNS configuration (/etc/resolv.conf)";
+      break;
+    default:
+      break;
+  }
+  return gaierror("cannot resolve host '" + host + "' (port " + port + "): " + reason + " [" + eai_name(result.rc) +
+                      "]" + hint,
+                  result.rc);
+}
 
 }  // namespace
 
 std::vector<resolved_address> resolve(const std::string& host, int port, bool passive) {
   const std::string service = std::to_string(port);
   lookup result = run_getaddrinfo(host, service, passive, AI_NUMERICHOST);
-  if (result.rc == EAI_NONAME) {
+  if (result.rc == EAI_NONAME && !host.empty()) {
+    // A name: getaddrinfo may block for seconds (DNS), so it runs on the
+    // loop's default executor while this task awaits and the loop goes on.
+    // Cancelling the task cancels the future, which cancels the job if it
+    // has not started; a job already running finishes on its thread and
+    // its outcome is dropped (the lambda owns copies of its arguments).
     event_loop& loop = get_running_loop();
-    auto shared = std::make_shared<pending_lookup>();
-    Future<void> done = loop.create_future<void>();
-    shared->waiter = done.state();
-    event_loop::external_work_guard busy(loop);
-    std::thread worker([shared, host, service, passive, core = loop.core()] {
-      shared->result = run_getaddrinfo(host, service, passive, AI_ADDRCONFIG);
-      try {
-        core->call_soon_threadsafe([shared] {
-          if (shared->waiter != nullptr && !shared->waiter->done()) {
-            static_cast<future_value<void>*>(shared->waiter)->set_result();
-          }
-        });
-      } catch (...) {
-        // The loop is closing; the task that waited is being unwound.
-      }
+    Future<lookup> pending = run_in_executor(loop, nullptr, [host, service, passive] {
+      return run_getaddrinfo(host, service, passive, 0);
     });
-    // Join on every way out, cancellation included: the thread uses the
-    // loop, which must outlive it. getaddrinfo's own timeouts bound this.
-    struct joiner {
-      std::thread& t;
-      std::shared_ptr<pending_lookup>& s;
-      ~joiner() {
-        s->waiter = nullptr;
-        t.join();
-      }
-    } guard{worker, shared};
-    await(done);
-    result = std::move(shared->result);
+    result = await(pending);
   }
-  if (result.rc != 0) {
-    throw gaierror("getaddrinfo(" + host + ", " + service + "): " + ::gai_strerror(result.rc));
+  if (result.rc != 0) throw failure(host, service, result);
+  if (result.out.empty()) {
+    throw gaierror("cannot resolve host '" + host + "' (port " + service + "): no TCP address", EAI_NONAME);
   }
-  if (result.out.empty()) throw gaierror("getaddrinfo(" + host + "): no addresses");
   return std::move(result.out);
+}
+
+std::vector<resolved_address> resolve_for_family(const std::string& host, int port, int family) {
+  std::vector<resolved_address> out = resolve(host, port, false);
+  std::erase_if(out, [family](const resolved_address& a) { return a.family != family; });
+  if (out.empty()) {
+    const std::string name = family == AF_INET ? "AF_INET" : family == AF_INET6 ? "AF_INET6" : std::to_string(family);
+    throw gaierror("cannot resolve host '" + host + "' (port " + std::to_string(port) + "): no address of the socket's family " + name, EAI_FAMILY);
+  }
+  return out;
 }
 
 address format_address(const sockaddr* addr, socklen_t len) {

@@ -16,10 +16,15 @@ struct resolved_address {
   socklen_t len = 0;
 };
 
-// resolve(host, port) returns host's TCP addresses. Numeric hosts resolve
-// inline; names on a helper thread while the task awaits (the loop keeps
-// running). Throws gaierror with getaddrinfo's message.
+// resolve(host, port, passive) returns host's TCP addresses. Numeric hosts
+// resolve inline (AI_NUMERICHOST); names with getaddrinfo on the loop's
+// default executor while the task awaits (the loop keeps running). Throws
+// gaierror naming the host, getaddrinfo's reason and what to check;
+// CancelledError (a lookup already running finishes on its thread).
 std::vector<resolved_address> resolve(const std::string& host, int port, bool passive);
+// resolve_for_family(host, port, family) is resolve() keeping only the
+// addresses of family (a socket's); gaierror if none.
+std::vector<resolved_address> resolve_for_family(const std::string& host, int port, int family);
 
 // format_address(addr) is (host, port) of an IPv4/IPv6/Unix address.
 address format_address(const sockaddr* addr, socklen_t len);

@@ -13,6 +13,7 @@
 #include "asyncio/poller.hpp"
 #include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/asyncio/task.hpp"
+#include "io/resolve.hpp"
 #include "io/wait.hpp"
 
 namespace greenlet::asyncio {
@@ -157,6 +158,18 @@ void sock_connect(int fd, const sockaddr* addr, socklen_t len) {
   socklen_t err_len = sizeof err;
   if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) < 0) raise_os_error(errno, "getsockopt(SO_ERROR)");
   if (err != 0) raise_os_error(err, "connect");
+}
+
+void sock_connect(int fd, const std::string& host, int port) {
+  int family = 0;
+  socklen_t len = sizeof family;
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0) raise_os_error(errno, "getsockopt(SO_DOMAIN)");
+  if (family != AF_INET && family != AF_INET6) {
+    throw OSError(EAFNOSUPPORT, "sock_connect(" + host + "): not an AF_INET/AF_INET6 socket");
+  }
+  auto addrs = detail::resolve_for_family(host, port, family);
+  const auto& a = addrs.front();
+  sock_connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.len);
 }
 
 }  // namespace greenlet::asyncio

@@ -80,15 +80,21 @@ class BrokenPipeError : public ConnectionError {
 // gaierror is a name resolution failure (getaddrinfo), e.g. an unknown host.
 class gaierror : public std::system_error {
  public:
-  // gaierror(what) makes the exception with code io_errc::unknown_host and the given text. Throws
-  // std::bad_alloc if copying the text fails; read-only sharing between threads only.
-  explicit gaierror(const std::string& what)
-      : std::system_error(make_error_code(io_errc::unknown_host), what), what_(what) {}
-  // what() is the text given to the constructor. Throws nothing.
+  // gaierror(what, eai) makes the exception with code io_errc::unknown_host, the given text and
+  // getaddrinfo's EAI_* code (0 if none). Throws std::bad_alloc if copying the text fails;
+  // read-only sharing between threads only.
+  explicit gaierror(const std::string& what, int eai = 0)
+      : std::system_error(make_error_code(io_errc::unknown_host), what), what_(what), eai_(eai) {}
+  // what() is the text given to the constructor: the host, getaddrinfo's reason and what to
+  // check. Throws nothing.
   const char* what() const noexcept override { return what_.c_str(); }
+  // eai() is getaddrinfo's error code (EAI_NONAME, EAI_AGAIN, ...), Python's gaierror.errno; 0
+  // if none. Throws nothing.
+  int eai() const noexcept { return eai_; }
 
  private:
   std::string what_;
+  int eai_;
 };
 
 // IncompleteReadError is raised by readexactly()/readuntil() at EOF;

@@ -50,6 +50,13 @@ int sock_accept(int fd, sockaddr_storage* peer = nullptr, socklen_t* peer_len = 
 // sock_connect(fd, addr, len) connects the non-blocking fd, awaiting the
 // handshake. Throws ConnectionRefusedError and other OSErrors.
 void sock_connect(int fd, const sockaddr* addr, socklen_t len);
+// sock_connect(fd, host, port) is loop.sock_connect(sock, (host, port)):
+// resolves host for fd's family (AF_INET or AF_INET6) and connects to the
+// first address. A numeric host resolves inline; a name with getaddrinfo
+// on the loop's default executor while the task awaits. Throws gaierror
+// (unknown host: the message names it; or no address of fd's family),
+// ConnectionRefusedError and other OSErrors, CancelledError.
+void sock_connect(int fd, const std::string& host, int port);
 
 // set_nonblocking(fd) puts fd in non-blocking mode (O_NONBLOCK).
 void set_nonblocking(int fd);

@@ -136,8 +136,10 @@ class StreamWriter {
 };
 
 // open_connection(host, port) connects over TCP and returns the stream's
-// reader and writer. host may be a name (resolved on a helper thread) or a
-// numeric address. Throws gaierror for an unknown host,
+// reader and writer. host may be a numeric address (resolved inline) or a
+// name (getaddrinfo on the loop's default executor, run_in_executor(nullptr),
+// while the task awaits); every address is tried in turn. Throws gaierror
+// for an unknown host (what() names it and what to check),
 // ConnectionRefusedError, other OSErrors, CancelledError.
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port,
                                                       stream_config config = {});
@@ -191,8 +193,9 @@ struct server_config {
 
 // start_server(handler, host, port) listens on host:port (port 0: any free
 // port, see Server::port()) with SO_REUSEADDR and starts accepting, each
-// connection running handler in a new task. Throws gaierror, OSError
-// (EADDRINUSE...). Call it from the loop's thread while the loop runs.
+// connection running handler in a new task. A host name is resolved as by
+// open_connection() and the first address is bound. Throws gaierror,
+// OSError (EADDRINUSE...). Call it from a task of the loop.
 Server start_server(client_connected handler, const std::string& host, int port, server_config config = {});
 // start_unix_server(handler, path) listens on a Unix-domain socket at path
 // (an existing socket file there is replaced).
