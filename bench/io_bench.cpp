@@ -1,7 +1,15 @@
 // io_bench.cpp: echo round trips on 127.0.0.1 TCP: a client task and a
 // server task on one loop exchange 64-byte messages, through streams and
-// through the raw sock_* calls; the peer is two threads with blocking
-// sockets (the kernel's floor for a round trip with two context switches).
+// through the raw sock_* calls. Peers:
+//   BlockingThreadsEcho  two threads with blocking sockets (the kernel's floor
+//                        for a round trip with two context switches)
+//   asio_callback_echo   Boost.Asio, one io_context on this thread, completion
+//                        handlers (the fastest way to write it with Asio)
+//   asio_coroutine_echo  Boost.Asio with C++20 coroutines (co_spawn,
+//                        use_awaitable): sequential code, as ours
+// Every one does StreamsEcho's work: one connection, the client writes 64
+// bytes and reads exactly 64 back, the server reads up to 64 KiB and writes
+// back what it got; TCP_NODELAY on both ends; one round trip per iteration.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,8 +18,18 @@
 
 #include <benchmark/benchmark.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <greenlet/io.hpp>
 
@@ -123,5 +141,102 @@ void BM_BlockingThreadsEcho(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_BlockingThreadsEcho)->UseRealTime();
+
+// Peer: Boost.Asio. A connected pair on 127.0.0.1 made through an acceptor of
+// the same io_context; concurrency hint 1 (one thread runs it).
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+struct AsioPair {
+  net::io_context io{1};
+  tcp::socket client{io};
+  tcp::socket server{io};
+  AsioPair() {
+    tcp::acceptor acceptor(io, tcp::endpoint(net::ip::address_v4::loopback(), 0));
+    client.connect(acceptor.local_endpoint());
+    acceptor.accept(server);
+    client.set_option(tcp::no_delay(true));
+    server.set_option(tcp::no_delay(true));
+  }
+};
+
+// Completion handlers: the server reads what is there and writes it back;
+// the client's handler chain is the benchmark loop (KeepRunning per round trip).
+struct AsioCallbackServer {
+  tcp::socket& socket;
+  std::vector<char> buf = std::vector<char>(65536);
+  void read() {
+    socket.async_read_some(net::buffer(buf), [this](boost::system::error_code ec, std::size_t n) {
+      if (ec) return;  // end of stream: the client shut down its side
+      net::async_write(socket, net::buffer(buf.data(), n), [this](boost::system::error_code ec2, std::size_t) {
+        if (!ec2) read();
+      });
+    });
+  }
+};
+
+struct AsioCallbackClient {
+  tcp::socket& socket;
+  benchmark::State& state;
+  const std::string msg = std::string(message, 'x');
+  std::array<char, message> in{};
+  void round_trip() {
+    if (!state.KeepRunning()) {
+      socket.shutdown(tcp::socket::shutdown_send);
+      return;
+    }
+    net::async_write(socket, net::buffer(msg), [this](boost::system::error_code ec, std::size_t) {
+      if (ec) return state.SkipWithError("asio write failed");
+      net::async_read(socket, net::buffer(in), [this](boost::system::error_code ec2, std::size_t) {
+        if (ec2) return state.SkipWithError("asio read failed");
+        round_trip();
+      });
+    });
+  }
+};
+
+void BM_asio_callback_echo(benchmark::State& state) {
+  AsioPair pair;
+  AsioCallbackServer server{pair.server};
+  AsioCallbackClient client{pair.client, state};
+  server.read();
+  client.round_trip();
+  pair.io.run();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_asio_callback_echo)->UseRealTime();
+
+net::awaitable<void> asio_coroutine_server(tcp::socket& socket) {
+  std::vector<char> buf(65536);
+  try {
+    for (;;) {
+      std::size_t n = co_await socket.async_read_some(net::buffer(buf), net::use_awaitable);
+      co_await net::async_write(socket, net::buffer(buf.data(), n), net::use_awaitable);
+    }
+  } catch (const boost::system::system_error&) {
+    // end of stream: the client shut down its side
+  }
+}
+
+net::awaitable<void> asio_coroutine_client(tcp::socket& socket, benchmark::State& state) {
+  const std::string msg(message, 'x');
+  std::array<char, message> in{};
+  for (auto _ : state) {
+    co_await net::async_write(socket, net::buffer(msg), net::use_awaitable);
+    co_await net::async_read(socket, net::buffer(in), net::use_awaitable);
+  }
+  socket.shutdown(tcp::socket::shutdown_send);
+}
+
+void BM_asio_coroutine_echo(benchmark::State& state) {
+  AsioPair pair;
+  net::co_spawn(pair.io, asio_coroutine_server(pair.server), net::detached);
+  net::co_spawn(pair.io, asio_coroutine_client(pair.client, state), [&state](std::exception_ptr e) {
+    if (e) state.SkipWithError("asio coroutine client failed");
+  });
+  pair.io.run();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_asio_coroutine_echo)->UseRealTime();
 
 }  // namespace

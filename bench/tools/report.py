@@ -57,6 +57,20 @@ RATIOS = [
     ("loop_call_soon", "py_uvloop_call_soon", "call_soon: ours / uvloop", None),
     ("StreamsEcho", "py_uvloop_streams_echo", "TCP echo round trip, streams: ours / uvloop", None),
     ("StreamsEcho", "py_asyncio_streams_echo", "TCP echo round trip, streams: ours / asyncio", None),
+    ("StreamsEcho", "asio_callback_echo", "TCP echo round trip, streams: ours / Asio completion handlers", 1.3),
+    ("StreamsEcho", "asio_coroutine_echo", "TCP echo round trip, streams: ours / Asio C++20 coroutines", 1.3),
+    ("SockEcho", "asio_callback_echo", "TCP echo round trip, sock_*: ours / Asio completion handlers", None),
+    ("http_hello", "asio_http_hello", "HTTP hello under wrk, per request: ours / Asio", 1.3),
+    ("http_hello", "py_uvloop_http_hello", "HTTP hello under wrk, per request: ours / uvloop streams", None),
+    ("http_hello", "py_uvloop_http_hello_protocol", "HTTP hello under wrk, per request: ours / uvloop protocol", None),
+    ("greenlet_switch", "go_channel_switch", "switch: ours / Go unbuffered channel ping-pong", None),
+    ("greenlet_switch", "py_gevent_channel_switch", "switch: ours / gevent Channel ping-pong", None),
+    ("greenlet_switch", "py_gevent_sleep0_switch", "switch: ours / gevent sleep(0) between two greenlets", None),
+    ("greenlet_create_destroy", "go_goroutine_create", "create: ours / Go goroutine (go + channel receive)", None),
+    ("task_create_finish", "go_goroutine_create", "create a task: ours / Go goroutine (go + channel receive)", None),
+    ("task_create_finish", "py_gevent_create", "create a task: ours / gevent spawn + join", None),
+    ("loop_sleep0_step/100000/10", "go_sleep0_step", "loop step, 100k tasks x 10 yields: ours / Go Gosched", None),
+    ("loop_sleep0_step/100000/10", "py_gevent_sleep0_step", "loop step, 100k tasks x 10 sleep(0): ours / gevent", None),
     ("loop_call_soon", "py_asyncio_call_soon", "call_soon: ours / asyncio", None),
     ("loop_sleep0_step/1000/1000", "greenlet_switch", "loop step, 1,000 tasks / bare greenlet switch", 3.0),
     ("loop_sleep0_step/10/100000", "greenlet_switch", "loop step, 10 tasks / bare greenlet switch", 3.0),
@@ -95,7 +109,13 @@ def ns_of(entry):
 
 
 # Peers' names start with one of these; every other row is ours.
-PEER_PREFIXES = ("py_", "go_", "boost_", "ucontext", "thread_", "baseline", "Blocking")
+PEER_PREFIXES = ("py_", "go_", "asio_", "boost_", "ucontext", "thread_", "baseline", "Blocking")
+
+# Memory ratios: (prefix of our row, peer row, label); bytes per suspended task.
+MEMORY_RATIOS = [
+    ("loop_suspended_task_memory", "go_suspended_memory", "resident bytes per suspended task: ours / Go goroutine"),
+    ("loop_suspended_task_memory", "py_gevent_suspended_memory", "resident bytes per suspended task: ours / gevent greenlet"),
+]
 
 
 def is_ours(name):
@@ -144,17 +164,27 @@ def load_google_benchmark(doc):
     return rows, doc.get("context", {})
 
 
+# Extra fields a peer row may carry: memory rows (bytes_per_task instead of a
+# time) and HTTP rows under wrk (requests/s and latencies, ns_per_op being
+# 1e9 / requests per second).
+PEER_EXTRAS = ("bytes_per_task", "requests_per_second", "latency_avg_ms", "latency_p50_ms", "latency_p99_ms",
+               "connections", "tool")
+
+
 def load_peer(doc, path):
     rows = {}
     for entry in doc:
         name = entry["name"]
         rows[name] = {
             "name": name,
-            "ns_per_op": float(entry["ns_per_op"]),
+            "ns_per_op": float(entry.get("ns_per_op", float("nan"))),
             "spread": float(entry.get("spread", float("nan"))),
             "n": entry.get("repetitions", 0),
             "source": entry.get("source", os.path.basename(path)),
         }
+        for key in PEER_EXTRAS:
+            if key in entry:
+                rows[name][key] = entry[key]
     return rows
 
 
@@ -204,6 +234,10 @@ def fmt_ns(x):
     return f"{x:.2f}"
 
 
+def fmt_ms(x):
+    return "n/a" if x is None else f"{x:.2f} ms"
+
+
 def fmt_spread(x):
     return "n/a" if x != x else f"{x:.1f}%"
 
@@ -242,12 +276,26 @@ def build_markdown(rows, context, args, cache):
     timed = {n: r for n, r in rows.items() if "bytes_per_task" not in r}
     for r in timed.values():
         lines.append(f"| {r['name']} | {fmt_ns(r['ns_per_op'])} | {fmt_spread(r['spread'])} | {r['source']} |")
+    http = [r for r in rows.values() if "requests_per_second" in r]
+    if http:
+        tool = http[0].get("tool", "wrk")
+        lines += ["", "## HTTP/1.1 hello under wrk", "",
+                  f"`{tool}` against each server on 127.0.0.1, one after another; medians over runs. "
+                  "The table above shows 1e9 / requests per second as ns per op.", "",
+                  "| server | requests/s | spread | latency avg | latency p50 | latency p99 | source |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+        for r in http:
+            lines.append(f"| {r['name']} | {r['requests_per_second']:,.0f} | {fmt_spread(r['spread'])} "
+                         f"| {fmt_ms(r.get('latency_avg_ms'))} | {fmt_ms(r.get('latency_p50_ms'))} "
+                         f"| {fmt_ms(r.get('latency_p99_ms'))} | {r['source']} |")
     memory = [r for r in rows.values() if "bytes_per_task" in r]
     if memory:
-        lines += ["", "## Memory", "", "| benchmark | resident bytes per suspended task | target |", "| --- | ---: | --- |"]
+        lines += ["", "## Memory", "", "| benchmark | resident bytes per suspended task | spread | target |",
+                  "| --- | ---: | ---: | --- |"]
         for r in memory:
             b = r["bytes_per_task"]
-            lines.append(f"| {r['name']} | {b:,.0f} | <= 4 KiB ({'met' if b <= 4096 else 'MISSED'}) |")
+            target = f"<= 4 KiB ({'met' if b <= 4096 else 'MISSED'})" if is_ours(r["name"]) else "peer"
+            lines.append(f"| {r['name']} | {b:,.0f} | {fmt_spread(r['spread'])} | {target} |")
     lines += ["", "## Ratios (ours / peer, lower is better for us)", "", "| pair | ours ns | peer ns | ratio | limit |",
               "| --- | ---: | ---: | ---: | --- |"]
     verdicts = []
@@ -259,6 +307,11 @@ def build_markdown(rows, context, args, cache):
             lines.append(f"| {label} | {fmt_ns(a)} | {fmt_ns(b)} | {ratio:.3f}x | {lim} |")
             if limit is not None:
                 verdicts.append((f"{label} <= {limit}x", ratio <= limit, f"{ratio:.3f}x"))
+    for prefix, peer, label in MEMORY_RATIOS:
+        ours = next((r for n, r in rows.items() if n.startswith(prefix) and "bytes_per_task" in r), None)
+        if ours is not None and peer in rows and rows[peer].get("bytes_per_task"):
+            a, b = ours["bytes_per_task"], rows[peer]["bytes_per_task"]
+            lines.append(f"| {label} | {a:,.0f} B | {b:,.0f} B | {a / b:.3f}x | |")
     for name, limit, label in ABSOLUTE:
         if name in rows:
             v = rows[name]["ns_per_op"]
