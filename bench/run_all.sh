@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # run_all.sh: builds the benchmarks in Release, runs every bench/*_bench binary
-# and the Python peer scripts whose modules are installed, and writes
-# bench/results/<date>.md (and .png with matplotlib) through tools/report.py.
+# (our rows and the C++ peers: raw Boost.Context, Boost.Fiber, ucontext,
+# threads, Boost.Asio), the Python peer scripts whose modules are installed
+# (greenlet, asyncio, uvloop, gevent), the Go peer (bench/peers/go_channels.go,
+# built with golang-go), and the HTTP hello servers (ours, Asio, uvloop) under
+# wrk (bench/tools/http_wrk.py), and writes bench/results/<date>.md (and .png
+# with matplotlib) through tools/report.py.
 #
 # Usage: bash bench/run_all.sh
 # Environment:
@@ -11,8 +15,11 @@
 #   BENCH_REPETITIONS  Google Benchmark repetitions (default 5)
 #   BENCH_FILTER       --benchmark_filter regex (default: all)
 #   BENCH_JOBS         build parallelism (default 2)
-#   BENCH_NO_PEERS=1   skip the Python peer scripts
-#   BENCH_INSTALL=0    never apt-get install the optional Python packages
+#   BENCH_NO_PEERS=1   skip the Python and Go peers
+#   BENCH_NO_HTTP=1    skip the HTTP servers under wrk
+#   BENCH_WRK_DURATION seconds per wrk run (default 5; wrk -t1 -c100)
+#   BENCH_INSTALL=0    never apt-get install the optional packages (Python
+#                      modules, golang-go, wrk)
 #   PYTHON             interpreter for peers and report (default /usr/bin/python3,
 #                      where Debian's python3-greenlet etc. install)
 set -euo pipefail
@@ -30,8 +37,8 @@ mkdir -p "$raw"
 
 fail() { echo "error: $*" >&2; exit 1; }
 
-# Optional Python peers: installed only when missing, and only as root.
-optional=(python3-matplotlib python3-greenlet python3-uvloop python3-gevent)
+# Optional peers and tools: installed only when missing, and only as root.
+optional=(python3-matplotlib python3-greenlet python3-uvloop python3-gevent golang-go wrk)
 if [[ ${BENCH_INSTALL:-1} != 0 ]]; then
   missing=()
   for p in "${optional[@]}"; do
@@ -79,7 +86,9 @@ if [[ ${BENCH_NO_PEERS:-0} != 1 ]]; then
       asyncio_sync) module=asyncio ;;
       asyncio_executor) module=asyncio ;;
       asyncio_echo) module=asyncio ;;
+      gevent_switch) module=gevent ;;
       peer_rows) continue ;;  # the shared row helper, not a peer
+      http_hello_*) continue ;;  # servers that tools/http_wrk.py starts
       *) module= ;;
     esac
     if [[ -n $module ]] && ! "$python" -c "import $module" 2>/dev/null; then
@@ -91,6 +100,33 @@ if [[ ${BENCH_NO_PEERS:-0} != 1 ]]; then
     "$python" "$script" --repetitions "$reps" >"$out" || fail "peer $name failed"
     results+=("$out")
   done
+  # Go: built into the bench build directory (its own GOCACHE, no module).
+  if command -v go >/dev/null; then
+    echo "==> peer go_channels"
+    GOCACHE=$root/$build/go-cache GOPATH=$root/$build/go-path \
+      go build -o "$build/bench/go_channels" bench/peers/go_channels.go || fail "go build failed"
+    out=$raw/peer_go_channels.json
+    "$build/bench/go_channels" --repetitions "$reps" >"$out" || fail "peer go_channels failed"
+    results+=("$out")
+  else
+    echo "==> peer go_channels skipped: no go (apt-get install golang-go)"
+  fi
+fi
+
+if [[ ${BENCH_NO_HTTP:-0} != 1 ]]; then
+  if command -v wrk >/dev/null; then
+    echo "==> HTTP hello servers under wrk ($reps x ${BENCH_WRK_DURATION:-5} s each)"
+    out=$raw/http_wrk.json
+    "$python" bench/tools/http_wrk.py --build-dir "$build" --repetitions "$reps" \
+      --duration "${BENCH_WRK_DURATION:-5}" --python "$python" >"$out" || fail "http_wrk.py failed"
+    if "$python" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])) else 1)' "$out"; then
+      results+=("$out")
+    else
+      echo "==> HTTP: no server could be measured (see the notes above)"
+    fi
+  else
+    echo "==> HTTP hello under wrk skipped: no wrk (apt-get install wrk)"
+  fi
 fi
 
 echo "==> report"
