@@ -27,13 +27,15 @@ enum class errc {
 
 }  // namespace greenlet
 
+// Makes the enum convert implicitly to std::error_code. A trait: nothing to throw, any thread.
 template <>
 struct std::is_error_code_enum<greenlet::errc> : std::true_type {};
 
 namespace greenlet {
 
 
-// category() is the std::error_category of errc.
+// category() is the std::error_category of errc. Throws nothing; any thread (a
+// function-local static).
 const std::error_category& category() noexcept;
 
 // make_error_code(e) wraps an errc in a std::error_code of category(), so the enum converts
@@ -43,7 +45,8 @@ inline std::error_code make_error_code(errc e) noexcept {
 }
 
 // describe_exception(e) is e's what() (or a placeholder for null or for
-// exceptions not derived from std::exception), for reports.
+// exceptions not derived from std::exception), for reports. Throws only
+// std::bad_alloc; any thread.
 std::string describe_exception(const std::exception_ptr& e);
 
 // error is Python's greenlet.error: a misuse of the fiber API, such as a
@@ -68,6 +71,7 @@ class error : public std::system_error {
 
 // bad_value_access is thrown by value::get<T>() when the value holds another
 // type (or nothing). It is a greenlet::error.
+// Exception objects are not synchronized: share one between threads only read-only.
 class bad_value_access : public error {
  public:
   // bad_value_access(what) makes the exception (code errc::bad_value_access). Throws std::bad_alloc
@@ -82,8 +86,10 @@ class bad_value_access : public error {
 //
 // It is deliberately *not* a greenlet::error: `catch (greenlet::error&)` around
 // a switch must not swallow a kill.
+// Exception objects are not synchronized: share one between threads only read-only.
 class GreenletExit : public std::system_error {
  public:
+  // GreenletExit() is GreenletExit("GreenletExit"). Throws std::bad_alloc only.
   GreenletExit() : GreenletExit("GreenletExit") {}
   // GreenletExit(what) makes the exception (code errc::greenlet_exit) with the given text; the
   // default constructor uses "GreenletExit". Throws std::bad_alloc only.

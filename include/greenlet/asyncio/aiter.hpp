@@ -52,7 +52,8 @@ decltype(auto) get_aiter(X& x) {
 // aiter_range<X> is what aiter() returns: an input range whose begin() and
 // ++ await the next item. It holds an lvalue source by reference and a
 // temporary one by value, so `for (auto x : aiter(make_gen()))` is safe.
-// Exceptions from anext() other than StopAsyncIteration pass through.
+// Exceptions from anext() other than StopAsyncIteration pass through. Not
+// thread-safe: iterate it in one task of the source's loop.
 template <class X>
 class aiter_range {
   using source_type = std::remove_cvref_t<X>;
@@ -120,7 +121,8 @@ class aiter_range {
     mutable std::optional<value_type> current_;
   };
 
-  // begin() calls aiter() (once) and awaits the first item.
+  // begin() calls aiter() (once) and awaits the first item. Throws what anext() throws, except
+  // StopAsyncIteration (an empty range). A task of the source's loop only.
   iterator begin() {
     if constexpr (owns_iter) {
       iter_.emplace(detail::get_aiter(source_));
@@ -139,14 +141,16 @@ class aiter_range {
 };
 
 // aiter(x) adapts an asynchronous iterable for range-for inside a task:
-// `for (auto item : asyncio::aiter(x))` is `async for item in x`.
+// `for (auto item : asyncio::aiter(x))` is `async for item in x`. Throws only
+// what moving a temporary x throws; iterate in a task of x's loop.
 template <class X>
 aiter_range<X> aiter(X&& x) {
   return aiter_range<X>(std::forward<X>(x));
 }
 
 // anext(x) awaits x's next item as std::optional: nullopt at the end,
-// whichever way x.anext() reports it (Python's anext(x, None)).
+// whichever way x.anext() reports it (Python's anext(x, None)). Throws what
+// x.anext() throws other than StopAsyncIteration. A task of x's loop only.
 template <class I>
 auto anext(I& x) {
   using traits = detail::anext_traits<std::remove_cvref_t<decltype(x.anext())>>;

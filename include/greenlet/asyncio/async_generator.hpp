@@ -56,16 +56,17 @@ class async_generator {
   struct shared;
 
  public:
-  // value_type is T, the type of the values yielded.
+  // value_type is T, the type of the values yielded. A type alias: nothing to throw, any thread.
   using value_type = T;
 
-  // context is the body's handle on its generator.
+  // context is the body's handle on its generator. Used only by the body, in its own task.
   class context {
    public:
     // yield(v) hands v to the pending anext() and suspends the body until
     // the next anext(). Throws GeneratorExit when aclose() is called or the
     // generator destroyed meanwhile, CancelledError if the body's task is
-    // cancelled, RuntimeError if it yields while being closed.
+    // cancelled, RuntimeError if it yields while being closed. The body's
+    // task only.
     void yield(T value) { async_generator::yield_value(*s_, std::move(value)); }
 
    private:
@@ -75,7 +76,8 @@ class async_generator {
   };
 
   // async_generator(body) makes an unstarted generator; body(context&) runs
-  // in a task of the running loop from the first anext().
+  // in a task of the running loop from the first anext(). Throws only
+  // std::bad_alloc and what moving body throws; loop thread only.
   template <class F>
     requires(!std::is_same_v<std::remove_cvref_t<F>, async_generator> && std::is_invocable_v<std::decay_t<F>&, context&>)
   explicit async_generator(F&& body) : s_(std::make_shared<shared>()) {
@@ -99,7 +101,9 @@ class async_generator {
   // anext() runs the body to its next yield and returns the value, or
   // std::nullopt once it has returned. Rethrows what the body throws.
   // RuntimeError if the body is already running (e.g. another task is in
-  // anext(), or an anext() was cancelled and the body has not stopped yet).
+  // anext(), or an anext() was cancelled and the body has not stopped yet),
+  // or outside a task; CancelledError if the caller is cancelled. A task of
+  // the loop thread only.
   std::optional<T> anext() {
     shared& s = checked();
     if (s.state == status::finished) return std::nullopt;
@@ -120,8 +124,9 @@ class async_generator {
 
   // aclose() raises GeneratorExit at the pending yield and waits until the
   // body finishes. Nothing happens to a finished generator; an unstarted
-  // one is finished without running. RuntimeError if the body yields
-  // instead, or is running; other exceptions of the body pass through.
+  // one is finished without running. Throws RuntimeError if the body yields
+  // instead, or is running; other exceptions of the body pass through;
+  // CancelledError if the caller is cancelled. A task of the loop thread only.
   void aclose() {
     shared& s = checked();
     if (s.state == status::unstarted) s.state = status::finished;
@@ -136,7 +141,8 @@ class async_generator {
     await_item(s);
   }
 
-  // finished() is true once the body has ended (or was closed unstarted).
+  // finished() is true once the body has ended (or was closed unstarted). Throws nothing; loop
+  // thread only.
   bool finished() const { return s_ == nullptr || s_->state == status::finished; }
   // operator bool() is false for a moved-from generator. Throws nothing.
   explicit operator bool() const noexcept { return s_ != nullptr; }

@@ -13,7 +13,8 @@
 
 namespace greenlet::asyncio {
 
-// asyncio_errc names the event loop's error conditions, in asyncio::category().
+// asyncio_errc names the event loop's error conditions, in asyncio::category(). An enum: nothing
+// to throw, any thread.
 enum class asyncio_errc {
   cancelled = 1,
   timeout,
@@ -29,6 +30,7 @@ enum class asyncio_errc {
 
 }  // namespace greenlet::asyncio
 
+// Makes the enum convert implicitly to std::error_code. A trait: nothing to throw, any thread.
 template <>
 struct std::is_error_code_enum<greenlet::asyncio::asyncio_errc> : std::true_type {};
 
@@ -49,6 +51,8 @@ inline std::error_code make_error_code(asyncio_errc e) noexcept {
 // by result() of a cancelled future. A task may catch it; one that lets it
 // escape ends cancelled. Not a greenlet::error, so that catching misuse
 // errors does not swallow cancellation (as asyncio made it a BaseException).
+// Exception objects are not synchronized: share one between threads only
+// read-only.
 class CancelledError : public std::system_error {
  public:
   // CancelledError(message) makes the exception with cancel()'s message (empty if none). Throws
@@ -56,7 +60,7 @@ class CancelledError : public std::system_error {
   // between threads only read-only.
   explicit CancelledError(const std::string& message = "")
       : std::system_error(make_error_code(asyncio_errc::cancelled), message), message_(message) {}
-  // message() is the argument given to cancel(), empty if none.
+  // message() is the argument given to cancel(), empty if none. Throws nothing; read-only.
   const std::string& message() const noexcept { return message_; }
   // what() is the cancel message, or "CancelledError" when it is empty. Throws nothing.
   const char* what() const noexcept override { return message_.empty() ? "CancelledError" : message_.c_str(); }
@@ -65,7 +69,8 @@ class CancelledError : public std::system_error {
   std::string message_;
 };
 
-// TimeoutError is raised by wait_for() and asyncio::timeout scopes.
+// TimeoutError is raised by wait_for() and asyncio::timeout scopes. Not
+// synchronized: share one between threads only read-only.
 class TimeoutError : public std::system_error {
  public:
   // TimeoutError(what) makes the exception with the given text. Throws std::bad_alloc if copying it
@@ -80,7 +85,8 @@ class TimeoutError : public std::system_error {
 };
 
 // InvalidStateError is raised by set_result() on a done future and by
-// result() on a pending one.
+// result() on a pending one. Not synchronized: share one between threads
+// only read-only.
 class InvalidStateError : public ::greenlet::error {
  public:
   // InvalidStateError(what) makes the exception with code asyncio_errc::invalid_state. Throws
@@ -90,7 +96,8 @@ class InvalidStateError : public ::greenlet::error {
 };
 
 // RuntimeError is asyncio's misuse report: no running loop, a loop run
-// inside itself, a future of another loop, a deadlock.
+// inside itself, a future of another loop, a deadlock. Not synchronized:
+// share one between threads only read-only.
 class RuntimeError : public ::greenlet::error {
  public:
   // RuntimeError(code, what) makes the exception with the given asyncio_errc and text. Throws

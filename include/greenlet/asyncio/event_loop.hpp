@@ -25,11 +25,12 @@ template <class T>
 class Task;
 
 // Handle is what call_soon/call_later/call_at return: cancel() keeps the
-// callback from running. A loop-thread object, like the loop.
+// callback from running. A loop-thread object, like the loop: not thread-safe.
 class Handle {
  public:
   Handle() noexcept = default;
-  // Internal: adopts one reference to the node; keeps its loop alive too.
+  // Internal: adopts one reference to the node; keeps its loop alive too. Throws nothing; loop
+  // thread only.
   explicit Handle(detail::callback_node* adopted) noexcept : node_(adopted) {
     if (node_ != nullptr) detail::retain(node_->loop);
   }
@@ -53,23 +54,26 @@ class Handle {
     detail::release(node_);
     detail::release(loop);
   }
-  // cancel() keeps the callback from running, if it has not yet.
+  // cancel() keeps the callback from running, if it has not yet. Throws nothing; loop thread only.
   void cancel() noexcept {
     if (node_ != nullptr) node_->loop->cancel_node(node_);
   }
   // cancelled() is true once cancel() was called on this callback (false for an empty Handle).
   // Throws nothing; loop thread only.
   bool cancelled() const noexcept { return node_ != nullptr && node_->cancelled; }
-  // when() is a timer's deadline on the loop's clock.
+  // when() is a timer's deadline on the loop's clock (0 for an empty Handle). Throws nothing; loop
+  // thread only.
   double when() const noexcept { return node_ != nullptr ? node_->when : 0; }
 
  private:
   detail::callback_node* node_ = nullptr;
 };
 // TimerHandle is what call_later() and call_at() return: a Handle, whose when() is the deadline.
+// Same rules as Handle: throws nothing, loop thread only.
 using TimerHandle = Handle;
 
-// exception_context is what the exception handler receives.
+// exception_context is what the exception handler receives: message, source and exception. A
+// plain struct, not synchronized; its members throw only std::bad_alloc when copied.
 using detail::exception_context;
 
 // event_loop is asyncio's event loop: a ready queue run FIFO, timers run in
@@ -82,7 +86,7 @@ using detail::exception_context;
 class event_loop {
  public:
   // options configures a new event_loop (event_loop(opts), new_event_loop(opts), run()). A plain
-  // struct: not synchronized.
+  // struct: throws nothing, not synchronized.
   struct options {
     // virtual_time: instead of sleeping until the next timer, the clock
     // jumps to it. For tests: timeouts run instantly and deterministically.
@@ -94,6 +98,8 @@ class event_loop {
     stack_options task_stack = {};
   };
 
+  // event_loop() makes a loop with default options, owned by the calling thread. Throws
+  // std::system_error if the epoll poller cannot be created, std::bad_alloc.
   event_loop() : event_loop(options{}) {}
   // event_loop(opts) makes a loop with the given options, owned by the calling thread. Throws
   // std::system_error if the epoll poller cannot be created, std::bad_alloc.
@@ -105,7 +111,8 @@ class event_loop {
   // call_soon(fn) runs fn on a later iteration, after callbacks already
   // scheduled. call_later(delay, fn) and call_at(when, fn) run it at a time
   // on this loop's clock (time()). Exceptions fn throws go to the exception
-  // handler; they never stop the loop.
+  // handler; they never stop the loop. Throws RuntimeError if the loop is
+  // closed. Loop thread only: from other threads use call_soon_threadsafe().
   Handle call_soon(std::function<void()> fn);
   // call_later(delay, fn) runs fn delay seconds from time(); see call_soon(). Throws RuntimeError if
   // the loop is closed. Loop thread only: from other threads use call_soon_threadsafe().
@@ -114,15 +121,16 @@ class event_loop {
   // loop is closed. Loop thread only: from other threads use call_soon_threadsafe().
   Handle call_at(double when, std::function<void()> fn);
   // call_soon_threadsafe(fn) is call_soon() from any thread; it wakes a
-  // sleeping loop.
+  // sleeping loop. Throws RuntimeError once the loop is closed. Thread-safe.
   void call_soon_threadsafe(std::function<void()> fn);
 
   // add_reader(fd, fn)/add_writer(fd, fn) run fn each time fd is readable
   // (writable), until remove_reader(fd)/remove_writer(fd), which return
   // false if nothing was registered. One callback per fd and direction: a
   // new one replaces the old. Remove before closing fd. Throws
-  // std::system_error if epoll refuses fd (regular files). Defined in the
-  // I/O layer (src/io/socket.cpp); see greenlet/io.hpp.
+  // std::system_error if epoll refuses fd (regular files), RuntimeError if
+  // the loop is closed. Loop thread only. Defined in the I/O layer
+  // (src/io/socket.cpp); see greenlet/io.hpp.
   void add_reader(int fd, std::function<void()> fn);
   // add_writer(fd, fn) runs fn each time fd is writable; see add_reader(). Throws RuntimeError if the
   // loop is closed, std::system_error if epoll refuses fd. Loop thread only.
@@ -134,15 +142,19 @@ class event_loop {
   // nothing; loop thread only.
   bool remove_writer(int fd) noexcept;
 
-  // time() is the loop's monotonic clock, in seconds.
+  // time() is the loop's monotonic clock, in seconds (virtual with options::virtual_time). Throws
+  // nothing; loop thread only.
   double time() const { return core_->time(); }
 
-  // run_forever() runs until stop(). RuntimeError if already running or
-  // if another loop runs on this thread.
+  // run_forever() runs until stop(). Throws RuntimeError if the loop is
+  // closed, already running, used from a thread other than its owner's, or
+  // if another loop runs on this thread. Loop thread only.
   void run_forever();
   // run_until_complete(x) runs until x is done and returns its result. x is
-  // a Future, a Task, or a function (run as a task). RuntimeError when it
-  // can never complete: nothing ready, no timer, no I/O, no outside work.
+  // a Future, a Task, or a function (run as a task). Throws RuntimeError when it
+  // can never complete: nothing ready, no timer, no I/O, no outside work;
+  // also run_forever()'s errors, and x's own exception (CancelledError if it
+  // was cancelled). Loop thread only.
   template <class X>
   decltype(auto) run_until_complete(X&& x);
   // stop() makes run_forever() return after the current iteration. Throws nothing; loop thread only
@@ -154,26 +166,32 @@ class event_loop {
   // is_closed() is true once close() was called. Throws nothing; loop thread only.
   bool is_closed() const noexcept { return core_->closed; }
   // close() ends the loop: pending callbacks are dropped and unfinished
-  // tasks are killed (their stacks unwind). RuntimeError while running.
+  // tasks are killed (their stacks unwind). Throws RuntimeError while
+  // running; closing twice is a no-op. Loop thread only.
   void close();
 
-  // create_future<T>() makes a pending future of this loop.
+  // create_future<T>() makes a pending future of this loop. Throws std::bad_alloc; loop thread only.
   template <class T = void>
   Future<T> create_future() {
     return Future<T>(new detail::future_value<T>(core_.get()));
   }
   // create_task(fn, name) runs fn() in a new task, starting on a later
-  // iteration. The task is named "Task-N" unless given a name.
+  // iteration. The task is named "Task-N" unless given a name. Throws
+  // RuntimeError if the loop is closed, std::bad_alloc. Loop thread only.
   template <class F>
   auto create_task(F&& fn, std::string name = {});
   // run_in_executor(executor, fn, args...) runs fn(args...) on executor
   // (nullptr: the default thread pool) and returns a Future to await.
-  // Defined in greenlet/asyncio/executor.hpp.
+  // Throws RuntimeError if the loop is closed, concurrent::RuntimeError if
+  // the executor is shut down, concurrent::BrokenExecutor if it is broken.
+  // Loop thread only. Defined in greenlet/asyncio/executor.hpp.
   template <class F, class... A>
   auto run_in_executor(::greenlet::concurrent::Executor* executor, F&& fn, A&&... args);
 
   // The exception handler sees exceptions from callbacks, tasks whose
   // exception was never retrieved, and other errors with nowhere to go.
+  // set_exception_handler(handler) installs one (empty: the default). Throws
+  // nothing; loop thread only.
   void set_exception_handler(detail::exception_handler handler) { core_->handler = std::move(handler); }
   // call_exception_handler(context) hands context to the exception handler (the default one if none
   // is set, or if it throws). Throws nothing; loop thread only.
@@ -199,7 +217,8 @@ class event_loop {
     detail::loop_core* core_;
   };
 
-  // Internal: core() is the loop's implementation object, for the layers above. Throws nothing.
+  // Internal: core() is the loop's implementation object, for the layers above. Throws nothing;
+  // any thread (the pointer never changes).
   detail::loop_core* core() const noexcept { return core_.get(); }
 
  private:
@@ -209,16 +228,19 @@ class event_loop {
   std::unique_ptr<detail::loop_core, core_release> core_;
 };
 
-// new_event_loop() makes a loop; set_event_loop() makes it this thread's
-// current one for get_event_loop().
+// new_event_loop() makes a loop owned by the calling thread; set_event_loop()
+// makes it this thread's current one for get_event_loop(). Throws
+// std::system_error if the epoll poller cannot be created, std::bad_alloc.
 std::shared_ptr<event_loop> new_event_loop(event_loop::options opts = {});
 // set_event_loop(loop) makes loop this thread's current loop (null: none), as returned by
 // get_event_loop(). Throws nothing; affects only the calling thread.
 void set_event_loop(std::shared_ptr<event_loop> loop);
-// get_running_loop() is the loop running on this thread; RuntimeError if none.
+// get_running_loop() is the loop running on this thread. Throws RuntimeError if none runs here.
+// Any thread: it answers for the calling thread.
 event_loop& get_running_loop();
 // get_event_loop() is the running loop, else this thread's current loop
-// (made on first use).
+// (made on first use, or again once closed). Throws what new_event_loop()
+// throws. Any thread: it answers for the calling thread.
 event_loop& get_event_loop();
 
 }  // namespace greenlet::asyncio

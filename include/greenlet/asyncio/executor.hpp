@@ -80,7 +80,9 @@ struct delivery {
 // (default: the running loop) that completes with cf's outcome; a task
 // awaits it. Cancelling it cancels cf, which succeeds while cf's job has
 // not started. Until cf is done the loop counts external work, so deadlock
-// detection does not fire while the job runs. Call on the loop's thread.
+// detection does not fire while the job runs. Throws RuntimeError if loop
+// is closed, std::bad_alloc. Call on the loop's thread (cf may complete on
+// any thread).
 template <class T>
 Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf, event_loop& loop) {
   Future<T> af = loop.create_future<T>();
@@ -110,7 +112,9 @@ Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf) {
 
 // run_in_executor(loop, executor, fn, args...) is loop.run_in_executor:
 // submits fn(args...) to executor (nullptr: the loop's default thread pool)
-// and returns the asyncio Future to await. Call on the loop's thread.
+// and returns the asyncio Future to await. Throws RuntimeError if loop is
+// closed, concurrent::RuntimeError if the executor is shut down,
+// concurrent::BrokenExecutor if it is broken. Call on the loop's thread.
 template <class F, class... A>
 auto run_in_executor(event_loop& loop, ::greenlet::concurrent::Executor* executor, F&& fn, A&&... args) {
   loop.core()->check_open();
@@ -124,15 +128,21 @@ auto event_loop::run_in_executor(::greenlet::concurrent::Executor* executor, F&&
 }
 
 // set_default_executor(loop, executor) makes executor the one
-// run_in_executor(nullptr) uses; asyncio::run shuts it down at its end.
+// run_in_executor(nullptr) uses; asyncio::run shuts it down at its end. The
+// previous one is dropped, not shut down. Throws only std::bad_alloc;
+// thread-safe (a locked registry), though normally called on the loop's thread.
 void set_default_executor(event_loop& loop, std::shared_ptr<::greenlet::concurrent::Executor> executor);
 // shutdown_default_executor(loop) is for loops not run by asyncio::run: it
-// waits for the default executor's jobs. Not from inside a task.
+// waits for the default executor's jobs. Not from inside a task. Rethrows
+// what the executor's shutdown() throws (concurrent::RuntimeError inside a
+// task). Call on the loop's thread, outside its tasks.
 void shutdown_default_executor(event_loop& loop);
 
 // to_thread(fn, args...) is asyncio.to_thread: fn(args...) on the default
 // executor of the running loop; await the returned future:
 //   auto data = asyncio::await(asyncio::to_thread(read_file, path));
+// Throws RuntimeError with no running loop, and what run_in_executor()
+// throws. Loop thread only; fn itself runs on a pool thread.
 template <class F, class... A>
 auto to_thread(F&& fn, A&&... args) {
   return run_in_executor(get_running_loop(), nullptr, std::forward<F>(fn), std::forward<A>(args)...);
@@ -161,7 +171,8 @@ struct threadsafe_link {
 // the returned concurrent::Future gets its outcome. Cancelling that future
 // cancels the task (via call_soon_threadsafe). RuntimeError if loop is
 // closed. If loop is closed while the task is pending, the future is
-// cancelled.
+// cancelled. Thread-safe: meant for threads other than loop's (called on
+// loop's own thread, a blocking result() would deadlock).
 template <class F>
 auto run_coroutine_threadsafe(F&& fn, event_loop& loop) {
   using R = std::invoke_result_t<std::decay_t<F>&>;

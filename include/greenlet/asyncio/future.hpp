@@ -26,13 +26,14 @@ class event_loop;
 template <class T = void>
 class Future {
  public:
-  // value_type is T, the type of the result (void: none).
+  // value_type is T, the type of the result (void: none). A type alias: nothing to throw, any
+  // thread.
   using value_type = T;
 
   // An empty handle; most calls on it are undefined. Get futures from
-  // event_loop::create_future() or create_task().
+  // event_loop::create_future() or create_task(). Throws nothing.
   Future() noexcept = default;
-  // Internal: adopts one reference.
+  // Internal: adopts one reference. Throws nothing; loop thread only.
   explicit Future(detail::future_value<T>* adopted) noexcept : state_(adopted) {}
   // Future(other) is another handle to other's future. Throws nothing; loop thread only (the
   // reference count is not atomic).
@@ -52,30 +53,37 @@ class Future {
     if (state_ != nullptr) detail::release(state_);
   }
 
-  // done() is true once finished or cancelled; cancelled() only for the latter.
+  // done() is true once finished or cancelled; cancelled() only for the latter. Throws nothing;
+  // must not be empty; loop thread only.
   bool done() const noexcept { return state_->done(); }
   // cancelled() is true once the future was cancelled. Throws nothing; must not be empty; loop
   // thread only.
   bool cancelled() const noexcept { return state_->cancelled(); }
 
   // cancel(msg) cancels a pending future and schedules its callbacks;
-  // returns false if it was already done.
+  // returns false if it was already done. Throws only std::bad_alloc
+  // (scheduling callbacks); loop thread only.
   bool cancel(const std::string& message = "") { return state_->cancel(message); }
 
   // result() is the result; rethrows the future's exception, throws
   // CancelledError if cancelled and InvalidStateError if still pending.
+  // Loop thread only.
   decltype(auto) result() { return state_->result(); }
 
   // exception() is the stored exception (null if it finished normally);
-  // throws CancelledError if cancelled, InvalidStateError if pending.
+  // throws CancelledError if cancelled, InvalidStateError if pending. Loop
+  // thread only.
   std::exception_ptr exception() { return state_->exception(); }
 
-  // set_result(v) finishes the future; InvalidStateError if already done.
+  // set_result(v) finishes the future and schedules its callbacks. Throws InvalidStateError if
+  // already done, what T's constructor throws. Loop thread only (from another thread, post it with
+  // call_soon_threadsafe()).
   template <class... U>
   void set_result(U&&... value) {
     state_->set_result(std::forward<U>(value)...);
   }
-  // set_exception(e) finishes it with an exception.
+  // set_exception(e) finishes it with an exception. Throws InvalidStateError if already done or if
+  // e is null. Loop thread only.
   void set_exception(std::exception_ptr error) { state_->set_exception(std::move(error)); }
   // Overload of set_exception(std::exception_ptr): set_exception(e) finishes the future with a copy
   // of exception object e. Throws InvalidStateError if the future is already done; loop thread only.
@@ -86,7 +94,8 @@ class Future {
 
   // add_done_callback(fn) schedules fn(future) with call_soon once the
   // future is done (at once, through call_soon, if it already is). Returns
-  // an id for remove_done_callback().
+  // an id for remove_done_callback(). Throws RuntimeError if the future is
+  // done and its loop closed, std::bad_alloc. Loop thread only.
   std::uint64_t add_done_callback(std::function<void(Future&)> fn) {
     return state_->add_done_callback([fn = std::move(fn)](detail::future_state& s) {
       detail::retain(&s);
@@ -94,16 +103,19 @@ class Future {
       fn(f);
     });
   }
-  // remove_done_callback(id) unschedules it; returns how many were removed.
+  // remove_done_callback(id) unschedules it; returns how many were removed. Throws nothing; loop
+  // thread only.
   std::size_t remove_done_callback(std::uint64_t id) { return state_->remove_done_callback(id); }
 
-  // repr() is asyncio's: "<Future pending>", "<Future finished result='x'>".
+  // repr() is asyncio's: "<Future pending>", "<Future finished result='x'>". Throws only
+  // std::bad_alloc; loop thread only.
   std::string repr() const { return state_->repr(); }
 
   // empty() is true for a handle that refers to no future (default-made or moved from). Throws
   // nothing; loop thread only.
   bool empty() const noexcept { return state_ == nullptr; }
-  // Internal: state() is the shared future state, null for an empty handle. Throws nothing.
+  // Internal: state() is the shared future state, null for an empty handle. Throws nothing; loop
+  // thread only.
   detail::future_value<T>* state() const noexcept { return state_; }
   // operator==(a, b) is true when both handles refer to the same future (or both are empty). Throws
   // nothing; loop thread only.

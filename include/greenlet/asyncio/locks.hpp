@@ -31,7 +31,8 @@ namespace greenlet::asyncio {
 
 // Lock is asyncio.Lock: a non-reentrant mutex for tasks. lock()/unlock()
 // make it a BasicLockable, so std::lock_guard and std::unique_lock work
-// (their constructors await).
+// (their constructors await). Not thread-safe: every member is for the loop
+// thread whose tasks use the lock. Lock() makes a free lock; throws nothing.
 class Lock {
  public:
   Lock() = default;
@@ -41,14 +42,16 @@ class Lock {
   // acquire() waits until the lock is free and takes it; returns true.
   // Fair: a free lock with queued waiters goes to the first of them.
   // Throws CancelledError if cancelled while waiting (the lock is then not
-  // held, and the next waiter is woken if the lock was handed to this one).
+  // held, and the next waiter is woken if the lock was handed to this one),
+  // RuntimeError outside a task. A task of the lock's loop thread only.
   bool acquire();
-  // release() frees the lock and wakes the first waiter. RuntimeError if
+  // release() frees the lock and wakes the first waiter. Throws RuntimeError if
   // the lock is not held (any task may release it, as in asyncio), except
   // while an exception unwinds the caller's stack: a lock_guard unwinding a
   // task killed in Condition::wait() (loop closed) must not terminate.
+  // Loop thread only.
   void release();
-  // locked() is true while held.
+  // locked() is true while held. Throws nothing; loop thread only.
   bool locked() const noexcept { return locked_; }
 
   // lock() is acquire() without the result, for std::lock_guard and std::unique_lock. Throws as
@@ -57,10 +60,11 @@ class Lock {
   // unlock() is release(), for std::lock_guard and std::unique_lock. Throws as release(); loop
   // thread only.
   void unlock() { release(); }
-  // try_lock() takes the lock if it is free and nobody queues for it.
+  // try_lock() takes the lock if it is free and nobody queues for it; false otherwise. Throws
+  // nothing; loop thread only.
   bool try_lock() noexcept;
 
-  // waiters() is the number of tasks queued in acquire().
+  // waiters() is the number of tasks queued in acquire(). Throws nothing; loop thread only.
   std::size_t waiters() const noexcept { return waiters_.size(); }
 
  private:
@@ -69,16 +73,20 @@ class Lock {
   detail::waiter_list waiters_;
 };
 
-// Event is asyncio.Event: a flag tasks can wait for.
+// Event is asyncio.Event: a flag tasks can wait for. Not thread-safe: loop
+// thread only (from another thread, post set() with call_soon_threadsafe()).
+// Event() starts cleared; throws nothing.
 class Event {
  public:
   Event() = default;
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
 
-  // wait() returns true at once if the flag is set, else waits until set().
+  // wait() returns true at once if the flag is set, else waits until set(). Throws CancelledError if
+  // cancelled while waiting, RuntimeError outside a task. A task of the loop thread only.
   bool wait();
-  // set() sets the flag and wakes every waiter; clear() resets it.
+  // set() sets the flag and wakes every waiter; clear() resets it. Throws nothing but
+  // std::bad_alloc; loop thread only.
   void set();
   // clear() resets the flag; later wait() calls wait again. Throws nothing; loop thread only.
   void clear() noexcept { value_ = false; }
@@ -92,9 +100,10 @@ class Event {
 
 // Condition is asyncio.Condition: waiting for a notification while holding
 // an associated Lock, its own unless one is given (which must outlive it).
-// It is BasicLockable through that lock.
+// It is BasicLockable through that lock. Not thread-safe: loop thread only.
 class Condition {
  public:
+  // Condition() uses a Lock of its own. Throws nothing.
   Condition() : lock_(&own_lock_) {}
   // Condition(lock) uses the given Lock, which must outlive the Condition, instead of its own.
   // Throws nothing; the Condition belongs to that lock's loop thread.
@@ -105,8 +114,8 @@ class Condition {
   // acquire() takes the associated lock: Lock::acquire(), waiting if it is held. Throws
   // CancelledError if cancelled while waiting; a task of the loop thread only.
   bool acquire() { return lock_->acquire(); }
-  // release() frees the associated lock: Lock::release(). RuntimeError if it is not held; loop
-  // thread only.
+  // release() frees the associated lock: Lock::release(). Throws RuntimeError if it is not held;
+  // loop thread only.
   void release() { lock_->release(); }
   // locked() is true while the associated lock is held. Throws nothing; loop thread only.
   bool locked() const noexcept { return lock_->locked(); }
@@ -120,9 +129,11 @@ class Condition {
   // wait() releases the lock, waits for notify() and takes the lock back
   // before returning true, or throwing: even when cancelled it returns only
   // holding the lock. RuntimeError if the lock is not held. A waiter
-  // cancelled after being notified passes the notification on.
+  // cancelled after being notified passes the notification on. Throws
+  // CancelledError if cancelled. A task of the loop thread only.
   bool wait();
-  // wait_for(pred) waits until pred() is truthy and returns its value.
+  // wait_for(pred) waits until pred() is truthy and returns its value. Throws as wait() and
+  // whatever pred throws; a task of the loop thread only.
   template <class Predicate>
   auto wait_for(Predicate pred) {
     auto result = pred();
@@ -133,10 +144,10 @@ class Condition {
     return result;
   }
   // notify(n) wakes up to n waiters; notify_all() wakes them all.
-  // RuntimeError if the lock is not held.
+  // Throws RuntimeError if the lock is not held. Loop thread only.
   void notify(std::size_t n = 1);
-  // notify_all() wakes every waiter: notify(waiters). RuntimeError if the lock is not held; loop
-  // thread only.
+  // notify_all() wakes every waiter: notify(waiters). Throws RuntimeError if the lock is not held;
+  // loop thread only.
   void notify_all() { notify(waiters_.size()); }
 
  private:
@@ -149,7 +160,7 @@ class Condition {
 
 // Semaphore is asyncio.Semaphore: a counter that acquire() decrements,
 // waiting while it is zero, and release() increments. ValueError for a
-// negative initial value.
+// negative initial value. Not thread-safe: loop thread only.
 class Semaphore {
  public:
   // Semaphore(value) starts the counter at value. Throws ValueError if value is negative. The
@@ -161,11 +172,13 @@ class Semaphore {
 
   // acquire() waits until the counter is positive and nobody queues ahead,
   // then decrements it; returns true. A waiter cancelled after being woken
-  // gives its unit back to the next one.
+  // gives its unit back to the next one. Throws CancelledError if cancelled
+  // while waiting, RuntimeError outside a task. A task of the loop thread only.
   bool acquire();
-  // release() increments the counter and wakes the first waiter.
+  // release() increments the counter and wakes the first waiter. Throws nothing (ValueError in
+  // BoundedSemaphore); loop thread only.
   virtual void release();
-  // locked() is true when acquire() would wait.
+  // locked() is true when acquire() would wait. Throws nothing; loop thread only.
   bool locked() const noexcept;
   // lock() is acquire() without the result, for std::lock_guard and std::unique_lock. Throws
   // CancelledError if cancelled while waiting; a task of the loop thread only.
@@ -173,7 +186,7 @@ class Semaphore {
   // unlock() is release(), for std::lock_guard and std::unique_lock. Throws as release() (ValueError
   // for a BoundedSemaphore over its bound); loop thread only.
   void unlock() { release(); }
-  // value() is the counter.
+  // value() is the counter. Throws nothing; loop thread only.
   long value() const noexcept { return value_; }
 
  protected:
@@ -186,7 +199,7 @@ class Semaphore {
 };
 
 // BoundedSemaphore is a Semaphore whose release() throws ValueError when it
-// would raise the counter above its initial value.
+// would raise the counter above its initial value. Loop thread only.
 class BoundedSemaphore : public Semaphore {
  public:
   // BoundedSemaphore(value) starts the counter at value, which is also its bound. Throws ValueError
@@ -201,7 +214,8 @@ class BoundedSemaphore : public Semaphore {
 };
 
 // Barrier is asyncio.Barrier: parties tasks wait() until all have
-// arrived, then all go on. ValueError unless parties >= 1.
+// arrived, then all go on. ValueError unless parties >= 1. Not thread-safe:
+// loop thread only.
 class Barrier {
  public:
   // Barrier(parties) makes a barrier for parties tasks. Throws ValueError if parties is 0. Belongs
@@ -212,19 +226,22 @@ class Barrier {
 
   // wait() returns the caller's arrival index, 0 to parties - 1, once every
   // party has arrived. Throws BrokenBarrierError if the barrier is (or gets)
-  // aborted, or is reset while waiting; CancelledError if cancelled.
+  // aborted, or is reset while waiting; CancelledError if cancelled,
+  // RuntimeError outside a task. A task of the loop thread only.
   std::size_t wait();
   // reset() returns the barrier to its empty state; tasks waiting in it get
-  // BrokenBarrierError. Awaits the barrier's lock.
+  // BrokenBarrierError. Awaits the barrier's lock, so throws CancelledError
+  // if cancelled meanwhile. A task of the loop thread only.
   void reset();
   // abort() breaks the barrier: current and future wait() calls throw
-  // BrokenBarrierError until reset().
+  // BrokenBarrierError until reset(). Awaits the barrier's lock, so throws
+  // CancelledError if cancelled meanwhile. A task of the loop thread only.
   void abort();
 
   // parties() is the number of tasks that must wait() to pass the barrier. Throws nothing; loop
   // thread only.
   std::size_t parties() const noexcept { return parties_; }
-  // n_waiting() is how many tasks wait in the filling barrier.
+  // n_waiting() is how many tasks wait in the filling barrier. Throws nothing; loop thread only.
   std::size_t n_waiting() const noexcept { return state_ == state::filling ? count_ : 0; }
   // broken() is true after abort() until reset(). Throws nothing; loop thread only.
   bool broken() const noexcept { return state_ == state::broken; }

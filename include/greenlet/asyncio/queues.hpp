@@ -31,7 +31,8 @@ namespace greenlet::asyncio {
 namespace detail {
 
 // queue_base is what does not depend on the item type: the getters and
-// putters waiting, and the task_done()/join() count.
+// putters waiting, and the task_done()/join() count. Its public members are
+// part of every queue's API; like the queues, loop thread only.
 class queue_base {
  public:
   explicit queue_base(std::size_t maxsize);
@@ -39,17 +40,21 @@ class queue_base {
   queue_base(const queue_base&) = delete;
   queue_base& operator=(const queue_base&) = delete;
 
-  // qsize() is the number of items in the queue.
+  // qsize() is the number of items in the queue. Throws nothing; loop thread only.
   virtual std::size_t qsize() const noexcept = 0;
-  // maxsize() is the bound given at construction; 0 means unbounded.
+  // maxsize() is the bound given at construction; 0 means unbounded. Throws nothing; loop thread
+  // only.
   std::size_t maxsize() const noexcept { return maxsize_; }
+  // empty() is true when the queue holds no item; full() when it holds maxsize() items (never for
+  // an unbounded queue). Throw nothing; loop thread only.
   bool empty() const noexcept { return qsize() == 0; }
   bool full() const noexcept { return maxsize_ > 0 && qsize() >= maxsize_; }
 
   // task_done() tells the queue one item taken by get() is processed.
-  // ValueError if called more times than items were put.
+  // Throws ValueError if called more times than items were put. Loop thread only.
   void task_done();
-  // join() waits until every item put has been taken and task_done().
+  // join() waits until every item put has been taken and task_done(). Throws CancelledError if
+  // cancelled while waiting, RuntimeError outside a task. A task of the loop thread only.
   void join();
 
  protected:
@@ -130,26 +135,32 @@ class heap_storage {
 }  // namespace detail
 
 // basic_queue<T, Storage> is the queue over one storage policy; use Queue,
-// PriorityQueue or LifoQueue.
+// PriorityQueue or LifoQueue. Besides the members below every queue has
+// maxsize(), empty(), full(), task_done() and join() (see queue_base above).
+// Not thread-safe: a queue belongs to the loop thread whose tasks use it; feed
+// it from other threads through call_soon_threadsafe().
 template <class T, class Storage>
 class basic_queue : public detail::queue_base {
  public:
-  // value_type is T, the type of the items.
+  // value_type is T, the type of the items. A type alias: nothing to throw, any thread.
   using value_type = T;
 
-  // basic_queue(maxsize) holds at most maxsize items; 0 means unbounded.
+  // basic_queue(maxsize) holds at most maxsize items; 0 means unbounded. Throws only
+  // std::bad_alloc; the queue belongs to the loop thread whose tasks use it.
   explicit basic_queue(std::size_t maxsize = 0) : queue_base(maxsize) {}
 
   // qsize() is the number of items in the queue. Throws nothing; loop thread only.
   std::size_t qsize() const noexcept override { return storage_.size(); }
 
   // put(item) waits while the queue is full, then adds item. Throws
-  // CancelledError if cancelled while waiting (item is dropped).
+  // CancelledError if cancelled while waiting (item is dropped), RuntimeError
+  // outside a task when it would wait. A task of the loop thread only.
   void put(T item) {
     wait_for_room();
     put_nowait(std::move(item));
   }
-  // put_nowait(item) adds item without waiting; QueueFull if full.
+  // put_nowait(item) adds item without waiting. Throws QueueFull if full, std::bad_alloc. Loop
+  // thread only.
   void put_nowait(T item) {
     if (full()) throw QueueFull();
     storage_.push(std::move(item));
@@ -157,12 +168,13 @@ class basic_queue : public detail::queue_base {
   }
   // get() waits while the queue is empty, then removes and returns an item.
   // Throws CancelledError if cancelled while waiting; no item is lost then:
-  // one handed to this getter goes to the next.
+  // one handed to this getter goes to the next. RuntimeError outside a task
+  // when it would wait. A task of the loop thread only.
   T get() {
     wait_for_item();
     return get_nowait();
   }
-  // get_nowait() returns an item if one is there; QueueEmpty if not.
+  // get_nowait() returns an item if one is there. Throws QueueEmpty if not. Loop thread only.
   T get_nowait() {
     if (empty()) throw QueueEmpty();
     T item = storage_.pop();
@@ -174,25 +186,32 @@ class basic_queue : public detail::queue_base {
   Storage storage_;
 };
 
-// Queue<T> is asyncio.Queue: first in, first out.
+// Queue<T> is asyncio.Queue: first in, first out. Members and their rules
+// are basic_queue's: loop thread only.
 template <class T>
 class Queue : public basic_queue<T, detail::fifo_storage<T>> {
  public:
+  // Queue(maxsize): see basic_queue(maxsize). Throws only std::bad_alloc.
   using basic_queue<T, detail::fifo_storage<T>>::basic_queue;
 };
 
 // PriorityQueue<T, Compare> is asyncio.PriorityQueue: the smallest item
 // under Compare comes out first (entries are often pairs (priority, data)).
+// Members are basic_queue's (put and get also throw what Compare throws):
+// loop thread only.
 template <class T, class Compare = std::less<T>>
 class PriorityQueue : public basic_queue<T, detail::heap_storage<T, Compare>> {
  public:
+  // PriorityQueue(maxsize): see basic_queue(maxsize). Throws only std::bad_alloc.
   using basic_queue<T, detail::heap_storage<T, Compare>>::basic_queue;
 };
 
-// LifoQueue<T> is asyncio.LifoQueue: last in, first out.
+// LifoQueue<T> is asyncio.LifoQueue: last in, first out. Members are
+// basic_queue's: loop thread only.
 template <class T>
 class LifoQueue : public basic_queue<T, detail::lifo_storage<T>> {
  public:
+  // LifoQueue(maxsize): see basic_queue(maxsize). Throws only std::bad_alloc.
   using basic_queue<T, detail::lifo_storage<T>>::basic_queue;
 };
 

@@ -28,6 +28,7 @@ enum class sync_errc {
 
 }  // namespace greenlet::asyncio
 
+// Makes the enum convert implicitly to std::error_code. A trait: nothing to throw, any thread.
 template <>
 struct std::is_error_code_enum<greenlet::asyncio::sync_errc> : std::true_type {};
 
@@ -50,7 +51,8 @@ class sync_category_impl final : public std::error_category {
 };
 }  // namespace detail
 
-// sync_category() is the std::error_category of sync_errc.
+// sync_category() is the std::error_category of sync_errc. Throws nothing; any thread (a
+// function-local static).
 inline const std::error_category& sync_category() noexcept {
   static const detail::sync_category_impl instance;
   return instance;
@@ -62,6 +64,7 @@ inline std::error_code make_error_code(sync_errc e) noexcept { return {static_ca
 
 // sync_error is the common base of this header's exceptions: a
 // greenlet::error whose code is a sync_errc.
+// Exception objects are not synchronized: share one between threads only read-only.
 class sync_error : public ::greenlet::error {
  public:
   // sync_error(code, what) makes the exception with the given sync_errc and text. Throws
@@ -71,6 +74,7 @@ class sync_error : public ::greenlet::error {
 };
 
 // QueueEmpty is raised by get_nowait() on an empty queue.
+// Exception objects are not synchronized: share one between threads only read-only.
 class QueueEmpty : public sync_error {
  public:
   // QueueEmpty(what) makes the exception (code sync_errc::queue_empty). Throws std::bad_alloc only.
@@ -78,6 +82,7 @@ class QueueEmpty : public sync_error {
 };
 
 // QueueFull is raised by put_nowait() on a full queue.
+// Exception objects are not synchronized: share one between threads only read-only.
 class QueueFull : public sync_error {
  public:
   // QueueFull(what) makes the exception (code sync_errc::queue_full). Throws std::bad_alloc only.
@@ -86,6 +91,7 @@ class QueueFull : public sync_error {
 
 // BrokenBarrierError is raised by Barrier::wait() when the barrier is
 // aborted, or reset while the caller waits.
+// Exception objects are not synchronized: share one between threads only read-only.
 class BrokenBarrierError : public sync_error {
  public:
   // BrokenBarrierError(what) makes the exception (code sync_errc::broken_barrier). Throws
@@ -96,6 +102,7 @@ class BrokenBarrierError : public sync_error {
 
 // ValueError is Python's: a BoundedSemaphore released too many times, a
 // negative Semaphore value, task_done() called too often.
+// Exception objects are not synchronized: share one between threads only read-only.
 class ValueError : public sync_error {
  public:
   // ValueError(what) makes the exception (code sync_errc::value_error). Throws std::bad_alloc only.

@@ -16,28 +16,35 @@
 namespace greenlet::asyncio {
 
 // Context variables, as asyncio uses contextvars: each task starts with a
-// copy of the context of the code that created it.
+// copy of the context of the code that created it. context_var<T>, context and
+// copy_context() are greenlet's (<greenlet/fiber/context.hpp>): see there for
+// what they throw; a context belongs to the thread that runs it.
 template <class T>
 using context_var = ::greenlet::context_var<T>;
 using ::greenlet::context;
 using ::greenlet::copy_context;
 
 // Task<T> is a Future<T> whose result comes from a function running in its
-// own greenlet. Copies share the task.
+// own greenlet. Copies share the task. Like Future, not thread-safe: loop
+// thread only.
 template <class T = void>
 class Task : public Future<T> {
  public:
+  // Task() is an empty handle (see Future()). Throws nothing.
   Task() noexcept = default;
   // Internal: Task(state) adopts one reference to a task's state; tasks come from create_task().
   // Throws nothing; loop thread only.
   explicit Task(detail::future_value<T>* adopted) noexcept : Future<T>(adopted) {}
 
-  // get_name()/set_name() as asyncio's; the default name is "Task-N".
+  // get_name()/set_name() as asyncio's; the default name is "Task-N". Throws nothing; must not be
+  // empty; loop thread only.
   const std::string& get_name() const { return task()->name(); }
   // set_name(name) renames the task, as shown by repr() and get_name(). Throws nothing beyond moving
   // the string; must not be empty; loop thread only.
   void set_name(std::string name) { task()->set_name(std::move(name)); }
-  // uncancel() and cancelling() count cancel() requests as asyncio does.
+  // uncancel() and cancelling() count cancel() requests as asyncio does: uncancel() takes one back
+  // and returns how many remain (at zero a pending cancellation is dropped). Throws nothing; must
+  // not be empty; loop thread only.
   int uncancel() { return task()->uncancel(); }
   // cancelling() is the number of pending cancel() requests (not undone by uncancel()). Throws
   // nothing; must not be empty; loop thread only.
@@ -66,7 +73,8 @@ template <class T>
 struct is_future<Task<T>> : std::true_type {};
 }  // namespace detail
 
-// create_task(fn, name) is get_running_loop().create_task(fn, name).
+// create_task(fn, name) is get_running_loop().create_task(fn, name). Throws RuntimeError if no
+// loop runs on this thread, std::bad_alloc. Loop thread only.
 template <class F>
 auto create_task(F&& fn, std::string name = {}) {
   return get_running_loop().create_task(std::forward<F>(fn), std::move(name));
@@ -74,6 +82,7 @@ auto create_task(F&& fn, std::string name = {}) {
 
 // ensure_future(x) returns a future as it is and wraps a function in a task
 // on get_event_loop() (so it works before the loop runs, as in the seed).
+// Throws what get_event_loop() and create_task() throw. Loop thread only.
 template <class X>
 auto ensure_future(X&& x) {
   if constexpr (detail::is_future<std::decay_t<X>>::value) {
@@ -88,7 +97,7 @@ auto ensure_future(X&& x) {
 // calls inside a task: no async colouring. Throws RuntimeError outside a
 // task or for a future of another loop, CancelledError if the task is
 // cancelled meanwhile. An lvalue future gives a reference to its result; a
-// temporary one gives the result by value.
+// temporary one gives the result by value. A task of f's loop thread only.
 template <class T>
 decltype(auto) await(Future<T>& f) {
   detail::await_state(f.state());
@@ -119,16 +128,19 @@ template <class T>
 T await(Task<T>&& t) {
   return await(static_cast<Future<T>&&>(t));
 }
-// await(fn) runs fn in a new task and awaits it, like `await coro()`.
+// await(fn) runs fn in a new task and awaits it, like `await coro()`. Throws as create_task() and
+// await(Future<T>&&), including fn's own exception. A task of the running loop only.
 template <class F, class = std::enable_if_t<std::is_invocable_v<std::decay_t<F>&>>>
 auto await(F&& fn) {
   return await(create_task(std::forward<F>(fn)));
 }
 
 // sleep(delay) suspends the calling task for delay seconds; sleep(0) yields
-// once to the other ready tasks. Throws CancelledError if cancelled.
+// once to the other ready tasks. Throws CancelledError if cancelled,
+// RuntimeError outside a task. A task of the running loop only.
 void sleep(double delay);
-// sleep(delay, result) returns result afterwards, as asyncio.sleep does.
+// sleep(delay, result) returns result afterwards, as asyncio.sleep does. Throws as sleep(delay);
+// a task of the running loop only.
 template <class T>
 T sleep(double delay, T result) {
   sleep(delay);

@@ -20,7 +20,8 @@
 namespace greenlet::asyncio {
 
 // ExceptionGroup carries every exception of a TaskGroup's failed children
-// (and of its body), like Python's BaseExceptionGroup.
+// (and of its body), like Python's BaseExceptionGroup. An exception object: not synchronized, share
+// one between threads only read-only.
 class ExceptionGroup : public std::exception {
  public:
   // ExceptionGroup(message, exceptions) makes the group; what() then reads "message (N
@@ -30,7 +31,7 @@ class ExceptionGroup : public std::exception {
   // what() is the message with the count and a description of each member. Throws nothing.
   const char* what() const noexcept override { return what_.c_str(); }
   // message() is the group's own message; exceptions() are its members, in
-  // the order they happened.
+  // the order they happened. Throws nothing; read-only, so any thread.
   const std::string& message() const noexcept { return message_; }
   // exceptions() are the member exceptions, in the order they happened. Throws nothing.
   const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
@@ -50,17 +51,20 @@ struct task_group_state;
 // and the task running the group; the failures come out together as an
 // ExceptionGroup. Use it through task_group(body), which can see the body's
 // own exception, or as a scoped object whose destructor waits (and throws
-// the ExceptionGroup unless the scope is already unwinding).
+// the ExceptionGroup unless the scope is already unwinding). Not thread-safe:
+// a task of the loop thread only.
 class TaskGroup {
  public:
-  // Must be made inside a task; RuntimeError otherwise.
+  // TaskGroup() opens a group in the running task. Throws RuntimeError outside a task,
+  // std::bad_alloc. A task of the loop thread only.
   TaskGroup();
   ~TaskGroup() noexcept(false);
   TaskGroup(const TaskGroup&) = delete;
   TaskGroup& operator=(const TaskGroup&) = delete;
 
   // create_task(fn, name) starts fn in a task of the group. RuntimeError
-  // once the group is finished or shutting down after a failure.
+  // once the group is finished or shutting down after a failure; what
+  // event_loop::create_task() throws. A task of the loop thread only.
   template <class F>
   auto create_task(F&& fn, std::string name = {}) {
     check_open();
@@ -71,7 +75,9 @@ class TaskGroup {
 
   // join() waits for every child (as leaving `async with` does) and throws
   // the ExceptionGroup of their failures. `body_error` is the exception the
-  // body raised, if any: it joins the group (CancelledError aside).
+  // body raised, if any: it joins the group (CancelledError aside). Also
+  // throws CancelledError if the task running the group was cancelled from
+  // outside. A task of the loop thread only.
   void join(std::exception_ptr body_error = nullptr);
 
  private:
@@ -88,6 +94,10 @@ class TaskGroup {
 //     tg.create_task(download_a);
 //     tg.create_task(download_b);
 //   });  // both done here, or ExceptionGroup
+// Returns what body returns. Throws ExceptionGroup of the children's (and the
+// body's) failures, the body's own exception if no child failed,
+// CancelledError if the running task was cancelled from outside, RuntimeError
+// outside a task. A task of the loop thread only.
 template <class F>
 auto task_group(F&& body) {
   TaskGroup group;

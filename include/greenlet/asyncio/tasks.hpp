@@ -23,7 +23,8 @@
 
 namespace greenlet::asyncio {
 
-// return_when chooses when wait() returns, as asyncio's constants.
+// return_when chooses when wait() returns, as asyncio's constants. An enum: nothing to throw, any
+// thread.
 enum class return_when { FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED };
 // FIRST_COMPLETED makes wait() return as soon as any future is done (asyncio.FIRST_COMPLETED).
 // A constant: usable from any thread.
@@ -37,10 +38,12 @@ inline constexpr return_when ALL_COMPLETED = return_when::ALL_COMPLETED;
 
 // outcome<T> is one child's result in gather(return_exceptions, ...): a
 // value, or the exception it raised (CancelledError if it was cancelled).
+// A plain value: not synchronized.
 template <class T>
 class outcome {
  public:
-  // stored is the type held for a value: T, or std::monostate when T is void.
+  // stored is the type held for a value: T, or std::monostate when T is void. A type alias: nothing
+  // to throw, any thread.
   using stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
   // outcome(value) holds a successful result. Throws only what moving `stored` throws. An outcome
   // is a plain value: not synchronized, guard it yourself if threads share one.
@@ -49,7 +52,7 @@ class outcome {
   explicit outcome(std::exception_ptr error) : data_(std::move(error)) {}
   // has_value() is true if the child succeeded, false if it raised. Throws nothing; not synchronized.
   bool has_value() const noexcept { return data_.index() == 0; }
-  // value() is the result; rethrows the exception if there is one.
+  // value() is the result; rethrows the exception if there is one. Not synchronized.
   stored& value() {
     if (!has_value()) std::rethrow_exception(std::get<1>(data_));
     return std::get<0>(data_);
@@ -63,7 +66,8 @@ class outcome {
 };
 
 // return_exceptions is the tag that makes gather() collect exceptions as
-// outcomes instead of raising the first.
+// outcomes instead of raising the first. An empty tag: nothing to throw, any
+// thread.
 struct return_exceptions_t {};
 // return_exceptions is the return_exceptions_t tag value to pass as gather()'s first argument.
 // A constant: usable from any thread.
@@ -153,7 +157,9 @@ auto take_outcome(F& f) {
 // gather(a, b, ...) runs futures, tasks or functions (made into tasks)
 // concurrently and returns their results as a tuple, in argument order (void
 // results as std::monostate). The first exception is raised at once; the
-// other children keep running. Cancelling the waiting task cancels them.
+// other children keep running. Cancelling the waiting task cancels them
+// (and throws CancelledError). RuntimeError outside a task or for a future of
+// another loop. A task of the loop thread only.
 template <class... Xs>
   requires detail::no_vectors<Xs...>
 auto gather(Xs&&... xs) {
@@ -162,7 +168,9 @@ auto gather(Xs&&... xs) {
   return std::apply([](auto&... f) { return std::make_tuple(detail::take_result(f)...); }, futures);
 }
 // gather(return_exceptions, a, b, ...) waits for all and returns an outcome
-// per child: its value or its exception.
+// per child: its value or its exception. Throws RuntimeError outside a task
+// or for a future of another loop, CancelledError if the waiting task is
+// cancelled. A task of the loop thread only.
 template <class... Xs>
   requires detail::no_vectors<Xs...>
 auto gather(return_exceptions_t, Xs&&... xs) {
@@ -170,7 +178,8 @@ auto gather(return_exceptions_t, Xs&&... xs) {
   std::apply([](auto&... f) { detail::gather_wait({f.state()...}, true); }, futures);
   return std::apply([](auto&... f) { return std::make_tuple(detail::take_outcome(f)...); }, futures);
 }
-// gather(futures) is gather over a vector, returning a vector of results.
+// gather(futures) is gather over a vector, returning a vector of results. Throws as
+// gather(a, b, ...); a task of the loop thread only.
 template <class F>
 auto gather(const std::vector<F>& futures) {
   std::vector<detail::future_state*> states;
@@ -195,7 +204,8 @@ auto gather(return_exceptions_t, const std::vector<F>& futures) {
   return results;
 }
 
-// wait_result holds wait()'s (done, pending), each in the input order.
+// wait_result holds wait()'s (done, pending), each in the input order. A plain struct: not
+// synchronized.
 template <class F>
 struct wait_result {
   // done holds the futures that were done when wait() returned.
@@ -206,7 +216,9 @@ struct wait_result {
 
 // wait(fs, timeout, when) waits for the futures until `when` holds or the
 // timeout (seconds; none if empty) passes, and returns (done, pending). It
-// cancels nothing, as asyncio.wait.
+// cancels nothing, as asyncio.wait. Throws RuntimeError outside a task or
+// for a future of another loop, CancelledError if the waiting task is
+// cancelled. A task of the loop thread only.
 template <class F>
 wait_result<F> wait(const std::vector<F>& futures, std::optional<double> timeout = std::nullopt,
                     return_when when = ALL_COMPLETED) {
@@ -220,7 +232,9 @@ wait_result<F> wait(const std::vector<F>& futures, std::optional<double> timeout
 
 // wait_for(x, timeout) awaits x (a future, task or function); at the
 // timeout it cancels x, waits for the cancellation to finish and raises
-// TimeoutError. If the waiting task is cancelled, x is cancelled too.
+// TimeoutError. If the waiting task is cancelled, x is cancelled too (and
+// CancelledError comes out); x's own exception comes out as await() gives it.
+// RuntimeError outside a task. A task of the loop thread only.
 template <class X>
 auto wait_for(X&& x, double timeout) {
   auto f = detail::as_future(std::forward<X>(x));
@@ -248,6 +262,7 @@ auto wait_for(X&& x, double timeout) {
 // as_completed(fs, timeout) yields the futures in the order they finish:
 // `for (auto f : as_completed(tasks)) use(await(f));`. Each step awaits;
 // TimeoutError if the timeout (seconds, for the whole run) passes first.
+// Loop thread only: iterate it in a task of the futures' loop.
 template <class F>
 class as_completed {
  public:
@@ -259,7 +274,9 @@ class as_completed {
     if (timeout) deadline_ = get_running_loop().time() + *timeout;
   }
 
-  // next() awaits and returns the next future to finish.
+  // next() awaits and returns the next future to finish. Throws TimeoutError at the deadline,
+  // CancelledError if the waiting task is cancelled, RuntimeError outside a task. A task of the loop
+  // thread only.
   F next() { return futures_[queue_.next(deadline_)]; }
   // empty() is true once every future has been handed out by next(). Throws nothing; loop thread
   // only, like the rest of as_completed.
@@ -344,7 +361,9 @@ void finish_run(event_loop& loop) noexcept;
 
 // run(main) is asyncio.run: a new event loop runs main (a function, run as
 // a task) to completion and returns its result; tasks still pending then
-// are cancelled and unwound, and the loop is closed.
+// are cancelled and unwound, and the loop is closed. Throws main's own
+// exception, RuntimeError if a loop already runs on this thread, and what
+// new_event_loop() throws. Runs on, and blocks, the calling thread.
 template <class F>
 auto run(F&& main, event_loop::options opts = {}) {
   if (detail::running_loop() != nullptr) {

@@ -18,24 +18,29 @@ namespace greenlet::asyncio {
 // at its deadline the task running the scope is cancelled, and the scope
 // turns that cancellation into TimeoutError. Nested scopes behave as in
 // asyncio: only the scope whose deadline fired converts the cancellation.
+// Not thread-safe: a task of the loop thread only.
 class Timeout {
  public:
-  // Enters the scope in the running task; RuntimeError outside one. A
-  // deadline of nullopt means none (until reschedule()).
+  // Timeout(when) enters the scope in the running task; RuntimeError outside
+  // one, RuntimeError if the loop is closed. A deadline of nullopt means none
+  // (until reschedule()). A task of the loop thread only.
   explicit Timeout(std::optional<double> when);
   ~Timeout();
   Timeout(const Timeout&) = delete;
   Timeout& operator=(const Timeout&) = delete;
 
-  // when() is the deadline on the loop's clock (nullopt: none).
+  // when() is the deadline on the loop's clock (nullopt: none). Throws nothing; loop thread only.
   std::optional<double> when() const noexcept { return when_; }
-  // reschedule(when) moves the deadline (nullopt: none).
+  // reschedule(when) moves the deadline (nullopt: none). Throws RuntimeError after the deadline
+  // fired or the scope ended. Loop thread only.
   void reschedule(std::optional<double> when);
-  // expired() is true once the deadline passed and cancelled the scope.
+  // expired() is true once the deadline passed and cancelled the scope. Throws nothing; loop
+  // thread only.
   bool expired() const noexcept { return state_ == state::expiring || state_ == state::expired; }
 
   // Internal: leaves the scope. With the exception leaving the body, throws
-  // TimeoutError if this scope's deadline caused it; otherwise returns.
+  // TimeoutError if this scope's deadline caused it; otherwise returns. A task
+  // of the loop thread only.
   void exit(std::exception_ptr error);
 
  private:
@@ -52,6 +57,8 @@ class Timeout {
 // timeout_at(when, body) runs body() (or body(Timeout&)) in the calling task
 // and raises TimeoutError if it is still running at loop time `when`:
 //   auto data = asyncio::timeout_at(loop.time() + 1.0, [&] { return fetch(); });
+// Returns what body returns; throws TimeoutError, body's own exceptions, and
+// RuntimeError outside a task. A task of the loop thread only.
 template <class F>
 auto timeout_at(std::optional<double> when, F&& body) {
   Timeout scope(when);
@@ -84,7 +91,7 @@ auto timeout_at(std::optional<double> when, F&& body) {
 }
 
 // timeout(delay, body) is timeout_at(loop.time() + delay, body); nullopt
-// means no deadline.
+// means no deadline. Throws as timeout_at(); a task of the loop thread only.
 template <class F>
 auto timeout(std::optional<double> delay, F&& body) {
   std::optional<double> when;
@@ -95,6 +102,8 @@ auto timeout(std::optional<double> delay, F&& body) {
 // shield(f) returns a future that follows f but whose cancellation does not
 // cancel f: `await(shield(t))` in a task that gets cancelled raises
 // CancelledError there while t goes on. A function is run as a task first.
+// Throws RuntimeError with no running loop (unless f is already done), std::bad_alloc. Loop thread
+// only.
 template <class T>
 Future<T> shield(Future<T> inner) {
   if (inner.done()) return inner;

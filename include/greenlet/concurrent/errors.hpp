@@ -25,6 +25,7 @@ enum class concurrent_errc {
 
 }  // namespace greenlet::concurrent
 
+// Makes the enum convert implicitly to std::error_code. A trait: nothing to throw, any thread.
 template <>
 struct std::is_error_code_enum<greenlet::concurrent::concurrent_errc> : std::true_type {};
 
@@ -43,9 +44,10 @@ inline std::error_code make_error_code(concurrent_errc e) noexcept {
 // CancelledError and TimeoutError are asyncio's own types, as in Python 3.8+
 // (concurrent.futures.CancelledError is asyncio.CancelledError), so a
 // cancellation crosses the bridge between the two without translation.
+// Exception objects: share one between threads only read-only.
 using CancelledError = ::greenlet::asyncio::CancelledError;
 // TimeoutError is asyncio::TimeoutError, thrown by Future::result() and as_completed() when the
-// timeout passes first.
+// timeout passes first. Share one between threads only read-only.
 using TimeoutError = ::greenlet::asyncio::TimeoutError;
 
 // RuntimeError is an executor misuse: submit() after shutdown(), or a
@@ -67,6 +69,7 @@ class RuntimeError : public ::greenlet::error {
 
 // BrokenExecutor: the pool can no longer run work; futures it had accepted
 // fail with it and submit() throws it.
+// Exception objects are not synchronized: share one between threads only read-only.
 class BrokenExecutor : public ::greenlet::error {
  public:
   // BrokenExecutor(what) makes the exception with code concurrent_errc::broken_pool and the given
@@ -84,6 +87,7 @@ class BrokenThreadPool : public BrokenExecutor {
 
 // BrokenProcessPool: a worker process died (crashed, killed, exited) while
 // the pool had work for it.
+// Exception objects are not synchronized: share one between threads only read-only.
 class BrokenProcessPool : public BrokenExecutor {
  public:
   // BrokenProcessPool(what) is BrokenExecutor's constructor.
@@ -92,6 +96,7 @@ class BrokenProcessPool : public BrokenExecutor {
 
 // RemoteError carries an exception a process-pool function threw in its
 // worker: the type cannot cross the process boundary, its what() does.
+// Exception objects are not synchronized: share one between threads only read-only.
 class RemoteError : public ::greenlet::error {
  public:
   // RemoteError(what) makes the exception with code concurrent_errc::remote_error; what carries the

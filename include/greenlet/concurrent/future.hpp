@@ -142,18 +142,21 @@ class future_value : public future_core {
 template <class T = void>
 class Future {
  public:
-  // value_type is T, the type of the result (void: none).
+  // value_type is T, the type of the result (void: none). A type alias: nothing to throw, any
+  // thread.
   using value_type = T;
 
   // Future() is a new pending future, for code that plays the executor's
-  // part (set_running_or_notify_cancel, set_result, set_exception).
+  // part (set_running_or_notify_cancel, set_result, set_exception). Throws
+  // std::bad_alloc only; the future may then be used from any thread.
   Future() : state_(std::make_shared<detail::future_value<T>>()) {}
   // Internal: Future(state) is a handle to an existing shared state, for executors. Throws nothing;
   // any thread.
   explicit Future(std::shared_ptr<detail::future_value<T>> state) noexcept : state_(std::move(state)) {}
 
   // cancel() cancels a future that has not started running; false if it
-  // runs or is done. Callbacks run at once, in this thread.
+  // runs or is done. Callbacks run at once, in this thread. Throws only what
+  // the mutex throws (std::system_error); thread-safe.
   bool cancel() const { return state_->cancel(); }
   // cancelled() is true once the future was cancelled. Throws nothing beyond std::system_error from
   // the mutex; thread-safe.
@@ -167,11 +170,12 @@ class Future {
 
   // result(timeout) waits up to timeout seconds (forever without one) and
   // returns the result. Throws TimeoutError, CancelledError, the function's
-  // exception, or RuntimeError inside an event-loop task.
+  // exception, or RuntimeError inside an event-loop task. Thread-safe.
   std::add_lvalue_reference_t<T> result(std::optional<double> timeout = std::nullopt) const {
     return state_->result(timeout);
   }
-  // exception(timeout) is the stored exception, null if it succeeded.
+  // exception(timeout) is the stored exception, null if it succeeded. Throws TimeoutError,
+  // CancelledError, or RuntimeError inside an event-loop task (as result()). Thread-safe.
   std::exception_ptr exception(std::optional<double> timeout = std::nullopt) const {
     return state_->exception(timeout);
   }
@@ -179,6 +183,7 @@ class Future {
   // add_done_callback(fn) calls fn(future) when it is done, in the thread
   // that completes or cancels it; at once in this thread if already done.
   // Exceptions fn throws are printed and dropped, as Python logs them.
+  // Throws only std::bad_alloc; thread-safe.
   void add_done_callback(std::function<void(const Future&)> fn) const {
     detail::future_value<T>* raw = state_.get();
     state_->add_done_callback([raw, fn = std::move(fn)] {
@@ -189,7 +194,9 @@ class Future {
 
   // For executors: set_running_or_notify_cancel() is false if cancelled
   // (and marks it running otherwise); set_result()/set_exception() finish
-  // it, InvalidStateError if already done.
+  // it, InvalidStateError if already done. set_running_or_notify_cancel()
+  // throws InvalidStateError unless the future is pending or cancelled.
+  // Thread-safe.
   bool set_running_or_notify_cancel() const { return state_->set_running_or_notify_cancel(); }
   // set_result(value) finishes the future with value (none for T = void), then runs the done
   // callbacks and wakes waiters in this thread. Throws InvalidStateError if it is already done;
@@ -203,7 +210,8 @@ class Future {
   void set_exception(std::exception_ptr error) const { state_->set_exception(std::move(error)); }
 
   // repr() is Python's: <Future at 0x7f.. state=pending|running|cancelled|
-  // finished returned int|finished raised ValueError>.
+  // finished returned int|finished raised ValueError>. Throws only
+  // std::bad_alloc; thread-safe.
   std::string repr() const { return state_->repr(); }
   // operator<<(out, f) writes f.repr() to out. Thread-safe with respect to f; throws what the stream
   // throws.

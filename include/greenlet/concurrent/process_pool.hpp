@@ -25,12 +25,13 @@ namespace greenlet::concurrent {
 //   static void write(std::string& out, const T& value);
 //   static T read(std::string_view& in);  // consumes what it reads
 // Provided for trivially copyable types, std::string and std::vector of
-// serializable types; specialize it for your own.
+// serializable types; specialize it for your own. Specializations are
+// stateless: reentrant, callable from any thread.
 template <class T, class = void>
 struct serializer;
 
 // serializer<T> for trivially copyable T writes and reads T's bytes as they are (same build on
-// both sides, as the workers are forked).
+// both sides, as the workers are forked). Stateless: reentrant, any thread.
 template <class T>
 struct serializer<T, std::enable_if_t<std::is_trivially_copyable_v<T>>> {
   // write(out, value) appends value's bytes to out. Throws std::bad_alloc only; reentrant (any
@@ -49,7 +50,8 @@ struct serializer<T, std::enable_if_t<std::is_trivially_copyable_v<T>>> {
   }
 };
 
-// serializer<std::string> writes a 64-bit length, then the characters.
+// serializer<std::string> writes a 64-bit length, then the characters. Stateless: reentrant, any
+// thread.
 template <>
 struct serializer<std::string> {
   // write(out, value) appends value's length and characters to out. Throws std::bad_alloc only;
@@ -70,6 +72,7 @@ struct serializer<std::string> {
 };
 
 // serializer<std::vector<T>> writes a 64-bit count, then each element with serializer<T>.
+// Stateless: reentrant, any thread.
 template <class T>
 struct serializer<std::vector<T>, std::enable_if_t<!std::is_trivially_copyable_v<std::vector<T>>>> {
   // write(out, value) appends the count and each element to out. Throws what serializer<T>::write
@@ -130,6 +133,8 @@ class process_function<R(A...)> {
 // processes by that name. Call it before any ProcessPoolExecutor starts
 // (the workers are forked copies of this process). Lambdas without captures
 // pass with a unary +: register_process_function("sq", +[](int x) { return x * x; }).
+// Registering a name again replaces it. Throws std::bad_alloc only;
+// thread-safe (a locked registry).
 template <class R, class... A>
 process_function<R(A...)> register_process_function(const std::string& name, R (*fn)(A...)) {
   detail::register_process_entry(name, [fn](std::string_view in) {
@@ -164,7 +169,8 @@ class ProcessPoolExecutor {
   ProcessPoolExecutor& operator=(const ProcessPoolExecutor&) = delete;
 
   // submit(fn, args...) calls the registered fn(args...) in a worker.
-  // RuntimeError after shutdown(), BrokenProcessPool once broken.
+  // Throws RuntimeError after shutdown(), BrokenProcessPool once broken,
+  // what serializer<A>::write throws. Thread-safe.
   template <class R, class... A, class... U>
   Future<R> submit(const process_function<R(A...)>& fn, U&&... args) {
     static_assert(sizeof...(A) == sizeof...(U), "submit(): wrong number of arguments");
@@ -185,11 +191,13 @@ class ProcessPoolExecutor {
   }
 
   // shutdown(wait, cancel_futures) as ThreadPoolExecutor's; the workers exit
-  // once the accepted work is done.
+  // once the accepted work is done. Throws RuntimeError for wait=true inside
+  // an event-loop task. Thread-safe.
   void shutdown(bool wait = true, bool cancel_futures = false);
   // max_workers() is the number of worker processes. Throws nothing; thread-safe.
   std::size_t max_workers() const noexcept;
-  // pids() lists the worker processes (for tests and monitoring).
+  // pids() lists the worker processes (for tests and monitoring). Throws std::bad_alloc only;
+  // thread-safe.
   std::vector<int> pids() const;
 
  private:

@@ -63,7 +63,7 @@ class Executor {
 
   // submit(fn, args...) schedules fn(args...) (arguments copied or moved in)
   // and returns its Future. RuntimeError after shutdown(); BrokenExecutor if
-  // the pool is broken.
+  // the pool is broken. Also what copying fn and args throws. Thread-safe.
   template <class F, class... A>
   auto submit(F&& fn, A&&... args) {
     using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
@@ -79,7 +79,9 @@ class Executor {
   // map(fn, items, timeout) runs fn(item) for every item concurrently and
   // returns the results in the order of items. Unlike Python's lazy
   // iterator it collects them all: it rethrows the first exception (in item
-  // order) or TimeoutError, after cancelling what has not started.
+  // order) or TimeoutError, after cancelling what has not started. Also
+  // throws what submit() and result() throw (RuntimeError inside an
+  // event-loop task). Thread-safe; blocks the calling thread.
   template <class F, class Range>
   auto map(F fn, const Range& items, std::optional<double> timeout = std::nullopt) {
     using Item = std::decay_t<decltype(*std::begin(items))>;
@@ -105,7 +107,7 @@ class Executor {
   // shutdown(wait, cancel_futures) stops accepting work. Work already
   // accepted still runs, unless cancel_futures cancels what has not started;
   // wait=true blocks until the workers are done (RuntimeError inside an
-  // event-loop task, or from one of this pool's own workers).
+  // event-loop task, or from one of this pool's own workers). Thread-safe.
   virtual void shutdown(bool wait = true, bool cancel_futures = false) = 0;
 
  protected:
@@ -138,6 +140,8 @@ class ThreadPoolExecutor : public Executor {
   ThreadPoolExecutor(const ThreadPoolExecutor&) = delete;
   ThreadPoolExecutor& operator=(const ThreadPoolExecutor&) = delete;
 
+  // shutdown(wait, cancel_futures): see Executor::shutdown(). Throws RuntimeError for wait=true
+  // inside an event-loop task or from one of this pool's workers. Thread-safe.
   void shutdown(bool wait = true, bool cancel_futures = false) override;
   // max_workers() is the most worker threads the pool will start. Throws nothing; thread-safe.
   std::size_t max_workers() const noexcept;

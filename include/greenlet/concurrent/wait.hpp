@@ -53,7 +53,7 @@ class completion_queue {
 }  // namespace detail
 
 // DoneAndNotDone is what wait() returns: the futures split in two, each in
-// the order given.
+// the order given. A plain struct: not synchronized (the futures in it are).
 template <class T>
 struct DoneAndNotDone {
   // done holds the futures that were done when wait() returned.
@@ -65,7 +65,8 @@ struct DoneAndNotDone {
 // wait(fs, timeout, return_when) blocks until the condition holds (all done,
 // the first done, or the first to raise) or the timeout passes; it never
 // throws TimeoutError. RuntimeError inside an event-loop task if it would
-// block: use asyncio::wait over wrap_future()s there.
+// block: use asyncio::wait over wrap_future()s there. Otherwise throws only
+// std::bad_alloc. Thread-safe; blocks the calling thread.
 template <class T>
 DoneAndNotDone<T> wait(const std::vector<Future<T>>& fs, std::optional<double> timeout = std::nullopt,
                        return_when when = ALL_COMPLETED) {
@@ -81,7 +82,8 @@ DoneAndNotDone<T> wait(const std::vector<Future<T>>& fs, std::optional<double> t
 // as_completed(fs, timeout) is a range over fs in the order they finish:
 //   for (auto& f : concurrent::as_completed(futures)) use(f.result());
 // Advancing blocks; it throws TimeoutError once timeout seconds (counted
-// from the call) pass with futures still pending.
+// from the call) pass with futures still pending. One thread at a time per
+// range (the futures may finish on any thread).
 template <class T>
 class as_completed_range {
  public:
@@ -95,7 +97,7 @@ class as_completed_range {
   // thread at a time; throws what operator++() throws.
   class iterator {
    public:
-    // value_type is Future<T>.
+    // value_type is Future<T>. A type alias: nothing to throw, any thread.
     using value_type = Future<T>;
     // difference_type is std::ptrdiff_t, as input iterators require.
     using difference_type = std::ptrdiff_t;

@@ -69,7 +69,8 @@ class generator_category_impl final : public std::error_category {
 
 }  // namespace detail
 
-// generator_category() is the std::error_category of generator_errc.
+// generator_category() is the std::error_category of generator_errc. Throws nothing; any thread (a
+// function-local static).
 inline const std::error_category& generator_category() noexcept {
   static const detail::generator_category_impl category;
   return category;
@@ -86,6 +87,7 @@ inline std::error_code make_error_code(generator_errc e) noexcept {
 // Its code() says which; what() starts with Python's message, e.g.
 // "generator already executing". It is not a greenlet::error, whose codes
 // belong to the fiber layer.
+// Exception objects are not synchronized: share one between threads only read-only.
 class generator_error : public std::system_error {
  public:
   // generator_error(code, what) makes the exception for misuse `code` with message `what`. Throws
@@ -100,11 +102,14 @@ class generator_error : public std::system_error {
 // what the body returned (Python's StopIteration.value): e.value().get<R>()
 // for a generator<Y, S, R>; it is empty for void and for an already finished
 // generator (code() is then generator_errc::already_finished).
+// Exception objects are not synchronized: share one between threads only read-only.
 class StopIteration : public std::system_error {
  public:
+  // StopIteration() carries no value (a void generator's return). Throws nothing beyond
+  // std::system_error's constructor (std::bad_alloc).
   StopIteration()
       : std::system_error(make_error_code(generator_errc::stop_iteration), "StopIteration") {}
-  // StopIteration(v) carries the shared return value v (may be null).
+  // StopIteration(v) carries the shared return value v (may be null). Throws std::bad_alloc only.
   explicit StopIteration(std::shared_ptr<const ::greenlet::value> v)
       : std::system_error(make_error_code(generator_errc::stop_iteration), "StopIteration"),
         value_(std::move(v)) {}
@@ -113,7 +118,8 @@ class StopIteration : public std::system_error {
   StopIteration(generator_errc code, const std::string& what)
       : std::system_error(make_error_code(code), what) {}
 
-  // value() is the returned value; an empty greenlet::value when none.
+  // value() is the returned value; an empty greenlet::value when none. Throws nothing; read-only,
+  // so any thread.
   const ::greenlet::value& value() const noexcept {
     static const ::greenlet::value none{};
     return value_ ? *value_ : none;
@@ -129,14 +135,18 @@ class StopIteration : public std::system_error {
 // (ignored_generator_exit). As Python's GeneratorExit derives from
 // BaseException, this one is neither a greenlet::error nor a
 // generator_error: `catch (greenlet::error&)` does not swallow a close.
+// Exception objects are not synchronized: share one between threads only read-only.
 class GeneratorExit : public std::system_error {
  public:
+  // GeneratorExit() makes the exception (code generator_errc::generator_exit). Throws std::bad_alloc
+  // only.
   GeneratorExit()
       : std::system_error(make_error_code(generator_errc::generator_exit), "GeneratorExit") {}
 };
 
 }  // namespace greenlet
 
+// Makes the enum convert implicitly to std::error_code. A trait: nothing to throw, any thread.
 template <>
 struct std::is_error_code_enum<greenlet::generator_errc> : std::true_type {};
 

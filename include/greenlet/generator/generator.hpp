@@ -59,19 +59,20 @@ class generator {
   friend class generator;
 
  public:
-  // yield_type is Yield, the type of the values the body yields.
+  // yield_type is Yield, the type of the values the body yields. A type alias: nothing to throw, any thread.
   using yield_type = Yield;
-  // send_type is Send, the type send() carries into the body (void: none).
+  // send_type is Send, the type send() carries into the body (void: none). A type alias: nothing to throw, any thread.
   using send_type = Send;
-  // return_type is Return, the type the body returns (void: none).
+  // return_type is Return, the type the body returns (void: none). A type alias: nothing to throw, any thread.
   using return_type = Return;
   // received_type is what yield() returns in the body: void for Send = void,
   // otherwise std::optional<Send>, nullopt when resumed by next() (Python's
-  // send(None)) and after a throw_().
+  // send(None)) and after a throw_(). A type alias: nothing to throw, any thread.
   using received_type = detail::received_t<Send>;
 
   // context is the body's handle on its generator. It lives on the body's
-  // stack and may be passed down to any function the body calls.
+  // stack and may be passed down to any function the body calls. Used only
+  // on the generator's thread, from inside its body.
   class context {
    public:
     // yield(v) suspends the generator, handing v to the resumer, and returns
@@ -79,13 +80,17 @@ class generator {
     // in. May be called from a greenlet started inside the body, or from a
     // nested generator's body: it then suspends those too, and the next
     // resume continues there. Throws generator_error (yield_outside_generator)
-    // when this generator is not running.
+    // when this generator is not running, GeneratorExit when the generator
+    // is closed meanwhile. Inside the body only.
     received_type yield(Yield v) { return state_->yield(std::move(v)); }
 
     // yield_from(sub) is `yield from sub` (PEP 380): it yields everything sub
     // yields, sends and throws go on to sub, GeneratorExit closes sub, and it
     // returns sub's return value. A value sent while delegating to a sub that
-    // takes none (Send = void) is dropped. sub must not be running.
+    // takes none (Send = void) is dropped. sub must not be running. Throws
+    // what sub's body throws (other than its StopIteration), generator_error
+    // if sub is running or empty, GeneratorExit if closed meanwhile. Inside
+    // the body only.
     template <class Y2, class S2, class R2>
     R2 yield_from(generator<Y2, S2, R2>& sub) {
       return state_->yield_from(*sub.checked());
@@ -105,12 +110,12 @@ class generator {
 
   // iterator is an input iterator over what the generator yields; range-for
   // resumes it with next() until it returns (StopIteration is not thrown)
-  // and lets the body's exceptions through.
+  // and lets the body's exceptions through. Owning thread only.
   class iterator {
    public:
-    // iterator_concept marks iterator as a C++20 input iterator.
+    // iterator_concept marks iterator as a C++20 input iterator. A type alias: nothing to throw, any thread.
     using iterator_concept = std::input_iterator_tag;
-    // value_type is Yield.
+    // value_type is Yield. A type alias: nothing to throw, any thread.
     using value_type = Yield;
     // difference_type is std::ptrdiff_t, as input iterators require.
     using difference_type = std::ptrdiff_t;
@@ -152,7 +157,8 @@ class generator {
 
   // generator(body, stack) makes an unstarted generator: body runs on the
   // first next() or send(). body takes context& or nothing; its result
-  // converts to Return.
+  // converts to Return. Throws std::bad_alloc and what moving body throws
+  // (the stack is mapped on the first resume). Owning thread: the caller's.
   template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, generator>>>
   explicit generator(F&& body, stack_options stack = {})
       : state_(new state(std::forward<F>(body), stack)) {}
@@ -182,7 +188,8 @@ class generator {
 
   // next() runs the body to its next yield and returns the value. Throws
   // StopIteration when it returns instead (or had finished), generator_error
-  // when it is running, and whatever the body throws.
+  // when it is running or empty, and whatever the body throws. Owning thread
+  // only.
   Yield next() {
     state* s = checked();
     return take(s, s->resume(std::nullopt, nullptr));
@@ -191,7 +198,7 @@ class generator {
   // send() is next(); send(v) resumes the pending yield with v, Python's
   // gen.send(v). Sending std::nullopt is Python's send(None). Throws as
   // next(), and generator_error (just_started) for a value sent to an
-  // unstarted generator.
+  // unstarted generator. Owning thread only.
   Yield send() { return next(); }
   // Overload of send(): send(v) resumes the pending yield with v (std::nullopt: Python's send(None)).
   // Throws as next(), and generator_error (just_started) for a value sent to an unstarted generator.
@@ -205,7 +212,7 @@ class generator {
 
   // throw_(e) raises e at the pending yield and returns the next value
   // yielded. An unstarted or finished generator raises e here at once (an
-  // unstarted one is then finished). Throws as next().
+  // unstarted one is then finished). Throws as next(). Owning thread only.
   Yield throw_(std::exception_ptr e) {
     state* s = checked();
     return take(s, s->resume(std::nullopt, std::move(e)));
@@ -221,11 +228,13 @@ class generator {
   // unwind. Nothing happens to a finished generator; an unstarted one is
   // finished without running. Throws generator_error
   // (ignored_generator_exit) if the body yields again, and what it throws
-  // other than GeneratorExit.
+  // other than GeneratorExit. Owning thread only.
   void close() { checked()->close(); }
 
   // started(), running(), suspended() and finished() are its state: Python's
   // gi_frame.f_lasti != -1, gi_running, gi_suspended, and gi_frame is None.
+  // Each throws generator_error (empty_generator) on an empty generator;
+  // owning thread only.
   bool started() const { return checked()->status != detail::generator_status::unstarted; }
   // running() is true while the body executes (resumed, not yet yielded). Throws generator_error
   // (empty_generator) on an empty generator; owning thread only.
@@ -237,11 +246,13 @@ class generator {
   // (empty_generator) on an empty generator; owning thread only.
   bool finished() const { return checked()->status == detail::generator_status::finished; }
 
-  // returned() is true once the body has returned (not thrown, not closed).
+  // returned() is true once the body has returned (not thrown, not closed). Throws generator_error
+  // (empty_generator) on an empty generator; owning thread only.
   bool returned() const { return checked()->returned(); }
 
   // return_value() is what the body returned, the value its StopIteration
   // carried. Throws generator_error (no_return_value) before it returned.
+  // Owning thread only.
   template <class R = Return>
     requires(!std::is_void_v<R>)
   R& return_value() {
@@ -249,7 +260,8 @@ class generator {
   }
 
   // begin() resumes the generator (as next()) for a range-for; end() is the
-  // sentinel reached when it returns.
+  // sentinel reached when it returns. begin() throws as next() (but not
+  // StopIteration); owning thread only.
   iterator begin() { return iterator(checked()); }
   // end() is the std::default_sentinel_t that begin()'s iterator equals once the body returns.
   // Throws nothing.
@@ -259,7 +271,8 @@ class generator {
   // generator<int>::yield(v) yields from the innermost generator running on
   // this greenlet or its ancestors. Throws generator_error
   // (yield_outside_generator) when there is none, or when the innermost one is
-  // not a generator<Yield, Send, Return>.
+  // not a generator<Yield, Send, Return>; GeneratorExit when closed meanwhile.
+  // Inside the body only.
   static received_type yield(Yield v) {
     detail::generator_state_base* s = detail::generator_state_base::innermost();
     if (s == nullptr) {
