@@ -15,16 +15,24 @@
 
 namespace greenlet::asyncio::detail {
 
+// transport_kind says which system calls move the bytes: recv/send with
+// MSG_NOSIGNAL on a socket, read/write on a pipe (SIGPIPE blocked around
+// the write, see write_no_sigpipe()). A pipe's write_eof() closes it.
+enum class transport_kind : unsigned char { socket, pipe };
+
 class stream_transport {
  public:
   // Takes ownership of the connected, non-blocking fd.
-  stream_transport(loop_core& loop, int fd, stream_config config);
+  stream_transport(loop_core& loop, int fd, stream_config config, transport_kind kind = transport_kind::socket);
   ~stream_transport();
   stream_transport(const stream_transport&) = delete;
   stream_transport& operator=(const stream_transport&) = delete;
 
   // Reading. fill() awaits more bytes into rbuf; false at EOF (or closed).
   bool fill();
+  // fill_nowait() reads what the fd has now without waiting: 1 if bytes
+  // came, 0 at EOF (or closed), -1 if none are there yet.
+  int fill_nowait();
   std::size_t buffered() const noexcept { return rbuf_.size() - rpos_; }
   std::string_view view() const noexcept { return std::string_view(rbuf_).substr(rpos_); }
   std::string take(std::size_t n);
@@ -39,6 +47,7 @@ class stream_transport {
   bool closing() const noexcept { return closing_; }
   std::size_t write_buffered() const noexcept { return wbuf_.size() - wpos_; }
   int fd() const noexcept { return fd_; }
+  transport_kind kind() const noexcept { return kind_; }
   const stream_config& config() const noexcept { return config_; }
 
  private:
@@ -51,6 +60,7 @@ class stream_transport {
   loop_core& loop_;
   int fd_;
   stream_config config_;
+  transport_kind kind_;
 
   std::string rbuf_;
   std::size_t rpos_ = 0;
@@ -70,6 +80,9 @@ class stream_transport {
 // make_streams(fd, config) wraps a connected non-blocking fd (owned from
 // then on) in a reader and a writer on the running loop.
 std::pair<StreamReader, StreamWriter> make_streams(int fd, stream_config config);
+// write_no_sigpipe(fd, data, size) is write() that reports a reader-less
+// pipe as EPIPE without raising SIGPIPE; errno as write() leaves it.
+ssize_t write_no_sigpipe(int fd, const char* data, std::size_t size);
 // connect_socket(family, addr, len) is a connected non-blocking socket.
 int connect_socket(int family, const sockaddr* addr, socklen_t len);
 

@@ -7,6 +7,8 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -29,8 +31,29 @@ namespace {
 constexpr std::size_t read_chunk = 64 * 1024;
 }  // namespace
 
-stream_transport::stream_transport(loop_core& loop, int fd, stream_config config)
-    : loop_(loop), fd_(fd), config_(config), closed_(new future_value<void>(&loop)) {
+ssize_t write_no_sigpipe(int fd, const char* data, std::size_t size) {
+  // SIGPIPE is blocked around the call (per thread) and an occurrence the
+  // call raised is consumed before the mask is restored; one that was
+  // already pending stays pending.
+  sigset_t pipe_set, old, pending;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  const ssize_t n = ::write(fd, data, size);
+  const int err = errno;
+  if (n < 0 && err == EPIPE && !was_pending) {
+    const timespec zero{};
+    sigtimedwait(&pipe_set, nullptr, &zero);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = err;
+  return n;
+}
+
+stream_transport::stream_transport(loop_core& loop, int fd, stream_config config, transport_kind kind)
+    : loop_(loop), fd_(fd), config_(config), kind_(kind), closed_(new future_value<void>(&loop)) {
   retain(&loop_);
 }
 
@@ -47,9 +70,9 @@ stream_transport::~stream_transport() {
   release(&loop_);
 }
 
-bool stream_transport::fill() {
+int stream_transport::fill_nowait() {
   for (;;) {
-    if (fd_ < 0 || eof_ || closing_) return false;
+    if (fd_ < 0 || eof_ || closing_) return 0;
     // Compact once the consumed prefix dominates, so the buffer stays small.
     if (rpos_ > 0 && rpos_ >= rbuf_.size() / 2) {
       rbuf_.erase(0, rpos_);
@@ -57,19 +80,25 @@ bool stream_transport::fill() {
     }
     const std::size_t old = rbuf_.size();
     rbuf_.resize(old + read_chunk);
-    ssize_t n = ::recv(fd_, rbuf_.data() + old, read_chunk, 0);
+    const ssize_t n = kind_ == transport_kind::socket ? ::recv(fd_, rbuf_.data() + old, read_chunk, 0)
+                                                      : ::read(fd_, rbuf_.data() + old, read_chunk);
     const int err = errno;
     rbuf_.resize(old + (n > 0 ? static_cast<std::size_t>(n) : 0));
-    if (n > 0) return true;
+    if (n > 0) return 1;
     if (n == 0) {
       eof_ = true;
-      return false;
+      return 0;
     }
-    if (err == EAGAIN || err == EWOULDBLOCK) {
-      wait_fd(fd_, io_direction::read, &read_waiter_);
-    } else if (err != EINTR) {
-      raise_os_error(err, "recv");
-    }
+    if (err == EAGAIN || err == EWOULDBLOCK) return -1;
+    if (err != EINTR) raise_os_error(err, kind_ == transport_kind::socket ? "recv" : "read");
+  }
+}
+
+bool stream_transport::fill() {
+  for (;;) {
+    const int got = fill_nowait();
+    if (got >= 0) return got > 0;
+    wait_fd(fd_, io_direction::read, &read_waiter_);
   }
 }
 
@@ -93,7 +122,9 @@ void stream_transport::write(std::string_view data) {
 
 void stream_transport::flush() {
   while (wpos_ < wbuf_.size()) {
-    ssize_t n = ::send(fd_, wbuf_.data() + wpos_, wbuf_.size() - wpos_, MSG_NOSIGNAL);
+    const ssize_t n = kind_ == transport_kind::socket
+                          ? ::send(fd_, wbuf_.data() + wpos_, wbuf_.size() - wpos_, MSG_NOSIGNAL)
+                          : write_no_sigpipe(fd_, wbuf_.data() + wpos_, wbuf_.size() - wpos_);
     if (n > 0) {
       wpos_ += static_cast<std::size_t>(n);
     } else if (n < 0 && errno == EINTR) {
@@ -124,7 +155,11 @@ void stream_transport::flush() {
   if (!pending) {
     if (eof_pending_) {
       eof_pending_ = false;
-      ::shutdown(fd_, SHUT_WR);
+      if (kind_ == transport_kind::socket) {
+        ::shutdown(fd_, SHUT_WR);
+      } else {
+        closing_ = true;  // a pipe has no half-close: its EOF is closing it
+      }
     }
     if (closing_) finish_close();
   }
@@ -139,6 +174,8 @@ void stream_transport::fail_write(int err) {
   wbuf_.clear();
   wpos_ = 0;
   wake_drainer();
+  // close() was only waiting for the buffer, which is now dropped.
+  if (closing_) finish_close();
 }
 
 void stream_transport::wake_drainer() {
@@ -157,7 +194,9 @@ void stream_transport::drain() {
 
 void stream_transport::write_eof() {
   if (closing_ || fd_ < 0) return;
-  if (write_buffered() == 0) {
+  if (kind_ == transport_kind::pipe) {
+    close();
+  } else if (write_buffered() == 0) {
     ::shutdown(fd_, SHUT_WR);
   } else {
     eof_pending_ = true;

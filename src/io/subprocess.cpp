@@ -17,8 +17,11 @@
 #include <utility>
 
 #include "greenlet/asyncio/event_loop.hpp"
+#include "asyncio/poller.hpp"
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/io/socket.hpp"
+#include "io/stream_transport.hpp"
+#include "io/wait.hpp"
 
 extern char** environ;
 
@@ -33,26 +36,7 @@ void close_fd(int& fd) noexcept {
   fd = -1;
 }
 
-// write_no_sigpipe() is write() that reports a reader-less pipe as EPIPE
-// without SIGPIPE: SIGPIPE is blocked around the call and an occurrence it
-// raised is consumed before the mask is restored.
-ssize_t write_no_sigpipe(int fd, const char* data, std::size_t size) {
-  sigset_t pipe_set, old, pending;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  sigpending(&pending);
-  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
-  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-  const ssize_t n = ::write(fd, data, size);
-  const int err = errno;
-  if (n < 0 && err == EPIPE && !was_pending) {
-    const timespec zero{};
-    sigtimedwait(&pipe_set, nullptr, &zero);
-  }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  errno = err;
-  return n;
-}
+using detail::write_no_sigpipe;
 
 // read_into(fd, buf) appends what one read() gives to buf: bytes, 0 at
 // EOF, -1 with errno. It reads into the string itself rather than a stack
@@ -155,13 +139,15 @@ Process create_subprocess_exec(const std::string& program, const std::vector<std
   p.pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, p.pid_, 0));
   if (p.pidfd_ >= 0) ::fcntl(p.pidfd_, F_SETFD, FD_CLOEXEC);
 
-  int* parent_ends[3] = {&p.stdin_, &p.stdout_, &p.stderr_};
   for (int target = 0; target < 3; ++target) {
     if (modes[target] != stdio::PIPE) continue;
     int& mine = r.pipes[target][target == 0 ? 1 : 0];
-    *parent_ends[target] = std::exchange(mine, -1);
-    set_nonblocking(*parent_ends[target]);
+    p.raw_[target] = std::exchange(mine, -1);
+    set_nonblocking(p.raw_[target]);
   }
+  // On a running loop the pipes become streams at once; otherwise at the
+  // first use of a stream (which needs a loop then).
+  if (detail::running_loop() != nullptr) p.make_streams();
   return p;
 }
 
@@ -172,37 +158,114 @@ Process create_subprocess_shell(const std::string& cmd, const subprocess_config&
 Process::Process(Process&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
       pidfd_(std::exchange(other.pidfd_, -1)),
-      stdin_(std::exchange(other.stdin_, -1)),
-      stdout_(std::exchange(other.stdout_, -1)),
-      stderr_(std::exchange(other.stderr_, -1)),
-      returncode_(other.returncode_) {}
+      stdin_stream_(std::move(other.stdin_stream_)),
+      stdout_stream_(std::move(other.stdout_stream_)),
+      stderr_stream_(std::move(other.stderr_stream_)),
+      exit_waiter_(std::move(other.exit_waiter_)),
+      returncode_(other.returncode_) {
+  for (int i = 0; i < 3; ++i) {
+    raw_[i] = std::exchange(other.raw_[i], -1);
+    pipes_[i] = std::move(other.pipes_[i]);
+  }
+  other.exit_waiter_ = Future<void>();
+}
 
 Process& Process::operator=(Process&& other) noexcept {
   if (this != &other) {
     Process old(std::move(*this));
     pid_ = std::exchange(other.pid_, -1);
     pidfd_ = std::exchange(other.pidfd_, -1);
-    stdin_ = std::exchange(other.stdin_, -1);
-    stdout_ = std::exchange(other.stdout_, -1);
-    stderr_ = std::exchange(other.stderr_, -1);
+    for (int i = 0; i < 3; ++i) {
+      raw_[i] = std::exchange(other.raw_[i], -1);
+      pipes_[i] = std::move(other.pipes_[i]);
+    }
+    stdin_stream_ = std::move(other.stdin_stream_);
+    stdout_stream_ = std::move(other.stdout_stream_);
+    stderr_stream_ = std::move(other.stderr_stream_);
+    exit_waiter_ = std::move(other.exit_waiter_);
+    other.exit_waiter_ = Future<void>();
     returncode_ = other.returncode_;
   }
   return *this;
 }
 
 Process::~Process() {
-  if (pid_ > 0 && !returncode_) try_reap();
-  close_fds();
+  if (pid_ > 0 && !returncode_) {
+    try {
+      try_reap();
+    } catch (...) {
+      // waitpid failed otherwise than ECHILD: nothing to do in a destructor.
+    }
+  }
+  close_pidfd();
+  for (int& fd : raw_) close_fd(fd);
+  // The streams' transports close their pipes when the last copy goes.
 }
 
-void Process::close_fds() noexcept {
+void Process::make_streams() {
+  if (raw_[0] < 0 && raw_[1] < 0 && raw_[2] < 0) return;
+  detail::loop_core& loop = detail::require_running_loop();
+  for (int i = 0; i < 3; ++i) {
+    if (raw_[i] < 0) continue;
+    pipes_[i] = std::make_shared<detail::stream_transport>(loop, raw_[i], stream_config{},
+                                                           detail::transport_kind::pipe);
+    raw_[i] = -1;
+  }
+  if (pipes_[0]) stdin_stream_ = StreamWriter(pipes_[0]);
+  if (pipes_[1]) stdout_stream_ = StreamReader(pipes_[1]);
+  if (pipes_[2]) stderr_stream_ = StreamReader(pipes_[2]);
+}
+
+StreamWriter& Process::stdin_() {
+  make_streams();
+  return stdin_stream_;
+}
+
+StreamReader& Process::stdout_() {
+  make_streams();
+  return stdout_stream_;
+}
+
+StreamReader& Process::stderr_() {
+  make_streams();
+  return stderr_stream_;
+}
+
+int Process::stdin_fd() const noexcept { return pipes_[0] ? pipes_[0]->fd() : raw_[0]; }
+int Process::stdout_fd() const noexcept { return pipes_[1] ? pipes_[1]->fd() : raw_[1]; }
+int Process::stderr_fd() const noexcept { return pipes_[2] ? pipes_[2]->fd() : raw_[2]; }
+
+void Process::close_stdin() noexcept {
+  close_fd(raw_[0]);
+  if (pipes_[0]) {
+    try {
+      pipes_[0]->close();
+    } catch (...) {
+      // close() only schedules wake-ups; a closed loop cannot take them.
+    }
+  }
+}
+
+// drop_exit_waiter() unregisters the pidfd waiter and wakes the tasks
+// awaiting it, which then see the return code (or register anew).
+void Process::drop_exit_waiter() noexcept {
+  if (exit_waiter_.empty()) return;
+  Future<void> w = std::move(exit_waiter_);
+  exit_waiter_ = Future<void>();
+  w.state()->loop()->io->remove_waiter(pidfd_, detail::io_direction::read, w.state());
+  if (!w.done()) {
+    try {
+      w.set_result();
+    } catch (...) {
+      // A closed loop: its tasks are gone, nobody waits.
+    }
+  }
+}
+
+void Process::close_pidfd() noexcept {
+  drop_exit_waiter();
   close_fd(pidfd_);
-  close_fd(stdin_);
-  close_fd(stdout_);
-  close_fd(stderr_);
 }
-
-void Process::close_stdin() noexcept { close_fd(stdin_); }
 
 void Process::set_status(int status) noexcept {
   if (WIFEXITED(status)) {
@@ -223,7 +286,7 @@ bool Process::try_reap() {
   if (r == pid_) {
     set_status(status);
     // The pid may now be reused: the pidfd has served its purpose.
-    close_fd(pidfd_);
+    close_pidfd();
     return true;
   }
   if (r < 0) {
@@ -231,7 +294,7 @@ bool Process::try_reap() {
     // waitpid(-1)); Python reports 255 then.
     if (errno == ECHILD) {
       returncode_ = 255;
-      close_fd(pidfd_);
+      close_pidfd();
       return true;
     }
     throw_errno(errno, "waitpid");
@@ -243,7 +306,18 @@ int Process::wait() {
   double delay = 0.001;
   while (!try_reap()) {
     if (pidfd_ >= 0) {
-      wait_readable(pidfd_);
+      // One registration on the pidfd for all waiters: a shared future,
+      // each task awaiting its own private future chained to it (so that
+      // cancelling one waiter leaves the others waiting).
+      if (exit_waiter_.empty() || exit_waiter_.done()) {
+        drop_exit_waiter();
+        detail::loop_core& loop = detail::require_running_loop();
+        Future<void> w(new detail::future_value<void>(&loop));
+        loop.io->add_waiter(pidfd_, detail::io_direction::read, w.state());
+        exit_waiter_ = w;
+      }
+      Future<void> shared = exit_waiter_;
+      detail::await_shared(shared);
     } else {
       sleep(delay);
       delay = std::min(delay * 2, 0.1);
@@ -261,96 +335,52 @@ void Process::terminate() { send_signal(SIGTERM); }
 void Process::kill() { send_signal(SIGKILL); }
 
 communicate_result Process::communicate(std::string_view input) {
-  // One task drives all three pipes: persistent add_reader/add_writer
-  // callbacks complete a wake-up future, and each round does every
-  // non-blocking read and write it can before awaiting the next one. No
-  // helper tasks, so cancellation has nothing to clean up but the
-  // registrations, which the guard below removes on every way out.
-  event_loop& loop = get_running_loop();
-  struct state {
-    Future<void> wake;
-  } st;
-  communicate_result result;
-  std::size_t written = 0;
-  bool out_open = stdout_ >= 0, err_open = stderr_ >= 0;
-  if (stdin_ >= 0 && input.empty()) close_stdin();
-
-  struct registrations {
-    event_loop& loop;
-    int in = -1, out = -1, err = -1;
-    void drop_in() noexcept {
-      if (in >= 0) loop.remove_writer(std::exchange(in, -1));
-    }
-    void drop_out() noexcept {
-      if (out >= 0) loop.remove_reader(std::exchange(out, -1));
-    }
-    void drop_err() noexcept {
-      if (err >= 0) loop.remove_reader(std::exchange(err, -1));
-    }
-    ~registrations() {
-      drop_in();
-      drop_out();
-      drop_err();
-    }
-  } regs{loop};
-  auto wake = [&st] {
-    if (st.wake.state() != nullptr && !st.wake.done()) st.wake.set_result();
-  };
-
-  // drain(fd, buf) reads what fd has; false at EOF.
-  auto drain = [](int fd, std::string& buf) {
-    while (true) {
-      const ssize_t n = read_into(fd, buf);
-      if (n > 0) {
-        continue;
-      } else if (n == 0) {
-        return false;
-      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        return true;
-      } else if (errno != EINTR) {
-        throw_errno(errno, "read");
+  make_streams();
+  detail::loop_core& loop = detail::require_running_loop();
+  // stdin: the transport writes what the pipe takes now and flushes the
+  // rest from a writer callback, then closes; a child that stops reading
+  // (EPIPE) ends that quietly.
+  if (pipes_[0]) {
+    pipes_[0]->write(input);
+    pipes_[0]->close();
+  }
+  // stdout and stderr are read by this one task: each round takes what
+  // both pipes have without waiting, then awaits one future registered as
+  // the read waiter of every pipe still open (whichever is ready first
+  // completes it). No helper tasks: a cancelled communicate() only
+  // unregisters, and what it read stays in the streams' buffers.
+  detail::stream_transport* outputs[2] = {pipes_[1].get(), pipes_[2].get()};
+  bool open[2] = {outputs[0] != nullptr, outputs[1] != nullptr};
+  while (open[0] || open[1]) {
+    for (int i = 0; i < 2; ++i) {
+      while (open[i]) {
+        const int got = outputs[i]->fill_nowait();
+        if (got == 0) open[i] = false;
+        if (got < 0) break;
       }
     }
-  };
-
-  while (stdin_ >= 0 || out_open || err_open) {
-    if (stdin_ >= 0) {
-      while (written < input.size()) {
-        const ssize_t n = write_no_sigpipe(stdin_, input.data() + written, input.size() - written);
-        if (n >= 0) {
-          written += static_cast<std::size_t>(n);
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          break;
-        } else if (errno == EPIPE) {
-          written = input.size();  // the child stopped reading: not an error
-        } else if (errno != EINTR) {
-          throw_errno(errno, "write");
+    if (!open[0] && !open[1]) break;
+    Future<void> ready(new detail::future_value<void>(&loop));
+    struct registrations {
+      detail::loop_core& loop;
+      Future<void>& ready;
+      int fds[2] = {-1, -1};
+      ~registrations() {
+        for (int fd : fds) {
+          if (fd >= 0) loop.io->remove_waiter(fd, detail::io_direction::read, ready.state());
         }
       }
-      if (written == input.size()) {
-        regs.drop_in();
-        close_stdin();
-      } else if (regs.in < 0) {
-        loop.add_writer(stdin_, wake);
-        regs.in = stdin_;
-      }
+    } regs{loop, ready};
+    for (int i = 0; i < 2; ++i) {
+      if (!open[i]) continue;
+      loop.io->add_waiter(outputs[i]->fd(), detail::io_direction::read, ready.state());
+      regs.fds[i] = outputs[i]->fd();
     }
-    if (out_open && !(out_open = drain(stdout_, result.out))) regs.drop_out();
-    if (out_open && regs.out < 0) {
-      loop.add_reader(stdout_, wake);
-      regs.out = stdout_;
-    }
-    if (err_open && !(err_open = drain(stderr_, result.err))) regs.drop_err();
-    if (err_open && regs.err < 0) {
-      loop.add_reader(stderr_, wake);
-      regs.err = stderr_;
-    }
-    if (stdin_ >= 0 || out_open || err_open) {
-      st.wake = loop.create_future<void>();
-      await(st.wake);
-      st.wake = Future<void>();
-    }
+    await(ready);
   }
+  communicate_result result;
+  if (outputs[0] != nullptr) result.out = outputs[0]->take(outputs[0]->buffered());
+  if (outputs[1] != nullptr) result.err = outputs[1]->take(outputs[1]->buffered());
   wait();
   return result;
 }

@@ -159,15 +159,16 @@ TEST_F(Subprocess, WaitForTimeoutThenKill) {
   });
 }
 
-// communicate() cancelled by a timeout leaves no registration behind: the
-// pipes can be read afterwards.
+// communicate() cancelled by a timeout leaves no registration behind and
+// loses nothing: what it read stays in the stdout stream.
 TEST_F(Subprocess, CommunicateTimeout) {
   asyncio::run([] {
     auto p = asyncio::create_subprocess_shell("echo early; exec sleep 10", {.stdout_ = sp::PIPE});
     EXPECT_THROW(asyncio::wait_for([&] { p.communicate(); }, 0.1), asyncio::TimeoutError);
     p.kill();
     EXPECT_EQ(p.wait(), -SIGKILL);
-    EXPECT_EQ(asyncio::read_all(p.stdout_fd()), "");  // "early" went to the cancelled call
+    EXPECT_EQ(p.stdout_().read(), "early\n");
+    EXPECT_TRUE(p.stdout_().at_eof());
   });
 }
 
@@ -178,6 +179,177 @@ TEST_F(Subprocess, EnvAndCwd) {
                                               .cwd = "/"});
     auto [out, err] = p.communicate();
     EXPECT_EQ(out, "42\n/\n");
+  });
+}
+
+// proc.stdout.readline(): line by line as the child writes, the last line
+// without its newline, then EOF.
+TEST_F(Subprocess, ReadlineFromStdout) {
+  asyncio::run([] {
+    auto p = asyncio::create_subprocess_shell("echo one; sleep 0.02; echo two; printf three", {.stdout_ = sp::PIPE});
+    ASSERT_TRUE(p.stdout_());
+    EXPECT_FALSE(p.stdin_());
+    EXPECT_FALSE(p.stderr_());
+    std::vector<std::string> lines;
+    while (true) {
+      std::string line = p.stdout_().readline();
+      if (line.empty()) break;
+      lines.push_back(line);
+    }
+    EXPECT_EQ(lines, (std::vector<std::string>{"one\n", "two\n", "three"}));
+    EXPECT_TRUE(p.stdout_().at_eof());
+    EXPECT_EQ(p.wait(), 0);
+  });
+}
+
+TEST_F(Subprocess, ReadexactlyAndReaduntilFromStdout) {
+  asyncio::run([] {
+    auto p = asyncio::create_subprocess_exec("printf", {"key=value;abcdef"}, {.stdout_ = sp::PIPE});
+    EXPECT_EQ(p.stdout_().readuntil("="), "key=");
+    EXPECT_EQ(p.stdout_().readuntil(";"), "value;");
+    EXPECT_EQ(p.stdout_().readexactly(4), "abcd");
+    try {
+      p.stdout_().readexactly(5);
+      ADD_FAILURE() << "expected IncompleteReadError";
+    } catch (const asyncio::IncompleteReadError& e) {
+      EXPECT_EQ(e.partial(), "ef");
+      EXPECT_EQ(e.expected(), 5u);
+    }
+    EXPECT_EQ(p.wait(), 0);
+  });
+}
+
+// proc.stdin.write/drain through cat, read back line by line, then close
+// stdin: cat sees EOF and exits 0.
+TEST_F(Subprocess, WriteStdinReadBackThroughCat) {
+  asyncio::run([] {
+    auto p = asyncio::create_subprocess_exec("cat", {}, {.stdin_ = sp::PIPE, .stdout_ = sp::PIPE});
+    asyncio::StreamWriter in = p.stdin_();
+    asyncio::StreamReader out = p.stdout_();
+    for (int i = 0; i < 3; ++i) {
+      const std::string line = "line " + std::to_string(i) + "\n";
+      in.write(line);
+      in.drain();
+      EXPECT_EQ(out.readline(), line);
+    }
+    // More than a pipe holds: write() buffers, drain() waits for the child
+    // to take it while another task reads the echo.
+    const std::string big(300 * 1024, 'z');
+    auto reader = asyncio::create_task([&] { return out.readexactly(big.size()); });
+    in.write(big);
+    EXPECT_GT(in.transport_buffer_size(), 0u);
+    in.drain();
+    EXPECT_EQ(asyncio::await(reader), big);
+    EXPECT_GE(p.stdin_fd(), 0);
+    in.close();
+    EXPECT_EQ(p.stdin_fd(), -1);
+    EXPECT_EQ(out.read(), "");
+    EXPECT_TRUE(out.at_eof());
+    EXPECT_EQ(p.wait(), 0);
+  });
+}
+
+// write_eof() on a pipe closes it (a pipe has no half-close).
+TEST_F(Subprocess, StdinWriteEofCloses) {
+  asyncio::run([] {
+    auto p = asyncio::create_subprocess_exec("wc", {"-c"}, {.stdin_ = sp::PIPE, .stdout_ = sp::PIPE});
+    p.stdin_().write("12345");
+    p.stdin_().write_eof();
+    EXPECT_TRUE(p.stdin_().is_closing());
+    EXPECT_EQ(p.stdout_().readline(), "5\n");
+    EXPECT_EQ(p.wait(), 0);
+  });
+}
+
+// A child that exited without reading: drain() raises BrokenPipeError, and
+// no SIGPIPE ends this process.
+TEST_F(Subprocess, StdinToExitedChildIsBrokenPipe) {
+  asyncio::run([] {
+    auto p = asyncio::create_subprocess_exec("true", {}, {.stdin_ = sp::PIPE});
+    EXPECT_EQ(p.wait(), 0);
+    p.stdin_().write("nobody reads this\n");
+    EXPECT_THROW(p.stdin_().drain(), asyncio::BrokenPipeError);
+  });
+}
+
+TEST_F(Subprocess, StderrStream) {
+  asyncio::run([] {
+    auto p = asyncio::create_subprocess_shell("echo out; echo err >&2; exit 4",
+                                              {.stdout_ = sp::PIPE, .stderr_ = sp::PIPE});
+    EXPECT_EQ(p.stderr_().readline(), "err\n");
+    EXPECT_EQ(p.stdout_().readline(), "out\n");
+    EXPECT_EQ(p.wait(), 4);
+    // communicate() after partial stream reads returns what is left.
+    auto [out, err] = p.communicate();
+    EXPECT_EQ(out, "");
+    EXPECT_EQ(err, "");
+  });
+}
+
+// communicate() takes the part of the output the stream has not handed out.
+TEST_F(Subprocess, CommunicateAfterReadline) {
+  asyncio::run([] {
+    auto p = asyncio::create_subprocess_shell("echo first; echo second; echo third", {.stdout_ = sp::PIPE});
+    EXPECT_EQ(p.stdout_().readline(), "first\n");
+    auto [out, err] = p.communicate();
+    EXPECT_EQ(out, "second\nthird\n");
+    EXPECT_EQ(p.returncode(), 0);
+  });
+}
+
+// Spawned outside a loop: the streams are made at first use, on the loop
+// running then; without one that is RuntimeError.
+TEST_F(Subprocess, SpawnedOutsideLoopStreamsLater) {
+  auto p = asyncio::create_subprocess_shell("echo later", {.stdout_ = sp::PIPE});
+  EXPECT_GE(p.stdout_fd(), 0);
+  EXPECT_THROW(p.stdout_(), asyncio::RuntimeError);
+  asyncio::run([&] {
+    EXPECT_EQ(p.stdout_().readline(), "later\n");
+    EXPECT_EQ(p.wait(), 0);
+  });
+}
+
+// Several tasks await wait() on one Process: all get the code; a cancelled
+// waiter does not disturb the others.
+TEST_F(Subprocess, SeveralTasksAwaitWait) {
+  asyncio::run([] {
+    auto p = asyncio::create_subprocess_shell("sleep 0.05; exit 7");
+    std::vector<std::string> order;
+    auto a = asyncio::create_task([&] {
+      int code = p.wait();
+      order.push_back("a");
+      return code;
+    });
+    auto b = asyncio::create_task([&] {
+      int code = p.wait();
+      order.push_back("b");
+      return code;
+    });
+    auto c = asyncio::create_task([&] { return p.wait(); });
+    asyncio::sleep(0.01);
+    EXPECT_FALSE(p.returncode());
+    c.cancel();
+    EXPECT_THROW(asyncio::await(c), asyncio::CancelledError);
+    EXPECT_EQ(p.wait(), 7);  // a third waiter, this task
+    EXPECT_EQ(asyncio::await(a), 7);
+    EXPECT_EQ(asyncio::await(b), 7);
+    EXPECT_EQ(order.size(), 2u);
+    EXPECT_EQ(p.returncode(), 7);
+  });
+}
+
+// A child killed by a signal: returncode is minus the signal, as Python's,
+// whoever sends it.
+TEST_F(Subprocess, SignalledChildNegativeReturncode) {
+  asyncio::run([] {
+    auto self = asyncio::create_subprocess_shell("kill -USR1 $$; sleep 5");
+    EXPECT_EQ(self.wait(), -SIGUSR1);
+    auto p = asyncio::create_subprocess_exec("sleep", {"5"});
+    auto waiter = asyncio::create_task([&] { return p.wait(); });
+    asyncio::sleep(0.01);
+    p.send_signal(SIGINT);
+    EXPECT_EQ(asyncio::await(waiter), -SIGINT);
+    EXPECT_EQ(p.returncode(), -SIGINT);
   });
 }
 

@@ -1,12 +1,15 @@
 // io/subprocess.hpp: asyncio's subprocesses (asyncio.create_subprocess_exec,
 // create_subprocess_shell, asyncio.subprocess.Process). Spawning is an
-// ordinary call; wait(), communicate() and read_all() are called from a task
-// and await without blocking the loop.
+// ordinary call; wait(), communicate() and the pipe streams are used from a
+// task and await without blocking the loop.
 //
 //   auto p = asyncio::create_subprocess_exec(
 //       "cat", {}, {.stdin_ = asyncio::subprocess::PIPE, .stdout_ = asyncio::subprocess::PIPE});
 //   auto [out, err] = p.communicate("hello");  // out == "hello"
 //   int status = *p.returncode();              // 0
+//
+//   auto q = asyncio::create_subprocess_shell("echo a; echo b", {.stdout_ = asyncio::subprocess::PIPE});
+//   std::string line = q.stdout_().readline();  // "a\n", as proc.stdout.readline()
 #pragma once
 
 #include <sys/types.h>
@@ -16,7 +19,9 @@
 #include <string_view>
 #include <vector>
 
+#include "greenlet/asyncio/future.hpp"
 #include "greenlet/io/errors.hpp"
+#include "greenlet/io/streams.hpp"
 
 // Everything this header declares is public API: exported even though the library
 // is built with -fvisibility=hidden (see CMakeLists.txt).
@@ -52,12 +57,14 @@ struct communicate_result {
   std::string err;
 };
 
-// Process is asyncio.subprocess.Process: a spawned child. Move-only; it owns
-// the parent's ends of the pipes (non-blocking, close-on-exec) and closes
-// them when destroyed. Destroying it does not kill the child; a child that
-// has already exited is reaped then, one still running is not (call kill()
-// and wait() first). Use it on one thread, and wait()/communicate() from one
-// task at a time.
+// Process is asyncio.subprocess.Process: a spawned child. Move-only (do not
+// move it while a task waits on it). The pipes the config asked for are
+// streams, as asyncio's proc.stdin/stdout/stderr: stdin_() is a
+// StreamWriter, stdout_() and stderr_() are StreamReaders (their copies
+// share the pipe). Destroying the Process drops its references to them (a
+// pipe closes when its last stream copy goes) and does not kill the child;
+// a child that has already exited is reaped then, one still running is not
+// (call kill() and wait() first). Use it on one thread.
 class Process {
  public:
   Process(Process&& other) noexcept;
@@ -72,34 +79,56 @@ class Process {
   // exit status, or -N if signal N killed it (as Python's).
   std::optional<int> returncode() const noexcept { return returncode_; }
 
-  // wait() awaits the child's exit and returns returncode(). It waits on a
+  // wait() awaits the child's exit and returns returncode(). Any number of
+  // tasks may wait at once; they all wake when it exits. It waits on a
   // pidfd registered with the loop (Linux >= 5.3), else polls waitpid()
   // with a growing asyncio::sleep. Does not read the pipes: a child
   // writing more than a pipe's buffer to a PIPE nobody reads never exits;
   // use communicate(). Throws RuntimeError outside a task, CancelledError
-  // (the child keeps running).
+  // (the child keeps running; the other waiters go on waiting).
   int wait();
 
   // communicate(input) writes input to stdin (if it is a PIPE) and closes
   // it, reads stdout and stderr (those that are PIPEs) to EOF, all at once,
   // then awaits the exit. A child that exits without reading its input is
   // not an error (BrokenPipe is ignored, as Python's). If cancelled, the
-  // data read so far is lost and the pipes are left as they were.
+  // bytes read so far stay in the stdout_()/stderr_() streams and the input
+  // not yet taken by the child is still written, then stdin closed.
   communicate_result communicate(std::string_view input = {});
 
   // send_signal(sig) sends sig to the child; nothing once it has been
   // reaped. terminate() is SIGTERM, kill() SIGKILL. Throws OSError.
   void send_signal(int sig);
+  // terminate() sends SIGTERM; see send_signal().
   void terminate();
+  // kill() sends SIGKILL; see send_signal().
   void kill();
 
+  // stdin_() is the writer of the child's stdin pipe (asyncio's
+  // proc.stdin): write(), drain(), close(), write_eof() (closes it, a pipe
+  // has no half-close). stdout_()/stderr_() are the readers of its output
+  // pipes: read(), readline(), readexactly(), readuntil(), at_eof(). Each
+  // is an empty stream (operator bool false) unless the config asked for a
+  // PIPE. The streams are made on the running loop at spawn (or at the
+  // first call here if the child was spawned outside a loop: RuntimeError
+  // if none runs then). Writes never raise SIGPIPE: a child that closed
+  // its stdin makes drain() raise BrokenPipeError.
+  StreamWriter& stdin_();
+  // stdout_() is the reader of the child's stdout; see stdin_().
+  StreamReader& stdout_();
+  // stderr_() is the reader of the child's stderr; see stdin_().
+  StreamReader& stderr_();
+
   // stdin_fd()/stdout_fd()/stderr_fd() are the parent's ends of the pipes
-  // (-1 unless PIPE was asked), for read_all(), write_all(), sock-style use
-  // with wait_readable()/wait_writable(). They stay owned by the Process.
-  int stdin_fd() const noexcept { return stdin_; }
-  int stdout_fd() const noexcept { return stdout_; }
-  int stderr_fd() const noexcept { return stderr_; }
-  // close_stdin() closes the stdin pipe, so the child sees EOF.
+  // (-1 unless PIPE was asked, or once closed), non-blocking, for
+  // read_all(), write_all(), wait_readable()/wait_writable() instead of the
+  // streams (mixing both on one pipe loses what the stream buffered). They
+  // stay owned by the Process and its streams.
+  int stdin_fd() const noexcept;
+  int stdout_fd() const noexcept;
+  int stderr_fd() const noexcept;
+  // close_stdin() closes the stdin pipe once its buffered bytes are
+  // written (at once if none), so the child sees EOF.
   void close_stdin() noexcept;
 
  private:
@@ -108,13 +137,18 @@ class Process {
   Process() = default;
   void set_status(int status) noexcept;
   bool try_reap();
-  void close_fds() noexcept;
+  void make_streams();
+  void drop_exit_waiter() noexcept;
+  void close_pidfd() noexcept;
 
   pid_t pid_ = -1;
   int pidfd_ = -1;
-  int stdin_ = -1;
-  int stdout_ = -1;
-  int stderr_ = -1;
+  int raw_[3] = {-1, -1, -1};  // pipe ends not yet wrapped in streams
+  std::shared_ptr<detail::stream_transport> pipes_[3];
+  StreamWriter stdin_stream_;
+  StreamReader stdout_stream_;
+  StreamReader stderr_stream_;
+  Future<void> exit_waiter_;  // registered on pidfd_ while someone waits
   std::optional<int> returncode_;
 };
 
