@@ -374,12 +374,34 @@ void loop_core::close() {
     drop_node(n);
   }
   timers.clear();
+  // Close hooks release what the I/O layer holds for this loop (signalfds,
+  // signal masks) while its registrations still exist to be removed.
+  while (!close_hooks.empty()) {
+    std::function<void()> hook = std::move(close_hooks.back().second);
+    close_hooks.pop_back();
+    try {
+      hook();
+    } catch (...) {
+      report({"exception in a close hook", std::current_exception(), ""});
+    }
+  }
   // I/O registrations may hold futures (references to this loop) and
   // callbacks: drop them with the rest.
   io->clear();
   std::lock_guard<std::mutex> lock(threadsafe_mutex);
   threadsafe_closed = true;
   threadsafe_queue.clear();
+}
+
+std::uint64_t loop_core::add_close_hook(std::function<void()> fn) {
+  check_open();
+  const std::uint64_t id = next_close_hook++;
+  close_hooks.emplace_back(id, std::move(fn));
+  return id;
+}
+
+void loop_core::remove_close_hook(std::uint64_t id) noexcept {
+  std::erase_if(close_hooks, [id](const auto& hook) { return hook.first == id; });
 }
 
 void loop_core::report(const exception_context& context) noexcept {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,7 @@ struct handler_entry {
   int fd = -1;
   bool we_blocked = false;  // sig was unblocked before add_signal_handler
   std::shared_ptr<std::function<void()>> fn;
+  std::uint64_t close_hook = 0;  // the loop's close hook that removes it
 };
 
 std::mutex registry_mutex;
@@ -72,9 +74,19 @@ void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn) {
         (*keep)();
       }
     });
-    std::lock_guard lock(registry_mutex);
-    registry()[{&loop, sig}] = handler_entry{fd, we_blocked, std::move(shared_fn)};
   } catch (...) {
+    ::close(fd);
+    unblock();
+    throw;
+  }
+  try {
+    // Closing the loop removes the handler: signalfd closed, mask restored.
+    event_loop* target = &loop;
+    const std::uint64_t hook = loop.core()->add_close_hook([target, sig] { remove_signal_handler(*target, sig); });
+    std::lock_guard lock(registry_mutex);
+    registry()[{&loop, sig}] = handler_entry{fd, we_blocked, std::move(shared_fn), hook};
+  } catch (...) {
+    loop.remove_reader(fd);
     ::close(fd);
     unblock();
     throw;
@@ -90,6 +102,7 @@ bool remove_signal_handler(event_loop& loop, int sig) {
     entry = std::move(it->second);
     registry().erase(it);
   }
+  loop.core()->remove_close_hook(entry.close_hook);
   loop.remove_reader(entry.fd);
   // Discard an occurrence still pending, then unblock: unblocking first
   // would deliver it with its default action (often: terminate).

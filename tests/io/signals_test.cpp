@@ -2,6 +2,7 @@
 // CPython's Lib/test/test_asyncio/test_unix_events.py (SelectorEventLoop
 // signal tests) but with real signals: raise() sends to this thread, which
 // add_signal_handler() has blocked.
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -70,6 +71,79 @@ TEST_F(Signals, UncatchableSignalIsOSError) {
     EXPECT_THROW(asyncio::add_signal_handler(loop, SIGKILL, [] {}), asyncio::OSError);
     EXPECT_FALSE(asyncio::remove_signal_handler(loop, SIGKILL));
   });
+}
+
+// Open descriptors of this process, from /proc/self/fd.
+int open_fds() {
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (::readdir(d) != nullptr) ++n;
+  ::closedir(d);
+  return n - 3;  // ".", ".." and the directory's own fd
+}
+
+// Closing the loop removes the handlers it still has: the signalfds are
+// closed and the signals unblocked again.
+TEST_F(Signals, CloseRemovesHandlers) {
+  const int before = open_fds();
+  ASSERT_FALSE(blocked(SIGUSR1));
+  ASSERT_FALSE(blocked(SIGUSR2));
+  {
+    auto loop = asyncio::new_event_loop();
+    const int with_loop = open_fds();
+    int calls = 0;
+    loop->run_until_complete([&] {
+      asyncio::add_signal_handler(*loop, SIGUSR1, [&] { ++calls; });
+      asyncio::add_signal_handler(*loop, SIGUSR2, [&] { ++calls; });
+      EXPECT_EQ(open_fds(), with_loop + 2);
+      ASSERT_EQ(::raise(SIGUSR1), 0);
+      for (int i = 0; i < 100 && calls == 0; ++i) asyncio::sleep(0.001);
+    });
+    EXPECT_EQ(calls, 1);
+    EXPECT_TRUE(blocked(SIGUSR1));
+    EXPECT_TRUE(blocked(SIGUSR2));
+    loop->close();
+    EXPECT_EQ(open_fds(), with_loop);
+    EXPECT_FALSE(blocked(SIGUSR1));
+    EXPECT_FALSE(blocked(SIGUSR2));
+    EXPECT_FALSE(asyncio::remove_signal_handler(*loop, SIGUSR1));  // gone already
+  }
+  EXPECT_EQ(open_fds(), before);
+}
+
+// The same at the end of asyncio::run, which closes its loop; a handler
+// removed by hand earlier is not removed twice.
+TEST_F(Signals, RunLeavesNothingBehind) {
+  const int before = open_fds();
+  asyncio::run([] {
+    auto& loop = asyncio::get_running_loop();
+    asyncio::add_signal_handler(loop, SIGUSR1, [] {});
+    asyncio::add_signal_handler(loop, SIGUSR2, [] {});
+    EXPECT_TRUE(asyncio::remove_signal_handler(loop, SIGUSR2));
+    EXPECT_TRUE(blocked(SIGUSR1));
+  });
+  EXPECT_EQ(open_fds(), before);
+  EXPECT_FALSE(blocked(SIGUSR1));
+  EXPECT_FALSE(blocked(SIGUSR2));
+}
+
+// A signal the thread blocked itself stays blocked after close (the mask is
+// restored, not cleared), and the fd is closed all the same.
+TEST_F(Signals, CloseRestoresMaskNotClears) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR2);
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &set, nullptr), 0);
+  const int before = open_fds();
+  asyncio::run([] {
+    asyncio::add_signal_handler(asyncio::get_running_loop(), SIGUSR2, [] {});
+    asyncio::add_signal_handler(asyncio::get_running_loop(), SIGUSR1, [] {});
+  });
+  EXPECT_EQ(open_fds(), before);
+  EXPECT_TRUE(blocked(SIGUSR2));
+  EXPECT_FALSE(blocked(SIGUSR1));
+  ASSERT_EQ(pthread_sigmask(SIG_UNBLOCK, &set, nullptr), 0);
 }
 
 }  // namespace

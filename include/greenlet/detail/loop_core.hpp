@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "greenlet/fiber/greenlet.hpp"
@@ -105,6 +106,15 @@ struct loop_core {
 
   exception_handler handler;
   long refs = 1;  // the facade's + one per future
+
+  // Close hooks: cleanups of the I/O layer (signal handlers) that close()
+  // runs once, newest first, after killing the tasks and before dropping
+  // the I/O registrations. add_close_hook() returns the id to pass to
+  // remove_close_hook() when the resource goes away earlier.
+  std::vector<std::pair<std::uint64_t, std::function<void()>>> close_hooks;
+  std::uint64_t next_close_hook = 1;
+  std::uint64_t add_close_hook(std::function<void()> fn);
+  void remove_close_hook(std::uint64_t id) noexcept;
 
   double time() const;
   callback_node* new_node();

@@ -31,8 +31,10 @@ namespace greenlet::asyncio {
 // callback, each time sig arrives (signals arriving together may run it
 // once). Replaces an earlier handler for sig on that loop. Call it on the
 // loop's thread. Throws OSError (EINVAL for SIGKILL/SIGSTOP or a bad
-// number) and what add_reader() throws. Remove the handler before the loop
-// is closed: the signalfd stays open until then.
+// number) and what add_reader() throws. Closing the loop removes the
+// handler as remove_signal_handler() does (signalfd closed, sig unblocked
+// if add_signal_handler() blocked it); close the loop on the thread that
+// added the handler, since the signal mask is per thread.
 void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn);
 
 // remove_signal_handler(loop, sig) removes the handler; returns false if
