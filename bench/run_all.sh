@@ -15,6 +15,7 @@
 #   BENCH_REPETITIONS  Google Benchmark repetitions (default 5)
 #   BENCH_FILTER       --benchmark_filter regex (default: all)
 #   BENCH_JOBS         build parallelism (default 2)
+#   BENCH_OUT_DIR      where the report goes (default bench/results)
 #   BENCH_NO_PEERS=1   skip the Python and Go peers
 #   BENCH_NO_HTTP=1    skip the HTTP servers under wrk
 #   BENCH_WRK_DURATION seconds per wrk run (default 5; wrk -t1 -c100)
@@ -74,7 +75,8 @@ for bin in "${binaries[@]}"; do
   "$bin" --benchmark_filter="$filter" --benchmark_repetitions="$reps" \
          --benchmark_report_aggregates_only=true --benchmark_out="$out" --benchmark_out_format=json ||
     fail "$name failed"
-  results+=("$out")
+  # A binary none of whose benchmarks matches BENCH_FILTER writes an empty file.
+  if [[ -s $out ]]; then results+=("$out"); fi
 done
 
 if [[ ${BENCH_NO_PEERS:-0} != 1 ]]; then
@@ -130,7 +132,7 @@ if [[ ${BENCH_NO_HTTP:-0} != 1 ]]; then
 fi
 
 echo "==> report"
-"$python" bench/tools/report.py --build-dir "$build" --date "$date" \
+"$python" bench/tools/report.py --build-dir "$build" --date "$date" --out-dir "${BENCH_OUT_DIR:-bench/results}" \
   --command "bash bench/run_all.sh (BENCH_REPETITIONS=$reps)" "${results[@]}" ||
   fail "report failed"
 echo "==> raw JSON in $root/$raw"
