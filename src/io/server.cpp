@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <list>
 
@@ -46,11 +47,15 @@ struct server_state : std::enable_shared_from_this<server_state> {
       } else if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         // Out of descriptors: say so, pause accepting, keep serving the
         // connections already open (asyncio's accept_retry_delay).
+        char delay[32];
+        std::snprintf(delay, sizeof delay, "%g", config.accept_retry_delay);
+        const bool fds = err == EMFILE || err == ENFILE;
         get_running_loop().call_exception_handler(
-            {"socket.accept() out of system resource; pausing accepting for " +
-                 std::to_string(config.accept_retry_delay) + "s",
+            {std::string("socket.accept() out of system resource (") + std::strerror(err) +
+                 "); pausing accepting for " + delay + "s, connections already open are still served" +
+                 (fds ? "; close descriptors or raise the limit (ulimit -n, RLIMIT_NOFILE)" : ""),
              std::make_exception_ptr(OSError(err, std::string("accept: ") + std::strerror(err))),
-             "Server on port " + std::to_string(port)});
+             tcp ? "Server on port " + std::to_string(port) : std::string("Unix server")});
         sleep(config.accept_retry_delay);
       } else if (err != EINTR && err != ECONNABORTED && err != EPROTO) {
         raise_os_error(err, "accept");

@@ -292,11 +292,19 @@ TEST_F(StreamTests, EmfileKeepsServing) {
   rlimit saved{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
   std::vector<std::string> reports;
-  int served = 0;
+  std::vector<int> errnos;
+  int served = 0, served_while_short = 0;
   asyncio::run([&] {
     auto& loop = asyncio::get_running_loop();
     loop.set_exception_handler([&](asyncio::event_loop*, const asyncio::exception_context& c) {
       reports.push_back(c.message);
+      try {
+        std::rethrow_exception(c.exception);
+      } catch (const asyncio::OSError& e) {
+        errnos.push_back(e.errno_());
+      } catch (...) {
+        errnos.push_back(-1);
+      }
     });
     asyncio::server_config config;
     config.accept_retry_delay = 0.01;
@@ -319,6 +327,12 @@ TEST_F(StreamTests, EmfileKeepsServing) {
     tight.rlim_cur = static_cast<rlim_t>(open_fd_count() + 2);
     ::setrlimit(RLIMIT_NOFILE, &tight);
     for (int i = 0; i < 50 && reports.empty(); ++i) asyncio::sleep(0.002);
+    // Still out of descriptors: the connections accepted before (at least
+    // the first two, the backlog is FIFO) are served meanwhile.
+    for (int i = 0; i < 2; ++i) {
+      asyncio::sock_sendall(fds[i], "early\n");
+      if (asyncio::sock_recv(fds[i], 100) == "early\n") ++served_while_short;
+    }
     ::setrlimit(RLIMIT_NOFILE, &saved);
     for (int fd : fds) {
       asyncio::sock_sendall(fd, "ping\n");
@@ -329,9 +343,13 @@ TEST_F(StreamTests, EmfileKeepsServing) {
     server.wait_closed();
   });
   ::setrlimit(RLIMIT_NOFILE, &saved);
+  EXPECT_EQ(served_while_short, 2);
   EXPECT_EQ(served, 5);
   ASSERT_FALSE(reports.empty());
-  EXPECT_NE(reports[0].find("out of system resource"), std::string::npos);
+  EXPECT_NE(reports[0].find("out of system resource"), std::string::npos) << reports[0];
+  EXPECT_NE(reports[0].find("ulimit -n"), std::string::npos) << reports[0];
+  ASSERT_FALSE(errnos.empty());
+  EXPECT_EQ(errnos[0], EMFILE);
 }
 
 }  // namespace
