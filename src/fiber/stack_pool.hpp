@@ -1,13 +1,43 @@
 // stack_pool.hpp: per-thread pool of fiber stacks.
+//
+// Self-contained (standard headers only), so white-box tests can include it
+// by path.
 #pragma once
 
-#include <cstddef>
 #include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <vector>
 
 namespace greenlet::detail {
 
-// fiber_stack is one mapped stack: usable memory is [limit, base), with an
-// inaccessible guard page just below limit when guarded.
+// malloc_allocator keeps the pool's bookkeeping off operator new: the pool
+// lives as long as its thread, and tests count operator new allocations
+// that outlive a test as leaks.
+template <class T>
+struct malloc_allocator {
+  using value_type = T;
+  malloc_allocator() noexcept = default;
+  template <class U>
+  malloc_allocator(const malloc_allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    if (void* p = std::malloc(n * sizeof(T))) return static_cast<T*>(p);
+    throw std::bad_alloc();
+  }
+  void deallocate(T* p, std::size_t) noexcept { std::free(p); }
+  template <class U>
+  bool operator==(const malloc_allocator<U>&) const noexcept {
+    return true;
+  }
+};
+
+// fiber_stack is one stack: usable memory is [limit, base). A guarded stack
+// is its own mapping, [mapping, mapping + mapping_size), with an inaccessible
+// guard page just below limit. An unguarded stack is carved from a slab;
+// then mapping == limit and mapping_size == size, and the canary word
+// (stack_canary.hpp) sits at limit.
 struct fiber_stack {
   void* mapping = nullptr;
   std::size_t mapping_size = 0;
@@ -20,11 +50,23 @@ struct fiber_stack {
 
 // stack_pool hands out stacks and takes them back for reuse, so creating a
 // greenlet costs no system call once the pool is warm. It belongs to one
-// thread and is not synchronized. acquire() throws greenlet::error
-// (errc::stack_exhausted) naming vm.max_map_count when the kernel refuses.
+// thread and is not synchronized.
+//
+// Guarded stacks are one mmap each plus an mprotect'd guard page, which
+// splits the mapping: two kernel mappings per stack, whatever the layout.
+// Linux allows vm.max_map_count (65530 by default) mappings per process, so
+// ~32,000 guarded stacks is the ceiling.
+//
+// Unguarded stacks are carved from slabs: one MAP_NORESERVE mapping holding
+// up to slab_max_bytes of stacks of one size (the kernel also merges adjacent
+// slabs), so a million stacks take a few hundred mappings and cost memory
+// only for the pages fibers touch. See stack_pool.cpp for the layout.
+//
+// acquire() throws greenlet::error(errc::stack_exhausted) naming
+// vm.max_map_count, the stacks mapped and the fixes when the kernel refuses.
 class stack_pool {
  public:
-  stack_pool() = default;
+  stack_pool();
   stack_pool(const stack_pool&) = delete;
   stack_pool& operator=(const stack_pool&) = delete;
   ~stack_pool();
@@ -32,12 +74,56 @@ class stack_pool {
   fiber_stack acquire(std::size_t size, bool guarded);
   void release(const fiber_stack& stack) noexcept;
 
-  // How many stacks are mapped (in use or pooled), for error reports.
+  // How many stacks are mapped (in use or pooled, slab stacks once carved),
+  // for error reports.
   std::size_t mapped() const noexcept { return mapped_; }
+  // How many kernel mappings the pool holds: two per guarded stack, one per
+  // slab (fewer in the kernel's count when adjacent slabs merge).
+  std::size_t kernel_mappings() const noexcept { return 2 * guarded_mapped_ + individual_ + slabs_.size(); }
+  std::size_t slab_count() const noexcept { return slabs_.size(); }
+
+  // Up to warm_budget released unguarded stacks per stack size keep their
+  // pages (reuse costs no page fault); past it, a released stack's pages go
+  // back to the kernel (madvise MADV_DONTNEED) and it is pooled "cold".
+  // The madvise calls are batched: every purge_batch such releases, the
+  // stacks are sorted and adjacent ones given back in one call (one TLB
+  // shootdown for a run of stacks, not one per stack).
+  // The environment variable GREENLET_STACK_WARM_BUDGET sets it for threads
+  // that start using greenlets afterwards.
+  static constexpr std::size_t default_warm_budget = 1024;
+  static constexpr std::size_t purge_batch = 256;
+  void set_warm_budget(std::size_t stacks);
+  std::size_t warm_budget() const noexcept { return warm_budget_; }
+  // trim() gives back now the pages still queued for the next batch.
+  void trim() noexcept {
+    if (!purge_.empty()) purge();
+  }
+  // Pooled unguarded stacks, warm (resident pages) and cold (given back or
+  // queued to be).
+  std::size_t pooled_warm() const noexcept;
+  std::size_t pooled_cold() const noexcept;
+
+  // Slab geometry, exposed for tests.
+  static constexpr std::size_t slab_max_bytes = std::size_t{64} << 20;
+  static constexpr std::size_t slab_min_stacks = 16;
+  // Bytes between a page boundary and the stack limit above it (where the
+  // canary goes): see the layout in stack_pool.cpp.
+  static constexpr std::size_t canary_room = 64;
 
  private:
-  // A pooled stack keeps its own free-list node in its top bytes, so the
-  // pool allocates nothing on the heap.
+  // fresh must be 0 (calloc). purging: pooled cold, pages not given back yet (in purge_).
+  enum class slot_state : std::uint8_t { fresh, in_use, warm, purging, cold };
+  struct slab {
+    char* begin = nullptr;
+    std::size_t bytes = 0;
+    std::size_t stack_size = 0;
+    std::uint32_t count = 0;   // stacks it holds
+    std::uint32_t carved = 0;  // stacks [carved, count) were never handed out
+    std::uint32_t in_use = 0;
+    slot_state* state = nullptr;  // calloc'd: count entries, all fresh
+  };
+  using limit_list = std::vector<char*, malloc_allocator<char*>>;
+  // A pooled guarded stack keeps its own free-list node in its top bytes.
   struct free_node {
     free_node* next;
     fiber_stack stack;
@@ -45,19 +131,37 @@ class stack_pool {
   struct bucket {
     std::size_t size = 0;
     bool guarded = false;
+    // guarded stacks
     free_node* head = nullptr;
     std::size_t count = 0;
+    // unguarded stacks: free slots, and the slab still holding fresh ones.
+    // Both vectors have capacity for every stack of the bucket's slabs, so
+    // release() never allocates.
+    limit_list warm;  // stack limits
+    limit_list cold;
+    slab* current = nullptr;
+    std::size_t stacks = 0;  // in all of its slabs
   };
-  static constexpr std::size_t max_pooled_per_bucket = 1024;
+  static constexpr std::size_t max_pooled_guarded = 1024;  // per bucket; more are unmapped
   static constexpr std::size_t max_buckets = 8;  // distinct (size, guard) kinds pooled
 
   bucket* bucket_for(std::size_t size, bool guarded) noexcept;
   fiber_stack map_stack(std::size_t size, bool guarded);
   void unmap_stack(const fiber_stack& stack) noexcept;
+  fiber_stack take_slot(bucket& b, slab& owner, std::uint32_t index) noexcept;
+  void add_slab(bucket& b);
+  slab* slab_of(const void* address) const noexcept;
+  void purge() noexcept;
+  [[noreturn]] void exhausted(std::size_t bytes, int err, bool guarded) const;
 
   std::array<bucket, max_buckets> buckets_{};
   std::size_t buckets_used_ = 0;
+  std::vector<slab*, malloc_allocator<slab*>> slabs_;  // malloc'd, sorted by begin
+  limit_list purge_;  // limits of stacks to give back (capacity purge_batch)
   std::size_t mapped_ = 0;
+  std::size_t guarded_mapped_ = 0;
+  std::size_t individual_ = 0;  // unguarded stacks mapped alone (no bucket left)
+  std::size_t warm_budget_ = default_warm_budget;
 };
 
 // page_size() is the system page size; round_to_pages() rounds up to it.

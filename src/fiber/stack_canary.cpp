@@ -1,0 +1,51 @@
+// stack_canary.cpp: the report for an overflowed unguarded stack.
+#include "fiber/stack_canary.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace greenlet::detail {
+
+std::string stack_canary_report(const greenlet_impl* g) {
+  const std::size_t bigger = g->stack_size * 4;
+  char text[768];
+  std::snprintf(
+      text, sizeof text,
+      "greenlet: stack overflow in greenlet #%llu%s%s%s: the canary at the bottom of its unguarded "
+      "%zu-byte stack was overwritten, so memory below that stack (another greenlet's frames) is "
+      "corrupt.\n"
+      "  Give it a bigger stack: greenlet(run, parent, greenlet::stack_options{.size = %zu, "
+      ".guard_page = false}),\n"
+      "  or a guarded one, which stops at the overflow itself: stack_options{.size = %zu} "
+      "(guard_page defaults to true; each guarded stack costs two kernel mappings of vm.max_map_count).\n"
+      "  For asyncio tasks set event_loop::options::task_stack. Deep recursion or large local arrays "
+      "cause this.\n",
+      static_cast<unsigned long long>(g->id), g->name.empty() ? "" : " \"", g->name.c_str(),
+      g->name.empty() ? "" : "\"", g->stack_size, bigger, bigger);
+  return text;
+}
+
+void stack_canary_broken(const greenlet_impl* g) noexcept {
+  // Formatting allocates; memory is corrupt, but below the greenlet's stack,
+  // not in the heap, and the report is worth the risk.
+  try {
+    std::string report = stack_canary_report(g);
+    report.insert(report.begin(), '\n');
+    const char* p = report.data();
+    std::size_t n = report.size();
+    while (n > 0) {
+      const ssize_t written = ::write(STDERR_FILENO, p, n);
+      if (written <= 0) break;
+      p += written;
+      n -= static_cast<std::size_t>(written);
+    }
+  } catch (...) {
+    static const char fallback[] = "\ngreenlet: stack overflow (broken stack canary)\n";
+    [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, fallback, sizeof fallback - 1);
+  }
+  std::abort();
+}
+
+}  // namespace greenlet::detail
