@@ -9,6 +9,7 @@
 // at thread exit; the foreign thread never touches the stack.
 #include <string>
 
+#include "fiber/stack_copy.hpp"
 #include "fiber/thread_state.hpp"
 
 namespace greenlet::detail {
@@ -27,6 +28,7 @@ void adopt_new(greenlet_impl* self, greenlet_impl* parent, const stack_options& 
   retain(parent);
   self->parent = parent;
   self->stack_opts = stack;
+  self->shared_stack = resolve_stack_mode(ts, stack) == stack_mode::shared;
   self->owner.store(&ts, std::memory_order_relaxed);
   self->id = (ts.thread_index << 40) | ts.next_id++;
   ts.link(self);
@@ -125,8 +127,10 @@ namespace {
 
 bool on_own_stack(const greenlet_impl* g, const void* where) noexcept {
   thread_state* ts = tls_state;
+  // Every shared-stack greenlet has the same bounds; the bytes there are
+  // the owner's.
   return ts != nullptr && owner_of(g) == ts && where >= g->stack_limit &&
-         where < g->stack_base;
+         where < g->stack_base && (!g->shared_stack || ts->shared_owner == g);
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ constexpr std::size_t signal_stack_size = 64 * 1024;
 constexpr std::size_t overflow_reach = 256 * 1024;
 
 bool hit_below(const greenlet_impl* g, const char* addr) {
-  if (g == nullptr || g->stack_mapping == nullptr) return false;
+  if (g == nullptr || g->stack_limit == nullptr) return false;  // main: not ours to report
   const char* limit = static_cast<const char*>(g->stack_limit);
   return addr < limit && addr + overflow_reach >= limit;
 }
@@ -50,12 +50,12 @@ void on_fault(int signal, siginfo_t* info, void* context) {
     char report[640];
     int n = std::snprintf(
         report, sizeof report,
-        "\ngreenlet: stack overflow in greenlet #%llu%s%s%s: its stack is %zu bytes%s.\n"
+        "\ngreenlet: stack overflow in greenlet #%llu%s%s%s: its %sstack is %zu bytes%s.\n"
         "  Give it a bigger one: greenlet(run, parent, greenlet::stack_options{.size = %zu}),\n"
         "  or for every greenlet: greenlet::set_default_stack_size(%zu).\n"
         "  Deep recursion or large local arrays on a greenlet's stack cause this.\n",
         static_cast<unsigned long long>(g->id), g->name.empty() ? "" : " \"",
-        g->name.c_str(), g->name.empty() ? "" : "\"", g->stack_size,
+        g->name.c_str(), g->name.empty() ? "" : "\"", g->shared_stack ? "(shared) " : "", g->stack_size,
         g->stack_opts.guard_page ? " (guard page hit)" : "", g->stack_size * 4, g->stack_size * 4);
     if (n > 0) write_all(report, static_cast<std::size_t>(n) < sizeof report ? n : sizeof report - 1);
   }

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "greenlet/detail/sanitizers.hpp"
+#include "fiber/stack_copy.hpp"
 #include "fiber/thread_state.hpp"
 
 namespace greenlet::detail {
@@ -101,10 +102,12 @@ void prepare_thread_fp() noexcept {
 
 namespace {
 
-[[noreturn]] void greenlet_entry(ctx::transfer_t from) noexcept;
-
 // start() gives an unstarted greenlet a stack and an entry context.
 void start(thread_state& ts, greenlet_impl* g) {
+  if (g->shared_stack) {
+    start_shared(ts, g);
+    return;
+  }
   const std::size_t size = g->stack_opts.size != 0 ? g->stack_opts.size : default_stack_size();
   fiber_stack s = ts.stacks.acquire(size, g->stack_opts.guard_page);
   g->stack_mapping = s.mapping;
@@ -123,6 +126,7 @@ void start(thread_state& ts, greenlet_impl* g) {
 // an origin that died (its stack goes back to the pool) or that lost its
 // last handle while running (it is killed now that it is suspended).
 inline void after_switch(thread_state& ts, greenlet_impl* self, greenlet_impl* origin) {
+  origin = resumed_origin(ts, origin);
   if (ts.tracing) [[unlikely]] {
     call_trace(ts, origin, self);
   }
@@ -247,6 +251,8 @@ greenlet_impl* run_to_completion(thread_state& ts, greenlet_impl* self) noexcept
   return target;
 }
 
+}  // namespace
+
 void greenlet_entry(ctx::transfer_t from) noexcept {
   thread_state& ts = *tls_state;
   greenlet_impl* self = ts.current;
@@ -261,6 +267,7 @@ void greenlet_entry(ctx::transfer_t from) noexcept {
   }
 
   greenlet_impl* target = run_to_completion(ts, self);
+  if (target->swapped_out) die_into_swapped(ts, self, target);
 
   *ts.cxa_globals = target->exceptions;
   if (!fp_frame_layout_ok) canonicalize_fp_register();
@@ -269,6 +276,8 @@ void greenlet_entry(ctx::transfer_t from) noexcept {
   ctx::jump_fcontext(target->context, self);
   std::abort();  // a dead greenlet is never resumed
 }
+
+namespace {
 
 // switch_any() handles every switch: to a dead, unstarted or foreign
 // greenlet, to itself, raising an exception, as well as the common case.
@@ -282,7 +291,8 @@ value switch_any(thread_state& ts, greenlet_impl* target, value&& args, std::exc
   if (target->state == run_state::unstarted) start(ts, target);
   ts.transfer_value = std::move(args);
   if (error) ts.transfer_error = std::move(error);
-  greenlet_impl* origin = jump_to(ts, self, target);
+  greenlet_impl* origin =
+      target->swapped_out ? switch_to_swapped(ts, self, target) : jump_to(ts, self, target);
   after_switch(ts, self, origin);
   return receive(ts);
 }
@@ -304,6 +314,15 @@ value throw_to(thread_state& ts, greenlet_impl* target, std::exception_ptr error
 }
 
 void release_stack(thread_state& ts, greenlet_impl* g) noexcept {
+  if (g->shared_stack) {
+    if (g->stack_base == nullptr) return;
+    sanitizers::on_finish(g);
+    release_shared(ts, g);
+    g->stack_limit = g->stack_base = nullptr;
+    g->stack_refs = 0;
+    g->context = nullptr;
+    return;
+  }
   if (g->stack_mapping == nullptr) return;
   sanitizers::on_finish(g);
   fiber_stack s;

@@ -1,4 +1,5 @@
 #include "fiber/thread_state.hpp"
+#include "fiber/stack_copy.hpp"
 
 #include <atomic>
 #include <memory>
@@ -138,6 +139,7 @@ thread_state::~thread_state() {
   greenlet_impl* m = main;
   main = current = nullptr;
   release(m);
+  close_shared_stacks(*this);
   remove_overflow_reporter(*this);
   tls_state = nullptr;
   tls_switch_state = nullptr;

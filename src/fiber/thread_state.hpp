@@ -41,6 +41,19 @@ struct thread_state : switch_state {
   void* signal_stack = nullptr;
   bool exiting = false;
 
+  // Stack copying (stack_copy.cpp). shared_owner is the shared-mode greenlet
+  // whose bytes are on the shared stack now (running or suspended), if any.
+  // The copier is a helper context on a small stack of its own: a greenlet
+  // running on the shared stack cannot copy another greenlet's bytes over
+  // it, so it jumps to the copier, which saves one and restores the other.
+  stack_mode default_mode = stack_mode::inherit;  // set_thread_stack_mode()
+  greenlet_impl* shared_owner = nullptr;
+  fiber_stack shared_stack;
+  greenlet_impl* copier = nullptr;
+  fiber_stack copier_stack;
+  greenlet_impl* copy_target = nullptr;  // where the copier goes next
+  greenlet_impl* copy_origin = nullptr;  // who jumped to the copier last
+
   void link(greenlet_impl* g) noexcept;
   void unlink(greenlet_impl* g) noexcept;
   void process_mail() noexcept;

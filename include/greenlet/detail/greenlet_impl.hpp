@@ -20,13 +20,33 @@
 
 namespace greenlet {
 
+// stack_mode chooses where a greenlet's stack lives.
+//  - separate: a stack of its own from the thread's pool. The fastest switch;
+//    a suspended greenlet keeps the pages it touched (4 KiB or more).
+//  - shared: stack copying, as Python's greenlet does. The thread's shared
+//    greenlets all run on one shared stack; a suspended one keeps only the
+//    bytes of stack it uses, copied to the heap when another shared greenlet
+//    needs the stack (a few hundred bytes for a shallow greenlet). Switching
+//    between two shared greenlets copies those bytes out and in, so it costs
+//    more as stacks get deeper. Rule that comes with it: while a shared
+//    greenlet is suspended, its locals are not at their addresses, so no
+//    other greenlet may use a pointer or reference to them (heap objects and
+//    the locals of separate-stack greenlets, main included, are fine).
+//  - inherit: the thread's default (set_thread_stack_mode(); the environment
+//    variable GREENLET_STACK_MODE=shared|separate; separate otherwise).
+enum class stack_mode : unsigned char { inherit, separate, shared };
+
 // stack_options chooses a greenlet's stack. size 0 means default_stack_size().
 // With guard_page, the stack has an inaccessible page below it so an overflow
 // stops with a report instead of corrupting memory; stacks come from a
-// per-thread pool either way.
+// per-thread pool either way. Shared-mode greenlets run on their thread's
+// shared stack (guarded; 8 MiB or default_stack_size() if larger, costing
+// memory only for the pages used); one asking for a larger size gets a
+// separate stack instead.
 struct stack_options {
   std::size_t size = 0;
   bool guard_page = true;
+  stack_mode mode = stack_mode::inherit;
 };
 
 namespace detail {
@@ -62,6 +82,10 @@ struct greenlet_impl {
   // greenlet ran; it is killed or freed when it next switches away or dies.
   bool orphaned = false;
   bool being_killed = false;
+  // Stack copying (stack_mode::shared): it runs on its thread's shared stack,
+  // and swapped_out says its bytes are in saved_stack instead of there.
+  bool shared_stack = false;
+  bool swapped_out = false;
   exception_state exceptions;
   std::atomic<long> refs{1};
   // How many of refs are handles living on this greenlet's own stack (locals,
@@ -78,6 +102,10 @@ struct greenlet_impl {
   std::size_t stack_size = 0;
   stack_options stack_opts;
   void* stack_mapping = nullptr;
+  // Shared mode: the heap copy of [context, stack_base) while swapped out.
+  void* saved_stack = nullptr;
+  std::size_t saved_size = 0;
+  std::size_t saved_capacity = 0;
 
   // Sanitizer and valgrind bookkeeping; unused in plain builds.
   void* asan_fake_stack = nullptr;

@@ -96,12 +96,13 @@ inline greenlet_impl* jump_to(switch_state& ts, greenlet_impl* self, greenlet_im
 }
 
 // switch_inline() switches to target carrying args and returns what is
-// switched back, for a suspended greenlet of this thread; anything else
-// goes to switch_slow().
+// switched back, for a suspended greenlet of this thread whose stack is in
+// place; anything else (including a shared-stack greenlet whose bytes are
+// copied out) goes to switch_slow().
 inline value switch_inline(greenlet_impl* target, value&& args) {
   switch_state* ts = tls_switch_state;
   greenlet_impl* self = ts != nullptr ? ts->current : nullptr;
-  if (ts == nullptr || target->state != run_state::active || target == self ||
+  if (ts == nullptr || target->state != run_state::active || target->swapped_out || target == self ||
       target->owner.load(std::memory_order_relaxed) != ts) [[unlikely]] {
     return switch_slow(target, std::move(args));
   }

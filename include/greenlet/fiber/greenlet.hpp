@@ -210,6 +210,18 @@ std::size_t default_stack_size() noexcept;
 // atomic store).
 void set_default_stack_size(std::size_t bytes);
 
+// set_thread_stack_mode(mode) sets the stack mode of greenlets made later on
+// the calling thread whose stack_options say stack_mode::inherit (the
+// default); stack_mode::inherit goes back to the process default, which is
+// the environment variable GREENLET_STACK_MODE (shared or separate) or else
+// separate. See stack_mode for the trade. Throws only std::bad_alloc (the
+// thread's greenlet state is made on first use); this thread only.
+void set_thread_stack_mode(stack_mode mode);
+// thread_stack_mode() is the mode greenlets made now on this thread get by
+// default: stack_mode::separate or stack_mode::shared. Throws as
+// set_thread_stack_mode.
+stack_mode thread_stack_mode();
+
 // trace_function receives "switch" or "throw" with the origin and target of
 // each switch, on the target's side, as greenlet.settrace's callback. If it
 // throws, tracing is turned off and the exception is raised in the target.

@@ -1,0 +1,46 @@
+// stack_copy.hpp: stack_mode::shared, greenlet's own technique. The shared
+// greenlets of a thread run on one shared stack; the one whose bytes are
+// there is the thread's shared_owner. Switching to a shared greenlet that is
+// swapped out first copies the owner's used bytes ([context, stack_base)) to
+// the heap, then copies the target's back, then jumps.
+#pragma once
+
+#include <boost/context/detail/fcontext.hpp>
+
+#include "fiber/thread_state.hpp"
+
+namespace greenlet::detail {
+
+// The entry point of every greenlet's first context (switch.cpp).
+[[noreturn]] void greenlet_entry(boost::context::detail::transfer_t from) noexcept;
+
+// The stack mode (separate or shared) a greenlet made now with `options`
+// gets on this thread.
+stack_mode resolve_stack_mode(const thread_state& ts, const stack_options& options) noexcept;
+
+// start_shared() gives an unstarted shared greenlet the thread's shared
+// stack; its first context is made when it is swapped in.
+void start_shared(thread_state& ts, greenlet_impl* g);
+
+// switch_to_swapped() is jump_to() for a target whose bytes are copied out:
+// it puts them back (through the copier when self runs on the shared stack)
+// and jumps. Returns what jump_to returns; see resumed_origin().
+greenlet_impl* switch_to_swapped(thread_state& ts, greenlet_impl* self, greenlet_impl* target);
+
+// die_into_swapped() is a dying greenlet's last jump when its target's bytes
+// are copied out.
+[[noreturn]] void die_into_swapped(thread_state& ts, greenlet_impl* self, greenlet_impl* target) noexcept;
+
+// A greenlet resumed through the copier sees the copier as its origin;
+// resumed_origin() gives the greenlet that really switched.
+inline greenlet_impl* resumed_origin(const thread_state& ts, greenlet_impl* origin) noexcept {
+  return origin == ts.copier ? ts.copy_origin : origin;
+}
+
+// release_shared() forgets a dead shared greenlet's bytes.
+void release_shared(thread_state& ts, greenlet_impl* g) noexcept;
+
+// close_shared_stacks() gives the shared and copier stacks back at thread exit.
+void close_shared_stacks(thread_state& ts) noexcept;
+
+}  // namespace greenlet::detail
