@@ -17,6 +17,7 @@
 // include it by path.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -61,6 +62,11 @@ std::string stack_canary_report(const greenlet_impl* g);
 // the overflow has already overwritten memory below g's stack (another
 // greenlet's frames), so nothing can safely run on.
 [[noreturn]] void stack_canary_broken(const greenlet_impl* g) noexcept;
+
+// stack_canary_broken_at_release(size) is the pool's own last-resort check
+// (a released unguarded stack whose canary is gone), for when the switch
+// path did not check first: the same report without the greenlet's name.
+[[noreturn]] void stack_canary_broken_at_release(std::size_t stack_size) noexcept;
 
 // check_stack_canary(g) is what the switch path calls for the greenlet it
 // leaves (and for a dying greenlet before its stack goes back to the pool).

@@ -281,6 +281,11 @@ void stack_pool::release(const fiber_stack& stack) noexcept {
     ++b->count;
     return;
   }
+  // The switch path checks a greenlet's canary as it leaves it (and as it
+  // dies, with its name); this catches what reaches the pool unchecked.
+  if (*static_cast<const std::uint64_t*>(stack.limit) != stack_canary_value(stack.limit)) [[unlikely]] {
+    stack_canary_broken_at_release(stack.size);
+  }
   slab* owner = slab_of(stack.limit);
   if (owner == nullptr) {
     unmap_stack(stack);  // mapped alone: no bucket was left for its size
