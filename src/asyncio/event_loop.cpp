@@ -1,5 +1,6 @@
 // event_loop.cpp: the event_loop facade and the per-thread loop accessors.
 #include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/asyncio/sync_errors.hpp"
 
 #include <cstdio>
 #include <exception>
@@ -38,7 +39,18 @@ const std::error_category& category() noexcept {
   return instance;
 }
 
-event_loop::event_loop(options opts) : core_(new detail::loop_core()) {
+event_loop::event_loop(options opts) {
+  // Tasks always get separate stacks: the loop, futures and locks keep
+  // pointers to objects on suspended tasks' stacks, which stack copying
+  // (stack_mode::shared) moves away while a task is suspended.
+  if (opts.task_stack.mode == stack_mode::shared) {
+    throw ValueError(
+        "event_loop::options::task_stack: tasks cannot use stack_mode::shared (the loop refers to "
+        "objects on suspended tasks' stacks); leave mode as inherit or separate, and use "
+        "{.size = 16 * 1024, .guard_page = false} for many small tasks");
+  }
+  opts.task_stack.mode = stack_mode::separate;
+  core_.reset(new detail::loop_core());
   core_->facade = this;
   core_->virtual_time = opts.virtual_time;
   core_->task_stack = opts.task_stack;
