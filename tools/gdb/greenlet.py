@@ -70,6 +70,14 @@ def _string(value):
     return text
 
 
+def _swapped_out(impl):
+    """Whether a stack-copying greenlet's bytes are off the shared stack."""
+    try:
+        return bool(impl["swapped_out"])
+    except gdb.error:
+        return False  # a library from before stack copying
+
+
 def _state_name(impl):
     """unstarted, active or dead, from greenlet_impl::state."""
     text = str(impl["state"])
@@ -132,6 +140,8 @@ parent's id; `*` marks the one running now. The main greenlet comes first."""
             state = _state_name(g)
             if state == "active" and int(g) != current:
                 state = "active (suspended)"
+                if _swapped_out(g):
+                    state = "active (suspended, stack copied out)"
             elif int(g) == current:
                 state = "active (running)"
             rows.append((
@@ -191,6 +201,10 @@ restored. Needs a live x86-64 process."""
         arch = gdb.selected_frame().architecture().name()
         if "x86-64" not in arch:
             raise gdb.GdbError("greenlet bt reads x86-64 Boost.Context frames, not %s" % arch)
+        if _swapped_out(g):
+            raise gdb.GdbError(
+                "greenlet %d runs on the shared stack (stack_mode::shared) and its bytes are copied out "
+                "to the heap; its backtrace can be shown once it is switched to again" % int(g["id"]))
         context = int(g["context"])
         if context == 0:
             raise gdb.GdbError("greenlet %d has no saved context" % int(g["id"]))
