@@ -35,6 +35,7 @@ python=${PYTHON:-/usr/bin/python3}
 date=$(date +%F)
 raw=$build/results
 mkdir -p "$raw"
+build_abs=$(cd "$build" && pwd)  # BENCH_BUILD_DIR may be relative or absolute
 
 fail() { echo "error: $*" >&2; exit 1; }
 
@@ -105,7 +106,7 @@ if [[ ${BENCH_NO_PEERS:-0} != 1 ]]; then
   # Go: built into the bench build directory (its own GOCACHE, no module).
   if command -v go >/dev/null; then
     echo "==> peer go_channels"
-    GOCACHE=$root/$build/go-cache GOPATH=$root/$build/go-path \
+    GOCACHE=$build_abs/go-cache GOPATH=$build_abs/go-path \
       go build -o "$build/bench/go_channels" bench/peers/go_channels.go || fail "go build failed"
     out=$raw/peer_go_channels.json
     "$build/bench/go_channels" --repetitions "$reps" >"$out" || fail "peer go_channels failed"
@@ -135,4 +136,4 @@ echo "==> report"
 "$python" bench/tools/report.py --build-dir "$build" --date "$date" --out-dir "${BENCH_OUT_DIR:-bench/results}" \
   --command "bash bench/run_all.sh (BENCH_REPETITIONS=$reps)" "${results[@]}" ||
   fail "report failed"
-echo "==> raw JSON in $root/$raw"
+echo "==> raw JSON in $build_abs/results"
