@@ -200,12 +200,21 @@ def main():
                 proc.kill()
                 continue
             running.append((name, proc, port, source))
-        for name, _, port, _ in running:
-            run_wrk(wrk, port, args, 1)  # warm-up
         samples = {name: [] for name, *_ in running}
-        for _ in range(args.repetitions):
+        failed = set()
+        for round_ in range(args.repetitions + 1):  # round 0: a 1-second warm-up
             for name, _, port, _ in running:
-                samples[name].append(run_wrk(wrk, port, args, args.duration))
+                if name in failed:
+                    continue
+                try:
+                    result = run_wrk(wrk, port, args, 1 if round_ == 0 else args.duration)
+                except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
+                    note(f"{name}: {e}: row skipped")
+                    failed.add(name)
+                    continue
+                if round_ > 0:
+                    samples[name].append(result)
+        running_ok = [r for r in running if r[0] not in failed]
     finally:
         for _, proc, _, _ in running:
             proc.terminate()
@@ -215,7 +224,7 @@ def main():
             except subprocess.TimeoutExpired:
                 proc.kill()
     rows = []
-    for name, _, _, source in running:
+    for name, _, _, source in running_ok:
         runs = samples[name]
         rps = [r["rps"] for r in runs]
         median = statistics.median(rps)

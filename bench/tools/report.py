@@ -158,7 +158,8 @@ def load_google_benchmark(doc):
             median, spread, n = reps[0], float("nan"), 1
         else:
             continue
-        rows[name] = {"name": name, "ns_per_op": median, "spread": spread, "n": n, "source": "C++"}
+        source = "C++, Boost.Asio" if name.startswith("asio_") else "C++"
+        rows[name] = {"name": name, "ns_per_op": median, "spread": spread, "n": n, "source": source}
         if "bytes_per_task" in agg.get("median", {}):
             rows[name]["bytes_per_task"] = agg["median"]["bytes_per_task"]
     return rows, doc.get("context", {})
