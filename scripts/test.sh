@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: installs what is missing, builds and runs the whole test suite:
-# a normal build (plus the install/find_package consumer), the same suite
+# a normal build (plus examples/consumer built against the installed static
+# and shared libraries, through add_subdirectory and through FetchContent), the same suite
 # under AddressSanitizer, and the thread-pool and executor-bridge tests under
 # ThreadSanitizer.
 # Usage: scripts/test.sh            (everything)
@@ -55,7 +56,42 @@ for pass in $passes; do
     cmake -S examples/consumer -B "$dir/consumer-subdir" -DGREENLET_SOURCE_DIR="$PWD" >/dev/null
     cmake --build "$dir/consumer-subdir" -j "$jobs" >/dev/null
     "$dir/consumer-subdir/consumer" || failed+=("consumer-subdir")
+    echo "==> [$pass] FetchContent consumer"
+    cmake -S examples/consumer_fetchcontent -B "$dir/consumer-fetchcontent" \
+          -DFETCHCONTENT_SOURCE_DIR_GREENLET="$PWD" >/dev/null
+    # Not the top-level project there: its tests must not be configured.
+    grep -q '^GREENLET_BUILD_TESTS:BOOL=OFF$' "$dir/consumer-fetchcontent/CMakeCache.txt" ||
+      failed+=("fetchcontent-tests-on")
+    cmake --build "$dir/consumer-fetchcontent" -j "$jobs" >/dev/null
+    "$dir/consumer-fetchcontent/consumer" || failed+=("consumer-fetchcontent")
     rm -rf "$prefix"
+    # The shared library (BUILD_SHARED_LIBS=ON; only the library is built): its
+    # SONAME, its export table (public API, not src/-internal code), and the
+    # consumer linked against it from a separate install prefix.
+    echo "==> [$pass] shared library install + find_package consumer"
+    shared_prefix=$(mktemp -d)
+    cmake -S . -B "$dir/shared" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_SHARED_LIBS=ON -DGREENLET_WERROR=ON \
+          -DGREENLET_BUILD_TESTS=OFF -DGREENLET_BUILD_EXAMPLES=OFF -DGREENLET_BUILD_BENCHMARKS=OFF >/dev/null
+    cmake --build "$dir/shared" -j "$jobs" --target greenlet >/dev/null
+    cmake --install "$dir/shared" --prefix "$shared_prefix" >/dev/null
+    so=$(find "$shared_prefix" -name 'libgreenlet.so.*.*.*' -type f | head -n1)
+    soname=$(readelf -d "$so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+    exports=$(nm -DC --defined-only "$so")
+    if [[ ! $soname =~ ^libgreenlet\.so\.[0-9]+\.[0-9]+$ ]] ||
+       ! grep -q 'greenlet::greenlet::getcurrent' <<<"$exports" ||
+       ! grep -q 'greenlet::asyncio::event_loop::run_forever' <<<"$exports" ||
+       grep -q 'stack_pool\|epoll_poller\|make_thread_state' <<<"$exports"; then
+      echo "shared library: bad SONAME '$soname' or export table of $so" >&2
+      failed+=("shared-library")
+    fi
+    cmake -S examples/consumer -B "$dir/consumer-shared" -DCMAKE_PREFIX_PATH="$shared_prefix" >/dev/null
+    cmake --build "$dir/consumer-shared" -j "$jobs" >/dev/null
+    if ! readelf -d "$dir/consumer-shared/consumer" | grep -q 'NEEDED.*libgreenlet\.so'; then
+      echo "consumer-shared is not linked against libgreenlet.so" >&2
+      failed+=("consumer-shared-link")
+    fi
+    "$dir/consumer-shared/consumer" || failed+=("consumer-shared")
+    rm -rf "$shared_prefix"
   fi
 done
 if ((${#failed[@]})); then

@@ -24,6 +24,15 @@ namespace greenlet::asyncio {
 template <class T>
 class Task;
 
+namespace detail {
+// run_until_done(loop, target) is run_until_complete()'s loop: it runs loop
+// until target is done. Declared here, not in tasks.hpp, because
+// src/asyncio/event_loop.cpp defines it: the definition must see this
+// declaration to be exported from a shared library built with
+// -fvisibility=hidden.
+void run_until_done(loop_core* loop, future_state* target);
+}  // namespace detail
+
 // Handle is what call_soon/call_later/call_at return: cancel() keeps the
 // callback from running. A loop-thread object, like the loop: not thread-safe.
 class Handle {
@@ -94,7 +103,9 @@ class event_loop {
     // task_stack: the stack of every task's greenlet. Guarded stacks cost
     // two kernel mappings each and Linux allows vm.max_map_count (65530)
     // per process, so past ~32,000 suspended tasks use unguarded ones
-    // ({.guard_page = false}) or raise the limit.
+    // ({.guard_page = false}) or raise the limit. Tasks always run on
+    // separate stacks, whatever the thread's stack mode; mode
+    // stack_mode::shared makes the event_loop constructor throw ValueError.
     stack_options task_stack = {};
   };
 

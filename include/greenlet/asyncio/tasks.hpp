@@ -102,8 +102,6 @@ class completion_queue {
   std::unique_ptr<impl> impl_;
 };
 
-void run_until_done(loop_core* loop, future_state* target);
-
 template <class X>
 auto as_future_on(event_loop& loop, X&& x) {
   if constexpr (is_future<std::decay_t<X>>::value) {
