@@ -1,5 +1,5 @@
 // stack_canary.cpp: the report for an overflowed unguarded stack.
-#include "fiber/stack_canary.hpp"
+#include "greenlet/detail/stack_canary.hpp"
 
 #include <unistd.h>
 

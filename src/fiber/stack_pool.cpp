@@ -26,7 +26,7 @@
 
 #include <valgrind/valgrind.h>
 
-#include "fiber/stack_canary.hpp"
+#include "greenlet/detail/stack_canary.hpp"
 #include "greenlet/detail/sanitizers.hpp"
 #include "greenlet/errors.hpp"
 

@@ -324,6 +324,7 @@ void release_stack(thread_state& ts, greenlet_impl* g) noexcept {
     return;
   }
   if (g->stack_mapping == nullptr) return;
+  check_stack_canary(g);  // names g, which the pool's own check cannot
   sanitizers::on_finish(g);
   fiber_stack s;
   s.mapping = g->stack_mapping;

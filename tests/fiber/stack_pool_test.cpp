@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "../../src/fiber/stack_canary.hpp"
+#include "greenlet/detail/stack_canary.hpp"
 #include "../../src/fiber/stack_pool.hpp"
 #include "support/greenlet_test.hpp"
 
@@ -241,7 +241,7 @@ using StackCanary = greenlet_test::GreenletTest;
 
 TEST_F(StackCanary, SuspendedGreenletOnAnUnguardedStackHasOne) {
   greenlet::greenlet g([] { greenlet::getcurrent().parent().switch_(); },
-                       greenlet::stack_options{.size = small, .guard_page = false});
+                       greenlet::stack_options{.size = small, .guard_page = false, .mode = greenlet::stack_mode::separate});
   g.set_name("canaried");
   g.switch_();  // now suspended
   const greenlet::detail::greenlet_impl* impl = g.impl();
@@ -270,20 +270,20 @@ TEST_F(StackCanary, SuspendedGreenletOnAnUnguardedStackHasOne) {
 
 TEST_F(StackCanary, GuardedMainAndUnstartedGreenletsHaveNone) {
   greenlet::greenlet guarded([] { greenlet::getcurrent().parent().switch_(); },
-                             greenlet::stack_options{.size = small});
+                             greenlet::stack_options{.size = small, .mode = greenlet::stack_mode::separate});
   guarded.switch_();
   EXPECT_FALSE(greenlet::detail::has_stack_canary(guarded.impl()));
   EXPECT_TRUE(greenlet::detail::stack_canary_intact(guarded.impl()));
   EXPECT_FALSE(greenlet::detail::has_stack_canary(greenlet::getcurrent().impl()));
   EXPECT_TRUE(greenlet::detail::stack_canary_intact(greenlet::getcurrent().impl()));
-  greenlet::greenlet unstarted([] {}, greenlet::stack_options{.size = small, .guard_page = false});
+  greenlet::greenlet unstarted([] {}, greenlet::stack_options{.size = small, .guard_page = false, .mode = greenlet::stack_mode::separate});
   EXPECT_TRUE(greenlet::detail::stack_canary_intact(unstarted.impl()));
   guarded.switch_();
 }
 
 void smash_canary() {
   greenlet::greenlet g([] { greenlet::getcurrent().parent().switch_(); },
-                       greenlet::stack_options{.size = small, .guard_page = false});
+                       greenlet::stack_options{.size = small, .guard_page = false, .mode = greenlet::stack_mode::separate});
   g.set_name("smasher");
   g.switch_();
   *static_cast<std::uint64_t*>(g.impl()->stack_limit) = 0;
@@ -308,7 +308,7 @@ TEST(StackCanaryDeathTest, BrokenCanaryEndsWithReadableReport) {
 }
 
 [[maybe_unused]] void overflow_unguarded() {
-  const greenlet::stack_options unguarded{.size = small, .guard_page = false};
+  const greenlet::stack_options unguarded{.size = small, .guard_page = false, .mode = greenlet::stack_mode::separate};
   greenlet::greenlet below([] { greenlet::getcurrent().parent().switch_(); }, unguarded);
   below.switch_();
   greenlet::greenlet deep([] {
@@ -333,7 +333,7 @@ TEST(StackCanaryDeathTest, RealOverflowIsCaught) {
 }
 
 [[maybe_unused]] void overflow_then_finish() {
-  const greenlet::stack_options unguarded{.size = small, .guard_page = false};
+  const greenlet::stack_options unguarded{.size = small, .guard_page = false, .mode = greenlet::stack_mode::separate};
   greenlet::greenlet below([] { greenlet::getcurrent().parent().switch_(); }, unguarded);
   below.switch_();
   greenlet::greenlet deep([] { return fill(20); }, unguarded);

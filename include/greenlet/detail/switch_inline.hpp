@@ -16,6 +16,7 @@
 
 #include "greenlet/detail/greenlet_impl.hpp"
 #include "greenlet/detail/sanitizers.hpp"
+#include "greenlet/detail/stack_canary.hpp"
 #include "greenlet/fiber/value.hpp"
 
 // Everything this header declares is public API: exported even though the library
@@ -83,6 +84,9 @@ inline greenlet_impl* jump_to(switch_state& ts, greenlet_impl* self, greenlet_im
   if (!fp_frame_layout_ok) [[unlikely]] {
     canonicalize_fp_register();
   }
+  // An unguarded stack has no guard page: its canary tells whether the
+  // greenlet we leave overflowed (one compare for other stacks).
+  check_stack_canary(self);
   ts.current = target;
   sanitizers::before_jump(self, target, /*dying=*/false);
   const boost::context::detail::transfer_t back = boost::context::detail::jump_fcontext(target->context, self);

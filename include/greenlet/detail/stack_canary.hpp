@@ -13,8 +13,7 @@
 // the canary without writing it. Guarded stacks (the default) catch every
 // overflow that reaches the guard page; use them when in doubt.
 //
-// Self-contained (only the public greenlet_impl.hpp), so white-box tests can
-// include it by path.
+// Public only because the inline switch (switch_inline.hpp) calls the check.
 #pragma once
 
 #include <cstddef>
@@ -22,6 +21,10 @@
 #include <string>
 
 #include "greenlet/detail/greenlet_impl.hpp"
+
+// Everything this header declares is exported even though the library is
+// built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
 
 namespace greenlet::detail {
 
@@ -77,3 +80,5 @@ inline void check_stack_canary(const greenlet_impl* g) noexcept {
 }
 
 }  // namespace greenlet::detail
+
+#pragma GCC visibility pop
