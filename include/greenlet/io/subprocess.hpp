@@ -34,26 +34,35 @@ namespace subprocess {
 // (inherit), a pipe to the parent (PIPE), /dev/null (DEVNULL) or, for
 // stderr only, the child's stdout (STDOUT), as asyncio.subprocess's.
 enum class stdio { inherit, PIPE, DEVNULL, STDOUT };
+// PIPE: a pipe between parent and child (asyncio.subprocess.PIPE).
 inline constexpr stdio PIPE = stdio::PIPE;
+// DEVNULL: /dev/null (asyncio.subprocess.DEVNULL).
 inline constexpr stdio DEVNULL = stdio::DEVNULL;
+// STDOUT: for stderr only, the same place as stdout (asyncio.subprocess.STDOUT).
 inline constexpr stdio STDOUT = stdio::STDOUT;
 }  // namespace subprocess
 
 // subprocess_config is create_subprocess_*'s keyword arguments. The fields
-// end in '_' because stdin/stdout/stderr are macros of <cstdio>. env, if
-// given, replaces the environment ("NAME=value" each); cwd, if not empty, is
-// the child's working directory.
+// end in '_' because stdin/stdout/stderr are macros of `cstdio`. A plain
+// struct: throws nothing, not synchronized.
 struct subprocess_config {
+  // stdin_: what the child reads from (inherit, PIPE or DEVNULL).
   subprocess::stdio stdin_ = subprocess::stdio::inherit;
+  // stdout_: where the child writes its output (inherit, PIPE or DEVNULL).
   subprocess::stdio stdout_ = subprocess::stdio::inherit;
+  // stderr_: where the child writes its errors (inherit, PIPE, DEVNULL or STDOUT).
   subprocess::stdio stderr_ = subprocess::stdio::inherit;
+  // env: if given, the child's whole environment ("NAME=value" each).
   std::optional<std::vector<std::string>> env{};
+  // cwd: if not empty, the child's working directory.
   std::string cwd{};
 };
 
 // communicate_result is what communicate() read: `auto [out, err] = ...`.
 struct communicate_result {
+  // out: everything the child wrote to its stdout pipe (empty without PIPE).
   std::string out;
+  // err: everything the child wrote to its stderr pipe (empty without PIPE).
   std::string err;
 };
 
@@ -67,7 +76,9 @@ struct communicate_result {
 // (call kill() and wait() first). Use it on one thread.
 class Process {
  public:
+  // Process(other) takes over other's child and streams; other becomes empty. Throws nothing.
   Process(Process&& other) noexcept;
+  // operator=(other) takes over other's child and streams, dropping this one's. Throws nothing.
   Process& operator=(Process&& other) noexcept;
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
@@ -125,7 +136,9 @@ class Process {
   // streams (mixing both on one pipe loses what the stream buffered). They
   // stay owned by the Process and its streams.
   int stdin_fd() const noexcept;
+  // stdout_fd(): the parent's end of the stdout pipe, or -1; see stdin_fd().
   int stdout_fd() const noexcept;
+  // stderr_fd(): the parent's end of the stderr pipe, or -1; see stdin_fd().
   int stderr_fd() const noexcept;
   // close_stdin() closes the stdin pipe once its buffered bytes are
   // written (at once if none), so the child sees EOF.
