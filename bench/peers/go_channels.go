@@ -187,6 +187,7 @@ func main() {
 	for i := 0; i < *repetitions; i++ {
 		creates = append(creates, createNs(*rounds/4))
 	}
+	sleep0Ns(*tasks, *yields) // warm up: the first run grows the heap and the goroutine free list
 	for i := 0; i < *repetitions; i++ {
 		steps = append(steps, sleep0Ns(*tasks, *yields))
 	}
