@@ -36,7 +36,7 @@ consumer_t consumer() {
     std::string r = "";
     while (true) {
       std::optional<int> n = co.yield(r);  // nullopt is Python's None
-      if (!n || *n == 0) {                  // Python's `not n`
+      if (!n || *n == 0) {                 // Python's `not n`
         return;
       }
       std::printf("[CONSUMER] Consuming %d...\n", *n);

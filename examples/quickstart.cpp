@@ -5,7 +5,10 @@
 #include <greenlet/asyncio.hpp>
 namespace asyncio = greenlet::asyncio;
 
-std::string fetch(int id) { asyncio::sleep(0.1); return "item " + std::to_string(id); }  // plain function, awaits
+std::string fetch(int id) {
+  asyncio::sleep(0.1);
+  return "item " + std::to_string(id);
+}  // plain function, awaits
 
 int main() {
   asyncio::run([] {

@@ -10,16 +10,16 @@
 //   }
 #pragma once
 
+#include "greenlet/asyncio/aiter.hpp"
+#include "greenlet/asyncio/async_generator.hpp"
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/event_loop.hpp"
-#include "greenlet/asyncio/future.hpp"
-#include "greenlet/asyncio/task.hpp"
-#include "greenlet/asyncio/tasks.hpp"
 #include "greenlet/asyncio/executor.hpp"
-#include "greenlet/asyncio/sync_errors.hpp"
+#include "greenlet/asyncio/future.hpp"
 #include "greenlet/asyncio/locks.hpp"
 #include "greenlet/asyncio/queues.hpp"
-#include "greenlet/asyncio/async_generator.hpp"
-#include "greenlet/asyncio/aiter.hpp"
+#include "greenlet/asyncio/sync_errors.hpp"
+#include "greenlet/asyncio/task.hpp"
 #include "greenlet/asyncio/taskgroup.hpp"
+#include "greenlet/asyncio/tasks.hpp"
 #include "greenlet/asyncio/timeout.hpp"

@@ -14,15 +14,15 @@ namespace greenlet {
 // errc names the ways the library reports misuse; each exception carries one as
 // its std::error_code, in greenlet::category().
 enum class errc {
-  wrong_thread = 1,     // switch/throw/parent across threads
-  thread_exited,        // the greenlet's thread has exited
-  cyclic_parent,        // set_parent() would make a cycle
-  main_parent,          // the main greenlet has no parent to set
-  empty_handle,         // operation on a default-constructed greenlet handle
-  bad_value_access,     // value::get<T>() with the wrong T
-  bad_arguments,        // switch_() arguments do not fit run's parameters
-  greenlet_exit,        // GreenletExit
-  stack_exhausted,      // no memory or mappings left for a fiber stack
+  wrong_thread = 1,  // switch/throw/parent across threads
+  thread_exited,     // the greenlet's thread has exited
+  cyclic_parent,     // set_parent() would make a cycle
+  main_parent,       // the main greenlet has no parent to set
+  empty_handle,      // operation on a default-constructed greenlet handle
+  bad_value_access,  // value::get<T>() with the wrong T
+  bad_arguments,     // switch_() arguments do not fit run's parameters
+  greenlet_exit,     // GreenletExit
+  stack_exhausted,   // no memory or mappings left for a fiber stack
 };
 
 }  // namespace greenlet
@@ -33,16 +33,13 @@ struct std::is_error_code_enum<greenlet::errc> : std::true_type {};
 
 namespace greenlet {
 
-
 // category() is the std::error_category of errc. Throws nothing; any thread (a
 // function-local static).
 const std::error_category& category() noexcept;
 
 // make_error_code(e) wraps an errc in a std::error_code of category(), so the enum converts
 // implicitly. Throws nothing; any thread.
-inline std::error_code make_error_code(errc e) noexcept {
-  return {static_cast<int>(e), category()};
-}
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), category()}; }
 
 // describe_exception(e) is e's what() (or a placeholder for null or for
 // exceptions not derived from std::exception), for reports. Throws only

@@ -17,7 +17,7 @@
 
 #include "greenlet/asyncio.hpp"
 #include "greenlet/io/errors.hpp"
+#include "greenlet/io/signals.hpp"
 #include "greenlet/io/socket.hpp"
 #include "greenlet/io/streams.hpp"
-#include "greenlet/io/signals.hpp"
 #include "greenlet/io/subprocess.hpp"

@@ -63,9 +63,9 @@ struct handler {
 };
 
 struct fd_slot {
-  handler h[2];               // indexed by io_direction
-  std::uint32_t armed = 0;    // EPOLLIN/EPOLLOUT the kernel watches now
-  bool in_epoll = false;      // the kernel's interest list has the fd
+  handler h[2];             // indexed by io_direction
+  std::uint32_t armed = 0;  // EPOLLIN/EPOLLOUT the kernel watches now
+  bool in_epoll = false;    // the kernel's interest list has the fd
 };
 
 class epoll_poller final : public poller {
@@ -151,10 +151,9 @@ class epoll_poller final : public poller {
     fd_slot& s = slot(fd);
     handler& h = s.h[index(dir)];
     if (!h.empty()) {
-      throw RuntimeError(asyncio_errc::invalid_state,
-                         "fd " + std::to_string(fd) + " already has a " +
-                             (dir == io_direction::read ? "reader" : "writer") +
-                             ": only one task may wait on a socket in each direction");
+      throw RuntimeError(asyncio_errc::invalid_state, "fd " + std::to_string(fd) + " already has a " +
+                                                          (dir == io_direction::read ? "reader" : "writer") +
+                                                          ": only one task may wait on a socket in each direction");
     }
     retain(f);
     h.waiter = f;

@@ -72,9 +72,7 @@ Handle event_loop::call_soon(std::function<void()> fn) {
   return Handle(n);
 }
 
-Handle event_loop::call_later(double delay, std::function<void()> fn) {
-  return call_at(time() + delay, std::move(fn));
-}
+Handle event_loop::call_later(double delay, std::function<void()> fn) { return call_at(time() + delay, std::move(fn)); }
 
 Handle event_loop::call_at(double when, std::function<void()> fn) {
   detail::callback_node* n = core_->call_at(when, std::move(fn));
@@ -95,9 +93,7 @@ void event_loop::default_exception_handler(const exception_context& context) {
   std::fprintf(stderr, "%s\n", line.c_str());
 }
 
-std::shared_ptr<event_loop> new_event_loop(event_loop::options opts) {
-  return std::make_shared<event_loop>(opts);
-}
+std::shared_ptr<event_loop> new_event_loop(event_loop::options opts) { return std::make_shared<event_loop>(opts); }
 
 void set_event_loop(std::shared_ptr<event_loop> loop) { current_loop = std::move(loop); }
 
@@ -121,8 +117,7 @@ namespace detail {
 
 void run_until_done(loop_core* core, future_state* target) {
   if (target->loop() != core) {
-    throw RuntimeError(asyncio_errc::wrong_loop,
-                       "run_until_complete() got a future attached to a different loop");
+    throw RuntimeError(asyncio_errc::wrong_loop, "run_until_complete() got a future attached to a different loop");
   }
   if (core->running) {
     throw RuntimeError(asyncio_errc::loop_running,

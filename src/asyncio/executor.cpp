@@ -4,8 +4,8 @@
 #include "greenlet/asyncio/executor.hpp"
 
 #include <functional>
-#include <thread>
 #include <map>
+#include <thread>
 
 namespace greenlet::asyncio::detail {
 

@@ -103,8 +103,7 @@ std::uint64_t future_state::add_fast_callback(void (*fn)(void*, void*), void* ct
 }
 
 std::size_t future_state::remove_done_callback(std::uint64_t id) {
-  auto it = std::remove_if(callbacks_.begin(), callbacks_.end(),
-                           [id](const done_callback& c) { return c.id == id; });
+  auto it = std::remove_if(callbacks_.begin(), callbacks_.end(), [id](const done_callback& c) { return c.id == id; });
   const auto removed = static_cast<std::size_t>(callbacks_.end() - it);
   callbacks_.erase(it, callbacks_.end());
   return removed;

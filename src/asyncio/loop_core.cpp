@@ -27,9 +27,7 @@ bool later(const callback_node* x, const callback_node* y) noexcept {
   return x->seq > y->seq;
 }
 
-std::uint64_t this_thread_id() noexcept {
-  return std::hash<std::thread::id>()(std::this_thread::get_id());
-}
+std::uint64_t this_thread_id() noexcept { return std::hash<std::thread::id>()(std::this_thread::get_id()); }
 
 }  // namespace
 
@@ -221,8 +219,7 @@ void loop_core::run_ready_node(callback_node* n) {
 
 bool loop_core::can_make_progress() const {
   return ready_head != nullptr || !timers.empty() || io->watched() > 0 ||
-         external_work.load(std::memory_order_acquire) > 0 ||
-         threadsafe_pending.load(std::memory_order_acquire);
+         external_work.load(std::memory_order_acquire) > 0 || threadsafe_pending.load(std::memory_order_acquire);
 }
 
 std::string loop_core::deadlock_report() const {

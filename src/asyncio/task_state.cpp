@@ -83,11 +83,11 @@ void task_state::step() {
   if (!suspended_by_await_) {
     // The task switched to the loop's greenlet by hand: nothing will ever
     // resume it where it stopped. Fail it loudly and unwind its stack.
-    future_->set_exception(std::make_exception_ptr(RuntimeError(
-        asyncio_errc::stranded_task,
-        "task '" + name_ +
-            "' switched to the event loop's greenlet by hand and would be stranded; inside a "
-            "task, suspend only with asyncio::await() or asyncio::sleep()")));
+    future_->set_exception(std::make_exception_ptr(
+        RuntimeError(asyncio_errc::stranded_task,
+                     "task '" + name_ +
+                         "' switched to the event loop's greenlet by hand and would be stranded; inside a "
+                         "task, suspend only with asyncio::await() or asyncio::sleep()")));
     retain(future_);
     l->unlink_task(this);
     glet = ::greenlet::greenlet();

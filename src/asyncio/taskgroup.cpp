@@ -31,7 +31,7 @@ struct task_group_state {
   task_state* parent = nullptr;
   std::vector<future_state*> tasks;  // unfinished children, each retained
   std::vector<std::exception_ptr> errors;
-  Future<> on_completed;             // set while join() waits
+  Future<> on_completed;  // set while join() waits
   bool aborting = false;
   bool parent_cancel_requested = false;
   bool finished = false;
@@ -60,8 +60,7 @@ struct task_group_state {
     if (!error) return;
     errors.push_back(error);
     if (parent->future()->done()) {
-      parent->loop->report({"a task of a TaskGroup failed after the group's task had finished", error,
-                            child.repr()});
+      parent->loop->report({"a task of a TaskGroup failed after the group's task had finished", error, child.repr()});
       return;
     }
     if (!aborting && !parent_cancel_requested) {

@@ -7,9 +7,7 @@
 
 namespace greenlet::asyncio {
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 Timeout::Timeout(std::optional<double> when)
     : task_(&detail::awaiting_task()), cancelling_at_entry_(task_->cancelling()) {

@@ -47,8 +47,8 @@ struct wait_state {
 // keeps watching its children to mark their later failures retrieved).
 class child_callbacks {
  public:
-  child_callbacks(std::shared_ptr<wait_state> state,
-                  const std::function<void(wait_state&, std::size_t)>& on_done, bool keep = false)
+  child_callbacks(std::shared_ptr<wait_state> state, const std::function<void(wait_state&, std::size_t)>& on_done,
+                  bool keep = false)
       : state_(std::move(state)), keep_(keep) {
     ids_.reserve(state_->children.size());
     for (std::size_t i = 0; i < state_->children.size(); ++i) {
@@ -89,8 +89,7 @@ bool satisfied(const std::vector<future_state*>& children, return_when when) {
 void check_same_loop(const std::vector<future_state*>& children, loop_core* loop) {
   for (future_state* c : children) {
     if (c->loop() != loop) {
-      throw RuntimeError(asyncio_errc::wrong_loop,
-                         "futures given to gather()/wait() must belong to the running loop");
+      throw RuntimeError(asyncio_errc::wrong_loop, "futures given to gather()/wait() must belong to the running loop");
     }
   }
 }
@@ -141,20 +140,23 @@ void gather_wait(const std::vector<future_state*>& children, bool collect) {
   for (future_state* c : children) state->remaining += c->done() ? 0 : 1;
   if (state->remaining == 0) return;
 
-  child_callbacks callbacks(state, [collect](wait_state& s, std::size_t i) {
-    future_state* child = s.children[i];
-    if (s.outer.done()) {
-      // The first failure was already raised: later ones count as seen,
-      // as asyncio's gather marks them retrieved.
-      if (!child->cancelled()) (void)child->exception();
-      return;
-    }
-    if (!collect && (child->cancelled() || child->failed())) {
-      s.outer.set_exception(failure_of(child));
-    } else if (--s.remaining == 0) {
-      s.outer.set_result();
-    }
-  }, /*keep=*/true);
+  child_callbacks callbacks(
+      state,
+      [collect](wait_state& s, std::size_t i) {
+        future_state* child = s.children[i];
+        if (s.outer.done()) {
+          // The first failure was already raised: later ones count as seen,
+          // as asyncio's gather marks them retrieved.
+          if (!child->cancelled()) (void)child->exception();
+          return;
+        }
+        if (!collect && (child->cancelled() || child->failed())) {
+          s.outer.set_exception(failure_of(child));
+        } else if (--s.remaining == 0) {
+          s.outer.set_result();
+        }
+      },
+      /*keep=*/true);
   try {
     await_outer(state->outer.state());
   } catch (const CancelledError&) {

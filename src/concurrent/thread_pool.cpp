@@ -152,7 +152,8 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
 
 ThreadPoolExecutor::ThreadPoolExecutor(std::size_t max_workers, std::string thread_name_prefix,
                                        std::function<void()> initializer)
-    : impl_(std::make_shared<detail::thread_pool>(max_workers, std::move(thread_name_prefix), std::move(initializer))) {}
+    : impl_(std::make_shared<detail::thread_pool>(max_workers, std::move(thread_name_prefix), std::move(initializer))) {
+}
 
 ThreadPoolExecutor::~ThreadPoolExecutor() {
   // Python's __exit__: wait for the workers. Not checked against running in

@@ -52,8 +52,7 @@ void kill(thread_state& ts, greenlet_impl* g) noexcept {
   try {
     throw_to(ts, g, std::make_exception_ptr(GreenletExit()));
   } catch (...) {
-    report_unraisable(std::current_exception(),
-                      "killing greenlet #" + std::to_string(g->id) + " with GreenletExit");
+    report_unraisable(std::current_exception(), "killing greenlet #" + std::to_string(g->id) + " with GreenletExit");
   }
   g->parent = old_parent;
   release(killer);
@@ -117,8 +116,7 @@ void release(greenlet_impl* g) noexcept {
   }
   // Its thread has exited, after finishing every greenlet it could: nothing
   // of this one runs anymore, so any thread may free it.
-  if (g->refs.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
-      (g->state != run_state::active || g->is_main)) {
+  if (g->refs.fetch_sub(1, std::memory_order_acq_rel) == 1 && (g->state != run_state::active || g->is_main)) {
     dispose(nullptr, g);
   }
 }
@@ -129,8 +127,8 @@ bool on_own_stack(const greenlet_impl* g, const void* where) noexcept {
   thread_state* ts = tls_state;
   // Every shared-stack greenlet has the same bounds; the bytes there are
   // the owner's.
-  return ts != nullptr && owner_of(g) == ts && where >= g->stack_limit &&
-         where < g->stack_base && (!g->shared_stack || ts->shared_owner == g);
+  return ts != nullptr && owner_of(g) == ts && where >= g->stack_limit && where < g->stack_base &&
+         (!g->shared_stack || ts->shared_owner == g);
 }
 
 }  // namespace

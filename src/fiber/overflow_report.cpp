@@ -48,15 +48,14 @@ void on_fault(int signal, siginfo_t* info, void* context) {
   if (ts != nullptr && hit_below(ts->current, addr)) {
     const greenlet_impl* g = ts->current;
     char report[640];
-    int n = std::snprintf(
-        report, sizeof report,
-        "\ngreenlet: stack overflow in greenlet #%llu%s%s%s: its %sstack is %zu bytes%s.\n"
-        "  Give it a bigger one: greenlet(run, parent, greenlet::stack_options{.size = %zu}),\n"
-        "  or for every greenlet: greenlet::set_default_stack_size(%zu).\n"
-        "  Deep recursion or large local arrays on a greenlet's stack cause this.\n",
-        static_cast<unsigned long long>(g->id), g->name.empty() ? "" : " \"",
-        g->name.c_str(), g->name.empty() ? "" : "\"", g->shared_stack ? "(shared) " : "", g->stack_size,
-        g->stack_opts.guard_page ? " (guard page hit)" : "", g->stack_size * 4, g->stack_size * 4);
+    int n = std::snprintf(report, sizeof report,
+                          "\ngreenlet: stack overflow in greenlet #%llu%s%s%s: its %sstack is %zu bytes%s.\n"
+                          "  Give it a bigger one: greenlet(run, parent, greenlet::stack_options{.size = %zu}),\n"
+                          "  or for every greenlet: greenlet::set_default_stack_size(%zu).\n"
+                          "  Deep recursion or large local arrays on a greenlet's stack cause this.\n",
+                          static_cast<unsigned long long>(g->id), g->name.empty() ? "" : " \"", g->name.c_str(),
+                          g->name.empty() ? "" : "\"", g->shared_stack ? "(shared) " : "", g->stack_size,
+                          g->stack_opts.guard_page ? " (guard page hit)" : "", g->stack_size * 4, g->stack_size * 4);
     if (n > 0) write_all(report, static_cast<std::size_t>(n) < sizeof report ? n : sizeof report - 1);
   }
   // Hand the fault to whoever had it before us; returning re-runs the

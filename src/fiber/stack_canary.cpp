@@ -12,19 +12,18 @@ namespace greenlet::detail {
 std::string stack_canary_report(const greenlet_impl* g) {
   const std::size_t bigger = g->stack_size * 4;
   char text[768];
-  std::snprintf(
-      text, sizeof text,
-      "greenlet: stack overflow in greenlet #%llu%s%s%s: the canary at the bottom of its unguarded "
-      "%zu-byte stack was overwritten, so memory below that stack (another greenlet's frames) is "
-      "corrupt.\n"
-      "  Give it a bigger stack: greenlet(run, parent, greenlet::stack_options{.size = %zu, "
-      ".guard_page = false}),\n"
-      "  or a guarded one, which stops at the overflow itself: stack_options{.size = %zu} "
-      "(guard_page defaults to true; each guarded stack costs two kernel mappings of vm.max_map_count).\n"
-      "  For asyncio tasks set event_loop::options::task_stack. Deep recursion or large local arrays "
-      "cause this.\n",
-      static_cast<unsigned long long>(g->id), g->name.empty() ? "" : " \"", g->name.c_str(),
-      g->name.empty() ? "" : "\"", g->stack_size, bigger, bigger);
+  std::snprintf(text, sizeof text,
+                "greenlet: stack overflow in greenlet #%llu%s%s%s: the canary at the bottom of its unguarded "
+                "%zu-byte stack was overwritten, so memory below that stack (another greenlet's frames) is "
+                "corrupt.\n"
+                "  Give it a bigger stack: greenlet(run, parent, greenlet::stack_options{.size = %zu, "
+                ".guard_page = false}),\n"
+                "  or a guarded one, which stops at the overflow itself: stack_options{.size = %zu} "
+                "(guard_page defaults to true; each guarded stack costs two kernel mappings of vm.max_map_count).\n"
+                "  For asyncio tasks set event_loop::options::task_stack. Deep recursion or large local arrays "
+                "cause this.\n",
+                static_cast<unsigned long long>(g->id), g->name.empty() ? "" : " \"", g->name.c_str(),
+                g->name.empty() ? "" : "\"", g->stack_size, bigger, bigger);
   return text;
 }
 

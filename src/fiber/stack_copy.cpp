@@ -74,8 +74,7 @@ void copy_bytes(void* to, const void* from, std::size_t n) noexcept { std::memcp
 #endif
 
 std::size_t used_bytes(const greenlet_impl* g) noexcept {
-  return static_cast<std::size_t>(static_cast<const char*>(g->stack_base) -
-                                  static_cast<const char*>(g->context));
+  return static_cast<std::size_t>(static_cast<const char*>(g->stack_base) - static_cast<const char*>(g->context));
 }
 
 void reserve_saved(greenlet_impl* g, std::size_t bytes) {
@@ -95,8 +94,7 @@ void fit_saved(greenlet_impl* g, std::size_t used) noexcept {
   void* p = g->saved_capacity >= used ? std::realloc(g->saved_stack, used) : std::malloc(used);
   if (p == nullptr) {
     if (g->saved_capacity >= used) return;  // could not shrink: keep the larger buffer
-    std::fputs("greenlet: out of memory while copying a shared-stack greenlet's stack out; aborting\n",
-               stderr);
+    std::fputs("greenlet: out of memory while copying a shared-stack greenlet's stack out; aborting\n", stderr);
     std::abort();
   }
   if (p != g->saved_stack) std::free(g->saved_stack);
@@ -229,8 +227,8 @@ __attribute__((noinline)) greenlet_impl* switch_to_swapped(thread_state& ts, gre
   if (ts.shared_owner == self) {
     // self runs on the shared stack: the copier saves it and restores target.
     const auto* frame = static_cast<const char*>(__builtin_frame_address(0));
-    reserve_saved(self, static_cast<std::size_t>(static_cast<const char*>(self->stack_base) - frame) +
-                            jump_frame_slack);
+    reserve_saved(self,
+                  static_cast<std::size_t>(static_cast<const char*>(self->stack_base) - frame) + jump_frame_slack);
     ts.copy_target = target;
     return jump_to(ts, self, ts.copier);
   }

@@ -26,8 +26,8 @@
 
 #include <valgrind/valgrind.h>
 
-#include "greenlet/detail/stack_canary.hpp"
 #include "greenlet/detail/sanitizers.hpp"
+#include "greenlet/detail/stack_canary.hpp"
 #include "greenlet/errors.hpp"
 
 namespace greenlet::detail {
@@ -125,8 +125,8 @@ void stack_pool::set_warm_budget(std::size_t stacks) {
 
 stack_pool::slab* stack_pool::slab_of(const void* address) const noexcept {
   const char* a = static_cast<const char*>(address);
-  auto it = std::upper_bound(slabs_.begin(), slabs_.end(), a,
-                             [](const char* x, const slab* s) { return x < s->begin; });
+  auto it =
+      std::upper_bound(slabs_.begin(), slabs_.end(), a, [](const char* x, const slab* s) { return x < s->begin; });
   if (it == slabs_.begin()) return nullptr;
   slab* s = *std::prev(it);
   return a < s->begin + s->bytes ? s : nullptr;
@@ -217,8 +217,8 @@ fiber_stack stack_pool::acquire(std::size_t size, bool guarded) {
     char* limit = from->back();
     from->pop_back();
     slab* owner = slab_of(limit);
-    const auto index = static_cast<std::uint32_t>(
-        static_cast<std::size_t>(limit - (owner->begin + page_size() - canary_room)) / size);
+    const auto index =
+        static_cast<std::uint32_t>(static_cast<std::size_t>(limit - (owner->begin + page_size() - canary_room)) / size);
     return take_slot(*b, *owner, index);
   }
   if (b->current == nullptr || b->current->carved == b->current->count) add_slab(*b);
@@ -360,10 +360,9 @@ void stack_pool::exhausted(std::size_t bytes, int err, bool guarded) const {
                   : "a " + std::to_string(bytes) + "-byte slab of unguarded fiber stacks";
   what += " (";
   what += std::strerror(err);
-  what += "). This thread has " + std::to_string(mapped_) + " stacks mapped (" +
-          std::to_string(guarded_mapped_) + " guarded, in " + std::to_string(kernel_mappings()) +
-          " kernel mappings); the process has " + process_mappings() +
-          " mappings and vm.max_map_count is " + max_map_count() +
+  what += "). This thread has " + std::to_string(mapped_) + " stacks mapped (" + std::to_string(guarded_mapped_) +
+          " guarded, in " + std::to_string(kernel_mappings()) + " kernel mappings); the process has " +
+          process_mappings() + " mappings and vm.max_map_count is " + max_map_count() +
           ". Each guarded stack costs two mappings (its guard page splits the mapping), so about "
           "32,000 guarded stacks exhaust the default limit of 65530; unguarded stacks come many to "
           "a mapping. Fixes: finish or drop suspended greenlets; use unguarded stacks "

@@ -143,7 +143,7 @@ class stack_pool {
     std::size_t stacks = 0;  // in all of its slabs
   };
   static constexpr std::size_t max_pooled_guarded = 1024;  // per bucket; more are unmapped
-  static constexpr std::size_t max_buckets = 8;  // distinct (size, guard) kinds pooled
+  static constexpr std::size_t max_buckets = 8;            // distinct (size, guard) kinds pooled
 
   bucket* bucket_for(std::size_t size, bool guarded) noexcept;
   fiber_stack map_stack(std::size_t size, bool guarded);
@@ -157,7 +157,7 @@ class stack_pool {
   std::array<bucket, max_buckets> buckets_{};
   std::size_t buckets_used_ = 0;
   std::vector<slab*, malloc_allocator<slab*>> slabs_;  // malloc'd, sorted by begin
-  limit_list purge_;  // limits of stacks to give back (capacity purge_batch)
+  limit_list purge_;                                   // limits of stacks to give back (capacity purge_batch)
   std::size_t mapped_ = 0;
   std::size_t guarded_mapped_ = 0;
   std::size_t individual_ = 0;  // unguarded stacks mapped alone (no bucket left)

@@ -9,9 +9,9 @@
 #include <cstdlib>
 #include <mutex>
 
-#include "greenlet/detail/sanitizers.hpp"
 #include "fiber/stack_copy.hpp"
 #include "fiber/thread_state.hpp"
+#include "greenlet/detail/sanitizers.hpp"
 
 namespace greenlet::detail {
 
@@ -163,8 +163,7 @@ bool is_greenlet_exit(const std::exception_ptr& e) noexcept {
 // greenlet passes it to its parent, and an exception thrown into an
 // unstarted greenlet kills it without running it. GreenletExit that kills a
 // greenlet comes back as a value, as when it escapes run().
-greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* target, value& args,
-                              std::exception_ptr& error) {
+greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* target, value& args, std::exception_ptr& error) {
   for (;;) {
     thread_state* owner = owner_of(target);
     if (owner != &ts) [[unlikely]] {
@@ -291,17 +290,14 @@ value switch_any(thread_state& ts, greenlet_impl* target, value&& args, std::exc
   if (target->state == run_state::unstarted) start(ts, target);
   ts.transfer_value = std::move(args);
   if (error) ts.transfer_error = std::move(error);
-  greenlet_impl* origin =
-      target->swapped_out ? switch_to_swapped(ts, self, target) : jump_to(ts, self, target);
+  greenlet_impl* origin = target->swapped_out ? switch_to_swapped(ts, self, target) : jump_to(ts, self, target);
   after_switch(ts, self, origin);
   return receive(ts);
 }
 
 }  // namespace
 
-value switch_slow(greenlet_impl* target, value&& args) {
-  return switch_any(state(), target, std::move(args), nullptr);
-}
+value switch_slow(greenlet_impl* target, value&& args) { return switch_any(state(), target, std::move(args), nullptr); }
 
 value after_switch_slow(switch_state& ts, greenlet_impl* self, greenlet_impl* origin) {
   thread_state& full = static_cast<thread_state&>(ts);
@@ -328,8 +324,7 @@ void release_stack(thread_state& ts, greenlet_impl* g) noexcept {
   sanitizers::on_finish(g);
   fiber_stack s;
   s.mapping = g->stack_mapping;
-  s.mapping_size = static_cast<std::size_t>(static_cast<char*>(g->stack_base) -
-                                            static_cast<char*>(g->stack_mapping));
+  s.mapping_size = static_cast<std::size_t>(static_cast<char*>(g->stack_base) - static_cast<char*>(g->stack_mapping));
   s.limit = g->stack_limit;
   s.base = g->stack_base;
   s.size = g->stack_size;

@@ -56,8 +56,8 @@ void report_unraisable(std::exception_ptr error, std::string_view context) noexc
     }
   }
   std::string what = describe_exception(error);
-  std::fprintf(stderr, "greenlet: exception ignored in %.*s: %s\n", static_cast<int>(context.size()),
-               context.data(), what.c_str());
+  std::fprintf(stderr, "greenlet: exception ignored in %.*s: %s\n", static_cast<int>(context.size()), context.data(),
+               what.c_str());
 }
 
 namespace detail {

@@ -85,12 +85,11 @@ gaierror failure(const std::string& host, const std::string& port, const lookup&
     case EAI_FAIL:
       hint = "; check the spelling of the host name, /etc/hosts and the DNS configuration (/etc/resolv.conf)";
       break;
-    default:
-      break;
+    default: break;
   }
-  return gaierror("cannot resolve host '" + host + "' (port " + port + "): " + reason + " [" + eai_name(result.rc) +
-                      "]" + hint,
-                  result.rc);
+  return gaierror(
+      "cannot resolve host '" + host + "' (port " + port + "): " + reason + " [" + eai_name(result.rc) + "]" + hint,
+      result.rc);
 }
 
 }  // namespace
@@ -105,9 +104,8 @@ std::vector<resolved_address> resolve(const std::string& host, int port, bool pa
     // has not started; a job already running finishes on its thread and
     // its outcome is dropped (the lambda owns copies of its arguments).
     event_loop& loop = get_running_loop();
-    Future<lookup> pending = run_in_executor(loop, nullptr, [host, service, passive] {
-      return run_getaddrinfo(host, service, passive, 0);
-    });
+    Future<lookup> pending =
+        run_in_executor(loop, nullptr, [host, service, passive] { return run_getaddrinfo(host, service, passive, 0); });
     result = await(pending);
   }
   if (result.rc != 0) throw failure(host, service, result);
@@ -122,7 +120,9 @@ std::vector<resolved_address> resolve_for_family(const std::string& host, int po
   std::erase_if(out, [family](const resolved_address& a) { return a.family != family; });
   if (out.empty()) {
     const std::string name = family == AF_INET ? "AF_INET" : family == AF_INET6 ? "AF_INET6" : std::to_string(family);
-    throw gaierror("cannot resolve host '" + host + "' (port " + std::to_string(port) + "): no address of the socket's family " + name, EAI_FAMILY);
+    throw gaierror("cannot resolve host '" + host + "' (port " + std::to_string(port) +
+                       "): no address of the socket's family " + name,
+                   EAI_FAMILY);
   }
   return out;
 }

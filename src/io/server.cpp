@@ -15,8 +15,8 @@
 #include "greenlet/asyncio/tasks.hpp"
 #include "greenlet/io/socket.hpp"
 #include "io/resolve.hpp"
-#include "io/wait.hpp"
 #include "io/stream_transport.hpp"
+#include "io/wait.hpp"
 
 namespace greenlet::asyncio {
 
@@ -73,9 +73,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
         ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       }
       auto streams = make_streams(c, config.stream);
-      auto task = create_task([h = handler, r = std::move(streams.first), w = std::move(streams.second)] {
-        h(r, w);
-      });
+      auto task = create_task([h = handler, r = std::move(streams.first), w = std::move(streams.second)] { h(r, w); });
       auto it = clients.insert(clients.end(), task);
       task.add_done_callback([self, it](Future<void>&) {
         if (auto s = self.lock()) s->clients.erase(it);

@@ -16,8 +16,8 @@
 #include <cerrno>
 #include <utility>
 
-#include "greenlet/asyncio/event_loop.hpp"
 #include "asyncio/poller.hpp"
+#include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/io/socket.hpp"
 #include "io/stream_transport.hpp"
@@ -97,8 +97,7 @@ Process create_subprocess_exec(const std::string& program, const std::vector<std
   const stdio modes[3] = {config.stdin_, config.stdout_, config.stderr_};
   for (int target = 0; target < 3; ++target) {
     switch (modes[target]) {
-      case stdio::inherit:
-        break;
+      case stdio::inherit: break;
       case stdio::PIPE: {
         if (::pipe2(r.pipes[target], O_CLOEXEC) != 0) throw_errno(errno, "pipe2");
         // pipes[t][0] reads, [1] writes: the child gets the read end of
@@ -110,9 +109,7 @@ Process create_subprocess_exec(const std::string& program, const std::vector<std
       case stdio::DEVNULL:
         posix_spawn_file_actions_addopen(&r.actions, target, "/dev/null", target == 0 ? O_RDONLY : O_WRONLY, 0);
         break;
-      case stdio::STDOUT:
-        posix_spawn_file_actions_adddup2(&r.actions, 1, 2);
-        break;
+      case stdio::STDOUT: posix_spawn_file_actions_adddup2(&r.actions, 1, 2); break;
     }
   }
   if (!config.cwd.empty()) posix_spawn_file_actions_addchdir_np(&r.actions, config.cwd.c_str());
@@ -207,8 +204,8 @@ void Process::make_streams() {
   detail::loop_core& loop = detail::require_running_loop();
   for (int i = 0; i < 3; ++i) {
     if (raw_[i] < 0) continue;
-    pipes_[i] = std::make_shared<detail::stream_transport>(loop, raw_[i], stream_config{},
-                                                           detail::transport_kind::pipe);
+    pipes_[i] =
+        std::make_shared<detail::stream_transport>(loop, raw_[i], stream_config{}, detail::transport_kind::pipe);
     raw_[i] = -1;
   }
   if (pipes_[0]) stdin_stream_ = StreamWriter(pipes_[0]);

@@ -50,12 +50,14 @@ struct Iterable {
 
 // test_coroutines.py test_for_1 (async for over __anext__ returning values).
 TEST_F(AiterTests, optional_anext) {
-  Ints got = asyncio::run([] {
-    Countdown c{3};
-    Ints out;
-    for (int i : asyncio::aiter(c)) out.push_back(i);
-    return out;
-  }, virtual_time());
+  Ints got = asyncio::run(
+      [] {
+        Countdown c{3};
+        Ints out;
+        for (int i : asyncio::aiter(c)) out.push_back(i);
+        return out;
+      },
+      virtual_time());
   EXPECT_EQ(got, (Ints{3, 2, 1}));
 }
 
@@ -72,42 +74,48 @@ TEST_F(AiterTests, stop_async_iteration) {
 
 // __aiter__ returning a new iterator; a temporary source is kept alive.
 TEST_F(AiterTests, aiter_returning_new_iterator_and_temporary) {
-  Ints got = asyncio::run([] {
-    Ints out;
-    Iterable it{2};
-    for (int i : asyncio::aiter(it)) out.push_back(i);
-    for (int i : asyncio::aiter(Iterable{1})) out.push_back(i);
-    for (int i : asyncio::aiter(Countdown{2})) out.push_back(i);
-    return out;
-  }, virtual_time());
+  Ints got = asyncio::run(
+      [] {
+        Ints out;
+        Iterable it{2};
+        for (int i : asyncio::aiter(it)) out.push_back(i);
+        for (int i : asyncio::aiter(Iterable{1})) out.push_back(i);
+        for (int i : asyncio::aiter(Countdown{2})) out.push_back(i);
+        return out;
+      },
+      virtual_time());
   EXPECT_EQ(got, (Ints{2, 1, 1, 2, 1}));
 }
 
 // Each step suspends the iterating task: another task interleaves.
 TEST_F(AiterTests, iteration_suspends) {
   Strings log;
-  asyncio::run([&] {
-    auto other = asyncio::create_task([&] {
-      for (int i = 0; i < 2; ++i) {
-        asyncio::sleep(0.1);
-        log.push_back("other");
-      }
-    });
-    asyncio::sleep(0.05);
-    for (int i : asyncio::aiter(Countdown{2})) log.push_back(std::to_string(i));
-    asyncio::await(other);
-  }, virtual_time());
+  asyncio::run(
+      [&] {
+        auto other = asyncio::create_task([&] {
+          for (int i = 0; i < 2; ++i) {
+            asyncio::sleep(0.1);
+            log.push_back("other");
+          }
+        });
+        asyncio::sleep(0.05);
+        for (int i : asyncio::aiter(Countdown{2})) log.push_back(std::to_string(i));
+        asyncio::await(other);
+      },
+      virtual_time());
   EXPECT_EQ(log, (Strings{"other", "2", "other", "1"}));
 }
 
 // anext(x) normalizes both protocols to std::optional.
 TEST_F(AiterTests, anext_function) {
-  asyncio::run([] {
-    Throwing t;
-    EXPECT_EQ(asyncio::anext(t), 1);
-    Countdown c{0};
-    EXPECT_EQ(asyncio::anext(c), std::nullopt);
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        Throwing t;
+        EXPECT_EQ(asyncio::anext(t), 1);
+        Countdown c{0};
+        EXPECT_EQ(asyncio::anext(c), std::nullopt);
+      },
+      virtual_time());
 }
 
 // An exception from anext() other than StopAsyncIteration passes through.
@@ -116,8 +124,9 @@ TEST_F(AiterTests, exception_passes_through) {
     std::optional<int> anext() { throw TestError("read failed"); }
   };
   EXPECT_THROW(asyncio::run([] {
-    for (int i : asyncio::aiter(Failing{})) (void)i;
-  }), TestError);
+                 for (int i : asyncio::aiter(Failing{})) (void)i;
+               }),
+               TestError);
 }
 
 // ------------------------------------------------------ async_generator
@@ -125,19 +134,21 @@ TEST_F(AiterTests, exception_passes_through) {
 // test_asyncgen.py test_async_gen_asyncio_01: a body that awaits and
 // yields, consumed with async for.
 TEST_F(AsyncGenTests, test_async_gen_asyncio_01) {
-  Ints got = asyncio::run([] {
-    asyncio::async_generator<int> gen([](auto& co) {
-      co.yield(1);
-      asyncio::sleep(0.01);
-      co.yield(2);
-      asyncio::sleep(0.01);
-    });
-    Ints out;
-    for (int i : asyncio::aiter(gen)) out.push_back(i);
-    EXPECT_TRUE(gen.finished());
-    EXPECT_EQ(gen.anext(), std::nullopt);  // stays exhausted
-    return out;
-  }, virtual_time());
+  Ints got = asyncio::run(
+      [] {
+        asyncio::async_generator<int> gen([](auto& co) {
+          co.yield(1);
+          asyncio::sleep(0.01);
+          co.yield(2);
+          asyncio::sleep(0.01);
+        });
+        Ints out;
+        for (int i : asyncio::aiter(gen)) out.push_back(i);
+        EXPECT_TRUE(gen.finished());
+        EXPECT_EQ(gen.anext(), std::nullopt);  // stays exhausted
+        return out;
+      },
+      virtual_time());
   EXPECT_EQ(got, (Ints{1, 2}));
 }
 
@@ -206,24 +217,26 @@ TEST_F(AsyncGenTests, stop_async_iteration_in_body_is_runtime_error) {
 // GeneratorExit at the yield; the body's cleanup may await.
 TEST_F(AsyncGenTests, aclose_runs_cleanup_that_awaits) {
   Strings log;
-  asyncio::run([&] {
-    asyncio::async_generator<int> gen([&](auto& co) {
-      struct cleanup {
-        Strings& log;
-        ~cleanup() {
-          asyncio::sleep(0.01);  // a destructor that awaits
-          log.push_back("cleaned");
-        }
-      } c{log};
-      co.yield(1);
-      co.yield(2);
-    });
-    EXPECT_EQ(gen.anext(), 1);
-    gen.aclose();
-    log.push_back("closed");
-    EXPECT_TRUE(gen.finished());
-    gen.aclose();  // nothing to do
-  }, virtual_time());
+  asyncio::run(
+      [&] {
+        asyncio::async_generator<int> gen([&](auto& co) {
+          struct cleanup {
+            Strings& log;
+            ~cleanup() {
+              asyncio::sleep(0.01);  // a destructor that awaits
+              log.push_back("cleaned");
+            }
+          } c{log};
+          co.yield(1);
+          co.yield(2);
+        });
+        EXPECT_EQ(gen.anext(), 1);
+        gen.aclose();
+        log.push_back("closed");
+        EXPECT_TRUE(gen.finished());
+        gen.aclose();  // nothing to do
+      },
+      virtual_time());
   EXPECT_EQ(log, (Strings{"cleaned", "closed"}));
 }
 
@@ -308,16 +321,18 @@ TEST_F(AsyncGenTests, consumer_cancelled_while_body_awaits) {
 // test_asyncgen.py test_asyncgen_nonstarted_hooks_are_cancellable's
 // sibling: two tasks in anext() at once is "already running".
 TEST_F(AsyncGenTests, concurrent_anext_is_runtime_error) {
-  asyncio::run([] {
-    asyncio::async_generator<int> gen([](auto& co) {
-      asyncio::sleep(0.01);
-      co.yield(1);
-    });
-    auto first = asyncio::create_task([&] { return gen.anext(); });
-    asyncio::sleep(0);
-    EXPECT_THROW(gen.anext(), asyncio::RuntimeError);
-    EXPECT_EQ(asyncio::await(first), 1);
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        asyncio::async_generator<int> gen([](auto& co) {
+          asyncio::sleep(0.01);
+          co.yield(1);
+        });
+        auto first = asyncio::create_task([&] { return gen.anext(); });
+        asyncio::sleep(0);
+        EXPECT_THROW(gen.anext(), asyncio::RuntimeError);
+        EXPECT_EQ(asyncio::await(first), 1);
+      },
+      virtual_time());
 }
 
 // A generator that ends normally after a yield: the next anext() is

@@ -62,13 +62,15 @@ class Manager {
 // test_coroutines.py test_with_1: enter, body, exit, in order, each awaiting.
 TEST_F(AsyncContextTests, normal_exit_awaits) {
   Strings log;
-  asyncio::run([&] {
-    {
-      Manager m(log);
-      log.push_back("body");
-    }
-    log.push_back("after");
-  }, virtual_time());
+  asyncio::run(
+      [&] {
+        {
+          Manager m(log);
+          log.push_back("body");
+        }
+        log.push_back("after");
+      },
+      virtual_time());
   EXPECT_EQ(log, (Strings{"enter", "entered", "body", "exit", "exited at 2", "after"}));
 }
 
@@ -76,10 +78,13 @@ TEST_F(AsyncContextTests, normal_exit_awaits) {
 // awaiting, and the exception goes on.
 TEST_F(AsyncContextTests, exit_runs_when_body_throws) {
   Strings log;
-  EXPECT_THROW(asyncio::run([&] {
-    Manager m(log);
-    throw TestError("body failed");
-  }, virtual_time()), TestError);
+  EXPECT_THROW(asyncio::run(
+                   [&] {
+                     Manager m(log);
+                     throw TestError("body failed");
+                   },
+                   virtual_time()),
+               TestError);
   EXPECT_EQ(log, (Strings{"enter", "entered", "exit", "exited at 2"}));
 }
 
@@ -136,11 +141,14 @@ TEST_F(AsyncContextTests, wait_for_timeout_waits_for_exit) {
   Strings log;
   asyncio::event_loop loop(virtual_time());
   EXPECT_THROW(loop.run_until_complete([&] {
-    asyncio::wait_for([&] {
-      Manager m(log);
-      asyncio::sleep(100);
-    }, 3.0);
-  }), asyncio::TimeoutError);
+    asyncio::wait_for(
+        [&] {
+          Manager m(log);
+          asyncio::sleep(100);
+        },
+        3.0);
+  }),
+               asyncio::TimeoutError);
   EXPECT_EQ(log, (Strings{"enter", "entered", "exit", "exited at 4"}));
   EXPECT_DOUBLE_EQ(loop.time(), 4.0);
 }
@@ -166,13 +174,15 @@ TEST_F(AsyncContextTests, killed_by_loop_close) {
 // normally during run()'s epilogue.
 TEST_F(AsyncContextTests, run_epilogue_cancels_and_exit_awaits) {
   Strings log;
-  asyncio::run([&] {
-    asyncio::create_task([&] {
-      Manager m(log, 0.0);
-      asyncio::sleep(100);
-    });
-    asyncio::sleep(0.5);
-  }, virtual_time());
+  asyncio::run(
+      [&] {
+        asyncio::create_task([&] {
+          Manager m(log, 0.0);
+          asyncio::sleep(100);
+        });
+        asyncio::sleep(0.5);
+      },
+      virtual_time());
   EXPECT_EQ(log, (Strings{"enter", "entered", "exit", "exited at 1"}));
 }
 

@@ -17,18 +17,20 @@ using ContextTests = greenlet_test::GreenletTest;
 TEST_F(ContextTests, test_task_context_1) {
   asyncio::context_var<int> cvar("cvar", 0);
   std::vector<int> seen;
-  asyncio::run([&] {
-    cvar.set(1);
-    auto child = asyncio::create_task([&] {
-      seen.push_back(cvar.get());  // copied at creation: 1
-      cvar.set(2);
-      asyncio::sleep(0.01);
-      seen.push_back(cvar.get());
-    });
-    cvar.set(3);  // after the copy: the child does not see it
-    asyncio::await(child);
-    seen.push_back(cvar.get());
-  }, virtual_time());
+  asyncio::run(
+      [&] {
+        cvar.set(1);
+        auto child = asyncio::create_task([&] {
+          seen.push_back(cvar.get());  // copied at creation: 1
+          cvar.set(2);
+          asyncio::sleep(0.01);
+          seen.push_back(cvar.get());
+        });
+        cvar.set(3);  // after the copy: the child does not see it
+        asyncio::await(child);
+        seen.push_back(cvar.get());
+      },
+      virtual_time());
   EXPECT_EQ(seen, (std::vector<int>{1, 2, 3}));
 }
 
@@ -36,34 +38,38 @@ TEST_F(ContextTests, test_task_context_1) {
 // suspensions.
 TEST_F(ContextTests, test_context_3_many_tasks) {
   asyncio::context_var<int> cvar("cvar", -1);
-  asyncio::run([&] {
-    std::vector<asyncio::Task<bool>> tasks;
-    for (int i = 0; i < 100; ++i) {
-      tasks.push_back(asyncio::create_task([&cvar, i] {
-        cvar.set(i);
-        for (int k = 0; k < 5; ++k) asyncio::sleep(0.001 * (i % 7));
-        return cvar.get() == i;
-      }));
-    }
-    for (bool ok : asyncio::gather(tasks)) EXPECT_TRUE(ok);
-    EXPECT_EQ(cvar.get(), -1);
-  }, virtual_time());
+  asyncio::run(
+      [&] {
+        std::vector<asyncio::Task<bool>> tasks;
+        for (int i = 0; i < 100; ++i) {
+          tasks.push_back(asyncio::create_task([&cvar, i] {
+            cvar.set(i);
+            for (int k = 0; k < 5; ++k) asyncio::sleep(0.001 * (i % 7));
+            return cvar.get() == i;
+          }));
+        }
+        for (bool ok : asyncio::gather(tasks)) EXPECT_TRUE(ok);
+        EXPECT_EQ(cvar.get(), -1);
+      },
+      virtual_time());
 }
 
 // Token reset inside a task, and a task made from a task sees its creator's value.
 TEST_F(ContextTests, NestedTasksInheritTheirCreatorsContext) {
   asyncio::context_var<std::string> request_id("request_id");
-  asyncio::run([&] {
-    auto outer = asyncio::create_task([&] {
-      auto token = request_id.set("r-1");
-      auto inner = asyncio::create_task([&] { return request_id.get(); });
-      std::string got = asyncio::await(inner);
-      request_id.reset(token);
-      EXPECT_THROW(request_id.get(), greenlet::LookupError);
-      return got;
-    });
-    EXPECT_EQ(asyncio::await(outer), "r-1");
-  }, virtual_time());
+  asyncio::run(
+      [&] {
+        auto outer = asyncio::create_task([&] {
+          auto token = request_id.set("r-1");
+          auto inner = asyncio::create_task([&] { return request_id.get(); });
+          std::string got = asyncio::await(inner);
+          request_id.reset(token);
+          EXPECT_THROW(request_id.get(), greenlet::LookupError);
+          return got;
+        });
+        EXPECT_EQ(asyncio::await(outer), "r-1");
+      },
+      virtual_time());
 }
 
 }  // namespace

@@ -87,13 +87,22 @@ TEST_F(LockTests, test_cancel_race) {
   asyncio::event_loop loop;
   asyncio::Lock lock;
   Ints got;
-  auto ta = loop.create_task([&] { lock.acquire(); got.push_back(0); });
+  auto ta = loop.create_task([&] {
+    lock.acquire();
+    got.push_back(0);
+  });
   run_briefly(loop);
   EXPECT_TRUE(lock.locked());
-  auto tb = loop.create_task([&] { lock.acquire(); got.push_back(1); });
+  auto tb = loop.create_task([&] {
+    lock.acquire();
+    got.push_back(1);
+  });
   run_briefly(loop);
   EXPECT_EQ(lock.waiters(), 1u);
-  auto tc = loop.create_task([&] { lock.acquire(); got.push_back(2); });
+  auto tc = loop.create_task([&] {
+    lock.acquire();
+    got.push_back(2);
+  });
   run_briefly(loop);
   EXPECT_EQ(lock.waiters(), 2u);
   tb.cancel();
@@ -114,8 +123,16 @@ TEST_F(LockTests, test_cancel_release_race) {
   asyncio::Lock lock;
   Ints got;
   loop.run_until_complete([&] { lock.acquire(); });
-  auto t1 = loop.create_task([&] { lock.acquire(); got.push_back(1); lock.release(); });
-  auto t2 = loop.create_task([&] { lock.acquire(); got.push_back(2); lock.release(); });
+  auto t1 = loop.create_task([&] {
+    lock.acquire();
+    got.push_back(1);
+    lock.release();
+  });
+  auto t2 = loop.create_task([&] {
+    lock.acquire();
+    got.push_back(2);
+    lock.release();
+  });
   run_briefly(loop);
   lock.release();  // hands the lock to t1...
   t1.cancel();     // ...which is cancelled before it runs
@@ -134,11 +151,17 @@ TEST_F(LockTests, test_finished_waiter_cancelled) {
   auto ta = loop.create_task([&] { lock.acquire(); });
   run_briefly(loop);
   EXPECT_TRUE(lock.locked());
-  auto tb = loop.create_task([&] { lock.acquire(); got.push_back(1); });
+  auto tb = loop.create_task([&] {
+    lock.acquire();
+    got.push_back(1);
+  });
   run_briefly(loop);
-  auto tc = loop.create_task([&] { lock.acquire(); got.push_back(2); });
+  auto tc = loop.create_task([&] {
+    lock.acquire();
+    got.push_back(2);
+  });
   run_briefly(loop);
-  lock.release();  // wakes tb
+  lock.release();                 // wakes tb
   EXPECT_FALSE(lock.try_lock());  // fairness: tb was handed it
   tb.cancel();
   run_briefly(loop);
@@ -696,8 +719,7 @@ TEST_F(BarrierTests, test_wait_more) {
   }
   auto indices = loop.run_until_complete([&] { return asyncio::gather(tasks); });
   EXPECT_EQ(indices, (std::vector<std::size_t>{0, 1, 2}));
-  EXPECT_EQ(log, (std::vector<std::string>{"arrive 0", "arrive 1", "arrive 2", "leave 2", "leave 0",
-                                           "leave 1"}));
+  EXPECT_EQ(log, (std::vector<std::string>{"arrive 0", "arrive 1", "arrive 2", "leave 2", "leave 0", "leave 1"}));
   EXPECT_EQ(barrier.n_waiting(), 0u);
   EXPECT_FALSE(barrier.broken());
 }

@@ -295,8 +295,7 @@ TEST_F(LoopCallbacks, test_run_until_complete_stopped) {
     loop.run_until_complete(t);
     ADD_FAILURE() << "no RuntimeError";
   } catch (const asyncio::RuntimeError& e) {
-    EXPECT_NE(std::string(e.what()).find("Event loop stopped before Future completed"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("Event loop stopped before Future completed"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(t.done());
   loop.run_until_complete(t);  // finish it
@@ -332,7 +331,7 @@ TEST_F(LoopCallbacks, test_run_until_complete_nesting) {
       loop.run_until_complete([&] { log.push_back("inner ran"); });
     } catch (const asyncio::RuntimeError& e) {
       log.push_back(e.condition() == asyncio::asyncio_errc::loop_running ? "RuntimeError loop_running"
-                                                                        : "wrong condition");
+                                                                         : "wrong condition");
     }
   });
   loop.run_until_complete(outer);

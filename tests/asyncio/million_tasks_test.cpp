@@ -39,37 +39,39 @@ TEST_F(MillionTasks, AllSuspendedAtOnceThenAllFinish) {
   long waiting_seen = 0, mappings_seen = 0, results_checked = 0;
   asyncio::event_loop::options opts;
   opts.task_stack = {.size = 16 * 1024, .guard_page = false};
-  asyncio::run([&] {
-    asyncio::Event go;
-    long waiting = 0;
-    std::vector<asyncio::Task<long>> tasks;
-    tasks.reserve(static_cast<std::size_t>(n));
-    for (long i = 0; i < n; ++i) {
-      tasks.push_back(asyncio::create_task([&go, &waiting, i] {
-        ++waiting;
-        go.wait();
-        --waiting;
-        return i * 3 + 1;
-      }));
-    }
-    asyncio::sleep(0);  // every task runs to go.wait()
-    waiting_seen = waiting;
-    mappings_seen = kernel_mappings();
-    for (const auto& t : tasks) {
-      if (t.done()) {
-        ADD_FAILURE() << "a task finished before the event was set";
-        break;
-      }
-    }
-    go.set();
-    std::vector<long> results = asyncio::gather(tasks);
-    ASSERT_EQ(results.size(), static_cast<std::size_t>(n));
-    for (long i = 0; i < n; ++i) {
-      ASSERT_EQ(results[static_cast<std::size_t>(i)], i * 3 + 1) << "task " << i;
-      ++results_checked;
-    }
-    EXPECT_EQ(waiting, 0);
-  }, opts);
+  asyncio::run(
+      [&] {
+        asyncio::Event go;
+        long waiting = 0;
+        std::vector<asyncio::Task<long>> tasks;
+        tasks.reserve(static_cast<std::size_t>(n));
+        for (long i = 0; i < n; ++i) {
+          tasks.push_back(asyncio::create_task([&go, &waiting, i] {
+            ++waiting;
+            go.wait();
+            --waiting;
+            return i * 3 + 1;
+          }));
+        }
+        asyncio::sleep(0);  // every task runs to go.wait()
+        waiting_seen = waiting;
+        mappings_seen = kernel_mappings();
+        for (const auto& t : tasks) {
+          if (t.done()) {
+            ADD_FAILURE() << "a task finished before the event was set";
+            break;
+          }
+        }
+        go.set();
+        std::vector<long> results = asyncio::gather(tasks);
+        ASSERT_EQ(results.size(), static_cast<std::size_t>(n));
+        for (long i = 0; i < n; ++i) {
+          ASSERT_EQ(results[static_cast<std::size_t>(i)], i * 3 + 1) << "task " << i;
+          ++results_checked;
+        }
+        EXPECT_EQ(waiting, 0);
+      },
+      opts);
   EXPECT_EQ(waiting_seen, n) << "not every task was suspended at once";
   EXPECT_EQ(results_checked, n);
   // Stacks come many to a slab: the process stays far below vm.max_map_count

@@ -18,9 +18,9 @@ using Strings = std::vector<std::string>;
 // test_runners.py RunTests.test_asyncio_run_return
 TEST_F(RunTests, test_asyncio_run_return) {
   EXPECT_EQ(asyncio::run([] {
-    asyncio::sleep(0);
-    return 42;
-  }),
+              asyncio::sleep(0);
+              return 42;
+            }),
             42);
   // No loop is left running or current.
   EXPECT_THROW(asyncio::get_running_loop(), asyncio::RuntimeError);

@@ -49,8 +49,7 @@ TEST_F(TaskStackMode, TasksOnASharedModeThreadStillWork) {
 
 TEST_F(TaskStackMode, SharedTaskStacksAreRefused) {
   try {
-    asyncio::event_loop loop(
-        asyncio::event_loop::options{.task_stack = {.mode = greenlet::stack_mode::shared}});
+    asyncio::event_loop loop(asyncio::event_loop::options{.task_stack = {.mode = greenlet::stack_mode::shared}});
     FAIL() << "expected ValueError";
   } catch (const asyncio::ValueError& e) {
     EXPECT_NE(std::string(e.what()).find("stack_mode::shared"), std::string::npos) << e.what();

@@ -25,103 +25,125 @@ std::vector<std::string> whats(const asyncio::ExceptionGroup& group) {
 
 // test_taskgroup_01: results of the children are there after the group.
 TEST_F(TestTaskGroup, test_taskgroup_01) {
-  asyncio::run([] {
-    asyncio::Task<int> t1, t2;
-    asyncio::task_group([&](asyncio::TaskGroup& g) {
-      t1 = g.create_task([] { asyncio::sleep(0.1); return 42; });
-      t2 = g.create_task([] { asyncio::sleep(0.2); return 11; });
-    });
-    EXPECT_EQ(t1.result(), 42);
-    EXPECT_EQ(t2.result(), 11);
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        asyncio::Task<int> t1, t2;
+        asyncio::task_group([&](asyncio::TaskGroup& g) {
+          t1 = g.create_task([] {
+            asyncio::sleep(0.1);
+            return 42;
+          });
+          t2 = g.create_task([] {
+            asyncio::sleep(0.2);
+            return 11;
+          });
+        });
+        EXPECT_EQ(t1.result(), 42);
+        EXPECT_EQ(t2.result(), 11);
+      },
+      virtual_time());
 }
 
 // test_taskgroup_03: the group waits for children started by children.
 TEST_F(TestTaskGroup, test_taskgroup_03) {
-  asyncio::run([] {
-    asyncio::Task<int> t1, t2;
-    asyncio::task_group([&](asyncio::TaskGroup& g) {
-      t1 = g.create_task([] { asyncio::sleep(0.1); return 42; });
-      asyncio::sleep(0.15);
-      t2 = g.create_task([] { asyncio::sleep(0.2); return 11; });
-    });
-    EXPECT_EQ(t1.result(), 42);
-    EXPECT_EQ(t2.result(), 11);
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        asyncio::Task<int> t1, t2;
+        asyncio::task_group([&](asyncio::TaskGroup& g) {
+          t1 = g.create_task([] {
+            asyncio::sleep(0.1);
+            return 42;
+          });
+          asyncio::sleep(0.15);
+          t2 = g.create_task([] {
+            asyncio::sleep(0.2);
+            return 11;
+          });
+        });
+        EXPECT_EQ(t1.result(), 42);
+        EXPECT_EQ(t2.result(), 11);
+      },
+      virtual_time());
 }
 
 // test_taskgroup_05/06 (failure of one child cancels the others, the
 // errors come out as an ExceptionGroup).
 TEST_F(TestTaskGroup, test_taskgroup_06) {
   std::vector<std::string> events;
-  asyncio::run([&] {
-    try {
-      asyncio::task_group([&](asyncio::TaskGroup& g) {
-        g.create_task([&] {
-          try {
-            asyncio::sleep(10);
-          } catch (const asyncio::CancelledError&) {
-            events.push_back("sibling cancelled");
-            throw;
-          }
-        });
-        g.create_task([] {
-          asyncio::sleep(0.1);
-          throw MyExc("boom");
-        });
-        asyncio::sleep(10);  // the body is interrupted too
-        events.push_back("body not interrupted");
-      });
-      events.push_back("no exception");
-    } catch (const asyncio::ExceptionGroup& group) {
-      EXPECT_EQ(whats(group), (std::vector<std::string>{"boom"}));
-      EXPECT_EQ(group.message(), "unhandled errors in a TaskGroup");
-      events.push_back("group");
-    }
-    // The group's own cancellation of this task was withdrawn.
-    auto* self = asyncio::detail::awaiting_task().future();
-    EXPECT_FALSE(self->cancelled());
-  }, virtual_time());
+  asyncio::run(
+      [&] {
+        try {
+          asyncio::task_group([&](asyncio::TaskGroup& g) {
+            g.create_task([&] {
+              try {
+                asyncio::sleep(10);
+              } catch (const asyncio::CancelledError&) {
+                events.push_back("sibling cancelled");
+                throw;
+              }
+            });
+            g.create_task([] {
+              asyncio::sleep(0.1);
+              throw MyExc("boom");
+            });
+            asyncio::sleep(10);  // the body is interrupted too
+            events.push_back("body not interrupted");
+          });
+          events.push_back("no exception");
+        } catch (const asyncio::ExceptionGroup& group) {
+          EXPECT_EQ(whats(group), (std::vector<std::string>{"boom"}));
+          EXPECT_EQ(group.message(), "unhandled errors in a TaskGroup");
+          events.push_back("group");
+        }
+        // The group's own cancellation of this task was withdrawn.
+        auto* self = asyncio::detail::awaiting_task().future();
+        EXPECT_FALSE(self->cancelled());
+      },
+      virtual_time());
   EXPECT_EQ(events, (std::vector<std::string>{"sibling cancelled", "group"}));
 }
 
 // test_taskgroup_07: several failures are all reachable.
 TEST_F(TestTaskGroup, test_taskgroup_07_several_errors) {
-  asyncio::run([] {
-    try {
-      asyncio::task_group([&](asyncio::TaskGroup& g) {
-        g.create_task([] { throw MyExc("first"); });
-        g.create_task([] { throw MyExc("second"); });
-      });
-      ADD_FAILURE() << "no ExceptionGroup";
-    } catch (const asyncio::ExceptionGroup& group) {
-      EXPECT_EQ(whats(group), (std::vector<std::string>{"first", "second"}));
-    }
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        try {
+          asyncio::task_group([&](asyncio::TaskGroup& g) {
+            g.create_task([] { throw MyExc("first"); });
+            g.create_task([] { throw MyExc("second"); });
+          });
+          ADD_FAILURE() << "no ExceptionGroup";
+        } catch (const asyncio::ExceptionGroup& group) {
+          EXPECT_EQ(whats(group), (std::vector<std::string>{"first", "second"}));
+        }
+      },
+      virtual_time());
 }
 
 // test_taskgroup_08: the body's own exception joins the group, and the
 // children are cancelled.
 TEST_F(TestTaskGroup, test_taskgroup_08_body_error) {
   bool child_cancelled = false;
-  asyncio::run([&] {
-    try {
-      asyncio::task_group([&](asyncio::TaskGroup& g) {
-        g.create_task([&] {
-          try {
-            asyncio::sleep(10);
-          } catch (const asyncio::CancelledError&) {
-            child_cancelled = true;
-            throw;
-          }
-        });
-        asyncio::sleep(0.1);
-        throw MyExc("from body");
-      });
-    } catch (const asyncio::ExceptionGroup& group) {
-      EXPECT_EQ(whats(group), (std::vector<std::string>{"from body"}));
-    }
-  }, virtual_time());
+  asyncio::run(
+      [&] {
+        try {
+          asyncio::task_group([&](asyncio::TaskGroup& g) {
+            g.create_task([&] {
+              try {
+                asyncio::sleep(10);
+              } catch (const asyncio::CancelledError&) {
+                child_cancelled = true;
+                throw;
+              }
+            });
+            asyncio::sleep(0.1);
+            throw MyExc("from body");
+          });
+        } catch (const asyncio::ExceptionGroup& group) {
+          EXPECT_EQ(whats(group), (std::vector<std::string>{"from body"}));
+        }
+      },
+      virtual_time());
   EXPECT_TRUE(child_cancelled);
 }
 
@@ -129,73 +151,86 @@ TEST_F(TestTaskGroup, test_taskgroup_08_body_error) {
 // cancels the children and the group raises CancelledError.
 TEST_F(TestTaskGroup, test_cancel_parent_task_cancels_children) {
   std::vector<std::string> events;
-  asyncio::run([&] {
-    auto runner = asyncio::create_task([&] {
-      asyncio::task_group([&](asyncio::TaskGroup& g) {
-        g.create_task([&] {
-          try {
+  asyncio::run(
+      [&] {
+        auto runner = asyncio::create_task([&] {
+          asyncio::task_group([&](asyncio::TaskGroup& g) {
+            g.create_task([&] {
+              try {
+                asyncio::sleep(10);
+              } catch (const asyncio::CancelledError&) {
+                events.push_back("child cancelled");
+                throw;
+              }
+            });
             asyncio::sleep(10);
-          } catch (const asyncio::CancelledError&) {
-            events.push_back("child cancelled");
-            throw;
-          }
+          });
         });
-        asyncio::sleep(10);
-      });
-    });
-    asyncio::sleep(0.1);
-    runner.cancel();
-    try {
-      asyncio::await(runner);
-    } catch (const asyncio::CancelledError&) {
-      events.push_back("runner cancelled");
-    }
-  }, virtual_time());
+        asyncio::sleep(0.1);
+        runner.cancel();
+        try {
+          asyncio::await(runner);
+        } catch (const asyncio::CancelledError&) {
+          events.push_back("runner cancelled");
+        }
+      },
+      virtual_time());
   EXPECT_EQ(events, (std::vector<std::string>{"child cancelled", "runner cancelled"}));
 }
 
 // test_taskgroup_finished: no tasks after the group ended.
 TEST_F(TestTaskGroup, test_create_task_after_finish_raises) {
-  asyncio::run([] {
-    asyncio::TaskGroup* escaped = nullptr;
-    asyncio::task_group([&](asyncio::TaskGroup& g) { escaped = &g; });
-    (void)escaped;
-  }, virtual_time());
-  asyncio::run([] {
-    asyncio::TaskGroup g;
-    g.join();
-    EXPECT_THROW(g.create_task([] {}), asyncio::RuntimeError);
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        asyncio::TaskGroup* escaped = nullptr;
+        asyncio::task_group([&](asyncio::TaskGroup& g) { escaped = &g; });
+        (void)escaped;
+      },
+      virtual_time());
+  asyncio::run(
+      [] {
+        asyncio::TaskGroup g;
+        g.join();
+        EXPECT_THROW(g.create_task([] {}), asyncio::RuntimeError);
+      },
+      virtual_time());
 }
 
 // The scoped form: the destructor waits for the children.
 TEST_F(TestTaskGroup, ScopedGroupWaitsInDestructor) {
-  asyncio::run([] {
-    asyncio::Task<int> t;
-    {
-      asyncio::TaskGroup g;
-      t = g.create_task([] { asyncio::sleep(1); return 5; });
-    }
-    EXPECT_TRUE(t.done());
-    EXPECT_EQ(t.result(), 5);
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        asyncio::Task<int> t;
+        {
+          asyncio::TaskGroup g;
+          t = g.create_task([] {
+            asyncio::sleep(1);
+            return 5;
+          });
+        }
+        EXPECT_TRUE(t.done());
+        EXPECT_EQ(t.result(), 5);
+      },
+      virtual_time());
 }
 
 // The scoped form, left by an exception: children are cancelled and the
 // body's exception continues.
 TEST_F(TestTaskGroup, ScopedGroupLeftByExceptionCancelsChildren) {
-  asyncio::run([] {
-    asyncio::Task<> t;
-    try {
-      asyncio::TaskGroup g;
-      t = g.create_task([] { asyncio::sleep(10); });
-      asyncio::sleep(0.1);
-      throw MyExc("leaving");
-    } catch (const MyExc& e) {
-      EXPECT_STREQ(e.what(), "leaving");
-    }
-    EXPECT_TRUE(t.cancelled());
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        asyncio::Task<> t;
+        try {
+          asyncio::TaskGroup g;
+          t = g.create_task([] { asyncio::sleep(10); });
+          asyncio::sleep(0.1);
+          throw MyExc("leaving");
+        } catch (const MyExc& e) {
+          EXPECT_STREQ(e.what(), "leaving");
+        }
+        EXPECT_TRUE(t.cancelled());
+      },
+      virtual_time());
 }
 
 }  // namespace

@@ -15,144 +15,163 @@ using TimeoutTests = greenlet_test::GreenletTest;
 
 // test_timeout_basic
 TEST_F(TimeoutTests, test_timeout_basic) {
-  asyncio::run([] {
-    auto& loop = asyncio::get_running_loop();
-    const double start = loop.time();
-    bool expired = false;
-    EXPECT_THROW(asyncio::timeout(0.01, [&](asyncio::Timeout& cm) {
-                   try {
-                     asyncio::sleep(10);
-                   } catch (...) {
-                     expired = cm.expired();
-                     throw;
-                   }
-                 }),
-                 asyncio::TimeoutError);
-    EXPECT_TRUE(expired);
-    EXPECT_NEAR(loop.time() - start, 0.01, 1e-9);
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        auto& loop = asyncio::get_running_loop();
+        const double start = loop.time();
+        bool expired = false;
+        EXPECT_THROW(asyncio::timeout(0.01,
+                                      [&](asyncio::Timeout& cm) {
+                                        try {
+                                          asyncio::sleep(10);
+                                        } catch (...) {
+                                          expired = cm.expired();
+                                          throw;
+                                        }
+                                      }),
+                     asyncio::TimeoutError);
+        EXPECT_TRUE(expired);
+        EXPECT_NEAR(loop.time() - start, 0.01, 1e-9);
+      },
+      virtual_time());
 }
 
 // test_timeout_not_called / returns the body's value
 TEST_F(TimeoutTests, test_timeout_not_called) {
-  asyncio::run([] {
-    int r = asyncio::timeout(10, [] {
-      asyncio::sleep(0.01);
-      return 7;
-    });
-    EXPECT_EQ(r, 7);
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        int r = asyncio::timeout(10, [] {
+          asyncio::sleep(0.01);
+          return 7;
+        });
+        EXPECT_EQ(r, 7);
+      },
+      virtual_time());
 }
 
 // test_timeout_disabled: nullopt means no deadline.
 TEST_F(TimeoutTests, test_timeout_disabled) {
-  asyncio::run([] {
-    asyncio::timeout(std::nullopt, [](asyncio::Timeout& cm) {
-      EXPECT_FALSE(cm.when().has_value());
-      asyncio::sleep(0.01);
-    });
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        asyncio::timeout(std::nullopt, [](asyncio::Timeout& cm) {
+          EXPECT_FALSE(cm.when().has_value());
+          asyncio::sleep(0.01);
+        });
+      },
+      virtual_time());
 }
 
 // test_timeout_at_disabled / test_timeout_zero: a past deadline fires on
 // the next iteration.
 TEST_F(TimeoutTests, test_timeout_zero) {
-  asyncio::run([] {
-    EXPECT_THROW(asyncio::timeout(0, [] { asyncio::sleep(10); }), asyncio::TimeoutError);
-  }, virtual_time());
+  asyncio::run([] { EXPECT_THROW(asyncio::timeout(0, [] { asyncio::sleep(10); }), asyncio::TimeoutError); },
+               virtual_time());
 }
 
 // test_nested_timeouts: the inner deadline fires; only it converts.
 TEST_F(TimeoutTests, test_nested_timeouts) {
-  asyncio::run([] {
-    bool outer_expired = true;
-    bool inner_raised = false;
-    asyncio::timeout(10, [&](asyncio::Timeout& outer) {
-      try {
-        asyncio::timeout(0.01, [] { asyncio::sleep(10); });
-      } catch (const asyncio::TimeoutError&) {
-        inner_raised = true;
-      }
-      outer_expired = outer.expired();
-    });
-    EXPECT_TRUE(inner_raised);
-    EXPECT_FALSE(outer_expired);
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        bool outer_expired = true;
+        bool inner_raised = false;
+        asyncio::timeout(10, [&](asyncio::Timeout& outer) {
+          try {
+            asyncio::timeout(0.01, [] { asyncio::sleep(10); });
+          } catch (const asyncio::TimeoutError&) {
+            inner_raised = true;
+          }
+          outer_expired = outer.expired();
+        });
+        EXPECT_TRUE(inner_raised);
+        EXPECT_FALSE(outer_expired);
+      },
+      virtual_time());
 }
 
 // test_nested_timeouts_concurrent: the outer deadline fires while inside the
 // inner scope: the outer one converts, the inner lets CancelledError through.
 TEST_F(TimeoutTests, test_outer_deadline_inside_inner_scope) {
-  asyncio::run([] {
-    std::vector<std::string> events;
-    try {
-      asyncio::timeout(0.01, [&] {
+  asyncio::run(
+      [] {
+        std::vector<std::string> events;
         try {
-          asyncio::timeout(10, [] { asyncio::sleep(10); });
-        } catch (const asyncio::CancelledError&) {
-          events.push_back("inner saw CancelledError");
-          throw;
+          asyncio::timeout(0.01, [&] {
+            try {
+              asyncio::timeout(10, [] { asyncio::sleep(10); });
+            } catch (const asyncio::CancelledError&) {
+              events.push_back("inner saw CancelledError");
+              throw;
+            }
+          });
+        } catch (const asyncio::TimeoutError&) {
+          events.push_back("outer TimeoutError");
         }
-      });
-    } catch (const asyncio::TimeoutError&) {
-      events.push_back("outer TimeoutError");
-    }
-    EXPECT_EQ(events, (std::vector<std::string>{"inner saw CancelledError", "outer TimeoutError"}));
-  }, virtual_time());
+        EXPECT_EQ(events, (std::vector<std::string>{"inner saw CancelledError", "outer TimeoutError"}));
+      },
+      virtual_time());
 }
 
 // test_reschedule
 TEST_F(TimeoutTests, test_reschedule) {
-  asyncio::run([] {
-    auto& loop = asyncio::get_running_loop();
-    const double start = loop.time();
-    EXPECT_THROW(asyncio::timeout(0.01, [&](asyncio::Timeout& cm) {
-                   cm.reschedule(loop.time() + 0.5);
-                   asyncio::sleep(10);
-                 }),
-                 asyncio::TimeoutError);
-    EXPECT_NEAR(loop.time() - start, 0.5, 1e-9);
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        auto& loop = asyncio::get_running_loop();
+        const double start = loop.time();
+        EXPECT_THROW(asyncio::timeout(0.01,
+                                      [&](asyncio::Timeout& cm) {
+                                        cm.reschedule(loop.time() + 0.5);
+                                        asyncio::sleep(10);
+                                      }),
+                     asyncio::TimeoutError);
+        EXPECT_NEAR(loop.time() - start, 0.5, 1e-9);
+      },
+      virtual_time());
 }
 
 // test_timeout_in_cancelled_task: a real cancel() is not turned into TimeoutError.
 TEST_F(TimeoutTests, test_real_cancel_is_not_a_timeout) {
-  asyncio::run([] {
-    auto t = asyncio::create_task([] { asyncio::timeout(10, [] { asyncio::sleep(10); }); });
-    asyncio::sleep(0.01);
-    t.cancel();
-    EXPECT_THROW(asyncio::await(t), asyncio::CancelledError);
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        auto t = asyncio::create_task([] { asyncio::timeout(10, [] { asyncio::sleep(10); }); });
+        asyncio::sleep(0.01);
+        t.cancel();
+        EXPECT_THROW(asyncio::await(t), asyncio::CancelledError);
+      },
+      virtual_time());
 }
 
 // test_shield_cancel_outer: cancelling the waiter leaves the inner task running.
 TEST_F(TimeoutTests, test_shield_cancel_outer) {
-  asyncio::run([] {
-    auto inner = asyncio::create_task([] {
-      asyncio::sleep(0.1);
-      return 3;
-    });
-    auto waiter = asyncio::create_task([&] { return asyncio::await(asyncio::shield(inner)); });
-    asyncio::sleep(0.01);
-    waiter.cancel();
-    EXPECT_THROW(asyncio::await(waiter), asyncio::CancelledError);
-    EXPECT_FALSE(inner.done());
-    EXPECT_EQ(asyncio::await(inner), 3);
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        auto inner = asyncio::create_task([] {
+          asyncio::sleep(0.1);
+          return 3;
+        });
+        auto waiter = asyncio::create_task([&] { return asyncio::await(asyncio::shield(inner)); });
+        asyncio::sleep(0.01);
+        waiter.cancel();
+        EXPECT_THROW(asyncio::await(waiter), asyncio::CancelledError);
+        EXPECT_FALSE(inner.done());
+        EXPECT_EQ(asyncio::await(inner), 3);
+      },
+      virtual_time());
 }
 
 // test_shield_result / shield around wait_for: the timeout cancels the
 // shield, not the work.
 TEST_F(TimeoutTests, test_shield_with_wait_for) {
-  asyncio::run([] {
-    auto inner = asyncio::create_task([] {
-      asyncio::sleep(0.5);
-      return std::string("done");
-    });
-    EXPECT_THROW(asyncio::wait_for(asyncio::shield(inner), 0.1), asyncio::TimeoutError);
-    EXPECT_FALSE(inner.cancelled());
-    EXPECT_EQ(asyncio::await(inner), "done");
-  }, virtual_time());
+  asyncio::run(
+      [] {
+        auto inner = asyncio::create_task([] {
+          asyncio::sleep(0.5);
+          return std::string("done");
+        });
+        EXPECT_THROW(asyncio::wait_for(asyncio::shield(inner), 0.1), asyncio::TimeoutError);
+        EXPECT_FALSE(inner.cancelled());
+        EXPECT_EQ(asyncio::await(inner), "done");
+      },
+      virtual_time());
 }
 
 }  // namespace

@@ -43,7 +43,8 @@ TEST_F(Bridge, RunInExecutorCustomPoolAndArguments) {
   concurrent::ThreadPoolExecutor pool(2);
   int r = asyncio::run([&] {
     auto& loop = asyncio::get_running_loop();
-    return asyncio::await(asyncio::run_in_executor(loop, &pool, [](int a, int b) { return a + b; }, 40, 2));
+    return asyncio::await(asyncio::run_in_executor(
+        loop, &pool, [](int a, int b) { return a + b; }, 40, 2));
   });
   EXPECT_EQ(r, 42);
 }

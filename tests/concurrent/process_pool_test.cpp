@@ -127,9 +127,8 @@ namespace {
 // A process-pool future awaited from a task through wrap_future().
 TEST(ProcessPool, AwaitedFromATask) {
   concurrent::ProcessPoolExecutor pool(1);
-  int r = greenlet::asyncio::run([&] {
-    return greenlet::asyncio::await(greenlet::asyncio::wrap_future(pool.submit(square_fn, 9)));
-  });
+  int r = greenlet::asyncio::run(
+      [&] { return greenlet::asyncio::await(greenlet::asyncio::wrap_future(pool.submit(square_fn, 9))); });
   EXPECT_EQ(r, 81);
 }
 

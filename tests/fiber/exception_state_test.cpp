@@ -112,8 +112,7 @@ TEST_F(ExceptionState, UncaughtExceptionsIsPerGreenlet) {
   try {
     throw std::logic_error("main's own");
   } catch (const std::logic_error& e) {
-    log.push_back(std::string("main caught ") + e.what() + ": " +
-                  std::to_string(std::uncaught_exceptions()));
+    log.push_back(std::string("main caught ") + e.what() + ": " + std::to_string(std::uncaught_exceptions()));
   }
   greenlet::value result = g.switch_();
   log.push_back("main again: " + std::to_string(std::uncaught_exceptions()));

@@ -23,9 +23,8 @@ using greenlet_port::switch_up;
 class unraisable_capture {
  public:
   unraisable_capture()
-      : previous_(greenlet::set_unraisable_hook([this](std::exception_ptr error, std::string_view) {
-          events_.push_back(std::move(error));
-        })) {}
+      : previous_(greenlet::set_unraisable_hook(
+            [this](std::exception_ptr error, std::string_view) { events_.push_back(std::move(error)); })) {}
   ~unraisable_capture() { greenlet::set_unraisable_hook(std::move(previous_)); }
   unraisable_capture(const unraisable_capture&) = delete;
   unraisable_capture& operator=(const unraisable_capture&) = delete;

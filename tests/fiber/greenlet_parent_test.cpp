@@ -95,8 +95,7 @@ TEST_F(TestGreenletSetParentErrors, test_unexpected_reparenting_thread_running) 
   {
     std::vector<std::string> events;
     greenlet::greenlet g([&events] { events.push_back("ran"); });
-    expect_set_parent_error(g, another[0], greenlet::errc::wrong_thread,
-                            "parent cannot be on a different thread");
+    expect_set_parent_error(g, another[0], greenlet::errc::wrong_thread, "parent cannot be on a different thread");
     g.switch_();
     EXPECT_EQ(events, (std::vector<std::string>{"ran"}));
   }

@@ -23,9 +23,7 @@ using greenlet_port::KeyError;
 using greenlet_port::SomeError;
 using greenlet_port::switch_up;
 
-TEST_F(TestGreenlet, test_simple) {
-  EXPECT_EQ(greenlet_port::simple_test_events(), (std::vector<int>{0, 1, 2, 3, 4}));
-}
+TEST_F(TestGreenlet, test_simple) { EXPECT_EQ(greenlet_port::simple_test_events(), (std::vector<int>{0, 1, 2, 3, 4})); }
 
 // Python's RawGreenlet() has no run; the C++ counterpart is an empty handle.
 TEST_F(TestGreenlet, test_switch_no_run_raises_AttributeError) {
@@ -232,8 +230,8 @@ TEST_F(TestRepr, test_main_while_running) {
 TEST_F(TestRepr, test_main_in_background) {
   greenlet::greenlet main = greenlet::getcurrent();
   greenlet::greenlet g([&main] {
-    return std::tuple<bool, bool, bool, bool>(main == greenlet::getcurrent(), static_cast<bool>(main),
-                                              main.started(), main.is_main());
+    return std::tuple<bool, bool, bool, bool>(main == greenlet::getcurrent(), static_cast<bool>(main), main.started(),
+                                              main.is_main());
   });
   greenlet::value r = g.switch_();
   EXPECT_EQ((r.get<bool, bool, bool, bool>()), (std::tuple<bool, bool, bool, bool>(false, true, true, true)));

@@ -217,9 +217,7 @@ void do_test_throw_to_dead_thread_doesnt_crash(bool wait_for_cleanup) {
 
 TEST_F(TestGreenlet, test_throw_to_dead_thread_doesnt_crash) { do_test_throw_to_dead_thread_doesnt_crash(false); }
 
-TEST_F(TestGreenlet, test_throw_to_dead_thread_doesnt_crash_wait) {
-  do_test_throw_to_dead_thread_doesnt_crash(true);
-}
+TEST_F(TestGreenlet, test_throw_to_dead_thread_doesnt_crash_wait) { do_test_throw_to_dead_thread_doesnt_crash(true); }
 
 // Python's finalizer runs while getcurrent() updates ts_current; here the
 // Finalized object lives on the greenlet's stack and is destroyed when the

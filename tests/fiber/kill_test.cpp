@@ -49,8 +49,7 @@ TEST_F(Kill, DestructorsRunWhenLastHandleIsDropped) {
   g = greenlet::greenlet();
   EXPECT_EQ(log.size(), 1u) << "killed while a handle was left";
   copy = greenlet::greenlet();
-  EXPECT_EQ(log, (std::vector<std::string>{"suspend", "~frame3", "~frame2", "~frame1",
-                                           "GreenletExit", "~run"}));
+  EXPECT_EQ(log, (std::vector<std::string>{"suspend", "~frame3", "~frame2", "~frame1", "GreenletExit", "~run"}));
 }
 
 // A handle the greenlet keeps to itself (captured, or a local on its own

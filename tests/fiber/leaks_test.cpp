@@ -57,8 +57,8 @@ TEST_F(TestLeaks, test_arg_refs) {
   greenlet::greenlet g(&echo_to_parent);
   for (int i = 0; i < 100; ++i) {
     greenlet::value back = g.switch_(a, b, c);
-    auto [x, y, z] = back.get<std::shared_ptr<std::string>, std::shared_ptr<std::string>,
-                              std::shared_ptr<std::string>>();
+    auto [x, y, z] =
+        back.get<std::shared_ptr<std::string>, std::shared_ptr<std::string>, std::shared_ptr<std::string>>();
     ASSERT_EQ(x, a);
     ASSERT_EQ(y, b);
     ASSERT_EQ(z, c);
@@ -251,7 +251,7 @@ void check_issue251(collect_by how, bool explicit_reference_to_switch = false) {
   running.acquire();
   ASSERT_EQ(background_greenlets.size(), 1u);
   EXPECT_FALSE(background_greenlets[0].dead());
-  background_greenlets.clear();  // the last handle, from a different thread
+  background_greenlets.clear();   // the last handle, from a different thread
   EXPECT_EQ(Tracked::extant, 1);  // nothing of it ran here
   dropped.release();
   t.join();
@@ -263,15 +263,11 @@ void check_issue251(collect_by how, bool explicit_reference_to_switch = false) {
   EXPECT_EQ(killed_on, background_id);
 }
 
-TEST_F(TestLeaks, test_issue251_killing_cross_thread_leaks_list) {
-  check_issue251(collect_by::getcurrent);
-}
+TEST_F(TestLeaks, test_issue251_killing_cross_thread_leaks_list) { check_issue251(collect_by::getcurrent); }
 
 TEST_F(TestLeaks, KillingCrossThreadOnGreenletCreation) { check_issue251(collect_by::new_greenlet); }
 
-TEST_F(TestLeaks, test_issue251_issue252_need_to_collect_in_background) {
-  check_issue251(collect_by::thread_exit);
-}
+TEST_F(TestLeaks, test_issue251_issue252_need_to_collect_in_background) { check_issue251(collect_by::thread_exit); }
 
 // Python cannot collect a greenlet suspended while its stack holds a bound
 // `parent.switch`; a handle to its parent on its stack is no obstacle here.

@@ -33,8 +33,7 @@ long fill_and_check(int seed, int rounds, greenlet::greenlet* partner) {
     partner->switch_(seed);
     for (std::size_t i = 0; i < local.size(); ++i) {
       if (local[i] != seed * 1000 + static_cast<int>(i)) {
-        throw std::runtime_error("greenlet " + std::to_string(seed) + " lost its stack bytes at " +
-                                 std::to_string(i));
+        throw std::runtime_error("greenlet " + std::to_string(seed) + " lost its stack bytes at " + std::to_string(i));
       }
     }
   }

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "greenlet/detail/stack_canary.hpp"
 #include "../../src/fiber/stack_pool.hpp"
+#include "greenlet/detail/stack_canary.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace {
@@ -229,10 +229,10 @@ TEST(StackPoolDeathTest, ExhaustionNamesTheLimitAndTheFixes) {
   if (max_map_count() > 200000) GTEST_SKIP() << "vm.max_map_count is raised on this machine";
   ::testing::FLAGS_gtest_death_test_style = "threadsafe";
   EXPECT_EXIT(exhaust_stacks(), ::testing::ExitedWithCode(0),
-      "GUARDED: greenlet: cannot map a [0-9]+-byte guarded fiber stack .*vm.max_map_count is [0-9]+.*"
-      "two mappings.*unguarded.*sysctl -w vm.max_map_count.*\n"
-      "SLAB: greenlet: cannot map a [0-9]+-byte slab of unguarded fiber stacks .*[0-9]+ stacks mapped.*"
-      "vm.max_map_count");
+              "GUARDED: greenlet: cannot map a [0-9]+-byte guarded fiber stack .*vm.max_map_count is [0-9]+.*"
+              "two mappings.*unguarded.*sysctl -w vm.max_map_count.*\n"
+              "SLAB: greenlet: cannot map a [0-9]+-byte slab of unguarded fiber stacks .*[0-9]+ stacks mapped.*"
+              "vm.max_map_count");
 #endif
 }
 
@@ -240,8 +240,9 @@ TEST(StackPoolDeathTest, ExhaustionNamesTheLimitAndTheFixes) {
 using StackCanary = greenlet_test::GreenletTest;
 
 TEST_F(StackCanary, SuspendedGreenletOnAnUnguardedStackHasOne) {
-  greenlet::greenlet g([] { greenlet::getcurrent().parent().switch_(); },
-                       greenlet::stack_options{.size = small, .guard_page = false, .mode = greenlet::stack_mode::separate});
+  greenlet::greenlet g(
+      [] { greenlet::getcurrent().parent().switch_(); },
+      greenlet::stack_options{.size = small, .guard_page = false, .mode = greenlet::stack_mode::separate});
   g.set_name("canaried");
   g.switch_();  // now suspended
   const greenlet::detail::greenlet_impl* impl = g.impl();
@@ -254,8 +255,7 @@ TEST_F(StackCanary, SuspendedGreenletOnAnUnguardedStackHasOne) {
   *word = 0x4141414141414141ULL;
   EXPECT_FALSE(greenlet::detail::stack_canary_intact(impl));
   const std::string report = greenlet::detail::stack_canary_report(impl);
-  EXPECT_NE(report.find("stack overflow in greenlet #" + std::to_string(g.id()) + " \"canaried\""),
-            std::string::npos)
+  EXPECT_NE(report.find("stack overflow in greenlet #" + std::to_string(g.id()) + " \"canaried\""), std::string::npos)
       << report;
   EXPECT_NE(report.find("unguarded 16384-byte stack"), std::string::npos) << report;
   EXPECT_NE(report.find("stack_options{.size = 65536"), std::string::npos) << report;
@@ -276,14 +276,16 @@ TEST_F(StackCanary, GuardedMainAndUnstartedGreenletsHaveNone) {
   EXPECT_TRUE(greenlet::detail::stack_canary_intact(guarded.impl()));
   EXPECT_FALSE(greenlet::detail::has_stack_canary(greenlet::getcurrent().impl()));
   EXPECT_TRUE(greenlet::detail::stack_canary_intact(greenlet::getcurrent().impl()));
-  greenlet::greenlet unstarted([] {}, greenlet::stack_options{.size = small, .guard_page = false, .mode = greenlet::stack_mode::separate});
+  greenlet::greenlet unstarted(
+      [] {}, greenlet::stack_options{.size = small, .guard_page = false, .mode = greenlet::stack_mode::separate});
   EXPECT_TRUE(greenlet::detail::stack_canary_intact(unstarted.impl()));
   guarded.switch_();
 }
 
 void smash_canary() {
-  greenlet::greenlet g([] { greenlet::getcurrent().parent().switch_(); },
-                       greenlet::stack_options{.size = small, .guard_page = false, .mode = greenlet::stack_mode::separate});
+  greenlet::greenlet g(
+      [] { greenlet::getcurrent().parent().switch_(); },
+      greenlet::stack_options{.size = small, .guard_page = false, .mode = greenlet::stack_mode::separate});
   g.set_name("smasher");
   g.switch_();
   *static_cast<std::uint64_t*>(g.impl()->stack_limit) = 0;
@@ -293,8 +295,8 @@ void smash_canary() {
 TEST(StackCanaryDeathTest, BrokenCanaryEndsWithReadableReport) {
   ::testing::FLAGS_gtest_death_test_style = "threadsafe";
   EXPECT_DEATH(smash_canary(),
-      "stack overflow in greenlet #[0-9]+ \"smasher\": the canary at the bottom of its unguarded "
-      "16384-byte stack was overwritten");
+               "stack overflow in greenlet #[0-9]+ \"smasher\": the canary at the bottom of its unguarded "
+               "16384-byte stack was overwritten");
 }
 
 // fill(depth) uses ~1 KiB of stack per frame and writes all of it.
@@ -311,9 +313,7 @@ TEST(StackCanaryDeathTest, BrokenCanaryEndsWithReadableReport) {
   const greenlet::stack_options unguarded{.size = small, .guard_page = false, .mode = greenlet::stack_mode::separate};
   greenlet::greenlet below([] { greenlet::getcurrent().parent().switch_(); }, unguarded);
   below.switch_();
-  greenlet::greenlet deep([] {
-    greenlet::getcurrent().parent().switch_(fill(20));
-  }, unguarded);
+  greenlet::greenlet deep([] { greenlet::getcurrent().parent().switch_(fill(20)); }, unguarded);
   deep.set_name("deep");
   deep.switch_();
   greenlet::detail::check_stack_canary(deep.impl());
@@ -327,8 +327,7 @@ TEST(StackCanaryDeathTest, RealOverflowIsCaught) {
   GTEST_SKIP() << "the overflow writes over another greenlet's stack, which AddressSanitizer reports itself";
 #else
   ::testing::FLAGS_gtest_death_test_style = "threadsafe";
-  EXPECT_DEATH(overflow_unguarded(),
-      "stack overflow in greenlet #[0-9]+ \"deep\"");
+  EXPECT_DEATH(overflow_unguarded(), "stack overflow in greenlet #[0-9]+ \"deep\"");
 #endif
 }
 

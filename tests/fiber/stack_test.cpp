@@ -48,8 +48,7 @@ long recurse(int depth) {
   frame[sizeof frame - 1] = static_cast<char>(depth);
   if (depth == 0) return 0;
   const long below = recurse(depth - 1);
-  return below + depth + (frame[0] - static_cast<char>(depth)) +
-         (frame[sizeof frame - 1] - static_cast<char>(depth));
+  return below + depth + (frame[0] - static_cast<char>(depth)) + (frame[sizeof frame - 1] - static_cast<char>(depth));
 }
 
 TEST_F(Stack, DeepRecursionOnABigStack) {
@@ -62,8 +61,7 @@ TEST_F(Stack, DeepRecursionOnABigStack) {
 
 TEST_F(Stack, StackSizeIsReported) {
   constexpr std::size_t two_mib = 2 * 1024 * 1024;
-  greenlet::greenlet g(
-      [] { return greenlet::getcurrent().stack_size(); }, greenlet::stack_options{.size = two_mib});
+  greenlet::greenlet g([] { return greenlet::getcurrent().stack_size(); }, greenlet::stack_options{.size = two_mib});
   EXPECT_GE(g.switch_().get<std::size_t>(), two_mib);
 }
 
@@ -85,8 +83,7 @@ TEST(StackDeathTest, OverflowEndsWithReadableReport) {
   ::testing::FLAGS_gtest_death_test_style = "threadsafe";
   EXPECT_DEATH(
       {
-        greenlet::greenlet g([] { return overflow(1L << 40); },
-                             greenlet::stack_options{.size = 64 * 1024});
+        greenlet::greenlet g([] { return overflow(1L << 40); }, greenlet::stack_options{.size = 64 * 1024});
         g.set_name("overflower");
         g.switch_();
       },

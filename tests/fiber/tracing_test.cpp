@@ -37,8 +37,7 @@ class GreenletTracer {
   GreenletTracer& operator=(const GreenletTracer&) = delete;
 
   greenlet::trace_function function() {
-    return [this](std::string_view event, const greenlet::greenlet& origin,
-                  const greenlet::greenlet& target) {
+    return [this](std::string_view event, const greenlet::greenlet& origin, const greenlet::greenlet& target) {
       actions.emplace_back(std::string(event), origin.id(), target.id());
       if (error_on_trace_) throw SomeError();
     };

@@ -111,10 +111,8 @@ TEST_F(NestedGeneratorTests, test_permutations) {
   std::vector<list> permutations;
   for (const list& p : perms({0, 1, 2, 3})) permutations.push_back(p);
   EXPECT_EQ(permutations.size(), 4U * 3 * 2 * 1);
-  EXPECT_NE(std::find(permutations.begin(), permutations.end(), list{0, 1, 2, 3}),
-            permutations.end());
-  EXPECT_NE(std::find(permutations.begin(), permutations.end(), list{3, 2, 1, 0}),
-            permutations.end());
+  EXPECT_NE(std::find(permutations.begin(), permutations.end(), list{0, 1, 2, 3}), permutations.end());
+  EXPECT_NE(std::find(permutations.begin(), permutations.end(), list{3, 2, 1, 0}), permutations.end());
 
   std::vector<std::pair<list, list>> res;
   {
@@ -126,9 +124,9 @@ TEST_F(NestedGeneratorTests, test_permutations) {
     EXPECT_TRUE(a.suspended());
     EXPECT_TRUE(b.finished());
   }
-  std::vector<std::pair<list, list>> expected = {
-      {{0, 1, 2, 3}, {0, 1, 2}}, {{0, 1, 3, 2}, {0, 2, 1}}, {{0, 2, 1, 3}, {1, 0, 2}},
-      {{0, 2, 3, 1}, {1, 2, 0}}, {{0, 3, 1, 2}, {2, 0, 1}}, {{0, 3, 2, 1}, {2, 1, 0}}};
+  std::vector<std::pair<list, list>> expected = {{{0, 1, 2, 3}, {0, 1, 2}}, {{0, 1, 3, 2}, {0, 2, 1}},
+                                                 {{0, 2, 1, 3}, {1, 0, 2}}, {{0, 2, 3, 1}, {1, 2, 0}},
+                                                 {{0, 3, 1, 2}, {2, 0, 1}}, {{0, 3, 2, 1}, {2, 1, 0}}};
   EXPECT_EQ(res, expected);
 }
 

@@ -30,12 +30,10 @@ TEST_F(Misuse, ResumingRunningGeneratorFromItsBody) {
   int calls = 0;
   gen_t g([&](gen_t::context& co) {
     EXPECT_TRUE(self->running());
-    expect_generator_error([&] { self->next(); }, generator_errc::already_executing,
+    expect_generator_error([&] { self->next(); }, generator_errc::already_executing, "generator already executing");
+    expect_generator_error([&] { self->throw_(std::runtime_error("x")); }, generator_errc::already_executing,
                            "generator already executing");
-    expect_generator_error([&] { self->throw_(std::runtime_error("x")); },
-                           generator_errc::already_executing, "generator already executing");
-    expect_generator_error([&] { self->close(); }, generator_errc::already_executing,
-                           "generator already executing");
+    expect_generator_error([&] { self->close(); }, generator_errc::already_executing, "generator already executing");
     ++calls;
     co.yield(1);
   });
@@ -87,8 +85,7 @@ TEST_F(Misuse, MovedGeneratorKeepsRunning) {
 
 TEST_F(Misuse, StaticYieldOfWrongType) {
   greenlet::generator<int> g([] { greenlet::generator<std::string>::yield("text"); });
-  expect_generator_error([&] { g.next(); }, generator_errc::yield_outside_generator,
-                         "yield of the wrong type");
+  expect_generator_error([&] { g.next(); }, generator_errc::yield_outside_generator, "yield of the wrong type");
   EXPECT_TRUE(g.finished());
 }
 
@@ -101,8 +98,7 @@ TEST_F(Misuse, YieldOnContextOfSuspendedGenerator) {
     co.yield(2);
   });
   EXPECT_EQ(g.next(), 1);
-  expect_generator_error([&] { saved->yield(5); }, generator_errc::yield_outside_generator,
-                         "not running");
+  expect_generator_error([&] { saved->yield(5); }, generator_errc::yield_outside_generator, "not running");
   EXPECT_EQ(g.next(), 2);
 }
 
@@ -143,11 +139,9 @@ TEST_F(Misuse, ForeignSwitchOutOfBody) {
       log.push_back("back in body");
       gen_t::yield(1);
     });
-    expect_generator_error([&] { g.next(); }, generator_errc::foreign_switch,
-                           "switched away without yielding");
+    expect_generator_error([&] { g.next(); }, generator_errc::foreign_switch, "switched away without yielding");
     EXPECT_TRUE(g.running());  // its greenlet is suspended outside a yield
-    expect_generator_error([&] { g.next(); }, generator_errc::already_executing,
-                           "generator already executing");
+    expect_generator_error([&] { g.next(); }, generator_errc::already_executing, "generator already executing");
     // Switching back by hand lets it reach its yield, which lands here.
     body.switch_();
     EXPECT_TRUE(g.suspended());

@@ -56,8 +56,7 @@ TEST_F(Send, ValueToJustStartedGeneratorThrows) {
     ADD_FAILURE() << "send(1) to an unstarted generator did not throw";
   } catch (const greenlet::generator_error& e) {
     EXPECT_EQ(e.code(), greenlet::generator_errc::just_started);
-    EXPECT_NE(std::string(e.what()).find("can't send non-None value to a just-started generator"),
-              std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("can't send non-None value to a just-started generator"), std::string::npos)
         << e.what();
   }
   // It is still unstarted and can be started properly.
@@ -111,8 +110,8 @@ TEST_F(Send, ProducerConsumer) {
   c.close();
   EXPECT_TRUE(c.finished());
   EXPECT_FALSE(c.returned());  // closed, not returned
-  EXPECT_EQ(events, (std::vector<std::string>{"produce 1", "consume 1", "return 200 OK",
-                                              "produce 2", "consume 2", "return 200 OK"}));
+  EXPECT_EQ(events, (std::vector<std::string>{"produce 1", "consume 1", "return 200 OK", "produce 2", "consume 2",
+                                              "return 200 OK"}));
 }
 
 // A consumer that returns on `not n`: sending 0 ends it with StopIteration.

@@ -247,8 +247,8 @@ TEST_F(ThrowClose, DestroyingNestedGeneratorsUnwindsAll) {
 TEST_F(ThrowClose, DestructorReportsIgnoredGeneratorExit) {
   std::vector<std::string> log;
   std::vector<std::string> reports;
-  greenlet::unraisable_hook old = greenlet::set_unraisable_hook(
-      [&reports](std::exception_ptr e, std::string_view context) {
+  greenlet::unraisable_hook old =
+      greenlet::set_unraisable_hook([&reports](std::exception_ptr e, std::string_view context) {
         std::string what;
         try {
           std::rethrow_exception(e);

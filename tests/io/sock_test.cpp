@@ -2,9 +2,9 @@
 // sock_* calls, after CPython's Lib/test/test_asyncio/test_sock_lowlevel.py
 // and test_events.py's reader/writer cases. 127.0.0.1 only.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>

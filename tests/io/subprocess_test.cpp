@@ -174,9 +174,9 @@ TEST_F(Subprocess, CommunicateTimeout) {
 
 TEST_F(Subprocess, EnvAndCwd) {
   asyncio::run([] {
-    auto p = asyncio::create_subprocess_exec("/bin/sh", {"-c", "echo $GREENLET_X; pwd"},
-                                             {.stdout_ = sp::PIPE, .env = std::vector<std::string>{"GREENLET_X=42"},
-                                              .cwd = "/"});
+    auto p = asyncio::create_subprocess_exec(
+        "/bin/sh", {"-c", "echo $GREENLET_X; pwd"},
+        {.stdout_ = sp::PIPE, .env = std::vector<std::string>{"GREENLET_X=42"}, .cwd = "/"});
     auto [out, err] = p.communicate();
     EXPECT_EQ(out, "42\n/\n");
   });
@@ -274,8 +274,8 @@ TEST_F(Subprocess, StdinToExitedChildIsBrokenPipe) {
 
 TEST_F(Subprocess, StderrStream) {
   asyncio::run([] {
-    auto p = asyncio::create_subprocess_shell("echo out; echo err >&2; exit 4",
-                                              {.stdout_ = sp::PIPE, .stderr_ = sp::PIPE});
+    auto p =
+        asyncio::create_subprocess_shell("echo out; echo err >&2; exit 4", {.stdout_ = sp::PIPE, .stderr_ = sp::PIPE});
     EXPECT_EQ(p.stderr_().readline(), "err\n");
     EXPECT_EQ(p.stdout_().readline(), "out\n");
     EXPECT_EQ(p.wait(), 4);

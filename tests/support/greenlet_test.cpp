@@ -21,8 +21,7 @@ void GreenletTest::TearDown() {
   }
   const long allocations_after = live_allocations();
   EXPECT_EQ(allocations_after, allocations_before_)
-      << "the test left " << (allocations_after - allocations_before_)
-      << " allocation(s) made with operator new";
+      << "the test left " << (allocations_after - allocations_before_) << " allocation(s) made with operator new";
 }
 
 std::string describe(const std::vector<greenlet::greenlet>& greenlets) {

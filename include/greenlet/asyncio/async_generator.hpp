@@ -79,8 +79,9 @@ class async_generator {
   // in a task of the running loop from the first anext(). Throws only
   // std::bad_alloc and what moving body throws; loop thread only.
   template <class F>
-    requires(!std::is_same_v<std::remove_cvref_t<F>, async_generator> && std::is_invocable_v<std::decay_t<F>&, context&>)
-  explicit async_generator(F&& body) : s_(std::make_shared<shared>()) {
+  requires(!std::is_same_v<std::remove_cvref_t<F>, async_generator> &&
+           std::is_invocable_v<std::decay_t<F>&, context&>) explicit async_generator(F&& body)
+      : s_(std::make_shared<shared>()) {
     s_->body = std::make_unique<body_impl<std::decay_t<F>>>(std::forward<F>(body));
   }
   // async_generator(other) takes over other's generator, leaving other empty. Throws nothing. The
@@ -222,8 +223,8 @@ class async_generator {
     } catch (const ::greenlet::GeneratorExit&) {
       // Closed at a yield: a normal end.
     } catch (const StopAsyncIteration&) {
-      finish_with(s, std::make_exception_ptr(RuntimeError(
-                         asyncio_errc::invalid_state, "async generator raised StopAsyncIteration")));
+      finish_with(s, std::make_exception_ptr(
+                         RuntimeError(asyncio_errc::invalid_state, "async generator raised StopAsyncIteration")));
       return;
     } catch (...) {
       finish_with(s, std::current_exception());

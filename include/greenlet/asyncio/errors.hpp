@@ -36,16 +36,13 @@ struct std::is_error_code_enum<greenlet::asyncio::asyncio_errc> : std::true_type
 
 namespace greenlet::asyncio {
 
-
 // category() is the std::error_category of asyncio_errc codes, named "asyncio". Throws nothing; a
 // function-local static, safe to call from any thread.
 const std::error_category& category() noexcept;
 
 // make_error_code(e) wraps an asyncio_errc in a std::error_code of category(), so the enum converts
 // implicitly. Throws nothing; any thread.
-inline std::error_code make_error_code(asyncio_errc e) noexcept {
-  return {static_cast<int>(e), category()};
-}
+inline std::error_code make_error_code(asyncio_errc e) noexcept { return {static_cast<int>(e), category()}; }
 
 // CancelledError is raised in a task at the await where it is cancelled, and
 // by result() of a cancelled future. A task may catch it; one that lets it

@@ -217,9 +217,7 @@ class event_loop {
    public:
     // external_work_guard(loop) counts one job of another thread on loop until destroyed. Throws
     // nothing; any thread (an atomic counter), but loop must outlive the guard.
-    explicit external_work_guard(event_loop& loop) : core_(loop.core_.get()) {
-      core_->external_work.fetch_add(1);
-    }
+    explicit external_work_guard(event_loop& loop) : core_(loop.core_.get()) { core_->external_work.fetch_add(1); }
     ~external_work_guard() { core_->external_work.fetch_sub(1); }
     external_work_guard(const external_work_guard&) = delete;
     external_work_guard& operator=(const external_work_guard&) = delete;

@@ -159,7 +159,7 @@ auto take_outcome(F& f) {
 // (and throws CancelledError). RuntimeError outside a task or for a future of
 // another loop. A task of the loop thread only.
 template <class... Xs>
-  requires detail::no_vectors<Xs...>
+requires detail::no_vectors<Xs...>
 auto gather(Xs&&... xs) {
   auto futures = std::make_tuple(detail::as_future(std::forward<Xs>(xs))...);
   std::apply([](auto&... f) { detail::gather_wait({f.state()...}, false); }, futures);
@@ -170,7 +170,7 @@ auto gather(Xs&&... xs) {
 // or for a future of another loop, CancelledError if the waiting task is
 // cancelled. A task of the loop thread only.
 template <class... Xs>
-  requires detail::no_vectors<Xs...>
+requires detail::no_vectors<Xs...>
 auto gather(return_exceptions_t, Xs&&... xs) {
   auto futures = std::make_tuple(detail::as_future(std::forward<Xs>(xs))...);
   std::apply([](auto&... f) { detail::gather_wait({f.state()...}, true); }, futures);

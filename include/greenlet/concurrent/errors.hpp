@@ -37,9 +37,7 @@ const std::error_category& category() noexcept;
 
 // make_error_code(e) wraps a concurrent_errc in a std::error_code of category(), so the enum
 // converts implicitly. Throws nothing; any thread.
-inline std::error_code make_error_code(concurrent_errc e) noexcept {
-  return {static_cast<int>(e), category()};
-}
+inline std::error_code make_error_code(concurrent_errc e) noexcept { return {static_cast<int>(e), category()}; }
 
 // CancelledError and TimeoutError are asyncio's own types, as in Python 3.8+
 // (concurrent.futures.CancelledError is asyncio.CancelledError), so a
@@ -75,7 +73,8 @@ class BrokenExecutor : public ::greenlet::error {
   // BrokenExecutor(what) makes the exception with code concurrent_errc::broken_pool and the given
   // text; BrokenThreadPool and BrokenProcessPool inherit this constructor. Throws std::bad_alloc if
   // copying the text fails; read-only sharing between threads only.
-  explicit BrokenExecutor(const std::string& what) : ::greenlet::error(make_error_code(concurrent_errc::broken_pool), what) {}
+  explicit BrokenExecutor(const std::string& what)
+      : ::greenlet::error(make_error_code(concurrent_errc::broken_pool), what) {}
 };
 
 // BrokenThreadPool: a worker thread's initializer threw.
@@ -101,7 +100,8 @@ class RemoteError : public ::greenlet::error {
  public:
   // RemoteError(what) makes the exception with code concurrent_errc::remote_error; what carries the
   // remote exception's type and message. Throws std::bad_alloc if copying the text fails.
-  explicit RemoteError(const std::string& what) : ::greenlet::error(make_error_code(concurrent_errc::remote_error), what) {}
+  explicit RemoteError(const std::string& what)
+      : ::greenlet::error(make_error_code(concurrent_errc::remote_error), what) {}
 };
 
 }  // namespace greenlet::concurrent

@@ -36,9 +36,7 @@ template <class T>
 struct serializer<T, std::enable_if_t<std::is_trivially_copyable_v<T>>> {
   // write(out, value) appends value's bytes to out. Throws std::bad_alloc only; reentrant (any
   // thread, distinct buffers).
-  static void write(std::string& out, const T& value) {
-    out.append(reinterpret_cast<const char*>(&value), sizeof(T));
-  }
+  static void write(std::string& out, const T& value) { out.append(reinterpret_cast<const char*>(&value), sizeof(T)); }
   // read(in) consumes sizeof(T) bytes of in and returns the T. Throws RemoteError if in is too
   // short; reentrant.
   static T read(std::string_view& in) {

@@ -104,7 +104,7 @@ template <class T>
 std::string repr_value(const T& value) {
   if constexpr (std::is_same_v<T, std::string>) {
     return "'" + value + "'";
-  } else if constexpr (requires(std::ostream& os, const T& v) { os << v; }) {
+  } else if constexpr (requires(std::ostream & os, const T& v) { os << v; }) {
     std::ostringstream out;
     out << value;
     return out.str();
@@ -129,9 +129,7 @@ class future_value : public future_state {
     check_result();
     return *result_;
   }
-  std::string result_repr() const override {
-    return result_ ? " result=" + repr_value(*result_) : "";
-  }
+  std::string result_repr() const override { return result_ ? " result=" + repr_value(*result_) : ""; }
 
  private:
   std::optional<T> result_;
@@ -146,9 +144,7 @@ class future_value<void> : public future_state {
     finish_with_result();
   }
   void result() { check_result(); }
-  std::string result_repr() const override {
-    return state_ == status::finished && !error_ ? " result=None" : "";
-  }
+  std::string result_repr() const override { return state_ == status::finished && !error_ ? " result=None" : ""; }
 };
 
 // await_state() suspends the running task until f is done. Throws

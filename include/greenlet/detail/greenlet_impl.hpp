@@ -73,9 +73,9 @@ struct run_ops {
 
 struct greenlet_impl {
   // Fields used by every switch come first.
-  void* context = nullptr;  // Boost fcontext_t of the suspended greenlet
+  void* context = nullptr;                    // Boost fcontext_t of the suspended greenlet
   std::atomic<switch_state*> owner{nullptr};  // its thread's state
-  greenlet_impl* parent = nullptr;  // strong reference; null only for main
+  greenlet_impl* parent = nullptr;            // strong reference; null only for main
   run_state state = run_state::unstarted;
   bool is_main = false;
   // Set on the owning thread when the last handle went away while this
@@ -176,8 +176,7 @@ value call_run(F& f, value&& args) {
     return result_as_value([&]() -> decltype(auto) { return std::invoke(f); });
   } else {
     using Args = typename callable_args<std::decay_t<F>>::type;
-    return result_as_value(
-        [&]() -> decltype(auto) { return apply_arguments<Args>::call(f, std::move(args)); });
+    return result_as_value([&]() -> decltype(auto) { return apply_arguments<Args>::call(f, std::move(args)); });
   }
 }
 
@@ -206,9 +205,7 @@ struct greenlet_with_run final : greenlet_impl {
 void adopt_new(greenlet_impl* self, greenlet_impl* parent, const stack_options& stack);
 void release(greenlet_impl* self) noexcept;
 
-inline void retain(greenlet_impl* self) noexcept {
-  self->refs.fetch_add(1, std::memory_order_relaxed);
-}
+inline void retain(greenlet_impl* self) noexcept { self->refs.fetch_add(1, std::memory_order_relaxed); }
 
 // place()/unplace() record that a handle at `where` starts or stops referring
 // to g; they count it in g->stack_refs when `where` is on g's own stack.

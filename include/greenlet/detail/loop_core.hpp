@@ -42,9 +42,9 @@ struct callback_node {
   std::function<void()> general;
   callback_node* next = nullptr;
   loop_core* loop = nullptr;
-  double when = 0;          // timers: deadline on loop time
-  std::uint64_t seq = 0;    // timers: tie-break, scheduling order
-  int refs = 0;             // queue/heap entry + Handle objects
+  double when = 0;        // timers: deadline on loop time
+  std::uint64_t seq = 0;  // timers: tie-break, scheduling order
+  int refs = 0;           // queue/heap entry + Handle objects
   bool cancelled = false;
   bool is_timer = false;
   bool in_heap = false;
@@ -81,7 +81,7 @@ struct loop_core {
   bool closed = false;
   bool virtual_time = false;
   double virtual_now = 0;
-  stack_options task_stack;  // for every task's greenlet
+  stack_options task_stack;            // for every task's greenlet
   ::greenlet::greenlet loop_greenlet;  // the greenlet running run_forever()
   task_state* current_task = nullptr;
   future_state* target = nullptr;  // what run_until_complete() waits for
@@ -121,8 +121,7 @@ struct loop_core {
   void recycle(callback_node* n) noexcept;
   void push_ready(callback_node* n) noexcept;
   callback_node* call_soon(std::function<void()> fn);
-  void call_soon_fast(void (*fn)(void*, void*), void* a, void* b,
-                      void (*drop)(void*, void*) = nullptr);
+  void call_soon_fast(void (*fn)(void*, void*), void* a, void* b, void (*drop)(void*, void*) = nullptr);
   callback_node* call_at(double when, std::function<void()> fn);
   callback_node* call_at_fast(double when, void (*fn)(void*, void*), void* a, void* b);
   void call_soon_threadsafe(std::function<void()> fn);

@@ -186,9 +186,7 @@ class greenlet {
   }
 
  private:
-  explicit greenlet(detail::greenlet_impl* adopted) noexcept : impl_(adopted) {
-    detail::place(impl_, this);
-  }
+  explicit greenlet(detail::greenlet_impl* adopted) noexcept : impl_(adopted) { detail::place(impl_, this); }
   detail::greenlet_impl* checked() const {
     if (impl_ == nullptr) [[unlikely]] {
       throw_empty();
@@ -225,8 +223,7 @@ stack_mode thread_stack_mode();
 // trace_function receives "switch" or "throw" with the origin and target of
 // each switch, on the target's side, as greenlet.settrace's callback. If it
 // throws, tracing is turned off and the exception is raised in the target.
-using trace_function = std::function<void(std::string_view event, const greenlet& origin,
-                                          const greenlet& target)>;
+using trace_function = std::function<void(std::string_view event, const greenlet& origin, const greenlet& target)>;
 // settrace(f) sets this thread's trace function and returns the previous one;
 // an empty function turns tracing off.
 trace_function settrace(trace_function f);
@@ -261,9 +258,7 @@ std::size_t live_count() noexcept;
 template <>
 struct std::hash<greenlet::greenlet> {
   // operator()(g) is the hash of the greenlet g refers to. Throws nothing.
-  std::size_t operator()(const greenlet::greenlet& g) const noexcept {
-    return std::hash<const void*>()(g.impl());
-  }
+  std::size_t operator()(const greenlet::greenlet& g) const noexcept { return std::hash<const void*>()(g.impl()); }
 };
 
 #pragma GCC visibility pop

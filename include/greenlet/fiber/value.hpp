@@ -31,9 +31,9 @@ struct value_ops {
 inline constexpr std::size_t value_buffer_size = 3 * sizeof(void*);
 
 template <class T>
-inline constexpr bool value_fits_inline = sizeof(T) <= value_buffer_size &&
-                                          alignof(T) <= alignof(std::max_align_t) &&
-                                          std::is_nothrow_move_constructible_v<T>;
+inline constexpr bool value_fits_inline =
+    sizeof(T) <= value_buffer_size &&
+    alignof(T) <= alignof(std::max_align_t) && std::is_nothrow_move_constructible_v<T>;
 
 template <class T>
 struct inline_ops {
@@ -48,9 +48,7 @@ struct inline_ops {
 
 template <class T>
 struct heap_ops {
-  static void relocate(void* dst, void* src) noexcept {
-    *static_cast<T**>(dst) = *static_cast<T**>(src);
-  }
+  static void relocate(void* dst, void* src) noexcept { *static_cast<T**>(dst) = *static_cast<T**>(src); }
   static void destroy(void* p) noexcept { delete *static_cast<T**>(p); }
   static constexpr value_ops table{typeid(T), &relocate, &destroy};
 };
@@ -67,9 +65,9 @@ constexpr const value_ops* ops_for() noexcept {
 // A string literal passed to switch_() is stored as std::string: the pointer
 // alone would be a poor thing to port Python's `switch("ok")` to.
 template <class T>
-using stored_t = std::conditional_t<std::is_same_v<std::decay_t<T>, const char*> ||
-                                        std::is_same_v<std::decay_t<T>, char*>,
-                                    std::string, std::decay_t<T>>;
+using stored_t =
+    std::conditional_t<std::is_same_v<std::decay_t<T>, const char*> || std::is_same_v<std::decay_t<T>, char*>,
+                       std::string, std::decay_t<T>>;
 
 [[noreturn]] void throw_bad_value_access(const std::type_info* held, const std::type_info& wanted);
 

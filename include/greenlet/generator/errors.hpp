@@ -40,28 +40,19 @@ class generator_category_impl final : public std::error_category {
   const char* name() const noexcept override { return "greenlet.generator"; }
   std::string message(int code) const override {
     switch (static_cast<generator_errc>(code)) {
-      case generator_errc::stop_iteration:
-        return "the generator returned";
-      case generator_errc::already_finished:
-        return "the generator had already finished";
-      case generator_errc::generator_exit:
-        return "the generator was closed";
-      case generator_errc::just_started:
-        return "start it with next() or send() first";
+      case generator_errc::stop_iteration: return "the generator returned";
+      case generator_errc::already_finished: return "the generator had already finished";
+      case generator_errc::generator_exit: return "the generator was closed";
+      case generator_errc::just_started: return "start it with next() or send() first";
       case generator_errc::already_executing:
         return "a generator cannot be resumed while it runs, e.g. from its own body";
       case generator_errc::ignored_generator_exit:
         return "on GeneratorExit a generator must return or throw, not yield";
-      case generator_errc::raised_stop_iteration:
-        return "catch StopIteration inside the generator, or return instead";
-      case generator_errc::yield_outside_generator:
-        return "yield only from a generator's body, or code it calls";
-      case generator_errc::foreign_switch:
-        return "a generator's body must leave by yield or return, not switch_()";
-      case generator_errc::no_return_value:
-        return "the generator has not returned a value";
-      case generator_errc::empty_generator:
-        return "the generator is empty (default-constructed or moved from)";
+      case generator_errc::raised_stop_iteration: return "catch StopIteration inside the generator, or return instead";
+      case generator_errc::yield_outside_generator: return "yield only from a generator's body, or code it calls";
+      case generator_errc::foreign_switch: return "a generator's body must leave by yield or return, not switch_()";
+      case generator_errc::no_return_value: return "the generator has not returned a value";
+      case generator_errc::empty_generator: return "the generator is empty (default-constructed or moved from)";
     }
     return "unknown generator error";
   }
@@ -93,8 +84,7 @@ class generator_error : public std::system_error {
   // generator_error(code, what) makes the exception for misuse `code` with message `what`. Throws
   // std::bad_alloc if copying the message fails. Exception objects are not synchronized: share one
   // between threads only read-only.
-  generator_error(generator_errc code, const std::string& what)
-      : std::system_error(make_error_code(code), what) {}
+  generator_error(generator_errc code, const std::string& what) : std::system_error(make_error_code(code), what) {}
 };
 
 // StopIteration is thrown by next(), send() and throw_() when the generator
@@ -107,16 +97,13 @@ class StopIteration : public std::system_error {
  public:
   // StopIteration() carries no value (a void generator's return). Throws nothing beyond
   // std::system_error's constructor (std::bad_alloc).
-  StopIteration()
-      : std::system_error(make_error_code(generator_errc::stop_iteration), "StopIteration") {}
+  StopIteration() : std::system_error(make_error_code(generator_errc::stop_iteration), "StopIteration") {}
   // StopIteration(v) carries the shared return value v (may be null). Throws std::bad_alloc only.
   explicit StopIteration(std::shared_ptr<const ::greenlet::value> v)
-      : std::system_error(make_error_code(generator_errc::stop_iteration), "StopIteration"),
-        value_(std::move(v)) {}
+      : std::system_error(make_error_code(generator_errc::stop_iteration), "StopIteration"), value_(std::move(v)) {}
   // StopIteration(code, what) makes a StopIteration with another code (already_finished) and message,
   // carrying no value. Throws std::bad_alloc if copying the message fails.
-  StopIteration(generator_errc code, const std::string& what)
-      : std::system_error(make_error_code(code), what) {}
+  StopIteration(generator_errc code, const std::string& what) : std::system_error(make_error_code(code), what) {}
 
   // value() is the returned value; an empty greenlet::value when none. Throws nothing; read-only,
   // so any thread.
@@ -140,8 +127,7 @@ class GeneratorExit : public std::system_error {
  public:
   // GeneratorExit() makes the exception (code generator_errc::generator_exit). Throws std::bad_alloc
   // only.
-  GeneratorExit()
-      : std::system_error(make_error_code(generator_errc::generator_exit), "GeneratorExit") {}
+  GeneratorExit() : std::system_error(make_error_code(generator_errc::generator_exit), "GeneratorExit") {}
 };
 
 }  // namespace greenlet

@@ -138,9 +138,7 @@ class generator {
     void operator++(int) { ++*this; }
     // operator==(it, std::default_sentinel) is true once the body has returned (or finished). Throws
     // nothing.
-    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
-      return it.state_ == nullptr;
-    }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.state_ == nullptr; }
 
    private:
     friend generator;
@@ -160,8 +158,7 @@ class generator {
   // converts to Return. Throws std::bad_alloc and what moving body throws
   // (the stack is mapped on the first resume). Owning thread: the caller's.
   template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, generator>>>
-  explicit generator(F&& body, stack_options stack = {})
-      : state_(new state(std::forward<F>(body), stack)) {}
+  explicit generator(F&& body, stack_options stack = {}) : state_(new state(std::forward<F>(body), stack)) {}
 
   // generator(other) takes over other's generator, leaving other empty. Throws nothing. Moving
   // between threads does not change the thread the generator belongs to.
@@ -204,8 +201,7 @@ class generator {
   // Throws as next(), and generator_error (just_started) for a value sent to an unstarted generator.
   // Owning thread only.
   template <class S = Send>
-    requires(!std::is_void_v<S>)
-  Yield send(std::type_identity_t<std::optional<S>> v) {
+  requires(!std::is_void_v<S>) Yield send(std::type_identity_t<std::optional<S>> v) {
     state* s = checked();
     return take(s, s->resume(std::move(v), nullptr));
   }
@@ -254,10 +250,7 @@ class generator {
   // carried. Throws generator_error (no_return_value) before it returned.
   // Owning thread only.
   template <class R = Return>
-    requires(!std::is_void_v<R>)
-  R& return_value() {
-    return checked()->return_value();
-  }
+  requires(!std::is_void_v<R>) R& return_value() { return checked()->return_value(); }
 
   // begin() resumes the generator (as next()) for a range-for; end() is the
   // sentinel reached when it returns. begin() throws as next() (but not

@@ -141,8 +141,7 @@ class StreamWriter {
 // while the task awaits); every address is tried in turn. Throws gaierror
 // for an unknown host (what() names it and what to check),
 // ConnectionRefusedError, other OSErrors, CancelledError.
-std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port,
-                                                      stream_config config = {});
+std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, stream_config config = {});
 // open_unix_connection(path) connects to a Unix-domain socket.
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, stream_config config = {});
 

@@ -145,8 +145,7 @@ class Process {
   void close_stdin() noexcept;
 
  private:
-  friend Process create_subprocess_exec(const std::string&, const std::vector<std::string>&,
-                                        const subprocess_config&);
+  friend Process create_subprocess_exec(const std::string&, const std::vector<std::string>&, const subprocess_config&);
   Process() = default;
   void set_status(int status) noexcept;
   bool try_reap();

@@ -138,12 +138,10 @@ class generator_state final : public generator_state_base {
           std::rethrow_exception(thrown);
         }
         if (sent) {
-          throw generator_error(generator_errc::just_started,
-                                "can't send non-None value to a just-started generator");
+          throw generator_error(generator_errc::just_started, "can't send non-None value to a just-started generator");
         }
         break;
-      case generator_status::suspended:
-        break;
+      case generator_status::suspended: break;
     }
     body.set_parent(greenlet::getcurrent());
     greenlet target = resume_at.empty() ? body : std::exchange(resume_at, greenlet());
@@ -160,15 +158,11 @@ class generator_state final : public generator_state_base {
   // close() raises GeneratorExit at the pending yield, as Python's close().
   void close() {
     switch (status) {
-      case generator_status::unstarted:
-        finish_unstarted();
-        return;
-      case generator_status::finished:
-        return;
+      case generator_status::unstarted: finish_unstarted(); return;
+      case generator_status::finished: return;
       case generator_status::running:
         throw generator_error(generator_errc::already_executing, "generator already executing");
-      case generator_status::suspended:
-        break;
+      case generator_status::suspended: break;
     }
     resume_result r;
     try {
@@ -178,8 +172,7 @@ class generator_state final : public generator_state_base {
     }
     if (r == resume_result::yielded) {
       yielded_.reset();
-      throw generator_error(generator_errc::ignored_generator_exit,
-                            "generator ignored GeneratorExit");
+      throw generator_error(generator_errc::ignored_generator_exit, "generator ignored GeneratorExit");
     }
   }
 
@@ -188,8 +181,7 @@ class generator_state final : public generator_state_base {
   // and its body still uses the state, which is reported and leaked.
   void release() noexcept {
     if (status == generator_status::running) {
-      report_unraisable(nullptr,
-                        "destroying a running generator; its state and stack are leaked");
+      report_unraisable(nullptr, "destroying a running generator; its state and stack are leaked");
       return;
     }
     if (status == generator_status::suspended) {
@@ -315,8 +307,8 @@ class generator_state final : public generator_state_base {
       }
       returned_ = true;
     } catch (const StopIteration&) {
-      error_ = std::make_exception_ptr(generator_error(generator_errc::raised_stop_iteration,
-                                                       "generator raised StopIteration"));
+      error_ = std::make_exception_ptr(
+          generator_error(generator_errc::raised_stop_iteration, "generator raised StopIteration"));
     } catch (...) {
       error_ = std::current_exception();
     }
@@ -328,16 +320,14 @@ class generator_state final : public generator_state_base {
     if constexpr (std::is_invocable_v<F&, context&>) {
       return fn(ctx);
     } else {
-      static_assert(std::is_invocable_v<F&>,
-                    "a generator's body takes generator<...>::context& or nothing");
+      static_assert(std::is_invocable_v<F&>, "a generator's body takes generator<...>::context& or nothing");
       return fn();
     }
   }
 
   resume_result after_switch() {
     switch (status) {
-      case generator_status::suspended:
-        return resume_result::yielded;
+      case generator_status::suspended: return resume_result::yielded;
       case generator_status::finished: {
         std::exchange(body, greenlet());
         resume_at = greenlet();
@@ -345,11 +335,9 @@ class generator_state final : public generator_state_base {
         return resume_result::returned;
       }
       case generator_status::unstarted:
-      case generator_status::running:
-        break;
+      case generator_status::running: break;
     }
-    throw generator_error(generator_errc::foreign_switch,
-                          "generator body switched away without yielding or returning");
+    throw generator_error(generator_errc::foreign_switch, "generator body switched away without yielding or returning");
   }
 
   void finish_unstarted() noexcept {
