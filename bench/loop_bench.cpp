@@ -41,20 +41,26 @@ void BM_loop_sleep0_step(benchmark::State& state) {
   // 100,000 guarded stacks would pass Linux's vm.max_map_count.
   const asyncio::event_loop::options unguarded{.task_stack = {.size = 64 * 1024, .guard_page = false}};
   for (auto _ : state) {
-    asyncio::run([&] {
-      std::vector<asyncio::Task<>> all;
-      all.reserve(tasks);
-      for (int t = 0; t < tasks; ++t) {
-        all.push_back(asyncio::create_task([sleeps] {
-          for (int i = 0; i < sleeps; ++i) asyncio::sleep(0);
-        }));
-      }
-      asyncio::gather(all);
-    }, unguarded);
+    asyncio::run(
+        [&] {
+          std::vector<asyncio::Task<>> all;
+          all.reserve(tasks);
+          for (int t = 0; t < tasks; ++t) {
+            all.push_back(asyncio::create_task([sleeps] {
+              for (int i = 0; i < sleeps; ++i) asyncio::sleep(0);
+            }));
+          }
+          asyncio::gather(all);
+        },
+        unguarded);
   }
   state.SetItemsProcessed(state.iterations() * tasks * (sleeps + 1));
 }
-BENCHMARK(BM_loop_sleep0_step)->Args({100000, 10})->Args({1000, 1000})->Args({10, 100000})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_loop_sleep0_step)
+    ->Args({100000, 10})
+    ->Args({1000, 1000})
+    ->Args({10, 100000})
+    ->Unit(benchmark::kMillisecond);
 
 void BM_task_create_finish(benchmark::State& state) {
   asyncio::run([&] {
@@ -92,18 +98,21 @@ void BM_loop_suspended_task_memory(benchmark::State& state) {
   const int tasks = static_cast<int>(state.range(0));
   double per_task = 0;
   for (auto _ : state) {
-    asyncio::run([&] {
-      auto& loop = asyncio::get_running_loop();
-      auto gate = loop.create_future<>();
-      const long before = resident_bytes();
-      std::vector<asyncio::Task<>> all;
-      all.reserve(tasks);
-      for (int t = 0; t < tasks; ++t) all.push_back(asyncio::create_task([gate]() mutable { asyncio::await(gate); }));
-      asyncio::sleep(0);  // every task starts and suspends
-      per_task = static_cast<double>(resident_bytes() - before) / tasks;
-      gate.set_result();
-      asyncio::gather(all);
-    }, asyncio::event_loop::options{.task_stack = {.size = 64 * 1024, .guard_page = false}});
+    asyncio::run(
+        [&] {
+          auto& loop = asyncio::get_running_loop();
+          auto gate = loop.create_future<>();
+          const long before = resident_bytes();
+          std::vector<asyncio::Task<>> all;
+          all.reserve(tasks);
+          for (int t = 0; t < tasks; ++t)
+            all.push_back(asyncio::create_task([gate]() mutable { asyncio::await(gate); }));
+          asyncio::sleep(0);  // every task starts and suspends
+          per_task = static_cast<double>(resident_bytes() - before) / tasks;
+          gate.set_result();
+          asyncio::gather(all);
+        },
+        asyncio::event_loop::options{.task_stack = {.size = 64 * 1024, .guard_page = false}});
   }
   state.counters["bytes_per_task"] = per_task;
   state.SetItemsProcessed(state.iterations() * tasks);

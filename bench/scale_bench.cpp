@@ -30,8 +30,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -148,12 +148,14 @@ void BM_scale_tasks(benchmark::State& state) {
   const long expected = n * (n - 1) / 2;
   figures f;
   for (auto _ : state) {
-    asyncio::run([&] {
-      const long before = resident_bytes();
-      if (task_round(n, &f, true) != expected) state.SkipWithError("wrong results");
-      f.retained = resident_bytes() - before;
-      if (task_round(n, &f, false) != expected) state.SkipWithError("wrong results");
-    }, asyncio::event_loop::options{.task_stack = small_stack});
+    asyncio::run(
+        [&] {
+          const long before = resident_bytes();
+          if (task_round(n, &f, true) != expected) state.SkipWithError("wrong results");
+          f.retained = resident_bytes() - before;
+          if (task_round(n, &f, false) != expected) state.SkipWithError("wrong results");
+        },
+        asyncio::event_loop::options{.task_stack = small_stack});
   }
   report(state, f, n);
 }
@@ -167,10 +169,12 @@ long greenlet_round(long n, figures* f, bool first) {
   const long before = resident_bytes();
   const stopwatch create;
   for (long i = 0; i < n; ++i) {
-    all.emplace_back([i] {
-      greenlet::getcurrent().parent().switch_();
-      return i;
-    }, small_stack);
+    all.emplace_back(
+        [i] {
+          greenlet::getcurrent().parent().switch_();
+          return i;
+        },
+        small_stack);
     all.back().switch_();
   }
   record_create(f, create, first, before);
@@ -194,6 +198,11 @@ void BM_scale_greenlets(benchmark::State& state) {
   }
   report(state, f, n);
 }
-BENCHMARK(BM_scale_greenlets)->Arg(1000000)->Iterations(1)->Repetitions(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_scale_greenlets)
+    ->Arg(1000000)
+    ->Iterations(1)
+    ->Repetitions(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace

@@ -41,7 +41,13 @@ void pingpong(benchmark::State& state, stack_mode mode) {
   const greenlet::stack_options options{.mode = mode};
   bool done = false;
   greenlet::greenlet a, b;
-  b = greenlet::greenlet([&] { with_frame(depth, [&] { while (!done) a.switch_(); }); }, options);
+  b = greenlet::greenlet(
+      [&] {
+        with_frame(depth, [&] {
+          while (!done) a.switch_();
+        });
+      },
+      options);
   a = greenlet::greenlet(
       [&] {
         with_frame(depth, [&] {
@@ -53,9 +59,8 @@ void pingpong(benchmark::State& state, stack_mode mode) {
       options);
   a.switch_();
   state.SetItemsProcessed(state.iterations() * 2);
-  state.counters["ns_per_switch"] =
-      benchmark::Counter(static_cast<double>(state.iterations() * 2),
-                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_switch"] = benchmark::Counter(static_cast<double>(state.iterations() * 2),
+                                                       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 void BM_pingpong_separate(benchmark::State& state) { pingpong(state, stack_mode::separate); }
@@ -66,12 +71,15 @@ BENCHMARK(BM_pingpong_shared)->Arg(0)->Arg(1024)->Arg(4096)->Arg(16384);
 // main <-> one greenlet: in shared mode its bytes stay on the shared stack.
 void main_switch(benchmark::State& state, stack_mode mode) {
   greenlet::greenlet main = greenlet::getcurrent();
-  greenlet::greenlet child([&] { for (;;) main.switch_(); }, greenlet::stack_options{.mode = mode});
+  greenlet::greenlet child(
+      [&] {
+        for (;;) main.switch_();
+      },
+      greenlet::stack_options{.mode = mode});
   for (auto _ : state) child.switch_();
   state.SetItemsProcessed(state.iterations() * 2);
-  state.counters["ns_per_switch"] =
-      benchmark::Counter(static_cast<double>(state.iterations() * 2),
-                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_switch"] = benchmark::Counter(static_cast<double>(state.iterations() * 2),
+                                                       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 void BM_main_switch_separate(benchmark::State& state) { main_switch(state, stack_mode::separate); }
 void BM_main_switch_shared(benchmark::State& state) { main_switch(state, stack_mode::shared); }
@@ -106,9 +114,7 @@ void suspended_memory(benchmark::State& state, greenlet::stack_options options) 
 void BM_suspended_memory_separate(benchmark::State& state) {
   suspended_memory(state, {.size = 16 * 1024, .guard_page = false, .mode = stack_mode::separate});
 }
-void BM_suspended_memory_shared(benchmark::State& state) {
-  suspended_memory(state, {.mode = stack_mode::shared});
-}
+void BM_suspended_memory_shared(benchmark::State& state) { suspended_memory(state, {.mode = stack_mode::shared}); }
 BENCHMARK(BM_suspended_memory_separate)->Arg(100000)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_suspended_memory_shared)->Arg(100000)->Iterations(1)->Unit(benchmark::kMillisecond);
 

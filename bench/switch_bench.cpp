@@ -57,9 +57,7 @@ inline unsigned read_mxcsr() {
 #endif
 }
 
-void count_switches(benchmark::State& state) {
-  state.SetItemsProcessed(state.iterations() * 2);
-}
+void count_switches(benchmark::State& state) { state.SetItemsProcessed(state.iterations() * 2); }
 
 // The floating-point state of the two sides of a ping-pong. The framework's
 // own arithmetic has set MXCSR's precision flag before the timed loop, and a
@@ -147,12 +145,8 @@ void greenlet_switch(benchmark::State& state) {
 
 void BM_greenlet_switch(benchmark::State& state) { greenlet_switch<fp_mode::none>(state); }
 void BM_greenlet_switch_fp(benchmark::State& state) { greenlet_switch<fp_mode::both_sides>(state); }
-void BM_greenlet_switch_fp_one_side(benchmark::State& state) {
-  greenlet_switch<fp_mode::one_side>(state);
-}
-void BM_greenlet_switch_rounding_differs(benchmark::State& state) {
-  greenlet_switch<fp_mode::rounding_differs>(state);
-}
+void BM_greenlet_switch_fp_one_side(benchmark::State& state) { greenlet_switch<fp_mode::one_side>(state); }
+void BM_greenlet_switch_rounding_differs(benchmark::State& state) { greenlet_switch<fp_mode::rounding_differs>(state); }
 BENCHMARK(BM_greenlet_switch);
 BENCHMARK(BM_greenlet_switch_fp);
 BENCHMARK(BM_greenlet_switch_fp_one_side);
@@ -164,16 +158,15 @@ template <fp_mode Mode>
 void boost_fiber_switch(benchmark::State& state) {
   bool stop = false;
   unsigned child_mxcsr = 0;
-  ctx::fiber child(std::allocator_arg, ctx::fixedsize_stack(stack_bytes),
-                   [&](ctx::fiber&& main) {
-                     child_setup<Mode>();
-                     while (!stop) {
-                       child_before_switch<Mode>();
-                       main = std::move(main).resume();
-                     }
-                     child_mxcsr = read_mxcsr();
-                     return std::move(main);
-                   });
+  ctx::fiber child(std::allocator_arg, ctx::fixedsize_stack(stack_bytes), [&](ctx::fiber&& main) {
+    child_setup<Mode>();
+    while (!stop) {
+      child_before_switch<Mode>();
+      main = std::move(main).resume();
+    }
+    child_mxcsr = read_mxcsr();
+    return std::move(main);
+  });
   child = std::move(child).resume();
   main_side<Mode> side;
   for (auto _ : state) {
@@ -188,12 +181,8 @@ void boost_fiber_switch(benchmark::State& state) {
 }
 
 void BM_boost_fiber_switch(benchmark::State& state) { boost_fiber_switch<fp_mode::none>(state); }
-void BM_boost_fiber_switch_fp(benchmark::State& state) {
-  boost_fiber_switch<fp_mode::both_sides>(state);
-}
-void BM_boost_fiber_switch_fp_one_side(benchmark::State& state) {
-  boost_fiber_switch<fp_mode::one_side>(state);
-}
+void BM_boost_fiber_switch_fp(benchmark::State& state) { boost_fiber_switch<fp_mode::both_sides>(state); }
+void BM_boost_fiber_switch_fp_one_side(benchmark::State& state) { boost_fiber_switch<fp_mode::one_side>(state); }
 void BM_boost_fiber_switch_rounding_differs(benchmark::State& state) {
   boost_fiber_switch<fp_mode::rounding_differs>(state);
 }
@@ -223,8 +212,8 @@ void BM_ucontext_switch(benchmark::State& state) {
   p.child.uc_stack.ss_size = stack_bytes;
   p.child.uc_link = &p.main;
   const auto addr = reinterpret_cast<std::uintptr_t>(&p);
-  makecontext(&p.child, reinterpret_cast<void (*)()>(&ucontext_child), 2,
-              static_cast<unsigned>(addr >> 32), static_cast<unsigned>(addr & 0xffffffffu));
+  makecontext(&p.child, reinterpret_cast<void (*)()>(&ucontext_child), 2, static_cast<unsigned>(addr >> 32),
+              static_cast<unsigned>(addr & 0xffffffffu));
   swapcontext(&p.main, &p.child);
   for (auto _ : state) swapcontext(&p.main, &p.child);
   p.stop = true;

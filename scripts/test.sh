@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# test.sh: installs what is missing, builds and runs the whole test suite:
-# a normal build (plus examples/consumer built against the installed static
-# and shared libraries, through add_subdirectory and through FetchContent), the same suite
-# under AddressSanitizer, and the thread-pool and executor-bridge tests under
+# test.sh: installs what is missing, checks the formatting (.clang-format),
+# builds and runs the whole test suite: a normal build (plus examples/consumer
+# built against the installed static and shared libraries, through
+# add_subdirectory and through FetchContent), the same suite under
+# AddressSanitizer, and the thread-pool and executor-bridge tests under
 # ThreadSanitizer.
 # Usage: scripts/test.sh            (everything)
 #        GREENLET_TEST_PASSES="plain" scripts/test.sh   (choose passes: plain asan ubsan tsan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+scripts/deps.sh clang-format
 jobs=$(nproc)
 passes=${GREENLET_TEST_PASSES:-"plain asan tsan"}
 failed=()
+# The code follows .clang-format: any file clang-format would change fails
+# the run (fix with clang-format -i <file>).
+echo "==> clang-format check"
+if [[ -d .git ]]; then
+  mapfile -t sources < <(git ls-files '*.cpp' '*.hpp')
+else
+  mapfile -t sources < <(find src include tests examples bench tools -name '*.cpp' -o -name '*.hpp')
+fi
+if ! clang-format --dry-run --Werror "${sources[@]}"; then
+  failed+=("clang-format")
+fi
 for pass in $passes; do
   case $pass in
     plain) sanitize="" ;;

@@ -102,8 +102,8 @@ int stream_transport::fill_nowait() {
     // Room first (no zero-fill), so the append below cannot fail after the
     // bytes have left the socket.
     rbuf_.reserve(rbuf_.size() + read_chunk);
-    const ssize_t n = kind_ == transport_kind::socket ? ::recv(fd_, scratch, read_chunk, 0)
-                                                      : ::read(fd_, scratch, read_chunk);
+    const ssize_t n =
+        kind_ == transport_kind::socket ? ::recv(fd_, scratch, read_chunk, 0) : ::read(fd_, scratch, read_chunk);
     const int err = errno;
     if (n > 0) {
       rbuf_.append(scratch, static_cast<std::size_t>(n));
