@@ -70,9 +70,11 @@ class generator {
   // send(None)) and after a throw_(). A type alias: nothing to throw, any thread.
   using received_type = detail::received_t<Send>;
 
-  // context is the body's handle on its generator. It lives on the body's
-  // stack and may be passed down to any function the body calls. Used only
-  // on the generator's thread, from inside its body.
+  // context is the body's handle on its generator. It lives with the
+  // generator's state (not on the body's stack), so a reference to it may be
+  // passed down to any function the body calls and to nested generators and
+  // greenlets, in either stack mode. Used only on the generator's thread,
+  // from inside its body.
   class context {
    public:
     // yield(v) suspends the generator, handing v to the resumer, and returns

@@ -297,12 +297,11 @@ class generator_state final : public generator_state_base {
   template <class F>
   void run(F& fn) noexcept {
     try {
-      context ctx(this);
       if constexpr (std::is_void_v<Return>) {
-        call(fn, ctx);
+        call(fn, context_);
       } else {
         auto v = std::make_shared<::greenlet::value>();
-        v->template emplace<Return>(call(fn, ctx));
+        v->template emplace<Return>(call(fn, context_));
         return_value_ = std::move(v);
       }
       returned_ = true;
@@ -350,6 +349,11 @@ class generator_state final : public generator_state_base {
   std::shared_ptr<const ::greenlet::value> return_value_;
   std::exception_ptr error_;
   bool returned_ = false;
+  // The body's context lives here, not on the body's stack: nested
+  // generators and greenlets keep references to it (gr1(n, outer) in the
+  // tests), and with stack copying (stack_mode::shared) a suspended body's
+  // stack is not at its addresses.
+  context context_{this};
 };
 
 }  // namespace detail
