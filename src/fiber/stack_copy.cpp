@@ -243,14 +243,8 @@ __attribute__((noinline)) greenlet_impl* switch_to_swapped(thread_state& ts, gre
 }
 
 void die_into_swapped(thread_state& ts, greenlet_impl* self, greenlet_impl* target) noexcept {
-  greenlet_impl* copier = ts.copier;  // made when the first shared greenlet started
   ts.copy_target = target;
-  *ts.cxa_globals = copier->exceptions;
-  if (!fp_frame_layout_ok) canonicalize_fp_register();
-  ts.current = copier;
-  sanitizers::before_jump(self, copier, /*dying=*/true);
-  ctx::jump_fcontext(copier->context, self);
-  std::abort();  // a dead greenlet is never resumed
+  jump_dying(ts, self, ts.copier);  // the copier was made when the first shared greenlet started
 }
 
 void release_shared(thread_state& ts, greenlet_impl* g) noexcept {

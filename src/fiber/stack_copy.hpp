@@ -13,6 +13,8 @@ namespace greenlet::detail {
 
 // The entry point of every greenlet's first context (switch.cpp).
 [[noreturn]] void greenlet_entry(boost::context::detail::transfer_t from) noexcept;
+// jump_dying() is a dead greenlet's last jump, to `to` (switch.cpp).
+[[noreturn]] void jump_dying(thread_state& ts, greenlet_impl* self, greenlet_impl* to) noexcept;
 
 // The stack mode (separate or shared) a greenlet made now with `options`
 // gets on this thread.

@@ -267,12 +267,15 @@ void greenlet_entry(ctx::transfer_t from) noexcept {
 
   greenlet_impl* target = run_to_completion(ts, self);
   if (target->swapped_out) die_into_swapped(ts, self, target);
+  jump_dying(ts, self, target);
+}
 
-  *ts.cxa_globals = target->exceptions;
+void jump_dying(thread_state& ts, greenlet_impl* self, greenlet_impl* to) noexcept {
+  *ts.cxa_globals = to->exceptions;
   if (!fp_frame_layout_ok) canonicalize_fp_register();
-  ts.current = target;
-  sanitizers::before_jump(self, target, /*dying=*/true);
-  ctx::jump_fcontext(target->context, self);
+  ts.current = to;
+  sanitizers::before_jump(self, to, /*dying=*/true);
+  ctx::jump_fcontext(to->context, self);
   std::abort();  // a dead greenlet is never resumed
 }
 
