@@ -4,13 +4,13 @@
 // value and the loop ends clean. bench/scale_bench.cpp measures the same
 // workload at 1,000,000.
 #include <cstdlib>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <greenlet/asyncio.hpp>
 
 #include "asyncio/asyncio_test_support.hpp"
+#include "support/process_stats.hpp"
 
 namespace {
 
@@ -22,13 +22,7 @@ long scale_tasks() {
   return 100000;
 }
 
-long kernel_mappings() {
-  std::ifstream maps("/proc/self/maps");
-  long lines = 0;
-  std::string line;
-  while (std::getline(maps, line)) ++lines;
-  return lines;
-}
+using greenlet_test::kernel_mappings;
 
 using MillionTasks = greenlet_test::GreenletTest;
 

@@ -15,6 +15,7 @@
 #include "../../src/fiber/stack_pool.hpp"
 #include "greenlet/detail/stack_canary.hpp"
 #include "support/greenlet_test.hpp"
+#include "support/process_stats.hpp"
 
 namespace {
 
@@ -28,13 +29,7 @@ constexpr bool sanitized = true;
 constexpr bool sanitized = false;
 #endif
 
-long kernel_mappings() {
-  std::ifstream maps("/proc/self/maps");
-  long lines = 0;
-  std::string line;
-  while (std::getline(maps, line)) ++lines;
-  return lines;
-}
+using greenlet_test::kernel_mappings;
 
 [[maybe_unused]] long max_map_count() {
   std::ifstream in("/proc/sys/vm/max_map_count");

@@ -1,0 +1,20 @@
+// process_stats.hpp: what the kernel says about this process, for tests
+// that check a resource stays bounded (stack slabs, a million tasks).
+#pragma once
+
+#include <fstream>
+#include <string>
+
+namespace greenlet_test {
+
+// kernel_mappings() is the number of memory mappings the process holds (the
+// lines of /proc/self/maps), which Linux bounds by vm.max_map_count.
+inline long kernel_mappings() {
+  std::ifstream maps("/proc/self/maps");
+  long lines = 0;
+  std::string line;
+  while (std::getline(maps, line)) ++lines;
+  return lines;
+}
+
+}  // namespace greenlet_test
