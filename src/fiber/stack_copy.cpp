@@ -148,11 +148,7 @@ struct copier_greenlet final : greenlet_impl {
   for (;;) {
     thread_state& ts = *tls_state;
     greenlet_impl* copier = ts.copier;
-    auto* from = static_cast<greenlet_impl*>(t.data);
-    from->context = t.fctx;
-    if (fp_frame_layout_ok) canonicalize_saved_fp(t.fctx);
-    sanitizers::after_jump(copier, from);
-    ts.copy_origin = from;
+    ts.copy_origin = landed(copier, t);
     greenlet_impl* target = ts.copy_target;
     if (greenlet_impl* owner = needs_saving(ts, target)) {
       fit_saved(owner, used_bytes(owner));

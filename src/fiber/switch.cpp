@@ -255,10 +255,7 @@ greenlet_impl* run_to_completion(thread_state& ts, greenlet_impl* self) noexcept
 void greenlet_entry(ctx::transfer_t from) noexcept {
   thread_state& ts = *tls_state;
   greenlet_impl* self = ts.current;
-  auto* origin = static_cast<greenlet_impl*>(from.data);
-  origin->context = from.fctx;
-  if (fp_frame_layout_ok) canonicalize_saved_fp(from.fctx);
-  sanitizers::after_jump(self, origin);
+  greenlet_impl* origin = landed(self, from);
   try {
     after_switch(ts, self, origin);
   } catch (...) {

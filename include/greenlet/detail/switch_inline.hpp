@@ -74,6 +74,19 @@ inline void canonicalize_saved_fp(void* context) noexcept {
 #endif
 }
 
+// landed(self, back) is the first thing a context does when a jump resumes
+// it (or starts it): it stores the context the origin just left, with MXCSR's
+// status bits canonical, tells the sanitizers, and returns the origin.
+inline greenlet_impl* landed(greenlet_impl* self, boost::context::detail::transfer_t back) noexcept {
+  auto* origin = static_cast<greenlet_impl*>(back.data);
+  origin->context = back.fctx;
+  if (fp_frame_layout_ok) [[likely]] {
+    canonicalize_saved_fp(back.fctx);
+  }
+  sanitizers::after_jump(self, origin);
+  return origin;
+}
+
 // jump_to() makes target current and jumps to it, carrying the C++ runtime's
 // exception state and keeping MXCSR canonical. When it returns, some greenlet
 // has switched back to `self`; it returns that greenlet. Every switch but a
@@ -89,14 +102,7 @@ inline greenlet_impl* jump_to(switch_state& ts, greenlet_impl* self, greenlet_im
   check_stack_canary(self);
   ts.current = target;
   sanitizers::before_jump(self, target, /*dying=*/false);
-  const boost::context::detail::transfer_t back = boost::context::detail::jump_fcontext(target->context, self);
-  auto* origin = static_cast<greenlet_impl*>(back.data);
-  origin->context = back.fctx;
-  if (fp_frame_layout_ok) [[likely]] {
-    canonicalize_saved_fp(back.fctx);
-  }
-  sanitizers::after_jump(self, origin);
-  return origin;
+  return landed(self, boost::context::detail::jump_fcontext(target->context, self));
 }
 
 // switch_inline() switches to target carrying args and returns what is
