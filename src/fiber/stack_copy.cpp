@@ -91,13 +91,20 @@ void reserve_saved(greenlet_impl* g, std::size_t bytes) {
 // a message rather than corrupt a stack.
 void fit_saved(greenlet_impl* g, std::size_t used) noexcept {
   if (g->saved_capacity >= used && g->saved_capacity - used <= max_saved_waste) return;
-  void* p = g->saved_capacity >= used ? std::realloc(g->saved_stack, used) : std::malloc(used);
+  if (g->saved_capacity >= used) {
+    // Shrink. realloc frees the old block itself if it moves it.
+    if (void* p = std::realloc(g->saved_stack, used)) {
+      g->saved_stack = p;
+      g->saved_capacity = used;
+    }  // else: could not shrink, keep the larger buffer
+    return;
+  }
+  void* p = std::malloc(used);
   if (p == nullptr) {
-    if (g->saved_capacity >= used) return;  // could not shrink: keep the larger buffer
     std::fputs("greenlet: out of memory while copying a shared-stack greenlet's stack out; aborting\n", stderr);
     std::abort();
   }
-  if (p != g->saved_stack) std::free(g->saved_stack);
+  std::free(g->saved_stack);
   g->saved_stack = p;
   g->saved_capacity = used;
 }

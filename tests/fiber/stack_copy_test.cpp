@@ -94,6 +94,45 @@ TEST_F(StackCopy, ManySuspendedSharedGreenletsResumeInAnyOrder) {
   }
 }
 
+// deep_switch(depth, to) switches to `to` from `depth` KiB deeper in the stack.
+void deep_switch(int depth, greenlet::greenlet& to) {
+  std::array<char, 1024> frame;
+  frame.fill(static_cast<char>(depth));
+  if (depth > 0) {
+    deep_switch(depth - 1, to);
+  } else {
+    to.switch_();
+  }
+  if (frame[0] != static_cast<char>(depth)) throw std::runtime_error("frame lost its bytes");
+}
+
+TEST_F(StackCopy, SavedBytesShrinkWhenAGreenletSuspendsShallowerThanBefore) {
+  // a suspends through the copier first 16 KiB deep, then shallow: its heap
+  // copy is resized down (realloc) and must stay intact. AddressSanitizer
+  // checks the buffer handling here.
+  int rounds = 0;
+  greenlet::greenlet a, b;
+  b = greenlet::greenlet(
+      [&] {
+        for (;;) {
+          ++rounds;
+          a.switch_();
+        }
+      },
+      shared);
+  a = greenlet::greenlet(
+      [&] {
+        deep_switch(16, b);  // saved ~16 KiB
+        b.switch_();         // saved a few hundred bytes: shrunk
+        deep_switch(4, b);   // grows again
+        b.switch_();
+        return 7;
+      },
+      shared);
+  EXPECT_EQ(a.switch_().get<int>(), 7);
+  EXPECT_EQ(rounds, 4);
+}
+
 TEST_F(StackCopy, ChildDiesIntoSwappedOutParentAndExceptionsCross) {
   // parent and child are both shared: the child's end jumps through the
   // copier into the parent's restored bytes; its exception comes along.
