@@ -11,6 +11,7 @@
 #pragma once
 
 #include "greenlet/asyncio/aiter.hpp"
+#include "greenlet/asyncio/any_task.hpp"
 #include "greenlet/asyncio/async_generator.hpp"
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/event_loop.hpp"

@@ -133,12 +133,11 @@ std::string future_state::state_name() const {
   return "?";
 }
 
-std::string future_state::repr() const {
-  std::string out = "<Future " + state_name();
-  if (state_ == status::finished) {
-    out += error_ ? " exception=" + describe_exception(error_) : result_repr();
-  }
-  return out + ">";
+std::string future_state::outcome_repr() const {
+  if (state_ != status::finished) return "";
+  return error_ ? " exception=" + describe_exception(error_) : result_repr();
 }
+
+std::string future_state::repr() const { return "<Future " + state_name() + outcome_repr() + ">"; }
 
 }  // namespace greenlet::asyncio::detail

@@ -149,10 +149,7 @@ std::string task_state::repr() const {
     case future_state::status::cancelled: out += "cancelled"; break;
   }
   out += " name='" + name_ + "'";
-  if (future_->state() == future_state::status::finished) {
-    out += future_->result_repr();
-  }
-  return out + ">";
+  return out + future_->outcome_repr() + ">";
 }
 
 std::string task_state::awaiting() const {

@@ -61,6 +61,9 @@ class future_state {
   // repr() is asyncio's: <Future pending>, <Task finished name='n1' result='x'>...
   virtual std::string repr() const;
   virtual std::string result_repr() const { return ""; }
+  // outcome_repr() is repr()'s tail for a finished future: " exception=..."
+  // or " result=...", empty otherwise.
+  std::string outcome_repr() const;
   // as_task() is the task behind this future, or null for a plain future.
   virtual task_state* as_task() noexcept { return nullptr; }
 

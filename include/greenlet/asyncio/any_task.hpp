@@ -1,0 +1,127 @@
+// asyncio/any_task.hpp: AnyTask, current_task(), all_tasks().
+//
+// Task<T> carries its result type, but asyncio.current_task() and
+// asyncio.all_tasks() hand out tasks whatever they return. AnyTask is that
+// handle: everything a Task does except reading the result (name,
+// cancellation, done/exception, await, wait/gather).
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "greenlet/asyncio/task.hpp"
+#include "greenlet/detail/task_state.hpp"
+
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
+namespace greenlet::asyncio {
+
+// AnyTask refers to a task of any result type. Copies share the task; an
+// AnyTask keeps the task's state alive like a Task does. Loop thread only.
+class AnyTask {
+ public:
+  // value_type is void: awaiting, gather() and wait() on an AnyTask report
+  // completion and exceptions, not the value (keep the Task<T> for that).
+  using value_type = void;
+
+  // AnyTask() is an empty handle. Throws nothing.
+  AnyTask() noexcept = default;
+  // AnyTask(task) refers to the same task as a Task<T> (empty if task is). Throws nothing; loop
+  // thread only.
+  template <class T>
+  AnyTask(const Task<T>& task) noexcept  // NOLINT(google-explicit-constructor): any Task is an AnyTask
+      : AnyTask(task.empty() ? nullptr : task.state()->as_task()) {}
+  // Internal: AnyTask(t) takes a new reference to t's state (null: empty). Throws nothing.
+  explicit AnyTask(detail::task_state* t) noexcept : task_(t) {
+    if (task_ != nullptr) detail::retain(task_->future());
+  }
+  // AnyTask(other) is another reference to other's task. Throws nothing; loop thread only.
+  AnyTask(const AnyTask& other) noexcept : AnyTask(other.task_) {}
+  // AnyTask(other) takes other's reference, leaving it empty. Throws nothing.
+  AnyTask(AnyTask&& other) noexcept : task_(std::exchange(other.task_, nullptr)) {}
+  // operator=(other) refers to other's task instead. Throws nothing; loop thread only.
+  AnyTask& operator=(AnyTask other) noexcept {
+    std::swap(task_, other.task_);
+    return *this;
+  }
+  // ~AnyTask() drops the reference. Throws nothing; loop thread only.
+  ~AnyTask() {
+    if (task_ != nullptr) detail::release(task_->future());
+  }
+
+  // done(), cancelled(), cancel(msg), exception() are the task's, as Task<T>'s. They throw as
+  // Future's do (exception(): CancelledError for a cancelled task, InvalidStateError while
+  // pending); must not be empty; loop thread only.
+  bool done() const noexcept { return task_->future()->done(); }
+  // cancelled() is true once the task ended by cancellation. Throws nothing; must not be empty.
+  bool cancelled() const noexcept { return task_->future()->cancelled(); }
+  // cancel(message) requests cancellation as Task::cancel (false if already done). Throws nothing
+  // beyond copying the message; must not be empty; loop thread only.
+  bool cancel(const std::string& message = "") { return task_->future()->cancel(message); }
+  // exception() is the task's exception, null if it returned. Throws CancelledError if it was
+  // cancelled, InvalidStateError while it runs; must not be empty.
+  std::exception_ptr exception() { return task_->future()->exception(); }
+  // result() returns nothing but throws what the task's result would: its exception,
+  // CancelledError, or InvalidStateError while it runs. Must not be empty; loop thread only.
+  void result() { task_->future()->check_result(); }
+
+  // get_name()/set_name(), cancelling()/uncancel() as Task<T>'s. Throw nothing (set_name: beyond
+  // moving the string); must not be empty; loop thread only.
+  const std::string& get_name() const { return task_->name(); }
+  // set_name(name) renames the task. Throws nothing beyond moving the string; must not be empty.
+  void set_name(std::string name) { task_->set_name(std::move(name)); }
+  // cancelling() is the number of pending cancel() requests. Throws nothing; must not be empty.
+  int cancelling() const noexcept { return task_->cancelling(); }
+  // uncancel() takes one cancel() request back and returns how many remain. Throws nothing; must
+  // not be empty.
+  int uncancel() noexcept { return task_->uncancel(); }
+  // repr() describes the task as asyncio's repr does. Throws std::bad_alloc; must not be empty.
+  std::string repr() const { return task_->repr(); }
+
+  // empty() is true for a handle that refers to no task. Throws nothing.
+  bool empty() const noexcept { return task_ == nullptr; }
+  // Internal: state() is the task's future state (for await, wait and gather). Throws nothing.
+  detail::future_state* state() const noexcept { return task_ == nullptr ? nullptr : task_->future(); }
+  // Two handles are equal when they refer to the same task (a Task<T> converts). Throws nothing.
+  friend bool operator==(const AnyTask& a, const AnyTask& b) noexcept { return a.task_ == b.task_; }
+
+ private:
+  detail::task_state* task_ = nullptr;
+};
+
+// current_task() is the task running the caller, as asyncio.current_task():
+// empty when the caller runs in a plain callback or the loop's own greenlet.
+// Throws RuntimeError if no loop runs on this thread.
+AnyTask current_task();
+
+// all_tasks() is every unfinished task of the running loop, as
+// asyncio.all_tasks(), oldest first. Throws RuntimeError if no loop runs on
+// this thread, std::bad_alloc.
+std::vector<AnyTask> all_tasks();
+
+// await(t) suspends the calling task until t is done, then rethrows its
+// exception (CancelledError if it was cancelled). Throws RuntimeError outside
+// a task, CancelledError if the caller is cancelled meanwhile. A task of the
+// loop thread only.
+inline void await(const AnyTask& t) {
+  detail::await_state(t.state());
+  t.state()->check_result();
+}
+
+}  // namespace greenlet::asyncio
+
+// std::hash<AnyTask> lets AnyTask key unordered containers (asyncio code keeps sets of tasks).
+template <>
+struct std::hash<greenlet::asyncio::AnyTask> {
+  // operator()(t) hashes the task t refers to. Throws nothing.
+  std::size_t operator()(const greenlet::asyncio::AnyTask& t) const noexcept {
+    return std::hash<const void*>()(t.state());
+  }
+};
+
+#pragma GCC visibility pop
