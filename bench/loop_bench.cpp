@@ -3,16 +3,35 @@
 //   loop_call_soon        ns per call_soon() callback, scheduled and run
 //   loop_sleep0_step      ns per task step: 100,000 tasks each sleep(0) ten
 //                         times (creation amortized over the 11 steps), the
-//                         same work as py_asyncio/py_uvloop_sleep0_step
+//                         same work as py_asyncio/py_uvloop_sleep0_step.
+//                         100000/0, /1 and /40 split that figure: /0 is a
+//                         task's life alone (one stack, reused), /1 adds the
+//                         first suspension (100,000 stacks live: a page
+//                         fault each beyond the pool's warm stacks), and
+//                         (/40 - /1) / 3.9M is the step in steady state
 //   task_create_finish    create a task, run it, await its result
 //   future_resolve_await  a future resolved by a callback and awaited
 //   loop_suspended_task_memory  resident bytes per suspended task (counter)
+// and the C++ peers on the same work:
+//   boost_fibers_sleep0_step  T Boost.Fiber fibers each yield() S times,
+//                             joined: ns per fiber step, as loop_sleep0_step
+//   boost_fibers_future_resolve_await  a boost::fibers::promise<int> set by
+//                             another fiber, its future awaited
+//   thread_future_resolve_await  a std::promise<int> set by another thread,
+//                             its std::future awaited (real time)
 #include <benchmark/benchmark.h>
 
 #include <unistd.h>
 
+#include <boost/fiber/all.hpp>
+
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <greenlet/asyncio.hpp>
@@ -58,6 +77,9 @@ void BM_loop_sleep0_step(benchmark::State& state) {
 }
 BENCHMARK(BM_loop_sleep0_step)
     ->Args({100000, 10})
+    ->Args({100000, 0})
+    ->Args({100000, 1})
+    ->Args({100000, 40})
     ->Args({1000, 1000})
     ->Args({10, 100000})
     ->Unit(benchmark::kMillisecond);
@@ -72,6 +94,34 @@ void BM_task_create_finish(benchmark::State& state) {
 }
 BENCHMARK(BM_task_create_finish);
 
+// Boost.Fiber on the same work as BM_loop_sleep0_step: T fibers, each
+// yield()ing S times, launched (post) and joined from the benchmark's own
+// fiber; round_robin scheduler. Boost's default stack allocator:
+// fixedsize_stack, 128 KiB, malloc'd (so mmap'd: glibc's threshold is
+// 128 KiB) and unguarded. 100,000 of them fit, as the kernel merges adjacent
+// anonymous mappings. 64 KiB stacks (as our tasks') measured within 10% of
+// these in a separate check.
+void BM_boost_fibers_sleep0_step(benchmark::State& state) {
+  const int fibers = static_cast<int>(state.range(0));
+  const int yields = static_cast<int>(state.range(1));
+  for (auto _ : state) {
+    std::vector<boost::fibers::fiber> all;
+    all.reserve(fibers);
+    for (int f = 0; f < fibers; ++f) {
+      all.emplace_back(boost::fibers::launch::post, [yields] {
+        for (int i = 0; i < yields; ++i) boost::this_fiber::yield();
+      });
+    }
+    for (auto& f : all) f.join();
+  }
+  state.SetItemsProcessed(state.iterations() * fibers * (yields + 1));
+}
+BENCHMARK(BM_boost_fibers_sleep0_step)
+    ->Args({100000, 10})
+    ->Args({1000, 1000})
+    ->Args({10, 100000})
+    ->Unit(benchmark::kMillisecond);
+
 void BM_future_resolve_await(benchmark::State& state) {
   asyncio::run([&] {
     auto& loop = asyncio::get_running_loop();
@@ -84,6 +134,70 @@ void BM_future_resolve_await(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_future_resolve_await);
+
+// Boost.Fiber's promise and future on the same work: a resolver fiber (started
+// once, like our loop) sets each promise the benchmark's fiber hands it, while
+// the benchmark's fiber waits in get().
+void BM_boost_fibers_future_resolve_await(benchmark::State& state) {
+  boost::fibers::promise<int>* pending = nullptr;
+  bool stop = false;
+  boost::fibers::fiber resolver(boost::fibers::launch::post, [&] {
+    while (!stop) {
+      if (pending != nullptr) std::exchange(pending, nullptr)->set_value(7);
+      boost::this_fiber::yield();
+    }
+  });
+  for (auto _ : state) {
+    boost::fibers::promise<int> p;
+    boost::fibers::future<int> f = p.get_future();
+    pending = &p;
+    benchmark::DoNotOptimize(f.get());
+  }
+  stop = true;
+  resolver.join();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_boost_fibers_future_resolve_await);
+
+// std::promise and std::future across two threads: a resolver thread takes
+// each promise through a mutex-guarded slot and sets it; the benchmark's
+// thread blocks in get().
+void BM_thread_future_resolve_await(benchmark::State& state) {
+  std::mutex m;
+  std::condition_variable handed;
+  std::promise<int>* pending = nullptr;
+  bool stop = false;
+  std::thread resolver([&] {
+    for (;;) {
+      std::promise<int>* p;
+      {
+        std::unique_lock lock(m);
+        handed.wait(lock, [&] { return pending != nullptr || stop; });
+        if (stop) return;
+        p = std::exchange(pending, nullptr);
+      }
+      p->set_value(7);
+    }
+  });
+  for (auto _ : state) {
+    std::promise<int> p;
+    std::future<int> f = p.get_future();
+    {
+      std::lock_guard lock(m);
+      pending = &p;
+    }
+    handed.notify_one();
+    benchmark::DoNotOptimize(f.get());
+  }
+  {
+    std::lock_guard lock(m);
+    stop = true;
+  }
+  handed.notify_one();
+  resolver.join();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_thread_future_resolve_await)->UseRealTime();
 
 long resident_bytes() {
   std::ifstream statm("/proc/self/statm");

@@ -90,6 +90,7 @@ if [[ ${BENCH_NO_PEERS:-0} != 1 ]]; then
       asyncio_executor) module=asyncio ;;
       asyncio_echo) module=asyncio ;;
       gevent_switch) module=gevent ;;
+      generator_step) module= ;;  # its greenlet row only with python3-greenlet
       peer_rows) continue ;;  # the shared row helper, not a peer
       http_hello_*) continue ;;  # servers that tools/http_wrk.py starts
       *) module= ;;

@@ -81,6 +81,22 @@ RATIOS = [
     ("executor_roundtrip", "baseline_roundtrip", "run_in_executor round trip: ours / mutex+condvar pool", None),
     ("executor_throughput/10000", "baseline_throughput/10000", "run_in_executor, 10,000 in flight: ours / mutex+condvar pool", None),
     ("threadpool_submit_result/10000", "baseline_throughput/10000", "ThreadPoolExecutor submit+result, 10,000: ours / mutex+condvar pool", None),
+    ("generator_next", "boost_fiber_generator", "generator step: ours / raw fiber", None),
+    ("generator_next", "boost_coroutine2_generator", "generator step: ours / Boost.Coroutine2 pull_type", None),
+    ("generator_next", "cxx20_coroutine_generator", "generator step: ours / C++20 stackless coroutine", None),
+    ("generator_next", "ucontext_generator", "generator step: ours / swapcontext", None),
+    ("generator_next", "boost_fibers_channel_generator", "generator step: ours / Boost.Fiber unbuffered channel", None),
+    ("generator_next", "thread_condvar_generator", "generator step: ours / two threads, mutex+condvar", None),
+    ("generator_next", "py_generator_next", "generator step: ours / Python generator next()", None),
+    ("generator_next", "py_greenlet_generator_next", "generator step: ours / Python greenlet generator", None),
+    ("generator_range_for/1000", "boost_coroutine2_range_for/1000", "generator range-for, 1,000 items: ours / Boost.Coroutine2", None),
+    ("generator_range_for/1000", "cxx20_coroutine_range_for/1000", "generator range-for, 1,000 items: ours / C++20 coroutine", None),
+    ("generator_range_for/1000", "py_generator_for_loop", "generator range-for, 1,000 items: ours / Python for loop", None),
+    ("loop_sleep0_step/100000/10", "boost_fibers_sleep0_step/100000/10", "loop step, 100k tasks x 10 sleep(0): ours / Boost.Fiber yield", None),
+    ("loop_sleep0_step/1000/1000", "boost_fibers_sleep0_step/1000/1000", "loop step, 1,000 tasks x 1,000: ours / Boost.Fiber yield", None),
+    ("loop_sleep0_step/10/100000", "boost_fibers_sleep0_step/10/100000", "loop step, 10 tasks x 100,000: ours / Boost.Fiber yield", None),
+    ("future_resolve_await", "boost_fibers_future_resolve_await", "future resolved + awaited: ours / Boost.Fiber promise+future", None),
+    ("future_resolve_await", "thread_future_resolve_await", "future resolved + awaited: ours / std::promise+future, two threads", None),
 ]
 
 # Absolute targets: (benchmark name prefix or exact name, limit in ns, label).
@@ -109,7 +125,7 @@ def ns_of(entry):
 
 
 # Peers' names start with one of these; every other row is ours.
-PEER_PREFIXES = ("py_", "go_", "asio_", "boost_", "ucontext", "thread_", "baseline", "Blocking")
+PEER_PREFIXES = ("py_", "go_", "asio_", "boost_", "ucontext", "thread_", "baseline", "Blocking", "cxx20_")
 
 # Google Benchmark counters holding resident bytes per suspended task (loop_bench,
 # stack_copy_bench, scale_bench): such a row goes to the memory table.

@@ -20,6 +20,7 @@
 #include <utility>
 #include <variant>
 
+#include "greenlet/detail/switch_inline.hpp"
 #include "greenlet/fiber/greenlet.hpp"
 #include "greenlet/generator/errors.hpp"
 
@@ -123,7 +124,30 @@ class generator_state final : public generator_state_base {
   // resume() runs the body until it yields or finishes: with `sent` stored
   // for the pending yield, or with `thrown` raised there. Throws what the
   // body throws, and generator_error for a running or unstarted generator.
-  resume_result resume(std::optional<send_slot_t<Send>> sent, std::exception_ptr thrown) {
+  //
+  // The common step (a suspended body resumed by the same greenlet as last
+  // time, nothing thrown) is inlined into the caller: a switch made from an
+  // out-of-line function costs a mispredicted return each way (see
+  // switch_inline.hpp). Everything else goes to resume_slow().
+  [[gnu::always_inline]] resume_result resume(std::optional<send_slot_t<Send>> sent, std::exception_ptr thrown) {
+    if (status == generator_status::suspended && !thrown && resume_at.empty()) [[likely]] {
+      greenlet_impl* here = current_impl();
+      if (here != nullptr && body.impl()->parent == here) [[likely]] {
+        sent_ = std::move(sent);
+        status = generator_status::running;
+        body.switch_();
+        if (status == generator_status::suspended) [[likely]] {
+          return resume_result::yielded;
+        }
+        return after_switch();
+      }
+    }
+    return resume_slow(std::move(sent), std::move(thrown));
+  }
+
+  // resume_slow() is resume() for every case: first start, a new resumer,
+  // a throw, a finished or running generator.
+  resume_result resume_slow(std::optional<send_slot_t<Send>> sent, std::exception_ptr thrown) {
     switch (status) {
       case generator_status::running:
         throw generator_error(generator_errc::already_executing, "generator already executing");
@@ -143,14 +167,20 @@ class generator_state final : public generator_state_base {
         break;
       case generator_status::suspended: break;
     }
-    body.set_parent(greenlet::getcurrent());
-    greenlet target = resume_at.empty() ? body : std::exchange(resume_at, greenlet());
+    // The resumer becomes the body's parent, where yield and the end land.
+    // Usually it is already: raw pointers are compared, and the body is
+    // switched to through its own handle, so that a step of a generator
+    // takes no reference counting (an atomic increment and decrement per
+    // handle made, plus a reachability check per handle dropped).
+    greenlet_impl* here = current_impl();
+    if (here == nullptr || body.impl()->parent != here) body.set_parent(greenlet::getcurrent());
     sent_ = std::move(sent);
     status = generator_status::running;
-    if (thrown) {
-      target.throw_(std::move(thrown));
+    if (resume_at.empty()) {
+      switch_to(body, std::move(thrown));
     } else {
-      target.switch_();
+      greenlet target = std::exchange(resume_at, greenlet());
+      switch_to(target, std::move(thrown));
     }
     return after_switch();
   }
@@ -204,9 +234,10 @@ class generator_state final : public generator_state_base {
     }
     yielded_.emplace(std::move(v));
     status = generator_status::suspended;
-    greenlet here = greenlet::getcurrent();
-    if (here != body) resume_at = std::move(here);
-    (void)body.parent().switch_();
+    if (current_impl() != body.impl()) resume_at = greenlet::getcurrent();
+    // To the resumer (body's parent, set by resume()), without making a
+    // handle for it: see resume().
+    (void)switch_inline(body.impl()->parent, ::greenlet::value());
     if constexpr (!std::is_void_v<Send>) {
       std::optional<Send> sent = std::move(sent_);
       sent_.reset();
@@ -321,6 +352,14 @@ class generator_state final : public generator_state_base {
     } else {
       static_assert(std::is_invocable_v<F&>, "a generator's body takes generator<...>::context& or nothing");
       return fn();
+    }
+  }
+
+  static void switch_to(greenlet& target, std::exception_ptr thrown) {
+    if (thrown) {
+      target.throw_(std::move(thrown));
+    } else {
+      target.switch_();
     }
   }
 
