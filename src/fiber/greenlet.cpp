@@ -35,9 +35,6 @@ value greenlet::throw_(std::exception_ptr e) {
   return detail::throw_to(detail::state(), target, std::move(e));
 }
 
-bool greenlet::dead() const { return checked()->state == detail::run_state::dead; }
-bool greenlet::started() const { return checked()->state != detail::run_state::unstarted; }
-greenlet::operator bool() const { return checked()->state == detail::run_state::active; }
 bool greenlet::is_main() const { return checked()->is_main; }
 
 greenlet greenlet::parent() const {

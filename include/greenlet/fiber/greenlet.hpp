@@ -134,11 +134,12 @@ class greenlet {
   }
 
   // dead() is true once run has finished (or it was killed unstarted).
-  bool dead() const;
+  // Inline, as started() and bool: the event loop asks them on every step.
+  bool dead() const { return checked()->state == detail::run_state::dead; }
   // started() is true once the greenlet has been switched to.
-  bool started() const;
+  bool started() const { return checked()->state != detail::run_state::unstarted; }
   // An active greenlet is started and not dead, as Python's bool(g).
-  explicit operator bool() const;
+  explicit operator bool() const { return checked()->state == detail::run_state::active; }
   // is_main() is true for a thread's main greenlet.
   bool is_main() const;
 
