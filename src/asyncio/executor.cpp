@@ -40,6 +40,119 @@ bool on_loop_thread(const loop_core* loop) noexcept {
   return loop->owner_thread_id == std::hash<std::thread::id>()(std::this_thread::get_id());
 }
 
+executor_job::executor_job(loop_core* loop) noexcept : loop_(loop) {
+  run_fn = &on_loop;
+  drop_fn = &on_drop;
+}
+
+void executor_job::attach(future_state* target, executor_job** link) noexcept {
+  target_ = target;
+  link_ = link;
+  retain(loop_);
+  loop_->external_work.fetch_add(1);
+}
+
+bool executor_job::claim(unsigned char to) noexcept {
+  unsigned char expected = pending;
+  return state_.compare_exchange_strong(expected, to, std::memory_order_acq_rel);
+}
+
+void executor_job::run() noexcept {
+  if (!claim(running)) {  // its future was cancelled first
+    drop_call();
+    unref();
+    return;
+  }
+  try {
+    invoke();
+  } catch (...) {
+    error_ = std::current_exception();
+  }
+  post();
+}
+
+void executor_job::cancel() noexcept {
+  drop_call();
+  if (!claim(cancelled)) {
+    unref();
+    return;
+  }
+  pool_cancelled_ = true;
+  post();
+}
+
+void executor_job::fail(std::exception_ptr error) noexcept {
+  drop_call();
+  if (!claim(running)) {
+    unref();
+    return;
+  }
+  error_ = std::move(error);
+  post();
+}
+
+void executor_job::post() noexcept {
+  // A closed loop can no longer take it: its side (a loop reference, which
+  // only the loop's thread may drop) is leaked rather than raced with.
+  if (!loop_->post_threadsafe(this)) unref();
+}
+
+void executor_job::cancel_from_loop() noexcept {
+  // Only a job no worker has claimed: the worker that pops it sees the
+  // cancellation and just drops its reference.
+  if (claim(cancelled)) end_loop_side();
+}
+
+void executor_job::detach_target() noexcept {
+  target_ = nullptr;
+  link_ = nullptr;
+}
+
+void executor_job::end_loop_side() noexcept {
+  if (link_ != nullptr) *link_ = nullptr;
+  target_ = nullptr;
+  link_ = nullptr;
+  loop_->external_work.fetch_sub(1);
+  release(loop_);
+  unref();
+}
+
+void executor_job::unref() noexcept {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+void executor_job::on_loop(threadsafe_node* n) {
+  auto* job = static_cast<executor_job*>(n);
+  future_state* target = job->target_;
+  // Both sides end here, whatever delivering throws (std::bad_alloc while
+  // scheduling the future's callbacks).
+  struct finish {
+    executor_job* job;
+    ~finish() {
+      job->unref();  // the executor's side, which the queue carried
+      job->end_loop_side();
+    }
+  } guard{job};
+  if (job->link_ != nullptr) *job->link_ = nullptr;  // target->cancel() below is the plain one
+  job->link_ = nullptr;
+  // A target that is done already (its awaiting task was cancelled while
+  // the job ran) drops the outcome without error, as asyncio does.
+  if (target == nullptr || target->done()) return;
+  if (job->pool_cancelled_) {
+    target->cancel("");
+  } else if (job->error_) {
+    target->set_exception(job->error_);
+  } else {
+    job->deliver(target);
+  }
+}
+
+void executor_job::on_drop(threadsafe_node* n) noexcept {
+  auto* job = static_cast<executor_job*>(n);
+  job->unref();
+  job->end_loop_side();
+}
+
 ::greenlet::concurrent::Executor& default_executor(loop_core* loop) {
   registry& r = executors();
   std::lock_guard<std::mutex> lock(r.mutex);

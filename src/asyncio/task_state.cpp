@@ -15,8 +15,7 @@ std::atomic<std::uint64_t> task_counter{1};
 
 }  // namespace
 
-task_state& awaiting_task() {
-  loop_core* loop = running_loop();
+void no_awaiting_task(loop_core* loop) {
   if (loop == nullptr) {
     throw RuntimeError(asyncio_errc::no_running_loop,
                        "await outside a running event loop: call it from a task, e.g. inside "
@@ -33,7 +32,8 @@ task_state& awaiting_task() {
                        "await from a greenlet that is not the task's own: a greenlet switched to "
                        "inside a task cannot suspend the task; await in the task itself");
   }
-  return *task;
+  // Unreachable while awaiting_task() calls this only when a check failed.
+  throw RuntimeError(asyncio_errc::not_in_task, "await outside a task");
 }
 
 void task_state::start(loop_core* l) {

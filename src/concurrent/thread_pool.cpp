@@ -8,7 +8,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -44,6 +43,14 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
     for (auto& t : threads_) {
       if (t.joinable()) t.detach();
     }
+    // Workers leave the queue empty; only items no thread could be started
+    // for are left, and are cancelled rather than leaked.
+    work_item* left = take_all();
+    while (left != nullptr) {
+      work_item* next = left->next;
+      left->cancel();
+      left = next;
+    }
   }
 
   void enqueue(std::unique_ptr<work_item> item) {
@@ -54,9 +61,9 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
                          "cannot schedule new futures after shutdown: submit before shutdown() or make a new "
                          "executor");
     }
-    queue_.push_back(std::move(item));
+    push(item.release());
     // Start a worker when none is idle for it, as Python's _adjust_thread_count.
-    if (queue_.size() > idle_ && threads_.size() < max_workers_) {
+    if (queued_ > idle_ && threads_.size() < max_workers_) {
       std::size_t index = threads_.size();
       threads_.emplace_back([self = shared_from_this(), index] { self->work(index); });
     }
@@ -64,17 +71,20 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
   }
 
   void shutdown(bool wait, bool cancel_futures) {
-    std::deque<std::unique_ptr<work_item>> cancelled;
+    work_item* cancelled = nullptr;
     std::vector<std::thread> threads;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       shutdown_ = true;
-      if (cancel_futures) cancelled.swap(queue_);
+      if (cancel_futures) cancelled = take_all();
       work_cv_.notify_all();
     }
     // Cancel outside the lock: done callbacks may call back into the pool.
-    for (auto& item : cancelled) item->future().cancel();
-    cancelled.clear();
+    while (cancelled != nullptr) {
+      work_item* next = cancelled->next;
+      cancelled->cancel();
+      cancelled = next;
+    }
     if (!wait) return;
     if (current_pool == this) {
       throw RuntimeError(concurrent_errc::shutdown,
@@ -107,38 +117,61 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       ++idle_;
-      work_cv_.wait(lock, [this] { return !queue_.empty() || shutdown_ || !broken_.empty(); });
+      work_cv_.wait(lock, [this] { return head_ != nullptr || shutdown_ || !broken_.empty(); });
       --idle_;
-      if (queue_.empty()) return;  // shut down (or broken) and drained
-      std::unique_ptr<work_item> item = std::move(queue_.front());
-      queue_.pop_front();
+      if (head_ == nullptr) return;  // shut down (or broken) and drained
+      work_item* item = pop();
       lock.unlock();
-      item->run();
-      item.reset();  // the call's captures die in this thread, before the next wait
+      item->run();  // disposes of the item: its captures die in this thread, before the next wait
       lock.lock();
     }
   }
 
   void break_pool() {
-    std::deque<std::unique_ptr<work_item>> pending;
+    work_item* pending = nullptr;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       broken_ = "A thread initializer failed, the thread pool is not usable anymore";
-      pending.swap(queue_);
+      pending = take_all();
       work_cv_.notify_all();
     }
-    for (auto& item : pending) {
-      try {
-        item->future().set_exception(std::make_exception_ptr(BrokenThreadPool(broken_)));
-      } catch (const ::greenlet::asyncio::InvalidStateError&) {
-        // Cancelled meanwhile: nothing to report.
-      }
+    while (pending != nullptr) {
+      work_item* next = pending->next;
+      pending->fail(std::make_exception_ptr(BrokenThreadPool(broken_)));
+      pending = next;
     }
+  }
+
+  // The queue is intrusive (work_item::next), FIFO; all three under mutex_.
+  void push(work_item* item) noexcept {
+    item->next = nullptr;
+    if (tail_ != nullptr) {
+      tail_->next = item;
+    } else {
+      head_ = item;
+    }
+    tail_ = item;
+    ++queued_;
+  }
+  work_item* pop() noexcept {
+    work_item* item = head_;
+    head_ = item->next;
+    if (head_ == nullptr) tail_ = nullptr;
+    --queued_;
+    return item;
+  }
+  work_item* take_all() noexcept {
+    work_item* all = head_;
+    head_ = tail_ = nullptr;
+    queued_ = 0;
+    return all;
   }
 
   std::mutex mutex_;
   std::condition_variable work_cv_;
-  std::deque<std::unique_ptr<work_item>> queue_;
+  work_item* head_ = nullptr;
+  work_item* tail_ = nullptr;
+  std::size_t queued_ = 0;
   std::vector<std::thread> threads_;
   std::size_t idle_ = 0;
   bool shutdown_ = false;

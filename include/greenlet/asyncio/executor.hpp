@@ -3,8 +3,13 @@
 // run_coroutine_threadsafe(), set_default_executor().
 #pragma once
 
+#include <atomic>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -74,6 +79,103 @@ struct delivery {
   loop_core* core;
 };
 
+// executor_job is one run_in_executor() call in a single object: the
+// executor's work item, the call's outcome and the link to its asyncio
+// future. The worker that runs it posts it to the loop (post_threadsafe),
+// whose thread completes the future: no concurrent future, no callbacks.
+// Two references: the executor's side (running, then the loop's queue) and
+// the loop's side (the link, a loop reference and one unit of
+// external_work), each dropped once; the last frees the job.
+class executor_job : public ::greenlet::concurrent::detail::work_item, public threadsafe_node {
+ public:
+  explicit executor_job(loop_core* loop) noexcept;
+  // attach(target, link) ties the job to its future once the executor took
+  // it; *link is cleared when the tie ends. Loop thread.
+  void attach(future_state* target, executor_job** link) noexcept;
+  // cancel_from_loop() is the future being cancelled: a call that has not
+  // started never will (as Future.cancel() in Python); a running one
+  // finishes and its outcome is dropped. Loop thread.
+  void cancel_from_loop() noexcept;
+  // detach_target() is the future being destroyed: the outcome is dropped. Loop thread.
+  void detach_target() noexcept;
+
+  void run() noexcept final;
+  void cancel() noexcept final;
+  void fail(std::exception_ptr error) noexcept final;
+
+ protected:
+  // invoke() runs the call in the worker and stores its result (the call is
+  // destroyed either way); drop_call() destroys it unrun; deliver(target)
+  // gives target the stored result on the loop's thread.
+  virtual void invoke() = 0;
+  virtual void drop_call() noexcept = 0;
+  virtual void deliver(future_state* target) = 0;
+
+ private:
+  enum : unsigned char { pending, running, cancelled };
+  bool claim(unsigned char to) noexcept;
+  void post() noexcept;
+  void end_loop_side() noexcept;
+  void unref() noexcept;
+  static void on_loop(threadsafe_node* n);
+  static void on_drop(threadsafe_node* n) noexcept;
+
+  std::atomic<unsigned char> state_{pending};
+  std::atomic<int> refs_{2};
+  bool pool_cancelled_ = false;  // cancel(): the future is cancelled too
+  std::exception_ptr error_;     // set before post(), read after
+  loop_core* loop_;
+  future_state* target_ = nullptr;  // loop thread only
+  executor_job** link_ = nullptr;   // loop thread only
+};
+
+template <class R, class Fn>
+class executor_job_impl final : public executor_job {
+ public:
+  executor_job_impl(loop_core* loop, Fn&& fn) : executor_job(loop) { call_.emplace(std::move(fn)); }
+
+ private:
+  void invoke() override {
+    struct destroy {
+      std::optional<Fn>& call;
+      ~destroy() { call.reset(); }
+    } guard{call_};
+    if constexpr (std::is_void_v<R>) {
+      (*call_)();
+    } else {
+      value_.emplace((*call_)());
+    }
+  }
+  void drop_call() noexcept override { call_.reset(); }
+  void deliver(future_state* target) override {
+    if constexpr (std::is_void_v<R>) {
+      static_cast<future_value<R>*>(target)->set_result();
+    } else {
+      static_cast<future_value<R>*>(target)->set_result(std::move(*value_));
+    }
+  }
+
+  struct none {};
+  std::optional<Fn> call_;
+  std::conditional_t<std::is_void_v<R>, none, std::optional<std::conditional_t<std::is_void_v<R>, int, R>>> value_;
+};
+
+// executor_future<R> is the asyncio future of a run_in_executor() call:
+// cancelling it cancels the job directly, with no done callback.
+template <class R>
+class executor_future final : public future_value<R> {
+ public:
+  using future_value<R>::future_value;
+  ~executor_future() override {
+    if (job_ != nullptr) job_->detach_target();
+  }
+  bool cancel(const std::string& message = "") override {
+    if (job_ != nullptr && !this->done()) job_->cancel_from_loop();
+    return future_value<R>::cancel(message);
+  }
+  executor_job* job_ = nullptr;
+};
+
 }  // namespace detail
 
 // wrap_future(cf, loop) is asyncio.wrap_future: an asyncio Future of loop
@@ -117,9 +219,25 @@ Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf) {
 // concurrent::BrokenExecutor if it is broken. Call on the loop's thread.
 template <class F, class... A>
 auto run_in_executor(event_loop& loop, ::greenlet::concurrent::Executor* executor, F&& fn, A&&... args) {
-  loop.core()->check_open();
-  if (executor == nullptr) executor = &detail::default_executor(loop.core());
-  return wrap_future(executor->submit(std::forward<F>(fn), std::forward<A>(args)...), loop);
+  using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
+  detail::loop_core* core = loop.core();
+  core->check_open();
+  if (executor == nullptr) executor = &detail::default_executor(core);
+  // The call runs once: the function and its arguments are moved into it.
+  auto call = [fn = std::forward<F>(fn), ... args = std::forward<A>(args)]() mutable -> R {
+    return std::invoke(std::move(fn), std::move(args)...);
+  };
+  auto job = std::make_unique<detail::executor_job_impl<R, decltype(call)>>(core, std::move(call));
+  auto* state = new detail::executor_future<R>(core);
+  Future<R> af(state);
+  detail::executor_job* raw = job.get();
+  executor->detail_enqueue(std::move(job));
+  // Tied only now that the executor holds it (a throwing enqueue destroys
+  // it unattached). A worker may have run it already, but only this thread
+  // takes it from the loop's queue, so it is still there.
+  raw->attach(state, &state->job_);
+  state->job_ = raw;
+  return af;
 }
 
 template <class F, class... A>

@@ -24,18 +24,26 @@ namespace greenlet::concurrent {
 
 namespace detail {
 
-// work_item is one submitted call: run() runs it unless its future was
-// cancelled first; fail() finishes it with an error it never ran to see.
+// work_item is one submitted call. An executor gives up its ownership
+// (unique_ptr::release()) and calls exactly one of: run(), which runs the
+// call unless it was cancelled first; cancel(), for a call that will never
+// run (shutdown(cancel_futures)); fail(error), for one the executor cannot
+// run (a broken pool). Each disposes of the item: deletes it, or hands it
+// on (a run_in_executor() job goes to its loop). next links the pool's
+// queue.
 struct work_item {
   virtual ~work_item() = default;
   virtual void run() noexcept = 0;
-  virtual future_core& future() noexcept = 0;
+  virtual void cancel() noexcept = 0;
+  virtual void fail(std::exception_ptr error) noexcept = 0;
+  work_item* next = nullptr;
 };
 
 template <class R, class Fn>
 struct work_item_impl final : work_item {
   work_item_impl(std::shared_ptr<future_value<R>> f, Fn&& fn) : state(std::move(f)), call(std::move(fn)) {}
   void run() noexcept override {
+    std::unique_ptr<work_item_impl> self(this);
     if (!state->set_running_or_notify_cancel()) return;
     try {
       if constexpr (std::is_void_v<R>) {
@@ -48,7 +56,18 @@ struct work_item_impl final : work_item {
       state->set_exception(std::current_exception());
     }
   }
-  future_core& future() noexcept override { return *state; }
+  void cancel() noexcept override {
+    std::unique_ptr<work_item_impl> self(this);
+    state->cancel();
+  }
+  void fail(std::exception_ptr error) noexcept override {
+    std::unique_ptr<work_item_impl> self(this);
+    try {
+      state->set_exception(std::move(error));
+    } catch (const ::greenlet::asyncio::InvalidStateError&) {
+      // Cancelled meanwhile: nothing to report.
+    }
+  }
   std::shared_ptr<future_value<R>> state;
   Fn call;
 };
@@ -109,6 +128,11 @@ class Executor {
   // wait=true blocks until the workers are done (RuntimeError inside an
   // event-loop task, or from one of this pool's own workers). Thread-safe.
   virtual void shutdown(bool wait = true, bool cancel_futures = false) = 0;
+
+  // Internal: detail_enqueue(item) is enqueue() for run_in_executor(),
+  // which makes its own work items. Throws what enqueue() throws (the item
+  // is then destroyed unrun). Thread-safe.
+  void detail_enqueue(std::unique_ptr<detail::work_item> item) { enqueue(std::move(item)); }
 
  protected:
   // enqueue(item) accepts one call or throws (shutdown, broken).

@@ -50,6 +50,15 @@ struct callback_node {
   bool in_heap = false;
 };
 
+// threadsafe_node is one item another thread hands to the loop with
+// post_threadsafe(): run_fn(n) runs it on the loop's thread, drop_fn(n)
+// frees it unrun when the loop closes first. Either one disposes of the node.
+struct threadsafe_node {
+  threadsafe_node* next = nullptr;
+  void (*run_fn)(threadsafe_node* n) = nullptr;
+  void (*drop_fn)(threadsafe_node* n) noexcept = nullptr;
+};
+
 // exception_context is what the loop's exception handler receives, like
 // asyncio's context dict.
 struct exception_context {
@@ -67,8 +76,11 @@ struct loop_core {
   loop_core& operator=(const loop_core&) = delete;
 
   // Ready queue (FIFO), timers (min-heap on (when, seq)).
-  callback_node* ready_head = nullptr;
-  callback_node* ready_tail = nullptr;
+  // The ready queue is a ring (its size a power of two, grown when full) of
+  // ready_count nodes starting at index ready_first: a ring, not a list, so
+  // that run_once() can look steps ahead without chasing pointers.
+  std::vector<callback_node*> ready_ring;
+  std::size_t ready_first = 0;
   std::size_t ready_count = 0;
   std::vector<callback_node*> timers;
   std::size_t cancelled_timers = 0;
@@ -97,10 +109,13 @@ struct loop_core {
   // callers holding a guard); a loop with none cannot be woken from outside.
   std::atomic<long> external_work{0};
 
-  // call_soon_threadsafe() queue; the poller's wake-up ends a sleeping wait.
-  std::mutex threadsafe_mutex;
-  std::vector<std::function<void()>> threadsafe_queue;
-  bool threadsafe_closed = false;  // close() seen by posters (under the mutex)
+  // Nodes posted from other threads (call_soon_threadsafe(), executor
+  // completions): a lock-free stack, newest first, that drain_threadsafe()
+  // takes whole; a sentinel once closed. threadsafe_posters counts posters
+  // between their push and their wake-up, for close_threadsafe() to wait
+  // out. The poller's wake-up ends a sleeping wait.
+  std::atomic<threadsafe_node*> threadsafe_head{nullptr};
+  std::atomic<int> threadsafe_posters{0};
   std::atomic<bool> threadsafe_pending{false};
   std::unique_ptr<poller> io;
 
@@ -119,12 +134,27 @@ struct loop_core {
   double time() const;
   callback_node* new_node();
   void recycle(callback_node* n) noexcept;
+  // reserve_ready_slot() makes room for one more ready node (may throw
+  // std::bad_alloc); push_ready() then cannot fail.
+  void reserve_ready_slot();
   void push_ready(callback_node* n) noexcept;
+  callback_node* pop_ready() noexcept;
+  // ready_at(i): the i-th queued node, 0 being the next to run (i < ready_count).
+  callback_node* ready_at(std::size_t i) const noexcept {
+    return ready_ring[(ready_first + i) & (ready_ring.size() - 1)];
+  }
   callback_node* call_soon(std::function<void()> fn);
   void call_soon_fast(void (*fn)(void*, void*), void* a, void* b, void (*drop)(void*, void*) = nullptr);
   callback_node* call_at(double when, std::function<void()> fn);
   callback_node* call_at_fast(double when, void (*fn)(void*, void*), void* a, void* b);
   void call_soon_threadsafe(std::function<void()> fn);
+  // post_threadsafe(n) queues n for the loop's thread and wakes the loop;
+  // false (n not taken) once the loop is closed. Any thread; the caller
+  // keeps the loop alive through the call.
+  bool post_threadsafe(threadsafe_node* n) noexcept;
+  // close_threadsafe() refuses further posts, waits out posters still
+  // waking the loop and drops what was queued. Loop thread, from close().
+  void close_threadsafe() noexcept;
   void cancel_node(callback_node* n) noexcept;
 
   void run_forever();
@@ -150,7 +180,11 @@ inline void retain(callback_node* n) noexcept { ++n->refs; }
 void release(callback_node* n) noexcept;
 
 // The loop running on this thread, or null.
-loop_core* running_loop() noexcept;
+// The loop running on this thread, or null. constinit and initial-exec, as
+// tls_switch_state: every await reads it, and a TLS wrapper call would cost
+// more than the read.
+extern constinit thread_local loop_core* tls_running_loop __attribute__((tls_model("initial-exec")));
+inline loop_core* running_loop() noexcept { return tls_running_loop; }
 void set_running_loop(loop_core* loop) noexcept;
 // running_loop() or throws RuntimeError("no running event loop").
 loop_core& require_running_loop();

@@ -75,9 +75,23 @@ class task_state {
   bool suspended_by_await_ = false;
 };
 
+// no_awaiting_task(loop) throws the RuntimeError saying why the caller,
+// on `loop` (null: none), cannot await.
+[[noreturn]] void no_awaiting_task(loop_core* loop);
+
 // awaiting_task() is the task running the caller; RuntimeError unless the
-// caller runs in a task's own greenlet on a running loop.
-task_state& awaiting_task();
+// caller runs in a task's own greenlet on a running loop. Inline: every
+// await and sleep starts here.
+inline task_state& awaiting_task() {
+  loop_core* loop = running_loop();
+  if (loop != nullptr) [[likely]] {
+    task_state* task = loop->current_task;
+    if (task != nullptr && ::greenlet::detail::current_impl() == task->glet.impl()) [[likely]] {
+      return *task;
+    }
+  }
+  no_awaiting_task(loop);
+}
 
 // task_impl<T, F> is a task producing T by calling F.
 template <class T, class F>
