@@ -48,8 +48,8 @@ inline constexpr std::size_t lookahead_min_ready = 256;
   return nullptr;
 }
 
-// step_lookahead runs the prefetching for one turn of run_once(). Every
-// `batch` steps it issues one burst covering the next 4 x batch queued
+// The look-ahead runs through one turn of run_once(). Every
+// lookahead_batch steps it issues one burst covering the next 4 x batch queued
 // steps, a stage of the chain per batch: nodes for the furthest, then tasks,
 // then their futures and greenlet objects, then, for the nearest batch, the
 // stack frames and canary. Bursts, not one prefetch per step, because a
@@ -57,51 +57,53 @@ inline constexpr std::size_t lookahead_min_ready = 256;
 // a task's stack is a page of its own, and its walk is the longest wait of
 // a step (~130 ns measured, in a VM); issued together, the walks of a batch
 // overlap instead of following one another.
-class step_lookahead {
- public:
-  static constexpr std::size_t batch = 8;
+inline constexpr std::size_t lookahead_batch = 8;
 
-  explicit step_lookahead(std::size_t ready) noexcept : enabled_(ready >= lookahead_min_ready) {}
-
-  // before_step(loop) runs before each pop of the ready queue.
-  [[gnu::always_inline]] void before_step(const loop_core& loop) noexcept {
-    if (!enabled_ || countdown_-- > 0) return;
-    countdown_ = batch - 1;
-    burst(loop);
+// lookahead_burst(loop): index 0 is the step about to run; its stack was
+// fetched by the previous burst, as each batch's objects were one burst
+// before their stacks.
+[[gnu::always_inline]] inline void lookahead_burst(const loop_core& loop) noexcept {
+  constexpr std::size_t batch = lookahead_batch;
+  const std::size_t queued = loop.ready_count;
+  std::size_t i = 1;
+  for (; i < 1 + batch && i < queued; ++i) {
+    const task_state* t = task_of(loop.ready_at(i));
+    if (t == nullptr) continue;
+    if (const auto* g = t->glet.impl(); g != nullptr && g->context != nullptr) {
+      // The frames a resumed task returns through: jump_fcontext's saved
+      // registers, then suspend() and its callers.
+      prefetch_lines(g->context, 6);
+      if (::greenlet::detail::has_stack_canary(g)) __builtin_prefetch(g->stack_limit);
+    }
   }
-
- private:
-  // Index 0 is the step about to run; its stack was fetched by the previous
-  // burst, as each batch's objects were one burst before their stacks.
-  [[gnu::always_inline]] static void burst(const loop_core& loop) noexcept {
-    const std::size_t queued = loop.ready_count;
-    std::size_t i = 1;
-    for (; i < 1 + batch && i < queued; ++i) {
-      const task_state* t = task_of(loop.ready_at(i));
-      if (t == nullptr) continue;
-      if (const auto* g = t->glet.impl(); g != nullptr && g->context != nullptr) {
-        // The frames a resumed task returns through: jump_fcontext's saved
-        // registers, then suspend() and its callers.
-        prefetch_lines(g->context, 6);
-        if (::greenlet::detail::has_stack_canary(g)) __builtin_prefetch(g->stack_limit);
-      }
-    }
-    for (; i < 1 + 2 * batch && i < queued; ++i) {
-      const callback_node* n = loop.ready_at(i);
-      if (n->b != nullptr) __builtin_prefetch(n->b);  // the future a wake-up releases
-      const task_state* t = task_of(n);
-      if (t == nullptr) continue;
-      prefetch_lines(t->future(), 2);
-      if (const auto* g = t->glet.impl()) prefetch_lines(g, 2);
-    }
-    for (; i < 1 + 3 * batch && i < queued; ++i) {
-      if (const task_state* t = task_of(loop.ready_at(i))) prefetch_lines_l2(t, 3);
-    }
-    for (; i < 1 + 4 * batch && i < queued; ++i) prefetch_lines_l2(loop.ready_at(i), 2);
+  for (; i < 1 + 2 * batch && i < queued; ++i) {
+    const callback_node* n = loop.ready_at(i);
+    if (n->b != nullptr) __builtin_prefetch(n->b);  // the future a wake-up releases
+    const task_state* t = task_of(n);
+    if (t == nullptr) continue;
+    prefetch_lines(t->future(), 2);
+    if (const auto* g = t->glet.impl()) prefetch_lines(g, 2);
   }
+  for (; i < 1 + 3 * batch && i < queued; ++i) {
+    if (const task_state* t = task_of(loop.ready_at(i))) prefetch_lines_l2(t, 3);
+  }
+  for (; i < 1 + 4 * batch && i < queued; ++i) prefetch_lines_l2(loop.ready_at(i), 2);
+}
 
-  bool enabled_;
-  std::size_t countdown_ = 0;
-};
+// lookahead_start(loop) begins a turn of run_once(): the look-ahead runs
+// when at least lookahead_min_ready callbacks are ready.
+inline void lookahead_start(loop_core& loop) noexcept {
+  loop.turn_lookahead = loop.ready_count >= lookahead_min_ready;
+  loop.lookahead_countdown = 0;
+}
+
+// lookahead_before_step(loop) runs before each pop of a turn's callback,
+// by run_once() or by a task handing the turn on (task_state::suspend):
+// every lookahead_batch steps, one burst.
+[[gnu::always_inline]] inline void lookahead_before_step(loop_core& loop) noexcept {
+  if (!loop.turn_lookahead || loop.lookahead_countdown-- > 0) return;
+  loop.lookahead_countdown = lookahead_batch - 1;
+  lookahead_burst(loop);
+}
 
 }  // namespace greenlet::asyncio::detail

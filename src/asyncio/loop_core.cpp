@@ -373,9 +373,16 @@ void loop_core::run_once() {
   }
 
   // Run what is ready now; callbacks they schedule wait for the next turn.
-  step_lookahead look_ahead(ready_count);
-  for (std::size_t count = ready_count; count > 0; --count) {
-    look_ahead.before_step(*this);
+  // Tasks may take steps of this turn themselves (take_handoff_step()).
+  turn_remaining = ready_count;
+  lookahead_start(*this);
+  struct end_turn {
+    loop_core* loop;
+    ~end_turn() { loop->turn_remaining = 0; }
+  } end{this};
+  while (turn_remaining > 0) {
+    --turn_remaining;
+    lookahead_before_step(*this);
     callback_node* n = pop_ready();
     if (!n->cancelled) {
       try {
@@ -395,6 +402,23 @@ void loop_core::run_once() {
     }
     release(n);
   }
+}
+
+task_state* loop_core::take_handoff_step(const task_state* self) noexcept {
+  if (turn_remaining == 0) return nullptr;
+  callback_node* n = ready_at(0);  // this turn's next: those queued since come after it
+  if (n->cancelled) return nullptr;
+  const bool wakeup = n->fast == &task_state::wakeup_callback;
+  if (n->fast != &task_state::step_callback && !wakeup) return nullptr;
+  auto* t = static_cast<task_state*>(n->a);
+  if (t == self || t->future()->done() || t->glet.empty() || !t->glet.started() || t->glet.dead()) return nullptr;
+  --turn_remaining;
+  lookahead_before_step(*this);
+  pop_ready();
+  n->drop = nullptr;  // it runs: the wake-up's future reference is released here
+  if (wakeup) release(static_cast<future_state*>(n->b));
+  release(n);
+  return t;
 }
 
 void loop_core::run_forever() {

@@ -76,10 +76,17 @@ void task_state::step() {
   } else {
     glet.switch_();
   }
+  // Back on the loop's greenlet: from this task, or from the last of the
+  // tasks it handed the turn on to (suspend()); that one is current_task.
+  if (task_state* back = l->current_task) back->after_step();
+}
+
+void task_state::after_step() {
   if (future_->done()) {
-    l->unlink_task(this);  // may free this task
+    loop->unlink_task(this);  // may free this task
     return;
   }
+  loop_core* l = loop;
   if (!suspended_by_await_) {
     // The task switched to the loop's greenlet by hand: nothing will ever
     // resume it where it stopped. Fail it loudly and unwind its stack.
@@ -118,7 +125,16 @@ void task_state::body() {
 
 void task_state::suspend() {
   suspended_by_await_ = true;
-  loop->loop_greenlet.switch_();
+  // Hand the turn straight to the next task when the loop would run it next
+  // anyway: one switch instead of two. Whoever resumes this task later (the
+  // loop's step() or another task handing on) has made it current_task.
+  if (task_state* next = loop->take_handoff_step(this)) {
+    loop->current_task = next;
+    next->suspended_by_await_ = false;
+    next->glet.switch_();
+  } else {
+    loop->loop_greenlet.switch_();
+  }
   if (must_cancel) {
     must_cancel = false;
     throw CancelledError(cancel_message);

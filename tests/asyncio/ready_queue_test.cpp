@@ -1,9 +1,11 @@
 // ready_queue_test.cpp: the ready queue under load. It is a ring that grows
-// when full, and past 256 entries run_once() prefetches the steps ahead
-// (src/asyncio/lookahead.hpp); neither may change what runs or in what order
-// (asyncio's FIFO of callbacks, test_base_events.py
+// when full; past 256 entries run_once() prefetches the steps ahead
+// (src/asyncio/lookahead.hpp); and a suspending task runs the turn's next task
+// step itself (loop_core::take_handoff_step). None of it may change what runs
+// or in what order (asyncio's FIFO of callbacks, test_base_events.py
 // test__run_once_schedule_handle), with cancelled handles and tasks among them.
 #include <deque>
+#include <string>
 #include <vector>
 
 #include "asyncio/asyncio_test_support.hpp"
@@ -89,6 +91,64 @@ TEST_F(ReadyQueue, ManyTasksStepInCreationOrderAndCancelledOnesStop) {
   }
   EXPECT_EQ(log, expected);
   EXPECT_EQ(finished, tasks - (tasks + 2) / 3);
+}
+
+// Tasks handing the turn to each other keep asyncio's order with plain
+// callbacks in between: a callback queued between two task steps runs between
+// them (a task hands on only to a task step, never past a callback), and what
+// a step schedules waits for the next turn.
+TEST_F(ReadyQueue, HandOffKeepsOrderWithCallbacksBetweenTaskSteps) {
+  std::vector<std::string> log;
+  asyncio::run([&] {
+    auto& loop = asyncio::get_running_loop();
+    auto worker = [&log](std::string me) {
+      return [&log, me] {
+        for (int r = 0; r < 2; ++r) {
+          log.push_back(me + std::to_string(r));
+          asyncio::sleep(0);
+        }
+      };
+    };
+    auto a = asyncio::create_task(worker("a"));
+    loop.call_soon([&] { log.push_back("cb1"); });
+    auto b = asyncio::create_task(worker("b"));
+    auto c = asyncio::create_task(worker("c"));
+    loop.call_soon([&] { log.push_back("cb2"); });
+    asyncio::gather(a, b, c);
+  });
+  EXPECT_EQ(log, (std::vector<std::string>{"a0", "cb1", "b0", "c0", "cb2", "a1", "b1", "c1"}));
+}
+
+// A task that gets the turn from another one and then switches to the loop's
+// greenlet by hand is still caught as stranded (it is the one the loop checks,
+// not the task whose step began the chain), and the others finish.
+TEST_F(ReadyQueue, TaskStrandedAfterAHandOffIsTheOneThatFails) {
+  std::vector<std::string> log;
+  asyncio::run([&] {
+    auto a = asyncio::create_task([&] {
+      log.push_back("a0");
+      asyncio::sleep(0);  // hands the turn to b's step
+      log.push_back("a1");
+      asyncio::sleep(0);
+      log.push_back("a2");
+    });
+    auto b = asyncio::create_task([&] {
+      log.push_back("b0");
+      asyncio::sleep(0);
+      log.push_back("b1");
+      greenlet::getcurrent().parent().switch_();  // by hand: stranded
+      log.push_back("b resumed?");
+    });
+    auto outcomes = asyncio::gather(asyncio::return_exceptions, a, b);
+    EXPECT_TRUE(std::get<0>(outcomes).has_value());
+    try {
+      std::rethrow_exception(std::get<1>(outcomes).error());
+    } catch (const asyncio::RuntimeError& e) {
+      EXPECT_EQ(e.condition(), asyncio::asyncio_errc::stranded_task) << e.what();
+      EXPECT_NE(std::string(e.what()).find(b.get_name()), std::string::npos) << e.what();
+    }
+  });
+  EXPECT_EQ(log, (std::vector<std::string>{"a0", "b0", "a1", "b1", "a2"}));
 }
 
 }  // namespace

@@ -82,6 +82,13 @@ struct loop_core {
   std::vector<callback_node*> ready_ring;
   std::size_t ready_first = 0;
   std::size_t ready_count = 0;
+  // The turn run_once() is running: how many of the callbacks that were
+  // ready when it began are still to run (a suspending task may run the next
+  // one itself, see take_handoff_step()), and the look-ahead's state
+  // (src/asyncio/lookahead.hpp).
+  std::size_t turn_remaining = 0;
+  bool turn_lookahead = false;
+  std::size_t lookahead_countdown = 0;
   std::vector<callback_node*> timers;
   std::size_t cancelled_timers = 0;
   std::uint64_t timer_seq = 0;
@@ -139,6 +146,13 @@ struct loop_core {
   void reserve_ready_slot();
   void push_ready(callback_node* n) noexcept;
   callback_node* pop_ready() noexcept;
+  // take_handoff_step(self) is for task `self` about to suspend: if the next
+  // callback of this turn is a plain step (or wake-up) of another task that
+  // is started, unfinished and suspended, it is taken off the queue, as
+  // run_once() would, and that task returned, for `self` to switch to it
+  // directly (one switch instead of two, and no trip through the loop).
+  // Null otherwise: `self` then switches to the loop's greenlet.
+  task_state* take_handoff_step(const task_state* self) noexcept;
   // ready_at(i): the i-th queued node, 0 being the next to run (i < ready_count).
   callback_node* ready_at(std::size_t i) const noexcept {
     return ready_ring[(ready_first + i) & (ready_ring.size() - 1)];

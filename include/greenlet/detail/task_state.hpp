@@ -68,6 +68,9 @@ class task_state {
  private:
   void body();
   void step();
+  // after_step() is what the loop does once a step of this task gave
+  // control back: unlink it if done, fail it if it was stranded.
+  void after_step();
 
   future_state* future_;
   std::string name_;
