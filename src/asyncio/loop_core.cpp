@@ -407,16 +407,14 @@ void loop_core::run_once() {
 task_state* loop_core::take_handoff_step(const task_state* self) noexcept {
   if (turn_remaining == 0) return nullptr;
   callback_node* n = ready_at(0);  // this turn's next: those queued since come after it
-  if (n->cancelled) return nullptr;
-  const bool wakeup = n->fast == &task_state::wakeup_callback;
-  if (n->fast != &task_state::step_callback && !wakeup) return nullptr;
-  auto* t = static_cast<task_state*>(n->a);
-  if (t == self || t->future()->done() || t->glet.empty() || !t->glet.started() || t->glet.dead()) return nullptr;
+  task_state* t = task_of(n);      // a task's step or wake-up, not cancelled
+  // Only a task suspended mid-run (active: started, not dead) can be switched to.
+  if (t == nullptr || t == self || t->future()->done() || t->glet.empty() || !t->glet) return nullptr;
   --turn_remaining;
   lookahead_before_step(*this);
   pop_ready();
-  n->drop = nullptr;  // it runs: the wake-up's future reference is released here
-  if (wakeup) release(static_cast<future_state*>(n->b));
+  n->drop = nullptr;  // it runs: a wake-up's future reference is released here, as wakeup_callback does
+  if (n->fast == &task_state::wakeup_callback) release(static_cast<future_state*>(n->b));
   release(n);
   return t;
 }
