@@ -21,7 +21,6 @@
 //                             generator written below: the floor
 // Stacks are 128 KiB everywhere (our default).
 #include <benchmark/benchmark.h>
-#include <ucontext.h>
 
 #include <boost/context/fiber.hpp>
 #include <boost/context/fixedsize_stack.hpp>
@@ -47,6 +46,7 @@
 #include <utility>
 
 #include "greenlet/generator.hpp"
+#include "ucontext_start.hpp"
 
 namespace {
 
@@ -148,7 +148,7 @@ struct ucontext_generator {
 };
 
 void ucontext_body(unsigned hi, unsigned lo) {
-  auto* g = reinterpret_cast<ucontext_generator*>((static_cast<std::uintptr_t>(hi) << 32) | lo);
+  auto* g = bench_ucontext::pointer_from_halves<ucontext_generator>(hi, lo);
   for (int i = 0; !g->stop; ++i) {
     g->value = i;
     swapcontext(&g->body, &g->consumer);
@@ -158,13 +158,7 @@ void ucontext_body(unsigned hi, unsigned lo) {
 void BM_ucontext_generator(benchmark::State& state) {
   ucontext_generator g;
   std::unique_ptr<char[]> stack(new char[stack_bytes]);
-  getcontext(&g.body);
-  g.body.uc_stack.ss_sp = stack.get();
-  g.body.uc_stack.ss_size = stack_bytes;
-  g.body.uc_link = &g.consumer;
-  const auto addr = reinterpret_cast<std::uintptr_t>(&g);
-  makecontext(&g.body, reinterpret_cast<void (*)()>(&ucontext_body), 2, static_cast<unsigned>(addr >> 32),
-              static_cast<unsigned>(addr & 0xffffffffu));
+  bench_ucontext::prepare(g.body, g.consumer, stack.get(), stack_bytes, &ucontext_body, &g);
   for (auto _ : state) {
     swapcontext(&g.consumer, &g.body);
     benchmark::DoNotOptimize(g.value);

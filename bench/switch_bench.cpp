@@ -16,7 +16,6 @@
 // bits differ, the costliest case for ldmxcsr; both show the raw cost that
 // canonicalization is there to avoid (or, for control bits, cannot avoid).
 #include <benchmark/benchmark.h>
-#include <ucontext.h>
 
 #include <boost/context/fiber.hpp>
 #include <boost/context/fixedsize_stack.hpp>
@@ -32,6 +31,7 @@
 #include <thread>
 
 #include "greenlet/fiber/greenlet.hpp"
+#include "ucontext_start.hpp"
 
 namespace {
 
@@ -200,20 +200,14 @@ struct ucontext_pair {
 };
 
 void ucontext_child(unsigned hi, unsigned lo) {
-  auto* p = reinterpret_cast<ucontext_pair*>((static_cast<std::uintptr_t>(hi) << 32) | lo);
+  auto* p = bench_ucontext::pointer_from_halves<ucontext_pair>(hi, lo);
   while (!p->stop) swapcontext(&p->child, &p->main);
 }
 
 void BM_ucontext_switch(benchmark::State& state) {
   ucontext_pair p;
   std::unique_ptr<char[]> stack(new char[stack_bytes]);
-  getcontext(&p.child);
-  p.child.uc_stack.ss_sp = stack.get();
-  p.child.uc_stack.ss_size = stack_bytes;
-  p.child.uc_link = &p.main;
-  const auto addr = reinterpret_cast<std::uintptr_t>(&p);
-  makecontext(&p.child, reinterpret_cast<void (*)()>(&ucontext_child), 2, static_cast<unsigned>(addr >> 32),
-              static_cast<unsigned>(addr & 0xffffffffu));
+  bench_ucontext::prepare(p.child, p.main, stack.get(), stack_bytes, &ucontext_child, &p);
   swapcontext(&p.main, &p.child);
   for (auto _ : state) swapcontext(&p.main, &p.child);
   p.stop = true;

@@ -28,15 +28,15 @@ namespace greenlet::asyncio::detail {
 // the look-ahead would only add instructions.
 inline constexpr std::size_t lookahead_min_ready = 256;
 
+// prefetch_lines(p, n) fetches n cache lines from p into every cache level;
+// prefetch_lines<outer_caches>(p, n) into the outer ones only (prefetcht2),
+// for data needed a burst later.
+inline constexpr int all_caches = 3;
+inline constexpr int outer_caches = 1;
+template <int Locality = all_caches>
 [[gnu::always_inline]] inline void prefetch_lines(const void* p, int lines) noexcept {
   const char* c = static_cast<const char*>(p);
-  for (int i = 0; i < lines; ++i) __builtin_prefetch(c + 64 * i);
-}
-
-// prefetch_lines_l2() fetches into the outer caches only (prefetcht2).
-[[gnu::always_inline]] inline void prefetch_lines_l2(const void* p, int lines) noexcept {
-  const char* c = static_cast<const char*>(p);
-  for (int i = 0; i < lines; ++i) __builtin_prefetch(c + 64 * i, 0, 1);
+  for (int i = 0; i < lines; ++i) __builtin_prefetch(c + 64 * i, 0, Locality);
 }
 
 // task_of(n) is the task whose step n runs, or null for another callback.
@@ -85,9 +85,9 @@ inline constexpr std::size_t lookahead_batch = 8;
     if (const auto* g = t->glet.impl()) prefetch_lines(g, 2);
   }
   for (; i < 1 + 3 * batch && i < queued; ++i) {
-    if (const task_state* t = task_of(loop.ready_at(i))) prefetch_lines_l2(t, 3);
+    if (const task_state* t = task_of(loop.ready_at(i))) prefetch_lines<outer_caches>(t, 3);
   }
-  for (; i < 1 + 4 * batch && i < queued; ++i) prefetch_lines_l2(loop.ready_at(i), 2);
+  for (; i < 1 + 4 * batch && i < queued; ++i) prefetch_lines<outer_caches>(loop.ready_at(i), 2);
 }
 
 // lookahead_start(loop) begins a turn of run_once(): the look-ahead runs
