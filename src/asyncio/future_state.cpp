@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "greenlet/detail/task_state.hpp"
 
@@ -96,6 +97,8 @@ std::uint64_t future_state::add_fast_callback(void (*fn)(void*, void*), void* ct
   if (done()) {
     retain(this);
     loop_->call_soon_fast(fn, ctx, this, &release_future);
+  } else if (first_.fn == nullptr && callbacks_.empty()) {
+    first_ = {id, fn, ctx};
   } else {
     callbacks_.push_back({id, fn, ctx, {}});
   }
@@ -104,16 +107,25 @@ std::uint64_t future_state::add_fast_callback(void (*fn)(void*, void*), void* ct
 
 std::size_t future_state::remove_done_callback(std::uint64_t id) {
   auto it = std::remove_if(callbacks_.begin(), callbacks_.end(), [id](const done_callback& c) { return c.id == id; });
-  const auto removed = static_cast<std::size_t>(callbacks_.end() - it);
+  auto removed = static_cast<std::size_t>(callbacks_.end() - it);
   callbacks_.erase(it, callbacks_.end());
+  if (first_.fn != nullptr && first_.id == id) {
+    first_ = {};
+    ++removed;
+  }
   return removed;
 }
 
 void future_state::schedule_callbacks() {
+  const fast_callback first = std::exchange(first_, {});
   std::vector<done_callback> ready;
   ready.swap(callbacks_);
   // A closed loop runs nothing more: the callbacks are dropped.
   if (loop_->closed) return;
+  if (first.fn != nullptr) {
+    retain(this);
+    loop_->call_soon_fast(first.fn, first.ctx, this, &release_future);
+  }
   for (done_callback& c : ready) {
     if (c.fast != nullptr) {
       retain(this);

@@ -69,6 +69,7 @@ callback_node* loop_core::new_node() {
   callback_node* n = free_nodes;
   if (n != nullptr) {
     free_nodes = n->next;
+    --free_node_count;
   } else {
     n = new callback_node();
   }
@@ -82,6 +83,11 @@ callback_node* loop_core::new_node() {
 }
 
 void loop_core::recycle(callback_node* n) noexcept {
+  if (free_node_count == max_free_nodes) {
+    delete n;
+    return;
+  }
+  ++free_node_count;
   n->general = nullptr;
   n->fast = nullptr;
   n->drop = nullptr;

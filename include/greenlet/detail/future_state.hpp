@@ -53,7 +53,8 @@ class future_state {
   void check_result();
 
   // A done callback: either fast (fn, ctx) or general. Returns an id for
-  // remove_done_callback.
+  // remove_done_callback. A fast one runs as fn(ctx, future) and owns a
+  // reference to the future, which it must release.
   std::uint64_t add_done_callback(std::function<void(future_state&)> fn);
   std::uint64_t add_fast_callback(void (*fn)(void* ctx, void* state), void* ctx);
   std::size_t remove_done_callback(std::uint64_t id);
@@ -94,6 +95,16 @@ class future_state {
     void* ctx;
     std::function<void(future_state&)> general;
   };
+  // The first fast callback waits in first_ rather than in callbacks_: most
+  // futures get exactly one (the task awaiting it), and an await then
+  // allocates nothing. When set, it is older than every entry of callbacks_,
+  // so running first_ and then callbacks_ keeps registration order.
+  struct fast_callback {
+    std::uint64_t id = 0;
+    void (*fn)(void*, void*) = nullptr;
+    void* ctx = nullptr;
+  };
+  fast_callback first_;
   std::vector<done_callback> callbacks_;
   std::uint64_t next_callback_id_ = 1;
 };

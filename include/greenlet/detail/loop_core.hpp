@@ -92,7 +92,12 @@ struct loop_core {
   std::vector<callback_node*> timers;
   std::size_t cancelled_timers = 0;
   std::uint64_t timer_seq = 0;
+  // Finished nodes kept for reuse, at most max_free_nodes of them: enough
+  // for any steady state, while a burst of callbacks (a million tasks
+  // started at once) does not stay allocated after it.
+  static constexpr std::size_t max_free_nodes = 4096;
   callback_node* free_nodes = nullptr;
+  std::size_t free_node_count = 0;
 
   // Running state.
   bool running = false;

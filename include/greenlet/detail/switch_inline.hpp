@@ -92,8 +92,9 @@ inline greenlet_impl* landed(greenlet_impl* self, boost::context::detail::transf
 // has switched back to `self`; it returns that greenlet. Every switch but a
 // dying greenlet's last one goes through here.
 inline greenlet_impl* jump_to(switch_state& ts, greenlet_impl* self, greenlet_impl* target) noexcept {
-  self->exceptions = *ts.cxa_globals;
-  *ts.cxa_globals = target->exceptions;
+  exception_state* runtime = ts.cxa_globals;  // one load: the stores below could alias ts
+  self->exceptions = *runtime;
+  *runtime = target->exceptions;
   if (!fp_frame_layout_ok) [[unlikely]] {
     canonicalize_fp_register();
   }
@@ -105,23 +106,49 @@ inline greenlet_impl* jump_to(switch_state& ts, greenlet_impl* self, greenlet_im
   return landed(self, boost::context::detail::jump_fcontext(target->context, self));
 }
 
-// switch_inline() switches to target carrying args and returns what is
-// switched back, for a suspended greenlet of this thread whose stack is in
-// place; anything else (including a shared-stack greenlet whose bytes are
+// takes_inline_switch() says whether a switch from self to target can take
+// the inline path: a suspended greenlet of this thread whose stack is in
+// place. Anything else (including a shared-stack greenlet whose bytes are
 // copied out) goes to switch_slow().
-inline value switch_inline(greenlet_impl* target, value&& args) {
-  switch_state* ts = tls_switch_state;
-  greenlet_impl* self = ts != nullptr ? ts->current : nullptr;
-  if (ts == nullptr || target->state != run_state::active || target->swapped_out || target == self ||
-      target->owner.load(std::memory_order_relaxed) != ts) [[unlikely]] {
-    return switch_slow(target, std::move(args));
-  }
-  ts->transfer_value = std::move(args);
-  greenlet_impl* origin = jump_to(*ts, self, target);
+inline bool takes_inline_switch(const switch_state* ts, const greenlet_impl* self,
+                                const greenlet_impl* target) noexcept {
+  return ts != nullptr && target->state == run_state::active && !target->swapped_out && target != self &&
+         target->owner.load(std::memory_order_relaxed) == ts;
+}
+
+// switched_back() is the resumed side of an inline switch: what came back, after
+// the uncommon bookkeeping if anything needs it.
+inline value switched_back(switch_state* ts, greenlet_impl* self, greenlet_impl* origin) {
   if (ts->tracing || ts->transfer_error || origin->state == run_state::dead || origin->orphaned) [[unlikely]] {
     return after_switch_slow(*ts, self, origin);
   }
   return std::move(ts->transfer_value);
+}
+
+// switch_inline() switches to target carrying args and returns what is
+// switched back.
+inline value switch_inline(greenlet_impl* target, value&& args) {
+  switch_state* ts = tls_switch_state;
+  greenlet_impl* self = ts != nullptr ? ts->current : nullptr;
+  if (!takes_inline_switch(ts, self, target)) [[unlikely]] {
+    return switch_slow(target, std::move(args));
+  }
+  ts->transfer_value = std::move(args);
+  return switched_back(ts, self, jump_to(*ts, self, target));
+}
+
+// switch_inline_empty() is switch_inline() carrying nothing, as switch_()
+// with no arguments: the transfer slot is empty whenever a greenlet runs
+// (each side moves out what it received), so there is nothing to store;
+// reset() only drops what a switch may have left unreceived.
+inline value switch_inline_empty(greenlet_impl* target) {
+  switch_state* ts = tls_switch_state;
+  greenlet_impl* self = ts != nullptr ? ts->current : nullptr;
+  if (!takes_inline_switch(ts, self, target)) [[unlikely]] {
+    return switch_slow(target, value());
+  }
+  ts->transfer_value.reset();
+  return switched_back(ts, self, jump_to(*ts, self, target));
 }
 
 }  // namespace greenlet::detail

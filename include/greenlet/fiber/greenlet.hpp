@@ -112,7 +112,11 @@ class greenlet {
   // exception thrown back. Throws greenlet::error across threads.
   template <class... Args>
   value switch_(Args&&... args) {
-    return switch_value(value::of(std::forward<Args>(args)...));
+    if constexpr (sizeof...(Args) == 0) {
+      return detail::switch_inline_empty(checked());
+    } else {
+      return switch_value(value::of(std::forward<Args>(args)...));
+    }
   }
 
   // switch_value(v) is switch_() with the arguments already packed.

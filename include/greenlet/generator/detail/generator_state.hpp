@@ -237,7 +237,7 @@ class generator_state final : public generator_state_base {
     if (current_impl() != body.impl()) resume_at = greenlet::getcurrent();
     // To the resumer (body's parent, set by resume()), without making a
     // handle for it: see resume().
-    (void)switch_inline(body.impl()->parent, ::greenlet::value());
+    (void)switch_inline_empty(body.impl()->parent);
     if constexpr (!std::is_void_v<Send>) {
       std::optional<Send> sent = std::move(sent_);
       sent_.reset();

@@ -1,0 +1,121 @@
+// done_callback_storage_test.cpp: where a future keeps its done callbacks and
+// the loop its finished callback nodes, and that neither changes behaviour.
+// A future keeps its first fast callback (an awaiting task's wake-up) in a
+// slot of its own and the rest in a list; whatever mix of fast and general
+// callbacks is added and removed, they run in registration order, as
+// asyncio's (test_futures.py test_callbacks_invoked_on_set_result,
+// test_remove_done_callback). The loop keeps at most max_free_nodes finished
+// callback nodes for reuse, so a burst does not stay allocated.
+#include <string>
+#include <vector>
+
+#include "asyncio/asyncio_test_support.hpp"
+
+namespace {
+
+namespace asyncio = greenlet::asyncio;
+using asyncio_test::run_briefly;
+using DoneCallbackStorage = greenlet_test::GreenletTest;
+using Strings = std::vector<std::string>;
+
+// A fast callback that appends its name to a log: ctx points at a
+// {log, name} pair. Like every fast callback it owns the reference to the
+// future that the loop took for it.
+struct fast_entry {
+  Strings* log;
+  std::string name;
+};
+void record_fast(void* ctx, void* future) {
+  auto* e = static_cast<fast_entry*>(ctx);
+  e->log->push_back(e->name);
+  greenlet::asyncio::detail::release(static_cast<greenlet::asyncio::detail::future_state*>(future));
+}
+
+TEST_F(DoneCallbackStorage, FastAndGeneralCallbacksRunInRegistrationOrder) {
+  asyncio::event_loop loop;
+  auto f = loop.create_future<int>();
+  auto* state = f.state();
+  Strings log;
+  fast_entry a{&log, "fast a"}, c{&log, "fast c"}, d{&log, "fast d"};
+
+  const auto id_a = state->add_fast_callback(&record_fast, &a);  // the slot
+  f.add_done_callback([&](asyncio::Future<int>&) { log.push_back("general b"); });
+  // Removing the slot's callback leaves b first; c, added now, must run after b.
+  EXPECT_EQ(state->remove_done_callback(id_a), 1u);
+  EXPECT_EQ(state->remove_done_callback(id_a), 0u);
+  state->add_fast_callback(&record_fast, &c);
+  state->add_fast_callback(&record_fast, &d);
+  f.set_result(1);
+  run_briefly(loop);
+  EXPECT_EQ(log, (Strings{"general b", "fast c", "fast d"}));
+}
+
+TEST_F(DoneCallbackStorage, TheSlotIsReusedOnceEmptyAndStillRunsFirst) {
+  asyncio::event_loop loop;
+  auto f = loop.create_future<int>();
+  auto* state = f.state();
+  Strings log;
+  fast_entry a{&log, "fast a"}, b{&log, "fast b"}, c{&log, "fast c"};
+
+  const auto id_a = state->add_fast_callback(&record_fast, &a);
+  EXPECT_EQ(state->remove_done_callback(id_a), 1u);
+  state->add_fast_callback(&record_fast, &b);  // nothing older: takes the slot
+  f.add_done_callback([&](asyncio::Future<int>&) { log.push_back("general"); });
+  state->add_fast_callback(&record_fast, &c);
+  f.set_result(1);
+  run_briefly(loop);
+  EXPECT_EQ(log, (Strings{"fast b", "general", "fast c"}));
+}
+
+// An awaiting task registers a fast callback; a done callback added after it
+// runs after the task's step, one added before it, before.
+TEST_F(DoneCallbackStorage, AwaitingTaskAndDoneCallbacksKeepTheirOrder) {
+  asyncio::event_loop loop;
+  auto f = loop.create_future<int>();
+  Strings log;
+  f.add_done_callback([&](asyncio::Future<int>&) { log.push_back("before"); });
+  auto task = loop.create_task([&] { log.push_back("task got " + std::to_string(asyncio::await(f))); });
+  run_briefly(loop);  // the task now awaits f
+  f.add_done_callback([&](asyncio::Future<int>&) { log.push_back("after"); });
+  f.set_result(7);
+  loop.run_until_complete(task);
+  run_briefly(loop);
+  EXPECT_EQ(log, (Strings{"before", "task got 7", "after"}));
+}
+
+// Three tasks await one future: the first one's wake-up takes the slot, the
+// others' go to the list; they wake in the order they began to wait.
+TEST_F(DoneCallbackStorage, AwaitersOfOneFutureWakeInOrder) {
+  asyncio::event_loop loop;
+  auto f = loop.create_future<int>();
+  Strings log;
+  std::vector<asyncio::Task<>> tasks;
+  for (const char* name : {"a", "b", "c"}) {
+    tasks.push_back(loop.create_task([&, name] { log.push_back(name + std::to_string(asyncio::await(f))); }));
+  }
+  run_briefly(loop);  // all three wait
+  f.set_result(5);
+  for (auto& t : tasks) loop.run_until_complete(t);
+  EXPECT_EQ(log, (Strings{"a5", "b5", "c5"}));
+}
+
+TEST_F(DoneCallbackStorage, TheLoopKeepsAtMostMaxFreeNodesAfterABurst) {
+  asyncio::event_loop loop;
+  auto* core = loop.core();
+  constexpr int burst = 3 * static_cast<int>(greenlet::asyncio::detail::loop_core::max_free_nodes);
+  int ran = 0;
+  for (int i = 0; i < burst; ++i) loop.call_soon([&] { ++ran; });
+  run_briefly(loop);
+  EXPECT_EQ(ran, burst);
+  EXPECT_EQ(core->free_node_count, greenlet::asyncio::detail::loop_core::max_free_nodes);
+  std::size_t listed = 0;
+  for (auto* n = core->free_nodes; n != nullptr; n = n->next) ++listed;
+  EXPECT_EQ(listed, core->free_node_count);
+  // Reuse takes from the list and the count follows it.
+  loop.call_soon([&] { ++ran; });
+  EXPECT_EQ(core->free_node_count, greenlet::asyncio::detail::loop_core::max_free_nodes - 1);
+  run_briefly(loop);
+  EXPECT_EQ(ran, burst + 1);
+}
+
+}  // namespace
