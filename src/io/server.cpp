@@ -9,7 +9,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <list>
+#include <string>
+#include <vector>
 
 #include "asyncio/poller.hpp"
 #include "greenlet/asyncio/tasks.hpp"
@@ -22,28 +25,35 @@ namespace greenlet::asyncio {
 
 namespace detail {
 
-struct server_state : std::enable_shared_from_this<server_state> {
+// listener is one listening socket of a server, with its own acceptor task.
+struct listener {
   int fd = -1;
+  Future<void> accept_waiter;  // while its acceptor waits for a connection
+  Future<void> acceptor_done;
+};
+
+struct server_state : std::enable_shared_from_this<server_state> {
+  // One per address bound; sized once, before any acceptor starts (they
+  // hold references into it).
+  std::vector<listener> listeners;
   int port = 0;
   bool tcp = true;
   client_connected handler;
   server_config config;
-  // The acceptor task holds this state (so a dropped Server keeps serving);
-  // the state holds no handle to the task, only these plain futures, so
-  // there is no cycle.
-  Future<void> accept_waiter;  // while the acceptor waits for a connection
-  Future<void> acceptor_done;
+  // The acceptor tasks hold this state (so a dropped Server keeps serving);
+  // the state holds no handle to the tasks, only plain futures, so there is
+  // no cycle.
   std::list<Task<void>> clients;  // running handler tasks
   Future<void> closed;            // done once close() ran
 
-  int accept_one() {
+  int accept_one(listener& l) {
     for (;;) {
-      if (fd < 0) return -1;
-      int c = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (l.fd < 0) return -1;
+      int c = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (c >= 0) return c;
       const int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) {
-        wait_fd(fd, io_direction::read, &accept_waiter);
+        wait_fd(l.fd, io_direction::read, &l.accept_waiter);
       } else if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         // Out of descriptors: say so, pause accepting, keep serving the
         // connections already open (asyncio's accept_retry_delay).
@@ -63,10 +73,10 @@ struct server_state : std::enable_shared_from_this<server_state> {
     }
   }
 
-  void accept_loop() {
+  void accept_loop(listener& l) {
     std::weak_ptr<server_state> self = weak_from_this();
     for (;;) {
-      int c = accept_one();
+      int c = accept_one(l);
       if (c < 0) return;
       if (tcp) {
         int one = 1;
@@ -81,53 +91,117 @@ struct server_state : std::enable_shared_from_this<server_state> {
     }
   }
 
+  bool serving() const noexcept { return !listeners.empty() && listeners.front().fd >= 0; }
+
   void close() {
-    if (fd < 0) return;
-    // Unregister before closing: the acceptor's own cleanup runs later and
+    if (!serving()) return;
+    // Unregister before closing: an acceptor's own cleanup runs later and
     // must not meet a new file that reuses the number.
     loop_core& loop = require_running_loop();
-    if (!accept_waiter.empty()) {
-      loop.io->remove_waiter(fd, io_direction::read, accept_waiter.state());
-      if (!accept_waiter.done()) accept_waiter.set_result();
+    for (listener& l : listeners) {
+      if (!l.accept_waiter.empty()) {
+        loop.io->remove_waiter(l.fd, io_direction::read, l.accept_waiter.state());
+        if (!l.accept_waiter.done()) l.accept_waiter.set_result();
+      }
+      ::close(l.fd);
+      l.fd = -1;
     }
-    ::close(fd);
-    fd = -1;
     if (!closed.done()) closed.set_result();
   }
 };
 
 namespace {
 
+// host_port() is "127.0.0.1:80" or "[::1]:80", for error messages.
+std::string host_port(const sockaddr* addr, socklen_t len) {
+  const address a = format_address(addr, len);
+  const std::string host = addr->sa_family == AF_INET6 ? "[" + a.host + "]" : a.host;
+  return host + ":" + std::to_string(a.port);
+}
+
+// listen_on() makes a listening socket bound to addr. An IPv6 socket is
+// IPv6-only (as asyncio's), so that the IPv4 and IPv6 wildcard addresses of
+// one host can both be bound on one port.
 int listen_on(int family, const sockaddr* addr, socklen_t len, int backlog) {
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) raise_os_error(errno, "socket");
-  if (family != AF_UNIX) {
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  }
+  if (fd < 0) raise_os_error(errno, family == AF_INET6 ? "socket(AF_INET6)" : "socket");
+  int one = 1;
+  if (family != AF_UNIX) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (::bind(fd, addr, len) < 0 || ::listen(fd, backlog) < 0) {
     int err = errno;
     ::close(fd);
-    raise_os_error(err, "bind/listen");
+    raise_os_error(err, family == AF_UNIX ? std::string("bind/listen") : "bind/listen on " + host_port(addr, len));
   }
   return fd;
+}
+
+int bound_port(int fd) {
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+  return format_address(reinterpret_cast<sockaddr*>(&bound), len).port;
+}
+
+void set_port(resolved_address& a, int port) {
+  if (a.family == AF_INET) reinterpret_cast<sockaddr_in*>(&a.addr)->sin_port = htons(static_cast<std::uint16_t>(port));
+  if (a.family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&a.addr)->sin6_port = htons(static_cast<std::uint16_t>(port));
+  }
+}
+
+bool same_address(const resolved_address& a, const resolved_address& b) {
+  return a.family == b.family && a.len == b.len && std::memcmp(&a.addr, &b.addr, a.len) == 0;
+}
+
+// listen_on_all() binds every address host resolves to, as asyncio's
+// create_server does: "" (every interface) gives 0.0.0.0 and ::. With port
+// 0 the first address picks a free port and the others take the same one,
+// so that port() names the server. An address family the kernel lacks
+// (IPv6 compiled out: EAFNOSUPPORT) is skipped, as asyncio skips it, while
+// another address is left; any other failure leaves no socket open.
+std::vector<listener> listen_on_all(std::vector<resolved_address> addrs, int port, int backlog) {
+  std::vector<listener> out;
+  std::exception_ptr unsupported;
+  try {
+    for (std::size_t i = 0; i < addrs.size(); ++i) {
+      resolved_address& a = addrs[i];
+      bool duplicate = false;
+      for (std::size_t j = 0; j < i; ++j) duplicate = duplicate || same_address(addrs[j], a);
+      if (duplicate) continue;
+      if (port == 0 && !out.empty()) set_port(a, bound_port(out.front().fd));
+      try {
+        out.push_back({listen_on(a.family, reinterpret_cast<const sockaddr*>(&a.addr), a.len, backlog), {}, {}});
+      } catch (const OSError& e) {
+        if (e.code().value() != EAFNOSUPPORT) throw;
+        unsupported = std::current_exception();
+      }
+    }
+  } catch (...) {
+    for (listener& l : out) ::close(l.fd);
+    throw;
+  }
+  if (out.empty() && unsupported) std::rethrow_exception(unsupported);
+  return out;
 }
 
 Server start(std::shared_ptr<server_state> s) {
   event_loop& loop = get_running_loop();
   s->closed = loop.create_future<void>();
-  // The acceptor holds the state: a Server handle dropped while serving
+  // Each acceptor holds the state: a Server handle dropped while serving
   // keeps serving, as asyncio's.
-  s->acceptor_done = loop.create_future<void>();
-  loop.create_task([s] {
-    struct finished {
-      server_state& s;
-      ~finished() {
-        if (!s.acceptor_done.done()) s.acceptor_done.set_result();
-      }
-    } guard{*s};
-    s->accept_loop();
-  });
+  for (listener& l : s->listeners) {
+    l.acceptor_done = loop.create_future<void>();
+    loop.create_task([s, &l] {
+      struct finished {
+        listener& l;
+        ~finished() {
+          if (!l.acceptor_done.done()) l.acceptor_done.set_result();
+        }
+      } guard{l};
+      s->accept_loop(l);
+    });
+  }
   return Server(s);
 }
 
@@ -136,16 +210,11 @@ Server start(std::shared_ptr<server_state> s) {
 }  // namespace detail
 
 Server start_server(client_connected handler, const std::string& host, int port, server_config config) {
-  auto addrs = detail::resolve(host, port, true);
-  const auto& a = addrs.front();
   auto s = std::make_shared<detail::server_state>();
+  s->listeners = detail::listen_on_all(detail::resolve(host, port, true), port, config.backlog);
   s->handler = std::move(handler);
   s->config = config;
-  s->fd = detail::listen_on(a.family, reinterpret_cast<const sockaddr*>(&a.addr), a.len, config.backlog);
-  sockaddr_storage bound{};
-  socklen_t len = sizeof bound;
-  ::getsockname(s->fd, reinterpret_cast<sockaddr*>(&bound), &len);
-  s->port = detail::format_address(reinterpret_cast<sockaddr*>(&bound), len).port;
+  s->port = detail::bound_port(s->listeners.front().fd);
   return detail::start(std::move(s));
 }
 
@@ -159,20 +228,29 @@ Server start_unix_server(client_connected handler, const std::string& path, serv
   s->handler = std::move(handler);
   s->config = config;
   s->tcp = false;
-  s->fd = detail::listen_on(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr), sizeof addr, config.backlog);
+  s->listeners.push_back(
+      {detail::listen_on(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr), sizeof addr, config.backlog), {}, {}});
   return detail::start(std::move(s));
 }
 
 int Server::port() const noexcept { return s_->port; }
-int Server::fileno() const noexcept { return s_->fd; }
-bool Server::is_serving() const noexcept { return s_->fd >= 0; }
+int Server::fileno() const noexcept { return s_->listeners.front().fd; }
+std::vector<int> Server::sockets() const {
+  std::vector<int> fds;
+  if (!s_->serving()) return fds;
+  for (const detail::listener& l : s_->listeners) fds.push_back(l.fd);
+  return fds;
+}
+bool Server::is_serving() const noexcept { return s_->serving(); }
 void Server::close() { s_->close(); }
 
 void Server::wait_closed() {
   Future<void> closed = s_->closed;
   detail::await_shared(closed);
-  Future<void> acceptor_done = s_->acceptor_done;
-  detail::await_shared(acceptor_done);
+  for (const detail::listener& l : s_->listeners) {
+    Future<void> acceptor_done = l.acceptor_done;
+    detail::await_shared(acceptor_done);
+  }
   while (!s_->clients.empty()) {
     std::vector<detail::future_state*> states;
     for (auto& t : s_->clients) states.push_back(t.state());

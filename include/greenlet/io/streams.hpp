@@ -158,14 +158,17 @@ class Server {
   // nothing; loop thread only.
   explicit Server(std::shared_ptr<detail::server_state> s) : s_(std::move(s)) {}
 
-  // port() is the bound TCP port (the one picked when 0 was asked).
+  // port() is the bound TCP port (the one picked when 0 was asked), the same on every address.
   int port() const noexcept;
-  // sockets() is the listening socket, while serving.
+  // fileno() is the first listening socket, -1 once closed. Throws nothing; loop thread only.
   int fileno() const noexcept;
-  // is_serving() is true while the listening socket is open, until close(). Throws nothing; loop
+  // sockets() is every listening socket (one per address bound), asyncio's Server.sockets;
+  // empty once closed. Throws std::bad_alloc only; loop thread only.
+  std::vector<int> sockets() const;
+  // is_serving() is true while the listening sockets are open, until close(). Throws nothing; loop
   // thread only; the server must not be empty.
   bool is_serving() const noexcept;
-  // close() stops accepting and closes the listening socket; connections
+  // close() stops accepting and closes the listening sockets; connections
   // already accepted go on.
   void close();
   // wait_closed() waits until closed and every handler task has finished.
@@ -192,9 +195,12 @@ struct server_config {
 
 // start_server(handler, host, port) listens on host:port (port 0: any free
 // port, see Server::port()) with SO_REUSEADDR and starts accepting, each
-// connection running handler in a new task. A host name is resolved as by
-// open_connection() and the first address is bound. Throws gaierror,
-// OSError (EADDRINUSE...). Call it from a task of the loop.
+// connection running handler in a new task. As asyncio's, it binds every
+// address host resolves to (resolved as by open_connection()): "" means
+// every interface, IPv4 and IPv6 (0.0.0.0 and ::); IPv6 sockets are
+// IPv6-only. With port 0 all of them share the port the first one got.
+// Throws gaierror, OSError (EADDRINUSE... naming the address; then no
+// socket is left open). Call it from a task of the loop.
 Server start_server(client_connected handler, const std::string& host, int port, server_config config = {});
 // start_unix_server(handler, path) listens on a Unix-domain socket at path
 // (an existing socket file there is replaced).
