@@ -83,16 +83,21 @@ callback_node* loop_core::new_node() {
 }
 
 void loop_core::recycle(callback_node* n) noexcept {
-  if (free_node_count == max_free_nodes) {
-    delete n;
-    return;
-  }
   ++free_node_count;
   n->general = nullptr;
   n->fast = nullptr;
   n->drop = nullptr;
   n->next = free_nodes;
   free_nodes = n;
+}
+
+void loop_core::trim_free_nodes() noexcept {
+  while (free_node_count > max_free_nodes) {
+    callback_node* n = free_nodes;
+    free_nodes = n->next;
+    --free_node_count;
+    delete n;
+  }
 }
 
 void loop_core::check_open() const {
@@ -348,6 +353,8 @@ void loop_core::run_once() {
   } else if (!can_make_progress()) {
     throw RuntimeError(asyncio_errc::deadlock, deadlock_report());
   }
+
+  if (timeout != 0) trim_free_nodes();  // about to wait: the loop is idle
 
   if (virtual_time) {
     if (timeout > 0) virtual_now = timers.front()->when;
