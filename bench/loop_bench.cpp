@@ -9,6 +9,8 @@
 //                         first suspension (100,000 stacks live: a page
 //                         fault each beyond the pool's warm stacks), and
 //                         (/40 - /1) / 3.9M is the step in steady state
+//   loop_sleep0_waves     100000/10 as waves in one running loop, after a
+//                         first untimed wave: stacks stay warm between them
 //   task_create_finish    create a task, run it, await its result
 //   future_resolve_await  a future resolved by a callback and awaited
 //   loop_suspended_task_memory  resident bytes per suspended task (counter)
@@ -76,6 +78,34 @@ void BM_loop_sleep0_step(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * tasks * (sleeps + 1));
 }
+// loop_sleep0_waves: the same work as loop_sleep0_step, as waves of tasks in
+// one running loop after a first, untimed wave: a busy server's bursts, one
+// after another. A running loop keeps finished tasks' stacks warm until it
+// next waits (docs/asyncio.md), so later waves take no page faults.
+void BM_loop_sleep0_waves(benchmark::State& state) {
+  const int tasks = static_cast<int>(state.range(0));
+  const int sleeps = static_cast<int>(state.range(1));
+  const asyncio::event_loop::options unguarded{.task_stack = {.size = 64 * 1024, .guard_page = false}};
+  auto wave = [&] {
+    std::vector<asyncio::Task<>> all;
+    all.reserve(tasks);
+    for (int t = 0; t < tasks; ++t) {
+      all.push_back(asyncio::create_task([sleeps] {
+        for (int i = 0; i < sleeps; ++i) asyncio::sleep(0);
+      }));
+    }
+    asyncio::gather(all);
+  };
+  asyncio::run(
+      [&] {
+        wave();
+        for (auto _ : state) wave();
+      },
+      unguarded);
+  state.SetItemsProcessed(state.iterations() * tasks * (sleeps + 1));
+}
+BENCHMARK(BM_loop_sleep0_waves)->Args({100000, 10})->Unit(benchmark::kMillisecond);
+
 BENCHMARK(BM_loop_sleep0_step)
     ->Args({100000, 10})
     ->Args({100000, 0})

@@ -11,6 +11,7 @@
 
 #include "asyncio/lookahead.hpp"
 #include "asyncio/poller.hpp"
+#include "fiber/loop_hints.hpp"
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/detail/task_state.hpp"
@@ -354,7 +355,10 @@ void loop_core::run_once() {
     throw RuntimeError(asyncio_errc::deadlock, deadlock_report());
   }
 
-  if (timeout != 0) trim_free_nodes();  // about to wait: the loop is idle
+  if (timeout != 0) {  // about to wait: the loop is idle, so it lets go of its burst caches
+    trim_free_nodes();
+    ::greenlet::detail::trim_released_stacks();
+  }
 
   if (virtual_time) {
     if (timeout > 0) virtual_now = timers.front()->when;
@@ -447,9 +451,11 @@ void loop_core::run_forever() {
   running = true;
   loop_greenlet = ::greenlet::getcurrent();
   set_running_loop(this);
+  ::greenlet::detail::hold_released_stacks(true);  // through bursts; trimmed when idle (run_once)
   struct reset {
     loop_core* self;
     ~reset() {
+      ::greenlet::detail::hold_released_stacks(false);
       self->running = false;
       self->stopping = false;
       self->loop_greenlet = ::greenlet::greenlet();

@@ -98,6 +98,12 @@ std::size_t live_count() noexcept {
   return ts == nullptr ? 0 : ts->live;
 }
 
+pooled_stack_counts pooled_stacks() noexcept {
+  detail::thread_state* ts = detail::tls_state;
+  if (ts == nullptr) return {};
+  return {ts->stacks.pooled_warm(), ts->stacks.pooled_cold(), ts->stacks.warm_budget()};
+}
+
 }  // namespace debug
 
 }  // namespace greenlet

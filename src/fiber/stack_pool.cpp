@@ -115,12 +115,31 @@ std::size_t stack_pool::pooled_cold() const noexcept {
   return n;
 }
 
-void stack_pool::set_warm_budget(std::size_t stacks) {
-  warm_budget_ = stacks;
+void stack_pool::set_warm_budget(std::size_t stacks) { warm_budget_ = stacks; }
+
+void stack_pool::trim_warm() noexcept {
   for (std::size_t i = 0; i < buckets_used_; ++i) {
     bucket& b = buckets_[i];
-    if (!b.guarded) b.warm.reserve(std::min(b.stacks, warm_budget_));
+    if (b.guarded || b.warm.size() <= warm_budget_) continue;
+    // The front of the list was released longest ago (acquire() takes from
+    // the back), so it is the least likely to be in cache.
+    const std::size_t excess = b.warm.size() - warm_budget_;
+    for (std::size_t k = 0; k < excess; ++k) {
+      char* limit = b.warm[k];
+      slab* owner = slab_of(limit);
+      owner->state[index_in(*owner, limit)] = slot_state::purging;
+      b.cold.push_back(limit);  // capacity for every stack of the bucket
+      purge_.push_back(limit);
+      if (purge_.size() == purge_batch) purge();
+    }
+    b.warm.erase(b.warm.begin(), b.warm.begin() + static_cast<std::ptrdiff_t>(excess));
   }
+  trim();
+}
+
+std::uint32_t stack_pool::index_in(const slab& owner, const char* limit) noexcept {
+  return static_cast<std::uint32_t>(static_cast<std::size_t>(limit - (owner.begin + page_size() - canary_room)) /
+                                    owner.stack_size);
 }
 
 stack_pool::slab* stack_pool::slab_of(const void* address) const noexcept {
@@ -160,8 +179,10 @@ void stack_pool::add_slab(bucket& b) {
   // Make room first, so that nothing can fail once the slab is mapped.
   slabs_.reserve(slabs_.size() + 1);
   purge_.reserve(purge_batch);
+  // Room for every stack in either list: release() never allocates, and
+  // while released stacks are held (hold_released) all may be warm.
   b.cold.reserve(b.stacks + count);
-  b.warm.reserve(std::min(b.stacks + count, warm_budget_));
+  b.warm.reserve(b.stacks + count);
   auto* state = static_cast<slot_state*>(std::calloc(count, sizeof(slot_state)));  // all fresh
   auto* s = static_cast<slab*>(std::malloc(sizeof(slab)));
   if (state == nullptr || s == nullptr) {
@@ -217,8 +238,7 @@ fiber_stack stack_pool::acquire(std::size_t size, bool guarded) {
     char* limit = from->back();
     from->pop_back();
     slab* owner = slab_of(limit);
-    const auto index =
-        static_cast<std::uint32_t>(static_cast<std::size_t>(limit - (owner->begin + page_size() - canary_room)) / size);
+    const std::uint32_t index = index_in(*owner, limit);
     return take_slot(*b, *owner, index);
   }
   if (b->current == nullptr || b->current->carved == b->current->count) add_slab(*b);
@@ -240,8 +260,7 @@ void stack_pool::purge() noexcept {
   slab* owner = nullptr;
   for (char* limit : purge_) {
     if (owner == nullptr || limit < owner->begin || limit >= owner->begin + owner->bytes) owner = slab_of(limit);
-    const auto index = static_cast<std::uint32_t>(
-        static_cast<std::size_t>(limit - (owner->begin + page - canary_room)) / owner->stack_size);
+    const std::uint32_t index = index_in(*owner, limit);
     if (owner->state[index] != slot_state::purging) continue;  // taken again, or a duplicate
     owner->state[index] = slot_state::cold;
     char* lo = owner->begin + index * owner->stack_size + page;  // first page wholly inside the stack
@@ -292,9 +311,7 @@ void stack_pool::release(const fiber_stack& stack) noexcept {
     return;
   }
   bucket* b = bucket_for(stack.size, false);  // exists: the slab was made for it
-  const auto index = static_cast<std::uint32_t>(
-      static_cast<std::size_t>(static_cast<char*>(stack.limit) - (owner->begin + page_size() - canary_room)) /
-      stack.size);
+  const std::uint32_t index = index_in(*owner, static_cast<char*>(stack.limit));
   --owner->in_use;
   // Slabs are kept until the thread exits, even when all their stacks are
   // free: unmapping one would mean taking its stacks out of the free lists
@@ -302,7 +319,7 @@ void stack_pool::release(const fiber_stack& stack) noexcept {
   // would map and unmap 64 MiB each time. A free stack past the warm budget
   // costs no memory (its pages are given back), only address space, which
   // MAP_NORESERVE does not charge, and page-table entries.
-  if (b->warm.size() < warm_budget_ && b->warm.size() < b->warm.capacity()) {
+  if ((hold_ || b->warm.size() < warm_budget_) && b->warm.size() < b->warm.capacity()) {
     owner->state[index] = slot_state::warm;
     b->warm.push_back(static_cast<char*>(stack.limit));
   } else {

@@ -84,7 +84,8 @@ class stack_pool {
 
   // Up to warm_budget released unguarded stacks per stack size keep their
   // pages (reuse costs no page fault); past it, a released stack's pages go
-  // back to the kernel (madvise MADV_DONTNEED) and it is pooled "cold".
+  // back to the kernel (madvise MADV_DONTNEED) and it is pooled "cold"
+  // (while released stacks are held, see hold_released(), only at trim_warm()).
   // The madvise calls are batched: every purge_batch such releases, the
   // stacks are sorted and adjacent ones given back in one call (one TLB
   // shootdown for a run of stacks, not one per stack).
@@ -98,6 +99,19 @@ class stack_pool {
   void trim() noexcept {
     if (!purge_.empty()) purge();
   }
+  // hold_released(true) keeps the pages of every released stack, past the
+  // warm budget too, until trim_warm() or hold_released(false): the event
+  // loop holds them while it is busy (a burst of tasks finishing is often
+  // followed by another starting: page faults saved) and lets them go when
+  // it is about to wait. Resident memory never exceeds what the stacks
+  // used when they were all in use.
+  void hold_released(bool hold) noexcept {
+    hold_ = hold;
+    if (!hold) trim_warm();
+  }
+  // trim_warm() gives back the pages of the warm stacks past the budget,
+  // those released longest ago first.
+  void trim_warm() noexcept;
   // Pooled unguarded stacks, warm (resident pages) and cold (given back or
   // queued to be).
   std::size_t pooled_warm() const noexcept;
@@ -151,6 +165,7 @@ class stack_pool {
   fiber_stack take_slot(bucket& b, slab& owner, std::uint32_t index) noexcept;
   void add_slab(bucket& b);
   slab* slab_of(const void* address) const noexcept;
+  static std::uint32_t index_in(const slab& owner, const char* limit) noexcept;
   void purge() noexcept;
   [[noreturn]] void exhausted(std::size_t bytes, int err, bool guarded) const;
 
@@ -162,6 +177,7 @@ class stack_pool {
   std::size_t guarded_mapped_ = 0;
   std::size_t individual_ = 0;  // unguarded stacks mapped alone (no bucket left)
   std::size_t warm_budget_ = default_warm_budget;
+  bool hold_ = false;
 };
 
 // page_size() is the system page size; round_to_pages() rounds up to it.

@@ -32,6 +32,14 @@ thread_local std::unique_ptr<thread_state> owned_state;
 
 }  // namespace
 
+void hold_released_stacks(bool hold) noexcept {
+  if (tls_state != nullptr) tls_state->stacks.hold_released(hold);
+}
+
+void trim_released_stacks() noexcept {
+  if (tls_state != nullptr) tls_state->stacks.trim_warm();
+}
+
 std::mutex& foreign_release_mutex() noexcept {
   static std::mutex mutex;
   return mutex;

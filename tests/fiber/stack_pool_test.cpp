@@ -140,6 +140,54 @@ TEST(StackPool, PagesPastTheWarmBudgetGoBackAndNeighboursKeepTheirCanary) {
   EXPECT_EQ(pool.pooled_cold(), 3u);
 }
 
+// While released stacks are held (the event loop holds them through a
+// burst), releases past the budget keep their pages and are reused first;
+// trim_warm() gives back the excess, those released longest ago first, and
+// keeps the most recent ones warm.
+TEST(StackPool, HeldReleasesKeepTheirPagesUntilTrimmed) {
+  stack_pool pool;
+  pool.set_warm_budget(2);
+  pool.hold_released(true);
+  std::vector<fiber_stack> s;
+  for (std::size_t i = 0; i < stack_pool::purge_batch + 10; ++i) {
+    s.push_back(pool.acquire(small, false));
+    static_cast<char*>(s.back().base)[-100] = 1;
+  }
+  for (const fiber_stack& x : s) pool.release(x);
+  EXPECT_EQ(pool.pooled_warm(), s.size());
+  EXPECT_EQ(pool.pooled_cold(), 0u);
+  for (const fiber_stack& x : s) ASSERT_TRUE(resident(static_cast<char*>(x.base) - 100));
+  // Reuse takes the last released, pages and all.
+  fiber_stack again = pool.acquire(small, false);
+  EXPECT_EQ(again.limit, s.back().limit);
+  EXPECT_EQ(static_cast<char*>(again.base)[-100], 1);
+  pool.release(again);
+
+  pool.trim_warm();
+  EXPECT_EQ(pool.pooled_warm(), 2u);
+  EXPECT_EQ(pool.pooled_cold(), s.size() - 2);
+  EXPECT_FALSE(resident(static_cast<char*>(s.front().base) - 100)) << "released first, given back";
+  EXPECT_TRUE(resident(static_cast<char*>(s.back().base) - 100)) << "released last, kept within the budget";
+  // Still held: the next releases past the budget stay warm again.
+  fiber_stack a = pool.acquire(small, false);
+  fiber_stack b = pool.acquire(small, false);
+  fiber_stack c = pool.acquire(small, false);
+  pool.release(a);
+  pool.release(b);
+  pool.release(c);
+  EXPECT_EQ(pool.pooled_warm(), 3u);
+  // Letting go trims too, and later releases follow the budget at once.
+  pool.hold_released(false);
+  EXPECT_EQ(pool.pooled_warm(), 2u);
+  fiber_stack d = pool.acquire(small, false);
+  fiber_stack e = pool.acquire(small, false);
+  fiber_stack f = pool.acquire(small, false);
+  pool.release(d);
+  pool.release(e);
+  pool.release(f);
+  EXPECT_EQ(pool.pooled_warm(), 2u);
+}
+
 TEST(StackPool, ReleasesPastTheBudgetAreBatched) {
   stack_pool pool;
   pool.set_warm_budget(4);

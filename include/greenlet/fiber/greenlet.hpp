@@ -254,6 +254,17 @@ namespace debug {
 std::vector<greenlet> live_greenlets();
 // live_count() is live_greenlets().size() without making handles.
 std::size_t live_count() noexcept;
+// pooled_stacks() is what this thread's stack pool keeps for reuse: warm
+// stacks (pages still resident), cold ones (pages given back), and the warm
+// budget (GREENLET_STACK_WARM_BUDGET, default 1,024). A running event loop
+// keeps finished tasks' stacks warm past the budget until it next waits.
+// Throws nothing; about the calling thread only.
+struct pooled_stack_counts {
+  std::size_t warm = 0;
+  std::size_t cold = 0;
+  std::size_t warm_budget = 0;
+};
+pooled_stack_counts pooled_stacks() noexcept;
 }  // namespace debug
 
 }  // namespace greenlet

@@ -1,0 +1,62 @@
+// loop_stack_hold_test.cpp: a running loop holds the pages of its finished
+// tasks' stacks through a burst (past the pool's warm budget), so the next
+// burst reuses them without page faults, and lets them go as soon as it
+// waits: when idle, or when it stops. It reads this thread's stack pool
+// through greenlet::debug::pooled_stacks().
+#include <vector>
+
+#include "asyncio/asyncio_test_support.hpp"
+
+namespace {
+
+namespace asyncio = greenlet::asyncio;
+using LoopStackHold = greenlet_test::GreenletTest;
+
+const asyncio::event_loop::options small_unguarded{.task_stack = {.size = 16 * 1024, .guard_page = false}};
+
+std::size_t pooled_warm() { return greenlet::debug::pooled_stacks().warm; }
+std::size_t warm_budget() {
+  (void)greenlet::getcurrent();  // the thread's pool exists from its first greenlet on
+  return greenlet::debug::pooled_stacks().warm_budget;
+}
+
+void burst(std::size_t tasks) {
+  std::vector<asyncio::Task<>> all;
+  for (std::size_t i = 0; i < tasks; ++i) all.push_back(asyncio::create_task([] { asyncio::sleep(0); }));
+  asyncio::gather(all);
+}
+
+TEST_F(LoopStackHold, FinishedStacksStayWarmWhileBusyAndGoWhenTheLoopWaits) {
+  const std::size_t tasks = warm_budget() + 2000;
+  std::size_t held = 0, after_wait = 0, second_burst = 0;
+  asyncio::run(
+      [&] {
+        burst(tasks);
+        held = pooled_warm();  // no wait since: the loop has been busy
+        burst(tasks);          // reuses them
+        second_burst = pooled_warm();
+        asyncio::sleep(0.001);  // the loop waits for this timer
+        after_wait = pooled_warm();
+      },
+      small_unguarded);
+  EXPECT_GE(held, tasks);
+  EXPECT_GE(second_burst, tasks);
+  EXPECT_LE(after_wait, warm_budget());
+  EXPECT_LE(pooled_warm(), warm_budget()) << "a stopped loop holds nothing";
+}
+
+// Outside a running loop the budget applies at once, as before.
+TEST_F(LoopStackHold, WithoutALoopReleasesFollowTheBudget) {
+  const std::size_t count = warm_budget() + 100;
+  std::vector<greenlet::greenlet> all;
+  for (std::size_t i = 0; i < count; ++i) {
+    all.emplace_back([] { greenlet::getcurrent().parent().switch_(); },
+                     greenlet::stack_options{.size = 16 * 1024, .guard_page = false});
+    all.back().switch_();
+  }
+  for (auto& g : all) g.switch_();  // each finishes and releases its stack
+  all.clear();
+  EXPECT_LE(pooled_warm(), warm_budget());
+}
+
+}  // namespace
