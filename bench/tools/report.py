@@ -70,6 +70,9 @@ RATIOS = [
     ("task_create_finish", "go_goroutine_create", "create a task: ours / Go goroutine (go + channel receive)", None),
     ("task_create_finish", "py_gevent_create", "create a task: ours / gevent spawn + join", None),
     ("loop_sleep0_step/100000/10", "go_sleep0_step", "loop step, 100k tasks x 10 yields: ours / Go Gosched", None),
+    # Go's row runs after a warm-up round (goroutines and stacks reused): like our waves row.
+    ("loop_sleep0_waves/100000/10", "go_sleep0_step", "loop step, 100k x 10, warm waves in one loop: ours / Go Gosched", None),
+    ("loop_sleep0_waves/100000/10", "boost_fibers_sleep0_step/100000/10", "loop step, 100k x 10, warm waves: ours / Boost.Fiber", None),
     ("loop_sleep0_step/100000/10", "py_gevent_sleep0_step", "loop step, 100k tasks x 10 sleep(0): ours / gevent", None),
     ("loop_call_soon", "py_asyncio_call_soon", "call_soon: ours / asyncio", None),
     ("loop_sleep0_step/1000/1000", "greenlet_switch", "loop step, 1,000 tasks / bare greenlet switch", 3.0),
@@ -107,6 +110,7 @@ ABSOLUTE = [
     ("greenlet_create_destroy", 100.0, "our create+run+destroy <= 100 ns"),
     ("loop_sleep0_step/1000/1000", 100.0, "loop task switch (sleep(0) step, hot) <= 100 ns"),
     ("loop_sleep0_step/100000/10", 100.0, "loop task switch, 100k tasks x 10 sleep(0) <= 100 ns"),
+    ("loop_sleep0_waves/100000/10", 100.0, "loop task switch, 100k x 10, warm waves in one loop <= 100 ns"),
     ("loop_call_soon", 50.0, "call_soon >= 20 M/s (<= 50 ns)"),
 ]
 
