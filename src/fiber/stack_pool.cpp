@@ -115,7 +115,21 @@ std::size_t stack_pool::pooled_cold() const noexcept {
   return n;
 }
 
-void stack_pool::set_warm_budget(std::size_t stacks) { warm_budget_ = stacks; }
+void stack_pool::set_warm_budget(std::size_t stacks) {
+  warm_budget_ = stacks;
+  for (std::size_t i = 0; i < buckets_used_; ++i) {
+    if (!buckets_[i].guarded) reserve_warm(buckets_[i], buckets_[i].stacks);
+  }
+}
+
+// reserve_warm(b, stacks) gives b's warm list room for what may come back
+// warm out of `stacks` (release() never allocates): the budget, or all of
+// them while released stacks are held. Growing geometrically: each growth
+// is a large allocation, and a million stacks come in ~250 slabs.
+void stack_pool::reserve_warm(bucket& b, std::size_t stacks) {
+  const std::size_t want = hold_ ? stacks : std::min(stacks, warm_budget_);
+  if (b.warm.capacity() < want) b.warm.reserve(std::max(want, 2 * b.warm.capacity()));
+}
 
 void stack_pool::trim_warm() noexcept {
   for (std::size_t i = 0; i < buckets_used_; ++i) {
@@ -179,10 +193,8 @@ void stack_pool::add_slab(bucket& b) {
   // Make room first, so that nothing can fail once the slab is mapped.
   slabs_.reserve(slabs_.size() + 1);
   purge_.reserve(purge_batch);
-  // Room for every stack in either list: release() never allocates, and
-  // while released stacks are held (hold_released) all may be warm.
   b.cold.reserve(b.stacks + count);
-  b.warm.reserve(b.stacks + count);
+  reserve_warm(b, b.stacks + count);
   auto* state = static_cast<slot_state*>(std::calloc(count, sizeof(slot_state)));  // all fresh
   auto* s = static_cast<slab*>(std::malloc(sizeof(slab)));
   if (state == nullptr || s == nullptr) {
@@ -231,6 +243,8 @@ fiber_stack stack_pool::acquire(std::size_t size, bool guarded) {
     }
     return map_stack(size, guarded);
   }
+  // Held releases (hold_released) need room for every stack mapped so far.
+  if (hold_) reserve_warm(*b, b->stacks);
   // Warm stacks first (their pages are resident), then cold ones, then
   // fresh ones: all reuse comes before new address space.
   limit_list* from = !b->warm.empty() ? &b->warm : !b->cold.empty() ? &b->cold : nullptr;
