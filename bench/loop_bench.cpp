@@ -57,27 +57,29 @@ void BM_loop_call_soon(benchmark::State& state) {
 }
 BENCHMARK(BM_loop_call_soon);
 
+// 100,000 guarded stacks would pass Linux's vm.max_map_count.
+const asyncio::event_loop::options unguarded_64k{.task_stack = {.size = 64 * 1024, .guard_page = false}};
+
+// sleep0_wave() runs one wave from a task: `tasks` tasks each sleep(0)
+// `sleeps` times, gathered.
+void sleep0_wave(int tasks, int sleeps) {
+  std::vector<asyncio::Task<>> all;
+  all.reserve(tasks);
+  for (int t = 0; t < tasks; ++t) {
+    all.push_back(asyncio::create_task([sleeps] {
+      for (int i = 0; i < sleeps; ++i) asyncio::sleep(0);
+    }));
+  }
+  asyncio::gather(all);
+}
+
 void BM_loop_sleep0_step(benchmark::State& state) {
   const int tasks = static_cast<int>(state.range(0));
   const int sleeps = static_cast<int>(state.range(1));
-  // 100,000 guarded stacks would pass Linux's vm.max_map_count.
-  const asyncio::event_loop::options unguarded{.task_stack = {.size = 64 * 1024, .guard_page = false}};
-  for (auto _ : state) {
-    asyncio::run(
-        [&] {
-          std::vector<asyncio::Task<>> all;
-          all.reserve(tasks);
-          for (int t = 0; t < tasks; ++t) {
-            all.push_back(asyncio::create_task([sleeps] {
-              for (int i = 0; i < sleeps; ++i) asyncio::sleep(0);
-            }));
-          }
-          asyncio::gather(all);
-        },
-        unguarded);
-  }
+  for (auto _ : state) asyncio::run([&] { sleep0_wave(tasks, sleeps); }, unguarded_64k);
   state.SetItemsProcessed(state.iterations() * tasks * (sleeps + 1));
 }
+
 // loop_sleep0_waves: the same work as loop_sleep0_step, as waves of tasks in
 // one running loop after a first, untimed wave: a busy server's bursts, one
 // after another. A running loop keeps finished tasks' stacks warm until it
@@ -85,23 +87,12 @@ void BM_loop_sleep0_step(benchmark::State& state) {
 void BM_loop_sleep0_waves(benchmark::State& state) {
   const int tasks = static_cast<int>(state.range(0));
   const int sleeps = static_cast<int>(state.range(1));
-  const asyncio::event_loop::options unguarded{.task_stack = {.size = 64 * 1024, .guard_page = false}};
-  auto wave = [&] {
-    std::vector<asyncio::Task<>> all;
-    all.reserve(tasks);
-    for (int t = 0; t < tasks; ++t) {
-      all.push_back(asyncio::create_task([sleeps] {
-        for (int i = 0; i < sleeps; ++i) asyncio::sleep(0);
-      }));
-    }
-    asyncio::gather(all);
-  };
   asyncio::run(
       [&] {
-        wave();
-        for (auto _ : state) wave();
+        sleep0_wave(tasks, sleeps);
+        for (auto _ : state) sleep0_wave(tasks, sleeps);
       },
-      unguarded);
+      unguarded_64k);
   state.SetItemsProcessed(state.iterations() * tasks * (sleeps + 1));
 }
 BENCHMARK(BM_loop_sleep0_waves)->Args({100000, 10})->Unit(benchmark::kMillisecond);
@@ -275,7 +266,7 @@ void BM_loop_suspended_task_memory(benchmark::State& state) {
           gate.set_result();
           asyncio::gather(all);
         },
-        asyncio::event_loop::options{.task_stack = {.size = 64 * 1024, .guard_page = false}});
+        unguarded_64k);
   }
   state.counters["bytes_per_task"] = per_task;
   state.counters["heap_bytes_per_task"] = heap_per_task;

@@ -169,22 +169,17 @@ TEST(StackPool, HeldReleasesKeepTheirPagesUntilTrimmed) {
   EXPECT_FALSE(resident(static_cast<char*>(s.front().base) - 100)) << "released first, given back";
   EXPECT_TRUE(resident(static_cast<char*>(s.back().base) - 100)) << "released last, kept within the budget";
   // Still held: the next releases past the budget stay warm again.
-  fiber_stack a = pool.acquire(small, false);
-  fiber_stack b = pool.acquire(small, false);
-  fiber_stack c = pool.acquire(small, false);
-  pool.release(a);
-  pool.release(b);
-  pool.release(c);
+  auto take_three_and_give_back = [&pool] {
+    std::vector<fiber_stack> three;
+    for (int i = 0; i < 3; ++i) three.push_back(pool.acquire(small, false));
+    for (const fiber_stack& x : three) pool.release(x);
+  };
+  take_three_and_give_back();
   EXPECT_EQ(pool.pooled_warm(), 3u);
   // Letting go trims too, and later releases follow the budget at once.
   pool.hold_released(false);
   EXPECT_EQ(pool.pooled_warm(), 2u);
-  fiber_stack d = pool.acquire(small, false);
-  fiber_stack e = pool.acquire(small, false);
-  fiber_stack f = pool.acquire(small, false);
-  pool.release(d);
-  pool.release(e);
-  pool.release(f);
+  take_three_and_give_back();
   EXPECT_EQ(pool.pooled_warm(), 2u);
 }
 
