@@ -123,22 +123,11 @@ void task_state::body() {
   }
 }
 
-void task_state::suspend() {
-  suspended_by_await_ = true;
-  // Hand the turn straight to the next task when the loop would run it next
-  // anyway: one switch instead of two. Whoever resumes this task later (the
-  // loop's step() or another task handing on) has made it current_task.
-  if (task_state* next = loop->take_handoff_step(this)) {
-    loop->current_task = next;
-    next->suspended_by_await_ = false;
-    next->glet.switch_();
-  } else {
-    loop->loop_greenlet.switch_();
-  }
-  if (must_cancel) {
-    must_cancel = false;
-    throw CancelledError(cancel_message);
-  }
+void task_state::suspend() { suspend_inline(); }
+
+void raise_pending_cancel(task_state& task) {
+  task.must_cancel = false;
+  throw CancelledError(task.cancel_message);
 }
 
 bool task_state::cancel(const std::string& message) {
@@ -205,28 +194,18 @@ void await_state(future_state* f) {
   t.suspend();
 }
 
-}  // namespace greenlet::asyncio::detail
-
-namespace greenlet::asyncio {
-
-void sleep(double delay) {
-  detail::task_state* t = &detail::awaiting_task();
-  detail::loop_core* loop = t->loop;
-  if (delay <= 0) {
-    loop->call_soon_fast(&detail::task_state::step_callback, t, nullptr);
-    t->suspend();
-    return;
-  }
-  detail::callback_node* timer =
-      loop->call_at_fast(loop->time() + delay, &detail::task_state::step_callback, t, nullptr);
-  detail::retain(timer);
+void sleep_for(double delay) {
+  task_state* t = &awaiting_task();
+  loop_core* loop = t->loop;
+  callback_node* timer = loop->call_at_fast(loop->time() + delay, &task_state::step_callback, t, nullptr);
+  retain(timer);
   t->sleep_timer = timer;
   struct done_sleeping {
-    detail::task_state* t;
+    task_state* t;
     ~done_sleeping() {
       if (t->sleep_timer != nullptr) {
         t->loop->cancel_node(t->sleep_timer);
-        detail::release(t->sleep_timer);
+        release(t->sleep_timer);
         t->sleep_timer = nullptr;
       }
     }
@@ -234,4 +213,4 @@ void sleep(double delay) {
   t->suspend();
 }
 
-}  // namespace greenlet::asyncio
+}  // namespace greenlet::asyncio::detail

@@ -138,7 +138,14 @@ auto await(F&& fn) {
 // sleep(delay) suspends the calling task for delay seconds; sleep(0) yields
 // once to the other ready tasks. Throws CancelledError if cancelled,
 // RuntimeError outside a task. A task of the running loop only.
-void sleep(double delay);
+// sleep(0), the loop's hot path, is inlined into the caller.
+inline void sleep(double delay) {
+  if (delay <= 0) {
+    detail::sleep_zero();
+  } else {
+    detail::sleep_for(delay);
+  }
+}
 // sleep(delay, result) returns result afterwards, as asyncio.sleep does. Throws as sleep(delay);
 // a task of the running loop only.
 template <class T>

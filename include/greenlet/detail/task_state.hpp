@@ -44,6 +44,11 @@ class task_state {
   // suspend() switches from the task's greenlet back to the loop; the caller
   // has arranged for a wake-up. Throws CancelledError if cancelled meanwhile.
   void suspend();
+  // suspend_inline() is suspend() inlined into its caller, for sleep(0):
+  // jump_fcontext returns with a jmp, so each return made after a switch,
+  // before the next one, mispredicts (switch_inline.hpp); a sleep(0) made
+  // through out-of-line functions paid two per step.
+  [[gnu::always_inline]] inline void suspend_inline();
   // Loop callbacks (fast form): run one step / wake after a future.
   static void step_callback(void* task, void* unused);
   static void wakeup_callback(void* task, void* future);
@@ -81,6 +86,9 @@ class task_state {
 // no_awaiting_task(loop) throws the RuntimeError saying why the caller,
 // on `loop` (null: none), cannot await.
 [[noreturn]] void no_awaiting_task(loop_core* loop);
+// raise_pending_cancel(task) throws the CancelledError a cancel() left
+// pending for a task that just resumed.
+[[noreturn]] void raise_pending_cancel(task_state& task);
 
 // awaiting_task() is the task running the caller; RuntimeError unless the
 // caller runs in a task's own greenlet on a running loop. Inline: every
@@ -95,6 +103,33 @@ inline task_state& awaiting_task() {
   }
   no_awaiting_task(loop);
 }
+
+inline void task_state::suspend_inline() {
+  suspended_by_await_ = true;
+  // Hand the turn straight to the next task when the loop would run it next
+  // anyway: one switch instead of two. Whoever resumes this task later (the
+  // loop's step() or another task handing on) has made it current_task.
+  if (task_state* next = loop->take_handoff_step(this)) {
+    loop->current_task = next;
+    next->suspended_by_await_ = false;
+    next->glet.switch_();
+  } else {
+    loop->loop_greenlet.switch_();
+  }
+  if (must_cancel) [[unlikely]] {
+    raise_pending_cancel(*this);
+  }
+}
+
+// sleep_zero() is sleep(0), inlined into the calling task (see
+// suspend_inline()): its step goes to the back of the ready queue.
+[[gnu::always_inline]] inline void sleep_zero() {
+  task_state& t = awaiting_task();
+  t.loop->call_soon_fast(&task_state::step_callback, &t, nullptr);
+  t.suspend_inline();
+}
+// sleep_for(delay) is sleep(delay) for delay > 0.
+void sleep_for(double delay);
 
 // task_impl<T, F> is a task producing T by calling F.
 template <class T, class F>
