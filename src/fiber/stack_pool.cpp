@@ -141,14 +141,21 @@ void stack_pool::trim_warm() noexcept {
     for (std::size_t k = 0; k < excess; ++k) {
       char* limit = b.warm[k];
       slab* owner = slab_of(limit);
-      owner->state[index_in(*owner, limit)] = slot_state::purging;
-      b.cold.push_back(limit);  // capacity for every stack of the bucket
-      purge_.push_back(limit);
-      if (purge_.size() == purge_batch) purge();
+      send_cold(b, *owner, index_in(*owner, limit), limit);
     }
     b.warm.erase(b.warm.begin(), b.warm.begin() + static_cast<std::ptrdiff_t>(excess));
   }
   trim();
+}
+
+// send_cold() pools a free stack cold: its pages are queued to be given
+// back with the next batch. Allocates nothing: cold has room for every
+// stack of the bucket and purge_ for a batch (add_slab()).
+void stack_pool::send_cold(bucket& b, slab& owner, std::uint32_t index, char* limit) noexcept {
+  owner.state[index] = slot_state::purging;
+  b.cold.push_back(limit);
+  purge_.push_back(limit);
+  if (purge_.size() == purge_batch) purge();
 }
 
 std::uint32_t stack_pool::index_in(const slab& owner, const char* limit) noexcept {
@@ -337,10 +344,7 @@ void stack_pool::release(const fiber_stack& stack) noexcept {
     owner->state[index] = slot_state::warm;
     b->warm.push_back(static_cast<char*>(stack.limit));
   } else {
-    owner->state[index] = slot_state::purging;
-    b->cold.push_back(static_cast<char*>(stack.limit));  // capacity reserved in add_slab()
-    purge_.push_back(static_cast<char*>(stack.limit));   // capacity purge_batch, from add_slab()
-    if (purge_.size() == purge_batch) purge();
+    send_cold(*b, *owner, index, static_cast<char*>(stack.limit));
   }
 }
 

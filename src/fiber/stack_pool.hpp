@@ -165,6 +165,7 @@ class stack_pool {
   fiber_stack take_slot(bucket& b, slab& owner, std::uint32_t index) noexcept;
   void add_slab(bucket& b);
   void reserve_warm(bucket& b, std::size_t stacks);
+  void send_cold(bucket& b, slab& owner, std::uint32_t index, char* limit) noexcept;
   slab* slab_of(const void* address) const noexcept;
   static std::uint32_t index_in(const slab& owner, const char* limit) noexcept;
   void purge() noexcept;
