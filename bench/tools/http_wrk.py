@@ -19,8 +19,11 @@ the other on one connection, then two pipelined, the second with
 other in each round, so that a burst of noise on the machine is spread over
 all of them. Prints a JSON list in report.py's peer schema: ns_per_op is
 1e9 / requests per second (the median over rounds), spread (max-min)/median of
-requests per second in %, plus requests_per_second and the medians of wrk's
-average, 50% and 99% latencies in ms. Exits 0 with an empty list and a note on
+requests per second in %, plus requests_per_second, the medians of wrk's
+average, 50% and 99% latencies in ms, and server_cpu_us: the server process's
+CPU time (user + system, from /proc/PID/stat) per request wrk counted. With
+wrk on the same small machine, requests/s may be wrk's limit rather than the
+server's; CPU per request is the server's own cost either way. Exits 0 with an empty list and a note on
 stderr when wrk is not installed.
 """
 import argparse
@@ -149,13 +152,22 @@ def parse_wrk(text):
         raise ValueError(f"no Requests/sec in wrk output:\n{text}")
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    total = re.search(r"(\d+) requests in", text)
     return {
         "rps": float(rps.group(1)),
+        "requests": int(total.group(1)) if total else None,
         "avg": ms(r"Latency"),
         "p50": ms(r"\n\s+50%"),
         "p99": ms(r"\n\s+99%"),
         "errors": (sum(int(x) for x in errors.groups()) if errors else 0) + (int(non2xx.group(1)) if non2xx else 0),
     }
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of process pid so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(wrk, port, args, duration):
@@ -203,15 +215,18 @@ def main():
         samples = {name: [] for name, *_ in running}
         failed = set()
         for round_ in range(args.repetitions + 1):  # round 0: a 1-second warm-up
-            for name, _, port, _ in running:
+            for name, proc, port, _ in running:
                 if name in failed:
                     continue
                 try:
+                    cpu_before = cpu_seconds(proc.pid)
                     result = run_wrk(wrk, port, args, 1 if round_ == 0 else args.duration)
-                except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
+                    cpu = cpu_seconds(proc.pid) - cpu_before
+                except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as e:
                     note(f"{name}: {e}: row skipped")
                     failed.add(name)
                     continue
+                result["cpu_us"] = cpu * 1e6 / result["requests"] if result["requests"] else None
                 if round_ > 0:
                     samples[name].append(result)
         running_ok = [r for r in running if r[0] not in failed]
@@ -247,6 +262,7 @@ def main():
             "latency_avg_ms": med("avg"),
             "latency_p50_ms": med("p50"),
             "latency_p99_ms": med("p99"),
+            "server_cpu_us": med("cpu_us"),
             "connections": args.connections,
             "tool": tool,
         })

@@ -205,7 +205,7 @@ def load_google_benchmark(doc):
 # time) and HTTP rows under wrk (requests/s and latencies, ns_per_op being
 # 1e9 / requests per second).
 PEER_EXTRAS = ("bytes_per_task", "requests_per_second", "latency_avg_ms", "latency_p50_ms", "latency_p99_ms",
-               "connections", "tool")
+               "server_cpu_us", "connections", "tool")
 
 
 def load_peer(doc, path):
@@ -318,13 +318,23 @@ def build_markdown(rows, context, args, cache):
         tool = http[0].get("tool", "wrk")
         lines += ["", "## HTTP/1.1 hello under wrk", "",
                   f"`{tool}` against each server on 127.0.0.1, one after another; medians over runs. "
-                  "The table above shows 1e9 / requests per second as ns per op.", "",
-                  "| server | requests/s | spread | latency avg | latency p50 | latency p99 | source |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+                  "The table above shows 1e9 / requests per second as ns per op. wrk shares the machine, so "
+                  "requests/s can be wrk's limit; server CPU per request (user + system time of the server "
+                  "process over the run, divided by the requests wrk counted) is the server's own cost.", "",
+                  "| server | requests/s | spread | server CPU per request | latency avg | latency p50 | latency p99 "
+                  "| source |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
         for r in http:
+            cpu = r.get("server_cpu_us")
             lines.append(f"| {r['name']} | {r['requests_per_second']:,.0f} | {fmt_spread(r['spread'])} "
+                         f"| {f'{cpu:.2f} µs' if cpu is not None else 'n/a'} "
                          f"| {fmt_ms(r.get('latency_avg_ms'))} | {fmt_ms(r.get('latency_p50_ms'))} "
                          f"| {fmt_ms(r.get('latency_p99_ms'))} | {r['source']} |")
+        ours = rows.get("http_hello", {}).get("server_cpu_us")
+        for r in http:
+            peer = r.get("server_cpu_us")
+            if ours and peer and r["name"] != "http_hello":
+                lines.append(f"\nServer CPU per request, ours / {r['name']}: {ours / peer:.2f}x.")
     memory = [r for r in rows.values() if "bytes_per_task" in r]
     if memory:
         lines += ["", "## Memory", "", "| benchmark | resident bytes per suspended task | spread | target |",

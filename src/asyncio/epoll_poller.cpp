@@ -1,13 +1,23 @@
 // epoll_poller.cpp: the Linux poller: one epoll instance per loop, and an
 // eventfd in it so call_soon_threadsafe() can end a sleeping wait.
 //
-// Registrations are EPOLLONESHOT: after an event the kernel disarms the fd
-// and we re-arm it with one EPOLL_CTL_MOD when a handler is still (or again)
-// there. The common case, a task that reads until EAGAIN and waits again,
-// costs one epoll_ctl per wait instead of an ADD and a DEL. We never leave an
-// fd armed without a handler, so an fd the user closes after its last wait
-// is simply gone from the kernel's set; if its number comes back with a new
-// file, MOD answers ENOENT and we ADD it afresh.
+// Two kinds of registration:
+// - An fd of the loop's own transports (streams, listening sockets) is
+//   adopted: added once, edge-triggered, for both directions, and deleted
+//   by forget() before its owner closes it. A wait then costs no epoll_ctl
+//   at all. This is sound because an owner waits only once it found the fd
+//   empty and no wait() ran since (a call answered EAGAIN, or a read came
+//   back short, with waits() unchanged): whatever arrives later is a new
+//   edge, so no edge can be missed, and an edge nobody waits for can be
+//   dropped. The one edge a short read can hide is EOF (it may have come
+//   with the bytes read), so the slot remembers it.
+// - Any other fd (add_reader, wait_readable on a user's socket, a pidfd) is
+//   registered EPOLLONESHOT: after an event the kernel disarms the fd and we
+//   re-arm it with one EPOLL_CTL_MOD when a handler is still (or again)
+//   there. We never leave such an fd armed without a handler, so an fd the
+//   user closes after its last wait is simply gone from the kernel's set; if
+//   its number comes back with a new file, MOD answers ENOENT and we ADD it
+//   afresh.
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -66,6 +76,8 @@ struct fd_slot {
   handler h[2];             // indexed by io_direction
   std::uint32_t armed = 0;  // EPOLLIN/EPOLLOUT the kernel watches now
   bool in_epoll = false;    // the kernel's interest list has the fd
+  bool adopted = false;     // edge-triggered until forget() (see the top)
+  bool hung_up = false;     // adopted, and an event said EOF, hang-up or error
 };
 
 class epoll_poller final : public poller {
@@ -91,6 +103,7 @@ class epoll_poller final : public poller {
   }
 
   void wait(loop_core& loop, double timeout) override {
+    ++waits_;
     epoll_event events[256];
     int n;
     if (timeout < 0) {
@@ -155,6 +168,13 @@ class epoll_poller final : public poller {
                                                           (dir == io_direction::read ? "reader" : "writer") +
                                                           ": only one task may wait on a socket in each direction");
     }
+    // An adopted fd's owner may wait right after a short read, without the
+    // recv that would answer EAGAIN (see stream_transport::fill()). If the
+    // edge that said EOF came before that read, no other will: answer now.
+    if (s.adopted && s.hung_up && dir == io_direction::read) {
+      static_cast<future_value<void>*>(f)->set_result();
+      return;
+    }
     retain(f);
     h.waiter = f;
     ++watched_;
@@ -187,6 +207,43 @@ class epoll_poller final : public poller {
     return remove(fd, dir);
   }
 
+  bool adopt(int fd) noexcept override {
+    if (fd < 0) return false;
+    if (static_cast<std::size_t>(fd) >= slots_.size()) {
+      try {
+        slots_.resize(static_cast<std::size_t>(fd) + 64);
+      } catch (...) {
+        return false;  // out of memory: the fd keeps one-shot registrations
+      }
+    }
+    fd_slot& s = slots_[fd];
+    if (s.adopted) return true;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = static_cast<std::uint64_t>(fd);
+    // The number may still be in the kernel's set from a one-shot wait (a
+    // connect) or not; either way the kernel reports the fd's current state
+    // once, so handlers already there are woken if it is ready.
+    int rc = ::epoll_ctl(epoll_fd_, s.in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+    if (rc < 0 && errno == (s.in_epoll ? ENOENT : EEXIST)) {
+      rc = ::epoll_ctl(epoll_fd_, s.in_epoll ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
+    }
+    if (rc < 0) return false;
+    s.in_epoll = true;
+    s.adopted = true;
+    s.armed = EPOLLIN | EPOLLOUT;
+    return true;
+  }
+
+  void forget(int fd) noexcept override {
+    remove(fd, io_direction::read);
+    remove(fd, io_direction::write);
+    if (fd < 0 || static_cast<std::size_t>(fd) >= slots_.size()) return;
+    fd_slot& s = slots_[fd];
+    if (s.in_epoll) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    s = fd_slot{};
+  }
+
   void clear() noexcept override {
     for (std::size_t fd = 0; fd < slots_.size(); ++fd) {
       remove(static_cast<int>(fd), io_direction::read);
@@ -213,6 +270,7 @@ class epoll_poller final : public poller {
   // arm() makes the kernel watch what the handlers want. Throws for fds
   // epoll refuses (regular files: EPERM) or that are not open (EBADF).
   void arm(int fd, fd_slot& s) {
+    if (s.adopted) return;  // watched in both directions already
     const std::uint32_t want = desired(s);
     if (want == 0 || want == s.armed) return;
     epoll_event ev{};
@@ -240,6 +298,7 @@ class epoll_poller final : public poller {
   // disarm_if_idle() keeps the invariant that no fd stays armed without a
   // handler (see the top of the file); a narrower want is re-armed.
   void disarm_if_idle(int fd, fd_slot& s) noexcept {
+    if (s.adopted) return;  // stays registered until forget()
     const std::uint32_t want = desired(s);
     if (want == s.armed) return;
     if (want == 0) {
@@ -266,7 +325,8 @@ class epoll_poller final : public poller {
   void dispatch(loop_core& loop, int fd, std::uint32_t events) {
     if (fd < 0 || static_cast<std::size_t>(fd) >= slots_.size()) return;
     fd_slot& s = slots_[fd];
-    s.armed = 0;  // EPOLLONESHOT: the kernel disarmed it
+    if (!s.adopted) s.armed = 0;  // EPOLLONESHOT: the kernel disarmed it
+    if (s.adopted && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) s.hung_up = true;
     // Errors and hang-ups wake both directions: the retried call reports them.
     const bool ready[2] = {(events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0,
                            (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0};
@@ -277,7 +337,9 @@ class epoll_poller final : public poller {
         future_state* f = h.waiter;
         h.waiter = nullptr;
         --watched_;
-        // A waiter whose task was cancelled is already done.
+        // A waiter whose task was cancelled is already done (on an adopted
+        // fd the edge is lost with it, harmlessly: its owner calls before
+        // it waits again).
         if (!f->done()) static_cast<future_value<void>*>(f)->set_result();
         release(f);
       } else {
@@ -285,7 +347,9 @@ class epoll_poller final : public poller {
         loop.call_soon_fast(&run_entry, h.entry, nullptr, &drop_entry);
       }
     }
-    // Persistent callbacks, and a waiter of the other direction, re-arm.
+    // Persistent callbacks, and a waiter of the other direction, re-arm a
+    // one-shot registration.
+    if (s.adopted) return;
     try {
       arm(fd, s);
     } catch (...) {

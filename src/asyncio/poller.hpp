@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -20,6 +21,10 @@ class poller {
   // wait() blocks up to timeout seconds (negative: until woken) and queues
   // the callbacks of ready I/O on the loop.
   virtual void wait(loop_core& loop, double timeout) = 0;
+  // waits() counts the wait() calls so far: an owner that found its fd
+  // empty, and sees the count unchanged since, knows no event for the fd
+  // was taken (and dropped) in between.
+  std::uint64_t waits() const noexcept { return waits_; }
   // wake() ends a wait() early; callable from any thread.
   virtual void wake() noexcept = 0;
   // watched() counts registrations that may still make the loop ready.
@@ -40,9 +45,22 @@ class poller {
   virtual bool remove(int fd, io_direction dir) noexcept = 0;
   // remove_waiter(fd, dir, f) drops the registration only if it is f's.
   virtual bool remove_waiter(int fd, io_direction dir, future_state* f) noexcept = 0;
+  // adopt(fd) tells the poller that fd belongs to one of the loop's own
+  // transports (a stream, a listening socket), which waits on it only after
+  // a call on it answered EAGAIN and calls forget(fd) before closing it. The
+  // kernel then watches fd edge-triggered, in both directions, until
+  // forget(): a wait costs no epoll_ctl. False if the kernel refuses fd (a
+  // regular file): its waits keep the one-shot registrations.
+  virtual bool adopt(int fd) noexcept = 0;
+  // forget(fd) drops fd's registrations, adopted or not; call it before
+  // closing fd, whose number the next open file may reuse.
+  virtual void forget(int fd) noexcept = 0;
   // clear() drops every registration (the loop is closing): what they hold
   // may reference the loop.
   virtual void clear() noexcept = 0;
+
+ protected:
+  std::uint64_t waits_ = 0;  // a backend's wait() adds one each call
 };
 
 std::unique_ptr<poller> make_epoll_poller();

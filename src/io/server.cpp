@@ -103,6 +103,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
         loop.io->remove_waiter(l.fd, io_direction::read, l.accept_waiter.state());
         if (!l.accept_waiter.done()) l.accept_waiter.set_result();
       }
+      loop.io->forget(l.fd);
       ::close(l.fd);
       l.fd = -1;
     }
@@ -191,6 +192,9 @@ Server start(std::shared_ptr<server_state> s) {
   // Each acceptor holds the state: a Server handle dropped while serving
   // keeps serving, as asyncio's.
   for (listener& l : s->listeners) {
+    // accept_one() waits only after EAGAIN and close() forgets the fd first,
+    // as adopt() asks: an accept wait then costs no epoll_ctl.
+    require_running_loop().io->adopt(l.fd);
     l.acceptor_done = loop.create_future<void>();
     loop.create_task([s, &l] {
       struct finished {

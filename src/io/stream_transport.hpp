@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <string>
 
@@ -65,7 +66,10 @@ class stream_transport {
   std::string rbuf_;
   std::size_t rpos_ = 0;
   bool eof_ = false;
-  Future<void> read_waiter_;  // set while a reader waits in fill()
+  bool adopted_ = false;          // the poller watches fd_ edge-triggered
+  bool drained_ = false;          // the last read came back short: fd_ was empty
+  std::uint64_t drained_at_ = 0;  // the poller's waits() at that read
+  Future<void> read_waiter_;      // set while a reader waits in fill()
 
   std::string wbuf_;
   std::size_t wpos_ = 0;

@@ -1,0 +1,181 @@
+// edge_triggered_test.cpp: the loop watches its own streams' sockets
+// edge-triggered (src/asyncio/epoll_poller.cpp): a wait costs no epoll_ctl,
+// and after a short read a stream waits for the next edge without the recv
+// that would answer EAGAIN. These tests count those system calls, and check
+// the cases where an edge could be lost: bytes or EOF that came while no
+// one waited, a descriptor number reused after close.
+#include <dlfcn.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <string>
+
+#include <greenlet/io.hpp>
+
+#include "support/greenlet_test.hpp"
+
+namespace {
+
+std::atomic<long> epoll_ctl_calls{0};
+std::atomic<long> recv_eagain{0};
+
+}  // namespace
+
+// Interposed for this test binary: the library's calls land here first.
+extern "C" int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) noexcept {
+  using fn = int (*)(int, int, int, struct epoll_event*);
+  static const fn real = reinterpret_cast<fn>(dlsym(RTLD_NEXT, "epoll_ctl"));
+  epoll_ctl_calls.fetch_add(1, std::memory_order_relaxed);
+  return real(epfd, op, fd, event);
+}
+
+extern "C" ssize_t recv(int fd, void* buf, size_t len, int flags) {
+  using fn = ssize_t (*)(int, void*, size_t, int);
+  static const fn real = reinterpret_cast<fn>(dlsym(RTLD_NEXT, "recv"));
+  const ssize_t n = real(fd, buf, len, flags);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) recv_eagain.fetch_add(1, std::memory_order_relaxed);
+  return n;
+}
+
+namespace {
+
+namespace asyncio = greenlet::asyncio;
+using EdgeTriggeredStreams = greenlet_test::GreenletTest;
+
+void echo_lines(asyncio::StreamReader r, asyncio::StreamWriter w) {
+  for (;;) {
+    std::string line = r.readline();
+    if (line.empty()) break;
+    w.write(line);
+  }
+  w.close();
+}
+
+// A client and a server answering in turn, as an HTTP keep-alive exchange:
+// once both streams are open, no round trip registers anything with the
+// kernel, and no recv comes back EAGAIN (each side's reads are short, so
+// each waits for the next edge directly).
+TEST_F(EdgeTriggeredStreams, RequestResponseRoundsMakeNoEpollCtlAndNoEmptyRecv) {
+  constexpr int rounds = 200;
+  long ctl_during = -1, eagain_during = -1;
+  int answered = 0;
+  asyncio::run([&] {
+    auto server = asyncio::start_server(echo_lines, "127.0.0.1", 0);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    // The first round registers both sockets (and each side's first read
+    // may find nothing yet).
+    w.write("warm-up\n");
+    ASSERT_EQ(r.readline(), "warm-up\n");
+    const long ctl_before = epoll_ctl_calls.load();
+    const long eagain_before = recv_eagain.load();
+    for (int i = 0; i < rounds; ++i) {
+      const std::string line = "request " + std::to_string(i) + "\n";
+      w.write(line);
+      if (r.readline() == line) ++answered;
+    }
+    ctl_during = epoll_ctl_calls.load() - ctl_before;
+    eagain_during = recv_eagain.load() - eagain_before;
+    w.close();
+    w.wait_closed();
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(answered, rounds);
+  EXPECT_EQ(ctl_during, 0) << "epoll_ctl calls during " << rounds << " round trips";
+  EXPECT_EQ(eagain_during, 0) << "recv calls that answered EAGAIN during " << rounds << " round trips";
+}
+
+// Bytes that arrive while the reader is busy elsewhere (the loop polled and
+// found them with nobody waiting) are still read: the short read before was
+// taken before that poll, so the stream reads again instead of waiting for an
+// edge that already came.
+TEST_F(EdgeTriggeredStreams, BytesArrivingWhileTheReaderSleepsAreRead) {
+  std::string second;
+  asyncio::run([&] {
+    auto release = asyncio::get_running_loop().create_future<void>();
+    auto server = asyncio::start_server(
+        [&](asyncio::StreamReader, asyncio::StreamWriter w) {
+          w.write("first\n");
+          asyncio::sleep(0.01);
+          w.write("second\n");
+          asyncio::await(release);  // no EOF meanwhile, which would wake the reader anyway
+          w.close();
+        },
+        "127.0.0.1", 0);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    ASSERT_EQ(r.readline(), "first\n");
+    asyncio::sleep(0.05);  // "second" arrives now, while nobody waits
+    try {
+      second = asyncio::wait_for([&] { return r.readline(); }, 2.0);
+    } catch (const asyncio::TimeoutError&) {
+      second = "(timed out)";
+    }
+    release.set_result();
+    w.close();
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(second, "second\n");
+}
+
+// EOF that arrived together with the last bytes, while the reader was away:
+// the read that takes the bytes is short, and the edge that said EOF came
+// before it, so no later edge will. The next read must still see EOF.
+TEST_F(EdgeTriggeredStreams, EofThatCameWithTheLastBytesIsSeen) {
+  std::string last, after;
+  asyncio::run([&] {
+    auto server = asyncio::start_server(
+        [](asyncio::StreamReader, asyncio::StreamWriter w) {
+          w.write("last\n");
+          w.close();
+        },
+        "127.0.0.1", 0);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    asyncio::sleep(0.05);  // the bytes and the FIN both arrive; the loop polls
+    last = asyncio::wait_for([&] { return r.readline(); }, 5.0);
+    after = asyncio::wait_for([&] { return r.readline(); }, 5.0);
+    EXPECT_TRUE(r.at_eof());
+    w.close();
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(last, "last\n");
+  EXPECT_EQ(after, "");
+}
+
+// A closed stream's descriptor number comes back for the next socket, which
+// must be watched afresh: the old registration went with forget().
+TEST_F(EdgeTriggeredStreams, ReusedDescriptorNumbersAreWatchedAfresh) {
+  int same_number = 0;
+  int echoed = 0;
+  asyncio::run([&] {
+    auto server = asyncio::start_server(echo_lines, "127.0.0.1", 0);
+    int previous_fd = -1;
+    for (int i = 0; i < 20; ++i) {
+      auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+      const int fd = w.fileno();
+      if (fd == previous_fd) ++same_number;
+      previous_fd = fd;
+      w.write("ping " + std::to_string(i) + "\n");
+      if (asyncio::wait_for([&] { return r.readline(); }, 5.0) == "ping " + std::to_string(i) + "\n") ++echoed;
+      w.close();
+      w.wait_closed();
+      // The same number as a plain socket, awaited through the one-shot path.
+      int pair[2];
+      ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+      ASSERT_EQ(::write(pair[1], "x", 1), 1);
+      asyncio::wait_for([&] { asyncio::wait_readable(pair[0]); }, 5.0);
+      ::close(pair[0]);
+      ::close(pair[1]);
+    }
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(echoed, 20);
+  EXPECT_GT(same_number, 0) << "the test meant to see descriptor numbers reused";
+}
+
+}  // namespace
