@@ -141,8 +141,9 @@ class epoll_poller final : public poller {
 
   std::size_t watched() const noexcept override { return watched_; }
 
-  void add_callback(int fd, io_direction dir, std::function<void()> fn) override {
+  void add_callback(int fd, io_direction dir, io_caller caller, std::function<void()> fn) override {
     fd_slot& s = slot(fd);
+    if (caller == io_caller::user) disown(s);
     handler& h = s.h[index(dir)];
     handler previous = h;
     h = handler{};
@@ -160,8 +161,9 @@ class epoll_poller final : public poller {
     drop_handler(previous);
   }
 
-  void add_waiter(int fd, io_direction dir, future_state* f) override {
+  void add_waiter(int fd, io_direction dir, io_caller caller, future_state* f) override {
     fd_slot& s = slot(fd);
+    if (caller == io_caller::user) disown(s);
     handler& h = s.h[index(dir)];
     if (!h.empty()) {
       throw RuntimeError(asyncio_errc::invalid_state, "fd " + std::to_string(fd) + " already has a " +
@@ -260,6 +262,15 @@ class epoll_poller final : public poller {
     if (fd < 0) throw std::system_error(EBADF, std::generic_category(), "negative file descriptor");
     if (static_cast<std::size_t>(fd) >= slots_.size()) slots_.resize(static_cast<std::size_t>(fd) + 64);
     return slots_[fd];
+  }
+
+  // disown() turns an adopted fd back to one-shot registrations (see
+  // io_caller): the next arm() is an EPOLL_CTL_MOD, which checks the fd.
+  static void disown(fd_slot& s) noexcept {
+    if (!s.adopted) return;
+    s.adopted = false;
+    s.hung_up = false;
+    s.armed = 0;
   }
 
   static std::uint32_t desired(const fd_slot& s) noexcept {

@@ -15,6 +15,13 @@ class future_state;
 // io_direction says which readiness a registration waits for.
 enum class io_direction : unsigned char { read = 0, write = 1 };
 
+// io_caller says who registers: the owner of an adopted fd, waiting because
+// it found the fd empty (see poller::adopt()), or anyone else (add_reader,
+// wait_readable, sock_* on a user's fd). Anyone else's registration on an
+// adopted fd turns it back to one-shot registrations, which check the fd's
+// state when they arm: an edge its owner already took cannot strand them.
+enum class io_caller : unsigned char { owner, user };
+
 class poller {
  public:
   virtual ~poller() = default;
@@ -30,24 +37,26 @@ class poller {
   // watched() counts registrations that may still make the loop ready.
   virtual std::size_t watched() const noexcept = 0;
 
-  // add_callback(fd, dir, fn) runs fn through the ready queue each time fd
+  // add_callback(fd, dir, caller, fn) runs fn through the ready queue each time fd
   // is ready in that direction, until removed (asyncio's add_reader and
   // add_writer). Replaces an earlier registration of fd in that direction.
   // Throws std::system_error if the kernel refuses the fd.
-  virtual void add_callback(int fd, io_direction dir, std::function<void()> fn) = 0;
-  // add_waiter(fd, dir, f) completes the future f (a future_value<void>,
+  virtual void add_callback(int fd, io_direction dir, io_caller caller, std::function<void()> fn) = 0;
+  // add_waiter(fd, dir, caller, f) completes the future f (a future_value<void>,
   // retained) once fd is ready: one-shot, then the registration is gone.
   // The wake-up skips a queue turn: done callbacks are scheduled anyway.
   // Throws std::system_error; RuntimeError if someone already waits there.
-  virtual void add_waiter(int fd, io_direction dir, future_state* f) = 0;
+  virtual void add_waiter(int fd, io_direction dir, io_caller caller, future_state* f) = 0;
   // remove(fd, dir) drops the registration; false if there was none. A
   // callback already queued for it does not run.
   virtual bool remove(int fd, io_direction dir) noexcept = 0;
   // remove_waiter(fd, dir, f) drops the registration only if it is f's.
   virtual bool remove_waiter(int fd, io_direction dir, future_state* f) noexcept = 0;
   // adopt(fd) tells the poller that fd belongs to one of the loop's own
-  // transports (a stream, a listening socket), which waits on it only after
-  // a call on it answered EAGAIN and calls forget(fd) before closing it. The
+  // transports (a stream, a listening socket), which registers on it (as
+  // io_caller::owner) only once it found it empty with no wait() since (a
+  // call answered EAGAIN, or a read came back short), and calls forget(fd)
+  // before closing it. The
   // kernel then watches fd edge-triggered, in both directions, until
   // forget(): a wait costs no epoll_ctl. False if the kernel refuses fd (a
   // regular file): its waits keep the one-shot registrations.

@@ -53,7 +53,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
       if (c >= 0) return c;
       const int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) {
-        wait_fd(l.fd, io_direction::read, &l.accept_waiter);
+        wait_fd(l.fd, io_direction::read, io_caller::owner, &l.accept_waiter);
       } else if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         // Out of descriptors: say so, pause accepting, keep serving the
         // connections already open (asyncio's accept_retry_delay).

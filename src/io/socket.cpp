@@ -20,12 +20,12 @@ namespace greenlet::asyncio {
 
 void event_loop::add_reader(int fd, std::function<void()> fn) {
   core_->check_open();
-  core_->io->add_callback(fd, detail::io_direction::read, std::move(fn));
+  core_->io->add_callback(fd, detail::io_direction::read, detail::io_caller::user, std::move(fn));
 }
 
 void event_loop::add_writer(int fd, std::function<void()> fn) {
   core_->check_open();
-  core_->io->add_callback(fd, detail::io_direction::write, std::move(fn));
+  core_->io->add_callback(fd, detail::io_direction::write, detail::io_caller::user, std::move(fn));
 }
 
 bool event_loop::remove_reader(int fd) noexcept { return core_->io->remove(fd, detail::io_direction::read); }
@@ -34,10 +34,10 @@ bool event_loop::remove_writer(int fd) noexcept { return core_->io->remove(fd, d
 
 namespace detail {
 
-void wait_fd(int fd, io_direction dir, Future<void>* slot) {
+void wait_fd(int fd, io_direction dir, io_caller caller, Future<void>* slot) {
   loop_core& loop = require_running_loop();
   Future<void> ready(new future_value<void>(&loop));
-  loop.io->add_waiter(fd, dir, ready.state());
+  loop.io->add_waiter(fd, dir, caller, ready.state());
   if (slot != nullptr) *slot = ready;
   // On every way out (woken, cancelled, killed) the registration must go:
   // a stale waiter would block the next task waiting on this fd.
@@ -75,8 +75,8 @@ void await_shared(Future<void>& f) {
 
 }  // namespace detail
 
-void wait_readable(int fd) { detail::wait_fd(fd, detail::io_direction::read, nullptr); }
-void wait_writable(int fd) { detail::wait_fd(fd, detail::io_direction::write, nullptr); }
+void wait_readable(int fd) { detail::wait_fd(fd, detail::io_direction::read, detail::io_caller::user, nullptr); }
+void wait_writable(int fd) { detail::wait_fd(fd, detail::io_direction::write, detail::io_caller::user, nullptr); }
 
 void raise_os_error(int err, const std::string& what) {
   const std::string message = what + ": " + std::strerror(err);

@@ -132,12 +132,12 @@ bool stream_transport::fill() {
     if (drained_) {
       drained_ = false;
       if (drained_at_ == loop_.io->waits() && fd_ >= 0 && !eof_ && !closing_) {
-        wait_fd(fd_, io_direction::read, &read_waiter_);
+        wait_fd(fd_, io_direction::read, io_caller::owner, &read_waiter_);
       }
     }
     const int got = fill_nowait();
     if (got >= 0) return got > 0;
-    wait_fd(fd_, io_direction::read, &read_waiter_);
+    wait_fd(fd_, io_direction::read, io_caller::owner, &read_waiter_);
   }
 }
 
@@ -184,7 +184,7 @@ void stream_transport::flush() {
   }
   const bool pending = wpos_ < wbuf_.size();
   if (pending && !writer_registered_) {
-    loop_.io->add_callback(fd_, io_direction::write, [this] { on_writable(); });
+    loop_.io->add_callback(fd_, io_direction::write, io_caller::owner, [this] { on_writable(); });
     writer_registered_ = true;
   } else if (!pending && writer_registered_) {
     loop_.io->remove(fd_, io_direction::write);

@@ -310,7 +310,7 @@ int Process::wait() {
         drop_exit_waiter();
         detail::loop_core& loop = detail::require_running_loop();
         Future<void> w(new detail::future_value<void>(&loop));
-        loop.io->add_waiter(pidfd_, detail::io_direction::read, w.state());
+        loop.io->add_waiter(pidfd_, detail::io_direction::read, detail::io_caller::user, w.state());
         exit_waiter_ = w;
       }
       Future<void> shared = exit_waiter_;
@@ -370,7 +370,8 @@ communicate_result Process::communicate(std::string_view input) {
     } regs{loop, ready};
     for (int i = 0; i < 2; ++i) {
       if (!open[i]) continue;
-      loop.io->add_waiter(outputs[i]->fd(), detail::io_direction::read, ready.state());
+      // Each pipe answered EAGAIN just above, as an owner's wait must.
+      loop.io->add_waiter(outputs[i]->fd(), detail::io_direction::read, detail::io_caller::owner, ready.state());
       regs.fds[i] = outputs[i]->fd();
     }
     await(ready);

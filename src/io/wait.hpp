@@ -6,10 +6,11 @@
 
 namespace greenlet::asyncio::detail {
 
-// wait_fd(fd, dir, slot) awaits fd's readiness once. If slot is given it
-// holds the waiter's future meanwhile, so that another task can end the wait
-// early with set_result() (a stream closed under its reader).
-void wait_fd(int fd, io_direction dir, Future<void>* slot);
+// wait_fd(fd, dir, caller, slot) awaits fd's readiness once (caller: see
+// io_caller). If slot is given it holds the waiter's future meanwhile, so
+// that another task can end the wait early with set_result() (a stream
+// closed under its reader).
+void wait_fd(int fd, io_direction dir, io_caller caller, Future<void>* slot);
 
 // await_shared(f) awaits a future that several tasks may wait on (a
 // stream's or server's "closed"). It awaits a private future chained to f,

@@ -146,6 +146,39 @@ TEST_F(EdgeTriggeredStreams, EofThatCameWithTheLastBytesIsSeen) {
   EXPECT_EQ(after, "");
 }
 
+// A user who awaits a stream's socket directly (wait_readable on fileno())
+// has not found it empty as the stream's own waits have: the bytes may have
+// come, and their edge gone, while nobody waited. The wait must still end:
+// the fd goes back to one-shot registrations, which check its state.
+TEST_F(EdgeTriggeredStreams, UserWaitOnAStreamsSocketSeesBytesThatAlreadyCame) {
+  std::string got;
+  asyncio::run([&] {
+    auto release = asyncio::get_running_loop().create_future<void>();
+    auto server = asyncio::start_server(
+        [&](asyncio::StreamReader, asyncio::StreamWriter w) {
+          w.write("x");
+          asyncio::await(release);
+          w.close();
+        },
+        "127.0.0.1", 0);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    asyncio::sleep(0.05);  // "x" arrives and the loop polls while nobody waits
+    try {
+      asyncio::wait_for([&] { asyncio::wait_readable(w.fileno()); }, 2.0);
+      got = r.read(1);
+    } catch (const asyncio::TimeoutError&) {
+      got = "(timed out)";
+    }
+    // The stream keeps working on one-shot registrations.
+    release.set_result();
+    EXPECT_EQ(asyncio::wait_for([&] { return r.read(); }, 2.0), "");
+    w.close();
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(got, "x");
+}
+
 // A closed stream's descriptor number comes back for the next socket, which
 // must be watched afresh: the old registration went with forget().
 TEST_F(EdgeTriggeredStreams, ReusedDescriptorNumbersAreWatchedAfresh) {
