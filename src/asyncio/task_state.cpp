@@ -38,7 +38,7 @@ void no_awaiting_task(loop_core* loop) {
 
 void task_state::start(loop_core* l) {
   loop = l;
-  if (name_.empty()) name_ = "Task-" + std::to_string(task_counter.fetch_add(1, std::memory_order_relaxed));
+  if (name_.empty()) number_ = task_counter.fetch_add(1, std::memory_order_relaxed);
   glet = ::greenlet::greenlet([this] { body(); }, ::greenlet::greenlet(), l->task_stack);
   // A task runs in a copy of its creator's context (asyncio's rule): a
   // snapshot, so what the task sets stays in the task.
@@ -46,6 +46,8 @@ void task_state::start(loop_core* l) {
   l->link_task(this);
   l->call_soon_fast(&step_callback, this, nullptr);
 }
+
+void task_state::make_default_name() const { name_ = "Task-" + std::to_string(number_); }
 
 void task_state::step_callback(void* task, void*) { static_cast<task_state*>(task)->step(); }
 
@@ -92,7 +94,7 @@ void task_state::after_step() {
     // resume it where it stopped. Fail it loudly and unwind its stack.
     future_->set_exception(std::make_exception_ptr(
         RuntimeError(asyncio_errc::stranded_task,
-                     "task '" + name_ +
+                     "task '" + name() +
                          "' switched to the event loop's greenlet by hand and would be stranded; inside a "
                          "task, suspend only with asyncio::await() or asyncio::sleep()")));
     retain(future_);
@@ -153,7 +155,7 @@ std::string task_state::repr() const {
     case future_state::status::finished: out += "finished"; break;
     case future_state::status::cancelled: out += "cancelled"; break;
   }
-  out += " name='" + name_ + "'";
+  out += " name='" + name() + "'";
   return out + future_->outcome_repr() + ">";
 }
 

@@ -59,6 +59,11 @@ TEST_F(TaskTests, test_task_names) {
   ASSERT_EQ(a.get_name().rfind("Task-", 0), 0u) << a.get_name();
   ASSERT_EQ(b.get_name().rfind("Task-", 0), 0u) << b.get_name();
   EXPECT_EQ(std::stoi(b.get_name().substr(5)), std::stoi(a.get_name().substr(5)) + 1);
+  // N counts creations, whichever name is asked first (names are made lazily).
+  auto c = loop.create_task([] {});
+  auto d = loop.create_task([] {});
+  const int d_number = std::stoi(d.get_name().substr(5));
+  EXPECT_EQ(std::stoi(c.get_name().substr(5)), d_number - 1);
   EXPECT_EQ(named.get_name(), "my-task");
   named.set_name("renamed");
   EXPECT_EQ(named.get_name(), "renamed");

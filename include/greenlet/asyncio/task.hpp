@@ -36,8 +36,9 @@ class Task : public Future<T> {
   // Throws nothing; loop thread only.
   explicit Task(detail::future_value<T>* adopted) noexcept : Future<T>(adopted) {}
 
-  // get_name()/set_name() as asyncio's; the default name is "Task-N". Throws nothing; must not be
-  // empty; loop thread only.
+  // get_name()/set_name() as asyncio's; the default name is "Task-N", N counted when the task is
+  // created. get_name() throws only std::bad_alloc (the default name is made on first use); a
+  // name set must not be empty; loop thread only.
   const std::string& get_name() const { return task()->name(); }
   // set_name(name) renames the task, as shown by repr() and get_name(). Throws nothing beyond moving
   // the string; must not be empty; loop thread only.
