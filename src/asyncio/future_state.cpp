@@ -93,14 +93,24 @@ std::uint64_t future_state::add_done_callback(std::function<void(future_state&)>
 }
 
 std::uint64_t future_state::add_fast_callback(void (*fn)(void*, void*), void* ctx) {
+  return add_fast(fn, nullptr, ctx);
+}
+
+std::uint64_t future_state::add_owned_callback(void (*fn)(void*, void*), void (*drop)(void*, void*), void* ctx) {
+  return add_fast(fn, drop, ctx);
+}
+
+// add_fast() registers a fast callback; drop is null for a plain one, whose
+// node only releases the future if it never runs.
+std::uint64_t future_state::add_fast(void (*fn)(void*, void*), void (*drop)(void*, void*), void* ctx) {
   const std::uint64_t id = next_callback_id_++;
   if (done()) {
     retain(this);
-    loop_->call_soon_fast(fn, ctx, this, &release_future);
+    loop_->call_soon_fast(fn, ctx, this, drop != nullptr ? drop : &release_future);
   } else if (first_.fn == nullptr && callbacks_.empty()) {
-    first_ = {id, fn, ctx};
+    first_ = {id, fn, ctx, drop};
   } else {
-    callbacks_.push_back({id, fn, ctx, {}});
+    callbacks_.push_back({id, fn, ctx, {}, drop});
   }
   return id;
 }
@@ -120,16 +130,31 @@ void future_state::schedule_callbacks() {
   const fast_callback first = std::exchange(first_, {});
   std::vector<done_callback> ready;
   ready.swap(callbacks_);
-  // A closed loop runs nothing more: the callbacks are dropped.
-  if (loop_->closed) return;
+  // A closed loop runs nothing more: the callbacks are dropped (owned ones
+  // give their references back).
+  if (loop_->closed) {
+    retain(this);  // a drop may give back what kept this future alive
+    if (first.drop != nullptr) {
+      retain(this);
+      first.drop(first.ctx, this);
+    }
+    for (done_callback& c : ready) {
+      if (c.drop != nullptr) {
+        retain(this);
+        c.drop(c.ctx, this);
+      }
+    }
+    release(this);  // may delete this: nothing follows
+    return;
+  }
   if (first.fn != nullptr) {
     retain(this);
-    loop_->call_soon_fast(first.fn, first.ctx, this, &release_future);
+    loop_->call_soon_fast(first.fn, first.ctx, this, first.drop != nullptr ? first.drop : &release_future);
   }
   for (done_callback& c : ready) {
     if (c.fast != nullptr) {
       retain(this);
-      loop_->call_soon_fast(c.fast, c.ctx, this, &release_future);
+      loop_->call_soon_fast(c.fast, c.ctx, this, c.drop != nullptr ? c.drop : &release_future);
     } else {
       loop_->call_soon([ref = future_ref(this), fn = std::move(c.general)] { fn(*ref.p); });
     }

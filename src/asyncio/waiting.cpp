@@ -40,6 +40,83 @@ struct wait_state {
   std::vector<future_state*> children;
   std::size_t remaining = 0;
   std::deque<std::size_t> completed;  // indexes, in completion order
+  bool collect = false;               // gather(return_exceptions, ...)
+  return_when when = ALL_COMPLETED;   // wait()'s condition
+};
+
+// fast_link is what the children's owned callbacks (see
+// future_state::add_owned_callback) hold: one per waiting call instead of a
+// std::function (and its allocation) per child. Counted by registration;
+// loop thread only.
+struct fast_link {
+  std::shared_ptr<wait_state> state;
+  void (*on_done)(wait_state&, future_state* child);
+  long refs = 1;  // the registering frame's
+};
+
+void unlink(fast_link* link) noexcept {
+  if (--link->refs == 0) delete link;
+}
+
+void run_link(void* link, void* child) {
+  struct give_back {
+    fast_link* link;
+    future_state* child;
+    ~give_back() {
+      release(child);
+      unlink(link);
+    }
+  } guard{static_cast<fast_link*>(link), static_cast<future_state*>(child)};
+  guard.link->on_done(*guard.link->state, guard.child);
+}
+
+void drop_link(void* link, void* child) {
+  release(static_cast<future_state*>(child));
+  unlink(static_cast<fast_link*>(link));
+}
+
+// Registers on_done(state, child) on every unfinished child, as
+// child_callbacks below but allocating nothing per child; unregisters what
+// has not run yet when the waiting frame ends, unless `keep`.
+class fast_child_callbacks {
+ public:
+  fast_child_callbacks(std::shared_ptr<wait_state> state, void (*on_done)(wait_state&, future_state*),
+                       bool keep = false)
+      : link_(new fast_link{std::move(state), on_done}), keep_(keep) {
+    const std::vector<future_state*>& children = link_->state->children;
+    if (!keep_) ids_.reserve(children.size());
+    try {
+      for (future_state* c : children) {
+        std::uint64_t id = 0;
+        if (!c->done()) {
+          id = c->add_owned_callback(&run_link, &drop_link, link_);
+          ++link_->refs;
+        }
+        if (!keep_) ids_.push_back(id);
+      }
+    } catch (...) {
+      unregister();
+      throw;
+    }
+  }
+  ~fast_child_callbacks() { unregister(); }
+  fast_child_callbacks(const fast_child_callbacks&) = delete;
+  fast_child_callbacks& operator=(const fast_child_callbacks&) = delete;
+
+ private:
+  void unregister() noexcept {
+    if (!keep_) {
+      // A callback removed before it ran gives its reference back here.
+      for (std::size_t i = 0; i < ids_.size(); ++i) {
+        if (ids_[i] != 0 && link_->state->children[i]->remove_done_callback(ids_[i]) > 0) unlink(link_);
+      }
+    }
+    unlink(link_);
+  }
+
+  fast_link* link_;
+  std::vector<std::uint64_t> ids_;
+  bool keep_;
 };
 
 // Registers on_done(state, index) on every unfinished child; unregisters
@@ -139,18 +216,18 @@ void gather_wait(const std::vector<future_state*>& children, bool collect) {
   auto state = std::make_shared<wait_state>(task.loop, children);
   for (future_state* c : children) state->remaining += c->done() ? 0 : 1;
   if (state->remaining == 0) return;
+  state->collect = collect;
 
-  child_callbacks callbacks(
+  fast_child_callbacks callbacks(
       state,
-      [collect](wait_state& s, std::size_t i) {
-        future_state* child = s.children[i];
+      [](wait_state& s, future_state* child) {
         if (s.outer.done()) {
           // The first failure was already raised: later ones count as seen,
           // as asyncio's gather marks them retrieved.
           if (!child->cancelled()) (void)child->exception();
           return;
         }
-        if (!collect && (child->cancelled() || child->failed())) {
+        if (!s.collect && (child->cancelled() || child->failed())) {
           s.outer.set_exception(failure_of(child));
         } else if (--s.remaining == 0) {
           s.outer.set_result();
@@ -174,8 +251,9 @@ void wait_until(const std::vector<future_state*>& children, std::optional<double
   if (satisfied(children, when)) return;
   if (timeout && *timeout <= 0) return;  // a timeout already passed: report as it stands
   auto state = std::make_shared<wait_state>(task.loop, children);
-  child_callbacks callbacks(state, [when](wait_state& s, std::size_t) {
-    if (!s.outer.done() && satisfied(s.children, when)) s.outer.set_result();
+  state->when = when;
+  fast_child_callbacks callbacks(state, [](wait_state& s, future_state*) {
+    if (!s.outer.done() && satisfied(s.children, s.when)) s.outer.set_result();
   });
   deadline_timer timer(task.loop, timeout, state);
   await_outer(state->outer.state());

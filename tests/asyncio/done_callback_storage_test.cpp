@@ -7,6 +7,7 @@
 // test_remove_done_callback). The loop keeps finished callback nodes for
 // reuse while busy and trims them to max_free_nodes when it goes idle, so a
 // burst does not stay allocated.
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,81 @@ TEST_F(DoneCallbackStorage, TheLoopKeepsABurstsNodesWhileBusyAndTrimsThemWhenIdl
   std::size_t listed = 0;
   for (auto* n = core->free_nodes; n != nullptr; n = n->next) ++listed;
   EXPECT_EQ(listed, core->free_node_count);
+}
+
+// An owned callback (gather's and wait's, one per child) holds a reference on
+// its ctx: exactly one of fn and drop gives it back, fn when it runs, drop
+// when the loop closed first. Both give back the future reference too.
+struct owned_ctx {
+  int refs = 1;
+  Strings* log;
+};
+void owned_run(void* ctx, void* future) {
+  auto* c = static_cast<owned_ctx*>(ctx);
+  c->log->push_back("ran");
+  --c->refs;
+  greenlet::asyncio::detail::release(static_cast<greenlet::asyncio::detail::future_state*>(future));
+}
+void owned_drop(void* ctx, void* future) {
+  auto* c = static_cast<owned_ctx*>(ctx);
+  c->log->push_back("dropped");
+  --c->refs;
+  greenlet::asyncio::detail::release(static_cast<greenlet::asyncio::detail::future_state*>(future));
+}
+
+TEST_F(DoneCallbackStorage, OwnedCallbacksRunOnceOrAreDroppedOnceWhenTheLoopClosed) {
+  Strings log;
+  {
+    asyncio::event_loop loop;
+    auto f = loop.create_future<int>();
+    owned_ctx first{1, &log}, listed{1, &log};
+    f.state()->add_owned_callback(&owned_run, &owned_drop, &first);   // the inline slot
+    f.state()->add_owned_callback(&owned_run, &owned_drop, &listed);  // the list
+    f.set_result(1);
+    run_briefly(loop);
+    EXPECT_EQ(log, (Strings{"ran", "ran"}));
+    EXPECT_EQ(first.refs, 0);
+    EXPECT_EQ(listed.refs, 0);
+  }
+  log.clear();
+  {
+    asyncio::event_loop loop;
+    auto f = loop.create_future<int>();
+    owned_ctx first{1, &log}, listed{1, &log};
+    f.state()->add_owned_callback(&owned_run, &owned_drop, &first);
+    f.state()->add_owned_callback(&owned_run, &owned_drop, &listed);
+    loop.close();
+    f.set_result(1);  // nothing runs on a closed loop: both are dropped
+    EXPECT_EQ(log, (Strings{"dropped", "dropped"}));
+    EXPECT_EQ(first.refs, 0);
+    EXPECT_EQ(listed.refs, 0);
+  }
+}
+
+// A gather whose children finish only after its loop closed: the callbacks it
+// left on them are dropped, and what they held (the gather's state, which
+// holds the children) is freed, down to the children's results.
+TEST_F(DoneCallbackStorage, AGatherLeftOnAClosedLoopFreesItsChildren) {
+  static int alive = 0;
+  struct tracked {
+    tracked() { ++alive; }
+    tracked(const tracked&) { ++alive; }
+    tracked(tracked&&) noexcept { ++alive; }
+    ~tracked() { --alive; }
+  };
+  alive = 0;
+  {
+    auto loop = std::make_unique<asyncio::event_loop>();
+    auto a = loop->create_future<tracked>();
+    auto b = loop->create_future<tracked>();
+    auto gathering = loop->create_task([a, b] { asyncio::gather(std::vector{a, b}); });
+    run_briefly(*loop);  // the task waits in gather()
+    loop.reset();        // closes the loop (its tasks are killed) and drops it
+    a.set_result(tracked());
+    b.set_result(tracked());
+    EXPECT_EQ(alive, 2);
+  }
+  EXPECT_EQ(alive, 0) << "a child of the gather is still held";
 }
 
 }  // namespace

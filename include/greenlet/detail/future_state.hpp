@@ -57,6 +57,14 @@ class future_state {
   // reference to the future, which it must release.
   std::uint64_t add_done_callback(std::function<void(future_state&)> fn);
   std::uint64_t add_fast_callback(void (*fn)(void* ctx, void* state), void* ctx);
+  // add_owned_callback(fn, drop, ctx) is a fast callback whose ctx holds a
+  // reference for it: fn(ctx, future) runs, or drop(ctx, future) instead if
+  // it never will (the loop closed), and either gives back both that and the
+  // future reference. Removed by remove_done_callback(), the caller gives
+  // its ctx reference back itself. The future must outlive the registration
+  // (ctx normally retains it). Allocates nothing when it is the future's
+  // first fast callback.
+  std::uint64_t add_owned_callback(void (*fn)(void* ctx, void* state), void (*drop)(void* ctx, void* state), void* ctx);
   std::size_t remove_done_callback(std::uint64_t id);
 
   // repr() is asyncio's: <Future pending>, <Task finished name='n1' result='x'>...
@@ -94,6 +102,7 @@ class future_state {
     void (*fast)(void*, void*);
     void* ctx;
     std::function<void(future_state&)> general;
+    void (*drop)(void*, void*) = nullptr;  // an owned callback's (see add_owned_callback)
   };
   // The first fast callback waits in first_ rather than in callbacks_: most
   // futures get exactly one (the task awaiting it), and an await then
@@ -103,7 +112,9 @@ class future_state {
     std::uint64_t id = 0;
     void (*fn)(void*, void*) = nullptr;
     void* ctx = nullptr;
+    void (*drop)(void*, void*) = nullptr;
   };
+  std::uint64_t add_fast(void (*fn)(void*, void*), void (*drop)(void*, void*), void* ctx);
   fast_callback first_;
   std::vector<done_callback> callbacks_;
   std::uint64_t next_callback_id_ = 1;
