@@ -12,6 +12,8 @@
 //   loop_sleep0_waves     100000/10 as waves in one running loop, after a
 //                         first untimed wave: stacks stay warm between them
 //   task_create_finish    create a task, run it, await its result
+//   gather_tasks/1000     create 1,000 tasks and gather() their results,
+//                         per task
 //   future_resolve_await  a future resolved by a callback and awaited
 //   loop_suspended_task_memory  resident bytes per suspended task (counter)
 // and the C++ peers on the same work:
@@ -115,6 +117,24 @@ void BM_task_create_finish(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_task_create_finish);
+
+// gather(): N tasks created, each returning its index, and gathered into a
+// vector of results; ns per task (creating, running and collecting it).
+void BM_gather_tasks(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  asyncio::run([&] {
+    std::vector<asyncio::Task<int>> tasks;
+    tasks.reserve(n);
+    for (auto _ : state) {
+      tasks.clear();
+      for (int i = 0; i < n; ++i) tasks.push_back(asyncio::create_task([i] { return i; }));
+      const std::vector<int> results = asyncio::gather(tasks);
+      if (results.back() != n - 1) state.SkipWithError("gather() lost a result");
+    }
+  });
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_gather_tasks)->Arg(1000);
 
 // Boost.Fiber on the same work as BM_loop_sleep0_step: T fibers, each
 // yield()ing S times, launched (post) and joined from the benchmark's own

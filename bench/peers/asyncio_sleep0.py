@@ -4,8 +4,12 @@
 100,000 tasks each await asyncio.sleep(0) ten times. Every sleep(0) yields to
 the loop, which resumes the task with one call_soon callback, so the figure
 is the cost of one scheduled callback (a task step), task creation included
-amortized over its 11 steps. Prints a JSON list in report.py's peer schema:
+amortized over its 11 steps. It also times asyncio.gather() over 1,000 tasks that return their index.
+Prints a JSON list in report.py's peer schema:
   py_asyncio_sleep0_step, py_uvloop_sleep0_step  ns per task step
+  py_asyncio_call_soon, py_uvloop_call_soon      ns per call_soon() callback
+  py_asyncio_gather, py_uvloop_gather            ns per task created, run and
+                                                 gathered (1,000 at a time)
 ns_per_op is the median of --repetitions runs; spread is (max-min)/median in %.
 """
 import argparse
@@ -32,6 +36,30 @@ async def scenario(tasks, sleeps):
     await asyncio.gather(*(worker(sleeps) for _ in range(tasks)))
     t1 = time.perf_counter_ns()
     return (t1 - t0) / (tasks * (sleeps + 1))
+
+
+async def index(i):
+    return i
+
+
+async def gather_scenario(tasks, rounds):
+    t0 = time.perf_counter_ns()
+    for _ in range(rounds):
+        results = await asyncio.gather(*[asyncio.create_task(index(i)) for i in range(tasks)])
+        assert results[-1] == tasks - 1
+    return (time.perf_counter_ns() - t0) / (tasks * rounds)
+
+
+def gather_ns(new_loop, repetitions, tasks=1000, rounds=100):
+    """ns per task created, run and gathered (as gather_tasks/1000)."""
+    samples = []
+    for _ in range(repetitions):
+        loop = new_loop()
+        try:
+            samples.append(loop.run_until_complete(gather_scenario(tasks, rounds)))
+        finally:
+            loop.close()
+    return samples
 
 
 def call_soon_ns(new_loop, callbacks, repetitions):
@@ -78,12 +106,15 @@ def main():
                 measure(asyncio.new_event_loop, args.tasks, args.sleeps, args.repetitions), f"{python}, asyncio")]
     rows.append(row("py_asyncio_call_soon",
                     call_soon_ns(asyncio.new_event_loop, 100_000, args.repetitions), f"{python}, asyncio"))
+    rows.append(row("py_asyncio_gather", gather_ns(asyncio.new_event_loop, args.repetitions), f"{python}, asyncio"))
     if uvloop is not None:
         rows.append(row("py_uvloop_sleep0_step",
                         measure(uvloop.new_event_loop, args.tasks, args.sleeps, args.repetitions),
                         f"{python}, uvloop {uvloop.__version__}"))
         rows.append(row("py_uvloop_call_soon",
                         call_soon_ns(uvloop.new_event_loop, 100_000, args.repetitions),
+                        f"{python}, uvloop {uvloop.__version__}"))
+        rows.append(row("py_uvloop_gather", gather_ns(uvloop.new_event_loop, args.repetitions),
                         f"{python}, uvloop {uvloop.__version__}"))
     json.dump(rows, sys.stdout, indent=1)
     print()

@@ -18,6 +18,9 @@
 //	go_sleep0_step       ns per step: 100,000 goroutines each call
 //	                     runtime.Gosched() ten times, creation amortized over
 //	                     the 11 steps (the loop's 100k x 10 sleep(0) workload)
+//	go_gather            ns per goroutine: 1,000 started, each storing its
+//	                     index in a results slice, and waited for with a
+//	                     WaitGroup (the loop's gather_tasks/1000)
 //	go_suspended_memory  resident bytes per goroutine with 100,000 blocked on
 //	                     a channel at once (RSS delta / count), each sample in
 //	                     a fresh process (a process that ran goroutines keeps
@@ -100,6 +103,28 @@ func createNs(count int) float64 {
 	return float64(time.Since(t0).Nanoseconds()) / float64(count)
 }
 
+// gatherNs starts n goroutines that each store their index in a results
+// slice and waits for them all (a WaitGroup), rounds times: ns per goroutine.
+func gatherNs(n, rounds int) float64 {
+	results := make([]int, n)
+	t0 := time.Now()
+	for r := 0; r < rounds; r++ {
+		var wg sync.WaitGroup
+		wg.Add(n)
+		for i := 0; i < n; i++ {
+			go func(i int) {
+				results[i] = i
+				wg.Done()
+			}(i)
+		}
+		wg.Wait()
+		if results[n-1] != n-1 {
+			panic("gather lost a result")
+		}
+	}
+	return float64(time.Since(t0).Nanoseconds()) / float64(n*rounds)
+}
+
 func sleep0Ns(tasks, yields int) float64 {
 	var wg sync.WaitGroup
 	t0 := time.Now()
@@ -180,12 +205,16 @@ func main() {
 	}
 
 	switchNs(*rounds / 10) // warm up
-	var switches, creates, steps []float64
+	var switches, creates, steps, gathers []float64
 	for i := 0; i < *repetitions; i++ {
 		switches = append(switches, switchNs(*rounds))
 	}
 	for i := 0; i < *repetitions; i++ {
 		creates = append(creates, createNs(*rounds/4))
+	}
+	gatherNs(1000, 100) // warm up
+	for i := 0; i < *repetitions; i++ {
+		gathers = append(gathers, gatherNs(1000, 1000))
 	}
 	sleep0Ns(*tasks, *yields) // warm up: the first run grows the heap and the goroutine free list
 	for i := 0; i < *repetitions; i++ {
@@ -195,6 +224,7 @@ func main() {
 		timeRow("go_channel_switch", switches),
 		timeRow("go_goroutine_create", creates),
 		timeRow("go_sleep0_step", steps),
+		timeRow("go_gather", gathers),
 		memoryRow("go_suspended_memory", memory),
 	}
 	enc := json.NewEncoder(os.Stdout)

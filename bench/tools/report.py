@@ -69,6 +69,9 @@ RATIOS = [
     ("greenlet_create_destroy", "go_goroutine_create", "create: ours / Go goroutine (go + channel receive)", None),
     ("task_create_finish", "go_goroutine_create", "create a task: ours / Go goroutine (go + channel receive)", None),
     ("task_create_finish", "py_gevent_create", "create a task: ours / gevent spawn + join", None),
+    ("gather_tasks/1000", "go_gather", "gather 1,000 tasks, per task: ours / Go goroutines + WaitGroup", None),
+    ("gather_tasks/1000", "py_asyncio_gather", "gather 1,000 tasks, per task: ours / asyncio", None),
+    ("gather_tasks/1000", "py_uvloop_gather", "gather 1,000 tasks, per task: ours / uvloop", None),
     ("loop_sleep0_step/100000/10", "go_sleep0_step", "loop step, 100k tasks x 10 yields: ours / Go Gosched", None),
     # Go's row runs after a warm-up round (goroutines and stacks reused): like our waves row.
     ("loop_sleep0_waves/100000/10", "go_sleep0_step", "loop step, 100k x 10, warm waves in one loop: ours / Go Gosched", None),
