@@ -27,33 +27,89 @@ ExceptionGroup::ExceptionGroup(std::string message, std::vector<std::exception_p
 
 namespace detail {
 
-struct task_group_state {
+// The group's state, shared by the TaskGroup and the done callbacks on its
+// children: an owned fast callback each (future_state::add_owned_callback),
+// which keeps the state alive through `watchers` and `self` rather than a
+// std::function per child.
+struct task_group_state : std::enable_shared_from_this<task_group_state> {
   task_state* parent = nullptr;
-  std::vector<future_state*> tasks;  // unfinished children, each retained
+  // Unfinished children, each's future retained; tasks[i]->group_index == i,
+  // so that a child's end unlists it in constant time (swap with the last),
+  // whatever the group holds. asyncio keeps a set: the order is not kept.
+  std::vector<task_state*> tasks;
   std::vector<std::exception_ptr> errors;
   Future<> on_completed;  // set while join() waits
   bool aborting = false;
   bool parent_cancel_requested = false;
   bool finished = false;
+  long watchers = 0;                       // callbacks registered, not yet run or dropped
+  std::shared_ptr<task_group_state> self;  // set while watchers > 0
 
   ~task_group_state() {
-    for (future_state* t : tasks) release(t);
+    for (task_state* t : tasks) release(t->future());
     if (parent != nullptr) release(parent->future());
+  }
+
+  void watch(task_state* child) {
+    child->group_index = tasks.size();
+    tasks.push_back(child);
+    retain(child->future());
+    if (watchers == 0) self = shared_from_this();
+    ++watchers;
+    try {
+      child->future()->add_owned_callback(&on_child_done, &on_child_dropped, this);
+    } catch (...) {
+      unlist(child);
+      unwatch();
+      throw;
+    }
+  }
+
+  // unwatch() gives back a callback's hold; the last one may free the state,
+  // so nothing may follow it.
+  void unwatch() noexcept {
+    if (--watchers == 0) std::shared_ptr<task_group_state> last = std::move(self);
+  }
+
+  static void on_child_done(void* state, void* child) {
+    auto* s = static_cast<task_group_state*>(state);
+    auto* f = static_cast<future_state*>(child);
+    struct give_back {
+      task_group_state* s;
+      future_state* f;
+      ~give_back() {
+        release(f);
+        s->unwatch();
+      }
+    } guard{s, f};
+    s->on_task_done(*f);
+  }
+
+  static void on_child_dropped(void* state, void* child) {
+    release(static_cast<future_state*>(child));
+    static_cast<task_group_state*>(state)->unwatch();
+  }
+
+  // unlist(child) takes a child off `tasks` and gives back the group's
+  // reference (the callback's keeps it alive meanwhile).
+  void unlist(task_state* child) noexcept {
+    const std::size_t i = child->group_index;
+    if (i >= tasks.size() || tasks[i] != child) return;
+    tasks[i] = tasks.back();
+    tasks[i]->group_index = i;
+    tasks.pop_back();
+    release(child->future());
   }
 
   void abort() {
     aborting = true;
-    for (future_state* t : tasks) {
-      if (!t->done()) t->cancel();
+    for (task_state* t : tasks) {
+      if (!t->future()->done()) t->cancel("");
     }
   }
 
   void on_task_done(future_state& child) {
-    auto it = std::find(tasks.begin(), tasks.end(), &child);
-    if (it != tasks.end()) {
-      tasks.erase(it);
-      release(&child);  // the group's reference; the callback's keeps it alive
-    }
+    unlist(child.as_task());
     if (!on_completed.empty() && tasks.empty() && !on_completed.done()) on_completed.set_result();
     if (child.cancelled()) return;
     std::exception_ptr error = child.exception();
@@ -106,11 +162,7 @@ void TaskGroup::check_open() const {
   if (state_->aborting) throw RuntimeError(asyncio_errc::invalid_state, "TaskGroup is shutting down");
 }
 
-void TaskGroup::adopt(detail::future_state* child) {
-  detail::retain(child);
-  state_->tasks.push_back(child);
-  child->add_done_callback([state = state_](detail::future_state& done) { state->on_task_done(done); });
-}
+void TaskGroup::adopt(detail::future_state* child) { state_->watch(child->as_task()); }
 
 void TaskGroup::join(std::exception_ptr body_error) {
   joined_ = true;

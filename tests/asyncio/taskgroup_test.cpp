@@ -1,5 +1,6 @@
 // taskgroup_test.cpp: TaskGroup, ported from CPython's
 // Lib/test/test_asyncio/test_taskgroups.py (cases named after theirs).
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -231,6 +232,68 @@ TEST_F(TestTaskGroup, ScopedGroupLeftByExceptionCancelsChildren) {
         EXPECT_TRUE(t.cancelled());
       },
       virtual_time());
+}
+
+// Many children finishing in an order unrelated to their creation (each
+// end unlists one child from the middle of the group's list): the group
+// waits for the last, every child ran, and one failure among them cancels
+// exactly the ones still running.
+TEST_F(TestTaskGroup, ManyChildrenFinishingOutOfOrder) {
+  constexpr int n = 300;
+  std::vector<int> finished;
+  int cancelled = 0;
+  asyncio::run(
+      [&] {
+        asyncio::task_group([&](asyncio::TaskGroup& g) {
+          for (int i = 0; i < n; ++i) {
+            // Delays scrambled by a multiplication modulo a prime.
+            const double delay = static_cast<double>((i * 7919) % 311) / 100.0;
+            g.create_task([&, i, delay] {
+              asyncio::sleep(delay);
+              finished.push_back(i);
+            });
+          }
+        });
+        EXPECT_EQ(finished.size(), static_cast<std::size_t>(n));
+        std::vector<int> sorted = finished;
+        std::sort(sorted.begin(), sorted.end());
+        for (int i = 0; i < n; ++i) ASSERT_EQ(sorted[i], i);
+        EXPECT_NE(finished, sorted) << "the children were meant to finish out of creation order";
+
+        finished.clear();
+        try {
+          asyncio::task_group([&](asyncio::TaskGroup& g) {
+            for (int i = 0; i < n; ++i) {
+              const double delay = static_cast<double>((i * 7919) % 311) / 100.0;
+              g.create_task([&, i, delay] {
+                try {
+                  asyncio::sleep(delay);
+                } catch (const asyncio::CancelledError&) {
+                  ++cancelled;
+                  throw;
+                }
+                finished.push_back(i);
+                if (i == 10) throw MyExc("child 10");
+              });
+            }
+          });
+          ADD_FAILURE() << "no ExceptionGroup";
+        } catch (const asyncio::ExceptionGroup& group) {
+          EXPECT_EQ(whats(group), (std::vector<std::string>{"child 10"}));
+        }
+      },
+      virtual_time());
+  // Child 10 sleeps (10 * 7919 % 311) / 100 s; every child due no later
+  // finished before it failed (ties: those created first), the rest were
+  // cancelled.
+  const int due10 = (10 * 7919) % 311;
+  int before = 0;
+  for (int i = 0; i < n; ++i) {
+    const int due = (i * 7919) % 311;
+    if (due < due10 || (due == due10 && i <= 10)) ++before;
+  }
+  EXPECT_EQ(static_cast<int>(finished.size()), before);
+  EXPECT_EQ(cancelled, n - before);
 }
 
 }  // namespace

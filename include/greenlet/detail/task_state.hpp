@@ -67,6 +67,9 @@ class task_state {
 
   // Set while the task waits (for cancel(), deadlock reports).
   future_state* waiting_on = nullptr;
+  // Where a TaskGroup lists this task while it runs, so that its end is
+  // unlisted in constant time (src/asyncio/taskgroup.cpp).
+  std::size_t group_index = 0;
   callback_node* sleep_timer = nullptr;
   bool must_cancel = false;
   std::string cancel_message;
