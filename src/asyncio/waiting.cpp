@@ -252,8 +252,16 @@ void wait_until(const std::vector<future_state*>& children, std::optional<double
   if (timeout && *timeout <= 0) return;  // a timeout already passed: report as it stands
   auto state = std::make_shared<wait_state>(task.loop, children);
   state->when = when;
-  fast_child_callbacks callbacks(state, [](wait_state& s, future_state*) {
-    if (!s.outer.done() && satisfied(s.children, s.when)) s.outer.set_result();
+  for (future_state* c : children) state->remaining += c->done() ? 0 : 1;
+  // Each end decides from that child and a count, as asyncio's _wait():
+  // looking at every child each time would cost N^2 for N children.
+  fast_child_callbacks callbacks(state, [](wait_state& s, future_state* child) {
+    if (s.outer.done()) return;
+    --s.remaining;
+    if (s.remaining == 0 || s.when == return_when::FIRST_COMPLETED ||
+        (s.when == return_when::FIRST_EXCEPTION && child->failed())) {
+      s.outer.set_result();
+    }
   });
   deadline_timer timer(task.loop, timeout, state);
   await_outer(state->outer.state());

@@ -262,4 +262,43 @@ TEST_F(WaitTests, test_wait_cancelled_raises_cancelled_error) {
   run_briefly(loop);
 }
 
+// Children that finish one at a time, long after wait() began: it counts
+// them (rather than looking at all of them at each end), so ALL_COMPLETED
+// returns with the last one and FIRST_EXCEPTION with the first failure,
+// cancelled children not counting as failures.
+TEST_F(WaitTests, ChildrenFinishingOneByOne) {
+  constexpr int n = 200;
+  asyncio::run(
+      [] {
+        Tasks all;
+        for (int i = 0; i < n; ++i) {
+          all.push_back(asyncio::create_task([i] { asyncio::sleep(0.01 * (i + 1)); }));
+        }
+        auto r = asyncio::wait(all);
+        EXPECT_EQ(r.done.size(), static_cast<std::size_t>(n));
+        EXPECT_TRUE(r.pending.empty());
+        EXPECT_NEAR(asyncio::get_running_loop().time(), 0.01 * n, 1e-6);
+
+        const double start = asyncio::get_running_loop().time();
+        Tasks some;
+        for (int i = 0; i < n; ++i) {
+          some.push_back(asyncio::create_task([i] {
+            asyncio::sleep(0.01 * (i + 1));
+            if (i == 119) throw TestError("child 119");
+          }));
+        }
+        for (int i = 0; i < 100; i += 10) some[i].cancel();  // cancelled: not a failure
+        auto f = asyncio::wait(some, std::nullopt, asyncio::FIRST_EXCEPTION);
+        EXPECT_NEAR(asyncio::get_running_loop().time() - start, 0.01 * 120, 1e-6);
+        EXPECT_EQ(f.done.size(), 120u);
+        EXPECT_EQ(f.pending.size(), static_cast<std::size_t>(n - 120));
+        EXPECT_TRUE(some[119].done());
+        EXPECT_FALSE(some[120].done());
+        for (auto& t : some) t.cancel();
+        asyncio::wait(some);
+        EXPECT_THROW(some[119].result(), TestError);
+      },
+      virtual_time());
+}
+
 }  // namespace
