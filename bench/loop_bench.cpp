@@ -15,6 +15,8 @@
 //   gather_tasks/1000     create 1,000 tasks and gather() their results,
 //                         per task
 //   task_group_tasks/N    N tasks in a TaskGroup, joined, per task
+//   shared_future_timeouts/100000  100,000 tasks wait() on one future with
+//                         a timeout and give up, per task
 //   future_resolve_await  a future resolved by a callback and awaited
 //   loop_suspended_task_memory  resident bytes per suspended task (counter)
 // and the C++ peers on the same work:
@@ -154,6 +156,30 @@ void BM_task_group_tasks(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * n);
 }
 BENCHMARK(BM_task_group_tasks)->Arg(1000)->Arg(100000)->Unit(benchmark::kMicrosecond);
+
+// N tasks wait() on one shared future with a timeout and all give up: each
+// unregisters from the shared future. ns per task, the 10 ms timeout
+// included; it must not grow with N (it did as N^2: 14 s for 100,000).
+void BM_shared_future_timeouts(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  asyncio::run(
+      [&] {
+        std::vector<asyncio::Task<void>> tasks;
+        tasks.reserve(n);
+        for (auto _ : state) {
+          auto shared = asyncio::get_running_loop().create_future<void>();
+          tasks.clear();
+          for (int i = 0; i < n; ++i) {
+            tasks.push_back(asyncio::create_task([shared] { asyncio::wait(std::vector{shared}, 0.01); }));
+          }
+          asyncio::gather(tasks);
+          if (shared.done()) state.SkipWithError("the shared future was touched");
+        }
+      },
+      unguarded_64k);
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_shared_future_timeouts)->Arg(100000)->Unit(benchmark::kMillisecond);
 
 // Boost.Fiber on the same work as BM_loop_sleep0_step: T fibers, each
 // yield()ing S times, launched (post) and joined from the benchmark's own

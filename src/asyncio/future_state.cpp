@@ -116,20 +116,31 @@ std::uint64_t future_state::add_fast(void (*fn)(void*, void*), void (*drop)(void
 }
 
 std::size_t future_state::remove_done_callback(std::uint64_t id) {
-  auto it = std::remove_if(callbacks_.begin(), callbacks_.end(), [id](const done_callback& c) { return c.id == id; });
-  auto removed = static_cast<std::size_t>(callbacks_.end() - it);
-  callbacks_.erase(it, callbacks_.end());
   if (first_.fn != nullptr && first_.id == id) {
     first_ = {};
-    ++removed;
+    return 1;
   }
-  return removed;
+  // callbacks_ is in id order (ids grow and entries are appended), so the
+  // entry is found by bisection and left as a tombstone, swept once they are
+  // half the list: N waiters of one future that all give up (timeouts on a
+  // shared event) cost N log N rather than N^2.
+  auto it = std::lower_bound(callbacks_.begin(), callbacks_.end(), id,
+                             [](const done_callback& c, std::uint64_t v) { return c.id < v; });
+  if (it == callbacks_.end() || it->id != id || it->removed) return 0;
+  it->removed = true;
+  it->general = nullptr;
+  if (++removed_callbacks_ * 2 > callbacks_.size()) {
+    std::erase_if(callbacks_, [](const done_callback& c) { return c.removed; });
+    removed_callbacks_ = 0;
+  }
+  return 1;
 }
 
 void future_state::schedule_callbacks() {
   const fast_callback first = std::exchange(first_, {});
   std::vector<done_callback> ready;
   ready.swap(callbacks_);
+  removed_callbacks_ = 0;
   // A closed loop runs nothing more: the callbacks are dropped (owned ones
   // give their references back).
   if (loop_->closed) {
@@ -139,7 +150,7 @@ void future_state::schedule_callbacks() {
       first.drop(first.ctx, this);
     }
     for (done_callback& c : ready) {
-      if (c.drop != nullptr) {
+      if (c.drop != nullptr && !c.removed) {
         retain(this);
         c.drop(c.ctx, this);
       }
@@ -152,6 +163,7 @@ void future_state::schedule_callbacks() {
     loop_->call_soon_fast(first.fn, first.ctx, this, first.drop != nullptr ? first.drop : &release_future);
   }
   for (done_callback& c : ready) {
+    if (c.removed) continue;
     if (c.fast != nullptr) {
       retain(this);
       loop_->call_soon_fast(c.fast, c.ctx, this, c.drop != nullptr ? c.drop : &release_future);

@@ -91,7 +91,8 @@ class future_state {
   [[noreturn]] void throw_invalid(const char* what) const;
 
   status state_ = status::pending;
-  bool error_retrieved_ = true;  // false while an exception nobody saw is stored
+  bool error_retrieved_ = true;          // false while an exception nobody saw is stored
+  std::uint32_t removed_callbacks_ = 0;  // tombstones in callbacks_
   std::exception_ptr error_;
   std::string cancel_message_;
   loop_core* loop_;
@@ -103,6 +104,7 @@ class future_state {
     void* ctx;
     std::function<void(future_state&)> general;
     void (*drop)(void*, void*) = nullptr;  // an owned callback's (see add_owned_callback)
+    bool removed = false;                  // a tombstone (see remove_done_callback)
   };
   // The first fast callback waits in first_ rather than in callbacks_: most
   // futures get exactly one (the task awaiting it), and an await then
