@@ -52,14 +52,7 @@ async def gather_scenario(tasks, rounds):
 
 def gather_ns(new_loop, repetitions, tasks=1000, rounds=100):
     """ns per task created, run and gathered (as gather_tasks/1000)."""
-    samples = []
-    for _ in range(repetitions):
-        loop = new_loop()
-        try:
-            samples.append(loop.run_until_complete(gather_scenario(tasks, rounds)))
-        finally:
-            loop.close()
-    return samples
+    return measure(new_loop, repetitions, lambda: gather_scenario(tasks, rounds))
 
 
 def call_soon_ns(new_loop, callbacks, repetitions):
@@ -84,12 +77,13 @@ def call_soon_ns(new_loop, callbacks, repetitions):
     return samples
 
 
-def measure(new_loop, tasks, sleeps, repetitions):
+def measure(new_loop, repetitions, make_scenario):
+    """One sample per repetition: make_scenario()'s result, each on a fresh loop."""
     samples = []
     for _ in range(repetitions):
         loop = new_loop()
         try:
-            samples.append(loop.run_until_complete(scenario(tasks, sleeps)))
+            samples.append(loop.run_until_complete(make_scenario()))
         finally:
             loop.close()
     return samples
@@ -102,14 +96,14 @@ def main():
     parser.add_argument("--sleeps", type=int, default=10)
     args = parser.parse_args()
     python = f"Python {sys.version.split()[0]}"
-    rows = [row("py_asyncio_sleep0_step",
-                measure(asyncio.new_event_loop, args.tasks, args.sleeps, args.repetitions), f"{python}, asyncio")]
+    steps = lambda: scenario(args.tasks, args.sleeps)  # noqa: E731
+    rows = [row("py_asyncio_sleep0_step", measure(asyncio.new_event_loop, args.repetitions, steps), f"{python}, asyncio")]
     rows.append(row("py_asyncio_call_soon",
                     call_soon_ns(asyncio.new_event_loop, 100_000, args.repetitions), f"{python}, asyncio"))
     rows.append(row("py_asyncio_gather", gather_ns(asyncio.new_event_loop, args.repetitions), f"{python}, asyncio"))
     if uvloop is not None:
         rows.append(row("py_uvloop_sleep0_step",
-                        measure(uvloop.new_event_loop, args.tasks, args.sleeps, args.repetitions),
+                        measure(uvloop.new_event_loop, args.repetitions, steps),
                         f"{python}, uvloop {uvloop.__version__}"))
         rows.append(row("py_uvloop_call_soon",
                         call_soon_ns(uvloop.new_event_loop, 100_000, args.repetitions),
