@@ -24,9 +24,13 @@
 
 namespace greenlet::asyncio::detail {
 
-// Below this many ready callbacks a turn's working set stays in cache and
-// the look-ahead would only add instructions.
-inline constexpr std::size_t lookahead_min_ready = 256;
+// Below this many ready callbacks a turn's working set stays in the core's
+// cache (~800 B a task; this VM's L2 is 2 MiB) and the look-ahead's pointer
+// chasing only adds to each step: T tasks × sleep(0), ns a step, with and
+// without it (three runs each): 1,000: 36-37 / 27-28 (Boost.Fiber 25-28);
+// 2,000: 42-45 / 31-32; 4,000: 61-67 / 49-51; 6,000: even; 8,000: 68-82 /
+// 70-82; 10,000: 75-86 / 85-90; 40,000: 164-177 / 196-218.
+inline constexpr std::size_t lookahead_min_ready = 4096;
 
 // prefetch_lines(p, n) fetches n cache lines from p into every cache level;
 // prefetch_lines<outer_caches>(p, n) into the outer ones only (prefetcht2),

@@ -57,11 +57,11 @@ TEST_F(ReadyQueue, FifoOrderSurvivesWrapAroundGrowthAndCancelledHandles) {
   EXPECT_EQ(ran, expected);
 }
 
-// 1,000 tasks stepping together (past the look-ahead threshold) run in
-// creation order every round; the third of them cancelled after the first
-// round stop there, and the others go on in the same order.
+// 5,000 tasks stepping together (past the look-ahead threshold: 4,096
+// ready) run in creation order every round; the third of them cancelled
+// after the first round stop there, and the others go on in the same order.
 TEST_F(ReadyQueue, ManyTasksStepInCreationOrderAndCancelledOnesStop) {
-  constexpr int tasks = 1000;
+  constexpr int tasks = 5000;
   constexpr int rounds = 5;
   std::vector<int> log;
   int finished = 0;
