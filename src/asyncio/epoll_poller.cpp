@@ -210,15 +210,13 @@ class epoll_poller final : public poller {
   }
 
   bool adopt(int fd) noexcept override {
-    if (fd < 0) return false;
-    if (static_cast<std::size_t>(fd) >= slots_.size()) {
-      try {
-        slots_.resize(static_cast<std::size_t>(fd) + 64);
-      } catch (...) {
-        return false;  // out of memory: the fd keeps one-shot registrations
-      }
+    fd_slot* slot_of_fd;
+    try {
+      slot_of_fd = &slot(fd);
+    } catch (...) {
+      return false;  // a bad fd, or out of memory: it keeps one-shot registrations
     }
-    fd_slot& s = slots_[fd];
+    fd_slot& s = *slot_of_fd;
     if (s.adopted) return true;
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;

@@ -75,9 +75,10 @@ void drop_link(void* link, void* child) {
   unlink(static_cast<fast_link*>(link));
 }
 
-// Registers on_done(state, child) on every unfinished child, as
-// child_callbacks below but allocating nothing per child; unregisters what
-// has not run yet when the waiting frame ends, unless `keep`.
+// Registers on_done(state, child) on every unfinished child, allocating
+// nothing per child; unregisters what has not run yet when the waiting
+// frame ends, unless `keep` (gather keeps watching its children to mark
+// their later failures retrieved).
 class fast_child_callbacks {
  public:
   fast_child_callbacks(std::shared_ptr<wait_state> state, void (*on_done)(wait_state&, future_state*),
@@ -119,14 +120,14 @@ class fast_child_callbacks {
   bool keep_;
 };
 
-// Registers on_done(state, index) on every unfinished child; unregisters
-// what has not run yet when the waiting frame ends, unless `keep` (gather
-// keeps watching its children to mark their later failures retrieved).
+// Registers on_done(state, index) on every unfinished child, for
+// as_completed(), which needs the child's index (fast_child_callbacks gives
+// the child itself); unregisters what has not run yet when the waiting
+// frame ends.
 class child_callbacks {
  public:
-  child_callbacks(std::shared_ptr<wait_state> state, const std::function<void(wait_state&, std::size_t)>& on_done,
-                  bool keep = false)
-      : state_(std::move(state)), keep_(keep) {
+  child_callbacks(std::shared_ptr<wait_state> state, const std::function<void(wait_state&, std::size_t)>& on_done)
+      : state_(std::move(state)) {
     ids_.reserve(state_->children.size());
     for (std::size_t i = 0; i < state_->children.size(); ++i) {
       future_state* c = state_->children[i];
@@ -138,7 +139,6 @@ class child_callbacks {
     }
   }
   ~child_callbacks() {
-    if (keep_) return;
     for (std::size_t i = 0; i < ids_.size(); ++i) {
       if (ids_[i] != 0) state_->children[i]->remove_done_callback(ids_[i]);
     }
@@ -149,7 +149,6 @@ class child_callbacks {
  private:
   std::shared_ptr<wait_state> state_;
   std::vector<std::uint64_t> ids_;
-  bool keep_;
 };
 
 bool satisfied(const std::vector<future_state*>& children, return_when when) {
@@ -323,7 +322,7 @@ void finish_run(event_loop& loop) noexcept {
       if (state->remaining == 0) {
         state->outer.set_result();
       }
-      child_callbacks callbacks(state, [](wait_state& s, std::size_t) {
+      fast_child_callbacks callbacks(state, [](wait_state& s, future_state*) {
         if (--s.remaining == 0 && !s.outer.done()) s.outer.set_result();
       });
       run_until_done(core, state->outer.state());
