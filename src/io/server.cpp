@@ -194,7 +194,7 @@ Server start(std::shared_ptr<server_state> s) {
   for (listener& l : s->listeners) {
     // accept_one() waits only after EAGAIN and close() forgets the fd first,
     // as adopt() asks: an accept wait then costs no epoll_ctl.
-    require_running_loop().io->adopt(l.fd);
+    loop.core()->io->adopt(l.fd);
     l.acceptor_done = loop.create_future<void>();
     loop.create_task([s, &l] {
       struct finished {
