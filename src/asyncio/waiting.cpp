@@ -46,19 +46,27 @@ struct wait_state {
 
 // fast_link is what the children's owned callbacks (see
 // future_state::add_owned_callback) hold: one per waiting call instead of a
-// std::function (and its allocation) per child. Counted by registration;
-// loop thread only.
+// std::function (and its allocation) per child. Each callback's context is
+// its child's entry in `slots`, which names the child's index. Counted by
+// registration; loop thread only.
+struct fast_link;
+struct link_slot {
+  fast_link* link;
+  std::size_t index;  // the child's, in wait_state::children
+};
 struct fast_link {
   std::shared_ptr<wait_state> state;
-  void (*on_done)(wait_state&, future_state* child);
-  long refs = 1;  // the registering frame's
+  void (*on_done)(wait_state&, future_state* child, std::size_t index);
+  std::vector<link_slot> slots;  // sized once: the callbacks point into it
+  long refs = 1;                 // the registering frame's
 };
 
 void unlink(fast_link* link) noexcept {
   if (--link->refs == 0) delete link;
 }
 
-void run_link(void* link, void* child) {
+void run_link(void* slot, void* child) {
+  const link_slot& s = *static_cast<link_slot*>(slot);
   struct give_back {
     fast_link* link;
     future_state* child;
@@ -66,31 +74,33 @@ void run_link(void* link, void* child) {
       release(child);
       unlink(link);
     }
-  } guard{static_cast<fast_link*>(link), static_cast<future_state*>(child)};
-  guard.link->on_done(*guard.link->state, guard.child);
+  } guard{s.link, static_cast<future_state*>(child)};
+  guard.link->on_done(*guard.link->state, guard.child, s.index);
 }
 
-void drop_link(void* link, void* child) {
+void drop_link(void* slot, void* child) {
   release(static_cast<future_state*>(child));
-  unlink(static_cast<fast_link*>(link));
+  unlink(static_cast<link_slot*>(slot)->link);
 }
 
-// Registers on_done(state, child) on every unfinished child, allocating
-// nothing per child; unregisters what has not run yet when the waiting
-// frame ends, unless `keep` (gather keeps watching its children to mark
-// their later failures retrieved).
-class fast_child_callbacks {
+// Registers on_done(state, child, index) on every unfinished child,
+// allocating nothing per child; unregisters what has not run yet when the
+// waiting frame ends, unless `keep` (gather keeps watching its children to
+// mark their later failures retrieved).
+class child_callbacks {
  public:
-  fast_child_callbacks(std::shared_ptr<wait_state> state, void (*on_done)(wait_state&, future_state*),
-                       bool keep = false)
-      : link_(new fast_link{std::move(state), on_done}), keep_(keep) {
+  child_callbacks(std::shared_ptr<wait_state> state, void (*on_done)(wait_state&, future_state*, std::size_t),
+                  bool keep = false)
+      : link_(new fast_link{std::move(state), on_done, {}}), keep_(keep) {
     const std::vector<future_state*>& children = link_->state->children;
-    if (!keep_) ids_.reserve(children.size());
     try {
-      for (future_state* c : children) {
+      link_->slots.reserve(children.size());
+      if (!keep_) ids_.reserve(children.size());
+      for (std::size_t i = 0; i < children.size(); ++i) {
+        link_->slots.push_back({link_, i});
         std::uint64_t id = 0;
-        if (!c->done()) {
-          id = c->add_owned_callback(&run_link, &drop_link, link_);
+        if (!children[i]->done()) {
+          id = children[i]->add_owned_callback(&run_link, &drop_link, &link_->slots[i]);
           ++link_->refs;
         }
         if (!keep_) ids_.push_back(id);
@@ -100,9 +110,9 @@ class fast_child_callbacks {
       throw;
     }
   }
-  ~fast_child_callbacks() { unregister(); }
-  fast_child_callbacks(const fast_child_callbacks&) = delete;
-  fast_child_callbacks& operator=(const fast_child_callbacks&) = delete;
+  ~child_callbacks() { unregister(); }
+  child_callbacks(const child_callbacks&) = delete;
+  child_callbacks& operator=(const child_callbacks&) = delete;
 
  private:
   void unregister() noexcept {
@@ -118,37 +128,6 @@ class fast_child_callbacks {
   fast_link* link_;
   std::vector<std::uint64_t> ids_;
   bool keep_;
-};
-
-// Registers on_done(state, index) on every unfinished child, for
-// as_completed(), which needs the child's index (fast_child_callbacks gives
-// the child itself); unregisters what has not run yet when the waiting
-// frame ends.
-class child_callbacks {
- public:
-  child_callbacks(std::shared_ptr<wait_state> state, const std::function<void(wait_state&, std::size_t)>& on_done)
-      : state_(std::move(state)) {
-    ids_.reserve(state_->children.size());
-    for (std::size_t i = 0; i < state_->children.size(); ++i) {
-      future_state* c = state_->children[i];
-      if (c->done()) {
-        ids_.push_back(0);
-        continue;
-      }
-      ids_.push_back(c->add_done_callback([state = state_, on_done, i](future_state&) { on_done(*state, i); }));
-    }
-  }
-  ~child_callbacks() {
-    for (std::size_t i = 0; i < ids_.size(); ++i) {
-      if (ids_[i] != 0) state_->children[i]->remove_done_callback(ids_[i]);
-    }
-  }
-  child_callbacks(const child_callbacks&) = delete;
-  child_callbacks& operator=(const child_callbacks&) = delete;
-
- private:
-  std::shared_ptr<wait_state> state_;
-  std::vector<std::uint64_t> ids_;
 };
 
 bool satisfied(const std::vector<future_state*>& children, return_when when) {
@@ -217,9 +196,9 @@ void gather_wait(const std::vector<future_state*>& children, bool collect) {
   if (state->remaining == 0) return;
   state->collect = collect;
 
-  fast_child_callbacks callbacks(
+  child_callbacks callbacks(
       state,
-      [](wait_state& s, future_state* child) {
+      [](wait_state& s, future_state* child, std::size_t) {
         if (s.outer.done()) {
           // The first failure was already raised: later ones count as seen,
           // as asyncio's gather marks them retrieved.
@@ -254,7 +233,7 @@ void wait_until(const std::vector<future_state*>& children, std::optional<double
   for (future_state* c : children) state->remaining += c->done() ? 0 : 1;
   // Each end decides from that child and a count, as asyncio's _wait():
   // looking at every child each time would cost N^2 for N children.
-  fast_child_callbacks callbacks(state, [](wait_state& s, future_state* child) {
+  child_callbacks callbacks(state, [](wait_state& s, future_state* child, std::size_t) {
     if (s.outer.done()) return;
     --s.remaining;
     if (s.remaining == 0 || s.when == return_when::FIRST_COMPLETED ||
@@ -280,7 +259,7 @@ completion_queue::completion_queue(const std::vector<future_state*>& futures) : 
   }
   state->remaining = futures.size();
   impl_->state = state;
-  impl_->callbacks = std::make_unique<child_callbacks>(state, [](wait_state& s, std::size_t i) {
+  impl_->callbacks = std::make_unique<child_callbacks>(state, [](wait_state& s, future_state*, std::size_t i) {
     s.completed.push_back(i);
     if (!s.outer.done()) s.outer.set_result();
   });
@@ -322,7 +301,7 @@ void finish_run(event_loop& loop) noexcept {
       if (state->remaining == 0) {
         state->outer.set_result();
       }
-      fast_child_callbacks callbacks(state, [](wait_state& s, future_state*) {
+      child_callbacks callbacks(state, [](wait_state& s, future_state*, std::size_t) {
         if (--s.remaining == 0 && !s.outer.done()) s.outer.set_result();
       });
       run_until_done(core, state->outer.state());
