@@ -74,7 +74,7 @@ struct handler {
 
 struct fd_slot {
   handler h[2];             // indexed by io_direction
-  std::uint32_t armed = 0;  // EPOLLIN/EPOLLOUT the kernel watches now
+  std::uint32_t armed = 0;  // EPOLLIN/EPOLLOUT the kernel watches now (one-shot only)
   bool in_epoll = false;    // the kernel's interest list has the fd
   bool adopted = false;     // edge-triggered until forget() (see the top)
   bool hung_up = false;     // adopted, and an event said EOF, hang-up or error
@@ -231,7 +231,6 @@ class epoll_poller final : public poller {
     if (rc < 0) return false;
     s.in_epoll = true;
     s.adopted = true;
-    s.armed = EPOLLIN | EPOLLOUT;
     return true;
   }
 

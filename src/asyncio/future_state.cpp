@@ -93,20 +93,20 @@ std::uint64_t future_state::add_done_callback(std::function<void(future_state&)>
 }
 
 std::uint64_t future_state::add_fast_callback(void (*fn)(void*, void*), void* ctx) {
-  return add_fast(fn, nullptr, ctx);
+  return add_fast(fn, &release_future, ctx);
 }
 
 std::uint64_t future_state::add_owned_callback(void (*fn)(void*, void*), void (*drop)(void*, void*), void* ctx) {
   return add_fast(fn, drop, ctx);
 }
 
-// add_fast() registers a fast callback; drop is null for a plain one, whose
-// node only releases the future if it never runs.
+// add_fast() registers a fast callback; a plain one's drop only releases the
+// future (release_future).
 std::uint64_t future_state::add_fast(void (*fn)(void*, void*), void (*drop)(void*, void*), void* ctx) {
   const std::uint64_t id = next_callback_id_++;
   if (done()) {
     retain(this);
-    loop_->call_soon_fast(fn, ctx, this, drop != nullptr ? drop : &release_future);
+    loop_->call_soon_fast(fn, ctx, this, drop);
   } else if (first_.fn == nullptr && callbacks_.empty()) {
     first_ = {id, fn, ctx, drop};
   } else {
@@ -141,16 +141,16 @@ void future_state::schedule_callbacks() {
   std::vector<done_callback> ready;
   ready.swap(callbacks_);
   removed_callbacks_ = 0;
-  // A closed loop runs nothing more: the callbacks are dropped (owned ones
-  // give their references back).
+  // A closed loop runs nothing more: the callbacks are dropped, each fast
+  // one's drop giving back its references.
   if (loop_->closed) {
     retain(this);  // a drop may give back what kept this future alive
-    if (first.drop != nullptr) {
+    if (first.fn != nullptr) {
       retain(this);
       first.drop(first.ctx, this);
     }
     for (done_callback& c : ready) {
-      if (c.drop != nullptr && !c.removed) {
+      if (c.fast != nullptr && !c.removed) {
         retain(this);
         c.drop(c.ctx, this);
       }
@@ -160,13 +160,13 @@ void future_state::schedule_callbacks() {
   }
   if (first.fn != nullptr) {
     retain(this);
-    loop_->call_soon_fast(first.fn, first.ctx, this, first.drop != nullptr ? first.drop : &release_future);
+    loop_->call_soon_fast(first.fn, first.ctx, this, first.drop);
   }
   for (done_callback& c : ready) {
     if (c.removed) continue;
     if (c.fast != nullptr) {
       retain(this);
-      loop_->call_soon_fast(c.fast, c.ctx, this, c.drop != nullptr ? c.drop : &release_future);
+      loop_->call_soon_fast(c.fast, c.ctx, this, c.drop);
     } else {
       loop_->call_soon([ref = future_ref(this), fn = std::move(c.general)] { fn(*ref.p); });
     }

@@ -56,7 +56,7 @@ struct link_slot {
 };
 struct fast_link {
   std::shared_ptr<wait_state> state;
-  void (*on_done)(wait_state&, future_state* child, std::size_t index);
+  void (*on_done)(wait_state&, std::size_t index);
   std::vector<link_slot> slots;  // sized once: the callbacks point into it
   long refs = 1;                 // the registering frame's
 };
@@ -75,7 +75,7 @@ void run_link(void* slot, void* child) {
       unlink(link);
     }
   } guard{s.link, static_cast<future_state*>(child)};
-  guard.link->on_done(*guard.link->state, guard.child, s.index);
+  guard.link->on_done(*guard.link->state, s.index);
 }
 
 void drop_link(void* slot, void* child) {
@@ -83,14 +83,13 @@ void drop_link(void* slot, void* child) {
   unlink(static_cast<link_slot*>(slot)->link);
 }
 
-// Registers on_done(state, child, index) on every unfinished child,
+// Registers on_done(state, index) on every unfinished child,
 // allocating nothing per child; unregisters what has not run yet when the
 // waiting frame ends, unless `keep` (gather keeps watching its children to
 // mark their later failures retrieved).
 class child_callbacks {
  public:
-  child_callbacks(std::shared_ptr<wait_state> state, void (*on_done)(wait_state&, future_state*, std::size_t),
-                  bool keep = false)
+  child_callbacks(std::shared_ptr<wait_state> state, void (*on_done)(wait_state&, std::size_t), bool keep = false)
       : link_(new fast_link{std::move(state), on_done, {}}), keep_(keep) {
     const std::vector<future_state*>& children = link_->state->children;
     try {
@@ -198,7 +197,8 @@ void gather_wait(const std::vector<future_state*>& children, bool collect) {
 
   child_callbacks callbacks(
       state,
-      [](wait_state& s, future_state* child, std::size_t) {
+      [](wait_state& s, std::size_t i) {
+        future_state* child = s.children[i];
         if (s.outer.done()) {
           // The first failure was already raised: later ones count as seen,
           // as asyncio's gather marks them retrieved.
@@ -233,7 +233,8 @@ void wait_until(const std::vector<future_state*>& children, std::optional<double
   for (future_state* c : children) state->remaining += c->done() ? 0 : 1;
   // Each end decides from that child and a count, as asyncio's _wait():
   // looking at every child each time would cost N^2 for N children.
-  child_callbacks callbacks(state, [](wait_state& s, future_state* child, std::size_t) {
+  child_callbacks callbacks(state, [](wait_state& s, std::size_t i) {
+    future_state* child = s.children[i];
     if (s.outer.done()) return;
     --s.remaining;
     if (s.remaining == 0 || s.when == return_when::FIRST_COMPLETED ||
@@ -259,7 +260,7 @@ completion_queue::completion_queue(const std::vector<future_state*>& futures) : 
   }
   state->remaining = futures.size();
   impl_->state = state;
-  impl_->callbacks = std::make_unique<child_callbacks>(state, [](wait_state& s, future_state*, std::size_t i) {
+  impl_->callbacks = std::make_unique<child_callbacks>(state, [](wait_state& s, std::size_t i) {
     s.completed.push_back(i);
     if (!s.outer.done()) s.outer.set_result();
   });
@@ -301,7 +302,7 @@ void finish_run(event_loop& loop) noexcept {
       if (state->remaining == 0) {
         state->outer.set_result();
       }
-      child_callbacks callbacks(state, [](wait_state& s, future_state*, std::size_t) {
+      child_callbacks callbacks(state, [](wait_state& s, std::size_t) {
         if (--s.remaining == 0 && !s.outer.done()) s.outer.set_result();
       });
       run_until_done(core, state->outer.state());

@@ -103,7 +103,7 @@ class future_state {
     void (*fast)(void*, void*);
     void* ctx;
     std::function<void(future_state&)> general;
-    void (*drop)(void*, void*) = nullptr;  // an owned callback's (see add_owned_callback)
+    void (*drop)(void*, void*) = nullptr;  // a fast one's, if it never runs (see add_owned_callback)
     bool removed = false;                  // a tombstone (see remove_done_callback)
   };
   // The first fast callback waits in first_ rather than in callbacks_: most
