@@ -389,7 +389,22 @@ void stack_pool::unmap_stack(const fiber_stack& stack) noexcept {
   }
 }
 
-void stack_pool::exhausted(std::size_t bytes, int err, bool guarded) const {
+// process_mappings_now() is the process's mapping count for a report, read
+// at most once a second. Why: with the tens of thousands of mappings an
+// exhaustion comes with, reading /proc/self/maps takes milliseconds, and
+// when many tasks start at once, every one the kernel refuses a stack
+// fails with its own report: 67,000 tasks took 9 minutes of system time to
+// fail, one read each, before this.
+const std::string& stack_pool::process_mappings_now() {
+  const auto now = std::chrono::steady_clock::now();
+  if (mappings_counted_.empty() || now - mappings_counted_at_ > std::chrono::seconds(1)) {
+    mappings_counted_ = process_mappings();
+    mappings_counted_at_ = now;
+  }
+  return mappings_counted_;
+}
+
+void stack_pool::exhausted(std::size_t bytes, int err, bool guarded) {
   std::string what = "greenlet: cannot map ";
   what += guarded ? "a " + std::to_string(bytes) + "-byte guarded fiber stack"
                   : "a " + std::to_string(bytes) + "-byte slab of unguarded fiber stacks";
@@ -397,7 +412,7 @@ void stack_pool::exhausted(std::size_t bytes, int err, bool guarded) const {
   what += std::strerror(err);
   what += "). This thread has " + std::to_string(mapped_) + " stacks mapped (" + std::to_string(guarded_mapped_) +
           " guarded, in " + std::to_string(kernel_mappings()) + " kernel mappings); the process has " +
-          process_mappings() + " mappings and vm.max_map_count is " + max_map_count() +
+          process_mappings_now() + " mappings and vm.max_map_count is " + max_map_count() +
           ". Each guarded stack costs two mappings (its guard page splits the mapping), so about "
           "32,000 guarded stacks exhaust the default limit of 65530; unguarded stacks come many to "
           "a mapping. Fixes: finish or drop suspended greenlets; use unguarded stacks "

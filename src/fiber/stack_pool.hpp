@@ -5,10 +5,12 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <string>
 #include <vector>
 
 namespace greenlet::detail {
@@ -169,7 +171,8 @@ class stack_pool {
   slab* slab_of(const void* address) const noexcept;
   static std::uint32_t index_in(const slab& owner, const char* limit) noexcept;
   void purge() noexcept;
-  [[noreturn]] void exhausted(std::size_t bytes, int err, bool guarded) const;
+  [[noreturn]] void exhausted(std::size_t bytes, int err, bool guarded);
+  const std::string& process_mappings_now();
 
   std::array<bucket, max_buckets> buckets_{};
   std::size_t buckets_used_ = 0;
@@ -180,6 +183,10 @@ class stack_pool {
   std::size_t individual_ = 0;  // unguarded stacks mapped alone (no bucket left)
   std::size_t warm_budget_ = default_warm_budget;
   bool hold_ = false;
+  // The process's mapping count for exhaustion reports, and when it was read
+  // (see process_mappings_now()).
+  std::string mappings_counted_;
+  std::chrono::steady_clock::time_point mappings_counted_at_{};
 };
 
 // page_size() is the system page size; round_to_pages() rounds up to it.
