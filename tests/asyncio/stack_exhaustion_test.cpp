@@ -8,24 +8,19 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <greenlet/asyncio.hpp>
 
 #include "asyncio/asyncio_test_support.hpp"
+#include "support/process_stats.hpp"
 
 namespace {
 
 namespace asyncio = greenlet::asyncio;
 
-[[maybe_unused]] long max_map_count() {
-  std::ifstream in("/proc/sys/vm/max_map_count");
-  long value = 0;
-  in >> value;
-  return value;
-}
+using greenlet_test::max_map_count;
 
 // More than the ~32,000 guarded stacks (two mappings each) of the default
 // limit, and enough failures that a per-failure read of /proc/self/maps

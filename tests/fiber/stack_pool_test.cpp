@@ -31,12 +31,7 @@ constexpr bool sanitized = false;
 
 using greenlet_test::kernel_mappings;
 
-[[maybe_unused]] long max_map_count() {
-  std::ifstream in("/proc/sys/vm/max_map_count");
-  long value = 0;
-  in >> value;
-  return value;
-}
+using greenlet_test::max_map_count;
 
 bool canary_ok(const fiber_stack& s) {
   return *static_cast<const std::uint64_t*>(s.limit) == greenlet::detail::stack_canary_value(s.limit);

@@ -17,4 +17,12 @@ inline long kernel_mappings() {
   return lines;
 }
 
+// max_map_count() is Linux's limit on those mappings (vm.max_map_count).
+inline long max_map_count() {
+  std::ifstream in("/proc/sys/vm/max_map_count");
+  long value = 0;
+  in >> value;
+  return value;
+}
+
 }  // namespace greenlet_test
