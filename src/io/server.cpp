@@ -33,6 +33,19 @@ struct listener {
 };
 
 struct server_state : std::enable_shared_from_this<server_state> {
+  server_state() = default;
+  server_state(const server_state&) = delete;
+  server_state& operator=(const server_state&) = delete;
+  // A server nobody closed (its loop ended, its acceptors were cancelled)
+  // still closes its listening sockets when the last reference goes, or
+  // their ports would keep taking connections nobody accepts.
+  ~server_state() {
+    close_listeners();
+    if (loop != nullptr) release(loop);
+  }
+
+  // The loop it serves on (retained: its poller must forget the fds).
+  loop_core* loop = nullptr;
   // One per address bound; sized once, before any acceptor starts (they
   // hold references into it).
   std::vector<listener> listeners;
@@ -64,7 +77,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
             {std::string("socket.accept() out of system resource (") + std::strerror(err) +
                  "); pausing accepting for " + delay + "s, connections already open are still served" +
                  (fds ? "; close descriptors or raise the limit (ulimit -n, RLIMIT_NOFILE)" : ""),
-             std::make_exception_ptr(OSError(err, std::string("accept: ") + std::strerror(err))),
+             std::make_exception_ptr(OSError(err, "accept")),
              tcp ? "Server on port " + std::to_string(port) : std::string("Unix server")});
         sleep(config.accept_retry_delay);
       } else if (err != EINTR && err != ECONNABORTED && err != EPROTO) {
@@ -97,17 +110,23 @@ struct server_state : std::enable_shared_from_this<server_state> {
     if (!serving()) return;
     // Unregister before closing: an acceptor's own cleanup runs later and
     // must not meet a new file that reuses the number.
-    loop_core& loop = require_running_loop();
     for (listener& l : listeners) {
       if (!l.accept_waiter.empty()) {
-        loop.io->remove_waiter(l.fd, io_direction::read, l.accept_waiter.state());
+        loop->io->remove_waiter(l.fd, io_direction::read, l.accept_waiter.state());
         if (!l.accept_waiter.done()) l.accept_waiter.set_result();
       }
-      loop.io->forget(l.fd);
+    }
+    close_listeners();
+    if (!closed.done()) closed.set_result();
+  }
+
+  void close_listeners() noexcept {
+    for (listener& l : listeners) {
+      if (l.fd < 0) continue;
+      if (loop != nullptr) loop->io->forget(l.fd);
       ::close(l.fd);
       l.fd = -1;
     }
-    if (!closed.done()) closed.set_result();
   }
 };
 
@@ -188,6 +207,8 @@ std::vector<listener> listen_on_all(std::vector<resolved_address> addrs, int por
 
 Server start(std::shared_ptr<server_state> s) {
   event_loop& loop = get_running_loop();
+  s->loop = loop.core();
+  retain(s->loop);
   s->closed = loop.create_future<void>();
   // Each acceptor holds the state: a Server handle dropped while serving
   // keeps serving, as asyncio's.
@@ -258,7 +279,7 @@ void Server::wait_closed() {
   while (!s_->clients.empty()) {
     std::vector<detail::future_state*> states;
     for (auto& t : s_->clients) states.push_back(t.state());
-    detail::wait_until(states, -1.0, ALL_COMPLETED);
+    detail::wait_until(states, std::nullopt, ALL_COMPLETED);
     // Done callbacks erase the finished tasks on a later turn.
     sleep(0);
   }

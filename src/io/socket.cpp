@@ -79,7 +79,8 @@ void wait_readable(int fd) { detail::wait_fd(fd, detail::io_direction::read, det
 void wait_writable(int fd) { detail::wait_fd(fd, detail::io_direction::write, detail::io_caller::user, nullptr); }
 
 void raise_os_error(int err, const std::string& what) {
-  const std::string message = what + ": " + std::strerror(err);
+  // std::system_error appends ": " and strerror(err) to `what` itself.
+  const std::string& message = what;
   switch (err) {
     case ECONNRESET: throw ConnectionResetError(err, message);
     case ECONNREFUSED: throw ConnectionRefusedError(err, message);

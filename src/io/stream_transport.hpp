@@ -75,9 +75,10 @@ class stream_transport {
   std::size_t wpos_ = 0;
   bool writer_registered_ = false;
   bool eof_pending_ = false;  // write_eof() once the buffer is sent
+  bool eof_written_ = false;  // write_eof() was called: write() is an error
   bool closing_ = false;
   int write_error_ = 0;
-  Future<void> drain_waiter_;
+  Future<void> drain_waiter_;  // shared by every task in drain()
   Future<void> closed_;
 };
 

@@ -153,6 +153,10 @@ std::string stream_transport::take(std::size_t n) {
 }
 
 void stream_transport::write(std::string_view data) {
+  if (eof_written_) {
+    // As asyncio's transports: the bytes would follow the FIN, or be lost.
+    throw RuntimeError(asyncio_errc::invalid_state, "Cannot call write() after write_eof()");
+  }
   if (closing_ || fd_ < 0 || data.empty()) return;
   if (write_error_ != 0) return;  // drain() reports it
   wbuf_.append(data);
@@ -225,17 +229,23 @@ void stream_transport::drain() {
   for (;;) {
     if (write_error_ != 0) raise_os_error(write_error_, "send");
     if (fd_ < 0 || write_buffered() <= config_.high_water) return;
-    drain_waiter_ = Future<void>(new future_value<void>(&loop_));
-    Future<void> mine = drain_waiter_;
-    await(mine);
+    // Every task draining now waits on the same future, so that one wake-up
+    // reaches them all (asyncio keeps a list of drain waiters); each awaits
+    // it as a shared future, so cancelling one leaves the others waiting.
+    if (drain_waiter_.empty() || drain_waiter_.done()) drain_waiter_ = Future<void>(new future_value<void>(&loop_));
+    Future<void> shared = drain_waiter_;
+    await_shared(shared);
   }
 }
 
 void stream_transport::write_eof() {
   if (closing_ || fd_ < 0) return;
   if (kind_ == transport_kind::pipe) {
-    close();
-  } else if (write_buffered() == 0) {
+    close();  // later writes are dropped, as on any closing transport
+    return;
+  }
+  eof_written_ = true;
+  if (write_buffered() == 0) {
     ::shutdown(fd_, SHUT_WR);
   } else {
     eof_pending_ = true;
@@ -318,16 +328,18 @@ std::string StreamReader::readuntil(std::string_view separator) {
   for (;;) {
     std::string_view data = t_->view();
     std::size_t at = data.find(separator, searched);
+    // The limit counts the bytes before the separator, as asyncio's: a
+    // line of exactly `limit` bytes plus its separator is accepted.
     if (at != std::string_view::npos) {
-      if (at + separator.size() > t_->config().limit) {
+      if (at > t_->config().limit) {
         throw LimitOverrunError("Separator is found, but chunk is longer than limit", at);
       }
       return t_->take(at + separator.size());
     }
-    if (data.size() > t_->config().limit) {
-      throw LimitOverrunError("Separator is not found, and chunk exceed the limit", data.size());
-    }
     searched = data.size() >= separator.size() ? data.size() - separator.size() + 1 : 0;
+    if (searched > t_->config().limit) {
+      throw LimitOverrunError("Separator is not found, and chunk exceed the limit", searched);
+    }
     if (!t_->fill()) throw IncompleteReadError(t_->take(t_->buffered()), 0);
   }
 }

@@ -107,6 +107,7 @@ class StreamWriter {
   // Raises the connection's error (ConnectionResetError, BrokenPipeError).
   void drain();
   // write_eof() half-closes: after the buffered bytes, shutdown(SHUT_WR).
+  // A write() after it throws RuntimeError (asyncio_errc::invalid_state).
   void write_eof();
   // can_write_eof() is true: sockets support write_eof(). Throws nothing.
   bool can_write_eof() const noexcept { return true; }

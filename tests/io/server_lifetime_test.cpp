@@ -1,0 +1,104 @@
+// server_lifetime_test.cpp: how a server ends. wait_closed() after close()
+// sleeps until the handlers still running finish (it used to poll, a core
+// busy for as long as a connection stayed open), and a server nobody closed
+// closes its listening sockets when its loop ends.
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <dirent.h>
+
+#include <cerrno>
+#include <string>
+
+#include <greenlet/io.hpp>
+
+#include "support/greenlet_test.hpp"
+
+namespace {
+
+namespace asyncio = greenlet::asyncio;
+using ServerLifetime = greenlet_test::GreenletTest;
+
+// This thread's CPU time, user and system, in seconds.
+double thread_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_THREAD, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+int open_fd_count() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (::readdir(d) != nullptr) ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+// A blocking connect() to 127.0.0.1:port: 0, or the errno.
+int try_connect(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  const int err = rc == 0 ? 0 : errno;
+  ::close(fd);
+  return err;
+}
+
+// close() stops accepting; wait_closed() then waits for the handler still
+// serving an idle connection, asleep: over 0.3 s it may not spend a
+// busy-polling loop's CPU (it took ~0.3 s of it before).
+TEST_F(ServerLifetime, WaitClosedSleepsUntilTheHandlersFinish) {
+  double cpu_while_waiting = -1;
+  bool returned_before_handler_ended = true;
+  asyncio::run([&] {
+    bool handler_ended = false;
+    auto server = asyncio::start_server(
+        [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
+          r.read();  // until the client closes
+          handler_ended = true;
+          w.close();
+        },
+        "127.0.0.1", 0);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    asyncio::sleep(0.02);  // the handler waits in read()
+    server.close();
+    auto waiter = asyncio::create_task([&] {
+      server.wait_closed();
+      returned_before_handler_ended = !handler_ended;
+    });
+    const double before = thread_cpu_seconds();
+    asyncio::sleep(0.3);
+    cpu_while_waiting = thread_cpu_seconds() - before;
+    EXPECT_FALSE(waiter.done()) << "wait_closed() returned while a handler ran";
+    w.close();
+    asyncio::wait_for(waiter, 10.0);
+  });
+  EXPECT_LT(cpu_while_waiting, 0.1) << "wait_closed() polled instead of sleeping";
+  EXPECT_FALSE(returned_before_handler_ended);
+}
+
+// A server nobody closed: when asyncio::run ends, its acceptor is
+// cancelled, the last reference to it goes, and its listening socket is
+// closed with it (its port refuses connections; no descriptor is left).
+TEST_F(ServerLifetime, ServerNobodyClosedClosesItsListeningSocketWithItsLoop) {
+  const int fds_before = open_fd_count();
+  int port = 0;
+  for (int round = 0; round < 20; ++round) {
+    asyncio::run([&] {
+      auto server =
+          asyncio::start_server([](asyncio::StreamReader, asyncio::StreamWriter w) { w.close(); }, "127.0.0.1", 0);
+      port = server.port();
+    });
+  }
+  EXPECT_EQ(open_fd_count(), fds_before) << "listening sockets left open";
+  EXPECT_EQ(try_connect(port), ECONNREFUSED) << "the last server's port still accepts connections";
+}
+
+}  // namespace

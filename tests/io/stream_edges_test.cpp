@@ -1,0 +1,186 @@
+// stream_edges_test.cpp: the edges of a stream's contract where asyncio's
+// behaviour is precise (CPython's Lib/asyncio/streams.py and
+// selector_events.py): several tasks draining one writer, the readuntil()
+// limit at its boundary, write() after write_eof(), and the text of OS
+// errors.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include <greenlet/io.hpp>
+
+#include "support/greenlet_test.hpp"
+
+namespace {
+
+namespace asyncio = greenlet::asyncio;
+using StreamEdges = greenlet_test::GreenletTest;
+
+// Several tasks may wait in drain() on one writer (handlers sharing a
+// connection): one wake-up reaches them all, as asyncio's list of drain
+// waiters, and a drainer cancelled meanwhile leaves the others waiting.
+TEST_F(StreamEdges, EveryTaskDrainingOneWriterWakes) {
+  int woke = 0;
+  bool cancelled_one_cancelled = false;
+  std::size_t server_got = 0;
+  asyncio::run([&] {
+    asyncio::Event go;
+    auto server = asyncio::start_server(
+        [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
+          go.wait();  // backpressure on the client until then
+          server_got = r.read().size();
+          w.close();
+        },
+        "127.0.0.1", 0);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    w.write(std::string(8 << 20, 'x'));  // far more than the socket buffers hold
+    std::vector<asyncio::Task<void>> drainers;
+    for (int i = 0; i < 3; ++i) {
+      drainers.push_back(asyncio::create_task([&w, &woke] {
+        w.drain();
+        ++woke;
+      }));
+    }
+    auto cancelled = asyncio::create_task([&w] { w.drain(); });
+    asyncio::sleep(0.01);  // all four wait in drain()
+    ASSERT_EQ(woke, 0) << "drain() returned above the high-water mark";
+    cancelled.cancel();
+    try {
+      asyncio::await(cancelled);
+    } catch (const asyncio::CancelledError&) {
+      cancelled_one_cancelled = true;
+    }
+    go.set();
+    // A drainer nobody wakes would wait forever: bounded here.
+    asyncio::wait_for([&] { asyncio::gather(drainers); }, 10.0);
+    w.write_eof();
+    w.close();
+    w.wait_closed();
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_TRUE(cancelled_one_cancelled);
+  EXPECT_EQ(woke, 3);
+  EXPECT_EQ(server_got, std::size_t{8} << 20);
+}
+
+// feed(chunks) runs a server that writes each chunk, pausing between them so
+// that each arrives as a read of its own, and returns the client's reader.
+asyncio::StreamReader feed(std::vector<std::string> chunks, std::size_t limit, asyncio::Server& server) {
+  server = asyncio::start_server(
+      [chunks](asyncio::StreamReader, asyncio::StreamWriter w) {
+        for (const std::string& c : chunks) {
+          w.write(c);
+          w.drain();
+          asyncio::sleep(0.02);
+        }
+        w.close();
+      },
+      "127.0.0.1", 0);
+  asyncio::stream_config config;
+  config.limit = limit;
+  return asyncio::open_connection("127.0.0.1", server.port(), config).first;
+}
+
+// The limit counts the bytes before the separator, as asyncio's (`isep >
+// limit` raises): a line of exactly `limit` bytes and its separator is read.
+TEST_F(StreamEdges, ReaduntilLimitCountsTheBytesBeforeTheSeparator) {
+  asyncio::run([] {
+    asyncio::Server server;
+    asyncio::StreamReader r = feed({"12345\n123456\nok\n"}, 5, server);
+    EXPECT_EQ(r.readline(), "12345\n");
+    try {
+      r.readuntil("\n");
+      ADD_FAILURE() << "a 6-byte line passed a limit of 5";
+    } catch (const asyncio::LimitOverrunError& e) {
+      EXPECT_EQ(e.consumed(), 6u);  // where the separator starts
+    }
+    EXPECT_THROW(r.readline(), asyncio::LimitOverrunError);  // drops "123456\n"
+    EXPECT_EQ(r.readline(), "ok\n");
+    server.close();
+    server.wait_closed();
+  });
+}
+
+// Without the separator yet, asyncio looks past `limit` only by what a
+// separator split across reads could need: "12345\r" with a limit of 5 waits
+// for more (the "\n" may come), and "12345\r\n" is then accepted.
+TEST_F(StreamEdges, ReaduntilWaitsForASeparatorSplitAcrossReadsAtTheLimit) {
+  asyncio::run([] {
+    asyncio::Server server;
+    asyncio::StreamReader r = feed({"12345\r", "\nabcdef", "g\r\n"}, 5, server);
+    EXPECT_EQ(r.readuntil("\r\n"), "12345\r\n");
+    // "abcdef" is 6 bytes with no separator: past what a split "\r\n" can
+    // explain (buffer + 1 - 2 = 5 is not above 5, so it waits once more).
+    try {
+      r.readuntil("\r\n");
+      ADD_FAILURE() << "a 7-byte chunk passed a limit of 5";
+    } catch (const asyncio::LimitOverrunError& e) {
+      EXPECT_EQ(e.consumed(), 7u);  // "abcdefg" is 7 bytes before the separator
+    }
+    server.close();
+    server.wait_closed();
+  });
+}
+
+// write() after write_eof() is an error, as asyncio's transports raise:
+// the bytes could only follow the FIN. The bytes written before arrive.
+TEST_F(StreamEdges, WriteAfterWriteEofRaises) {
+  std::string got;
+  asyncio::run([&] {
+    auto server = asyncio::start_server(
+        [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
+          got = r.read();
+          w.close();
+        },
+        "127.0.0.1", 0);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    w.write("abc");
+    w.write_eof();
+    try {
+      w.write("def");
+      ADD_FAILURE() << "write() after write_eof() was accepted";
+    } catch (const asyncio::RuntimeError& e) {
+      EXPECT_EQ(e.condition(), asyncio::asyncio_errc::invalid_state);
+      EXPECT_NE(std::string(e.what()).find("Cannot call write() after write_eof()"), std::string::npos) << e.what();
+    }
+    w.drain();  // nothing failed on the connection
+    EXPECT_EQ(r.read(), "");
+    w.close();
+    w.wait_closed();
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(got, "abc");
+}
+
+// An OS error's text names the call and the reason once ("connect:
+// Connection refused"), not the reason twice.
+TEST_F(StreamEdges, OsErrorTextNamesTheReasonOnce) {
+  asyncio::run([] {
+    // A port nobody listens on: bind one, note it, close it.
+    const int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
+    ::close(probe);
+    try {
+      asyncio::open_connection("127.0.0.1", ntohs(addr.sin_port));
+      ADD_FAILURE() << "connected to a closed port";
+    } catch (const asyncio::ConnectionRefusedError& e) {
+      const std::string what = e.what();
+      const std::string reason = "Connection refused";
+      const auto first = what.find(reason);
+      ASSERT_NE(first, std::string::npos) << what;
+      EXPECT_EQ(what.find(reason, first + 1), std::string::npos) << what;
+    }
+  });
+}
+
+}  // namespace
