@@ -134,8 +134,25 @@ void raise_pending_cancel(task_state& task) {
 
 bool task_state::cancel(const std::string& message) {
   if (future_->done()) return false;
+  // Cancelling goes on to what the task awaits; tasks awaiting each other
+  // in a cycle would send it round forever (asyncio overflows Python's
+  // stack: RecursionError). Say so instead.
+  if (forwarding_cancel_) throw_cancel_cycle();
   ++num_cancels_requested_;
-  if (waiting_on != nullptr && waiting_on->cancel(message)) return true;
+  if (waiting_on != nullptr) {
+    struct forwarding {
+      task_state& t;
+      bool done = false;
+      ~forwarding() {
+        t.forwarding_cancel_ = false;
+        if (!done) --t.num_cancels_requested_;  // the cancel failed: not requested
+      }
+    } guard{*this};
+    forwarding_cancel_ = true;
+    const bool forwarded = waiting_on->cancel(message);
+    guard.done = true;
+    if (forwarded) return true;
+  }
   must_cancel = true;
   cancel_message = message;
   if (sleep_timer != nullptr) {
@@ -146,6 +163,21 @@ bool task_state::cancel(const std::string& message) {
     loop->call_soon_fast(&step_callback, this, nullptr);
   }
   return true;
+}
+
+void task_state::throw_cancel_cycle() const {
+  std::string cycle = name();
+  for (const task_state* t = this;;) {
+    const task_state* next = t->waiting_on != nullptr ? t->waiting_on->as_task() : nullptr;
+    if (next == nullptr) break;
+    cycle += " -> " + next->name();
+    if (next == this) break;
+    t = next;
+  }
+  throw RuntimeError(asyncio_errc::deadlock,
+                     "cancel(): tasks await each other in a cycle (" + cycle +
+                         "), so none of them can finish and cancelling goes round the cycle; a task must not "
+                         "await a task that awaits it");
 }
 
 std::string task_state::repr() const {

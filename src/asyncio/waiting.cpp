@@ -297,7 +297,14 @@ void finish_run(event_loop& loop) noexcept {
       std::vector<future_state*> pending;
       for (task_state* t = core->tasks_head; t != nullptr; t = t->next) pending.push_back(t->future());
       auto state = std::make_shared<wait_state>(core, pending);
-      for (future_state* f : pending) f->cancel("");
+      for (future_state* f : pending) {
+        try {
+          f->cancel("");
+        } catch (...) {  // tasks awaiting each other: the rest are still cancelled
+          core->report(
+              {"error while cancelling a task at asyncio::run() shutdown", std::current_exception(), f->repr()});
+        }
+      }
       for (future_state* f : pending) state->remaining += f->done() ? 0 : 1;
       if (state->remaining == 0) {
         state->outer.set_result();

@@ -75,6 +75,60 @@ TEST_F(DeadlockTests, TasksAwaitingEachOther) {
   loop.close();
 }
 
+// Cancelling a task of such a cycle: the cancel goes on to what each
+// awaits and would come round forever (CPython: RecursionError). cancel()
+// says so, naming the cycle, and counts no cancel request.
+TEST_F(DeadlockTests, CancellingATaskInACycleNamesTheCycle) {
+  error_log errors;
+  asyncio::event_loop loop;
+  errors.attach(loop);
+  asyncio::Task<int> a;
+  asyncio::Task<int> b;
+  a = loop.create_task([&] { return asyncio::await(b); }, "a");
+  b = loop.create_task([&] { return asyncio::await(a); }, "b");
+  std::string msg;
+  loop.run_until_complete(loop.create_task([&] {
+    asyncio::sleep(0);  // a and b await each other now
+    try {
+      a.cancel("stop");
+      ADD_FAILURE() << "cancel() went round the cycle without a word";
+    } catch (const asyncio::RuntimeError& e) {
+      EXPECT_EQ(e.condition(), asyncio::asyncio_errc::deadlock);
+      msg = e.what();
+    }
+  }));
+  EXPECT_TRUE(contains(msg, "(a -> b -> a)")) << msg;
+  EXPECT_EQ(a.cancelling(), 0);
+  EXPECT_EQ(b.cancelling(), 0);
+  EXPECT_FALSE(a.done());
+  loop.close();  // kills both: their stacks unwind
+}
+
+// asyncio::run with its main task stuck behind such a cycle: the deadlock
+// is raised from run(), and the shutdown's cancel of the cycle's tasks is
+// reported, not a crash (it overflowed the stack before).
+TEST_F(DeadlockTests, RunEndsCleanlyWithTasksAwaitingEachOther) {
+  std::vector<std::string> log;
+  const std::string msg = deadlock_message([&] {
+    asyncio::run([&] {
+      asyncio::Task<void> a;
+      asyncio::Task<void> b;
+      a = asyncio::create_task([&] {
+        Guard g{log, "a"};
+        asyncio::await(b);
+      });
+      b = asyncio::create_task([&] {
+        Guard g{log, "b"};
+        asyncio::await(a);
+      });
+      asyncio::await(a);
+    });
+  });
+  EXPECT_TRUE(contains(msg, "awaits <Task pending name='Task-")) << msg;
+  // Both stacks unwound when the loop closed.
+  EXPECT_EQ(log.size(), 2u);
+}
+
 // A sleeping task is not a deadlock; the deadlock comes once the last timer
 // has run and nothing set the future (virtual clock at 1.0 then).
 TEST_F(DeadlockTests, TimersPostponeTheVerdict) {

@@ -61,8 +61,10 @@ class Future {
   bool cancelled() const noexcept { return state_->cancelled(); }
 
   // cancel(msg) cancels a pending future and schedules its callbacks;
-  // returns false if it was already done. Throws only std::bad_alloc
-  // (scheduling callbacks); loop thread only.
+  // returns false if it was already done. A task's cancel() goes on to what
+  // it awaits; for tasks awaiting each other in a cycle it throws
+  // RuntimeError (asyncio_errc::deadlock) naming them. Otherwise throws only
+  // std::bad_alloc (scheduling callbacks); loop thread only.
   bool cancel(const std::string& message = "") { return state_->cancel(message); }
 
   // result() is the result; rethrows the future's exception, throws

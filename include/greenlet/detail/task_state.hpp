@@ -91,10 +91,14 @@ class task_state {
 
   future_state* future_;
   void make_default_name() const;
+  // throw_cancel_cycle() throws the RuntimeError for a cancel() that came
+  // back to this task through the tasks it awaits.
+  [[noreturn]] void throw_cancel_cycle() const;
   mutable std::string name_;
   std::uint64_t number_ = 0;  // N of "Task-N", drawn when started unnamed
   int num_cancels_requested_ = 0;
   bool suspended_by_await_ = false;
+  bool forwarding_cancel_ = false;  // cancel() is passing itself on to waiting_on
 };
 
 // no_awaiting_task(loop) throws the RuntimeError saying why the caller,
