@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -154,6 +156,11 @@ void loop_core::call_soon_fast(void (*fn)(void*, void*), void* a, void* b, void 
 }
 
 void loop_core::push_timer(callback_node* n) {
+  // A NaN deadline compares false with everything: it would never come due
+  // and would break the heap's order for the timers under it. asyncio runs
+  // one at once; so does this (sleep(NaN) returns, wait_for(x, NaN) times
+  // out at once).
+  if (std::isnan(n->when)) n->when = -std::numeric_limits<double>::infinity();
   n->is_timer = true;
   n->seq = timer_seq++;
   n->in_heap = true;
@@ -346,11 +353,26 @@ void loop_core::run_once() {
     cancelled_timers = 0;
   }
 
+  // Cancelled timers at the front go now, as asyncio's _run_once does:
+  // otherwise the wait below would last until a deadline nobody waits for
+  // (and a deadlock would be seen only then).
+  while (!timers.empty() && timers.front()->cancelled) {
+    std::pop_heap(timers.begin(), timers.end(), later);
+    callback_node* n = timers.back();
+    timers.pop_back();
+    n->in_heap = false;
+    --cancelled_timers;
+    release(n);
+  }
+
   double timeout = -1;
   if (ready_count > 0 || stopping) {
     timeout = 0;
   } else if (!timers.empty()) {
-    timeout = std::max(0.0, timers.front()->when - time());
+    // At most a day at a time (asyncio's MAXIMUM_SELECT_TIMEOUT): a
+    // deadline at infinity (sleep(INFINITY)) or centuries away is no
+    // timeout the kernel takes.
+    timeout = std::clamp(timers.front()->when - time(), 0.0, max_wait_seconds);
   } else if (!can_make_progress()) {
     throw RuntimeError(asyncio_errc::deadlock, deadlock_report());
   }

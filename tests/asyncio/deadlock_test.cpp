@@ -129,6 +129,27 @@ TEST_F(DeadlockTests, RunEndsCleanlyWithTasksAwaitingEachOther) {
   EXPECT_EQ(log.size(), 2u);
 }
 
+// A timer cancelled before its time is no reason to wait: a wait_for()
+// that ended at once leaves its 1-hour timer cancelled, and the deadlock
+// that follows is seen now, not an hour later (asyncio's _run_once drops
+// cancelled timers from the front of the heap first).
+TEST_F(DeadlockTests, CancelledTimersDoNotPostponeTheVerdict) {
+  error_log errors;
+  asyncio::event_loop loop(virtual_time());
+  errors.attach(loop);
+  auto never = loop.create_future<>();
+  auto waiter = loop.create_task(
+      [&] {
+        asyncio::wait_for([] { asyncio::sleep(0); }, 3600.0);  // done at once: its timer is cancelled
+        asyncio::await(never);
+      },
+      "waiter");
+  const std::string msg = deadlock_message([&] { loop.run_until_complete(waiter); });
+  EXPECT_LT(loop.time(), 1.0) << "the loop waited for a cancelled timer";
+  EXPECT_TRUE(contains(msg, "<Task pending name='waiter'> awaits <Future pending>")) << msg;
+  loop.close();
+}
+
 // A sleeping task is not a deadlock; the deadlock comes once the last timer
 // has run and nothing set the future (virtual clock at 1.0 then).
 TEST_F(DeadlockTests, TimersPostponeTheVerdict) {

@@ -91,6 +91,9 @@ struct loop_core {
   std::size_t lookahead_countdown = 0;
   std::vector<callback_node*> timers;
   std::size_t cancelled_timers = 0;
+  // The longest the loop waits at once for a timer (asyncio's
+  // MAXIMUM_SELECT_TIMEOUT): it then looks again, still early.
+  static constexpr double max_wait_seconds = 24 * 3600;
   std::uint64_t timer_seq = 0;
   // Finished nodes kept for reuse. While the loop is busy it keeps them
   // all (a burst of a million task steps is often followed by another:

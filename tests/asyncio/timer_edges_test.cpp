@@ -1,0 +1,79 @@
+// timer_edges_test.cpp: deadlines no clock reaches. asyncio takes them
+// without complaint: sleep(math.inf) sleeps until cancelled (its idiom for
+// "forever"), and a NaN deadline runs at once. The loop used to hand an
+// infinite timeout to epoll (EINVAL: the loop died) and to keep a NaN timer
+// forever at the front of its heap (spinning, the timers under it starved).
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "asyncio/asyncio_test_support.hpp"
+
+namespace {
+
+namespace asyncio = greenlet::asyncio;
+using TimerEdges = greenlet_test::GreenletTest;
+using Strings = std::vector<std::string>;
+
+constexpr double infinity = std::numeric_limits<double>::infinity();
+
+// A task sleeping forever while the only other work comes from a thread:
+// the loop waits (at most a day at a time) and the sleeper ends when
+// cancelled. Also wait_for() and timeout() with an infinite delay.
+TEST_F(TimerEdges, InfiniteDelaysWaitUntilCancelledOrDone) {
+  Strings log;
+  asyncio::run([&] {
+    auto forever = asyncio::create_task([] { asyncio::sleep(infinity); });
+    asyncio::await(asyncio::to_thread([] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); }));
+    log.push_back(asyncio::wait_for(asyncio::to_thread([] { return std::string("thread done"); }), infinity));
+    asyncio::timeout(infinity, [&] {
+      asyncio::await(asyncio::to_thread([] { std::this_thread::sleep_for(std::chrono::milliseconds(5)); }));
+      log.push_back("timeout(inf) body done");
+    });
+    EXPECT_FALSE(forever.done());
+    forever.cancel();
+    try {
+      asyncio::await(forever);
+    } catch (const asyncio::CancelledError&) {
+      log.push_back("sleeper cancelled");
+    }
+    // Centuries away is no timeout the kernel takes either.
+    auto far = asyncio::get_running_loop().call_later(1e300, [&] { log.push_back("far timer ran"); });
+    asyncio::await(asyncio::to_thread([] { std::this_thread::sleep_for(std::chrono::milliseconds(5)); }));
+    far.cancel();
+  });
+  EXPECT_EQ(log, (Strings{"thread done", "timeout(inf) body done", "sleeper cancelled"}));
+}
+
+// A NaN deadline (a delay computed as 0.0 / 0.0) runs at once, as in
+// asyncio: the callback runs, sleep(NaN) returns, wait_for(x, NaN) times
+// out, and the timers behind it still come due in order.
+TEST_F(TimerEdges, NanDeadlinesRunAtOnce) {
+  const double nan = std::nan("");
+  Strings log;
+  asyncio::event_loop loop(asyncio_test::virtual_time());
+  loop.run_until_complete(loop.create_task([&] {
+    auto& l = asyncio::get_running_loop();
+    l.call_later(0.02, [&] { log.push_back("0.02 timer"); });
+    l.call_later(nan, [&] { log.push_back("nan timer"); });
+    l.call_later(0.01, [&] { log.push_back("0.01 timer"); });
+    asyncio::sleep(nan);
+    log.push_back("sleep(nan) returned");
+    auto never = l.create_future<int>();
+    try {
+      asyncio::wait_for(never, nan);
+      log.push_back("wait_for(never, nan) returned");
+    } catch (const asyncio::TimeoutError&) {
+      log.push_back("wait_for(never, nan) timed out");
+    }
+    asyncio::sleep(0.05);
+  }));
+  loop.close();
+  EXPECT_EQ(
+      log, (Strings{"nan timer", "sleep(nan) returned", "wait_for(never, nan) timed out", "0.01 timer", "0.02 timer"}));
+}
+
+}  // namespace
