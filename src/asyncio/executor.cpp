@@ -43,13 +43,20 @@ bool on_loop_thread(const loop_core* loop) noexcept {
 executor_job::executor_job(loop_core* loop) noexcept : loop_(loop) {
   run_fn = &on_loop;
   drop_fn = &on_drop;
+  end = &on_loop_closed;
+  // The worker posts to the loop after the loop side may have ended
+  // (the loop closed meanwhile): its memory must last until then.
+  retain_remote(loop_);
 }
+
+executor_job::~executor_job() { release_remote(loop_); }
 
 void executor_job::attach(future_state* target, executor_job** link) noexcept {
   target_ = target;
   link_ = link;
   retain(loop_);
   loop_->external_work.fetch_add(1);
+  loop_->attach_side(this);
 }
 
 bool executor_job::claim(unsigned char to) noexcept {
@@ -92,9 +99,15 @@ void executor_job::fail(std::exception_ptr error) noexcept {
 }
 
 void executor_job::post() noexcept {
-  // A closed loop can no longer take it: its side (a loop reference, which
-  // only the loop's thread may drop) is leaked rather than raced with.
+  // A closed loop can no longer take it: its close() ended the loop side
+  // (on_loop_closed), and this side goes now.
   if (!loop_->post_threadsafe(this)) unref();
+}
+
+void executor_job::on_loop_closed(loop_side* side) noexcept {
+  // The call runs on (asyncio does not cancel executor work at close); its
+  // outcome has nowhere to go.
+  static_cast<executor_job*>(side)->end_loop_side();
 }
 
 void executor_job::cancel_from_loop() noexcept {
@@ -109,6 +122,7 @@ void executor_job::detach_target() noexcept {
 }
 
 void executor_job::end_loop_side() noexcept {
+  loop_->detach_side(this);
   if (link_ != nullptr) *link_ = nullptr;
   target_ = nullptr;
   link_ = nullptr;

@@ -55,7 +55,17 @@ loop_core::~loop_core() {
 }
 
 void release(loop_core* loop) noexcept {
-  if (--loop->refs == 0) delete loop;
+  if (--loop->refs != 0) return;
+  // What user code gave the loop goes on its own thread; the rest (memory,
+  // the poller's descriptors) may go on the thread with the last remote
+  // reference.
+  loop->handler = nullptr;
+  loop->close_hooks.clear();
+  release_remote(loop);
+}
+
+void release_remote(loop_core* loop) noexcept {
+  if (loop->remote_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete loop;
 }
 
 void release(callback_node* n) noexcept {
@@ -526,6 +536,26 @@ void loop_core::close() {
   // callbacks: drop them with the rest.
   io->clear();
   close_threadsafe();
+  // No other thread can hand anything back now: end what waits for it.
+  while (loop_sides != nullptr) loop_sides->end(loop_sides);
+}
+
+void loop_core::attach_side(loop_side* side) noexcept {
+  side->prev = nullptr;
+  side->next = loop_sides;
+  if (loop_sides != nullptr) loop_sides->prev = side;
+  loop_sides = side;
+}
+
+void loop_core::detach_side(loop_side* side) noexcept {
+  if (side->prev == nullptr && loop_sides != side) return;  // not attached
+  if (side->prev != nullptr) {
+    side->prev->next = side->next;
+  } else {
+    loop_sides = side->next;
+  }
+  if (side->next != nullptr) side->next->prev = side->prev;
+  side->prev = side->next = nullptr;
 }
 
 std::uint64_t loop_core::add_close_hook(std::function<void()> fn) {

@@ -5,6 +5,7 @@
 // Lib/test/test_asyncio/test_events.py (run_in_executor) and
 // test_futures.py (wrap_future cancellation).
 #include <atomic>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -203,6 +204,51 @@ TEST_F(RunInExecutor, CallSoonThreadsafeAfterCloseThrows) {
   std::thread other([&] { EXPECT_THROW(loop->call_soon_threadsafe([] {}), asyncio::RuntimeError); });
   other.join();
   EXPECT_THROW(loop->call_soon_threadsafe([] {}), asyncio::RuntimeError);
+}
+
+// open_fd_count() is how many descriptors this process has open.
+int open_fd_count() {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)entry;
+    ++n;
+  }
+  return n;
+}
+
+// A loop closed while a call it handed to an executor still runs: the call
+// finishes (asyncio does not cancel executor work at close), its outcome is
+// dropped, and the loop is freed with its descriptors (an epoll and an
+// eventfd) once the call is over; the job's reference used to keep it
+// forever. Likewise for a wrap_future() whose concurrent future completes
+// after the close.
+TEST_F(RunInExecutor, LoopClosedWhileItsCallsRunIsFreed) {
+  concurrent::ThreadPoolExecutor pool(2);
+  const int fds_before = open_fd_count();
+  std::atomic<int> calls_finished{0};
+  gate g;
+  std::vector<concurrent::Future<int>> pending;
+  for (int i = 0; i < 20; ++i) {
+    auto loop = asyncio::new_event_loop();
+    loop->run_until_complete([&] {
+      (void)loop->run_in_executor(&pool, [&] {
+        g.wait();
+        ++calls_finished;
+        return 1;
+      });
+      pending.push_back(pool.submit([&] {
+        g.wait();
+        return 2;
+      }));
+      (void)asyncio::wrap_future(pending.back());
+    });
+    loop->close();
+  }
+  g.release();
+  pool.shutdown(true);
+  EXPECT_EQ(calls_finished.load(), 20);
+  for (auto& f : pending) EXPECT_EQ(f.result(), 2);
+  EXPECT_EQ(open_fd_count(), fds_before) << "closed loops kept alive by their finished executor calls";
 }
 
 // Callbacks still queued when the loop closes are dropped, not run.

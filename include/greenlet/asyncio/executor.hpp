@@ -36,29 +36,37 @@ void shutdown_default_executor(loop_core* loop) noexcept;
 // on_loop_thread(loop) is true on the thread that owns the loop.
 bool on_loop_thread(const loop_core* loop) noexcept;
 
-// delivery<T> carries a concurrent future's outcome to its asyncio twin. It
-// owns a reference to the twin and one unit of the loop's external_work,
-// both given back on the loop's thread (after delivering, or when a closing
-// loop drops the callback). Destroyed on another thread (the loop was closed
-// before the job finished) it leaks them rather than race with the loop.
+// delivery<T> carries a concurrent future's outcome to its asyncio twin. Its
+// loop side (a reference to the twin, one unit of the loop's external_work,
+// and a reference to itself, so that another thread cannot free it while
+// its loop still lists it) ends on the loop's thread: after delivering, or
+// when the loop closes first (loop_side). A remote reference keeps the
+// loop's memory for the thread that posts the outcome.
 template <class T>
-struct delivery {
+struct delivery : private loop_side {
   delivery(future_value<T>* f, loop_core* loop) noexcept : target(f), core(loop) {
-    retain(f);
-    core->external_work.fetch_add(1);
+    end = &on_loop_closed;
+    retain_remote(core);  // the completing thread posts to core, maybe after the loop side ended
   }
-  ~delivery() {
-    if (on_loop_thread(core)) {
-      core->external_work.fetch_sub(1);
-      release(target);
-    }
-  }
+  ~delivery() { release_remote(core); }
   delivery(const delivery&) = delete;
   delivery& operator=(const delivery&) = delete;
+
+  // attach(self) starts the loop side; self owns this delivery. Loop thread.
+  void attach(std::shared_ptr<delivery> self) noexcept {
+    retain(target);
+    core->external_work.fetch_add(1);
+    core->attach_side(this);
+    self_ = std::move(self);
+  }
 
   // deliver(cf) runs on the loop's thread. A target that is done already
   // (its awaiting task was cancelled) drops the outcome without error.
   void deliver(const ::greenlet::concurrent::Future<T>& cf) {
+    struct ends {
+      delivery* d;
+      ~ends() { d->end_loop_side(); }
+    } guard{this};
     if (target->done()) return;
     if (cf.cancelled()) {
       target->cancel("");
@@ -77,6 +85,18 @@ struct delivery {
 
   future_value<T>* target;
   loop_core* core;
+
+ private:
+  void end_loop_side() noexcept {
+    if (!self_) return;  // ended already
+    core->detach_side(this);
+    core->external_work.fetch_sub(1);
+    release(target);
+    std::shared_ptr<delivery> last = std::move(self_);  // may free this: last thing done
+  }
+  static void on_loop_closed(loop_side* side) noexcept { static_cast<delivery*>(side)->end_loop_side(); }
+
+  std::shared_ptr<delivery> self_;
 };
 
 // executor_job is one run_in_executor() call in a single object: the
@@ -86,9 +106,10 @@ struct delivery {
 // Two references: the executor's side (running, then the loop's queue) and
 // the loop's side (the link, a loop reference and one unit of
 // external_work), each dropped once; the last frees the job.
-class executor_job : public ::greenlet::concurrent::detail::work_item, public threadsafe_node {
+class executor_job : public ::greenlet::concurrent::detail::work_item, public threadsafe_node, private loop_side {
  public:
   explicit executor_job(loop_core* loop) noexcept;
+  ~executor_job() override;
   // attach(target, link) ties the job to its future once the executor took
   // it; *link is cleared when the tie ends. Loop thread.
   void attach(future_state* target, executor_job** link) noexcept;
@@ -119,6 +140,7 @@ class executor_job : public ::greenlet::concurrent::detail::work_item, public th
   void unref() noexcept;
   static void on_loop(threadsafe_node* n);
   static void on_drop(threadsafe_node* n) noexcept;
+  static void on_loop_closed(loop_side* side) noexcept;
 
   std::atomic<unsigned char> state_{pending};
   std::atomic<int> refs_{2};
@@ -190,6 +212,7 @@ Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf, event_loop& l
   Future<T> af = loop.create_future<T>();
   detail::loop_core* core = loop.core();
   auto carrier = std::make_shared<detail::delivery<T>>(af.state(), core);
+  carrier->attach(carrier);
   af.add_done_callback([cf](Future<T>& f) {
     if (f.cancelled()) cf.cancel();
   });

@@ -59,6 +59,19 @@ struct threadsafe_node {
   void (*drop_fn)(threadsafe_node* n) noexcept = nullptr;
 };
 
+// loop_side is the part of a cross-thread job (an executor job, a
+// wrap_future() delivery) that lives on its loop: references only the
+// loop's thread may drop. Attached, it is listed on its loop; end(self)
+// drops those references and unlists it. The job's other thread can never
+// hand it back once the loop is closed, so close() ends every one still
+// attached: they would otherwise keep the loop (its epoll and eventfd
+// descriptors) alive forever. Loop thread only.
+struct loop_side {
+  loop_side* prev = nullptr;
+  loop_side* next = nullptr;
+  void (*end)(loop_side* self) noexcept = nullptr;
+};
+
 // exception_context is what the loop's exception handler receives, like
 // asyncio's context dict.
 struct exception_context {
@@ -125,6 +138,10 @@ struct loop_core {
   // Work other threads may still deliver (executor jobs, threadsafe
   // callers holding a guard); a loop with none cannot be woken from outside.
   std::atomic<long> external_work{0};
+  // The loop sides attached (see loop_side).
+  loop_side* loop_sides = nullptr;
+  void attach_side(loop_side* side) noexcept;
+  void detach_side(loop_side* side) noexcept;
 
   // Nodes posted from other threads (call_soon_threadsafe(), executor
   // completions): a lock-free stack, newest first, that drain_threadsafe()
@@ -138,6 +155,11 @@ struct loop_core {
 
   exception_handler handler;
   long refs = 1;  // the facade's + one per future
+  // References from objects another thread may drop last (executor jobs,
+  // wrap_future() deliveries: a worker still posts to a loop closed
+  // meanwhile), plus one for all of `refs` together: the loop is deleted
+  // when both are gone, on whichever thread lets go last.
+  std::atomic<long> remote_refs{1};
 
   // Close hooks: cleanups of the I/O layer (signal handlers) that close()
   // runs once, newest first, after killing the tasks and before dropping
@@ -201,6 +223,11 @@ struct loop_core {
 
 inline void retain(loop_core* loop) noexcept { ++loop->refs; }
 void release(loop_core* loop) noexcept;
+// retain_remote()/release_remote(): a remote reference (see remote_refs).
+// Retain on the loop's thread (or under another remote reference); release
+// on any thread.
+inline void retain_remote(loop_core* loop) noexcept { loop->remote_refs.fetch_add(1, std::memory_order_relaxed); }
+void release_remote(loop_core* loop) noexcept;
 inline void retain(callback_node* n) noexcept { ++n->refs; }
 void release(callback_node* n) noexcept;
 
