@@ -468,7 +468,7 @@ task_state* loop_core::take_handoff_step(const task_state* self) noexcept {
   return t;
 }
 
-void loop_core::run_forever() {
+void loop_core::check_can_run() const {
   check_open();
   if (running) {
     throw RuntimeError(asyncio_errc::loop_running,
@@ -480,6 +480,10 @@ void loop_core::run_forever() {
                        "Cannot run the event loop while another loop is running on this thread");
   }
   check_thread();
+}
+
+void loop_core::run_forever() {
+  check_can_run();
   running = true;
   loop_greenlet = ::greenlet::getcurrent();
   set_running_loop(this);

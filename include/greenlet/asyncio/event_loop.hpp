@@ -164,7 +164,8 @@ class event_loop {
   // run_until_complete(x) runs until x is done and returns its result. x is
   // a Future, a Task, or a function (run as a task). Throws RuntimeError when it
   // can never complete: nothing ready, no timer, no I/O, no outside work;
-  // also run_forever()'s errors, and x's own exception (CancelledError if it
+  // also run_forever()'s errors, checked before a function becomes a task (a
+  // refused function never runs), and x's own exception (CancelledError if it
   // was cancelled). Loop thread only.
   template <class X>
   decltype(auto) run_until_complete(X&& x);

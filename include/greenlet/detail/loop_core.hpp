@@ -204,6 +204,11 @@ struct loop_core {
   void close_threadsafe() noexcept;
   void cancel_node(callback_node* n) noexcept;
 
+  // check_can_run() throws run_forever()'s refusals (closed, already running, another loop running
+  // on this thread, wrong thread) without running anything: run_until_complete() calls it before
+  // it makes its argument a task, so a refused function never runs (asyncio's _check_closed() and
+  // _check_running() also come before ensure_future()).
+  void check_can_run() const;
   void run_forever();
   void run_once();
   void stop() noexcept { stopping = true; }
