@@ -120,12 +120,11 @@ void Condition::notify(std::size_t n) {
 }
 
 void Condition::notify_unlocked(std::size_t n) {
-  std::size_t woken = 0;
-  for (detail::waiter* w = waiters_.front(); w != nullptr && woken < n; w = w->next) {
-    if (!w->fut.done()) {
-      ++woken;
-      w->fut.set_result();
-    }
+  // wake_next() unlinks each waiter it wakes or skips, so a burst costs O(1)
+  // per waiter. asyncio keeps woken futures in its deque until their tasks
+  // run, so its notify_all() asks for more wake-ups than our size(); those
+  // futures are done and it skips them, so the same waiters wake.
+  for (; n > 0 && waiters_.wake_next() != nullptr; --n) {
   }
 }
 
@@ -137,7 +136,9 @@ Semaphore::Semaphore(long value) : value_(value) {
 
 bool Semaphore::locked() const noexcept {
   if (value_ == 0) return true;
-  return !all_cancelled(waiters_);
+  // asyncio: any waiter not cancelled, woken ones included (they are still
+  // in its deque); wake_up_next() unlinked ours, woken() counts them.
+  return waiters_.woken() > 0 || !all_cancelled(waiters_);
 }
 
 bool Semaphore::acquire() {
@@ -173,14 +174,9 @@ void Semaphore::release() {
 }
 
 bool Semaphore::wake_up_next() {
-  for (detail::waiter* w = waiters_.front(); w != nullptr; w = w->next) {
-    if (!w->fut.done()) {
-      --value_;
-      w->fut.set_result();
-      return true;
-    }
-  }
-  return false;
+  if (waiters_.wake_next() == nullptr) return false;
+  --value_;  // the woken waiter's unit (it gives it back if cancelled)
+  return true;
 }
 
 void BoundedSemaphore::release() {

@@ -150,6 +150,11 @@ class Condition {
   // loop thread only.
   void notify_all() { notify(waiters_.size()); }
 
+  // waiters() is the number of tasks in wait() that no notify() has woken:
+  // a woken task leaves the queue at once, one cancelled while waiting when
+  // its task runs or a notify() passes it. Throws nothing; loop thread only.
+  std::size_t waiters() const noexcept { return waiters_.size(); }
+
  private:
   friend class Barrier;
   void notify_unlocked(std::size_t n);
@@ -188,6 +193,11 @@ class Semaphore {
   void unlock() { release(); }
   // value() is the counter. Throws nothing; loop thread only.
   long value() const noexcept { return value_; }
+  // waiters() is the number of tasks in acquire() that no release() has
+  // woken: a woken task leaves the queue at once, one cancelled while
+  // waiting when its task runs or a release() passes it. Throws nothing;
+  // loop thread only.
+  std::size_t waiters() const noexcept { return waiters_.size(); }
 
  protected:
   // value_ is the counter, for subclasses such as BoundedSemaphore; read it through value().

@@ -22,6 +22,9 @@ struct waiter {
   waiter* prev = nullptr;
   waiter* next = nullptr;
   bool linked = false;
+  // woken: wake_next() took it off the list and set its future; its task
+  // has not left yet. The list counts these (woken()).
+  bool woken = false;
 };
 
 // waiter_list is an intrusive doubly linked FIFO of waiters, asyncio's
@@ -33,7 +36,11 @@ class waiter_list {
   waiter_list& operator=(const waiter_list&) = delete;
 
   bool empty() const noexcept { return head_ == nullptr; }
+  // size() counts the linked waiters: not those wake_next() took off.
   std::size_t size() const noexcept { return size_; }
+  // woken() counts the waiters wake_next() woke whose tasks have not left
+  // yet: asyncio keeps those in its deque, and Semaphore::locked() sees them.
+  std::size_t woken() const noexcept { return woken_; }
   waiter* front() const noexcept { return head_; }
 
   void push_back(waiter& w) noexcept {
@@ -44,8 +51,13 @@ class waiter_list {
     w.linked = true;
     ++size_;
   }
-  // erase(w) unlinks w if it is still linked (a wake-up may have popped it).
+  // erase(w) unlinks w if it is still linked (a wake-up may have popped it),
+  // and stops counting it as woken.
   void erase(waiter& w) noexcept {
+    if (w.woken) {
+      w.woken = false;
+      --woken_;
+    }
     if (!w.linked) return;
     (w.prev != nullptr ? w.prev->next : head_) = w.next;
     (w.next != nullptr ? w.next->prev : tail_) = w.prev;
@@ -58,11 +70,27 @@ class waiter_list {
     if (w != nullptr) erase(*w);
     return w;
   }
+  // wake_next() wakes the first waiter whose future is not done (one
+  // cancelled meanwhile is) and returns it, or null if there is none. It
+  // unlinks the woken one and every done one it passes: left linked until
+  // their tasks run, each later wake-up would walk past them again, and a
+  // burst of N wake-ups or cancellations would cost O(N^2).
+  waiter* wake_next() {
+    while (waiter* w = pop_front()) {
+      if (w->fut.done()) continue;
+      w->woken = true;
+      ++woken_;
+      w->fut.set_result();
+      return w;
+    }
+    return nullptr;
+  }
 
  private:
   waiter* head_ = nullptr;
   waiter* tail_ = nullptr;
   std::size_t size_ = 0;
+  std::size_t woken_ = 0;
 };
 
 // enqueued is a waiter that joins `list` with a new future of the running
