@@ -54,8 +54,14 @@ void kill(thread_state& ts, greenlet_impl* g) noexcept {
   } catch (...) {
     report_unraisable(std::current_exception(), "killing greenlet #" + std::to_string(g->id) + " with GreenletExit");
   }
-  g->parent = old_parent;
-  release(killer);
+  if (g->parent == killer) {
+    g->parent = old_parent;
+    release(killer);
+  } else if (old_parent != nullptr) {
+    // The victim chose a parent of its own meanwhile (set_parent() released
+    // the killer and holds the new one): keep its choice, as Python does.
+    release(old_parent);
+  }
 }
 
 void on_unreachable(thread_state& ts, greenlet_impl* g) noexcept {

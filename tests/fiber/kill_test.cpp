@@ -52,6 +52,39 @@ TEST_F(Kill, DestructorsRunWhenLastHandleIsDropped) {
   EXPECT_EQ(log, (std::vector<std::string>{"suspend", "~frame3", "~frame2", "~frame1", "GreenletExit", "~run"}));
 }
 
+// A greenlet being killed may choose a new parent in its GreenletExit
+// handler (Python: `getcurrent().parent = main` in `except GreenletExit`):
+// its end goes there, and the killer, its temporary parent, keeps exactly
+// its own references (kill() used to release it a second time: freed while
+// a handle remained).
+TEST_F(Kill, VictimThatReparentsItselfDuringItsKill) {
+  std::vector<std::string> log;
+  greenlet::greenlet main_g = greenlet::getcurrent();
+  greenlet::greenlet killer([&] {
+    {
+      greenlet::greenlet victim([&] {
+        try {
+          greenlet::getcurrent().parent().switch_();
+        } catch (const greenlet::GreenletExit&) {
+          greenlet::getcurrent().set_parent(main_g);
+          log.push_back("victim re-parented");
+        }
+        return std::string("victim's end");
+      });
+      victim.switch_();
+    }  // last handle to the suspended victim: the killer kills it
+    log.push_back("killer resumed");
+    return std::string("killer's end");
+  });
+  // The victim's end goes to its new parent, main, in the middle of the kill.
+  EXPECT_EQ(killer.switch_().get<std::string>(), "victim's end");
+  EXPECT_EQ(log, (std::vector<std::string>{"victim re-parented"}));
+  EXPECT_EQ(killer.switch_().get<std::string>(), "killer's end");
+  EXPECT_TRUE(killer.dead());
+  killer = greenlet::greenlet();  // the last reference to the killer, released once
+  EXPECT_EQ(log, (std::vector<std::string>{"victim re-parented", "killer resumed"}));
+}
+
 // A handle the greenlet keeps to itself (captured, or a local on its own
 // stack) does not keep it alive.
 TEST_F(Kill, HandlesOnItsOwnStackDoNotKeepItAlive) {

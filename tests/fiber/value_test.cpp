@@ -66,6 +66,27 @@ TEST_F(Value, EmptySingleAndSeveral) {
   EXPECT_EQ(seen, (std::vector<std::string>{"empty", "got five", "got 6 six"}));
 }
 
+// get<const T>() is read-only access to a held T, whichever way T is
+// stored: inline (int, a small struct) or on the heap (types whose moves may
+// throw, such as std::vector and std::unique_ptr as const). It used to pick
+// the layout for const T and read the wrong one (garbage, or a crash).
+TEST_F(Value, GetConstReadsTheHeldObject) {
+  greenlet::greenlet producer([] { greenlet::getcurrent().parent().switch_(std::vector<int>{1, 2, 3}); });
+  greenlet::value v = producer.switch_();
+  EXPECT_TRUE(v.holds<const std::vector<int>>());
+  const std::vector<int>& numbers = v.get<const std::vector<int>>();
+  EXPECT_EQ(numbers, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(&numbers, &v.get<std::vector<int>>());
+
+  greenlet::value owner(std::make_unique<int>(42));
+  EXPECT_EQ(*owner.get<const std::unique_ptr<int>>(), 42);
+  greenlet::value small(7);
+  EXPECT_EQ(small.get<const int>(), 7);
+  EXPECT_EQ(std::move(small).get<const int>(), 7);
+  EXPECT_THROW(owner.get<const std::vector<int>>(), greenlet::bad_value_access);
+  producer.switch_();
+}
+
 TEST_F(Value, TypedRunParameters) {
   greenlet::greenlet g([](int n, std::string s, double d) { return s + std::to_string(n + static_cast<int>(d)); });
   greenlet::value v = g.switch_(40, "answer ", 2.0);

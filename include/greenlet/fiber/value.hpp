@@ -150,7 +150,8 @@ class value {
   // holds<T>() tells whether get<T>() would succeed.
   template <class T>
   bool holds() const noexcept {
-    return ops_ == detail::ops_for<T>() || (ops_ != nullptr && ops_->type == typeid(T));
+    using stored = std::remove_cv_t<T>;
+    return ops_ == detail::ops_for<stored>() || (ops_ != nullptr && ops_->type == typeid(stored));
   }
 
   // get<T>() is the held T; get<A, B>() is the held std::tuple<A, B>.
@@ -202,13 +203,16 @@ class value {
   }
 
  private:
+  // checked<T>() is the held T; get<const T>() reads the T that was stored
+  // (whose layout, inline or on the heap, was chosen for T, not const T).
   template <class T>
   T& checked() {
-    if (!holds<T>()) detail::throw_bad_value_access(ops_ ? &ops_->type : nullptr, typeid(T));
-    if constexpr (detail::value_fits_inline<T>) {
-      return *std::launder(reinterpret_cast<T*>(buffer_));
+    using stored = std::remove_cv_t<T>;
+    if (!holds<stored>()) detail::throw_bad_value_access(ops_ ? &ops_->type : nullptr, typeid(stored));
+    if constexpr (detail::value_fits_inline<stored>) {
+      return *std::launder(reinterpret_cast<stored*>(buffer_));
     } else {
-      return **reinterpret_cast<T**>(buffer_);
+      return **reinterpret_cast<stored**>(buffer_);
     }
   }
 
