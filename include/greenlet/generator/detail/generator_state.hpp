@@ -64,28 +64,24 @@ inline void report_unraisable(std::exception_ptr error, std::string_view context
 }
 
 // generator_state_base is what every generator's state shares: its body
-// greenlet and a place in this thread's list of live generators, which the
+// greenlet and a place in its thread's list of running generators, which the
 // static yield() searches for the innermost running one.
+//
+// Only a started, unfinished body is in the list, and the body links and
+// unlinks itself (see run()), so the list is touched only on the thread that
+// owns the body. A state whose body is not running belongs to no list, which
+// is what lets a generator be dropped on another thread (see release()).
 struct generator_state_base {
-  explicit generator_state_base(const std::type_info& t) noexcept : type(&t) {
-    next = live_head;
-    if (next != nullptr) next->prev = this;
-    live_head = this;
-  }
+  explicit generator_state_base(const std::type_info& t) noexcept : type(&t) {}
   generator_state_base(const generator_state_base&) = delete;
   generator_state_base& operator=(const generator_state_base&) = delete;
-  ~generator_state_base() {
-    if (prev != nullptr) prev->next = next;
-    if (next != nullptr) next->prev = prev;
-    if (live_head == this) live_head = next;
-  }
 
   // innermost() is the generator whose body greenlet is the current one or
   // its nearest ancestor, or null.
   static generator_state_base* innermost() {
     for (greenlet g = greenlet::getcurrent(); !g.empty(); g = g.parent()) {
       for (generator_state_base* s = live_head; s != nullptr; s = s->next) {
-        if (!s->body.empty() && s->body == g) return s;
+        if (s->linked_body == g.impl()) return s;
       }
     }
     return nullptr;
@@ -99,8 +95,28 @@ struct generator_state_base {
   greenlet resume_at;
   generator_status status = generator_status::unstarted;
 
+ protected:
+  // link(self)/unlink(): the body, on its own greenlet, entering and leaving
+  // this thread's list. innermost() compares with linked_body, a raw pointer
+  // only this thread writes, rather than with `body`, which a thread the
+  // generator was moved to may empty at any time (see release()).
+  void link(greenlet_impl* self) noexcept {
+    linked_body = self;
+    next = live_head;
+    if (next != nullptr) next->prev = this;
+    live_head = this;
+  }
+  void unlink() noexcept {
+    if (prev != nullptr) prev->next = next;
+    if (next != nullptr) next->prev = prev;
+    if (live_head == this) live_head = next;
+    prev = next = nullptr;
+    linked_body = nullptr;
+  }
+
  private:
   static inline thread_local generator_state_base* live_head = nullptr;
+  greenlet_impl* linked_body = nullptr;
   generator_state_base* prev = nullptr;
   generator_state_base* next = nullptr;
 };
@@ -113,7 +129,7 @@ class generator_state final : public generator_state_base {
 
   template <class F>
   generator_state(F&& fn, stack_options stack) : generator_state_base(typeid(generator_state)) {
-    body = greenlet([this, fn = std::forward<F>(fn)]() mutable { run(fn); }, stack);
+    body = greenlet(body_run<std::decay_t<F>>(this, std::forward<F>(fn)), stack);
   }
 
   // ~generator_state() drops the body greenlet while the rest is intact: if
@@ -209,9 +225,17 @@ class generator_state final : public generator_state_base {
   // release() is the owner letting go: it closes a suspended generator and
   // deletes the state. A generator destroyed while it runs cannot be closed
   // and its body still uses the state, which is reported and leaked.
+  //
+  // On a thread other than the body's, the body can be neither closed nor
+  // killed here (its stack is the owner thread's), so the state is handed to
+  // the body: see abandon().
   void release() noexcept {
     if (status == generator_status::running) {
       report_unraisable(nullptr, "destroying a running generator; its state and stack are leaked");
+      return;
+    }
+    if (!body.empty() && body.impl()->owner.load(std::memory_order_relaxed) != tls_switch_state) {
+      abandon();
       return;
     }
     if (status == generator_status::suspended) {
@@ -224,7 +248,7 @@ class generator_state final : public generator_state_base {
     delete this;
   }
 
-  // yield() is the body's `yield v`: it hands v to the resumer and returns
+  // yield() is the body  // yield() is the body's `yield v`: it hands v to the resumer and returns
   // the value sent back. Throws what is thrown in, and generator_error when
   // this generator is not the one running (e.g. yield after a kill).
   received_type yield(Yield v) {
@@ -325,8 +349,45 @@ class generator_state final : public generator_state_base {
   }
 
  private:
+  // body_run is the body greenlet's run function. It owns the state once the
+  // generator is abandoned: whichever thread disposes of the body greenlet
+  // (the owner, after killing it or dropping it unstarted; any thread once
+  // the owner has exited) then deletes the state, after the body's last use.
+  template <class F>
+  struct body_run {
+    body_run(generator_state* s, F&& f) : self(s), fn(std::move(f)) {}
+    body_run(generator_state* s, const F& f) : self(s), fn(f) {}
+    body_run(body_run&& o) noexcept(std::is_nothrow_move_constructible_v<F>)
+        : self(std::exchange(o.self, nullptr)), fn(std::move(o.fn)) {}
+    body_run(const body_run&) = delete;
+    body_run& operator=(const body_run&) = delete;
+    body_run& operator=(body_run&&) = delete;
+    ~body_run() {
+      if (self != nullptr && self->abandoned_) delete self;
+    }
+    void operator()() { self->run(fn); }
+
+    generator_state* self;
+    F fn;
+  };
+
+  // abandon() is release() on a foreign thread. It drops the state's handles
+  // to its greenlets, which the fiber layer mails to their thread: there a
+  // suspended body is killed with GreenletExit (its destructors run on their
+  // own thread) and an unstarted one is freed; body_run then deletes the
+  // state. Nothing of the state is touched here after the handles go, and
+  // the body's thread's generator list is never touched from here.
+  void abandon() noexcept {
+    // Published to the owner by the mailing, which takes a mutex.
+    abandoned_ = true;
+    greenlet b(std::move(body));
+    greenlet r(std::move(resume_at));
+  }
+
   template <class F>
   void run(F& fn) noexcept {
+    // In the list only while started and unfinished: see generator_state_base.
+    link(current_impl());
     try {
       if constexpr (std::is_void_v<Return>) {
         call(fn, context_);
@@ -342,6 +403,7 @@ class generator_state final : public generator_state_base {
     } catch (...) {
       error_ = std::current_exception();
     }
+    unlink();
     status = generator_status::finished;
   }
 
@@ -388,6 +450,10 @@ class generator_state final : public generator_state_base {
   std::shared_ptr<const ::greenlet::value> return_value_;
   std::exception_ptr error_;
   bool returned_ = false;
+  // abandoned_ is set when the generator was dropped on a foreign thread:
+  // body_run deletes the state then. Written before the body's handle is
+  // mailed to its thread and read there after.
+  bool abandoned_ = false;
   // The body's context lives here, not on the body's stack: nested
   // generators and greenlets keep references to it (gr1(n, outer) in the
   // tests), and with stack copying (stack_mode::shared) a suspended body's

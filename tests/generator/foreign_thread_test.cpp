@@ -1,0 +1,123 @@
+// foreign_thread_test.cpp: a generator dropped on a thread other than the one
+// that made it. Its body must be closed (killed) and its state freed on the
+// owner thread, never on the dropping one, and the owner's generators must
+// keep working afterwards.
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <greenlet/generator.hpp>
+
+#include "support/greenlet_test.hpp"
+
+namespace {
+
+using ForeignThread = greenlet_test::GreenletTest;
+using gen_t = greenlet::generator<int>;
+
+// guard records where and how often its destructor ran.
+struct guard {
+  std::vector<std::thread::id>* destroyed_on;
+  ~guard() { destroyed_on->push_back(std::this_thread::get_id()); }
+};
+
+// reports collects what reaches the unraisable hook while it lives.
+struct reports {
+  std::vector<std::string> seen;
+  greenlet::unraisable_hook previous;
+  reports() {
+    previous = greenlet::set_unraisable_hook(
+        [this](std::exception_ptr, std::string_view context) { seen.emplace_back(context); });
+  }
+  ~reports() { greenlet::set_unraisable_hook(std::move(previous)); }
+};
+
+// expect_fresh_generators_work() runs new generators on this thread, checking what
+// they yield: the owner's generator list and its freed memory are what a
+// wrong drop on another thread corrupts.
+void expect_fresh_generators_work() {
+  for (int round = 0; round < 3; ++round) {
+    gen_t fresh([] {
+      for (int i = 0; i < 3; ++i) gen_t::yield(i);
+    });
+    std::vector<int> got;
+    for (int x : fresh) got.push_back(x);
+    EXPECT_EQ(got, (std::vector<int>{0, 1, 2})) << "round " << round;
+  }
+}
+
+TEST_F(ForeignThread, SuspendedGeneratorDroppedOnAnotherThreadIsKilledOnItsOwn) {
+  reports hook;
+  std::vector<std::thread::id> destroyed_on;
+  bool unwound = false;
+  gen_t g([&](gen_t::context& co) {
+    guard keep{&destroyed_on};
+    try {
+      for (int i = 0;; ++i) co.yield(i);
+    } catch (...) {
+      unwound = true;
+      throw;
+    }
+  });
+  EXPECT_EQ(g.next(), 0);
+  EXPECT_EQ(g.next(), 1);
+  std::thread([h = std::move(g)]() mutable { h = gen_t(); }).join();
+  // The body's thread does the killing, on its next use of greenlets.
+  expect_fresh_generators_work();
+  EXPECT_TRUE(unwound);
+  ASSERT_EQ(destroyed_on.size(), 1u);
+  EXPECT_EQ(destroyed_on[0], std::this_thread::get_id());
+  EXPECT_TRUE(hook.seen.empty()) << hook.seen.front();
+  expect_fresh_generators_work();
+}
+
+TEST_F(ForeignThread, UnstartedAndFinishedGeneratorsDroppedOnAnotherThread) {
+  reports hook;
+  int ran = 0;
+  gen_t unstarted([&] {
+    ++ran;
+    gen_t::yield(1);
+  });
+  gen_t finished([] { gen_t::yield(7); });
+  for (int x : finished) EXPECT_EQ(x, 7);
+  std::thread([a = std::move(unstarted), b = std::move(finished)]() mutable {
+    a = gen_t();
+    b = gen_t();
+  }).join();
+  expect_fresh_generators_work();
+  EXPECT_EQ(ran, 0);
+  EXPECT_TRUE(hook.seen.empty()) << hook.seen.front();
+}
+
+// A suspended outer generator whose body holds a suspended inner one, dropped
+// on another thread. The inner body's parent link keeps the outer body
+// reachable, so the fiber layer kills it only when its thread exits; both
+// bodies must then unwind there, once each, and both states be freed.
+TEST_F(ForeignThread, NestedGeneratorDroppedOnAnotherThreadUnwindsAtOwnerExit) {
+  reports hook;
+  std::vector<std::thread::id> destroyed_on;
+  std::thread::id owner_id;
+  std::thread owner([&] {
+    owner_id = std::this_thread::get_id();
+    gen_t outer([&](gen_t::context& co) {
+      guard keep{&destroyed_on};
+      gen_t inner([&](gen_t::context& ci) {
+        guard keep_inner{&destroyed_on};
+        for (int i = 10;; ++i) ci.yield(i);
+      });
+      for (int x : inner) co.yield(x);
+    });
+    EXPECT_EQ(outer.next(), 10);
+    EXPECT_EQ(outer.next(), 11);
+    std::thread([h = std::move(outer)]() mutable { h = gen_t(); }).join();
+    expect_fresh_generators_work();
+  });
+  owner.join();
+  ASSERT_EQ(destroyed_on.size(), 2u);
+  EXPECT_EQ(destroyed_on[0], owner_id);
+  EXPECT_EQ(destroyed_on[1], owner_id);
+  EXPECT_TRUE(hook.seen.empty()) << hook.seen.front();
+}
+
+}  // namespace
