@@ -248,7 +248,7 @@ class generator_state final : public generator_state_base {
     delete this;
   }
 
-  // yield() is the body  // yield() is the body's `yield v`: it hands v to the resumer and returns
+  // yield() is the body's `yield v`: it hands v to the resumer and returns
   // the value sent back. Throws what is thrown in, and generator_error when
   // this generator is not the one running (e.g. yield after a kill).
   received_type yield(Yield v) {
