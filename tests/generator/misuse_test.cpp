@@ -1,5 +1,6 @@
 // misuse_test.cpp: what a generator says when used wrongly, and how its
 // yield finds the generator from other greenlets and nested calls.
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -123,6 +124,75 @@ TEST_F(Misuse, YieldFromGreenletInsideBody) {
   EXPECT_EQ(g.next(), 12);
   EXPECT_THROW(g.next(), greenlet::StopIteration);
   EXPECT_EQ(log, (std::vector<std::string>{"helper resumed", "body after helper"}));
+}
+
+// The static yield finds its generator in one step per greenlet from the
+// caller up to the generator's body, however many other generators are
+// alive. It used to search the thread's list of live generators for each
+// ancestor, O(live generators) per yield; innermost()'s test hook counts
+// what a lookup looks at.
+TEST_F(Misuse, StaticYieldLookupIgnoresOtherLiveGenerators) {
+  using gen_t = greenlet::generator<int>;
+  using greenlet::detail::generator_state_base;
+  const greenlet::stack_options small{.size = 16 << 10, .guard_page = false};
+  std::vector<std::size_t> visits;
+  gen_t outer(
+      [&visits, small] {
+        std::size_t n = 0;
+        EXPECT_NE(generator_state_base::innermost(&n), nullptr);
+        visits.push_back(n);  // outer's body
+        gen_t inner(
+            [&visits] {
+              std::size_t m = 0;
+              generator_state_base* found = generator_state_base::innermost(&m);
+              visits.push_back(m);  // inner's body
+              greenlet::greenlet helper([&visits, found] {
+                std::size_t k = 0;
+                EXPECT_EQ(generator_state_base::innermost(&k), found);
+                visits.push_back(k);  // helper, then inner's body
+                gen_t::yield(1);
+              });
+              helper.switch_();
+              gen_t::yield(2);
+            },
+            small);
+        for (int v : inner) gen_t::yield(v);
+      },
+      small);
+  // Made after outer, so that a search of the live list from its newest
+  // end would pass them all before reaching outer.
+  std::vector<gen_t> idle;
+  for (int i = 0; i < 2000; ++i) {
+    idle.emplace_back(
+        [] {
+          for (;;) gen_t::yield(0);
+        },
+        small);
+    EXPECT_EQ(idle.back().next(), 0);  // started: each has a body greenlet
+  }
+  std::vector<int> got;
+  for (int v : outer) got.push_back(v);
+  EXPECT_EQ(got, (std::vector<int>{1, 2}));
+  EXPECT_EQ(visits, (std::vector<std::size_t>{1, 1, 2}));
+}
+
+// A greenlet made in a generator's body and run after that generator has
+// finished and gone: its parent chain passes through the dead body, which
+// must no longer lead to the (freed) generator.
+TEST_F(Misuse, StaticYieldBelowFinishedBodyFindsNoGenerator) {
+  using gen_t = greenlet::generator<int>;
+  greenlet::greenlet child;
+  {
+    gen_t g([&child] {
+      child = greenlet::greenlet([] { gen_t::yield(1); });
+      gen_t::yield(0);
+    });
+    EXPECT_EQ(g.next(), 0);
+    EXPECT_THROW(g.next(), greenlet::StopIteration);
+  }
+  expect_generator_error([&] { child.switch_(); }, generator_errc::yield_outside_generator,
+                         "no generator is running here");
+  child = greenlet::greenlet();
 }
 
 // A body that leaves by a raw switch_() breaks the protocol: the resumer is

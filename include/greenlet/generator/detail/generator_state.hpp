@@ -9,6 +9,7 @@
 // written by the side that gives up control, tells resume() which happened.
 #pragma once
 
+#include <cstddef>
 #include <cstdio>
 #include <exception>
 #include <memory>
@@ -64,25 +65,30 @@ inline void report_unraisable(std::exception_ptr error, std::string_view context
 }
 
 // generator_state_base is what every generator's state shares: its body
-// greenlet and a place in its thread's list of running generators, which the
-// static yield() searches for the innermost running one.
-//
-// Only a started, unfinished body is in the list, and the body links and
-// unlinks itself (see run()), so the list is touched only on the thread that
-// owns the body. A state whose body is not running belongs to no list, which
-// is what lets a generator be dropped on another thread (see release()).
+// greenlet, which points back here (greenlet_impl::generator) so that the
+// static yield() finds the innermost running generator by walking parents.
+// A generator dropped on another thread hands its state to its body (see
+// release()): nothing here belongs to a thread's list.
 struct generator_state_base {
   explicit generator_state_base(const std::type_info& t) noexcept : type(&t) {}
   generator_state_base(const generator_state_base&) = delete;
   generator_state_base& operator=(const generator_state_base&) = delete;
+  // The derived state has dropped the body by now; this only covers a body
+  // that is still set, so no greenlet is left pointing at freed memory.
+  ~generator_state_base() {
+    if (!body.empty()) body.impl()->generator = nullptr;
+  }
 
   // innermost() is the generator whose body greenlet is the current one or
-  // its nearest ancestor, or null.
-  static generator_state_base* innermost() {
-    for (greenlet g = greenlet::getcurrent(); !g.empty(); g = g.parent()) {
-      for (generator_state_base* s = live_head; s != nullptr; s = s->next) {
-        if (s->linked_body == g.impl()) return s;
-      }
+  // its nearest ancestor, or null. It walks raw parent pointers (each a
+  // strong reference held by its child, and nothing runs meanwhile), so it
+  // makes no handles and costs one step per ancestor: O(nesting depth),
+  // whatever the number of live generators. `visited`, when given, counts
+  // the greenlets looked at (a test hook; the default compiles away).
+  static generator_state_base* innermost(std::size_t* visited = nullptr) noexcept {
+    for (greenlet_impl* g = current_impl(); g != nullptr; g = g->parent) {
+      if (visited != nullptr) ++*visited;
+      if (g->generator != nullptr) return g->generator;
     }
     return nullptr;
   }
@@ -96,29 +102,21 @@ struct generator_state_base {
   generator_status status = generator_status::unstarted;
 
  protected:
-  // link(self)/unlink(): the body, on its own greenlet, entering and leaving
-  // this thread's list. innermost() compares with linked_body, a raw pointer
-  // only this thread writes, rather than with `body`, which a thread the
-  // generator was moved to may empty at any time (see release()).
-  void link(greenlet_impl* self) noexcept {
-    linked_body = self;
-    next = live_head;
-    if (next != nullptr) next->prev = this;
-    live_head = this;
+  // set_body() makes b this generator's body and marks it as such.
+  void set_body(greenlet b) noexcept {
+    body = std::move(b);
+    body.impl()->generator = this;
   }
-  void unlink() noexcept {
-    if (prev != nullptr) prev->next = next;
-    if (next != nullptr) next->prev = prev;
-    if (live_head == this) live_head = next;
-    prev = next = nullptr;
-    linked_body = nullptr;
+  // drop_body() lets the body go, unmarking it first: its greenlet may
+  // outlive this generator (a handle kept by getcurrent() in the body), and
+  // a yield from it, or from a greenlet below it, must not find this one.
+  // The mark goes before the handle, so a body killed by the drop (with
+  // GreenletExit) is no longer found while it unwinds, as it was not when
+  // `body` was searched for.
+  void drop_body() noexcept {
+    if (!body.empty()) body.impl()->generator = nullptr;
+    std::exchange(body, greenlet());
   }
-
- private:
-  static inline thread_local generator_state_base* live_head = nullptr;
-  greenlet_impl* linked_body = nullptr;
-  generator_state_base* prev = nullptr;
-  generator_state_base* next = nullptr;
 };
 
 template <class Yield, class Send, class Return>
@@ -129,13 +127,13 @@ class generator_state final : public generator_state_base {
 
   template <class F>
   generator_state(F&& fn, stack_options stack) : generator_state_base(typeid(generator_state)) {
-    body = greenlet(body_run<std::decay_t<F>>(this, std::forward<F>(fn)), stack);
+    set_body(greenlet(body_run<std::decay_t<F>>(this, std::forward<F>(fn)), stack));
   }
 
   // ~generator_state() drops the body greenlet while the rest is intact: if
   // it is still suspended (close() failed), the fiber layer kills it with
   // GreenletExit and its unwinding may still touch this state.
-  ~generator_state() { std::exchange(body, greenlet()); }
+  ~generator_state() { drop_body(); }
 
   // resume() runs the body until it yields or finishes: with `sent` stored
   // for the pending yield, or with `thrown` raised there. Throws what the
@@ -375,8 +373,9 @@ class generator_state final : public generator_state_base {
   // to its greenlets, which the fiber layer mails to their thread: there a
   // suspended body is killed with GreenletExit (its destructors run on their
   // own thread) and an unstarted one is freed; body_run then deletes the
-  // state. Nothing of the state is touched here after the handles go, and
-  // the body's thread's generator list is never touched from here.
+  // state. Nothing of the state is touched here after the handles go; the
+  // body's mark (greenlet_impl::generator) stays, as the state lives as long
+  // as the body can run, and is cleared on the body's thread (run()).
   void abandon() noexcept {
     // Published to the owner by the mailing, which takes a mutex.
     abandoned_ = true;
@@ -386,8 +385,6 @@ class generator_state final : public generator_state_base {
 
   template <class F>
   void run(F& fn) noexcept {
-    // In the list only while started and unfinished: see generator_state_base.
-    link(current_impl());
     try {
       if constexpr (std::is_void_v<Return>) {
         call(fn, context_);
@@ -403,8 +400,12 @@ class generator_state final : public generator_state_base {
     } catch (...) {
       error_ = std::current_exception();
     }
-    unlink();
     status = generator_status::finished;
+    // The body is done: unmark it here, on its own thread. An abandoned
+    // generator (see abandon()) is deleted as this run function goes, and
+    // a greenlet made in the body, whose parent chain keeps the dead body,
+    // must not find it by the mark afterwards.
+    current_impl()->generator = nullptr;
   }
 
   template <class F>
@@ -429,7 +430,7 @@ class generator_state final : public generator_state_base {
     switch (status) {
       case generator_status::suspended: return resume_result::yielded;
       case generator_status::finished: {
-        std::exchange(body, greenlet());
+        drop_body();
         resume_at = greenlet();
         if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
         return resume_result::returned;
@@ -442,7 +443,7 @@ class generator_state final : public generator_state_base {
 
   void finish_unstarted() noexcept {
     status = generator_status::finished;
-    std::exchange(body, greenlet());
+    drop_body();
   }
 
   std::optional<Yield> yielded_;
