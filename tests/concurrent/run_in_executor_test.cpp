@@ -5,7 +5,6 @@
 // Lib/test/test_asyncio/test_events.py (run_in_executor) and
 // test_futures.py (wrap_future cancellation).
 #include <atomic>
-#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -16,6 +15,7 @@
 
 #include "gate.hpp"
 #include "support/greenlet_test.hpp"
+#include "support/process_stats.hpp"
 
 namespace asyncio = greenlet::asyncio;
 namespace concurrent = greenlet::concurrent;
@@ -206,15 +206,7 @@ TEST_F(RunInExecutor, CallSoonThreadsafeAfterCloseThrows) {
   EXPECT_THROW(loop->call_soon_threadsafe([] {}), asyncio::RuntimeError);
 }
 
-// open_fd_count() is how many descriptors this process has open.
-int open_fd_count() {
-  int n = 0;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
-    (void)entry;
-    ++n;
-  }
-  return n;
-}
+using greenlet_test::open_fd_count;
 
 // A loop closed while a call it handed to an executor still runs: the call
 // finishes (asyncio does not cancel executor work at close), its outcome is

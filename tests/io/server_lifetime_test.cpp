@@ -7,14 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <dirent.h>
-
 #include <cerrno>
 #include <string>
 
 #include <greenlet/io.hpp>
 
 #include "support/greenlet_test.hpp"
+#include "support/process_stats.hpp"
 
 namespace {
 
@@ -29,14 +28,7 @@ double thread_cpu_seconds() {
          static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
-int open_fd_count() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr) ++n;
-    ::closedir(d);
-  }
-  return n;
-}
+using greenlet_test::open_fd_count;
 
 // A blocking connect() to 127.0.0.1:port: 0, or the errno.
 int try_connect(int port) {

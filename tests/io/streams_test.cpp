@@ -7,8 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <dirent.h>
-
 #include <cerrno>
 #include <cstdint>
 
@@ -19,6 +17,7 @@
 #include <greenlet/io.hpp>
 
 #include "support/greenlet_test.hpp"
+#include "support/process_stats.hpp"
 
 namespace {
 
@@ -277,14 +276,7 @@ TEST_F(StreamTests, PeernameAndServeForever) {
   });
 }
 
-int open_fd_count() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr) ++n;
-    ::closedir(d);
-  }
-  return n - 3;  // ".", ".." and the directory's own fd
-}
+using greenlet_test::open_fd_count;
 
 // Out of descriptors (EMFILE) the server reports it, pauses accepting and
 // serves everyone once descriptors are free again.

@@ -2,6 +2,8 @@
 // that check a resource stays bounded (stack slabs, a million tasks).
 #pragma once
 
+#include <dirent.h>
+
 #include <fstream>
 #include <string>
 
@@ -15,6 +17,17 @@ inline long kernel_mappings() {
   std::string line;
   while (std::getline(maps, line)) ++lines;
   return lines;
+}
+
+// open_fd_count() is how many descriptors the process has open (the
+// entries of /proc/self/fd, less the directory's own).
+inline int open_fd_count() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (::readdir(d) != nullptr) ++n;
+    ::closedir(d);
+  }
+  return n - 3;  // ".", ".." and the directory's own fd
 }
 
 // max_map_count() is Linux's limit on those mappings (vm.max_map_count).
