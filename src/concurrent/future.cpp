@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "concurrent/timeouts.hpp"
 #include "greenlet/detail/loop_core.hpp"
 
 namespace greenlet::concurrent {
@@ -133,6 +134,7 @@ bool future_core::finish(std::unique_lock<std::mutex>& lock, status new_status) 
 }
 
 bool future_core::wait_done(std::optional<double> timeout, const char* what) {
+  timeout = effective_timeout(timeout);
   std::unique_lock<std::mutex> lock(mutex_);
   auto finished = [this] { return state_ == status::cancelled || state_ == status::finished; };
   if (finished()) return true;
@@ -140,7 +142,7 @@ bool future_core::wait_done(std::optional<double> timeout, const char* what) {
   lock.unlock();
   check_not_in_task(what);
   lock.lock();
-  if (!timeout || *timeout < 0) {
+  if (!timeout) {
     cv_.wait(lock, finished);
     return true;
   }

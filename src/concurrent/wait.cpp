@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "concurrent/timeouts.hpp"
+
 namespace greenlet::concurrent::detail {
 
 namespace {
@@ -34,6 +36,7 @@ bool satisfied(const std::vector<future_core*>& fs, const std::vector<bool>& fla
 }  // namespace
 
 std::vector<bool> wait_indices(const std::vector<future_core*>& fs, std::optional<double> timeout, return_when when) {
+  timeout = effective_timeout(timeout);
   std::vector<bool> flags(fs.size());
   for (std::size_t i = 0; i < fs.size(); ++i) flags[i] = fs[i]->done();
   if (satisfied(fs, flags, when) || (timeout && *timeout == 0)) return flags;
@@ -43,14 +46,14 @@ std::vector<bool> wait_indices(const std::vector<future_core*>& fs, std::optiona
   for (std::size_t i = 0; i < fs.size(); ++i) {
     if (!flags[i]) fs[i]->add_waiter(w, i);
   }
-  const double deadline = timeout && *timeout > 0 ? now() + *timeout : 0;
+  const double deadline = timeout ? now() + *timeout : 0;
   {
     std::unique_lock<std::mutex> lock(w->mutex);
     for (;;) {
       for (std::size_t i : w->finished) flags[i] = true;
       w->finished.clear();
       if (satisfied(fs, flags, when)) break;
-      if (timeout && *timeout > 0) {
+      if (timeout) {
         double left = deadline - now();
         if (left <= 0) break;
         w->cv.wait_for(lock, std::chrono::duration<double>(left));
@@ -67,6 +70,7 @@ std::vector<bool> wait_indices(const std::vector<future_core*>& fs, std::optiona
 
 completion_queue::completion_queue(std::vector<std::shared_ptr<future_core>> fs, std::optional<double> timeout)
     : fs_(std::move(fs)), waiter_(std::make_shared<waiter>()) {
+  timeout = effective_timeout(timeout);
   if (timeout) deadline_ = now() + *timeout;
   for (std::size_t i = 0; i < fs_.size(); ++i) fs_[i]->add_waiter(waiter_, i);
 }

@@ -1,6 +1,9 @@
 // concurrent::wait() and as_completed(). Ported from CPython's
 // Lib/test/test_concurrent_futures/test_wait.py and test_as_completed.py.
 #include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -63,6 +66,35 @@ TEST_F(ConcurrentWait, AsCompletedYieldsInCompletionOrder) {
   EXPECT_EQ(seen.back(), 99);
   std::sort(seen.begin(), seen.end() - 1);
   EXPECT_EQ(seen, (std::vector<int>{1, 2, 3, 99}));
+}
+
+// Timeouts no clock reaches, read as Python reads them: infinity (or
+// centuries) waits until done, a negative timeout polls. An infinite one
+// used to overflow the condition variable's clock: result() and
+// as_completed() timed out at once, and wait() spun holding its lock, so
+// the thread finishing the futures could not (a hang).
+TEST_F(ConcurrentWait, InfiniteTimeoutsWaitAndNegativeOnesPoll) {
+  const double infinity = std::numeric_limits<double>::infinity();
+  concurrent::Future<int> a, b, c, never;
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    a.set_result(1);
+    b.set_result(2);
+    c.set_result(3);
+  });
+  auto r = concurrent::wait(std::vector{a, b}, infinity);
+  EXPECT_EQ(r.done.size(), 2u);
+  EXPECT_EQ(c.result(1e300), 3);
+  t.join();
+  int yielded = 0;
+  for (auto& f : concurrent::as_completed(std::vector{a, b, c}, infinity)) yielded += f.result();
+  EXPECT_EQ(yielded, 6);
+
+  EXPECT_THROW(never.result(-1), concurrent::TimeoutError);
+  EXPECT_THROW(never.result(std::nan("")), concurrent::TimeoutError);
+  auto polled = concurrent::wait(std::vector{a, never}, -1);
+  EXPECT_EQ(polled.done.size(), 1u);
+  EXPECT_EQ(polled.not_done.size(), 1u);
 }
 
 TEST_F(ConcurrentWait, AsCompletedTimeout) {

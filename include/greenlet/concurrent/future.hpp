@@ -78,7 +78,7 @@ class future_core : public std::enable_shared_from_this<future_core> {
   bool set_running_or_notify_cancel();
   void set_exception(std::exception_ptr error);
   // wait_done(timeout) blocks until done; false if the timeout passed first.
-  // A negative timeout (or none) waits forever.
+  // None (or infinity) waits forever; zero or a negative one polls.
   bool wait_done(std::optional<double> timeout, const char* what);
   // wait_result(timeout) waits, then throws CancelledError, TimeoutError or
   // the stored exception.
