@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/tasks.hpp"
 
 namespace greenlet::asyncio::detail {
@@ -224,7 +225,8 @@ void gather_wait(const std::vector<future_state*>& children, bool collect) {
 
 void wait_until(const std::vector<future_state*>& children, std::optional<double> timeout, return_when when) {
   task_state& task = awaiting_task();
-  if (children.empty()) throw InvalidStateError("wait() needs at least one future");
+  // asyncio's message and type: porting code catches ValueError here.
+  if (children.empty()) throw ValueError("Set of Tasks/Futures is empty.");
   check_same_loop(children, task.loop);
   if (satisfied(children, when)) return;
   if (timeout && *timeout <= 0) return;  // a timeout already passed: report as it stands

@@ -21,6 +21,7 @@
 #include <new>
 
 #include "asyncio/poller.hpp"
+#include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/io/socket.hpp"
 #include "io/resolve.hpp"
@@ -350,14 +351,16 @@ std::string StreamReader::readline() {
   } catch (const IncompleteReadError& e) {
     return e.partial();
   } catch (const LimitOverrunError& e) {
-    // asyncio drops the overlong line (or what was buffered of it).
+    // asyncio drops the overlong line (or what was buffered of it) and
+    // raises ValueError with the overrun's message, which ported code
+    // catches.
     std::string_view data = t_->view();
     if (data.substr(e.consumed()).starts_with("\n")) {
       t_->take(e.consumed() + 1);
     } else {
       t_->take(t_->buffered());
     }
-    throw;
+    throw ValueError(e.what());
   }
 }
 

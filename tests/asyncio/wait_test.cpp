@@ -217,19 +217,19 @@ TEST_F(WaitTests, test_wait_negative_timeout) {
 }
 
 // test_tasks.py BaseTaskTests.test_wait_errors: an empty set is refused
-// (CPython: ValueError; here InvalidStateError, the library having no ValueError).
+// with ValueError, as CPython's.
 TEST_F(WaitTests, test_wait_errors) {
   Strings log;
   asyncio::event_loop loop;
   auto task = loop.create_task([&] {
     try {
       asyncio::wait(Tasks{});
-    } catch (const asyncio::InvalidStateError&) {
-      log.push_back("refused");
+    } catch (const asyncio::ValueError& e) {
+      log.push_back(e.what());
     }
   });
   loop.run_until_complete(task);
-  EXPECT_EQ(log, (Strings{"refused"}));
+  EXPECT_EQ(log, (Strings{"Set of Tasks/Futures is empty."}));
 }
 
 // tasks.py wait(): "await waiter" raises CancelledError when the waiting task

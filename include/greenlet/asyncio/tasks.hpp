@@ -215,8 +215,9 @@ struct wait_result {
 
 // wait(fs, timeout, when) waits for the futures until `when` holds or the
 // timeout (seconds; none if empty) passes, and returns (done, pending). It
-// cancels nothing, as asyncio.wait. Throws RuntimeError outside a task or
-// for a future of another loop, CancelledError if the waiting task is
+// cancels nothing, as asyncio.wait. Throws ValueError if `futures` is empty
+// (asyncio's "Set of Tasks/Futures is empty."), RuntimeError outside a task
+// or for a future of another loop, CancelledError if the waiting task is
 // cancelled. A task of the loop thread only.
 template <class F>
 wait_result<F> wait(const std::vector<F>& futures, std::optional<double> timeout = std::nullopt,

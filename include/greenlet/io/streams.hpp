@@ -70,7 +70,8 @@ class StreamReader {
   // holding the partial bytes (which leave the buffer).
   std::string readexactly(std::size_t n);
   // readline() is readuntil("\n"), except that at EOF it returns the partial
-  // line (empty at EOF) and on overrun drops what it read.
+  // line (empty at EOF) and, for a line longer than the limit, drops it (or
+  // what is buffered of it) and throws ValueError, as asyncio's.
   std::string readline();
   // readuntil(sep) returns the data up to and including sep.
   // IncompleteReadError at EOF (the partial data leaves the buffer),
