@@ -8,6 +8,7 @@
 // owner, which handles it on its next getcurrent() or greenlet creation, or
 // at thread exit; the foreign thread never touches the stack.
 #include <string>
+#include <utility>
 
 #include "fiber/stack_copy.hpp"
 #include "fiber/thread_state.hpp"
@@ -49,11 +50,15 @@ void kill(thread_state& ts, greenlet_impl* g) noexcept {
   greenlet_impl* killer = ts.current;
   retain(killer);
   g->parent = killer;
+  // being_killed also tells layers above (a generator body that yields
+  // instead of finishing) that nobody but the killer waits for it.
+  const bool was_being_killed = std::exchange(g->being_killed, true);
   try {
     throw_to(ts, g, std::make_exception_ptr(GreenletExit()));
   } catch (...) {
     report_unraisable(std::current_exception(), "killing greenlet #" + std::to_string(g->id) + " with GreenletExit");
   }
+  g->being_killed = was_being_killed;
   if (g->parent == killer) {
     g->parent = old_parent;
     release(killer);

@@ -82,6 +82,8 @@ struct greenlet_impl {
   // Set on the owning thread when the last handle went away while this
   // greenlet ran; it is killed or freed when it next switches away or dies.
   bool orphaned = false;
+  // Set while GreenletExit is thrown in by kill() (its last handle went, or
+  // its thread exits): whatever it switches to, only the killer resumes.
   bool being_killed = false;
   // Stack copying (stack_mode::shared): it runs on its thread's shared stack,
   // and swapped_out says its bytes are in saved_stack instead of there.

@@ -243,6 +243,8 @@ class generator_state final : public generator_state_base {
         report_unraisable(std::current_exception(), "closing a generator being destroyed");
       }
     }
+    drop_body();            // kills a body close() could not end
+    if (stranded_) return;  // its suspended stack still points here: leaked with it (see strand())
     delete this;
   }
 
@@ -250,7 +252,17 @@ class generator_state final : public generator_state_base {
   // the value sent back. Throws what is thrown in, and generator_error when
   // this generator is not the one running (e.g. yield after a kill).
   received_type yield(Yield v) {
-    if (status != generator_status::running) {
+    if (status != generator_status::running) [[unlikely]] {
+      // A body being killed (its generator dropped or its thread exiting)
+      // that yields is told once, with an exception it may let end it; if
+      // it swallows that too, it is stranded. By then the drop has let go
+      // of `body`, so the greenlet being killed is what says it is the body.
+      const greenlet_impl* here = current_impl();
+      if (status == generator_status::suspended && here != nullptr && here->being_killed) {
+        if (yields_while_killed_++ > 0) strand();
+        throw generator_error(generator_errc::yield_outside_generator,
+                              "yield in a generator body being destroyed: on GreenletExit it must return or throw");
+      }
       throw generator_error(generator_errc::yield_outside_generator,
                             "yield outside a generator: this generator is not running");
     }
@@ -383,6 +395,27 @@ class generator_state final : public generator_state_base {
     greenlet r(std::move(resume_at));
   }
 
+  // strand() is a yield from a body being killed that swallowed its kill
+  // (GreenletExit, after close()'s GeneratorExit) and the error its last
+  // yield raised, typically in a catch of std::exception inside a loop.
+  // Throwing again would loop for ever, so the body switches back to its
+  // killer and stays suspended, as a greenlet that swallows its kill does;
+  // the fiber layer reports its stack leaked, and the state, which that
+  // stack uses, is leaked with it (release()). Python drops such a frame
+  // without running it; a C++ stack cannot be dropped without unwinding.
+  // Returns only by an exception: a later kill (at thread exit) resumes it
+  // with GreenletExit.
+  [[noreturn]] void strand() {
+    if (!stranded_) {
+      stranded_ = true;
+      report_unraisable(nullptr,
+                        "a generator body caught GreenletExit and kept yielding; it "
+                        "stays suspended, and its stack and state are leaked. Rethrow "
+                        "greenlet::GreenletExit and greenlet::GeneratorExit before catching std::exception");
+    }
+    for (;;) (void)switch_inline_empty(current_impl()->parent);  // the killer
+  }
+
   template <class F>
   void run(F& fn) noexcept {
     try {
@@ -455,6 +488,10 @@ class generator_state final : public generator_state_base {
   // body_run deletes the state then. Written before the body's handle is
   // mailed to its thread and read there after.
   bool abandoned_ = false;
+  // yields_while_killed_ counts the body's yields while being killed; from
+  // the second on it is stranded (strand(), which sets stranded_).
+  int yields_while_killed_ = 0;
+  bool stranded_ = false;
   // The body's context lives here, not on the body's stack: nested
   // generators and greenlets keep references to it (gr1(n, outer) in the
   // tests), and with stack copying (stack_mode::shared) a suspended body's
