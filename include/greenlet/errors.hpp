@@ -1,6 +1,12 @@
 // errors.hpp: every exception type of the fiber layer, in one place.
 #pragma once
 
+// Every layer reports through exceptions, and a greenlet's end (GreenletExit)
+// unwinds its stack with one: there is no exception-free mode.
+#if !defined(__cpp_exceptions) && !defined(__EXCEPTIONS)
+#error "greenlet needs C++ exceptions: build without -fno-exceptions"
+#endif
+
 #include <exception>
 #include <string>
 #include <system_error>

@@ -96,4 +96,33 @@ inline void after_jump([[maybe_unused]] greenlet_impl* self, [[maybe_unused]] gr
 
 }  // namespace greenlet::detail::sanitizers
 
+// The inline switch (switch_inline.hpp) annotates jumps by the flags of the
+// file that includes it, the library's own switches by the flags it was
+// built with: mixed, the sanitizer sees half of each switch and aborts
+// ("starting fiber switch while in fiber switch"). So every file that
+// includes this header needs a symbol only a library built the same way
+// defines (src/fiber/sanitizer_link_check.cpp): a mismatch fails to link,
+// naming the symbol, instead of aborting at the first switch. The fix is
+// to build libgreenlet with the same sanitizer (-DGREENLET_SANITIZE=...).
+extern "C" {
+#if defined(GREENLET_ASAN)
+extern const char greenlet_link_check_libgreenlet_built_with_address_sanitizer;
+[[gnu::used]] static const char* const greenlet_asan_link_check =
+    &greenlet_link_check_libgreenlet_built_with_address_sanitizer;
+#else
+extern const char greenlet_link_check_libgreenlet_built_without_address_sanitizer;
+[[gnu::used]] static const char* const greenlet_asan_link_check =
+    &greenlet_link_check_libgreenlet_built_without_address_sanitizer;
+#endif
+#if defined(GREENLET_TSAN)
+extern const char greenlet_link_check_libgreenlet_built_with_thread_sanitizer;
+[[gnu::used]] static const char* const greenlet_tsan_link_check =
+    &greenlet_link_check_libgreenlet_built_with_thread_sanitizer;
+#else
+extern const char greenlet_link_check_libgreenlet_built_without_thread_sanitizer;
+[[gnu::used]] static const char* const greenlet_tsan_link_check =
+    &greenlet_link_check_libgreenlet_built_without_thread_sanitizer;
+#endif
+}
+
 #pragma GCC visibility pop

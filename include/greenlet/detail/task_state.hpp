@@ -127,10 +127,10 @@ inline void task_state::suspend_inline() {
   // Hand the turn straight to the next task when the loop would run it next
   // anyway: one switch instead of two. Whoever resumes this task later (the
   // loop's step() or another task handing on) has made it current_task.
-  if (task_state* next = loop->take_handoff_step(this)) {
-    loop->current_task = next;
-    next->suspended_by_await_ = false;
-    next->glet.switch_();
+  if (task_state* successor = loop->take_handoff_step(this)) {
+    loop->current_task = successor;
+    successor->suspended_by_await_ = false;
+    successor->glet.switch_();
   } else {
     loop->loop_greenlet.switch_();
   }
@@ -154,8 +154,8 @@ template <class T, class F>
 class task_impl final : public future_value<T>, public task_state {
  public:
   template <class G>
-  task_impl(loop_core* loop, std::string name, G&& fn)
-      : future_value<T>(loop), task_state(this, std::move(name)), fn_(std::forward<G>(fn)) {
+  task_impl(loop_core* on_loop, std::string name, G&& fn)
+      : future_value<T>(on_loop), task_state(this, std::move(name)), fn_(std::forward<G>(fn)) {
     this->is_task_ = true;
   }
 

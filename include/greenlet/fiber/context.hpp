@@ -9,6 +9,8 @@
 #include <string>
 #include <utility>
 
+#include "greenlet/errors.hpp"
+
 // Everything this header declares is public API: exported even though the library
 // is built with -fvisibility=hidden (see CMakeLists.txt).
 #pragma GCC visibility push(default)
