@@ -40,12 +40,15 @@ const std::error_category& category() noexcept {
 
 namespace detail {
 
-void waiter::notify(std::size_t index) {
+void waiter::notify(std::size_t index, bool index_raised) {
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex);
     finished.push_back(index);
+    raised = raised || index_raised;
+    wake = ready();
   }
-  cv.notify_all();
+  if (wake) cv.notify_all();
 }
 
 void check_not_in_task(const char* what) {
@@ -92,6 +95,11 @@ bool future_core::done() const {
   return state_ == status::cancelled || state_ == status::finished;
 }
 
+bool future_core::raised() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return state_ == status::finished && error_ != nullptr;
+}
+
 bool future_core::set_running_or_notify_cancel() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (state_ == status::cancelled) return false;
@@ -113,6 +121,7 @@ void future_core::set_exception(std::exception_ptr error) {
 
 bool future_core::finish(std::unique_lock<std::mutex>& lock, status new_status) {
   state_ = new_status;
+  const bool raised = new_status == status::finished && error_ != nullptr;
   std::vector<std::function<void()>> callbacks;
   callbacks.swap(callbacks_);
   std::vector<std::pair<std::shared_ptr<waiter>, std::size_t>> waiters;
@@ -122,7 +131,7 @@ bool future_core::finish(std::unique_lock<std::mutex>& lock, status new_status) 
   std::shared_ptr<future_core> self = weak_from_this().lock();
   cv_.notify_all();
   lock.unlock();
-  for (auto& [w, index] : waiters) w->notify(index);
+  for (auto& [w, index] : waiters) w->notify(index, raised);
   for (auto& fn : callbacks) {
     try {
       fn();
@@ -179,14 +188,16 @@ void future_core::add_done_callback(std::function<void()> fn) {
 }
 
 void future_core::add_waiter(const std::shared_ptr<waiter>& w, std::size_t index) {
+  bool raised = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (state_ != status::cancelled && state_ != status::finished) {
       waiters_.emplace_back(w, index);
       return;
     }
+    raised = state_ == status::finished && error_ != nullptr;
   }
-  w->notify(index);
+  w->notify(index, raised);
 }
 
 void future_core::remove_waiter(const waiter* w) {

@@ -1,7 +1,9 @@
 // wait.cpp: wait() and as_completed(). Both register one waiter on every
-// future; a finishing future pushes its index and wakes the waiter.
+// pending future; a finishing future pushes its index and, once the waiter's
+// condition holds, wakes it.
 #include "greenlet/concurrent/wait.hpp"
 
+#include <atomic>
 #include <chrono>
 
 #include "concurrent/timeouts.hpp"
@@ -14,57 +16,107 @@ using clock = std::chrono::steady_clock;
 
 double now() { return std::chrono::duration<double>(clock::now().time_since_epoch()).count(); }
 
-bool failed(future_core* f) {
-  try {
-    return f->exception(0) != nullptr;
-  } catch (...) {
-    return false;  // cancelled: not an exception for FIRST_EXCEPTION
-  }
-}
+std::atomic<std::size_t> examined_total{0};
+std::atomic<std::size_t> wakeups_total{0};
 
-bool satisfied(const std::vector<future_core*>& fs, const std::vector<bool>& flags, return_when when) {
-  std::size_t done = 0;
-  for (std::size_t i = 0; i < fs.size(); ++i) {
-    if (!flags[i]) continue;
-    ++done;
-    if (when == return_when::FIRST_COMPLETED) return true;
-    if (when == return_when::FIRST_EXCEPTION && failed(fs[i])) return true;
+// count adds one call's work to the totals once, on the way out, so that
+// concurrent wait()s do not share a cache line per step.
+struct count {
+  std::size_t examined = 0;
+  std::size_t wakeups = 0;
+  count() = default;
+  count(const count&) = delete;
+  count& operator=(const count&) = delete;
+  ~count() {
+    examined_total.fetch_add(examined, std::memory_order_relaxed);
+    wakeups_total.fetch_add(wakeups, std::memory_order_relaxed);
   }
-  return done == fs.size();
-}
+};
+
+// removing takes w off every future of fs however wait_indices() leaves
+// (check_not_in_task() and add_waiter() may throw), so none outlives the call.
+struct removing {
+  const std::vector<future_core*>& fs;
+  const waiter* w;
+  ~removing() {
+    for (future_core* f : fs) f->remove_waiter(w);
+  }
+};
 
 }  // namespace
 
+wait_counters wait_counters_now() noexcept {
+  return {examined_total.load(std::memory_order_relaxed), wakeups_total.load(std::memory_order_relaxed)};
+}
+
+// Python's wait() scans the futures once, then installs a waiter that counts
+// completions (_FirstCompletedWaiter, _AllCompletedWaiter) and is set only
+// when its condition holds. The same here: one scan, then each completion is
+// O(1) in the finishing thread (waiter::notify), and this thread wakes once.
+// Cancelled futures count as done, never as raised, for FIRST_EXCEPTION.
 std::vector<bool> wait_indices(const std::vector<future_core*>& fs, std::optional<double> timeout, return_when when) {
   timeout = effective_timeout(timeout);
+  count work;
   std::vector<bool> flags(fs.size());
-  for (std::size_t i = 0; i < fs.size(); ++i) flags[i] = fs[i]->done();
-  if (satisfied(fs, flags, when) || (timeout && *timeout == 0)) return flags;
+  std::size_t pending = 0;
+  bool raised = false;
+  for (std::size_t i = 0; i < fs.size(); ++i) {
+    ++work.examined;
+    flags[i] = fs[i]->done();
+    if (!flags[i]) {
+      ++pending;
+    } else if (when == return_when::FIRST_EXCEPTION && !raised) {
+      raised = fs[i]->raised();
+    }
+  }
+  // Futures may finish while wait() looks at them and after its condition
+  // held: report what is true on the way out. Else the one scan could list as
+  // not done a future that finished before another it lists as done (the
+  // scan, unlike Python's, does not hold every future's lock at once).
+  auto report_now = [&] {
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+      if (flags[i]) continue;
+      ++work.examined;
+      flags[i] = fs[i]->done();
+    }
+  };
+  const bool holds = pending == 0 || (when == return_when::FIRST_COMPLETED && pending < fs.size()) || raised;
+  if (holds || (timeout && *timeout == 0)) {
+    report_now();
+    return flags;
+  }
   check_not_in_task("concurrent::wait()");
 
   auto w = std::make_shared<waiter>();
-  for (std::size_t i = 0; i < fs.size(); ++i) {
-    if (!flags[i]) fs[i]->add_waiter(w, i);
-  }
-  const double deadline = timeout ? now() + *timeout : 0;
+  // FIRST_COMPLETED: the first completion; otherwise all of the pending ones
+  // (each listing of a future listed twice counts), or for FIRST_EXCEPTION
+  // the first to raise. A future finishing after the scan but before its
+  // add_waiter() notifies at once from add_waiter(), so it is counted too.
+  w->wake_after = when == return_when::FIRST_COMPLETED ? 1 : pending;
+  w->wake_on_raise = when == return_when::FIRST_EXCEPTION;
+  w->finished.reserve(pending);  // notify() then never allocates
   {
-    std::unique_lock<std::mutex> lock(w->mutex);
-    for (;;) {
-      for (std::size_t i : w->finished) flags[i] = true;
-      w->finished.clear();
-      if (satisfied(fs, flags, when)) break;
-      if (timeout) {
-        double left = deadline - now();
-        if (left <= 0) break;
-        w->cv.wait_for(lock, std::chrono::duration<double>(left));
-      } else {
-        w->cv.wait(lock);
-      }
+    removing guard{fs, w.get()};
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+      if (!flags[i]) fs[i]->add_waiter(w, i);
     }
+    std::unique_lock<std::mutex> lock(w->mutex);
+    auto ready = [&] {
+      ++work.wakeups;
+      return w->ready();
+    };
+    if (!timeout) {
+      w->cv.wait(lock, ready);
+    } else {
+      w->cv.wait_for(lock, std::chrono::duration<double>(*timeout), ready);
+    }
+    for (std::size_t i : w->finished) {
+      ++work.examined;
+      flags[i] = true;
+    }
+    --work.wakeups;  // the first check was not a wake-up
   }
-  for (future_core* f : fs) f->remove_waiter(w.get());
-  // A future may have finished after the last wake-up: report what is true now.
-  for (std::size_t i = 0; i < fs.size(); ++i) flags[i] = flags[i] || fs[i]->done();
+  report_now();
   return flags;
 }
 
@@ -72,6 +124,7 @@ completion_queue::completion_queue(std::vector<std::shared_ptr<future_core>> fs,
     : fs_(std::move(fs)), waiter_(std::make_shared<waiter>()) {
   timeout = effective_timeout(timeout);
   if (timeout) deadline_ = now() + *timeout;
+  waiter_->finished.reserve(fs_.size());  // notify() then never allocates
   for (std::size_t i = 0; i < fs_.size(); ++i) fs_[i]->add_waiter(waiter_, i);
 }
 
@@ -87,15 +140,22 @@ std::optional<std::size_t> completion_queue::next() {
     check_not_in_task("concurrent::as_completed()");
     lock.lock();
   }
-  auto ready = [this] { return waiter_->finished.size() > handed_out_; };
+  std::size_t checks = 0;
+  auto ready = [this, &checks] {
+    ++checks;
+    return waiter_->finished.size() > handed_out_;
+  };
+  bool got = true;
   if (!deadline_) {
     waiter_->cv.wait(lock, ready);
   } else {
     double left = *deadline_ - now();
-    if (!waiter_->cv.wait_for(lock, std::chrono::duration<double>(left > 0 ? left : 0), ready)) {
-      throw TimeoutError(std::to_string(fs_.size() - handed_out_) + " (of " + std::to_string(fs_.size()) +
-                         ") futures unfinished");
-    }
+    got = waiter_->cv.wait_for(lock, std::chrono::duration<double>(left > 0 ? left : 0), ready);
+  }
+  wakeups_total.fetch_add(checks - 1, std::memory_order_relaxed);
+  if (!got) {
+    throw TimeoutError(std::to_string(fs_.size() - handed_out_) + " (of " + std::to_string(fs_.size()) +
+                       ") futures unfinished");
   }
   return waiter_->finished[handed_out_++];
 }

@@ -27,12 +27,23 @@ namespace greenlet::concurrent {
 namespace detail {
 
 // waiter is what wait() and as_completed() block on: every future it watches
-// pushes its index here when it finishes.
+// pushes its index to `finished` when it finishes, and notes whether it
+// raised. Its thread is woken only once ready(): `finished` holds wake_after
+// indices, or (wake_on_raise) one of them raised. So a completion costs O(1)
+// and wait() wakes when its condition holds, not to re-check every future at
+// every completion (that was quadratic). Set wake_after and wake_on_raise
+// before adding the waiter to any future; the other fields are under mutex.
 struct waiter {
   std::mutex mutex;
   std::condition_variable cv;
   std::vector<std::size_t> finished;
-  void notify(std::size_t index);
+  std::size_t wake_after = 1;
+  bool wake_on_raise = false;
+  bool raised = false;
+  bool ready() const noexcept { return finished.size() >= wake_after || (wake_on_raise && raised); }
+  // notify(index, raised) records one completion; raised: it finished with an
+  // exception (not cancelled). Wakes the thread if ready().
+  void notify(std::size_t index, bool raised);
 };
 
 // check_not_in_task(what) throws RuntimeError(blocking_in_loop) when called
@@ -75,6 +86,10 @@ class future_core : public std::enable_shared_from_this<future_core> {
   bool cancelled() const;
   bool running() const;
   bool done() const;
+  // raised() is true once the future finished with an exception: false while
+  // pending or running, if it returned and if it was cancelled. Unlike
+  // exception(0) it never throws (beyond std::system_error from the mutex).
+  bool raised() const;
   bool set_running_or_notify_cancel();
   void set_exception(std::exception_ptr error);
   // wait_done(timeout) blocks until done; false if the timeout passed first.
@@ -85,6 +100,8 @@ class future_core : public std::enable_shared_from_this<future_core> {
   void wait_result(std::optional<double> timeout);
   std::exception_ptr exception(std::optional<double> timeout);
   void add_done_callback(std::function<void()> fn);
+  // add_waiter(w, index) notifies w with index when this future is done: at
+  // once, in this thread, if it already is.
   void add_waiter(const std::shared_ptr<waiter>& w, std::size_t index);
   void remove_waiter(const waiter* w);
   std::string repr() const;

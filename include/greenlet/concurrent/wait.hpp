@@ -32,6 +32,17 @@ namespace detail {
 // returns which of fs are done (a flag per future).
 std::vector<bool> wait_indices(const std::vector<future_core*>& fs, std::optional<double> timeout, return_when when);
 
+// wait_counters are totals since the process started, for the tests that
+// check that wait() and as_completed() do work linear in their futures:
+// `examined` counts wait()'s steps over futures (a look at one future's state,
+// or at one completion it was told of), `wakeups` the times a blocked wait()
+// or as_completed() woke and checked its condition. Thread-safe; throws nothing.
+struct wait_counters {
+  std::size_t examined = 0;
+  std::size_t wakeups = 0;
+};
+wait_counters wait_counters_now() noexcept;
+
 // completion_queue hands out the indices of fs in the order they finish.
 class completion_queue {
  public:
