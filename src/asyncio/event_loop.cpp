@@ -57,6 +57,13 @@ event_loop::event_loop(options opts) {
 }
 
 event_loop::~event_loop() {
+  if (!core_->on_owner_thread() && !core_->owner_exited()) {
+    // Closing here would free the tasks' state while their thread may
+    // still unwind them into it.
+    core_->facade = nullptr;
+    detail::drop_elsewhere(core_.release());
+    return;
+  }
   if (!core_->closed && !core_->running) {
     try {
       core_->close();
@@ -84,7 +91,10 @@ void event_loop::call_soon_threadsafe(std::function<void()> fn) { core_->call_so
 
 void event_loop::run_forever() { core_->run_forever(); }
 
-void event_loop::close() { core_->close(); }
+void event_loop::close() {
+  core_->check_close_thread();
+  core_->close();
+}
 
 void event_loop::default_exception_handler(const exception_context& context) {
   std::string line = "asyncio: " + context.message;

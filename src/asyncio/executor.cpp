@@ -35,10 +35,7 @@ std::shared_ptr<::greenlet::concurrent::Executor> take(const loop_core* loop) {
 
 }  // namespace
 
-bool on_loop_thread(const loop_core* loop) noexcept {
-  // loop_core records its owner as this hash of the thread id.
-  return loop->owner_thread_id == std::hash<std::thread::id>()(std::this_thread::get_id());
-}
+bool on_loop_thread(const loop_core* loop) noexcept { return loop->on_owner_thread(); }
 
 executor_job::executor_job(loop_core* loop) noexcept : loop_(loop) {
   run_fn = &on_loop;

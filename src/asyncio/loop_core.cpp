@@ -29,8 +29,6 @@ bool later(const callback_node* x, const callback_node* y) noexcept {
   return x->seq > y->seq;
 }
 
-std::uint64_t this_thread_id() noexcept { return std::hash<std::thread::id>()(std::this_thread::get_id()); }
-
 }  // namespace
 
 constinit thread_local loop_core* tls_running_loop = nullptr;
@@ -44,7 +42,7 @@ loop_core& require_running_loop() {
   return *tls_running_loop;
 }
 
-loop_core::loop_core() : io(make_epoll_poller()) { owner_thread_id = this_thread_id(); }
+loop_core::loop_core() : owner(this_loop_thread()), io(make_epoll_poller()) {}
 
 loop_core::~loop_core() {
   while (free_nodes != nullptr) {
@@ -118,7 +116,7 @@ void loop_core::check_open() const {
 }
 
 void loop_core::check_thread() const {
-  if (owner_thread_id != this_thread_id()) {
+  if (!on_owner_thread()) {
     throw RuntimeError(asyncio_errc::wrong_loop,
                        "event loop used from another thread: use call_soon_threadsafe() or "
                        "run_coroutine_threadsafe()");

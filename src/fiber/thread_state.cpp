@@ -1,4 +1,5 @@
 #include "fiber/thread_state.hpp"
+#include "fiber/loop_hints.hpp"
 #include "fiber/stack_copy.hpp"
 
 #include <atomic>
@@ -38,6 +39,18 @@ void hold_released_stacks(bool hold) noexcept {
 
 void trim_released_stacks() noexcept {
   if (tls_state != nullptr) tls_state->stacks.trim_warm();
+}
+
+::greenlet::greenlet this_thread_main() {
+  greenlet_impl* m = state().main;
+  retain(m);
+  return ::greenlet::greenlet::from_impl(m);
+}
+
+bool thread_exited(const ::greenlet::greenlet& main) noexcept {
+  // ~thread_state clears the owner under this mutex after its last kill.
+  std::lock_guard<std::mutex> lock(foreign_release_mutex());
+  return owner_of(main.impl()) == nullptr;
 }
 
 std::mutex& foreign_release_mutex() noexcept {

@@ -90,8 +90,9 @@ using detail::exception_context;
 // until the next timer, I/O event or call_soon_threadsafe(). Tasks are
 // greenlets it switches into; any function running in a task may await.
 //
-// Thread rules: a loop is used from one thread; only call_soon_threadsafe()
-// may be called from others.
+// Thread rules: a loop belongs to the thread that made it, even after that
+// thread exits; only call_soon_threadsafe() may be called from others (and
+// close(), or dropping the loop, once the owner thread has exited).
 class event_loop {
  public:
   // options configures a new event_loop (event_loop(opts), new_event_loop(opts), run()). A plain
@@ -115,6 +116,12 @@ class event_loop {
   // event_loop(opts) makes a loop with the given options, owned by the calling thread. Throws
   // std::system_error if the epoll poller cannot be created, std::bad_alloc.
   explicit event_loop(options opts);
+  // ~event_loop() closes the loop unless it is running. On another thread
+  // than the owner's, while the owner lives, a loop with tasks (or other
+  // references, or close hooks) is not closed there: its tasks are that
+  // thread's greenlets. The owner thread closes it when it exits, and the
+  // drop is reported through report_unraisable(); close() the loop on its
+  // own thread before dropping it elsewhere. Throws nothing.
   ~event_loop();
   event_loop(const event_loop&) = delete;
   event_loop& operator=(const event_loop&) = delete;
@@ -179,7 +186,9 @@ class event_loop {
   bool is_closed() const noexcept { return core_->closed; }
   // close() ends the loop: pending callbacks are dropped and unfinished
   // tasks are killed (their stacks unwind). Throws RuntimeError while
-  // running; closing twice is a no-op. Loop thread only.
+  // running; closing twice is a no-op. Loop thread only: on another thread
+  // it throws RuntimeError (wrong_loop) while the owner thread lives, as
+  // only that thread can kill the tasks; once it has exited, any thread.
   void close();
 
   // create_future<T>() makes a pending future of this loop. Throws std::bad_alloc; loop thread only.

@@ -29,6 +29,7 @@ class future_state;
 class task_state;
 class poller;
 struct loop_core;
+struct loop_thread;
 
 // callback_node is one scheduled callback: an entry of the ready queue or
 // the timer heap, and the state behind a Handle. A callback is either a plain
@@ -128,7 +129,8 @@ struct loop_core {
   task_state* current_task = nullptr;
   future_state* target = nullptr;  // what run_until_complete() waits for
   event_loop* facade = nullptr;
-  std::uint64_t owner_thread_id = 0;
+  // The thread that made the loop, for good (src/asyncio/loop_thread.cpp).
+  std::shared_ptr<loop_thread> owner;
 
   // Unfinished tasks (each holds a reference from here until it is done).
   task_state* tasks_head = nullptr;
@@ -212,9 +214,21 @@ struct loop_core {
   void run_forever();
   void run_once();
   void stop() noexcept { stopping = true; }
+  // close() kills the tasks and drops everything pending. Loop thread, or
+  // any thread once owner_exited(); the caller checks (check_close_thread()).
   void close();
   void check_open() const;
+  // check_thread() throws RuntimeError(wrong_loop) off the owner thread.
   void check_thread() const;
+  // check_close_thread() throws RuntimeError(wrong_loop) unless close() may
+  // run here: on the owner thread, or anywhere once that thread has exited.
+  void check_close_thread() const;
+  // on_owner_thread() is true on the thread that made the loop; a thread
+  // that exited is never mistaken for a later one. Any thread.
+  bool on_owner_thread() const noexcept;
+  // owner_exited() is true once the owner thread has exited and killed its
+  // greenlets (the tasks' too). Any thread.
+  bool owner_exited() const noexcept;
   void report(const exception_context& context) noexcept;
   bool can_make_progress() const;
   void push_timer(callback_node* n);
@@ -233,6 +247,14 @@ void release(loop_core* loop) noexcept;
 // on any thread.
 inline void retain_remote(loop_core* loop) noexcept { loop->remote_refs.fetch_add(1, std::memory_order_relaxed); }
 void release_remote(loop_core* loop) noexcept;
+// this_loop_thread() is the calling thread, as loops record their owner.
+// Throws std::bad_alloc.
+std::shared_ptr<loop_thread> this_loop_thread();
+// drop_elsewhere(loop) is ~event_loop off the owner thread, while that
+// thread lives: a loop nothing of that thread can touch is closed and freed
+// here; else the owner thread closes it at its exit (reported: its
+// tasks stay suspended until then). Consumes the facade's reference.
+void drop_elsewhere(loop_core* loop) noexcept;
 inline void retain(callback_node* n) noexcept { ++n->refs; }
 void release(callback_node* n) noexcept;
 
