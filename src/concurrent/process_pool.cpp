@@ -20,6 +20,8 @@
 #include <system_error>
 #include <thread>
 
+#include "io/blocked_signals.hpp"
+
 namespace greenlet::concurrent {
 
 namespace detail {
@@ -153,6 +155,7 @@ class process_pool {
       ::close(fds[1]);
       workers_.push_back({pid, fds[0]});
     }
+    const ::greenlet::detail::async_signals_blocked masked;  // the threads inherit it: see the header
     for (std::size_t i = 0; i < workers_.size(); ++i) threads_.emplace_back([this, i] { serve(i); });
   }
 

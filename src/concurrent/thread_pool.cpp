@@ -11,6 +11,8 @@
 #include <mutex>
 #include <thread>
 
+#include "io/blocked_signals.hpp"
+
 namespace greenlet::concurrent {
 
 double Executor::detail_now() {
@@ -65,6 +67,7 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
     // Start a worker when none is idle for it, as Python's _adjust_thread_count.
     if (queued_ > idle_ && threads_.size() < max_workers_) {
       std::size_t index = threads_.size();
+      const ::greenlet::detail::async_signals_blocked masked;  // the worker inherits it: see the header
       threads_.emplace_back([self = shared_from_this(), index] { self->work(index); });
     }
     work_cv_.notify_one();
