@@ -20,6 +20,7 @@
 #include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/io/socket.hpp"
+#include "io/child_reaper.hpp"
 #include "io/stream_transport.hpp"
 #include "io/wait.hpp"
 
@@ -191,8 +192,14 @@ Process::~Process() {
     try {
       try_reap();
     } catch (...) {
-      // waitpid failed otherwise than ECHILD: nothing to do in a destructor.
+      // waitpid failed otherwise than ECHILD: the reaper tries again below.
     }
+  }
+  if (pid_ > 0 && !returncode_) {
+    // Still running (or killed a moment ago): it must not stay a zombie
+    // once it exits, so the reaper takes it over with its pidfd.
+    drop_exit_waiter();
+    detail::reap_when_exited(pid_, std::exchange(pidfd_, -1));
   }
   close_pidfd();
   for (int& fd : raw_) close_fd(fd);

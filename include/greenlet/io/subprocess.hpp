@@ -72,8 +72,10 @@ struct communicate_result {
 // StreamWriter, stdout_() and stderr_() are StreamReaders (their copies
 // share the pipe). Destroying the Process drops its references to them (a
 // pipe closes when its last stream copy goes) and does not kill the child;
-// a child that has already exited is reaped then, one still running is not
-// (call kill() and wait() first). Use it on one thread.
+// a child that has already exited is reaped then, one still running (or
+// just killed) is reaped when it exits by a process-wide reaper thread, as
+// asyncio's child watchers do, so it never stays a zombie. Do not reap the
+// pid yourself after dropping the Process. Use it on one thread.
 class Process {
  public:
   // Process(other) takes over other's child and streams; other becomes empty. Throws nothing.
