@@ -11,10 +11,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 #include <utility>
 
 #include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/asyncio/executor.hpp"
+#include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/io/errors.hpp"
 
@@ -95,6 +97,15 @@ gaierror failure(const std::string& host, const std::string& port, const lookup&
 }  // namespace
 
 std::vector<resolved_address> resolve(const std::string& host, int port, bool passive) {
+  // Checked here, before getaddrinfo, which takes the port as text and
+  // wraps it modulo 65536 (70000 listened on 4464) and cuts the host at a
+  // NUL: Python raises OverflowError('bind(): port must be 0-65535.') and
+  // ValueError('embedded null character') instead.
+  if (port < 0 || port > 65535) {
+    throw std::out_of_range(std::string(passive ? "bind()" : "connect()") + ": port " + std::to_string(port) +
+                            " must be 0-65535");
+  }
+  if (host.find('\0') != std::string::npos) throw ValueError("embedded null character");
   const std::string service = std::to_string(port);
   lookup result = run_getaddrinfo(host, service, passive, AI_NUMERICHOST);
   if (result.rc == EAI_NONAME && !host.empty()) {

@@ -20,7 +20,9 @@ struct resolved_address {
 // resolve inline (AI_NUMERICHOST); names with getaddrinfo on the loop's
 // default executor while the task awaits (the loop keeps running). Throws
 // gaierror naming the host, getaddrinfo's reason and what to check;
-// CancelledError (a lookup already running finishes on its thread).
+// CancelledError (a lookup already running finishes on its thread);
+// std::out_of_range for a port outside 0-65535 and ValueError for a host
+// holding a NUL, before any lookup (Python's OverflowError and ValueError).
 std::vector<resolved_address> resolve(const std::string& host, int port, bool passive);
 // resolve_for_family(host, port, family) is resolve() keeping only the
 // addresses of family (a socket's); gaierror if none.

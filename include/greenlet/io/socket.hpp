@@ -55,7 +55,9 @@ void sock_connect(int fd, const sockaddr* addr, socklen_t len);
 // first address. A numeric host resolves inline; a name with getaddrinfo
 // on the loop's default executor while the task awaits. Throws gaierror
 // (unknown host: the message names it; or no address of fd's family),
-// ConnectionRefusedError and other OSErrors, CancelledError.
+// ConnectionRefusedError and other OSErrors, CancelledError;
+// std::out_of_range and ValueError as open_connection() (port outside
+// 0-65535, NUL in host).
 void sock_connect(int fd, const std::string& host, int port);
 
 // set_nonblocking(fd) puts fd in non-blocking mode (O_NONBLOCK).

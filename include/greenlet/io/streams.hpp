@@ -142,7 +142,9 @@ class StreamWriter {
 // name (getaddrinfo on the loop's default executor, run_in_executor(nullptr),
 // while the task awaits); every address is tried in turn. Throws gaierror
 // for an unknown host (what() names it and what to check),
-// ConnectionRefusedError, other OSErrors, CancelledError.
+// ConnectionRefusedError, other OSErrors, CancelledError; before any lookup,
+// std::out_of_range for a port outside 0-65535 (Python's OverflowError) and
+// asyncio::ValueError("embedded null character") for a host holding a NUL.
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, stream_config config = {});
 // open_unix_connection(path) connects to a Unix-domain socket.
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, stream_config config = {});
@@ -202,7 +204,9 @@ struct server_config {
 // every interface, IPv4 and IPv6 (0.0.0.0 and ::); IPv6 sockets are
 // IPv6-only. With port 0 all of them share the port the first one got.
 // Throws gaierror, OSError (EADDRINUSE... naming the address; then no
-// socket is left open). Call it from a task of the loop.
+// socket is left open), std::out_of_range and ValueError as
+// open_connection() (port outside 0-65535, NUL in host). Call it from a
+// task of the loop.
 Server start_server(client_connected handler, const std::string& host, int port, server_config config = {});
 // start_unix_server(handler, path) listens on a Unix-domain socket at path
 // (an existing socket file there is replaced).
