@@ -75,7 +75,6 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
 
   void shutdown(bool wait, bool cancel_futures) {
     work_item* cancelled = nullptr;
-    std::vector<std::thread> threads;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       shutdown_ = true;
@@ -94,11 +93,23 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
                          "shutdown(wait=true) from one of the pool's own workers would wait for itself: "
                          "use shutdown(false)");
     }
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      threads.swap(threads_);
+    // The first caller to get here joins the workers; a later or concurrent
+    // one waits until it has, so that every shutdown(wait=true) returns after
+    // the work is done, as Python's (each call joins every thread). Before,
+    // it found the list already taken and returned at once.
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (joining_) {
+      joined_cv_.wait(lock, [this] { return joined_; });
+      return;
     }
+    joining_ = true;
+    std::vector<std::thread> threads;
+    threads.swap(threads_);  // none is added after shutdown_
+    lock.unlock();
     for (auto& t : threads) t.join();
+    lock.lock();
+    joined_ = true;
+    joined_cv_.notify_all();
   }
 
   std::size_t max_workers() const noexcept { return max_workers_; }
@@ -178,6 +189,9 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
   std::vector<std::thread> threads_;
   std::size_t idle_ = 0;
   bool shutdown_ = false;
+  bool joining_ = false;  // a shutdown(wait=true) is joining the workers
+  bool joined_ = false;   // and has joined them all
+  std::condition_variable joined_cv_;
   std::string broken_;
   std::size_t max_workers_;
   std::string prefix_;

@@ -126,7 +126,11 @@ class Executor {
   // shutdown(wait, cancel_futures) stops accepting work. Work already
   // accepted still runs, unless cancel_futures cancels what has not started;
   // wait=true blocks until the workers are done (RuntimeError inside an
-  // event-loop task, or from one of this pool's own workers). Thread-safe.
+  // event-loop task, or from one of this pool's own threads). It may be
+  // called again and from several threads at once: each call with wait=true
+  // returns only once the work is done and the threads are joined. Called
+  // from a pool thread, wait=true throws after the shutdown took effect: the
+  // accepted work still runs. Thread-safe.
   virtual void shutdown(bool wait = true, bool cancel_futures = false) = 0;
 
   // Internal: detail_enqueue(item) is enqueue() for run_in_executor(),
@@ -151,7 +155,9 @@ class thread_pool;
 // no worker is idle, named "<thread_name_prefix>_<n>". initializer() runs
 // first in each; if it throws, the pool is broken: pending futures fail with
 // BrokenThreadPool and submit() throws it. The destructor is
-// shutdown(wait=true). Every member is thread-safe.
+// shutdown(wait=true); run on one of the pool's workers (the last handle
+// dropped in a job) it cannot wait: the workers finish the queued work and
+// the last of them frees the pool. Every member is thread-safe.
 class ThreadPoolExecutor : public Executor {
  public:
   // ThreadPoolExecutor(max_workers, thread_name_prefix, initializer) makes a pool of up to
@@ -165,7 +171,9 @@ class ThreadPoolExecutor : public Executor {
   ThreadPoolExecutor& operator=(const ThreadPoolExecutor&) = delete;
 
   // shutdown(wait, cancel_futures): see Executor::shutdown(). Throws RuntimeError for wait=true
-  // inside an event-loop task or from one of this pool's workers. Thread-safe.
+  // inside an event-loop task or from one of this pool's workers (the shutdown still takes
+  // effect). Any number of calls, from any threads: each with wait=true returns once every
+  // worker has finished. Thread-safe.
   void shutdown(bool wait = true, bool cancel_futures = false) override;
   // max_workers() is the most worker threads the pool will start. Throws nothing; thread-safe.
   std::size_t max_workers() const noexcept;
