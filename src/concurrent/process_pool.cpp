@@ -34,6 +34,10 @@ std::map<std::string, process_entry>& registry() {
   return *functions;
 }
 
+// The pool whose serve() runs on this thread, if any: a done callback runs
+// there, and such a thread must not join itself.
+thread_local const process_pool* current_pool = nullptr;
+
 // Parent-side sockets of every live pool. A worker forked for one pool
 // must not keep another pool's sockets open, or that pool's workers would
 // never see EOF at shutdown. The mutex is held across fork(), so the child
@@ -122,7 +126,10 @@ void register_process_entry(const std::string& name, process_entry entry) {
   registry()[name] = std::move(entry);
 }
 
-class process_pool {
+// process_pool is shared with its parent-side threads (each holds a
+// reference), so a thread never touches a freed pool, even when the last
+// handle to the executor goes on one of them (in a done callback).
+class process_pool : public std::enable_shared_from_this<process_pool> {
  public:
   explicit process_pool(std::size_t max_workers) {
     if (max_workers == 0) max_workers = std::max(1u, std::thread::hardware_concurrency());
@@ -155,11 +162,39 @@ class process_pool {
       ::close(fds[1]);
       workers_.push_back({pid, fds[0]});
     }
-    const ::greenlet::detail::async_signals_blocked masked;  // the threads inherit it: see the header
-    for (std::size_t i = 0; i < workers_.size(); ++i) threads_.emplace_back([this, i] { serve(i); });
   }
 
-  ~process_pool() { shutdown(true, false); }
+  // start() starts one thread per worker; separate from the constructor, as
+  // each thread takes a reference (shared_from_this()). If a thread cannot be
+  // started, those that were are stopped and every worker reaped.
+  void start() {
+    try {
+      const ::greenlet::detail::async_signals_blocked masked;  // the threads inherit it: see the header
+      for (std::size_t i = 0; i < workers_.size(); ++i) {
+        threads_.emplace_back([self = shared_from_this(), i] { self->serve(i); });
+      }
+    } catch (...) {
+      shutdown(true, false);
+      throw;
+    }
+  }
+
+  // The last reference is a thread's when the executor was dropped on one of
+  // them (its shutdown(wait=true) refused to wait there). Every other thread
+  // has then left serve(), as it held a reference until it did: join them;
+  // this one cannot join itself and is detached, at the end of its life.
+  // After a shutdown(wait=true) from outside there is nothing left to do.
+  ~process_pool() {
+    for (auto& t : threads_) {
+      if (!t.joinable()) continue;
+      if (t.get_id() == std::this_thread::get_id()) {
+        t.detach();
+      } else {
+        t.join();
+      }
+    }
+    close_workers();
+  }
 
   void enqueue(process_job job) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -181,12 +216,48 @@ class process_pool {
     }
     for (auto& job : cancelled) job.future->cancel();
     if (!wait) return;
-    std::vector<std::thread> threads;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      threads.swap(threads_);
+    if (current_pool == this) {
+      // A done callback: joining would wait for itself. The threads still
+      // drain the queue; whoever drops the last reference frees the rest.
+      throw RuntimeError(concurrent_errc::shutdown,
+                         "shutdown(wait=true) from one of the pool's own threads (a done callback) would wait "
+                         "for itself: use shutdown(false)");
     }
-    for (auto& t : threads) t.join();
+    // The first caller to get here joins the threads and then closes the
+    // sockets; a later or concurrent one waits until it has. Before, the
+    // second found the thread list taken, returned at once and closed the
+    // sockets under the first one's threads (BrokenProcessPool for all).
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (closing_) {
+      closed_cv_.wait(lock, [this] { return closed_; });
+      return;
+    }
+    closing_ = true;
+    lock.unlock();
+    for (auto& t : threads_) t.join();  // threads_ is fixed once started; only the closing_ caller joins
+    close_workers();
+    lock.lock();
+    closed_ = true;
+    closed_cv_.notify_all();
+  }
+
+  std::size_t max_workers() const noexcept { return workers_.size(); }
+  std::vector<int> pids() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<int> out;
+    for (const auto& w : workers_) out.push_back(static_cast<int>(w.pid));
+    return out;
+  }
+
+ private:
+  struct worker {
+    pid_t pid;
+    int fd;
+  };
+
+  // close_workers() closes the sockets (EOF: each worker exits) and reaps the
+  // workers, once every thread has left serve(). Idempotent.
+  void close_workers() {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& w : workers_) {
       if (w.fd >= 0) {
@@ -204,23 +275,10 @@ class process_pool {
     }
   }
 
-  std::size_t max_workers() const noexcept { return workers_.size(); }
-  std::vector<int> pids() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::vector<int> out;
-    for (const auto& w : workers_) out.push_back(static_cast<int>(w.pid));
-    return out;
-  }
-
- private:
-  struct worker {
-    pid_t pid;
-    int fd;
-  };
-
   // serve(i) feeds worker i until shutdown has drained the queue or the pool
   // breaks.
   void serve(std::size_t i) {
+    current_pool = this;
     const int fd = workers_[i].fd;  // fixed until every serve() has returned
     for (;;) {
       process_job job;
@@ -279,15 +337,24 @@ class process_pool {
   std::vector<worker> workers_;
   std::vector<std::thread> threads_;
   bool shutdown_ = false;
+  bool closing_ = false;  // a shutdown(wait=true) is joining the threads and closing the sockets
+  bool closed_ = false;   // and is done
+  std::condition_variable closed_cv_;
   std::string broken_;
 };
 
 }  // namespace detail
 
 ProcessPoolExecutor::ProcessPoolExecutor(std::size_t max_workers)
-    : impl_(std::make_shared<detail::process_pool>(max_workers)) {}
+    : impl_(std::make_shared<detail::process_pool>(max_workers)) {
+  impl_->start();
+}
 
 ProcessPoolExecutor::~ProcessPoolExecutor() {
+  // Python's __exit__: wait for the work. A destructor cannot throw: on one
+  // of the pool's own threads (the last handle dropped in a done callback)
+  // shutdown() refuses to wait; the threads finish the work and the last of
+  // them frees the pool, its sockets and its worker processes.
   try {
     impl_->shutdown(true, false);
   } catch (...) {

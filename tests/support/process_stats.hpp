@@ -30,6 +30,17 @@ inline int open_fd_count() {
   return n - 3;  // ".", ".." and the directory's own fd
 }
 
+// thread_count() is how many threads the process has (the entries of
+// /proc/self/task, less "." and "..").
+inline int thread_count() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (::readdir(d) != nullptr) ++n;
+    ::closedir(d);
+  }
+  return n - 2;
+}
+
 // max_map_count() is Linux's limit on those mappings (vm.max_map_count).
 inline long max_map_count() {
   std::ifstream in("/proc/sys/vm/max_map_count");

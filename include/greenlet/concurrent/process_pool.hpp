@@ -155,7 +155,10 @@ process_function<R(A...)> register_process_function(const std::string& name, R (
 // bytes (serializer<T>). An exception a function throws comes back as
 // RemoteError with its type and message. A worker that dies breaks the
 // pool: its future and every pending one fail with BrokenProcessPool, and
-// so does submit(). The destructor is shutdown(wait=true). Thread-safe.
+// so does submit(). The destructor is shutdown(wait=true); run on one of the
+// pool's own threads (the last handle dropped in a done callback) it cannot
+// wait: those threads finish the accepted work, and the last of them closes
+// the sockets and reaps the worker processes. Thread-safe.
 class ProcessPoolExecutor {
  public:
   // ProcessPoolExecutor(max_workers) forks max_workers worker processes (0: the number of cores).
@@ -189,8 +192,13 @@ class ProcessPoolExecutor {
   }
 
   // shutdown(wait, cancel_futures) as ThreadPoolExecutor's; the workers exit
-  // once the accepted work is done. Throws RuntimeError for wait=true inside
-  // an event-loop task. Thread-safe.
+  // once the accepted work is done. It may be called again and from several
+  // threads at once: each call with wait=true returns only once the work is
+  // done, the sockets closed and the workers reaped. Throws RuntimeError for
+  // wait=true inside an event-loop task, or from one of the pool's own
+  // threads (a done callback runs on the thread that finished the job); the
+  // shutdown then still takes effect and the accepted work still runs.
+  // Thread-safe.
   void shutdown(bool wait = true, bool cancel_futures = false);
   // max_workers() is the number of worker processes. Throws nothing; thread-safe.
   std::size_t max_workers() const noexcept;
