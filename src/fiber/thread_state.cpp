@@ -146,14 +146,16 @@ thread_state::~thread_state() {
         report_unraisable(nullptr, "greenlet #" + std::to_string(g->id) +
                                        " was still suspended when its thread exited; its stack is leaked");
       }
-      g->owner.store(nullptr, std::memory_order_relaxed);
+      // Unlinked before it is published as ownerless: from that store on,
+      // a release() on another thread may free it without the mutex.
       g->registry_prev = g->registry_next = nullptr;
+      g->owner.store(nullptr, std::memory_order_release);
       g = next;
     }
     registry_head = nullptr;
     live = 0;
     main->state = run_state::dead;
-    main->owner.store(nullptr, std::memory_order_relaxed);
+    main->owner.store(nullptr, std::memory_order_release);
     late_mail.swap(mail);
   }
   for (greenlet_impl* g : late_mail) release(g);

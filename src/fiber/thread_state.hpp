@@ -80,8 +80,10 @@ inline thread_state& state() {
 // (throw_, kill); plain switches are switch_inline().
 value throw_to(thread_state& ts, greenlet_impl* target, std::exception_ptr error);
 // The thread state that owns g, or null once its thread has exited.
+// Acquire: a thread that sees null may free g, after everything the exiting
+// thread did to it (~thread_state publishes null with a release store).
 inline thread_state* owner_of(const greenlet_impl* g) noexcept {
-  return static_cast<thread_state*>(g->owner.load(std::memory_order_relaxed));
+  return static_cast<thread_state*>(g->owner.load(std::memory_order_acquire));
 }
 // Called on g's own thread when only handles on g's own stack (or none)
 // are left: kills a suspended g, frees an unstarted or dead one.

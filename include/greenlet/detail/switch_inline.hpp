@@ -112,8 +112,10 @@ inline greenlet_impl* jump_to(switch_state& ts, greenlet_impl* self, greenlet_im
 // copied out) goes to switch_slow().
 inline bool takes_inline_switch(const switch_state* ts, const greenlet_impl* self,
                                 const greenlet_impl* target) noexcept {
-  return ts != nullptr && target->state == run_state::active && !target->swapped_out && target != self &&
-         target->owner.load(std::memory_order_relaxed) == ts;
+  // The owner first: another thread's greenlet is not ours to read (the
+  // switch then fails in switch_slow() with wrong_thread).
+  return ts != nullptr && target->owner.load(std::memory_order_relaxed) == ts && target->state == run_state::active &&
+         !target->swapped_out && target != self;
 }
 
 // switched_back() is the resumed side of an inline switch: what came back, after
