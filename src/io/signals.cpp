@@ -22,10 +22,32 @@ namespace {
 
 struct handler_entry {
   int fd = -1;
-  bool we_blocked = false;  // sig was unblocked before add_signal_handler
   std::shared_ptr<std::function<void()>> fn;
   std::uint64_t close_hook = 0;  // the loop's close hook that removes it
 };
+
+// The signal mask is the thread's, shared by every loop of the thread: two
+// loops there may handle one signal. Each signal counts the handlers that
+// hold it blocked here, and remembers whether the first found it unblocked;
+// only the last one's removal restores it (else closing one loop would
+// unblock a signal another still reads, whose default action may kill).
+struct thread_signal_holds {
+  int handlers[NSIG] = {};
+  bool we_blocked[NSIG] = {};
+};
+thread_local thread_signal_holds holds;
+
+void hold_signal(int sig, bool was_unblocked) noexcept {
+  if (holds.handlers[sig]++ == 0) holds.we_blocked[sig] = was_unblocked;
+}
+
+void let_go_of_signal(int sig) noexcept {
+  if (--holds.handlers[sig] != 0 || !holds.we_blocked[sig]) return;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
 
 std::mutex registry_mutex;
 std::map<std::pair<event_loop*, int>, handler_entry>& registry() {
@@ -54,10 +76,8 @@ void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn) {
   // Block first: a signal arriving between signalfd() and the block would
   // otherwise take its default action.
   if (int err = pthread_sigmask(SIG_BLOCK, &set, &old); err != 0) raise_os_error(err, "pthread_sigmask");
-  const bool we_blocked = sigismember(&old, sig) == 0;
-  auto unblock = [&] {
-    if (we_blocked) pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-  };
+  hold_signal(sig, sigismember(&old, sig) == 0);
+  auto unblock = [&] { let_go_of_signal(sig); };
   const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
@@ -84,7 +104,7 @@ void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn) {
     event_loop* target = &loop;
     const std::uint64_t hook = loop.core()->add_close_hook([target, sig] { remove_signal_handler(*target, sig); });
     std::lock_guard lock(registry_mutex);
-    registry()[{&loop, sig}] = handler_entry{fd, we_blocked, std::move(shared_fn), hook};
+    registry()[{&loop, sig}] = handler_entry{fd, std::move(shared_fn), hook};
   } catch (...) {
     loop.remove_reader(fd);
     ::close(fd);
@@ -108,12 +128,9 @@ bool remove_signal_handler(event_loop& loop, int sig) {
   // would deliver it with its default action (often: terminate).
   drain(entry.fd);
   ::close(entry.fd);
-  if (entry.we_blocked) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, sig);
-    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-  }
+  // The mask to restore is the owner thread's; a loop closed elsewhere
+  // (allowed once its thread exited) has none left to restore.
+  if (loop.core()->on_owner_thread()) let_go_of_signal(sig);
   return true;
 }
 

@@ -146,4 +146,28 @@ TEST_F(Signals, CloseRestoresMaskNotClears) {
   ASSERT_EQ(pthread_sigmask(SIG_UNBLOCK, &set, nullptr), 0);
 }
 
+// Two loops of one thread handling the same signal share the thread's mask:
+// closing the first must leave the signal blocked for the second (it was
+// unblocked, and a SIGUSR1 then killed the process), and the last handler's
+// removal restores it.
+TEST_F(Signals, TwoLoopsOfOneThreadShareTheMask) {
+  ASSERT_FALSE(blocked(SIGUSR1));
+  asyncio::event_loop first;
+  asyncio::event_loop second;
+  int first_hits = 0, second_hits = 0;
+  asyncio::add_signal_handler(first, SIGUSR1, [&] { ++first_hits; });
+  asyncio::add_signal_handler(second, SIGUSR1, [&] { ++second_hits; });
+  first.close();
+  ASSERT_TRUE(blocked(SIGUSR1)) << "closing one loop unblocked the other's signal";
+  ASSERT_EQ(::raise(SIGUSR1), 0);
+  second.run_until_complete(second.create_task([&] {
+    for (int i = 0; i < 1000 && second_hits == 0; ++i) asyncio::sleep(0.001);
+  }));
+  EXPECT_EQ(first_hits, 0);
+  EXPECT_EQ(second_hits, 1);
+  EXPECT_TRUE(asyncio::remove_signal_handler(second, SIGUSR1));
+  EXPECT_FALSE(blocked(SIGUSR1));
+  second.close();
+}
+
 }  // namespace
