@@ -164,6 +164,15 @@ void executor_job::on_drop(threadsafe_node* n) noexcept {
   job->end_loop_side();
 }
 
+void threadsafe_link::settle() noexcept {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    live = false;
+  }
+  // Outside the lock: cf's done callbacks (its own among them) take it.
+  if (auto cf = outcome.lock()) cf->cancel();
+}
+
 ::greenlet::concurrent::Executor& default_executor(loop_core* loop) {
   registry& r = executors();
   std::lock_guard<std::mutex> lock(r.mutex);

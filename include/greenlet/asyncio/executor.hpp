@@ -291,19 +291,96 @@ auto to_thread(F&& fn, A&&... args) {
 
 namespace detail {
 
-// threadsafe_link ties a run_coroutine_threadsafe() task to its concurrent
-// future. `task` is touched on the loop thread only; `live` (under mutex)
-// says the task's body has not finished, so the loop is still there to
-// receive a cancellation.
+// threadsafe_link ties a run_coroutine_threadsafe() request to its
+// concurrent future (`outcome`). `task` is touched on the loop thread only;
+// `live` (under mutex) says the loop may still take a cancellation: the
+// request has not ended.
 struct threadsafe_link {
+  // settle() ends the request: no cancellation goes to the loop any more,
+  // and the concurrent future is cancelled unless it has its outcome. Loop
+  // thread.
+  void settle() noexcept;
+
   std::mutex mutex;
   bool live = true;
   loop_core* core = nullptr;
   future_state* task = nullptr;  // retained while the task runs
+  std::weak_ptr<::greenlet::concurrent::detail::future_core> outcome;
   ~threadsafe_link() {
     if (task != nullptr && on_loop_thread(core)) release(task);
   }
 };
+
+// threadsafe_request<R, F> is run_coroutine_threadsafe()'s post to the
+// loop: run, it starts fn as a task; dropped unrun (the loop closed first),
+// it settles the link, which cancels the concurrent future.
+template <class R, class F>
+struct threadsafe_request final : threadsafe_node {
+  template <class G>
+  threadsafe_request(G&& g, ::greenlet::concurrent::Future<R> f, std::shared_ptr<threadsafe_link> l)
+      : fn(std::forward<G>(g)), cf(std::move(f)), link(std::move(l)) {
+    run_fn = &run;
+    drop_fn = &drop;
+  }
+
+  static void run(threadsafe_node* n);
+  static void drop(threadsafe_node* n) noexcept {
+    std::unique_ptr<threadsafe_request> own(static_cast<threadsafe_request*>(n));
+    own->link->settle();
+  }
+
+  F fn;
+  ::greenlet::concurrent::Future<R> cf;
+  std::shared_ptr<threadsafe_link> link;
+};
+
+template <class R, class F>
+void threadsafe_request<R, F>::run(threadsafe_node* n) {
+  std::unique_ptr<threadsafe_request> own(static_cast<threadsafe_request*>(n));
+  std::shared_ptr<threadsafe_link> link = own->link;
+  // A request that starts no task (cancelled first, or create_task threw)
+  // ends here.
+  struct unstarted {
+    threadsafe_link* link;
+    ~unstarted() {
+      if (link != nullptr) link->settle();
+    }
+  } guard{link.get()};
+  if (own->cf.cancelled()) return;
+  event_loop& target = *link->core->facade;
+  auto task = target.create_task([fn = std::move(own->fn), cf = own->cf, link]() mutable {
+    // settle: whatever way the body ends (result, exception, cancellation,
+    // the loop killing it on close), cf ends too and the link goes dead.
+    struct finish {
+      threadsafe_link& link;
+      ~finish() { link.settle(); }  // cancelling cf is a no-op once it has its outcome
+    } ends{*link};
+    try {
+      if constexpr (std::is_void_v<R>) {
+        fn();
+        if (cf.set_running_or_notify_cancel()) cf.set_result();
+      } else {
+        R value = fn();
+        if (cf.set_running_or_notify_cancel()) cf.set_result(std::move(value));
+      }
+    } catch (const CancelledError&) {
+      throw;  // the task ends cancelled; finish cancels cf
+    } catch (const ::greenlet::GreenletExit&) {
+      throw;
+    } catch (...) {
+      if (cf.set_running_or_notify_cancel()) cf.set_exception(std::current_exception());
+    }
+  });
+  guard.link = nullptr;
+  link->task = task.state();
+  retain(link->task);
+  // A task cancelled before its first step never runs its body's guard.
+  task.add_done_callback([link](Future<void>&) {
+    link->settle();
+    release(link->task);
+    link->task = nullptr;
+  });
+}
 
 }  // namespace detail
 
@@ -311,15 +388,19 @@ struct threadsafe_link {
 // called from a thread other than loop's: fn() runs as a task of loop, and
 // the returned concurrent::Future gets its outcome. Cancelling that future
 // cancels the task (via call_soon_threadsafe). RuntimeError if loop is
-// closed. If loop is closed while the task is pending, the future is
-// cancelled. Thread-safe: meant for threads other than loop's (called on
-// loop's own thread, a blocking result() would deadlock).
+// closed. If loop closes before the task is done (close() kills it), or
+// before it has even started it (the request is dropped unrun, as when
+// asyncio::run on loop ends just after the post), the future is cancelled:
+// a caller waiting in result() or on wrap_future() gets CancelledError.
+// Thread-safe: meant for threads other than loop's (called on loop's own
+// thread, a blocking result() would deadlock).
 template <class F>
 auto run_coroutine_threadsafe(F&& fn, event_loop& loop) {
   using R = std::invoke_result_t<std::decay_t<F>&>;
   ::greenlet::concurrent::Future<R> cf;
   auto link = std::make_shared<detail::threadsafe_link>();
   link->core = loop.core();
+  link->outcome = cf.state();
   cf.add_done_callback([link](const ::greenlet::concurrent::Future<R>& done) {
     if (!done.cancelled()) return;
     std::lock_guard<std::mutex> lock(link->mutex);
@@ -332,46 +413,11 @@ auto run_coroutine_threadsafe(F&& fn, event_loop& loop) {
       // The loop closed meanwhile; its tasks are gone.
     }
   });
-  loop.call_soon_threadsafe([fn = std::forward<F>(fn), cf, link]() mutable {
-    if (cf.cancelled()) return;
-    event_loop& target = *link->core->facade;
-    auto task = target.create_task([fn = std::move(fn), cf, link]() mutable {
-      // settle: whatever way the body ends (result, exception, cancellation,
-      // the loop killing it on close), cf ends too and the link goes dead.
-      struct finish {
-        const ::greenlet::concurrent::Future<R>& cf;
-        detail::threadsafe_link& link;
-        ~finish() {
-          {
-            std::lock_guard<std::mutex> lock(link.mutex);
-            link.live = false;
-          }
-          cf.cancel();  // no-op when it already has its outcome
-        }
-      } guard{cf, *link};
-      try {
-        if constexpr (std::is_void_v<R>) {
-          fn();
-          if (cf.set_running_or_notify_cancel()) cf.set_result();
-        } else {
-          R value = fn();
-          if (cf.set_running_or_notify_cancel()) cf.set_result(std::move(value));
-        }
-      } catch (const CancelledError&) {
-        throw;  // the task ends cancelled; finish cancels cf
-      } catch (const ::greenlet::GreenletExit&) {
-        throw;
-      } catch (...) {
-        if (cf.set_running_or_notify_cancel()) cf.set_exception(std::current_exception());
-      }
-    });
-    link->task = task.state();
-    detail::retain(link->task);
-    task.add_done_callback([link](Future<void>&) {
-      detail::release(link->task);
-      link->task = nullptr;
-    });
-  });
+  auto request = std::make_unique<detail::threadsafe_request<R, std::decay_t<F>>>(std::forward<F>(fn), cf, link);
+  if (!link->core->post_threadsafe(request.get())) {
+    throw RuntimeError(asyncio_errc::loop_closed, "Event loop is closed");
+  }
+  request.release();
   return cf;
 }
 
