@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <thread>
+#include <utility>
 
 namespace greenlet::asyncio::detail {
 
@@ -172,6 +173,21 @@ void threadsafe_link::settle() noexcept {
   // Outside the lock: cf's done callbacks (its own among them) take it.
   if (auto cf = outcome.lock()) cf->cancel();
 }
+
+void threadsafe_link::attach(future_state* t) noexcept {
+  retain(t);
+  task = t;
+  core->attach_side(this);
+}
+
+void threadsafe_link::detach() noexcept {
+  settle();
+  core->detach_side(this);
+  // Released last: the task's body may hold the link's last reference.
+  if (future_state* t = std::exchange(task, nullptr)) release(t);
+}
+
+void threadsafe_link::on_loop_closed(loop_side* self) noexcept { static_cast<threadsafe_link*>(self)->detach(); }
 
 ::greenlet::concurrent::Executor& default_executor(loop_core* loop) {
   registry& r = executors();

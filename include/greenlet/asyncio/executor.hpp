@@ -292,23 +292,37 @@ auto to_thread(F&& fn, A&&... args) {
 namespace detail {
 
 // threadsafe_link ties a run_coroutine_threadsafe() request to its
-// concurrent future (`outcome`). `task` is touched on the loop thread only;
-// `live` (under mutex) says the loop may still take a cancellation: the
-// request has not ended.
-struct threadsafe_link {
+// concurrent future (`outcome`). `live` (under mutex) says the loop may
+// still take a cancellation: the request has not ended. Its loop side,
+// attached while the request's task runs, holds a reference to the task,
+// dropped when the task is done, or by close() when the loop closes first
+// (a closed loop runs no done callbacks): the task's body holds the link,
+// so that reference would otherwise keep the task, the link and the loop
+// (its epoll and eventfd descriptors) alive forever.
+struct threadsafe_link : private loop_side {
+  threadsafe_link() noexcept { end = &on_loop_closed; }
+  threadsafe_link(const threadsafe_link&) = delete;
+  threadsafe_link& operator=(const threadsafe_link&) = delete;
+
   // settle() ends the request: no cancellation goes to the loop any more,
   // and the concurrent future is cancelled unless it has its outcome. Loop
   // thread.
   void settle() noexcept;
+  // attach(t) holds task t until detach() or the loop's close(). Loop thread.
+  void attach(future_state* t) noexcept;
+  // detach() settles the request (a task cancelled or killed before its
+  // first step never runs its body's guard) and drops the task; the link
+  // may be freed with it. Loop thread.
+  void detach() noexcept;
 
   std::mutex mutex;
   bool live = true;
   loop_core* core = nullptr;
-  future_state* task = nullptr;  // retained while the task runs
+  future_state* task = nullptr;  // loop thread: held while attached
   std::weak_ptr<::greenlet::concurrent::detail::future_core> outcome;
-  ~threadsafe_link() {
-    if (task != nullptr && on_loop_thread(core)) release(task);
-  }
+
+ private:
+  static void on_loop_closed(loop_side* self) noexcept;
 };
 
 // threadsafe_request<R, F> is run_coroutine_threadsafe()'s post to the
@@ -372,14 +386,8 @@ void threadsafe_request<R, F>::run(threadsafe_node* n) {
     }
   });
   guard.link = nullptr;
-  link->task = task.state();
-  retain(link->task);
-  // A task cancelled before its first step never runs its body's guard.
-  task.add_done_callback([link](Future<void>&) {
-    link->settle();
-    release(link->task);
-    link->task = nullptr;
-  });
+  link->attach(task.state());
+  task.add_done_callback([link](Future<void>&) { link->detach(); });
 }
 
 }  // namespace detail
