@@ -1,10 +1,13 @@
 // executor.cpp: the default executor of each loop, for run_in_executor(nullptr).
 // The registry is keyed by loop and guarded by a mutex: loops on several
-// threads make and retire their executors concurrently.
+// threads make and retire their executors concurrently. An entry goes when
+// its loop closes at the latest (retire_default_executor()): the key is the
+// loop's address, which a later loop may get.
 #include "greenlet/asyncio/executor.hpp"
 
 #include <functional>
 #include <map>
+#include <new>
 #include <thread>
 #include <utility>
 
@@ -20,8 +23,12 @@ struct registry {
 };
 
 registry& executors() {
-  static registry instance;
-  return instance;
+  // Never destroyed: close() reaches it, and a loop with static storage
+  // duration may close after it would have been destroyed. Built in static
+  // storage, so it holds no heap memory while empty.
+  alignas(registry) static unsigned char storage[sizeof(registry)];
+  static registry* instance = new (storage) registry();
+  return *instance;
 }
 
 std::shared_ptr<::greenlet::concurrent::Executor> take(const loop_core* loop) {
@@ -190,6 +197,9 @@ void threadsafe_link::detach() noexcept {
 void threadsafe_link::on_loop_closed(loop_side* self) noexcept { static_cast<threadsafe_link*>(self)->detach(); }
 
 ::greenlet::concurrent::Executor& default_executor(loop_core* loop) {
+  // A closed loop has retired its executor (close()): one made now would
+  // never be shut down.
+  loop->check_open();
   registry& r = executors();
   std::lock_guard<std::mutex> lock(r.mutex);
   auto& slot = r.executors[loop];
@@ -207,6 +217,20 @@ void shutdown_default_executor(loop_core* loop) noexcept {
   }
 }
 
+void retire_default_executor(loop_core* loop) noexcept {
+  auto executor = take(loop);
+  if (!executor) return;
+  try {
+    executor->shutdown(false);
+  } catch (...) {
+    loop->report({"error while shutting down the default executor", std::current_exception(), ""});
+  }
+  // Dropped here. If this was its last reference (the pool that
+  // run_in_executor(nullptr) made), its destructor waits for the calls it
+  // still runs, as every ThreadPoolExecutor's does; their outcomes have
+  // nowhere to go (close() ended their loop sides).
+}
+
 }  // namespace greenlet::asyncio::detail
 
 namespace greenlet::asyncio {
@@ -216,7 +240,10 @@ void set_default_executor(event_loop& loop, std::shared_ptr<::greenlet::concurre
   {
     detail::registry& r = detail::executors();
     std::lock_guard<std::mutex> lock(r.mutex);
-    r.executors[loop.core()] = std::move(executor);
+    // close() retires the default executor after it refuses thread-safe
+    // posts, under this lock: one given to a closed loop would never be
+    // shut down or forgotten, and is dropped (after the lock) instead.
+    if (!loop.core()->threadsafe_closed()) r.executors[loop.core()] = std::move(executor);
   }
   // Python drops the old one without shutting it down; its owner may still use it.
 }

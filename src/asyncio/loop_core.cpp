@@ -20,6 +20,8 @@
 
 namespace greenlet::asyncio::detail {
 
+void retire_default_executor(loop_core* loop) noexcept;  // asyncio/executor.cpp
+
 namespace {
 
 // Timers form a min-heap on (when, seq): equal deadlines run in the order
@@ -297,6 +299,8 @@ void loop_core::close_threadsafe() noexcept {
   }
 }
 
+bool loop_core::threadsafe_closed() const noexcept { return threadsafe_head.load() == &closed_sentinel; }
+
 void loop_core::cancel_node(callback_node* n) noexcept {
   if (n->cancelled) return;
   n->cancelled = true;
@@ -540,6 +544,9 @@ void loop_core::close() {
   close_threadsafe();
   // No other thread can hand anything back now: end what waits for it.
   while (loop_sides != nullptr) loop_sides->end(loop_sides);
+  // Last, as asyncio's close(): the default executor is shut down without
+  // waiting and forgotten, so no later loop at this address inherits it.
+  retire_default_executor(this);
 }
 
 void loop_core::attach_side(loop_side* side) noexcept {

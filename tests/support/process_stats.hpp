@@ -1,5 +1,6 @@
 // process_stats.hpp: what the kernel says about this process, for tests
-// that check a resource stays bounded (stack slabs, a million tasks).
+// that check a resource stays bounded (stack slabs, a million tasks,
+// descriptors, threads).
 #pragma once
 
 #include <dirent.h>
@@ -31,14 +32,14 @@ inline int open_fd_count() {
 }
 
 // thread_count() is how many threads the process has (the entries of
-// /proc/self/task, less "." and "..").
+// /proc/self/task). A thread just joined may be listed a moment longer.
 inline int thread_count() {
   int n = 0;
   if (DIR* d = ::opendir("/proc/self/task")) {
-    while (::readdir(d) != nullptr) ++n;
+    while (const dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
     ::closedir(d);
   }
-  return n - 2;
+  return n;
 }
 
 // max_map_count() is Linux's limit on those mappings (vm.max_map_count).

@@ -29,10 +29,15 @@ namespace detail {
 
 // default_executor(loop) is the loop's executor for run_in_executor(nullptr):
 // set_default_executor()'s, else a ThreadPoolExecutor made on first use.
+// RuntimeError if loop is closed.
 ::greenlet::concurrent::Executor& default_executor(loop_core* loop);
 // shutdown_default_executor(loop) shuts it down, waiting for its jobs, and
 // forgets it; asyncio::run calls it before closing its loop.
 void shutdown_default_executor(loop_core* loop) noexcept;
+// retire_default_executor(loop) shuts it down without waiting and forgets
+// it; loop_core::close() calls it last, so that a later loop at the same
+// address starts without it.
+void retire_default_executor(loop_core* loop) noexcept;
 // on_loop_thread(loop) is true on the thread that owns the loop.
 bool on_loop_thread(const loop_core* loop) noexcept;
 
@@ -269,12 +274,18 @@ auto event_loop::run_in_executor(::greenlet::concurrent::Executor* executor, F&&
 }
 
 // set_default_executor(loop, executor) makes executor the one
-// run_in_executor(nullptr) uses; asyncio::run shuts it down at its end. The
-// previous one is dropped, not shut down. Throws only std::bad_alloc;
-// thread-safe (a locked registry), though normally called on the loop's thread.
+// run_in_executor(nullptr) uses; asyncio::run shuts it down at its end,
+// waiting for its jobs, and loop.close() without waiting (asyncio's
+// close(): shutdown(wait=false)), then forgets it. The previous one is
+// dropped, not shut down; one given to a closed loop is dropped too. Throws
+// only std::bad_alloc; thread-safe (a locked registry), though normally
+// called on the loop's thread.
 void set_default_executor(event_loop& loop, std::shared_ptr<::greenlet::concurrent::Executor> executor);
 // shutdown_default_executor(loop) is for loops not run by asyncio::run: it
-// waits for the default executor's jobs. Not from inside a task. Rethrows
+// waits for the default executor's jobs (close() does not wait for those
+// queued or running on an executor someone else also holds; the pool
+// run_in_executor(nullptr) made itself goes with the loop, and its
+// destructor waits for what it runs). Not from inside a task. Rethrows
 // what the executor's shutdown() throws (concurrent::RuntimeError inside a
 // task). Call on the loop's thread, outside its tasks.
 void shutdown_default_executor(event_loop& loop);

@@ -204,6 +204,9 @@ struct loop_core {
   // close_threadsafe() refuses further posts, waits out posters still
   // waking the loop and drops what was queued. Loop thread, from close().
   void close_threadsafe() noexcept;
+  // threadsafe_closed() is true once close_threadsafe() has run: posts are
+  // refused from then on. Any thread.
+  bool threadsafe_closed() const noexcept;
   void cancel_node(callback_node* n) noexcept;
 
   // check_can_run() throws run_forever()'s refusals (closed, already running, another loop running
