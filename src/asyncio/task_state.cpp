@@ -153,15 +153,24 @@ bool task_state::cancel(const std::string& message) {
     guard.done = true;
     if (forwarded) return true;
   }
-  must_cancel = true;
+  if (sleep_cancelled) {
+    // asyncio: the sleep's future is cancelled already; the task raises
+    // that one's CancelledError, with its message, and drops this request.
+    must_cancel = true;
+    return true;
+  }
   cancel_message = message;
   if (sleep_timer != nullptr) {
-    // Wake it now rather than at the end of its sleep.
+    // As asyncio cancels the sleep's future: the sleep ends now with
+    // CancelledError (sleep_for()), not at its deadline.
     loop->cancel_node(sleep_timer);
     release(sleep_timer);
     sleep_timer = nullptr;
+    sleep_cancelled = true;
     loop->call_soon_fast(&step_callback, this, nullptr);
+    return true;
   }
+  must_cancel = true;
   return true;
 }
 
@@ -231,12 +240,10 @@ void await_state(future_state* f) {
 void sleep_for(double delay) {
   task_state* t = &awaiting_task();
   loop_core* loop = t->loop;
-  callback_node* timer = loop->call_at_fast(loop->time() + delay, &task_state::step_callback, t, nullptr);
-  retain(timer);
-  t->sleep_timer = timer;
   struct done_sleeping {
     task_state* t;
     ~done_sleeping() {
+      t->sleep_cancelled = false;
       if (t->sleep_timer != nullptr) {
         t->loop->cancel_node(t->sleep_timer);
         release(t->sleep_timer);
@@ -244,7 +251,20 @@ void sleep_for(double delay) {
       }
     }
   } guard{t};
+  if (t->must_cancel) {
+    // Cancelled while it ran (by itself, say): asyncio's step cancels the
+    // future a task then awaits, so the sleep ends on the next turn with
+    // CancelledError, not after `delay`.
+    t->must_cancel = false;
+    t->sleep_cancelled = true;
+    loop->call_soon_fast(&task_state::step_callback, t, nullptr);
+  } else {
+    callback_node* timer = loop->call_at_fast(loop->time() + delay, &task_state::step_callback, t, nullptr);
+    retain(timer);
+    t->sleep_timer = timer;
+  }
   t->suspend();
+  if (t->sleep_cancelled) throw CancelledError(t->cancel_message);
 }
 
 }  // namespace greenlet::asyncio::detail

@@ -71,6 +71,10 @@ class task_state {
   // unlisted in constant time (src/asyncio/taskgroup.cpp).
   std::size_t group_index = 0;
   callback_node* sleep_timer = nullptr;
+  // The running sleep() was cancelled, as asyncio cancels a sleep's
+  // future: it raises CancelledError when the task wakes, whatever
+  // uncancel() does meanwhile (must_cancel would not survive that).
+  bool sleep_cancelled = false;
   bool must_cancel = false;
   std::string cancel_message;
   task_state* prev = nullptr;
