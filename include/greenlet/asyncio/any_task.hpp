@@ -113,6 +113,13 @@ inline void await(const AnyTask& t) {
   t.state()->check_result();
 }
 
+namespace detail {
+// An AnyTask is a future to gather(a, b, ...), wait_for() and ensure_future(),
+// as a Task<T> is (its result is void).
+template <>
+struct is_future<AnyTask> : std::true_type {};
+}  // namespace detail
+
 }  // namespace greenlet::asyncio
 
 // std::hash<AnyTask> lets AnyTask key unordered containers (asyncio code keeps sets of tasks).

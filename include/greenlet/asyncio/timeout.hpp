@@ -18,6 +18,10 @@ namespace greenlet::asyncio {
 // at its deadline the task running the scope is cancelled, and the scope
 // turns that cancellation into TimeoutError. Nested scopes behave as in
 // asyncio: only the scope whose deadline fired converts the cancellation.
+// Use it through timeout()/timeout_at(), whose body may take the Timeout&
+// (for reschedule()): they call exit(). A Timeout declared as a plain local
+// scope cannot convert: its destructor cannot replace the exception passing
+// through it, so the scope then ends in CancelledError.
 // Not thread-safe: a task of the loop thread only.
 class Timeout {
  public:
