@@ -248,6 +248,22 @@ void wait_until(const std::vector<future_state*>& children, std::optional<double
   await_outer(state->outer.state());
 }
 
+std::exception_ptr cancel_and_wait(future_state* f, std::string message) {
+  std::exception_ptr own;
+  for (;;) {
+    f->cancel(message);
+    try {
+      wait_until({f}, std::nullopt, return_when::FIRST_COMPLETED);
+      return own;
+    } catch (const CancelledError& e) {
+      // Cancelled again while f unwinds: f gets this cancel too (asyncio 3.12+
+      // forwards each cancel to the awaited task), and the waiting goes on.
+      own = std::current_exception();
+      message = e.message();
+    }
+  }
+}
+
 struct completion_queue::impl {
   std::shared_ptr<wait_state> state;
   std::unique_ptr<child_callbacks> callbacks;

@@ -263,4 +263,142 @@ TEST_F(WaitForTests, test_wait_for_self_cancellation) {
   loop.run_until_complete(main);
 }
 
+// stamp(what) is what plus the loop time in tenths, as the Python twin prints
+// it ("inner cancelled t=1").
+std::string stamp(const std::string& what) {
+  const double tenths = asyncio::get_running_loop().time() / 0.1;
+  return what + " t=" + std::to_string(static_cast<long>(tenths + 0.5));
+}
+
+// message_of(e) is "CancelledError(msg)" for a CancelledError, what() else.
+std::string message_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const asyncio::CancelledError& c) {
+    return "CancelledError(" + c.message() + ")";
+  } catch (const std::exception& x) {
+    return x.what();
+  }
+}
+
+// The task in wait_for() cancelled from outside (bpo-32751): the awaited
+// task gets the cancel with its message, and wait_for() raises only once it
+// has finished its cleanup. The order and times are what Python 3.11 prints
+// for the same program (asyncio.wait_for; inner sleeps 1, cleans up 0.2).
+// Regression test, this once failed: wait_for() cancelled the inner task and
+// raised at once (outer got CancelledError(m) t=1, before "inner cancelled").
+TEST_F(WaitForTests, test_cancel_wait_for_waits_for_inner_cleanup) {
+  asyncio::event_loop loop(virtual_time());
+  Strings log;
+  loop.run_until_complete([&] {
+    auto outer = asyncio::create_task([&] {
+      try {
+        asyncio::wait_for(
+            [&] {
+              try {
+                asyncio::sleep(1);
+              } catch (const asyncio::CancelledError&) {
+                log.push_back(stamp("inner cancelled " + message_of(std::current_exception())));
+                asyncio::sleep(0.2);
+                log.push_back(stamp("inner cleanup done"));
+                throw;
+              }
+            },
+            1);
+      } catch (...) {
+        log.push_back(stamp("outer got " + message_of(std::current_exception())));
+        throw;
+      }
+    });
+    asyncio::sleep(0.1);
+    outer.cancel("m");
+    try {
+      asyncio::await(outer);
+    } catch (...) {
+      log.push_back(stamp("awaiting outer: " + message_of(std::current_exception())));
+    }
+  });
+  EXPECT_EQ(log, (Strings{"inner cancelled CancelledError(m) t=1", "inner cleanup done t=3",
+                          "outer got CancelledError(m) t=3", "awaiting outer: CancelledError(m) t=3"}));
+}
+
+// The awaited task swallows the forwarded cancel and returns a value:
+// wait_for() still raises CancelledError, as Python 3.11 prints (3.12+
+// would return the value; see wait_for() in tasks.hpp).
+// Regression test, this once failed: the outer raised before the inner ran
+// its handler ("outer2 got" came first).
+TEST_F(WaitForTests, test_cancel_wait_for_inner_returns_value) {
+  asyncio::event_loop loop(virtual_time());
+  Strings log;
+  loop.run_until_complete([&] {
+    auto inner = asyncio::create_task([&] {
+      try {
+        asyncio::sleep(1);
+      } catch (const asyncio::CancelledError&) {
+        log.push_back(stamp("inner cancelled"));
+        return std::string("caught-value");
+      }
+      return std::string("None");
+    });
+    auto outer = asyncio::create_task([&] {
+      try {
+        return asyncio::wait_for(inner, 1);
+      } catch (...) {
+        log.push_back(stamp("outer2 got " + message_of(std::current_exception())));
+        throw;
+      }
+    });
+    asyncio::sleep(0.1);
+    outer.cancel("m");
+    try {
+      log.push_back("outer2 result " + asyncio::await(outer));
+    } catch (...) {
+      log.push_back(stamp("awaiting outer2: " + message_of(std::current_exception())));
+    }
+    EXPECT_EQ(asyncio::await(inner), "caught-value");
+  });
+  EXPECT_EQ(log, (Strings{"inner cancelled t=1", "outer2 got CancelledError(m) t=1",
+                          "awaiting outer2: CancelledError(m) t=1"}));
+}
+
+// A second cancel of the task while wait_for() waits for the inner task's
+// cleanup goes on to the inner task (as 3.12+ forwards it) and the waiting
+// goes on: CancelledError, with the last message, once the inner is done.
+TEST_F(WaitForTests, test_cancel_wait_for_twice) {
+  asyncio::event_loop loop(virtual_time());
+  Strings log;
+  loop.run_until_complete([&] {
+    auto outer = asyncio::create_task([&] {
+      asyncio::wait_for(
+          [&] {
+            try {
+              asyncio::sleep(1);
+            } catch (const asyncio::CancelledError&) {
+              log.push_back(stamp("inner cancelled " + message_of(std::current_exception())));
+              try {
+                asyncio::sleep(0.3);
+              } catch (const asyncio::CancelledError&) {
+                log.push_back(stamp("cleanup cancelled " + message_of(std::current_exception())));
+              }
+              asyncio::sleep(0.3);
+              log.push_back(stamp("inner cleanup done"));
+            }
+          },
+          1);
+    });
+    asyncio::sleep(0.1);
+    outer.cancel("m");
+    asyncio::sleep(0.1);
+    outer.cancel("m2");
+    try {
+      asyncio::await(outer);
+    } catch (...) {
+      log.push_back(stamp("awaiting outer: " + message_of(std::current_exception())));
+    }
+    EXPECT_TRUE(outer.cancelled());
+  });
+  EXPECT_EQ(log, (Strings{"inner cancelled CancelledError(m) t=1", "cleanup cancelled CancelledError(m2) t=2",
+                          "inner cleanup done t=5", "awaiting outer: CancelledError(m2) t=5"}));
+}
+
 }  // namespace

@@ -6,6 +6,7 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <unordered_set>
@@ -83,6 +84,11 @@ void gather_wait(const std::vector<future_state*>& children, bool collect);
 // wait_until() waits until `when` holds or the timeout passes (none if
 // empty; zero or less: no waiting); it cancels nothing.
 void wait_until(const std::vector<future_state*>& children, std::optional<double> timeout, return_when when);
+// cancel_and_wait(f, msg) cancels f with msg and waits until it is done. A
+// cancel of the waiting task meanwhile is passed on to f (with its message)
+// and the waiting goes on; the last such CancelledError is returned (null if
+// none), for the caller to raise once f is done.
+std::exception_ptr cancel_and_wait(future_state* f, std::string message);
 
 // completion_queue hands out the futures it was given in the order they
 // finish (as_completed); each next() awaits. Duplicates are the caller's
@@ -232,23 +238,35 @@ wait_result<F> wait(const std::vector<F>& futures, std::optional<double> timeout
 
 // wait_for(x, timeout) awaits x (a future, task or function); at the
 // timeout it cancels x, waits for the cancellation to finish and raises
-// TimeoutError. If the waiting task is cancelled, x is cancelled too (and
-// CancelledError comes out); x's own exception comes out as await() gives it.
-// RuntimeError outside a task. A task of the loop thread only.
+// TimeoutError. If the waiting task is cancelled, x is cancelled with the same
+// message and wait_for() waits until x is done before raising CancelledError,
+// so x never runs on after wait_for() returned (asyncio's bpo-32751); further
+// cancels meanwhile are passed on to x too. If x swallows that cancel and
+// returns a value, CancelledError is still raised, as Python 3.11 does
+// (3.12+, built on timeout(), returns the value and leaves the request
+// counted in cancelling()); an exception of x then is left unretrieved.
+// x's own exception otherwise comes out as await() gives it. RuntimeError
+// outside a task. A task of the loop thread only.
 template <class X>
 auto wait_for(X&& x, double timeout) {
   auto f = detail::as_future(std::forward<X>(x));
+  std::exception_ptr cancelled;  // the waiting task's own
+  std::string message;
   try {
     detail::wait_until({f.state()}, timeout, FIRST_COMPLETED);
-  } catch (const CancelledError&) {
-    f.cancel();
-    throw;
+  } catch (const CancelledError& e) {
+    // Waiting goes on out of the handler: a task must not suspend inside one.
+    cancelled = std::current_exception();
+    message = e.message();
+  }
+  if (cancelled) {
+    if (std::exception_ptr again = detail::cancel_and_wait(f.state(), message)) cancelled = again;
+    std::rethrow_exception(cancelled);
   }
   if (!f.done()) {
     // At the deadline (at once for a timeout of zero or less, before a
     // function given here even starts): cancel, let it unwind, time out.
-    f.cancel();
-    detail::wait_until({f.state()}, std::nullopt, FIRST_COMPLETED);
+    if (std::exception_ptr own = detail::cancel_and_wait(f.state(), "")) std::rethrow_exception(own);
     if (f.cancelled() || !f.done()) throw TimeoutError("wait_for() timed out");
   }
   using T = typename decltype(f)::value_type;
