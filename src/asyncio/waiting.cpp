@@ -26,12 +26,30 @@ std::exception_ptr failure_of(future_state* f) {
   }
 }
 
+struct wait_state;
+
+// gathering_future is gather()'s outer future, as asyncio's _GatheringFuture:
+// the task awaiting it forwards its cancel() here, which cancels every child
+// with the message and leaves this future pending; the children's callbacks
+// complete it. Points back at its wait_state, which owns it.
+class gathering_future final : public future_value<void> {
+ public:
+  gathering_future(loop_core* loop, wait_state* owner) : future_value<void>(loop), owner_(owner) {}
+  bool cancel(const std::string& message) override;
+  void detach() noexcept { owner_ = nullptr; }
+
+ private:
+  wait_state* owner_;
+};
+
 struct wait_state {
-  explicit wait_state(loop_core* loop, const std::vector<future_state*>& fs)
-      : outer(new future_value<void>(loop)), children(fs) {
+  explicit wait_state(loop_core* loop, const std::vector<future_state*>& fs, bool gathering = false)
+      : outer(gathering ? new gathering_future(loop, this) : new future_value<void>(loop)), children(fs) {
+    if (gathering) gatherer = static_cast<gathering_future*>(outer.state());
     for (future_state* c : children) retain(c);
   }
   ~wait_state() {
+    if (gatherer != nullptr) gatherer->detach();
     for (future_state* c : children) release(c);
   }
   wait_state(const wait_state&) = delete;
@@ -40,10 +58,34 @@ struct wait_state {
   Future<> outer;
   std::vector<future_state*> children;
   std::size_t remaining = 0;
-  std::deque<std::size_t> completed;  // indexes, in completion order
-  bool collect = false;               // gather(return_exceptions, ...)
-  return_when when = ALL_COMPLETED;   // wait()'s condition
+  std::deque<std::size_t> completed;     // indexes, in completion order
+  bool collect = false;                  // gather(return_exceptions, ...)
+  return_when when = ALL_COMPLETED;      // wait()'s condition
+  gathering_future* gatherer = nullptr;  // outer, if gather()'s
+  bool cancel_requested = false;         // gather()'s waiting task was cancelled
+  std::string cancel_message;            // the last such cancel's
 };
+
+bool gathering_future::cancel(const std::string& message) {
+  if (done() || owner_ == nullptr) return false;
+  // One pass over the children per cancel, as asyncio's; true if any child
+  // took it (otherwise the task keeps the cancel pending for itself).
+  bool any = false;
+  struct record {
+    wait_state& s;
+    const std::string& message;
+    bool& any;
+    ~record() {  // also when a child's cancel() throws (a cycle)
+      if (!any) return;
+      s.cancel_requested = true;
+      s.cancel_message = message;
+    }
+  } guard{*owner_, message, any};
+  for (future_state* c : owner_->children) {
+    if (c->cancel(message)) any = true;
+  }
+  return any;
+}
 
 // fast_link is what the children's owned callbacks (see
 // future_state::add_owned_callback) hold: one per waiting call instead of a
@@ -191,7 +233,7 @@ void gather_wait(const std::vector<future_state*>& children, bool collect) {
       if (c->done() && (c->cancelled() || c->failed())) std::rethrow_exception(failure_of(c));
     }
   }
-  auto state = std::make_shared<wait_state>(task.loop, children);
+  auto state = std::make_shared<wait_state>(task.loop, children, /*gathering=*/true);
   for (future_state* c : children) state->remaining += c->done() ? 0 : 1;
   if (state->remaining == 0) return;
   state->collect = collect;
@@ -209,17 +251,20 @@ void gather_wait(const std::vector<future_state*>& children, bool collect) {
         if (!s.collect && (child->cancelled() || child->failed())) {
           s.outer.set_exception(failure_of(child));
         } else if (--s.remaining == 0) {
-          s.outer.set_result();
+          if (s.cancel_requested) {
+            // Every child finished after the waiting task was cancelled:
+            // it still ends cancelled, as asyncio's gather (_cancel_requested).
+            s.outer.state()->set_exception(std::make_exception_ptr(CancelledError(s.cancel_message)));
+          } else {
+            s.outer.set_result();
+          }
         }
       },
       /*keep=*/true);
-  try {
-    await_outer(state->outer.state());
-  } catch (const CancelledError&) {
-    // The gathering task was cancelled: so are the children, as asyncio does.
-    for (future_state* c : children) c->cancel();
-    throw;
-  }
+  // A cancel of the waiting task reaches the children through the outer
+  // future (gathering_future::cancel); the task wakes when the callbacks
+  // above complete it, after the children reacted.
+  await_outer(state->outer.state());
   state->outer.state()->check_result();
 }
 

@@ -2,6 +2,8 @@
 // Lib/test/test_asyncio/test_tasks.py (GatherTestsBase, FutureGatherTests,
 // CoroutineGatherTests); each case names its source. gather() is called
 // from a task here (it awaits), where CPython builds a _GatheringFuture.
+#include <exception>
+#include <functional>
 #include <string>
 #include <tuple>
 #include <variant>
@@ -348,6 +350,167 @@ TEST_F(GatherTests, test_child_finishing_after_failure_is_safe) {
   run_briefly(loop);
   EXPECT_EQ(log, (Strings{"a failed"}));
   EXPECT_EQ(b.result(), 2);
+}
+
+// stamp(what) is what plus the loop time in tenths, as the Python twin
+// prints it ("child 1 cancelled CancelledError(m) t=1").
+std::string stamp(const std::string& what) {
+  const double tenths = asyncio::get_running_loop().time() / 0.1;
+  return what + " t=" + std::to_string(static_cast<long>(tenths + 0.5));
+}
+
+// described() is the exception being handled as "CancelledError(msg)".
+std::string described() {
+  try {
+    throw;
+  } catch (const asyncio::CancelledError& c) {
+    return "CancelledError(" + c.message() + ")";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+// child(log, n, d, cleanup, swallow) is the twin's child(): sleeps d, and on
+// CancelledError logs it, sleeps `cleanup` (a second cancel there is logged
+// and the cleanup goes on), then re-raises or, if `swallow`, returns -n.
+std::function<int()> child(Strings& log, int n, double d, double cleanup = 0, bool swallow = false) {
+  return [&log, n, d, cleanup, swallow] {
+    const std::string name = "child " + std::to_string(n);
+    std::exception_ptr cancelled;
+    try {
+      asyncio::sleep(d);
+      log.push_back(name + " done");
+      return n;
+    } catch (const asyncio::CancelledError&) {
+      log.push_back(stamp(name + " cancelled " + described()));
+      cancelled = std::current_exception();  // re-raised below, out of the handler
+    }
+    if (cleanup > 0) {
+      try {
+        asyncio::sleep(cleanup);
+      } catch (const asyncio::CancelledError&) {
+        log.push_back(stamp(name + " cleanup cancelled " + described()));
+        asyncio::sleep(cleanup);
+      }
+      log.push_back(stamp(name + " cleanup done"));
+    }
+    if (swallow) return -n;
+    std::rethrow_exception(cancelled);
+  };
+}
+
+// The task awaiting gather() is cancelled with a message: each child gets it
+// and reacts before the waiting task wakes, which then raises the first
+// cancelled child's CancelledError. Order, messages and times are what
+// Python 3.11 prints for the same program (ga.py g2).
+// Regression test, this once failed: the children were cancelled without the
+// message, and the waiter raised before they ran their handlers.
+TEST_F(GatherTests, test_cancel_gathering_task_forwards_message) {
+  Strings log;
+  asyncio::event_loop loop(virtual_time());
+  loop.run_until_complete([&] {
+    auto waiter = asyncio::create_task([&] {
+      try {
+        return asyncio::gather(child(log, 1, 1, 0.2), child(log, 2, 1));
+      } catch (...) {
+        log.push_back(stamp("waiter got " + described()));
+        throw;
+      }
+    });
+    asyncio::sleep(0.1);
+    waiter.cancel("outer-msg");
+    try {
+      asyncio::await(waiter);
+    } catch (...) {
+      log.push_back(stamp("awaiting waiter: " + described()));
+    }
+    asyncio::sleep(0.5);
+  });
+  EXPECT_EQ(log, (Strings{"child 1 cancelled CancelledError(outer-msg) t=1",
+                          "child 2 cancelled CancelledError(outer-msg) t=1", "waiter got CancelledError(outer-msg) t=1",
+                          "awaiting waiter: CancelledError(outer-msg) t=1", "child 1 cleanup done t=3"}));
+}
+
+// gather(return_exceptions) cancelled while its children swallow the cancel
+// and return: CancelledError all the same, once both are done (ga.py g2b).
+// Regression test, this once failed: the waiter raised before the children
+// ran their handlers.
+TEST_F(GatherTests, test_cancel_gathering_task_children_ignore) {
+  Strings log;
+  asyncio::event_loop loop(virtual_time());
+  loop.run_until_complete([&] {
+    auto waiter = asyncio::create_task([&] {
+      try {
+        return asyncio::gather(asyncio::return_exceptions, child(log, 1, 1, 0, true), child(log, 2, 1, 0, true));
+      } catch (...) {
+        log.push_back(stamp("waiter got " + described()));
+        throw;
+      }
+    });
+    asyncio::sleep(0.1);
+    waiter.cancel();
+    try {
+      asyncio::await(waiter);
+      log.push_back("waiter result");
+    } catch (...) {
+      log.push_back("awaiting waiter: " + described());
+    }
+  });
+  EXPECT_EQ(log, (Strings{"child 1 cancelled CancelledError() t=1", "child 2 cancelled CancelledError() t=1",
+                          "waiter got CancelledError() t=1", "awaiting waiter: CancelledError()"}));
+}
+
+// A second cancel while gather() waits for its children goes on to them
+// (child 1 is in its cleanup; child 2 is done and ignores it) and gather()
+// still raises CancelledError, with the last message, once all are done.
+TEST_F(GatherTests, test_cancel_gathering_task_twice) {
+  Strings log;
+  asyncio::event_loop loop(virtual_time());
+  loop.run_until_complete([&] {
+    auto waiter = asyncio::create_task([&] {
+      return asyncio::gather(asyncio::return_exceptions, child(log, 1, 1, 0.3, true), child(log, 2, 1, 0, true));
+    });
+    asyncio::sleep(0.1);
+    waiter.cancel("m");
+    asyncio::sleep(0.1);
+    waiter.cancel("m2");
+    try {
+      asyncio::await(waiter);
+      log.push_back("waiter result");
+    } catch (...) {
+      log.push_back(stamp("awaiting waiter: " + described()));
+    }
+    EXPECT_TRUE(waiter.cancelled());
+  });
+  EXPECT_EQ(log, (Strings{"child 1 cancelled CancelledError(m) t=1", "child 2 cancelled CancelledError(m) t=1",
+                          "child 1 cleanup cancelled CancelledError(m2) t=2", "child 1 cleanup done t=5",
+                          "awaiting waiter: CancelledError(m2) t=5"}));
+}
+
+// A child that takes the cancel and then waits for a future nobody sets:
+// gather() waits for it, and the loop reports the deadlock rather than hang.
+TEST_F(GatherTests, test_cancel_gathering_task_child_never_finishes_is_a_deadlock) {
+  error_log errors;
+  asyncio::event_loop loop(virtual_time());
+  errors.attach(loop);
+  auto never = loop.create_future<>();
+  auto waiter = loop.create_task([&] {
+    asyncio::gather(asyncio::return_exceptions, [&] {
+      try {
+        asyncio::sleep(1);
+      } catch (const asyncio::CancelledError&) {
+        asyncio::await(never);
+      }
+    });
+  });
+  loop.call_later(0.1, [waiter]() mutable { waiter.cancel(); });
+  try {
+    loop.run_until_complete(waiter);
+    ADD_FAILURE() << "no deadlock RuntimeError";
+  } catch (const asyncio::RuntimeError& e) {
+    EXPECT_EQ(e.condition(), asyncio::asyncio_errc::deadlock) << e.what();
+  }
+  loop.close();
 }
 
 }  // namespace

@@ -78,8 +78,9 @@ inline constexpr return_exceptions_t return_exceptions{};
 namespace detail {
 
 // gather_wait() waits until every child is done or, unless collecting,
-// until the first fails (its exception is then raised). If the waiting task
-// is cancelled, the unfinished children are cancelled too.
+// until the first fails (its exception is then raised). A cancel of the
+// waiting task cancels the children with its message; it wakes as their
+// callbacks decide (see gather()).
 void gather_wait(const std::vector<future_state*>& children, bool collect);
 // wait_until() waits until `when` holds or the timeout passes (none if
 // empty; zero or less: no waiting); it cancels nothing.
@@ -162,9 +163,14 @@ auto take_outcome(F& f) {
 // gather(a, b, ...) runs futures, tasks or functions (made into tasks)
 // concurrently and returns their results as a tuple, in argument order (void
 // results as std::monostate). The first exception is raised at once; the
-// other children keep running. Cancelling the waiting task cancels them
-// (and throws CancelledError). RuntimeError outside a task or for a future of
-// another loop. A task of the loop thread only.
+// other children keep running. Cancelling the waiting task cancels every
+// child with the same message (as asyncio's _GatheringFuture.cancel) and
+// raises nothing by itself: gather() then raises when the children say so,
+// the first cancelled or failed child's exception (CancelledError(msg) for a
+// child that took the cancel), or CancelledError(msg) once all are done if
+// none failed. A second cancel meanwhile goes on to the children too.
+// RuntimeError outside a task or for a future of another loop. A task of the
+// loop thread only.
 template <class... Xs>
 requires detail::no_vectors<Xs...>
 auto gather(Xs&&... xs) {
@@ -174,8 +180,10 @@ auto gather(Xs&&... xs) {
 }
 // gather(return_exceptions, a, b, ...) waits for all and returns an outcome
 // per child: its value or its exception. Throws RuntimeError outside a task
-// or for a future of another loop, CancelledError if the waiting task is
-// cancelled. A task of the loop thread only.
+// or for a future of another loop. Cancelling the waiting task cancels the
+// children with its message; once every child is done, CancelledError (with
+// the last cancel's message) comes out whatever they returned, as asyncio.
+// A task of the loop thread only.
 template <class... Xs>
 requires detail::no_vectors<Xs...>
 auto gather(return_exceptions_t, Xs&&... xs) {
@@ -197,8 +205,8 @@ auto gather(const std::vector<F>& futures) {
 // Overload of gather(return_exceptions, a, b, ...) over a vector: waits for all of them and returns
 // a vector of outcome, one per future in input order, without raising their exceptions. Call it
 // from a task on the loop's own thread; raises RuntimeError outside a task or if a future belongs
-// to another loop, and CancelledError (cancelling the unfinished futures) if the waiting task is
-// cancelled.
+// to another loop, and CancelledError if the waiting task is cancelled (after the children, cancelled
+// with its message, are all done).
 template <class F>
 auto gather(return_exceptions_t, const std::vector<F>& futures) {
   std::vector<detail::future_state*> states;
