@@ -207,25 +207,28 @@ void threadsafe_link::on_loop_closed(loop_side* self) noexcept { static_cast<thr
   return *slot;
 }
 
-void shutdown_default_executor(loop_core* loop) noexcept {
+namespace {
+
+// forget_default_executor() takes loop's default executor out of the
+// registry and shuts it down, waiting for its work or not; errors go to the
+// loop's exception handler.
+void forget_default_executor(loop_core* loop, bool wait) noexcept {
   auto executor = take(loop);
   if (!executor) return;
   try {
-    executor->shutdown(true);
+    executor->shutdown(wait);
   } catch (...) {
     loop->report({"error while shutting down the default executor", std::current_exception(), ""});
   }
 }
 
+}  // namespace
+
+void shutdown_default_executor(loop_core* loop) noexcept { forget_default_executor(loop, true); }
+
 void retire_default_executor(loop_core* loop) noexcept {
-  auto executor = take(loop);
-  if (!executor) return;
-  try {
-    executor->shutdown(false);
-  } catch (...) {
-    loop->report({"error while shutting down the default executor", std::current_exception(), ""});
-  }
-  // Dropped here. If this was its last reference (the pool that
+  forget_default_executor(loop, false);
+  // Dropped there. If this was its last reference (the pool that
   // run_in_executor(nullptr) made), its destructor waits for the calls it
   // still runs, as every ThreadPoolExecutor's does; their outcomes have
   // nowhere to go (close() ended their loop sides).

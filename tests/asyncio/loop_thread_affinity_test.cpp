@@ -21,30 +21,14 @@
 
 #include <greenlet/asyncio.hpp>
 
+#include "concurrent/gate.hpp"
 #include "support/process_stats.hpp"
 
 namespace asyncio = greenlet::asyncio;
 
 namespace {
 
-// gate is a one-shot signal between two threads.
-class gate {
- public:
-  void open() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  void wait() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait(lock, [this] { return open_; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
+using concurrent_test::gate;  // a one-shot signal between two threads
 
 // owner_thread makes a loop on a thread of its own with one task suspended
 // in a long sleep; the task's stack holds an object that records which
@@ -61,7 +45,7 @@ class owner_thread {
         asyncio::sleep(1000);
       });
       loop_->run_until_complete([] { asyncio::sleep(0); });
-      ready_.open();
+      ready_.release();
       release_.wait();
       if (close_on_release_) loop_->close();
       loop_.reset();
@@ -77,7 +61,7 @@ class owner_thread {
   // and joins it.
   void release(bool close = false) {
     close_on_release_ = close;
-    release_.open();
+    release_.release();
     join();
   }
   std::thread::id id() const { return id_; }
@@ -91,7 +75,7 @@ class owner_thread {
   };
   void join() {
     if (!thread_.joinable()) return;
-    release_.open();
+    release_.release();
     thread_.join();
   }
 
@@ -183,14 +167,14 @@ TEST(LoopThreadAffinity, IdleLoopDroppedOnAnotherThreadIsFreedThere) {
   std::thread owner([&] {
     loop = asyncio::new_event_loop();
     loop->call_soon([] {});  // never run: dropped with the loop
-    made.open();
+    made.release();
     release.wait();
   });
   made.wait();
   loop.reset();                                           // the owner still lives, but nothing of it uses the loop
   EXPECT_EQ(greenlet_test::open_fd_count(), fds_before);  // epoll and eventfd closed
   EXPECT_TRUE(capture.reports().empty());
-  release.open();
+  release.release();
   owner.join();
 }
 
