@@ -9,17 +9,15 @@
 // on another thread while its own still lives is handed to its own, which
 // closes it at exit.
 #include <atomic>
-#include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <mutex>
-#include <new>
 #include <string>
 #include <vector>
 
 #include "fiber/loop_hints.hpp"
+#include "fiber/malloc_allocator.hpp"
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/detail/loop_core.hpp"
 
@@ -102,32 +100,14 @@ bool hand_to_owner(loop_core* loop) {
   return true;
 }
 
-// A thread's loop_thread lives as long as the thread (or its last loop): it
-// is malloc'd, as the fiber layer's copier, so that checks counting
-// operator new do not take it for a leak of the first test making a loop.
-template <class T>
-struct malloc_allocator {
-  using value_type = T;
-  malloc_allocator() = default;
-  template <class U>
-  malloc_allocator(const malloc_allocator<U>&) noexcept {}
-  T* allocate(std::size_t n) {
-    void* p = std::malloc(n * sizeof(T));
-    if (p == nullptr) throw std::bad_alloc();
-    return static_cast<T*>(p);
-  }
-  void deallocate(T* p, std::size_t) noexcept { std::free(p); }
-  template <class U>
-  bool operator==(const malloc_allocator<U>&) const noexcept {
-    return true;
-  }
-};
-
 }  // namespace
 
+// A thread's loop_thread lives as long as the thread (or its last loop), so
+// it is malloc'd (malloc_allocator.hpp), as the stack pool is.
 std::shared_ptr<loop_thread> this_loop_thread() {
   thread_local thread_holder holder;
-  if (!holder.thread) holder.thread = std::allocate_shared<loop_thread>(malloc_allocator<loop_thread>());
+  if (!holder.thread)
+    holder.thread = std::allocate_shared<loop_thread>(::greenlet::detail::malloc_allocator<loop_thread>());
   return holder.thread;
 }
 

@@ -13,27 +13,9 @@
 #include <string>
 #include <vector>
 
-namespace greenlet::detail {
+#include "malloc_allocator.hpp"
 
-// malloc_allocator keeps the pool's bookkeeping off operator new: the pool
-// lives as long as its thread, and tests count operator new allocations
-// that outlive a test as leaks.
-template <class T>
-struct malloc_allocator {
-  using value_type = T;
-  malloc_allocator() noexcept = default;
-  template <class U>
-  malloc_allocator(const malloc_allocator<U>&) noexcept {}
-  T* allocate(std::size_t n) {
-    if (void* p = std::malloc(n * sizeof(T))) return static_cast<T*>(p);
-    throw std::bad_alloc();
-  }
-  void deallocate(T* p, std::size_t) noexcept { std::free(p); }
-  template <class U>
-  bool operator==(const malloc_allocator<U>&) const noexcept {
-    return true;
-  }
-};
+namespace greenlet::detail {
 
 // fiber_stack is one stack: usable memory is [limit, base). A guarded stack
 // is its own mapping, [mapping, mapping + mapping_size), with an inaccessible
