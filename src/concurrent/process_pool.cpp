@@ -133,34 +133,16 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
  public:
   explicit process_pool(std::size_t max_workers) {
     if (max_workers == 0) max_workers = std::max(1u, std::thread::hardware_concurrency());
-    // Fork every worker before starting any thread of ours.
-    for (std::size_t i = 0; i < max_workers; ++i) {
-      int fds[2];
-      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-        throw std::system_error(errno, std::generic_category(), "socketpair() for a process pool worker");
-      }
-      // Lock order: parent_fds_mutex, then registry_mutex.
-      std::unique_lock<std::mutex> fds_lock(parent_fds_mutex);
-      std::unique_lock<std::mutex> registry_lock(registry_mutex);
-      pid_t pid = ::fork();
-      if (pid < 0) {
-        int err = errno;
-        registry_lock.unlock();
-        fds_lock.unlock();
-        ::close(fds[0]);
-        ::close(fds[1]);
-        throw std::system_error(err, std::generic_category(), "fork() for a process pool worker");
-      }
-      if (pid == 0) {
-        ::close(fds[0]);
-        for (int fd : parent_fds()) ::close(fd);
-        worker_main(fds[1]);
-      }
-      registry_lock.unlock();
-      parent_fds().push_back(fds[0]);
-      fds_lock.unlock();
-      ::close(fds[1]);
-      workers_.push_back({pid, fds[0]});
+    // A worker is recorded right after its fork (the reserve makes that
+    // push_back unable to throw), so that a later socketpair() or fork()
+    // failing (EMFILE, EAGAIN) closes and reaps the workers forked so far;
+    // before, they stayed alive, blocked on their sockets, for ever.
+    workers_.reserve(max_workers);
+    try {
+      fork_workers(max_workers);
+    } catch (...) {
+      close_workers();
+      throw;
     }
   }
 
@@ -254,6 +236,37 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
     pid_t pid;
     int fd;
   };
+
+  // fork_workers(n) forks every worker before any thread of ours starts.
+  void fork_workers(std::size_t max_workers) {
+    for (std::size_t i = 0; i < max_workers; ++i) {
+      int fds[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+        throw std::system_error(errno, std::generic_category(), "socketpair() for a process pool worker");
+      }
+      // Lock order: parent_fds_mutex, then registry_mutex.
+      std::unique_lock<std::mutex> fds_lock(parent_fds_mutex);
+      std::unique_lock<std::mutex> registry_lock(registry_mutex);
+      pid_t pid = ::fork();
+      if (pid < 0) {
+        int err = errno;
+        registry_lock.unlock();
+        fds_lock.unlock();
+        ::close(fds[0]);
+        ::close(fds[1]);
+        throw std::system_error(err, std::generic_category(), "fork() for a process pool worker");
+      }
+      if (pid == 0) {
+        ::close(fds[0]);
+        for (int fd : parent_fds()) ::close(fd);
+        worker_main(fds[1]);
+      }
+      registry_lock.unlock();
+      ::close(fds[1]);
+      workers_.push_back({pid, fds[0]});
+      parent_fds().push_back(fds[0]);
+    }
+  }
 
   // close_workers() closes the sockets (EOF: each worker exits) and reaps the
   // workers, once every thread has left serve(). Idempotent.
