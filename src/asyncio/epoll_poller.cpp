@@ -165,6 +165,7 @@ class epoll_poller final : public poller {
     fd_slot& s = slot(fd);
     if (caller == io_caller::user) disown(s);
     handler& h = s.h[index(dir)];
+    if (h.waiter != nullptr) fail_waiters_if_closed(fd, s);
     if (!h.empty()) {
       throw RuntimeError(asyncio_errc::invalid_state, "fd " + std::to_string(fd) + " already has a " +
                                                           (dir == io_direction::read ? "reader" : "writer") +
@@ -319,6 +320,35 @@ class epoll_poller final : public poller {
       arm(fd, s);
     } catch (...) {
       // The fd is gone; its remaining handler learns that when it retries.
+    }
+  }
+
+  // fail_waiters_if_closed() handles a number whose file was closed under
+  // its waiters (the user closed the fd while a task waited on it) and then
+  // reused by a new file: the kernel dropped the old registration, so MOD
+  // answers ENOENT. The waiters would otherwise wait for ever, and the new
+  // file's first waiter be refused as a second one. They get OSError(EBADF)
+  // instead of a wake-up: a retried call would read the new file's data.
+  void fail_waiters_if_closed(int fd, fd_slot& s) {
+    if (s.adopted || !s.in_epoll) return;
+    epoll_event ev{};
+    ev.events = s.armed | EPOLLONESHOT;
+    ev.data.u64 = static_cast<std::uint64_t>(fd);
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0 || errno != ENOENT) return;
+    s.in_epoll = false;
+    s.armed = 0;
+    for (int d = 0; d < 2; ++d) {
+      future_state* f = s.h[d].waiter;
+      if (f == nullptr) continue;
+      s.h[d].waiter = nullptr;
+      --watched_;
+      if (!f->done()) {
+        f->set_exception(std::make_exception_ptr(std::system_error(
+            EBADF, std::generic_category(),
+            "fd " + std::to_string(fd) + " was closed while this task waited to " + (d == 0 ? "read" : "write") +
+                " it, and its number now names another file: cancel the waiting task before closing the fd")));
+      }
+      release(f);
     }
   }
 

@@ -212,6 +212,34 @@ TEST_F(SockTests, SecondWaiterOnOneFdIsAnError) {
   });
 }
 
+// A task waits on fd N; another closes N and a new socket takes the number.
+// The kernel forgot the old registration, so the first waiter would wait for
+// ever and the new socket's reader was refused ("fd N already has a reader").
+// Now the new reader waits normally and the stale one fails with EBADF,
+// without touching the new socket's data.
+TEST_F(SockTests, WaiterOnAClosedAndReusedFdFailsAndTheNewSocketWorks) {
+  fd_pair old_pair, new_pair;
+  const int reused = old_pair.a;
+  asyncio::run([&] {
+    auto stale = asyncio::create_task([&] { return asyncio::sock_recv(reused, 10); });
+    asyncio::sleep(0);
+    // The number now names new_pair's socket (dup2 closes the old file first).
+    ASSERT_EQ(::dup2(new_pair.a, reused), reused);
+    auto fresh = asyncio::create_task([&] { return asyncio::sock_recv(reused, 10); });
+    asyncio::sleep(0);
+    ASSERT_EQ(::write(new_pair.b, "new", 3), 3);
+    EXPECT_EQ(asyncio::await(fresh), "new");
+    try {
+      asyncio::await(stale);
+      ADD_FAILURE() << "the waiter on the closed file returned";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EBADF);
+      EXPECT_NE(std::string(e.what()).find("was closed while this task waited to read it"), std::string::npos)
+          << e.what();
+    }
+  });
+}
+
 // A task blocked on I/O is not a deadlock: the loop waits for the fd.
 TEST_F(SockTests, BlockedOnIoIsNotDeadlock) {
   fd_pair p;

@@ -23,7 +23,9 @@ namespace greenlet::asyncio {
 
 // wait_readable(fd)/wait_writable(fd) await fd's readiness once. Throws
 // RuntimeError outside a task or if another task already waits on fd in
-// that direction, OSError if epoll refuses fd, CancelledError.
+// that direction, OSError if epoll refuses fd, CancelledError; OSError(EBADF)
+// if fd is closed meanwhile and its number taken by a file someone else
+// waits on (docs/io.md; cancel a waiting task before closing its fd).
 void wait_readable(int fd);
 // wait_writable(fd) awaits fd's writability once; see wait_readable(). Throws as wait_readable();
 // a task of the running loop's thread only.
