@@ -49,6 +49,32 @@ TEST_F(GatherTests, test_result) {
 
 // test_tasks.py CoroutineGatherTests.test_coroutines (functions made into
 // tasks) with mixed result types: a tuple in argument order.
+// gather(a, b, c) of functions makes the children left to right, so they
+// start in that order, as asyncio's (they started c, b, a: make_tuple's
+// arguments were evaluated right to left); results in argument order.
+TEST_F(GatherTests, FunctionsStartInArgumentOrder) {
+  Strings log;
+  for (bool return_exceptions : {false, true}) {
+    log.clear();
+    asyncio::run([&] {
+      auto child = [&](std::string name) {
+        return [&log, name] {
+          log.push_back(name);
+          return name;
+        };
+      };
+      if (return_exceptions) {
+        auto [a, b, c] = asyncio::gather(asyncio::return_exceptions, child("a"), child("b"), child("c"));
+        EXPECT_EQ(a.value() + b.value() + c.value(), "abc");
+      } else {
+        auto [a, b, c] = asyncio::gather(child("a"), child("b"), child("c"));
+        EXPECT_EQ(a + b + c, "abc");
+      }
+    });
+    EXPECT_EQ(log, (Strings{"a", "b", "c"})) << "return_exceptions " << return_exceptions;
+  }
+}
+
 TEST_F(GatherTests, test_gather_functions_tuple) {
   Strings log;
   asyncio::event_loop loop(virtual_time());

@@ -174,9 +174,13 @@ auto take_outcome(F& f) {
 template <class... Xs>
 requires detail::no_vectors<Xs...>
 auto gather(Xs&&... xs) {
-  auto futures = std::make_tuple(detail::as_future(std::forward<Xs>(xs))...);
+  // Braces: the children are made (and so started) left to right, as
+  // asyncio's; make_tuple's arguments are evaluated in an unspecified order
+  // (g++: right to left).
+  std::tuple<decltype(detail::as_future(std::forward<Xs>(xs)))...> futures{detail::as_future(std::forward<Xs>(xs))...};
   std::apply([](auto&... f) { detail::gather_wait({f.state()...}, false); }, futures);
-  return std::apply([](auto&... f) { return std::make_tuple(detail::take_result(f)...); }, futures);
+  return std::apply(
+      [](auto&... f) { return std::tuple<decltype(detail::take_result(f))...>{detail::take_result(f)...}; }, futures);
 }
 // gather(return_exceptions, a, b, ...) waits for all and returns an outcome
 // per child: its value or its exception. Throws RuntimeError outside a task
@@ -187,9 +191,11 @@ auto gather(Xs&&... xs) {
 template <class... Xs>
 requires detail::no_vectors<Xs...>
 auto gather(return_exceptions_t, Xs&&... xs) {
-  auto futures = std::make_tuple(detail::as_future(std::forward<Xs>(xs))...);
+  std::tuple<decltype(detail::as_future(std::forward<Xs>(xs)))...> futures{
+      detail::as_future(std::forward<Xs>(xs))...};  // left to right: see gather(xs...)
   std::apply([](auto&... f) { detail::gather_wait({f.state()...}, true); }, futures);
-  return std::apply([](auto&... f) { return std::make_tuple(detail::take_outcome(f)...); }, futures);
+  return std::apply(
+      [](auto&... f) { return std::tuple<decltype(detail::take_outcome(f))...>{detail::take_outcome(f)...}; }, futures);
 }
 // gather(futures) is gather over a vector, returning a vector of results. Throws as
 // gather(a, b, ...); a task of the loop thread only.
