@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -130,7 +131,15 @@ Process create_subprocess_exec(const std::string& program, const std::vector<std
   Process p;
   const int err =
       posix_spawnp(&p.pid_, program.c_str(), &r.actions, &r.attr, argv.data(), config.env ? envp.data() : environ);
-  if (err != 0) throw_errno(err, "create_subprocess_exec(" + program + ")");
+  if (err != 0) {
+    // posix_spawn gives one errno for the chdir and the exec: name the
+    // directory when it is the one missing, as Python does.
+    struct stat cwd_stat {};
+    if (!config.cwd.empty() && (::stat(config.cwd.c_str(), &cwd_stat) != 0 || !S_ISDIR(cwd_stat.st_mode))) {
+      throw_errno(err, "create_subprocess_exec(" + program + "): cannot change to cwd '" + config.cwd + "'");
+    }
+    throw_errno(err, "create_subprocess_exec(" + program + ")");
+  }
 
   // Opened before anyone can reap the child, so the pid cannot be reused
   // under it. Failure (old kernel, seccomp) leaves wait() to poll.
@@ -279,9 +288,20 @@ void Process::set_status(int status) noexcept {
   }
 }
 
+// check_has_child() refuses a moved-from (or default) Process: with pid -1,
+// waitpid() and kill() would reach every child of the program.
+void Process::check_has_child(const char* call) const {
+  if (pid_ <= 0 && !returncode_) {
+    throw RuntimeError(asyncio_errc::invalid_state, std::string("Process::") + call +
+                                                        "(): this Process has no child (it was moved from); use the "
+                                                        "Process it was moved to");
+  }
+}
+
 // try_reap() collects the child's status if it has exited.
 bool Process::try_reap() {
   if (returncode_) return true;
+  check_has_child("wait");
   int status = 0;
   pid_t r;
   do {
@@ -331,7 +351,8 @@ int Process::wait() {
 }
 
 void Process::send_signal(int sig) {
-  if (returncode_ || pid_ <= 0) return;
+  if (returncode_) return;
+  check_has_child("send_signal");
   if (::kill(pid_, sig) != 0) throw_errno(errno, "kill");
 }
 
@@ -339,6 +360,7 @@ void Process::terminate() { send_signal(SIGTERM); }
 void Process::kill() { send_signal(SIGKILL); }
 
 communicate_result Process::communicate(std::string_view input) {
+  check_has_child("communicate");
   make_streams();
   detail::loop_core& loop = detail::require_running_loop();
   // stdin: the transport writes what the pipe takes now and flushes the

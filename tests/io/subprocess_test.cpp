@@ -354,3 +354,40 @@ TEST_F(Subprocess, SignalledChildNegativeReturncode) {
 }
 
 }  // namespace
+
+namespace {
+
+// A missing cwd fails the spawn with ENOENT, as a missing program does: the
+// message must name the directory (it blamed the program).
+TEST_F(Subprocess, MissingCwdIsNamed) {
+  try {
+    auto p = asyncio::create_subprocess_exec("/bin/true", {}, {.cwd = "/no/such/greenlet-dir"});
+    FAIL() << "expected OSError";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), ENOENT);
+    EXPECT_NE(std::string(e.what()).find("cwd '/no/such/greenlet-dir'"), std::string::npos) << e.what();
+  }
+}
+
+// A moved-from Process has pid -1: its wait() called waitpid(-1), reaping
+// (and so stealing the exit status of) every other child of the program.
+TEST_F(Subprocess, MovedFromProcessRefusesInsteadOfReapingOthers) {
+  asyncio::run([] {
+    auto other = asyncio::create_subprocess_exec("/bin/sh", {"-c", "exit 7"});
+    auto p = asyncio::create_subprocess_exec("/bin/sh", {"-c", "exit 3"});
+    auto q = std::move(p);
+    asyncio::sleep(0.05);  // both children have exited: a waitpid(-1) would take them
+    for (int i = 0; i < 2; ++i) {
+      try {
+        i == 0 ? (void)p.wait() : p.kill();
+        ADD_FAILURE() << "a moved-from Process acted";
+      } catch (const asyncio::RuntimeError& e) {
+        EXPECT_NE(std::string(e.what()).find("moved from"), std::string::npos) << e.what();
+      }
+    }
+    EXPECT_EQ(q.wait(), 3);
+    EXPECT_EQ(other.wait(), 7);
+  });
+}
+
+}  // namespace

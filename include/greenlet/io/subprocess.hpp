@@ -97,8 +97,9 @@ class Process {
   // pidfd registered with the loop (Linux >= 5.3), else polls waitpid()
   // with a growing asyncio::sleep. Does not read the pipes: a child
   // writing more than a pipe's buffer to a PIPE nobody reads never exits;
-  // use communicate(). Throws RuntimeError outside a task, CancelledError
-  // (the child keeps running; the other waiters go on waiting).
+  // use communicate(). Throws RuntimeError outside a task or on a moved-from
+  // Process, CancelledError (the child keeps running; the other waiters go
+  // on waiting).
   int wait();
 
   // communicate(input) writes input to stdin (if it is a PIPE) and closes
@@ -110,7 +111,8 @@ class Process {
   communicate_result communicate(std::string_view input = {});
 
   // send_signal(sig) sends sig to the child; nothing once it has been
-  // reaped. terminate() is SIGTERM, kill() SIGKILL. Throws OSError.
+  // reaped. terminate() is SIGTERM, kill() SIGKILL. Throws OSError;
+  // RuntimeError on a moved-from Process (wait() and communicate() too).
   void send_signal(int sig);
   // terminate() sends SIGTERM; see send_signal().
   void terminate();
@@ -150,6 +152,7 @@ class Process {
   friend Process create_subprocess_exec(const std::string&, const std::vector<std::string>&, const subprocess_config&);
   Process() = default;
   void set_status(int status) noexcept;
+  void check_has_child(const char* call) const;
   bool try_reap();
   void make_streams();
   void drop_exit_waiter() noexcept;
