@@ -237,6 +237,23 @@ void await_state(future_state* f) {
   t.suspend();
 }
 
+namespace {
+
+// sleep_timer_fired() is a sleep's timer: as asyncio's timer completes the
+// sleep's future and the task steps on a later turn, it only schedules the
+// step. A cancel() in between (a call_later due at the same time, a timeout)
+// then finds the task ready, not sleeping: it sets must_cancel and the sleep
+// raises CancelledError, as in asyncio. Stepping from the timer itself let
+// the sleep return and the cancel arrive too late.
+void sleep_timer_fired(void* task, void*) {
+  auto* t = static_cast<task_state*>(task);
+  release(t->sleep_timer);
+  t->sleep_timer = nullptr;
+  t->loop->call_soon_fast(&task_state::step_callback, t, nullptr);
+}
+
+}  // namespace
+
 void sleep_for(double delay) {
   task_state* t = &awaiting_task();
   loop_core* loop = t->loop;
@@ -259,7 +276,7 @@ void sleep_for(double delay) {
     t->sleep_cancelled = true;
     loop->call_soon_fast(&task_state::step_callback, t, nullptr);
   } else {
-    callback_node* timer = loop->call_at_fast(loop->time() + delay, &task_state::step_callback, t, nullptr);
+    callback_node* timer = loop->call_at_fast(loop->time() + delay, &sleep_timer_fired, t, nullptr);
     retain(timer);
     t->sleep_timer = timer;
   }

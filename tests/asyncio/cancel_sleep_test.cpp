@@ -80,3 +80,48 @@ TEST_F(CancelSleep, SecondCancelBeforeWakingKeepsTheFirstMessage) {
 }
 
 }  // namespace
+
+namespace {
+
+// A sleep's timer and a cancel() due at the same moment: asyncio's timer
+// only completes the sleep's future, the task steps on the next turn, and
+// the cancel (run in between) makes the sleep raise. The timer used to step
+// the task itself: the sleep returned and the cancel came too late.
+TEST_F(CancelSleep, CancelDueWithTheSleepsDeadlineWins) {
+  asyncio::event_loop loop(virtual_time());
+  Strings log;
+  auto sleeper = loop.create_task([&] {
+    try {
+      asyncio::sleep(0.02);
+      log.push_back("woke");
+    } catch (const asyncio::CancelledError&) {
+      log.push_back("cancelled");
+    }
+  });
+  loop.run_until_complete(loop.create_task([&] {
+    asyncio::sleep(0);  // the sleeper is asleep now, its deadline 0.02
+    loop.call_later(0.02, [&] { sleeper.cancel(); });
+  }));
+  loop.run_until_complete(sleeper);
+  EXPECT_EQ(log, (Strings{"cancelled"}));
+}
+
+// Two timers due together, a sleep's and a plain call_later's scheduled
+// after it: asyncio runs both timer callbacks, then the task's step, so the
+// callback comes first.
+TEST_F(CancelSleep, CallbacksDueWithASleepRunBeforeTheTaskSteps) {
+  asyncio::event_loop loop(virtual_time());
+  Strings log;
+  auto sleeper = loop.create_task([&] {
+    asyncio::sleep(0.05);
+    log.push_back("task");
+  });
+  loop.run_until_complete(loop.create_task([&] {
+    asyncio::sleep(0);
+    loop.call_later(0.05, [&] { log.push_back("callback"); });
+  }));
+  loop.run_until_complete(sleeper);
+  EXPECT_EQ(log, (Strings{"callback", "task"}));
+}
+
+}  // namespace
