@@ -297,3 +297,36 @@ TEST_F(TestTaskGroup, ManyChildrenFinishingOutOfOrder) {
 }
 
 }  // namespace
+
+namespace {
+
+// A task inside task_group() when its loop closes: the kill (GreenletExit)
+// must unwind it, as any task. task_group() took the kill for the body's
+// error and awaited the children, so the task ended "finished" with
+// "await outside a running event loop".
+TEST(TaskGroupKill, LoopCloseUnwindsATaskInsideTaskGroup) {
+  std::vector<std::string> log;
+  struct noisy {
+    std::vector<std::string>& log;
+    const char* name;
+    ~noisy() { log.push_back(std::string("~") + name); }
+  };
+  auto loop = greenlet::asyncio::new_event_loop();
+  auto task = loop->create_task([&] {
+    greenlet::asyncio::task_group([&](greenlet::asyncio::TaskGroup& tg) {
+      tg.create_task([&] {
+        noisy child{log, "child"};
+        greenlet::asyncio::sleep(100);
+      });
+      noisy body{log, "body"};
+      greenlet::asyncio::sleep(100);
+    });
+  });
+  loop->run_until_complete(loop->create_task([] { greenlet::asyncio::sleep(0.01); }));
+  loop->close();
+  EXPECT_TRUE(task.cancelled()) << (task.done() ? "finished instead" : "still pending");
+  EXPECT_NE(std::find(log.begin(), log.end(), "~body"), log.end());
+  EXPECT_NE(std::find(log.begin(), log.end(), "~child"), log.end());
+}
+
+}  // namespace

@@ -128,9 +128,11 @@ class Condition {
 
   // wait() releases the lock, waits for notify() and takes the lock back
   // before returning true, or throwing: even when cancelled it returns only
-  // holding the lock. RuntimeError if the lock is not held. A waiter
-  // cancelled after being notified passes the notification on. Throws
-  // CancelledError if cancelled. A task of the loop thread only.
+  // holding the lock. RuntimeError if the lock is not held. A cancelled
+  // waiter wakes the next one (Python 3.13's rule, which never loses a
+  // notify(); 3.11 wakes none, so a notification that reached a waiter
+  // cancelled meanwhile was lost). Throws CancelledError if cancelled. A
+  // task of the loop thread only.
   bool wait();
   // wait_for(pred) waits until pred() is truthy and returns its value. Throws as wait() and
   // whatever pred throws; a task of the loop thread only.

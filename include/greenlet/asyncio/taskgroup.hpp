@@ -12,6 +12,7 @@
 
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/task.hpp"
+#include "greenlet/errors.hpp"
 
 // Everything this header declares is public API: exported even though the library
 // is built with -fvisibility=hidden (see CMakeLists.txt).
@@ -51,8 +52,13 @@ struct task_group_state;
 // and the task running the group; the failures come out together as an
 // ExceptionGroup. Use it through task_group(body), which can see the body's
 // own exception, or as a scoped object whose destructor waits (and throws
-// the ExceptionGroup unless the scope is already unwinding). Not thread-safe:
-// a task of the loop thread only.
+// the ExceptionGroup unless the scope is already unwinding). Prefer
+// task_group(body): in the scoped form, a child that fails while the body
+// awaits cancels the body, the CancelledError unwinds the scope, and the
+// destructor, which cannot throw a second exception then, sends the
+// failures to the loop's exception handler: the scope's caller sees the
+// CancelledError, not the ExceptionGroup. Not thread-safe: a task of the
+// loop thread only.
 class TaskGroup {
  public:
   // TaskGroup() opens a group in the running task. Throws RuntimeError outside a task,
@@ -106,6 +112,8 @@ auto task_group(F&& body) {
   if constexpr (std::is_void_v<R>) {
     try {
       body(group);
+    } catch (const ::greenlet::GreenletExit&) {
+      throw;  // the task is being killed (loop closing): unwind; ~TaskGroup cancels the children
     } catch (...) {
       body_error = std::current_exception();
     }
@@ -114,6 +122,8 @@ auto task_group(F&& body) {
     std::optional<R> result;
     try {
       result.emplace(body(group));
+    } catch (const ::greenlet::GreenletExit&) {
+      throw;  // as above
     } catch (...) {
       body_error = std::current_exception();
     }
