@@ -179,13 +179,14 @@ TEST_F(YieldFrom, ConvertsYieldAndDropsSendForVoidSub) {
   EXPECT_THROW(g.send(2), greenlet::StopIteration);
 }
 
+// An exhausted sub: its return value went to whoever finished it; Python's
+// `yield from` then gives None, which an int Return cannot hold.
 TEST_F(YieldFrom, ExhaustedSub) {
   using gen_t = greenlet::generator<int, void, int>;
   gen_t sub([] { return 4; });
   EXPECT_THROW(sub.next(), greenlet::StopIteration);
   gen_t outer([&sub](gen_t::context& co) { return co.yield_from(sub) + 1; });
-  EXPECT_THROW(outer.next(), greenlet::StopIteration);
-  EXPECT_EQ(outer.return_value(), 5);  // the sub's value is kept
+  EXPECT_THROW(outer.next(), greenlet::generator_error);
 }
 
 // Recursive delegation: a tree walk as nested yield_from.
@@ -221,6 +222,47 @@ TEST_F(YieldFrom, DelegatingToItselfIsAlreadyExecuting) {
   } catch (const greenlet::generator_error& e) {
     EXPECT_EQ(e.code(), greenlet::generator_errc::already_executing);
   }
+}
+
+}  // namespace
+
+namespace {
+
+// `yield from` a sub already finished, or finished by another caller while
+// delegated to: Python's evaluates to None (the sub raises a bare
+// StopIteration); it returned the sub's earlier return value.
+TEST_F(YieldFrom, FinishedSubGivesNoValueNotAStaleOne) {
+  using opt_t = greenlet::generator<int, void, std::optional<int>>;
+  opt_t done([](opt_t::context&) { return std::optional<int>(42); });
+  EXPECT_THROW(done.next(), greenlet::StopIteration);  // returned 42
+  std::vector<std::string> log;
+  opt_t outer([&](opt_t::context& co) {
+    std::optional<int> r = co.yield_from(done);
+    log.push_back(r ? "got " + std::to_string(*r) : "got nullopt");
+    return r;
+  });
+  EXPECT_THROW(outer.next(), greenlet::StopIteration);
+  EXPECT_EQ(log, (std::vector<std::string>{"got nullopt"}));
+
+  // Finished by someone else meanwhile, a plain int Return: no value to give.
+  using int_t = greenlet::generator<int, void, int>;
+  int_t sub([](int_t::context& cs) {
+    cs.yield(1);
+    return 7;
+  });
+  int_t delegator([&](int_t::context& co) {
+    try {
+      log.push_back("yield_from gave " + std::to_string(co.yield_from(sub)));
+    } catch (const greenlet::generator_error& e) {
+      EXPECT_EQ(e.code(), greenlet::generator_errc::no_return_value);
+      log.push_back("no return value");
+    }
+    return 0;
+  });
+  EXPECT_EQ(delegator.next(), 1);
+  EXPECT_THROW(sub.next(), greenlet::StopIteration);  // sub returns 7 to this caller
+  EXPECT_THROW(delegator.next(), greenlet::StopIteration);
+  EXPECT_EQ(log.back(), "no return value");
 }
 
 }  // namespace

@@ -89,10 +89,12 @@ class generator {
     // yield_from(sub) is `yield from sub` (PEP 380): it yields everything sub
     // yields, sends and throws go on to sub, GeneratorExit closes sub, and it
     // returns sub's return value. A value sent while delegating to a sub that
-    // takes none (Send = void) is dropped. sub must not be running. Throws
-    // what sub's body throws (other than its StopIteration), generator_error
-    // if sub is running or empty, GeneratorExit if closed meanwhile. Inside
-    // the body only.
+    // takes none (Send = void) is dropped. sub must not be running. A sub
+    // already finished (or closed) has no return value for it: an empty
+    // optional if R2 is a std::optional, else generator_error (Python gives
+    // None). Throws what sub's body throws (other than its StopIteration),
+    // generator_error if sub is running or empty, GeneratorExit if closed
+    // meanwhile. Inside the body only.
     template <class Y2, class S2, class R2>
     R2 yield_from(generator<Y2, S2, R2>& sub) {
       return state_->yield_from(*sub.checked());

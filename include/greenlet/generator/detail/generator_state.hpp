@@ -41,6 +41,12 @@ enum class generator_status : unsigned char { unstarted, running, suspended, fin
 // resume_result is what one resume() ended with.
 enum class resume_result : unsigned char { yielded, returned, exhausted };
 
+// is_optional_v<T> is true for a std::optional.
+template <class T>
+inline constexpr bool is_optional_v = false;
+template <class T>
+inline constexpr bool is_optional_v<std::optional<T>> = true;
+
 // received_t is what yield returns in a body: nothing for Send = void,
 // std::optional<Send> otherwise (nullopt for next(), Python's send(None)).
 template <class Send>
@@ -346,10 +352,24 @@ class generator_state final : public generator_state_base {
     return const_cast<::greenlet::value&>(*return_value_).get<R>();
   }
 
-  // result_for_delegator() is what `yield from` evaluates to: a copy of the
-  // return value (a move for a move-only type).
-  Return result_for_delegator(resume_result) {
+  // result_for_delegator(r) is what `yield from` evaluates to: a copy of the
+  // return value (a move for a move-only type). A sub that was finished when
+  // the delegation resumed it (r == exhausted: before it began, or by
+  // another caller meanwhile), or that was closed, has none for it: Python's
+  // `yield from` gives None, here an empty Return if it is a std::optional,
+  // else generator_error. (It returned the earlier run's value.)
+  Return result_for_delegator(resume_result r) {
     if constexpr (!std::is_void_v<Return>) {
+      if (r == resume_result::exhausted || !return_value_) {
+        if constexpr (is_optional_v<Return>) {
+          return Return{};
+        } else {
+          throw generator_error(generator_errc::no_return_value,
+                                "yield_from(): the sub-generator had already finished (or was closed), so it has "
+                                "no return value for this delegation (Python's would be None); make its Return a "
+                                "std::optional to get nullopt");
+        }
+      }
       if constexpr (std::is_copy_constructible_v<Return>) {
         return return_value();
       } else {
