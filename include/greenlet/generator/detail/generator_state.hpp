@@ -249,9 +249,19 @@ class generator_state final : public generator_state_base {
         report_unraisable(std::current_exception(), "closing a generator being destroyed");
       }
     }
-    drop_body();            // kills a body close() could not end
-    if (stranded_) return;  // its suspended stack still points here: leaked with it (see strand())
-    delete this;
+    if (body.empty() || body.dead()) {  // finished (maybe killed at thread exit): nothing runs here again
+      drop_body();
+      delete this;
+      return;
+    }
+    // The body is unstarted, or suspended because close() could not end it.
+    // Dropping it frees or kills it now, unless something else holds its
+    // greenlet (a generator made in the body has it as its body's parent):
+    // then it is killed later, and unwinds into this state. Either way the
+    // state goes with body_run, after the body's last use of it; a stranded
+    // body (strand()) keeps it until a later kill ends it, if any.
+    abandoned_ = true;
+    drop_body();
   }
 
   // yield() is the body's `yield v`: it hands v to the resumer and returns
@@ -504,9 +514,10 @@ class generator_state final : public generator_state_base {
   std::shared_ptr<const ::greenlet::value> return_value_;
   std::exception_ptr error_;
   bool returned_ = false;
-  // abandoned_ is set when the generator was dropped on a foreign thread:
+  // abandoned_ is set when the generator was dropped with its body not
+  // finished (on a foreign thread, or with the body unstarted or suspended):
   // body_run deletes the state then. Written before the body's handle is
-  // mailed to its thread and read there after.
+  // dropped (mailed to its thread) and read there after.
   bool abandoned_ = false;
   // yields_while_killed_ counts the body's yields while being killed; from
   // the second on it is stranded (strand(), which sets stranded_).
