@@ -278,3 +278,32 @@ TEST_F(Bridge, DeadlockDetectedAfterExecutorWorkIsDone) {
 }
 
 }  // namespace
+
+namespace {
+
+// The natural use of external_work_guard: a thread posts its result and
+// then drops its guard. The loop may finish on that post and be destroyed
+// before the guard goes; the guard then wrote into the freed loop
+// (heap-use-after-free under ASan, a race under TSan). It now holds the
+// loop's core until it goes.
+TEST_F(Bridge, ExternalWorkGuardMayOutliveItsLoop) {
+  gate loop_gone;
+  std::thread worker;
+  std::string got;
+  {
+    asyncio::event_loop loop;
+    auto result = loop.create_future<std::string>();
+    auto guard = std::make_unique<asyncio::event_loop::external_work_guard>(loop);
+    worker = std::thread([&loop, &result, &loop_gone, guard = std::move(guard)]() mutable {
+      loop.call_soon_threadsafe([&result] { result.set_result("posted"); });
+      loop_gone.wait();  // the loop is destroyed before the guard goes
+      guard.reset();
+    });
+    got = loop.run_until_complete(result);
+  }
+  loop_gone.release();
+  worker.join();
+  EXPECT_EQ(got, "posted");
+}
+
+}  // namespace

@@ -226,9 +226,17 @@ class event_loop {
   class external_work_guard {
    public:
     // external_work_guard(loop) counts one job of another thread on loop until destroyed. Throws
-    // nothing; any thread (an atomic counter), but loop must outlive the guard.
-    explicit external_work_guard(event_loop& loop) : core_(loop.core_.get()) { core_->external_work.fetch_add(1); }
-    ~external_work_guard() { core_->external_work.fetch_sub(1); }
+    // nothing; any thread (an atomic counter). The guard keeps the loop's core alive (a remote
+    // reference), so the thread may drop it after posting its last callback, even if the loop
+    // finished and was destroyed meanwhile.
+    explicit external_work_guard(event_loop& loop) : core_(loop.core_.get()) {
+      detail::retain_remote(core_);
+      core_->external_work.fetch_add(1);
+    }
+    ~external_work_guard() {
+      core_->external_work.fetch_sub(1);
+      detail::release_remote(core_);
+    }
     external_work_guard(const external_work_guard&) = delete;
     external_work_guard& operator=(const external_work_guard&) = delete;
 
