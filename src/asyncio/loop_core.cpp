@@ -511,15 +511,12 @@ void loop_core::close() {
   if (running) throw RuntimeError(asyncio_errc::loop_running, "Cannot close a running event loop");
   if (closed) return;
   closed = true;
-  // Kill unfinished tasks so their stacks unwind, as asyncio would warn
+  // Kill unfinished tasks so their stacks unwind now, as asyncio would warn
   // "Task was destroyed but it is pending!" and drop them.
   while (tasks_head != nullptr) {
     task_state* t = tasks_head;
     report({"Task was destroyed but it is pending!", nullptr, t->repr()});
-    retain(t->future());
-    unlink_task(t);
-    t->glet = ::greenlet::greenlet();  // last handle: GreenletExit unwinds it
-    release(t->future());
+    t->abandon();
   }
   while (ready_count > 0) drop_node(pop_ready());
   for (callback_node* n : timers) {

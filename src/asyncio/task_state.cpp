@@ -5,6 +5,7 @@
 #include <atomic>
 #include <string>
 
+#include "fiber/loop_hints.hpp"
 #include "greenlet/asyncio/task.hpp"
 
 namespace greenlet::asyncio::detail {
@@ -88,7 +89,6 @@ void task_state::after_step() {
     loop->unlink_task(this);  // may free this task
     return;
   }
-  loop_core* l = loop;
   if (!suspended_by_await_) {
     // The task switched to the loop's greenlet by hand: nothing will ever
     // resume it where it stopped. Fail it loudly and unwind its stack.
@@ -97,14 +97,43 @@ void task_state::after_step() {
                      "task '" + name() +
                          "' switched to the event loop's greenlet by hand and would be stranded; inside a "
                          "task, suspend only with asyncio::await() or asyncio::sleep()")));
-    retain(future_);
-    l->unlink_task(this);
+    abandon();
+  }
+}
+
+void task_state::abandon() noexcept {
+  loop_core* l = loop;
+  // Held through the unwinding: it writes into this state, and the last
+  // other reference (the loop's, or a Task handle) may go meanwhile.
+  retain(future_);
+  l->unlink_task(this);
+  // Not by dropping the handle: a generator or child greenlet on the task's
+  // stack refers back to the task's greenlet, so that would not kill it.
+  if (::greenlet::detail::unwind_now(glet)) {
     glet = ::greenlet::greenlet();
-    release(future_);
+    release(future_);  // may free this task
+    return;
+  }
+  held_until_unwound_ = true;
+  try {
+    l->report(
+        {"Task's stack could not be unwound: its greenlet is running, or caught GreenletExit and switched "
+         "away instead of finishing; the task's state is kept until the stack unwinds",
+         nullptr, repr()});
+  } catch (...) {  // std::bad_alloc making the message: the task is let go of all the same
   }
 }
 
 void task_state::body() {
+  struct give_back_held_reference {
+    task_state* t;
+    ~give_back_held_reference() {
+      if (t->held_until_unwound_) {
+        t->held_until_unwound_ = false;
+        release(t->future_);  // may free the task: nothing touches it after
+      }
+    }
+  } guard{this};
   if (must_cancel) {
     must_cancel = false;
     future_->set_cancelled(cancel_message);

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "fiber/loop_hints.hpp"
 #include "fiber/stack_copy.hpp"
 #include "fiber/thread_state.hpp"
 
@@ -67,6 +68,18 @@ void kill(thread_state& ts, greenlet_impl* g) noexcept {
     // the killer and holds the new one): keep its choice, as Python does.
     release(old_parent);
   }
+}
+
+bool unwind_now(const ::greenlet::greenlet& handle) noexcept {
+  greenlet_impl* g = handle.impl();
+  if (g == nullptr) return true;
+  thread_state* owner = owner_of(g);
+  if (owner == nullptr) return true;  // its thread has exited, after its last kill
+  if (g->state != run_state::active) return true;
+  thread_state* ts = tls_state;
+  if (owner != ts || g == ts->current || g->being_killed) return false;
+  kill(*ts, g);  // the caller's handle keeps g alive meanwhile
+  return g->state != run_state::active;
 }
 
 void on_unreachable(thread_state& ts, greenlet_impl* g) noexcept {

@@ -4,7 +4,8 @@
 // to wait; the fiber layer's stack pool uses that to keep released stacks'
 // pages through a burst of tasks instead of giving them back and faulting
 // them in again a moment later (stack_pool::hold_released()). It also asks
-// whether a thread is still there to kill its loop's tasks.
+// whether a thread is still there to kill its loop's tasks, and kills a
+// task's greenlet when the loop lets go of it.
 #pragma once
 
 #include "greenlet/fiber/greenlet.hpp"
@@ -27,5 +28,17 @@ void trim_released_stacks() noexcept;
 // runs again, so what its greenlets referred to may go on any thread.
 // Any thread.
 bool thread_exited(const ::greenlet::greenlet& main) noexcept;
+
+// unwind_now(g) kills g at once if it is a suspended greenlet of this thread:
+// GreenletExit is thrown in and comes back here, as when its last handle goes
+// away, but whatever else still refers to it. Dropping the handle is not
+// enough for a task: a generator or child greenlet made on the task's stack
+// points back at the task's greenlet as its parent, a cycle that keeps it
+// suspended until thread exit. True if nothing of g runs again (it is dead or
+// unstarted, or its thread has exited); false if it still may: it is running
+// or being killed already, belongs to another live thread, or caught
+// GreenletExit and switched away instead of finishing. Throws nothing (what
+// its unwinding throws is reported as unraisable).
+bool unwind_now(const ::greenlet::greenlet& g) noexcept;
 
 }  // namespace greenlet::detail

@@ -185,7 +185,11 @@ class event_loop {
   // is_closed() is true once close() was called. Throws nothing; loop thread only.
   bool is_closed() const noexcept { return core_->closed; }
   // close() ends the loop: pending callbacks are dropped and unfinished
-  // tasks are killed (their stacks unwind). Throws RuntimeError while
+  // tasks are killed: their stacks unwind before close() returns, whatever
+  // else refers to their greenlets (a generator or child greenlet made in the
+  // task, say). A task that catches GreenletExit and switches away instead is
+  // reported to the exception handler and keeps its state until its stack
+  // unwinds. Throws RuntimeError while
   // running; closing twice is a no-op. Loop thread only: on another thread
   // it throws RuntimeError (wrong_loop) while the owner thread lives, as
   // only that thread can kill the tasks; once it has exited, any thread.

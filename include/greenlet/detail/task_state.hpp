@@ -39,6 +39,14 @@ class task_state {
 
   // start() links the task into its loop and schedules its first step.
   void start(loop_core* loop);
+  // abandon() is how the loop lets go of a task it will never step again
+  // (closing, or the task stranded itself): it unlinks the task and unwinds
+  // its stack now, so the task's destructors run before the caller goes on.
+  // A stack that cannot be unwound now (it is running, or caught GreenletExit
+  // and switched away) is reported, and the task's state is kept alive until
+  // that stack does unwind, since it unwinds into it. May free the task.
+  // Throws nothing.
+  void abandon() noexcept;
   // cancel() follows asyncio's Task.cancel: cancels what it awaits, or
   // raises CancelledError at its next (or first) suspension point.
   bool cancel(const std::string& message);
@@ -103,6 +111,9 @@ class task_state {
   int num_cancels_requested_ = 0;
   bool suspended_by_await_ = false;
   bool forwarding_cancel_ = false;  // cancel() is passing itself on to waiting_on
+  // abandon() could not unwind the stack: the loop's reference to the future
+  // is kept, and body() gives it back as its stack's last act.
+  bool held_until_unwound_ = false;
 };
 
 // no_awaiting_task(loop) throws the RuntimeError saying why the caller,
