@@ -85,6 +85,48 @@ void BM_StreamsEcho(benchmark::State& state) {
 }
 BENCHMARK(BM_StreamsEcho)->UseRealTime();
 
+// StreamsBulkRead: a thread sends 64 MiB through a blocking socket as fast as
+// it can and one task reads it with read(65536) until EOF: the throughput of
+// a single fast stream, which the reader's yields to the loop (one per
+// 256 KiB read without a poll, see stream_transport::read_budget) must keep.
+void BM_StreamsBulkRead(benchmark::State& state) {
+  constexpr std::size_t total = 64 << 20;
+  std::size_t got = 0;
+  asyncio::run([&] {
+    for (auto _ : state) {
+      const int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ::bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+      ::listen(l, 1);
+      socklen_t len = sizeof addr;
+      ::getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len);
+      std::thread writer([l] {
+        const int c = ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+        const std::string chunk(1 << 20, 'x');
+        for (std::size_t sent = 0; sent < total;) {
+          const ssize_t n = ::send(c, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+          if (n <= 0) break;
+          sent += static_cast<std::size_t>(n);
+        }
+        ::close(c);
+      });
+      auto [r, w] = asyncio::open_connection("127.0.0.1", ntohs(addr.sin_port));
+      for (;;) {
+        const std::string data = r.read(65536);
+        if (data.empty()) break;
+        got += data.size();
+      }
+      w.close();
+      writer.join();  // it has closed its end: EOF came
+      ::close(l);
+    }
+  });
+  state.SetBytesProcessed(static_cast<std::int64_t>(got));
+}
+BENCHMARK(BM_StreamsBulkRead)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 void BM_SockEcho(benchmark::State& state) {
   int fds[2];
   tcp_pair(fds);

@@ -23,6 +23,13 @@ enum class transport_kind : unsigned char { socket, pipe };
 
 class stream_transport {
  public:
+  // read_budget: the bytes a stream reads before it lets the loop poll (see
+  // yield_if_over_read_budget()). asyncio reads up to 256 KiB a loop
+  // iteration; a yield (sleep(0) and a zero-timeout poll) per 256 KiB is
+  // lost in the noise of one fast stream's throughput (bench/io_bench
+  // StreamsBulkRead) and bounds how long a reader keeps the loop.
+  static constexpr std::size_t read_budget = 256 * 1024;
+
   // Takes ownership of the connected, non-blocking fd.
   stream_transport(loop_core& loop, int fd, stream_config config, transport_kind kind = transport_kind::socket);
   ~stream_transport();
@@ -30,13 +37,27 @@ class stream_transport {
   stream_transport& operator=(const stream_transport&) = delete;
 
   // Reading. fill() awaits more bytes into rbuf; false at EOF (or closed).
+  // After read_budget bytes read with no poll of the loop in between, it
+  // first yields to the loop (see yield_if_over_read_budget()).
   bool fill();
   // fill_nowait() reads what the fd has now without waiting: 1 if bytes
-  // came, 0 at EOF (or closed), -1 if none are there yet.
+  // came, 0 at EOF (or closed), -1 if none are there yet. Never yields: a
+  // caller looping on it calls yield_if_over_read_budget() between calls.
   int fill_nowait();
+  // yield_if_over_read_budget() is sleep(0) once read_budget bytes were
+  // read since the loop last polled. A peer that writes as fast as the
+  // stream reads always has bytes ready, so reads never wait and the loop
+  // would never poll: timers and other connections would stall (asyncio
+  // reads once per loop iteration). Throws CancelledError from the yield.
+  void yield_if_over_read_budget() {
+    if (read_since_poll_ >= read_budget) [[unlikely]]
+      yield_to_loop();
+  }
   std::size_t buffered() const noexcept { return rbuf_.size() - rpos_; }
   std::string_view view() const noexcept { return std::string_view(rbuf_).substr(rpos_); }
   std::string take(std::size_t n);
+  // take_all() is take(buffered()), without copying a big buffer.
+  std::string take_all();
   bool eof() const noexcept { return eof_; }
 
   // Writing.
@@ -52,6 +73,14 @@ class stream_transport {
   const stream_config& config() const noexcept { return config_; }
 
  private:
+  void yield_to_loop();
+  void count_read(std::size_t n) noexcept {
+    if (drained_at_ != budget_waits_) {  // the loop polled since the count began
+      budget_waits_ = drained_at_;
+      read_since_poll_ = 0;
+    }
+    read_since_poll_ += n;
+  }
   void on_writable();
   void flush();  // sends what the socket takes now; never waits
   void fail_write(int err);
@@ -70,6 +99,10 @@ class stream_transport {
   bool drained_ = false;          // the last read came back short: fd_ was empty
   std::uint64_t drained_at_ = 0;  // the poller's waits() at that read
   Future<void> read_waiter_;      // set while a reader waits in fill()
+  // Fairness (yield_if_over_read_budget()): bytes read since the loop's
+  // waits() was budget_waits_, that is since it last polled or yielded.
+  std::size_t read_since_poll_ = 0;
+  std::uint64_t budget_waits_ = 0;
 
   std::string wbuf_;
   std::size_t wpos_ = 0;

@@ -33,6 +33,8 @@ namespace detail {
 
 namespace {
 constexpr std::size_t read_chunk = 64 * 1024;
+// take() hands over rather than copies a whole buffer this big.
+constexpr std::size_t take_by_move = 1024 * 1024;
 
 // The thread's buffer that reads land in before they are appended to a
 // stream's buffer. Reading straight into the stream's std::string would
@@ -112,6 +114,7 @@ int stream_transport::fill_nowait() {
     drained_at_ = loop_.io->waits();
     if (n > 0) {
       rbuf_.append(scratch, static_cast<std::size_t>(n));
+      count_read(static_cast<std::size_t>(n));
       return 1;
     }
     if (n == 0) {
@@ -123,8 +126,20 @@ int stream_transport::fill_nowait() {
   }
 }
 
+void stream_transport::yield_to_loop() {
+  if (loop_.io->waits() == budget_waits_ && loop_.current_task != nullptr) {
+    // sleep(0) queues this task's next step behind this turn, so the loop
+    // ends the turn, polls (a zero timeout: loop_core::run_once(), whenever
+    // anything is registered) and runs due timers before the task goes on.
+    sleep(0);
+  }
+  read_since_poll_ = 0;
+  budget_waits_ = loop_.io->waits();
+}
+
 bool stream_transport::fill() {
   for (;;) {
+    yield_if_over_read_budget();
     // A short read left the fd empty and the loop has not polled since
     // (which could take the next edge while nobody waits): the next bytes
     // (or EOF) come as a new edge, so wait for it rather than make a recv
@@ -140,6 +155,16 @@ bool stream_transport::fill() {
     if (got >= 0) return got > 0;
     wait_fd(fd_, io_direction::read, io_caller::owner, &read_waiter_);
   }
+}
+
+std::string stream_transport::take_all() {
+  if (rpos_ != 0 || rbuf_.size() < take_by_move) return take(buffered());
+  // A big buffer taken whole (communicate(), read() to EOF) is handed over,
+  // not copied: copying 1.5 GB held the loop for seconds. Its spare capacity
+  // was never written, so it costs address space, not memory.
+  std::string out = std::move(rbuf_);
+  rbuf_ = std::string();
+  return out;
 }
 
 std::string stream_transport::take(std::size_t n) {
@@ -310,7 +335,7 @@ std::string StreamReader::read(std::ptrdiff_t n) {
   if (n < 0) {
     while (t_->fill()) {
     }
-    return t_->take(t_->buffered());
+    return t_->take_all();
   }
   if (t_->buffered() == 0) t_->fill();
   return t_->take(static_cast<std::size_t>(n));
@@ -318,7 +343,7 @@ std::string StreamReader::read(std::ptrdiff_t n) {
 
 std::string StreamReader::readexactly(std::size_t n) {
   while (t_->buffered() < n) {
-    if (!t_->fill()) throw IncompleteReadError(t_->take(t_->buffered()), n);
+    if (!t_->fill()) throw IncompleteReadError(t_->take_all(), n);
   }
   return t_->take(n);
 }
@@ -341,7 +366,7 @@ std::string StreamReader::readuntil(std::string_view separator) {
     if (searched > t_->config().limit) {
       throw LimitOverrunError("Separator is not found, and chunk exceed the limit", searched);
     }
-    if (!t_->fill()) throw IncompleteReadError(t_->take(t_->buffered()), 0);
+    if (!t_->fill()) throw IncompleteReadError(t_->take_all(), 0);
   }
 }
 
@@ -358,7 +383,7 @@ std::string StreamReader::readline() {
     if (data.substr(e.consumed()).starts_with("\n")) {
       t_->take(e.consumed() + 1);
     } else {
-      t_->take(t_->buffered());
+      t_->take_all();
     }
     throw ValueError(e.what());
   }

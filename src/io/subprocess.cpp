@@ -380,6 +380,8 @@ communicate_result Process::communicate(std::string_view input) {
   while (open[0] || open[1]) {
     for (int i = 0; i < 2; ++i) {
       while (open[i]) {
+        // A chatty child always has more: let the loop poll now and then.
+        outputs[i]->yield_if_over_read_budget();
         const int got = outputs[i]->fill_nowait();
         if (got == 0) open[i] = false;
         if (got < 0) break;
@@ -406,8 +408,8 @@ communicate_result Process::communicate(std::string_view input) {
     await(ready);
   }
   communicate_result result;
-  if (outputs[0] != nullptr) result.out = outputs[0]->take(outputs[0]->buffered());
-  if (outputs[1] != nullptr) result.err = outputs[1]->take(outputs[1]->buffered());
+  if (outputs[0] != nullptr) result.out = outputs[0]->take_all();
+  if (outputs[1] != nullptr) result.err = outputs[1]->take_all();
   wait();
   return result;
 }
