@@ -53,6 +53,14 @@ class stream_transport {
     if (read_since_poll_ >= read_budget) [[unlikely]]
       yield_to_loop();
   }
+  // check_error() raises the connection's error, if it had one: the first
+  // recv/read or send/write that failed (not EAGAIN/EINTR). It sticks, as
+  // asyncio's StreamReader.set_exception(): every later read, drain() and
+  // wait_closed() raise it, and at_eof() stays false unless EOF came first.
+  void check_error() const {
+    if (error_ != 0) [[unlikely]]
+      raise_error();
+  }
   std::size_t buffered() const noexcept { return rbuf_.size() - rpos_; }
   std::string_view view() const noexcept { return std::string_view(rbuf_).substr(rpos_); }
   std::string take(std::size_t n);
@@ -83,7 +91,8 @@ class stream_transport {
   }
   void on_writable();
   void flush();  // sends what the socket takes now; never waits
-  void fail_write(int err);
+  [[noreturn]] void raise_error() const;
+  void fail(int err, const char* call) noexcept;
   void wake_drainer();
   void finish_close() noexcept;
 
@@ -110,8 +119,9 @@ class stream_transport {
   bool eof_pending_ = false;  // write_eof() once the buffer is sent
   bool eof_written_ = false;  // write_eof() was called: write() is an error
   bool closing_ = false;
-  int write_error_ = 0;
-  Future<void> drain_waiter_;  // shared by every task in drain()
+  int error_ = 0;                     // see check_error()
+  const char* error_call_ = nullptr;  // the call that failed: "recv", "send"...
+  Future<void> drain_waiter_;         // shared by every task in drain()
   Future<void> closed_;
 };
 

@@ -97,6 +97,7 @@ stream_transport::~stream_transport() {
 
 int stream_transport::fill_nowait() {
   for (;;) {
+    check_error();
     if (fd_ < 0 || eof_ || closing_) return 0;
     // Compact once the consumed prefix dominates, so the buffer stays small.
     if (rpos_ > 0 && rpos_ >= rbuf_.size() / 2) {
@@ -122,7 +123,7 @@ int stream_transport::fill_nowait() {
       return 0;
     }
     if (err == EAGAIN || err == EWOULDBLOCK) return -1;
-    if (err != EINTR) raise_os_error(err, kind_ == transport_kind::socket ? "recv" : "read");
+    if (err != EINTR) fail(err, kind_ == transport_kind::socket ? "recv" : "read");
   }
 }
 
@@ -184,7 +185,7 @@ void stream_transport::write(std::string_view data) {
     throw RuntimeError(asyncio_errc::invalid_state, "Cannot call write() after write_eof()");
   }
   if (closing_ || fd_ < 0 || data.empty()) return;
-  if (write_error_ != 0) return;  // drain() reports it
+  if (error_ != 0) return;  // drain() reports it
   wbuf_.append(data);
   if (!writer_registered_) flush();
 }
@@ -201,7 +202,7 @@ void stream_transport::flush() {
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       break;
     } else {
-      fail_write(n < 0 ? errno : EPIPE);
+      fail(n < 0 ? errno : EPIPE, kind_ == transport_kind::socket ? "send" : "write");
       return;
     }
   }
@@ -238,12 +239,23 @@ void stream_transport::on_writable() {
   if (fd_ >= 0) flush();
 }
 
-void stream_transport::fail_write(int err) {
-  write_error_ = err;
+void stream_transport::raise_error() const { raise_os_error(error_, error_call_); }
+
+void stream_transport::fail(int err, const char* call) noexcept {
+  if (error_ == 0) {
+    error_ = err;
+    error_call_ = call;
+  }
+  // Unsent bytes can no longer go: a drainer and close() stop waiting.
   wbuf_.clear();
   wpos_ = 0;
   wake_drainer();
-  // close() was only waiting for the buffer, which is now dropped.
+  // A reader waiting for bytes raises the error instead (the kernel reports
+  // a reset once: if send() took it, its recv() would see a plain EOF).
+  if (!read_waiter_.empty() && !read_waiter_.done()) {
+    loop_.io->remove_waiter(fd_, io_direction::read, read_waiter_.state());
+    read_waiter_.set_result();
+  }
   if (closing_) finish_close();
 }
 
@@ -252,8 +264,12 @@ void stream_transport::wake_drainer() {
 }
 
 void stream_transport::drain() {
+  check_error();
+  // As asyncio's: the connection is gone (closed, not by an error).
+  if (fd_ < 0) throw ConnectionResetError(ECONNRESET, "Connection lost");
   for (;;) {
-    if (write_error_ != 0) raise_os_error(write_error_, "send");
+    check_error();
+    // A close that finished while this task waited ends the wait normally.
     if (fd_ < 0 || write_buffered() <= config_.high_water) return;
     // Every task draining now waits on the same future, so that one wake-up
     // reaches them all (asyncio keeps a list of drain waiters); each awaits
@@ -286,7 +302,7 @@ void stream_transport::close() {
     loop_.io->remove_waiter(fd_, io_direction::read, read_waiter_.state());
     read_waiter_.set_result();
   }
-  if (write_buffered() == 0 || write_error_ != 0) finish_close();
+  if (write_buffered() == 0 || error_ != 0) finish_close();
 }
 
 void stream_transport::finish_close() noexcept {
@@ -302,6 +318,7 @@ void stream_transport::finish_close() noexcept {
 void stream_transport::wait_closed() {
   Future<void> closed = closed_;
   await_shared(closed);
+  check_error();  // asyncio's connection_lost(exc) fails the closed future with exc
 }
 
 // A socket of `family`, non-blocking, connected to addr.
@@ -331,6 +348,7 @@ std::pair<StreamReader, StreamWriter> make_streams(int fd, stream_config config)
 }  // namespace detail
 
 std::string StreamReader::read(std::ptrdiff_t n) {
+  t_->check_error();
   if (n == 0) return {};
   if (n < 0) {
     while (t_->fill()) {
@@ -342,6 +360,7 @@ std::string StreamReader::read(std::ptrdiff_t n) {
 }
 
 std::string StreamReader::readexactly(std::size_t n) {
+  t_->check_error();
   while (t_->buffered() < n) {
     if (!t_->fill()) throw IncompleteReadError(t_->take_all(), n);
   }
@@ -350,6 +369,7 @@ std::string StreamReader::readexactly(std::size_t n) {
 
 std::string StreamReader::readuntil(std::string_view separator) {
   if (separator.empty()) throw std::invalid_argument("readuntil(): the separator must not be empty");
+  t_->check_error();
   std::size_t searched = 0;  // where the next search starts
   for (;;) {
     std::string_view data = t_->view();

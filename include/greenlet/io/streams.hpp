@@ -54,7 +54,10 @@ struct address {
 
 // StreamReader reads from a connection. Copies share the stream. A read
 // that is cancelled loses no bytes: they stay buffered for the next read.
-// Only one task may read at a time.
+// Only one task may read at a time. A connection error (the peer's reset, a
+// broken pipe), met by a read or by the writer's send, sticks as asyncio's
+// set_exception(): every later read raises it, bytes still buffered or not,
+// so an aborted transfer never looks like one that ended at EOF.
 class StreamReader {
  public:
   StreamReader() = default;
@@ -105,7 +108,10 @@ class StreamWriter {
   // writelines(lines) writes each, without adding separators.
   void writelines(const std::vector<std::string>& lines);
   // drain() waits until the buffer is at or below the low-water mark.
-  // Raises the connection's error (ConnectionResetError, BrokenPipeError).
+  // Raises the connection's error (ConnectionResetError, BrokenPipeError,
+  // from a send or a read: it sticks), and ConnectionResetError("Connection
+  // lost") once the connection is closed, as asyncio's. A drain() waiting
+  // while close() flushes returns when the close completes.
   void drain();
   // write_eof() half-closes: after the buffered bytes, shutdown(SHUT_WR).
   // A write() after it throws RuntimeError (asyncio_errc::invalid_state).
@@ -119,7 +125,8 @@ class StreamWriter {
   // thread only; the writer must not be empty.
   bool is_closing() const noexcept;
   // wait_closed() waits until the connection is closed after close(). Call it from a task of the
-  // stream's loop; throws CancelledError if the task is cancelled, RuntimeError outside a task.
+  // stream's loop; throws the connection's error if it had one (as asyncio's), CancelledError if
+  // the task is cancelled, RuntimeError outside a task.
   void wait_closed();
   // get_extra_info(name): "peername" or "sockname", as an address; an
   // empty address for other names.
