@@ -235,6 +235,11 @@ class epoll_poller final : public poller {
     return true;
   }
 
+  bool hung_up(int fd) const noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= slots_.size()) return false;
+    return slots_[fd].adopted && slots_[fd].hung_up;
+  }
+
   void forget(int fd) noexcept override {
     remove(fd, io_direction::read);
     remove(fd, io_direction::write);

@@ -61,6 +61,11 @@ class poller {
   // forget(): a wait costs no epoll_ctl. False if the kernel refuses fd (a
   // regular file): its waits keep the one-shot registrations.
   virtual bool adopt(int fd) noexcept = 0;
+  // hung_up(fd) is true once an event on the adopted fd said EOF, hang-up
+  // or error (the peer's FIN may have come with bytes a short read took, so
+  // no later edge will say it): its owner, finding its buffer empty, knows
+  // one more read would not wait. False for an fd that is not adopted.
+  virtual bool hung_up(int fd) const noexcept = 0;
   // forget(fd) drops fd's registrations, adopted or not; call it before
   // closing fd, whose number the next open file may reuse.
   virtual void forget(int fd) noexcept = 0;

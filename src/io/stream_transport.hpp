@@ -66,7 +66,11 @@ class stream_transport {
   std::string take(std::size_t n);
   // take_all() is take(buffered()), without copying a big buffer.
   std::string take_all();
-  bool eof() const noexcept { return eof_; }
+  // at_eof() is true once EOF was read and the buffer is empty. EOF that
+  // came with the last bytes (a short read took them, and the poller saw
+  // the FIN or hang-up since) is read now: with an empty buffer, one read
+  // that cannot wait. An error it meets is kept for the next read.
+  bool at_eof() noexcept;
 
   // Writing.
   void write(std::string_view data);
@@ -82,6 +86,7 @@ class stream_transport {
 
  private:
   void yield_to_loop();
+  void read_pending_eof() noexcept;
   void count_read(std::size_t n) noexcept {
     if (drained_at_ != budget_waits_) {  // the loop polled since the count began
       budget_waits_ = drained_at_;

@@ -123,7 +123,10 @@ int stream_transport::fill_nowait() {
       return 0;
     }
     if (err == EAGAIN || err == EWOULDBLOCK) return -1;
-    if (err != EINTR) fail(err, kind_ == transport_kind::socket ? "recv" : "read");
+    if (err != EINTR) {
+      fail(err, kind_ == transport_kind::socket ? "recv" : "read");
+      raise_error();
+    }
   }
 }
 
@@ -155,6 +158,23 @@ bool stream_transport::fill() {
     const int got = fill_nowait();
     if (got >= 0) return got > 0;
     wait_fd(fd_, io_direction::read, io_caller::owner, &read_waiter_);
+  }
+}
+
+bool stream_transport::at_eof() noexcept {
+  if (buffered() != 0) return false;
+  if (!eof_ && adopted_ && error_ == 0 && fd_ >= 0 && !closing_ && loop_.io->hung_up(fd_)) [[unlikely]] {
+    read_pending_eof();
+  }
+  return eof_;
+}
+
+void stream_transport::read_pending_eof() noexcept {
+  try {
+    fill_nowait();
+  } catch (...) {
+    // An OSError is kept (fail()) and raised by the next read; bytes that
+    // could not be buffered (bad_alloc) are still in the socket.
   }
 }
 
@@ -409,7 +429,7 @@ std::string StreamReader::readline() {
   }
 }
 
-bool StreamReader::at_eof() const noexcept { return t_->eof() && t_->buffered() == 0; }
+bool StreamReader::at_eof() const noexcept { return t_->at_eof(); }
 
 void StreamWriter::write(std::string_view data) { t_->write(data); }
 

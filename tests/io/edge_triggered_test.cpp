@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <string>
+#include <vector>
 
 #include <greenlet/io.hpp>
 
@@ -21,6 +22,7 @@ namespace {
 
 std::atomic<long> epoll_ctl_calls{0};
 std::atomic<long> recv_eagain{0};
+std::atomic<long> recv_calls{0};
 
 }  // namespace
 
@@ -36,6 +38,7 @@ extern "C" ssize_t recv(int fd, void* buf, size_t len, int flags) {
   using fn = ssize_t (*)(int, void*, size_t, int);
   static const fn real = reinterpret_cast<fn>(dlsym(RTLD_NEXT, "recv"));
   const ssize_t n = real(fd, buf, len, flags);
+  recv_calls.fetch_add(1, std::memory_order_relaxed);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) recv_eagain.fetch_add(1, std::memory_order_relaxed);
   return n;
 }
@@ -144,6 +147,46 @@ TEST_F(EdgeTriggeredStreams, EofThatCameWithTheLastBytesIsSeen) {
   });
   EXPECT_EQ(last, "last\n");
   EXPECT_EQ(after, "");
+}
+
+// The peer sent three lines and closed while the reader was away: one short
+// read takes the lines, and the FIN came with them. at_eof() must be true
+// once the lines are consumed, as asyncio's (before: false, and the loop
+// `while (!at_eof()) readline()` got an extra ""). Asking costs a recv only
+// after the poller saw the hang-up: not while the peer is still connected.
+TEST_F(EdgeTriggeredStreams, AtEofSeesTheFinThatCameWithTheLastBytes) {
+  std::vector<std::string> lines;
+  long recv_while_open = -1, recv_after_fin = -1;
+  bool eof_while_open = false;
+  asyncio::run([&] {
+    auto release = asyncio::get_running_loop().create_future<void>();
+    auto server = asyncio::start_server(
+        [&](asyncio::StreamReader, asyncio::StreamWriter w) {
+          w.write("x\n");
+          asyncio::await(release);
+          w.write("a\nb\nc\n");
+          w.close();
+        },
+        "127.0.0.1", 0);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    EXPECT_EQ(r.readline(), "x\n");
+    asyncio::sleep(0.02);
+    const long before = recv_calls.load();
+    for (int i = 0; i < 100; ++i) eof_while_open = eof_while_open || r.at_eof();
+    recv_while_open = recv_calls.load() - before;
+    release.set_result();
+    asyncio::sleep(0.05);  // the lines and the FIN arrive; the loop polls
+    const long start = recv_calls.load();
+    while (!r.at_eof() && lines.size() < 10) lines.push_back(r.readline());
+    recv_after_fin = recv_calls.load() - start;
+    w.close();
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_FALSE(eof_while_open);
+  EXPECT_EQ(recv_while_open, 0) << "at_eof() on an open, idle connection";
+  EXPECT_EQ(lines, (std::vector<std::string>{"a\n", "b\n", "c\n"}));
+  EXPECT_EQ(recv_after_fin, 2) << "one recv for the lines, one for the EOF";
 }
 
 // A user who awaits a stream's socket directly (wait_readable on fileno())

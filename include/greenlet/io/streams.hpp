@@ -80,7 +80,10 @@ class StreamReader {
   // IncompleteReadError at EOF (the partial data leaves the buffer),
   // LimitOverrunError if sep is not within the limit (data stays).
   std::string readuntil(std::string_view separator = "\n");
-  // at_eof() is true once the peer's EOF was seen and the buffer is empty.
+  // at_eof() is true once the buffer is empty and the peer's EOF has come:
+  // read by an earlier call, or a FIN the loop saw arrive with the last
+  // bytes (then at_eof() reads it, without waiting), as asyncio's. False
+  // after a connection error, unless EOF came first.
   bool at_eof() const noexcept;
 
   // operator bool() is false for a default-made reader, which no call may be made on. Throws
