@@ -58,6 +58,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
   // no cycle.
   std::list<Task<void>> clients;  // running handler tasks
   Future<void> closed;            // done once close() ran
+  bool serving_forever = false;   // a task is in serve_forever()
 
   int accept_one(listener& l) {
     for (;;) {
@@ -286,6 +287,19 @@ void Server::wait_closed() {
 }
 
 void Server::serve_forever() {
+  // As asyncio's (3.11) serve_forever(): one task at a time, on an open
+  // server, and close() ends it with CancelledError (it cancels the future
+  // serve_forever() awaits).
+  if (s_->serving_forever) {
+    throw RuntimeError(asyncio_errc::invalid_state,
+                       "serve_forever(): the server is already being awaited on serve_forever() by another task");
+  }
+  if (!s_->serving()) throw RuntimeError(asyncio_errc::invalid_state, "serve_forever(): the server is closed");
+  s_->serving_forever = true;
+  struct done_serving {
+    detail::server_state& s;
+    ~done_serving() { s.serving_forever = false; }
+  } guard{*s_};
   try {
     Future<void> closed = s_->closed;
     detail::await_shared(closed);
@@ -293,6 +307,7 @@ void Server::serve_forever() {
     s_->close();
     throw;
   }
+  throw CancelledError();
 }
 
 }  // namespace greenlet::asyncio

@@ -93,4 +93,53 @@ TEST_F(ServerLifetime, ServerNobodyClosedClosesItsListeningSocketWithItsLoop) {
   EXPECT_EQ(try_connect(port), ECONNREFUSED) << "the last server's port still accepts connections";
 }
 
+// serve_forever() as asyncio's (3.11): close() from another task ends it
+// with CancelledError (it returned, as if serving had gone well), and it
+// refuses a closed server and a second caller with RuntimeError (both
+// returned at once, or waited beside the first).
+TEST_F(ServerLifetime, ServeForeverEndsWithCancelledErrorAndRefusesMisuse) {
+  asyncio::run([] {
+    auto server = asyncio::start_server([](asyncio::StreamReader, asyncio::StreamWriter) {}, "127.0.0.1", 0);
+    auto first = asyncio::create_task([&] { server.serve_forever(); });
+    asyncio::sleep(0);
+    // (Under wait_for: without the check, the second call waited beside the first.)
+    try {
+      asyncio::wait_for([&] { server.serve_forever(); }, 1.0);
+      ADD_FAILURE() << "a second serve_forever() returned";
+    } catch (const asyncio::RuntimeError& e) {
+      EXPECT_EQ(e.code(), asyncio::asyncio_errc::invalid_state);
+      EXPECT_NE(std::string(e.what()).find("already"), std::string::npos) << e.what();
+    } catch (const asyncio::TimeoutError&) {
+      ADD_FAILURE() << "a second serve_forever() waited instead of raising RuntimeError";
+    }
+    EXPECT_FALSE(first.done()) << "the refused call must not disturb the first";
+    server.close();
+    EXPECT_THROW(asyncio::await(first), asyncio::CancelledError);
+    EXPECT_TRUE(first.cancelled());
+    try {
+      server.serve_forever();
+      ADD_FAILURE() << "serve_forever() on a closed server returned";
+    } catch (const asyncio::RuntimeError& e) {
+      EXPECT_EQ(e.code(), asyncio::asyncio_errc::invalid_state);
+      EXPECT_NE(std::string(e.what()).find("closed"), std::string::npos) << e.what();
+    }
+    server.wait_closed();
+  });
+}
+
+// A cancelled serve_forever() closes the server and raises CancelledError;
+// a new serve_forever() is then refused, the server being closed.
+TEST_F(ServerLifetime, CancelledServeForeverClosesTheServer) {
+  asyncio::run([] {
+    auto server = asyncio::start_server([](asyncio::StreamReader, asyncio::StreamWriter) {}, "127.0.0.1", 0);
+    auto forever = asyncio::create_task([&] { server.serve_forever(); });
+    asyncio::sleep(0.01);
+    forever.cancel();
+    EXPECT_THROW(asyncio::await(forever), asyncio::CancelledError);
+    EXPECT_FALSE(server.is_serving());
+    EXPECT_THROW(server.serve_forever(), asyncio::RuntimeError);
+    server.wait_closed();
+  });
+}
+
 }  // namespace

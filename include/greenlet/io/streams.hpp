@@ -187,8 +187,11 @@ class Server {
   void close();
   // wait_closed() waits until closed and every handler task has finished.
   void wait_closed();
-  // serve_forever() waits until the server is closed; if the waiting task
-  // is cancelled it closes the server and raises CancelledError.
+  // serve_forever() serves until the server is closed, then raises
+  // CancelledError, as asyncio's (3.11): close() from another task cancels
+  // it; if the waiting task is cancelled it closes the server and raises
+  // CancelledError. RuntimeError (asyncio_errc::invalid_state) on a closed
+  // server, or while another task is in serve_forever().
   void serve_forever();
 
  private:
