@@ -60,10 +60,12 @@ struct server_state : std::enable_shared_from_this<server_state> {
   Future<void> closed;            // done once close() ran
   bool serving_forever = false;   // a task is in serve_forever()
 
-  int accept_one(listener& l) {
+  // accept_one(l, peer, len) is the next connection and its peer's address.
+  int accept_one(listener& l, sockaddr_storage& peer, socklen_t& len) {
     for (;;) {
       if (l.fd < 0) return -1;
-      int c = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      len = sizeof peer;
+      int c = ::accept4(l.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (c >= 0) return c;
       const int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) {
@@ -89,14 +91,16 @@ struct server_state : std::enable_shared_from_this<server_state> {
 
   void accept_loop(listener& l) {
     std::weak_ptr<server_state> self = weak_from_this();
+    sockaddr_storage peer;
+    socklen_t peer_len = 0;
     for (;;) {
-      int c = accept_one(l);
+      int c = accept_one(l, peer, peer_len);
       if (c < 0) return;
       if (tcp) {
         int one = 1;
         ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       }
-      auto streams = make_streams(c, config.stream);
+      auto streams = make_streams(c, config.stream, reinterpret_cast<const sockaddr*>(&peer), peer_len);
       auto task = create_task([h = handler, r = std::move(streams.first), w = std::move(streams.second)] { h(r, w); });
       auto it = clients.insert(clients.end(), task);
       task.add_done_callback([self, it](Future<void>&) {

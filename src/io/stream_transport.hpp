@@ -81,6 +81,13 @@ class stream_transport {
   bool closing() const noexcept { return closing_; }
   std::size_t write_buffered() const noexcept { return wbuf_.size() - wpos_; }
   int fd() const noexcept { return fd_; }
+  // extra_address(name) is get_extra_info(name): "peername" or "sockname",
+  // kept once known so that it outlives the fd, as asyncio's (which reads
+  // both when the transport is made); empty for other names, or a pipe.
+  address extra_address(std::string_view name);
+  // set_peer_address(addr, len) is the peer's address accept() or
+  // connect() had at hand (no getpeername() needed).
+  void set_peer_address(const sockaddr* addr, socklen_t len) noexcept;
   transport_kind kind() const noexcept { return kind_; }
   const stream_config& config() const noexcept { return config_; }
 
@@ -118,6 +125,13 @@ class stream_transport {
   std::size_t read_since_poll_ = 0;
   std::uint64_t budget_waits_ = 0;
 
+  struct raw_address {
+    sockaddr_storage addr{};
+    socklen_t len = 0;  // 0: not known yet
+  };
+  raw_address peer_address_;  // for extra_address()
+  raw_address own_address_;
+
   std::string wbuf_;
   std::size_t wpos_ = 0;
   bool writer_registered_ = false;
@@ -130,9 +144,11 @@ class stream_transport {
   Future<void> closed_;
 };
 
-// make_streams(fd, config) wraps a connected non-blocking fd (owned from
-// then on) in a reader and a writer on the running loop.
-std::pair<StreamReader, StreamWriter> make_streams(int fd, stream_config config);
+// make_streams(fd, config, peer, peer_len) wraps a connected non-blocking
+// fd (owned from then on) in a reader and a writer on the running loop;
+// peer (if given) is the address the fd is connected to.
+std::pair<StreamReader, StreamWriter> make_streams(int fd, stream_config config, const sockaddr* peer = nullptr,
+                                                   socklen_t peer_len = 0);
 // write_no_sigpipe(fd, data, size) is write() that reports a reader-less
 // pipe as EPIPE without raising SIGPIPE; errno as write() leaves it.
 ssize_t write_no_sigpipe(int fd, const char* data, std::size_t size);

@@ -360,9 +360,30 @@ int connect_socket(int family, const sockaddr* addr, socklen_t len) {
   return fd;
 }
 
-std::pair<StreamReader, StreamWriter> make_streams(int fd, stream_config config) {
+std::pair<StreamReader, StreamWriter> make_streams(int fd, stream_config config, const sockaddr* peer,
+                                                   socklen_t peer_len) {
   auto t = std::make_shared<stream_transport>(require_running_loop(), fd, config);
+  if (peer != nullptr) t->set_peer_address(peer, peer_len);
   return {StreamReader(t), StreamWriter(t)};
+}
+
+void stream_transport::set_peer_address(const sockaddr* addr, socklen_t len) noexcept {
+  if (len <= 0 || static_cast<std::size_t>(len) > sizeof peer_address_.addr) return;
+  std::memcpy(&peer_address_.addr, addr, static_cast<std::size_t>(len));
+  peer_address_.len = len;
+}
+
+address stream_transport::extra_address(std::string_view name) {
+  const bool peer = name == "peername";
+  if (!peer && name != "sockname") return {};
+  raw_address& known = peer ? peer_address_ : own_address_;
+  if (known.len == 0 && fd_ >= 0 && kind_ == transport_kind::socket) {
+    socklen_t len = sizeof known.addr;
+    auto* addr = reinterpret_cast<sockaddr*>(&known.addr);
+    if ((peer ? ::getpeername(fd_, addr, &len) : ::getsockname(fd_, addr, &len)) == 0) known.len = len;
+  }
+  if (known.len == 0) return {};
+  return format_address(reinterpret_cast<const sockaddr*>(&known.addr), known.len);
 }
 
 }  // namespace detail
@@ -445,19 +466,7 @@ void StreamWriter::wait_closed() { t_->wait_closed(); }
 std::size_t StreamWriter::transport_buffer_size() const noexcept { return t_->write_buffered(); }
 int StreamWriter::fileno() const noexcept { return t_->fd(); }
 
-address StreamWriter::get_extra_info(std::string_view name) const {
-  if (t_->fd() < 0) return {};
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  int rc = -1;
-  if (name == "peername") {
-    rc = ::getpeername(t_->fd(), reinterpret_cast<sockaddr*>(&addr), &len);
-  } else if (name == "sockname") {
-    rc = ::getsockname(t_->fd(), reinterpret_cast<sockaddr*>(&addr), &len);
-  }
-  if (rc < 0) return {};
-  return detail::format_address(reinterpret_cast<sockaddr*>(&addr), len);
-}
+address StreamWriter::get_extra_info(std::string_view name) const { return t_->extra_address(name); }
 
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, stream_config config) {
   std::vector<detail::resolved_address> addrs = detail::resolve(host, port, false);
@@ -465,7 +474,7 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
   for (const auto& a : addrs) {
     try {
       int fd = detail::connect_socket(a.family, reinterpret_cast<const sockaddr*>(&a.addr), a.len);
-      return detail::make_streams(fd, config);
+      return detail::make_streams(fd, config, reinterpret_cast<const sockaddr*>(&a.addr), a.len);
     } catch (const OSError&) {
       last = std::current_exception();
     }
@@ -479,7 +488,7 @@ std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& pa
   if (path.size() >= sizeof addr.sun_path) throw OSError(ENAMETOOLONG, "open_unix_connection(" + path + ")");
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   int fd = detail::connect_socket(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  return detail::make_streams(fd, config);
+  return detail::make_streams(fd, config, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
 }
 
 }  // namespace greenlet::asyncio

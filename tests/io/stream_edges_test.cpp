@@ -188,4 +188,37 @@ TEST_F(StreamEdges, OsErrorTextNamesTheReasonOnce) {
   });
 }
 
+// get_extra_info("peername") after close() is the address the connection
+// had, as asyncio's (it was empty once the fd was closed): the server's from
+// accept(), the client's from connect(), without asking the kernel first.
+TEST_F(StreamEdges, PeernameOutlivesTheConnection) {
+  asyncio::address seen_by_server;
+  asyncio::address client_own;
+  asyncio::address client_peer_after_close;
+  int server_port = 0;
+  asyncio::run([&] {
+    auto server = asyncio::start_server(
+        [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
+          r.read();
+          w.close();
+          w.wait_closed();
+          seen_by_server = w.get_extra_info("peername");
+        },
+        "127.0.0.1", 0);
+    server_port = server.port();
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    client_own = w.get_extra_info("sockname");
+    w.close();
+    w.wait_closed();
+    client_peer_after_close = w.get_extra_info("peername");
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(seen_by_server.host, "127.0.0.1");
+  EXPECT_EQ(seen_by_server.port, client_own.port);
+  EXPECT_GT(client_own.port, 0);
+  EXPECT_EQ(client_peer_after_close.host, "127.0.0.1");
+  EXPECT_EQ(client_peer_after_close.port, server_port);
+}
+
 }  // namespace

@@ -132,7 +132,9 @@ class StreamWriter {
   // the task is cancelled, RuntimeError outside a task.
   void wait_closed();
   // get_extra_info(name): "peername" or "sockname", as an address; an
-  // empty address for other names.
+  // empty address for other names. Once known they are kept, so that they
+  // outlive close() as asyncio's: the peer's address comes from accept() or
+  // connect(), the socket's own from the first ask (ask before close()).
   address get_extra_info(std::string_view name) const;
   // transport_buffer_size() is how many bytes wait to be sent.
   std::size_t transport_buffer_size() const noexcept;
