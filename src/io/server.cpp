@@ -263,18 +263,38 @@ Server start_unix_server(client_connected handler, const std::string& path, serv
   return detail::start(std::move(s));
 }
 
-int Server::port() const noexcept { return s_->port; }
-int Server::fileno() const noexcept { return s_->listeners.front().fd; }
+namespace {
+
+// An empty Server (default-made or moved from) raises rather than crash;
+// the calls that cannot throw answer as for a closed server.
+void require_server(const std::shared_ptr<detail::server_state>& s, const char* call) {
+  if (s == nullptr) [[unlikely]] {
+    throw RuntimeError(asyncio_errc::invalid_state,
+                       std::string(call) +
+                           " on an empty Server: it was default-made or moved from; servers come from "
+                           "start_server() and start_unix_server()");
+  }
+}
+
+}  // namespace
+
+int Server::port() const noexcept { return s_ == nullptr ? 0 : s_->port; }
+int Server::fileno() const noexcept { return s_ == nullptr ? -1 : s_->listeners.front().fd; }
 std::vector<int> Server::sockets() const {
   std::vector<int> fds;
-  if (!s_->serving()) return fds;
+  if (s_ == nullptr || !s_->serving()) return fds;
   for (const detail::listener& l : s_->listeners) fds.push_back(l.fd);
   return fds;
 }
-bool Server::is_serving() const noexcept { return s_->serving(); }
-void Server::close() { s_->close(); }
+bool Server::is_serving() const noexcept { return s_ != nullptr && s_->serving(); }
+
+void Server::close() {
+  require_server(s_, "close()");
+  s_->close();
+}
 
 void Server::wait_closed() {
+  require_server(s_, "wait_closed()");
   Future<void> closed = s_->closed;
   detail::await_shared(closed);
   for (const detail::listener& l : s_->listeners) {
@@ -291,6 +311,7 @@ void Server::wait_closed() {
 }
 
 void Server::serve_forever() {
+  require_server(s_, "serve_forever()");
   // As asyncio's (3.11) serve_forever(): one task at a time, on an open
   // server, and close() ends it with CancelledError (it cancels the future
   // serve_forever() awaits).

@@ -388,7 +388,32 @@ address stream_transport::extra_address(std::string_view name) {
 
 }  // namespace detail
 
+namespace {
+
+// A reader or writer with no stream (default-made, moved from, or a
+// Process's pipe its config did not ask for, Python's None) raises rather
+// than crash: require_stream(t, call) throws RuntimeError naming the call.
+[[noreturn]] void throw_no_stream(const char* call, bool reader) {
+  throw RuntimeError(asyncio_errc::invalid_state,
+                     std::string(call) + " on an empty " + (reader ? "StreamReader" : "StreamWriter") +
+                         ": it was default-made or moved from, or it is a Process's " +
+                         (reader ? "stdout_()/stderr_() whose config did not set .stdout_/.stderr_"
+                                 : "stdin_() whose config did not set .stdin_") +
+                         " = subprocess::PIPE");
+}
+
+inline void require_stream(const std::shared_ptr<detail::stream_transport>& t, const char* call, bool reader) {
+  if (t == nullptr) [[unlikely]]
+    throw_no_stream(call, reader);
+}
+
+constexpr bool reader = true;
+constexpr bool writer = false;
+
+}  // namespace
+
 std::string StreamReader::read(std::ptrdiff_t n) {
+  require_stream(t_, "read()", reader);
   t_->check_error();
   if (n == 0) return {};
   if (n < 0) {
@@ -401,6 +426,7 @@ std::string StreamReader::read(std::ptrdiff_t n) {
 }
 
 std::string StreamReader::readexactly(std::size_t n) {
+  require_stream(t_, "readexactly()", reader);
   t_->check_error();
   while (t_->buffered() < n) {
     if (!t_->fill()) throw IncompleteReadError(t_->take_all(), n);
@@ -409,6 +435,7 @@ std::string StreamReader::readexactly(std::size_t n) {
 }
 
 std::string StreamReader::readuntil(std::string_view separator) {
+  require_stream(t_, "readuntil()", reader);
   if (separator.empty()) throw std::invalid_argument("readuntil(): the separator must not be empty");
   t_->check_error();
   std::size_t searched = 0;  // where the next search starts
@@ -432,6 +459,7 @@ std::string StreamReader::readuntil(std::string_view separator) {
 }
 
 std::string StreamReader::readline() {
+  require_stream(t_, "readline()", reader);
   try {
     return readuntil("\n");
   } catch (const IncompleteReadError& e) {
@@ -450,23 +478,48 @@ std::string StreamReader::readline() {
   }
 }
 
-bool StreamReader::at_eof() const noexcept { return t_->at_eof(); }
+// Calls that cannot throw answer for an empty handle as for a closed stream.
+bool StreamReader::at_eof() const noexcept { return t_ == nullptr || t_->at_eof(); }
 
-void StreamWriter::write(std::string_view data) { t_->write(data); }
+void StreamWriter::write(std::string_view data) {
+  require_stream(t_, "write()", writer);
+  t_->write(data);
+}
 
 void StreamWriter::writelines(const std::vector<std::string>& lines) {
+  require_stream(t_, "writelines()", writer);
   for (const std::string& line : lines) t_->write(line);
 }
 
-void StreamWriter::drain() { t_->drain(); }
-void StreamWriter::write_eof() { t_->write_eof(); }
-void StreamWriter::close() { t_->close(); }
-bool StreamWriter::is_closing() const noexcept { return t_->closing(); }
-void StreamWriter::wait_closed() { t_->wait_closed(); }
-std::size_t StreamWriter::transport_buffer_size() const noexcept { return t_->write_buffered(); }
-int StreamWriter::fileno() const noexcept { return t_->fd(); }
+void StreamWriter::drain() {
+  require_stream(t_, "drain()", writer);
+  t_->drain();
+}
 
-address StreamWriter::get_extra_info(std::string_view name) const { return t_->extra_address(name); }
+void StreamWriter::write_eof() {
+  require_stream(t_, "write_eof()", writer);
+  t_->write_eof();
+}
+
+void StreamWriter::close() {
+  require_stream(t_, "close()", writer);
+  t_->close();
+}
+
+bool StreamWriter::is_closing() const noexcept { return t_ == nullptr || t_->closing(); }
+
+void StreamWriter::wait_closed() {
+  require_stream(t_, "wait_closed()", writer);
+  t_->wait_closed();
+}
+
+std::size_t StreamWriter::transport_buffer_size() const noexcept { return t_ == nullptr ? 0 : t_->write_buffered(); }
+int StreamWriter::fileno() const noexcept { return t_ == nullptr ? -1 : t_->fd(); }
+
+address StreamWriter::get_extra_info(std::string_view name) const {
+  require_stream(t_, "get_extra_info()", writer);
+  return t_->extra_address(name);
+}
 
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, stream_config config) {
   std::vector<detail::resolved_address> addrs = detail::resolve(host, port, false);

@@ -86,8 +86,9 @@ class StreamReader {
   // after a connection error, unless EOF came first.
   bool at_eof() const noexcept;
 
-  // operator bool() is false for a default-made reader, which no call may be made on. Throws
-  // nothing.
+  // operator bool() is false for an empty reader (default-made, moved from, or a Process's
+  // stdout_()/stderr_() without PIPE): its reads throw RuntimeError (asyncio_errc::invalid_state)
+  // saying so, and at_eof() is true. Throws nothing.
   explicit operator bool() const noexcept { return t_ != nullptr; }
 
  private:
@@ -125,7 +126,7 @@ class StreamWriter {
   // wait_closed() waits for that. A reader waiting meanwhile sees EOF.
   void close();
   // is_closing() is true once close() was called. Throws nothing; loop
-  // thread only; the writer must not be empty.
+  // thread only; true for an empty writer.
   bool is_closing() const noexcept;
   // wait_closed() waits until the connection is closed after close(). Call it from a task of the
   // stream's loop; throws the connection's error if it had one (as asyncio's), CancelledError if
@@ -141,8 +142,9 @@ class StreamWriter {
   // fileno() is the socket, -1 once closed.
   int fileno() const noexcept;
 
-  // operator bool() is false for a default-made writer, which no call may be made on. Throws
-  // nothing.
+  // operator bool() is false for an empty writer (default-made, moved from, or a Process's
+  // stdin_() without PIPE): its calls throw RuntimeError (asyncio_errc::invalid_state) saying so,
+  // except is_closing() (true), transport_buffer_size() (0) and fileno() (-1). Throws nothing.
   explicit operator bool() const noexcept { return t_ != nullptr; }
 
  private:
@@ -166,7 +168,9 @@ std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& pa
 using client_connected = std::function<void(StreamReader, StreamWriter)>;
 
 // Server is what start_server() returns: it accepts connections until
-// close(). Copies share the server.
+// close(). Copies share the server. On an empty Server (default-made or
+// moved from) close(), wait_closed() and serve_forever() throw RuntimeError
+// (asyncio_errc::invalid_state); the others answer as for a closed server.
 class Server {
  public:
   Server() = default;
@@ -182,7 +186,7 @@ class Server {
   // empty once closed. Throws std::bad_alloc only; loop thread only.
   std::vector<int> sockets() const;
   // is_serving() is true while the listening sockets are open, until close(). Throws nothing; loop
-  // thread only; the server must not be empty.
+  // thread only; false for an empty server.
   bool is_serving() const noexcept;
   // close() stops accepting and closes the listening sockets; connections
   // already accepted go on.

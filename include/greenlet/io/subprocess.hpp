@@ -124,10 +124,11 @@ class Process {
   // has no half-close). stdout_()/stderr_() are the readers of its output
   // pipes: read(), readline(), readexactly(), readuntil(), at_eof(). Each
   // is an empty stream (operator bool false) unless the config asked for a
-  // PIPE. The streams are made on the running loop at spawn (or at the
-  // first call here if the child was spawned outside a loop: RuntimeError
-  // if none runs then). Writes never raise SIGPIPE: a child that closed
-  // its stdin makes drain() raise BrokenPipeError.
+  // PIPE: reading or writing it throws RuntimeError saying so. The streams
+  // are made on the running loop at spawn (or at the first call here if
+  // the child was spawned outside a loop: RuntimeError if none runs then).
+  // Writes never raise SIGPIPE: a child that closed its stdin makes
+  // drain() raise BrokenPipeError.
   StreamWriter& stdin_();
   // stdout_() is the reader of the child's stdout; see stdin_().
   StreamReader& stdout_();
