@@ -189,8 +189,10 @@ class generator {
 
   // next() runs the body to its next yield and returns the value. Throws
   // StopIteration when it returns instead (or had finished), generator_error
-  // when it is running or empty, and whatever the body throws. Owning thread
-  // only.
+  // when it is running or empty, and whatever the body throws. The first
+  // next() throws greenlet::error (stack_exhausted) if the body's stack
+  // cannot be mapped; the generator then stays unstarted (a later next()
+  // tries again; close() finishes it). Owning thread only.
   Yield next() {
     state* s = checked();
     return take(s, s->resume(std::nullopt, nullptr));

@@ -195,8 +195,11 @@ class generator_state final : public generator_state_base {
     greenlet_impl* here = current_impl();
     if (here == nullptr || body.impl()->parent != here) body.set_parent(greenlet::getcurrent());
     sent_ = std::move(sent);
+    const bool starting = status == generator_status::unstarted;
     status = generator_status::running;
-    if (resume_at.empty()) {
+    if (starting) {
+      start();
+    } else if (resume_at.empty()) {
       switch_to(body, std::move(thrown));
     } else {
       greenlet target = std::exchange(resume_at, greenlet());
@@ -478,6 +481,23 @@ class generator_state final : public generator_state_base {
     } else {
       static_assert(std::is_invocable_v<F&>, "a generator's body takes generator<...>::context& or nothing");
       return fn();
+    }
+  }
+
+  // start() is the first switch to the body. If that fails before the body
+  // runs (its stack cannot be mapped: errc::stack_exhausted), the generator
+  // is left unstarted, as it was, and the error goes to the resumer: a later
+  // next() tries again, close() and the destructor finish it without
+  // running it. It was left `running` for ever, refusing both.
+  void start() {
+    try {
+      body.switch_();
+    } catch (...) {
+      if (!body.started()) {
+        sent_.reset();
+        status = generator_status::unstarted;
+      }
+      throw;
     }
   }
 
