@@ -43,6 +43,13 @@ namespace greenlet {
 // resumer; StopIteration leaving it becomes generator_error
 // (raised_stop_iteration), as in PEP 479.
 //
+// Context variables (context_var): as a Python generator frame, the body has
+// no context of its own. It reads and sets the context of whoever resumes it
+// (next, send, throw_, close, the close at destruction; a task's context when
+// resumed in a task), and the resumer sees what the body set once the body
+// yields or ends. Do not yield inside context::run(): the resumer would get
+// that context meanwhile.
+//
 // Thread rules: a generator belongs to the thread that made it, and is used
 // and destroyed there.
 template <class Yield, class Send = void, class Return = void>
