@@ -14,6 +14,16 @@ namespace {
 
 std::atomic<std::uint64_t> task_counter{1};
 
+// in_generator_body() says whether the running greenlet is a generator's
+// body, or runs below one, in the task: the usual reason an await in a task
+// comes from a greenlet other than the task's own.
+bool in_generator_body(const task_state* task) {
+  for (const auto* g = ::greenlet::detail::current_impl(); g != nullptr && g != task->glet.impl(); g = g->parent) {
+    if (g->generator != nullptr) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void no_awaiting_task(loop_core* loop) {
@@ -29,6 +39,12 @@ void no_awaiting_task(loop_core* loop) {
                        "can await; start it with create_task()");
   }
   if (::greenlet::detail::current_impl() != task->glet.impl()) {
+    if (in_generator_body(task)) {
+      throw RuntimeError(asyncio_errc::not_in_task,
+                         "await inside a generator's body: a greenlet::generator body runs on a "
+                         "greenlet of its own and cannot suspend the task; make it an "
+                         "asyncio::async_generator, whose body can await, or await outside the body");
+    }
     throw RuntimeError(asyncio_errc::not_in_task,
                        "await from a greenlet that is not the task's own: a greenlet switched to "
                        "inside a task cannot suspend the task; await in the task itself");

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <greenlet/generator.hpp>
+
 #include "asyncio/asyncio_test_support.hpp"
 
 namespace {
@@ -613,6 +615,54 @@ TEST_F(TaskTests, test_await_from_foreign_greenlet_in_task) {
   });
   loop.run_until_complete(t);
   EXPECT_EQ(log, (Strings{"not_in_task", "task slept"}));
+}
+
+// what_await_says(fn) is the message of the RuntimeError an await raises in
+// fn, run in a task on a greenlet of its own making.
+template <class Await>
+std::string what_await_says(Await await_somewhere) {
+  std::string what;
+  asyncio::run([&] {
+    try {
+      await_somewhere();
+      what = "no error";
+    } catch (const asyncio::RuntimeError& e) {
+      what = e.condition() == asyncio::asyncio_errc::not_in_task ? e.what() : "wrong condition";
+    }
+  });
+  return what;
+}
+
+// C++-only: a sync generator's body runs on a greenlet of its own, so it
+// cannot await (Python: `await` in a plain generator is a SyntaxError). The
+// error says so and points to async_generator; it said "a greenlet that is
+// not the task's own", which names neither. Also from a plain greenlet
+// started in the body, and from a nested generator's body.
+TEST_F(TaskTests, test_await_in_generator_body_points_to_async_generator) {
+  using gen_t = greenlet::generator<int>;
+  const std::string from_body = what_await_says([] {
+    gen_t g([] { asyncio::sleep(0); });
+    g.next();
+  });
+  EXPECT_NE(from_body.find("await inside a generator's body"), std::string::npos) << from_body;
+  EXPECT_NE(from_body.find("asyncio::async_generator"), std::string::npos) << from_body;
+  const std::string below_body = what_await_says([] {
+    gen_t g([] { greenlet::greenlet([] { asyncio::sleep(0); }).switch_(); });
+    g.next();
+  });
+  EXPECT_NE(below_body.find("await inside a generator's body"), std::string::npos) << below_body;
+  const std::string nested = what_await_says([] {
+    gen_t outer([] {
+      gen_t inner([] { asyncio::sleep(0); });
+      inner.next();
+    });
+    outer.next();
+  });
+  EXPECT_NE(nested.find("await inside a generator's body"), std::string::npos) << nested;
+  // A plain greenlet in the task keeps its own message.
+  const std::string plain = what_await_says([] { greenlet::greenlet([] { asyncio::sleep(0); }).switch_(); });
+  EXPECT_NE(plain.find("not the task's own"), std::string::npos) << plain;
+  EXPECT_EQ(plain.find("generator"), std::string::npos) << plain;
 }
 
 // test_tasks.py BaseTaskTests.test_other_loop_future: awaiting a future of

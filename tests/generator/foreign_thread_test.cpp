@@ -2,6 +2,7 @@
 // that made it. Its body must be closed (killed) and its state freed on the
 // owner thread, never on the dropping one, and the owner's generators must
 // keep working afterwards.
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -117,6 +118,56 @@ TEST_F(ForeignThread, NestedGeneratorDroppedOnAnotherThreadUnwindsAtOwnerExit) {
   ASSERT_EQ(destroyed_on.size(), 2u);
   EXPECT_EQ(destroyed_on[0], owner_id);
   EXPECT_EQ(destroyed_on[1], owner_id);
+  EXPECT_TRUE(hook.seen.empty()) << hook.seen.front();
+}
+
+// expect_wrong_thread(f) checks that f throws greenlet::error(wrong_thread)
+// naming the generator and what to do; it said "parent cannot be on a
+// different thread", from the fiber layer, naming neither.
+template <class F>
+void expect_wrong_thread(F&& f, const char* what) {
+  try {
+    f();
+    ADD_FAILURE() << what << ": no error";
+  } catch (const greenlet::error& e) {
+    EXPECT_EQ(e.code(), greenlet::errc::wrong_thread) << what << ": " << e.what();
+    const std::string message = e.what();
+    EXPECT_NE(message.find("generator used on a thread other than the one that made it"), std::string::npos)
+        << what << ": " << message;
+    EXPECT_NE(message.find("on its own thread"), std::string::npos) << what << ": " << message;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << what << ": " << e.what();
+  }
+}
+
+// Resuming or closing a generator on another thread is refused, before
+// anything changes: it stays usable on its own thread.
+TEST_F(ForeignThread, ResumingOrClosingOnAnotherThreadNamesTheGenerator) {
+  reports hook;
+  using send_gen_t = greenlet::generator<int, int>;
+  send_gen_t unstarted([](send_gen_t::context& co) {
+    co.yield(1);
+    co.yield(2);
+  });
+  send_gen_t suspended([](send_gen_t::context& co) {
+    co.yield(1);
+    co.yield(2);
+  });
+  EXPECT_EQ(suspended.next(), 1);
+  std::thread([&] {
+    expect_wrong_thread([&] { unstarted.next(); }, "unstarted next");
+    expect_wrong_thread([&] { unstarted.throw_(std::runtime_error("x")); }, "unstarted throw_");
+    expect_wrong_thread([&] { unstarted.close(); }, "unstarted close");
+    expect_wrong_thread([&] { suspended.next(); }, "suspended next");
+    expect_wrong_thread([&] { suspended.send(5); }, "suspended send");
+    expect_wrong_thread([&] { suspended.throw_(std::runtime_error("x")); }, "suspended throw_");
+    expect_wrong_thread([&] { suspended.close(); }, "suspended close");
+    expect_wrong_thread([&] { (void)suspended.begin(); }, "suspended begin");
+  }).join();
+  EXPECT_FALSE(unstarted.started());
+  EXPECT_TRUE(suspended.suspended());
+  EXPECT_EQ(unstarted.next(), 1);
+  EXPECT_EQ(suspended.next(), 2);
   EXPECT_TRUE(hook.seen.empty()) << hook.seen.front();
 }
 

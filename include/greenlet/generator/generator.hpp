@@ -50,8 +50,14 @@ namespace greenlet {
 // yields or ends. Do not yield inside context::run(): the resumer would get
 // that context meanwhile.
 //
+// A body cannot await (asyncio's sleep(), await(), ...), even in a task: it
+// runs on a greenlet of its own, and only the task's greenlet may suspend
+// the task (RuntimeError, not_in_task). Use asyncio::async_generator for a
+// body that awaits.
+//
 // Thread rules: a generator belongs to the thread that made it, and is used
-// and destroyed there.
+// there: resuming or closing it on another thread throws greenlet::error
+// (errc::wrong_thread) and changes nothing. It may be destroyed on any thread.
 template <class Yield, class Send = void, class Return = void>
 class generator {
   static_assert(std::is_object_v<Yield> && !std::is_array_v<Yield>,

@@ -25,6 +25,7 @@
 #include <variant>
 
 #include "greenlet/detail/switch_inline.hpp"
+#include "greenlet/errors.hpp"
 #include "greenlet/fiber/greenlet.hpp"
 #include "greenlet/generator/errors.hpp"
 
@@ -255,6 +256,7 @@ class generator_state final : public generator_state_base {
   // resume_slow() is resume() for every case: first start, a new resumer,
   // a throw, a finished or running generator.
   resume_result resume_slow(std::optional<send_slot_t<Send>> sent, std::exception_ptr thrown) {
+    check_thread();
     switch (status) {
       case generator_status::running:
         throw generator_error(generator_errc::already_executing, "generator already executing");
@@ -306,6 +308,7 @@ class generator_state final : public generator_state_base {
 
   // close() raises GeneratorExit at the pending yield, as Python's close().
   void close() {
+    check_thread();
     switch (status) {
       case generator_status::unstarted: finish_unstarted(); return;
       case generator_status::finished: return;
@@ -611,6 +614,17 @@ class generator_state final : public generator_state_base {
         status = generator_status::unstarted;
       }
       throw;
+    }
+  }
+
+  // check_thread() refuses a generator with a body (not finished) used on a
+  // thread other than its own: its stack is that thread's. (It failed deep
+  // in the fiber layer, with "parent cannot be on a different thread".)
+  void check_thread() const {
+    if (!body.empty() && body.impl()->owner.load(std::memory_order_relaxed) != tls_switch_state) [[unlikely]] {
+      throw ::greenlet::error(errc::wrong_thread,
+                              "generator used on a thread other than the one that made it: resume and close a "
+                              "generator on its own thread (destroying it is fine on any thread)");
     }
   }
 
