@@ -2,9 +2,8 @@
 // generator frame has no context of its own: its body reads and sets the
 // context of whoever resumes it (next, send, throw, close, the close at
 // destruction), and the resumer sees what the body set. The C++ body runs
-// on a greenlet, which has a context of its own; each resume lends it the
-// resumer's. Before, the body saw an empty context and its sets stayed in
-// the body.
+// on a greenlet; its context resolves to its parent's, the resumer's. Before,
+// the body saw an empty context of its own and its sets stayed there.
 #include <optional>
 #include <stdexcept>
 #include <string>

@@ -101,6 +101,8 @@ struct greenlet_impl {
   // generator<...>::yield() finds its generator by walking the parent chain
   // and reading this, O(nesting depth) instead of a search of every live
   // generator. Set and cleared by generator_state_base on the owning thread.
+  // Such a greenlet has no context variables of its own: it uses its
+  // parent's, the resumer's (src/fiber/context.cpp).
   generator_state_base* generator = nullptr;
 
   // The stack: [stack_limit, stack_base) is usable, the guard page (if any)
@@ -128,6 +130,7 @@ struct greenlet_impl {
   std::uint64_t id = 0;
   std::string name;
   // Context variables (greenlet's gr_context); empty for a new greenlet.
+  // Unused while this is a generator's body (see `generator`).
   context_ptr context_vars;
 };
 

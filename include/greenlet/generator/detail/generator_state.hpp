@@ -7,9 +7,9 @@
 // value and switches to that parent; the body's end stores its result or
 // exception and returns, which also lands in the parent. The status field,
 // written by the side that gives up control, tells resume() which happened.
-// Each resume also gives the body the resumer's context variables, and
-// takes them back (see context_loan): a body has no context of its own, as
-// a Python generator frame has none.
+// A body has no context variables of its own, as a Python generator frame
+// has none: the fiber layer resolves a generator body's context to its
+// parent's, the resumer's (src/fiber/context.cpp).
 #pragma once
 
 #include <cstddef>
@@ -103,72 +103,6 @@ struct generator_state_base {
     return nullptr;
   }
 
-  // Context variables. A Python generator frame has no context of its own:
-  // its body reads and sets the context of whoever resumes it. Here the body
-  // runs on a greenlet, whose context_vars current_context() reads, so each
-  // resume gives the body greenlet the resumer's context, and the resumer
-  // takes the body's back when control returns, whichever way (yield,
-  // return, exception, a start that fails): what the body set is then the
-  // resumer's. A context is an immutable map (set() replaces the holder's
-  // pointer), so two greenlets may hold the same one. A nested generator
-  // gets its resumer's (the outer body's, itself given) while it runs.
-  //
-  // The resumer gives its context just before switching to the body, and
-  // the body gives it back just before switching to the resumer (yield(),
-  // run()'s end), so nothing stays live across either switch; the slow path
-  // also takes it back itself (context_loan), for a body that never ran.
-  // share_context() copies only a pointer that differs: in the common step,
-  // where nothing was set, that is two compares each way and no store, no
-  // reference counting. (Swapping the two pointers instead cost ~4 ns a
-  // step: the next step's 16-byte load of the resumer's slot, just written
-  // by two 8-byte stores, missed store forwarding.) A copy, with its
-  // reference counting, follows a set(), which allocates anyway. Between
-  // resumes the body keeps the last context it ran in.
-  static void share_context(greenlet_impl* to, const greenlet_impl* from) noexcept {
-    if (to->context_vars != from->context_vars) [[unlikely]] {
-      to->context_vars = from->context_vars;
-    }
-  }
-
-  // context_loan gives `resumer`'s context to `body_impl`, and takes the
-  // body's back as it ends (resume_slow()).
-  class context_loan {
-   public:
-    context_loan(greenlet_impl* resumer, greenlet_impl* body_impl) noexcept : resumer_(resumer), body_(body_impl) {
-      share_context(body_, resumer_);
-    }
-    ~context_loan() { share_context(resumer_, body_); }
-    context_loan(const context_loan&) = delete;
-    context_loan& operator=(const context_loan&) = delete;
-
-   private:
-    greenlet_impl* resumer_;
-    greenlet_impl* body_;
-  };
-
-  // holds_loan(g) says whether g is the body of a running generator: it then
-  // runs in its resumer's (its parent's) context.
-  static bool holds_loan(const greenlet_impl* g) noexcept {
-    return g->generator != nullptr && g->generator->status == generator_status::running;
-  }
-
-  // A yield made by a greenlet below the body (resume_at): the context the
-  // body was given may have been passed further down, to a nested generator
-  // running there (the outer generator's context handed to an inner body,
-  // which yields with it), and changed there. bring_context_up() gives it
-  // back up the chain to the body, where the yield gives it to the resumer;
-  // pass_context_down() gives it down the chain again when the resume
-  // switches there. Nothing happens for a greenlet not below the body.
-  static void bring_context_up(greenlet_impl* bottom, const greenlet_impl* top) noexcept {
-    if (!is_below(bottom, top)) return;
-    for (greenlet_impl* g = bottom; g != top; g = g->parent) {
-      if (holds_loan(g)) share_context(g->parent, g);
-    }
-  }
-  static void pass_context_down(greenlet_impl* bottom, const greenlet_impl* top) noexcept {
-    if (is_below(bottom, top)) pass_down(bottom, top);
-  }
-
   const std::type_info* type;  // typeid of the derived state
   greenlet body;               // runs the body; empty once finished
   // resume_at is the greenlet that yielded on this generator's behalf when
@@ -176,21 +110,6 @@ struct generator_state_base {
   // given this one's context); empty means resume `body`.
   greenlet resume_at;
   generator_status status = generator_status::unstarted;
-
- private:
-  static bool is_below(const greenlet_impl* g, const greenlet_impl* top) noexcept {
-    for (; g != nullptr; g = g->parent) {
-      if (g == top) return true;
-    }
-    return false;
-  }
-  // pass_down() gives each generator body from top (excluded) down to g its
-  // parent's context, from the top down (recursion as deep as the nesting).
-  static void pass_down(greenlet_impl* g, const greenlet_impl* top) noexcept {
-    if (g == top) return;
-    pass_down(g->parent, top);
-    if (holds_loan(g)) share_context(g, g->parent);
-  }
 
  protected:
   // set_body() makes b this generator's body and marks it as such.
@@ -240,9 +159,6 @@ class generator_state final : public generator_state_base {
       if (here != nullptr && body.impl()->parent == here) [[likely]] {
         sent_ = std::move(sent);
         status = generator_status::running;
-        // The body gives the context back when it yields or ends: nothing
-        // stays live across the switch here.
-        share_context(body.impl(), here);
         body.switch_();
         if (status == generator_status::suspended) [[likely]] {
           return resume_result::yielded;
@@ -282,26 +198,17 @@ class generator_state final : public generator_state_base {
     // takes no reference counting (an atomic increment and decrement per
     // handle made, plus a reachability check per handle dropped).
     greenlet_impl* here = current_impl();
-    if (here == nullptr || body.impl()->parent != here) {
-      body.set_parent(greenlet::getcurrent());
-      here = body.impl()->parent;
-    }
+    if (here == nullptr || body.impl()->parent != here) body.set_parent(greenlet::getcurrent());
     sent_ = std::move(sent);
     const bool starting = status == generator_status::unstarted;
     status = generator_status::running;
-    {
-      // Here also the resumer takes the context back itself, in case the
-      // body never ran or left by an exception thrown here.
-      context_loan loan(here, body.impl());
-      if (starting) {
-        start();
-      } else if (resume_at.empty()) {
-        switch_to(body, std::move(thrown));
-      } else {
-        greenlet target = std::exchange(resume_at, greenlet());
-        pass_context_down(target.impl(), body.impl());
-        switch_to(target, std::move(thrown));
-      }
+    if (starting) {
+      start();
+    } else if (resume_at.empty()) {
+      switch_to(body, std::move(thrown));
+    } else {
+      greenlet target = std::exchange(resume_at, greenlet());
+      switch_to(target, std::move(thrown));
     }
     return after_switch();
   }
@@ -363,9 +270,10 @@ class generator_state final : public generator_state_base {
     // state goes with body_run, after the body's last use of it; a stranded
     // body (strand()) keeps it until a later kill ends it, if any.
     // A body close() could not end (it yielded again) is killed by the drop
-    // below, with GreenletExit. It unwinds in this context, but what it sets
-    // stays its own: the kill is no resume that takes it back.
-    if (status == generator_status::suspended) share_context(body.impl(), current_impl());
+    // below, with GreenletExit. The drop unmarks it first, so it has a
+    // context of its own then: a copy of this one (what it sets there stays
+    // its own).
+    if (status == generator_status::suspended) body.impl()->context_vars = current_impl()->context_vars;
     abandoned_ = true;
     drop_body();
   }
@@ -390,11 +298,9 @@ class generator_state final : public generator_state_base {
     }
     yielded_.emplace(std::move(v));
     status = generator_status::suspended;
+    if (current_impl() != body.impl()) resume_at = greenlet::getcurrent();
     // To the resumer (body's parent, set by resume()), without making a
     // handle for it: see resume().
-    if (current_impl() != body.impl()) [[unlikely]]
-      yielding_from_below();
-    share_context(body.impl()->parent, body.impl());  // the context, back to the resumer
     (void)switch_inline_empty(body.impl()->parent);
     if constexpr (!std::is_void_v<Send>) {
       std::optional<Send> sent = std::move(sent_);
@@ -533,14 +439,6 @@ class generator_state final : public generator_state_base {
     greenlet r(std::move(resume_at));
   }
 
-  // yielding_from_below() prepares a yield made by a greenlet below the
-  // body: the next resume continues there (resume_at), and the context that
-  // greenlet's chain holds goes back up to the body.
-  [[gnu::noinline]] void yielding_from_below() {
-    resume_at = greenlet::getcurrent();
-    bring_context_up(resume_at.impl(), body.impl());
-  }
-
   // strand() is a yield from a body being killed that swallowed its kill
   // (GreenletExit, after close()'s GeneratorExit) and the error its last
   // yield raised, typically in a catch of std::exception inside a loop.
@@ -579,9 +477,6 @@ class generator_state final : public generator_state_base {
     } catch (...) {
       error_ = std::current_exception();
     }
-    // The context goes back to the resumer (the parent) with the end, unless
-    // the body was killed while suspended: no resume gave it one then.
-    if (status == generator_status::running) share_context(current_impl()->parent, current_impl());
     status = generator_status::finished;
     // The body is done: unmark it here, on its own thread. An abandoned
     // generator (see abandon()) is deleted as this run function goes, and
@@ -648,7 +543,6 @@ class generator_state final : public generator_state_base {
       case generator_status::unstarted:
       case generator_status::running: break;
     }
-    share_context(current_impl(), body.impl());  // the body did not give it back
     throw generator_error(generator_errc::foreign_switch, "generator body switched away without yielding or returning");
   }
 
