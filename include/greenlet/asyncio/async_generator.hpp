@@ -44,7 +44,13 @@ namespace greenlet::asyncio {
 // GeneratorExit at the pending yield and waits for the body to finish.
 // Destroying a suspended generator raises GeneratorExit there without
 // waiting (asyncio's finalizer hook schedules aclose()); the body then
-// unwinds in its own task.
+// unwinds in its own task. An anext() or aclose() under way keeps the
+// generator alive, as a pending __anext__ does in Python: destroying the
+// generator meanwhile lets it finish, and the generator is finalized when it
+// returns. If the body's task ends before the body could run (it was
+// cancelled first, or no stack could be mapped for it), the pending anext()
+// raises that (CancelledError, the stack error) and the generator is
+// finished.
 //
 // Thread rules: it belongs to the loop's thread; anext() and aclose() are
 // called from tasks of the loop the body runs on.
@@ -88,16 +94,18 @@ class async_generator {
   // generator stays bound to its loop's thread.
   async_generator(async_generator&& other) noexcept = default;
   // operator=(other) takes over other's generator; the one held before is finalized as by the
-  // destructor (GeneratorExit at its pending yield, or its running body cancelled). Throws nothing;
-  // loop thread only.
+  // destructor. Throws nothing; loop thread only.
   async_generator& operator=(async_generator&& other) noexcept {
     if (this != &other) {
-      finalize();
+      release();
       s_ = std::move(other.s_);
     }
     return *this;
   }
-  ~async_generator() { finalize(); }
+  // ~async_generator() finalizes the generator: GeneratorExit at its pending yield, without
+  // waiting; an anext() or aclose() under way finishes first and finalizes it on return. Throws
+  // nothing; loop thread only.
+  ~async_generator() { release(); }
 
   // anext() runs the body to its next yield and returns the value, or
   // std::nullopt once it has returned. Rethrows what the body throws.
@@ -114,8 +122,7 @@ class async_generator {
     event_loop& loop = get_running_loop();
     s.item = loop.create_future<std::optional<T>>();
     if (s.state == status::unstarted) {
-      s.state = status::running;
-      s.task = loop.create_task([keep = s_] { run_body(*keep); });
+      start(s, loop);
     } else {
       s.state = status::running;
       s.resume.set_result();
@@ -163,14 +170,20 @@ class async_generator {
 
   // shared is the state both sides reach: the consumer through the
   // generator, the body through its task (which holds it alive). The
-  // generator drops its task handle when destroyed, which breaks the cycle.
+  // generator drops its task handle when destroyed, which breaks the cycle;
+  // so does the body's task when it ends.
   struct shared {
     std::unique_ptr<body_base> body;
     Future<std::optional<T>> item;  // the consumer awaits it in anext()
     Future<void> resume;            // the body awaits it in yield()
     Task<void> task;
+    // The generator's own reference, parked here when it is destroyed while
+    // an anext() or aclose() is under way; that call finalizes it on return.
+    std::shared_ptr<shared> orphan;
     status state = status::unstarted;
     bool closing = false;
+    bool in_flight = false;  // an anext() or aclose() awaits `item`
+    bool abandoned = false;  // the generator is gone: the body must not park again
   };
 
   shared& checked() const {
@@ -180,16 +193,30 @@ class async_generator {
     return *s_;
   }
 
+  // await_item(s) waits for the body's next yield (or end). Meanwhile s
+  // stays alive even if the generator is destroyed (see release()), and is
+  // finalized here on the way out if it was.
   static std::optional<T> await_item(shared& s) {
+    s.in_flight = true;
+    struct landed {
+      shared& s;
+      ~landed() {
+        s.in_flight = false;
+        if (s.orphan != nullptr) {
+          std::shared_ptr<shared> last = std::move(s.orphan);
+          abandon(s);
+        }  // `last` may free s: nothing follows
+      }
+    } guard{s};
     Future<std::optional<T>> item = s.item;
     try {
-      return asyncio::await(Future<std::optional<T>>(item));
+      return std::move(asyncio::await(item));
     } catch (const CancelledError&) {
       // The consumer was cancelled while the body ran: cancel the body at
       // its own await, as the shared task would be in Python. If the body
       // had already yielded, the value is lost (as in Python) and the body
       // stays parked at its yield.
-      if (item.cancelled() && s.state == status::running) s.task.cancel();
+      if (item.cancelled() && s.state == status::running && !s.task.empty()) s.task.cancel();
       throw;
     }
   }
@@ -197,6 +224,13 @@ class async_generator {
   static void yield_value(shared& s, T value) {
     if (s.closing) {
       throw RuntimeError(asyncio_errc::invalid_state, "async generator ignored GeneratorExit");
+    }
+    if (s.abandoned) {
+      // Destroyed while the body ran (its consumer was cancelled): this
+      // yield, which would park it for nobody, is where its finalizer's
+      // GeneratorExit lands.
+      s.closing = true;
+      throw ::greenlet::GeneratorExit();
     }
     s.resume = get_running_loop().create_future<void>();
     // A cancelled item means the consumer is gone and a cancel() of this
@@ -239,22 +273,68 @@ class async_generator {
     if (!s.item.done()) s.item.set_exception(std::move(error));
   }
 
-  void finalize() noexcept {
+  // start(s, loop) runs the body in a new task of loop. The task keeps s
+  // alive; if it ends before the body could run, body_task_done() ends the
+  // generator with its outcome.
+  void start(shared& s, event_loop& loop) {
+    Task<void> task = loop.create_task([keep = s_] { run_body(*keep); });
+    task.state()->add_fast_callback(&body_task_done, &s);
+    s.task = std::move(task);
+    s.state = status::running;
+  }
+
+  // body_task_done(s, task) runs once the body's task is done. Normally
+  // run_body() has finished the generator; a task cancelled before its
+  // first step, or that could not get a stack, never ran it, and the pending
+  // anext() would wait for ever: it gets the task's outcome instead. The
+  // task then lets go of s (`s` is alive until the task's reference, the
+  // callback's, is released last).
+  static void body_task_done(void* shared_state, void* task_state) {
+    shared& s = *static_cast<shared*>(shared_state);
+    auto* task = static_cast<detail::future_state*>(task_state);
+    if (s.state != status::finished) {
+      s.state = status::finished;
+      if (!s.item.done()) {
+        if (task->cancelled()) {
+          s.item.cancel();
+        } else if (std::exception_ptr error = task->exception()) {
+          s.item.state()->set_exception(std::move(error));
+        } else {
+          s.item.set_result(std::nullopt);
+        }
+      }
+    }
+    s.task = Task<void>();  // breaks the cycle s -> task -> body -> s
+    detail::release(task);
+  }
+
+  // release() lets go of the generator: finalized now, or by the anext() or
+  // aclose() under way when it returns. Throws nothing; loop thread only.
+  void release() noexcept {
     if (s_ == nullptr) return;
-    shared& s = *s_;
+    if (s_->in_flight) {
+      s_->orphan = std::move(s_);
+      return;
+    }
+    abandon(*s_);
+    s_.reset();
+  }
+
+  // abandon(s) finalizes a generator nobody holds any more: GeneratorExit at
+  // its pending yield, without waiting. A body still running (its consumer
+  // was cancelled) goes on; it is closed at its next yield.
+  static void abandon(shared& s) noexcept {
+    s.abandoned = true;
     try {
       if (s.state == status::parked) {
         s.closing = true;
-        s.resume.set_exception(::greenlet::GeneratorExit());
-      } else if (s.state == status::running && !s.task.empty()) {
-        s.task.cancel();
+        s.resume.set_exception(std::make_exception_ptr(::greenlet::GeneratorExit()));
       }
     } catch (...) {
       // Only allocation can fail here; the body then stays parked until its
       // loop closes and unwinds it.
     }
     s.task = Task<void>();
-    s_.reset();
   }
 
   std::shared_ptr<shared> s_;
