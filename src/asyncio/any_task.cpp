@@ -15,7 +15,9 @@ std::vector<AnyTask> all_tasks() {
   std::vector<AnyTask> tasks;
   tasks.reserve(loop.task_count);
   for (detail::task_state* t = loop.tasks_head; t != nullptr; t = t->next) {
-    if (!t->future()->done()) tasks.emplace_back(t);
+    // An async generator's body runs in a task of its own, but as a part of
+    // its consumer's: Python's all_tasks() has no task for it.
+    if (!t->future()->done() && t->async_generator == nullptr) tasks.emplace_back(t);
   }
   // The loop links each new task at the head of its list: newest first.
   std::reverse(tasks.begin(), tasks.end());

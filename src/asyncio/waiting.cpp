@@ -353,37 +353,81 @@ bool completion_queue::empty() const noexcept { return impl_->state->remaining =
 
 void shutdown_default_executor(loop_core* loop) noexcept;  // asyncio/executor.cpp
 
+namespace {
+
+// run_until_all_done(core, futures) runs the loop until every one of futures
+// is done.
+void run_until_all_done(loop_core* core, const std::vector<future_state*>& futures) {
+  auto state = std::make_shared<wait_state>(core, futures);
+  for (future_state* f : futures) state->remaining += f->done() ? 0 : 1;
+  if (state->remaining == 0) state->outer.set_result();
+  child_callbacks callbacks(state, [](wait_state& s, std::size_t) {
+    if (--s.remaining == 0 && !s.outer.done()) s.outer.set_result();
+  });
+  run_until_done(core, state->outer.state());
+}
+
+// pending_tasks(core, bodies) are the loop's unfinished tasks: those that run
+// async generators' bodies if `bodies`, the others if not.
+std::vector<task_state*> pending_tasks(loop_core* core, bool bodies) {
+  std::vector<task_state*> tasks;
+  for (task_state* t = core->tasks_head; t != nullptr; t = t->next) {
+    if (!t->future()->done() && (t->async_generator != nullptr) == bodies) tasks.push_back(t);
+  }
+  return tasks;
+}
+
+// cancel_remaining_tasks(core) is asyncio.run's _cancel_all_tasks(): cancel
+// the tasks still pending (not the async generators' bodies, which belong
+// to their consumers) and run the loop until they are done.
+void cancel_remaining_tasks(loop_core* core) {
+  std::vector<future_state*> pending;
+  for (task_state* t : pending_tasks(core, false)) pending.push_back(t->future());
+  if (pending.empty()) return;
+  auto hold = std::make_shared<wait_state>(core, pending);  // their references, while cancelled
+  for (future_state* f : pending) {
+    try {
+      f->cancel("");
+    } catch (...) {  // tasks awaiting each other: the rest are still cancelled
+      core->report({"error while cancelling a task at asyncio::run() shutdown", std::current_exception(), f->repr()});
+    }
+  }
+  run_until_all_done(core, pending);
+  for (future_state* f : pending) {
+    if (f->failed()) {
+      core->report({"unhandled exception during asyncio::run() shutdown", f->exception(), f->repr()});
+    }
+  }
+}
+
+// shutdown_async_generators(core) is loop.shutdown_asyncgens(): every async
+// generator whose body is still parked at a yield gets GeneratorExit there,
+// and the loop runs until their bodies are done. What a body throws then
+// goes to the exception handler (see async_generator.hpp).
+void shutdown_async_generators(loop_core* core) {
+  std::vector<future_state*> bodies;
+  for (task_state* t : pending_tasks(core, true)) bodies.push_back(t->future());
+  if (bodies.empty()) return;
+  auto hold = std::make_shared<wait_state>(core, bodies);  // their references, while closed
+  for (future_state* f : bodies) f->as_task()->async_generator->close_at_shutdown();
+  run_until_all_done(core, bodies);
+}
+
+}  // namespace
+
 void finish_run(event_loop& loop) noexcept {
   loop_core* core = loop.core();
-  try {
-    if (!core->closed && core->task_count > 0) {
-      std::vector<future_state*> pending;
-      for (task_state* t = core->tasks_head; t != nullptr; t = t->next) pending.push_back(t->future());
-      auto state = std::make_shared<wait_state>(core, pending);
-      for (future_state* f : pending) {
-        try {
-          f->cancel("");
-        } catch (...) {  // tasks awaiting each other: the rest are still cancelled
-          core->report(
-              {"error while cancelling a task at asyncio::run() shutdown", std::current_exception(), f->repr()});
-        }
-      }
-      for (future_state* f : pending) state->remaining += f->done() ? 0 : 1;
-      if (state->remaining == 0) {
-        state->outer.set_result();
-      }
-      child_callbacks callbacks(state, [](wait_state& s, std::size_t) {
-        if (--s.remaining == 0 && !s.outer.done()) s.outer.set_result();
-      });
-      run_until_done(core, state->outer.state());
-      for (future_state* f : pending) {
-        if (f->failed()) {
-          core->report({"unhandled exception during asyncio::run() shutdown", f->exception(), f->repr()});
-        }
-      }
+  if (!core->closed) {
+    try {
+      cancel_remaining_tasks(core);
+    } catch (...) {
+      core->report({"error while cancelling the remaining tasks of asyncio::run()", std::current_exception(), ""});
     }
-  } catch (...) {
-    core->report({"error while cancelling the remaining tasks of asyncio::run()", std::current_exception(), ""});
+    try {
+      shutdown_async_generators(core);
+    } catch (...) {
+      core->report({"error while closing the asynchronous generators of asyncio::run()", std::current_exception(), ""});
+    }
   }
   // The default executor of run_in_executor(nullptr) (asyncio/executor.cpp)
   // finishes its jobs before the loop closes, as asyncio.run's

@@ -178,3 +178,217 @@ TEST(AsyncGenLifetimeDeathTest, body_task_without_a_stack_fails_anext) {
 }
 
 }  // namespace
+
+namespace {
+
+using AsyncGenShutdownTests = greenlet_test::GreenletTest;
+using AsyncGenContextTests = greenlet_test::GreenletTest;
+using asyncio_test::error_log;
+
+// ------------------------------------ all_tasks() and asyncio::run's end
+
+// The body's task is a part of its consumer's, as in Python, where the body
+// runs in the consumer's task: all_tasks() does not list it, so the common
+// "cancel every other task" leaves the generator working. It was listed,
+// and cancelling it finished the generator.
+TEST_F(AsyncGenShutdownTests, all_tasks_does_not_list_the_body) {
+  Strings log;
+  asyncio::run([&] {
+    AG gen([&](AG::context& co) {
+      Guard g{log, "body"};
+      for (int i = 0; i < 5; ++i) co.yield(i);
+    });
+    EXPECT_EQ(gen.anext(), 0);
+    std::vector<asyncio::AnyTask> tasks = asyncio::all_tasks();
+    EXPECT_EQ(tasks.size(), 1u);  // main only
+    for (asyncio::AnyTask& t : tasks) {
+      if (!(t == asyncio::current_task())) t.cancel();
+    }
+    asyncio::sleep(0);
+    asyncio::sleep(0);
+    EXPECT_EQ(gen.anext(), 1);
+    gen.aclose();
+    log.push_back("closed");
+  });
+  EXPECT_EQ(log, (Strings{"~body", "closed"}));
+}
+
+// ticks(name, log) yields for ever and logs how it is ended.
+AG ticks(const std::string& name, Strings& log) {
+  return AG([name, &log](AG::context& co) {
+    try {
+      for (int i = 0;; ++i) co.yield(i);
+    } catch (const greenlet::GeneratorExit&) {
+      log.push_back(name + " GeneratorExit");
+      throw;
+    } catch (const asyncio::CancelledError&) {
+      log.push_back(name + " CancelledError");
+      throw;
+    } catch (const greenlet::GreenletExit&) {
+      log.push_back(name + " GreenletExit");
+      throw;
+    }
+  });
+}
+
+// asyncio.run ends with loop.shutdown_asyncgens(): a generator still parked
+// at a yield is closed with aclose(), GeneratorExit at the yield (after the
+// remaining tasks were cancelled). Its body was cancelled instead
+// (CancelledError), like any task. The generators outlive the run here.
+TEST_F(AsyncGenShutdownTests, run_closes_live_generators_with_generator_exit) {
+  Strings log;
+  std::vector<AG> keep;
+  asyncio::run([&] {
+    keep.push_back(ticks("K", log));
+    EXPECT_EQ(keep.back().anext(), 0);
+    AG other = ticks("U", log);
+    asyncio::await(asyncio::create_task([&] { EXPECT_EQ(other.anext(), 0); }));  // started by a task now gone
+    keep.push_back(std::move(other));
+    log.push_back("main returns");
+  });
+  log.push_back("after run");
+  keep.clear();
+  EXPECT_EQ(log, (Strings{"main returns", "U GeneratorExit", "K GeneratorExit", "after run"}));
+}
+
+// test_asyncgen.py test_async_gen_asyncio_shutdown_01: two consumers in
+// async for, cancelled at the end of run(); their generators' cleanups,
+// which await, run to completion at shutdown.
+TEST_F(AsyncGenShutdownTests, test_async_gen_asyncio_shutdown_01) {
+  int finalized = 0;
+  asyncio::run(
+      [&] {
+        auto waiter = [&](double timeout) {
+          return AG([&finalized, timeout](AG::context& co) {
+            struct cleanup {
+              int& finalized;
+              ~cleanup() {
+                try {  // Python's `finally: await sleep(0); finalized += 1`
+                  asyncio::sleep(0);
+                  ++finalized;
+                } catch (const asyncio::CancelledError&) {
+                }
+              }
+            } c{finalized};
+            asyncio::sleep(timeout);
+            co.yield(1);
+          });
+        };
+        auto wait = [&] {
+          for (int i : asyncio::aiter(waiter(1))) (void)i;
+        };
+        asyncio::create_task(wait);
+        asyncio::create_task(wait);
+        asyncio::sleep(0.1);
+      },
+      virtual_time());
+  EXPECT_EQ(finalized, 2);
+}
+
+// What a body closed at run()'s end throws goes to the loop's exception
+// handler, as shutdown_asyncgens() reports "an error occurred during
+// closing of asynchronous generator".
+TEST_F(AsyncGenShutdownTests, error_while_closing_at_shutdown_is_reported) {
+  error_log errors;
+  std::optional<AG> keep;
+  asyncio::run([&] {
+    errors.attach(asyncio::get_running_loop());
+    keep.emplace([](AG::context& co) {
+      try {
+        co.yield(1);
+      } catch (const greenlet::GeneratorExit&) {
+        throw TestError("cleanup failed");
+      }
+    });
+    EXPECT_EQ(keep->anext(), 1);
+  });
+  keep.reset();
+  ASSERT_EQ(errors.messages.size(), 1u);
+  EXPECT_EQ(errors.messages[0], "an error occurred during closing of asynchronous generator");
+  EXPECT_EQ(errors.whats[0], "cleanup failed");
+}
+
+// The same for a generator finalized by its destructor (asyncio's finalizer
+// hook runs aclose() in a task whose exception is then reported): the error
+// was lost.
+TEST_F(AsyncGenShutdownTests, error_while_finalizing_is_reported) {
+  error_log errors;
+  asyncio::run([&] {
+    errors.attach(asyncio::get_running_loop());
+    {
+      AG gen([](AG::context& co) {
+        try {
+          co.yield(1);
+        } catch (const greenlet::GeneratorExit&) {
+          throw TestError("cleanup failed");
+        }
+      });
+      EXPECT_EQ(gen.anext(), 1);
+    }
+    asyncio::sleep(0);
+    asyncio::sleep(0);
+  });
+  ASSERT_EQ(errors.messages.size(), 1u);
+  EXPECT_EQ(errors.messages[0], "an error occurred during closing of asynchronous generator");
+  EXPECT_EQ(errors.whats[0], "cleanup failed");
+}
+
+// ---------------------------------------------------------------- context
+
+asyncio::context_var<std::string> var("var", std::string("default"));
+
+// The body runs in the context of the task that resumes it, at every step
+// (in Python they are one task): it sees what the consumer set since the
+// last step, and the consumer sees what it set. The body's task copied the
+// context once, at the first anext(), and kept its own.
+TEST_F(AsyncGenContextTests, each_step_runs_in_the_consumers_context) {
+  Strings log;
+  asyncio::run([&] {
+    var.set("consumer1");
+    AG gen([&](AG::context& co) {
+      log.push_back("body sees " + var.get());
+      var.set("body");
+      co.yield(1);
+      log.push_back("body sees " + var.get());
+      co.yield(2);
+    });
+    gen.anext();
+    log.push_back("consumer sees " + var.get());
+    var.set("consumer2");
+    gen.anext();
+    gen.aclose();
+  });
+  EXPECT_EQ(log, (Strings{"body sees consumer1", "consumer sees body", "body sees consumer2"}));
+}
+
+// Two consumer tasks in turn: each step sees its own consumer's context,
+// and aclose() runs the body's cleanup in the closer's.
+TEST_F(AsyncGenContextTests, steps_of_different_tasks_see_each_ones_context) {
+  Strings log;
+  asyncio::run([&] {
+    AG gen([&](AG::context& co) {
+      try {
+        for (int i = 0;; ++i) {
+          log.push_back("step " + std::to_string(i) + " sees " + var.get());
+          co.yield(i);
+        }
+      } catch (const greenlet::GeneratorExit&) {
+        log.push_back("closing sees " + var.get());
+        throw;
+      }
+    });
+    auto step_in_task = [&](const std::string& value) {
+      asyncio::await(asyncio::create_task([&] {
+        var.set(value);
+        gen.anext();
+      }));
+    };
+    step_in_task("A");
+    step_in_task("B");
+    var.set("main");
+    gen.aclose();
+  });
+  EXPECT_EQ(log, (Strings{"step 0 sees A", "step 1 sees B", "closing sees main"}));
+}
+
+}  // namespace

@@ -100,8 +100,9 @@ class AnyTask {
 AnyTask current_task();
 
 // all_tasks() is every unfinished task of the running loop, as
-// asyncio.all_tasks(), oldest first. Throws RuntimeError if no loop runs on
-// this thread, std::bad_alloc.
+// asyncio.all_tasks(), oldest first. The tasks that run async_generator
+// bodies are not listed: in Python those bodies run in their consumers'
+// tasks. Throws RuntimeError if no loop runs on this thread, std::bad_alloc.
 std::vector<AnyTask> all_tasks();
 
 // await(t) suspends the calling task until t is done, then rethrows its

@@ -25,6 +25,8 @@
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
+#include "greenlet/detail/task_state.hpp"
+#include "greenlet/fiber/context.hpp"
 #include "greenlet/generator/errors.hpp"
 
 // Everything this header declares is public API: exported even though the library
@@ -51,6 +53,19 @@ namespace greenlet::asyncio {
 // cancelled first, or no stack could be mapped for it), the pending anext()
 // raises that (CancelledError, the stack error) and the generator is
 // finished.
+//
+// The body runs in a task of its own, but as a part of its consumer's: it
+// is not in all_tasks() (so "cancel every other task" leaves it alone), and
+// each step runs in the context of the task that called anext() or
+// aclose(): context_var values the consumer set are seen by the body, and
+// those the body sets are seen by the consumer once the step returns, as
+// in Python, where the body runs in the consumer's task. At the end of
+// asyncio::run(), once the remaining tasks are cancelled and done, every
+// generator still parked at a yield is closed: GeneratorExit there, as
+// asyncio.run's loop.shutdown_asyncgens() does with aclose(). What the body
+// throws when no anext() or aclose() waits for it (after the destructor or
+// that shutdown closed it) goes to the loop's exception handler. Inside the
+// body, current_task() is the body's own task.
 //
 // Thread rules: it belongs to the loop's thread; anext() and aclose() are
 // called from tasks of the loop the body runs on.
@@ -121,6 +136,7 @@ class async_generator {
     }
     event_loop& loop = get_running_loop();
     s.item = loop.create_future<std::optional<T>>();
+    hand_context(s);
     if (s.state == status::unstarted) {
       start(s, loop);
     } else {
@@ -144,6 +160,7 @@ class async_generator {
     }
     s.closing = true;
     s.item = get_running_loop().create_future<std::optional<T>>();
+    hand_context(s);
     s.state = status::running;
     s.resume.set_exception(::greenlet::GeneratorExit());
     await_item(s);
@@ -172,7 +189,11 @@ class async_generator {
   // generator, the body through its task (which holds it alive). The
   // generator drops its task handle when destroyed, which breaks the cycle;
   // so does the body's task when it ends.
-  struct shared {
+  struct shared final : detail::async_generator_body {
+    // close_at_shutdown() is asyncio::run()'s aclose() at its end: what
+    // abandon() does to a parked body.
+    void close_at_shutdown() noexcept override { raise_exit(*this); }
+
     std::unique_ptr<body_base> body;
     Future<std::optional<T>> item;  // the consumer awaits it in anext()
     Future<void> resume;            // the body awaits it in yield()
@@ -184,7 +205,25 @@ class async_generator {
     bool closing = false;
     bool in_flight = false;  // an anext() or aclose() awaits `item`
     bool abandoned = false;  // the generator is gone: the body must not park again
+    // The context of the step: the side that hands control over (the
+    // consumer resuming, the body yielding or ending) leaves its context
+    // here, and the other side takes it (context_waiting) when it runs.
+    ::greenlet::detail::context_ptr context;
+    bool context_waiting = false;
   };
+
+  // hand_context(s) leaves the calling greenlet's context for the other side.
+  static void hand_context(shared& s) noexcept {
+    s.context = ::greenlet::detail::current_context();
+    s.context_waiting = true;
+  }
+  // take_context(s) makes the context the other side left the calling
+  // greenlet's own (nothing if none was left since the last take).
+  static void take_context(shared& s) noexcept {
+    if (!s.context_waiting) return;
+    s.context_waiting = false;
+    ::greenlet::detail::set_current_context(std::move(s.context));
+  }
 
   shared& checked() const {
     if (s_ == nullptr) {
@@ -210,15 +249,24 @@ class async_generator {
     } guard{s};
     Future<std::optional<T>> item = s.item;
     try {
-      return std::move(asyncio::await(item));
+      asyncio::await(item);
     } catch (const CancelledError&) {
-      // The consumer was cancelled while the body ran: cancel the body at
-      // its own await, as the shared task would be in Python. If the body
-      // had already yielded, the value is lost (as in Python) and the body
-      // stays parked at its yield.
-      if (item.cancelled() && s.state == status::running && !s.task.empty()) s.task.cancel();
+      if (item.cancelled()) {
+        // The consumer was cancelled while the body ran: cancel the body at
+        // its own await, as the shared task would be in Python. If the body
+        // had already yielded, the value is lost (as in Python) and the body
+        // stays parked at its yield.
+        if (s.state == status::running && !s.task.empty()) s.task.cancel();
+        throw;
+      }
+      take_context(s);
+      throw;
+    } catch (...) {
+      take_context(s);
       throw;
     }
+    take_context(s);
+    return std::move(item.result());
   }
 
   static void yield_value(shared& s, T value) {
@@ -233,6 +281,7 @@ class async_generator {
       throw ::greenlet::GeneratorExit();
     }
     s.resume = get_running_loop().create_future<void>();
+    hand_context(s);
     // A cancelled item means the consumer is gone and a cancel() of this
     // task is on its way: park and receive it at the await below.
     if (!s.item.done()) s.item.set_result(std::optional<T>(std::move(value)));
@@ -241,12 +290,14 @@ class async_generator {
       shared& s;
       ~resumed() {
         if (s.state == status::parked) s.state = status::running;
+        take_context(s);  // the resumer's, also for what it throws in
       }
     } guard{s};
     asyncio::await(Future<void>(s.resume));
   }
 
   static void run_body(shared& s) {
+    take_context(s);
     context co(&s);
     try {
       s.body->call(co);
@@ -265,12 +316,43 @@ class async_generator {
       return;
     }
     s.state = status::finished;
+    hand_context(s);
     if (!s.item.done()) s.item.set_result(std::nullopt);
   }
 
   static void finish_with(shared& s, std::exception_ptr error) {
     s.state = status::finished;
-    if (!s.item.done()) s.item.set_exception(std::move(error));
+    hand_context(s);
+    if (!s.item.done()) {
+      s.item.set_exception(std::move(error));
+    } else {
+      report_unawaited(s, std::move(error));
+    }
+  }
+
+  // report_unawaited(s, error) hands the loop's exception handler what the
+  // body threw with no anext() or aclose() waiting: closed by its destructor
+  // or at asyncio::run()'s end, or its consumer cancelled meanwhile (a
+  // CancelledError then is the consumer's own and not reported).
+  static void report_unawaited(const shared& s, std::exception_ptr error) noexcept {
+    try {
+      std::rethrow_exception(error);
+    } catch (const CancelledError&) {
+      return;
+    } catch (...) {
+    }
+    try {
+      detail::loop_core* loop = detail::running_loop();
+      if (loop == nullptr) return;
+      detail::exception_context report;
+      report.message = s.closing ? "an error occurred during closing of asynchronous generator"
+                                 : "an asynchronous generator's exception had no anext() to go to";
+      report.exception = std::move(error);
+      if (loop->current_task != nullptr) report.source = loop->current_task->repr();
+      loop->report(report);
+    } catch (...) {
+      // Only allocation can fail; the error is then dropped.
+    }
   }
 
   // start(s, loop) runs the body in a new task of loop. The task keeps s
@@ -278,6 +360,7 @@ class async_generator {
   // generator with its outcome.
   void start(shared& s, event_loop& loop) {
     Task<void> task = loop.create_task([keep = s_] { run_body(*keep); });
+    task.state()->as_task()->async_generator = &s;
     task.state()->add_fast_callback(&body_task_done, &s);
     s.task = std::move(task);
     s.state = status::running;
@@ -325,16 +408,21 @@ class async_generator {
   // was cancelled) goes on; it is closed at its next yield.
   static void abandon(shared& s) noexcept {
     s.abandoned = true;
+    raise_exit(s);
+    s.task = Task<void>();
+  }
+
+  // raise_exit(s) raises GeneratorExit at the parked body's yield, without
+  // waiting for it to end.
+  static void raise_exit(shared& s) noexcept {
+    if (s.state != status::parked || s.resume.done()) return;  // not parked, or already told
     try {
-      if (s.state == status::parked) {
-        s.closing = true;
-        s.resume.set_exception(std::make_exception_ptr(::greenlet::GeneratorExit()));
-      }
+      s.closing = true;
+      s.resume.set_exception(std::make_exception_ptr(::greenlet::GeneratorExit()));
     } catch (...) {
       // Only allocation can fail here; the body then stays parked until its
       // loop closes and unwinds it.
     }
-    s.task = Task<void>();
   }
 
   std::shared_ptr<shared> s_;

@@ -16,6 +16,22 @@
 
 namespace greenlet::asyncio::detail {
 
+// async_generator_body is what the loop sees of an async_generator through
+// the task its body runs in (task_state::async_generator). Such a task is
+// the generator's, not the program's: all_tasks() does not list it and
+// asyncio::run() does not cancel it at its end; it closes the generator
+// instead (asyncio's loop.shutdown_asyncgens()).
+class async_generator_body {
+ public:
+  // close_at_shutdown() raises GeneratorExit at the body's pending yield
+  // without waiting (nothing if it is not parked at one); what escapes the
+  // body then goes to the loop's exception handler. Throws nothing.
+  virtual void close_at_shutdown() noexcept = 0;
+
+ protected:
+  ~async_generator_body() = default;
+};
+
 // task_state is the non-template part of a task: its greenlet, cancellation
 // bookkeeping and the steps the loop runs.
 class task_state {
@@ -75,6 +91,9 @@ class task_state {
 
   // Set while the task waits (for cancel(), deadlock reports).
   future_state* waiting_on = nullptr;
+  // The async generator whose body this task runs (null for other tasks):
+  // set by async_generator, which it keeps alive while the task lives.
+  async_generator_body* async_generator = nullptr;
   // Where a TaskGroup lists this task while it runs, so that its end is
   // unlisted in constant time (src/asyncio/taskgroup.cpp).
   std::size_t group_index = 0;
