@@ -7,9 +7,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <greenlet/generator.hpp>
 
 #include "asyncio/asyncio_test_support.hpp"
 
@@ -389,6 +393,362 @@ TEST_F(AsyncGenContextTests, steps_of_different_tasks_see_each_ones_context) {
     gen.aclose();
   });
   EXPECT_EQ(log, (Strings{"step 0 sees A", "step 1 sees B", "closing sees main"}));
+}
+
+}  // namespace
+
+namespace {
+
+using AsyncGenProtocolTests = greenlet_test::GreenletTest;
+using Ints = std::vector<int>;
+using SendingAG = asyncio::async_generator<int, int>;
+
+// FooError is test_asyncgen.py's FooEr.
+class FooError : public std::runtime_error {
+ public:
+  FooError() : std::runtime_error("FooEr") {}
+};
+
+// sleep_n_crash(delay) is test_asyncgen.py's: a sleep in a task of its own,
+// cancelled halfway by a timer, awaited: CancelledError.
+void sleep_n_crash(double delay) {
+  auto sleeper = asyncio::create_task([delay] { asyncio::sleep(delay); });
+  asyncio::get_running_loop().call_later(delay / 2, [sleeper]() mutable { sleeper.cancel(); });
+  asyncio::await(sleeper);
+}
+
+// ----------------------------------------------------------------- asend()
+
+// test_asyncgen.py test_async_gen_exception_10: a value sent to a
+// just-started generator is refused (Python's TypeError); the generator
+// stays unstarted and starts on asend(None).
+TEST_F(AsyncGenProtocolTests, test_async_gen_exception_10) {
+  asyncio::run([] {
+    SendingAG gen([](SendingAG::context& co) { co.yield(123); });
+    try {
+      gen.asend(100);
+      ADD_FAILURE() << "asend(100) to a just-started generator did not throw";
+    } catch (const greenlet::generator_error& e) {
+      EXPECT_EQ(e.code(), greenlet::generator_errc::just_started);
+      EXPECT_EQ(std::string(e.what()).rfind("can't send non-None value to a just-started async generator", 0), 0u)
+          << e.what();
+    }
+    EXPECT_EQ(gen.asend(std::nullopt), 123);
+  });
+}
+
+// test_asyncgen.py test_async_gen_asyncio_anext_05: what asend() sends is
+// what the pending yield returns; anext() sends nothing.
+TEST_F(AsyncGenProtocolTests, test_async_gen_asyncio_anext_05) {
+  asyncio::run([] {
+    SendingAG gen([](SendingAG::context& co) {
+      std::optional<int> v = co.yield(1);
+      v = co.yield(v.value_or(-1));
+      co.yield(v.value_or(-1) * 100);
+    });
+    EXPECT_EQ(gen.anext(), 1);
+    EXPECT_EQ(gen.asend(10), 10);
+    EXPECT_EQ(gen.asend(12), 1200);
+    EXPECT_EQ(gen.anext(), std::nullopt);
+    EXPECT_EQ(gen.asend(5), std::nullopt);  // exhausted: Python's StopAsyncIteration
+  });
+}
+
+// test_asyncgen.py test_async_gen_asyncio_anext_06: a body that returns
+// after its yield ends asend(None) with StopAsyncIteration (nullopt).
+TEST_F(AsyncGenProtocolTests, test_async_gen_asyncio_anext_06) {
+  int done = 0;
+  asyncio::run([&] {
+    SendingAG gen([&](SendingAG::context& co) {
+      try {
+        co.yield(0);
+      } catch (...) {
+      }
+      done = 1;
+    });
+    EXPECT_EQ(gen.asend(), 0);
+    EXPECT_EQ(gen.asend(std::nullopt), std::nullopt);
+    done += 10;
+  });
+  EXPECT_EQ(done, 11);
+}
+
+// cleanup is a body's `finally: await sleep(0.01); await sleep(0.01); DONE = 1`.
+struct cleanup {
+  int& done;
+  ~cleanup() {
+    asyncio::sleep(0.01);
+    asyncio::sleep(0.01);
+    done = 1;
+  }
+};
+
+// test_asyncgen.py test_async_gen_asyncio_asend_01.
+TEST_F(AsyncGenProtocolTests, test_async_gen_asyncio_asend_01) {
+  int done = 0;
+  asyncio::run(
+      [&] {
+        SendingAG gen([&](SendingAG::context& co) {
+          cleanup c{done};
+          asyncio::sleep(0.01);
+          std::optional<int> v = co.yield(1);
+          asyncio::sleep(0.01);
+          co.yield(v.value_or(-1) * 2);
+          asyncio::sleep(0.01);
+        });
+        EXPECT_EQ(gen.asend(std::nullopt), 1);
+        EXPECT_EQ(gen.asend(100), 200);
+        EXPECT_EQ(gen.asend(std::nullopt), std::nullopt);
+      },
+      virtual_time());
+  EXPECT_EQ(done, 1);
+}
+
+// test_asyncgen.py test_async_gen_asyncio_asend_02: the body fails after
+// the value sent: asend() raises that, and the body's cleanup ran.
+TEST_F(AsyncGenProtocolTests, test_async_gen_asyncio_asend_02) {
+  int done = 0;
+  EXPECT_THROW(asyncio::run(
+                   [&] {
+                     SendingAG gen([&](SendingAG::context& co) {
+                       cleanup c{done};
+                       asyncio::sleep(0.01);
+                       std::optional<int> v = co.yield(1);
+                       asyncio::sleep(0.01);
+                       throw TestError("1 / 0");
+                       done += 1000;
+                       co.yield(v.value_or(-1) * 2);
+                     });
+                     EXPECT_EQ(gen.asend(std::nullopt), 1);
+                     gen.asend(100);
+                   },
+                   virtual_time()),
+               TestError);
+  EXPECT_EQ(done, 1);
+}
+
+// test_asyncgen.py test_async_gen_asyncio_asend_03: the body's await is
+// cancelled: asend() raises CancelledError, after the body's cleanup.
+TEST_F(AsyncGenProtocolTests, test_async_gen_asyncio_asend_03) {
+  int done = 0;
+  EXPECT_THROW(asyncio::run(
+                   [&] {
+                     SendingAG gen([&](SendingAG::context& co) {
+                       cleanup c{done};
+                       asyncio::sleep(0.01);
+                       std::optional<int> v = co.yield(1);
+                       sleep_n_crash(0.01);
+                       done += 1000;
+                       co.yield(v.value_or(-1) * 2);
+                     });
+                     EXPECT_EQ(gen.asend(std::nullopt), 1);
+                     gen.asend(100);
+                   },
+                   virtual_time()),
+               asyncio::CancelledError);
+  EXPECT_EQ(done, 1);
+}
+
+// ---------------------------------------------------------------- athrow()
+
+// test_asyncgen.py test_async_gen_asyncio_athrow_01: the body catches what
+// athrow() raises at its yield and yields again: athrow() returns that.
+TEST_F(AsyncGenProtocolTests, test_async_gen_asyncio_athrow_01) {
+  int done = 0;
+  asyncio::run(
+      [&] {
+        SendingAG gen([&](SendingAG::context& co) {
+          cleanup c{done};
+          asyncio::sleep(0.01);
+          int v = 0;
+          try {
+            v = co.yield(1).value_or(-1);
+          } catch (const FooError&) {
+            v = 1000;
+            asyncio::sleep(0.01);
+          }
+          co.yield(v * 2);
+          asyncio::sleep(0.01);
+        });
+        EXPECT_EQ(gen.asend(std::nullopt), 1);
+        EXPECT_EQ(gen.athrow(FooError()), 2000);
+        EXPECT_EQ(gen.asend(std::nullopt), std::nullopt);
+      },
+      virtual_time());
+  EXPECT_EQ(done, 1);
+}
+
+// test_asyncgen.py test_async_gen_asyncio_athrow_02: the body's handler is
+// cancelled: athrow() raises CancelledError once the cleanup has run.
+TEST_F(AsyncGenProtocolTests, test_async_gen_asyncio_athrow_02) {
+  int done = 0;
+  EXPECT_THROW(asyncio::run(
+                   [&] {
+                     SendingAG gen([&](SendingAG::context& co) {
+                       cleanup c{done};
+                       asyncio::sleep(0.01);
+                       int v = 0;
+                       try {
+                         v = co.yield(1).value_or(-1);
+                       } catch (const FooError&) {
+                         sleep_n_crash(0.01);
+                       }
+                       co.yield(v * 2);
+                     });
+                     EXPECT_EQ(gen.asend(std::nullopt), 1);
+                     try {
+                       gen.athrow(FooError());
+                     } catch (const asyncio::CancelledError&) {
+                       EXPECT_EQ(done, 1);
+                       throw;
+                     }
+                     ADD_FAILURE() << "CancelledError was not raised";
+                   },
+                   virtual_time()),
+               asyncio::CancelledError);
+  EXPECT_EQ(done, 1);
+}
+
+// test_asyncgen.py test_async_gen_asyncio_athrow_03: the body swallows the
+// exception and returns: athrow() ends with StopAsyncIteration (nullopt).
+TEST_F(AsyncGenProtocolTests, test_async_gen_asyncio_athrow_03) {
+  int done = 0;
+  asyncio::run([&] {
+    AG gen([&](AG::context& co) {
+      try {
+        co.yield(0);
+      } catch (...) {
+      }
+      done = 1;
+    });
+    EXPECT_EQ(gen.asend(), 0);
+    EXPECT_EQ(gen.athrow(TestError("ValueError")), std::nullopt);
+    done += 10;
+  });
+  EXPECT_EQ(done, 11);
+}
+
+// athrow() into a generator that has not started raises at once, without
+// running the body, and finishes it; into a finished one it returns nothing
+// (Python 3.11: athrow() of an exhausted generator returns None); what the
+// body does not catch comes back out.
+TEST_F(AsyncGenProtocolTests, athrow_unstarted_finished_and_uncaught) {
+  bool ran = false;
+  asyncio::run([&] {
+    AG fresh([&](AG::context& co) {
+      ran = true;
+      co.yield(1);
+    });
+    EXPECT_THROW(fresh.athrow(TestError("fresh")), TestError);
+    EXPECT_TRUE(fresh.finished());
+    EXPECT_EQ(fresh.anext(), std::nullopt);
+
+    AG gen([](AG::context& co) { co.yield(1); });
+    EXPECT_EQ(gen.anext(), 1);
+    EXPECT_THROW(gen.athrow(TestError("escapes")), TestError);
+    EXPECT_TRUE(gen.finished());
+    EXPECT_EQ(gen.athrow(TestError("after")), std::nullopt);
+    EXPECT_EQ(gen.anext(), std::nullopt);
+    EXPECT_THROW(gen.athrow(std::exception_ptr()), asyncio::ValueError);
+  });
+  EXPECT_FALSE(ran);
+}
+
+// test_asyncgen.py test_async_gen_exception_11: GeneratorExit thrown in by
+// athrow() (not aclose()) passes through the body to the caller, which may
+// go on yielding. Compared with the sync generator's throw(), as there.
+TEST_F(AsyncGenProtocolTests, test_async_gen_exception_11) {
+  Ints got = asyncio::run([] {
+    AG wrapper([](AG::context& co) {
+      co.yield(1);
+      AG inner([](AG::context& c) {
+        c.yield(10);
+        c.yield(20);
+      });
+      inner.asend();
+      try {
+        inner.athrow(greenlet::GeneratorExit());
+      } catch (const greenlet::GeneratorExit&) {
+        co.yield(2);
+      }
+      co.yield(3);
+    });
+    Ints out;
+    for (int i : asyncio::aiter(wrapper)) out.push_back(i);
+    return out;
+  });
+  EXPECT_EQ(got, (Ints{1, 2, 3}));
+
+  greenlet::generator<int> sync_wrapper([](greenlet::generator<int>::context& co) {
+    co.yield(1);
+    greenlet::generator<int> inner([](greenlet::generator<int>::context& c) {
+      c.yield(10);
+      c.yield(20);
+    });
+    inner.next();
+    try {
+      inner.throw_(greenlet::GeneratorExit());
+    } catch (const greenlet::GeneratorExit&) {
+      co.yield(2);
+    }
+    co.yield(3);
+  });
+  Ints sync_got;
+  for (int i : sync_wrapper) sync_got.push_back(i);
+  EXPECT_EQ(sync_got, got);
+}
+
+// test_asyncgen.py test_async_gen_exception_06 (PEP 479): StopIteration
+// escaping the body becomes RuntimeError.
+TEST_F(AsyncGenProtocolTests, test_async_gen_exception_06) {
+  asyncio::run([] {
+    AG gen([](AG::context& co) {
+      co.yield(123);
+      throw greenlet::StopIteration();
+    });
+    EXPECT_EQ(gen.anext(), 123);
+    try {
+      gen.anext();
+      ADD_FAILURE() << "no RuntimeError";
+    } catch (const asyncio::RuntimeError& e) {
+      EXPECT_NE(std::string(e.what()).find("async generator raised StopIteration"), std::string::npos) << e.what();
+    }
+  });
+}
+
+// asend() and athrow() while the body runs are refused, as anext().
+TEST_F(AsyncGenProtocolTests, asend_and_athrow_while_running_are_runtime_errors) {
+  asyncio::run(
+      [] {
+        SendingAG gen([](SendingAG::context& co) {
+          co.yield(0);
+          asyncio::sleep(0.01);
+          co.yield(1);
+        });
+        EXPECT_EQ(gen.anext(), 0);
+        auto first = asyncio::create_task([&] { return gen.asend(5); });
+        asyncio::sleep(0);
+        EXPECT_THROW(gen.asend(6), asyncio::RuntimeError);
+        EXPECT_THROW(gen.athrow(TestError("x")), asyncio::RuntimeError);
+        EXPECT_THROW(gen.aclose(), asyncio::RuntimeError);
+        EXPECT_EQ(asyncio::await(first), 1);
+      },
+      virtual_time());
+}
+
+// Move-only values both ways.
+TEST_F(AsyncGenProtocolTests, move_only_sent_values) {
+  int sum = asyncio::run([] {
+    asyncio::async_generator<std::unique_ptr<int>, std::unique_ptr<int>> gen([](auto& co) {
+      std::optional<std::unique_ptr<int>> got = co.yield(std::make_unique<int>(1));
+      while (got) got = co.yield(std::make_unique<int>(**got * 2));
+    });
+    int total = **gen.anext();
+    total += **gen.asend(std::make_unique<int>(5));
+    EXPECT_EQ(gen.asend(std::nullopt), std::nullopt);
+    return total;
+  });
+  EXPECT_EQ(sum, 11);
 }
 
 }  // namespace

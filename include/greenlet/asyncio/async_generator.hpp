@@ -1,5 +1,5 @@
-// asyncio/async_generator.hpp: async_generator<T>, Python's async generator:
-// a body that can both await and yield.
+// asyncio/async_generator.hpp: async_generator<T, Send>, Python's async
+// generator (PEP 525): a body that can both await and yield.
 //
 //   asyncio::async_generator<int> ticks([](auto& co) {
 //     for (int i = 0; i < 3; ++i) {
@@ -8,6 +8,13 @@
 //     }
 //   });
 //   for (int i : asyncio::aiter(ticks)) print(i);  // in a task: 0 1 2
+//
+//   asyncio::async_generator<int, int> doubler([](auto& co) {
+//     std::optional<int> got = co.yield(0);  // what asend() sends
+//     while (got) got = co.yield(*got * 2);
+//   });
+//   doubler.anext();     // 0: starts it, as asend(None)
+//   doubler.asend(21);   // 42
 //
 // Why not generator<T> (generator.hpp): a generator's body runs on a
 // greenlet of its own, and a task can only suspend from its own greenlet,
@@ -35,43 +42,64 @@
 
 namespace greenlet::asyncio {
 
-// async_generator<T> yields T values (move-only ones too) to whoever awaits
-// anext(); its body takes a context& and may await anywhere. A move-only
-// owner, as a Python async generator with one reference.
+namespace detail {
+// async_received<Send>::type is what yield() returns in an async
+// generator's body: nothing for Send = void, else std::optional<Send>.
+template <class Send>
+struct async_received {
+  using type = std::optional<Send>;
+};
+template <>
+struct async_received<void> {
+  using type = void;
+};
+struct no_value {};
+}  // namespace detail
+
+// async_generator<T, Send> yields T values (move-only ones too) to whoever
+// awaits anext(), and may be sent Send values with asend() (void: it takes
+// none), as Python's AsyncGenerator[T, Send]; its body takes a context& and
+// may await anywhere. A move-only owner, as a Python async generator with
+// one reference.
 //
-// Semantics, as PEP 525: the body starts on the first anext(). An
-// exception it throws reaches that anext(); StopAsyncIteration thrown by it
-// becomes RuntimeError. If the consumer is cancelled while the body runs,
-// the body is cancelled too (in Python they share a task). aclose() raises
-// GeneratorExit at the pending yield and waits for the body to finish.
-// Destroying a suspended generator raises GeneratorExit there without
-// waiting (asyncio's finalizer hook schedules aclose()); the body then
-// unwinds in its own task. An anext() or aclose() under way keeps the
-// generator alive, as a pending __anext__ does in Python: destroying the
-// generator meanwhile lets it finish, and the generator is finalized when it
-// returns. If the body's task ends before the body could run (it was
-// cancelled first, or no stack could be mapped for it), the pending anext()
-// raises that (CancelledError, the stack error) and the generator is
-// finished.
+// Semantics, as PEP 525: the body starts on the first anext() (or asend()
+// without a value). An exception it throws reaches the call that resumed
+// it; StopAsyncIteration (and greenlet::StopIteration) thrown by it becomes
+// RuntimeError. asend(v) resumes the pending yield with v; athrow(e) raises
+// e there; both return the next value yielded, or std::nullopt if the body
+// returns instead (Python's StopAsyncIteration). If the consumer is
+// cancelled while the body runs, the body is cancelled too (in Python they
+// share a task). aclose() raises GeneratorExit at the pending yield and
+// waits for the body to finish. Destroying a suspended generator raises
+// GeneratorExit there without waiting (asyncio's finalizer hook schedules
+// aclose()); the body then unwinds in its own task. A call under way
+// (anext(), asend(), athrow(), aclose()) keeps the generator alive, as a
+// pending __anext__ does in Python: destroying the generator meanwhile lets
+// it finish, and the generator is finalized when it returns. If the body's
+// task ends before the body could run (it was cancelled first, or no stack
+// could be mapped for it), the pending anext() raises that (CancelledError,
+// the stack error) and the generator is finished.
 //
 // The body runs in a task of its own, but as a part of its consumer's: it
 // is not in all_tasks() (so "cancel every other task" leaves it alone), and
-// each step runs in the context of the task that called anext() or
-// aclose(): context_var values the consumer set are seen by the body, and
-// those the body sets are seen by the consumer once the step returns, as
-// in Python, where the body runs in the consumer's task. At the end of
-// asyncio::run(), once the remaining tasks are cancelled and done, every
-// generator still parked at a yield is closed: GeneratorExit there, as
-// asyncio.run's loop.shutdown_asyncgens() does with aclose(). What the body
-// throws when no anext() or aclose() waits for it (after the destructor or
-// that shutdown closed it) goes to the loop's exception handler. Inside the
-// body, current_task() is the body's own task.
+// each step runs in the context of the task that resumed it: context_var
+// values the consumer set are seen by the body, and those the body sets are
+// seen by the consumer once the step returns, as in Python, where the body
+// runs in the consumer's task. At the end of asyncio::run(), once the
+// remaining tasks are cancelled and done, every generator still parked at a
+// yield is closed: GeneratorExit there, as asyncio.run's
+// loop.shutdown_asyncgens() does with aclose(). What the body throws when
+// no call waits for it (after the destructor or that shutdown closed it)
+// goes to the loop's exception handler. Inside the body, current_task() is
+// the body's own task.
 //
-// Thread rules: it belongs to the loop's thread; anext() and aclose() are
-// called from tasks of the loop the body runs on.
-template <class T>
+// Thread rules: it belongs to the loop's thread; anext(), asend(), athrow()
+// and aclose() are called from tasks of the loop the body runs on.
+template <class T, class Send = void>
 class async_generator {
   static_assert(std::is_object_v<T> && !std::is_array_v<T>, "async_generator<T>: T must be an object type");
+  static_assert(std::is_void_v<Send> || (std::is_object_v<Send> && !std::is_array_v<Send>),
+                "async_generator<T, Send>: Send must be void or an object type");
 
   enum class status { unstarted, running, parked, finished };
   struct shared;
@@ -79,16 +107,24 @@ class async_generator {
  public:
   // value_type is T, the type of the values yielded. A type alias: nothing to throw, any thread.
   using value_type = T;
+  // send_type is Send, the type asend() carries into the body (void: none). A type alias: nothing
+  // to throw, any thread.
+  using send_type = Send;
+  // received_type is what yield() returns in the body: void for Send = void, otherwise
+  // std::optional<Send>, nullopt when resumed by anext() or asend() without a value (Python's
+  // asend(None)). A type alias: nothing to throw, any thread.
+  using received_type = typename detail::async_received<Send>::type;
 
   // context is the body's handle on its generator. Used only by the body, in its own task.
   class context {
    public:
-    // yield(v) hands v to the pending anext() and suspends the body until
-    // the next anext(). Throws GeneratorExit when aclose() is called or the
-    // generator destroyed meanwhile, CancelledError if the body's task is
-    // cancelled, RuntimeError if it yields while being closed. The body's
-    // task only.
-    void yield(T value) { async_generator::yield_value(*s_, std::move(value)); }
+    // yield(v) hands v to the pending anext() (asend(), athrow()) and
+    // suspends the body until the next one, returning what asend() sends.
+    // Throws what athrow() throws in, GeneratorExit when aclose() is called
+    // or the generator destroyed meanwhile, CancelledError if the body's
+    // task is cancelled, RuntimeError if it yields while being closed. The
+    // body's task only.
+    received_type yield(T value) { return async_generator::yield_value(*s_, std::move(value)); }
 
    private:
     friend async_generator;
@@ -131,19 +167,53 @@ class async_generator {
   std::optional<T> anext() {
     shared& s = checked();
     if (s.state == status::finished) return std::nullopt;
-    if (s.state == status::running) {
-      throw RuntimeError(asyncio_errc::invalid_state, "anext(): asynchronous generator is already running");
+    return step(s, "anext()", [&s] { s.resume.set_result(); });
+  }
+
+  // asend() is anext(), Python's asend(None). Throws as anext(); a task of the loop thread only.
+  std::optional<T> asend() { return anext(); }
+  // Overload of asend(): asend(v) resumes the pending yield with v, whose
+  // yield() returns it, and returns the next value yielded (std::nullopt
+  // once the body has returned). Sending std::nullopt is Python's
+  // asend(None). Throws as anext(), and generator_error (just_started) for a
+  // value sent to an unstarted generator, which stays unstarted (Python's
+  // TypeError). A task of the loop thread only.
+  template <class S = Send>
+  requires(!std::is_void_v<S>) std::optional<T> asend(std::type_identity_t<std::optional<S>> value) {
+    shared& s = checked();
+    if (s.state == status::finished) return std::nullopt;
+    if (s.state == status::unstarted && value) {
+      throw generator_error(generator_errc::just_started,
+                            "can't send non-None value to a just-started async generator");
     }
-    event_loop& loop = get_running_loop();
-    s.item = loop.create_future<std::optional<T>>();
-    hand_context(s);
-    if (s.state == status::unstarted) {
-      start(s, loop);
-    } else {
-      s.state = status::running;
+    return step(s, "asend()", [&s, &value] {
+      s.sent = std::move(value);
       s.resume.set_result();
+    });
+  }
+
+  // athrow(e) raises e at the pending yield and returns the next value the
+  // body yields, or std::nullopt if it returns instead (Python's
+  // StopAsyncIteration). An unstarted generator raises e here at once and is
+  // finished without running; a finished one returns std::nullopt (as
+  // Python's athrow() of an exhausted generator returns None). Throws what
+  // the body throws (e itself if it does not catch it), asyncio::ValueError
+  // for a null e, and as anext(). A task of the loop thread only.
+  std::optional<T> athrow(std::exception_ptr error) {
+    shared& s = checked();
+    if (!error) throw ValueError("athrow(): the exception_ptr is null");
+    if (s.state == status::finished) return std::nullopt;
+    if (s.state == status::unstarted) {
+      s.state = status::finished;
+      std::rethrow_exception(std::move(error));
     }
-    return await_item(s);
+    return step(s, "athrow()", [&s, &error] { s.resume.set_exception(std::move(error)); });
+  }
+  // Overload of athrow(std::exception_ptr): athrow(e) raises a copy of exception object e at the
+  // pending yield. Throws as athrow(std::exception_ptr); a task of the loop thread only.
+  template <class E>
+  requires(!std::is_same_v<std::decay_t<E>, std::exception_ptr>) std::optional<T> athrow(E&& error) {
+    return athrow(std::make_exception_ptr(std::forward<E>(error)));
   }
 
   // aclose() raises GeneratorExit at the pending yield and waits until the
@@ -155,15 +225,10 @@ class async_generator {
     shared& s = checked();
     if (s.state == status::unstarted) s.state = status::finished;
     if (s.state == status::finished) return;
-    if (s.state == status::running) {
-      throw RuntimeError(asyncio_errc::invalid_state, "aclose(): asynchronous generator is already running");
-    }
-    s.closing = true;
-    s.item = get_running_loop().create_future<std::optional<T>>();
-    hand_context(s);
-    s.state = status::running;
-    s.resume.set_exception(::greenlet::GeneratorExit());
-    await_item(s);
+    step(s, "aclose()", [&s] {
+      s.closing = true;
+      s.resume.set_exception(std::make_exception_ptr(::greenlet::GeneratorExit()));
+    });
   }
 
   // finished() is true once the body has ended (or was closed unstarted). Throws nothing; loop
@@ -205,6 +270,8 @@ class async_generator {
     bool closing = false;
     bool in_flight = false;  // an anext() or aclose() awaits `item`
     bool abandoned = false;  // the generator is gone: the body must not park again
+    // What asend() hands to the pending yield.
+    [[no_unique_address]] std::conditional_t<std::is_void_v<Send>, detail::no_value, received_type> sent;
     // The context of the step: the side that hands control over (the
     // consumer resuming, the body yielding or ending) leaves its context
     // here, and the other side takes it (context_waiting) when it runs.
@@ -223,6 +290,28 @@ class async_generator {
     if (!s.context_waiting) return;
     s.context_waiting = false;
     ::greenlet::detail::set_current_context(std::move(s.context));
+  }
+
+  // step(s, op, resume_parked) is one resumption of the body for op: it
+  // hands the caller's context over, resumes the parked body with
+  // resume_parked() (or starts an unstarted one), and awaits what the body
+  // does next.
+  template <class Resume>
+  std::optional<T> step(shared& s, const char* op, Resume&& resume_parked) {
+    if (s.state == status::running) {
+      throw RuntimeError(asyncio_errc::invalid_state, std::string(op) + ": asynchronous generator is already running");
+    }
+    (void)detail::awaiting_task();  // refused outside a task before anything changes
+    event_loop& loop = get_running_loop();
+    s.item = loop.create_future<std::optional<T>>();
+    hand_context(s);
+    if (s.state == status::unstarted) {
+      start(s, loop);
+    } else {
+      s.state = status::running;
+      resume_parked();
+    }
+    return await_item(s);
   }
 
   shared& checked() const {
@@ -269,7 +358,7 @@ class async_generator {
     return std::move(item.result());
   }
 
-  static void yield_value(shared& s, T value) {
+  static received_type yield_value(shared& s, T value) {
     if (s.closing) {
       throw RuntimeError(asyncio_errc::invalid_state, "async generator ignored GeneratorExit");
     }
@@ -294,6 +383,7 @@ class async_generator {
       }
     } guard{s};
     asyncio::await(Future<void>(s.resume));
+    if constexpr (!std::is_void_v<Send>) return std::exchange(s.sent, std::nullopt);
   }
 
   static void run_body(shared& s) {
@@ -306,10 +396,19 @@ class async_generator {
       s.state = status::finished;
       throw;
     } catch (const ::greenlet::GeneratorExit&) {
-      // Closed at a yield: a normal end.
+      // Closed at a yield: a normal end. One it threw itself, or that
+      // athrow() threw in, passes through, as in Python.
+      if (!s.closing) {
+        finish_with(s, std::current_exception());
+        return;
+      }
     } catch (const StopAsyncIteration&) {
       finish_with(s, std::make_exception_ptr(
                          RuntimeError(asyncio_errc::invalid_state, "async generator raised StopAsyncIteration")));
+      return;
+    } catch (const ::greenlet::StopIteration&) {
+      finish_with(s, std::make_exception_ptr(
+                         RuntimeError(asyncio_errc::invalid_state, "async generator raised StopIteration")));
       return;
     } catch (...) {
       finish_with(s, std::current_exception());
