@@ -458,6 +458,12 @@ std::string StreamReader::readuntil(std::string_view separator) {
   }
 }
 
+std::optional<std::string> StreamReader::anext() {
+  std::string line = readline();
+  if (line.empty()) return std::nullopt;
+  return line;
+}
+
 std::string StreamReader::readline() {
   require_stream(t_, "readline()", reader);
   try {

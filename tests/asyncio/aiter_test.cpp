@@ -48,6 +48,25 @@ struct Iterable {
   Countdown aiter() const { return Countdown{n}; }
 };
 
+// What aiter() takes, checked at compile time (an object without anext()
+// failed deep inside aiter_range with a cascade of errors; it is now one
+// error naming the missing anext()).
+struct NoAnext {
+  std::optional<int> readline();
+};
+struct AiterOfNoAnext {
+  NoAnext aiter();
+};
+static_assert(asyncio::async_iterable<Countdown&>);
+static_assert(asyncio::async_iterable<Countdown>);  // a temporary, kept by the range
+static_assert(asyncio::async_iterable<Throwing&>);
+static_assert(asyncio::async_iterable<const Iterable&>);  // through aiter()
+static_assert(asyncio::async_iterable<asyncio::async_generator<int>&>);
+static_assert(!asyncio::async_iterable<NoAnext&>);
+static_assert(!asyncio::async_iterable<AiterOfNoAnext&>);
+static_assert(!asyncio::async_iterable<const Countdown&>);  // anext() is not const
+static_assert(!asyncio::async_iterator<NoAnext>);
+
 // test_coroutines.py test_for_1 (async for over __anext__ returning values).
 TEST_F(AiterTests, optional_anext) {
   Ints got = asyncio::run(

@@ -6,7 +6,10 @@
 // await and returns the next item: either std::optional<T> (std::nullopt
 // ends the iteration) or T, throwing StopAsyncIteration at the end. An
 // object with an aiter() member (Python's __aiter__) is iterated through
-// what aiter() returns. async_generator<T> (async_generator.hpp) is one.
+// what aiter() returns. async_generator<T> (async_generator.hpp) is one,
+// and StreamReader (<greenlet/io.hpp>) is one by lines. aiter() and anext()
+// of anything else fail to compile on the concepts async_iterable and
+// async_iterator, naming the anext() that is missing.
 #pragma once
 
 #include <iterator>
@@ -47,14 +50,40 @@ decltype(auto) get_aiter(X& x) {
   }
 }
 
+// aiter_result<X>::type is what get_aiter() returns for an X lvalue,
+// without instantiating it (the concepts below only look at types).
+template <class X>
+struct aiter_result {
+  using type = X&;
+};
+template <class X>
+requires requires(X& x) { x.aiter(); }
+struct aiter_result<X> {
+  using type = decltype(std::declval<X&>().aiter());
+};
+
 }  // namespace detail
+
+// async_iterator<I> is an asynchronous iterator: an object with an anext()
+// member (Python's __anext__). A concept: checked at compile time.
+template <class I>
+concept async_iterator = requires(I& it) {
+  it.anext();
+};
+
+// async_iterable<X> is what aiter() takes: an asynchronous iterator, or an
+// object whose aiter() member (Python's __aiter__) returns one. A concept:
+// checked at compile time.
+template <class X>
+concept async_iterable =
+    async_iterator<std::remove_reference_t<typename detail::aiter_result<std::remove_reference_t<X>>::type>>;
 
 // aiter_range<X> is what aiter() returns: an input range whose begin() and
 // ++ await the next item. It holds an lvalue source by reference and a
 // temporary one by value, so `for (auto x : aiter(make_gen()))` is safe.
 // Exceptions from anext() other than StopAsyncIteration pass through. Not
 // thread-safe: iterate it in one task of the source's loop.
-template <class X>
+template <async_iterable X>
 class aiter_range {
   using source_type = std::remove_cvref_t<X>;
   using held_type = std::conditional_t<std::is_lvalue_reference_v<X>, X, source_type>;
@@ -142,16 +171,17 @@ class aiter_range {
 
 // aiter(x) adapts an asynchronous iterable for range-for inside a task:
 // `for (auto item : asyncio::aiter(x))` is `async for item in x`. Throws only
-// what moving a temporary x throws; iterate in a task of x's loop.
-template <class X>
-aiter_range<X> aiter(X&& x) {
+// what moving a temporary x throws; iterate in a task of x's loop. An x that
+// is not async_iterable does not compile.
+template <async_iterable X>
+auto aiter(X&& x) {
   return aiter_range<X>(std::forward<X>(x));
 }
 
 // anext(x) awaits x's next item as std::optional: nullopt at the end,
 // whichever way x.anext() reports it (Python's anext(x, None)). Throws what
 // x.anext() throws other than StopAsyncIteration. A task of x's loop only.
-template <class I>
+template <async_iterator I>
 auto anext(I& x) {
   using traits = detail::anext_traits<std::remove_cvref_t<decltype(x.anext())>>;
   if constexpr (traits::optional) {

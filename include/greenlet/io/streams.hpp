@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -58,6 +59,9 @@ struct address {
 // broken pipe), met by a read or by the writer's send, sticks as asyncio's
 // set_exception(): every later read raises it, bytes still buffered or not,
 // so an aborted transfer never looks like one that ended at EOF.
+// It is asynchronously iterable by lines, as `async for line in reader`:
+//
+//   for (std::string& line : asyncio::aiter(reader)) handle(line);  // "a\n", "b\n", "c" (no newline at EOF)
 class StreamReader {
  public:
   StreamReader() = default;
@@ -85,6 +89,10 @@ class StreamReader {
   // bytes (then at_eof() reads it, without waiting), as asyncio's. False
   // after a connection error, unless EOF came first.
   bool at_eof() const noexcept;
+  // anext() is StreamReader.__anext__, for asyncio::aiter(): the next line
+  // as readline() returns it, or std::nullopt once readline() returns empty
+  // (at EOF). Throws what readline() throws; one task at a time.
+  std::optional<std::string> anext();
 
   // operator bool() is false for an empty reader (default-made, moved from, or a Process's
   // stdout_()/stderr_() without PIPE): its reads throw RuntimeError (asyncio_errc::invalid_state)
