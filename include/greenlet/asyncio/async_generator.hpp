@@ -32,6 +32,8 @@
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
+#include "greenlet/detail/greenlet_impl.hpp"
+#include "greenlet/detail/switch_inline.hpp"
 #include "greenlet/detail/task_state.hpp"
 #include "greenlet/fiber/context.hpp"
 #include "greenlet/generator/errors.hpp"
@@ -277,19 +279,34 @@ class async_generator {
     // here, and the other side takes it (context_waiting) when it runs.
     ::greenlet::detail::context_ptr context;
     bool context_waiting = false;
+    // Each side's context as it last handed it over, which it still holds
+    // when it takes the other's (it was suspended meanwhile): the same one
+    // back needs no switch, the common case. &consumer_held, never a
+    // context, until the body has handed one.
+    const void* consumer_held = nullptr;
+    const void* body_held = &consumer_held;
   };
 
-  // hand_context(s) leaves the calling greenlet's context for the other side.
-  static void hand_context(shared& s) noexcept {
-    s.context = ::greenlet::detail::current_context();
+  // own_context() is the calling greenlet's context (what
+  // detail::current_context() returns), read in place: a step reads it
+  // twice, and a copy or a call each time cost 5% of the step.
+  static ::greenlet::detail::context_ptr& own_context() noexcept {
+    return ::greenlet::detail::current_impl()->context_vars;
+  }
+  // hand_context(s, held) leaves the calling greenlet's context for the
+  // other side; held is the caller's side's record of it.
+  static void hand_context(shared& s, const void*& held) noexcept {
+    const ::greenlet::detail::context_ptr& mine = own_context();
+    if (s.context != mine) s.context = mine;
+    held = mine.get();
     s.context_waiting = true;
   }
-  // take_context(s) makes the context the other side left the calling
+  // take_context(s, held) makes the context the other side left the calling
   // greenlet's own (nothing if none was left since the last take).
-  static void take_context(shared& s) noexcept {
+  static void take_context(shared& s, const void* held) noexcept {
     if (!s.context_waiting) return;
     s.context_waiting = false;
-    ::greenlet::detail::set_current_context(std::move(s.context));
+    if (s.context.get() != held) own_context() = s.context;
   }
 
   // step(s, op, resume_parked) is one resumption of the body for op: it
@@ -301,12 +318,11 @@ class async_generator {
     if (s.state == status::running) {
       throw RuntimeError(asyncio_errc::invalid_state, std::string(op) + ": asynchronous generator is already running");
     }
-    (void)detail::awaiting_task();  // refused outside a task before anything changes
-    event_loop& loop = get_running_loop();
-    s.item = loop.create_future<std::optional<T>>();
-    hand_context(s);
+    detail::task_state& caller = detail::awaiting_task();  // refused outside a task before anything changes
+    s.item = Future<std::optional<T>>(new detail::future_value<std::optional<T>>(caller.loop));
+    hand_context(s, s.consumer_held);
     if (s.state == status::unstarted) {
-      start(s, loop);
+      start(s, get_running_loop());
     } else {
       s.state = status::running;
       resume_parked();
@@ -337,8 +353,9 @@ class async_generator {
       }
     } guard{s};
     Future<std::optional<T>> item = s.item;
+    std::optional<T>* value;
     try {
-      asyncio::await(item);
+      value = &asyncio::await(item);
     } catch (const CancelledError&) {
       if (item.cancelled()) {
         // The consumer was cancelled while the body ran: cancel the body at
@@ -348,14 +365,14 @@ class async_generator {
         if (s.state == status::running && !s.task.empty()) s.task.cancel();
         throw;
       }
-      take_context(s);
+      take_context(s, s.consumer_held);
       throw;
     } catch (...) {
-      take_context(s);
+      take_context(s, s.consumer_held);
       throw;
     }
-    take_context(s);
-    return std::move(item.result());
+    take_context(s, s.consumer_held);
+    return std::move(*value);
   }
 
   static received_type yield_value(shared& s, T value) {
@@ -369,8 +386,8 @@ class async_generator {
       s.closing = true;
       throw ::greenlet::GeneratorExit();
     }
-    s.resume = get_running_loop().create_future<void>();
-    hand_context(s);
+    s.resume = Future<void>(new detail::future_value<void>(detail::awaiting_task().loop));
+    hand_context(s, s.body_held);
     // A cancelled item means the consumer is gone and a cancel() of this
     // task is on its way: park and receive it at the await below.
     if (!s.item.done()) s.item.set_result(std::optional<T>(std::move(value)));
@@ -379,7 +396,7 @@ class async_generator {
       shared& s;
       ~resumed() {
         if (s.state == status::parked) s.state = status::running;
-        take_context(s);  // the resumer's, also for what it throws in
+        take_context(s, s.body_held);  // the resumer's, also for what it throws in
       }
     } guard{s};
     asyncio::await(Future<void>(s.resume));
@@ -387,7 +404,7 @@ class async_generator {
   }
 
   static void run_body(shared& s) {
-    take_context(s);
+    take_context(s, s.body_held);
     context co(&s);
     try {
       s.body->call(co);
@@ -415,13 +432,13 @@ class async_generator {
       return;
     }
     s.state = status::finished;
-    hand_context(s);
+    hand_context(s, s.body_held);
     if (!s.item.done()) s.item.set_result(std::nullopt);
   }
 
   static void finish_with(shared& s, std::exception_ptr error) {
     s.state = status::finished;
-    hand_context(s);
+    hand_context(s, s.body_held);
     if (!s.item.done()) {
       s.item.set_exception(std::move(error));
     } else {
