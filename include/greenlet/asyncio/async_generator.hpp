@@ -156,8 +156,8 @@ class async_generator {
     return *this;
   }
   // ~async_generator() finalizes the generator: GeneratorExit at its pending yield, without
-  // waiting; an anext() or aclose() under way finishes first and finalizes it on return. Throws
-  // nothing; loop thread only.
+  // waiting; a call under way (anext(), asend(), athrow(), aclose()) finishes first and finalizes
+  // it on return. Throws nothing; loop thread only.
   ~async_generator() { release(); }
 
   // anext() runs the body to its next yield and returns the value, or
@@ -266,11 +266,12 @@ class async_generator {
     Future<void> resume;            // the body awaits it in yield()
     Task<void> task;
     // The generator's own reference, parked here when it is destroyed while
-    // an anext() or aclose() is under way; that call finalizes it on return.
+    // a call (anext(), asend(), athrow(), aclose()) is under way; that call
+    // finalizes it on return.
     std::shared_ptr<shared> orphan;
     status state = status::unstarted;
     bool closing = false;
-    bool in_flight = false;  // an anext() or aclose() awaits `item`
+    bool in_flight = false;  // a call awaits `item` (see orphan)
     bool abandoned = false;  // the generator is gone: the body must not park again
     // What asend() hands to the pending yield.
     [[no_unique_address]] std::conditional_t<std::is_void_v<Send>, detail::no_value, received_type> sent;
@@ -447,7 +448,7 @@ class async_generator {
   }
 
   // report_unawaited(s, error) hands the loop's exception handler what the
-  // body threw with no anext() or aclose() waiting: closed by its destructor
+  // body threw with no call waiting for it: closed by its destructor
   // or at asyncio::run()'s end, or its consumer cancelled meanwhile (a
   // CancelledError then is the consumer's own and not reported).
   static void report_unawaited(const shared& s, std::exception_ptr error) noexcept {
@@ -507,12 +508,12 @@ class async_generator {
     detail::release(task);
   }
 
-  // release() lets go of the generator: finalized now, or by the anext() or
-  // aclose() under way when it returns. Throws nothing; loop thread only.
+  // release() lets go of the generator: finalized now, or by the call under
+  // way when it returns. Throws nothing; loop thread only.
   void release() noexcept {
     if (s_ == nullptr) return;
-    if (s_->in_flight) {
-      s_->orphan = std::move(s_);
+    if (shared& s = *s_; s.in_flight) {
+      s.orphan = std::move(s_);
       return;
     }
     abandon(*s_);
