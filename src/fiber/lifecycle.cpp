@@ -44,7 +44,43 @@ void dispose(thread_state* ts, greenlet_impl* g) noexcept {
   if (parent != nullptr) release(parent);
 }
 
+namespace {
+
+// kill_is_safe(g) says whether GreenletExit may be thrown into suspended g.
+// Not while its stack is unwinding (it switched away from a destructor, or
+// from code a destructor calls, that an exception's unwinding runs):
+// GreenletExit would have to leave that destructor, and C++ destructors are
+// noexcept, so std::terminate would end the process. Such a greenlet is left
+// as it is, and leaked once nothing can reach it.
+bool kill_is_safe(const greenlet_impl* g) noexcept { return g->exceptions.uncaught_exceptions == 0; }
+
+// The greenlet as reports name it: "greenlet #id", with its name if it has one.
+std::string label(const greenlet_impl* g) {
+  std::string out = "greenlet #" + std::to_string(g->id);
+  if (!g->name.empty()) out += " \"" + g->name + "\"";
+  return out;
+}
+
+// report_leaked(g) reports, once, that suspended g could not be killed and
+// nothing can reach it any more: its stack and what lives there are leaked.
+void report_leaked(greenlet_impl* g) noexcept {
+  if (std::exchange(g->leaked, true)) return;
+  try {
+    const std::string why =
+        kill_is_safe(g) ? " caught GreenletExit and switched away instead of finishing"
+                        : " is suspended in a destructor (or code it calls) run while an exception unwinds its stack, "
+                          "so GreenletExit cannot be thrown there (destructors are noexcept: std::terminate); a "
+                          "destructor that may switch must catch GreenletExit";
+    report_unraisable(nullptr, label(g) + why + "; it can no longer be reached and its stack is leaked");
+  } catch (...) {
+    report_unraisable(nullptr, "a greenlet could not be killed; its stack is leaked");
+  }
+}
+
+}  // namespace
+
 void kill(thread_state& ts, greenlet_impl* g) noexcept {
+  if (g->leaked || !kill_is_safe(g)) return;
   // Python sets the parent to the killer so the GreenletExit (or whatever
   // the victim does instead) comes back here, then restores it.
   greenlet_impl* old_parent = g->parent;
@@ -82,31 +118,34 @@ bool unwind_now(const ::greenlet::greenlet& handle) noexcept {
   return g->state != run_state::active;
 }
 
+void kill_and_release(thread_state& ts, greenlet_impl* g) noexcept {
+  kill(ts, g);
+  const long left = g->refs.fetch_sub(1, std::memory_order_acq_rel) - 1;
+  if (g->state == run_state::dead) {
+    release_stack(ts, g);
+    if (left == 0) dispose(&ts, g);
+  } else if (left == g->stack_refs) {
+    // Still suspended (it switched away instead of dying, or could not be
+    // killed) and nothing can reach it: killing it again would only repeat
+    // that, and it may be suspended mid-unwind by now. Leak it, once.
+    report_leaked(g);
+  }
+}
+
 void on_unreachable(thread_state& ts, greenlet_impl* g) noexcept {
   if (g->state != run_state::active) {
     if (g->refs.load(std::memory_order_acquire) == 0) dispose(&ts, g);
     return;
   }
-  if (g->is_main || g->being_killed) return;  // main: freed at thread exit
+  if (g->is_main || g->being_killed || g->leaked) return;  // main: freed at thread exit
   if (g == ts.current) {
     g->orphaned = true;  // killed once it switches away
     return;
   }
   // Hold a reference of our own while it dies, so that the handles its
   // unwinding drops do not bring us back here.
-  g->being_killed = true;
   retain(g);
-  kill(ts, g);
-  g->being_killed = false;
-  const long left = g->refs.fetch_sub(1, std::memory_order_acq_rel) - 1;
-  if (g->state == run_state::dead) {
-    release_stack(ts, g);
-    if (left == 0) dispose(&ts, g);
-  } else if (left == g->stack_refs) {
-    report_unraisable(nullptr, "greenlet #" + std::to_string(g->id) +
-                                   " caught GreenletExit and switched away instead of finishing; "
-                                   "it can no longer be reached and its stack is leaked");
-  }
+  kill_and_release(ts, g);
 }
 
 void release_here(thread_state& ts, greenlet_impl* g) noexcept {

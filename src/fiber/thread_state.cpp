@@ -124,16 +124,16 @@ thread_state::~thread_state() {
   for (int round = 0; round < 8; ++round) {
     std::vector<greenlet_impl*> victims;
     for (greenlet_impl* g = registry_head; g != nullptr; g = g->registry_next) {
-      if (g->state == run_state::active) {
+      // One already reported leaked is not killed again: it switched away
+      // from its first kill, maybe from a destructor, where GreenletExit
+      // would call std::terminate.
+      if (g->state == run_state::active && !g->leaked) {
         retain(g);
         victims.push_back(g);
       }
     }
     if (victims.empty()) break;
-    for (greenlet_impl* g : victims) {
-      if (g->state == run_state::active) kill(*this, g);
-      release(g);
-    }
+    for (greenlet_impl* g : victims) kill_and_release(*this, g);
     process_mail();
   }
 
@@ -142,7 +142,7 @@ thread_state::~thread_state() {
     std::lock_guard<std::mutex> lock(foreign_release_mutex());
     for (greenlet_impl* g = registry_head; g != nullptr;) {
       greenlet_impl* next = g->registry_next;
-      if (g->state == run_state::active) {
+      if (g->state == run_state::active && !g->leaked) {
         report_unraisable(nullptr, "greenlet #" + std::to_string(g->id) +
                                        " was still suspended when its thread exited; its stack is leaked");
       }

@@ -94,8 +94,14 @@ void release_here(thread_state& ts, greenlet_impl* g) noexcept;
 void dispose(thread_state* ts, greenlet_impl* g) noexcept;
 // Gives a finished greenlet's stack back to the pool.
 void release_stack(thread_state& ts, greenlet_impl* g) noexcept;
-// Kills a suspended greenlet with GreenletExit (as on its last release).
+// Kills a suspended greenlet with GreenletExit (as on its last release),
+// unless that cannot be done safely (it is suspended while its stack unwinds)
+// or it was reported leaked already.
 void kill(thread_state& ts, greenlet_impl* g) noexcept;
+// kill(), then drops one reference the caller took: frees g if it died and
+// that was the last, reports and leaks it if it is still suspended and
+// nothing else can reach it.
+void kill_and_release(thread_state& ts, greenlet_impl* g) noexcept;
 
 // Reports an exception that has nowhere to go (trace.cpp).
 void report_unraisable(std::exception_ptr error, const std::string& context) noexcept;

@@ -85,6 +85,10 @@ struct greenlet_impl {
   // Set while GreenletExit is thrown in by kill() (its last handle went, or
   // its thread exits): whatever it switches to, only the killer resumes.
   bool being_killed = false;
+  // Set when a kill could not end it and nothing can reach it any more: it
+  // was reported to the unraisable hook once, and is never killed again (its
+  // stack is leaked; see kill_is_safe() in src/fiber/lifecycle.cpp).
+  bool leaked = false;
   // Stack copying (stack_mode::shared): it runs on its thread's shared stack,
   // and swapped_out says its bytes are in saved_stack instead of there.
   bool shared_stack = false;
