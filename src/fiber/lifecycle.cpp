@@ -36,12 +36,58 @@ void adopt_new(greenlet_impl* self, greenlet_impl* parent, const stack_options& 
   ts.link(self);
 }
 
-void dispose(thread_state* ts, greenlet_impl* g) noexcept {
-  if (ts != nullptr && owner_of(g) == ts) ts->unlink(g);
+namespace {
+
+// Freeing a greenlet drops its reference to its parent, which may free the
+// parent (or kill it, then free it), and so on up the chain: done by
+// recursion, a chain of N unreferenced greenlets took N nested
+// dispose/release/kill frames, and a few thousand overflowed a greenlet's
+// stack. Instead the first dispose() on this stack frees greenlets in a loop,
+// and a dispose() nested in it (from the parent release of one it freed)
+// only queues its greenlet for that loop. The queue is linked through
+// registry_next, free once a greenlet is out of its thread's registry.
+//
+// A kill switches to its victim, which may run any code (and free greenlets)
+// before it comes back, if it ever does: kill() gives the victim a queue of
+// its own and restores the killer's when control returns.
+struct disposal_queue {
+  greenlet_impl* head = nullptr;
+  greenlet_impl* tail = nullptr;
+  bool draining = false;
+};
+// Not thread_state's: a greenlet whose thread has exited is freed on any
+// thread, greenlet-using or not.
+constinit thread_local disposal_queue disposals __attribute__((tls_model("initial-exec")));
+
+// free_now(g) deletes g and drops its reference to its parent.
+void free_now(greenlet_impl* g) noexcept {
   greenlet_impl* parent = g->parent;
   g->parent = nullptr;
   g->ops->dispose(g);
   if (parent != nullptr) release(parent);
+}
+
+}  // namespace
+
+void dispose(thread_state* ts, greenlet_impl* g) noexcept {
+  if (ts != nullptr && owner_of(g) == ts) ts->unlink(g);
+  disposal_queue& queue = disposals;
+  g->registry_next = nullptr;
+  if (queue.draining) {
+    (queue.tail != nullptr ? queue.tail->registry_next : queue.head) = g;
+    queue.tail = g;
+    return;
+  }
+  queue.draining = true;
+  while (g != nullptr) {
+    free_now(g);
+    g = queue.head;
+    if (g != nullptr) {
+      queue.head = g->registry_next;
+      if (queue.head == nullptr) queue.tail = nullptr;
+    }
+  }
+  queue.draining = false;
 }
 
 namespace {
@@ -90,11 +136,13 @@ void kill(thread_state& ts, greenlet_impl* g) noexcept {
   // being_killed also tells layers above (a generator body that yields
   // instead of finishing) that nobody but the killer waits for it.
   const bool was_being_killed = std::exchange(g->being_killed, true);
+  const disposal_queue killers_disposals = std::exchange(disposals, disposal_queue{});
   try {
     throw_to(ts, g, std::make_exception_ptr(GreenletExit()));
   } catch (...) {
     report_unraisable(std::current_exception(), "killing greenlet #" + std::to_string(g->id) + " with GreenletExit");
   }
+  disposals = killers_disposals;
   g->being_killed = was_being_killed;
   if (g->parent == killer) {
     g->parent = old_parent;
