@@ -122,31 +122,63 @@ void start(thread_state& ts, greenlet_impl* g) {
   sanitizers::on_start(g);
 }
 
-// after_switch() is the resumed side's bookkeeping: a trace call, and reaping
-// an origin that died (its stack goes back to the pool) or that lost its
-// last handle while running (it is killed now that it is suspended).
-inline void after_switch(thread_state& ts, greenlet_impl* self, greenlet_impl* origin) {
-  origin = resumed_origin(ts, origin);
-  if (ts.tracing) [[unlikely]] {
-    call_trace(ts, origin, self);
-  }
+// on_unreachable_keeping_transfer() is on_unreachable() for the resumed side
+// of a switch, which has not taken what the switch carried yet: killing is
+// itself a switch and would overwrite ts.transfer_*.
+void on_unreachable_keeping_transfer(thread_state& ts, greenlet_impl* g) noexcept {
+  value v = std::move(ts.transfer_value);
+  std::exception_ptr e = std::move(ts.transfer_error);
+  on_unreachable(ts, g);
+  ts.transfer_value = std::move(v);
+  ts.transfer_error = std::move(e);
+}
+
+// reap() gives a dead origin's stack back to the pool and kills or frees an
+// origin that lost its last handle while running, now that it is suspended.
+inline void reap(thread_state& ts, greenlet_impl* origin) {
   if (origin->state == run_state::dead || origin->orphaned) [[unlikely]] {
     if (origin->state == run_state::dead) release_stack(ts, origin);
     // Only a greenlet orphaned on this thread is ours to free here; one whose
     // last handle went away on another thread waits in ts.mail instead.
     if (origin->orphaned) {
       origin->orphaned = false;
-      if (origin->refs.load(std::memory_order_acquire) == origin->stack_refs) {
-        // Kill or free it only after taking what the switch carried: killing
-        // is itself a switch and would overwrite ts.transfer_*.
-        value v = std::move(ts.transfer_value);
-        std::exception_ptr e = std::move(ts.transfer_error);
-        on_unreachable(ts, origin);
-        ts.transfer_value = std::move(v);
-        ts.transfer_error = std::move(e);
-      }
+      if (origin->refs.load(std::memory_order_acquire) == origin->stack_refs)
+        on_unreachable_keeping_transfer(ts, origin);
     }
   }
+}
+
+// traced_after_switch() calls the trace function with origin and self, then
+// reaps. The trace function's handles to them are plain references taken
+// here, dropped once the reaping is done: if it dropped the last handle to
+// either (a profiler keeping "the greenlet now running" does, at every
+// switch), that drop is the last release, which kills or frees it as any
+// other would (the references used to be dropped raw: such a greenlet was
+// never freed, nor killed before its thread exited).
+void traced_after_switch(thread_state& ts, greenlet_impl* self, greenlet_impl* origin) {
+  retain(origin);
+  retain(self);
+  call_trace(ts, origin, self);  // its handles borrow these references
+  if (origin->state == run_state::dead) release_stack(ts, origin);
+  // Whether an orphaned origin is unreachable is decided when the trace's
+  // reference goes, below.
+  origin->orphaned = false;
+  for (greenlet_impl* g : {self, origin}) {
+    const long left = g->refs.fetch_sub(1, std::memory_order_acq_rel) - 1;
+    if (left == g->stack_refs) on_unreachable_keeping_transfer(ts, g);
+  }
+}
+
+// after_switch() is the resumed side's bookkeeping: a trace call, and reaping
+// an origin that died (its stack goes back to the pool) or that lost its
+// last handle while running (it is killed now that it is suspended).
+inline void after_switch(thread_state& ts, greenlet_impl* self, greenlet_impl* origin) {
+  origin = resumed_origin(ts, origin);
+  if (ts.tracing) [[unlikely]] {
+    traced_after_switch(ts, self, origin);
+    return;
+  }
+  reap(ts, origin);
 }
 
 bool is_greenlet_exit(const std::exception_ptr& e) noexcept {

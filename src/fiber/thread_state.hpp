@@ -105,8 +105,9 @@ void kill_and_release(thread_state& ts, greenlet_impl* g) noexcept;
 
 // Reports an exception that has nowhere to go (trace.cpp).
 void report_unraisable(std::exception_ptr error, const std::string& context) noexcept;
-// Calls the trace function on the target's side; false if it threw (the
-// exception is then in ts.transfer_error and tracing is off).
+// Calls the trace function on the target's side; if it throws, the exception
+// goes to ts.transfer_error and tracing is turned off. The caller holds a
+// reference on origin and on target for the call and drops it afterwards.
 void call_trace(thread_state& ts, greenlet_impl* origin, greenlet_impl* target) noexcept;
 
 // Installs the stack-overflow reporter for this thread (overflow_report.cpp).

@@ -71,10 +71,9 @@ void call_trace(thread_state& ts, greenlet_impl* origin, greenlet_impl* target) 
   trace_function f = ts.trace;
   if (!f) return;
   const char* event = ts.transfer_error ? "throw" : "switch";
-  // Plain reference counts, not handles: origin may be a greenlet whose last
-  // handle is gone and whose release must not run from here.
-  retain(origin);
-  retain(target);
+  // The handles borrow the references the caller holds on origin and target
+  // and give them back unreleased: the caller drops them once the switch's
+  // bookkeeping is done (a release here could kill origin in its middle).
   greenlet o = greenlet::from_impl(origin);
   greenlet t = greenlet::from_impl(target);
   // The trace function may itself switch away and back: keep what this
@@ -94,8 +93,6 @@ void call_trace(thread_state& ts, greenlet_impl* origin, greenlet_impl* target) 
   ts.transfer_error = std::move(carried_error);
   o.detach();
   t.detach();
-  origin->refs.fetch_sub(1, std::memory_order_acq_rel);
-  target->refs.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 }  // namespace detail

@@ -121,4 +121,67 @@ TEST_F(TestGreenletTracing, test_set_same_tracer_twice) {
   EXPECT_FALSE(greenlet::gettrace());
 }
 
+// A trace function that drops the last handle to the origin of the switch
+// it traces: as in Python, that greenlet is killed right after the trace
+// call (its GreenletExit and its last switch are traced too), not left
+// suspended until its thread exits. Python 3 with greenlet 3 prints:
+//   switch main->g, switch g->main (drops g), throw main->g, g unwound,
+//   switch g->main
+TEST_F(TestGreenletTracing, TraceDroppingTheLastHandleToTheOriginKillsIt) {
+  greenlet::greenlet main = greenlet::getcurrent();
+  std::vector<std::string> log;
+  greenlet::greenlet kept;
+  const std::uint64_t main_id = main.id();
+  std::uint64_t g_id = 0;
+  auto name = [&](const greenlet::greenlet& g) { return g.id() == main_id ? std::string("main") : std::string("g"); };
+  greenlet::trace_function previous = greenlet::settrace(
+      [&](std::string_view event, const greenlet::greenlet& origin, const greenlet::greenlet& target) {
+        log.push_back(std::string(event) + " " + name(origin) + "->" + name(target));
+        if (!kept.empty() && origin == kept) {
+          log.push_back("trace drops g");
+          kept = greenlet::greenlet();
+        }
+      });
+  kept = greenlet::greenlet([&] {
+    struct Unwound {
+      std::vector<std::string>& log;
+      ~Unwound() { log.push_back("g unwound"); }
+    } unwound{log};
+    main.switch_();
+    log.push_back("g resumed");  // never
+  });
+  g_id = kept.id();
+  kept.switch_();
+  log.push_back("back in main");
+  greenlet::settrace(std::move(previous));
+  EXPECT_NE(g_id, 0u);
+  EXPECT_EQ(log, (std::vector<std::string>{"switch main->g", "switch g->main", "trace drops g", "throw main->g",
+                                           "g unwound", "switch g->main", "back in main"}));
+}
+
+// A profiler's trace function keeps "the greenlet now running" (the target),
+// and a scheduler's workers drop their own handle before they finish: each
+// finished worker's last handle goes when the next switch replaces it,
+// inside the trace call. They used to be leaked, all of them.
+TEST_F(TestGreenletTracing, TraceKeepingTheRunningGreenletFreesFinishedOnes) {
+  greenlet::greenlet running;
+  greenlet::trace_function previous = greenlet::settrace(
+      [&running](std::string_view, const greenlet::greenlet&, const greenlet::greenlet& target) { running = target; });
+  std::vector<greenlet::greenlet> scheduled;
+  int finished = 0;
+  for (int i = 0; i < 100; ++i) {
+    scheduled.emplace_back([&] {
+      scheduled.clear();  // done with the scheduler: only the profiler's handle is left
+      ++finished;
+    });
+    greenlet::greenlet* worker = &scheduled.back();
+    worker->switch_();
+    EXPECT_EQ(greenlet::debug::live_count(), 0u) << "after worker " << i;
+  }
+  greenlet::settrace(std::move(previous));
+  running = greenlet::greenlet();
+  EXPECT_EQ(finished, 100);
+  EXPECT_EQ(greenlet::debug::live_count(), 0u);
+}
+
 }  // namespace
