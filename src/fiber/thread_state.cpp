@@ -2,12 +2,19 @@
 #include "fiber/loop_hints.hpp"
 #include "fiber/stack_copy.hpp"
 
+#include <cxxabi.h>
+
 #include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "greenlet/detail/sanitizers.hpp"
+
+// This library's (or program's) handle for __cxa_thread_atexit, as the
+// compiler passes for a thread_local's destructor.
+extern "C" __attribute__((visibility("hidden"))) void* __dso_handle;
 
 namespace greenlet::detail {
 
@@ -28,8 +35,31 @@ struct main_greenlet final : greenlet_impl {
 
 std::atomic<std::uint64_t> next_thread_index{1};
 
-// Owns the thread state so that it is destroyed at thread exit.
-thread_local std::unique_ptr<thread_state> owned_state;
+// How a thread's state is destroyed at its exit. Not a thread_local object
+// (as it was): a thread_local is made once, so a thread_local made before the
+// thread's first use of greenlets, whose destructor (run after the state's)
+// used greenlets again, recreated the state into the destroyed object: it
+// was never destroyed (its greenlets never killed) or, where the destroyed
+// unique_ptr still held the old pointer, destroyed twice (a crash). Each
+// state registers its own destructor as a thread_local's constructor would,
+// so one made while the thread's thread_locals are destroyed is destroyed in
+// turn; a thread whose state was destroyed that way gets a new one whenever
+// it uses greenlets again.
+//
+// A static destructor that uses greenlets on the thread calling exit() runs
+// after that thread's thread_locals are gone: a state made then is destroyed
+// by an atexit handler, run next (exit() runs handlers registered while it
+// runs them).
+constinit thread_local bool state_destroyed_before __attribute__((tls_model("initial-exec"))) = false;
+
+void destroy_thread_state(void* ts) noexcept { delete static_cast<thread_state*>(ts); }
+
+// A state made after this thread's first one was destroyed: if exit()'s
+// thread_local destructors are done, its own registration never runs.
+void destroy_late_thread_state() noexcept {
+  thread_state* ts = tls_state;
+  if (ts != nullptr && ts->made_after_exit) delete ts;
+}
 
 }  // namespace
 
@@ -59,8 +89,13 @@ std::mutex& foreign_release_mutex() noexcept {
 }
 
 thread_state& make_thread_state() {
-  owned_state = std::make_unique<thread_state>();
-  tls_state = owned_state.get();
+  auto ts = std::make_unique<thread_state>();
+  if (abi::__cxa_thread_atexit(&destroy_thread_state, ts.get(), &__dso_handle) != 0) throw std::bad_alloc();
+  if (state_destroyed_before) {
+    ts->made_after_exit = true;
+    std::atexit(&destroy_late_thread_state);
+  }
+  tls_state = ts.release();
   tls_switch_state = tls_state;
   install_overflow_reporter(*tls_state);
   return *tls_state;
@@ -166,6 +201,7 @@ thread_state::~thread_state() {
   remove_overflow_reporter(*this);
   tls_state = nullptr;
   tls_switch_state = nullptr;
+  state_destroyed_before = true;
 }
 
 }  // namespace greenlet::detail

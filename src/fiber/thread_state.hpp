@@ -40,6 +40,9 @@ struct thread_state : switch_state {
 
   void* signal_stack = nullptr;
   bool exiting = false;
+  // Made after this thread's first state was destroyed (a thread_local or
+  // static destructor used greenlets after it; see make_thread_state()).
+  bool made_after_exit = false;
 
   // Stack copying (stack_copy.cpp). shared_owner is the shared-mode greenlet
   // whose bytes are on the shared stack now (running or suspended), if any.

@@ -1,6 +1,7 @@
 // trace.cpp: settrace/gettrace and the hook for exceptions with nowhere to go.
 #include <cstdio>
 #include <mutex>
+#include <new>
 #include <string>
 
 #include "fiber/thread_state.hpp"
@@ -14,9 +15,13 @@ std::mutex& hook_mutex() {
   return mutex;
 }
 
+// Never destroyed: static destructors that run after it would have been
+// (made before its first use) may still report, as greenlets work there too.
+// Placement, not a heap object: nothing to count as a leak.
 unraisable_hook& hook() {
-  static unraisable_hook h;
-  return h;
+  alignas(unraisable_hook) static unsigned char storage[sizeof(unraisable_hook)];
+  static unraisable_hook* h = new (storage) unraisable_hook;
+  return *h;
 }
 
 }  // namespace
