@@ -27,6 +27,11 @@ greenlet greenlet::getcurrent() {
   return from_impl(ts.current);
 }
 
+void greenlet::throw_not_callable(const char* what) {
+  throw error(errc::bad_arguments,
+              std::string("greenlet(run): run is ") + what + ", which cannot be called: give it a function to run");
+}
+
 value greenlet::throw_() { return throw_(std::make_exception_ptr(GreenletExit())); }
 
 value greenlet::throw_(std::exception_ptr e) {

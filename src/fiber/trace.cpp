@@ -60,9 +60,14 @@ void report_unraisable(std::exception_ptr error, std::string_view context) noexc
       // A hook that throws falls back to the default report.
     }
   }
+  const int context_size = static_cast<int>(context.size());
+  if (!error) {
+    // A report with no exception (a greenlet leaked): the context says it all.
+    std::fprintf(stderr, "greenlet: %.*s\n", context_size, context.data());
+    return;
+  }
   std::string what = describe_exception(error);
-  std::fprintf(stderr, "greenlet: exception ignored in %.*s: %s\n", static_cast<int>(context.size()), context.data(),
-               what.c_str());
+  std::fprintf(stderr, "greenlet: exception ignored in %.*s: %s\n", context_size, context.data(), what.c_str());
 }
 
 namespace detail {

@@ -139,6 +139,11 @@ struct greenlet_impl {
 };
 
 template <class F>
+struct is_std_function : std::false_type {};
+template <class Signature>
+struct is_std_function<std::function<Signature>> : std::true_type {};
+
+template <class F>
 struct callable_args : callable_args<decltype(&F::operator())> {};
 template <class R, class... A>
 struct callable_args<R (*)(A...)> {

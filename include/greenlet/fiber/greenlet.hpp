@@ -47,8 +47,11 @@ class greenlet {
   // to getcurrent(). run may take greenlet::value (the raw switch_()
   // arguments), nothing, or typed parameters matched against the arguments of
   // the first switch_(); its result (or value() for void) goes to the parent.
+  // A null function pointer or an empty std::function as run throws greenlet::error
+  // (bad_arguments) here, not at the first switch.
   template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, greenlet>>>
   explicit greenlet(F&& run, const greenlet& parent = greenlet(), stack_options stack = {}) {
+    check_callable(run);
     auto* self = new detail::greenlet_with_run<std::decay_t<F>>(std::forward<F>(run));
     impl_ = self;
     detail::adopt_new(self, parent.impl_, stack);
@@ -199,6 +202,19 @@ class greenlet {
     return impl_;
   }
   [[noreturn]] static void throw_empty();
+  // check_callable(run) rejects a run that cannot be called: it crashed (a null
+  // function pointer) or threw std::bad_function_call inside the new greenlet.
+  template <class F>
+  static void check_callable(const F& run) {
+    using Run = std::decay_t<F>;
+    if constexpr (std::is_pointer_v<Run> || std::is_member_pointer_v<Run>) {
+      const Run pointer = run;  // a function reference decays: never null
+      if (pointer == nullptr) throw_not_callable("a null function pointer");
+    } else if constexpr (detail::is_std_function<Run>::value) {
+      if (!run) throw_not_callable("an empty std::function");
+    }
+  }
+  [[noreturn]] static void throw_not_callable(const char* what);
   detail::greenlet_impl* impl_ = nullptr;
 };
 
@@ -238,7 +254,9 @@ trace_function gettrace();
 
 // unraisable_hook receives exceptions that have nowhere to go: one thrown by a
 // greenlet being killed because its last handle went away. The default prints
-// it to stderr. Returns the previous hook.
+// it to stderr. error is null for a report about no exception (a greenlet that
+// could not be killed and is leaked, say): context is then the whole message,
+// and the default prints just "greenlet: <context>". Returns the previous hook.
 using unraisable_hook = std::function<void(std::exception_ptr error, std::string_view context)>;
 // set_unraisable_hook(hook) replaces the process-wide hook for exceptions with nowhere to go and
 // returns the previous one; an empty hook restores printing to stderr. Thread-safe (under a
