@@ -3,6 +3,7 @@
 #include "greenlet/detail/task_state.hpp"
 
 #include <atomic>
+#include <cstdio>
 #include <string>
 
 #include "fiber/loop_hints.hpp"
@@ -57,6 +58,7 @@ void task_state::start(loop_core* l) {
   loop = l;
   if (name_.empty()) number_ = task_counter.fetch_add(1, std::memory_order_relaxed);
   glet = ::greenlet::greenlet([this] { body(); }, ::greenlet::greenlet(), l->task_stack);
+  glet.impl()->role = this;  // so that a stack overflow report names the task
   // A task runs in a copy of its creator's context (asyncio's rule): a
   // snapshot, so what the task sets stays in the task.
   glet.impl()->context_vars = ::greenlet::detail::current_context();
@@ -65,6 +67,27 @@ void task_state::start(loop_core* l) {
 }
 
 void task_state::make_default_name() const { name_ = "Task-" + std::to_string(number_); }
+
+const ::greenlet::detail::greenlet_role_ops task_state::role_table{&task_state::describe_for_report,
+                                                                   &task_state::advise_stack_for_report};
+
+void task_state::describe_for_report(const greenlet_role* role, char* out, std::size_t size) noexcept {
+  const auto* task = static_cast<const task_state*>(role);
+  if (!task->name_.empty()) {
+    std::snprintf(out, size, "Task '%s'", task->name_.c_str());
+  } else {
+    std::snprintf(out, size, "Task 'Task-%llu'", static_cast<unsigned long long>(task->number_));
+  }
+}
+
+void task_state::advise_stack_for_report(const greenlet_role*, std::size_t bigger, bool guarded, char* out,
+                                         std::size_t size) noexcept {
+  std::snprintf(out, size,
+                "  Give it a bigger one: asyncio::event_loop::options::task_stack = {.size = %zu%s}\n"
+                "  (for every task of its loop: pass the options to event_loop(options) or asyncio::run(main, "
+                "options)).\n",
+                bigger, guarded ? "" : ", .guard_page = false");
+}
 
 void task_state::step_callback(void* task, void*) { static_cast<task_state*>(task)->step(); }
 

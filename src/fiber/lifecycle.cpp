@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "fiber/loop_hints.hpp"
+#include "fiber/report_labels.hpp"
 #include "fiber/stack_copy.hpp"
 #include "fiber/thread_state.hpp"
 
@@ -100,11 +101,12 @@ namespace {
 // as it is, and leaked once nothing can reach it.
 bool kill_is_safe(const greenlet_impl* g) noexcept { return g->exceptions.uncaught_exceptions == 0; }
 
-// The greenlet as reports name it: "greenlet #id", with its name if it has one.
+// The greenlet as reports name it: "greenlet #id", with its name if it has
+// one, or what it is for ("Task 'x' (greenlet #id)").
 std::string label(const greenlet_impl* g) {
-  std::string out = "greenlet #" + std::to_string(g->id);
-  if (!g->name.empty()) out += " \"" + g->name + "\"";
-  return out;
+  char text[320];
+  write_greenlet_label(g, text, sizeof text);
+  return text;
 }
 
 // report_leaked(g) reports, once, that suspended g could not be killed and

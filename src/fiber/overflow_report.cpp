@@ -14,6 +14,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "fiber/report_labels.hpp"
 #include "fiber/thread_state.hpp"
 
 namespace greenlet::detail {
@@ -46,16 +47,20 @@ void on_fault(int signal, siginfo_t* info, void* context) {
   thread_state* ts = tls_state;
   const char* addr = static_cast<const char*>(info->si_addr);
   if (ts != nullptr && hit_below(ts->current, addr)) {
+    // No allocation here: the labels are written into these buffers, on the
+    // alternate signal stack.
     const greenlet_impl* g = ts->current;
-    char report[640];
+    char label[320];
+    write_greenlet_label(g, label, sizeof label);
+    char advice[384];
+    write_stack_advice(g, g->stack_size * 4, g->stack_opts.guard_page, advice, sizeof advice);
+    char report[1024];
     int n = std::snprintf(report, sizeof report,
-                          "\ngreenlet: stack overflow in greenlet #%llu%s%s%s: its %sstack is %zu bytes%s.\n"
-                          "  Give it a bigger one: greenlet(run, parent, greenlet::stack_options{.size = %zu}),\n"
-                          "  or for every greenlet: greenlet::set_default_stack_size(%zu).\n"
+                          "\ngreenlet: stack overflow in %s: its %sstack is %zu bytes%s.\n"
+                          "%s"
                           "  Deep recursion or large local arrays on a greenlet's stack cause this.\n",
-                          static_cast<unsigned long long>(g->id), g->name.empty() ? "" : " \"", g->name.c_str(),
-                          g->name.empty() ? "" : "\"", g->shared_stack ? "(shared) " : "", g->stack_size,
-                          g->stack_opts.guard_page ? " (guard page hit)" : "", g->stack_size * 4, g->stack_size * 4);
+                          label, g->shared_stack ? "(shared) " : "", g->stack_size,
+                          g->stack_opts.guard_page ? " (guard page hit)" : "", advice);
     if (n > 0) write_all(report, static_cast<std::size_t>(n) < sizeof report ? n : sizeof report - 1);
   }
   // Hand the fault to whoever had it before us; returning re-runs the

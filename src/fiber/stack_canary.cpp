@@ -1,6 +1,8 @@
 // stack_canary.cpp: the report for an overflowed unguarded stack.
 #include "greenlet/detail/stack_canary.hpp"
 
+#include "fiber/report_labels.hpp"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -9,21 +11,56 @@
 
 namespace greenlet::detail {
 
+// The labels and advice are here, not in a file of their own, because a
+// shared-library build compiles this file into the white-box tests too.
+void write_greenlet_label(const greenlet_impl* g, char* out, std::size_t size) noexcept {
+  const auto id = static_cast<unsigned long long>(g->id);
+  const char* name = g->name.c_str();
+  const bool named = name[0] != '\0';
+  if (g->role != nullptr) {
+    char what[256];
+    g->role->role_ops->describe(g->role, what, sizeof what);
+    std::snprintf(out, size, "%s (greenlet #%llu)", what, id);
+  } else if (g->generator != nullptr) {
+    std::snprintf(out, size, "a generator's body (greenlet #%llu%s%s%s)", id, named ? " \"" : "", name,
+                  named ? "\"" : "");
+  } else {
+    std::snprintf(out, size, "greenlet #%llu%s%s%s", id, named ? " \"" : "", name, named ? "\"" : "");
+  }
+}
+
+void write_stack_advice(const greenlet_impl* g, std::size_t bigger, bool guarded, char* out,
+                        std::size_t size) noexcept {
+  const char* guard = guarded ? "" : ", .guard_page = false";
+  if (g->role != nullptr) {
+    g->role->role_ops->advise_stack(g->role, bigger, guarded, out, size);
+  } else if (g->generator != nullptr) {
+    std::snprintf(out, size, "  Give it a bigger one: generator(body, greenlet::stack_options{.size = %zu%s}).\n",
+                  bigger, guard);
+  } else {
+    std::snprintf(out, size,
+                  "  Give it a bigger one: greenlet(run, parent, greenlet::stack_options{.size = %zu%s}),\n"
+                  "  or for every greenlet made without a size: greenlet::set_default_stack_size(%zu).\n",
+                  bigger, guard, bigger);
+  }
+}
+
 std::string stack_canary_report(const greenlet_impl* g) {
   const std::size_t bigger = g->stack_size * 4;
-  char text[768];
+  char label[320];
+  write_greenlet_label(g, label, sizeof label);
+  char advice[384];
+  write_stack_advice(g, bigger, /*guarded=*/false, advice, sizeof advice);
+  char text[1280];
   std::snprintf(text, sizeof text,
-                "greenlet: stack overflow in greenlet #%llu%s%s%s: the canary at the bottom of its unguarded "
+                "greenlet: stack overflow in %s: the canary at the bottom of its unguarded "
                 "%zu-byte stack was overwritten, so memory below that stack (another greenlet's frames) is "
                 "corrupt.\n"
-                "  Give it a bigger stack: greenlet(run, parent, greenlet::stack_options{.size = %zu, "
-                ".guard_page = false}),\n"
-                "  or a guarded one, which stops at the overflow itself: stack_options{.size = %zu} "
-                "(guard_page defaults to true; each guarded stack costs two kernel mappings of vm.max_map_count).\n"
-                "  For asyncio tasks set event_loop::options::task_stack. Deep recursion or large local arrays "
-                "cause this.\n",
-                static_cast<unsigned long long>(g->id), g->name.empty() ? "" : " \"", g->name.c_str(),
-                g->name.empty() ? "" : "\"", g->stack_size, bigger, bigger);
+                "%s"
+                "  Or give it a guarded stack, which stops at the overflow itself: the same without "
+                ".guard_page = false (each guarded stack costs two kernel mappings of vm.max_map_count).\n"
+                "  Deep recursion or large local arrays cause this.\n",
+                label, g->stack_size, advice);
   return text;
 }
 

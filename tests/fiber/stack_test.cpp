@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <greenlet/generator.hpp>
+
 #include "support/greenlet_test.hpp"
 
 namespace {
@@ -88,6 +90,26 @@ TEST(StackDeathTest, OverflowEndsWithReadableReport) {
         g.switch_();
       },
       "stack overflow in greenlet #[0-9]+ \"overflower\".*stack_options");
+#endif
+}
+
+// A generator's body that overflows is named as one, with the advice that
+// applies to it: the generator's own stack_options (its body greenlet is
+// made by the generator, not by the user).
+void overflow_in_generator_body() {
+  greenlet::generator<long> g([] { greenlet::generator<long>::yield(overflow(1L << 40)); },
+                              greenlet::stack_options{.size = 64 * 1024});
+  g.next();
+}
+
+TEST(StackDeathTest, OverflowInAGeneratorBodyNamesItAndItsStackOptions) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer reports stack overflows itself";
+#else
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_DEATH(overflow_in_generator_body(),
+               "stack overflow in a generator's body \\(greenlet #[0-9]+\\): its stack is 65536 bytes.*\n"
+               "  Give it a bigger one: generator\\(body, greenlet::stack_options\\{.size = 262144\\}\\)");
 #endif
 }
 

@@ -57,6 +57,26 @@ struct generator_state_base;
 
 enum class run_state : unsigned char { unstarted, active, dead };
 
+// greenlet_role says what a greenlet a layer above made for its own use is
+// for (an asyncio task's), so that reports the fiber layer makes about it (a
+// stack overflow, a leak) name it as the user knows it and give advice that
+// applies. That layer derives its object from greenlet_role and points
+// greenlet_impl::role at it; the fiber layer knows nothing else about it.
+// Both functions write a NUL-terminated text of at most `size` bytes into
+// `out`. They run in the SIGSEGV handler of a stack overflow, on an alternate
+// stack: no allocation, no lock, no exception.
+struct greenlet_role;
+struct greenlet_role_ops {
+  // describe: what the greenlet is, e.g. "Task 'parser-task'".
+  void (*describe)(const greenlet_role* role, char* out, std::size_t size) noexcept;
+  // advise_stack: how to give it a stack of `bigger` bytes (one line).
+  void (*advise_stack)(const greenlet_role* role, std::size_t bigger, bool guarded, char* out,
+                       std::size_t size) noexcept;
+};
+struct greenlet_role {
+  const greenlet_role_ops* role_ops;
+};
+
 // The C++ runtime's per-thread exception bookkeeping (libstdc++/libc++abi
 // __cxa_eh_globals): saved and restored on every switch so each greenlet has
 // its own std::current_exception() and std::uncaught_exceptions().
@@ -108,6 +128,9 @@ struct greenlet_impl {
   // Such a greenlet has no context variables of its own: it uses its
   // parent's, the resumer's (src/fiber/context.cpp).
   generator_state_base* generator = nullptr;
+  // What the greenlet is for, when a layer above made it (see greenlet_role);
+  // null for a plain greenlet. Set on the owning thread before it starts.
+  const greenlet_role* role = nullptr;
 
   // The stack: [stack_limit, stack_base) is usable, the guard page (if any)
   // lies just below stack_limit; mapping_* is what to give back to the pool.

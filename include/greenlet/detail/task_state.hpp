@@ -33,10 +33,12 @@ class async_generator_body {
 };
 
 // task_state is the non-template part of a task: its greenlet, cancellation
-// bookkeeping and the steps the loop runs.
-class task_state {
+// bookkeeping and the steps the loop runs. As its greenlet's role, it tells
+// the fiber layer's reports (a stack overflow) which task that greenlet runs.
+class task_state : public ::greenlet::detail::greenlet_role {
  public:
-  task_state(future_state* future, std::string name) : future_(future), name_(std::move(name)) {}
+  task_state(future_state* future, std::string name)
+      : greenlet_role{&role_table}, future_(future), name_(std::move(name)) {}
   virtual ~task_state() = default;
   task_state(const task_state&) = delete;
   task_state& operator=(const task_state&) = delete;
@@ -119,6 +121,14 @@ class task_state {
   // after_step() is what the loop does once a step of this task gave
   // control back: unlink it if done, fail it if it was stranded.
   void after_step();
+
+  // The greenlet_role functions: "Task 'name'" without making the default
+  // name (no allocation: they run in a signal handler), and the advice to
+  // set event_loop::options::task_stack.
+  static void describe_for_report(const greenlet_role* role, char* out, std::size_t size) noexcept;
+  static void advise_stack_for_report(const greenlet_role* role, std::size_t bigger, bool guarded, char* out,
+                                      std::size_t size) noexcept;
+  static const ::greenlet::detail::greenlet_role_ops role_table;
 
   future_state* future_;
   void make_default_name() const;
