@@ -60,6 +60,22 @@ TEST_F(ContextVarsTest, TokensAndLookupError) {
   EXPECT_TRUE(g.dead());
 }
 
+// ContextVar.get(default): the argument comes before the variable's own
+// default; a value set in the context comes before both.
+TEST_F(ContextVarsTest, GetFallbackComesBeforeTheDefault) {
+  greenlet::greenlet g([] {
+    greenlet::context_var<std::string> with_default("with_default", std::string("dflt"));
+    greenlet::context_var<std::string> without_default("without_default");
+    EXPECT_EQ(with_default.get("fb"), "fb");
+    EXPECT_EQ(without_default.get("fb"), "fb");
+    EXPECT_EQ(with_default.get(), "dflt");
+    with_default.set("set");
+    EXPECT_EQ(with_default.get("fb"), "set");
+  });
+  g.switch_();
+  EXPECT_TRUE(g.dead());
+}
+
 // context::run: sets inside stay in that context object.
 TEST_F(ContextVarsTest, ContextRunKeepsItsOwnChanges) {
   greenlet::greenlet g([] {

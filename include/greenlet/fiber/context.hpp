@@ -111,10 +111,11 @@ class context_var {
     if (default_) return *default_;
     throw LookupError("context_var '" + name_ + "' has no value in this context and no default");
   }
-  // get(fallback) returns fallback instead of throwing.
+  // get(fallback) is the value in the current context, else fallback: as Python's get(default),
+  // the fallback comes before the variable's own default. Throws what copying T throws.
   T get(T fallback) const {
     if (const T* v = find()) return *v;
-    return default_ ? *default_ : fallback;
+    return fallback;
   }
 
   // set(v) sets the value in the current context only.
