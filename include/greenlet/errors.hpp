@@ -29,6 +29,11 @@ enum class errc {
   bad_arguments,     // switch_() arguments do not fit run's parameters
   greenlet_exit,     // GreenletExit
   stack_exhausted,   // no memory or mappings left for a fiber stack
+  // context::run() of a context already entered (Python's RuntimeError "cannot enter context")
+  context_entered,
+  // context_var::reset() with a token made in another context (Python's ValueError "was created
+  // in a different Context")
+  token_other_context,
 };
 
 }  // namespace greenlet

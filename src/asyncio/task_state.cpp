@@ -60,8 +60,8 @@ void task_state::start(loop_core* l) {
   glet = ::greenlet::greenlet([this] { body(); }, ::greenlet::greenlet(), l->task_stack);
   glet.impl()->role = this;  // so that a stack overflow report names the task
   // A task runs in a copy of its creator's context (asyncio's rule): a
-  // snapshot, so what the task sets stays in the task.
-  glet.impl()->context_vars = ::greenlet::detail::current_context();
+  // snapshot in a context of its own, so what the task sets stays in the task.
+  glet.impl()->context_vars.vars = ::greenlet::detail::current_context();
   l->link_task(this);
   l->call_soon_fast(&step_callback, this, nullptr);
 }

@@ -2,6 +2,8 @@
 // so switching costs nothing and each greenlet sees its own. A generator
 // body's greenlet is the exception: it has none (see context_holder()).
 #include <atomic>
+#include <string>
+#include <utility>
 
 #include "fiber/thread_state.hpp"
 #include "greenlet/fiber/context.hpp"
@@ -26,19 +28,49 @@ greenlet_impl* context_holder(greenlet_impl* g) noexcept {
 
 }  // namespace
 
-context_ptr current_context() { return context_holder(state().current)->context_vars; }
+context_ptr current_context() { return context_holder(state().current)->context_vars.vars; }
 
-void set_current_context(context_ptr context) { context_holder(state().current)->context_vars = std::move(context); }
+void set_current_context(context_ptr context) {
+  context_holder(state().current)->context_vars.vars = std::move(context);
+}
+
+std::uint64_t current_context_id() {
+  context_slot& slot = context_holder(state().current)->context_vars;
+  if (slot.id == 0) slot.id = next_context_id();
+  return slot.id;
+}
+
+context_slot exchange_current_context(context_slot slot) {
+  return std::exchange(context_holder(state().current)->context_vars, std::move(slot));
+}
 
 std::uint64_t next_context_var_id() noexcept {
   static std::atomic<std::uint64_t> next{1};
   return next.fetch_add(1, std::memory_order_relaxed);
 }
 
+std::uint64_t next_context_id() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+void throw_context_entered() {
+  throw error(errc::context_entered,
+              "cannot enter context: it is already entered (its run() has not returned, in this greenlet or "
+              "another); run a copy instead: auto inner = ctx; inner.run(fn)");
+}
+
+void throw_token_other_context(const std::string& var_name) {
+  throw error(errc::token_other_context, "reset(): the token of context_var '" + var_name +
+                                             "' was created in a different context (another context::run(), "
+                                             "greenlet, task or loop callback); reset it where set() made it");
+}
+
 }  // namespace detail
 
-context greenlet::gr_context() const { return context(checked()->context_vars); }
+context greenlet::gr_context() const { return context(checked()->context_vars.vars); }
 
-void greenlet::set_gr_context(const context& ctx) { checked()->context_vars = ctx.data(); }
+// The greenlet runs in a copy of ctx: a context of its own, with ctx's values.
+void greenlet::set_gr_context(const context& ctx) { checked()->context_vars = {ctx.data(), 0}; }
 
 }  // namespace greenlet

@@ -20,6 +20,8 @@ class greenlet_category final : public std::error_category {
       case errc::bad_arguments: return "bad arguments";
       case errc::greenlet_exit: return "GreenletExit";
       case errc::stack_exhausted: return "no memory for a fiber stack";
+      case errc::context_entered: return "context already entered";
+      case errc::token_other_context: return "token made in another context";
     }
     return "unknown greenlet error";
   }

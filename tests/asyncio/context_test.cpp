@@ -1,5 +1,6 @@
 // context_test.cpp: context variables in tasks, after CPython's
 // Lib/test/test_asyncio/test_context.py and test_tasks.py context cases.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,37 @@ TEST_F(ContextTests, NestedTasksInheritTheirCreatorsContext) {
           return got;
         });
         EXPECT_EQ(asyncio::await(outer), "r-1");
+      },
+      virtual_time());
+}
+
+// A task is a context of its own: a token made in one task is refused by
+// reset() in another (Python's ValueError), and accepted in its own task
+// after an await.
+TEST_F(ContextTests, ResetRefusesATokenOfAnotherTask) {
+  asyncio::context_var<std::string> cvar("cvar", std::string("dflt"));
+  asyncio::run(
+      [&] {
+        std::optional<asyncio::context_var<std::string>::token> token;
+        auto maker = asyncio::create_task([&] {
+          token = cvar.set("maker");
+          asyncio::sleep(0.01);
+          cvar.reset(*token);  // its own context, after an await: accepted
+          return cvar.get();
+        });
+        asyncio::sleep(0.001);
+        ASSERT_TRUE(token.has_value());
+        auto other = asyncio::create_task([&] {
+          try {
+            cvar.reset(*token);
+          } catch (const greenlet::error& e) {
+            EXPECT_EQ(e.code(), greenlet::errc::token_other_context);
+            return cvar.get();
+          }
+          return std::string("accepted");
+        });
+        EXPECT_EQ(asyncio::await(other), "dflt");
+        EXPECT_EQ(asyncio::await(maker), "dflt");
       },
       virtual_time());
 }

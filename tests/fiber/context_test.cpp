@@ -1,5 +1,6 @@
 // context_test.cpp: per-greenlet context variables, after greenlet's
 // src/greenlet/tests/test_contextvars.py.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,96 @@ TEST_F(ContextVarsTest, GetFallbackComesBeforeTheDefault) {
     EXPECT_EQ(with_default.get(), "dflt");
     with_default.set("set");
     EXPECT_EQ(with_default.get("fb"), "set");
+  });
+  g.switch_();
+  EXPECT_TRUE(g.dead());
+}
+
+// expect_error(fn, code) runs fn and expects it to throw greenlet::error with code; returns the
+// message.
+std::string expect_error(const std::function<void()>& fn, greenlet::errc code) {
+  try {
+    fn();
+  } catch (const greenlet::error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "no greenlet::error thrown";
+  return {};
+}
+
+// contextvars' test_context_var_reset_2/3: a token made in another context
+// is refused (Python's ValueError "... was created in a different
+// Context"), and leaves the current value alone. Another context is another
+// context object being run, a copy of one, or another greenlet's context.
+TEST_F(ContextVarsTest, ResetRefusesATokenOfAnotherContext) {
+  greenlet::greenlet g([] {
+    greenlet::context_var<std::string> v("v", std::string("dflt"));
+    v.set("outer");
+    greenlet::context ctx = greenlet::copy_context();
+    auto made_in_ctx = ctx.run([&] { return v.set("in ctx"); });
+    std::string message = expect_error([&] { v.reset(made_in_ctx); }, greenlet::errc::token_other_context);
+    EXPECT_NE(message.find("context_var 'v'"), std::string::npos) << message;
+    EXPECT_NE(message.find("different context"), std::string::npos) << message;
+    EXPECT_EQ(v.get(), "outer");
+    greenlet::context copy = ctx;  // same values, another context
+    copy.run([&] { expect_error([&] { v.reset(made_in_ctx); }, greenlet::errc::token_other_context); });
+    EXPECT_EQ(copy.run([&] { return v.get(); }), "in ctx");
+    // In the context that made it, later, the token works (once).
+    ctx.run([&] {
+      v.reset(made_in_ctx);
+      EXPECT_EQ(v.get(), "outer");
+    });
+    EXPECT_EQ(ctx.run([&] { return v.get(); }), "outer");
+
+    // A token of the greenlet's own context is refused inside a run() and
+    // accepted after it.
+    auto own = v.set("own");
+    greenlet::copy_context().run([&] { expect_error([&] { v.reset(own); }, greenlet::errc::token_other_context); });
+    v.reset(own);
+    EXPECT_EQ(v.get(), "outer");
+
+    // Another greenlet's token.
+    greenlet::context_var<std::string>::token* theirs = nullptr;
+    greenlet::greenlet other([&] {
+      auto t = v.set("other");
+      theirs = &t;
+      greenlet::getcurrent().parent().switch_();
+    });
+    other.switch_();
+    expect_error([&] { v.reset(*theirs); }, greenlet::errc::token_other_context);
+    EXPECT_EQ(v.get(), "outer");
+    other.switch_();
+    EXPECT_TRUE(other.dead());
+  });
+  g.switch_();
+  EXPECT_TRUE(g.dead());
+}
+
+// contextvars' test_context_run_4 ("is already entered"): run() of a
+// context inside its own run() throws (Python's RuntimeError "cannot enter
+// context"), in the same greenlet or another one it switched to; the outer
+// run() goes on, and a copy may run inside.
+TEST_F(ContextVarsTest, RunOfAContextAlreadyEnteredIsRefused) {
+  greenlet::greenlet g([] {
+    greenlet::context_var<std::string> v("v", std::string("dflt"));
+    greenlet::context ctx = greenlet::copy_context();
+    ctx.run([&] {
+      v.set("outer run");
+      std::string message =
+          expect_error([&] { ctx.run([&] { v.set("inner run"); }); }, greenlet::errc::context_entered);
+      EXPECT_NE(message.find("already entered"), std::string::npos) << message;
+      EXPECT_EQ(v.get(), "outer run");
+      greenlet::greenlet other([&] { expect_error([&] { ctx.run([] {}); }, greenlet::errc::context_entered); });
+      other.switch_();
+      EXPECT_TRUE(other.dead());
+      greenlet::context inner = ctx;  // a copy is another context
+      inner.run([&] { v.set("copy"); });
+      EXPECT_EQ(inner.run([&] { return v.get(); }), "copy");
+      EXPECT_EQ(v.get(), "outer run");
+    });
+    EXPECT_EQ(ctx.run([&] { return v.get(); }), "outer run");  // entered again once it returned
+    EXPECT_EQ(v.get(), "dflt");
   });
   g.switch_();
   EXPECT_TRUE(g.dead());

@@ -292,7 +292,7 @@ class async_generator {
   // detail::current_context() returns), read in place: a step reads it
   // twice, and a copy or a call each time cost 5% of the step.
   static ::greenlet::detail::context_ptr& own_context() noexcept {
-    return ::greenlet::detail::current_impl()->context_vars;
+    return ::greenlet::detail::current_impl()->context_vars.vars;
   }
   // hand_context(s, held) leaves the calling greenlet's context for the
   // other side; held is the caller's side's record of it.

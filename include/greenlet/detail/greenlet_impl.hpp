@@ -156,9 +156,9 @@ struct greenlet_impl {
   greenlet_impl* registry_next = nullptr;
   std::uint64_t id = 0;
   std::string name;
-  // Context variables (greenlet's gr_context); empty for a new greenlet.
+  // Context variables (greenlet's gr_context) and the context's identity; empty for a new greenlet.
   // Unused while this is a generator's body (see `generator`).
-  context_ptr context_vars;
+  context_slot context_vars;
 };
 
 template <class F>

@@ -23,9 +23,30 @@ namespace detail {
 using context_map = std::map<std::uint64_t, std::shared_ptr<const void>>;
 using context_ptr = std::shared_ptr<const context_map>;
 
+// context_slot is where a greenlet keeps the context it runs in: the values (null while no
+// variable is set) and the context's identity, which a token remembers so that reset() can refuse
+// a token made in another context. Identity 0 is a context nobody has named yet; the first set()
+// in it names it (next_context_id()), so a context where nothing is set costs nothing. Code that
+// makes a greenlet run in another one's context, rather than in a copy, copies the whole slot.
+struct context_slot {
+  context_ptr vars;
+  std::uint64_t id = 0;
+};
+
 context_ptr current_context();
 void set_current_context(context_ptr context);
+// current_context_id() is the identity of the calling greenlet's current context, named now if it
+// had none. Throws std::bad_alloc only (the thread's first use of greenlets).
+std::uint64_t current_context_id();
+// exchange_current_context(slot) makes slot the calling greenlet's current context and returns the
+// one it replaces. Throws std::bad_alloc only (the thread's first use of greenlets).
+context_slot exchange_current_context(context_slot slot);
 std::uint64_t next_context_var_id() noexcept;
+// next_context_id() is a new context identity, never 0. Throws nothing; any thread.
+std::uint64_t next_context_id() noexcept;
+// The misuse errors of context::run() and context_var::reset() (greenlet::error).
+[[noreturn]] void throw_context_entered();
+[[noreturn]] void throw_token_other_context(const std::string& var_name);
 }  // namespace detail
 
 // LookupError is raised by context_var::get() for a variable with no value
@@ -35,31 +56,70 @@ class LookupError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// context is a snapshot of context-variable values (contextvars.Context).
-// Every greenlet has its own (greenlet's gr_context): a new greenlet starts
-// with an empty one, an asyncio task with a copy of its creator's.
+// Which context is current, and when two are the same.
+//
+// Every greenlet runs in a context of its own (greenlet's gr_context): a new greenlet starts with an
+// empty one, an asyncio task with a copy of its creator's, and each event-loop callback with a copy
+// of the context current when it was scheduled. context::run(fn) makes a context object current
+// for fn, in the calling greenlet, and puts the greenlet's own back afterwards.
+//
+// Two contexts are the same only if they are one greenlet's own context or one context object:
+// a copy (copy_context(), gr_context(), copying a context object) is another context, even while
+// it holds equal values. This decides two errors, both greenlet::error (Python's in brackets):
+//  - reset(token) in another context than the one whose set() made the token throws
+//    errc::token_other_context [ValueError "... was created in a different Context"]: it would
+//    write that context's old value into this one;
+//  - run() of a context object whose run() has not returned (in this greenlet, or in another one
+//    it switched to) throws errc::context_entered [RuntimeError "cannot enter context: ... is
+//    already entered"]: the outer run() would later overwrite what the inner one set.
+// Running a copy instead is always allowed (auto inner = ctx; inner.run(fn)).
+
+// context is a snapshot of context-variable values (contextvars.Context), and an identity (see
+// above). A plain value, not synchronized: share one between threads only read-only.
 class context {
  public:
   context() = default;
-  // Internal: context(data) wraps an existing snapshot of values. Throws nothing. A context is not
-  // synchronized: share one between threads only read-only.
+  // Internal: context(data) wraps an existing snapshot of values. Throws nothing.
   explicit context(detail::context_ptr data) noexcept : data_(std::move(data)) {}
+  // context(other) is a copy: the same values, but another context (a token of other's is not
+  // one of the copy's), not entered. Throws nothing.
+  context(const context& other) noexcept : data_(other.data_) {}
+  // operator=(other) takes other's values; this stays its own context. Throws nothing; not while
+  // this context is entered (its run() would overwrite them when it returns).
+  context& operator=(const context& other) noexcept {
+    data_ = other.data_;
+    return *this;
+  }
+  // A moved context keeps its identity (tokens made in it stay valid in the new object); the
+  // moved-from one is empty. Throws nothing; not while other is entered.
+  context(context&& other) noexcept : data_(std::move(other.data_)), id_(std::exchange(other.id_, 0)) {}
+  context& operator=(context&& other) noexcept {
+    data_ = std::move(other.data_);
+    id_ = std::exchange(other.id_, 0);
+    return *this;
+  }
+  ~context() = default;
+
   // size() is the number of variables with a value in this context. Throws nothing.
   std::size_t size() const noexcept { return data_ ? data_->size() : 0; }
 
-  // run(fn) runs fn with this context current in the calling greenlet;
-  // what fn sets stays in this context object, not in the caller's.
+  // run(fn) runs fn with this context current in the calling greenlet and returns what fn returns;
+  // what fn sets stays in this context object, not in the caller's. Throws greenlet::error
+  // (errc::context_entered) if this context is already entered, and what fn throws (the caller's
+  // context is back either way).
   template <class F>
   decltype(auto) run(F&& fn) {
-    struct restore {
+    if (entered_) detail::throw_context_entered();
+    if (id_ == 0) id_ = detail::next_context_id();
+    struct leave {
       context* self;
-      detail::context_ptr saved;
-      ~restore() {
-        self->data_ = detail::current_context();
-        detail::set_current_context(std::move(saved));
+      detail::context_slot outer;
+      ~leave() {
+        self->data_ = detail::exchange_current_context(std::move(outer)).vars;
+        self->entered_ = false;
       }
-    } guard{this, detail::current_context()};
-    detail::set_current_context(data_);
+    } guard{this, detail::exchange_current_context({data_, id_})};
+    entered_ = true;
     return std::forward<F>(fn)();
   }
 
@@ -68,9 +128,12 @@ class context {
 
  private:
   detail::context_ptr data_;
+  std::uint64_t id_ = 0;  // named by the first run()
+  bool entered_ = false;  // run() has not returned
 };
 
-// copy_context() is a snapshot of the calling greenlet's context.
+// copy_context() is a snapshot of the calling greenlet's current context: its values, in a new
+// context. Throws std::bad_alloc only (the thread's first use of greenlets).
 inline context copy_context() { return context(detail::current_context()); }
 
 // context_var<T> is a contextvars.ContextVar: a value per context. set()
@@ -78,8 +141,9 @@ inline context copy_context() { return context(detail::current_context()); }
 template <class T>
 class context_var {
  public:
-  // token is what set() returns: it remembers the variable's previous value for reset(), which
-  // accepts each token once. A plain value, not synchronized.
+  // token is what set() returns: it remembers the variable's previous value and the context set()
+  // ran in, for reset(), which accepts each token once, in that context. A plain value, not
+  // synchronized.
   class token {
    public:
     // var() is the context_var whose set() made this token. Throws nothing.
@@ -87,9 +151,11 @@ class context_var {
 
    private:
     friend class context_var;
-    token(const context_var* var, std::shared_ptr<const void> old) : var_(var), old_(std::move(old)) {}
+    token(const context_var* var, std::shared_ptr<const void> old, std::uint64_t context_id)
+        : var_(var), old_(std::move(old)), context_id_(context_id) {}
     const context_var* var_;
     std::shared_ptr<const void> old_;  // null: the variable had no value
+    std::uint64_t context_id_;         // the context set() ran in
     bool used_ = false;
   };
 
@@ -118,22 +184,26 @@ class context_var {
     return fallback;
   }
 
-  // set(v) sets the value in the current context only.
+  // set(v) sets the value in the current context only, and returns the token that undoes it there.
+  // Throws std::bad_alloc, what copying or moving T throws.
   token set(T value) {
     detail::context_ptr now = detail::current_context();
     std::shared_ptr<const void> old;
     auto updated = now ? std::make_shared<detail::context_map>(*now) : std::make_shared<detail::context_map>();
     if (auto it = updated->find(id_); it != updated->end()) old = it->second;
     (*updated)[id_] = std::make_shared<const T>(std::move(value));
+    const std::uint64_t context_id = detail::current_context_id();
     detail::set_current_context(std::move(updated));
-    return token(this, std::move(old));
+    return token(this, std::move(old), context_id);
   }
 
-  // reset(t) restores the value before the set() that made t. LookupError
-  // for a token of another variable or one already used.
+  // reset(t) restores the value before the set() that made t. Throws LookupError for a token of
+  // another variable or one already used, greenlet::error (errc::token_other_context) for a token
+  // made in another context (see "Which context is current" above); std::bad_alloc.
   void reset(token& t) {
     if (t.var_ != this) throw LookupError("reset(): the token was made by another context_var");
     if (t.used_) throw LookupError("reset(): the token has already been used once");
+    if (t.context_id_ != detail::current_context_id()) detail::throw_token_other_context(name_);
     t.used_ = true;
     detail::context_ptr now = detail::current_context();
     auto updated = now ? std::make_shared<detail::context_map>(*now) : std::make_shared<detail::context_map>();

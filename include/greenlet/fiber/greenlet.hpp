@@ -168,11 +168,13 @@ class greenlet {
   // stack_size() is the usable size of its stack (0 for a main greenlet).
   std::size_t stack_size() const;
 
-  // gr_context() is this greenlet's context-variable snapshot;
-  // set_gr_context() replaces it (greenlet's gr_context attribute).
+  // gr_context() is a copy of this greenlet's context (greenlet's gr_context attribute): its
+  // values, in a context object of its own (running it never conflicts with the greenlet's; see
+  // fiber/context.hpp). Throws greenlet::error on an empty handle.
   context gr_context() const;
-  // set_gr_context(ctx) replaces this greenlet's context-variable snapshot with ctx. Throws
-  // greenlet::error on an empty handle. Not synchronized: call it on the owning thread.
+  // set_gr_context(ctx) makes this greenlet run in a copy of ctx: ctx's values, in a context of
+  // its own (tokens of its previous context are refused by reset()). Throws greenlet::error on an
+  // empty handle. Not synchronized: call it on the owning thread.
   void set_gr_context(const context& ctx);
 
   // empty() is true for a handle that refers to no greenlet (default-made or moved from). Throws

@@ -273,7 +273,7 @@ class generator_state final : public generator_state_base {
     // below, with GreenletExit. The drop unmarks it first, so it has a
     // context of its own then: a copy of this one (what it sets there stays
     // its own).
-    if (status == generator_status::suspended) body.impl()->context_vars = current_impl()->context_vars;
+    if (status == generator_status::suspended) body.impl()->context_vars.vars = ::greenlet::detail::current_context();
     abandoned_ = true;
     drop_body();
   }
