@@ -95,8 +95,11 @@ std::string expect_error(const std::function<void()>& fn, greenlet::errc code) {
 // Context"), and leaves the current value alone. Another context is another
 // context object being run, a copy of one, or another greenlet's context.
 TEST_F(ContextVarsTest, ResetRefusesATokenOfAnotherContext) {
-  greenlet::greenlet g([] {
-    greenlet::context_var<std::string> v("v", std::string("dflt"));
+  // On the test's stack, not g's: `other` below uses them while g is
+  // suspended, and with stack copying g's stack is not at its addresses then.
+  greenlet::context_var<std::string> v("v", std::string("dflt"));
+  std::optional<greenlet::context_var<std::string>::token> theirs;
+  greenlet::greenlet g([&] {
     v.set("outer");
     greenlet::context ctx = greenlet::copy_context();
     auto made_in_ctx = ctx.run([&] { return v.set("in ctx"); });
@@ -122,10 +125,8 @@ TEST_F(ContextVarsTest, ResetRefusesATokenOfAnotherContext) {
     EXPECT_EQ(v.get(), "outer");
 
     // Another greenlet's token.
-    greenlet::context_var<std::string>::token* theirs = nullptr;
     greenlet::greenlet other([&] {
-      auto t = v.set("other");
-      theirs = &t;
+      theirs = v.set("other");
       greenlet::getcurrent().parent().switch_();
     });
     other.switch_();

@@ -63,7 +63,9 @@ TEST_F(DeepChain, SuspendedChainIsKilledWithoutRecursion) {
     greenlet::greenlet leaf = runner;
     for (int i = 0; i < depth; ++i) {
       leaf = greenlet::greenlet(
-          [&killed, &runner, i] {
+          // runner by value: with stack copying, runner's stack is not at
+          // its addresses while a leaf runs.
+          [&killed, runner, i]() mutable {
             try {
               runner.switch_();
             } catch (const greenlet::GreenletExit&) {
