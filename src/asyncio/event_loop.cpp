@@ -73,21 +73,49 @@ event_loop::~event_loop() {
   core_->facade = nullptr;
 }
 
+// The callbacks users schedule capture the caller's context values
+// (context_to_capture(): null, nothing to copy, while no variable is set).
 Handle event_loop::call_soon(std::function<void()> fn) {
   detail::callback_node* n = core_->call_soon(std::move(fn));
+  if (const auto* vars = ::greenlet::detail::context_to_capture()) [[unlikely]]
+    detail::give_context(n, *vars);
+  detail::retain(n);
+  return Handle(n);
+}
+
+Handle event_loop::call_soon(std::function<void()> fn, const ::greenlet::context& ctx) {
+  detail::callback_node* n = core_->call_soon(std::move(fn), ctx.data());
   detail::retain(n);
   return Handle(n);
 }
 
 Handle event_loop::call_later(double delay, std::function<void()> fn) { return call_at(time() + delay, std::move(fn)); }
 
+Handle event_loop::call_later(double delay, std::function<void()> fn, const ::greenlet::context& ctx) {
+  return call_at(time() + delay, std::move(fn), ctx);
+}
+
 Handle event_loop::call_at(double when, std::function<void()> fn) {
   detail::callback_node* n = core_->call_at(when, std::move(fn));
+  if (const auto* vars = ::greenlet::detail::context_to_capture()) [[unlikely]]
+    detail::give_context(n, *vars);
   detail::retain(n);
   return Handle(n);
 }
 
-void event_loop::call_soon_threadsafe(std::function<void()> fn) { core_->call_soon_threadsafe(std::move(fn)); }
+Handle event_loop::call_at(double when, std::function<void()> fn, const ::greenlet::context& ctx) {
+  detail::callback_node* n = core_->call_at(when, std::move(fn), ctx.data());
+  detail::retain(n);
+  return Handle(n);
+}
+
+void event_loop::call_soon_threadsafe(std::function<void()> fn) {
+  core_->call_soon_threadsafe(std::move(fn), ::greenlet::detail::captured_context());
+}
+
+void event_loop::call_soon_threadsafe(std::function<void()> fn, const ::greenlet::context& ctx) {
+  core_->call_soon_threadsafe(std::move(fn), ctx.data());
+}
 
 void event_loop::run_forever() { core_->run_forever(); }
 

@@ -82,12 +82,13 @@ void future_state::check_result() {
   }
 }
 
-std::uint64_t future_state::add_done_callback(std::function<void(future_state&)> fn) {
+std::uint64_t future_state::add_done_callback(std::function<void(future_state&)> fn,
+                                              ::greenlet::detail::context_ptr context) {
   const std::uint64_t id = next_callback_id_++;
   if (done()) {
-    loop_->call_soon([ref = future_ref(this), fn = std::move(fn)] { fn(*ref.p); });
+    loop_->call_soon([ref = future_ref(this), fn = std::move(fn)] { fn(*ref.p); }, std::move(context));
   } else {
-    callbacks_.push_back({id, nullptr, nullptr, std::move(fn)});
+    callbacks_.push_back({id, nullptr, nullptr, std::move(fn), std::move(context)});
   }
   return id;
 }
@@ -110,7 +111,7 @@ std::uint64_t future_state::add_fast(void (*fn)(void*, void*), void (*drop)(void
   } else if (first_.fn == nullptr && callbacks_.empty()) {
     first_ = {id, fn, ctx, drop};
   } else {
-    callbacks_.push_back({id, fn, ctx, {}, drop});
+    callbacks_.push_back({id, fn, ctx, {}, {}, drop});
   }
   return id;
 }
@@ -129,6 +130,7 @@ std::size_t future_state::remove_done_callback(std::uint64_t id) {
   if (it == callbacks_.end() || it->id != id || it->removed) return 0;
   it->removed = true;
   it->general = nullptr;
+  it->context = nullptr;
   if (++removed_callbacks_ * 2 > callbacks_.size()) {
     std::erase_if(callbacks_, [](const done_callback& c) { return c.removed; });
     removed_callbacks_ = 0;
@@ -168,7 +170,7 @@ void future_state::schedule_callbacks() {
       retain(this);
       loop_->call_soon_fast(c.fast, c.ctx, this, c.drop);
     } else {
-      loop_->call_soon([ref = future_ref(this), fn = std::move(c.general)] { fn(*ref.p); });
+      loop_->call_soon([ref = future_ref(this), fn = std::move(c.general)] { fn(*ref.p); }, std::move(c.context));
     }
   }
 }

@@ -47,7 +47,7 @@ template <int Locality = all_caches>
 [[gnu::always_inline]] inline task_state* task_of(const callback_node* n) noexcept {
   if (n->cancelled) return nullptr;  // its task may be gone already
   if (n->fast == &task_state::step_callback || n->fast == &task_state::wakeup_callback) {
-    return static_cast<task_state*>(n->a);
+    return static_cast<task_state*>(n->args.a);
   }
   return nullptr;
 }
@@ -84,7 +84,8 @@ inline constexpr std::size_t lookahead_batch = 8;
   }
   for (; i < 1 + 2 * batch && i < queued; ++i) {
     const callback_node* n = loop.ready_at(i);
-    if (n->b != nullptr) __builtin_prefetch(n->b);  // the future a wake-up releases
+    // The future a wake-up releases (a general callback has no arguments).
+    if (n->fast != nullptr && n->args.b != nullptr) __builtin_prefetch(n->args.b);
     const task_state* t = task_of(n);
     if (t == nullptr) continue;
     prefetch_lines(t->future(), 2);

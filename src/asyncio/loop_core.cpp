@@ -10,6 +10,7 @@
 #include <limits>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "asyncio/lookahead.hpp"
 #include "asyncio/poller.hpp"
@@ -97,7 +98,7 @@ callback_node* loop_core::new_node() {
 
 void loop_core::recycle(callback_node* n) noexcept {
   ++free_node_count;
-  n->general = nullptr;
+  n->general = nullptr;  // n has no context: taken by the run, dropped by cancel or drop
   n->fast = nullptr;
   n->drop = nullptr;
   n->next = free_nodes;
@@ -155,13 +156,18 @@ callback_node* loop_core::call_soon(std::function<void()> fn) {
   return n;
 }
 
+callback_node* loop_core::call_soon(std::function<void()> fn, ::greenlet::detail::context_ptr context) {
+  callback_node* n = call_soon(std::move(fn));
+  if (context != nullptr) give_context(n, std::move(context));
+  return n;
+}
+
 void loop_core::call_soon_fast(void (*fn)(void*, void*), void* a, void* b, void (*drop)(void*, void*)) {
   reserve_ready_slot();
   callback_node* n = new_node();
   n->fast = fn;
   n->drop = drop;
-  n->a = a;
-  n->b = b;
+  n->args = {a, b};
   push_ready(n);
 }
 
@@ -187,12 +193,17 @@ callback_node* loop_core::call_at(double when, std::function<void()> fn) {
   return n;
 }
 
+callback_node* loop_core::call_at(double when, std::function<void()> fn, ::greenlet::detail::context_ptr context) {
+  callback_node* n = call_at(when, std::move(fn));
+  if (context != nullptr) give_context(n, std::move(context));
+  return n;
+}
+
 callback_node* loop_core::call_at_fast(double when, void (*fn)(void*, void*), void* a, void* b) {
   check_open();
   callback_node* n = new_node();
   n->fast = fn;
-  n->a = a;
-  n->b = b;
+  n->args = {a, b};
   n->when = when;
   push_timer(n);
   return n;
@@ -203,15 +214,20 @@ namespace {
 // The head of a closed loop's threadsafe stack: posts see it and fail.
 threadsafe_node closed_sentinel;
 
-// function_node carries a call_soon_threadsafe() function.
+// function_node carries a call_soon_threadsafe() function and the context
+// values it runs in.
 struct function_node : threadsafe_node {
   std::function<void()> fn;
+  ::greenlet::detail::context_ptr context;
 };
 
 void run_function_node(threadsafe_node* n) {
   std::unique_ptr<function_node> own(static_cast<function_node*>(n));
   std::function<void()> fn = std::move(own->fn);
+  ::greenlet::detail::context_ptr context = std::move(own->context);
   own.reset();
+  // Run from the ready queue, on the loop's greenlet: its slot is callback_slot.
+  ::greenlet::detail::enter_callback_context(::greenlet::detail::tls_switch_state->current->context_vars, context);
   fn();
 }
 
@@ -229,11 +245,12 @@ void drop_posted(void* node, void*) {
 
 }  // namespace
 
-void loop_core::call_soon_threadsafe(std::function<void()> fn) {
+void loop_core::call_soon_threadsafe(std::function<void()> fn, ::greenlet::detail::context_ptr context) {
   auto n = std::make_unique<function_node>();
   n->run_fn = &run_function_node;
   n->drop_fn = &drop_function_node;
   n->fn = std::move(fn);
+  n->context = std::move(context);
   if (!post_threadsafe(n.get())) throw RuntimeError(asyncio_errc::loop_closed, "Event loop is closed");
   n.release();
 }
@@ -306,28 +323,54 @@ void loop_core::cancel_node(callback_node* n) noexcept {
   n->cancelled = true;
   // Free what the callback holds now rather than when it is popped.
   n->general = nullptr;
+  drop_context(n);
   if (n->drop != nullptr) {
-    n->drop(n->a, n->b);
+    n->drop(n->args.a, n->args.b);
     n->drop = nullptr;
   }
   if (n->in_heap) ++cancelled_timers;
 }
 
 void loop_core::drop_node(callback_node* n) noexcept {
-  if (!n->cancelled && n->drop != nullptr) n->drop(n->a, n->b);
+  if (!n->cancelled && n->drop != nullptr) n->drop(n->args.a, n->args.b);
   n->drop = nullptr;
+  drop_context(n);
   release(n);
 }
+
+namespace {
+
+// enter_captured_context(slot, n) is run_general_node()'s rare case: the
+// slot (callback_slot) becomes a new context holding n's captured values,
+// dropping what the previous callback left there.
+[[gnu::noinline]] void enter_captured_context(::greenlet::detail::context_slot& slot, callback_node* n) noexcept {
+  slot.vars = take_context(n);
+  slot.id = 0;
+}
+
+}  // namespace
 
 void loop_core::run_ready_node(callback_node* n) {
   if (n->fast != nullptr) {
     n->drop = nullptr;  // it runs: the callback owns its arguments now
-    n->fast(n->a, n->b);
+    n->fast(n->args.a, n->args.b);
   } else {
-    // Move the function out: it may cancel its own handle or re-schedule.
-    std::function<void()> fn = std::move(n->general);
-    fn();
+    run_general_node(n);
   }
+}
+
+// Out of line: the fast path above (every task step) then needs no stack frame.
+void loop_core::run_general_node(callback_node* n) {
+  // It runs in a context of its own, holding the values captured when it
+  // was scheduled: what it sets stays there, unseen by later callbacks and
+  // by the code that runs the loop.
+  ::greenlet::detail::context_slot& slot = *callback_slot;
+  if (slot.vars != nullptr || slot.id != 0 || n->context_live) [[unlikely]] {
+    enter_captured_context(slot, n);
+  }
+  // Move the function out: it may cancel its own handle or re-schedule.
+  std::function<void()> fn = std::move(n->general);
+  fn();
 }
 
 bool loop_core::can_make_progress() const {
@@ -465,7 +508,7 @@ task_state* loop_core::take_handoff_step(const task_state* self) noexcept {
   lookahead_before_step(*this);
   pop_ready();
   n->drop = nullptr;  // it runs: a wake-up's future reference is released here, as wakeup_callback does
-  if (n->fast == &task_state::wakeup_callback) release(static_cast<future_state*>(n->b));
+  if (n->fast == &task_state::wakeup_callback) release(static_cast<future_state*>(n->args.b));
   release(n);
   return t;
 }
@@ -488,18 +531,24 @@ void loop_core::run_forever() {
   check_can_run();
   running = true;
   loop_greenlet = ::greenlet::getcurrent();
+  // The running greenlet's context is set aside while the loop runs: its
+  // slot is the callbacks' (see callback_slot).
+  callback_slot = &loop_greenlet.impl()->context_vars;
   set_running_loop(this);
   ::greenlet::detail::hold_released_stacks(true);  // through bursts; trimmed when idle (run_once)
   struct reset {
     loop_core* self;
+    ::greenlet::detail::context_slot own_context;
     ~reset() {
       ::greenlet::detail::hold_released_stacks(false);
       self->running = false;
       self->stopping = false;
+      *self->callback_slot = std::move(own_context);
+      self->callback_slot = nullptr;
       self->loop_greenlet = ::greenlet::greenlet();
       set_running_loop(nullptr);
     }
-  } guard{this};
+  } guard{this, std::exchange(*callback_slot, {})};
   // At least one iteration: a stop() made before run_forever() still lets
   // the callbacks already scheduled run once, as asyncio does.
   do {

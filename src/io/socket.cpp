@@ -18,14 +18,27 @@
 
 namespace greenlet::asyncio {
 
+namespace {
+
+// in_registering_context(fn) is fn run, each time, in one copy of the
+// context current now, as asyncio's Handle for add_reader() does: what one
+// call sets, the next sees, and nothing else does.
+std::function<void()> in_registering_context(std::function<void()> fn) {
+  return [ctx = ::greenlet::copy_context(), fn = std::move(fn)]() mutable { ctx.run(fn); };
+}
+
+}  // namespace
+
 void event_loop::add_reader(int fd, std::function<void()> fn) {
   core_->check_open();
-  core_->io->add_callback(fd, detail::io_direction::read, detail::io_caller::user, std::move(fn));
+  core_->io->add_callback(fd, detail::io_direction::read, detail::io_caller::user,
+                          in_registering_context(std::move(fn)));
 }
 
 void event_loop::add_writer(int fd, std::function<void()> fn) {
   core_->check_open();
-  core_->io->add_callback(fd, detail::io_direction::write, detail::io_caller::user, std::move(fn));
+  core_->io->add_callback(fd, detail::io_direction::write, detail::io_caller::user,
+                          in_registering_context(std::move(fn)));
 }
 
 bool event_loop::remove_reader(int fd) noexcept { return core_->io->remove(fd, detail::io_direction::read); }

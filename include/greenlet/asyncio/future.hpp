@@ -95,15 +95,18 @@ class Future {
   }
 
   // add_done_callback(fn) schedules fn(future) with call_soon once the
-  // future is done (at once, through call_soon, if it already is). Returns
-  // an id for remove_done_callback(). Throws RuntimeError if the future is
-  // done and its loop closed, std::bad_alloc. Loop thread only.
+  // future is done (at once, through call_soon, if it already is). fn runs
+  // in a copy of the context current now (asyncio's), or of ctx: see
+  // event_loop::call_soon(). Returns an id for remove_done_callback().
+  // Throws RuntimeError if the future is done and its loop closed,
+  // std::bad_alloc. Loop thread only.
   std::uint64_t add_done_callback(std::function<void(Future&)> fn) {
-    return state_->add_done_callback([fn = std::move(fn)](detail::future_state& s) {
-      detail::retain(&s);
-      Future f(static_cast<detail::future_value<T>*>(&s));
-      fn(f);
-    });
+    return add_done_callback_in(std::move(fn), ::greenlet::detail::captured_context());
+  }
+  // add_done_callback(fn, ctx) is add_done_callback(fn) run in a copy of ctx (asyncio's context=).
+  // Same rules.
+  std::uint64_t add_done_callback(std::function<void(Future&)> fn, const ::greenlet::context& ctx) {
+    return add_done_callback_in(std::move(fn), ctx.data());
   }
   // remove_done_callback(id) unschedules it; returns how many were removed. Throws nothing; loop
   // thread only.
@@ -126,6 +129,17 @@ class Future {
  protected:
   // state_ is the shared state this handle holds one reference to (null: empty); for Task<T>.
   detail::future_value<T>* state_ = nullptr;
+
+ private:
+  std::uint64_t add_done_callback_in(std::function<void(Future&)> fn, ::greenlet::detail::context_ptr context) {
+    return state_->add_done_callback(
+        [fn = std::move(fn)](detail::future_state& s) {
+          detail::retain(&s);
+          Future f(static_cast<detail::future_value<T>*>(&s));
+          fn(f);
+        },
+        std::move(context));
+  }
 };
 
 }  // namespace greenlet::asyncio

@@ -54,8 +54,10 @@ class future_state {
 
   // A done callback: either fast (fn, ctx) or general. Returns an id for
   // remove_done_callback. A fast one runs as fn(ctx, future) and owns a
-  // reference to the future, which it must release.
-  std::uint64_t add_done_callback(std::function<void(future_state&)> fn);
+  // reference to the future, which it must release. A general one runs
+  // through call_soon() in a copy of `context` (the values its registrant
+  // captured; none: an empty context).
+  std::uint64_t add_done_callback(std::function<void(future_state&)> fn, ::greenlet::detail::context_ptr context = {});
   std::uint64_t add_fast_callback(void (*fn)(void* ctx, void* state), void* ctx);
   // add_owned_callback(fn, drop, ctx) is a fast callback whose ctx holds a
   // reference for it: fn(ctx, future) runs, or drop(ctx, future) instead if
@@ -103,8 +105,9 @@ class future_state {
     void (*fast)(void*, void*);
     void* ctx;
     std::function<void(future_state&)> general;
-    void (*drop)(void*, void*) = nullptr;  // a fast one's, if it never runs (see add_owned_callback)
-    bool removed = false;                  // a tombstone (see remove_done_callback)
+    ::greenlet::detail::context_ptr context;  // a general one's
+    void (*drop)(void*, void*) = nullptr;     // a fast one's, if it never runs (see add_owned_callback)
+    bool removed = false;                     // a tombstone (see remove_done_callback)
   };
   // The first fast callback waits in first_ rather than in callbacks_: most
   // futures get exactly one (the task awaiting it), and an await then
