@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <greenlet/asyncio.hpp>
 #include <greenlet/concurrent.hpp>
@@ -72,6 +73,31 @@ TEST_F(Bridge, ManyJobsInFlight) {
 TEST_F(Bridge, ToThread) {
   int r = asyncio::run([] { return asyncio::await(asyncio::to_thread([](int x) { return x * 3; }, 14)); });
   EXPECT_EQ(r, 42);
+}
+
+// test_threads.py test_to_thread_contextvars: to_thread() runs the function
+// in a copy of the caller's context. What it sets stays in that copy: not
+// in the caller's, nor in the next job on the same worker thread.
+// run_in_executor() copies nothing (the worker's own context, as asyncio).
+TEST_F(Bridge, ToThreadRunsInACopyOfTheCallersContext) {
+  asyncio::context_var<std::string> var("var", std::string("dflt"));
+  std::vector<std::string> seen;
+  asyncio::run([&] {
+    auto& loop = asyncio::get_running_loop();
+    asyncio::set_default_executor(loop, std::make_shared<concurrent::ThreadPoolExecutor>(1));  // one worker
+    var.set("caller");
+    seen.push_back(asyncio::await(asyncio::to_thread([&] { return var.get(); })));
+    seen.push_back(asyncio::await(asyncio::to_thread(
+        [&](const std::string& v) {
+          var.set(v);
+          return var.get();
+        },
+        std::string("set in worker"))));
+    seen.push_back(asyncio::await(asyncio::to_thread([&] { return var.get(); })));
+    seen.push_back(asyncio::await(loop.run_in_executor(nullptr, [&] { return var.get(); })));
+    seen.push_back(var.get());
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{"caller", "set in worker", "caller", "dflt", "caller"}));
 }
 
 TEST_F(Bridge, WrapFutureCompletedFromPlainThread) {

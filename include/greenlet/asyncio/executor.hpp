@@ -293,11 +293,21 @@ void shutdown_default_executor(event_loop& loop);
 // to_thread(fn, args...) is asyncio.to_thread: fn(args...) on the default
 // executor of the running loop; await the returned future:
 //   auto data = asyncio::await(asyncio::to_thread(read_file, path));
-// Throws RuntimeError with no running loop, and what run_in_executor()
-// throws. Loop thread only; fn itself runs on a pool thread.
+// fn runs in a copy of the caller's context (asyncio's copy_context()): it
+// sees the caller's context variables, and what it sets stays in that copy.
+// run_in_executor() copies nothing: there fn sees the worker thread's own
+// context, as in asyncio. Throws RuntimeError with no running loop, and
+// what run_in_executor() throws. Loop thread only; fn itself runs on a pool
+// thread.
 template <class F, class... A>
 auto to_thread(F&& fn, A&&... args) {
-  return run_in_executor(get_running_loop(), nullptr, std::forward<F>(fn), std::forward<A>(args)...);
+  using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
+  auto call = [fn = std::forward<F>(fn), ... args = std::forward<A>(args)]() mutable -> R {
+    return std::invoke(std::move(fn), std::move(args)...);
+  };
+  return run_in_executor(
+      get_running_loop(), nullptr,
+      [context = ::greenlet::copy_context(), call = std::move(call)]() mutable -> R { return context.run(call); });
 }
 
 namespace detail {
