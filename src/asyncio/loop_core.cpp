@@ -45,7 +45,7 @@ loop_core& require_running_loop() {
   return *tls_running_loop;
 }
 
-loop_core::loop_core() : owner(this_loop_thread()), io(make_epoll_poller()) {}
+loop_core::loop_core() : owner(this_loop_thread()), owner_number(this_thread_number()), io(make_epoll_poller()) {}
 
 loop_core::~loop_core() {
   while (free_nodes != nullptr) {
@@ -148,6 +148,7 @@ callback_node* loop_core::pop_ready() noexcept {
 }
 
 callback_node* loop_core::call_soon(std::function<void()> fn) {
+  check_loop_thread();
   check_open();
   reserve_ready_slot();
   callback_node* n = new_node();
@@ -185,6 +186,7 @@ void loop_core::push_timer(callback_node* n) {
 }
 
 callback_node* loop_core::call_at(double when, std::function<void()> fn) {
+  check_loop_thread();
   check_open();
   callback_node* n = new_node();
   n->general = std::move(fn);
@@ -614,6 +616,7 @@ void loop_core::detach_side(loop_side* side) noexcept {
 }
 
 std::uint64_t loop_core::add_close_hook(std::function<void()> fn) {
+  check_loop_thread();
   check_open();
   const std::uint64_t id = next_close_hook++;
   close_hooks.emplace_back(id, std::move(fn));

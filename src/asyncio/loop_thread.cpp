@@ -23,21 +23,18 @@
 
 namespace greenlet::asyncio::detail {
 
-namespace {
-
 // this_thread_number() numbers threads in the order they first ask, from 1.
 // Not std::thread::id: the system reuses those once a thread exits, and a
 // loop of the exited thread would be taken for the new one's. A plain
 // thread_local: it still reads right during thread exit, when other
 // thread_locals (the fiber layer's state, a current loop) are destroyed.
+constinit thread_local std::uint64_t tls_loop_thread_number = 0;
+
 std::uint64_t this_thread_number() noexcept {
   static std::atomic<std::uint64_t> next{1};
-  constinit thread_local std::uint64_t number = 0;
-  if (number == 0) number = next.fetch_add(1, std::memory_order_relaxed);
-  return number;
+  if (tls_loop_thread_number == 0) tls_loop_thread_number = next.fetch_add(1, std::memory_order_relaxed);
+  return tls_loop_thread_number;
 }
-
-}  // namespace
 
 // loop_thread is one thread that made loops: its number, its main greenlet
 // (which tells whether it has exited) and the loops dropped on other threads

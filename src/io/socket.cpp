@@ -30,12 +30,14 @@ std::function<void()> in_registering_context(std::function<void()> fn) {
 }  // namespace
 
 void event_loop::add_reader(int fd, std::function<void()> fn) {
+  core_->check_loop_thread();
   core_->check_open();
   core_->io->add_callback(fd, detail::io_direction::read, detail::io_caller::user,
                           in_registering_context(std::move(fn)));
 }
 
 void event_loop::add_writer(int fd, std::function<void()> fn) {
+  core_->check_loop_thread();
   core_->check_open();
   core_->io->add_callback(fd, detail::io_direction::write, detail::io_caller::user,
                           in_registering_context(std::move(fn)));

@@ -92,7 +92,11 @@ using detail::exception_context;
 //
 // Thread rules: a loop belongs to the thread that made it, even after that
 // thread exits; only call_soon_threadsafe() may be called from others (and
-// close(), or dropping the loop, once the owner thread has exited).
+// close(), or dropping the loop, once the owner thread has exited). The calls
+// that schedule or register something (call_soon, call_later, call_at,
+// create_task, create_future, add_reader, add_writer, run_in_executor, and
+// run_forever/run_until_complete) throw RuntimeError (asyncio_errc::wrong_loop)
+// on another thread, whether the loop runs or not.
 class event_loop {
  public:
   // options configures a new event_loop (event_loop(opts), new_event_loop(opts), run()). A plain
@@ -130,7 +134,8 @@ class event_loop {
   // scheduled. call_later(delay, fn) and call_at(when, fn) run it at a time
   // on this loop's clock (time()). Exceptions fn throws go to the exception
   // handler; they never stop the loop. Throws RuntimeError if the loop is
-  // closed. Loop thread only: from other threads use call_soon_threadsafe().
+  // closed, or (wrong_loop) on another thread: from there use
+  // call_soon_threadsafe(). Loop thread only.
   //
   // Context variables: fn runs in a copy of the context current when it was
   // scheduled (asyncio's copy_context() per Handle), or of `ctx` when one is
@@ -143,12 +148,12 @@ class event_loop {
   // call_soon(fn, ctx) is call_soon(fn) run in a copy of ctx. Same rules.
   Handle call_soon(std::function<void()> fn, const ::greenlet::context& ctx);
   // call_later(delay, fn) runs fn delay seconds from time(); see call_soon(). Throws RuntimeError if
-  // the loop is closed. Loop thread only: from other threads use call_soon_threadsafe().
+  // the loop is closed or on another thread. Loop thread only: from others use call_soon_threadsafe().
   Handle call_later(double delay, std::function<void()> fn);
   // call_later(delay, fn, ctx) is call_later(delay, fn) run in a copy of ctx. Same rules.
   Handle call_later(double delay, std::function<void()> fn, const ::greenlet::context& ctx);
   // call_at(when, fn) runs fn once time() reaches when; see call_soon(). Throws RuntimeError if the
-  // loop is closed. Loop thread only: from other threads use call_soon_threadsafe().
+  // loop is closed or on another thread. Loop thread only: from others use call_soon_threadsafe().
   Handle call_at(double when, std::function<void()> fn);
   // call_at(when, fn, ctx) is call_at(when, fn) run in a copy of ctx. Same rules.
   Handle call_at(double when, std::function<void()> fn, const ::greenlet::context& ctx);
@@ -167,11 +172,11 @@ class event_loop {
   // the context current at registration, the same copy each time (asyncio's
   // Handle): what one call sets, the next sees. Throws
   // std::system_error if epoll refuses fd (regular files), RuntimeError if
-  // the loop is closed. Loop thread only. Defined in the I/O layer
+  // the loop is closed or on another thread. Loop thread only. Defined in the I/O layer
   // (src/io/socket.cpp); see greenlet/io.hpp.
   void add_reader(int fd, std::function<void()> fn);
   // add_writer(fd, fn) runs fn each time fd is writable; see add_reader(). Throws RuntimeError if the
-  // loop is closed, std::system_error if epoll refuses fd. Loop thread only.
+  // loop is closed or on another thread, std::system_error if epoll refuses fd. Loop thread only.
   void add_writer(int fd, std::function<void()> fn);
   // remove_reader(fd) stops watching fd for reading; false if no reader was registered. Throws
   // nothing; loop thread only.
@@ -215,21 +220,25 @@ class event_loop {
   // only that thread can kill the tasks; once it has exited, any thread.
   void close();
 
-  // create_future<T>() makes a pending future of this loop. Throws std::bad_alloc; loop thread only.
+  // create_future<T>() makes a pending future of this loop. Throws RuntimeError (wrong_loop) on
+  // another thread, std::bad_alloc. Loop thread only.
   template <class T = void>
   Future<T> create_future() {
+    core_->check_loop_thread();
     return Future<T>(new detail::future_value<T>(core_.get()));
   }
   // create_task(fn, name) runs fn() in a new task, starting on a later
   // iteration. The task is named "Task-N" unless given a name. Throws
-  // RuntimeError if the loop is closed, std::bad_alloc. Loop thread only.
+  // RuntimeError if the loop is closed or on another thread (then fn never
+  // runs), std::bad_alloc. Loop thread only.
   template <class F>
   auto create_task(F&& fn, std::string name = {});
   // run_in_executor(executor, fn, args...) runs fn(args...) on executor
   // (nullptr: the default thread pool) and returns a Future to await.
-  // Throws RuntimeError if the loop is closed, concurrent::RuntimeError if
-  // the executor is shut down, concurrent::BrokenExecutor if it is broken.
-  // Loop thread only. Defined in greenlet/asyncio/executor.hpp.
+  // Throws RuntimeError if the loop is closed or on another thread,
+  // concurrent::RuntimeError if the executor is shut down,
+  // concurrent::BrokenExecutor if it is broken. Loop thread only. Defined in
+  // greenlet/asyncio/executor.hpp.
   template <class F, class... A>
   auto run_in_executor(::greenlet::concurrent::Executor* executor, F&& fn, A&&... args);
 

@@ -243,12 +243,14 @@ Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf) {
 // run_in_executor(loop, executor, fn, args...) is loop.run_in_executor:
 // submits fn(args...) to executor (nullptr: the loop's default thread pool)
 // and returns the asyncio Future to await. Throws RuntimeError if loop is
-// closed, concurrent::RuntimeError if the executor is shut down,
-// concurrent::BrokenExecutor if it is broken. Call on the loop's thread.
+// closed or on another thread (wrong_loop), concurrent::RuntimeError if the
+// executor is shut down, concurrent::BrokenExecutor if it is broken. Call on
+// the loop's thread.
 template <class F, class... A>
 auto run_in_executor(event_loop& loop, ::greenlet::concurrent::Executor* executor, F&& fn, A&&... args) {
   using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
   detail::loop_core* core = loop.core();
+  core->check_loop_thread();
   core->check_open();
   if (executor == nullptr) executor = &detail::default_executor(core);
   // The call runs once: the function and its arguments are moved into it.

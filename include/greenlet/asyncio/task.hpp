@@ -58,6 +58,7 @@ class Task : public Future<T> {
 template <class F>
 auto event_loop::create_task(F&& fn, std::string name) {
   using R = std::invoke_result_t<std::decay_t<F>&>;
+  core_->check_loop_thread();
   core_->check_open();
   auto* state = new detail::task_impl<R, std::decay_t<F>>(core_.get(), std::move(name), std::forward<F>(fn));
   Task<R> task(state);

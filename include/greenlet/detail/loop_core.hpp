@@ -174,8 +174,10 @@ struct loop_core {
   task_state* current_task = nullptr;
   future_state* target = nullptr;  // what run_until_complete() waits for
   event_loop* facade = nullptr;
-  // The thread that made the loop, for good (src/asyncio/loop_thread.cpp).
+  // The thread that made the loop, for good (src/asyncio/loop_thread.cpp),
+  // and its number, for check_loop_thread()'s one compare.
   std::shared_ptr<loop_thread> owner;
+  std::uint64_t owner_number = 0;
 
   // Unfinished tasks (each holds a reference from here until it is done).
   task_state* tasks_head = nullptr;
@@ -275,6 +277,11 @@ struct loop_core {
   void check_open() const;
   // check_thread() throws RuntimeError(wrong_loop) off the owner thread.
   void check_thread() const;
+  // check_loop_thread() is check_thread() for the loop-thread-only calls
+  // (call_soon, call_at, create_task, create_future...): called from another
+  // thread they corrupted the loop. Inline, one compare with a thread-local:
+  // call_soon() is a hot path.
+  inline void check_loop_thread() const;
   // check_close_thread() throws RuntimeError(wrong_loop) unless close() may
   // run here: on the owner thread, or anywhere once that thread has exited.
   void check_close_thread() const;
@@ -323,6 +330,18 @@ inline loop_core* running_loop() noexcept { return tls_running_loop; }
 void set_running_loop(loop_core* loop) noexcept;
 // running_loop() or throws RuntimeError("no running event loop").
 loop_core& require_running_loop();
+
+// The calling thread's number, as loops record their owner (loop_core::owner_number); 0 until
+// this_thread_number() first runs on the thread, which no loop's owner has.
+extern constinit thread_local std::uint64_t tls_loop_thread_number __attribute__((tls_model("initial-exec")));
+// this_thread_number() is the calling thread's number, drawn on first use. Throws nothing.
+std::uint64_t this_thread_number() noexcept;
+
+inline void loop_core::check_loop_thread() const {
+  if (tls_loop_thread_number != owner_number) [[unlikely]] {
+    check_thread();
+  }
+}
 
 }  // namespace greenlet::asyncio::detail
 
