@@ -627,14 +627,34 @@ void loop_core::remove_close_hook(std::uint64_t id) noexcept {
   std::erase_if(close_hooks, [id](const auto& hook) { return hook.first == id; });
 }
 
-void loop_core::report(const exception_context& context) noexcept {
+namespace {
+
+// report_handler_error(context, error) is asyncio's "Unhandled error in exception handler": the
+// default handler prints the handler's own error and the context it was given, both of which
+// would otherwise be lost.
+void report_handler_error(const exception_context& context, std::exception_ptr error) noexcept {
   try {
-    if (handler) {
-      handler(facade, context);
-      return;
-    }
+    exception_context failure;
+    failure.message = "Unhandled error in exception handler\n  context: " + context.message;
+    if (!context.source.empty()) failure.message += "\n    in " + context.source;
+    if (context.exception) failure.message += "\n    exception: " + describe_exception(context.exception);
+    failure.exception = std::move(error);
+    event_loop::default_exception_handler(failure);
   } catch (...) {
-    // A handler that throws falls back to the default report.
+    std::fputs("asyncio: Unhandled error in exception handler (and no memory to describe it)\n", stderr);
+  }
+}
+
+}  // namespace
+
+void loop_core::report(const exception_context& context) noexcept {
+  if (handler) {
+    try {
+      handler(facade, context);
+    } catch (...) {
+      report_handler_error(context, std::current_exception());
+    }
+    return;
   }
   event_loop::default_exception_handler(context);
 }
