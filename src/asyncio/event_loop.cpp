@@ -154,6 +154,7 @@ event_loop& get_event_loop() {
 namespace detail {
 
 void run_until_done(loop_core* core, future_state* target) {
+  if (target == nullptr) throw_empty_handle("Future/Task");
   if (target->loop() != core) {
     throw RuntimeError(asyncio_errc::wrong_loop, "run_until_complete() got a future attached to a different loop");
   }

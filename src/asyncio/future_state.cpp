@@ -37,6 +37,13 @@ future_state::~future_state() {
 
 void future_state::throw_invalid(const char* what) const { throw InvalidStateError(what); }
 
+void throw_empty_handle(const char* kind) {
+  throw RuntimeError(asyncio_errc::invalid_state,
+                     std::string("empty ") + kind +
+                         " handle (default-constructed or moved from): it refers to no future; get one from "
+                         "create_future() or create_task(), or copy a handle that refers to one");
+}
+
 bool future_state::cancel(const std::string& message) {
   // As asyncio: asking to cancel counts as having looked at the outcome.
   error_retrieved_ = true;

@@ -278,6 +278,7 @@ std::string task_state::awaiting() const {
 }
 
 void await_state(future_state* f) {
+  if (f == nullptr) throw_empty_handle("Future/Task");
   task_state& t = awaiting_task();
   if (f->loop() != t.loop) {
     throw RuntimeError(asyncio_errc::wrong_loop,

@@ -185,6 +185,7 @@ bool satisfied(const std::vector<future_state*>& children, return_when when) {
 
 void check_same_loop(const std::vector<future_state*>& children, loop_core* loop) {
   for (future_state* c : children) {
+    if (c == nullptr) throw_empty_handle("Future/Task");
     if (c->loop() != loop) {
       throw RuntimeError(asyncio_errc::wrong_loop, "futures given to gather()/wait() must belong to the running loop");
     }

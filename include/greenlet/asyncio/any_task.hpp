@@ -29,7 +29,9 @@ class AnyTask {
   // completion and exceptions, not the value (keep the Task<T> for that).
   using value_type = void;
 
-  // AnyTask() is an empty handle. Throws nothing.
+  // AnyTask() is an empty handle (as current_task() returns outside a task): the calls below but
+  // empty(), state() and == throw RuntimeError (asyncio_errc::invalid_state) on it, as does
+  // await(). Throws nothing.
   AnyTask() noexcept = default;
   // AnyTask(task) refers to the same task as a Task<T> (empty if task is). Throws nothing; loop
   // thread only.
@@ -56,32 +58,36 @@ class AnyTask {
 
   // done(), cancelled(), cancel(msg), exception() are the task's, as Task<T>'s. They throw as
   // Future's do (exception(): CancelledError for a cancelled task, InvalidStateError while
-  // pending); must not be empty; loop thread only.
-  bool done() const noexcept { return task_->future()->done(); }
-  // cancelled() is true once the task ended by cancellation. Throws nothing; must not be empty.
-  bool cancelled() const noexcept { return task_->future()->cancelled(); }
+  // pending), and RuntimeError for an empty handle; loop thread only.
+  bool done() const { return checked()->future()->done(); }
+  // cancelled() is true once the task ended by cancellation. Throws RuntimeError for an empty handle.
+  bool cancelled() const { return checked()->future()->cancelled(); }
   // cancel(message) requests cancellation as Task::cancel (false if already done). Throws nothing
-  // beyond copying the message; must not be empty; loop thread only.
-  bool cancel(const std::string& message = "") { return task_->future()->cancel(message); }
+  // beyond copying the message, RuntimeError for an empty handle; loop thread only.
+  bool cancel(const std::string& message = "") { return checked()->future()->cancel(message); }
   // exception() is the task's exception, null if it returned. Throws CancelledError if it was
-  // cancelled, InvalidStateError while it runs; must not be empty.
-  std::exception_ptr exception() { return task_->future()->exception(); }
+  // cancelled, InvalidStateError while it runs, RuntimeError for an empty handle.
+  std::exception_ptr exception() { return checked()->future()->exception(); }
   // result() returns nothing but throws what the task's result would: its exception,
-  // CancelledError, or InvalidStateError while it runs. Must not be empty; loop thread only.
-  void result() { task_->future()->check_result(); }
+  // CancelledError, or InvalidStateError while it runs; RuntimeError for an empty handle. Loop
+  // thread only.
+  void result() { checked()->future()->check_result(); }
 
   // get_name()/set_name(), cancelling()/uncancel() as Task<T>'s. Throw nothing (set_name: beyond
-  // moving the string); must not be empty; loop thread only.
-  const std::string& get_name() const { return task_->name(); }
-  // set_name(name) renames the task. Throws nothing beyond moving the string; must not be empty.
-  void set_name(std::string name) { task_->set_name(std::move(name)); }
-  // cancelling() is the number of pending cancel() requests. Throws nothing; must not be empty.
-  int cancelling() const noexcept { return task_->cancelling(); }
-  // uncancel() takes one cancel() request back and returns how many remain. Throws nothing; must
-  // not be empty.
-  int uncancel() noexcept { return task_->uncancel(); }
-  // repr() describes the task as asyncio's repr does. Throws std::bad_alloc; must not be empty.
-  std::string repr() const { return task_->repr(); }
+  // moving the string) but RuntimeError for an empty handle; loop thread only.
+  const std::string& get_name() const { return checked()->name(); }
+  // set_name(name) renames the task. Throws nothing beyond moving the string, RuntimeError for an
+  // empty handle.
+  void set_name(std::string name) { checked()->set_name(std::move(name)); }
+  // cancelling() is the number of pending cancel() requests. Throws RuntimeError for an empty
+  // handle, nothing else.
+  int cancelling() const { return checked()->cancelling(); }
+  // uncancel() takes one cancel() request back and returns how many remain. Throws RuntimeError for
+  // an empty handle, nothing else.
+  int uncancel() { return checked()->uncancel(); }
+  // repr() describes the task as asyncio's repr does. Throws std::bad_alloc, RuntimeError for an
+  // empty handle.
+  std::string repr() const { return checked()->repr(); }
 
   // empty() is true for a handle that refers to no task. Throws nothing.
   bool empty() const noexcept { return task_ == nullptr; }
@@ -91,6 +97,13 @@ class AnyTask {
   friend bool operator==(const AnyTask& a, const AnyTask& b) noexcept { return a.task_ == b.task_; }
 
  private:
+  // checked() is task_, or throws RuntimeError (invalid_state) for an empty handle.
+  detail::task_state* checked() const {
+    if (task_ == nullptr) [[unlikely]] {
+      detail::throw_empty_handle("AnyTask");
+    }
+    return task_;
+  }
   detail::task_state* task_ = nullptr;
 };
 
@@ -110,7 +123,7 @@ std::vector<AnyTask> all_tasks();
 // a task, CancelledError if the caller is cancelled meanwhile. A task of the
 // loop thread only.
 inline void await(const AnyTask& t) {
-  detail::await_state(t.state());
+  detail::await_state(t.state());  // RuntimeError for an empty handle
   t.state()->check_result();
 }
 

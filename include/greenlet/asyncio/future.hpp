@@ -30,8 +30,11 @@ class Future {
   // thread.
   using value_type = T;
 
-  // An empty handle; most calls on it are undefined. Get futures from
-  // event_loop::create_future() or create_task(). Throws nothing.
+  // An empty handle: every call on it but empty(), state(), ==, copying,
+  // moving and assigning throws RuntimeError (asyncio_errc::invalid_state),
+  // as do await() and the waits given it; moving from a handle leaves it
+  // empty too. Get futures from event_loop::create_future() or
+  // create_task(). Throws nothing.
   Future() noexcept = default;
   // Internal: adopts one reference. Throws nothing; loop thread only.
   explicit Future(detail::future_value<T>* adopted) noexcept : state_(adopted) {}
@@ -53,45 +56,45 @@ class Future {
     if (state_ != nullptr) detail::release(state_);
   }
 
-  // done() is true once finished or cancelled; cancelled() only for the latter. Throws nothing;
-  // must not be empty; loop thread only.
-  bool done() const noexcept { return state_->done(); }
-  // cancelled() is true once the future was cancelled. Throws nothing; must not be empty; loop
-  // thread only.
-  bool cancelled() const noexcept { return state_->cancelled(); }
+  // done() is true once finished or cancelled; cancelled() only for the latter. Throws
+  // RuntimeError for an empty handle, nothing else; loop thread only.
+  bool done() const { return checked()->done(); }
+  // cancelled() is true once the future was cancelled. Throws RuntimeError for an empty handle,
+  // nothing else; loop thread only.
+  bool cancelled() const { return checked()->cancelled(); }
 
   // cancel(msg) cancels a pending future and schedules its callbacks;
   // returns false if it was already done. A task's cancel() goes on to what
   // it awaits; for tasks awaiting each other in a cycle it throws
   // RuntimeError (asyncio_errc::deadlock) naming them. Otherwise throws only
   // std::bad_alloc (scheduling callbacks); loop thread only.
-  bool cancel(const std::string& message = "") { return state_->cancel(message); }
+  bool cancel(const std::string& message = "") { return checked()->cancel(message); }
 
   // result() is the result; rethrows the future's exception, throws
   // CancelledError if cancelled and InvalidStateError if still pending.
   // Loop thread only.
-  decltype(auto) result() { return state_->result(); }
+  decltype(auto) result() { return checked()->result(); }
 
   // exception() is the stored exception (null if it finished normally);
   // throws CancelledError if cancelled, InvalidStateError if pending. Loop
   // thread only.
-  std::exception_ptr exception() { return state_->exception(); }
+  std::exception_ptr exception() { return checked()->exception(); }
 
   // set_result(v) finishes the future and schedules its callbacks. Throws InvalidStateError if
   // already done, what T's constructor throws. Loop thread only (from another thread, post it with
   // call_soon_threadsafe()).
   template <class... U>
   void set_result(U&&... value) {
-    state_->set_result(std::forward<U>(value)...);
+    checked()->set_result(std::forward<U>(value)...);
   }
   // set_exception(e) finishes it with an exception. Throws InvalidStateError if already done or if
   // e is null. Loop thread only.
-  void set_exception(std::exception_ptr error) { state_->set_exception(std::move(error)); }
+  void set_exception(std::exception_ptr error) { checked()->set_exception(std::move(error)); }
   // Overload of set_exception(std::exception_ptr): set_exception(e) finishes the future with a copy
   // of exception object e. Throws InvalidStateError if the future is already done; loop thread only.
   template <class E, class = std::enable_if_t<!std::is_same_v<std::decay_t<E>, std::exception_ptr>>>
   void set_exception(E&& error) {
-    state_->set_exception(std::make_exception_ptr(std::forward<E>(error)));
+    checked()->set_exception(std::make_exception_ptr(std::forward<E>(error)));
   }
 
   // add_done_callback(fn) schedules fn(future) with call_soon once the
@@ -110,11 +113,11 @@ class Future {
   }
   // remove_done_callback(id) unschedules it; returns how many were removed. Throws nothing; loop
   // thread only.
-  std::size_t remove_done_callback(std::uint64_t id) { return state_->remove_done_callback(id); }
+  std::size_t remove_done_callback(std::uint64_t id) { return checked()->remove_done_callback(id); }
 
   // repr() is asyncio's: "<Future pending>", "<Future finished result='x'>". Throws only
   // std::bad_alloc; loop thread only.
-  std::string repr() const { return state_->repr(); }
+  std::string repr() const { return checked()->repr(); }
 
   // empty() is true for a handle that refers to no future (default-made or moved from). Throws
   // nothing; loop thread only.
@@ -127,12 +130,20 @@ class Future {
   friend bool operator==(const Future& a, const Future& b) noexcept { return a.state_ == b.state_; }
 
  protected:
+  // checked() is state_, or throws RuntimeError (invalid_state) for an empty handle: a null
+  // state_ was a segmentation fault.
+  detail::future_value<T>* checked() const {
+    if (state_ == nullptr) [[unlikely]] {
+      detail::throw_empty_handle("Future/Task");
+    }
+    return state_;
+  }
   // state_ is the shared state this handle holds one reference to (null: empty); for Task<T>.
   detail::future_value<T>* state_ = nullptr;
 
  private:
   std::uint64_t add_done_callback_in(std::function<void(Future&)> fn, ::greenlet::detail::context_ptr context) {
-    return state_->add_done_callback(
+    return checked()->add_done_callback(
         [fn = std::move(fn)](detail::future_state& s) {
           detail::retain(&s);
           Future f(static_cast<detail::future_value<T>*>(&s));

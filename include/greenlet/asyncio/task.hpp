@@ -52,7 +52,8 @@ class Task : public Future<T> {
   int cancelling() const { return task()->cancelling(); }
 
  private:
-  detail::task_state* task() const { return this->state_->as_task(); }
+  // task() is the task's state; throws RuntimeError (invalid_state) for an empty handle.
+  detail::task_state* task() const { return this->checked()->as_task(); }
 };
 
 template <class F>

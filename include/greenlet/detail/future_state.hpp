@@ -179,8 +179,13 @@ class future_value<void> : public future_state {
 
 // await_state() suspends the running task until f is done. Throws
 // RuntimeError outside a task or for a future of another loop, and
-// CancelledError if the task is cancelled while waiting.
+// CancelledError if the task is cancelled while waiting; RuntimeError
+// (invalid_state) if f is null (an empty handle).
 void await_state(future_state* f);
+
+// throw_empty_handle(kind) throws the RuntimeError (asyncio_errc::invalid_state) for a call on an
+// empty `kind` handle ("Future/Task", "AnyTask"): default-constructed or moved from.
+[[noreturn]] void throw_empty_handle(const char* kind);
 
 }  // namespace greenlet::asyncio::detail
 
