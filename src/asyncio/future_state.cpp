@@ -44,6 +44,13 @@ void throw_empty_handle(const char* kind) {
                          "create_future() or create_task(), or copy a handle that refers to one");
 }
 
+void throw_task_not_settable(const char* operation) {
+  throw RuntimeError(asyncio_errc::invalid_state,
+                     std::string("Task does not support ") + operation +
+                         " operation: a task's result is what its function returns or throws; cancel() it, "
+                         "or use a Future made with create_future()");
+}
+
 bool future_state::cancel(const std::string& message) {
   // As asyncio: asking to cancel counts as having looked at the outcome.
   error_retrieved_ = true;

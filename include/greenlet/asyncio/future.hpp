@@ -81,20 +81,22 @@ class Future {
   std::exception_ptr exception() { return checked()->exception(); }
 
   // set_result(v) finishes the future and schedules its callbacks. Throws InvalidStateError if
-  // already done, what T's constructor throws. Loop thread only (from another thread, post it with
-  // call_soon_threadsafe()).
+  // already done, what T's constructor throws, RuntimeError (invalid_state) if this is a task's
+  // future (asyncio: "Task does not support set_result operation"; Task<T> does not even have
+  // it). Loop thread only (from another thread, post it with call_soon_threadsafe()).
   template <class... U>
   void set_result(U&&... value) {
-    checked()->set_result(std::forward<U>(value)...);
+    settable("set_result")->set_result(std::forward<U>(value)...);
   }
   // set_exception(e) finishes it with an exception. Throws InvalidStateError if already done or if
-  // e is null. Loop thread only.
-  void set_exception(std::exception_ptr error) { checked()->set_exception(std::move(error)); }
+  // e is null, RuntimeError if this is a task's future (see set_result()). Loop thread only.
+  void set_exception(std::exception_ptr error) { settable("set_exception")->set_exception(std::move(error)); }
   // Overload of set_exception(std::exception_ptr): set_exception(e) finishes the future with a copy
-  // of exception object e. Throws InvalidStateError if the future is already done; loop thread only.
+  // of exception object e. Throws InvalidStateError if the future is already done, RuntimeError if
+  // it is a task's; loop thread only.
   template <class E, class = std::enable_if_t<!std::is_same_v<std::decay_t<E>, std::exception_ptr>>>
   void set_exception(E&& error) {
-    checked()->set_exception(std::make_exception_ptr(std::forward<E>(error)));
+    settable("set_exception")->set_exception(std::make_exception_ptr(std::forward<E>(error)));
   }
 
   // add_done_callback(fn) schedules fn(future) with call_soon once the
@@ -137,6 +139,15 @@ class Future {
       detail::throw_empty_handle("Future/Task");
     }
     return state_;
+  }
+  // settable(operation) is checked(), refusing a task's state: a task's result is what its function
+  // returns; set from outside, the function ran on and its result was lost.
+  detail::future_value<T>* settable(const char* operation) const {
+    detail::future_value<T>* s = checked();
+    if (s->is_task()) [[unlikely]] {
+      detail::throw_task_not_settable(operation);
+    }
+    return s;
   }
   // state_ is the shared state this handle holds one reference to (null: empty); for Task<T>.
   detail::future_value<T>* state_ = nullptr;

@@ -51,6 +51,14 @@ class Task : public Future<T> {
   // nothing; must not be empty; loop thread only.
   int cancelling() const { return task()->cancelling(); }
 
+  // set_result() and set_exception() are not a task's: its result is what its function returns or
+  // throws (asyncio: "Task does not support set_result operation"). Deleted on a Task; through a
+  // Future<T>& that refers to a task they throw RuntimeError (invalid_state).
+  template <class... U>
+  void set_result(U&&...) = delete;
+  template <class E>
+  void set_exception(E&&) = delete;
+
  private:
   // task() is the task's state; throws RuntimeError (invalid_state) for an empty handle.
   detail::task_state* task() const { return this->checked()->as_task(); }

@@ -77,6 +77,8 @@ class future_state {
   std::string outcome_repr() const;
   // as_task() is the task behind this future, or null for a plain future.
   virtual task_state* as_task() noexcept { return nullptr; }
+  // is_task() is as_task() != nullptr without the virtual call.
+  bool is_task() const noexcept { return is_task_; }
 
   // finish_with_result() marks done after a subclass stored the result.
   void finish_with_result();
@@ -186,6 +188,9 @@ void await_state(future_state* f);
 // throw_empty_handle(kind) throws the RuntimeError (asyncio_errc::invalid_state) for a call on an
 // empty `kind` handle ("Future/Task", "AnyTask"): default-constructed or moved from.
 [[noreturn]] void throw_empty_handle(const char* kind);
+// throw_task_not_settable(operation) throws asyncio's RuntimeError "Task does not support
+// <operation> operation" (invalid_state), for set_result()/set_exception() on a task's future.
+[[noreturn]] void throw_task_not_settable(const char* operation);
 
 }  // namespace greenlet::asyncio::detail
 
