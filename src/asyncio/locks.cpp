@@ -5,10 +5,18 @@
 
 #include <exception>
 #include <mutex>
+#include <string>
 
 #include "greenlet/asyncio/task.hpp"
 
 namespace greenlet::asyncio {
+
+void detail::waiter_list::throw_bound_elsewhere(const char* kind, const char* why) {
+  throw RuntimeError(asyncio_errc::wrong_loop,
+                     std::string(kind) + " is bound to a different event loop: " + why +
+                         "; a primitive belongs to one loop at a time: use one per loop, and reach another "
+                         "thread's loop with call_soon_threadsafe()");
+}
 
 namespace {
 
@@ -33,7 +41,7 @@ bool Lock::try_lock() noexcept {
 
 bool Lock::acquire() {
   if (try_lock()) return true;
-  detail::enqueued w(waiters_);
+  detail::enqueued w(waiters_, "Lock");
   try {
     await(w.fut());
   } catch (const CancelledError&) {
@@ -50,10 +58,21 @@ bool Lock::acquire() {
 }
 
 void Lock::release() {
+  // Uncontended: nobody to wake, so no thread to check; the rest costs this path nothing (not
+  // even a stack frame) out of line.
+  if (locked_ && waiters_.empty()) [[likely]] {
+    locked_ = false;
+    return;
+  }
+  release_contended();
+}
+
+void Lock::release_contended() {
   if (!locked_) {
     if (std::uncaught_exceptions() > 0) return;
     throw RuntimeError(asyncio_errc::invalid_state, "Lock is not acquired: release() without acquire()");
   }
+  waiters_.check_waker("Lock");
   locked_ = false;
   wake_up_first();
 }
@@ -69,13 +88,14 @@ void Lock::wake_up_first() {
 
 bool Event::wait() {
   if (value_) return true;
-  detail::enqueued w(waiters_);
+  detail::enqueued w(waiters_, "Event");
   await(w.fut());
   return true;
 }
 
 void Event::set() {
   if (value_) return;
+  waiters_.check_waker("Event");
   value_ = true;
   for (detail::waiter* w = waiters_.front(); w != nullptr; w = w->next) {
     if (!w->fut.done()) w->fut.set_result();
@@ -86,10 +106,12 @@ void Event::set() {
 
 bool Condition::wait() {
   if (!locked()) throw RuntimeError(asyncio_errc::invalid_state, "cannot wait on un-acquired lock");
+  // Refused (another loop's tasks wait here) before the lock is let go, not in enqueued below.
+  waiters_.bind(&detail::require_running_loop(), "Condition");
   std::exception_ptr error;
   release();
   try {
-    detail::enqueued w(waiters_);
+    detail::enqueued w(waiters_, "Condition");
     await(w.fut());
   } catch (const CancelledError&) {
     error = std::current_exception();
@@ -116,6 +138,7 @@ bool Condition::wait() {
 
 void Condition::notify(std::size_t n) {
   if (!locked()) throw RuntimeError(asyncio_errc::invalid_state, "cannot notify on un-acquired lock");
+  waiters_.check_waker("Condition");
   notify_unlocked(n);
 }
 
@@ -146,7 +169,7 @@ bool Semaphore::acquire() {
     --value_;
     return true;
   }
-  detail::enqueued w(waiters_);
+  detail::enqueued w(waiters_, "Semaphore");
   // Waiters that came while we queued had to wait behind us (FIFO); wake as
   // many as the counter now allows.
   auto wake_more = [this] {
@@ -169,6 +192,7 @@ bool Semaphore::acquire() {
 }
 
 void Semaphore::release() {
+  waiters_.check_waker("Semaphore");
   ++value_;
   wake_up_next();
 }

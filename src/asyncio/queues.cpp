@@ -22,7 +22,7 @@ void queue_base::wake_up_next(waiter_list& waiters) {
 
 void queue_base::wait_for_room() {
   while (full()) {
-    enqueued putter(putters_);
+    enqueued putter(putters_, "Queue");
     try {
       await(putter.fut());
     } catch (const CancelledError&) {
@@ -38,7 +38,7 @@ void queue_base::wait_for_room() {
 
 void queue_base::wait_for_item() {
   while (empty()) {
-    enqueued getter(getters_);
+    enqueued getter(getters_, "Queue");
     try {
       await(getter.fut());
     } catch (const CancelledError&) {
@@ -62,7 +62,9 @@ void queue_base::item_removed() { wake_up_next(putters_); }
 
 void queue_base::task_done() {
   if (unfinished_tasks_ == 0) throw ValueError("task_done() called too many times");
-  if (--unfinished_tasks_ == 0) finished_.set();
+  // set() first: it refuses a thread other than its joiners' loop's before the count changes.
+  if (unfinished_tasks_ == 1) finished_.set();
+  --unfinished_tasks_;
 }
 
 void queue_base::join() {

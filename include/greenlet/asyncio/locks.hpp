@@ -69,6 +69,8 @@ class Lock {
 
  private:
   void wake_up_first();
+  // release_contended() is release() when a task waits (or the lock is not held).
+  void release_contended();
   bool locked_ = false;
   detail::waiter_list waiters_;
 };

@@ -65,6 +65,13 @@ class queue_base {
   // get_nowait() after the storage changed.
   void item_added();
   void item_removed();
+  // check_caller() is for put_nowait()/get_nowait() before they change anything: RuntimeError
+  // (wrong_loop) if tasks of a loop of another thread wait on the queue (waiter_list::check_waker()).
+  // Inline: without waiters it is two compares.
+  void check_caller() const {
+    getters_.check_waker("Queue");
+    putters_.check_waker("Queue");
+  }
 
  private:
   static void wake_up_next(waiter_list& waiters);
@@ -162,6 +169,7 @@ class basic_queue : public detail::queue_base {
   // put_nowait(item) adds item without waiting. Throws QueueFull if full, std::bad_alloc. Loop
   // thread only.
   void put_nowait(T item) {
+    check_caller();
     if (full()) throw QueueFull();
     storage_.push(std::move(item));
     item_added();
@@ -176,6 +184,7 @@ class basic_queue : public detail::queue_base {
   }
   // get_nowait() returns an item if one is there. Throws QueueEmpty if not. Loop thread only.
   T get_nowait() {
+    check_caller();
     if (empty()) throw QueueEmpty();
     T item = storage_.pop();
     item_removed();

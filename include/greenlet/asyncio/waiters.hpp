@@ -28,7 +28,13 @@ struct waiter {
 };
 
 // waiter_list is an intrusive doubly linked FIFO of waiters, asyncio's
-// `self._waiters` deque.
+// `self._waiters` deque. It also binds its primitive to one loop, as
+// asyncio's _LoopBoundMixin: to the loop of its waiters, while it has any
+// (asyncio binds it to the first loop that waits, for good; a C++ loop is
+// gone once closed, so a primitive outliving it is free again once no task
+// waits). A task of another loop that would wait, or a thread other than the
+// waiters' loop's that would wake them, gets RuntimeError: it used to
+// complete that loop's futures from the wrong thread.
 class waiter_list {
  public:
   waiter_list() = default;
@@ -42,6 +48,25 @@ class waiter_list {
   // yet: asyncio keeps those in its deque, and Semaphore::locked() sees them.
   std::size_t woken() const noexcept { return woken_; }
   waiter* front() const noexcept { return head_; }
+
+  // bind(loop, kind) is for a task of `loop` about to wait: throws RuntimeError (wrong_loop) "<kind>
+  // is bound to a different event loop" if tasks of another loop wait already, else binds the list
+  // to loop.
+  void bind(loop_core* loop, const char* kind) {
+    if (size_ + woken_ != 0 && loop != loop_) [[unlikely]] {
+      throw_bound_elsewhere(kind, "tasks of another event loop wait on it");
+    }
+    loop_ = loop;
+  }
+  // check_waker(kind) is for a call about to wake waiters (release, set, notify, put...), before it
+  // changes anything: throws RuntimeError (wrong_loop) if the waiters' loop belongs to another
+  // thread. Nothing to check without waiters, and one compare with them: the uncontended path
+  // pays a load.
+  void check_waker(const char* kind) const {
+    if (size_ != 0 && tls_loop_thread_number != loop_->owner_number) [[unlikely]] {
+      throw_bound_elsewhere(kind, "its waiting tasks belong to an event loop of another thread");
+    }
+  }
 
   void push_back(waiter& w) noexcept {
     w.prev = tail_;
@@ -87,20 +112,28 @@ class waiter_list {
   }
 
  private:
+  // throw_bound_elsewhere() throws the RuntimeError; out of line (src/asyncio/locks.cpp), so that
+  // the checks above cost the uncontended path no stack frame.
+  [[noreturn]] static void throw_bound_elsewhere(const char* kind, const char* why);
   waiter* head_ = nullptr;
   waiter* tail_ = nullptr;
   std::size_t size_ = 0;
   std::size_t woken_ = 0;
+  // The loop of the waiters (valid while size_ + woken_ != 0: their futures keep it alive).
+  loop_core* loop_ = nullptr;
 };
 
 // enqueued is a waiter that joins `list` with a new future of the running
 // loop and leaves it when destroyed, whether the wait ended by a wake-up, a
 // cancellation or an unwinding kill (asyncio's `finally: waiters.remove()`).
-// The primitive must outlive the tasks waiting on it.
+// The primitive must outlive the tasks waiting on it. kind names it in the
+// RuntimeError when the list is bound to another loop (waiter_list::bind()).
 class enqueued {
  public:
-  explicit enqueued(waiter_list& list) : list_(list) {
-    w_.fut = get_running_loop().create_future<void>();
+  enqueued(waiter_list& list, const char* kind) : list_(list) {
+    event_loop& loop = get_running_loop();
+    w_.fut = loop.create_future<void>();
+    list_.bind(loop.core(), kind);
     list_.push_back(w_);
   }
   ~enqueued() { list_.erase(w_); }
