@@ -12,14 +12,14 @@ namespace {
 namespace asyncio = greenlet::asyncio;
 
 // recurse(n) uses ~4 KiB of stack per frame.
-__attribute__((noinline)) long recurse(long n) {
+[[maybe_unused]] __attribute__((noinline)) long recurse(long n) {
   volatile char frame[4096];
   frame[0] = static_cast<char>(n);
   if (n == 0) return frame[0];
   return recurse(n - 1) + frame[0];
 }
 
-void overflow_in_task(const char* name, bool guarded) {
+[[maybe_unused]] void overflow_in_task(const char* name, bool guarded) {
   asyncio::event_loop::options opts;
   opts.task_stack = {.size = 64 * 1024, .guard_page = guarded};
   asyncio::run(

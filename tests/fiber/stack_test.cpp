@@ -96,7 +96,7 @@ TEST(StackDeathTest, OverflowEndsWithReadableReport) {
 // A generator's body that overflows is named as one, with the advice that
 // applies to it: the generator's own stack_options (its body greenlet is
 // made by the generator, not by the user).
-void overflow_in_generator_body() {
+[[maybe_unused]] void overflow_in_generator_body() {
   greenlet::generator<long> g([] { greenlet::generator<long>::yield(overflow(1L << 40)); },
                               greenlet::stack_options{.size = 64 * 1024});
   g.next();
