@@ -38,16 +38,24 @@ namespace {
 namespace asyncio = greenlet::asyncio;
 constexpr std::size_t message = 64;
 
+// A blocking listening socket on 127.0.0.1 with an ephemeral port, which
+// *addr receives.
+int listen_loopback(sockaddr_in* addr) {
+  const int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  *addr = sockaddr_in{};
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(l, reinterpret_cast<sockaddr*>(addr), sizeof *addr);
+  ::listen(l, 1);
+  socklen_t len = sizeof *addr;
+  ::getsockname(l, reinterpret_cast<sockaddr*>(addr), &len);
+  return l;
+}
+
 // A connected TCP pair on loopback, both ends blocking.
 void tcp_pair(int out[2]) {
-  int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::listen(l, 1);
-  socklen_t len = sizeof addr;
-  ::getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len);
+  sockaddr_in addr;
+  const int l = listen_loopback(&addr);
   out[0] = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ::connect(out[0], reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   out[1] = ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
@@ -94,14 +102,8 @@ void BM_StreamsBulkRead(benchmark::State& state) {
   std::size_t got = 0;
   asyncio::run([&] {
     for (auto _ : state) {
-      const int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      ::bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-      ::listen(l, 1);
-      socklen_t len = sizeof addr;
-      ::getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len);
+      sockaddr_in addr;
+      const int l = listen_loopback(&addr);
       std::thread writer([l] {
         const int c = ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
         const std::string chunk(1 << 20, 'x');
