@@ -59,6 +59,8 @@ void task_state::start(loop_core* l) {
   if (name_.empty()) number_ = task_counter.fetch_add(1, std::memory_order_relaxed);
   glet = ::greenlet::greenlet([this] { body(); }, ::greenlet::greenlet(), l->task_stack);
   glet.impl()->role = this;  // so that a stack overflow report names the task
+  // Only the loop starts and resumes it (switch_as_owner()): a switch_() into it by hand is refused.
+  ::greenlet::detail::lock_resume(glet.impl());
   // A task runs in a copy of its creator's context (asyncio's rule): a
   // snapshot in a context of its own, so what the task sets stays in the task.
   glet.impl()->context_vars.vars = ::greenlet::detail::current_context();
@@ -101,22 +103,22 @@ void task_state::step() {
   loop_core* l = loop;
   if (!glet.started()) glet.set_parent(l->loop_greenlet);
   l->current_task = this;
-  suspended_by_await_ = false;
   struct clear_current {
     loop_core* l;
     ~clear_current() { l->current_task = nullptr; }
   } clear{l};
+  // switch_as_owner(): the task's greenlet is locked against switches by hand (start()).
   if (!glet.started()) {
     // Starting needs a stack; if none can be had (vm.max_map_count, memory),
     // the task fails with that error instead of waiting forever.
     try {
-      glet.switch_();
+      ::greenlet::detail::switch_as_owner(glet.impl());
     } catch (const ::greenlet::error& e) {
       if (e.code() != ::greenlet::errc::stack_exhausted || glet.started()) throw;
       future_->set_exception(std::current_exception());
     }
   } else {
-    glet.switch_();
+    ::greenlet::detail::switch_as_owner(glet.impl());
   }
   // Back on the loop's greenlet: from this task, or from the last of the
   // tasks it handed the turn on to (suspend()); that one is current_task.
@@ -128,7 +130,9 @@ void task_state::after_step() {
     loop->unlink_task(this);  // may free this task
     return;
   }
-  if (!suspended_by_await_) {
+  // Suspended by await (or sleep), the task's greenlet is locked against switches by hand
+  // (suspend_inline()); resumed, the task unlocked it. Unlocked, it came back some other way.
+  if (!::greenlet::detail::resume_locked(glet.impl())) {
     // The task switched to the loop's greenlet by hand: nothing will ever
     // resume it where it stopped. Fail it loudly and unwind its stack.
     future_->set_exception(std::make_exception_ptr(

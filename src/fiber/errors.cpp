@@ -22,6 +22,7 @@ class greenlet_category final : public std::error_category {
       case errc::stack_exhausted: return "no memory for a fiber stack";
       case errc::context_entered: return "context already entered";
       case errc::token_other_context: return "token made in another context";
+      case errc::resume_locked: return "greenlet resumed only by its owner";
     }
     return "unknown greenlet error";
   }

@@ -113,7 +113,7 @@ void fit_saved(greenlet_impl* g, std::size_t used) noexcept {
 void save_owner(thread_state& ts, greenlet_impl* owner) noexcept {
   copy_bytes(owner->saved_stack, owner->context, used_bytes(owner));
   owner->saved_size = used_bytes(owner);
-  owner->swapped_out = true;
+  owner->set_swapped_out(true);
   ts.shared_owner = nullptr;
 }
 
@@ -135,7 +135,7 @@ void restore(thread_state& ts, greenlet_impl* g) noexcept {
   // The shadow still describes the frames of the greenlet copied out.
   ASAN_UNPOISON_MEMORY_REGION(g->stack_limit, g->stack_size);
 #endif
-  g->swapped_out = false;
+  g->set_swapped_out(false);
   ts.shared_owner = g;
 }
 
@@ -219,7 +219,7 @@ void start_shared(thread_state& ts, greenlet_impl* g) {
   g->stack_size = ts.shared_stack.size;
   g->context = nullptr;  // made when first swapped in
   g->saved_size = 0;
-  g->swapped_out = true;
+  g->set_swapped_out(true);
   g->state = run_state::active;
   g->exceptions = {};
   sanitizers::on_start(g);
@@ -255,7 +255,7 @@ void release_shared(thread_state& ts, greenlet_impl* g) noexcept {
   std::free(g->saved_stack);
   g->saved_stack = nullptr;
   g->saved_size = g->saved_capacity = 0;
-  g->swapped_out = false;
+  g->set_swapped_out(false);
 }
 
 void close_shared_stacks(thread_state& ts) noexcept {

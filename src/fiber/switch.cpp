@@ -295,7 +295,7 @@ void greenlet_entry(ctx::transfer_t from) noexcept {
   }
 
   greenlet_impl* target = run_to_completion(ts, self);
-  if (target->swapped_out) die_into_swapped(ts, self, target);
+  if (target->swapped_out()) die_into_swapped(ts, self, target);
   jump_dying(ts, self, target);
 }
 
@@ -310,9 +310,25 @@ void jump_dying(thread_state& ts, greenlet_impl* self, greenlet_impl* to) noexce
 
 namespace {
 
+// refuse_if_resume_locked(target) refuses a switch_() or throw_() to a
+// greenlet of this thread locked by its owner (lock_resume()): a waiting
+// task's, which only its event loop resumes. A kill (being_killed) passes,
+// and so does a dead greenlet (resolve_target() passes the switch on).
+// Out of line, and checked by the entry points (switch_slow(), throw_to()).
+[[gnu::noinline, gnu::cold]] void refuse_if_resume_locked(const greenlet_impl* target) {
+  if (target->being_killed || target->state == run_state::dead) return;
+  throw ::greenlet::error(errc::resume_locked,
+                          "cannot switch into an asyncio task's greenlet by hand: only its event loop resumes "
+                          "a task (switched into, the task's wait would be cut short and the caller stranded); "
+                          "await the task instead (asyncio::await(task)), or wake it through a Future it awaits");
+}
+
 // switch_any() handles every switch: to a dead, unstarted or foreign
 // greenlet, to itself, raising an exception, as well as the common case.
-value switch_any(thread_state& ts, greenlet_impl* target, value&& args, std::exception_ptr error) {
+// Inlined into its two callers (switch_slow(), throw_to()), as GCC chose
+// until the resume-lock check grew them: a call more per task start.
+[[gnu::always_inline]] inline value switch_any(thread_state& ts, greenlet_impl* target, value&& args,
+                                               std::exception_ptr error) {
   greenlet_impl* self = ts.current;
   target = resolve_target(ts, target, args, error);
   if (target == self) {
@@ -322,14 +338,26 @@ value switch_any(thread_state& ts, greenlet_impl* target, value&& args, std::exc
   if (target->state == run_state::unstarted) start(ts, target);
   ts.transfer_value = std::move(args);
   if (error) ts.transfer_error = std::move(error);
-  greenlet_impl* origin = target->swapped_out ? switch_to_swapped(ts, self, target) : jump_to(ts, self, target);
+  greenlet_impl* origin = target->swapped_out() ? switch_to_swapped(ts, self, target) : jump_to(ts, self, target);
   after_switch(ts, self, origin);
   return receive(ts);
 }
 
+// check_resume_lock(ts, target) refuses target if it is resume-locked (refuse_if_resume_locked()).
+// The owner first: another thread's greenlet is not ours to read (resolve_target() refuses it).
+inline void check_resume_lock(thread_state& ts, const greenlet_impl* target) {
+  if (owner_of(target) == &ts && (target->detours & greenlet_impl::detour_resume_locked) != 0) [[unlikely]] {
+    refuse_if_resume_locked(target);
+  }
+}
+
 }  // namespace
 
-value switch_slow(greenlet_impl* target, value&& args) { return switch_any(state(), target, std::move(args), nullptr); }
+value switch_slow(greenlet_impl* target, value&& args) {
+  thread_state& ts = state();
+  check_resume_lock(ts, target);
+  return switch_any(ts, target, std::move(args), nullptr);
+}
 
 value after_switch_slow(switch_state& ts, greenlet_impl* self, greenlet_impl* origin) {
   thread_state& full = static_cast<thread_state&>(ts);
@@ -338,6 +366,7 @@ value after_switch_slow(switch_state& ts, greenlet_impl* self, greenlet_impl* or
 }
 
 value throw_to(thread_state& ts, greenlet_impl* target, std::exception_ptr error) {
+  check_resume_lock(ts, target);
   return switch_any(ts, target, value(), std::move(error));
 }
 

@@ -73,7 +73,11 @@ def _string(value):
 def _swapped_out(impl):
     """Whether a stack-copying greenlet's bytes are off the shared stack."""
     try:
-        return bool(impl["swapped_out"])
+        return bool(int(impl["detours"]) & 1)  # greenlet_impl::detour_swapped_out
+    except gdb.error:
+        pass
+    try:
+        return bool(impl["swapped_out"])  # a library from before detours
     except gdb.error:
         return False  # a library from before stack copying
 

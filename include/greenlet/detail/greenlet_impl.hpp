@@ -109,10 +109,22 @@ struct greenlet_impl {
   // was reported to the unraisable hook once, and is never killed again (its
   // stack is leaked; see kill_is_safe() in src/fiber/lifecycle.cpp).
   bool leaked = false;
-  // Stack copying (stack_mode::shared): it runs on its thread's shared stack,
-  // and swapped_out says its bytes are in saved_stack instead of there.
+  // Stack copying (stack_mode::shared): it runs on its thread's shared stack.
   bool shared_stack = false;
-  bool swapped_out = false;
+  // detours holds why a switch to this greenlet must leave the inline path
+  // (switch_inline.hpp), as bits of one byte so that the inline path tests
+  // them all with one compare:
+  //  - detour_swapped_out (stack copying): its bytes are in saved_stack
+  //    instead of on the shared stack;
+  //  - detour_resume_locked: only its owner resumes it (an event loop, a
+  //    task's greenlet); see lock_resume().
+  static constexpr unsigned char detour_swapped_out = 1;
+  static constexpr unsigned char detour_resume_locked = 2;
+  unsigned char detours = 0;
+  bool swapped_out() const noexcept { return (detours & detour_swapped_out) != 0; }
+  void set_swapped_out(bool on) noexcept {
+    detours = static_cast<unsigned char>(on ? detours | detour_swapped_out : detours & ~detour_swapped_out);
+  }
   exception_state exceptions;
   std::atomic<long> refs{1};
   // How many of refs are handles living on this greenlet's own stack (locals,
@@ -243,6 +255,23 @@ struct greenlet_with_run final : greenlet_impl {
   static void dispose(greenlet_impl* self) noexcept { delete static_cast<greenlet_with_run*>(self); }
   static constexpr run_ops table{&invoke, &clear, &dispose};
 };
+
+// lock_resume(g) makes g resumable only by its owner, which switches to it with
+// switch_as_owner() (switch_inline.hpp): while locked, a switch_() or throw_() to g from anyone is
+// refused with greenlet::error (errc::resume_locked), except a kill (g's last handle dropped, its
+// thread exiting). The event loop locks a task's greenlet while the task waits, and the task
+// unlocks itself (unlock_resume()) once resumed: switched into by hand, its wait was cut short and
+// the switching task stranded. Owning thread only; a flag in the byte the inline switch tests
+// anyway, so switches cost nothing more.
+inline void lock_resume(greenlet_impl* g) noexcept {
+  g->detours = static_cast<unsigned char>(g->detours | greenlet_impl::detour_resume_locked);
+}
+inline void unlock_resume(greenlet_impl* g) noexcept {
+  g->detours = static_cast<unsigned char>(g->detours & ~greenlet_impl::detour_resume_locked);
+}
+inline bool resume_locked(const greenlet_impl* g) noexcept {
+  return (g->detours & greenlet_impl::detour_resume_locked) != 0;
+}
 
 // Links a newly made greenlet into its thread; parent null means getcurrent().
 void adopt_new(greenlet_impl* self, greenlet_impl* parent, const stack_options& stack);

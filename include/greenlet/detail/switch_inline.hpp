@@ -108,14 +108,24 @@ inline greenlet_impl* jump_to(switch_state& ts, greenlet_impl* self, greenlet_im
 
 // takes_inline_switch() says whether a switch from self to target can take
 // the inline path: a suspended greenlet of this thread whose stack is in
-// place. Anything else (including a shared-stack greenlet whose bytes are
-// copied out) goes to switch_slow().
+// place and that nobody locked. Anything else (including a shared-stack
+// greenlet whose bytes are copied out, or a waiting task's, see
+// lock_resume()) goes to switch_slow().
 inline bool takes_inline_switch(const switch_state* ts, const greenlet_impl* self,
                                 const greenlet_impl* target) noexcept {
   // The owner first: another thread's greenlet is not ours to read (the
   // switch then fails in switch_slow() with wrong_thread).
   return ts != nullptr && target->owner.load(std::memory_order_relaxed) == ts && target->state == run_state::active &&
-         !target->swapped_out && target != self;
+         target->detours == 0 && target != self;
+}
+
+// takes_owner_switch() is takes_inline_switch() for the owner of a greenlet
+// locked with lock_resume(): the lock does not send its switch to the slow
+// path (which refuses it).
+inline bool takes_owner_switch(const switch_state* ts, const greenlet_impl* self,
+                               const greenlet_impl* target) noexcept {
+  return ts != nullptr && target->owner.load(std::memory_order_relaxed) == ts && target->state == run_state::active &&
+         (target->detours & ~greenlet_impl::detour_resume_locked) == 0 && target != self;
 }
 
 // switched_back() is the resumed side of an inline switch: what came back, after
@@ -147,6 +157,24 @@ inline value switch_inline_empty(greenlet_impl* target) {
   switch_state* ts = tls_switch_state;
   greenlet_impl* self = ts != nullptr ? ts->current : nullptr;
   if (!takes_inline_switch(ts, self, target)) [[unlikely]] {
+    return switch_slow(target, value());
+  }
+  ts->transfer_value.reset();
+  return switched_back(ts, self, jump_to(*ts, self, target));
+}
+
+// switch_as_owner() is switch_inline_empty() for the owner of a greenlet it
+// locked with lock_resume() (an event loop resuming its task): the lock lets
+// it through. The target unlocks itself once resumed (unlock_resume()) rather
+// than the owner here: a byte stored into the word the switch then reads
+// whole (state and detours, one load) fails store-to-load forwarding, a stall
+// that cost ~10% of a task step. Off the inline path it unlocks the target
+// first, for switch_slow() (a first start, a shared-stack target).
+inline value switch_as_owner(greenlet_impl* target) {
+  switch_state* ts = tls_switch_state;
+  greenlet_impl* self = ts != nullptr ? ts->current : nullptr;
+  if (!takes_owner_switch(ts, self, target)) [[unlikely]] {
+    unlock_resume(target);
     return switch_slow(target, value());
   }
   ts->transfer_value.reset();

@@ -138,7 +138,6 @@ class task_state : public ::greenlet::detail::greenlet_role {
   mutable std::string name_;
   std::uint64_t number_ = 0;  // N of "Task-N", drawn when started unnamed
   int num_cancels_requested_ = 0;
-  bool suspended_by_await_ = false;
   bool forwarding_cancel_ = false;  // cancel() is passing itself on to waiting_on
   // abandon() could not unwind the stack: the loop's reference to the future
   // is kept, and body() gives it back as its stack's last act.
@@ -167,17 +166,21 @@ inline task_state& awaiting_task() {
 }
 
 inline void task_state::suspend_inline() {
-  suspended_by_await_ = true;
+  // Only the loop resumes a waiting task (switch_as_owner()): a switch_()
+  // into its greenlet by hand is refused (lock_resume()) until it is back.
+  // The lock also tells after_step() that the task suspended here, not by hand.
+  ::greenlet::detail::greenlet_impl* self = glet.impl();
+  ::greenlet::detail::lock_resume(self);
   // Hand the turn straight to the next task when the loop would run it next
   // anyway: one switch instead of two. Whoever resumes this task later (the
   // loop's step() or another task handing on) has made it current_task.
   if (task_state* successor = loop->take_handoff_step(this)) {
     loop->current_task = successor;
-    successor->suspended_by_await_ = false;
-    successor->glet.switch_();
+    ::greenlet::detail::switch_as_owner(successor->glet.impl());
   } else {
     loop->loop_greenlet.switch_();
   }
+  ::greenlet::detail::unlock_resume(self);
   if (must_cancel) [[unlikely]] {
     raise_pending_cancel(*this);
   }

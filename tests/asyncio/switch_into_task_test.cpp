@@ -1,0 +1,130 @@
+// switch_into_task_test.cpp: only the event loop resumes a task. A
+// switch_() or throw_() into the greenlet of a waiting (or not yet started)
+// task from elsewhere is refused at once with greenlet::error
+// (errc::resume_locked) saying to await the task. It used to go through: the
+// task's sleep was cut short, it finished on the switcher's turn, and the
+// switching task was failed as "switched to the event loop's greenlet by
+// hand".
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include <greenlet/asyncio.hpp>
+#include <greenlet/greenlet.hpp>
+
+namespace asyncio = greenlet::asyncio;
+
+namespace {
+
+asyncio::event_loop::options virtual_time() {
+  asyncio::event_loop::options opts;
+  opts.virtual_time = true;
+  return opts;
+}
+
+template <class Call>
+void expect_resume_locked(const std::string& label, Call call) {
+  try {
+    call();
+    ADD_FAILURE() << label << ": the switch went through";
+  } catch (const greenlet::error& e) {
+    EXPECT_EQ(e.code(), greenlet::errc::resume_locked) << label << ": " << e.what();
+    const std::string what = e.what();
+    EXPECT_NE(what.find("task's greenlet by hand"), std::string::npos) << label << ": " << what;
+    EXPECT_NE(what.find("asyncio::await(task)"), std::string::npos) << label << ": " << what;
+  }
+}
+
+}  // namespace
+
+TEST(SwitchIntoTask, SwitchIntoASleepingTaskIsRefusedAndItsSleepIsNotCutShort) {
+  asyncio::event_loop loop(virtual_time());
+  std::vector<std::string> log;
+  const int result = loop.run_until_complete([&] {
+    greenlet::greenlet target;
+    const double start = loop.time();
+    double woke_at = -1;
+    auto a = asyncio::create_task([&] {
+      target = greenlet::getcurrent();
+      asyncio::sleep(0.05);
+      woke_at = loop.time();
+      return 1;
+    });
+    asyncio::sleep(0);  // a now sleeps
+    expect_resume_locked("switch_", [&] { target.switch_(); });
+    expect_resume_locked("switch_ with a value", [&] { target.switch_(42); });
+    expect_resume_locked("throw_", [&] { target.throw_(std::runtime_error("in")); });
+    log.push_back("main goes on");
+    EXPECT_FALSE(a.done());
+    const int r = asyncio::await(a);
+    EXPECT_DOUBLE_EQ(woke_at - start, 0.05);
+    target = greenlet::greenlet();
+    return r;
+  });
+  EXPECT_EQ(result, 1);
+  EXPECT_EQ(log, (std::vector<std::string>{"main goes on"}));
+}
+
+TEST(SwitchIntoTask, SwitchIntoAnUnstartedTaskIsRefusedAndItStillRuns) {
+  asyncio::run([] {
+    bool ran = false;
+    auto t = asyncio::create_task([&] { ran = true; });
+    greenlet::greenlet g = t.state()->as_task()->glet;  // internal: the task's greenlet
+    expect_resume_locked("switch_ before its first step", [&] { g.switch_(); });
+    EXPECT_FALSE(ran);
+    asyncio::await(t);
+    EXPECT_TRUE(ran);
+  });
+}
+
+// What the loop does itself still works: tasks handing the turn on to each other (sleep(0)), waking
+// after a future, cancellation, and the task's own child greenlets switching back into it.
+TEST(SwitchIntoTask, TheLoopsOwnResumptionsAndChildGreenletsStillWork) {
+  asyncio::run([] {
+    std::vector<int> order;
+    auto a = asyncio::create_task([&] {
+      for (int i = 0; i < 3; ++i) {
+        order.push_back(i);
+        asyncio::sleep(0);
+      }
+    });
+    auto b = asyncio::create_task([&] {
+      for (int i = 10; i < 13; ++i) {
+        order.push_back(i);
+        asyncio::sleep(0);
+      }
+    });
+    asyncio::gather(a, b);
+    EXPECT_EQ(order, (std::vector<int>{0, 10, 1, 11, 2, 12}));
+
+    auto sleeper = asyncio::create_task([] { asyncio::sleep(100); });
+    asyncio::sleep(0);
+    sleeper.cancel();
+    EXPECT_THROW(asyncio::await(sleeper), asyncio::CancelledError);
+
+    greenlet::greenlet child([] { return greenlet::getcurrent().parent().switch_(1).get<int>() + 1; });
+    EXPECT_EQ(child.switch_().get<int>(), 1);
+    EXPECT_EQ(child.switch_(5).get<int>(), 6);
+  });
+}
+
+// A loop closed with tasks still waiting kills them: the kill passes the lock.
+TEST(SwitchIntoTask, CloseStillKillsWaitingTasks) {
+  bool unwound = false;
+  {
+    asyncio::event_loop loop;
+    loop.create_task([&] {
+      struct sentinel {
+        bool& flag;
+        ~sentinel() { flag = true; }
+      } s{unwound};
+      asyncio::sleep(1000);
+    });
+    loop.run_until_complete([] { asyncio::sleep(0); });
+    testing::internal::CaptureStderr();
+    loop.close();
+    testing::internal::GetCapturedStderr();
+  }
+  EXPECT_TRUE(unwound);
+}
