@@ -155,7 +155,7 @@ inline void reap(thread_state& ts, greenlet_impl* origin) {
 // switch), that drop is the last release, which kills or frees it as any
 // other would (the references used to be dropped raw: such a greenlet was
 // never freed, nor killed before its thread exited).
-void traced_after_switch(thread_state& ts, greenlet_impl* self, greenlet_impl* origin) {
+[[gnu::noinline]] void traced_after_switch(thread_state& ts, greenlet_impl* self, greenlet_impl* origin) {
   retain(origin);
   retain(self);
   call_trace(ts, origin, self);  // its handles borrow these references
@@ -192,9 +192,10 @@ bool is_greenlet_exit(const std::exception_ptr& e) noexcept {
 }
 
 // resolve_target() follows Python's rules for where a switch lands: a dead
-// greenlet passes it to its parent, and an exception thrown into an
-// unstarted greenlet kills it without running it. GreenletExit that kills a
-// greenlet comes back as a value, as when it escapes run().
+// greenlet passes it to its parent (GreenletExit on its way comes back as a
+// value, as when it escapes run()). An unstarted target is returned even with
+// an exception to raise: as Python does, it is started and dies at once
+// without running (run_to_completion()), so that both switches are traced.
 greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* target, value& args, std::exception_ptr& error) {
   for (;;) {
     thread_state* owner = owner_of(target);
@@ -208,12 +209,7 @@ greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* target, value& ar
                               "that created it. Expected its own thread; Current is another one. "
                               "Hand work between threads with call_soon_threadsafe().");
     }
-    if (target->state == run_state::active) return target;
-    if (target->state == run_state::unstarted && !error) return target;
-    if (target->state == run_state::unstarted) {
-      target->state = run_state::dead;
-      target->ops->clear(target);
-    }
+    if (target->state != run_state::dead) return target;
     if (error && is_greenlet_exit(error)) {
       try {
         std::rethrow_exception(error);
@@ -238,13 +234,31 @@ value receive(thread_state& ts) {
 
 // run_to_completion() runs a new greenlet's run function and says where its
 // result goes. Its locals are gone before the greenlet's last jump.
+// die_unstarted(g) ends an unstarted greenlet without running it.
+void die_unstarted(greenlet_impl* g) noexcept {
+  g->state = run_state::dead;
+  g->ops->clear(g);
+}
+
 greenlet_impl* run_to_completion(thread_state& ts, greenlet_impl* self) noexcept {
   value result;
   std::exception_ptr error;
   if (ts.transfer_error) {
+    // Started by an exception (throw_() into it, or one passing through it
+    // to its parent): it dies without running run, and the exception goes
+    // on, GreenletExit as a value, as if it had escaped run.
     error = std::move(ts.transfer_error);
     ts.transfer_error = nullptr;
     ts.transfer_value.reset();
+    if (is_greenlet_exit(error)) {
+      try {
+        std::rethrow_exception(std::exchange(error, nullptr));
+      } catch (const GreenletExit& exit) {
+        result = value(exit);
+      } catch (...) {
+        error = std::current_exception();  // copying GreenletExit failed
+      }
+    }
   } else {
     value args = std::move(ts.transfer_value);
     try {
@@ -259,7 +273,8 @@ greenlet_impl* run_to_completion(thread_state& ts, greenlet_impl* self) noexcept
   self->state = run_state::dead;
 
   // Deliver to the nearest live ancestor, starting an unstarted one with the
-  // result as its arguments (Python does the same).
+  // result as its arguments (Python does the same), or with the exception,
+  // which it passes on to its own parent.
   greenlet_impl* target = self->parent;
   for (;;) {
     try {
@@ -267,14 +282,14 @@ greenlet_impl* run_to_completion(thread_state& ts, greenlet_impl* self) noexcept
       if (target->state == run_state::unstarted) start(ts, target);
       break;
     } catch (...) {
-      // Starting failed (no stack): that ancestor gets the error instead.
-      error = std::current_exception();
-      result.reset();
-      if (target->state == run_state::unstarted) {
-        target->state = run_state::dead;
-        target->ops->clear(target);
+      // Starting failed (no stack): that ancestor dies unstarted. An
+      // exception on its way goes on; a result it was to start with turns
+      // into this failure.
+      if (!error) {
+        error = std::current_exception();
+        result.reset();
       }
-      target = target->parent;
+      if (target->state == run_state::unstarted) die_unstarted(target);
     }
   }
   ts.transfer_value = std::move(result);
@@ -323,6 +338,39 @@ namespace {
                           "await the task instead (asyncio::await(task)), or wake it through a Future it awaits");
 }
 
+// start_to_die() starts unstarted target only to raise `error` in it (it
+// dies at once, see run_to_completion()) and returns it; when there is no
+// stack for that, it dies unstarted (untraced) and the exception goes on:
+// returns where it lands then. Out of line: rare, and it keeps the common
+// switch below small.
+[[gnu::noinline]] greenlet_impl* start_to_die(thread_state& ts, greenlet_impl* target, value& args,
+                                              std::exception_ptr& error) {
+  for (;;) {
+    try {
+      start(ts, target);
+      return target;
+    } catch (...) {
+      die_unstarted(target);
+    }
+    target = resolve_target(ts, target, args, error);
+    if (target->state != run_state::unstarted) return target;
+  }
+}
+
+// switch_to_self() is a switch or throw to the running greenlet (directly,
+// or to a dead greenlet whose nearest live ancestor it is): nothing is
+// switched, but Python traces it all the same.
+[[gnu::noinline]] value switch_to_self(thread_state& ts, greenlet_impl* self, value&& args, std::exception_ptr error) {
+  if (ts.tracing) {
+    ts.transfer_value = std::move(args);
+    ts.transfer_error = std::move(error);
+    traced_after_switch(ts, self, self);
+    return receive(ts);
+  }
+  if (error) std::rethrow_exception(error);
+  return std::move(args);
+}
+
 // switch_any() handles every switch: to a dead, unstarted or foreign
 // greenlet, to itself, raising an exception, as well as the common case.
 // Inlined into its two callers (switch_slow(), throw_to()), as GCC chose
@@ -331,11 +379,16 @@ namespace {
                                                std::exception_ptr error) {
   greenlet_impl* self = ts.current;
   target = resolve_target(ts, target, args, error);
-  if (target == self) {
-    if (error) std::rethrow_exception(error);
-    return std::move(args);
+  if (target->state == run_state::unstarted) {
+    if (error) [[unlikely]] {
+      target = start_to_die(ts, target, args, error);
+    } else {
+      start(ts, target);
+    }
   }
-  if (target->state == run_state::unstarted) start(ts, target);
+  if (target == self) [[unlikely]] {
+    return switch_to_self(ts, self, std::move(args), std::move(error));
+  }
   ts.transfer_value = std::move(args);
   if (error) ts.transfer_error = std::move(error);
   greenlet_impl* origin = target->swapped_out() ? switch_to_swapped(ts, self, target) : jump_to(ts, self, target);

@@ -184,4 +184,113 @@ TEST_F(TestGreenletTracing, TraceKeepingTheRunningGreenletFreesFinishedOnes) {
   EXPECT_EQ(greenlet::debug::live_count(), 0u);
 }
 
+// EventLog records each trace event as "event origin->target (cur=...)",
+// naming greenlets by their name ("main" for the main greenlet), as the
+// Python twins of these tests print them.
+class EventLog {
+ public:
+  EventLog() {
+    previous_ = greenlet::settrace(
+        [this](std::string_view event, const greenlet::greenlet& origin, const greenlet::greenlet& target) {
+          events.push_back(std::string(event) + " " + name(origin) + "->" + name(target) +
+                           " (cur=" + name(greenlet::getcurrent()) + ")");
+        });
+  }
+  ~EventLog() { greenlet::settrace(std::move(previous_)); }
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
+
+  std::vector<std::string> events;
+
+ private:
+  static std::string name(const greenlet::greenlet& g) { return g.is_main() ? "main" : g.name(); }
+  greenlet::trace_function previous_;
+};
+
+greenlet::greenlet named(greenlet::greenlet g, const char* name) {
+  g.set_name(name);
+  return g;
+}
+
+// throw_() into an unstarted greenlet: Python starts it, and it dies at once
+// without running, so both switches are traced, each on its target's side.
+// They were not traced at all.
+TEST_F(TestGreenletTracing, ThrowIntoUnstartedGreenletIsTraced) {
+  std::vector<std::string> events;
+  bool ran = false;
+  {
+    EventLog log;
+    greenlet::greenlet g = named(greenlet::greenlet([&ran] { ran = true; }), "g");
+    EXPECT_THROW(g.throw_(SomeError()), SomeError);
+    EXPECT_TRUE(g.dead());
+    greenlet::greenlet h = named(greenlet::greenlet([&ran] { ran = true; }), "h");
+    greenlet::value v = h.throw_();  // GreenletExit comes back as a value
+    EXPECT_TRUE(v.holds<greenlet::GreenletExit>());
+    EXPECT_TRUE(h.dead());
+    EXPECT_TRUE(h.started());
+    events = log.events;
+  }
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(events, (std::vector<std::string>{"throw main->g (cur=g)", "throw g->main (cur=main)",
+                                              "throw main->h (cur=h)", "switch h->main (cur=main)"}));
+}
+
+// An exception on its way to an unstarted parent starts that parent, which
+// passes it on to its own parent (Python: throw c->p, throw p->main). The
+// parent was skipped.
+TEST_F(TestGreenletTracing, ExceptionThroughUnstartedParentIsTraced) {
+  std::vector<std::string> events;
+  bool parent_ran = false;
+  {
+    EventLog log;
+    greenlet::greenlet p = named(greenlet::greenlet([&parent_ran] { parent_ran = true; }), "p");
+    greenlet::greenlet c = named(greenlet::greenlet([] { throw SomeError(); }, p), "c");
+    EXPECT_THROW(c.switch_(), SomeError);
+    EXPECT_TRUE(p.dead());
+    EXPECT_TRUE(c.dead());
+    events = log.events;
+  }
+  EXPECT_FALSE(parent_ran);
+  EXPECT_EQ(events,
+            (std::vector<std::string>{"switch main->c (cur=c)", "throw c->p (cur=p)", "throw p->main (cur=main)"}));
+}
+
+// A switch or throw to itself switches nothing but is traced, as in Python.
+TEST_F(TestGreenletTracing, SwitchAndThrowToSelfAreTraced) {
+  std::vector<std::string> events;
+  std::vector<std::string> seen;
+  {
+    EventLog log;
+    greenlet::greenlet g = named(greenlet::greenlet([&seen] {
+                                   seen.push_back(std::to_string(greenlet::getcurrent().switch_(3).get<int>()));
+                                   try {
+                                     greenlet::getcurrent().throw_(SomeError());
+                                   } catch (const SomeError&) {
+                                     seen.push_back("SomeError");
+                                   }
+                                 }),
+                                 "g");
+    g.switch_();
+    events = log.events;
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"3", "SomeError"}));
+  EXPECT_EQ(events, (std::vector<std::string>{"switch main->g (cur=g)", "switch g->g (cur=g)", "throw g->g (cur=g)",
+                                              "switch g->main (cur=main)"}));
+}
+
+// A switch (or throw) to a dead greenlet lands on its nearest live ancestor;
+// when that is the caller itself, Python still traces "main -> main".
+TEST_F(TestGreenletTracing, SwitchToDeadGreenletLandingOnTheCallerIsTraced) {
+  std::vector<std::string> events;
+  {
+    greenlet::greenlet g = named(greenlet::greenlet([] { return 1; }), "g");
+    g.switch_();
+    EventLog log;
+    EXPECT_EQ(g.switch_(9).get<int>(), 9);
+    EXPECT_THROW(g.throw_(SomeError()), SomeError);
+    events = log.events;
+  }
+  EXPECT_EQ(events, (std::vector<std::string>{"switch main->main (cur=main)", "throw main->main (cur=main)"}));
+}
+
 }  // namespace
