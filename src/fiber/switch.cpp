@@ -399,7 +399,7 @@ namespace {
 // check_resume_lock(ts, target) refuses target if it is resume-locked (refuse_if_resume_locked()).
 // The owner first: another thread's greenlet is not ours to read (resolve_target() refuses it).
 inline void check_resume_lock(thread_state& ts, const greenlet_impl* target) {
-  if (owner_of(target) == &ts && (target->detours & greenlet_impl::detour_resume_locked) != 0) [[unlikely]] {
+  if (owner_of(target) == &ts && resume_locked(target)) [[unlikely]] {
     refuse_if_resume_locked(target);
   }
 }

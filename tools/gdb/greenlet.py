@@ -73,7 +73,11 @@ def _string(value):
 def _swapped_out(impl):
     """Whether a stack-copying greenlet's bytes are off the shared stack."""
     try:
-        return bool(int(impl["detours"]) & 1)  # greenlet_impl::detour_swapped_out
+        return bool(impl["detours"]["swapped_out"])  # greenlet_impl::detour_flags
+    except gdb.error:
+        pass
+    try:
+        return bool(int(impl["detours"]) & 1)  # a library where detours was one byte of bits
     except gdb.error:
         pass
     try:

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <string>
@@ -112,19 +113,21 @@ struct greenlet_impl {
   // Stack copying (stack_mode::shared): it runs on its thread's shared stack.
   bool shared_stack = false;
   // detours holds why a switch to this greenlet must leave the inline path
-  // (switch_inline.hpp), as bits of one byte so that the inline path tests
-  // them all with one compare:
-  //  - detour_swapped_out (stack copying): its bytes are in saved_stack
-  //    instead of on the shared stack;
-  //  - detour_resume_locked: only its owner resumes it (an event loop, a
-  //    task's greenlet); see lock_resume().
-  static constexpr unsigned char detour_swapped_out = 1;
-  static constexpr unsigned char detour_resume_locked = 2;
-  unsigned char detours = 0;
-  bool swapped_out() const noexcept { return (detours & detour_swapped_out) != 0; }
-  void set_swapped_out(bool on) noexcept {
-    detours = static_cast<unsigned char>(on ? detours | detour_swapped_out : detours & ~detour_swapped_out);
-  }
+  // (switch_inline.hpp), one byte per reason, which the inline path reads
+  // as one 16-bit word (has_detour()) so that one compare tests them all;
+  // separate bytes, so that setting one is a plain store, not a
+  // read-modify-write (a task locks and unlocks itself at every step):
+  //  - swapped_out (stack copying): its bytes are in saved_stack instead of
+  //    on the shared stack;
+  //  - resume_locked: only its owner resumes it (an event loop, a task's
+  //    greenlet); see lock_resume().
+  struct detour_flags {
+    bool swapped_out = false;
+    bool resume_locked = false;
+  };
+  alignas(2) detour_flags detours;
+  bool swapped_out() const noexcept { return detours.swapped_out; }
+  void set_swapped_out(bool on) noexcept { detours.swapped_out = on; }
   exception_state exceptions;
   std::atomic<long> refs{1};
   // How many of refs are handles living on this greenlet's own stack (locals,
@@ -261,16 +264,19 @@ struct greenlet_with_run final : greenlet_impl {
 // refused with greenlet::error (errc::resume_locked), except a kill (g's last handle dropped, its
 // thread exiting). The event loop locks a task's greenlet while the task waits, and the task
 // unlocks itself (unlock_resume()) once resumed: switched into by hand, its wait was cut short and
-// the switching task stranded. Owning thread only; a flag in the byte the inline switch tests
+// the switching task stranded. Owning thread only; a flag in the word the inline switch tests
 // anyway, so switches cost nothing more.
-inline void lock_resume(greenlet_impl* g) noexcept {
-  g->detours = static_cast<unsigned char>(g->detours | greenlet_impl::detour_resume_locked);
-}
-inline void unlock_resume(greenlet_impl* g) noexcept {
-  g->detours = static_cast<unsigned char>(g->detours & ~greenlet_impl::detour_resume_locked);
-}
-inline bool resume_locked(const greenlet_impl* g) noexcept {
-  return (g->detours & greenlet_impl::detour_resume_locked) != 0;
+inline void lock_resume(greenlet_impl* g) noexcept { g->detours.resume_locked = true; }
+inline void unlock_resume(greenlet_impl* g) noexcept { g->detours.resume_locked = false; }
+inline bool resume_locked(const greenlet_impl* g) noexcept { return g->detours.resume_locked; }
+
+// has_detour(g): a switch to g must leave the inline path (any of g->detours set), tested as one
+// 16-bit load and compare.
+[[gnu::always_inline]] inline bool has_detour(const greenlet_impl* g) noexcept {
+  static_assert(sizeof(greenlet_impl::detour_flags) == sizeof(std::uint16_t));
+  std::uint16_t word;
+  std::memcpy(&word, &g->detours, sizeof word);
+  return word != 0;
 }
 
 // Links a newly made greenlet into its thread; parent null means getcurrent().

@@ -51,7 +51,7 @@ inline bool has_stack_canary(const greenlet_impl* g) noexcept {
 // stack_canary_intact(g) is false when g has an unguarded stack whose canary
 // was overwritten; true for every greenlet without a canary. One compare and,
 // when unguarded, one load.
-inline bool stack_canary_intact(const greenlet_impl* g) noexcept {
+[[gnu::always_inline]] inline bool stack_canary_intact(const greenlet_impl* g) noexcept {
   if (!has_stack_canary(g)) return true;
   return *static_cast<const volatile std::uint64_t*>(g->stack_limit) == stack_canary_value(g->stack_limit);
 }
@@ -73,7 +73,7 @@ std::string stack_canary_report(const greenlet_impl* g);
 
 // check_stack_canary(g) is what the switch path calls for the greenlet it
 // leaves (and for a dying greenlet before its stack goes back to the pool).
-inline void check_stack_canary(const greenlet_impl* g) noexcept {
+[[gnu::always_inline]] inline void check_stack_canary(const greenlet_impl* g) noexcept {
   if (!stack_canary_intact(g)) [[unlikely]] {
     stack_canary_broken(g);
   }

@@ -114,7 +114,7 @@ class greenlet {
   // nearest live ancestor. Returns what is switched back, or rethrows an
   // exception thrown back. Throws greenlet::error across threads.
   template <class... Args>
-  value switch_(Args&&... args) {
+  [[gnu::always_inline]] value switch_(Args&&... args) {
     if constexpr (sizeof...(Args) == 0) {
       return detail::switch_inline_empty(checked());
     } else {
@@ -123,7 +123,7 @@ class greenlet {
   }
 
   // switch_value(v) is switch_() with the arguments already packed.
-  value switch_value(value args) { return detail::switch_inline(checked(), std::move(args)); }
+  [[gnu::always_inline]] value switch_value(value args) { return detail::switch_inline(checked(), std::move(args)); }
 
   // throw_(e) switches to this greenlet and raises e there at once. An
   // unstarted greenlet dies without running and e goes to its parent.

@@ -97,7 +97,7 @@ class generator {
     // resume continues there. Throws generator_error (yield_outside_generator)
     // when this generator is not running, GeneratorExit when the generator
     // is closed meanwhile. Inside the body only.
-    received_type yield(Yield v) { return state_->yield(std::move(v)); }
+    [[gnu::always_inline]] received_type yield(Yield v) { return state_->yield(std::move(v)); }
 
     // yield_from(sub) is `yield from sub` (PEP 380): it yields everything sub
     // yields, sends and throws go on to sub, GeneratorExit closes sub, and it
@@ -206,7 +206,7 @@ class generator {
   // next() throws greenlet::error (stack_exhausted) if the body's stack
   // cannot be mapped; the generator then stays unstarted (a later next()
   // tries again; close() finishes it). Owning thread only.
-  Yield next() {
+  [[gnu::always_inline]] Yield next() {
     state* s = checked();
     return take(s, s->resume(std::nullopt, nullptr));
   }
@@ -285,21 +285,27 @@ class generator {
   // (yield_outside_generator) when there is none, or when the innermost one is
   // not a generator<Yield, Send, Return>; GeneratorExit when closed meanwhile.
   // Inside the body only.
-  static received_type yield(Yield v) {
+  [[gnu::always_inline]] static received_type yield(Yield v) {
     detail::generator_state_base* s = detail::generator_state_base::innermost();
-    if (s == nullptr) {
-      throw generator_error(generator_errc::yield_outside_generator,
-                            "yield outside a generator: no generator is running here");
-    }
-    if (*s->type != typeid(state)) {
-      throw generator_error(generator_errc::yield_outside_generator,
-                            "yield of the wrong type: the innermost running generator is "
-                            "not this generator<Yield, Send, Return>");
+    if (s == nullptr || *s->type != typeid(state)) [[unlikely]] {
+      refuse_static_yield(s);
     }
     return static_cast<state*>(s)->yield(std::move(v));
   }
 
  private:
+  // refuse_static_yield(s) throws for a static yield() that found no
+  // generator of this type (s is the innermost running one, or null).
+  [[noreturn, gnu::noinline, gnu::cold]] static void refuse_static_yield(const detail::generator_state_base* s) {
+    if (s == nullptr) {
+      throw generator_error(generator_errc::yield_outside_generator,
+                            "yield outside a generator: no generator is running here");
+    }
+    throw generator_error(generator_errc::yield_outside_generator,
+                          "yield of the wrong type: the innermost running generator is "
+                          "not this generator<Yield, Send, Return>");
+  }
+
   state* checked() const {
     if (state_ == nullptr) {
       throw generator_error(generator_errc::empty_generator, "use of an empty generator");

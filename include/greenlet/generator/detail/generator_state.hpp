@@ -281,20 +281,10 @@ class generator_state final : public generator_state_base {
   // yield() is the body's `yield v`: it hands v to the resumer and returns
   // the value sent back. Throws what is thrown in, and generator_error when
   // this generator is not the one running (e.g. yield after a kill).
-  received_type yield(Yield v) {
+  // Inlined into the body, as resume() into the resumer, for the same reason.
+  [[gnu::always_inline]] received_type yield(Yield v) {
     if (status != generator_status::running) [[unlikely]] {
-      // A body being killed (its generator dropped or its thread exiting)
-      // that yields is told once, with an exception it may let end it; if
-      // it swallows that too, it is stranded. By then the drop has let go
-      // of `body`, so the greenlet being killed is what says it is the body.
-      const greenlet_impl* here = current_impl();
-      if (status == generator_status::suspended && here != nullptr && here->being_killed) {
-        if (yields_while_killed_++ > 0) strand();
-        throw generator_error(generator_errc::yield_outside_generator,
-                              "yield in a generator body being destroyed: on GreenletExit it must return or throw");
-      }
-      throw generator_error(generator_errc::yield_outside_generator,
-                            "yield outside a generator: this generator is not running");
+      refuse_yield();
     }
     yielded_.emplace(std::move(v));
     status = generator_status::suspended;
@@ -307,6 +297,22 @@ class generator_state final : public generator_state_base {
       sent_.reset();
       return sent;
     }
+  }
+
+  // refuse_yield() throws for a yield while this generator is not running.
+  // A body being killed (its generator dropped or its thread exiting) that
+  // yields is told once, with an exception it may let end it; if it
+  // swallows that too, it is stranded. By then the drop has let go of
+  // `body`, so the greenlet being killed is what says it is the body.
+  [[noreturn, gnu::noinline, gnu::cold]] void refuse_yield() {
+    const greenlet_impl* here = current_impl();
+    if (status == generator_status::suspended && here != nullptr && here->being_killed) {
+      if (yields_while_killed_++ > 0) strand();
+      throw generator_error(generator_errc::yield_outside_generator,
+                            "yield in a generator body being destroyed: on GreenletExit it must return or throw");
+    }
+    throw generator_error(generator_errc::yield_outside_generator,
+                          "yield outside a generator: this generator is not running");
   }
 
   // yield_from(sub) is PEP 380's `yield from sub`: it yields what sub yields,
