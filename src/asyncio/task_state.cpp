@@ -281,7 +281,7 @@ std::string task_state::awaiting() const {
   return "nothing (ready to run)";
 }
 
-void await_state(future_state* f) {
+await_registration begin_await(future_state* f) {
   if (f == nullptr) throw_empty_handle("Future/Task");
   task_state& t = awaiting_task();
   if (f->loop() != t.loop) {
@@ -289,26 +289,27 @@ void await_state(future_state* f) {
                        "await on a future attached to a different loop: create it with this loop's "
                        "create_future(), or hand results across with call_soon_threadsafe()");
   }
-  if (f->done()) return;
+  if (f->done()) return {nullptr, 0};
   if (f == t.future()) throw RuntimeError(asyncio_errc::wrong_loop, "a task cannot await itself");
   retain(f);
   t.waiting_on = f;
   const std::uint64_t id = f->add_fast_callback(&task_state::wakeup_callback, &t);
-  // Unregistering on the way out matters when the task is killed or
-  // cancelled while waiting: the future must not wake a dead task.
-  struct done_waiting {
-    task_state& t;
-    future_state* f;
-    std::uint64_t id;
-    ~done_waiting() {
-      f->remove_done_callback(id);
-      t.waiting_on = nullptr;
-      release(f);
-    }
-  } guard{t, f, id};
-  if (t.must_cancel && f->cancel(t.cancel_message)) t.must_cancel = false;
-  t.suspend();
+  try {
+    if (t.must_cancel && f->cancel(t.cancel_message)) t.must_cancel = false;
+  } catch (...) {
+    end_await(&t, f, id);
+    throw;
+  }
+  return {&t, id};
 }
+
+void end_await(task_state* t, future_state* f, std::uint64_t id) noexcept {
+  f->remove_done_callback(id);
+  t->waiting_on = nullptr;
+  release(f);
+}
+
+void await_state(future_state* f) { await_inline(f); }
 
 namespace {
 
@@ -353,7 +354,7 @@ void sleep_for(double delay) {
     retain(timer);
     t->sleep_timer = timer;
   }
-  t->suspend();
+  t->suspend_inline();
   if (t->sleep_cancelled) throw CancelledError(t->cancel_message);
 }
 

@@ -123,7 +123,7 @@ std::vector<AnyTask> all_tasks();
 // a task, CancelledError if the caller is cancelled meanwhile. A task of the
 // loop thread only.
 inline void await(const AnyTask& t) {
-  detail::await_state(t.state());  // RuntimeError for an empty handle
+  detail::await_inline(t.state());  // RuntimeError for an empty handle
   t.state()->check_result();
 }
 

@@ -111,14 +111,14 @@ auto ensure_future(X&& x) {
 // temporary one gives the result by value. A task of f's loop thread only.
 template <class T>
 decltype(auto) await(Future<T>& f) {
-  detail::await_state(f.state());
+  detail::await_inline(f.state());
   return f.result();
 }
 // Overload of await(Future<T>&): await(f) on a temporary future returns its result by value (moved
 // out if it cannot be copied). Throws as await(Future<T>&); a task of f's loop thread only.
 template <class T>
 T await(Future<T>&& f) {
-  detail::await_state(f.state());
+  detail::await_inline(f.state());
   if constexpr (std::is_void_v<T>) {
     f.result();
   } else if constexpr (std::is_copy_constructible_v<T>) {
