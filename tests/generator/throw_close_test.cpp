@@ -216,7 +216,7 @@ TEST_F(ThrowClose, DestroyingUnfinishedGeneratorClosesIt) {
 TEST_F(ThrowClose, DestroyingUnstartedGeneratorDestroysItsBody) {
   std::vector<std::string> log;
   {
-    auto captured = std::make_shared<record>(log, "captured");
+    auto captured = std::shared_ptr<record>(new record{log, "captured"});
     greenlet::generator<int> g([captured](auto& co) { co.yield(1); });
     captured.reset();
     EXPECT_TRUE(log.empty());

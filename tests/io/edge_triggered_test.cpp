@@ -67,7 +67,9 @@ TEST_F(EdgeTriggeredStreams, RequestResponseRoundsMakeNoEpollCtlAndNoEmptyRecv) 
   int answered = 0;
   asyncio::run([&] {
     auto server = asyncio::start_server(echo_lines, "127.0.0.1", 0);
-    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    auto connection = asyncio::open_connection("127.0.0.1", server.port());
+    auto& r = connection.first;  // not a binding: clang 14 cannot capture those
+    auto& w = connection.second;
     // The first round registers both sockets (and each side's first read
     // may find nothing yet).
     w.write("warm-up\n");
@@ -108,7 +110,9 @@ TEST_F(EdgeTriggeredStreams, BytesArrivingWhileTheReaderSleepsAreRead) {
           w.close();
         },
         "127.0.0.1", 0);
-    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    auto connection = asyncio::open_connection("127.0.0.1", server.port());
+    auto& r = connection.first;  // not a binding: clang 14 cannot capture those
+    auto& w = connection.second;
     ASSERT_EQ(r.readline(), "first\n");
     asyncio::sleep(0.05);  // "second" arrives now, while nobody waits
     try {
@@ -136,7 +140,9 @@ TEST_F(EdgeTriggeredStreams, EofThatCameWithTheLastBytesIsSeen) {
           w.close();
         },
         "127.0.0.1", 0);
-    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    auto connection = asyncio::open_connection("127.0.0.1", server.port());
+    auto& r = connection.first;  // not a binding: clang 14 cannot capture those
+    auto& w = connection.second;
     asyncio::sleep(0.05);  // the bytes and the FIN both arrive; the loop polls
     last = asyncio::wait_for([&] { return r.readline(); }, 5.0);
     after = asyncio::wait_for([&] { return r.readline(); }, 5.0);
@@ -168,7 +174,9 @@ TEST_F(EdgeTriggeredStreams, AtEofSeesTheFinThatCameWithTheLastBytes) {
           w.close();
         },
         "127.0.0.1", 0);
-    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    auto connection = asyncio::open_connection("127.0.0.1", server.port());
+    auto& r = connection.first;  // not a binding: clang 14 cannot capture those
+    auto& w = connection.second;
     EXPECT_EQ(r.readline(), "x\n");
     asyncio::sleep(0.02);
     const long before = recv_calls.load();
@@ -204,7 +212,9 @@ TEST_F(EdgeTriggeredStreams, UserWaitOnAStreamsSocketSeesBytesThatAlreadyCame) {
           w.close();
         },
         "127.0.0.1", 0);
-    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    auto connection = asyncio::open_connection("127.0.0.1", server.port());
+    auto& r = connection.first;  // not a binding: clang 14 cannot capture those
+    auto& w = connection.second;
     asyncio::sleep(0.05);  // "x" arrives and the loop polls while nobody waits
     try {
       asyncio::wait_for([&] { asyncio::wait_readable(w.fileno()); }, 2.0);
@@ -231,7 +241,9 @@ TEST_F(EdgeTriggeredStreams, ReusedDescriptorNumbersAreWatchedAfresh) {
     auto server = asyncio::start_server(echo_lines, "127.0.0.1", 0);
     int previous_fd = -1;
     for (int i = 0; i < 20; ++i) {
-      auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+      auto connection = asyncio::open_connection("127.0.0.1", server.port());
+      auto& r = connection.first;  // not a binding: clang 14 cannot capture those
+      auto& w = connection.second;
       const int fd = w.fileno();
       if (fd == previous_fd) ++same_number;
       previous_fd = fd;
