@@ -35,6 +35,12 @@ enum class errc {
   // in a different Context")
   token_other_context,
   resume_locked,     // switch/throw into a greenlet only its owner resumes (a waiting asyncio task's)
+  // context_var::reset() with a token already used once (Python's RuntimeError "has already been
+  // used once")
+  token_used,
+  // context_var::reset() with a token made by another context_var (Python's ValueError "was created
+  // by a different ContextVar")
+  token_other_var,
 };
 
 }  // namespace greenlet

@@ -66,6 +66,17 @@ void throw_token_other_context(const std::string& var_name) {
                                              "greenlet, task or loop callback); reset it where set() made it");
 }
 
+void throw_token_used(const std::string& var_name) {
+  throw error(errc::token_used, "reset(): the token of context_var '" + var_name +
+                                    "' has already been used once; each set() gives a token for one reset()");
+}
+
+void throw_token_other_var(const std::string& var_name) {
+  throw error(errc::token_other_var, "reset(): the token given to context_var '" + var_name +
+                                         "' was created by a different context_var; reset it with the variable "
+                                         "whose set() made it");
+}
+
 }  // namespace detail
 
 context greenlet::gr_context() const { return context(checked()->context_vars.vars); }

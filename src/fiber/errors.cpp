@@ -23,6 +23,8 @@ class greenlet_category final : public std::error_category {
       case errc::context_entered: return "context already entered";
       case errc::token_other_context: return "token made in another context";
       case errc::resume_locked: return "greenlet resumed only by its owner";
+      case errc::token_used: return "token already used";
+      case errc::token_other_var: return "token made by another context variable";
     }
     return "unknown greenlet error";
   }

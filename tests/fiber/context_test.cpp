@@ -42,7 +42,8 @@ TEST_F(ContextVarsTest, test_set_gr_context) {
 }
 
 // contextvars: get() without value or default raises LookupError; tokens
-// restore the previous value once.
+// restore the previous value once (a second reset() is greenlet::error, see
+// ResetRefusesAUsedTokenLikePythonsRuntimeError).
 TEST_F(ContextVarsTest, TokensAndLookupError) {
   greenlet::greenlet g([] {
     greenlet::context_var<int> v("v");
@@ -53,7 +54,7 @@ TEST_F(ContextVarsTest, TokensAndLookupError) {
     EXPECT_EQ(v.get(), 2);
     v.reset(t2);
     EXPECT_EQ(v.get(), 1);
-    EXPECT_THROW(v.reset(t2), greenlet::LookupError);
+    EXPECT_THROW(v.reset(t2), greenlet::error);
     v.reset(t1);
     EXPECT_THROW(v.get(), greenlet::LookupError);
   });
@@ -88,6 +89,55 @@ std::string expect_error(const std::function<void()>& fn, greenlet::errc code) {
   }
   ADD_FAILURE() << "no greenlet::error thrown";
   return {};
+}
+
+// contextvars' test_context_getset_1: a token works once; reset() with it
+// again is Python's RuntimeError "<Token ...> has already been used once"
+// (here errc::token_used, not the LookupError of get()), and changes nothing.
+TEST_F(ContextVarsTest, ResetRefusesAUsedTokenLikePythonsRuntimeError) {
+  greenlet::greenlet g([] {
+    greenlet::context_var<std::string> c("c");
+    auto t0 = c.set("42");
+    auto t = c.set("spam");
+    EXPECT_EQ(t.var(), &c);
+    c.reset(t);
+    EXPECT_EQ(c.get(), "42");
+    c.set("spam2");
+    std::string message = expect_error([&] { c.reset(t); }, greenlet::errc::token_used);
+    EXPECT_NE(message.find("context_var 'c'"), std::string::npos) << message;
+    EXPECT_NE(message.find("has already been used once"), std::string::npos) << message;
+    EXPECT_EQ(c.get(), "spam2");
+    greenlet::context ctx1 = greenlet::copy_context();
+    c.reset(t0);
+    expect_error([&] { c.reset(t0); }, greenlet::errc::token_used);
+    EXPECT_EQ(c.get("none"), "none");
+    EXPECT_EQ(ctx1.run([&] { return c.get(); }), "spam2");  // the copy keeps its value
+  });
+  g.switch_();
+  EXPECT_TRUE(g.dead());
+}
+
+// contextvars' test_context_getset_2: a token of another variable is
+// Python's ValueError "<Token ...> was created by a different ContextVar"
+// (here errc::token_other_var), checked after "already used" as Python does;
+// neither variable changes, and the token still works with its own variable.
+TEST_F(ContextVarsTest, ResetRefusesATokenOfAnotherVariableLikePythonsValueError) {
+  greenlet::greenlet g([] {
+    greenlet::context_var<int> v1("v1");
+    greenlet::context_var<int> v2("v2", 0);
+    auto t1 = v1.set(42);
+    std::string message = expect_error([&] { v2.reset(t1); }, greenlet::errc::token_other_var);
+    EXPECT_NE(message.find("context_var 'v2'"), std::string::npos) << message;
+    EXPECT_NE(message.find("created by a different context_var"), std::string::npos) << message;
+    EXPECT_EQ(v1.get(), 42);
+    EXPECT_EQ(v2.get(), 0);
+    v1.reset(t1);
+    EXPECT_EQ(v1.get(-1), -1);
+    // Used and of another variable: "already used" is what Python reports.
+    expect_error([&] { v2.reset(t1); }, greenlet::errc::token_used);
+  });
+  g.switch_();
+  EXPECT_TRUE(g.dead());
 }
 
 // contextvars' test_context_var_reset_2/3: a token made in another context

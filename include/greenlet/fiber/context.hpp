@@ -47,10 +47,12 @@ std::uint64_t next_context_id() noexcept;
 // The misuse errors of context::run() and context_var::reset() (greenlet::error).
 [[noreturn]] void throw_context_entered();
 [[noreturn]] void throw_token_other_context(const std::string& var_name);
+[[noreturn]] void throw_token_used(const std::string& var_name);
+[[noreturn]] void throw_token_other_var(const std::string& var_name);
 }  // namespace detail
 
 // LookupError is raised by context_var::get() for a variable with no value
-// and no default, and by reset() with a token already used.
+// and no default (Python's LookupError).
 class LookupError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -65,7 +67,8 @@ class LookupError : public std::runtime_error {
 //
 // Two contexts are the same only if they are one greenlet's own context or one context object:
 // a copy (copy_context(), gr_context(), copying a context object) is another context, even while
-// it holds equal values. This decides two errors, both greenlet::error (Python's in brackets):
+// it holds equal values. This decides two errors, both greenlet::error (Python's in brackets; the
+// other misuses of reset() are greenlet::error too, see context_var::reset()):
 //  - reset(token) in another context than the one whose set() made the token throws
 //    errc::token_other_context [ValueError "... was created in a different Context"]: it would
 //    write that context's old value into this one;
@@ -197,12 +200,15 @@ class context_var {
     return token(this, std::move(old), context_id);
   }
 
-  // reset(t) restores the value before the set() that made t. Throws LookupError for a token of
-  // another variable or one already used, greenlet::error (errc::token_other_context) for a token
-  // made in another context (see "Which context is current" above); std::bad_alloc.
+  // reset(t) restores the value before the set() that made t. Throws greenlet::error, checked in
+  // Python's order, and then changes nothing: errc::token_used for a token already used [Python's
+  // RuntimeError "has already been used once"], errc::token_other_var for a token of another
+  // variable [ValueError "was created by a different ContextVar"], errc::token_other_context for a
+  // token made in another context [ValueError "was created in a different Context"; see "Which
+  // context is current" above]. Also std::bad_alloc.
   void reset(token& t) {
-    if (t.var_ != this) throw LookupError("reset(): the token was made by another context_var");
-    if (t.used_) throw LookupError("reset(): the token has already been used once");
+    if (t.used_) detail::throw_token_used(name_);
+    if (t.var_ != this) detail::throw_token_other_var(name_);
     if (t.context_id_ != detail::current_context_id()) detail::throw_token_other_context(name_);
     t.used_ = true;
     detail::context_ptr now = detail::current_context();
