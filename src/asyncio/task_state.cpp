@@ -68,6 +68,15 @@ void task_state::start(loop_core* l) {
   l->call_soon_fast(&step_callback, this, nullptr);
 }
 
+void task_state::start(loop_core* l, ::greenlet::context& ctx) {
+  start(l);
+  // asyncio's create_task(context=ctx): the task runs in ctx itself. Entered
+  // until body() ends, so that a run() of ctx meanwhile, or a second task
+  // given it, is refused instead of losing one side's sets.
+  glet.impl()->context_vars = ctx.enter_elsewhere();
+  shared_context_ = &ctx;
+}
+
 void task_state::make_default_name() const { name_ = "Task-" + std::to_string(number_); }
 
 const ::greenlet::detail::greenlet_role_ops task_state::role_table{&task_state::describe_for_report,
@@ -115,6 +124,7 @@ void task_state::step() {
       ::greenlet::detail::switch_as_owner(glet.impl());
     } catch (const ::greenlet::error& e) {
       if (e.code() != ::greenlet::errc::stack_exhausted || glet.started()) throw;
+      let_go_of_shared_context();
       future_->set_exception(std::current_exception());
     }
   } else {
@@ -152,7 +162,12 @@ void task_state::abandon() noexcept {
   l->unlink_task(this);
   // Not by dropping the handle: a generator or child greenlet on the task's
   // stack refers back to the task's greenlet, so that would not kill it.
-  if (::greenlet::detail::unwind_now(glet)) {
+  const bool unwound = ::greenlet::detail::unwind_now(glet);
+  // A context given to the task is let go of either way (body() handed it
+  // back if it ran): an unstarted task's stack has no body() to do so, and
+  // one that cannot unwind would keep it entered for ever.
+  let_go_of_shared_context();
+  if (unwound) {
     glet = ::greenlet::greenlet();
     release(future_);  // may free this task
     return;
@@ -177,6 +192,16 @@ void task_state::body() {
       }
     }
   } guard{this};
+  // Declared after `guard`, so it runs first: the task may be freed by it.
+  struct hand_back_shared_context {
+    task_state* t;
+    ~hand_back_shared_context() {
+      if (t->shared_context_ != nullptr) {
+        t->shared_context_->leave_elsewhere(t->glet.impl()->context_vars.vars);
+        t->shared_context_ = nullptr;
+      }
+    }
+  } context_guard{this};
   if (must_cancel) {
     must_cancel = false;
     future_->set_cancelled(cancel_message);

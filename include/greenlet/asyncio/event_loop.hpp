@@ -228,11 +228,24 @@ class event_loop {
     return Future<T>(new detail::future_value<T>(core_.get()));
   }
   // create_task(fn, name) runs fn() in a new task, starting on a later
-  // iteration. The task is named "Task-N" unless given a name. Throws
-  // RuntimeError if the loop is closed or on another thread (then fn never
-  // runs), std::bad_alloc. Loop thread only.
+  // iteration. The task is named "Task-N" unless given a name, and runs in a
+  // copy of the caller's context. Throws RuntimeError if the loop is closed
+  // or on another thread (then fn never runs), std::bad_alloc. Loop thread
+  // only.
   template <class F>
   auto create_task(F&& fn, std::string name = {});
+  // create_task(fn, name, ctx) is asyncio's create_task(coro, name=, context=ctx): the task runs
+  // in the context object ctx itself, not in a copy. What it sets is in ctx once the task is done
+  // (a later task or ctx.run() given ctx sees it); what ctx held when the task started is what
+  // the task sees. ctx is entered from this call until the task is done (or let go of unstarted):
+  // meanwhile ctx.run(), and a create_task() given ctx, throw greenlet::error
+  // (errc::context_entered, Python's RuntimeError "is already entered"). Python lets two tasks
+  // share a context, each step entering it in turn; here a task holds it for its whole run, so
+  // run one at a time, or give each a copy (auto mine = ctx). ctx must outlive the task's
+  // running, and not be moved or assigned to meanwhile. Throws as create_task(fn, name), and
+  // greenlet::error (context_entered) if ctx is entered (then fn never runs). Loop thread only.
+  template <class F>
+  auto create_task(F&& fn, std::string name, ::greenlet::context& ctx);
   // run_in_executor(executor, fn, args...) runs fn(args...) on executor
   // (nullptr: the default thread pool) and returns a Future to await.
   // Throws RuntimeError if the loop is closed or on another thread,

@@ -16,7 +16,8 @@
 namespace greenlet::asyncio {
 
 // Context variables, as asyncio uses contextvars: each task starts with a
-// copy of the context of the code that created it. context_var<T>, context and
+// copy of the context of the code that created it, or runs in the context
+// object given to create_task(fn, name, ctx). context_var<T>, context and
 // copy_context() are greenlet's (<greenlet/fiber/context.hpp>): see there for
 // what they throw; a context belongs to the thread that runs it.
 template <class T>
@@ -75,6 +76,18 @@ auto event_loop::create_task(F&& fn, std::string name) {
   return task;
 }
 
+template <class F>
+auto event_loop::create_task(F&& fn, std::string name, ::greenlet::context& ctx) {
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  core_->check_loop_thread();
+  core_->check_open();
+  if (ctx.entered()) ::greenlet::detail::throw_context_entered();
+  auto* state = new detail::task_impl<R, std::decay_t<F>>(core_.get(), std::move(name), std::forward<F>(fn));
+  Task<R> task(state);
+  state->start(core_.get(), ctx);
+  return task;
+}
+
 namespace detail {
 template <class X>
 struct is_future : std::false_type {};
@@ -89,6 +102,13 @@ struct is_future<Task<T>> : std::true_type {};
 template <class F>
 auto create_task(F&& fn, std::string name = {}) {
   return get_running_loop().create_task(std::forward<F>(fn), std::move(name));
+}
+// create_task(fn, name, ctx) is get_running_loop().create_task(fn, name, ctx), asyncio's
+// create_task(coro, name=, context=ctx): the task runs in the context object ctx itself (see
+// event_loop::create_task). Throws as that and as create_task(fn, name). Loop thread only.
+template <class F>
+auto create_task(F&& fn, std::string name, ::greenlet::context& ctx) {
+  return get_running_loop().create_task(std::forward<F>(fn), std::move(name), ctx);
 }
 
 // ensure_future(x) returns a future as it is and wraps a function in a task

@@ -78,6 +78,17 @@ class TaskGroup {
     adopt(task.state());
     return task;
   }
+  // create_task(fn, name, ctx) is create_task(fn, name) for a task that runs in the context object
+  // ctx itself (asyncio's TaskGroup.create_task(coro, name=, context=ctx)); see
+  // event_loop::create_task(fn, name, ctx) for what that means and throws. A task of the loop
+  // thread only.
+  template <class F>
+  auto create_task(F&& fn, std::string name, ::greenlet::context& ctx) {
+    check_open();
+    auto task = get_running_loop().create_task(std::forward<F>(fn), std::move(name), ctx);
+    adopt(task.state());
+    return task;
+  }
 
   // join() waits for every child (as leaving `async with` does) and throws
   // the ExceptionGroup of their failures. `body_error` is the exception the

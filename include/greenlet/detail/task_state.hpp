@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "greenlet/detail/future_state.hpp"
+#include "greenlet/fiber/context.hpp"
 #include "greenlet/fiber/greenlet.hpp"
 
 // Everything this header declares is public API: exported even though the library
@@ -39,7 +40,7 @@ class task_state : public ::greenlet::detail::greenlet_role {
  public:
   task_state(future_state* future, std::string name)
       : greenlet_role{&role_table}, future_(future), name_(std::move(name)) {}
-  virtual ~task_state() = default;
+  virtual ~task_state() { let_go_of_shared_context(); }
   task_state(const task_state&) = delete;
   task_state& operator=(const task_state&) = delete;
 
@@ -57,6 +58,10 @@ class task_state : public ::greenlet::detail::greenlet_role {
 
   // start() links the task into its loop and schedules its first step.
   void start(loop_core* loop);
+  // start(loop, ctx) is start() for a task that runs in the context object ctx itself, not in a
+  // copy of the creator's: ctx is entered from now until the task ends, when it takes back what
+  // the task set. The caller has checked that ctx is not entered. Throws std::bad_alloc.
+  void start(loop_core* loop, ::greenlet::context& ctx);
   // abandon() is how the loop lets go of a task it will never step again
   // (closing, or the task stranded itself): it unlinks the task and unwinds
   // its stack now, so the task's destructors run before the caller goes on.
@@ -121,6 +126,14 @@ class task_state : public ::greenlet::detail::greenlet_role {
   // after_step() is what the loop does once a step of this task gave
   // control back: unlink it if done, fail it if it was stranded.
   void after_step();
+  // let_go_of_shared_context() leaves the context given to start(loop, ctx), if still held, as it
+  // was: for a task whose body never ran, or whose stack the loop gave up on. Throws nothing.
+  void let_go_of_shared_context() noexcept {
+    if (shared_context_ != nullptr) {
+      shared_context_->leave_elsewhere(shared_context_->data());
+      shared_context_ = nullptr;
+    }
+  }
 
   // The greenlet_role functions: "Task 'name'" without making the default
   // name (no allocation: they run in a signal handler), and the advice to
@@ -142,6 +155,9 @@ class task_state : public ::greenlet::detail::greenlet_role {
   // abandon() could not unwind the stack: the loop's reference to the future
   // is kept, and body() gives it back as its stack's last act.
   bool held_until_unwound_ = false;
+  // The context object the task runs in, from start(loop, ctx) until body() ends (null for a
+  // task in a copy of its creator's context, the usual case).
+  ::greenlet::context* shared_context_ = nullptr;
 };
 
 // no_awaiting_task(loop) throws the RuntimeError saying why the caller,

@@ -61,7 +61,8 @@ class LookupError : public std::runtime_error {
 // Which context is current, and when two are the same.
 //
 // Every greenlet runs in a context of its own (greenlet's gr_context): a new greenlet starts with an
-// empty one, an asyncio task with a copy of its creator's, and each event-loop callback with a copy
+// empty one, an asyncio task with a copy of its creator's (or in the context object given to
+// create_task(fn, name, ctx), entered until the task is done), and each event-loop callback with a copy
 // of the context current when it was scheduled. context::run(fn) makes a context object current
 // for fn, in the calling greenlet, and puts the greenlet's own back afterwards.
 //
@@ -128,6 +129,23 @@ class context {
 
   // Internal: data() is the immutable snapshot this context holds (null when empty). Throws nothing.
   const detail::context_ptr& data() const noexcept { return data_; }
+
+  // Internal: what run() does on entry and exit, for code that runs another greenlet in this
+  // context object (asyncio's create_task(fn, name, ctx)). enter_elsewhere() marks it entered and
+  // returns the slot that greenlet runs in; throws greenlet::error (errc::context_entered) if it is
+  // entered already. leave_elsewhere(vars) takes back what that greenlet ended with; throws nothing.
+  detail::context_slot enter_elsewhere() {
+    if (entered_) detail::throw_context_entered();
+    if (id_ == 0) id_ = detail::next_context_id();
+    entered_ = true;
+    return {data_, id_};
+  }
+  void leave_elsewhere(detail::context_ptr vars) noexcept {
+    data_ = std::move(vars);
+    entered_ = false;
+  }
+  // Internal: entered() says whether a run() (or a task given this context) has not finished.
+  bool entered() const noexcept { return entered_; }
 
  private:
   detail::context_ptr data_;
