@@ -34,7 +34,7 @@ enum class errc {
   // context_var::reset() with a token made in another context (Python's ValueError "was created
   // in a different Context")
   token_other_context,
-  resume_locked,     // switch/throw into a greenlet only its owner resumes (a waiting asyncio task's)
+  resume_locked,  // switch/throw into a greenlet only its owner resumes (a waiting asyncio task's)
   // context_var::reset() with a token already used once (Python's RuntimeError "has already been
   // used once")
   token_used,
