@@ -249,6 +249,12 @@ bool task_state::cancel(const std::string& message) {
     const bool forwarded = waiting_on->cancel(message);
     guard.done = true;
     if (forwarded) return true;
+    if (waiting_on->cancelled()) {
+      // asyncio: the awaited future was cancelled already (by an earlier
+      // cancel() or by hand), so the task wakes with that future's
+      // CancelledError and its message; Task.__step drops this request.
+      return true;
+    }
   }
   if (sleep_cancelled) {
     // asyncio: the sleep's future is cancelled already; the task raises

@@ -215,6 +215,58 @@ TEST_F(TaskTests, test_task_cancel_waiter_future) {
   EXPECT_TRUE(task.cancelled());
 }
 
+// Two cancels before a task awaiting a future wakes: the first cancels the
+// future, so the task raises that future's CancelledError with the first
+// message, and the second request is dropped (asyncio's Task.__step keeps the
+// CancelledError it is thrown and clears _must_cancel): the next await is not
+// cancelled. The task used to raise the second message.
+TEST_F(TaskTests, SecondCancelOfTaskAwaitingAFutureKeepsTheFirstMessage) {
+  asyncio::event_loop loop(virtual_time());
+  auto fut = loop.create_future<>();
+  Strings log;
+  auto task = loop.create_task([&] {
+    try {
+      asyncio::await(fut);
+    } catch (const asyncio::CancelledError& e) {
+      log.push_back(std::string("CancelledError(") + e.what() + ")");
+    }
+    asyncio::sleep(0.5);
+    log.push_back("slept again at " + std::to_string(loop.time()));
+  });
+  run_briefly(loop);
+  EXPECT_TRUE(task.cancel("m1"));
+  EXPECT_TRUE(task.cancel("m2"));
+  loop.run_until_complete(task);
+  EXPECT_EQ(log, (Strings{"CancelledError(m1)", "slept again at 0.500000"}));
+}
+
+// The future a task awaits cancelled by hand, then the task: the task raises
+// the future's CancelledError, with the future's message, as asyncio does.
+TEST_F(TaskTests, CancelOfTaskAwaitingACancelledFutureRaisesTheFuturesMessage) {
+  asyncio::event_loop loop;
+  auto fut = loop.create_future<>();
+  std::string seen;
+  auto task = loop.create_task([&] {
+    try {
+      asyncio::await(fut);
+    } catch (const asyncio::CancelledError& e) {
+      seen = e.what();
+      throw;
+    }
+  });
+  run_briefly(loop);
+  fut.cancel("F");
+  EXPECT_TRUE(task.cancel("T"));
+  try {
+    loop.run_until_complete(task);
+    ADD_FAILURE() << "no CancelledError";
+  } catch (const asyncio::CancelledError& e) {
+    EXPECT_STREQ(e.what(), "F");
+  }
+  EXPECT_EQ(seen, "F");
+  EXPECT_TRUE(task.cancelled());
+}
+
 // test_tasks.py BaseTaskTests.test_cancel_task_catching: a task may catch
 // CancelledError and return a value; it then ends normally.
 TEST_F(TaskTests, test_cancel_task_catching) {
