@@ -183,6 +183,16 @@ bool satisfied(const std::vector<future_state*>& children, return_when when) {
   return done == children.size();
 }
 
+// failure_ends_wait(s, child) says whether child, just done, ends a
+// FIRST_EXCEPTION wait. Asking counts as looking at its exception, as
+// asyncio's _on_completion calls f.exception(): wait() reported the failure,
+// so no "exception was never retrieved" follows. Also for a callback that runs
+// after the wait ended (it was already queued), as asyncio's.
+bool failure_ends_wait(const wait_state& s, future_state* child) {
+  if (s.when != return_when::FIRST_EXCEPTION || child->cancelled()) return false;
+  return child->exception() != nullptr;
+}
+
 void check_same_loop(const std::vector<future_state*>& children, loop_core* loop) {
   for (future_state* c : children) {
     if (c == nullptr) throw_empty_handle("Future/Task");
@@ -282,12 +292,9 @@ void wait_until(const std::vector<future_state*>& children, std::optional<double
   // Each end decides from that child and a count, as asyncio's _wait():
   // looking at every child each time would cost N^2 for N children.
   child_callbacks callbacks(state, [](wait_state& s, std::size_t i) {
-    future_state* child = s.children[i];
-    if (s.outer.done()) return;
     --s.remaining;
-    if (s.remaining == 0 || s.when == return_when::FIRST_COMPLETED ||
-        (s.when == return_when::FIRST_EXCEPTION && child->failed())) {
-      s.outer.set_result();
+    if (s.remaining == 0 || s.when == return_when::FIRST_COMPLETED || failure_ends_wait(s, s.children[i])) {
+      if (!s.outer.done()) s.outer.set_result();
     }
   });
   deadline_timer timer(task.loop, timeout, state);
