@@ -239,14 +239,18 @@ class deadline_timer {
 void gather_wait(const std::vector<future_state*>& children, bool collect) {
   task_state& task = awaiting_task();
   check_same_loop(children, task.loop);
+  future_state* failed_already = nullptr;
   if (!collect) {
     for (future_state* c : children) {
-      if (c->done() && (c->cancelled() || c->failed())) std::rethrow_exception(failure_of(c));
+      if (c->done() && (c->cancelled() || c->failed())) {
+        failed_already = c;
+        break;
+      }
     }
   }
   auto state = std::make_shared<wait_state>(task.loop, children, /*gathering=*/true);
   for (future_state* c : children) state->remaining += c->done() ? 0 : 1;
-  if (state->remaining == 0) return;
+  if (state->remaining == 0 && failed_already == nullptr) return;
   state->collect = collect;
 
   child_callbacks callbacks(
@@ -272,6 +276,12 @@ void gather_wait(const std::vector<future_state*>& children, bool collect) {
         }
       },
       /*keep=*/true);
+  if (failed_already != nullptr) {
+    // Raised once the callbacks are on the other children: they mark those
+    // children's later failures retrieved, as asyncio's gather.
+    state->outer.set_exception(failure_of(failed_already));
+    state->outer.state()->check_result();
+  }
   // A cancel of the waiting task reaches the children through the outer
   // future (gathering_future::cancel); the task wakes when the callbacks
   // above complete it, after the children reacted.

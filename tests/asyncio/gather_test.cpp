@@ -321,6 +321,37 @@ TEST_F(GatherTests, test_exception_marking) {
   EXPECT_TRUE(errors.messages.empty()) << errors.messages.front();
 }
 
+// A child that has already failed when gather() is called: gather raises its
+// exception and, as asyncio's gather (whose callbacks are on every child),
+// marks the other children's later failures retrieved. gather() used to raise
+// before watching them, and the loop reported the later failure "Task
+// exception was never retrieved".
+TEST_F(GatherTests, ChildFailedBeforeGatherStillMarksLaterFailuresRetrieved) {
+  error_log errors;
+  asyncio::event_loop loop(virtual_time());
+  errors.attach(loop);
+  std::string raised;
+  {
+    auto bad = loop.create_future<>();
+    bad.set_exception(std::make_exception_ptr(TestError("pre")));
+    auto later = loop.create_task([] {
+      asyncio::sleep(0.01);
+      throw TestError("later");
+    });
+    loop.run_until_complete(loop.create_task([&] {
+      try {
+        asyncio::gather(bad, later);
+      } catch (const TestError& e) {
+        raised = e.what();
+      }
+      asyncio::sleep(0.02);
+    }));
+    EXPECT_TRUE(later.done());
+  }
+  EXPECT_EQ(raised, "pre");
+  EXPECT_EQ(errors.whats, Strings{});
+}
+
 // test_tasks.py FutureGatherTests.test_constructor_heterogenous_futures /
 // test_tasks.py test_other_loop_future: children of another loop are an
 // error (CPython: ValueError from gather, or RuntimeError when awaited).
