@@ -9,6 +9,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "greenlet/asyncio/sync_errors.hpp"
@@ -309,6 +310,39 @@ void wait_until(const std::vector<future_state*>& children, std::optional<double
   });
   deadline_timer timer(task.loop, timeout, state);
   await_outer(state->outer.state());
+}
+
+std::vector<bool> drop_repeats(std::vector<future_state*>& states) {
+  // Few futures: compare pairs, allocating nothing when none repeats (the
+  // common case). Many: a hash set, so that N futures cost O(N).
+  constexpr std::size_t pairwise_limit = 16;
+  std::vector<bool> repeated;
+  if (states.size() <= pairwise_limit) {
+    for (std::size_t i = 1; i < states.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (states[j] != states[i]) continue;
+        if (repeated.empty()) repeated.resize(states.size());
+        repeated[i] = true;
+        break;
+      }
+    }
+  } else {
+    std::unordered_set<const future_state*> seen;
+    seen.reserve(states.size());
+    for (std::size_t i = 0; i < states.size(); ++i) {
+      if (seen.insert(states[i]).second) continue;
+      if (repeated.empty()) repeated.resize(states.size());
+      repeated[i] = true;
+    }
+  }
+  if (!repeated.empty()) {
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < states.size(); ++i) {
+      if (!repeated[i]) states[kept++] = states[i];
+    }
+    states.resize(kept);
+  }
+  return repeated;
 }
 
 std::exception_ptr cancel_and_wait(future_state* f, std::string message) {

@@ -168,6 +168,28 @@ TEST_F(WaitTests, FirstExceptionMarksTheFailuresItSawRetrieved) {
   EXPECT_EQ(errors.whats, Strings{});
 }
 
+// A future given twice is listed once, where it first appears: asyncio.wait
+// makes a set of them. It used to be listed twice in done (or pending).
+TEST_F(WaitTests, RepeatedFutureIsListedOnce) {
+  asyncio::event_loop loop(virtual_time());
+  auto a = sleeper(loop, 0.01);
+  auto b = sleeper(loop, 10.0);
+  Tasks many;
+  for (int i = 0; i < 20; ++i) many.push_back(sleeper(loop, 0.02));
+  Tasks twice = many;
+  twice.insert(twice.end(), many.begin(), many.end());
+  loop.run_until_complete(loop.create_task([&] {
+    auto [done, pending] = asyncio::wait(Tasks{a, b, a, b}, 1.0);
+    EXPECT_EQ(done, (Tasks{a}));
+    EXPECT_EQ(pending, (Tasks{b}));
+    auto all = asyncio::wait(twice);  // past the pairwise comparison: the hash set
+    EXPECT_EQ(all.done, many);
+    EXPECT_TRUE(all.pending.empty());
+  }));
+  b.cancel();
+  run_briefly(loop);
+}
+
 // test_tasks.py BaseTaskTests.test_wait_with_exception: ALL_COMPLETED waits
 // for a failing child like any other; wait() itself does not raise.
 TEST_F(WaitTests, test_wait_with_exception) {

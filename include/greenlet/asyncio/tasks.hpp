@@ -85,6 +85,11 @@ void gather_wait(const std::vector<future_state*>& children, bool collect);
 // wait_until() waits until `when` holds or the timeout passes (none if
 // empty; zero or less: no waiting); it cancels nothing.
 void wait_until(const std::vector<future_state*>& children, std::optional<double> timeout, return_when when);
+// drop_repeats(states) removes the futures that appear again later in
+// states (the first appearance stays, in order) and returns a flag per input
+// index that is true for those it removed; empty (no allocation) when there
+// are none. Throws only std::bad_alloc.
+std::vector<bool> drop_repeats(std::vector<future_state*>& states);
 // cancel_and_wait(f, msg) cancels f with msg and waits until it is done. A
 // cancel of the waiting task meanwhile is passed on to f (with its message)
 // and the waiting goes on; the last such CancelledError is returned (null if
@@ -234,8 +239,9 @@ struct wait_result {
 };
 
 // wait(fs, timeout, when) waits for the futures until `when` holds or the
-// timeout (seconds; none if empty) passes, and returns (done, pending). It
-// cancels nothing, as asyncio.wait. Throws ValueError if `futures` is empty
+// timeout (seconds; none if empty) passes, and returns (done, pending). A
+// future given twice is listed once, where it first appears (asyncio.wait
+// makes a set of them). It cancels nothing, as asyncio.wait. Throws ValueError if `futures` is empty
 // (asyncio's "Set of Tasks/Futures is empty."), RuntimeError outside a task
 // or for a future of another loop, CancelledError if the waiting task is
 // cancelled. A task of the loop thread only.
@@ -243,10 +249,15 @@ template <class F>
 wait_result<F> wait(const std::vector<F>& futures, std::optional<double> timeout = std::nullopt,
                     return_when when = ALL_COMPLETED) {
   std::vector<detail::future_state*> states;
+  states.reserve(futures.size());
   for (const F& f : futures) states.push_back(f.state());
+  const std::vector<bool> repeated = detail::drop_repeats(states);
   detail::wait_until(states, timeout, when);
   wait_result<F> result;
-  for (const F& f : futures) (f.done() ? result.done : result.pending).push_back(f);
+  for (std::size_t i = 0; i < futures.size(); ++i) {
+    if (!repeated.empty() && repeated[i]) continue;
+    (futures[i].done() ? result.done : result.pending).push_back(futures[i]);
+  }
   return result;
 }
 
