@@ -63,6 +63,7 @@ struct wait_state {
   bool collect = false;                  // gather(return_exceptions, ...)
   return_when when = ALL_COMPLETED;      // wait()'s condition
   gathering_future* gatherer = nullptr;  // outer, if gather()'s
+  bool waited_once = false;              // as_completed() has waited: a passed deadline now holds
   bool cancel_requested = false;         // gather()'s waiting task was cancelled
   std::string cancel_message;            // the last such cancel's
 };
@@ -127,10 +128,13 @@ void drop_link(void* slot, void* child) {
   unlink(static_cast<link_slot*>(slot)->link);
 }
 
-// Registers on_done(state, index) on every unfinished child,
-// allocating nothing per child; unregisters what has not run yet when the
-// waiting frame ends, unless `keep` (gather keeps watching its children to
-// mark their later failures retrieved).
+// Registers on_done(state, index) on every child, allocating nothing per
+// child; unregisters what has not run yet when the waiting frame ends, unless
+// `keep` (gather keeps watching its children to mark their later failures
+// retrieved). A child already done has its callback queued at once, as
+// asyncio's add_done_callback: the waiting task learns of it on a later turn,
+// so even a wait whose answer is known suspends once and lets the other ready
+// tasks run (a polling `wait(fs, 0)` loop would otherwise starve them).
 class child_callbacks {
  public:
   child_callbacks(std::shared_ptr<wait_state> state, void (*on_done)(wait_state&, std::size_t), bool keep = false)
@@ -141,11 +145,10 @@ class child_callbacks {
       if (!keep_) ids_.reserve(children.size());
       for (std::size_t i = 0; i < children.size(); ++i) {
         link_->slots.push_back({link_, i});
-        std::uint64_t id = 0;
-        if (!children[i]->done()) {
-          id = children[i]->add_owned_callback(&run_link, &drop_link, &link_->slots[i]);
-          ++link_->refs;
-        }
+        const bool was_done = children[i]->done();
+        std::uint64_t id = children[i]->add_owned_callback(&run_link, &drop_link, &link_->slots[i]);
+        ++link_->refs;
+        if (was_done) id = 0;  // already queued: nothing to remove
         if (!keep_) ids_.push_back(id);
       }
     } catch (...) {
@@ -172,17 +175,6 @@ class child_callbacks {
   std::vector<std::uint64_t> ids_;
   bool keep_;
 };
-
-bool satisfied(const std::vector<future_state*>& children, return_when when) {
-  std::size_t done = 0;
-  for (future_state* c : children) {
-    if (!c->done()) continue;
-    ++done;
-    if (when == return_when::FIRST_COMPLETED) return true;
-    if (when == return_when::FIRST_EXCEPTION && c->failed()) return true;
-  }
-  return done == children.size();
-}
 
 // failure_ends_wait(s, child) says whether child, just done, ends a
 // FIRST_EXCEPTION wait. Asking counts as looking at its exception, as
@@ -240,18 +232,12 @@ class deadline_timer {
 void gather_wait(const std::vector<future_state*>& children, bool collect) {
   task_state& task = awaiting_task();
   check_same_loop(children, task.loop);
-  future_state* failed_already = nullptr;
-  if (!collect) {
-    for (future_state* c : children) {
-      if (c->done() && (c->cancelled() || c->failed())) {
-        failed_already = c;
-        break;
-      }
-    }
-  }
+  // No children: asyncio's gather() returns a future already done, which
+  // an await takes without suspending. Otherwise it waits for every child's
+  // callback, those of children already done included.
+  if (children.empty()) return;
   auto state = std::make_shared<wait_state>(task.loop, children, /*gathering=*/true);
-  for (future_state* c : children) state->remaining += c->done() ? 0 : 1;
-  if (state->remaining == 0 && failed_already == nullptr) return;
+  state->remaining = children.size();
   state->collect = collect;
 
   child_callbacks callbacks(
@@ -277,12 +263,6 @@ void gather_wait(const std::vector<future_state*>& children, bool collect) {
         }
       },
       /*keep=*/true);
-  if (failed_already != nullptr) {
-    // Raised once the callbacks are on the other children: they mark those
-    // children's later failures retrieved, as asyncio's gather.
-    state->outer.set_exception(failure_of(failed_already));
-    state->outer.state()->check_result();
-  }
   // A cancel of the waiting task reaches the children through the outer
   // future (gathering_future::cancel); the task wakes when the callbacks
   // above complete it, after the children reacted.
@@ -295,11 +275,13 @@ void wait_until(const std::vector<future_state*>& children, std::optional<double
   // asyncio's message and type: porting code catches ValueError here.
   if (children.empty()) throw ValueError("Set of Tasks/Futures is empty.");
   check_same_loop(children, task.loop);
-  if (satisfied(children, when)) return;
-  if (timeout && *timeout <= 0) return;  // a timeout already passed: report as it stands
+  // Always through the loop, as asyncio's _wait(): children already done
+  // report through their queued callbacks and a timeout of zero or less
+  // through a timer due now, which runs after the callbacks already ready
+  // (so a task those let finish counts as done).
   auto state = std::make_shared<wait_state>(task.loop, children);
   state->when = when;
-  for (future_state* c : children) state->remaining += c->done() ? 0 : 1;
+  state->remaining = children.size();
   // Each end decides from that child and a count, as asyncio's _wait():
   // looking at every child each time would cost N^2 for N children.
   child_callbacks callbacks(state, [](wait_state& s, std::size_t i) {
@@ -370,9 +352,8 @@ completion_queue::completion_queue(const std::vector<future_state*>& futures) : 
   task_state& task = awaiting_task();
   check_same_loop(futures, task.loop);
   auto state = std::make_shared<wait_state>(task.loop, futures);
-  for (std::size_t i = 0; i < futures.size(); ++i) {
-    if (futures[i]->done()) state->completed.push_back(i);
-  }
+  // Futures already done are queued by their callbacks, on the next turn, as
+  // asyncio's as_completed: the first next() suspends and other ready tasks run.
   state->remaining = futures.size();
   impl_->state = state;
   impl_->callbacks = std::make_unique<child_callbacks>(state, [](wait_state& s, std::size_t i) {
@@ -387,12 +368,16 @@ std::size_t completion_queue::next(std::optional<double> deadline) {
   task_state& task = awaiting_task();
   wait_state& s = *impl_->state;
   if (s.completed.empty()) {
-    if (deadline && *deadline <= task.loop->time()) throw TimeoutError("as_completed() timed out");
+    // Past the deadline, once a wait has let the callbacks queued for the
+    // futures done at the start run: asyncio's queue then holds its timeout
+    // markers, so next() raises without suspending.
+    if (s.waited_once && deadline && *deadline <= task.loop->time()) throw TimeoutError("as_completed() timed out");
     s.outer = Future<>(new future_value<void>(task.loop));
     std::optional<double> timeout;
     if (deadline) timeout = *deadline - task.loop->time();
     deadline_timer timer(task.loop, timeout, impl_->state);
     await_outer(s.outer.state());
+    s.waited_once = true;
     if (s.completed.empty()) throw TimeoutError("as_completed() timed out");
   }
   const std::size_t index = s.completed.front();
@@ -410,9 +395,9 @@ namespace {
 // run_until_all_done(core, futures) runs the loop until every one of futures
 // is done.
 void run_until_all_done(loop_core* core, const std::vector<future_state*>& futures) {
+  if (futures.empty()) return;
   auto state = std::make_shared<wait_state>(core, futures);
-  for (future_state* f : futures) state->remaining += f->done() ? 0 : 1;
-  if (state->remaining == 0) state->outer.set_result();
+  state->remaining = futures.size();  // a callback each, the done ones' queued
   child_callbacks callbacks(state, [](wait_state& s, std::size_t) {
     if (--s.remaining == 0 && !s.outer.done()) s.outer.set_result();
   });

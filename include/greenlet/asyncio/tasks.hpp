@@ -83,7 +83,7 @@ namespace detail {
 // callbacks decide (see gather()).
 void gather_wait(const std::vector<future_state*>& children, bool collect);
 // wait_until() waits until `when` holds or the timeout passes (none if
-// empty; zero or less: no waiting); it cancels nothing.
+// empty); it cancels nothing. It suspends at least once, as asyncio's _wait().
 void wait_until(const std::vector<future_state*>& children, std::optional<double> timeout, return_when when);
 // drop_repeats(states) removes the futures that appear again later in
 // states (the first appearance stays, in order) and returns a flag per input
@@ -174,8 +174,9 @@ auto take_outcome(F& f) {
 // the first cancelled or failed child's exception (CancelledError(msg) for a
 // child that took the cancel), or CancelledError(msg) once all are done if
 // none failed. A second cancel meanwhile goes on to the children too.
-// RuntimeError outside a task or for a future of another loop. A task of the
-// loop thread only.
+// Unless there are no children, it suspends at least once, as asyncio's
+// (children already done report on a later turn). RuntimeError outside a task
+// or for a future of another loop. A task of the loop thread only.
 template <class... Xs>
 requires detail::no_vectors<Xs...>
 auto gather(Xs&&... xs) {
@@ -241,10 +242,14 @@ struct wait_result {
 // wait(fs, timeout, when) waits for the futures until `when` holds or the
 // timeout (seconds; none if empty) passes, and returns (done, pending). A
 // future given twice is listed once, where it first appears (asyncio.wait
-// makes a set of them). It cancels nothing, as asyncio.wait. Throws ValueError if `futures` is empty
-// (asyncio's "Set of Tasks/Futures is empty."), RuntimeError outside a task
-// or for a future of another loop, CancelledError if the waiting task is
-// cancelled. A task of the loop thread only.
+// makes a set of them). It cancels nothing, as asyncio.wait. As asyncio's, it
+// suspends at least once, even when the answer is known (all done, or a
+// timeout of zero or less), so the other ready tasks run meanwhile and a
+// polling loop `while (...) wait(fs, 0.0)` lets the futures progress. Throws
+// ValueError if `futures` is empty (asyncio's "Set of Tasks/Futures is
+// empty."), RuntimeError outside a task or for a future of another loop,
+// CancelledError if the waiting task is cancelled. A task of the loop thread
+// only.
 template <class F>
 wait_result<F> wait(const std::vector<F>& futures, std::optional<double> timeout = std::nullopt,
                     return_when when = ALL_COMPLETED) {
@@ -270,15 +275,19 @@ wait_result<F> wait(const std::vector<F>& futures, std::optional<double> timeout
 // returns a value, CancelledError is still raised, as Python 3.11 does
 // (3.12+, built on timeout(), returns the value and leaves the request
 // counted in cancelling()); an exception of x then is left unretrieved.
-// x's own exception otherwise comes out as await() gives it. RuntimeError
-// outside a task. A task of the loop thread only.
+// x's own exception otherwise comes out as await() gives it. With a timeout
+// above zero it suspends at least once, even for an x already done (as
+// Python 3.11's); with zero or less, an x already done is taken at once.
+// RuntimeError outside a task. A task of the loop thread only.
 template <class X>
 auto wait_for(X&& x, double timeout) {
   auto f = detail::as_future(std::forward<X>(x));
   std::exception_ptr cancelled;  // the waiting task's own
   std::string message;
   try {
-    detail::wait_until({f.state()}, timeout, FIRST_COMPLETED);
+    // A timeout of zero or less (not NaN) takes x as it is, without suspending, as
+    // Python 3.11's wait_for; any other waits at least one loop turn (see wait()).
+    if (!(timeout <= 0)) detail::wait_until({f.state()}, timeout, FIRST_COMPLETED);
   } catch (const CancelledError& e) {
     // Waiting goes on out of the handler: a task must not suspend inside one.
     cancelled = std::current_exception();
@@ -303,7 +312,8 @@ auto wait_for(X&& x, double timeout) {
 }
 
 // as_completed(fs, timeout) yields the futures in the order they finish:
-// `for (auto f : as_completed(tasks)) use(await(f));`. Each step awaits;
+// `for (auto f : as_completed(tasks)) use(await(f));`. Each step awaits
+// (futures already done are handed out from the next turn on, as asyncio's);
 // TimeoutError if the timeout (seconds, for the whole run) passes first.
 // Loop thread only: iterate it in a task of the futures' loop.
 template <class F>
