@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <string>
 
 #include "greenlet/asyncio/future.hpp"
@@ -30,9 +31,12 @@ class stream_transport {
   // StreamsBulkRead) and bounds how long a reader keeps the loop.
   static constexpr std::size_t read_budget = 256 * 1024;
 
-  // Takes ownership of the connected, non-blocking fd.
-  stream_transport(loop_core& loop, int fd, stream_config config, transport_kind kind = transport_kind::socket);
-  ~stream_transport();
+  // make(loop, fd, config, kind) is a transport for the connected,
+  // non-blocking fd (owned from then on), as the handle that StreamReader,
+  // StreamWriter and Process share. When the last copy of that handle
+  // goes, handles_gone() decides whether the transport goes with it.
+  static std::shared_ptr<stream_transport> make(loop_core& loop, int fd, stream_config config,
+                                                transport_kind kind = transport_kind::socket);
   stream_transport(const stream_transport&) = delete;
   stream_transport& operator=(const stream_transport&) = delete;
 
@@ -92,6 +96,15 @@ class stream_transport {
   const stream_config& config() const noexcept { return config_; }
 
  private:
+  stream_transport(loop_core& loop, int fd, stream_config config, transport_kind kind);
+  ~stream_transport();
+  // handles_gone() runs when the last handle goes. Bytes still waiting to
+  // be sent are not dropped: as asyncio's selector keeps a transport with a
+  // pending write, the loop keeps this one (a close hook owns it) until
+  // they are written or the peer fails, then the fd is closed and the
+  // transport deleted (on_writable()); the loop's close() deletes it
+  // earlier. Otherwise it is deleted at once, closing the fd.
+  void handles_gone() noexcept;
   void yield_to_loop();
   void read_pending_eof() noexcept;
   void count_read(std::size_t n) noexcept {
@@ -142,6 +155,10 @@ class stream_transport {
   const char* error_call_ = nullptr;  // the call that failed: "recv", "send"...
   Future<void> drain_waiter_;         // shared by every task in drain()
   Future<void> closed_;
+  // Set by handles_gone() while the loop keeps the transport to send the
+  // rest: close_hook_ is the loop's close hook that deletes it.
+  bool orphaned_ = false;
+  std::uint64_t close_hook_ = 0;
 };
 
 // make_streams(fd, config, peer, peer_len) wraps a connected non-blocking

@@ -83,7 +83,42 @@ stream_transport::stream_transport(loop_core& loop, int fd, stream_config config
   adopted_ = loop_.io->adopt(fd_);
 }
 
+std::shared_ptr<stream_transport> stream_transport::make(loop_core& loop, int fd, stream_config config,
+                                                         transport_kind kind) {
+  stream_transport* t;
+  try {
+    t = new stream_transport(loop, fd, config, kind);
+  } catch (...) {
+    ::close(fd);  // owned from the call on
+    throw;
+  }
+  // If making the handle throws, the deleter has run: t is gone.
+  return std::shared_ptr<stream_transport>(t, [](stream_transport* p) noexcept { p->handles_gone(); });
+}
+
+void stream_transport::handles_gone() noexcept {
+  if (fd_ < 0 || error_ != 0 || write_buffered() == 0 || !writer_registered_ || loop_.closed) {
+    delete this;
+    return;
+  }
+  try {
+    close_hook_ = loop_.add_close_hook([this] {
+      close_hook_ = 0;  // being run: nothing to remove
+      delete this;      // the loop closes first: the rest is dropped
+    });
+  } catch (...) {
+    delete this;  // not on the loop's thread, or out of memory
+    return;
+  }
+  orphaned_ = true;
+  // As close(): the fd is closed once the rest is sent. Nobody reads any more.
+  closing_ = true;
+  rbuf_ = std::string();
+  rpos_ = 0;
+}
+
 stream_transport::~stream_transport() {
+  if (close_hook_ != 0) loop_.remove_close_hook(close_hook_);
   if (fd_ >= 0) {
     loop_.io->forget(fd_);
     ::close(fd_);
@@ -257,6 +292,8 @@ void stream_transport::flush() {
 
 void stream_transport::on_writable() {
   if (fd_ >= 0) flush();
+  // Sent (or failed) and closed: an orphan is nobody's to delete but its own.
+  if (orphaned_ && fd_ < 0) delete this;
 }
 
 void stream_transport::raise_error() const { raise_os_error(error_, error_call_); }
@@ -362,7 +399,7 @@ int connect_socket(int family, const sockaddr* addr, socklen_t len) {
 
 std::pair<StreamReader, StreamWriter> make_streams(int fd, stream_config config, const sockaddr* peer,
                                                    socklen_t peer_len) {
-  auto t = std::make_shared<stream_transport>(require_running_loop(), fd, config);
+  auto t = stream_transport::make(require_running_loop(), fd, config);
   if (peer != nullptr) t->set_peer_address(peer, peer_len);
   return {StreamReader(t), StreamWriter(t)};
 }

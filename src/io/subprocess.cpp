@@ -212,7 +212,8 @@ Process::~Process() {
   }
   close_pidfd();
   for (int& fd : raw_) close_fd(fd);
-  // The streams' transports close their pipes when the last copy goes.
+  // The streams' transports close their pipes when the last copy goes
+  // (stdin once its buffered bytes are sent: stream_transport::handles_gone()).
 }
 
 void Process::make_streams() {
@@ -221,8 +222,7 @@ void Process::make_streams() {
   for (int i = 0; i < 3; ++i) {
     if (raw_[i] < 0) continue;
     pipes_[i] =
-        std::make_shared<detail::stream_transport>(loop, raw_[i], stream_config{}, detail::transport_kind::pipe);
-    raw_[i] = -1;
+        detail::stream_transport::make(loop, std::exchange(raw_[i], -1), stream_config{}, detail::transport_kind::pipe);
   }
   if (pipes_[0]) stdin_stream_ = StreamWriter(pipes_[0]);
   if (pipes_[1]) stdout_stream_ = StreamReader(pipes_[1]);

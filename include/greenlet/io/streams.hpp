@@ -107,7 +107,9 @@ class StreamReader {
 // never waits: bytes the socket does not take at once are buffered and sent
 // as it drains; call drain() to wait while the buffer is above its high-
 // water mark. The connection closes when close() is called, or when every
-// reader and writer copy is gone.
+// reader and writer copy is gone: either way once the buffered bytes are
+// sent (the loop keeps the connection meanwhile; closing the loop first
+// closes it then, dropping them), or at once if the peer fails.
 class StreamWriter {
  public:
   StreamWriter() = default;

@@ -71,7 +71,8 @@ struct communicate_result {
 // streams, as asyncio's proc.stdin/stdout/stderr: stdin_() is a
 // StreamWriter, stdout_() and stderr_() are StreamReaders (their copies
 // share the pipe). Destroying the Process drops its references to them (a
-// pipe closes when its last stream copy goes) and does not kill the child;
+// pipe closes when its last stream copy goes, stdin once what was written
+// to it is sent) and does not kill the child;
 // a child that has already exited is reaped then, one still running (or
 // just killed) is reaped when it exits by a process-wide reaper thread, as
 // asyncio's child watchers do, so it never stays a zombie. Do not reap the
