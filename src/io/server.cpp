@@ -11,6 +11,7 @@
 #include <cstring>
 #include <exception>
 #include <list>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -51,7 +52,10 @@ struct server_state : std::enable_shared_from_this<server_state> {
   std::vector<listener> listeners;
   int port = 0;
   bool tcp = true;
-  client_connected handler;
+  // The one handler every connection calls; each connection's task holds it
+  // too, so it outlives this state while one runs (the tasks do not hold
+  // the state: it holds them).
+  std::shared_ptr<const client_connected> handler;
   server_config config;
   // The acceptor tasks hold this state (so a dropped Server keeps serving);
   // the state holds no handle to the tasks, only plain futures, so there is
@@ -101,7 +105,8 @@ struct server_state : std::enable_shared_from_this<server_state> {
         ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       }
       auto streams = make_streams(c, config.stream, reinterpret_cast<const sockaddr*>(&peer), peer_len);
-      auto task = create_task([h = handler, r = std::move(streams.first), w = std::move(streams.second)] { h(r, w); });
+      auto task =
+          create_task([h = handler, r = std::move(streams.first), w = std::move(streams.second)] { (*h)(r, w); });
       auto it = clients.insert(clients.end(), task);
       task.add_done_callback([self, it](Future<void>&) {
         if (auto s = self.lock()) s->clients.erase(it);
@@ -242,7 +247,7 @@ Server start(std::shared_ptr<server_state> s) {
 Server start_server(client_connected handler, const std::string& host, int port, server_config config) {
   auto s = std::make_shared<detail::server_state>();
   s->listeners = detail::listen_on_all(detail::resolve(host, port, true), port, config.backlog);
-  s->handler = std::move(handler);
+  s->handler = std::make_shared<const client_connected>(std::move(handler));
   s->config = config;
   s->port = detail::bound_port(s->listeners.front().fd);
   return detail::start(std::move(s));
@@ -255,7 +260,7 @@ Server start_unix_server(client_connected handler, const std::string& path, serv
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   ::unlink(path.c_str());
   auto s = std::make_shared<detail::server_state>();
-  s->handler = std::move(handler);
+  s->handler = std::make_shared<const client_connected>(std::move(handler));
   s->config = config;
   s->tcp = false;
   s->listeners.push_back(

@@ -174,7 +174,11 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, stream_config config = {});
 
 // client_connected is a server's handler; it runs in its own task for each
-// connection. Its exception goes to the loop's exception handler.
+// connection. Every connection calls the server's one handler object (never
+// a copy, as a Python callback is one object): a mutable lambda's state is
+// shared by all of them, and a big capture is not copied per connection. It
+// lives while the server or a connection's task does. Its exception goes to
+// the loop's exception handler.
 using client_connected = std::function<void(StreamReader, StreamWriter)>;
 
 // Server is what start_server() returns: it accepts connections until
