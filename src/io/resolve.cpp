@@ -138,6 +138,13 @@ std::vector<resolved_address> resolve_for_family(const std::string& host, int po
   return out;
 }
 
+std::string host_port(const sockaddr* addr, socklen_t len) {
+  const address a = format_address(addr, len);
+  if (addr->sa_family == AF_UNIX) return a.host;
+  const std::string host = addr->sa_family == AF_INET6 ? "[" + a.host + "]" : a.host;
+  return host + ":" + std::to_string(a.port);
+}
+
 address format_address(const sockaddr* addr, socklen_t len) {
   address out;
   char text[INET6_ADDRSTRLEN] = {};

@@ -30,5 +30,8 @@ std::vector<resolved_address> resolve_for_family(const std::string& host, int po
 
 // format_address(addr) is (host, port) of an IPv4/IPv6/Unix address.
 address format_address(const sockaddr* addr, socklen_t len);
+// host_port(addr) is addr for error messages: "127.0.0.1:80", "[::1]:80",
+// a Unix socket's path ("" for an unnamed or abstract one).
+std::string host_port(const sockaddr* addr, socklen_t len);
 
 }  // namespace greenlet::asyncio::detail

@@ -142,13 +142,6 @@ struct server_state : std::enable_shared_from_this<server_state> {
 
 namespace {
 
-// host_port() is "127.0.0.1:80" or "[::1]:80", for error messages.
-std::string host_port(const sockaddr* addr, socklen_t len) {
-  const address a = format_address(addr, len);
-  const std::string host = addr->sa_family == AF_INET6 ? "[" + a.host + "]" : a.host;
-  return host + ":" + std::to_string(a.port);
-}
-
 // listen_on() makes a listening socket bound to addr. An IPv6 socket is
 // IPv6-only (as asyncio's), so that the IPv4 and IPv6 wildcard addresses of
 // one host can both be bound on one port.

@@ -166,14 +166,26 @@ int sock_accept(int fd, sockaddr_storage* peer, socklen_t* peer_len) {
   }
 }
 
+namespace {
+
+// raise_connect_error(err, addr) names the address that refused (or could
+// not be reached), as Python's "Connect call failed ('127.0.0.1', 1)":
+// "connect to 127.0.0.1:1: Connection refused".
+[[noreturn]] void raise_connect_error(int err, const sockaddr* addr, socklen_t len) {
+  const std::string where = addr != nullptr ? detail::host_port(addr, len) : std::string();
+  raise_os_error(err, where.empty() ? std::string("connect") : "connect to " + where);
+}
+
+}  // namespace
+
 void sock_connect(int fd, const sockaddr* addr, socklen_t len) {
   if (::connect(fd, addr, len) == 0) return;
-  if (errno != EINPROGRESS && errno != EINTR) raise_os_error(errno, "connect");
+  if (errno != EINPROGRESS && errno != EINTR) raise_connect_error(errno, addr, len);
   wait_writable(fd);
   int err = 0;
   socklen_t err_len = sizeof err;
   if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) < 0) raise_os_error(errno, "getsockopt(SO_ERROR)");
-  if (err != 0) raise_os_error(err, "connect");
+  if (err != 0) raise_connect_error(err, addr, len);
 }
 
 void sock_connect(int fd, const std::string& host, int port) {

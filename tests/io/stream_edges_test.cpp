@@ -165,8 +165,8 @@ TEST_F(StreamEdges, WriteAfterWriteEofRaises) {
   EXPECT_EQ(got, "abc");
 }
 
-// An OS error's text names the call and the reason once ("connect:
-// Connection refused"), not the reason twice.
+// An OS error's text names the call and the reason once ("connect to
+// 127.0.0.1:1: Connection refused"), not the reason twice.
 TEST_F(StreamEdges, OsErrorTextNamesTheReasonOnce) {
   asyncio::run([] {
     // A port nobody listens on: bind one, note it, close it.

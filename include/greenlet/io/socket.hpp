@@ -50,7 +50,9 @@ void sock_sendall(int fd, std::span<const std::byte> data);
 // non-blocking and close-on-exec. peer/peer_len, if given, get its address.
 int sock_accept(int fd, sockaddr_storage* peer = nullptr, socklen_t* peer_len = nullptr);
 // sock_connect(fd, addr, len) connects the non-blocking fd, awaiting the
-// handshake. Throws ConnectionRefusedError and other OSErrors.
+// handshake. Throws ConnectionRefusedError and other OSErrors, whose what()
+// names the address, as Python's "Connect call failed ('127.0.0.1', 1)":
+// "connect to 127.0.0.1:1: Connection refused" (a Unix socket: its path).
 void sock_connect(int fd, const sockaddr* addr, socklen_t len);
 // sock_connect(fd, host, port) is loop.sock_connect(sock, (host, port)):
 // resolves host for fd's family (AF_INET or AF_INET6) and connects to the

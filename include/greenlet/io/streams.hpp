@@ -166,9 +166,11 @@ class StreamWriter {
 // name (getaddrinfo on the loop's default executor, run_in_executor(nullptr),
 // while the task awaits); every address is tried in turn. Throws gaierror
 // for an unknown host (what() names it and what to check),
-// ConnectionRefusedError, other OSErrors, CancelledError; before any lookup,
-// std::out_of_range for a port outside 0-65535 (Python's OverflowError) and
-// asyncio::ValueError("embedded null character") for a host holding a NUL.
+// ConnectionRefusedError and other OSErrors (the last address's, what()
+// naming it: "connect to 127.0.0.1:1: Connection refused"),
+// CancelledError; before any lookup, std::out_of_range for a port outside
+// 0-65535 (Python's OverflowError) and asyncio::ValueError("embedded null
+// character") for a host holding a NUL.
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, stream_config config = {});
 // open_unix_connection(path) connects to a Unix-domain socket.
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, stream_config config = {});
