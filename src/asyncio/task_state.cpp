@@ -295,7 +295,8 @@ void task_state::throw_cancel_cycle() const {
 std::string task_state::repr() const {
   std::string out = "<Task ";
   switch (future_->state()) {
-    case future_state::status::pending: out += "pending"; break;
+    // As asyncio (3.11): a pending task with a cancel requested says so.
+    case future_state::status::pending: out += num_cancels_requested_ > 0 ? "cancelling" : "pending"; break;
     case future_state::status::finished: out += "finished"; break;
     case future_state::status::cancelled: out += "cancelled"; break;
   }

@@ -81,6 +81,8 @@ TEST_F(TaskTests, test_task_repr) {
   auto c = loop.create_task([] {}, "Cancelled");
   EXPECT_EQ(t.repr(), "<Task pending name='TestTask'>");
   c.cancel();
+  // asyncio 3.11's _task_repr_info: a pending task with a cancel requested is "cancelling".
+  EXPECT_EQ(c.repr(), "<Task cancelling name='Cancelled'>");
   run_briefly(loop);
   EXPECT_EQ(t.repr(), "<Task finished name='TestTask' result=12>");
   EXPECT_EQ(s.repr(), "<Task finished name='StrTask' result='abc'>");
