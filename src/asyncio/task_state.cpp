@@ -141,7 +141,7 @@ void task_state::after_step() {
     return;
   }
   // Suspended by await (or sleep), the task's greenlet is locked against switches by hand
-  // (suspend_inline()); resumed, the task unlocked it. Unlocked, it came back some other way.
+  // (suspend_inline()); resumed, its owner's switch unlocked it. Unlocked, it came back some other way.
   if (!::greenlet::detail::resume_locked(glet.impl())) {
     // The task switched to the loop's greenlet by hand: nothing will ever
     // resume it where it stopped. Fail it loudly and unwind its stack.

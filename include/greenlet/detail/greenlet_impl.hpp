@@ -262,9 +262,9 @@ struct greenlet_with_run final : greenlet_impl {
 // lock_resume(g) makes g resumable only by its owner, which switches to it with
 // switch_as_owner() (switch_inline.hpp): while locked, a switch_() or throw_() to g from anyone is
 // refused with greenlet::error (errc::resume_locked), except a kill (g's last handle dropped, its
-// thread exiting). The event loop locks a task's greenlet while the task waits, and the task
-// unlocks itself (unlock_resume()) once resumed: switched into by hand, its wait was cut short and
-// the switching task stranded. Owning thread only; a flag in the word the inline switch tests
+// thread exiting). The event loop locks a task's greenlet while the task waits, and the switch
+// that resumes it as the owner unlocks it: switched into by hand, its wait was cut short and the
+// switching task stranded. Owning thread only; a flag in the word the inline switch tests
 // anyway, so switches cost nothing more.
 inline void lock_resume(greenlet_impl* g) noexcept { g->detours.resume_locked = true; }
 inline void unlock_resume(greenlet_impl* g) noexcept { g->detours.resume_locked = false; }

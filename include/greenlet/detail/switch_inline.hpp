@@ -173,11 +173,13 @@ constexpr unsigned canonical_mxcsr(unsigned mxcsr) noexcept {
 
 // switch_as_owner() is switch_inline_empty() for the owner of a greenlet it
 // locked with lock_resume() (an event loop resuming its task): the lock lets
-// it through. The target unlocks itself once resumed (unlock_resume()) rather
-// than the owner here: a byte stored into the word the switch then reads
-// whole (state and detours, one load) fails store-to-load forwarding, a stall
-// that cost ~10% of a task step. Off the inline path it unlocks the target
-// first, for switch_slow() (a first start, a shared-stack target).
+// it through, and unlocks the target just before the jump: a plain store to
+// the lock's own byte, which nothing reads until the target next suspends
+// (the checks above read the state and swapped_out bytes), so no load waits
+// on it. (When the lock was a bit of the byte the checks read, the target
+// had to unlock itself after landing: a read-modify-write the resumer's load
+// would have stalled on.) Off the inline path it unlocks the target first,
+// for switch_slow() (a first start, a shared-stack target).
 [[gnu::always_inline]] inline value switch_as_owner(greenlet_impl* target) {
   switch_state* ts = tls_switch_state;
   greenlet_impl* self = ts != nullptr ? ts->current : nullptr;
@@ -186,6 +188,7 @@ constexpr unsigned canonical_mxcsr(unsigned mxcsr) noexcept {
     return switch_slow(target, value());
   }
   ts->transfer_value.reset();
+  unlock_resume(target);
   return switched_back(ts, self, jump_to(*ts, self, target));
 }
 

@@ -203,7 +203,6 @@ inline void task_state::suspend_inline() {
     target = successor->glet.impl();
   }
   ::greenlet::detail::switch_as_owner(target);
-  ::greenlet::detail::unlock_resume(self);
   if (must_cancel) [[unlikely]] {
     raise_pending_cancel(*this);
   }
