@@ -67,7 +67,7 @@ void throw_token_other_context(const std::string& var_name) {
 }
 
 void throw_token_used(const std::string& var_name) {
-  throw error(errc::token_used, "reset(): the token of context_var '" + var_name +
+  throw error(errc::token_used, "reset(): the token given to context_var '" + var_name +
                                     "' has already been used once; each set() gives a token for one reset()");
 }
 

@@ -329,7 +329,7 @@ namespace {
 // greenlet of this thread locked by its owner (lock_resume()): a waiting
 // task's, which only its event loop resumes. A kill (being_killed) passes,
 // and so does a dead greenlet (resolve_target() passes the switch on).
-// Out of line, and checked by the entry points (switch_slow(), throw_to()).
+// Out of line; checked by switch_any() on the target resolve_target() gives.
 [[gnu::noinline, gnu::cold]] void refuse_if_resume_locked(const greenlet_impl* target) {
   if (target->being_killed || target->state == run_state::dead) return;
   throw ::greenlet::error(errc::resume_locked,
@@ -379,6 +379,11 @@ namespace {
                                                std::exception_ptr error) {
   greenlet_impl* self = ts.current;
   target = resolve_target(ts, target, args, error);
+  // Checked where the switch lands, after a dead target passed it on to its
+  // parent: a waiting task's dead child must not be a way in.
+  if (resume_locked(target)) [[unlikely]] {
+    refuse_if_resume_locked(target);
+  }
   if (target->state == run_state::unstarted) {
     if (error) [[unlikely]] {
       target = start_to_die(ts, target, args, error);
@@ -396,21 +401,9 @@ namespace {
   return receive(ts);
 }
 
-// check_resume_lock(ts, target) refuses target if it is resume-locked (refuse_if_resume_locked()).
-// The owner first: another thread's greenlet is not ours to read (resolve_target() refuses it).
-inline void check_resume_lock(thread_state& ts, const greenlet_impl* target) {
-  if (owner_of(target) == &ts && resume_locked(target)) [[unlikely]] {
-    refuse_if_resume_locked(target);
-  }
-}
-
 }  // namespace
 
-value switch_slow(greenlet_impl* target, value&& args) {
-  thread_state& ts = state();
-  check_resume_lock(ts, target);
-  return switch_any(ts, target, std::move(args), nullptr);
-}
+value switch_slow(greenlet_impl* target, value&& args) { return switch_any(state(), target, std::move(args), nullptr); }
 
 value after_switch_slow(switch_state& ts, greenlet_impl* self, greenlet_impl* origin) {
   thread_state& full = static_cast<thread_state&>(ts);
@@ -419,7 +412,6 @@ value after_switch_slow(switch_state& ts, greenlet_impl* self, greenlet_impl* or
 }
 
 value throw_to(thread_state& ts, greenlet_impl* target, std::exception_ptr error) {
-  check_resume_lock(ts, target);
   return switch_any(ts, target, value(), std::move(error));
 }
 

@@ -66,6 +66,29 @@ TEST(SwitchIntoTask, SwitchIntoASleepingTaskIsRefusedAndItsSleepIsNotCutShort) {
   EXPECT_EQ(log, (std::vector<std::string>{"main goes on"}));
 }
 
+// A dead greenlet passes a switch on to its parent (Python's rule): a waiting task's dead child was a
+// way around the lock, which is now checked where the switch lands.
+TEST(SwitchIntoTask, SwitchIntoAWaitingTasksDeadChildIsRefusedToo) {
+  asyncio::event_loop loop(virtual_time());
+  loop.run_until_complete([&] {
+    greenlet::greenlet child;
+    const double start = loop.time();
+    double woke_at = -1;
+    auto a = asyncio::create_task([&] {
+      child = greenlet::greenlet([] { return 0; });
+      child.switch_();  // runs and dies: dead, its parent the task's greenlet
+      asyncio::sleep(0.05);
+      woke_at = loop.time();
+    });
+    asyncio::sleep(0);  // a now sleeps
+    ASSERT_TRUE(child.dead());
+    expect_resume_locked("switch_ to the dead child", [&] { child.switch_(); });
+    expect_resume_locked("throw_ to the dead child", [&] { child.throw_(std::runtime_error("in")); });
+    asyncio::await(a);
+    EXPECT_DOUBLE_EQ(woke_at - start, 0.05);
+  });
+}
+
 TEST(SwitchIntoTask, SwitchIntoAnUnstartedTaskIsRefusedAndItStillRuns) {
   asyncio::run([] {
     bool ran = false;
