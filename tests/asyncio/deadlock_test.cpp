@@ -4,6 +4,7 @@
 // external_work_guard, run_until_complete()/run_forever() raise
 // RuntimeError(deadlock) whose message lists the blocked tasks and what each
 // awaits. No CPython source to cite; the cases pin the documented behaviour.
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -204,6 +205,35 @@ TEST_F(DeadlockTests, ExternalWorkGuardPreventsVerdict) {
     EXPECT_EQ(loop.run_until_complete(f), 7);
   }
   worker.join();
+}
+
+// The guard moves into the thread that will post (Python's usual pattern: a worker thread that sets a
+// future through call_soon_threadsafe() later, while the task awaits it); a moved-from guard counts
+// nothing, and a moved-over one gives its own job back.
+TEST_F(DeadlockTests, ExternalWorkGuardMovesIntoTheThread) {
+  std::thread worker;
+  const int got = asyncio::run([&] {
+    auto& loop = asyncio::get_running_loop();
+    auto f = loop.create_future<int>();
+    worker = std::thread([&loop, f, g = asyncio::event_loop::external_work_guard(loop)]() mutable {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      loop.call_soon_threadsafe([f]() mutable { f.set_result(7); });
+    });
+    return asyncio::await(f);
+  });
+  worker.join();
+  EXPECT_EQ(got, 7);
+
+  asyncio::event_loop loop;
+  auto never = loop.create_future<>();
+  {
+    asyncio::event_loop::external_work_guard a(loop);
+    asyncio::event_loop::external_work_guard b(std::move(a));
+    asyncio::event_loop::external_work_guard c(loop);
+    c = std::move(b);  // c's own job given back, b's taken: one job left
+  }
+  // All three gone: no job counted any more, so the verdict comes.
+  EXPECT_NE(deadlock_message([&] { loop.run_until_complete(never); }), "");
 }
 
 // A deadlock inside asyncio::run() comes out of run(); the stuck main task

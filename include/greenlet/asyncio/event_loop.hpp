@@ -279,14 +279,27 @@ class event_loop {
       detail::retain_remote(core_);
       core_->external_work.fetch_add(1);
     }
-    ~external_work_guard() {
-      core_->external_work.fetch_sub(1);
-      detail::release_remote(core_);
-    }
+    ~external_work_guard() { drop(); }
     external_work_guard(const external_work_guard&) = delete;
     external_work_guard& operator=(const external_work_guard&) = delete;
+    // Movable, so that a thread can own one: std::thread([g = external_work_guard(loop), &loop] {...}).
+    // The moved-from guard counts nothing. Throws nothing.
+    external_work_guard(external_work_guard&& other) noexcept : core_(std::exchange(other.core_, nullptr)) {}
+    // Move assignment: drops this guard's job, then takes other's. Throws nothing.
+    external_work_guard& operator=(external_work_guard&& other) noexcept {
+      if (this != &other) {
+        drop();
+        core_ = std::exchange(other.core_, nullptr);
+      }
+      return *this;
+    }
 
    private:
+    void drop() noexcept {
+      if (core_ == nullptr) return;
+      core_->external_work.fetch_sub(1);
+      detail::release_remote(std::exchange(core_, nullptr));
+    }
     detail::loop_core* core_;
   };
 
