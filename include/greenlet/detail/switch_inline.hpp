@@ -114,17 +114,23 @@ constexpr unsigned canonical_mxcsr(unsigned mxcsr) noexcept {
   return landed(self, boost::context::detail::jump_fcontext(target->context, self));
 }
 
+// suspended_here() says whether target is a suspended greenlet of this
+// thread other than self: what any inline switch needs. The owner first:
+// another thread's greenlet is not ours to read (the switch then fails in
+// switch_slow() with wrong_thread).
+[[gnu::always_inline]] inline bool suspended_here(const switch_state* ts, const greenlet_impl* self,
+                                                  const greenlet_impl* target) noexcept {
+  return ts != nullptr && target->owner.load(std::memory_order_relaxed) == ts && target->state == run_state::active &&
+         target != self;
+}
+
 // takes_inline_switch() says whether a switch from self to target can take
-// the inline path: a suspended greenlet of this thread whose stack is in
-// place and that nobody locked. Anything else (including a shared-stack
-// greenlet whose bytes are copied out, or a waiting task's, see
-// lock_resume()) goes to switch_slow().
+// the inline path: suspended here, its stack in place and nobody's lock on
+// it. Anything else (including a shared-stack greenlet whose bytes are
+// copied out, or a waiting task's, see lock_resume()) goes to switch_slow().
 [[gnu::always_inline]] inline bool takes_inline_switch(const switch_state* ts, const greenlet_impl* self,
                                                        const greenlet_impl* target) noexcept {
-  // The owner first: another thread's greenlet is not ours to read (the
-  // switch then fails in switch_slow() with wrong_thread).
-  return ts != nullptr && target->owner.load(std::memory_order_relaxed) == ts && target->state == run_state::active &&
-         !has_detour(target) && target != self;
+  return suspended_here(ts, self, target) && !has_detour(target);
 }
 
 // takes_owner_switch() is takes_inline_switch() for the owner of a greenlet
@@ -132,8 +138,7 @@ constexpr unsigned canonical_mxcsr(unsigned mxcsr) noexcept {
 // path (which refuses it).
 [[gnu::always_inline]] inline bool takes_owner_switch(const switch_state* ts, const greenlet_impl* self,
                                                       const greenlet_impl* target) noexcept {
-  return ts != nullptr && target->owner.load(std::memory_order_relaxed) == ts && target->state == run_state::active &&
-         !target->detours.swapped_out && target != self;
+  return suspended_here(ts, self, target) && !target->detours.swapped_out;
 }
 
 // switched_back() is the resumed side of an inline switch: what came back, after
