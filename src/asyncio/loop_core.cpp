@@ -529,6 +529,28 @@ void loop_core::check_can_run() const {
   check_thread();
 }
 
+namespace {
+
+// A greenlet finishing into a waiting task's greenlet (its parent, locked
+// while the task waits) goes instead to the greenlet that resumed it: the
+// task taking its step now, or the loop's own greenlet when a callback did.
+::greenlet::detail::greenlet_impl* stand_in_for_waiting_task(
+    ::greenlet::detail::greenlet_impl* locked_parent) noexcept {
+  loop_core* loop = running_loop();
+  if (loop == nullptr) return locked_parent;
+  if (loop->current_task != nullptr) {
+    ::greenlet::detail::greenlet_impl* g = loop->current_task->glet.impl();
+    if (g != nullptr && g != locked_parent && g->state == ::greenlet::detail::run_state::active &&
+        !::greenlet::detail::resume_locked(g)) {
+      return g;
+    }
+  }
+  ::greenlet::detail::greenlet_impl* own = loop->loop_greenlet.impl();
+  return own != nullptr ? own : locked_parent;
+}
+
+}  // namespace
+
 void loop_core::run_forever() {
   check_can_run();
   running = true;
@@ -538,11 +560,13 @@ void loop_core::run_forever() {
   callback_slot = &loop_greenlet.impl()->context_vars;
   set_running_loop(this);
   ::greenlet::detail::hold_released_stacks(true);  // through bursts; trimmed when idle (run_once)
+  ::greenlet::detail::set_locked_parent_stand_in(&stand_in_for_waiting_task);
   struct reset {
     loop_core* self;
     ::greenlet::detail::context_slot own_context;
     ~reset() {
       ::greenlet::detail::hold_released_stacks(false);
+      ::greenlet::detail::set_locked_parent_stand_in(nullptr);
       self->running = false;
       self->stopping = false;
       *self->callback_slot = std::move(own_context);

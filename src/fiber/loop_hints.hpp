@@ -19,6 +19,16 @@ namespace greenlet::detail {
 void hold_released_stacks(bool hold) noexcept;
 void trim_released_stacks() noexcept;
 
+// set_locked_parent_stand_in(fn): while a loop runs on this thread, a
+// greenlet finishing whose parent is resume-locked (a waiting task's
+// greenlet, see lock_resume()) goes to fn(parent) instead: the parent cannot
+// take the result without its wait being cut short. The loop answers with
+// the greenlet that is running on its behalf, the one that resumed the
+// child (the task taking its step, or the loop's own greenlet for a
+// callback). Null: no stand-in (the parent gets it, as before). Throws nothing.
+using locked_parent_stand_in_fn = greenlet_impl* (*)(greenlet_impl* locked_parent) noexcept;
+void set_locked_parent_stand_in(locked_parent_stand_in_fn fn) noexcept;
+
 // this_thread_main() is a handle on this thread's main greenlet (making the
 // thread's state if need be): a token for the thread that thread_exited()
 // answers about. Throws std::bad_alloc.

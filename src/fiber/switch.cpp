@@ -292,6 +292,11 @@ greenlet_impl* run_to_completion(thread_state& ts, greenlet_impl* self) noexcept
       if (target->state == run_state::unstarted) die_unstarted(target);
     }
   }
+  // A waiting task's greenlet (resume-locked) cannot take the result: its
+  // wait would be cut short, and whoever resumed this greenlet stranded.
+  if (resume_locked(target) && !target->being_killed && ts.locked_parent_stand_in != nullptr) [[unlikely]] {
+    target = ts.locked_parent_stand_in(target);
+  }
   ts.transfer_value = std::move(result);
   ts.transfer_error = std::move(error);
   return target;

@@ -67,6 +67,10 @@ void hold_released_stacks(bool hold) noexcept {
   if (tls_state != nullptr) tls_state->stacks.hold_released(hold);
 }
 
+void set_locked_parent_stand_in(locked_parent_stand_in_fn fn) noexcept {
+  if (fn != nullptr || tls_state != nullptr) state().locked_parent_stand_in = fn;
+}
+
 void trim_released_stacks() noexcept {
   if (tls_state != nullptr) tls_state->stacks.trim_warm();
 }

@@ -38,6 +38,10 @@ struct thread_state : switch_state {
   std::vector<greenlet_impl*> mail;  // guarded by foreign_release_mutex()
   std::atomic<bool> has_mail{false};
 
+  // Where a greenlet dying into a resume-locked parent goes instead (see
+  // set_locked_parent_stand_in() in loop_hints.hpp); null: to the parent.
+  greenlet_impl* (*locked_parent_stand_in)(greenlet_impl* locked_parent) noexcept = nullptr;
+
   void* signal_stack = nullptr;
   bool exiting = false;
   // Made after this thread's first state was destroyed (a thread_local or

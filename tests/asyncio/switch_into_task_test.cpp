@@ -151,3 +151,112 @@ TEST(SwitchIntoTask, CloseStillKillsWaitingTasks) {
   }
   EXPECT_TRUE(unwound);
 }
+
+// A task's child greenlet, resumed by another task while its parent task waits, that then finishes
+// or throws: its parent cannot take the result without cutting its wait short (it used to, and the
+// resuming task was stranded). The result goes to the task that resumed the child instead.
+TEST(SwitchIntoTask, AWaitingTasksChildFinishingReturnsToTheTaskThatResumedIt) {
+  asyncio::event_loop loop(virtual_time());
+  loop.run_until_complete([&] {
+    greenlet::greenlet child;
+    const double start = loop.time();
+    double woke_at = -1;
+    auto a = asyncio::create_task([&] {
+      child = greenlet::greenlet([] {
+        const int got = greenlet::getcurrent().parent().switch_().get<int>();  // back to a
+        return got * 2;
+      });
+      child.switch_();  // started; suspended in its switch back
+      asyncio::sleep(0.05);
+      woke_at = loop.time();
+      return 1;
+    });
+    auto b = asyncio::create_task([&] {
+      asyncio::sleep(0);                    // a now sleeps
+      return child.switch_(21).get<int>();  // the child finishes: its result comes here
+    });
+    EXPECT_EQ(asyncio::await(b), 42);
+    EXPECT_TRUE(child.dead());
+    EXPECT_EQ(asyncio::await(a), 1);
+    EXPECT_DOUBLE_EQ(woke_at - start, 0.05);
+  });
+}
+
+TEST(SwitchIntoTask, AWaitingTasksChildThrowingRaisesInTheTaskThatResumedIt) {
+  asyncio::event_loop loop(virtual_time());
+  loop.run_until_complete([&] {
+    greenlet::greenlet child;
+    auto a = asyncio::create_task([&] {
+      child = greenlet::greenlet([] {
+        greenlet::getcurrent().parent().switch_();
+        throw std::runtime_error("from the child");
+      });
+      child.switch_();
+      asyncio::sleep(0.05);
+      return 1;
+    });
+    auto b = asyncio::create_task([&] {
+      asyncio::sleep(0);
+      try {
+        child.switch_();
+        return std::string("no exception");
+      } catch (const std::runtime_error& e) {
+        return std::string(e.what());
+      }
+    });
+    EXPECT_EQ(asyncio::await(b), "from the child");
+    EXPECT_EQ(asyncio::await(a), 1);
+  });
+}
+
+// A plain callback (on the loop's greenlet) resuming the child gets the result the same way.
+TEST(SwitchIntoTask, AWaitingTasksChildFinishingReturnsToACallbackThatResumedIt) {
+  asyncio::event_loop loop(virtual_time());
+  loop.run_until_complete([&] {
+    greenlet::greenlet child;
+    int from_child = 0;
+    auto a = asyncio::create_task([&] {
+      child = greenlet::greenlet([] { return greenlet::getcurrent().parent().switch_().get<int>() + 1; });
+      child.switch_();
+      asyncio::sleep(0.05);
+      return 1;
+    });
+    asyncio::sleep(0);  // a now sleeps
+    loop.call_soon([&] { from_child = child.switch_(9).get<int>(); });
+    asyncio::sleep(0);
+    EXPECT_EQ(from_child, 10);
+    EXPECT_EQ(asyncio::await(a), 1);
+  });
+}
+
+// Killed instead (its last handle dropped by the other task), the child unwinds in place and the
+// waiting parent is left alone.
+TEST(SwitchIntoTask, AWaitingTasksChildKilledByAnotherTaskLeavesTheParentWaiting) {
+  asyncio::event_loop loop(virtual_time());
+  loop.run_until_complete([&] {
+    greenlet::greenlet child;
+    bool unwound = false;
+    const double start = loop.time();
+    double woke_at = -1;
+    auto a = asyncio::create_task([&] {
+      child = greenlet::greenlet([&] {
+        struct sentinel {
+          bool& flag;
+          ~sentinel() { flag = true; }
+        } s{unwound};
+        greenlet::getcurrent().parent().switch_();
+      });
+      child.switch_();
+      asyncio::sleep(0.05);
+      woke_at = loop.time();
+    });
+    auto b = asyncio::create_task([&] {
+      asyncio::sleep(0);
+      child = greenlet::greenlet();  // the last handle: the child is killed here
+      return unwound;
+    });
+    EXPECT_TRUE(asyncio::await(b));
+    asyncio::await(a);
+    EXPECT_DOUBLE_EQ(woke_at - start, 0.05);
+  });
+}
