@@ -1,7 +1,10 @@
 // timeout_test.cpp: asyncio::timeout()/timeout_at() and shield(), ported from
 // CPython's Lib/test/test_asyncio/test_timeouts.py and test_tasks.py (shield).
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "asyncio_test_support.hpp"
@@ -45,6 +48,74 @@ TEST_F(TimeoutTests, test_timeout_not_called) {
           return 7;
         });
         EXPECT_EQ(r, 7);
+      },
+      virtual_time());
+}
+
+// `async with asyncio.timeout(d): item = table[k]` binds the table's own
+// object: the callable form returns what the body returns, a reference as
+// that same reference (it was copied into a value), whichever form the body
+// takes, through timeout() and timeout_at().
+TEST_F(TimeoutTests, test_timeout_returns_body_reference_to_same_object) {
+  asyncio::run(
+      [] {
+        std::map<int, std::string> table{{1, "one"}};
+        decltype(auto) item = asyncio::timeout(1.0, [&]() -> std::string& {
+          asyncio::sleep(0.01);
+          return table.at(1);
+        });
+        EXPECT_TRUE((std::is_same_v<decltype(item), std::string&>));
+        EXPECT_EQ(&item, &table.at(1));
+        item += "!";
+        EXPECT_EQ(table.at(1), "one!");
+
+        auto& loop = asyncio::get_running_loop();
+        decltype(auto) at = asyncio::timeout_at(loop.time() + 1.0, [&](asyncio::Timeout& cm) -> std::string& {
+          cm.reschedule(loop.time() + 2.0);
+          asyncio::sleep(0.01);
+          return table.at(1);
+        });
+        EXPECT_TRUE((std::is_same_v<decltype(at), std::string&>));
+        EXPECT_EQ(&at, &table.at(1));
+      },
+      virtual_time());
+}
+
+// A const reference and an rvalue reference come back as such, naming the
+// body's object; a move-only value is moved out; a void body gives void.
+TEST_F(TimeoutTests, test_timeout_forwards_const_rvalue_reference_value_and_void) {
+  asyncio::run(
+      [] {
+        const std::string name = "name";
+        decltype(auto) c = asyncio::timeout(1.0, [&]() -> const std::string& { return name; });
+        EXPECT_TRUE((std::is_same_v<decltype(c), const std::string&>));
+        EXPECT_EQ(&c, &name);
+
+        std::string source = "moved";
+        decltype(auto) r = asyncio::timeout(std::nullopt, [&]() -> std::string&& { return std::move(source); });
+        EXPECT_TRUE((std::is_same_v<decltype(r), std::string&&>));
+        EXPECT_EQ(&r, &source);
+
+        std::unique_ptr<int> owned = asyncio::timeout(1.0, [] { return std::make_unique<int>(5); });
+        ASSERT_NE(owned, nullptr);
+        EXPECT_EQ(*owned, 5);
+
+        EXPECT_TRUE((std::is_void_v<decltype(asyncio::timeout(1.0, [] {}))>));
+      },
+      virtual_time());
+}
+
+// A body returning a reference still times out at its deadline.
+TEST_F(TimeoutTests, test_timeout_reference_body_times_out) {
+  asyncio::run(
+      [] {
+        int value = 0;
+        EXPECT_THROW(asyncio::timeout(0.01,
+                                      [&]() -> int& {
+                                        asyncio::sleep(10);
+                                        return value;
+                                      }),
+                     asyncio::TimeoutError);
       },
       virtual_time());
 }

@@ -1,6 +1,7 @@
 // asyncio/timeout.hpp: asyncio.timeout()/timeout_at() scopes and shield().
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -58,33 +59,43 @@ class Timeout {
   state state_ = state::entered;
 };
 
+namespace detail {
+// call_timeout_body(body, scope) is body(scope) if body takes the Timeout&, else body(), with the
+// result as body returns it (a reference stays one).
+template <class F>
+decltype(auto) call_timeout_body(F& body, Timeout& scope) {
+  if constexpr (std::is_invocable_v<F&, Timeout&>) {
+    return std::invoke(body, scope);
+  } else {
+    return std::invoke(body);
+  }
+}
+}  // namespace detail
+
 // timeout_at(when, body) runs body() (or body(Timeout&)) in the calling task
 // and raises TimeoutError if it is still running at loop time `when`:
 //   auto data = asyncio::timeout_at(loop.time() + 1.0, [&] { return fetch(); });
-// Returns what body returns; throws TimeoutError, body's own exceptions, and
-// RuntimeError outside a task. A task of the loop thread only.
+// Returns what body returns, with its type: a body returning Item& returns a
+// reference to the same Item (`-> Item& { return table.at(k); }`), as the
+// value of an `async with` block is the object itself in Python; void gives
+// void. A value body returns is moved out. Throws TimeoutError, body's own
+// exceptions, and RuntimeError outside a task. A task of the loop thread only.
 template <class F>
-auto timeout_at(std::optional<double> when, F&& body) {
+decltype(auto) timeout_at(std::optional<double> when, F&& body) {
+  using R = decltype(detail::call_timeout_body(body, std::declval<Timeout&>()));
   Timeout scope(when);
   try {
-    if constexpr (std::is_invocable_v<F&, Timeout&>) {
-      using R = std::invoke_result_t<F&, Timeout&>;
-      if constexpr (std::is_void_v<R>) {
-        body(scope);
-        scope.exit(nullptr);
-      } else {
-        R result = body(scope);
-        scope.exit(nullptr);
-        return result;
-      }
+    if constexpr (std::is_void_v<R>) {
+      detail::call_timeout_body(body, scope);
+      scope.exit(nullptr);
     } else {
-      using R = std::invoke_result_t<F&>;
-      if constexpr (std::is_void_v<R>) {
-        body();
-        scope.exit(nullptr);
+      R result = detail::call_timeout_body(body, scope);
+      scope.exit(nullptr);
+      // A reference comes back as the same reference (an rvalue one as an
+      // rvalue); a value is moved (or elided) out.
+      if constexpr (std::is_reference_v<R>) {
+        return static_cast<R>(result);
       } else {
-        R result = body();
-        scope.exit(nullptr);
         return result;
       }
     }
@@ -95,9 +106,10 @@ auto timeout_at(std::optional<double> when, F&& body) {
 }
 
 // timeout(delay, body) is timeout_at(loop.time() + delay, body); nullopt
-// means no deadline. Throws as timeout_at(); a task of the loop thread only.
+// means no deadline. Returns what body returns, references included, as
+// timeout_at(). Throws as timeout_at(); a task of the loop thread only.
 template <class F>
-auto timeout(std::optional<double> delay, F&& body) {
+decltype(auto) timeout(std::optional<double> delay, F&& body) {
   std::optional<double> when;
   if (delay) when = get_running_loop().time() + *delay;
   return timeout_at(when, std::forward<F>(body));
