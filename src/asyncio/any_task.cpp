@@ -7,7 +7,16 @@ namespace greenlet::asyncio {
 
 AnyTask current_task() {
   detail::loop_core& loop = detail::require_running_loop();
-  return AnyTask(loop.current_task);
+  detail::task_state* task = loop.current_task;
+  // An async generator's body runs in a task of its own, but in Python it
+  // runs in the task stepping it: while a step is under way, that is the
+  // current task (followed on when that one is itself a generator's body).
+  // Between steps (closed by its destructor or at asyncio::run()'s end,
+  // where Python makes a task to run aclose()) the body's own task is.
+  while (task != nullptr && task->async_generator != nullptr && task->async_generator->consumer != nullptr) {
+    task = task->async_generator->consumer;
+  }
+  return AnyTask(task);
 }
 
 std::vector<AnyTask> all_tasks() {

@@ -4,6 +4,7 @@
 // (aiter_test.cpp has the first async_generator cases, with aiter().)
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -393,6 +394,173 @@ TEST_F(AsyncGenContextTests, steps_of_different_tasks_see_each_ones_context) {
     gen.aclose();
   });
   EXPECT_EQ(log, (Strings{"step 0 sees A", "step 1 sees B", "closing sees main"}));
+}
+
+// ----------------------------------------------------------- current_task()
+
+using AsyncGenCurrentTaskTests = greenlet_test::GreenletTest;
+
+// same_task(t, consumer) says which task t is: "consumer", "another task" or "no task".
+std::string same_task(const asyncio::AnyTask& t, const asyncio::AnyTask& consumer) {
+  if (t.empty()) return "no task";
+  return t == consumer ? "consumer" : "another task";
+}
+
+// In Python the body runs in the task that awaits anext(): current_task()
+// there is the consumer, before and after the body's own awaits and across
+// yields, and all_tasks() lists it. It was the hidden task that runs the
+// body (unlisted, never cancelled with the consumer).
+TEST_F(AsyncGenCurrentTaskTests, body_current_task_is_the_consumer) {
+  Strings log;
+  asyncio::run([&] {
+    const asyncio::AnyTask consumer = asyncio::current_task();
+    AG gen([&](AG::context& co) {
+      log.push_back("start: " + same_task(asyncio::current_task(), consumer));
+      asyncio::sleep(0);
+      log.push_back("after an await: " + same_task(asyncio::current_task(), consumer));
+      co.yield(1);
+      log.push_back("resumed: " + same_task(asyncio::current_task(), consumer));
+      const std::vector<asyncio::AnyTask> all = asyncio::all_tasks();
+      log.push_back(std::string("listed: ") +
+                    (std::find(all.begin(), all.end(), asyncio::current_task()) != all.end() ? "yes" : "no"));
+      co.yield(2);
+    });
+    EXPECT_EQ(gen.anext(), 1);
+    EXPECT_EQ(gen.anext(), 2);
+    EXPECT_TRUE(asyncio::current_task() == consumer);
+    gen.aclose();
+  });
+  EXPECT_EQ(log, (Strings{"start: consumer", "after an await: consumer", "resumed: consumer", "listed: yes"}));
+}
+
+// Each step's current task is the one calling anext() (asend(), athrow(),
+// aclose()) then: another task stepping it, and a task closing it, as in
+// Python (`await create_task(g.aclose(), name="closer")` runs the body's
+// finally in "closer").
+TEST_F(AsyncGenCurrentTaskTests, each_step_sees_the_task_stepping_it) {
+  Strings log;
+  asyncio::run([&] {
+    asyncio::async_generator<int, int> gen([&](auto& co) {
+      try {
+        for (;;) {
+          log.push_back(asyncio::current_task().get_name());
+          co.yield(0);
+        }
+      } catch (const TestError&) {
+        log.push_back("athrow in " + asyncio::current_task().get_name());
+        throw;
+      }
+    });
+    asyncio::current_task().set_name("main");
+    gen.anext();
+    asyncio::await(asyncio::create_task([&] { gen.asend(5); }, "sender"));
+    asyncio::await(asyncio::create_task(
+        [&] {
+          try {
+            gen.athrow(TestError("x"));
+          } catch (const TestError&) {
+          }
+        },
+        "thrower"));
+    EXPECT_TRUE(gen.finished());
+    asyncio::async_generator<int> closing([&](auto& co) {
+      try {
+        co.yield(1);
+      } catch (const greenlet::GeneratorExit&) {
+        log.push_back("closing in " + asyncio::current_task().get_name());
+        throw;
+      }
+    });
+    closing.anext();
+    asyncio::await(asyncio::create_task([&] { closing.aclose(); }, "closer"));
+  });
+  EXPECT_EQ(log, (Strings{"main", "sender", "athrow in thrower", "closing in closer"}));
+}
+
+// A generator consumed by another generator's body: the inner body's
+// current task is the outer one's, the task consuming the outer generator
+// (in Python all three run in that task).
+TEST_F(AsyncGenCurrentTaskTests, nested_generators_see_the_outermost_consumer) {
+  Strings log;
+  asyncio::run([&] {
+    const asyncio::AnyTask consumer = asyncio::current_task();
+    AG outer([&](AG::context& co) {
+      AG inner([&](AG::context& ico) {
+        log.push_back("inner: " + same_task(asyncio::current_task(), consumer));
+        ico.yield(1);
+      });
+      log.push_back("outer: " + same_task(asyncio::current_task(), consumer));
+      for (int i : asyncio::aiter(inner)) co.yield(i);
+    });
+    for (int i : asyncio::aiter(outer)) EXPECT_EQ(i, 1);
+  });
+  EXPECT_EQ(log, (Strings{"outer: consumer", "inner: consumer"}));
+}
+
+// The body cancelling its current task cancels the consumer, as in Python
+// (one task): CancelledError at the body's next await and out of anext(),
+// the request counted on the consumer (Python: cancelling() == 1). The body
+// cancelled its hidden task instead, leaving the consumer's count at 0.
+// (The order differs from Python's: the consumer's anext() raises before the
+// body has seen its CancelledError; see CHANGELOG.md, Known issues.)
+TEST_F(AsyncGenCurrentTaskTests, body_cancelling_current_task_cancels_the_consumer) {
+  std::string body_saw = "nothing";
+  std::string consumer_saw = "nothing";
+  asyncio::run([&] {
+    AG gen([&](AG::context& co) {
+      asyncio::current_task().cancel();
+      try {
+        asyncio::sleep(0);
+      } catch (const asyncio::CancelledError&) {
+        body_saw = "CancelledError";
+        throw;
+      }
+      co.yield(1);
+    });
+    try {
+      gen.anext();
+      consumer_saw = "a value";
+    } catch (const asyncio::CancelledError&) {
+      consumer_saw = "CancelledError, cancelling " + std::to_string(asyncio::current_task().cancelling());
+      asyncio::current_task().uncancel();
+    }
+    asyncio::sleep(0);  // the body's CancelledError comes after the consumer's (see above)
+  });
+  EXPECT_EQ(body_saw, "CancelledError");
+  EXPECT_EQ(consumer_saw, "CancelledError, cancelling 1");
+}
+
+// A body run by no anext() (finalized by the destructor, or closed at
+// asyncio::run()'s end) runs as Python's aclose() task would: a task, never
+// the consumer, which has moved on. The consumer's own current_task() is
+// back to itself after each step.
+TEST_F(AsyncGenCurrentTaskTests, body_between_steps_is_not_the_consumer) {
+  Strings log;
+  std::optional<AG> keep;
+  auto closing_logger = [&log](const asyncio::AnyTask& consumer) {
+    return [&log, consumer](AG::context& co) {
+      try {
+        co.yield(1);
+      } catch (const greenlet::GeneratorExit&) {
+        log.push_back("closed: " + same_task(asyncio::current_task(), consumer));
+        throw;
+      }
+    };
+  };
+  asyncio::run([&] {
+    const asyncio::AnyTask consumer = asyncio::current_task();
+    {
+      AG dropped(closing_logger(consumer));
+      EXPECT_EQ(dropped.anext(), 1);
+      EXPECT_TRUE(asyncio::current_task() == consumer);
+    }
+    asyncio::sleep(0);
+    asyncio::sleep(0);
+    keep.emplace(closing_logger(consumer));
+    EXPECT_EQ(keep->anext(), 1);
+  });
+  keep.reset();
+  EXPECT_EQ(log, (Strings{"closed: another task", "closed: another task"}));
 }
 
 }  // namespace

@@ -109,7 +109,10 @@ class AnyTask {
 
 // current_task() is the task running the caller, as asyncio.current_task():
 // empty when the caller runs in a plain callback or the loop's own greenlet.
-// Throws RuntimeError if no loop runs on this thread.
+// In an async_generator's body it is the task whose anext(), asend(),
+// athrow() or aclose() runs the step, as in Python, where the body runs in
+// that task (see async_generator.hpp). Throws RuntimeError if no loop runs on
+// this thread.
 AnyTask current_task();
 
 // all_tasks() is every unfinished task of the running loop, as

@@ -93,7 +93,10 @@ struct no_value {};
 // loop.shutdown_asyncgens() does with aclose(). What the body throws when
 // no call waits for it (after the destructor or that shutdown closed it)
 // goes to the loop's exception handler. Inside the body, current_task() is
-// the body's own task.
+// the task whose anext() (asend(), athrow(), aclose()) runs the step, as in
+// Python; a body run by no such call (closed by the destructor or at
+// asyncio::run()'s end, where Python makes a task to run aclose()) sees a
+// task of its own there, never the consumer's.
 //
 // Thread rules: it belongs to the loop's thread; anext(), asend(), athrow()
 // and aclose() are called from tasks of the loop the body runs on.
@@ -328,7 +331,7 @@ class async_generator {
       s.state = status::running;
       resume_parked();
     }
-    return await_item(s);
+    return await_item(s, caller);
   }
 
   shared& checked() const {
@@ -338,15 +341,18 @@ class async_generator {
     return *s_;
   }
 
-  // await_item(s) waits for the body's next yield (or end). Meanwhile s
-  // stays alive even if the generator is destroyed (see release()), and is
-  // finalized here on the way out if it was.
-  static std::optional<T> await_item(shared& s) {
+  // await_item(s, caller) waits for the body's next yield (or end); caller
+  // is the body's current_task() until then. Meanwhile s stays alive even
+  // if the generator is destroyed (see release()), and is finalized here on
+  // the way out if it was.
+  static std::optional<T> await_item(shared& s, detail::task_state& caller) {
     s.in_flight = true;
+    s.consumer = &caller;
     struct landed {
       shared& s;
       ~landed() {
         s.in_flight = false;
+        s.consumer = nullptr;
         if (s.orphan != nullptr) {
           std::shared_ptr<shared> last = std::move(s.orphan);
           abandon(s);

@@ -17,6 +17,8 @@
 
 namespace greenlet::asyncio::detail {
 
+class task_state;
+
 // async_generator_body is what the loop sees of an async_generator through
 // the task its body runs in (task_state::async_generator). Such a task is
 // the generator's, not the program's: all_tasks() does not list it and
@@ -28,6 +30,11 @@ class async_generator_body {
   // without waiting (nothing if it is not parked at one); what escapes the
   // body then goes to the loop's exception handler. Throws nothing.
   virtual void close_at_shutdown() noexcept = 0;
+
+  // consumer is the task whose anext(), asend(), athrow() or aclose() is
+  // under way (null between them): current_task() in the body is that task,
+  // as in Python, where the body runs in it.
+  task_state* consumer = nullptr;
 
  protected:
   ~async_generator_body() = default;
