@@ -200,7 +200,7 @@ std::string future_state::state_name() const {
 
 std::string future_state::outcome_repr() const {
   if (state_ != status::finished) return "";
-  return error_ ? " exception=" + describe_exception(error_) : result_repr();
+  return error_ ? " exception=" + exception_repr(error_) : result_repr();
 }
 
 std::string future_state::repr() const { return "<Future " + state_name() + outcome_repr() + ">"; }

@@ -300,7 +300,7 @@ std::string task_state::repr() const {
     case future_state::status::finished: out += "finished"; break;
     case future_state::status::cancelled: out += "cancelled"; break;
   }
-  out += " name='" + name() + "'";
+  out += " name=" + python_str_repr(name());
   return out + future_->outcome_repr() + ">";
 }
 

@@ -120,7 +120,7 @@ TEST_F(FutureTests, test_future_repr) {
   EXPECT_EQ(with_void.repr(), "<Future finished result=None>");
   auto with_exc = loop.create_future<int>();
   with_exc.set_exception(TestError("boom"));
-  EXPECT_EQ(with_exc.repr(), "<Future finished exception=boom>");
+  EXPECT_EQ(with_exc.repr(), "<Future finished exception=TestError('boom')>");
   with_exc.exception();  // retrieved: no report when it goes
 }
 

@@ -9,6 +9,7 @@
 #include <source_location>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -132,10 +133,23 @@ inline void release(future_state* f) noexcept {
   if (--f->refs == 0) delete f;
 }
 
+// python_str_repr(text) is Python's repr() of the str `text` (UTF-8): quoted as Python chooses
+// (single quotes, double ones for a text with a single quote and no double quote), with the
+// backslash, the quote, control characters and the code points Python deems unprintable escaped
+// (\\, \', \n, \x01, \xa0, \u2028...); bytes that are not UTF-8 show as \xhh. Throws only
+// std::bad_alloc.
+std::string python_str_repr(std::string_view text);
+// exception_repr(e) is Python's repr() of the exception e: "ValueError('boom')", its class name
+// unqualified (a library exception's is its Python name; another's the demangled C++ name,
+// namespaces and template arguments dropped: runtime_error('boom')) and its what() as a str;
+// "CancelledError()" for one without a message, "ExceptionGroup('msg', [...])" for a group,
+// "Name()" for a type not derived from std::exception, "None" for null. Throws only std::bad_alloc.
+std::string exception_repr(const std::exception_ptr& e);
+
 template <class T>
 std::string repr_value(const T& value) {
   if constexpr (std::is_same_v<T, std::string>) {
-    return "'" + value + "'";
+    return python_str_repr(value);
   } else if constexpr (requires(std::ostream & os, const T& v) { os << v; }) {
     std::ostringstream out;
     out << value;

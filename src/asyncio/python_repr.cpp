@@ -1,0 +1,200 @@
+// python_repr.cpp: Python's repr() of a str and of an exception, for the
+// repr() of futures and tasks (asyncio prints `exception=ValueError('boom')`).
+// Only printing calls these: nothing on an await or a step does.
+#include <cxxabi.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <typeinfo>
+
+#include "greenlet/asyncio/taskgroup.hpp"
+#include "greenlet/detail/future_state.hpp"
+
+namespace greenlet::asyncio::detail {
+
+namespace {
+
+// The code points above U+007F that Python's str.isprintable() refuses
+// (Unicode 14, Python 3.11) and repr() therefore escapes, unassigned ones
+// aside: controls, format characters, separators other than the space, and
+// private use.
+struct code_point_range {
+  char32_t first, last;
+};
+constexpr code_point_range unprintable_ranges[] = {
+    {0x80, 0xA0},       {0xAD, 0xAD},         {0x600, 0x605},     {0x61C, 0x61C},     {0x6DD, 0x6DD},
+    {0x70F, 0x70F},     {0x890, 0x891},       {0x8E2, 0x8E2},     {0x1680, 0x1680},   {0x180E, 0x180E},
+    {0x2000, 0x200F},   {0x2028, 0x202F},     {0x205F, 0x2064},   {0x2066, 0x206F},   {0x3000, 0x3000},
+    {0xE000, 0xF8FF},   {0xFEFF, 0xFEFF},     {0xFFF9, 0xFFFB},   {0x110BD, 0x110BD}, {0x110CD, 0x110CD},
+    {0x13430, 0x13438}, {0x1BCA0, 0x1BCA3},   {0x1D173, 0x1D17A}, {0xE0001, 0xE0001}, {0xE0020, 0xE007F},
+    {0xF0000, 0xFFFFD}, {0x100000, 0x10FFFD},
+};
+
+bool printable_above_ascii(char32_t c) {
+  for (const code_point_range& r : unprintable_ranges) {
+    if (c < r.first) return true;
+    if (c <= r.last) return false;
+  }
+  return true;
+}
+
+// append_escape(out, c) writes Python's escape for the code point c: \xhh,
+// \uhhhh or \Uhhhhhhhh, the shortest that holds it.
+void append_escape(std::string& out, char32_t c) {
+  static constexpr char hex[] = "0123456789abcdef";
+  int digits = 2;
+  out += '\\';
+  if (c <= 0xFF) {
+    out += 'x';
+  } else if (c <= 0xFFFF) {
+    out += 'u';
+    digits = 4;
+  } else {
+    out += 'U';
+    digits = 8;
+  }
+  for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) out += hex[(c >> shift) & 0xF];
+}
+
+// decode_utf8(text, i) is the code point of the well-formed UTF-8 sequence
+// at text[i], advancing i past it; -1 (i unmoved) for a malformed one.
+long decode_utf8(std::string_view text, std::size_t& i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = byte(i);
+  std::size_t length = 0;
+  char32_t c = 0;
+  char32_t smallest = 0;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2, c = lead & 0x1F, smallest = 0x80;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3, c = lead & 0x0F, smallest = 0x800;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4, c = lead & 0x07, smallest = 0x10000;
+  } else {
+    return -1;
+  }
+  if (i + length > text.size()) return -1;
+  for (std::size_t k = 1; k < length; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return -1;
+    c = (c << 6) | (byte(i + k) & 0x3F);
+  }
+  if (c < smallest || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return -1;
+  i += length;
+  return static_cast<long>(c);
+}
+
+// class_name(type) is the demangled name of an exception's type as Python's
+// repr shows a class: unqualified (namespaces and enclosing classes dropped)
+// and without template arguments.
+std::string class_name(const std::type_info* type) {
+  if (type == nullptr) return "<unknown exception>";
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
+  const std::string full = status == 0 && demangled != nullptr ? demangled : type->name();
+  std::free(demangled);
+  std::size_t start = 0;
+  int depth = 0;  // inside <...> or (anonymous namespace): a "::" there does not qualify the class
+  for (std::size_t i = 0; i < full.size(); ++i) {
+    const char c = full[i];
+    if (c == '<' || c == '(') {
+      ++depth;
+    } else if (c == '>' || c == ')') {
+      --depth;
+    } else if (depth == 0 && c == ':' && i + 1 < full.size() && full[i + 1] == ':') {
+      start = i + 2;
+      ++i;
+    }
+  }
+  std::string name = full.substr(start);
+  if (const std::size_t angle = name.find('<'); angle != std::string::npos) name.resize(angle);
+  return name;
+}
+
+// call_repr(name, message) is BaseException.__repr__ for one argument, or for
+// none when message is empty and empty means "no message" for that type.
+std::string call_repr(const std::string& name, std::string_view message, bool empty_means_none) {
+  if (message.empty() && empty_means_none) return name + "()";
+  return name + "(" + python_str_repr(message) + ")";
+}
+
+std::string exception_group_repr(const ExceptionGroup& group) {
+  std::string members;
+  for (const std::exception_ptr& e : group.exceptions()) {
+    members += (members.empty() ? "" : ", ") + exception_repr(e);
+  }
+  return "ExceptionGroup(" + python_str_repr(group.message()) + ", [" + members + "])";
+}
+
+}  // namespace
+
+std::string python_str_repr(std::string_view text) {
+  // As Python: single quotes, unless the text holds one and no double quote.
+  const bool has_single = text.find('\'') != std::string_view::npos;
+  const char quote = has_single && text.find('"') == std::string_view::npos ? '"' : '\'';
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += quote;
+  for (std::size_t i = 0; i < text.size();) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (byte < 0x80) {
+      ++i;
+      if (byte == static_cast<unsigned char>(quote) || byte == '\\') {
+        out += '\\';
+        out += static_cast<char>(byte);
+      } else if (byte == '\t') {
+        out += "\\t";
+      } else if (byte == '\n') {
+        out += "\\n";
+      } else if (byte == '\r') {
+        out += "\\r";
+      } else if (byte < 0x20 || byte == 0x7F) {
+        append_escape(out, byte);
+      } else {
+        out += static_cast<char>(byte);
+      }
+      continue;
+    }
+    const std::size_t start = i;
+    const long c = decode_utf8(text, i);
+    if (c < 0) {
+      // Not UTF-8: a Python str cannot hold it; show the byte as \xhh.
+      append_escape(out, byte);
+      ++i;
+    } else if (printable_above_ascii(static_cast<char32_t>(c))) {
+      out.append(text.substr(start, i - start));
+    } else {
+      append_escape(out, static_cast<char32_t>(c));
+    }
+  }
+  out += quote;
+  return out;
+}
+
+std::string exception_repr(const std::exception_ptr& e) {
+  if (!e) return "None";
+  try {
+    std::rethrow_exception(e);
+  } catch (const ExceptionGroup& group) {
+    return exception_group_repr(group);
+  } catch (const CancelledError& cancelled) {
+    // what() stands "CancelledError" in for an empty message: show none.
+    return call_repr("CancelledError", cancelled.message(), true);
+  } catch (const TimeoutError& timeout) {
+    // The default text stands for no message, as Python's TimeoutError().
+    const std::string_view what = timeout.what();
+    return call_repr(class_name(&typeid(timeout)), what == "timed out" ? "" : what, true);
+  } catch (const ::greenlet::GreenletExit& exit) {
+    const std::string_view what = exit.what();
+    return call_repr(class_name(&typeid(exit)), what == "GreenletExit" ? "" : what, true);
+  } catch (const std::exception& other) {
+    return call_repr(class_name(&typeid(other)), other.what(), false);
+  } catch (...) {
+    // Not a std::exception: no message to show, only the type.
+    return class_name(abi::__cxa_current_exception_type()) + "()";
+  }
+}
+
+}  // namespace greenlet::asyncio::detail
