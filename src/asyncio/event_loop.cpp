@@ -6,6 +6,8 @@
 #include <exception>
 #include <memory>
 
+#include "asyncio/done_callbacks.hpp"
+
 namespace greenlet::asyncio {
 
 namespace {
@@ -153,6 +155,11 @@ event_loop& get_event_loop() {
 
 namespace detail {
 
+void run_until_complete_done(void* loop, void* future) {
+  release(static_cast<future_state*>(future));
+  static_cast<loop_core*>(loop)->stop();
+}
+
 void run_until_done(loop_core* core, future_state* target) {
   if (target == nullptr) throw_empty_handle("Future/Task");
   if (target->loop() != core) {
@@ -165,12 +172,7 @@ void run_until_done(loop_core* core, future_state* target) {
   }
   if (!target->done()) {
     retain(target);
-    const std::uint64_t id = target->add_fast_callback(
-        [](void* loop, void* future) {
-          release(static_cast<future_state*>(future));
-          static_cast<loop_core*>(loop)->stop();
-        },
-        core);
+    const std::uint64_t id = target->add_fast_callback(&run_until_complete_done, core);
     struct restore {
       loop_core* core;
       future_state* target;

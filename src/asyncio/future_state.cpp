@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <string>
 #include <utility>
+#include <vector>
 
+#include "asyncio/done_callbacks.hpp"
 #include "greenlet/detail/task_state.hpp"
 
 namespace greenlet::asyncio::detail {
@@ -203,6 +205,38 @@ std::string future_state::outcome_repr() const {
   return error_ ? " exception=" + exception_repr(error_) : result_repr();
 }
 
-std::string future_state::repr() const { return "<Future " + state_name() + outcome_repr() + ">"; }
+namespace {
+
+// callback_name(fn) is how asyncio's repr names the done callback that the fast
+// callback fn stands for. asyncio adds " at file:line" for a Python function;
+// C++ has no such place to show.
+const char* callback_name(void (*fn)(void*, void*)) {
+  if (fn == &task_state::wakeup_callback) return "Task.task_wakeup()";
+  if (fn == &task_group_child_done) return "TaskGroup._on_task_done()";
+  if (fn == &run_until_complete_done) return "_run_until_complete_cb()";
+  return "<callback>";
+}
+
+}  // namespace
+
+std::string future_state::callbacks_repr() const {
+  // Registration order: first_ is older than every entry of callbacks_.
+  std::vector<const char*> names;
+  if (first_.fn != nullptr) names.push_back(callback_name(first_.fn));
+  for (const done_callback& c : callbacks_) {
+    if (!c.removed) names.push_back(c.fast != nullptr ? callback_name(c.fast) : "<callback>");
+  }
+  if (names.empty()) return "";
+  std::string listed = names.front();
+  if (names.size() == 2) listed += std::string(", ") + names.back();
+  if (names.size() > 2) {
+    listed += ", <" + std::to_string(names.size() - 2) + " more>, " + names.back();
+  }
+  return " cb=[" + listed + "]";
+}
+
+std::string future_state::summary() const { return "<Future " + state_name() + outcome_repr() + ">"; }
+
+std::string future_state::repr() const { return "<Future " + state_name() + outcome_repr() + callbacks_repr() + ">"; }
 
 }  // namespace greenlet::asyncio::detail

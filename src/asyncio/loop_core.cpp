@@ -384,10 +384,12 @@ std::string loop_core::deadlock_report() const {
   std::ostringstream out;
   out << "deadlock: the event loop has nothing to run and nothing can wake it (no ready "
          "callbacks, no timers, no I/O, no pending threadsafe work)";
-  if (target != nullptr) out << ", but " << target->repr() << " is not done";
+  // summary(), not repr(): each task gets a line and says what it awaits, so
+  // nesting what that awaits in turn (wait_for=) would only repeat the chain.
+  if (target != nullptr) out << ", but " << target->summary() << " is not done";
   out << ". " << task_count << " task(s) are blocked:";
   for (task_state* t = tasks_head; t != nullptr; t = t->next) {
-    out << "\n  " << t->repr() << " awaits " << t->awaiting();
+    out << "\n  " << t->summary() << " awaits " << t->awaiting();
   }
   out << "\nEach waits for a future nobody will complete: set its result, or await something "
          "that finishes. If another thread will call call_soon_threadsafe(), hold an "

@@ -2,9 +2,11 @@
 // await()/sleep(), which suspend the task running them.
 #include "greenlet/detail/task_state.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "fiber/loop_hints.hpp"
 #include "greenlet/asyncio/task.hpp"
@@ -292,7 +294,7 @@ void task_state::throw_cancel_cycle() const {
                          "await a task that awaits it");
 }
 
-std::string task_state::repr() const {
+std::string task_state::repr_head() const {
   std::string out = "<Task ";
   switch (future_->state()) {
     // As asyncio (3.11): a pending task with a cancel requested says so.
@@ -300,15 +302,47 @@ std::string task_state::repr() const {
     case future_state::status::finished: out += "finished"; break;
     case future_state::status::cancelled: out += "cancelled"; break;
   }
-  out += " name=" + python_str_repr(name());
-  return out + future_->outcome_repr() + ">";
+  return out + " name=" + python_str_repr(name());
+}
+
+std::string task_state::summary() const { return repr_head() + future_->outcome_repr() + ">"; }
+
+std::string task_state::repr() const {
+  // asyncio nests the awaited future's repr in wait_for=, and a task awaiting
+  // a task awaiting ... nests each. Built as a loop, not by recursion: the
+  // heads of the chain in order, then their tails in reverse. A task met
+  // twice (tasks awaiting each other) shows as "...", as asyncio's
+  // reprlib.recursive_repr() does.
+  std::string out;
+  std::vector<const task_state*> open;
+  for (const task_state* t = this;;) {
+    open.push_back(t);
+    out += t->repr_head();
+    if (t->waiting_on == nullptr) {
+      // asyncio's sleep(delay) awaits a future that its timer completes.
+      if (t->sleep_timer != nullptr) out += " wait_for=<Future pending cb=[Task.task_wakeup()]>";
+      break;
+    }
+    out += " wait_for=";
+    const task_state* next = t->waiting_on->as_task();
+    if (next == nullptr) {
+      out += t->waiting_on->repr();
+      break;
+    }
+    if (std::find(open.begin(), open.end(), next) != open.end()) {
+      out += "...";
+      break;
+    }
+    t = next;
+  }
+  for (auto t = open.rbegin(); t != open.rend(); ++t) {
+    out += (*t)->future_->outcome_repr() + (*t)->future_->callbacks_repr() + ">";
+  }
+  return out;
 }
 
 std::string task_state::awaiting() const {
-  if (waiting_on != nullptr) {
-    task_state* other = waiting_on->as_task();
-    return other != nullptr ? other->repr() : waiting_on->repr();
-  }
+  if (waiting_on != nullptr) return waiting_on->summary();
   if (sleep_timer != nullptr) return "sleep()";
   return "nothing (ready to run)";
 }

@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "asyncio/done_callbacks.hpp"
+
 namespace greenlet::asyncio {
 
 namespace {
@@ -57,7 +59,7 @@ struct task_group_state : std::enable_shared_from_this<task_group_state> {
     if (watchers == 0) self = shared_from_this();
     ++watchers;
     try {
-      child->future()->add_owned_callback(&on_child_done, &on_child_dropped, this);
+      child->future()->add_owned_callback(&task_group_child_done, &on_child_dropped, this);
     } catch (...) {
       unlist(child);
       unwatch();
@@ -69,20 +71,6 @@ struct task_group_state : std::enable_shared_from_this<task_group_state> {
   // so nothing may follow it.
   void unwatch() noexcept {
     if (--watchers == 0) std::shared_ptr<task_group_state> last = std::move(self);
-  }
-
-  static void on_child_done(void* state, void* child) {
-    auto* s = static_cast<task_group_state*>(state);
-    auto* f = static_cast<future_state*>(child);
-    struct give_back {
-      task_group_state* s;
-      future_state* f;
-      ~give_back() {
-        release(f);
-        s->unwatch();
-      }
-    } guard{s, f};
-    s->on_task_done(*f);
   }
 
   static void on_child_dropped(void* state, void* child) {
@@ -128,6 +116,20 @@ struct task_group_state : std::enable_shared_from_this<task_group_state> {
     }
   }
 };
+
+void task_group_child_done(void* state, void* child) {
+  auto* s = static_cast<task_group_state*>(state);
+  auto* f = static_cast<future_state*>(child);
+  struct give_back {
+    task_group_state* s;
+    future_state* f;
+    ~give_back() {
+      release(f);
+      s->unwatch();
+    }
+  } guard{s, f};
+  s->on_task_done(*f);
+}
 
 }  // namespace detail
 

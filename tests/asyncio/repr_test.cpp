@@ -2,11 +2,12 @@
 // prints them (people porting compare log lines). Each case gives its Python
 // twin and the line that prints (`coro=<...>` left out: C++ has no coroutine
 // object to name). Before, an exception printed as `exception=boom` (its
-// what() alone).
+// what() alone) and a waiting task showed no wait_for= nor cb=.
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <greenlet/asyncio/locks.hpp>
 #include <greenlet/asyncio/sync_errors.hpp>
 #include <greenlet/asyncio/taskgroup.hpp>
 
@@ -24,6 +25,7 @@ struct tagged_error : std::runtime_error {
 namespace {
 
 namespace asyncio = greenlet::asyncio;
+using asyncio_test::error_log;
 using asyncio_test::run_briefly;
 using asyncio_test::TestError;
 using ReprTests = greenlet_test::GreenletTest;
@@ -112,6 +114,154 @@ TEST_F(ReprTests, FailedTaskShowsExceptionRepr) {
   ASSERT_TRUE(t.done());
   t.exception();
   EXPECT_EQ(t.repr(), "<Task finished name='failing' exception=ValueError('boom')>");
+}
+
+// fut = loop.create_future()
+// async def waiter(): await fut
+// w = asyncio.create_task(waiter(), name='waiter'); await asyncio.sleep(0)
+// print(repr(w)); print(repr(fut))
+//   <Task pending name='waiter' coro=<...> wait_for=<Future pending cb=[Task.task_wakeup()]>>
+//   <Future pending cb=[Task.task_wakeup()]>
+// async def outer(): await w
+// o = asyncio.create_task(outer(), name='outer'); await asyncio.sleep(0)
+// print(repr(o)); print(repr(w))
+//   <Task pending name='outer' coro=<...> wait_for=<Task pending name='waiter' coro=<...>
+//       wait_for=<Future pending cb=[Task.task_wakeup()]> cb=[Task.task_wakeup()]>>
+//   <Task pending name='waiter' coro=<...> wait_for=<Future pending cb=[Task.task_wakeup()]> cb=[Task.task_wakeup()]>
+// fut.set_result(1) ... print(repr(w))
+//   <Task finished name='waiter' coro=<...> result=None>
+TEST_F(ReprTests, WaitingTaskShowsWhatItAwaits) {
+  asyncio::event_loop loop;
+  auto fut = loop.create_future<int>();
+  auto w = loop.create_task([&] { asyncio::await(fut); }, "waiter");
+  run_briefly(loop);
+  EXPECT_EQ(w.repr(), "<Task pending name='waiter' wait_for=<Future pending cb=[Task.task_wakeup()]>>");
+  EXPECT_EQ(fut.repr(), "<Future pending cb=[Task.task_wakeup()]>");
+  auto o = loop.create_task([&] { asyncio::await(w); }, "outer");
+  run_briefly(loop);
+  EXPECT_EQ(o.repr(),
+            "<Task pending name='outer' wait_for=<Task pending name='waiter' wait_for=<Future pending "
+            "cb=[Task.task_wakeup()]> cb=[Task.task_wakeup()]>>");
+  EXPECT_EQ(w.repr(),
+            "<Task pending name='waiter' wait_for=<Future pending cb=[Task.task_wakeup()]> cb=[Task.task_wakeup()]>");
+  fut.set_result(1);
+  loop.run_until_complete(o);
+  EXPECT_EQ(w.repr(), "<Task finished name='waiter' result=None>");
+  EXPECT_EQ(o.repr(), "<Task finished name='outer' result=None>");
+}
+
+// async def sleeper(): await asyncio.sleep(10)
+// async def yielder():
+//     while True: await asyncio.sleep(0)
+//   <Task pending name='sleeper' coro=<...> wait_for=<Future pending cb=[Task.task_wakeup()]>>
+//   <Task pending name='yielder' coro=<...>>
+// asyncio's sleep(10) awaits a future; sleep(0) only yields, awaiting nothing.
+TEST_F(ReprTests, SleepShowsItsFutureButSleepZeroNothing) {
+  asyncio::event_loop loop;
+  auto sleeper = loop.create_task([] { asyncio::sleep(10); }, "sleeper");
+  auto yielder = loop.create_task(
+      [] {
+        for (;;) asyncio::sleep(0);
+      },
+      "yielder");
+  run_briefly(loop);
+  EXPECT_EQ(sleeper.repr(), "<Task pending name='sleeper' wait_for=<Future pending cb=[Task.task_wakeup()]>>");
+  EXPECT_EQ(yielder.repr(), "<Task pending name='yielder'>");
+  sleeper.cancel();
+  yielder.cancel();
+  run_briefly(loop);
+  EXPECT_EQ(sleeper.repr(), "<Task cancelled name='sleeper'>");
+}
+
+// w waits on fut; w.cancel(); print(repr(w)) before w runs again:
+//   <Task cancelling name='waiter' coro=<...> wait_for=<Future cancelled>>
+TEST_F(ReprTests, CancellingTaskShowsTheFutureItCancelled) {
+  asyncio::event_loop loop;
+  auto fut = loop.create_future<int>();
+  auto w = loop.create_task([&] { asyncio::await(fut); }, "waiter");
+  run_briefly(loop);
+  w.cancel();
+  EXPECT_EQ(w.repr(), "<Task cancelling name='waiter' wait_for=<Future cancelled>>");
+  run_briefly(loop);
+  EXPECT_EQ(w.repr(), "<Task cancelled name='waiter'>");
+}
+
+// lock = asyncio.Lock(); await lock.acquire()
+// async def locker():
+//     async with lock: pass
+//   <Task pending name='locker' coro=<...> wait_for=<Future pending cb=[Task.task_wakeup()]>>
+TEST_F(ReprTests, TaskBlockedOnLockShowsItsWaiterFuture) {
+  asyncio::event_loop loop;
+  asyncio::Lock lock;
+  auto holder = loop.create_task([&] { lock.acquire(); }, "holder");
+  run_briefly(loop);
+  auto locker = loop.create_task([&] { lock.acquire(); }, "locker");
+  run_briefly(loop);
+  EXPECT_EQ(locker.repr(), "<Task pending name='locker' wait_for=<Future pending cb=[Task.task_wakeup()]>>");
+  lock.release();
+  loop.run_until_complete(locker);
+  lock.release();
+}
+
+// async with asyncio.TaskGroup() as g:
+//     c = g.create_task(asyncio.sleep(10), name='child'); await asyncio.sleep(0); print(repr(c))
+//   <Task pending name='child' coro=<...> wait_for=<Future pending cb=[Task.task_wakeup()]>
+//       cb=[TaskGroup._on_task_done()]>
+TEST_F(ReprTests, TaskGroupChildShowsTheGroupsCallback) {
+  asyncio::event_loop loop;
+  std::string seen;
+  loop.run_until_complete([&] {
+    asyncio::task_group([&](asyncio::TaskGroup& g) {
+      auto c = g.create_task([] { asyncio::sleep(10); }, "child");
+      asyncio::sleep(0);
+      seen = c.repr();
+      c.cancel();
+    });
+  });
+  EXPECT_EQ(seen,
+            "<Task pending name='child' wait_for=<Future pending cb=[Task.task_wakeup()]> "
+            "cb=[TaskGroup._on_task_done()]>");
+}
+
+// f = loop.create_future(); three add_done_callback(lambda f: None); print(repr(f))
+//   <Future pending cb=[main.<locals>.<lambda>() at x.py:26, <1 more>, main.<locals>.<lambda>() at x.py:26]>
+// Python's list: the first, "<N more>", the last. C++ has no name for a
+// callback of the user's: "<callback>".
+TEST_F(ReprTests, ManyCallbacksListFirstCountAndLast) {
+  asyncio::event_loop loop;
+  auto f = loop.create_future<int>();
+  f.add_done_callback([](asyncio::Future<int>&) {});
+  EXPECT_EQ(f.repr(), "<Future pending cb=[<callback>]>");
+  f.add_done_callback([](asyncio::Future<int>&) {});
+  EXPECT_EQ(f.repr(), "<Future pending cb=[<callback>, <callback>]>");
+  f.add_done_callback([](asyncio::Future<int>&) {});
+  const std::uint64_t last = f.add_done_callback([](asyncio::Future<int>&) {});
+  EXPECT_EQ(f.repr(), "<Future pending cb=[<callback>, <2 more>, <callback>]>");
+  f.remove_done_callback(last);
+  EXPECT_EQ(f.repr(), "<Future pending cb=[<callback>, <1 more>, <callback>]>");
+  f.set_result(1);
+  EXPECT_EQ(f.repr(), "<Future finished result=1>");  // the callbacks are scheduled: none left
+  run_briefly(loop);
+}
+
+// Tasks awaiting each other (a deadlock):
+// async def a(): await tasks['b']
+// async def b(): await tasks['a']
+//   <Task pending name='a' coro=<...> wait_for=<Task pending name='b' coro=<...> wait_for=...
+//       cb=[Task.task_wakeup()]> cb=[Task.task_wakeup()]>
+TEST_F(ReprTests, CycleOfAwaitsShowsEllipsis) {
+  error_log errors;
+  asyncio::event_loop loop;
+  errors.attach(loop);
+  asyncio::Task<int> a;
+  asyncio::Task<int> b;
+  a = loop.create_task([&] { return asyncio::await(b); }, "a");
+  b = loop.create_task([&] { return asyncio::await(a); }, "b");
+  run_briefly(loop);
+  EXPECT_EQ(a.repr(),
+            "<Task pending name='a' wait_for=<Task pending name='b' wait_for=... cb=[Task.task_wakeup()]> "
+            "cb=[Task.task_wakeup()]>");
+  loop.close();
 }
 
 // Names and string results are str reprs too:

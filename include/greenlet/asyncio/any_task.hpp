@@ -85,7 +85,8 @@ class AnyTask {
   // uncancel() takes one cancel() request back and returns how many remain. Throws RuntimeError for
   // an empty handle, nothing else.
   int uncancel() { return checked()->uncancel(); }
-  // repr() describes the task as asyncio's repr does, coro=<...> aside: "<Task finished name='t'
+  // repr() describes the task as asyncio's repr does, coro=<...> aside: "<Task pending name='t'
+  // wait_for=<Future pending cb=[Task.task_wakeup()]>>", "<Task finished name='t'
   // exception=ValueError('boom')>" (docs/asyncio.md, "repr()"). Throws std::bad_alloc, RuntimeError
   // for an empty handle.
   std::string repr() const { return checked()->repr(); }

@@ -117,9 +117,9 @@ class Future {
   // thread only.
   std::size_t remove_done_callback(std::uint64_t id) { return checked()->remove_done_callback(id); }
 
-  // repr() is asyncio's (3.11): "<Future pending>", "<Future finished result='x'>", "<Future
-  // finished exception=ValueError('boom')>" (docs/asyncio.md, "repr()"). Throws only
-  // std::bad_alloc; loop thread only.
+  // repr() is asyncio's (3.11): "<Future pending cb=[Task.task_wakeup()]>", "<Future finished
+  // result='x'>", "<Future finished exception=ValueError('boom')>" (docs/asyncio.md, "repr()").
+  // Throws only std::bad_alloc; loop thread only.
   std::string repr() const { return checked()->repr(); }
 
   // empty() is true for a handle that refers to no future (default-made or moved from). Throws

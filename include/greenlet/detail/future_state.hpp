@@ -70,12 +70,19 @@ class future_state {
   std::uint64_t add_owned_callback(void (*fn)(void* ctx, void* state), void (*drop)(void* ctx, void* state), void* ctx);
   std::size_t remove_done_callback(std::uint64_t id);
 
-  // repr() is asyncio's: <Future pending>, <Task finished name='n1' result='x'>...
+  // repr() is asyncio's: <Future pending cb=[Task.task_wakeup()]>, <Task finished name='n1'
+  // result='x'>, <Task pending name='n2' wait_for=<Future pending cb=[...]>>... (docs/asyncio.md).
   virtual std::string repr() const;
+  // summary() is repr() without the parts that name other objects (cb=, wait_for=): one line per
+  // task in a deadlock report, however long the chain of awaits.
+  virtual std::string summary() const;
   virtual std::string result_repr() const { return ""; }
   // outcome_repr() is repr()'s tail for a finished future: " exception=..."
   // or " result=...", empty otherwise.
   std::string outcome_repr() const;
+  // callbacks_repr() is repr()'s " cb=[...]" for a future with done callbacks, asyncio's list:
+  // one or two named, or the first, "<N more>" and the last. Empty without callbacks.
+  std::string callbacks_repr() const;
   // as_task() is the task behind this future, or null for a plain future.
   virtual task_state* as_task() noexcept { return nullptr; }
   // is_task() is as_task() != nullptr without the virtual call.

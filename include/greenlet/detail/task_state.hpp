@@ -100,8 +100,11 @@ class task_state : public ::greenlet::detail::greenlet_role {
   static void step_callback(void* task, void* unused);
   static void wakeup_callback(void* task, void* future);
 
+  // repr() is asyncio's Task repr: state, name, wait_for= (what it awaits, nested), the outcome
+  // and cb=. summary() leaves out wait_for= and cb=, for a deadlock report's one line per task.
   std::string repr() const;
-  std::string awaiting() const;  // for deadlock reports
+  std::string summary() const;
+  std::string awaiting() const;  // for deadlock reports: the summary() of what it awaits
 
   // Set while the task waits (for cancel(), deadlock reports).
   future_state* waiting_on = nullptr;
@@ -146,6 +149,8 @@ class task_state : public ::greenlet::detail::greenlet_role {
   // name (no allocation: they run in a signal handler), and the advice to
   // set event_loop::options::task_stack.
   static void describe_for_report(const greenlet_role* role, char* out, std::size_t size) noexcept;
+  // repr_head() is repr()'s "<Task <state> name='...'", the part before wait_for=.
+  std::string repr_head() const;
   static void advise_stack_for_report(const greenlet_role* role, std::size_t bigger, bool guarded, char* out,
                                       std::size_t size) noexcept;
   static const ::greenlet::detail::greenlet_role_ops role_table;
@@ -270,6 +275,7 @@ class task_impl final : public future_value<T>, public task_state {
 
   bool cancel(const std::string& message) override { return task_state::cancel(message); }
   std::string repr() const override { return task_state::repr(); }
+  std::string summary() const override { return task_state::summary(); }
   task_state* as_task() noexcept override { return this; }
 
  protected:
