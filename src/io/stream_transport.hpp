@@ -40,7 +40,9 @@ class stream_transport {
   stream_transport(const stream_transport&) = delete;
   stream_transport& operator=(const stream_transport&) = delete;
 
-  // Reading. fill() awaits more bytes into rbuf; false at EOF (or closed).
+  // Reading. fill() awaits more bytes into rbuf (true, also when another
+  // task's at_eof() read them while this one waited); false at EOF (or
+  // closed) with nothing new buffered.
   // After read_budget bytes read with no poll of the loop in between, it
   // first yields to the loop (see yield_if_over_read_budget()).
   bool fill();

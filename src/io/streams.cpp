@@ -177,6 +177,7 @@ void stream_transport::yield_to_loop() {
 }
 
 bool stream_transport::fill() {
+  const std::size_t had = buffered();
   for (;;) {
     yield_if_over_read_budget();
     // A short read left the fd empty and the loop has not polled since
@@ -190,6 +191,10 @@ bool stream_transport::fill() {
         wait_fd(fd_, io_direction::read, io_caller::owner, &read_waiter_);
       }
     }
+    // Another task's at_eof() can read while this one waits or yields (the
+    // last bytes with the EOF behind them): they count as this fill's, or
+    // the caller would see only the EOF and miss them.
+    if (buffered() > had) return true;
     const int got = fill_nowait();
     if (got >= 0) return got > 0;
     wait_fd(fd_, io_direction::read, io_caller::owner, &read_waiter_);

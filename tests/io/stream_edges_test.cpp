@@ -225,4 +225,57 @@ TEST_F(StreamEdges, PeernameOutlivesTheConnection) {
   EXPECT_EQ(client_peer_after_close.port, server_port);
 }
 
+// A task asking at_eof() while another waits in a read: once the poller saw
+// the peer's FIN, at_eof() reads what the socket holds, the last bytes
+// included. The waiting reader must find them in the buffer, as asyncio's
+// does (at_eof() there never reads). Before: readexactly() and readuntil()
+// saw only the EOF and raised IncompleteReadError with the bytes buffered.
+TEST_F(StreamEdges, ReadWaitingWhileAnotherTaskAsksAtEofGetsTheLastBytes) {
+  std::vector<std::string> results;
+  asyncio::run([&] {
+    for (const std::string op : {"readexactly", "readuntil", "readline", "read"}) {
+      for (int round = 0; round < 3; ++round) {
+        auto server = asyncio::start_server(
+            [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
+              bool stop = false;
+              auto asker = asyncio::create_task([&] {
+                while (!stop) {
+                  (void)r.at_eof();
+                  asyncio::sleep(0);
+                }
+              });
+              std::string got;
+              try {
+                if (op == "readexactly") got = r.readexactly(6);
+                if (op == "readuntil") got = r.readuntil("\n");
+                if (op == "readline") got = r.readline();
+                if (op == "read") got = r.read(100);
+              } catch (const asyncio::IncompleteReadError& e) {
+                got = "IncompleteReadError(partial='" + e.partial() + "')";
+              }
+              results.push_back(op + ": " + got);
+              stop = true;
+              asyncio::await(asker);
+              w.close();
+            },
+            "127.0.0.1", 0);
+        auto connection = asyncio::open_connection("127.0.0.1", server.port());
+        auto& w = connection.second;  // not a binding: clang 14 cannot capture those
+        asyncio::sleep(0.01);         // the handler waits in its read
+        w.write("hello\n");
+        w.write_eof();
+        asyncio::sleep(0.02);
+        w.close();
+        server.close();
+        server.wait_closed();
+      }
+    }
+  });
+  std::vector<std::string> expected;
+  for (const char* op : {"readexactly", "readuntil", "readline", "read"}) {
+    for (int round = 0; round < 3; ++round) expected.push_back(std::string(op) + ": hello\n");
+  }
+  EXPECT_EQ(results, expected);
+}
+
 }  // namespace
