@@ -30,6 +30,10 @@ class stream_transport {
   // lost in the noise of one fast stream's throughput (bench/io_bench
   // StreamsBulkRead) and bounds how long a reader keeps the loop.
   static constexpr std::size_t read_budget = 256 * 1024;
+  // unread_discard_budget: at most this many unread bytes (or 2 x the
+  // stream's limit if more, up to 16 MiB) are read and dropped when a
+  // socket is closed (see close_fd()).
+  static constexpr std::size_t unread_discard_budget = 1024 * 1024;
 
   // make(loop, fd, config, kind) is a transport for the connected,
   // non-blocking fd (owned from then on), as the handle that StreamReader,
@@ -122,6 +126,16 @@ class stream_transport {
   void fail(int err, const char* call) noexcept;
   void wake_drainer();
   void finish_close() noexcept;
+  // close_fd() forgets and closes fd_. A socket's unread input is read and
+  // dropped first, without waiting (discard_unread_input()): Linux answers
+  // a close() with bytes left in the receive queue by a reset, which also
+  // throws away what the send queue still holds, the end of a reply the
+  // peer was to get (a handler that answers without reading a request's
+  // body). asyncio avoids it by reading eagerly while the connection is
+  // open. Bytes that arrive after the close, or beyond the budget, still
+  // get the peer a reset: a peer that keeps sending cannot hold the socket.
+  void close_fd() noexcept;
+  void discard_unread_input() noexcept;
 
   loop_core& loop_;
   int fd_;

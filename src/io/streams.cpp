@@ -119,10 +119,7 @@ void stream_transport::handles_gone() noexcept {
 
 stream_transport::~stream_transport() {
   if (close_hook_ != 0) loop_.remove_close_hook(close_hook_);
-  if (fd_ >= 0) {
-    loop_.io->forget(fd_);
-    ::close(fd_);
-  }
+  if (fd_ >= 0) close_fd();
   // Members holding futures go before the loop reference they need.
   read_waiter_ = Future<void>();
   drain_waiter_ = Future<void>();
@@ -369,12 +366,40 @@ void stream_transport::close() {
 
 void stream_transport::finish_close() noexcept {
   if (fd_ < 0) return;
-  loop_.io->forget(fd_);
   writer_registered_ = false;
-  ::close(fd_);
-  fd_ = -1;
+  close_fd();
   wake_drainer();
   if (!closed_.done()) closed_.set_result();
+}
+
+void stream_transport::close_fd() noexcept {
+  loop_.io->forget(fd_);
+  if (kind_ == transport_kind::socket && !eof_ && error_ == 0) discard_unread_input();
+  ::close(fd_);
+  fd_ = -1;
+}
+
+void stream_transport::discard_unread_input() noexcept {
+  char* scratch;
+  try {
+    scratch = read_scratch();
+  } catch (...) {
+    return;  // out of memory: the peer may get a reset
+  }
+  // The stream's own bound on what it buffers, doubled as asyncio's pause
+  // of reading, within [unread_discard_budget, 16 MiB].
+  const std::size_t budget =
+      std::clamp(std::min(config_.limit, std::size_t{8} << 20) * 2, unread_discard_budget, std::size_t{16} << 20);
+  for (std::size_t dropped = 0; dropped < budget;) {
+    const ssize_t n = ::recv(fd_, scratch, read_chunk, MSG_DONTWAIT);
+    if (n > 0) {
+      dropped += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return;  // empty (EAGAIN), EOF, or an error: nothing left to drop
+    }
+  }
 }
 
 void stream_transport::wait_closed() {

@@ -196,4 +196,67 @@ TEST_F(StreamUnsentBytes, LoopClosingFirstClosesTheFd) {
   EXPECT_EQ(open_fd_count(), fds_before);
 }
 
+// How a connection ends that still has unread request bytes: a handler that
+// answers after the request line and leaves the body unread. Linux answers
+// a close() with unread bytes by a reset that drops what the send queue
+// still holds; the transport reads and drops them first, so the client gets
+// the whole reply and EOF, as from asyncio (which reads eagerly).
+enum class handler_end { close, return_, cancelled };
+
+std::string reply_to_unread_body(handler_end end) {
+  constexpr std::size_t n = 1000000;
+  std::string outcome;
+  asyncio::run([&] {
+    asyncio::AnyTask handler;
+    auto server = asyncio::start_server(
+        [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
+          if (end == handler_end::cancelled) handler = asyncio::current_task();
+          r.readline();
+          asyncio::sleep(0.05);  // the body has arrived
+          w.write(std::string(n, 'r'));
+          if (end == handler_end::close) w.close();
+          if (end == handler_end::cancelled) asyncio::sleep(3600);
+        },
+        "127.0.0.1", 0);
+    auto connection = asyncio::open_connection("127.0.0.1", server.port());
+    auto& r = connection.first;  // not a binding: clang 14 cannot capture those
+    auto& w = connection.second;
+    w.write("POST /\n");
+    asyncio::sleep(0.01);
+    w.write(std::string(50000, 'b'));
+    asyncio::sleep(0.1);  // the handler has written and closed or returned
+    if (end == handler_end::cancelled) {
+      handler.cancel();
+      handler = asyncio::AnyTask();
+    }
+    std::size_t received = 0;
+    try {
+      asyncio::wait_for(
+          [&] {
+            for (std::string chunk; !(chunk = r.read(65536)).empty();) received += chunk.size();
+          },
+          10.0);
+      outcome = std::to_string(received) + " then EOF";
+    } catch (const std::exception& e) {
+      outcome = std::to_string(received) + " then " + e.what();
+    }
+    w.close();
+    server.close();
+    server.wait_closed();
+  });
+  return outcome;
+}
+
+TEST_F(StreamUnsentBytes, UnreadRequestBodyDoesNotResetTheReplyOfAHandlerThatCloses) {
+  EXPECT_EQ(reply_to_unread_body(handler_end::close), "1000000 then EOF");
+}
+
+TEST_F(StreamUnsentBytes, UnreadRequestBodyDoesNotResetTheReplyOfAHandlerThatReturns) {
+  EXPECT_EQ(reply_to_unread_body(handler_end::return_), "1000000 then EOF");
+}
+
+TEST_F(StreamUnsentBytes, UnreadRequestBodyDoesNotResetTheReplyOfAHandlerCancelled) {
+  EXPECT_EQ(reply_to_unread_body(handler_end::cancelled), "1000000 then EOF");
+}
+
 }  // namespace
