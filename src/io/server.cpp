@@ -105,8 +105,12 @@ struct server_state : std::enable_shared_from_this<server_state> {
         ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       }
       auto streams = make_streams(c, config.stream, reinterpret_cast<const sockaddr*>(&peer), peer_len);
-      auto task =
-          create_task([h = handler, r = std::move(streams.first), w = std::move(streams.second)] { (*h)(r, w); });
+      // The handler gets the streams themselves, not copies: when it
+      // returns, the connection's last reader and writer go with it, even
+      // while someone holds the finished task (its function lives on).
+      auto task = create_task([h = handler, r = std::move(streams.first), w = std::move(streams.second)]() mutable {
+        (*h)(std::move(r), std::move(w));
+      });
       auto it = clients.insert(clients.end(), task);
       task.add_done_callback([self, it](Future<void>&) {
         if (auto s = self.lock()) s->clients.erase(it);

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <string>
+#include <vector>
 
 #include <greenlet/io.hpp>
 
@@ -140,6 +141,44 @@ TEST_F(ServerLifetime, CancelledServeForeverClosesTheServer) {
     EXPECT_THROW(server.serve_forever(), asyncio::RuntimeError);
     server.wait_closed();
   });
+}
+
+// A handler that returns without close() closes its connection (the reader
+// and writer copies are gone), also while someone holds its task's handle,
+// as a server keeping its connections' tasks to cancel them does. Before, the
+// finished task kept the copies its function captured: the socket stayed
+// open and the client never saw EOF until the handle went.
+TEST_F(ServerLifetime, HandlerReturningClosesItsConnectionWhileItsTaskIsHeld) {
+  constexpr int connections = 5;
+  int eofs = 0;
+  int fds_left = -1;
+  asyncio::run([&] {
+    std::vector<asyncio::AnyTask> handlers;
+    auto server = asyncio::start_server(
+        [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
+          handlers.push_back(asyncio::current_task());
+          w.write(r.readline());  // and return, without close()
+        },
+        "127.0.0.1", 0);
+    const int before = open_fd_count();
+    for (int i = 0; i < connections; ++i) {
+      auto connection = asyncio::open_connection("127.0.0.1", server.port());
+      auto& r = connection.first;  // not a binding: clang 14 cannot capture those
+      connection.second.write("hi\n");
+      EXPECT_EQ(r.readline(), "hi\n");
+      try {
+        if (asyncio::wait_for([&] { return r.read(); }, 2.0).empty()) ++eofs;
+      } catch (const asyncio::TimeoutError&) {
+      }
+    }
+    asyncio::sleep(0.01);
+    fds_left = open_fd_count() - before;  // the clients' own were closed with them
+    EXPECT_EQ(handlers.size(), std::size_t{connections});
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(eofs, connections);
+  EXPECT_EQ(fds_left, 0);
 }
 
 }  // namespace
