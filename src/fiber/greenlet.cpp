@@ -63,6 +63,7 @@ void greenlet::set_parent(const greenlet& new_parent) {
     if (g == self) throw error(errc::cyclic_parent, "cyclic parent chain");
   }
   detail::retain(p);
+  ++here->reparents;
   detail::greenlet_impl* old = std::exchange(self->parent, p);
   if (old != nullptr) detail::release(old);
 }

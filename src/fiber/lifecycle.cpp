@@ -127,8 +127,24 @@ void report_leaked(greenlet_impl* g) noexcept {
 
 }  // namespace
 
+namespace {
+
+// reaches(from, g) says whether g is on from's parent chain (from included).
+// Parent chains have no cycles (set_parent() refuses them; kill() keeps it so).
+bool reaches(const greenlet_impl* from, const greenlet_impl* g) noexcept {
+  for (; from != nullptr; from = from->parent) {
+    if (from == g) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 void kill(thread_state& ts, greenlet_impl* g) noexcept {
   if (g->leaked || !kill_is_safe(g)) return;
+  // The killer never descends from g (that would make its temporary parent a
+  // cycle): a child holds a reference to its parent, so g's last release
+  // cannot happen then, and unwind_now() refuses it.
   // Python sets the parent to the killer so the GreenletExit (or whatever
   // the victim does instead) comes back here, then restores it.
   greenlet_impl* old_parent = g->parent;
@@ -139,6 +155,7 @@ void kill(thread_state& ts, greenlet_impl* g) noexcept {
   // instead of finishing) that nobody but the killer waits for it.
   const bool was_being_killed = std::exchange(g->being_killed, true);
   const disposal_queue killers_disposals = std::exchange(disposals, disposal_queue{});
+  const std::uint64_t reparents_before = ts.reparents;
   try {
     throw_to(ts, g, std::make_exception_ptr(GreenletExit()));
   } catch (...) {
@@ -147,6 +164,15 @@ void kill(thread_state& ts, greenlet_impl* g) noexcept {
   disposals = killers_disposals;
   g->being_killed = was_being_killed;
   if (g->parent == killer) {
+    if (ts.reparents != reparents_before && reaches(old_parent, g)) {
+      // Meanwhile g became an ancestor of its old parent (a.set_parent(g),
+      // accepted: the check saw the killer as g's parent). Putting the old
+      // parent back would close a cycle, where switches and finishing
+      // greenlets would look for a live ancestor for ever: g keeps the
+      // killer instead.
+      release(old_parent);
+      return;
+    }
     g->parent = old_parent;
     release(killer);
   } else if (old_parent != nullptr) {
@@ -163,7 +189,9 @@ bool unwind_now(const ::greenlet::greenlet& handle) noexcept {
   if (owner == nullptr) return true;  // its thread has exited, after its last kill
   if (g->state != run_state::active) return true;
   thread_state* ts = tls_state;
-  if (owner != ts || g == ts->current || g->being_killed) return false;
+  // Not the running greenlet nor one of its ancestors: kill() makes g's
+  // parent the killer for the kill, which would be a cycle.
+  if (owner != ts || reaches(ts->current, g) || g->being_killed) return false;
   kill(*ts, g);  // the caller's handle keeps g alive meanwhile
   return g->state != run_state::active;
 }

@@ -46,7 +46,8 @@ bool thread_exited(const ::greenlet::greenlet& main) noexcept;
 // points back at the task's greenlet as its parent, a cycle that keeps it
 // suspended until thread exit. True if nothing of g runs again (it is dead or
 // unstarted, or its thread has exited); false if it still may: it is running
-// or being killed already, belongs to another live thread, or caught
+// or being killed already, is an ancestor of the running greenlet (its
+// parent chain), belongs to another live thread, or caught
 // GreenletExit and switched away instead of finishing. Throws nothing (what
 // its unwinding throws is reported as unraisable).
 bool unwind_now(const ::greenlet::greenlet& g) noexcept;

@@ -191,12 +191,25 @@ bool is_greenlet_exit(const std::exception_ptr& e) noexcept {
   }
 }
 
+[[noreturn, gnu::cold, gnu::noinline]] void throw_dead_parent_cycle() {
+  throw ::greenlet::error(errc::cyclic_parent,
+                          "cyclic parent chain: the greenlet switched to is dead, and so is every parent "
+                          "it passes the switch on to, round a cycle; there is no live greenlet to switch to");
+}
+
 // resolve_target() follows Python's rules for where a switch lands: a dead
 // greenlet passes it to its parent (GreenletExit on its way comes back as a
 // value, as when it escapes run()). An unstarted target is returned even with
 // an exception to raise: as Python does, it is started and dies at once
 // without running (run_to_completion()), so that both switches are traced.
+// Parent chains have no cycles (set_parent() refuses them, kill() makes
+// none), but a cycle of dead greenlets would make this loop for ever: it is
+// detected (Brent's method, paid only when passing a dead greenlet on) and
+// refused with greenlet::error (errc::cyclic_parent).
 greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* target, value& args, std::exception_ptr& error) {
+  const greenlet_impl* lap_start = target;
+  std::size_t lap = 0;
+  std::size_t lap_length = 1;
   for (;;) {
     thread_state* owner = owner_of(target);
     if (owner != &ts) [[unlikely]] {
@@ -219,6 +232,12 @@ greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* target, value& ar
       error = nullptr;
     }
     target = target->parent;
+    if (target == lap_start) throw_dead_parent_cycle();
+    if (++lap == lap_length) {
+      lap_start = target;
+      lap = 0;
+      lap_length *= 2;
+    }
   }
 }
 
@@ -289,7 +308,13 @@ greenlet_impl* run_to_completion(thread_state& ts, greenlet_impl* self) noexcept
         error = std::current_exception();
         result.reset();
       }
-      if (target->state == run_state::unstarted) die_unstarted(target);
+      if (target->state == run_state::unstarted) {
+        die_unstarted(target);
+      } else if (target->state == run_state::dead) {
+        // No live ancestor to take it (a cycle of dead greenlets): the
+        // thread's main greenlet, always live, does, rather than nobody.
+        target = ts.main;
+      }
     }
   }
   // A waiting task's greenlet (resume-locked) cannot take the result: its

@@ -33,6 +33,9 @@ struct thread_state : switch_state {
   std::size_t live = 0;
   std::uint64_t thread_index = 0;
   std::uint64_t next_id = 1;
+  // Counts set_parent() calls, so that kill() looks for a cycle its victim's
+  // old parent would close only when something was re-parented meanwhile.
+  std::uint64_t reparents = 0;
 
   // References dropped on other threads, for this thread to release.
   std::vector<greenlet_impl*> mail;  // guarded by foreign_release_mutex()
@@ -103,7 +106,8 @@ void dispose(thread_state* ts, greenlet_impl* g) noexcept;
 void release_stack(thread_state& ts, greenlet_impl* g) noexcept;
 // Kills a suspended greenlet with GreenletExit (as on its last release),
 // unless that cannot be done safely (it is suspended while its stack unwinds)
-// or it was reported leaked already.
+// or it was reported leaked already. g must not be an ancestor of the running
+// greenlet, which becomes its parent for the kill.
 void kill(thread_state& ts, greenlet_impl* g) noexcept;
 // kill(), then drops one reference the caller took: frees g if it died and
 // that was the last, reports and leaks it if it is still suspended and

@@ -153,7 +153,11 @@ class greenlet {
   // parent() is where run's result goes; empty for a main greenlet.
   greenlet parent() const;
   // set_parent(p) re-parents. Throws greenlet::error for a cycle, a parent in
-  // another thread, or on a main greenlet.
+  // another thread, or on a main greenlet. Parent chains never form a cycle:
+  // while a greenlet is killed (its last handle went away) its parent is the
+  // killer; when the kill returns its own parent is put back, unless meanwhile
+  // it became that parent's ancestor (a.set_parent(g) from g's GreenletExit
+  // handler): then it keeps the killer as its parent.
   void set_parent(const greenlet& parent);
 
   // id() is a number unique in the process; name() is an optional label
