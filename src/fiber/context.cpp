@@ -79,9 +79,19 @@ void throw_token_other_var(const std::string& var_name) {
 
 }  // namespace detail
 
-context greenlet::gr_context() const { return context(checked()->context_vars.vars); }
+// Another live thread's greenlet may run and replace its context meanwhile
+// (Python refuses one running there; here it may start running any time).
+context greenlet::gr_context() const {
+  detail::greenlet_impl* self = checked();
+  detail::refuse_other_thread(self, "read the context (gr_context()) of");
+  return context(self->context_vars.vars);
+}
 
 // The greenlet runs in a copy of ctx: a context of its own, with ctx's values.
-void greenlet::set_gr_context(const context& ctx) { checked()->context_vars = {ctx.data(), 0}; }
+void greenlet::set_gr_context(const context& ctx) {
+  detail::greenlet_impl* self = checked();
+  detail::refuse_other_thread(self, "set the context (set_gr_context()) of");
+  self->context_vars = {ctx.data(), 0};
+}
 
 }  // namespace greenlet

@@ -14,6 +14,18 @@ std::atomic<std::size_t> default_stack_bytes{128 * 1024};
 
 }  // namespace
 
+namespace detail {
+
+void refuse_other_thread(const greenlet_impl* g, const char* what) {
+  thread_state* owner = owner_of(g);
+  if (owner == nullptr || owner == tls_state) return;
+  throw error(errc::wrong_thread, std::string("cannot ") + what +
+                                      " a greenlet of another thread, which may change it meanwhile: do it on "
+                                      "the greenlet's own thread (hand work there with call_soon_threadsafe())");
+}
+
+}  // namespace detail
+
 void greenlet::throw_empty() {
   throw error(errc::empty_handle, "this greenlet handle is empty: assign it a greenlet(run) before using it");
 }
@@ -43,7 +55,12 @@ value greenlet::throw_(std::exception_ptr e) {
 bool greenlet::is_main() const { return checked()->is_main; }
 
 greenlet greenlet::parent() const {
-  detail::greenlet_impl* p = checked()->parent;
+  detail::greenlet_impl* self = checked();
+  if (self->is_main) return greenlet();
+  // Its thread may re-parent it meanwhile and free the old parent before
+  // this retains it.
+  detail::refuse_other_thread(self, "read the parent of");
+  detail::greenlet_impl* p = self->parent;
   if (p == nullptr) return greenlet();
   detail::retain(p);
   return from_impl(p);

@@ -95,6 +95,11 @@ value throw_to(thread_state& ts, greenlet_impl* target, std::exception_ptr error
 inline thread_state* owner_of(const greenlet_impl* g) noexcept {
   return static_cast<thread_state*>(g->owner.load(std::memory_order_acquire));
 }
+// refuse_other_thread(g, what) throws greenlet::error (errc::wrong_thread) when
+// g belongs to another thread that is still running: `what` reads or writes
+// state that thread changes without synchronization. After g's thread has
+// exited nothing changes g any more, so that is allowed.
+void refuse_other_thread(const greenlet_impl* g, const char* what);
 // Called on g's own thread when only handles on g's own stack (or none)
 // are left: kills a suspended g, frees an unstarted or dead one.
 void on_unreachable(thread_state& ts, greenlet_impl* g) noexcept;

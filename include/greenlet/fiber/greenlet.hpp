@@ -35,8 +35,10 @@ namespace greenlet {
 // destructor on it runs.
 //
 // Thread rules: a greenlet belongs to the thread that made it. Handles may be
-// copied and dropped on any thread; switch_, throw_ and set_parent on another
-// thread's greenlet throw greenlet::error.
+// copied and dropped on any thread; switch_, throw_, parent, set_parent,
+// gr_context and set_gr_context on another thread's greenlet throw
+// greenlet::error (errc::wrong_thread) while that thread runs: it changes
+// them without synchronization. Once it has exited they are allowed again.
 class greenlet {
  public:
   // An empty handle; assign a greenlet to it before use. Operations other
@@ -150,7 +152,10 @@ class greenlet {
   // is_main() is true for a thread's main greenlet.
   bool is_main() const;
 
-  // parent() is where run's result goes; empty for a main greenlet.
+  // parent() is where run's result goes; empty for a main greenlet. Throws greenlet::error
+  // (errc::wrong_thread) for a greenlet of another thread that still runs (Python allows
+  // g.parent anywhere, under its GIL; here that thread may re-parent it and free the old parent
+  // meanwhile); empty_handle on an empty handle.
   greenlet parent() const;
   // set_parent(p) re-parents. Throws greenlet::error for a cycle, a parent in
   // another thread, or on a main greenlet. Parent chains never form a cycle:
@@ -174,11 +179,13 @@ class greenlet {
 
   // gr_context() is a copy of this greenlet's context (greenlet's gr_context attribute): its
   // values, in a context object of its own (running it never conflicts with the greenlet's; see
-  // fiber/context.hpp). Throws greenlet::error on an empty handle.
+  // fiber/context.hpp). Throws greenlet::error on an empty handle, and errc::wrong_thread for a
+  // greenlet of another thread that still runs (Python's ValueError "running in a different
+  // thread" is for one running there; here one suspended there may start running any time).
   context gr_context() const;
   // set_gr_context(ctx) makes this greenlet run in a copy of ctx: ctx's values, in a context of
   // its own (tokens of its previous context are refused by reset()). Throws greenlet::error on an
-  // empty handle. Not synchronized: call it on the owning thread.
+  // empty handle, and errc::wrong_thread for a greenlet of another thread that still runs.
   void set_gr_context(const context& ctx);
 
   // empty() is true for a handle that refers to no greenlet (default-made or moved from). Throws
