@@ -155,6 +155,16 @@ void thread_state::process_mail() noexcept {
 
 thread_state::~thread_state() {
   exiting = true;
+  // No tracing while the thread's greenlets are killed: thread_locals made
+  // after this state are destroyed by now, and a trace function that uses
+  // one would use freed memory (Python's ThreadState destructor clears its
+  // trace function first too). settrace() from here on is not traced either.
+  // Its captures go now, so greenlets they hold are killed with the others.
+  tracing = false;
+  {
+    trace_function dropped = std::move(trace);
+    trace = nullptr;
+  }
   process_mail();
 
   // Kill what is still suspended, so destructors on those stacks run here,

@@ -29,6 +29,8 @@ unraisable_hook& hook() {
 trace_function settrace(trace_function f) {
   detail::thread_state& ts = detail::state();
   trace_function old = std::move(ts.trace);
+  // Thread exit's kills are never traced (see ~thread_state()).
+  if (ts.exiting) f = nullptr;
   ts.trace = std::move(f);
   ts.tracing = static_cast<bool>(ts.trace);
   return old;

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -291,6 +292,53 @@ TEST_F(TestGreenletTracing, SwitchToDeadGreenletLandingOnTheCallerIsTraced) {
     events = log.events;
   }
   EXPECT_EQ(events, (std::vector<std::string>{"switch main->main (cur=main)", "throw main->main (cur=main)"}));
+}
+
+// ThreadLocalProbe notes its destruction, as any thread_local a trace
+// function uses would go.
+struct ThreadLocalProbe {
+  bool* destroyed;
+  ~ThreadLocalProbe() { *destroyed = true; }
+};
+
+// Thread exit drops the trace function before it kills the thread's
+// unfinished greenlets, as Python's thread state does: the thread_locals made
+// after the thread's greenlet state are destroyed by then, and the trace
+// function used to be called by those kills all the same (a double free
+// where it used such a thread_local). A settrace() from a victim is ignored.
+TEST_F(TestGreenletTracing, ThreadExitKillsAreNotTraced) {
+  std::vector<std::string> events;
+  bool probe_destroyed = false;
+  bool traced_after_probe_destroyed = false;
+  bool killed = false;
+  bool trace_off_after_settrace_in_kill = false;
+  greenlet::greenlet kept;  // keeps g suspended past its thread's end
+  std::thread worker([&] {
+    greenlet::greenlet g([&] {
+      try {
+        greenlet::getcurrent().parent().switch_();
+      } catch (const greenlet::GreenletExit&) {
+        killed = true;
+        greenlet::settrace([&](auto&&...) { events.push_back("set during the kill"); });
+        trace_off_after_settrace_in_kill = !greenlet::gettrace();
+        throw;
+      }
+    });
+    greenlet::settrace([&](std::string_view event, const greenlet::greenlet&, const greenlet::greenlet&) {
+      thread_local ThreadLocalProbe probe{&probe_destroyed};  // made after the thread's greenlet state
+      if (probe_destroyed) traced_after_probe_destroyed = true;
+      events.emplace_back(event);
+    });
+    g.switch_();
+    kept = g;
+  });
+  worker.join();
+  EXPECT_TRUE(killed);
+  EXPECT_TRUE(kept.dead());
+  EXPECT_TRUE(probe_destroyed);
+  EXPECT_FALSE(traced_after_probe_destroyed);
+  EXPECT_TRUE(trace_off_after_settrace_in_kill);
+  EXPECT_EQ(events, (std::vector<std::string>{"switch", "switch"}));
 }
 
 }  // namespace

@@ -259,7 +259,11 @@ stack_mode thread_stack_mode();
 // throws, tracing is turned off and the exception is raised in the target.
 using trace_function = std::function<void(std::string_view event, const greenlet& origin, const greenlet& target)>;
 // settrace(f) sets this thread's trace function and returns the previous one;
-// an empty function turns tracing off.
+// an empty function turns tracing off. Tracing ends when the thread exits,
+// before its unfinished greenlets are killed (Python clears it then too): the
+// thread_locals the trace function may use can be destroyed by then, so those
+// kills are not traced, and settrace() called while they run (from a victim)
+// keeps tracing off.
 trace_function settrace(trace_function f);
 // gettrace() is this thread's trace function, empty if tracing is off. Throws only what copying
 // the function throws; per thread, so no synchronization is needed.
