@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <utility>
 
 #include "fiber/stack_copy.hpp"
 #include "fiber/thread_state.hpp"
@@ -223,14 +224,7 @@ greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* target, value& ar
                               "Hand work between threads with call_soon_threadsafe().");
     }
     if (target->state != run_state::dead) return target;
-    if (error && is_greenlet_exit(error)) {
-      try {
-        std::rethrow_exception(error);
-      } catch (const GreenletExit& exit) {
-        args = value(exit);
-      }
-      error = nullptr;
-    }
+    if (error && is_greenlet_exit(error)) args = value::of_exit(std::exchange(error, nullptr));
     target = target->parent;
     if (target == lap_start) throw_dead_parent_cycle();
     if (++lap == lap_length) {
@@ -269,21 +263,13 @@ greenlet_impl* run_to_completion(thread_state& ts, greenlet_impl* self) noexcept
     error = std::move(ts.transfer_error);
     ts.transfer_error = nullptr;
     ts.transfer_value.reset();
-    if (is_greenlet_exit(error)) {
-      try {
-        std::rethrow_exception(std::exchange(error, nullptr));
-      } catch (const GreenletExit& exit) {
-        result = value(exit);
-      } catch (...) {
-        error = std::current_exception();  // copying GreenletExit failed
-      }
-    }
+    if (is_greenlet_exit(error)) result = value::of_exit(std::exchange(error, nullptr));
   } else {
     value args = std::move(ts.transfer_value);
     try {
       result = self->ops->invoke(self, std::move(args));
-    } catch (const GreenletExit& exit) {
-      result = value(exit);
+    } catch (const GreenletExit&) {
+      result = value::of_exit(std::current_exception());  // as thrown: a derived class is not sliced
     } catch (...) {
       error = std::current_exception();
     }

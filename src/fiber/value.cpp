@@ -28,4 +28,9 @@ void throw_bad_value_access(const std::type_info* held, const std::type_info& wa
                          "returned (several values arrive as std::tuple)");
 }
 
+const std::type_info& held_exit_type(const std::exception_ptr& e) noexcept {
+  const GreenletExit* exit = exception_object<const GreenletExit>(e);
+  return exit != nullptr ? typeid(*exit) : typeid(GreenletExit);
+}
+
 }  // namespace greenlet::detail

@@ -7,6 +7,8 @@
 // validation of throw(type, value, tb); throw_(E) has no such arguments.
 #include <stdexcept>
 #include <string>
+#include <typeinfo>
+#include <utility>
 
 #include "support/greenlet_test.hpp"
 
@@ -122,6 +124,62 @@ TEST_F(ThrowTests, test_throw_goes_to_original_parent) {
   EXPECT_EQ(res.get<std::string>(), "caught");
   EXPECT_TRUE(g2.dead());
   EXPECT_TRUE(g1.dead());
+}
+
+// MyExit is `class MyExit(GreenletExit)` with an attribute of its own.
+struct MyExit : greenlet::GreenletExit {
+  explicit MyExit(int c) : greenlet::GreenletExit("MyExit"), code(c) {}
+  int code;
+};
+
+// expect_my_exit(v, code) checks that v holds the MyExit that ended a greenlet, whole.
+void expect_my_exit(greenlet::value& v, int code, const char* how) {
+  ASSERT_TRUE(v.holds<MyExit>()) << how << ": " << v.type().name();
+  EXPECT_TRUE(v.holds<const MyExit&>());
+  EXPECT_TRUE(v.holds<greenlet::GreenletExit>());
+  EXPECT_FALSE(v.holds<std::string>());
+  EXPECT_TRUE(v.type() == typeid(MyExit)) << v.type().name();
+  EXPECT_EQ(v.get<const MyExit&>().code, code);
+  EXPECT_EQ(v.get<MyExit>().code, code);
+  EXPECT_EQ(&v.get<MyExit>(), &v.get<greenlet::GreenletExit>());
+  EXPECT_STREQ(v.get<greenlet::GreenletExit>().what(), "MyExit");
+  try {
+    (void)v.get<std::string>();
+    ADD_FAILURE() << "get<std::string>() on a MyExit returned";
+  } catch (const greenlet::bad_value_access& e) {
+    EXPECT_NE(std::string(e.what()).find("MyExit"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(std::move(v).get<MyExit>().code, code);
+}
+
+// A GreenletExit subclass that ends a greenlet comes back to the parent as
+// itself, as in Python (isinstance(r, MyExit), r.code): it was sliced to a
+// plain GreenletExit, on each of the four ways it can come back.
+TEST_F(ThrowTests, GreenletExitSubclassComesBackWhole) {
+  greenlet::greenlet suspended([] { switch_up(); });
+  suspended.switch_();
+  greenlet::value r = suspended.throw_(MyExit(7));
+  expect_my_exit(r, 7, "thrown into a suspended greenlet");
+
+  r = suspended.throw_(MyExit(8));
+  expect_my_exit(r, 8, "thrown into a dead greenlet");
+
+  greenlet::greenlet raising([] { throw MyExit(9); });
+  r = raising.switch_();
+  expect_my_exit(r, 9, "thrown out of run");
+
+  greenlet::greenlet unstarted([] {});
+  r = unstarted.throw_(MyExit(10));
+  expect_my_exit(r, 10, "thrown into an unstarted greenlet");
+
+  // A plain GreenletExit comes back as before.
+  greenlet::greenlet plain([] { switch_up(); });
+  plain.switch_();
+  r = plain.throw_();
+  EXPECT_TRUE(r.holds<greenlet::GreenletExit>());
+  EXPECT_FALSE(r.holds<MyExit>());
+  EXPECT_TRUE(r.type() == typeid(greenlet::GreenletExit)) << r.type().name();
+  EXPECT_THROW((void)r.get<MyExit>(), greenlet::bad_value_access);
 }
 
 }  // namespace

@@ -77,6 +77,8 @@ TEST_F(Value, GetConstReadsTheHeldObject) {
   const std::vector<int>& numbers = v.get<const std::vector<int>>();
   EXPECT_EQ(numbers, (std::vector<int>{1, 2, 3}));
   EXPECT_EQ(&numbers, &v.get<std::vector<int>>());
+  EXPECT_TRUE(v.holds<const std::vector<int>&>());
+  EXPECT_EQ(&numbers, &v.get<const std::vector<int>&>());
 
   greenlet::value owner(std::make_unique<int>(42));
   EXPECT_EQ(*owner.get<const std::unique_ptr<int>>(), 42);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <new>
 #include <string>
 #include <tuple>
@@ -71,6 +72,28 @@ using stored_t =
 
 [[noreturn]] void throw_bad_value_access(const std::type_info* held, const std::type_info& wanted);
 
+// held_exit is how a value keeps the GreenletExit that ended a greenlet: the
+// exception as thrown, so that an object of a class derived from GreenletExit
+// comes back whole (Python returns the subclass instance), not sliced.
+struct held_exit {
+  std::exception_ptr error;
+};
+// held_exit_type(e) is the dynamic type of the GreenletExit e holds. Throws nothing.
+const std::type_info& held_exit_type(const std::exception_ptr& e) noexcept;
+
+// exception_object<E>(e) is the object e holds if it is an E (or derived from it), else null.
+// It lives as long as e does: rethrowing an exception_ptr throws the object itself, not a copy.
+template <class E>
+E* exception_object(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (E& object) {
+    return &object;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
 }  // namespace detail
 
 // value holds what one greenlet hands another on a switch: nothing (Python's
@@ -83,6 +106,16 @@ using stored_t =
 class value {
  public:
   value() noexcept = default;
+
+  // Internal: of_exit(e) holds the GreenletExit that ended a greenlet as thrown, e holding a
+  // GreenletExit or an object of a class derived from it: holds<E>(), get<E>() and type() see its
+  // dynamic type (holds<GreenletExit>() is true for any of them). Throws nothing.
+  static value of_exit(std::exception_ptr e) noexcept {
+    value v;
+    ::new (static_cast<void*>(v.buffer_)) detail::held_exit{std::move(e)};
+    v.ops_ = exit_ops();
+    return v;
+  }
 
   // value(x) holds a copy or move of x (a string literal becomes std::string).
   template <class T, class = std::enable_if_t<!std::is_same_v<std::decay_t<T>, value>>>
@@ -144,18 +177,27 @@ class value {
   // has_value() is !empty(): true when the value carries something. Throws nothing.
   bool has_value() const noexcept { return ops_ != nullptr; }
 
-  // type() is the held type, typeid(void) when empty.
-  const std::type_info& type() const noexcept { return ops_ ? ops_->type : typeid(void); }
+  // type() is the held type, typeid(void) when empty; for a GreenletExit that ended a greenlet,
+  // the type it was thrown as.
+  const std::type_info& type() const noexcept {
+    if (ops_ == exit_ops()) return detail::held_exit_type(exit()->error);
+    return ops_ ? ops_->type : typeid(void);
+  }
 
-  // holds<T>() tells whether get<T>() would succeed.
+  // holds<T>() tells whether get<T>() would succeed. For a GreenletExit that ended a greenlet, T
+  // may be the class it was thrown as or a base of it derived from GreenletExit.
   template <class T>
   bool holds() const noexcept {
-    using stored = std::remove_cv_t<T>;
+    using stored = std::remove_cvref_t<T>;
+    if constexpr (std::is_base_of_v<GreenletExit, stored>) {
+      if (ops_ == exit_ops()) return detail::exception_object<stored>(exit()->error) != nullptr;
+    }
     return ops_ == detail::ops_for<stored>() || (ops_ != nullptr && ops_->type == typeid(stored));
   }
 
-  // get<T>() is the held T; get<A, B>() is the held std::tuple<A, B>.
-  // Throws bad_value_access when the value holds another type or nothing.
+  // get<T>() is the held T; get<A, B>() is the held std::tuple<A, B>. T may be a const type or a
+  // reference (get<const T&>()), both read the held T. Throws bad_value_access when the value
+  // holds another type or nothing.
   template <class T, class... More>
   decltype(auto) get() & {
     if constexpr (sizeof...(More) == 0) {
@@ -207,13 +249,24 @@ class value {
   // (whose layout, inline or on the heap, was chosen for T, not const T).
   template <class T>
   T& checked() {
-    using stored = std::remove_cv_t<T>;
-    if (!holds<stored>()) detail::throw_bad_value_access(ops_ ? &ops_->type : nullptr, typeid(stored));
+    using stored = std::remove_cvref_t<T>;
+    if constexpr (std::is_base_of_v<GreenletExit, stored>) {
+      if (ops_ == exit_ops()) {
+        if (stored* object = detail::exception_object<stored>(exit()->error)) return *object;
+        detail::throw_bad_value_access(&type(), typeid(stored));
+      }
+    }
+    if (!holds<stored>()) detail::throw_bad_value_access(ops_ ? &type() : nullptr, typeid(stored));
     if constexpr (detail::value_fits_inline<stored>) {
       return *std::launder(reinterpret_cast<stored*>(buffer_));
     } else {
       return **reinterpret_cast<stored**>(buffer_);
     }
+  }
+
+  static const detail::value_ops* exit_ops() noexcept { return detail::ops_for<detail::held_exit>(); }
+  const detail::held_exit* exit() const noexcept {
+    return std::launder(reinterpret_cast<const detail::held_exit*>(buffer_));
   }
 
   void take(value& other) noexcept {
