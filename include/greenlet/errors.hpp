@@ -41,6 +41,9 @@ enum class errc {
   // context_var::reset() with a token made by another context_var (Python's ValueError "was created
   // by a different ContextVar")
   token_other_var,
+  // context::run() returning after fn replaced the greenlet's context (set_gr_context()): Python's
+  // RuntimeError "cannot exit context: thread state references a different context object"
+  context_replaced,
 };
 
 }  // namespace greenlet

@@ -44,6 +44,13 @@ context_slot exchange_current_context(context_slot slot) {
   return std::exchange(context_holder(state().current)->context_vars, std::move(slot));
 }
 
+bool leave_context(std::uint64_t id, context_slot& outer, context_ptr& vars) noexcept {
+  context_slot& slot = context_holder(tls_state->current)->context_vars;
+  if (slot.id != id) return false;
+  vars = std::exchange(slot, std::move(outer)).vars;
+  return true;
+}
+
 std::uint64_t next_context_var_id() noexcept {
   static std::atomic<std::uint64_t> next{1};
   return next.fetch_add(1, std::memory_order_relaxed);
@@ -58,6 +65,13 @@ void throw_context_entered() {
   throw error(errc::context_entered,
               "cannot enter context: it is already entered (its run() has not returned, in this greenlet or "
               "another); run a copy instead: auto inner = ctx; inner.run(fn)");
+}
+
+void throw_context_replaced() {
+  throw error(errc::context_replaced,
+              "cannot exit context: the greenlet's context was replaced inside run() (set_gr_context() on the "
+              "running greenlet); the greenlet keeps that context, and the context object the values it had "
+              "when run() began");
 }
 
 void throw_token_other_context(const std::string& var_name) {

@@ -25,6 +25,7 @@ class greenlet_category final : public std::error_category {
       case errc::resume_locked: return "greenlet resumed only by its owner";
       case errc::token_used: return "token already used";
       case errc::token_other_var: return "token made by another context variable";
+      case errc::context_replaced: return "context replaced inside run()";
     }
     return "unknown greenlet error";
   }

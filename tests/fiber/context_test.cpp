@@ -1,6 +1,7 @@
 // context_test.cpp: per-greenlet context variables, after greenlet's
 // src/greenlet/tests/test_contextvars.py.
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -232,6 +233,67 @@ TEST_F(ContextVarsTest, ContextRunKeepsItsOwnChanges) {
     EXPECT_EQ(snapshot.run([&] { return v.get(); }), 5);
   });
   g.switch_();
+}
+
+// set_gr_context() on the running greenlet inside ctx.run(fn) was undone
+// silently when run() returned (ctx took the other context's values, the
+// greenlet got its old context back). Python's run() raises RuntimeError
+// "cannot exit context: thread state references a different context object";
+// here errc::context_replaced, and the greenlet keeps the context it was given.
+TEST_F(ContextVarsTest, SetGrContextInsideRunIsKeptAndRunThrows) {
+  greenlet::greenlet g([] {
+    greenlet::context_var<int> var("v");
+    var.set(1);
+    greenlet::context other;
+    other.run([&] { var.set(5); });
+    greenlet::context ctx = greenlet::copy_context();
+    std::string message = expect_error(
+        [&] {
+          ctx.run([&] {
+            greenlet::getcurrent().set_gr_context(other);
+            EXPECT_EQ(var.get(-1), 5);
+            var.set(6);
+          });
+        },
+        greenlet::errc::context_replaced);
+    EXPECT_NE(message.find("cannot exit context"), std::string::npos) << message;
+    EXPECT_EQ(var.get(-1), 6);                             // the context given, with what fn set in it
+    EXPECT_EQ(ctx.run([&] { return var.get(-1); }), 1);    // ctx: left, with its values from before
+    EXPECT_EQ(other.run([&] { return var.get(-1); }), 5);  // set_gr_context() ran in a copy of other
+
+    // The same for a run() that returns a value.
+    expect_error(
+        [&] {
+          (void)ctx.run([&] {
+            greenlet::getcurrent().set_gr_context(other);
+            return 3;
+          });
+        },
+        greenlet::errc::context_replaced);
+    EXPECT_EQ(var.get(-1), 5);
+
+    // When fn throws, its exception goes on; the greenlet keeps its new context all the same.
+    auto replace_then_throw = [] {
+      greenlet::getcurrent().set_gr_context(greenlet::context());
+      throw std::runtime_error("fn failed");
+    };
+    EXPECT_THROW(ctx.run(replace_then_throw), std::runtime_error);
+    EXPECT_EQ(var.get(-1), -1);
+    EXPECT_FALSE(ctx.entered());
+
+    // A run() that leaves the context alone returns what fn returns, references included.
+    int x = 0;
+    int& same = ctx.run([&]() -> int& { return x; });
+    EXPECT_EQ(&same, &x);
+    auto set_seven = [&] {
+      var.set(7);
+      return var.get();
+    };
+    EXPECT_EQ(ctx.run(set_seven), 7);
+    EXPECT_EQ(ctx.run([&] { return var.get(-1); }), 7);
+  });
+  g.switch_();
+  EXPECT_TRUE(g.dead());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "greenlet/errors.hpp"
@@ -41,11 +42,17 @@ std::uint64_t current_context_id();
 // exchange_current_context(slot) makes slot the calling greenlet's current context and returns the
 // one it replaces. Throws std::bad_alloc only (the thread's first use of greenlets).
 context_slot exchange_current_context(context_slot slot);
+// leave_context(id, outer, vars) is context::run()'s exit: if the calling greenlet's current context
+// is still the one run() entered (identity id), it puts outer back and moves what the entered one
+// ended with into vars; true. False, changing nothing, if the greenlet's context was replaced
+// meanwhile (set_gr_context()): the greenlet keeps that one. Throws nothing.
+bool leave_context(std::uint64_t id, context_slot& outer, context_ptr& vars) noexcept;
 std::uint64_t next_context_var_id() noexcept;
 // next_context_id() is a new context identity, never 0. Throws nothing; any thread.
 std::uint64_t next_context_id() noexcept;
 // The misuse errors of context::run() and context_var::reset() (greenlet::error).
 [[noreturn]] void throw_context_entered();
+[[noreturn]] void throw_context_replaced();
 [[noreturn]] void throw_token_other_context(const std::string& var_name);
 [[noreturn]] void throw_token_used(const std::string& var_name);
 [[noreturn]] void throw_token_other_var(const std::string& var_name);
@@ -76,6 +83,9 @@ class LookupError : public std::runtime_error {
 //  - run() of a context object whose run() has not returned (in this greenlet, or in another one
 //    it switched to) throws errc::context_entered [RuntimeError "cannot enter context: ... is
 //    already entered"]: the outer run() would later overwrite what the inner one set.
+// And run() whose fn replaced the greenlet's context (set_gr_context() on the running greenlet)
+// throws errc::context_replaced when fn returns [RuntimeError "cannot exit context: thread state
+// references a different context object"] (see context::run()).
 // Running a copy instead is always allowed (auto inner = ctx; inner.run(fn)).
 
 // context is a snapshot of context-variable values (contextvars.Context), and an identity (see
@@ -110,21 +120,44 @@ class context {
   // run(fn) runs fn with this context current in the calling greenlet and returns what fn returns;
   // what fn sets stays in this context object, not in the caller's. Throws greenlet::error
   // (errc::context_entered) if this context is already entered, and what fn throws (the caller's
-  // context is back either way).
+  // context is back either way). If fn replaced the greenlet's context (set_gr_context() on the
+  // running greenlet), the greenlet keeps the context it was given, this context object keeps the
+  // values it had when run() began (what fn set in it went with the replaced context), and run()
+  // throws greenlet::error (errc::context_replaced) once fn returns (Python's RuntimeError "cannot
+  // exit context"; it used to undo the set_gr_context() silently). When fn throws, its exception
+  // goes on instead. A value fn returns is moved out (a non-movable result cannot be returned).
   template <class F>
-  decltype(auto) run(F&& fn) {
+  std::invoke_result_t<F> run(F&& fn) {
+    using result = std::invoke_result_t<F>;
     if (entered_) detail::throw_context_entered();
     if (id_ == 0) id_ = detail::next_context_id();
     struct leave {
       context* self;
       detail::context_slot outer;
-      ~leave() {
-        self->data_ = detail::exchange_current_context(std::move(outer)).vars;
+      bool left = false;
+      // now() leaves and says whether fn replaced the greenlet's context.
+      bool now() noexcept {
+        left = true;
         self->entered_ = false;
+        return !detail::leave_context(self->id_, outer, self->data_);
+      }
+      ~leave() {
+        if (!left) now();  // fn threw: its exception goes on
       }
     } guard{this, detail::exchange_current_context({data_, id_})};
     entered_ = true;
-    return std::forward<F>(fn)();
+    if constexpr (std::is_void_v<result>) {
+      std::forward<F>(fn)();
+      if (guard.now()) detail::throw_context_replaced();
+    } else {
+      result r = std::forward<F>(fn)();
+      if (guard.now()) detail::throw_context_replaced();
+      if constexpr (std::is_reference_v<result>) {
+        return static_cast<result>(r);
+      } else {
+        return r;
+      }
+    }
   }
 
   // Internal: data() is the immutable snapshot this context holds (null when empty). Throws nothing.
