@@ -195,9 +195,12 @@ TEST_F(ContextVarsTest, ResetRefusesATokenOfAnotherContext) {
 // context"), in the same greenlet or another one it switched to; the outer
 // run() goes on, and a copy may run inside.
 TEST_F(ContextVarsTest, RunOfAContextAlreadyEnteredIsRefused) {
-  greenlet::greenlet g([] {
+  // On main's stack: `other` below uses it while g is suspended, when g's
+  // locals are not at their addresses with stack copying.
+  greenlet::context ctx;
+  greenlet::greenlet g([&ctx] {
     greenlet::context_var<std::string> v("v", std::string("dflt"));
-    greenlet::context ctx = greenlet::copy_context();
+    ctx = greenlet::copy_context();
     ctx.run([&] {
       v.set("outer run");
       std::string message =
