@@ -1,7 +1,9 @@
 // asyncio/timeout.hpp: asyncio.timeout()/timeout_at() scopes and shield().
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -115,31 +117,81 @@ decltype(auto) timeout(std::optional<double> delay, F&& body) {
   return timeout_at(when, std::forward<F>(body));
 }
 
+namespace detail {
+
+// shield_link is what a shield's outer future knows of its inner one: the inner future and the id
+// of the callback that completes outer, for as long as that callback is registered (its
+// shield_registration clears `inner` when it is destroyed: after it ran, when removed, or with an
+// inner future dropped while pending). So outer refers to inner without owning it, and the two
+// pending together are no reference cycle.
+struct shield_link {
+  future_state* inner = nullptr;
+  std::uint64_t callback_id = 0;
+};
+// shield_registration is held, shared, by inner's done callback; its last copy unlinks.
+struct shield_registration {
+  std::shared_ptr<shield_link> link;
+  explicit shield_registration(std::shared_ptr<shield_link> l) noexcept : link(std::move(l)) {}
+  shield_registration(const shield_registration&) = delete;
+  shield_registration& operator=(const shield_registration&) = delete;
+  ~shield_registration() { link->inner = nullptr; }
+};
+
+// forget_inner(link) is asyncio's _outer_done_callback: once outer is done while inner is still
+// pending, inner's callback is removed, so an exception inner raises later is nobody's and the loop
+// reports it ("Task exception was never retrieved") when inner goes, as asyncio's does.
+inline void forget_inner(shield_link& link) noexcept {
+  if (link.inner != nullptr && !link.inner->done()) link.inner->remove_done_callback(link.callback_id);
+}
+
+// follow_inner(outer, in) is asyncio's _inner_done_callback: outer takes inner's outcome. If outer
+// was cancelled meanwhile, inner had finished before forget_inner() could detach this (the same
+// loop turn): asyncio then marks inner's exception retrieved, and so does this.
+template <class T>
+void follow_inner(Future<T>& outer, Future<T>& in) {
+  if (outer.cancelled()) {
+    if (!in.cancelled()) (void)in.exception();
+    return;
+  }
+  if (in.cancelled()) {
+    outer.cancel();
+  } else if (auto error = in.exception()) {
+    outer.set_exception(error);
+  } else if constexpr (std::is_void_v<T>) {
+    outer.set_result();
+  } else {
+    outer.set_result(in.result());
+  }
+}
+
+// shield_future(inner) is shield(inner).
+template <class T>
+Future<T> shield_future(Future<T> inner) {
+  if (inner.done()) return inner;
+  auto outer = get_running_loop().template create_future<T>();
+  auto link = std::make_shared<shield_link>();
+  link->inner = inner.state();
+  auto registration = std::make_shared<shield_registration>(link);
+  link->callback_id =
+      inner.add_done_callback([outer, registration](Future<T>& in) mutable { follow_inner(outer, in); });
+  outer.add_done_callback([link](Future<T>&) { forget_inner(*link); });
+  return outer;
+}
+
+}  // namespace detail
+
 // shield(f) returns a future that follows f but whose cancellation does not
 // cancel f: `await(shield(t))` in a task that gets cancelled raises
 // CancelledError there while t goes on. A function is run as a task first.
+// Once the shield is done (cancelled) while f still runs, f is on its own, as
+// asyncio's: an exception f raises later is reported through the loop's
+// exception handler ("Task exception was never retrieved") unless something
+// else retrieves it.
 // Throws RuntimeError with no running loop (unless f is already done), std::bad_alloc. Loop thread
 // only.
 template <class T>
 Future<T> shield(Future<T> inner) {
-  if (inner.done()) return inner;
-  auto outer = get_running_loop().template create_future<T>();
-  inner.add_done_callback([outer](Future<T>& in) mutable {
-    if (outer.cancelled()) {
-      if (!in.cancelled()) (void)in.exception();  // seen: not "never retrieved"
-      return;
-    }
-    if (in.cancelled()) {
-      outer.cancel();
-    } else if (auto error = in.exception()) {
-      outer.set_exception(error);
-    } else if constexpr (std::is_void_v<T>) {
-      outer.set_result();
-    } else {
-      outer.set_result(in.result());
-    }
-  });
-  return outer;
+  return detail::shield_future(std::move(inner));
 }
 // Overload of shield(Future<T>) for a Task: the shielded future follows inner, whose cancellation
 // the outer one does not pass on. Throws RuntimeError with no running loop; loop thread only.
@@ -152,7 +204,7 @@ Future<T> shield(const Task<T>& inner) {
 template <class F, class = std::enable_if_t<std::is_invocable_v<std::decay_t<F>&>>>
 auto shield(F&& fn) {
   auto task = create_task(std::forward<F>(fn));
-  return shield(static_cast<Future<typename decltype(task)::value_type>&>(task));
+  return detail::shield_future(static_cast<Future<typename decltype(task)::value_type>&>(task));
 }
 
 }  // namespace greenlet::asyncio
