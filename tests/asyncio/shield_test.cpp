@@ -1,5 +1,5 @@
 // shield_test.cpp: asyncio::shield() once its caller gave up (what becomes of
-// the shielded work's exception); ported from
+// the shielded work's exception) and with move-only results; ported from
 // CPython's Lib/test/test_asyncio/test_tasks.py (test_shield_*) and checked
 // against Python 3.11/3.12 running the same programs.
 #include <memory>
@@ -171,6 +171,66 @@ TEST_F(ShieldTests, test_inner_exception_retrieved_elsewhere_is_not_reported) {
     EXPECT_THROW(asyncio::await(inner), TestError);
   });
   EXPECT_TRUE(errors.messages.empty());
+}
+
+// copy_counter counts the copies made of it.
+struct copy_counter {
+  int* copies;
+  explicit copy_counter(int* c) : copies(c) {}
+  copy_counter(const copy_counter& o) : copies(o.copies) { ++*copies; }
+  copy_counter(copy_counter&&) noexcept = default;
+  copy_counter& operator=(const copy_counter&) = delete;
+  copy_counter& operator=(copy_counter&&) = delete;
+};
+
+// shield(fn) of a function with a move-only result compiles and gives the
+// result. Regression test, this once failed: it did not compile (the result
+// was copied from the inner task into the shield).
+TEST_F(ShieldTests, test_shield_function_move_only_result) {
+  asyncio::run([] {
+    auto p = asyncio::await(asyncio::shield([] { return std::make_unique<int>(5); }));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(*p, 5);
+  });
+}
+
+// shield(fn)'s task is the shield's own: its result is moved, not copied.
+TEST_F(ShieldTests, test_shield_function_result_is_moved) {
+  int copies = 0;
+  asyncio::run([&copies] {
+    auto shielded = asyncio::shield([&copies] { return copy_counter(&copies); });
+    (void)asyncio::await(shielded);  // a reference: no copy of its own
+  });
+  EXPECT_EQ(copies, 0);
+}
+
+// shield(t) of a shared task with a move-only result: the result is moved into
+// the shield, as gather() and await() of a temporary take one.
+TEST_F(ShieldTests, test_shield_task_move_only_result_moves_into_shield) {
+  asyncio::run([] {
+    auto inner = asyncio::create_task([] {
+      asyncio::sleep(0);
+      return std::make_unique<int>(7);
+    });
+    std::unique_ptr<int> p = asyncio::await(asyncio::shield(inner));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(*p, 7);
+    EXPECT_EQ(inner.result(), nullptr);  // moved out
+  });
+}
+
+// shield(f) of a shared task whose result can be copied leaves it to f's
+// other readers.
+TEST_F(ShieldTests, test_shield_task_copyable_result_is_copied) {
+  asyncio::run([] {
+    auto inner = asyncio::create_task([] {
+      asyncio::sleep(0);
+      return std::make_shared<int>(9);
+    });
+    auto p = asyncio::await(asyncio::shield(inner));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p, inner.result());
+  });
 }
 
 }  // namespace

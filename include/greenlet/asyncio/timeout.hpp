@@ -144,10 +144,22 @@ inline void forget_inner(shield_link& link) noexcept {
   if (link.inner != nullptr && !link.inner->done()) link.inner->remove_done_callback(link.callback_id);
 }
 
-// follow_inner(outer, in) is asyncio's _inner_done_callback: outer takes inner's outcome. If outer
-// was cancelled meanwhile, inner had finished before forget_inner() could detach this (the same
-// loop turn): asyncio then marks inner's exception retrieved, and so does this.
-template <class T>
+// shield_result<moved>(in) is what the outer future gets of inner's result: moved out when inner is
+// the shield's own task (`moved`) or T cannot be copied (as gather() and await() of a temporary take
+// a move-only result), copied otherwise (others may read inner too).
+template <bool moved, class T>
+decltype(auto) shield_result(Future<T>& in) {
+  if constexpr (moved || !std::is_copy_constructible_v<T>) {
+    return std::move(in.result());
+  } else {
+    return in.result();
+  }
+}
+
+// follow_inner<moved>(outer, in) is asyncio's _inner_done_callback: outer takes inner's outcome. If
+// outer was cancelled meanwhile, inner had finished before forget_inner() could detach this (the
+// same loop turn): asyncio then marks inner's exception retrieved, and so does this.
+template <bool moved, class T>
 void follow_inner(Future<T>& outer, Future<T>& in) {
   if (outer.cancelled()) {
     if (!in.cancelled()) (void)in.exception();
@@ -160,12 +172,13 @@ void follow_inner(Future<T>& outer, Future<T>& in) {
   } else if constexpr (std::is_void_v<T>) {
     outer.set_result();
   } else {
-    outer.set_result(in.result());
+    outer.set_result(shield_result<moved>(in));
   }
 }
 
-// shield_future(inner) is shield(inner).
-template <class T>
+// shield_future<moved>(inner) is shield(inner); `moved`: inner is the shield's own task, whose
+// result nobody else reads.
+template <bool moved, class T>
 Future<T> shield_future(Future<T> inner) {
   if (inner.done()) return inner;
   auto outer = get_running_loop().template create_future<T>();
@@ -173,7 +186,7 @@ Future<T> shield_future(Future<T> inner) {
   link->inner = inner.state();
   auto registration = std::make_shared<shield_registration>(link);
   link->callback_id =
-      inner.add_done_callback([outer, registration](Future<T>& in) mutable { follow_inner(outer, in); });
+      inner.add_done_callback([outer, registration](Future<T>& in) mutable { follow_inner<moved>(outer, in); });
   outer.add_done_callback([link](Future<T>&) { forget_inner(*link); });
   return outer;
 }
@@ -186,12 +199,13 @@ Future<T> shield_future(Future<T> inner) {
 // Once the shield is done (cancelled) while f still runs, f is on its own, as
 // asyncio's: an exception f raises later is reported through the loop's
 // exception handler ("Task exception was never retrieved") unless something
-// else retrieves it.
+// else retrieves it. A result that cannot be copied is moved from f into the
+// shield (as gather() takes one): read it from the shield, not from f.
 // Throws RuntimeError with no running loop (unless f is already done), std::bad_alloc. Loop thread
 // only.
 template <class T>
 Future<T> shield(Future<T> inner) {
-  return detail::shield_future(std::move(inner));
+  return detail::shield_future<false>(std::move(inner));
 }
 // Overload of shield(Future<T>) for a Task: the shielded future follows inner, whose cancellation
 // the outer one does not pass on. Throws RuntimeError with no running loop; loop thread only.
@@ -200,11 +214,12 @@ Future<T> shield(const Task<T>& inner) {
   return shield(static_cast<const Future<T>&>(inner));
 }
 // Overload of shield(Future<T>) for a function: runs fn as a new task (create_task()) and shields
-// it. Throws RuntimeError with no running loop; loop thread only.
+// it; the task's result (a move-only one too) is moved into the shield, not copied. Throws
+// RuntimeError with no running loop; loop thread only.
 template <class F, class = std::enable_if_t<std::is_invocable_v<std::decay_t<F>&>>>
 auto shield(F&& fn) {
   auto task = create_task(std::forward<F>(fn));
-  return detail::shield_future(static_cast<Future<typename decltype(task)::value_type>&>(task));
+  return detail::shield_future<true>(static_cast<Future<typename decltype(task)::value_type>&>(task));
 }
 
 }  // namespace greenlet::asyncio
