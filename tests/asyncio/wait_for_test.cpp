@@ -1,6 +1,7 @@
 // wait_for_test.cpp: asyncio::wait_for. Ported from CPython's
 // Lib/test/test_asyncio/test_waitfor.py (AsyncioWaitForTest) and
 // test_tasks.py (test_cancel_wait_for); each case names its source.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -399,6 +400,101 @@ TEST_F(WaitForTests, test_cancel_wait_for_twice) {
   });
   EXPECT_EQ(log, (Strings{"inner cancelled CancelledError(m) t=1", "cleanup cancelled CancelledError(m2) t=2",
                           "inner cleanup done t=5", "awaiting outer: CancelledError(m2) t=5"}));
+}
+
+// Python's wait_for(fut, timeout=None), a common pass-through: no deadline,
+// the result comes when the future has it.
+// Regression test, this once failed: wait_for() took only a double, so a
+// std::nullopt (or an empty std::optional<double>) timeout did not compile.
+TEST_F(WaitForTests, test_wait_for_none_timeout) {
+  asyncio::event_loop loop(virtual_time());
+  auto fut = loop.create_future<std::string>();
+  loop.call_later(0.1, [fut]() mutable { fut.set_result("done"); });
+  EXPECT_EQ(loop.run_until_complete([&] { return asyncio::wait_for(fut, std::nullopt); }), "done");
+  EXPECT_DOUBLE_EQ(loop.time(), 0.1);
+  const std::optional<double> none;
+  EXPECT_EQ(loop.run_until_complete([&] {
+    return asyncio::wait_for(
+        [] {
+          asyncio::sleep(3600);
+          return 5;
+        },
+        none);
+  }),
+            5);
+  EXPECT_DOUBLE_EQ(loop.time(), 3600.1);
+}
+
+// wait_for(x, std::nullopt) gives x's exception, as awaiting x does.
+TEST_F(WaitForTests, test_wait_for_none_timeout_raises_inner_exception) {
+  asyncio::event_loop loop(virtual_time());
+  EXPECT_THROW(loop.run_until_complete([] {
+    asyncio::wait_for(
+        [] {
+          asyncio::sleep(0.1);
+          throw TestError("inner");
+        },
+        std::nullopt);
+  }),
+               TestError);
+}
+
+// wait_for(x, std::nullopt) is `await x` for cancellation too (Python 3.11
+// prints the same): the waiting task's cancel goes on to x; an x that
+// swallows it and returns a value has that value returned, a future
+// cancelled with it raises CancelledError with its message.
+TEST_F(WaitForTests, test_wait_for_none_timeout_cancel_as_await) {
+  asyncio::event_loop loop(virtual_time());
+  Strings log;
+  loop.run_until_complete([&] {
+    auto inner = asyncio::create_task([&] {
+      try {
+        asyncio::sleep(1);
+      } catch (const asyncio::CancelledError&) {
+        log.push_back("inner cancelled");
+        return 42;
+      }
+      return 0;
+    });
+    auto outer = asyncio::create_task([&] { return asyncio::wait_for(inner, std::nullopt); });
+    asyncio::sleep(0.1);
+    outer.cancel("m");
+    EXPECT_EQ(asyncio::await(outer), 42);
+    EXPECT_EQ(outer.cancelling(), 1);
+
+    auto never = asyncio::get_running_loop().create_future<int>();
+    auto waiting = asyncio::create_task([&] { return asyncio::wait_for(never, std::nullopt); });
+    asyncio::sleep(0.1);
+    waiting.cancel("x");
+    try {
+      asyncio::await(waiting);
+      log.push_back("waiting returned");
+    } catch (const asyncio::CancelledError& e) {
+      log.push_back("waiting: CancelledError(" + std::string(e.message()) + ")");
+    }
+    EXPECT_TRUE(never.cancelled());
+  });
+  EXPECT_EQ(log, (Strings{"inner cancelled", "waiting: CancelledError(x)"}));
+}
+
+// The timeout spellings that compiled with a double parameter still do, and
+// mean the same: an int literal, a float, a long, a double, and optionals.
+TEST_F(WaitForTests, test_wait_for_timeout_spellings) {
+  asyncio::event_loop loop(virtual_time());
+  auto slow = [] {
+    asyncio::sleep(10);
+    return 1;
+  };
+  loop.run_until_complete([&] {
+    EXPECT_THROW(asyncio::wait_for(slow, 1), asyncio::TimeoutError);
+    EXPECT_THROW(asyncio::wait_for(slow, 1L), asyncio::TimeoutError);
+    EXPECT_THROW(asyncio::wait_for(slow, 0.5f), asyncio::TimeoutError);
+    EXPECT_THROW(asyncio::wait_for(slow, 0.5), asyncio::TimeoutError);
+    EXPECT_THROW(asyncio::wait_for(slow, std::optional<double>(0.5)), asyncio::TimeoutError);
+    EXPECT_THROW(asyncio::wait_for(slow, std::optional<int>(1)), asyncio::TimeoutError);
+    EXPECT_EQ(asyncio::wait_for(slow, 11), 1);
+  });
+  EXPECT_DOUBLE_EQ(loop.time(), 1 + 1 + 0.5 + 0.5 + 0.5 + 1 + 10);
 }
 
 }  // namespace

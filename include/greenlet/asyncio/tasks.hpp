@@ -265,9 +265,24 @@ wait_result<F> wait(const std::vector<F>& futures, std::optional<double> timeout
   return result;
 }
 
+namespace detail {
+// wait_for_result(f) is what wait_for() returns of a done f: its result by value (moved out if it
+// cannot be copied, as take_result()), or its exception rethrown.
+template <class F>
+typename F::value_type wait_for_result(F& f) {
+  if constexpr (std::is_void_v<typename F::value_type>) {
+    f.result();
+  } else {
+    return take_result(f);
+  }
+}
+}  // namespace detail
+
 // wait_for(x, timeout) awaits x (a future, task or function); at the
 // timeout it cancels x, waits for the cancellation to finish and raises
-// TimeoutError. If the waiting task is cancelled, x is cancelled with the same
+// TimeoutError. A timeout of std::nullopt (Python's timeout=None) waits
+// without one: wait_for(x, std::nullopt) is await(x) by value, cancellation
+// included. If the waiting task is cancelled, x is cancelled with the same
 // message and wait_for() waits until x is done before raising CancelledError,
 // so x never runs on after wait_for() returned (asyncio's bpo-32751); further
 // cancels meanwhile are passed on to x too. If x swallows that cancel and
@@ -277,16 +292,22 @@ wait_result<F> wait(const std::vector<F>& futures, std::optional<double> timeout
 // x's own exception otherwise comes out as await() gives it. With a timeout
 // above zero it suspends at least once, even for an x already done (as
 // Python 3.11's); with zero or less, an x already done is taken at once.
+// The timeout is in seconds: a double, an integer, or an optional of them.
 // RuntimeError outside a task. A task of the loop thread only.
 template <class X>
-auto wait_for(X&& x, double timeout) {
+auto wait_for(X&& x, std::optional<double> timeout) {
   auto f = detail::as_future(std::forward<X>(x));
+  if (!timeout) {
+    // Python's wait_for(x, None) is `return await x`.
+    detail::await_inline(f.state());
+    return detail::wait_for_result(f);
+  }
   std::exception_ptr cancelled;  // the waiting task's own
   std::string message;
   try {
     // A timeout of zero or less (not NaN) takes x as it is, without suspending, as
     // Python 3.11's wait_for; any other waits at least one loop turn (see wait()).
-    if (!(timeout <= 0)) detail::wait_until({f.state()}, timeout, FIRST_COMPLETED);
+    if (!(*timeout <= 0)) detail::wait_until({f.state()}, timeout, FIRST_COMPLETED);
   } catch (const CancelledError& e) {
     // Waiting goes on out of the handler: a task must not suspend inside one.
     cancelled = std::current_exception();
@@ -302,12 +323,7 @@ auto wait_for(X&& x, double timeout) {
     if (std::exception_ptr own = detail::cancel_and_wait(f.state(), "")) std::rethrow_exception(own);
     if (f.cancelled() || !f.done()) throw TimeoutError("wait_for() timed out");
   }
-  using T = typename decltype(f)::value_type;
-  if constexpr (std::is_void_v<T>) {
-    f.result();
-  } else {
-    return detail::take_result(f);
-  }
+  return detail::wait_for_result(f);
 }
 
 // as_completed(fs, timeout) yields the futures in the order they finish:
