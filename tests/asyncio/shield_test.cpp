@@ -88,7 +88,7 @@ TEST_F(ShieldTests, test_shielded_task_failing_after_caller_cancelled_is_reporte
   }
   EXPECT_EQ(errors.messages, (Strings{"Task exception was never retrieved"}));
   EXPECT_EQ(errors.whats, (Strings{"work failed"}));
-  EXPECT_EQ(errors.sources, (Strings{"<Task finished name='" + work_name + "' exception=work failed>"}));
+  EXPECT_EQ(errors.sources, (Strings{"<Task finished name='" + work_name + "' exception=TestError('work failed')>"}));
 }
 
 // The same through the default exception handler: the exact text on stderr.
@@ -114,7 +114,7 @@ TEST_F(ShieldTests, test_shielded_task_failure_report_text) {
             "asyncio: Task exception was never retrieved\n"
             "  in <Task finished name='" +
                 work_name +
-                "' exception=work failed>\n"
+                "' exception=TestError('work failed')>\n"
                 "  exception: work failed\n");
 }
 
