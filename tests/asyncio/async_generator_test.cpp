@@ -919,4 +919,108 @@ TEST_F(AsyncGenProtocolTests, move_only_sent_values) {
   EXPECT_EQ(sum, 11);
 }
 
+// -------------------------------------- a body that fails at its yield
+
+using AsyncGenFailureTests = greenlet_test::GreenletTest;
+
+// whats_of(group) is the whats of an ExceptionGroup's exceptions.
+Strings whats_of(const asyncio::ExceptionGroup& group) {
+  Strings whats;
+  for (const std::exception_ptr& e : group.exceptions()) whats.push_back(asyncio_test::what_of(e));
+  return whats;
+}
+
+// A task group's child fails while the body is parked at its yield inside
+// the group: the body's task is cancelled there and the group raises
+// ExceptionGroup. The next anext() raises it, as Python's does (the body runs
+// in the consumer's task there, the failure surfacing when it resumes); then
+// the generator is finished. The error went to the exception handler ("had no
+// anext() to go to") and the next anext() returned std::nullopt as if the
+// body had ended normally.
+TEST_F(AsyncGenFailureTests, task_group_failure_at_the_yield_is_raised_by_the_next_anext) {
+  error_log errors;
+  asyncio::run(
+      [&] {
+        errors.attach(asyncio::get_running_loop());
+        AG gen([](AG::context& co) {
+          asyncio::task_group([&](asyncio::TaskGroup& tg) {
+            tg.create_task([] {
+              asyncio::sleep(0.01);
+              throw TestError("child");
+            });
+            co.yield(1);
+            asyncio::sleep(1);
+          });
+        });
+        EXPECT_EQ(gen.anext(), 1);
+        asyncio::sleep(0.05);  // the child fails meanwhile
+        EXPECT_TRUE(gen.finished());
+        try {
+          gen.anext();
+          ADD_FAILURE() << "no ExceptionGroup";
+        } catch (const asyncio::ExceptionGroup& e) {
+          EXPECT_EQ(whats_of(e), (Strings{"child"}));
+        }
+        EXPECT_EQ(gen.anext(), std::nullopt);
+      },
+      virtual_time());
+  EXPECT_EQ(errors.messages, Strings{});
+}
+
+// The body's own timeout() expiring while it is parked at its yield: the next
+// step raises the TimeoutError, athrow() too (rather than what it throws in),
+// and asend() on another generator; then the generators are finished.
+TEST_F(AsyncGenFailureTests, timeout_at_the_yield_is_raised_by_the_next_athrow_or_asend) {
+  error_log errors;
+  asyncio::run(
+      [&] {
+        errors.attach(asyncio::get_running_loop());
+        auto body = [](SendingAG::context& co) {
+          asyncio::timeout(0.01, [&] {
+            co.yield(1);
+            co.yield(2);
+          });
+        };
+        SendingAG thrown_into(body);
+        SendingAG sent_to(body);
+        EXPECT_EQ(thrown_into.anext(), 1);
+        EXPECT_EQ(sent_to.anext(), 1);
+        asyncio::sleep(0.05);
+        EXPECT_THROW(thrown_into.athrow(TestError("thrown in")), asyncio::TimeoutError);
+        EXPECT_EQ(thrown_into.athrow(TestError("thrown in")), std::nullopt);
+        EXPECT_THROW(sent_to.asend(5), asyncio::TimeoutError);
+        EXPECT_EQ(sent_to.asend(5), std::nullopt);
+      },
+      virtual_time());
+  EXPECT_EQ(errors.messages, Strings{});
+}
+
+// A failure at the yield that no step raised goes to the exception handler
+// when the generator is closed (aclose() returns normally, as in Python,
+// where the failure would only have surfaced on a resumption) or destroyed.
+TEST_F(AsyncGenFailureTests, failure_at_the_yield_is_reported_if_closed_or_destroyed_first) {
+  error_log errors;
+  asyncio::run(
+      [&] {
+        errors.attach(asyncio::get_running_loop());
+        auto body = [](AG::context& co) { asyncio::timeout(0.01, [&] { co.yield(1); }); };
+        AG closed(body);
+        std::optional<AG> destroyed(AG{body});
+        EXPECT_EQ(closed.anext(), 1);
+        EXPECT_EQ(destroyed->anext(), 1);
+        asyncio::sleep(0.05);
+        closed.aclose();
+        EXPECT_EQ(closed.anext(), std::nullopt);
+        destroyed.reset();
+      },
+      virtual_time());
+  ASSERT_EQ(errors.messages.size(), 2u);
+  EXPECT_EQ(errors.messages[0],
+            "an asynchronous generator failed at its yield and was closed before an anext() raised it");
+  EXPECT_EQ(errors.messages[1],
+            "an asynchronous generator failed at its yield and was destroyed before an anext() raised it");
+  EXPECT_EQ(errors.whats[0], errors.whats[1]);
+  EXPECT_THROW(std::rethrow_exception(errors.exceptions[0]), asyncio::TimeoutError);
+}
+
 }  // namespace

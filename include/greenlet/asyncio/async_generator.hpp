@@ -71,7 +71,11 @@ struct no_value {};
 // e there; both return the next value yielded, or std::nullopt if the body
 // returns instead (Python's StopAsyncIteration). If the consumer is
 // cancelled while the body runs, the body is cancelled too (in Python they
-// share a task). aclose() raises GeneratorExit at the pending yield and
+// share a task). A body that fails while parked at its yield (its own
+// timeout() expires there, or a child of its task group fails) keeps the
+// error for the next anext(), asend() or athrow(), which raise it (Python
+// raises it when the body resumes); aclose() or the destructor coming first
+// report it to the loop's exception handler. aclose() raises GeneratorExit at the pending yield and
 // waits for the body to finish. Destroying a suspended generator raises
 // GeneratorExit there without waiting (asyncio's finalizer hook schedules
 // aclose()); the body then unwinds in its own task. A call under way
@@ -164,14 +168,15 @@ class async_generator {
   ~async_generator() { release(); }
 
   // anext() runs the body to its next yield and returns the value, or
-  // std::nullopt once it has returned. Rethrows what the body throws.
-  // RuntimeError if the body is already running (e.g. another task is in
-  // anext(), or an anext() was cancelled and the body has not stopped yet),
-  // or outside a task; CancelledError if the caller is cancelled. A task of
-  // the loop thread only.
+  // std::nullopt once it has returned. Rethrows what the body throws, also
+  // what it failed with at its last yield while nobody waited. RuntimeError
+  // if the body is already running (e.g. another task is in anext(), or an
+  // anext() was cancelled and the body has not stopped yet), or outside a
+  // task; CancelledError if the caller is cancelled. A task of the loop
+  // thread only.
   std::optional<T> anext() {
     shared& s = checked();
-    if (s.state == status::finished) return std::nullopt;
+    if (s.state == status::finished) return end_of(s);
     return step(s, "anext()", [&s] { s.resume.set_result(); });
   }
 
@@ -186,7 +191,7 @@ class async_generator {
   template <class S = Send>
   requires(!std::is_void_v<S>) std::optional<T> asend(std::type_identity_t<std::optional<S>> value) {
     shared& s = checked();
-    if (s.state == status::finished) return std::nullopt;
+    if (s.state == status::finished) return end_of(s);
     if (s.state == status::unstarted && value) {
       throw generator_error(generator_errc::just_started,
                             "can't send non-None value to a just-started async generator");
@@ -207,7 +212,7 @@ class async_generator {
   std::optional<T> athrow(std::exception_ptr error) {
     shared& s = checked();
     if (!error) throw ValueError("athrow(): the exception_ptr is null");
-    if (s.state == status::finished) return std::nullopt;
+    if (s.state == status::finished) return end_of(s);
     if (s.state == status::unstarted) {
       s.state = status::finished;
       std::rethrow_exception(std::move(error));
@@ -222,22 +227,27 @@ class async_generator {
   }
 
   // aclose() raises GeneratorExit at the pending yield and waits until the
-  // body finishes. Nothing happens to a finished generator; an unstarted
-  // one is finished without running. Throws RuntimeError if the body yields
-  // instead, or is running; other exceptions of the body pass through;
-  // CancelledError if the caller is cancelled. A task of the loop thread only.
+  // body finishes. Nothing happens to a finished generator (an error the
+  // body failed with at its yield that no call raised goes to the loop's
+  // exception handler); an unstarted one is finished without running.
+  // Throws RuntimeError if the body yields instead, or is running; other
+  // exceptions of the body pass through; CancelledError if the caller is
+  // cancelled. A task of the loop thread only.
   void aclose() {
     shared& s = checked();
     if (s.state == status::unstarted) s.state = status::finished;
-    if (s.state == status::finished) return;
+    if (s.state == status::finished) {
+      report_failure(s, "an asynchronous generator failed at its yield and was closed before an anext() raised it");
+      return;
+    }
     step(s, "aclose()", [&s] {
       s.closing = true;
       s.resume.set_exception(std::make_exception_ptr(::greenlet::GeneratorExit()));
     });
   }
 
-  // finished() is true once the body has ended (or was closed unstarted). Throws nothing; loop
-  // thread only.
+  // finished() is true once the body has ended (or was closed unstarted); one that failed at its
+  // yield is finished, its error still raised by the next anext(). Throws nothing; loop thread only.
   bool finished() const { return s_ == nullptr || s_->state == status::finished; }
   // operator bool() is false for a moved-from generator. Throws nothing.
   explicit operator bool() const noexcept { return s_ != nullptr; }
@@ -276,6 +286,10 @@ class async_generator {
     bool closing = false;
     bool in_flight = false;  // a call awaits `item` (see orphan)
     bool abandoned = false;  // the generator is gone: the body must not park again
+    // What the body threw when no call waited for it (it failed at its yield,
+    // woken by its own timeout() or task group): raised by the next anext(),
+    // asend() or athrow(), reported if the generator is closed first.
+    std::exception_ptr failure;
     // What asend() hands to the pending yield.
     [[no_unique_address]] std::conditional_t<std::is_void_v<Send>, detail::no_value, received_type> sent;
     // The context of the step: the side that hands control over (the
@@ -443,33 +457,61 @@ class async_generator {
     if (!s.item.done()) s.item.set_result(std::nullopt);
   }
 
+  // finish_with(s, error) ends the generator with error: raised by the call
+  // waiting for the body, else kept for the next one (the body failed at its
+  // yield: its own timeout() fired there, or a child of its task group
+  // failed), else, once nobody will step the generator again (its
+  // destructor or asyncio::run()'s end closed it), reported.
   static void finish_with(shared& s, std::exception_ptr error) {
     s.state = status::finished;
     hand_context(s, s.body_held);
     if (!s.item.done()) {
       s.item.set_exception(std::move(error));
-    } else {
-      report_unawaited(s, std::move(error));
+    } else if (s.closing || s.abandoned) {
+      report_unawaited(s, std::move(error), nullptr);
+    } else if (!s.item.cancelled() || !is_cancel(error)) {
+      s.failure = std::move(error);  // a CancelledError after a cancelled item is the consumer's own
     }
   }
 
-  // report_unawaited(s, error) hands the loop's exception handler what the
-  // body threw with no call waiting for it: closed by its destructor
-  // or at asyncio::run()'s end, or its consumer cancelled meanwhile (a
-  // CancelledError then is the consumer's own and not reported).
-  static void report_unawaited(const shared& s, std::exception_ptr error) noexcept {
+  // end_of(s) is what a call on the finished generator s gets: the error the
+  // body failed with while nobody waited (once), else std::nullopt.
+  static std::optional<T> end_of(shared& s) {
+    if (s.failure) std::rethrow_exception(std::exchange(s.failure, nullptr));
+    return std::nullopt;
+  }
+
+  // report_failure(s, message) reports the error the body failed with at
+  // its yield if no call raised it: the generator was closed or destroyed
+  // first.
+  static void report_failure(shared& s, const char* message) noexcept {
+    if (s.failure) report_unawaited(s, std::exchange(s.failure, nullptr), message);
+  }
+
+  // is_cancel(error) is true for a CancelledError.
+  static bool is_cancel(const std::exception_ptr& error) noexcept {
     try {
       std::rethrow_exception(error);
     } catch (const CancelledError&) {
-      return;
+      return true;
     } catch (...) {
+      return false;
     }
+  }
+
+  // report_unawaited(s, error, message) hands the loop's exception handler
+  // what the body threw with no call to go to, with message (by default
+  // what the body was doing). A CancelledError is not reported: the body was
+  // cancelled as asked.
+  static void report_unawaited(const shared& s, std::exception_ptr error, const char* message) noexcept {
+    if (is_cancel(error)) return;
     try {
       detail::loop_core* loop = detail::running_loop();
       if (loop == nullptr) return;
       detail::exception_context report;
-      report.message = s.closing ? "an error occurred during closing of asynchronous generator"
-                                 : "an asynchronous generator's exception had no anext() to go to";
+      report.message = message != nullptr ? message
+                       : s.closing        ? "an error occurred during closing of asynchronous generator"
+                                          : "an asynchronous generator's exception had no anext() to go to";
       report.exception = std::move(error);
       if (loop->current_task != nullptr) report.source = loop->current_task->repr();
       loop->report(report);
@@ -527,10 +569,12 @@ class async_generator {
   }
 
   // abandon(s) finalizes a generator nobody holds any more: GeneratorExit at
-  // its pending yield, without waiting. A body still running (its consumer
+  // its pending yield, without waiting; an error it failed with at its yield
+  // that no call raised is reported. A body still running (its consumer
   // was cancelled) goes on; it is closed at its next yield.
   static void abandon(shared& s) noexcept {
     s.abandoned = true;
+    report_failure(s, "an asynchronous generator failed at its yield and was destroyed before an anext() raised it");
     raise_exit(s);
     s.task = Task<void>();
   }
