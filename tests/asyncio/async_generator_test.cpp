@@ -93,40 +93,44 @@ TEST_F(AsyncGenLifetimeTests, dropped_while_anext_waits_for_running_body) {
   EXPECT_EQ(log, (Strings{"dropped", "got 7", "~body"}));
 }
 
-// The consumer cancelled while the body awaits, the body swallowing the
-// cancellation and yielding, the generator dropped meanwhile: nobody will
-// resume it, so that yield raises GeneratorExit (the finalizer's) instead of
-// parking the body until the loop closes.
+// A body woken at its yield by its own task group (a child failed), which
+// swallows that error and runs on, the generator dropped meanwhile: nobody
+// will resume it, so its next yield raises GeneratorExit (the finalizer's)
+// instead of parking the body until the loop closes. (A consumer's cancel no
+// longer leaves a body running: anext() waits for it to settle.)
 TEST_F(AsyncGenLifetimeTests, abandoned_running_body_is_closed_at_its_next_yield) {
   Strings log;
   asyncio::run(
       [&] {
         std::optional<AG> holder(AG([&](AG::context& co) {
           try {
-            asyncio::sleep(10);
-          } catch (const asyncio::CancelledError&) {
-            log.push_back("body cancelled");
+            asyncio::task_group([&](asyncio::TaskGroup& tg) {
+              tg.create_task([] {
+                asyncio::sleep(0.5);
+                throw TestError("child");
+              });
+              co.yield(1);
+            });
+          } catch (const asyncio::ExceptionGroup&) {
+            log.push_back("body woken at its yield");
           }
           asyncio::sleep(1);  // still running when the generator is dropped
           try {
-            co.yield(1);
+            co.yield(2);
           } catch (const greenlet::GeneratorExit&) {
             log.push_back("GeneratorExit at the yield");
             throw;
           }
           log.push_back("resumed");
         }));
-        auto consumer = asyncio::create_task([&] { holder->anext(); });
-        asyncio::sleep(0);
-        asyncio::sleep(0);  // the body sleeps
-        consumer.cancel();
-        EXPECT_THROW(asyncio::await(consumer), asyncio::CancelledError);
+        EXPECT_EQ(holder->anext(), 1);
+        asyncio::sleep(0.75);  // the body sleeps, on its own
         holder.reset();
         log.push_back("dropped");
         asyncio::sleep(2);
       },
       virtual_time());
-  EXPECT_EQ(log, (Strings{"body cancelled", "dropped", "GeneratorExit at the yield"}));
+  EXPECT_EQ(log, (Strings{"body woken at its yield", "dropped", "GeneratorExit at the yield"}));
 }
 
 // vm_bytes() is the process's virtual size.
@@ -1021,6 +1025,138 @@ TEST_F(AsyncGenFailureTests, failure_at_the_yield_is_reported_if_closed_or_destr
             "an asynchronous generator failed at its yield and was destroyed before an anext() raised it");
   EXPECT_EQ(errors.whats[0], errors.whats[1]);
   EXPECT_THROW(std::rethrow_exception(errors.exceptions[0]), asyncio::TimeoutError);
+}
+
+// ---------------------------------------------- a cancelled anext()
+
+using AsyncGenCancelTests = greenlet_test::GreenletTest;
+
+// A consumer's anext() cancelled (by its timeout()) while the body awaits
+// cancels the body there and waits until the body has unwound, as in Python
+// (and as wait_for() waits, bpo-32751): its cleanup runs before anext()
+// raises, and the next anext() and aclose() see a finished generator. The
+// TimeoutError came first, the cleanup ran on afterwards, and an anext() or
+// aclose() right away said "asynchronous generator is already running".
+TEST_F(AsyncGenCancelTests, cancelled_anext_returns_once_the_body_has_unwound) {
+  Strings log;
+  asyncio::run(
+      [&] {
+        AG gen([&](AG::context& co) {
+          try {
+            asyncio::sleep(1);
+            co.yield(1);
+          } catch (const asyncio::CancelledError&) {
+            log.push_back("cleanup start");
+            asyncio::sleep(0.01);
+            log.push_back("cleanup end");
+            throw;
+          }
+        });
+        try {
+          asyncio::timeout(0.01, [&] { gen.anext(); });
+          log.push_back("anext returned");
+        } catch (const asyncio::TimeoutError&) {
+          log.push_back("anext: TimeoutError");
+        }
+        EXPECT_TRUE(gen.finished());
+        EXPECT_EQ(gen.anext(), std::nullopt);
+        gen.aclose();
+        EXPECT_EQ(asyncio::current_task().cancelling(), 0);
+      },
+      virtual_time());
+  EXPECT_EQ(log, (Strings{"cleanup start", "cleanup end", "anext: TimeoutError"}));
+}
+
+// A body that swallows the cancel and yields: the cancelled anext() returns
+// that value, as Python's anext() does (the cancel is swallowed in the one
+// task there); the body is parked at that yield and goes on from it.
+TEST_F(AsyncGenCancelTests, body_swallowing_the_cancel_yields_to_the_cancelled_anext) {
+  Strings log;
+  asyncio::run(
+      [&] {
+        AG gen([&](AG::context& co) {
+          try {
+            asyncio::sleep(1);
+          } catch (const asyncio::CancelledError&) {
+            log.push_back("body cancelled");
+          }
+          asyncio::sleep(0.01);
+          co.yield(5);
+          co.yield(6);
+        });
+        auto consumer = asyncio::create_task([&] { return gen.anext(); });
+        asyncio::sleep(0.01);
+        consumer.cancel();
+        EXPECT_EQ(asyncio::await(consumer), 5);
+        EXPECT_FALSE(gen.finished());
+        EXPECT_EQ(gen.anext(), 6);
+        EXPECT_EQ(gen.anext(), std::nullopt);
+      },
+      virtual_time());
+  EXPECT_EQ(log, (Strings{"body cancelled"}));
+}
+
+// The consumer cancelled again while the body unwinds: that cancel reaches
+// the body too (one task in Python), and anext() still waits for the body's
+// end before raising CancelledError.
+TEST_F(AsyncGenCancelTests, cancel_again_while_the_body_unwinds_reaches_the_body) {
+  Strings log;
+  asyncio::run(
+      [&] {
+        AG gen([&](AG::context& co) {
+          try {
+            asyncio::sleep(10);
+            co.yield(1);
+          } catch (const asyncio::CancelledError&) {
+            try {
+              asyncio::sleep(1);
+            } catch (const asyncio::CancelledError&) {
+              log.push_back("cleanup cancelled");
+            }
+            asyncio::sleep(0.01);
+            log.push_back("cleanup end");
+            throw;
+          }
+        });
+        auto consumer = asyncio::create_task([&] {
+          try {
+            gen.anext();
+          } catch (const asyncio::CancelledError&) {
+            log.push_back("anext: CancelledError");
+            throw;
+          }
+        });
+        asyncio::sleep(0.01);
+        consumer.cancel();
+        asyncio::sleep(0.01);
+        consumer.cancel();
+        EXPECT_THROW(asyncio::await(consumer), asyncio::CancelledError);
+        EXPECT_TRUE(gen.finished());
+      },
+      virtual_time());
+  EXPECT_EQ(log, (Strings{"cleanup cancelled", "cleanup end", "anext: CancelledError"}));
+}
+
+// An error the body's cleanup throws replaces the cancel, as in Python.
+TEST_F(AsyncGenCancelTests, error_of_the_cleanup_replaces_the_cancel) {
+  asyncio::run(
+      [&] {
+        AG gen([&](AG::context& co) {
+          try {
+            asyncio::sleep(1);
+            co.yield(1);
+          } catch (const asyncio::CancelledError&) {
+            asyncio::sleep(0.01);
+            throw TestError("cleanup failed");
+          }
+        });
+        auto consumer = asyncio::create_task([&] { gen.anext(); });
+        asyncio::sleep(0.01);
+        consumer.cancel();
+        EXPECT_THROW(asyncio::await(consumer), TestError);
+        EXPECT_TRUE(gen.finished());
+      },
+      virtual_time());
 }
 
 }  // namespace

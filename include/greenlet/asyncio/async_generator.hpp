@@ -71,7 +71,8 @@ struct no_value {};
 // e there; both return the next value yielded, or std::nullopt if the body
 // returns instead (Python's StopAsyncIteration). If the consumer is
 // cancelled while the body runs, the body is cancelled too (in Python they
-// share a task). A body that fails while parked at its yield (its own
+// share a task), and the call waits until the body has unwound or yielded
+// (see anext()). A body that fails while parked at its yield (its own
 // timeout() expires there, or a child of its task group fails) keeps the
 // error for the next anext(), asend() or athrow(), which raise it (Python
 // raises it when the body resumes); aclose() or the destructor coming first
@@ -170,10 +171,15 @@ class async_generator {
   // anext() runs the body to its next yield and returns the value, or
   // std::nullopt once it has returned. Rethrows what the body throws, also
   // what it failed with at its last yield while nobody waited. RuntimeError
-  // if the body is already running (e.g. another task is in anext(), or an
-  // anext() was cancelled and the body has not stopped yet), or outside a
-  // task; CancelledError if the caller is cancelled. A task of the loop
-  // thread only.
+  // if the body is already running (e.g. another task is in anext()), or
+  // outside a task. If the caller is cancelled meanwhile, the body is
+  // cancelled at its await and anext() waits for it to settle, as in Python
+  // where they share a task: CancelledError once the body has let the
+  // cancel out and ended; the body's own error if it raises another; the
+  // value it yields (or std::nullopt if it returns) if it swallows the
+  // cancel. Further cancels of the caller meanwhile go to the body too. A
+  // body that had yielded before the caller was cancelled stays parked at
+  // that yield and the value is lost. A task of the loop thread only.
   std::optional<T> anext() {
     shared& s = checked();
     if (s.state == status::finished) return end_of(s);
@@ -374,26 +380,63 @@ class async_generator {
       }
     } guard{s};
     Future<std::optional<T>> item = s.item;
-    std::optional<T>* value;
+    std::optional<T>* value = nullptr;
+    std::exception_ptr cancelled;  // the consumer's own, its item given up
     try {
       value = &asyncio::await(item);
     } catch (const CancelledError&) {
-      if (item.cancelled()) {
-        // The consumer was cancelled while the body ran: cancel the body at
-        // its own await, as the shared task would be in Python. If the body
-        // had already yielded, the value is lost (as in Python) and the body
-        // stays parked at its yield.
-        if (s.state == status::running && !s.task.empty()) s.task.cancel();
+      if (!item.cancelled()) {
+        take_context(s, s.consumer_held);
         throw;
       }
-      take_context(s, s.consumer_held);
-      throw;
+      // Settled out of the handler: a task must not suspend inside one.
+      cancelled = std::current_exception();
     } catch (...) {
       take_context(s, s.consumer_held);
       throw;
     }
+    if (cancelled) return settle_cancelled(s, std::move(cancelled));
     take_context(s, s.consumer_held);
     return std::move(*value);
+  }
+
+  // settle_cancelled(s, cancelled) follows the consumer's cancel (the
+  // CancelledError `cancelled`, its message too) into the body: the body's
+  // task is cancelled at its own await, as the shared task would be in
+  // Python, and the consumer waits until the body settles, so it never runs
+  // on after anext() returned (asyncio's bpo-32751, as wait_for()). Further
+  // cancels of the consumer meanwhile go to the body too. The body letting
+  // the cancel out raises the consumer's CancelledError; another error of
+  // its replaces it; a value it yields (or its end) after swallowing the
+  // cancel is returned, as anext() does in Python. A body that had already
+  // yielded when the consumer was cancelled stays parked there, the value
+  // lost.
+  static std::optional<T> settle_cancelled(shared& s, std::exception_ptr cancelled) {
+    while (s.state == status::running && !s.task.empty()) {
+      Future<std::optional<T>> item(new detail::future_value<std::optional<T>>(detail::awaiting_task().loop));
+      s.item = item;
+      try {
+        std::rethrow_exception(cancelled);
+      } catch (const CancelledError& e) {
+        s.task.cancel(e.message());
+      }
+      try {
+        std::optional<T>& value = asyncio::await(item);
+        take_context(s, s.consumer_held);
+        return std::move(value);
+      } catch (const CancelledError&) {
+        if (!item.cancelled()) break;  // the body's end: the cancel it let out
+        cancelled = std::current_exception();
+      } catch (...) {
+        take_context(s, s.consumer_held);
+        throw;
+      }
+    }
+    take_context(s, s.consumer_held);
+    // The body ended with an error while the consumer's cancel was on its
+    // way: that error goes out instead, as it would in Python's shared task.
+    if (s.failure) std::rethrow_exception(std::exchange(s.failure, nullptr));
+    std::rethrow_exception(cancelled);
   }
 
   static received_type yield_value(shared& s, T value) {
@@ -570,8 +613,9 @@ class async_generator {
 
   // abandon(s) finalizes a generator nobody holds any more: GeneratorExit at
   // its pending yield, without waiting; an error it failed with at its yield
-  // that no call raised is reported. A body still running (its consumer
-  // was cancelled) goes on; it is closed at its next yield.
+  // that no call raised is reported. A body still running (woken at its
+  // yield by its own timeout() or task group) goes on; it is closed at its
+  // next yield.
   static void abandon(shared& s) noexcept {
     s.abandoned = true;
     report_failure(s, "an asynchronous generator failed at its yield and was destroyed before an anext() raised it");
