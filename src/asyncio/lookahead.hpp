@@ -25,12 +25,18 @@
 namespace greenlet::asyncio::detail {
 
 // Below this many ready callbacks a turn's working set stays in the core's
-// cache (~800 B a task; this VM's L2 is 2 MiB) and the look-ahead's pointer
-// chasing only adds to each step: T tasks × sleep(0), ns a step, with and
-// without it (three runs each): 1,000: 36-37 / 27-28 (Boost.Fiber 25-28);
+// cache (~800 B a task; this VM's L2 is 2 MiB) and the bursts' dependent
+// loads only add to each step: T tasks × sleep(0), ns a step, with and
+// without bursts (three runs each, before the pipeline below existed): 1,000: 36-37 / 27-28 (Boost.Fiber 25-28);
 // 2,000: 42-45 / 31-32; 4,000: 61-67 / 49-51; 6,000: even; 8,000: 68-82 /
 // 70-82; 10,000: 75-86 / 85-90; 40,000: 164-177 / 196-218.
 inline constexpr std::size_t lookahead_min_ready = 4096;
+// From this many (and below lookahead_min_ready) the steps ahead are
+// fetched one stage per step (lookahead_pipeline()): the chain then costs
+// cache hits instead of a dependent L2 miss per link: 1,000 tasks 30-32 ->
+// 25-27 ns a step, 100 tasks 19.5 -> 18.6 (bench/README.md). Below it the
+// few tasks' lines stay in the first-level cache: nothing to gain.
+inline constexpr std::size_t lookahead_pipeline_min = 64;
 
 // prefetch_lines(p, n) fetches n cache lines from p into every cache level;
 // prefetch_lines<outer_caches>(p, n) into the outer ones only (prefetcht2),
@@ -97,10 +103,43 @@ inline constexpr std::size_t lookahead_batch = 8;
   for (; i < 1 + 4 * batch && i < queued; ++i) prefetch_lines<outer_caches>(loop.ready_at(i), 2);
 }
 
+// lookahead_pipeline(loop) is the look-ahead below lookahead_min_ready:
+// one stage of the chain per step, each for a different step ahead (the
+// node of step 4, the task of step 3, the future and greenlet object of
+// step 2, the stack frames of step 1), so each stage's loads hit what the
+// previous step's prefetches brought in, and no burst of dependent loads
+// holds up a step. (The bursts below cost more than they saved at 1,000
+// tasks, where everything is in L2 already.)
+[[gnu::always_inline]] inline void lookahead_pipeline(const loop_core& loop) noexcept {
+  const std::size_t queued = loop.ready_count;
+  if (queued > 4) __builtin_prefetch(loop.ready_at(4));
+  if (queued > 3) {
+    if (const task_state* t = task_of(loop.ready_at(3))) prefetch_lines(t, 2);
+  }
+  if (queued > 2) {
+    if (const task_state* t = task_of(loop.ready_at(2))) {
+      __builtin_prefetch(t->future());
+      if (const auto* g = t->glet.impl()) prefetch_lines(g, 2);
+    }
+  }
+  if (queued > 1) {
+    if (const task_state* t = task_of(loop.ready_at(1))) {
+      if (const auto* g = t->glet.impl(); g != nullptr && g->context != nullptr) {
+        prefetch_lines(g->context, 4);
+        if (::greenlet::detail::has_stack_canary(g)) __builtin_prefetch(g->stack_limit);
+      }
+    }
+  }
+}
+
 // lookahead_start(loop) begins a turn of run_once(): the look-ahead runs
 // when at least lookahead_min_ready callbacks are ready.
 inline void lookahead_start(loop_core& loop) noexcept {
-  loop.turn_lookahead = loop.ready_count >= lookahead_min_ready;
+  using mode = loop_core::lookahead_mode;
+  const std::size_t ready = loop.ready_count;
+  loop.turn_lookahead = ready >= lookahead_min_ready      ? mode::bursts
+                        : ready >= lookahead_pipeline_min ? mode::pipeline
+                                                          : mode::off;
   loop.lookahead_countdown = 0;
 }
 
@@ -108,7 +147,11 @@ inline void lookahead_start(loop_core& loop) noexcept {
 // by run_once() or by a task handing the turn on (task_state::suspend):
 // every lookahead_batch steps, one burst.
 [[gnu::always_inline]] inline void lookahead_before_step(loop_core& loop) noexcept {
-  if (!loop.turn_lookahead || loop.lookahead_countdown-- > 0) return;
+  if (loop.turn_lookahead != loop_core::lookahead_mode::bursts) {
+    if (loop.turn_lookahead == loop_core::lookahead_mode::pipeline) lookahead_pipeline(loop);
+    return;
+  }
+  if (loop.lookahead_countdown-- > 0) return;
   loop.lookahead_countdown = lookahead_batch - 1;
   lookahead_burst(loop);
 }

@@ -1,6 +1,6 @@
 // ready_queue_test.cpp: the ready queue under load. It is a ring that grows
-// when full; past 256 entries run_once() prefetches the steps ahead
-// (src/asyncio/lookahead.hpp); and a suspending task runs the turn's next task
+// when full; from 64 ready entries run_once() prefetches the steps ahead, one
+// stage a step, and from 4,096 in bursts (src/asyncio/lookahead.hpp); and a suspending task runs the turn's next task
 // step itself (loop_core::take_handoff_step). None of it may change what runs
 // or in what order (asyncio's FIFO of callbacks, test_base_events.py
 // test__run_once_schedule_handle), with cancelled handles and tasks among them.
@@ -57,11 +57,11 @@ TEST_F(ReadyQueue, FifoOrderSurvivesWrapAroundGrowthAndCancelledHandles) {
   EXPECT_EQ(ran, expected);
 }
 
-// 5,000 tasks stepping together (past the look-ahead threshold: 4,096
-// ready) run in creation order every round; the third of them cancelled
-// after the first round stop there, and the others go on in the same order.
-TEST_F(ReadyQueue, ManyTasksStepInCreationOrderAndCancelledOnesStop) {
-  constexpr int tasks = 5000;
+// expect_steps_in_order(tasks): `tasks` tasks step in creation order, round
+// after round; those cancelled after the first round stop, and those that
+// finish early (task i runs 1 + i % rounds rounds) leave the queue while
+// the others' steps, and the look-ahead's reads, go on around them.
+void expect_steps_in_order(int tasks) {
   constexpr int rounds = 5;
   std::vector<int> log;
   int finished = 0;
@@ -69,7 +69,7 @@ TEST_F(ReadyQueue, ManyTasksStepInCreationOrderAndCancelledOnesStop) {
     std::vector<asyncio::Task<>> all;
     for (int i = 0; i < tasks; ++i) {
       all.push_back(asyncio::create_task([&log, &finished, i] {
-        for (int r = 0; r < rounds; ++r) {
+        for (int r = 0; r < 1 + i % rounds; ++r) {
           log.push_back(i);
           asyncio::sleep(0);
         }
@@ -86,11 +86,20 @@ TEST_F(ReadyQueue, ManyTasksStepInCreationOrderAndCancelledOnesStop) {
   for (int i = 0; i < tasks; ++i) expected.push_back(i);
   for (int r = 1; r < rounds; ++r) {
     for (int i = 0; i < tasks; ++i) {
-      if (i % 3 != 0) expected.push_back(i);
+      if (i % 3 != 0 && r < 1 + i % rounds) expected.push_back(i);
     }
   }
   EXPECT_EQ(log, expected);
-  EXPECT_EQ(finished, tasks - (tasks + 2) / 3);
+  EXPECT_EQ(finished, tasks - (tasks + 2) / 3);  // a cancelled one was still in its sleep(0)
+}
+
+// 5,000 tasks stepping together: past 4,096 ready, the look-ahead's bursts.
+TEST_F(ReadyQueue, ManyTasksStepInCreationOrderAndCancelledOnesStop) { expect_steps_in_order(5000); }
+
+// From 64 to 4,095 ready: the look-ahead's one stage a step.
+TEST_F(ReadyQueue, TasksStepInOrderUnderTheOneStageLookAhead) {
+  expect_steps_in_order(1000);
+  expect_steps_in_order(70);  // just past where it starts
 }
 
 // Tasks handing the turn to each other keep asyncio's order with plain

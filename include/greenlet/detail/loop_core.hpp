@@ -142,7 +142,8 @@ struct loop_core {
   // one itself, see take_handoff_step()), and the look-ahead's state
   // (src/asyncio/lookahead.hpp).
   std::size_t turn_remaining = 0;
-  bool turn_lookahead = false;
+  enum class lookahead_mode : unsigned char { off, pipeline, bursts };
+  lookahead_mode turn_lookahead = lookahead_mode::off;
   std::size_t lookahead_countdown = 0;
   std::vector<callback_node*> timers;
   std::size_t cancelled_timers = 0;
