@@ -4,13 +4,13 @@
 #include <cxxabi.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <exception>
 #include <string>
 #include <string_view>
 #include <typeinfo>
 
 #include "greenlet/asyncio/taskgroup.hpp"
+#include "greenlet/concurrent/future.hpp"
 #include "greenlet/detail/future_state.hpp"
 
 namespace greenlet::asyncio::detail {
@@ -91,26 +91,7 @@ long decode_utf8(std::string_view text, std::size_t& i) {
 // and without template arguments.
 std::string class_name(const std::type_info* type) {
   if (type == nullptr) return "<unknown exception>";
-  int status = 0;
-  char* demangled = abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
-  const std::string full = status == 0 && demangled != nullptr ? demangled : type->name();
-  std::free(demangled);
-  std::size_t start = 0;
-  int depth = 0;  // inside <...> or (anonymous namespace): a "::" there does not qualify the class
-  for (std::size_t i = 0; i < full.size(); ++i) {
-    const char c = full[i];
-    if (c == '<' || c == '(') {
-      ++depth;
-    } else if (c == '>' || c == ')') {
-      --depth;
-    } else if (depth == 0 && c == ':' && i + 1 < full.size() && full[i + 1] == ':') {
-      start = i + 2;
-      ++i;
-    }
-  }
-  std::string name = full.substr(start);
-  if (const std::size_t angle = name.find('<'); angle != std::string::npos) name.resize(angle);
-  return name;
+  return ::greenlet::concurrent::detail::demangle(type->name());
 }
 
 // call_repr(name, message) is BaseException.__repr__ for one argument, or for

@@ -65,11 +65,26 @@ void check_not_in_task(const char* what) {
 std::string demangle(const char* mangled) {
   int status = 0;
   char* text = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  std::string name = status == 0 && text != nullptr ? text : mangled;
+  const std::string full = status == 0 && text != nullptr ? text : mangled;
   std::free(text);
-  // Python shows the class name alone: drop namespaces and template arguments.
-  if (auto angle = name.find('<'); angle != std::string::npos) name.resize(angle);
-  if (auto colon = name.rfind("::"); colon != std::string::npos) name.erase(0, colon + 2);
+  // Python shows the class name alone: drop namespaces and enclosing classes
+  // (the last "::" outside <...> and "(anonymous namespace)") and template
+  // arguments: ns::Outer<a::B>::Inner<int> is Inner.
+  std::size_t start = 0;
+  int depth = 0;
+  for (std::size_t i = 0; i < full.size(); ++i) {
+    const char c = full[i];
+    if (c == '<' || c == '(') {
+      ++depth;
+    } else if (c == '>' || c == ')') {
+      --depth;
+    } else if (depth == 0 && c == ':' && i + 1 < full.size() && full[i + 1] == ':') {
+      start = i + 2;
+      ++i;
+    }
+  }
+  std::string name = full.substr(start);
+  if (const std::size_t angle = name.find('<'); angle != std::string::npos) name.resize(angle);
   return name;
 }
 

@@ -118,4 +118,20 @@ TEST_F(ConcurrentFuture, BlockingInsideTaskIsAnError) {
   });
 }
 
+// A type's name as Python shows a class: unqualified, without template
+// arguments, and a class nested in a template named by itself, not by its
+// enclosing template (it gave "outer" before asyncio's repr shared this code).
+namespace naming {
+template <class T>
+struct outer {
+  struct inner {};
+};
+}  // namespace naming
+
+TEST_F(ConcurrentFuture, DemangleGivesTheUnqualifiedClassName) {
+  EXPECT_EQ(concurrent::detail::demangle(typeid(std::runtime_error).name()), "runtime_error");
+  EXPECT_EQ(concurrent::detail::demangle(typeid(std::vector<int>).name()), "vector");
+  EXPECT_EQ(concurrent::detail::demangle(typeid(naming::outer<std::string>::inner).name()), "inner");
+}
+
 }  // namespace

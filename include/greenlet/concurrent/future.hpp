@@ -51,8 +51,10 @@ struct waiter {
 // every task of the loop (and deadlock if the result needs the loop).
 void check_not_in_task(const char* what);
 
-// type_name<T>() is the Python-ish name repr() shows: int, float, str...
+// demangle(mangled) is a type's class name as Python shows one: unqualified
+// (namespaces and enclosing classes dropped) and without template arguments.
 std::string demangle(const char* mangled);
+// type_name<T>() is the Python-ish name repr() shows: int, float, str...
 template <class T>
 std::string type_name() {
   if constexpr (std::is_void_v<T>) {
