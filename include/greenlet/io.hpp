@@ -1,4 +1,4 @@
-// io.hpp: the I/O layer: sockets, streams and the loop's reactor.
+// io.hpp: the I/O layer: sockets, streams, datagram endpoints and the loop's reactor.
 //
 //   asyncio::run([] {
 //     auto server = asyncio::start_server(
@@ -16,6 +16,7 @@
 #pragma once
 
 #include "greenlet/asyncio.hpp"
+#include "greenlet/io/datagram.hpp"
 #include "greenlet/io/errors.hpp"
 #include "greenlet/io/signals.hpp"
 #include "greenlet/io/socket.hpp"

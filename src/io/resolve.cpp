@@ -7,9 +7,12 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
@@ -143,6 +146,66 @@ std::string host_port(const sockaddr* addr, socklen_t len) {
   if (addr->sa_family == AF_UNIX) return a.host;
   const std::string host = addr->sa_family == AF_INET6 ? "[" + a.host + "]" : a.host;
   return host + ":" + std::to_string(a.port);
+}
+
+std::optional<resolved_address> numeric_address(const address& a, int family) {
+  if (a.port < 0 || a.port > 65535) throw std::out_of_range("port " + std::to_string(a.port) + " must be 0-65535");
+  if (a.host.find('\0') != std::string::npos) throw ValueError("embedded null character");
+  resolved_address out;
+  if (family != AF_INET6) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&out.addr);
+    if (::inet_pton(AF_INET, a.host.c_str(), &in->sin_addr) == 1) {
+      in->sin_family = AF_INET;
+      in->sin_port = htons(static_cast<std::uint16_t>(a.port));
+      out.family = AF_INET;
+      out.len = sizeof(sockaddr_in);
+      return out;
+    }
+  }
+  if (family != AF_INET) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&out.addr);
+    if (::inet_pton(AF_INET6, a.host.c_str(), &in6->sin6_addr) == 1) {
+      in6->sin6_family = AF_INET6;
+      in6->sin6_port = htons(static_cast<std::uint16_t>(a.port));
+      out.family = AF_INET6;
+      out.len = sizeof(sockaddr_in6);
+      return out;
+    }
+  }
+  return std::nullopt;
+}
+
+resolved_address unix_address(const std::string& path, const char* call) {
+  resolved_address out;
+  auto* un = reinterpret_cast<sockaddr_un*>(&out.addr);
+  if (path.size() >= sizeof un->sun_path) throw OSError(ENAMETOOLONG, std::string(call) + "(" + path + ")");
+  un->sun_family = AF_UNIX;
+  std::memcpy(un->sun_path, path.c_str(), path.size() + 1);
+  out.family = AF_UNIX;
+  out.len = sizeof(sockaddr_un);
+  return out;
+}
+
+int socket_family(int fd) {
+  int family = 0;
+  socklen_t len = sizeof family;
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0) raise_os_error(errno, "getsockopt(SO_DOMAIN)");
+  return family;
+}
+
+resolved_address resolve_for_socket(int fd, const address& a, const char* call) {
+  const int family = socket_family(fd);
+  if (family == AF_UNIX) return unix_address(a.host, call);
+  if (family != AF_INET && family != AF_INET6) {
+    throw OSError(EAFNOSUPPORT, std::string(call) + "(" + a.host + "): not an AF_INET, AF_INET6 or AF_UNIX socket");
+  }
+  if (auto numeric = numeric_address(a, family)) return *numeric;
+  return resolve_for_family(a.host, a.port, family).front();
+}
+
+void remove_stale_socket(const std::string& path) noexcept {
+  struct stat st {};
+  if (!path.empty() && ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
 }
 
 address format_address(const sockaddr* addr, socklen_t len) {

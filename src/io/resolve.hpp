@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,27 @@ std::vector<resolved_address> resolve(const std::string& host, int port, bool pa
 // resolve_for_family(host, port, family) is resolve() keeping only the
 // addresses of family (a socket's); gaierror if none.
 std::vector<resolved_address> resolve_for_family(const std::string& host, int port, int family);
+
+// numeric_address(a, family) is a's socket address if a.host is a numeric
+// address of family (AF_INET or AF_INET6; AF_UNSPEC takes either), without
+// any lookup; nullopt for a name or another family's address. Throws
+// std::out_of_range for a port outside 0-65535, ValueError for a NUL.
+std::optional<resolved_address> numeric_address(const address& a, int family);
+// unix_address(path, call) is path as an AF_UNIX socket address; OSError
+// (ENAMETOOLONG, naming call and path) if it does not fit sun_path.
+resolved_address unix_address(const std::string& path, const char* call);
+// remove_stale_socket(path) deletes path if it is a socket (a server's
+// leftover, as asyncio does before binding); any other file is left alone,
+// and bind() then fails with EADDRINUSE.
+void remove_stale_socket(const std::string& path) noexcept;
+
+// socket_family(fd) is fd's address family (SO_DOMAIN). Throws OSError.
+int socket_family(int fd);
+// resolve_for_socket(fd, a, call) is a as a socket address for fd's family:
+// a path for an AF_UNIX socket, else resolve_for_family()'s first address
+// (a name looked up on the default executor). Throws as resolve_for_family(),
+// OSError(EAFNOSUPPORT) for another family.
+resolved_address resolve_for_socket(int fd, const address& a, const char* call);
 
 // format_address(addr) is (host, port) of an IPv4/IPv6/Unix address.
 address format_address(const sockaddr* addr, socklen_t len);

@@ -251,17 +251,16 @@ Server start_server(client_connected handler, const std::string& host, int port,
 }
 
 Server start_unix_server(client_connected handler, const std::string& path, server_config config) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) throw OSError(ENAMETOOLONG, "start_unix_server(" + path + ")");
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  ::unlink(path.c_str());
+  const detail::resolved_address addr = detail::unix_address(path, "start_unix_server");
+  // As asyncio: a socket left by an earlier server is replaced; any other
+  // file at path stays, and bind() reports EADDRINUSE.
+  detail::remove_stale_socket(path);
   auto s = std::make_shared<detail::server_state>();
   s->handler = std::make_shared<const client_connected>(std::move(handler));
   s->config = config;
   s->tcp = false;
   s->listeners.push_back(
-      {detail::listen_on(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr), sizeof addr, config.backlog), {}, {}});
+      {detail::listen_on(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr.addr), addr.len, config.backlog), {}, {}});
   return detail::start(std::move(s));
 }
 

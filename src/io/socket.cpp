@@ -148,6 +148,49 @@ void sock_sendall(int fd, std::span<const std::byte> data) {
   sock_sendall(fd, std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
 }
 
+std::pair<std::size_t, address> sock_recvfrom_into(int fd, std::span<std::byte> buf) {
+  for (;;) {
+    sockaddr_storage from{};
+    socklen_t from_len = sizeof from;
+    ssize_t n = ::recvfrom(fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &from_len);
+    if (n >= 0) {
+      address sender =
+          from_len > 0 ? detail::format_address(reinterpret_cast<const sockaddr*>(&from), from_len) : address{};
+      return {static_cast<std::size_t>(n), std::move(sender)};
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      wait_readable(fd);
+    } else if (errno != EINTR) {
+      raise_os_error(errno, "recvfrom");
+    }
+  }
+}
+
+std::pair<std::string, address> sock_recvfrom(int fd, std::size_t n) {
+  std::string data(n, '\0');
+  auto [size, from] = sock_recvfrom_into(fd, std::as_writable_bytes(std::span(data)));
+  data.resize(size);
+  return {std::move(data), std::move(from)};
+}
+
+std::size_t sock_sendto(int fd, std::string_view data, const sockaddr* addr, socklen_t len) {
+  for (;;) {
+    ssize_t n = ::sendto(fd, data.data(), data.size(), MSG_NOSIGNAL, addr, len);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      wait_writable(fd);
+    } else if (errno != EINTR) {
+      const std::string where = addr != nullptr ? detail::host_port(addr, len) : std::string();
+      raise_os_error(errno, where.empty() ? std::string("sendto") : "sendto " + where);
+    }
+  }
+}
+
+std::size_t sock_sendto(int fd, std::string_view data, const address& to) {
+  const detail::resolved_address a = detail::resolve_for_socket(fd, to, "sock_sendto");
+  return sock_sendto(fd, data, reinterpret_cast<const sockaddr*>(&a.addr), a.len);
+}
+
 int sock_accept(int fd, sockaddr_storage* peer, socklen_t* peer_len) {
   for (;;) {
     sockaddr_storage addr{};
@@ -189,9 +232,7 @@ void sock_connect(int fd, const sockaddr* addr, socklen_t len) {
 }
 
 void sock_connect(int fd, const std::string& host, int port) {
-  int family = 0;
-  socklen_t len = sizeof family;
-  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0) raise_os_error(errno, "getsockopt(SO_DOMAIN)");
+  const int family = detail::socket_family(fd);
   if (family != AF_INET && family != AF_INET6) {
     throw OSError(EAFNOSUPPORT, "sock_connect(" + host + "): not an AF_INET/AF_INET6 socket");
   }

@@ -609,12 +609,10 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
 }
 
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, stream_config config) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) throw OSError(ENAMETOOLONG, "open_unix_connection(" + path + ")");
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  int fd = detail::connect_socket(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  return detail::make_streams(fd, config, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  const detail::resolved_address addr = detail::unix_address(path, "open_unix_connection");
+  const auto* sa = reinterpret_cast<const sockaddr*>(&addr.addr);
+  int fd = detail::connect_socket(AF_UNIX, sa, addr.len);
+  return detail::make_streams(fd, config, sa, addr.len);
 }
 
 }  // namespace greenlet::asyncio

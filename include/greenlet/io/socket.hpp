@@ -12,7 +12,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
+#include "greenlet/io/address.hpp"
 #include "greenlet/io/errors.hpp"
 
 // Everything this header declares is public API: exported even though the library
@@ -63,6 +65,35 @@ void sock_connect(int fd, const sockaddr* addr, socklen_t len);
 // std::out_of_range and ValueError as open_connection() (port outside
 // 0-65535, NUL in host).
 void sock_connect(int fd, const std::string& host, int port);
+
+// Datagrams (UDP or Unix-domain SOCK_DGRAM), as Python 3.11's
+// loop.sock_recvfrom/sock_recvfrom_into/sock_sendto:
+//
+//   int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);  // bind() it to receive
+//   auto [data, from] = asyncio::sock_recvfrom(fd, 1024);       // data, addr = await loop.sock_recvfrom(sock, 1024)
+//   asyncio::sock_sendto(fd, data, from);                       // await loop.sock_sendto(sock, data, addr)
+//
+// For callbacks per datagram (asyncio's create_datagram_endpoint and
+// DatagramProtocol) see io/datagram.hpp.
+
+// sock_recvfrom(fd, n) receives one datagram and returns up to n bytes of it
+// (the rest of a longer one is discarded, as recvfrom() does) and the
+// sender's address ({path, 0} for a Unix-domain sender, {"", 0} if it is
+// unnamed). Throws OSError (ConnectionRefusedError on a connected UDP socket
+// whose peer port is closed), CancelledError; a task of the running loop's thread only.
+std::pair<std::string, address> sock_recvfrom(int fd, std::size_t n);
+// sock_recvfrom_into(fd, buf) receives one datagram into buf; returns the
+// bytes stored (at most buf.size()) and the sender's address. Throws as sock_recvfrom().
+std::pair<std::size_t, address> sock_recvfrom_into(int fd, std::span<std::byte> buf);
+// sock_sendto(fd, data, to) sends data as one datagram to `to` (a numeric
+// host inline; a name resolved for fd's family on the loop's default
+// executor, as sock_connect()), awaiting room in the socket's buffer;
+// returns data.size(). Throws OSError (EMSGSIZE for a datagram too big),
+// gaierror, CancelledError (nothing sent); std::out_of_range for a port
+// outside 0-65535. A task of the running loop's thread only.
+std::size_t sock_sendto(int fd, std::string_view data, const address& to);
+// sock_sendto(fd, data, addr, len) sends to a socket address; see above.
+std::size_t sock_sendto(int fd, std::string_view data, const sockaddr* addr, socklen_t len);
 
 // set_nonblocking(fd) puts fd in non-blocking mode (O_NONBLOCK).
 void set_nonblocking(int fd);

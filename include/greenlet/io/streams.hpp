@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "greenlet/io/address.hpp"
 #include "greenlet/io/errors.hpp"
 
 // Everything this header declares is public API: exported even though the library
@@ -42,15 +43,6 @@ struct stream_config {
   std::size_t high_water = 64 * 1024;
   // low_water: drain() returns once at most low_water bytes are unsent.
   std::size_t low_water = 16 * 1024;
-};
-
-// address is a socket's address as Python's (host, port) tuple; for
-// Unix-domain sockets host is the path and port is 0.
-struct address {
-  // host is the IP address in text form, or the socket's path for a Unix-domain socket.
-  std::string host;
-  // port is the TCP port, 0 for a Unix-domain socket.
-  int port = 0;
 };
 
 // StreamReader reads from a connection. Copies share the stream. A read
