@@ -167,6 +167,25 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
 // open_unix_connection(path) connects to a Unix-domain socket.
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, stream_config config = {});
 
+// connect_read_pipe(fd) is asyncio's connect_read_pipe() with a
+// StreamReaderProtocol, as a stream: a StreamReader over the read end of a
+// pipe (or a FIFO, a socket, a terminal):
+//
+//   asyncio::StreamReader in = asyncio::connect_read_pipe(::dup(0));  // stdin, lines as they come
+//   for (std::string& line : asyncio::aiter(in)) handle(line);
+//
+// fd is made non-blocking and owned from then on: it is closed when the last
+// copy of the reader goes (dup() it first to keep it, as above). Throws
+// ValueError for a regular file or a directory (epoll cannot wait on them:
+// read those with to_thread()), OSError (EBADF); RuntimeError outside the
+// running loop's thread.
+StreamReader connect_read_pipe(int fd, stream_config config = {});
+// connect_write_pipe(fd) is connect_read_pipe() for the write end: a
+// StreamWriter whose write()/drain() wait for the reader, close() closes fd
+// once the buffer is written, and a reader gone is BrokenPipeError (never
+// SIGPIPE). Throws as connect_read_pipe().
+StreamWriter connect_write_pipe(int fd, stream_config config = {});
+
 // client_connected is a server's handler; it runs in its own task for each
 // connection. Every connection calls the server's one handler object (never
 // a copy, as a Python callback is one object): a mutable lambda's state is
