@@ -18,6 +18,7 @@
 #include "greenlet/asyncio.hpp"
 #include "greenlet/io/datagram.hpp"
 #include "greenlet/io/errors.hpp"
+#include "greenlet/io/names.hpp"
 #include "greenlet/io/signals.hpp"
 #include "greenlet/io/socket.hpp"
 #include "greenlet/io/streams.hpp"

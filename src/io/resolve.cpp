@@ -22,25 +22,23 @@
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/io/errors.hpp"
+#include "greenlet/io/names.hpp"
 
 namespace greenlet::asyncio::detail {
 
 namespace {
 
 struct lookup {
-  std::vector<resolved_address> out;
+  std::vector<addrinfo_entry> out;
+  std::vector<resolved_address> raw;  // the same answers as socket addresses
   int rc = 0;
   int sys_errno = 0;  // errno, when rc is EAI_SYSTEM
 };
 
-lookup run_getaddrinfo(const std::string& host, const std::string& port, bool passive, int flags) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = flags | (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV;
+lookup run_getaddrinfo(const std::string& host, const std::string& service, const addrinfo& hints) {
   addrinfo* list = nullptr;
   lookup result;
-  result.rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &list);
+  result.rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &list);
   if (result.rc == EAI_SYSTEM) result.sys_errno = errno;
   if (result.rc != 0) return result;
   for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
@@ -48,7 +46,10 @@ lookup run_getaddrinfo(const std::string& host, const std::string& port, bool pa
     a.family = ai->ai_family;
     a.len = ai->ai_addrlen;
     std::memcpy(&a.addr, ai->ai_addr, ai->ai_addrlen);
-    result.out.push_back(a);
+    result.raw.push_back(a);
+    result.out.push_back({ai->ai_family, ai->ai_socktype, ai->ai_protocol,
+                          ai->ai_canonname != nullptr ? ai->ai_canonname : "",
+                          format_address(ai->ai_addr, ai->ai_addrlen)});
   }
   ::freeaddrinfo(list);
   return result;
@@ -99,34 +100,53 @@ gaierror failure(const std::string& host, const std::string& port, const lookup&
 
 }  // namespace
 
-std::vector<resolved_address> resolve(const std::string& host, int port, bool passive) {
+namespace {
+
+void check_host_and_port(const std::string& host, int port, const char* call) {
   // Checked here, before getaddrinfo, which takes the port as text and
   // wraps it modulo 65536 (70000 listened on 4464) and cuts the host at a
   // NUL: Python raises OverflowError('bind(): port must be 0-65535.') and
   // ValueError('embedded null character') instead.
   if (port < 0 || port > 65535) {
-    throw std::out_of_range(std::string(passive ? "bind()" : "connect()") + ": port " + std::to_string(port) +
-                            " must be 0-65535");
+    throw std::out_of_range(std::string(call) + ": port " + std::to_string(port) + " must be 0-65535");
   }
   if (host.find('\0') != std::string::npos) throw ValueError("embedded null character");
-  const std::string service = std::to_string(port);
-  lookup result = run_getaddrinfo(host, service, passive, AI_NUMERICHOST);
-  if (result.rc == EAI_NONAME && !host.empty()) {
-    // A name: getaddrinfo may block for seconds (DNS), so it runs on the
-    // loop's default executor while this task awaits and the loop goes on.
-    // Cancelling the task cancels the future, which cancels the job if it
-    // has not started; a job already running finishes on its thread and
-    // its outcome is dropped (the lambda owns copies of its arguments).
+}
+
+// lookup_anywhere(host, service, hints) answers a numeric host inline and
+// sends a name to the loop's default executor: getaddrinfo may block for
+// seconds (DNS), and the loop goes on meanwhile. Cancelling the task
+// cancels the future, which cancels the job if it has not started; a job
+// already running finishes on its thread and its outcome is dropped (the
+// lambda owns copies of its arguments).
+lookup lookup_anywhere(const std::string& host, const std::string& service, addrinfo hints) {
+  addrinfo numeric = hints;
+  numeric.ai_flags |= AI_NUMERICHOST;
+  lookup result = run_getaddrinfo(host, service, numeric);
+  if (result.rc == EAI_NONAME && !host.empty() && (hints.ai_flags & AI_NUMERICHOST) == 0) {
     event_loop& loop = get_running_loop();
     Future<lookup> pending =
-        run_in_executor(loop, nullptr, [host, service, passive] { return run_getaddrinfo(host, service, passive, 0); });
+        run_in_executor(loop, nullptr, [host, service, hints] { return run_getaddrinfo(host, service, hints); });
     result = await(pending);
   }
+  return result;
+}
+
+}  // namespace
+
+std::vector<resolved_address> resolve(const std::string& host, int port, bool passive) {
+  check_host_and_port(host, port, passive ? "bind()" : "connect()");
+  const std::string service = std::to_string(port);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV;
+  lookup result = lookup_anywhere(host, service, hints);
   if (result.rc != 0) throw failure(host, service, result);
-  if (result.out.empty()) {
+  if (result.raw.empty()) {
     throw gaierror("cannot resolve host '" + host + "' (port " + service + "): no TCP address", EAI_NONAME);
   }
-  return std::move(result.out);
+  return std::move(result.raw);
 }
 
 std::vector<resolved_address> resolve_for_family(const std::string& host, int port, int family) {
@@ -230,3 +250,71 @@ address format_address(const sockaddr* addr, socklen_t len) {
 }
 
 }  // namespace greenlet::asyncio::detail
+
+namespace greenlet::asyncio {
+
+namespace {
+
+std::vector<addrinfo_entry> getaddrinfo_with(const std::string& host, const std::string& service, addrinfo_hints hints,
+                                             int extra_flags) {
+  addrinfo h{};
+  h.ai_family = hints.family;
+  h.ai_socktype = hints.type;
+  h.ai_protocol = hints.proto;
+  h.ai_flags = hints.flags | extra_flags;
+  detail::lookup result = detail::lookup_anywhere(host, service, h);
+  if (result.rc != 0) throw detail::failure(host, service, result);
+  return std::move(result.out);
+}
+
+}  // namespace
+
+std::vector<addrinfo_entry> getaddrinfo(const std::string& host, int port, addrinfo_hints hints) {
+  detail::check_host_and_port(host, port, "getaddrinfo()");
+  return getaddrinfo_with(host, std::to_string(port), hints, AI_NUMERICSERV);
+}
+
+std::vector<addrinfo_entry> getaddrinfo(const std::string& host, const std::string& service, addrinfo_hints hints) {
+  if (host.find('\0') != std::string::npos || service.find('\0') != std::string::npos) {
+    throw ValueError("embedded null character");
+  }
+  return getaddrinfo_with(host, service, hints, 0);
+}
+
+std::pair<std::string, std::string> getnameinfo(const address& addr, int flags) {
+  const std::optional<detail::resolved_address> a = detail::numeric_address(addr, AF_UNSPEC);
+  if (!a) {
+    throw ValueError("getnameinfo(): '" + addr.host +
+                     "' is not a numeric IPv4 or IPv6 address (getaddrinfo() turns names into addresses)");
+  }
+  struct answer {
+    int rc = 0;
+    int sys_errno = 0;
+    std::string host, service;
+  };
+  auto ask = [sa = *a, flags] {
+    answer out;
+    char host[NI_MAXHOST] = {};
+    char service[NI_MAXSERV] = {};
+    out.rc = ::getnameinfo(reinterpret_cast<const sockaddr*>(&sa.addr), sa.len, host, sizeof host, service,
+                           sizeof service, flags);
+    if (out.rc == EAI_SYSTEM) out.sys_errno = errno;
+    out.host = host;
+    out.service = service;
+    return out;
+  };
+  // Numeric answers need no lookup: inline. Anything else may ask DNS or
+  // read /etc/services: on the default executor.
+  answer result = (flags & NI_NUMERICHOST) != 0 && (flags & NI_NUMERICSERV) != 0
+                      ? ask()
+                      : await(run_in_executor(get_running_loop(), nullptr, ask));
+  if (result.rc != 0) {
+    const std::string reason = result.rc == EAI_SYSTEM ? std::strerror(result.sys_errno) : ::gai_strerror(result.rc);
+    throw gaierror("getnameinfo(" + detail::host_port(reinterpret_cast<const sockaddr*>(&a->addr), a->len) +
+                       "): " + reason + " [" + detail::eai_name(result.rc) + "]",
+                   result.rc);
+  }
+  return {std::move(result.host), std::move(result.service)};
+}
+
+}  // namespace greenlet::asyncio

@@ -94,7 +94,7 @@ class DatagramTransport {
   // sendto(data, addr) sends to addr: a numeric IPv4/IPv6 address (a name
   // would need a lookup, which cannot wait here: resolve it first), or a
   // path for a Unix-domain endpoint. On an endpoint created with remote_addr,
-  // addr must be that address. Throws ValueError (a name, another
+  // addr must be that address. Throws ValueError (a name: resolve it with getaddrinfo(); another
   // address than remote_addr, NUL in host), std::out_of_range (port),
   // RuntimeError once closing.
   void sendto(std::string_view data, const address& addr);
