@@ -2,8 +2,10 @@
 # deps.sh: installs the Debian packages the build needs, only those missing.
 # Usage: scripts/deps.sh [extra-package ...]
 set -euo pipefail
+# netbase: /etc/services and /etc/protocols, which service names in
+# getaddrinfo()/getnameinfo() (and tests/io/names_test.cpp) read.
 packages=(g++ cmake make libboost-context-dev libboost-fiber-dev libgtest-dev libgmock-dev
-          libbenchmark-dev valgrind python3 "$@")
+          libbenchmark-dev valgrind python3 netbase "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
