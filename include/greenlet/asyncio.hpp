@@ -19,6 +19,7 @@
 #include "greenlet/asyncio/future.hpp"
 #include "greenlet/asyncio/locks.hpp"
 #include "greenlet/asyncio/queues.hpp"
+#include "greenlet/asyncio/runner.hpp"
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/asyncio/taskgroup.hpp"
