@@ -16,9 +16,13 @@
 #include <mutex>
 #include <utility>
 
+#include "asyncio/poller.hpp"
+
 namespace greenlet::asyncio {
 
 namespace {
+
+using detail::loop_core;
 
 struct handler_entry {
   int fd = -1;
@@ -49,9 +53,12 @@ void let_go_of_signal(int sig) noexcept {
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
+// Keyed by the loop's core, not its event_loop: the close hook may run after
+// the event_loop is gone (one dropped on another thread is closed by its own
+// thread when that exits, see drop_elsewhere()).
 std::mutex registry_mutex;
-std::map<std::pair<event_loop*, int>, handler_entry>& registry() {
-  static std::map<std::pair<event_loop*, int>, handler_entry> r;
+std::map<std::pair<loop_core*, int>, handler_entry>& registry() {
+  static std::map<std::pair<loop_core*, int>, handler_entry> r;
   return r;
 }
 
@@ -61,6 +68,28 @@ int drain(int fd) {
   signalfd_siginfo info;
   while (::read(fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) ++count;
   return count;
+}
+
+// remove_handler(core, sig) is remove_signal_handler() on a loop's core.
+bool remove_handler(loop_core* core, int sig) {
+  handler_entry entry;
+  {
+    std::lock_guard lock(registry_mutex);
+    auto it = registry().find({core, sig});
+    if (it == registry().end()) return false;
+    entry = std::move(it->second);
+    registry().erase(it);
+  }
+  core->remove_close_hook(entry.close_hook);
+  core->io->remove(entry.fd, detail::io_direction::read);
+  // Discard an occurrence still pending, then unblock: unblocking first
+  // would deliver it with its default action (often: terminate).
+  drain(entry.fd);
+  ::close(entry.fd);
+  // The mask to restore is the owner thread's; a loop closed elsewhere
+  // (allowed once its thread exited) has none left to restore.
+  if (core->on_owner_thread()) let_go_of_signal(sig);
+  return true;
 }
 
 }  // namespace
@@ -101,10 +130,11 @@ void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn) {
   }
   try {
     // Closing the loop removes the handler: signalfd closed, mask restored.
-    event_loop* target = &loop;
-    const std::uint64_t hook = loop.core()->add_close_hook([target, sig] { remove_signal_handler(*target, sig); });
+    // The hook holds the core: the event_loop may be gone when it runs.
+    loop_core* core = loop.core();
+    const std::uint64_t hook = core->add_close_hook([core, sig] { remove_handler(core, sig); });
     std::lock_guard lock(registry_mutex);
-    registry()[{&loop, sig}] = handler_entry{fd, std::move(shared_fn), hook};
+    registry()[{core, sig}] = handler_entry{fd, std::move(shared_fn), hook};
   } catch (...) {
     loop.remove_reader(fd);
     ::close(fd);
@@ -113,25 +143,6 @@ void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn) {
   }
 }
 
-bool remove_signal_handler(event_loop& loop, int sig) {
-  handler_entry entry;
-  {
-    std::lock_guard lock(registry_mutex);
-    auto it = registry().find({&loop, sig});
-    if (it == registry().end()) return false;
-    entry = std::move(it->second);
-    registry().erase(it);
-  }
-  loop.core()->remove_close_hook(entry.close_hook);
-  loop.remove_reader(entry.fd);
-  // Discard an occurrence still pending, then unblock: unblocking first
-  // would deliver it with its default action (often: terminate).
-  drain(entry.fd);
-  ::close(entry.fd);
-  // The mask to restore is the owner thread's; a loop closed elsewhere
-  // (allowed once its thread exited) has none left to restore.
-  if (loop.core()->on_owner_thread()) let_go_of_signal(sig);
-  return true;
-}
+bool remove_signal_handler(event_loop& loop, int sig) { return remove_handler(loop.core(), sig); }
 
 }  // namespace greenlet::asyncio
