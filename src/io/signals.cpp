@@ -14,9 +14,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <utility>
 
 #include "asyncio/poller.hpp"
+#include "greenlet/fiber/context.hpp"
 
 namespace greenlet::asyncio {
 
@@ -24,9 +26,14 @@ namespace {
 
 using detail::loop_core;
 
+// handler_fn is a handler as the loop runs it: shared, so that a run holds
+// it and a handler that removes or replaces itself is not destroyed while
+// it runs.
+using handler_fn = std::shared_ptr<std::function<void()>>;
+
 struct handler_entry {
   int fd = -1;
-  std::shared_ptr<std::function<void()>> fn;
+  handler_fn fn;                 // replaced in place by a later add_signal_handler()
   std::uint64_t close_hook = 0;  // the loop's close hook that removes it
 };
 
@@ -70,6 +77,33 @@ int drain(int fd) {
   return count;
 }
 
+// run_handler(core, sig) runs the loop's current handler for sig, if it
+// still has one. Outside the registry's lock: the handler may add or remove
+// handlers.
+void run_handler(loop_core* core, int sig) {
+  handler_fn fn;
+  {
+    std::lock_guard lock(registry_mutex);
+    auto it = registry().find({core, sig});
+    if (it == registry().end()) return;
+    fn = it->second.fn;
+  }
+  (*fn)();
+}
+
+// replace_handler(core, sig, fn) gives the loop's existing handler for sig
+// the function fn and hands the previous one back in fn (for the caller to
+// destroy outside the lock); false if there is none. The signalfd and the
+// mask stay as they are: removing and adding again would unblock the signal
+// in between, and an occurrence arriving then took its default action.
+bool replace_handler(loop_core* core, int sig, handler_fn& fn) {
+  std::lock_guard lock(registry_mutex);
+  auto it = registry().find({core, sig});
+  if (it == registry().end()) return false;
+  it->second.fn.swap(fn);
+  return true;
+}
+
 // remove_handler(core, sig) is remove_signal_handler() on a loop's core.
 bool remove_handler(loop_core* core, int sig) {
   handler_entry entry;
@@ -97,7 +131,14 @@ bool remove_handler(loop_core* core, int sig) {
 void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn) {
   if (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP)
     throw OSError(EINVAL, "add_signal_handler(): signal " + std::to_string(sig) + " cannot be caught");
-  remove_signal_handler(loop, sig);
+  loop_core* core = loop.core();
+  core->check_loop_thread();
+  core->check_open();
+  // Each run is in a copy of the caller's context, the same copy every time,
+  // as asyncio's Handle for the handler.
+  auto handler = std::make_shared<std::function<void()>>(
+      [context = ::greenlet::copy_context(), fn = std::move(fn)]() mutable { context.run(fn); });
+  if (replace_handler(core, sig, handler)) return;
 
   sigset_t set, old;
   sigemptyset(&set);
@@ -113,15 +154,10 @@ void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn) {
     unblock();
     raise_os_error(err, "signalfd");
   }
-  auto shared_fn = std::make_shared<std::function<void()>>(std::move(fn));
   try {
-    // The callback holds the handler by shared_ptr: removing the handler
-    // from inside itself must not destroy the function that is running.
-    loop.add_reader(fd, [fd, shared_fn] {
-      if (drain(fd) > 0) {
-        auto keep = shared_fn;
-        (*keep)();
-      }
+    // The reader runs whatever handler the loop has for sig by then.
+    core->io->add_callback(fd, detail::io_direction::read, detail::io_caller::user, [fd, core, sig] {
+      if (drain(fd) > 0) run_handler(core, sig);
     });
   } catch (...) {
     ::close(fd);
@@ -131,12 +167,11 @@ void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn) {
   try {
     // Closing the loop removes the handler: signalfd closed, mask restored.
     // The hook holds the core: the event_loop may be gone when it runs.
-    loop_core* core = loop.core();
     const std::uint64_t hook = core->add_close_hook([core, sig] { remove_handler(core, sig); });
     std::lock_guard lock(registry_mutex);
-    registry()[{core, sig}] = handler_entry{fd, std::move(shared_fn), hook};
+    registry()[{core, sig}] = handler_entry{fd, std::move(handler), hook};
   } catch (...) {
-    loop.remove_reader(fd);
+    core->io->remove(fd, detail::io_direction::read);
     ::close(fd);
     unblock();
     throw;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -62,6 +63,51 @@ TEST_F(Signals, ReplaceAndRemoveDiscardsPending) {
     EXPECT_TRUE(asyncio::remove_signal_handler(loop, SIGUSR2));
     EXPECT_EQ(second, 1);
     EXPECT_FALSE(blocked(SIGUSR2));
+  });
+}
+
+// Replacing a handler keeps its signalfd and the mask: an occurrence pending
+// at the replacement runs the new handler. (It was removed and added again,
+// which discarded the pending occurrence: the new handler never ran.)
+TEST_F(Signals, ReplacingKeepsAPendingOccurrenceForTheNewHandler) {
+  asyncio::run([] {
+    auto& loop = asyncio::get_running_loop();
+    int first = 0, second = 0;
+    asyncio::add_signal_handler(loop, SIGUSR2, [&] { ++first; });
+    ASSERT_EQ(::raise(SIGUSR2), 0);  // pending: the loop has not polled since
+    asyncio::add_signal_handler(loop, SIGUSR2, [&] { ++second; });
+    EXPECT_TRUE(blocked(SIGUSR2));
+    for (int i = 0; i < 100 && second == 0; ++i) asyncio::sleep(0.001);
+    EXPECT_EQ(first, 0);
+    EXPECT_EQ(second, 1);
+    EXPECT_TRUE(asyncio::remove_signal_handler(loop, SIGUSR2));
+    EXPECT_FALSE(blocked(SIGUSR2));
+  });
+}
+
+// A handler may replace itself while it runs: the running function lives
+// until it returns, and the next occurrence runs the new one, in the
+// context of the add_signal_handler() call that installed it.
+TEST_F(Signals, HandlerReplacesItselfWhileItRuns) {
+  static greenlet::context_var<int> var("var", 0);
+  asyncio::run([] {
+    auto& loop = asyncio::get_running_loop();
+    std::vector<int> seen;
+    var.set(1);
+    asyncio::add_signal_handler(loop, SIGUSR1, [&, text = std::string(100, 'x')] {
+      var.set(2);
+      asyncio::add_signal_handler(loop, SIGUSR1, [&] { seen.push_back(var.get() * 10); });
+      seen.push_back(static_cast<int>(text.size()));  // still alive
+    });
+    var.set(3);
+    ASSERT_EQ(::raise(SIGUSR1), 0);
+    for (int i = 0; i < 100 && seen.empty(); ++i) asyncio::sleep(0.001);
+    ASSERT_EQ(::raise(SIGUSR1), 0);
+    for (int i = 0; i < 100 && seen.size() < 2; ++i) asyncio::sleep(0.001);
+    // The first ran in a copy of the context at its add (var 1); the second
+    // in a copy of the first handler's, where var was 2.
+    EXPECT_EQ(seen, (std::vector<int>{100, 20}));
+    EXPECT_EQ(var.get(), 3);
   });
 }
 

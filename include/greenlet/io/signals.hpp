@@ -29,8 +29,10 @@ namespace greenlet::asyncio {
 
 // add_signal_handler(loop, sig, fn) runs fn on loop's thread, as a loop
 // callback, each time sig arrives (signals arriving together may run it
-// once). Replaces an earlier handler for sig on that loop. Call it on the
-// loop's thread. Throws OSError (EINVAL for SIGKILL/SIGSTOP or a bad
+// once), in a copy of the caller's context (the same copy each time).
+// Replaces an earlier handler for sig on that loop in place: the signal
+// stays blocked throughout, and an occurrence pending then runs the new
+// handler. Call it on the loop's thread. Throws OSError (EINVAL for SIGKILL/SIGSTOP or a bad
 // number) and what add_reader() throws. Closing the loop removes the
 // handler as remove_signal_handler() does (signalfd closed, sig unblocked
 // if add_signal_handler() blocked it); close the loop on the thread that
