@@ -77,6 +77,19 @@ int drain(int fd) {
   return count;
 }
 
+// check_signal(sig, caller) throws OSError(EINVAL), as asyncio's
+// _check_signal() a ValueError, unless sig is a signal number a thread can
+// block: 1 to NSIG - 1 but those sigfillset() leaves out. glibc leaves out
+// 32 and 33, which it uses itself and pthread_sigmask() silently refuses to
+// block: a handler for them never ran, and the signal took its default
+// action. Python's signal.valid_signals() is the same set.
+void check_signal(int sig, const char* caller) {
+  sigset_t valid;
+  sigfillset(&valid);
+  if (sig <= 0 || sig >= NSIG || sigismember(&valid, sig) != 1)
+    throw OSError(EINVAL, std::string(caller) + "(): invalid signal number " + std::to_string(sig));
+}
+
 // run_handler(core, sig) runs the loop's current handler for sig, if it
 // still has one. Outside the registry's lock: the handler may add or remove
 // handlers.
@@ -129,8 +142,9 @@ bool remove_handler(loop_core* core, int sig) {
 }  // namespace
 
 void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn) {
-  if (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP)
-    throw OSError(EINVAL, "add_signal_handler(): signal " + std::to_string(sig) + " cannot be caught");
+  check_signal(sig, "add_signal_handler");
+  if (sig == SIGKILL || sig == SIGSTOP)
+    throw OSError(EINVAL, "add_signal_handler(): sig " + std::to_string(sig) + " cannot be caught");
   loop_core* core = loop.core();
   core->check_loop_thread();
   core->check_open();
@@ -178,6 +192,9 @@ void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn) {
   }
 }
 
-bool remove_signal_handler(event_loop& loop, int sig) { return remove_handler(loop.core(), sig); }
+bool remove_signal_handler(event_loop& loop, int sig) {
+  check_signal(sig, "remove_signal_handler");
+  return remove_handler(loop.core(), sig);
+}
 
 }  // namespace greenlet::asyncio

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cerrno>
 #include <string>
 #include <thread>
 #include <vector>
@@ -111,11 +112,61 @@ TEST_F(Signals, HandlerReplacesItselfWhileItRuns) {
   });
 }
 
+// what() of the OSError fn throws, or "" if it throws none; its errno must
+// be EINVAL.
+template <class F>
+std::string einval_message(F fn) {
+  try {
+    fn();
+  } catch (const asyncio::OSError& e) {
+    EXPECT_EQ(e.errno_(), EINVAL);
+    return e.what();
+  }
+  return "";
+}
+
+// SIGKILL and SIGSTOP cannot be caught (asyncio: RuntimeError "sig 9 cannot
+// be caught"); removing a handler for them answers false, as asyncio's.
 TEST_F(Signals, UncatchableSignalIsOSError) {
   asyncio::run([] {
     auto& loop = asyncio::get_running_loop();
     EXPECT_THROW(asyncio::add_signal_handler(loop, SIGKILL, [] {}), asyncio::OSError);
+    EXPECT_EQ(einval_message([&] { asyncio::add_signal_handler(loop, SIGSTOP, [] {}); }),
+              "add_signal_handler(): sig 19 cannot be caught: Invalid argument");
     EXPECT_FALSE(asyncio::remove_signal_handler(loop, SIGKILL));
+  });
+}
+
+// Numbers that are no signal a thread can block are refused by both calls,
+// as asyncio's _check_signal() (ValueError "invalid signal number 32"). 32
+// and 33 are glibc's own, which pthread_sigmask() silently leaves unblocked:
+// they were accepted, and the handler could never run (the signal took its
+// default action instead).
+TEST_F(Signals, InvalidSignalNumbersAreRefused) {
+  asyncio::run([] {
+    auto& loop = asyncio::get_running_loop();
+    for (int sig : {0, -1, 32, 33, NSIG, 1000}) {
+      const std::string n = std::to_string(sig);
+      EXPECT_EQ(einval_message([&] { asyncio::add_signal_handler(loop, sig, [] {}); }),
+                "add_signal_handler(): invalid signal number " + n + ": Invalid argument");
+      EXPECT_EQ(einval_message([&] { asyncio::remove_signal_handler(loop, sig); }),
+                "remove_signal_handler(): invalid signal number " + n + ": Invalid argument");
+    }
+  });
+}
+
+// The first real-time signal glibc leaves to programs is valid.
+TEST_F(Signals, RealTimeSignalsWork) {
+  asyncio::run([] {
+    auto& loop = asyncio::get_running_loop();
+    int hits = 0;
+    asyncio::add_signal_handler(loop, SIGRTMIN, [&] { ++hits; });
+    EXPECT_TRUE(blocked(SIGRTMIN));
+    ASSERT_EQ(::raise(SIGRTMIN), 0);
+    for (int i = 0; i < 100 && hits == 0; ++i) asyncio::sleep(0.001);
+    EXPECT_EQ(hits, 1);
+    EXPECT_TRUE(asyncio::remove_signal_handler(loop, SIGRTMIN));
+    EXPECT_FALSE(blocked(SIGRTMIN));
   });
 }
 

@@ -32,17 +32,23 @@ namespace greenlet::asyncio {
 // once), in a copy of the caller's context (the same copy each time).
 // Replaces an earlier handler for sig on that loop in place: the signal
 // stays blocked throughout, and an occurrence pending then runs the new
-// handler. Call it on the loop's thread. Throws OSError (EINVAL for SIGKILL/SIGSTOP or a bad
-// number) and what add_reader() throws. Closing the loop removes the
+// handler. Call it on the loop's thread. Throws OSError(EINVAL) for a
+// number that is no signal a thread can block ("invalid signal number N":
+// 0, negative, NSIG or more, glibc's own 32 and 33; asyncio raises
+// ValueError) and for SIGKILL/SIGSTOP ("sig 9 cannot be caught"; asyncio:
+// RuntimeError), RuntimeError if the loop is closed or this is not its
+// thread, and OSError if signalfd() fails. Closing the loop removes the
 // handler as remove_signal_handler() does (signalfd closed, sig unblocked
 // if add_signal_handler() blocked it); close the loop on the thread that
 // added the handler, since the signal mask is per thread.
 void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn);
 
 // remove_signal_handler(loop, sig) removes the handler; returns false if
-// there was none. It unblocks sig in the calling thread if
-// add_signal_handler() blocked it, after discarding an occurrence that is
-// still pending (which would otherwise take its default action at once).
+// there was none. Throws OSError(EINVAL) for an invalid signal number, as
+// add_signal_handler() does (asyncio: ValueError). It unblocks sig in the
+// calling thread if add_signal_handler() blocked it, after discarding an
+// occurrence that is still pending (which would otherwise take its default
+// action at once).
 bool remove_signal_handler(event_loop& loop, int sig);
 
 }  // namespace greenlet::asyncio
