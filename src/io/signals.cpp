@@ -52,6 +52,11 @@ void hold_signal(int sig, bool was_unblocked) noexcept {
   if (holds.handlers[sig]++ == 0) holds.we_blocked[sig] = was_unblocked;
 }
 
+// letting_go_unblocks(sig) is true when the next let_go_of_signal(sig) will
+// unblock sig: it is the last handler holding it, and the first one found it
+// unblocked.
+bool letting_go_unblocks(int sig) noexcept { return holds.handlers[sig] == 1 && holds.we_blocked[sig]; }
+
 void let_go_of_signal(int sig) noexcept {
   if (--holds.handlers[sig] != 0 || !holds.we_blocked[sig]) return;
   sigset_t set;
@@ -75,6 +80,21 @@ int drain(int fd) {
   signalfd_siginfo info;
   while (::read(fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) ++count;
   return count;
+}
+
+// take_pending(fd) reads every occurrence queued for fd's signal and says
+// how many were sent to the process rather than to this thread. The kernel
+// keeps a process-directed one (kill(), Ctrl-C) that every thread blocks in
+// the process's queue, where any thread's signalfd sees it; a thread-directed
+// one (raise(), pthread_kill(), tgkill(): si_code SI_TKILL) waits for its
+// thread alone.
+int take_pending(int fd) {
+  int for_the_process = 0;
+  signalfd_siginfo info;
+  while (::read(fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    if (info.ssi_code != SI_TKILL) ++for_the_process;
+  }
+  return for_the_process;
 }
 
 // check_signal(sig, caller) throws OSError(EINVAL), as asyncio's
@@ -117,6 +137,44 @@ bool replace_handler(loop_core* core, int sig, handler_fn& fn) {
   return true;
 }
 
+// pass_on(occurrences, sig) hands process-directed occurrences of sig that
+// this thread had to take to a loop of another thread that handles sig: its
+// handler runs once for each, as if that loop had read them. Nothing
+// happens if there is none, or if posting to it fails (the loop is closing).
+void pass_on(int occurrences, int sig) noexcept {
+  if (occurrences == 0) return;
+  std::lock_guard lock(registry_mutex);
+  for (const auto& [key, entry] : registry()) {
+    loop_core* core = key.first;
+    if (key.second != sig || core->on_owner_thread() || core->owner_exited()) continue;
+    // Listed, so not closed yet: its close hook (which unlists it, under this
+    // lock) runs before close() refuses threadsafe posts.
+    try {
+      for (int i = 0; i < occurrences; ++i) core->call_soon_threadsafe([core, sig] { run_handler(core, sig); });
+    } catch (...) {
+    }
+    return;
+  }
+}
+
+// close_signalfd(core, sig, fd) closes a removed handler's signalfd and lets
+// go of sig in the loop's thread. Occurrences still pending are left to the
+// kernel as long as sig stays blocked in the thread: another loop of the
+// thread that handles sig reads them, a process-directed one may go to
+// another thread's loop, and a signal the thread had blocked itself keeps
+// them for whoever reads or unblocks it next. Only when letting go unblocks
+// sig are they taken first, since unblocking would give them their default
+// action (often: terminate): the thread's own are discarded, the process's
+// passed on to another thread's loop (else this loop would steal them).
+void close_signalfd(loop_core* core, int sig, int fd) {
+  // The mask to restore is the owner thread's; a loop closed elsewhere
+  // (allowed once its thread exited) has none left to restore.
+  const bool on_owner = core->on_owner_thread();
+  if (on_owner && letting_go_unblocks(sig)) pass_on(take_pending(fd), sig);
+  ::close(fd);
+  if (on_owner) let_go_of_signal(sig);
+}
+
 // remove_handler(core, sig) is remove_signal_handler() on a loop's core.
 bool remove_handler(loop_core* core, int sig) {
   handler_entry entry;
@@ -129,13 +187,7 @@ bool remove_handler(loop_core* core, int sig) {
   }
   core->remove_close_hook(entry.close_hook);
   core->io->remove(entry.fd, detail::io_direction::read);
-  // Discard an occurrence still pending, then unblock: unblocking first
-  // would deliver it with its default action (often: terminate).
-  drain(entry.fd);
-  ::close(entry.fd);
-  // The mask to restore is the owner thread's; a loop closed elsewhere
-  // (allowed once its thread exited) has none left to restore.
-  if (core->on_owner_thread()) let_go_of_signal(sig);
+  close_signalfd(core, sig, entry.fd);
   return true;
 }
 
@@ -161,11 +213,10 @@ void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn) {
   // otherwise take its default action.
   if (int err = pthread_sigmask(SIG_BLOCK, &set, &old); err != 0) raise_os_error(err, "pthread_sigmask");
   hold_signal(sig, sigismember(&old, sig) == 0);
-  auto unblock = [&] { let_go_of_signal(sig); };
   const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
-    unblock();
+    let_go_of_signal(sig);
     raise_os_error(err, "signalfd");
   }
   try {
@@ -174,20 +225,20 @@ void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn) {
       if (drain(fd) > 0) run_handler(core, sig);
     });
   } catch (...) {
-    ::close(fd);
-    unblock();
+    close_signalfd(core, sig, fd);
     throw;
   }
+  std::uint64_t hook = 0;
   try {
     // Closing the loop removes the handler: signalfd closed, mask restored.
     // The hook holds the core: the event_loop may be gone when it runs.
-    const std::uint64_t hook = core->add_close_hook([core, sig] { remove_handler(core, sig); });
+    hook = core->add_close_hook([core, sig] { remove_handler(core, sig); });
     std::lock_guard lock(registry_mutex);
     registry()[{core, sig}] = handler_entry{fd, std::move(handler), hook};
   } catch (...) {
+    if (hook != 0) core->remove_close_hook(hook);
     core->io->remove(fd, detail::io_direction::read);
-    ::close(fd);
-    unblock();
+    close_signalfd(core, sig, fd);
     throw;
   }
 }

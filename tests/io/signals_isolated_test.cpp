@@ -91,4 +91,56 @@ TEST_F(SignalsIsolatedDeathTest, LoopWithAHandlerDroppedOnAnotherThread) {
   EXPECT_EXIT(loop_with_handler_dropped_elsewhere(), ::testing::ExitedWithCode(0), "");
 }
 
+// Loops on two threads handle SIGUSR1, which every thread blocks (blocked in
+// main() first, as docs/io.md advises). A kill() arrives while neither loop
+// polls, then the main thread's loop removes its handler: the occurrence is
+// the other loop's to read. (The removal read it from the process's queue
+// and discarded it: no handler ran for it.)
+void removal_leaves_a_process_signal_to_another_thread(bool blocked_in_main) {
+  ::alarm(30);
+  if (blocked_in_main) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
+  std::atomic<int> main_hits{0}, other_hits{0};
+  std::promise<void> other_ready;
+  std::promise<void> removed;
+  std::thread other;
+  asyncio::run([&] {
+    auto& loop = asyncio::get_running_loop();
+    asyncio::add_signal_handler(loop, SIGUSR1, [&] { ++main_hits; });
+    // Started after the add: the thread inherits the blocked signal.
+    other = std::thread([&] {
+      asyncio::run([&] {
+        asyncio::add_signal_handler(asyncio::get_running_loop(), SIGUSR1, [&] { ++other_hits; });
+        other_ready.set_value();
+        removed.get_future().wait();  // busy: the loop does not poll meanwhile
+        for (int i = 0; i < 1000 && other_hits == 0; ++i) asyncio::sleep(0.001);
+      });
+    });
+    other_ready.get_future().wait();
+    ::kill(::getpid(), SIGUSR1);  // pending for the process: every thread blocks it
+    asyncio::remove_signal_handler(loop, SIGUSR1);
+  });
+  removed.set_value();
+  other.join();
+  if (main_hits != 0) fail("the removed handler ran");
+  if (other_hits != 1) fail("the other thread's handler did not run for the occurrence");
+  std::_Exit(0);
+}
+
+TEST_F(SignalsIsolatedDeathTest, RemovalLeavesAProcessSignalToAnotherThreadsLoop) {
+  EXPECT_EXIT(removal_leaves_a_process_signal_to_another_thread(true), ::testing::ExitedWithCode(0), "");
+}
+
+// The same when the main thread's removal unblocks the signal (only the
+// handler had blocked it there): the occurrence must be taken before the
+// unblock, or its default action would kill the process; it is passed on to
+// the other thread's loop.
+TEST_F(SignalsIsolatedDeathTest, RemovalThatUnblocksPassesAProcessSignalOn) {
+  EXPECT_EXIT(removal_leaves_a_process_signal_to_another_thread(false), ::testing::ExitedWithCode(0), "");
+}
+
 }  // namespace

@@ -267,4 +267,53 @@ TEST_F(Signals, TwoLoopsOfOneThreadShareTheMask) {
   second.close();
 }
 
+// An occurrence pending when one of two loops of the thread removes its
+// handler is left for the other (the removal read and discarded it: the
+// other's handler never ran).
+TEST_F(Signals, RemovingLeavesAPendingOccurrenceToAnotherLoopOfTheThread) {
+  asyncio::event_loop first;
+  asyncio::event_loop second;
+  int first_hits = 0, second_hits = 0;
+  asyncio::add_signal_handler(first, SIGUSR1, [&] { ++first_hits; });
+  asyncio::add_signal_handler(second, SIGUSR1, [&] { ++second_hits; });
+  ASSERT_EQ(::raise(SIGUSR1), 0);  // pending: neither loop has polled
+  EXPECT_TRUE(asyncio::remove_signal_handler(first, SIGUSR1));
+  ASSERT_TRUE(blocked(SIGUSR1));
+  second.run_until_complete(second.create_task([&] {
+    for (int i = 0; i < 1000 && second_hits == 0; ++i) asyncio::sleep(0.001);
+  }));
+  EXPECT_EQ(first_hits, 0);
+  EXPECT_EQ(second_hits, 1);
+  EXPECT_TRUE(asyncio::remove_signal_handler(second, SIGUSR1));
+  EXPECT_FALSE(blocked(SIGUSR1));
+  first.close();
+  second.close();
+}
+
+// A signal the thread had blocked itself stays blocked when the handler
+// goes, and so does an occurrence pending then: it is the thread's to take
+// (sigwait() here), not discarded.
+TEST_F(Signals, RemovingLeavesAPendingOccurrenceOfASignalTheThreadBlocked) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR2);
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &set, nullptr), 0);
+  asyncio::run([] {
+    auto& loop = asyncio::get_running_loop();
+    asyncio::add_signal_handler(loop, SIGUSR2, [] {});
+    ASSERT_EQ(::raise(SIGUSR2), 0);
+    EXPECT_TRUE(asyncio::remove_signal_handler(loop, SIGUSR2));
+  });
+  EXPECT_TRUE(blocked(SIGUSR2));
+  sigset_t pending;
+  ASSERT_EQ(sigpending(&pending), 0);
+  EXPECT_EQ(sigismember(&pending, SIGUSR2), 1);
+  int got = 0;
+  if (sigismember(&pending, SIGUSR2) == 1) {
+    EXPECT_EQ(sigwait(&set, &got), 0);  // taken, so that unblocking is safe
+  }
+  EXPECT_EQ(got, SIGUSR2);
+  ASSERT_EQ(pthread_sigmask(SIG_UNBLOCK, &set, nullptr), 0);
+}
+
 }  // namespace

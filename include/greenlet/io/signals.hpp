@@ -46,9 +46,12 @@ void add_signal_handler(event_loop& loop, int sig, std::function<void()> fn);
 // remove_signal_handler(loop, sig) removes the handler; returns false if
 // there was none. Throws OSError(EINVAL) for an invalid signal number, as
 // add_signal_handler() does (asyncio: ValueError). It unblocks sig in the
-// calling thread if add_signal_handler() blocked it, after discarding an
-// occurrence that is still pending (which would otherwise take its default
-// action at once).
+// calling thread if add_signal_handler() blocked it and no other loop of
+// the thread handles sig. An occurrence still pending is left pending while
+// sig stays blocked (for another loop's handler, or the thread's own); when
+// sig is unblocked, it is taken first (it would take its default action at
+// once): discarded if it was sent to this thread, passed on to another
+// thread's loop handling sig if it was sent to the process (see docs/io.md).
 bool remove_signal_handler(event_loop& loop, int sig);
 
 }  // namespace greenlet::asyncio
