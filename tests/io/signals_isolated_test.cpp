@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <greenlet/asyncio.hpp>
 #include <greenlet/io.hpp>
 
 namespace {
@@ -141,6 +142,52 @@ TEST_F(SignalsIsolatedDeathTest, RemovalLeavesAProcessSignalToAnotherThreadsLoop
 // the other thread's loop.
 TEST_F(SignalsIsolatedDeathTest, RemovalThatUnblocksPassesAProcessSignalOn) {
   EXPECT_EXIT(removal_leaves_a_process_signal_to_another_thread(false), ::testing::ExitedWithCode(0), "");
+}
+
+// docs/porting.md: asyncio::run() installs no SIGINT handler, so Ctrl-C
+// (a SIGINT to the process) kills the program as in any C++ program, where
+// Python 3.11's asyncio.run() cancels the main task and raises
+// KeyboardInterrupt.
+void ctrl_c_without_a_handler() {
+  ::alarm(30);
+  ::signal(SIGINT, SIG_DFL);  // a background job may inherit it ignored
+  asyncio::run([] {
+    ::kill(::getpid(), SIGINT);
+    asyncio::sleep(3600);
+  });
+  fail("survived SIGINT");
+}
+
+TEST_F(SignalsIsolatedDeathTest, CtrlCWithoutAHandlerKillsTheProcess) {
+  EXPECT_EXIT(ctrl_c_without_a_handler(), ::testing::KilledBySignal(SIGINT), "");
+}
+
+// The idiom docs/porting.md gives for Python's behaviour: a SIGINT handler
+// cancels the main task, which unwinds, and run() throws CancelledError.
+void ctrl_c_cancels_the_main_task() {
+  ::alarm(30);
+  bool unwound = false;
+  try {
+    asyncio::run([&] {
+      asyncio::add_signal_handler(asyncio::get_running_loop(), SIGINT,
+                                  [main = asyncio::current_task()]() mutable { main.cancel(); });
+      struct on_unwind {
+        bool& flag;
+        ~on_unwind() { flag = true; }
+      } guard{unwound};
+      ::kill(::getpid(), SIGINT);  // as Ctrl-C: to the process
+      asyncio::sleep(3600);
+      fail("the sleep was not cancelled");
+    });
+  } catch (const asyncio::CancelledError&) {
+    if (!unwound) fail("the main task did not unwind");
+    std::_Exit(0);
+  }
+  fail("run() returned");
+}
+
+TEST_F(SignalsIsolatedDeathTest, CtrlCHandlerCancelsTheMainTaskAsPythonsRun) {
+  EXPECT_EXIT(ctrl_c_cancels_the_main_task(), ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace
