@@ -3,8 +3,12 @@
 // its return value); the parent's pipe ends are made close-on-exec by
 // pipe2 and non-blocking afterwards (O_NONBLOCK is shared through dup, so
 // setting it at pipe2 time would give the child non-blocking stdio too).
+// The child keeps only 0/1/2 and the config's pass_fds (Python's
+// close_fds=True): a closefrom file action, or before glibc 2.34 one close
+// action per descriptor that would survive the exec.
 #include "greenlet/io/subprocess.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -15,10 +19,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <utility>
 
 #include "asyncio/poller.hpp"
 #include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/io/socket.hpp"
 #include "io/child_reaper.hpp"
@@ -77,6 +83,84 @@ struct spawn_resources {
   }
 };
 
+void check_file_action(int err, const char* action) {
+  if (err != 0) throw_errno(err, action);
+}
+
+// survives_exec(fd): fd is open and not close-on-exec.
+bool survives_exec(int fd) noexcept {
+  const int flags = ::fcntl(fd, F_GETFD);
+  return flags >= 0 && (flags & FD_CLOEXEC) == 0;
+}
+
+// add_close(actions, fd) makes the child close fd.
+void add_close(posix_spawn_file_actions_t& actions, int fd) {
+  check_file_action(posix_spawn_file_actions_addclose(&actions, fd), "posix_spawn_file_actions_addclose");
+}
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+// add_close_from(actions, lowest): the child closes every descriptor from
+// lowest up (close_range(), or /proc/self/fd on kernels without it).
+void add_close_from(posix_spawn_file_actions_t& actions, int lowest) {
+  check_file_action(posix_spawn_file_actions_addclosefrom_np(&actions, lowest),
+                    "posix_spawn_file_actions_addclosefrom_np");
+}
+#else
+// add_close_from(actions, lowest), before glibc 2.34 (no closefrom action):
+// a close action for each descriptor from lowest up that is open now and
+// would survive the exec (no FD_CLOEXEC). One another thread opens
+// meanwhile without FD_CLOEXEC can still reach the child; without /proc
+// they all do, as before.
+void add_close_from(posix_spawn_file_actions_t& actions, int lowest) {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  const int listing = ::dirfd(dir);
+  while (const dirent* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || fd < lowest || fd == listing) continue;
+    if (!survives_exec(static_cast<int>(fd))) continue;
+    try {
+      add_close(actions, static_cast<int>(fd));
+    } catch (...) {
+      ::closedir(dir);
+      throw;
+    }
+  }
+  ::closedir(dir);
+}
+#endif
+
+// keep_only_stdio_and(actions, pass_fds) makes the child close every
+// descriptor above 2 but pass_fds, as Python's close_fds=True: it inherited
+// each one without FD_CLOEXEC (a pipe() end stayed open in it, so the
+// reader saw EOF only when the child exited; a listening socket stayed
+// bound). Added after the dup2s onto 0/1/2 (the child runs the actions in
+// order), which have copied the pipes there already. Each fd kept is
+// dup2'ed onto itself, which clears its close-on-exec in the child only
+// (glibc >= 2.29, POSIX 2017), as Python makes pass_fds inheritable; the
+// ones between that are open and would survive the exec are closed one by
+// one (a close action for every number would make thousands for a pass_fd
+// numbered in thousands), the rest with one closefrom.
+void keep_only_stdio_and(posix_spawn_file_actions_t& actions, std::vector<int> pass_fds) {
+  std::sort(pass_fds.begin(), pass_fds.end());
+  pass_fds.erase(std::unique(pass_fds.begin(), pass_fds.end()), pass_fds.end());
+  if (!pass_fds.empty() && pass_fds.front() < 0) {
+    throw ValueError("create_subprocess_exec(): pass_fds holds a negative descriptor (" +
+                     std::to_string(pass_fds.front()) + ")");
+  }
+  int first_closed = 3;
+  for (const int fd : pass_fds) {
+    if (fd < first_closed) continue;  // 0, 1 and 2 are always kept
+    check_file_action(posix_spawn_file_actions_adddup2(&actions, fd, fd), "posix_spawn_file_actions_adddup2");
+    for (int between = first_closed; between < fd; ++between) {
+      if (survives_exec(between)) add_close(actions, between);
+    }
+    first_closed = fd + 1;
+  }
+  add_close_from(actions, first_closed);
+}
+
 }  // namespace
 
 Process create_subprocess_exec(const std::string& program, const std::vector<std::string>& args,
@@ -114,6 +198,7 @@ Process create_subprocess_exec(const std::string& program, const std::vector<std
       case stdio::STDOUT: posix_spawn_file_actions_adddup2(&r.actions, 1, 2); break;
     }
   }
+  keep_only_stdio_and(r.actions, config.pass_fds);
   if (!config.cwd.empty()) posix_spawn_file_actions_addchdir_np(&r.actions, config.cwd.c_str());
 
   std::vector<char*> argv;

@@ -56,6 +56,12 @@ struct subprocess_config {
   std::optional<std::vector<std::string>> env{};
   // cwd: if not empty, the child's working directory.
   std::string cwd{};
+  // pass_fds: descriptors of this process the child keeps, at the same
+  // numbers and inheritable there (Python's pass_fds). Every other one
+  // above 2 is closed in the child, close-on-exec or not (Python's
+  // close_fds=True): a pipe end or listening socket of the parent does not
+  // stay open in it. A negative fd is ValueError, one not open OSError EBADF.
+  std::vector<int> pass_fds{};
 };
 
 // communicate_result is what communicate() read: `auto [out, err] = ...`.
