@@ -1,8 +1,10 @@
 // subprocess.cpp: create_subprocess_exec/shell and Process. Children are
 // started with posix_spawnp (glibc reports a failed exec, e.g. ENOENT, as
-// its return value); the parent's pipe ends are made close-on-exec by
-// pipe2 and non-blocking afterwards (O_NONBLOCK is shared through dup, so
-// setting it at pipe2 time would give the child non-blocking stdio too).
+// its return value), or posix_spawn once the program has been looked up in
+// the PATH of the environment given to the child; the parent's pipe ends
+// are made close-on-exec by pipe2 and non-blocking afterwards (O_NONBLOCK
+// is shared through dup, so setting it at pipe2 time would give the child
+// non-blocking stdio too).
 // The child keeps only 0/1/2 and the config's pass_fds (Python's
 // close_fds=True): a closefrom file action, or before glibc 2.34 one close
 // action per descriptor that would survive the exec.
@@ -161,6 +163,60 @@ void keep_only_stdio_and(posix_spawn_file_actions_t& actions, std::vector<int> p
   add_close_from(actions, first_closed);
 }
 
+// throw_spawn_error(err, program, cwd) throws the OSError of a failed
+// spawn. posix_spawn gives one errno for the chdir and the exec: name the
+// directory when it is the one missing, as Python does.
+[[noreturn]] void throw_spawn_error(int err, const std::string& program, const std::string& cwd) {
+  struct stat cwd_stat {};
+  if (!cwd.empty() && (::stat(cwd.c_str(), &cwd_stat) != 0 || !S_ISDIR(cwd_stat.st_mode))) {
+    throw_errno(err, "create_subprocess_exec(" + program + "): cannot change to cwd '" + cwd + "'");
+  }
+  throw_errno(err, "create_subprocess_exec(" + program + ")");
+}
+
+// exec_search_path(env) is where a child given env looks its program up,
+// as Python's os.get_exec_path(env): env's PATH, else os.defpath.
+std::string_view exec_search_path(const std::vector<std::string>& env) {
+  constexpr std::string_view name = "PATH=";
+  for (const std::string& entry : env) {
+    if (entry.starts_with(name)) return std::string_view(entry).substr(name.size());
+  }
+  return "/bin:/usr/bin";
+}
+
+// exec_error(candidate) is what an exec of candidate would fail with (0 if
+// it would run, as far as a look at the file tells): ENOENT or ENOTDIR if it
+// is not there, EACCES if it is not an executable regular file.
+int exec_error(const std::string& candidate) {
+  struct stat st {};
+  if (::stat(candidate.c_str(), &st) != 0) return errno;
+  if (!S_ISREG(st.st_mode)) return EACCES;
+  if (::faccessat(AT_FDCWD, candidate.c_str(), X_OK, AT_EACCESS) != 0) return errno;
+  return 0;
+}
+
+// find_program(program, search_path, cwd) looks program (no '/') up in the
+// directories of search_path as the child's exec would (Python's
+// _execute_child tries each): the first that holds it executable wins. A
+// relative directory (an empty one is ".") is the child's, so under cwd.
+// When none does, throws the first error that is not ENOENT/ENOTDIR
+// (EACCES: a file that is not executable), else ENOENT.
+std::string find_program(const std::string& program, std::string_view search_path, const std::string& cwd) {
+  int first_error = 0;
+  for (;;) {
+    const std::size_t colon = search_path.find(':');
+    const std::string_view dir = search_path.substr(0, colon);
+    const std::string candidate = dir.empty() ? program : std::string(dir) + "/" + program;
+    const bool under_cwd = !cwd.empty() && !candidate.starts_with('/');
+    const int err = exec_error(under_cwd ? cwd + "/" + candidate : candidate);
+    if (err == 0) return candidate;
+    if (err != ENOENT && err != ENOTDIR && first_error == 0) first_error = err;
+    if (colon == std::string_view::npos) break;
+    search_path.remove_prefix(colon + 1);
+  }
+  throw_spawn_error(first_error != 0 ? first_error : ENOENT, program, cwd);
+}
+
 }  // namespace
 
 Process create_subprocess_exec(const std::string& program, const std::vector<std::string>& args,
@@ -168,6 +224,11 @@ Process create_subprocess_exec(const std::string& program, const std::vector<std
   using subprocess::stdio;
   if (config.stdin_ == stdio::STDOUT || config.stdout_ == stdio::STDOUT)
     throw OSError(EINVAL, "create_subprocess_exec(): STDOUT is only valid for stderr");
+  // posix_spawnp() would search this process's PATH: a child given env
+  // looks its program up in env's PATH, as Python's.
+  const bool search_env_path = config.env && !program.empty() && program.find('/') == std::string::npos;
+  const std::string executable =
+      search_env_path ? find_program(program, exec_search_path(*config.env), config.cwd) : program;
   spawn_resources r;
 
   // The child starts with no signal blocked (our signal handlers block
@@ -214,17 +275,9 @@ Process create_subprocess_exec(const std::string& program, const std::vector<std
   }
 
   Process p;
-  const int err =
-      posix_spawnp(&p.pid_, program.c_str(), &r.actions, &r.attr, argv.data(), config.env ? envp.data() : environ);
-  if (err != 0) {
-    // posix_spawn gives one errno for the chdir and the exec: name the
-    // directory when it is the one missing, as Python does.
-    struct stat cwd_stat {};
-    if (!config.cwd.empty() && (::stat(config.cwd.c_str(), &cwd_stat) != 0 || !S_ISDIR(cwd_stat.st_mode))) {
-      throw_errno(err, "create_subprocess_exec(" + program + "): cannot change to cwd '" + config.cwd + "'");
-    }
-    throw_errno(err, "create_subprocess_exec(" + program + ")");
-  }
+  const int err = config.env ? posix_spawn(&p.pid_, executable.c_str(), &r.actions, &r.attr, argv.data(), envp.data())
+                             : posix_spawnp(&p.pid_, program.c_str(), &r.actions, &r.attr, argv.data(), environ);
+  if (err != 0) throw_spawn_error(err, program, config.cwd);
 
   // Opened before anyone can reap the child, so the pid cannot be reused
   // under it. Failure (old kernel, seccomp) leaves wait() to poll.

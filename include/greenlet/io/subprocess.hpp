@@ -52,7 +52,8 @@ struct subprocess_config {
   subprocess::stdio stdout_ = subprocess::stdio::inherit;
   // stderr_: where the child writes its errors (inherit, PIPE, DEVNULL or STDOUT).
   subprocess::stdio stderr_ = subprocess::stdio::inherit;
-  // env: if given, the child's whole environment ("NAME=value" each).
+  // env: if given, the child's whole environment ("NAME=value" each); its
+  // PATH is where the program is looked up.
   std::optional<std::vector<std::string>> env{};
   // cwd: if not empty, the child's working directory.
   std::string cwd{};
@@ -177,10 +178,12 @@ class Process {
   std::optional<int> returncode_;
 };
 
-// create_subprocess_exec(program, args, config) starts program (looked up
-// in PATH unless it contains '/') with argv = {program, args...}. Throws
-// OSError with the errno of the failure: ENOENT for a missing program,
-// EACCES for one that is not executable.
+// create_subprocess_exec(program, args, config) starts program with argv =
+// {program, args...}. A program without '/' is looked up in PATH: that of
+// config.env when it is given (/bin:/usr/bin if it has none), as Python's
+// os.get_exec_path(env), else this process's. Throws OSError with the
+// errno of the failure: ENOENT for a missing program, EACCES for one that
+// is not executable.
 Process create_subprocess_exec(const std::string& program, const std::vector<std::string>& args = {},
                                const subprocess_config& config = {});
 // create_subprocess_shell(cmd, config) runs cmd with /bin/sh -c.
