@@ -163,6 +163,28 @@ void keep_only_stdio_and(posix_spawn_file_actions_t& actions, std::vector<int> p
   add_close_from(actions, first_closed);
 }
 
+// reject_null_byte(call, text, what) throws ValueError if text holds a NUL,
+// as Python's "embedded null byte": exec takes C strings, so the child got
+// text cut at it (a shell command "echo a\0; rm x" ran `echo a`).
+void reject_null_byte(const char* call, std::string_view text, const char* what) {
+  if (text.find('\0') != std::string_view::npos) {
+    throw ValueError(std::string(call) + "(): embedded null byte in " + what);
+  }
+}
+
+// reject_null_bytes(program, args, config): reject_null_byte() on every
+// string create_subprocess_exec() hands to the child.
+void reject_null_bytes(const std::string& program, const std::vector<std::string>& args,
+                       const subprocess_config& config) {
+  constexpr const char* call = "create_subprocess_exec";
+  reject_null_byte(call, program, "the program");
+  for (const std::string& arg : args) reject_null_byte(call, arg, "an argument");
+  if (config.env) {
+    for (const std::string& entry : *config.env) reject_null_byte(call, entry, "an env entry");
+  }
+  reject_null_byte(call, config.cwd, "cwd");
+}
+
 // throw_spawn_error(err, program, cwd) throws the OSError of a failed
 // spawn. posix_spawn gives one errno for the chdir and the exec: name the
 // directory when it is the one missing, as Python does.
@@ -224,6 +246,7 @@ Process create_subprocess_exec(const std::string& program, const std::vector<std
   using subprocess::stdio;
   if (config.stdin_ == stdio::STDOUT || config.stdout_ == stdio::STDOUT)
     throw OSError(EINVAL, "create_subprocess_exec(): STDOUT is only valid for stderr");
+  reject_null_bytes(program, args, config);
   // posix_spawnp() would search this process's PATH: a child given env
   // looks its program up in env's PATH, as Python's.
   const bool search_env_path = config.env && !program.empty() && program.find('/') == std::string::npos;
@@ -297,6 +320,7 @@ Process create_subprocess_exec(const std::string& program, const std::vector<std
 }
 
 Process create_subprocess_shell(const std::string& cmd, const subprocess_config& config) {
+  reject_null_byte("create_subprocess_shell", cmd, "the command");
   return create_subprocess_exec("/bin/sh", {"-c", cmd}, config);
 }
 

@@ -1,12 +1,13 @@
 // subprocess_spawn_test.cpp: how create_subprocess_exec finds its program
 // and checks its arguments, as CPython's subprocess: a child given env
 // looks its program up in env's PATH (os.get_exec_path(env)), not this
-// process's.
+// process's; a NUL in a string for the child is ValueError.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -98,6 +99,40 @@ TEST_F(SubprocessSpawn, RelativeEntriesAreUnderCwdAndNoPathIsDefpath) {
     auto sh = asyncio::create_subprocess_exec(
         "sh", {"-c", "echo $GREENLET_X"}, {.stdout_ = sp::PIPE, .env = std::vector<std::string>{"GREENLET_X=no PATH"}});
     EXPECT_EQ(sh.communicate().out, "no PATH\n");
+  });
+}
+
+// null_byte_error(spawn) is the message of the ValueError spawn() throws,
+// or "spawned" if it throws nothing.
+std::string null_byte_error(const std::function<asyncio::Process()>& spawn) {
+  try {
+    asyncio::Process p = spawn();
+    p.wait();
+    return "spawned";
+  } catch (const asyncio::ValueError& e) {
+    return e.what();
+  }
+}
+
+// A NUL in anything handed to the child is Python's ValueError("embedded
+// null byte"), before any child runs: the strings were cut at it (the
+// explorer's repro ran `echo a` of "echo a\0; echo b", and an argument
+// "rm -rf\0 /tmp/x" reached the child as "rm -rf").
+TEST_F(SubprocessSpawn, EmbeddedNullByteIsValueError) {
+  using namespace std::string_literals;
+  asyncio::run([] {
+    EXPECT_EQ(null_byte_error([] { return asyncio::create_subprocess_shell("echo a\0; echo b"s); }),
+              "create_subprocess_shell(): embedded null byte in the command");
+    EXPECT_EQ(null_byte_error([] { return asyncio::create_subprocess_exec("echo", {"rm -rf\0 /tmp/x"s}); }),
+              "create_subprocess_exec(): embedded null byte in an argument");
+    EXPECT_EQ(null_byte_error([] { return asyncio::create_subprocess_exec("true\0x"s); }),
+              "create_subprocess_exec(): embedded null byte in the program");
+    EXPECT_EQ(null_byte_error([] {
+                return asyncio::create_subprocess_exec("true", {}, {.env = std::vector<std::string>{"A=1\0B=2"s}});
+              }),
+              "create_subprocess_exec(): embedded null byte in an env entry");
+    EXPECT_EQ(null_byte_error([] { return asyncio::create_subprocess_exec("true", {}, {.cwd = "/\0tmp"s}); }),
+              "create_subprocess_exec(): embedded null byte in cwd");
   });
 }
 

@@ -183,10 +183,12 @@ class Process {
 // config.env when it is given (/bin:/usr/bin if it has none), as Python's
 // os.get_exec_path(env), else this process's. Throws OSError with the
 // errno of the failure: ENOENT for a missing program, EACCES for one that
-// is not executable.
+// is not executable; ValueError ("embedded null byte", as Python's) if the
+// program, an argument, an env entry or cwd holds a NUL, before spawning.
 Process create_subprocess_exec(const std::string& program, const std::vector<std::string>& args = {},
                                const subprocess_config& config = {});
-// create_subprocess_shell(cmd, config) runs cmd with /bin/sh -c.
+// create_subprocess_shell(cmd, config) runs cmd with /bin/sh -c. Throws as
+// create_subprocess_exec(); ValueError if cmd holds a NUL.
 Process create_subprocess_shell(const std::string& cmd, const subprocess_config& config = {});
 
 // read_all(fd) reads the non-blocking fd to EOF, awaiting while it has
