@@ -569,10 +569,12 @@ communicate_result Process::communicate(std::string_view input) {
     }
     await(ready);
   }
+  // Taken once the child is reaped: a cancel of this wait() (the child
+  // closed its output but runs on) leaves them in the streams, as promised.
+  wait();
   communicate_result result;
   if (outputs[0] != nullptr) result.out = outputs[0]->take_all();
   if (outputs[1] != nullptr) result.err = outputs[1]->take_all();
-  wait();
   return result;
 }
 

@@ -172,6 +172,25 @@ TEST_F(Subprocess, CommunicateTimeout) {
   });
 }
 
+// Cancelled in its final wait(), the pipes already at EOF and the child
+// still running: the output stays in the stream too (it had been taken
+// out before the wait and was lost, so read() and a second communicate()
+// gave nothing; CPython 3.11 loses it as well, but the header promises it).
+TEST_F(Subprocess, CommunicateCancelledWhileAwaitingTheExitKeepsTheOutput) {
+  asyncio::run([] {
+    auto p = asyncio::create_subprocess_shell("echo important; echo also >&2; exec >&- 2>&-; exec sleep 30",
+                                              {.stdout_ = sp::PIPE, .stderr_ = sp::PIPE});
+    EXPECT_THROW(asyncio::wait_for([&] { p.communicate(); }, 0.5), asyncio::TimeoutError);
+    EXPECT_FALSE(p.returncode());
+    EXPECT_EQ(p.stdout_().read(), "important\n");
+    p.kill();
+    auto [out, err] = p.communicate();
+    EXPECT_EQ(out, "");
+    EXPECT_EQ(err, "also\n");
+    EXPECT_EQ(p.returncode(), -SIGKILL);
+  });
+}
+
 TEST_F(Subprocess, EnvAndCwd) {
   asyncio::run([] {
     auto p = asyncio::create_subprocess_exec(

@@ -114,8 +114,9 @@ class Process {
   // it, reads stdout and stderr (those that are PIPEs) to EOF, all at once,
   // then awaits the exit. A child that exits without reading its input is
   // not an error (BrokenPipe is ignored, as Python's). If cancelled, the
-  // bytes read so far stay in the stdout_()/stderr_() streams and the input
-  // not yet taken by the child is still written, then stdin closed.
+  // bytes read so far stay in the stdout_()/stderr_() streams (also while
+  // it awaits the exit after EOF) and the input not yet taken by the child
+  // is still written, then stdin closed.
   communicate_result communicate(std::string_view input = {});
 
   // send_signal(sig) sends sig to the child; nothing once it has been
