@@ -488,6 +488,22 @@ bool Process::try_reap() {
   return false;
 }
 
+// returncode() reaps the child if it has exited, as asyncio's child
+// watcher sets the return code when the child exits: before, it stayed
+// nullopt until someone called wait(), and a ported polling loop never
+// ended. A look when asked rather than a watcher registered at spawn: no
+// cost for a Process nobody asks, and it works without a loop.
+std::optional<int> Process::returncode() noexcept {
+  if (!returncode_ && pid_ > 0) {  // a moved-from one must not waitpid(-1)
+    try {
+      try_reap();
+    } catch (...) {
+      // waitpid failed otherwise than ECHILD: still unknown, wait() raises it.
+    }
+  }
+  return returncode_;
+}
+
 int Process::wait() {
   double delay = 0.001;
   while (!try_reap()) {

@@ -2,6 +2,7 @@
 // CPython's Lib/test/test_asyncio/test_subprocess.py (test_stdin_stdout,
 // test_shell, test_kill, test_communicate, test_wait_for...).
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <string>
 #include <system_error>
@@ -406,6 +407,57 @@ TEST_F(Subprocess, MovedFromProcessRefusesInsteadOfReapingOthers) {
     }
     EXPECT_EQ(q.wait(), 3);
     EXPECT_EQ(other.wait(), 7);
+  });
+}
+
+// As Python's (its child watcher sets it), returncode() is known once the
+// child has exited, without wait(): it stayed nullopt until a wait(), so a
+// ported `while proc.returncode is None: await asyncio.sleep(...)` never
+// ended. A moved-from Process's stays nullopt without reaping the others.
+TEST_F(Subprocess, ReturncodeIsSetWhenTheChildExitsWithoutWait) {
+  asyncio::run([] {
+    // poll(p) is the polling loop: up to 5 s (a bound for a broken build).
+    auto poll = [](asyncio::Process& p) {
+      for (int i = 0; i < 500 && !p.returncode(); ++i) asyncio::sleep(0.01);
+      return p.returncode();
+    };
+    auto done = asyncio::create_subprocess_shell("exit 5");
+    EXPECT_EQ(poll(done), 5);
+    EXPECT_EQ(done.wait(), 5);
+
+    auto running = asyncio::create_subprocess_exec("sleep", {"30"});
+    asyncio::sleep(0.05);
+    EXPECT_FALSE(running.returncode());
+    running.kill();
+    EXPECT_EQ(poll(running), -SIGKILL);
+    running.kill();  // reaped: nothing happens
+
+    auto other = asyncio::create_subprocess_shell("exit 7");
+    auto moved = asyncio::create_subprocess_exec("sleep", {"30"});
+    auto owner = std::move(moved);
+    asyncio::sleep(0.05);  // `other` has exited: a waitpid(-1) would take it
+    EXPECT_FALSE(moved.returncode());
+    EXPECT_FALSE(owner.returncode());
+    owner.kill();
+    EXPECT_EQ(owner.wait(), -SIGKILL);
+    EXPECT_EQ(poll(other), 7);
+  });
+}
+
+// A task awaiting wait() wakes with the code when returncode() in another
+// task reaped the child first (it unregisters the pidfd the task awaits).
+TEST_F(Subprocess, ReturncodeReapingWakesTheWaiters) {
+  asyncio::run([] {
+    auto p = asyncio::create_subprocess_exec("sleep", {"30"});
+    auto waiter = asyncio::create_task([&] { return p.wait(); });
+    asyncio::sleep(0.01);
+    p.kill();
+    // Until the child is a zombie, without reaping it or letting the loop
+    // run (the waiter would reap it first).
+    siginfo_t info{};
+    ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(p.pid()), &info, WEXITED | WNOWAIT), 0);
+    EXPECT_EQ(p.returncode(), -SIGKILL);
+    EXPECT_EQ(asyncio::await(waiter), -SIGKILL);
   });
 }
 

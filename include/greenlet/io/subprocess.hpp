@@ -96,9 +96,13 @@ class Process {
 
   // pid() is the child's process id.
   pid_t pid() const noexcept { return pid_; }
-  // returncode() is nullopt until wait() has seen the child exit; then its
-  // exit status, or -N if signal N killed it (as Python's).
-  std::optional<int> returncode() const noexcept { return returncode_; }
+  // returncode() is nullopt while the child runs; once it has exited, its
+  // exit status, or -N if signal N killed it (as Python's), whether or not
+  // anyone called wait(): until known, each call looks (one
+  // waitpid(WNOHANG), which reaps the child once it has exited), so a
+  // `while (!p.returncode()) asyncio::sleep(0.05);` ends. Not const for
+  // that reason. Any thread the Process is used on, with or without a loop.
+  std::optional<int> returncode() noexcept;
 
   // wait() awaits the child's exit and returns returncode(). Any number of
   // tasks may wait at once; they all wake when it exits. It waits on a
