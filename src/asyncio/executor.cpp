@@ -181,16 +181,19 @@ void threadsafe_link::settle() noexcept {
   if (auto cf = outcome.lock()) cf->cancel();
 }
 
-void threadsafe_link::attach(future_state* t) noexcept {
+void threadsafe_link::attach(future_state* t, std::shared_ptr<threadsafe_link> self) noexcept {
   retain(t);
   task = t;
+  self_hold = std::move(self);
   core->attach_side(this);
 }
 
 void threadsafe_link::detach() noexcept {
   settle();
   core->detach_side(this);
-  // Released last: the task's body may hold the link's last reference.
+  // Released last: the task's done callback, or self_hold, may hold the
+  // link's last reference.
+  std::shared_ptr<threadsafe_link> self = std::move(self_hold);
   if (future_state* t = std::exchange(task, nullptr)) release(t);
 }
 

@@ -127,6 +127,7 @@ void task_state::step() {
     } catch (const ::greenlet::error& e) {
       if (e.code() != ::greenlet::errc::stack_exhausted || glet.started()) throw;
       let_go_of_shared_context();
+      drop_function();
       future_->set_exception(std::current_exception());
     }
   } else {
@@ -171,6 +172,7 @@ void task_state::abandon() noexcept {
   let_go_of_shared_context();
   if (unwound) {
     glet = ::greenlet::greenlet();
+    drop_function();   // a task never started: run() did not drop it
     release(future_);  // may free this task
     return;
   }
@@ -206,6 +208,7 @@ void task_state::body() {
   } context_guard{this};
   if (must_cancel) {
     must_cancel = false;
+    drop_function();  // in the task, as when run() ends
     future_->set_cancelled(cancel_message);
     return;
   }

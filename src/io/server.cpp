@@ -105,9 +105,10 @@ struct server_state : std::enable_shared_from_this<server_state> {
         ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       }
       auto streams = make_streams(c, config.stream, reinterpret_cast<const sockaddr*>(&peer), peer_len);
-      // The handler gets the streams themselves, not copies: when it
-      // returns, the connection's last reader and writer go with it, even
-      // while someone holds the finished task (its function lives on).
+      // The handler gets the streams themselves, not copies: the task's
+      // function keeps none while the handler runs, so the connection's
+      // last reader and writer are the handler's (and the function is
+      // destroyed when it returns, whoever holds the task).
       auto task = create_task([h = handler, r = std::move(streams.first), w = std::move(streams.second)]() mutable {
         (*h)(std::move(r), std::move(w));
       });

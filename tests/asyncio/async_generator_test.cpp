@@ -133,6 +133,59 @@ TEST_F(AsyncGenLifetimeTests, abandoned_running_body_is_closed_at_its_next_yield
   EXPECT_EQ(log, (Strings{"body woken at its yield", "dropped", "GeneratorExit at the yield"}));
 }
 
+// A generator dropped while parked at a yield: its finalizer's GeneratorExit
+// unwinds the body in the body's task, the task ends and its done callback
+// finishes the generator's state. The task's function is destroyed as the
+// body returns, before that callback: the state must not be owned by the
+// function (AddressSanitizer reported a heap-use-after-free in the callback
+// when it was; without it this test passes either way).
+TEST_F(AsyncGenLifetimeTests, dropped_while_parked_is_finalized_after_its_task_lets_go_of_its_function) {
+  Strings log;
+  auto capture = std::make_shared<int>(0);
+  long captures_after = -1;
+  asyncio::run([&] {
+    std::optional<AG> holder(AG([&, keep = capture](AG::context& co) {
+      Guard g{log, "body"};
+      co.yield(1);
+      co.yield(2);
+    }));
+    EXPECT_EQ(holder->anext(), 1);
+    holder.reset();
+    log.push_back("dropped");
+    for (int i = 0; i < 3; ++i) asyncio::sleep(0);
+    captures_after = capture.use_count();
+  });
+  EXPECT_EQ(log, (Strings{"dropped", "~body"}));
+  EXPECT_EQ(captures_after, 1);
+}
+
+// The same with a call under way when the generator is dropped, and the body
+// returning rather than being closed: anext() gets the end, the generator is
+// finalized as the call returns, and nothing outlives it.
+TEST_F(AsyncGenLifetimeTests, dropped_while_anext_waits_for_the_body_to_return) {
+  Strings log;
+  auto capture = std::make_shared<int>(0);
+  long captures_after = -1;
+  asyncio::run([&] {
+    std::optional<AG> holder(AG([&, keep = capture](AG::context&) {
+      Guard g{log, "body"};
+      asyncio::sleep(0);
+    }));
+    auto consumer = asyncio::create_task([&] {
+      std::optional<int> v = holder->anext();
+      log.push_back(v ? "got a value" : "got the end");
+    });
+    asyncio::sleep(0);  // the consumer waits in anext(); the body's task is queued
+    holder.reset();
+    log.push_back("dropped");
+    asyncio::await(consumer);
+    asyncio::sleep(0);
+    captures_after = capture.use_count();
+  });
+  EXPECT_EQ(log, (Strings{"dropped", "~body", "got the end"}));
+  EXPECT_EQ(captures_after, 1);
+}
+
 // vm_bytes() is the process's virtual size.
 [[maybe_unused]] unsigned long vm_bytes() {
   std::ifstream statm("/proc/self/statm");

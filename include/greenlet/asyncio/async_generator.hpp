@@ -272,15 +272,24 @@ class async_generator {
   };
 
   // shared is the state both sides reach: the consumer through the
-  // generator, the body through its task (which holds it alive). The
-  // generator drops its task handle when destroyed, which breaks the cycle;
-  // so does the body's task when it ends.
+  // generator, the body through its task (whose state holds it alive, in
+  // held_by_task). The generator drops its task handle when destroyed,
+  // which breaks the cycle; so does body_task_done() when the task ends.
   struct shared final : detail::async_generator_body {
     // close_at_shutdown() is asyncio::run()'s aclose() at its end: what
     // abandon() does to a parked body.
     void close_at_shutdown() noexcept override { raise_exit(*this); }
+    // release_from_task() drops the body's task's reference, as that task's
+    // state is destroyed.
+    void release_from_task() noexcept override {
+      std::shared_ptr<shared> last = std::move(held_by_task);
+    }  // `last` may free this: nothing follows
 
     std::unique_ptr<body_base> body;
+    // The body's task's reference, set by start(): held by the task itself,
+    // not by its function, since the function is destroyed as the body
+    // returns and body_task_done() uses this state after that.
+    std::shared_ptr<shared> held_by_task;
     Future<std::optional<T>> item;  // the consumer awaits it in anext()
     Future<void> resume;            // the body awaits it in yield()
     Task<void> task;
@@ -563,11 +572,14 @@ class async_generator {
     }
   }
 
-  // start(s, loop) runs the body in a new task of loop. The task keeps s
-  // alive; if it ends before the body could run, body_task_done() ends the
-  // generator with its outcome.
+  // start(s, loop) runs the body in a new task of loop. The task's state
+  // keeps s alive (held_by_task, released by ~task_state()): its function
+  // does not, as it is destroyed before the task is done and before
+  // body_task_done() runs. If the task ends before the body could run,
+  // body_task_done() ends the generator with its outcome.
   void start(shared& s, event_loop& loop) {
-    Task<void> task = loop.create_task([keep = s_] { run_body(*keep); });
+    Task<void> task = loop.create_task([state = &s] { run_body(*state); });
+    s.held_by_task = s_;
     task.state()->as_task()->async_generator = &s;
     task.state()->add_fast_callback(&body_task_done, &s);
     s.task = std::move(task);

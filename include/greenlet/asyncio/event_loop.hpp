@@ -229,9 +229,15 @@ class event_loop {
   }
   // create_task(fn, name) runs fn() in a new task, starting on a later
   // iteration. The task is named "Task-N" unless given a name, and runs in a
-  // copy of the caller's context. Throws RuntimeError if the loop is closed
-  // or on another thread (then fn never runs), std::bad_alloc. Loop thread
-  // only.
+  // copy of the caller's context. The task's copy of fn, with what it
+  // captured, is destroyed as soon as the task is through with it: in the
+  // task as fn returns or throws, before the result is published (so a
+  // capture's destructor may await, but must let no exception out), or when
+  // the task is cancelled before its first step or let go of unstarted; a
+  // Task handle held after that keeps the result, not the captures, as a
+  // finished Python coroutine keeps no frame. Throws RuntimeError if the
+  // loop is closed or on another thread (then fn never runs),
+  // std::bad_alloc. Loop thread only.
   template <class F>
   auto create_task(F&& fn, std::string name = {});
   // create_task(fn, name, ctx) is asyncio's create_task(coro, name=, context=ctx): the task runs

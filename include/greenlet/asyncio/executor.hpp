@@ -331,8 +331,11 @@ struct threadsafe_link : private loop_side {
   // and the concurrent future is cancelled unless it has its outcome. Loop
   // thread.
   void settle() noexcept;
-  // attach(t) holds task t until detach() or the loop's close(). Loop thread.
-  void attach(future_state* t) noexcept;
+  // attach(t, self) holds task t, and the link itself (self is its own
+  // shared_ptr), until detach() or the loop's close(): the task's function
+  // holds the link too, but only until it ends (or the loop drops it
+  // unstarted), while the loop still lists the link. Loop thread.
+  void attach(future_state* t, std::shared_ptr<threadsafe_link> self) noexcept;
   // detach() settles the request (a task cancelled or killed before its
   // first step never runs its body's guard) and drops the task; the link
   // may be freed with it. Loop thread.
@@ -341,7 +344,8 @@ struct threadsafe_link : private loop_side {
   std::mutex mutex;
   bool live = true;
   loop_core* core = nullptr;
-  future_state* task = nullptr;  // loop thread: held while attached
+  future_state* task = nullptr;                // loop thread: held while attached
+  std::shared_ptr<threadsafe_link> self_hold;  // loop thread: set while attached
   std::weak_ptr<::greenlet::concurrent::detail::future_core> outcome;
 
  private:
@@ -409,7 +413,7 @@ void threadsafe_request<R, F>::run(threadsafe_node* n) {
     }
   });
   guard.link = nullptr;
-  link->attach(task.state());
+  link->attach(task.state(), link);
   task.add_done_callback([link](Future<void>&) { link->detach(); });
 }
 

@@ -26,8 +26,9 @@ using ::greenlet::context;
 using ::greenlet::copy_context;
 
 // Task<T> is a Future<T> whose result comes from a function running in its
-// own greenlet. Copies share the task. Like Future, not thread-safe: loop
-// thread only.
+// own greenlet. Copies share the task; they keep its outcome, not the
+// function, which is destroyed once the task is through with it (see
+// event_loop::create_task). Like Future, not thread-safe: loop thread only.
 template <class T = void>
 class Task : public Future<T> {
  public:

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -30,6 +31,12 @@ class async_generator_body {
   // without waiting (nothing if it is not parked at one); what escapes the
   // body then goes to the loop's exception handler. Throws nothing.
   virtual void close_at_shutdown() noexcept = 0;
+  // release_from_task() is the body's task letting go of the generator's
+  // state, as that task's state is destroyed: the task holds it for its
+  // whole life, not through its function, which goes as soon as the body
+  // returns (its done callback still uses the state). May free this.
+  // Throws nothing.
+  virtual void release_from_task() noexcept = 0;
 
   // consumer is the task whose anext(), asend(), athrow() or aclose() is
   // under way (null between them): current_task() in the body is that task,
@@ -47,7 +54,10 @@ class task_state : public ::greenlet::detail::greenlet_role {
  public:
   task_state(future_state* future, std::string name)
       : greenlet_role{&role_table}, future_(future), name_(std::move(name)) {}
-  virtual ~task_state() { let_go_of_shared_context(); }
+  virtual ~task_state() {
+    let_go_of_shared_context();
+    if (async_generator != nullptr) async_generator->release_from_task();  // may free it: last
+  }
   task_state(const task_state&) = delete;
   task_state& operator=(const task_state&) = delete;
 
@@ -109,7 +119,8 @@ class task_state : public ::greenlet::detail::greenlet_role {
   // Set while the task waits (for cancel(), deadlock reports).
   future_state* waiting_on = nullptr;
   // The async generator whose body this task runs (null for other tasks):
-  // set by async_generator, which it keeps alive while the task lives.
+  // set by async_generator, whose state the task keeps alive while it lives
+  // (released by ~task_state()).
   async_generator_body* async_generator = nullptr;
   // Where a TaskGroup lists this task while it runs, so that its end is
   // unlisted in constant time (src/asyncio/taskgroup.cpp).
@@ -129,6 +140,10 @@ class task_state : public ::greenlet::detail::greenlet_role {
  protected:
   // run() calls the task's function and stores its result in the future.
   virtual void run() = 0;
+  // drop_function() destroys the task's function, and what it captured,
+  // when run() will not call it: the task was cancelled before its first
+  // step, it got no stack, or the loop let go of it unstarted. Throws nothing.
+  virtual void drop_function() noexcept = 0;
 
  private:
   void body();
@@ -264,12 +279,19 @@ void end_await(task_state* t, future_state* f, std::uint64_t id) noexcept;
 void sleep_for(double delay);
 
 // task_impl<T, F> is a task producing T by calling F.
+//
+// The function is destroyed as soon as it returns or throws, in the task's
+// greenlet and before the result is published, as Python frees a finished
+// coroutine's frame: what it captured (a connection's reader and writer, a
+// shared_ptr) is let go of then, not when the last Task handle goes. Its
+// destructors run in the task, so they may await; like every destructor
+// they must not let an exception out (a CancelledError included).
 template <class T, class F>
 class task_impl final : public future_value<T>, public task_state {
  public:
   template <class G>
   task_impl(loop_core* on_loop, std::string name, G&& fn)
-      : future_value<T>(on_loop), task_state(this, std::move(name)), fn_(std::forward<G>(fn)) {
+      : future_value<T>(on_loop), task_state(this, std::move(name)), fn_(std::in_place, std::forward<G>(fn)) {
     this->is_task_ = true;
   }
 
@@ -281,15 +303,28 @@ class task_impl final : public future_value<T>, public task_state {
  protected:
   void run() override {
     if constexpr (std::is_void_v<T>) {
-      fn_();
+      call_function();
       if (!settle_cancel()) this->set_result();
     } else {
-      T value = fn_();
+      T value = call_function();
       if (!settle_cancel()) this->set_result(std::move(value));
     }
   }
+  void drop_function() noexcept override { fn_.reset(); }
 
  private:
+  // call_function() calls fn_ and destroys it on the way out, returned or
+  // thrown (the result is made first). A function with nothing to destroy
+  // is left alone: no cost for it.
+  T call_function() {
+    struct drop_on_exit {
+      std::optional<F>& fn;
+      ~drop_on_exit() {
+        if constexpr (!std::is_trivially_destructible_v<F>) fn.reset();
+      }
+    } guard{fn_};
+    return (*fn_)();
+  }
   // A cancel() that came after the last suspension point still wins, as in
   // asyncio's Task.__step.
   bool settle_cancel() {
@@ -298,7 +333,7 @@ class task_impl final : public future_value<T>, public task_state {
     this->set_cancelled(cancel_message);
     return true;
   }
-  F fn_;
+  std::optional<F> fn_;  // empty once called (or dropped unstarted)
 };
 
 }  // namespace greenlet::asyncio::detail
