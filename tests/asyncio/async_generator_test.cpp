@@ -186,6 +186,45 @@ TEST_F(AsyncGenLifetimeTests, dropped_while_anext_waits_for_the_body_to_return) 
   EXPECT_EQ(captures_after, 1);
 }
 
+// A finished generator still held keeps nothing its body captured, as Python
+// clears a finished async generator's frame: the body goes as it returns or
+// throws (in its task, before anext() hears of the end), or when aclose() or
+// athrow() finishes it unstarted. Before, the captures lived as long as the
+// generator did.
+TEST_F(AsyncGenLifetimeTests, finished_generator_keeps_none_of_its_bodys_captures) {
+  Strings log;
+  auto capture = std::make_shared<int>(0);
+  long after_return = -1, after_throw = -1, after_aclose = -1, after_athrow = -1;
+  asyncio::run([&] {
+    AG returns([&, keep = capture](AG::context& co) {
+      Guard g{log, "body"};
+      co.yield(1);
+    });
+    EXPECT_EQ(returns.anext(), 1);
+    EXPECT_EQ(returns.anext(), std::nullopt);
+    after_return = capture.use_count();
+    log.push_back("returned");
+
+    AG throws([keep = capture](AG::context&) { throw TestError("boom"); });
+    EXPECT_THROW(throws.anext(), TestError);
+    after_throw = capture.use_count();
+
+    AG closed([keep = capture](AG::context& co) { co.yield(1); });
+    closed.aclose();
+    after_aclose = capture.use_count();
+
+    AG thrown_into([keep = capture](AG::context& co) { co.yield(1); });
+    EXPECT_THROW(thrown_into.athrow(TestError("in")), TestError);
+    after_athrow = capture.use_count();
+    EXPECT_TRUE(returns.finished() && throws.finished() && closed.finished() && thrown_into.finished());
+  });
+  EXPECT_EQ(log, (Strings{"~body", "returned"}));
+  EXPECT_EQ(after_return, 1);
+  EXPECT_EQ(after_throw, 1);
+  EXPECT_EQ(after_aclose, 1);
+  EXPECT_EQ(after_athrow, 1);
+}
+
 // vm_bytes() is the process's virtual size.
 [[maybe_unused]] unsigned long vm_bytes() {
   std::ifstream statm("/proc/self/statm");

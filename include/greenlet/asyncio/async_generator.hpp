@@ -85,7 +85,11 @@ struct no_value {};
 // it finish, and the generator is finalized when it returns. If the body's
 // task ends before the body could run (it was cancelled first, or no stack
 // could be mapped for it), the pending anext() raises that (CancelledError,
-// the stack error) and the generator is finished.
+// the stack error) and the generator is finished. The body, with what it
+// captured, is destroyed once it returns or throws (in its task, before the
+// call under way hears of its end), or when aclose() or athrow() finishes
+// the generator unstarted: a finished generator that is still held keeps
+// none of it, as Python clears a finished async generator's frame.
 //
 // The body runs in a task of its own, but as a part of its consumer's: it
 // is not in all_tasks() (so "cancel every other task" leaves it alone), and
@@ -220,7 +224,7 @@ class async_generator {
     if (!error) throw ValueError("athrow(): the exception_ptr is null");
     if (s.state == status::finished) return end_of(s);
     if (s.state == status::unstarted) {
-      s.state = status::finished;
+      finish_unstarted(s);
       std::rethrow_exception(std::move(error));
     }
     return step(s, "athrow()", [&s, &error] { s.resume.set_exception(std::move(error)); });
@@ -241,7 +245,7 @@ class async_generator {
   // cancelled. A task of the loop thread only.
   void aclose() {
     shared& s = checked();
-    if (s.state == status::unstarted) s.state = status::finished;
+    if (s.state == status::unstarted) finish_unstarted(s);
     if (s.state == status::finished) {
       report_failure(s, "an asynchronous generator failed at its yield and was closed before an anext() raised it");
       return;
@@ -480,7 +484,7 @@ class async_generator {
     take_context(s, s.body_held);
     context co(&s);
     try {
-      s.body->call(co);
+      call_body(s, co);
     } catch (const ::greenlet::GreenletExit&) {
       // Killed with its loop: nothing is left to tell.
       s.state = status::finished;
@@ -507,6 +511,25 @@ class async_generator {
     s.state = status::finished;
     hand_context(s, s.body_held);
     if (!s.item.done()) s.item.set_result(std::nullopt);
+  }
+
+  // call_body(s, co) runs the body and destroys it, with what it captured,
+  // on the way out (returned or thrown), in its task and before the pending
+  // call hears of its end: a finished generator that is still held keeps
+  // none of it, as Python clears a finished async generator's frame.
+  static void call_body(shared& s, context& co) {
+    struct drop_on_exit {
+      shared& s;
+      ~drop_on_exit() { s.body.reset(); }
+    } guard{s};
+    s.body->call(co);
+  }
+
+  // finish_unstarted(s) finishes a generator whose body never ran (aclose()
+  // or athrow() came first): the body, never to run, goes now too.
+  static void finish_unstarted(shared& s) noexcept {
+    s.state = status::finished;
+    s.body.reset();
   }
 
   // finish_with(s, error) ends the generator with error: raised by the call
