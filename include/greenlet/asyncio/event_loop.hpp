@@ -31,6 +31,16 @@ namespace detail {
 // declaration to be exported from a shared library built with
 // -fvisibility=hidden.
 void run_until_done(loop_core* loop, future_state* target);
+
+// stored_result_t<F, A...> is the result type of the Task or Future a call F(A...) becomes
+// (create_task(), run_in_executor(), to_thread(), ...): what F returns, by value. A function
+// returning a reference (T&, const T&, T&&) gives a Task<T> holding a copy of the object (moved
+// from it for T&&), made when the function returns: a result is read later, when the function's
+// captures, or the object the reference named, may be gone (std::async keeps the reference, a
+// std::future<T&>, and leaves that to the caller). To share the object itself, return a pointer
+// or std::ref(object). A const value gives a plain T.
+template <class F, class... A>
+using stored_result_t = std::remove_cvref_t<std::invoke_result_t<F, A...>>;
 }  // namespace detail
 
 // Handle is what call_soon/call_later/call_at return: cancel() keeps the
@@ -229,7 +239,12 @@ class event_loop {
   }
   // create_task(fn, name) runs fn() in a new task, starting on a later
   // iteration. The task is named "Task-N" unless given a name, and runs in a
-  // copy of the caller's context. The task's copy of fn, with what it
+  // copy of the caller's context. Its result is what fn returns, by value: a
+  // fn returning T& or const T& gives a Task<T> holding a copy of the object,
+  // made when fn returns (T&&: moved from it); see detail::stored_result_t.
+  // So do the calls that run a function as a task (await(fn), wait_for(),
+  // gather(), shield(), ensure_future(), run(), run_until_complete(),
+  // TaskGroup::create_task()). The task's copy of fn, with what it
   // captured, is destroyed as soon as the task is through with it: in the
   // task as fn returns or throws, before the result is published (so a
   // capture's destructor may await, but must let no exception out), or when

@@ -242,13 +242,15 @@ Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf) {
 
 // run_in_executor(loop, executor, fn, args...) is loop.run_in_executor:
 // submits fn(args...) to executor (nullptr: the loop's default thread pool)
-// and returns the asyncio Future to await. Throws RuntimeError if loop is
+// and returns the asyncio Future to await. The Future holds what fn returns
+// by value: a reference is copied on the worker when fn returns (as
+// create_task()). Throws RuntimeError if loop is
 // closed or on another thread (wrong_loop), concurrent::RuntimeError if the
 // executor is shut down, concurrent::BrokenExecutor if it is broken. Call on
 // the loop's thread.
 template <class F, class... A>
 auto run_in_executor(event_loop& loop, ::greenlet::concurrent::Executor* executor, F&& fn, A&&... args) {
-  using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
+  using R = detail::stored_result_t<std::decay_t<F>, std::decay_t<A>...>;
   detail::loop_core* core = loop.core();
   core->check_loop_thread();
   core->check_open();
@@ -298,12 +300,13 @@ void shutdown_default_executor(event_loop& loop);
 // fn runs in a copy of the caller's context (asyncio's copy_context()): it
 // sees the caller's context variables, and what it sets stays in that copy.
 // run_in_executor() copies nothing: there fn sees the worker thread's own
-// context, as in asyncio. Throws RuntimeError with no running loop, and
+// context, as in asyncio. A reference fn returns is copied into the future,
+// as run_in_executor() does. Throws RuntimeError with no running loop, and
 // what run_in_executor() throws. Loop thread only; fn itself runs on a pool
 // thread.
 template <class F, class... A>
 auto to_thread(F&& fn, A&&... args) {
-  using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
+  using R = detail::stored_result_t<std::decay_t<F>, std::decay_t<A>...>;
   auto call = [fn = std::forward<F>(fn), ... args = std::forward<A>(args)]() mutable -> R {
     return std::invoke(std::move(fn), std::move(args)...);
   };
@@ -421,7 +424,8 @@ void threadsafe_request<R, F>::run(threadsafe_node* n) {
 
 // run_coroutine_threadsafe(fn, loop) is asyncio.run_coroutine_threadsafe,
 // called from a thread other than loop's: fn() runs as a task of loop, and
-// the returned concurrent::Future gets its outcome. Cancelling that future
+// the returned concurrent::Future gets its outcome (a reference fn returns
+// is copied, as create_task()). Cancelling that future
 // cancels the task (via call_soon_threadsafe). RuntimeError if loop is
 // closed. If loop closes before the task is done (close() kills it), or
 // before it has even started it (the request is dropped unrun, as when
@@ -431,7 +435,7 @@ void threadsafe_request<R, F>::run(threadsafe_node* n) {
 // thread, a blocking result() would deadlock).
 template <class F>
 auto run_coroutine_threadsafe(F&& fn, event_loop& loop) {
-  using R = std::invoke_result_t<std::decay_t<F>&>;
+  using R = detail::stored_result_t<std::decay_t<F>&>;
   ::greenlet::concurrent::Future<R> cf;
   auto link = std::make_shared<detail::threadsafe_link>();
   link->core = loop.core();

@@ -68,7 +68,7 @@ class Task : public Future<T> {
 
 template <class F>
 auto event_loop::create_task(F&& fn, std::string name) {
-  using R = std::invoke_result_t<std::decay_t<F>&>;
+  using R = detail::stored_result_t<std::decay_t<F>&>;
   core_->check_loop_thread();
   core_->check_open();
   auto* state = new detail::task_impl<R, std::decay_t<F>>(core_.get(), std::move(name), std::forward<F>(fn));
@@ -79,7 +79,7 @@ auto event_loop::create_task(F&& fn, std::string name) {
 
 template <class F>
 auto event_loop::create_task(F&& fn, std::string name, ::greenlet::context& ctx) {
-  using R = std::invoke_result_t<std::decay_t<F>&>;
+  using R = detail::stored_result_t<std::decay_t<F>&>;
   core_->check_loop_thread();
   core_->check_open();
   if (ctx.entered()) ::greenlet::detail::throw_context_entered();

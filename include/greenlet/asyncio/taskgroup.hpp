@@ -111,12 +111,15 @@ class TaskGroup {
 //     tg.create_task(download_a);
 //     tg.create_task(download_b);
 //   });  // both done here, or ExceptionGroup
-// Returns what body returns. Throws ExceptionGroup of the children's (and the
-// body's) failures, the body's own exception if no child failed,
-// CancelledError if the running task was cancelled from outside, RuntimeError
-// outside a task. A task of the loop thread only.
+// Returns what body returns, with its type, as timeout() does: body runs in
+// the calling task, so a body returning Item& gives a reference to the same
+// Item; a value is moved out (the group's tasks, by contrast, hold copies of
+// what their functions return: see create_task()). Throws ExceptionGroup of
+// the children's (and the body's) failures, the body's own exception if no
+// child failed, CancelledError if the running task was cancelled from
+// outside, RuntimeError outside a task. A task of the loop thread only.
 template <class F>
-auto task_group(F&& body) {
+decltype(auto) task_group(F&& body) {
   TaskGroup group;
   using R = std::invoke_result_t<F&, TaskGroup&>;
   std::exception_ptr body_error;
@@ -130,16 +133,27 @@ auto task_group(F&& body) {
     }
     group.join(body_error);  // throws the group's failures, or the body's
   } else {
-    std::optional<R> result;
+    // A reference is held as a pointer to its object, until the children are joined.
+    using held = std::conditional_t<std::is_reference_v<R>, std::remove_reference_t<R>*, R>;
+    std::optional<held> result;
     try {
-      result.emplace(body(group));
+      if constexpr (std::is_reference_v<R>) {
+        R returned = body(group);
+        result.emplace(std::addressof(returned));
+      } else {
+        result.emplace(body(group));
+      }
     } catch (const ::greenlet::GreenletExit&) {
       throw;  // as above
     } catch (...) {
       body_error = std::current_exception();
     }
     group.join(body_error);
-    return std::move(*result);
+    if constexpr (std::is_reference_v<R>) {
+      return static_cast<R>(**result);  // the same reference (an rvalue one as an rvalue)
+    } else {
+      return R(std::move(*result));
+    }
   }
 }
 

@@ -169,13 +169,16 @@ class ProcessPoolExecutor {
   ProcessPoolExecutor(const ProcessPoolExecutor&) = delete;
   ProcessPoolExecutor& operator=(const ProcessPoolExecutor&) = delete;
 
-  // submit(fn, args...) calls the registered fn(args...) in a worker.
-  // Throws RuntimeError after shutdown(), BrokenProcessPool once broken,
+  // submit(fn, args...) calls the registered fn(args...) in a worker. The
+  // result comes back as a value: a function returning const T& gives a
+  // Future<T>. Throws RuntimeError after shutdown(), BrokenProcessPool once broken,
   // what serializer<A>::write throws. Thread-safe.
   template <class R, class... A, class... U>
-  Future<R> submit(const process_function<R(A...)>& fn, U&&... args) {
+  Future<std::remove_cvref_t<R>> submit(const process_function<R(A...)>& fn, U&&... args) {
     static_assert(sizeof...(A) == sizeof...(U), "submit(): wrong number of arguments");
-    auto state = std::make_shared<detail::future_value<R>>();
+    // The result crosses as bytes: a function returning a reference gives a Future of the value.
+    using T = std::remove_cvref_t<R>;
+    auto state = std::make_shared<detail::future_value<T>>();
     detail::process_job job;
     job.name = fn.name();
     ((serializer<std::decay_t<A>>::write(job.args, static_cast<const std::decay_t<A>&>(args))), ...);
@@ -184,11 +187,11 @@ class ProcessPoolExecutor {
       if constexpr (std::is_void_v<R>) {
         raw->set_result();
       } else {
-        raw->set_result(serializer<std::decay_t<R>>::read(in));
+        raw->set_result(serializer<T>::read(in));
       }
     };
     enqueue(std::move(job));
-    return Future<R>(std::move(state));
+    return Future<T>(std::move(state));
   }
 
   // shutdown(wait, cancel_futures) as ThreadPoolExecutor's; the workers exit

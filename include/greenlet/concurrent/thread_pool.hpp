@@ -81,11 +81,15 @@ class Executor {
   virtual ~Executor() = default;
 
   // submit(fn, args...) schedules fn(args...) (arguments copied or moved in)
-  // and returns its Future. RuntimeError after shutdown(); BrokenExecutor if
+  // and returns its Future, which holds the result by value: a fn returning
+  // T& or const T& gives a Future<T> of a copy made on the worker when fn
+  // returns (T&&: moved from), since the result is read later. RuntimeError after shutdown(); BrokenExecutor if
   // the pool is broken. Also what copying fn and args throws. Thread-safe.
   template <class F, class... A>
   auto submit(F&& fn, A&&... args) {
-    using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
+    // By value: a function returning a reference gives a Future of a copy, made on the worker
+    // when it returns (see submit()).
+    using R = std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>>;
     auto state = std::make_shared<detail::future_value<R>>();
     // The call runs once: the function and its arguments are moved into it.
     auto call = [fn = std::forward<F>(fn), ... args = std::forward<A>(args)]() mutable -> R {
@@ -96,7 +100,7 @@ class Executor {
   }
 
   // map(fn, items, timeout) runs fn(item) for every item concurrently and
-  // returns the results in the order of items. Unlike Python's lazy
+  // returns the results in the order of items (values, as submit()). Unlike Python's lazy
   // iterator it collects them all: it rethrows the first exception (in item
   // order) or TimeoutError, after cancelling what has not started. Also
   // throws what submit() and result() throw (RuntimeError inside an
@@ -104,7 +108,7 @@ class Executor {
   template <class F, class Range>
   auto map(F fn, const Range& items, std::optional<double> timeout = std::nullopt) {
     using Item = std::decay_t<decltype(*std::begin(items))>;
-    using R = std::invoke_result_t<F&, const Item&>;
+    using R = std::remove_cvref_t<std::invoke_result_t<F&, const Item&>>;
     std::vector<Future<R>> fs;
     for (const auto& item : items) fs.push_back(submit(fn, item));
     std::vector<R> out;
