@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "asyncio/poller.hpp"
+#include "greenlet/asyncio/any_task.hpp"
 #include "greenlet/asyncio/tasks.hpp"
 #include "greenlet/io/socket.hpp"
 #include "io/resolve.hpp"
@@ -31,6 +32,20 @@ struct listener {
   int fd = -1;
   Future<void> accept_waiter;  // while its acceptor waits for a connection
   Future<void> acceptor_done;
+};
+
+// client is one accepted connection: the task running the handler, and the connection it serves,
+// watched without being held (the handler's streams own it and close it when they go).
+struct client {
+  Task<void> task;
+  std::weak_ptr<stream_transport> connection;
+
+  // closed() is true once the connection is closed or closing: the handler (or anyone holding its
+  // streams) called close(), it failed, or its last reader and writer are gone.
+  bool closed() const noexcept {
+    std::shared_ptr<stream_transport> t = connection.lock();
+    return t == nullptr || t->closing() || t->fd() < 0;
+  }
 };
 
 struct server_state : std::enable_shared_from_this<server_state> {
@@ -60,9 +75,9 @@ struct server_state : std::enable_shared_from_this<server_state> {
   // The acceptor tasks hold this state (so a dropped Server keeps serving);
   // the state holds no handle to the tasks, only plain futures, so there is
   // no cycle.
-  std::list<Task<void>> clients;  // running handler tasks
-  Future<void> closed;            // done once close() ran
-  bool serving_forever = false;   // a task is in serve_forever()
+  std::list<client> clients;     // running handler tasks
+  Future<void> closed;           // done once close() ran
+  bool serving_forever = false;  // a task is in serve_forever()
 
   // accept_one(l, peer, len) is the next connection and its peer's address.
   int accept_one(listener& l, sockaddr_storage& peer, socklen_t& len) {
@@ -104,15 +119,18 @@ struct server_state : std::enable_shared_from_this<server_state> {
         int one = 1;
         ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       }
-      auto streams = make_streams(c, config.stream, reinterpret_cast<const sockaddr*>(&peer), peer_len);
+      std::shared_ptr<stream_transport> connection = stream_transport::make(*loop, c, config.stream);
+      connection->set_peer_address(reinterpret_cast<const sockaddr*>(&peer), peer_len);
+      std::weak_ptr<stream_transport> watched = connection;
       // The handler gets the streams themselves, not copies: the task's
       // function keeps none while the handler runs, so the connection's
       // last reader and writer are the handler's (and the function is
       // destroyed when it returns, whoever holds the task).
-      auto task = create_task([h = handler, r = std::move(streams.first), w = std::move(streams.second)]() mutable {
+      auto task = create_task([h = handler, r = StreamReader(connection), w = StreamWriter(connection)]() mutable {
         (*h)(std::move(r), std::move(w));
       });
-      auto it = clients.insert(clients.end(), task);
+      connection.reset();
+      auto it = clients.insert(clients.end(), client{task, std::move(watched)});
       task.add_done_callback([self, it](Future<void>&) {
         if (auto s = self.lock()) s->clients.erase(it);
       });
@@ -120,6 +138,15 @@ struct server_state : std::enable_shared_from_this<server_state> {
   }
 
   bool serving() const noexcept { return !listeners.empty() && listeners.front().fd >= 0; }
+
+  // client_running(task) is the connection whose handler runs in `task`, or null.
+  const client* client_running(const AnyTask& task) const noexcept {
+    if (task.empty()) return nullptr;
+    for (const client& c : clients) {
+      if (c.task.state() == task.state()) return &c;
+    }
+    return nullptr;
+  }
 
   void close() {
     if (!serving()) return;
@@ -295,17 +322,44 @@ void Server::close() {
   s_->close();
 }
 
+namespace {
+
+// own_handler_task(s) is the state of the calling task when it is one of s's handlers whose
+// connection is closed (waited for by nobody: it is the caller), else null. RuntimeError
+// (asyncio_errc::deadlock) for a handler whose connection is still open: wait_closed() waits
+// for every connection, that one included, which only its own handler, now waiting, would close
+// (Python 3.12 hangs there).
+detail::future_state* own_handler_task(const detail::server_state& s) {
+  const detail::client* own = s.client_running(current_task());
+  if (own == nullptr) return nullptr;
+  if (!own->closed()) {
+    throw RuntimeError(asyncio_errc::deadlock,
+                       "Server.wait_closed() called from one of the server's own connection handlers while its "
+                       "connection is open: wait_closed() waits for every connection to finish, this one "
+                       "included, so it would wait for itself forever. Call wait_closed() from another task "
+                       "(the one that started the server), or close this handler's writer first "
+                       "(writer.close()): then it waits only for the other connections");
+  }
+  return own->task.state();
+}
+
+}  // namespace
+
 void Server::wait_closed() {
   require_server(s_, "wait_closed()");
+  const detail::future_state* own = own_handler_task(*s_);
   Future<void> closed = s_->closed;
   detail::await_shared(closed);
   for (const detail::listener& l : s_->listeners) {
     Future<void> acceptor_done = l.acceptor_done;
     detail::await_shared(acceptor_done);
   }
-  while (!s_->clients.empty()) {
+  for (;;) {
     std::vector<detail::future_state*> states;
-    for (auto& t : s_->clients) states.push_back(t.state());
+    for (const detail::client& c : s_->clients) {
+      if (c.task.state() != own) states.push_back(c.task.state());
+    }
+    if (states.empty()) return;
     detail::wait_until(states, std::nullopt, ALL_COMPLETED);
     // Done callbacks erase the finished tasks on a later turn.
     sleep(0);

@@ -219,6 +219,12 @@ class Server {
   // already accepted go on.
   void close();
   // wait_closed() waits until closed and every handler task has finished.
+  // From one of this server's own handlers it cannot wait for that handler:
+  // while the handler's connection is open it throws RuntimeError
+  // (asyncio_errc::deadlock) at once, saying so (Python 3.12 waits forever);
+  // once the handler has closed its writer (or dropped its streams) it waits
+  // for the other handlers only. Also CancelledError if the waiting task is
+  // cancelled, RuntimeError outside a task. A task of the loop thread only.
   void wait_closed();
   // serve_forever() serves until the server is closed, then raises
   // CancelledError, as asyncio's (3.11): close() from another task cancels
