@@ -126,6 +126,10 @@ void event_loop::close() {
   core_->close();
 }
 
+void event_loop::set_exception_handler(detail::exception_handler handler) {
+  core_->handler = handler ? std::make_shared<const detail::exception_handler>(std::move(handler)) : nullptr;
+}
+
 void event_loop::default_exception_handler(const exception_context& context) {
   std::string line = "asyncio: " + context.message;
   if (!context.source.empty()) line += "\n  in " + context.source;

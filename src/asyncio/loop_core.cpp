@@ -675,8 +675,10 @@ void report_handler_error(const exception_context& context, std::exception_ptr e
 
 void loop_core::report(const exception_context& context) noexcept {
   if (handler) {
+    // Held for the call: the handler may replace itself, and its closure must outlive that.
+    const std::shared_ptr<const exception_handler> running_handler = handler;
     try {
-      handler(facade, context);
+      (*running_handler)(facade, context);
     } catch (...) {
       report_handler_error(context, std::current_exception());
     }

@@ -278,9 +278,11 @@ class event_loop {
 
   // The exception handler sees exceptions from callbacks, tasks whose
   // exception was never retrieved, and other errors with nowhere to go.
-  // set_exception_handler(handler) installs one (empty: the default). Throws
-  // nothing; loop thread only.
-  void set_exception_handler(detail::exception_handler handler) { core_->handler = std::move(handler); }
+  // set_exception_handler(handler) installs one (empty: the default). A
+  // handler may replace or remove itself while it runs (a one-shot handler):
+  // the loop keeps the running one alive until it returns, as Python keeps
+  // the callable. Throws std::bad_alloc; loop thread only.
+  void set_exception_handler(detail::exception_handler handler);
   // call_exception_handler(context) hands context to the exception handler (the default one if none
   // is set, or if it throws). Throws nothing; loop thread only.
   void call_exception_handler(const exception_context& context) { core_->report(context); }

@@ -203,7 +203,9 @@ struct loop_core {
   std::atomic<bool> threadsafe_pending{false};
   std::unique_ptr<poller> io;
 
-  exception_handler handler;
+  // The exception handler, shared so that report() can hold it for the call: a handler that
+  // replaces itself (set_exception_handler() from inside it) must not free the closure running.
+  std::shared_ptr<const exception_handler> handler;
   long refs = 1;  // the facade's + one per future
   // References from objects another thread may drop last (executor jobs,
   // wrap_future() deliveries: a worker still posts to a loop closed
