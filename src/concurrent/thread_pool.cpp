@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "io/blocked_signals.hpp"
@@ -45,8 +46,8 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
     for (auto& t : threads_) {
       if (t.joinable()) t.detach();
     }
-    // Workers leave the queue empty; only items no thread could be started
-    // for are left, and are cancelled rather than leaked.
+    // Workers leave the queue empty (a call is queued only while the pool
+    // has a worker); should any be left, they are cancelled, not leaked.
     work_item* left = take_all();
     while (left != nullptr) {
       work_item* next = left->next;
@@ -63,14 +64,28 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
                          "cannot schedule new futures after shutdown: submit before shutdown() or make a new "
                          "executor");
     }
+    // Start a worker when none is idle for it (this item counted), as Python's
+    // _adjust_thread_count. Before the item is queued: a submit that throws
+    // must leave nothing behind that a worker would run later.
+    if (queued_ + 1 > idle_ && threads_.size() < max_workers_) start_worker();
     push(item.release());
-    // Start a worker when none is idle for it, as Python's _adjust_thread_count.
-    if (queued_ > idle_ && threads_.size() < max_workers_) {
-      std::size_t index = threads_.size();
-      const ::greenlet::detail::async_signals_blocked masked;  // the worker inherits it: see the header
-      threads_.emplace_back([self = shared_from_this(), index] { self->work(index); });
-    }
     work_cv_.notify_one();
+  }
+
+  // start_worker() adds a worker thread (mutex_ held). One that cannot be
+  // started (std::system_error, EAGAIN: out of threads or memory) fails the
+  // submit only when the pool has no worker at all; otherwise the pool keeps
+  // going with those it has and the call waits for one, as at max_workers.
+  // (Python's submit() raises there, yet leaves the call queued to run
+  // later: the caller is told it was refused and it runs all the same.)
+  void start_worker() {
+    const std::size_t index = threads_.size();
+    const ::greenlet::detail::async_signals_blocked masked;  // the worker inherits it: see the header
+    try {
+      threads_.emplace_back([self = shared_from_this(), index] { self->work(index); });
+    } catch (const std::system_error&) {
+      if (threads_.empty()) throw;
+    }
   }
 
   void shutdown(bool wait, bool cancel_futures) {

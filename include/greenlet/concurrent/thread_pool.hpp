@@ -83,8 +83,11 @@ class Executor {
   // submit(fn, args...) schedules fn(args...) (arguments copied or moved in)
   // and returns its Future, which holds the result by value: a fn returning
   // T& or const T& gives a Future<T> of a copy made on the worker when fn
-  // returns (T&&: moved from), since the result is read later. RuntimeError after shutdown(); BrokenExecutor if
-  // the pool is broken. Also what copying fn and args throws. Thread-safe.
+  // returns (T&&: moved from), since the result is read later. RuntimeError
+  // after shutdown(); BrokenExecutor if the pool is broken; for a
+  // ThreadPoolExecutor, std::system_error if it has no worker and cannot
+  // start one. Also what copying fn and args throws. A submit that throws
+  // never runs fn. Thread-safe.
   template <class F, class... A>
   auto submit(F&& fn, A&&... args) {
     // By value: a function returning a reference gives a Future of a copy, made on the worker
@@ -156,7 +159,11 @@ class thread_pool;
 
 // ThreadPoolExecutor is concurrent.futures.ThreadPoolExecutor: up to
 // max_workers threads (default min(32, cores + 4)), started on demand when
-// no worker is idle, named "<thread_name_prefix>_<n>". initializer() runs
+// no worker is idle, named "<thread_name_prefix>_<n>". A thread that cannot
+// be started (out of threads or memory) fails submit() with
+// std::system_error only while the pool has no worker; with some, the call
+// waits for one of them, as when max_workers are running (Python's submit()
+// raises there, yet runs the call later). initializer() runs
 // first in each; if it throws, the pool is broken: pending futures fail with
 // BrokenThreadPool and submit() throws it. The destructor is
 // shutdown(wait=true); run on one of the pool's workers (the last handle
