@@ -199,7 +199,7 @@ void threadsafe_link::detach() noexcept {
 
 void threadsafe_link::on_loop_closed(loop_side* self) noexcept { static_cast<threadsafe_link*>(self)->detach(); }
 
-::greenlet::concurrent::Executor& default_executor(loop_core* loop) {
+std::shared_ptr<::greenlet::concurrent::Executor> default_executor(loop_core* loop) {
   // A closed loop has retired its executor (close()): one made now would
   // never be shut down.
   loop->check_open();
@@ -207,7 +207,7 @@ void threadsafe_link::on_loop_closed(loop_side* self) noexcept { static_cast<thr
   std::lock_guard<std::mutex> lock(r.mutex);
   auto& slot = r.executors[loop];
   if (!slot) slot = std::make_shared<::greenlet::concurrent::ThreadPoolExecutor>(0, "asyncio");
-  return *slot;
+  return slot;  // a reference of the caller's own: the slot may be replaced once the lock is released
 }
 
 namespace {

@@ -29,8 +29,10 @@ namespace detail {
 
 // default_executor(loop) is the loop's executor for run_in_executor(nullptr):
 // set_default_executor()'s, else a ThreadPoolExecutor made on first use.
-// RuntimeError if loop is closed.
-::greenlet::concurrent::Executor& default_executor(loop_core* loop);
+// Shared: set_default_executor() on another thread may drop the registry's
+// reference while the caller still submits to it. RuntimeError if loop is
+// closed.
+std::shared_ptr<::greenlet::concurrent::Executor> default_executor(loop_core* loop);
 // shutdown_default_executor(loop) shuts it down, waiting for its jobs, and
 // forgets it; asyncio::run calls it before closing its loop.
 void shutdown_default_executor(loop_core* loop) noexcept;
@@ -254,7 +256,13 @@ auto run_in_executor(event_loop& loop, ::greenlet::concurrent::Executor* executo
   detail::loop_core* core = loop.core();
   core->check_loop_thread();
   core->check_open();
-  if (executor == nullptr) executor = &detail::default_executor(core);
+  // The default executor is held until the job is in it: set_default_executor() on another
+  // thread may replace it meanwhile and drop the registry's reference.
+  std::shared_ptr<::greenlet::concurrent::Executor> default_held;
+  if (executor == nullptr) {
+    default_held = detail::default_executor(core);
+    executor = default_held.get();
+  }
   // The call runs once: the function and its arguments are moved into it.
   auto call = [fn = std::forward<F>(fn), ... args = std::forward<A>(args)]() mutable -> R {
     return std::invoke(std::move(fn), std::move(args)...);
@@ -281,9 +289,10 @@ auto event_loop::run_in_executor(::greenlet::concurrent::Executor* executor, F&&
 // run_in_executor(nullptr) uses; asyncio::run shuts it down at its end,
 // waiting for its jobs, and loop.close() without waiting (asyncio's
 // close(): shutdown(wait=false)), then forgets it. The previous one is
-// dropped, not shut down; one given to a closed loop is dropped too. Throws
-// only std::bad_alloc; thread-safe (a locked registry), though normally
-// called on the loop's thread.
+// dropped, not shut down (a run_in_executor(nullptr) call under way on the
+// loop's thread keeps it until its job is in); one given to a closed loop
+// is dropped too. Throws only std::bad_alloc; thread-safe (a locked
+// registry), though normally called on the loop's thread.
 void set_default_executor(event_loop& loop, std::shared_ptr<::greenlet::concurrent::Executor> executor);
 // shutdown_default_executor(loop) is for loops not run by asyncio::run: it
 // waits for the default executor's jobs (close() does not wait for those
