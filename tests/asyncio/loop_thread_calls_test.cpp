@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -161,4 +163,56 @@ TEST(LoopThreadCalls, CallSoonFromAWorkerRacingTheLoopIsRefusedEveryTime) {
   EXPECT_EQ(steps, 20000);
   EXPECT_EQ(refused.load(), attempts);
   EXPECT_EQ(ran.load(), 0);
+}
+
+// A future's and a task's own calls (cancel, add/remove_done_callback, set_result, set_exception)
+// from another thread are refused too, before they change anything. cancel() and
+// add_done_callback() were not checked: they raced with the loop (its node pool) and a task's
+// cancel() was half applied (a cancel counted, the task still running).
+TEST(LoopThreadCalls, FutureAndTaskCallsFromAnotherThreadAreRefusedBeforeAnyChange) {
+  asyncio::event_loop loop;
+  auto future = loop.create_future<int>();
+  auto task = loop.create_task([] { asyncio::sleep(0.05); });
+  asyncio::AnyTask any_task = task;
+  const std::uint64_t registered = future.add_done_callback([](asyncio::Future<int>&) {});
+  const std::string future_before = future.repr();
+  std::vector<std::pair<std::string, std::function<void()>>> calls = {
+      {"Future::cancel", [&] { future.cancel(); }},
+      {"Future::add_done_callback", [&] { future.add_done_callback([](asyncio::Future<int>&) {}); }},
+      {"Future::remove_done_callback", [&] { future.remove_done_callback(registered); }},
+      {"Future::set_result", [&] { future.set_result(1); }},
+      {"Future::set_exception", [&] { future.set_exception(std::runtime_error("x")); }},
+      {"Task::cancel", [&] { task.cancel(); }},
+      {"Task::add_done_callback", [&] { task.add_done_callback([](asyncio::Future<void>&) {}); }},
+      {"AnyTask::cancel", [&] { any_task.cancel(); }},
+  };
+  std::vector<refusal> results;
+  std::thread other([&] {
+    for (auto& [name, call] : calls) {
+      refusal r;
+      r.call = name;
+      try {
+        call();
+      } catch (const asyncio::RuntimeError& e) {
+        r.refused = e.condition() == asyncio::asyncio_errc::wrong_loop;
+        r.what = e.what();
+      } catch (const std::exception& e) {
+        r.what = e.what();
+      }
+      results.push_back(std::move(r));
+    }
+  });
+  other.join();
+  for (const refusal& r : results) {
+    EXPECT_TRUE(r.refused) << r.call << ": " << r.what;
+    EXPECT_NE(r.what.find("call_soon_threadsafe()"), std::string::npos) << r.call << ": " << r.what;
+  }
+  // Nothing changed: the future is pending with its one callback, the task has no cancel request.
+  EXPECT_FALSE(future.done());
+  EXPECT_EQ(future.repr(), future_before);
+  EXPECT_EQ(task.cancelling(), 0);
+  loop.run_until_complete(task);
+  EXPECT_FALSE(task.cancelled());
+  future.cancel();
+  loop.close();
 }

@@ -63,8 +63,13 @@ class AnyTask {
   // cancelled() is true once the task ended by cancellation. Throws RuntimeError for an empty handle.
   bool cancelled() const { return checked()->future()->cancelled(); }
   // cancel(message) requests cancellation as Task::cancel (false if already done). Throws nothing
-  // beyond copying the message, RuntimeError for an empty handle; loop thread only.
-  bool cancel(const std::string& message = "") { return checked()->future()->cancel(message); }
+  // beyond copying the message, RuntimeError for an empty handle, and (wrong_loop) off the loop's
+  // thread before changing anything, as Task::cancel; loop thread only.
+  bool cancel(const std::string& message = "") {
+    detail::task_state* task = checked();
+    task->loop->check_loop_thread();
+    return task->future()->cancel(message);
+  }
   // exception() is the task's exception, null if it returned. Throws CancelledError if it was
   // cancelled, InvalidStateError while it runs, RuntimeError for an empty handle.
   std::exception_ptr exception() { return checked()->future()->exception(); }

@@ -66,9 +66,11 @@ class Future {
   // cancel(msg) cancels a pending future and schedules its callbacks;
   // returns false if it was already done. A task's cancel() goes on to what
   // it awaits; for tasks awaiting each other in a cycle it throws
-  // RuntimeError (asyncio_errc::deadlock) naming them. Otherwise throws only
-  // std::bad_alloc (scheduling callbacks); loop thread only.
-  bool cancel(const std::string& message = "") { return checked()->cancel(message); }
+  // RuntimeError (asyncio_errc::deadlock) naming them. Throws RuntimeError
+  // (wrong_loop) off the loop's thread, before changing anything (post it
+  // with call_soon_threadsafe()); otherwise only std::bad_alloc (scheduling
+  // callbacks). Loop thread only.
+  bool cancel(const std::string& message = "") { return owned()->cancel(message); }
 
   // result() is the result; rethrows the future's exception, throws
   // CancelledError if cancelled and InvalidStateError if still pending.
@@ -83,13 +85,15 @@ class Future {
   // set_result(v) finishes the future and schedules its callbacks. Throws InvalidStateError if
   // already done, what T's constructor throws, RuntimeError (invalid_state) if this is a task's
   // future (asyncio: "Task does not support set_result operation"; Task<T> does not even have
-  // it). Loop thread only (from another thread, post it with call_soon_threadsafe()).
+  // it). Loop thread only: from another thread RuntimeError (wrong_loop), before anything changes
+  // (post it with call_soon_threadsafe()).
   template <class... U>
   void set_result(U&&... value) {
     settable("set_result")->set_result(std::forward<U>(value)...);
   }
   // set_exception(e) finishes it with an exception. Throws InvalidStateError if already done or if
-  // e is null, RuntimeError if this is a task's future (see set_result()). Loop thread only.
+  // e is null, RuntimeError if this is a task's future or off the loop's thread (see set_result()).
+  // Loop thread only.
   void set_exception(std::exception_ptr error) { settable("set_exception")->set_exception(std::move(error)); }
   // Overload of set_exception(std::exception_ptr): set_exception(e) finishes the future with a copy
   // of exception object e. Throws InvalidStateError if the future is already done, RuntimeError if
@@ -103,8 +107,8 @@ class Future {
   // future is done (at once, through call_soon, if it already is). fn runs
   // in a copy of the context current now (asyncio's), or of ctx: see
   // event_loop::call_soon(). Returns an id for remove_done_callback().
-  // Throws RuntimeError if the future is done and its loop closed,
-  // std::bad_alloc. Loop thread only.
+  // Throws RuntimeError if the future is done and its loop closed, or
+  // (wrong_loop) off the loop's thread, std::bad_alloc. Loop thread only.
   std::uint64_t add_done_callback(std::function<void(Future&)> fn) {
     return add_done_callback_in(std::move(fn), ::greenlet::detail::captured_context());
   }
@@ -113,9 +117,9 @@ class Future {
   std::uint64_t add_done_callback(std::function<void(Future&)> fn, const ::greenlet::context& ctx) {
     return add_done_callback_in(std::move(fn), ctx.data());
   }
-  // remove_done_callback(id) unschedules it; returns how many were removed. Throws nothing; loop
-  // thread only.
-  std::size_t remove_done_callback(std::uint64_t id) { return checked()->remove_done_callback(id); }
+  // remove_done_callback(id) unschedules it; returns how many were removed. Throws RuntimeError
+  // (wrong_loop) off the loop's thread; loop thread only.
+  std::size_t remove_done_callback(std::uint64_t id) { return owned()->remove_done_callback(id); }
 
   // repr() is asyncio's (3.11): "<Future pending cb=[Task.task_wakeup()]>", "<Future finished
   // result='x'>", "<Future finished exception=ValueError('boom')>" (docs/asyncio.md, "repr()").
@@ -141,10 +145,19 @@ class Future {
     }
     return state_;
   }
-  // settable(operation) is checked(), refusing a task's state: a task's result is what its function
+  // owned() is checked(), refusing a thread other than the loop's (RuntimeError, wrong_loop) before
+  // a call changes anything: the future, its callbacks and the loop's queues are the loop thread's
+  // alone. Off that thread, cancel() raced with the loop (its node pool) and could be half applied.
+  // One compare of the thread's number, as call_soon()'s.
+  detail::future_value<T>* owned() const {
+    detail::future_value<T>* s = checked();
+    s->loop()->check_loop_thread();
+    return s;
+  }
+  // settable(operation) is owned(), refusing a task's state: a task's result is what its function
   // returns; set from outside, the function ran on and its result was lost.
   detail::future_value<T>* settable(const char* operation) const {
-    detail::future_value<T>* s = checked();
+    detail::future_value<T>* s = owned();
     if (s->is_task()) [[unlikely]] {
       detail::throw_task_not_settable(operation);
     }
@@ -155,7 +168,7 @@ class Future {
 
  private:
   std::uint64_t add_done_callback_in(std::function<void(Future&)> fn, ::greenlet::detail::context_ptr context) {
-    return checked()->add_done_callback(
+    return owned()->add_done_callback(
         [fn = std::move(fn)](detail::future_state& s) {
           detail::retain(&s);
           Future f(static_cast<detail::future_value<T>*>(&s));
