@@ -15,11 +15,19 @@ namespace greenlet::asyncio::detail {
 
 namespace {
 
+// A loop's entry: its default executor, and whether shutdown_default_executor()
+// was called (asyncio's _executor_shutdown_called): from then on
+// run_in_executor(nullptr) is refused, even with an executor set later.
+struct entry {
+  std::shared_ptr<::greenlet::concurrent::Executor> executor;
+  bool shutdown_called = false;
+};
+
 struct registry {
   std::mutex mutex;
   // A std::map holds no memory while empty: no allocation outlives the
   // loops that use it.
-  std::map<const loop_core*, std::shared_ptr<::greenlet::concurrent::Executor>> executors;
+  std::map<const loop_core*, entry> executors;
 };
 
 registry& executors() {
@@ -31,14 +39,28 @@ registry& executors() {
   return *instance;
 }
 
-std::shared_ptr<::greenlet::concurrent::Executor> take(const loop_core* loop) {
+// forget(loop) takes loop's entry out of the registry and returns its executor (null if none).
+std::shared_ptr<::greenlet::concurrent::Executor> forget(const loop_core* loop) {
   registry& r = executors();
   std::lock_guard<std::mutex> lock(r.mutex);
   auto it = r.executors.find(loop);
   if (it == r.executors.end()) return nullptr;
-  auto executor = std::move(it->second);
+  auto executor = std::move(it->second.executor);
   r.executors.erase(it);
   return executor;
+}
+
+// begin_shutdown(loop) marks loop's default executor as shut down and takes it out (null if it
+// has none, or if shutdown was called before: nothing to wait for). A loop closed meanwhile gets
+// no entry (close() has retired its executor and would not erase one made now).
+std::shared_ptr<::greenlet::concurrent::Executor> begin_shutdown(const loop_core* loop) {
+  registry& r = executors();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  if (loop->threadsafe_closed()) return nullptr;
+  entry& e = r.executors[loop];
+  if (e.shutdown_called) return nullptr;
+  e.shutdown_called = true;
+  return std::move(e.executor);
 }
 
 }  // namespace
@@ -205,9 +227,16 @@ std::shared_ptr<::greenlet::concurrent::Executor> default_executor(loop_core* lo
   loop->check_open();
   registry& r = executors();
   std::lock_guard<std::mutex> lock(r.mutex);
-  auto& slot = r.executors[loop];
-  if (!slot) slot = std::make_shared<::greenlet::concurrent::ThreadPoolExecutor>(0, "asyncio");
-  return slot;  // a reference of the caller's own: the slot may be replaced once the lock is released
+  entry& e = r.executors[loop];
+  if (e.shutdown_called) {
+    throw ::greenlet::concurrent::RuntimeError(
+        ::greenlet::concurrent::concurrent_errc::shutdown,
+        "Executor shutdown has been called: shutdown_default_executor() (or asyncio::run's end) shut down "
+        "this loop's default executor; run_in_executor(nullptr) and to_thread() cannot use it any more, "
+        "pass an executor of your own or use a new loop");
+  }
+  if (!e.executor) e.executor = std::make_shared<::greenlet::concurrent::ThreadPoolExecutor>(0, "asyncio");
+  return e.executor;  // a reference of the caller's own: the entry may be replaced once the lock is released
 }
 
 namespace {
@@ -216,7 +245,7 @@ namespace {
 // registry and shuts it down, waiting for its work or not; errors go to the
 // loop's exception handler.
 void forget_default_executor(loop_core* loop, bool wait) noexcept {
-  auto executor = take(loop);
+  auto executor = forget(loop);
   if (!executor) return;
   try {
     executor->shutdown(wait);
@@ -227,7 +256,15 @@ void forget_default_executor(loop_core* loop, bool wait) noexcept {
 
 }  // namespace
 
-void shutdown_default_executor(loop_core* loop) noexcept { forget_default_executor(loop, true); }
+void shutdown_default_executor(loop_core* loop) noexcept {
+  auto executor = begin_shutdown(loop);
+  if (!executor) return;
+  try {
+    executor->shutdown(true);
+  } catch (...) {
+    loop->report({"error while shutting down the default executor", std::current_exception(), ""});
+  }
+}
 
 void retire_default_executor(loop_core* loop) noexcept {
   forget_default_executor(loop, false);
@@ -242,20 +279,24 @@ void retire_default_executor(loop_core* loop) noexcept {
 namespace greenlet::asyncio {
 
 void set_default_executor(event_loop& loop, std::shared_ptr<::greenlet::concurrent::Executor> executor) {
-  auto previous = detail::take(loop.core());
+  std::shared_ptr<::greenlet::concurrent::Executor> dropped;  // after the lock
   {
     detail::registry& r = detail::executors();
     std::lock_guard<std::mutex> lock(r.mutex);
     // close() retires the default executor after it refuses thread-safe
     // posts, under this lock: one given to a closed loop would never be
-    // shut down or forgotten, and is dropped (after the lock) instead.
-    if (!loop.core()->threadsafe_closed()) r.executors[loop.core()] = std::move(executor);
+    // shut down or forgotten, and is dropped instead.
+    if (loop.core()->threadsafe_closed()) {
+      dropped = std::move(executor);
+    } else {
+      // Python drops the old one without shutting it down; its owner may still use it.
+      dropped = std::exchange(r.executors[loop.core()].executor, std::move(executor));
+    }
   }
-  // Python drops the old one without shutting it down; its owner may still use it.
 }
 
 void shutdown_default_executor(event_loop& loop) {
-  auto executor = detail::take(loop.core());
+  auto executor = detail::begin_shutdown(loop.core());
   if (executor) executor->shutdown(true);
 }
 

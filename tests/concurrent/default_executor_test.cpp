@@ -1,7 +1,9 @@
 // The loop's default executor (run_in_executor(nullptr), to_thread()):
-// replaced by set_default_executor() while a call submits to it.
+// replaced by set_default_executor() while a call submits to it, and used
+// after shutdown_default_executor().
 #include <atomic>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include <greenlet/asyncio.hpp>
@@ -67,6 +69,56 @@ TEST_F(DefaultExecutor, ReplacedWhileSubmittingStaysAliveUntilTheJobIsIn) {
   EXPECT_EQ(storage.calls.load(), 1);
   EXPECT_EQ(storage.calls_after_release.load(), 0) << "the default executor was used after its last reference went";
   EXPECT_TRUE(storage.released.load());
+  loop.close();
+}
+
+// expect_refused_after_shutdown(call) checks that call throws asyncio's "Executor shutdown has
+// been called" RuntimeError.
+template <class F>
+void expect_refused_after_shutdown(F call, const char* what) {
+  try {
+    call();
+    ADD_FAILURE() << what << " was accepted after shutdown_default_executor()";
+  } catch (const concurrent::RuntimeError& e) {
+    EXPECT_EQ(e.condition(), concurrent::concurrent_errc::shutdown) << what;
+    EXPECT_NE(std::string(e.what()).find("Executor shutdown has been called"), std::string::npos)
+        << what << ": " << e.what();
+  }
+}
+
+// After shutdown_default_executor(), run_in_executor(nullptr) and to_thread()
+// raise asyncio's RuntimeError('Executor shutdown has been called'), even
+// once another default executor is set (they silently made a new pool). A
+// second shutdown_default_executor() does nothing. A new loop starts afresh.
+TEST_F(DefaultExecutor, RunInExecutorAfterShutdownIsRefused) {
+  std::atomic<int> ran{0};
+  {
+    asyncio::event_loop loop;
+    EXPECT_EQ(loop.run_until_complete([] { return asyncio::await(asyncio::to_thread([] { return 1; })); }), 1);
+    asyncio::shutdown_default_executor(loop);
+    loop.run_until_complete([&] {
+      expect_refused_after_shutdown([&] { loop.run_in_executor(nullptr, [&] { ++ran; }); }, "run_in_executor(nullptr)");
+      expect_refused_after_shutdown([&] { asyncio::to_thread([&] { ++ran; }); }, "to_thread()");
+      asyncio::set_default_executor(loop, std::make_shared<concurrent::ThreadPoolExecutor>(1));
+      expect_refused_after_shutdown([&] { loop.run_in_executor(nullptr, [&] { ++ran; }); },
+                                    "run_in_executor(nullptr) with a new default executor");
+    });
+    asyncio::shutdown_default_executor(loop);  // again: nothing to do
+    loop.close();
+  }
+  EXPECT_EQ(ran.load(), 0);
+  asyncio::event_loop fresh;
+  EXPECT_EQ(fresh.run_until_complete([] { return asyncio::await(asyncio::to_thread([] { return 3; })); }), 3);
+  fresh.close();
+}
+
+// The same for a loop that never had a default executor: asyncio sets the flag regardless.
+TEST_F(DefaultExecutor, RunInExecutorAfterShutdownWithoutAnExecutorIsRefused) {
+  asyncio::event_loop loop;
+  asyncio::shutdown_default_executor(loop);
+  loop.run_until_complete([&] {
+    expect_refused_after_shutdown([&] { loop.run_in_executor(nullptr, [] {}); }, "run_in_executor(nullptr)");
+  });
   loop.close();
 }
 

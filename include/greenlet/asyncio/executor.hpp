@@ -248,8 +248,9 @@ Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf) {
 // by value: a reference is copied on the worker when fn returns (as
 // create_task()). Throws RuntimeError if loop is
 // closed or on another thread (wrong_loop), concurrent::RuntimeError if the
-// executor is shut down, concurrent::BrokenExecutor if it is broken. Call on
-// the loop's thread.
+// executor is shut down (for nullptr: once shutdown_default_executor() was
+// called), concurrent::BrokenExecutor if it is broken. Call on the loop's
+// thread.
 template <class F, class... A>
 auto run_in_executor(event_loop& loop, ::greenlet::concurrent::Executor* executor, F&& fn, A&&... args) {
   using R = detail::stored_result_t<std::decay_t<F>, std::decay_t<A>...>;
@@ -298,7 +299,10 @@ void set_default_executor(event_loop& loop, std::shared_ptr<::greenlet::concurre
 // waits for the default executor's jobs (close() does not wait for those
 // queued or running on an executor someone else also holds; the pool
 // run_in_executor(nullptr) made itself goes with the loop, and its
-// destructor waits for what it runs). Not from inside a task. Rethrows
+// destructor waits for what it runs). run_in_executor(nullptr) and
+// to_thread() on loop are refused from then on (concurrent::RuntimeError
+// "Executor shutdown has been called", even with an executor set later); a
+// second call does nothing. Not from inside a task. Rethrows
 // what the executor's shutdown() throws (concurrent::RuntimeError inside a
 // task). Call on the loop's thread, outside its tasks.
 void shutdown_default_executor(event_loop& loop);
