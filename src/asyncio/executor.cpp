@@ -8,8 +8,12 @@
 #include <functional>
 #include <map>
 #include <new>
+#include <optional>
+#include <system_error>
 #include <thread>
 #include <utility>
+
+#include "io/blocked_signals.hpp"
 
 namespace greenlet::asyncio::detail {
 
@@ -61,6 +65,17 @@ std::shared_ptr<::greenlet::concurrent::Executor> begin_shutdown(const loop_core
   if (e.shutdown_called) return nullptr;
   e.shutdown_called = true;
   return std::move(e.executor);
+}
+
+// undo_shutdown(loop, executor) gives back what begin_shutdown() took, when the shutdown could not
+// start: loop is as it was before (unless an executor was set meanwhile, which stays).
+void undo_shutdown(const loop_core* loop, std::shared_ptr<::greenlet::concurrent::Executor> executor) noexcept {
+  registry& r = executors();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto it = r.executors.find(loop);
+  if (it == r.executors.end()) return;
+  it->second.shutdown_called = false;
+  if (!it->second.executor) it->second.executor = std::move(executor);
 }
 
 }  // namespace
@@ -241,6 +256,81 @@ std::shared_ptr<::greenlet::concurrent::Executor> default_executor(loop_core* lo
 
 namespace {
 
+// executor_shutdown is loop.shutdown_default_executor()'s machinery: the
+// default executor's shutdown(wait=true) runs on a helper thread, whose end
+// completes `done` (an asyncio future of the loop, through wrap_future(),
+// which counts as outside work meanwhile), so the loop keeps running while
+// the executor's jobs finish: a job may still need it
+// (run_coroutine_threadsafe(...).result(), call_soon_threadsafe()). Loop
+// thread.
+class executor_shutdown {
+ public:
+  // Takes the loop's default executor and starts the helper; nothing to
+  // wait for (pending() false) if there is none or it was shut down before.
+  // std::system_error if the thread cannot start: the loop's default
+  // executor is then as it was.
+  explicit executor_shutdown(event_loop& loop) {
+    loop_core* core = loop.core();
+    auto executor = begin_shutdown(core);
+    if (!executor) return;
+    ::greenlet::concurrent::Future<void> finished;
+    try {
+      // A library thread takes no process-directed signal (io/blocked_signals.hpp): it inherits this.
+      const ::greenlet::detail::async_signals_blocked masked;
+      // Copies: a thread that fails to start destroys what it was given.
+      helper_ = std::thread([executor, finished]() mutable { shut_down(std::move(executor), std::move(finished)); });
+    } catch (...) {
+      undo_shutdown(core, std::move(executor));
+      throw;
+    }
+    executor.reset();  // the helper's copy is the one that goes last
+    done_ = wrap_future(finished, loop);
+  }
+  executor_shutdown(const executor_shutdown&) = delete;
+  executor_shutdown& operator=(const executor_shutdown&) = delete;
+  // Joins the helper once it has completed `done` (it is ending then);
+  // otherwise (the wait was cancelled or interrupted) lets it finish alone.
+  ~executor_shutdown() {
+    if (!helper_.joinable()) return;
+    if (!done_.empty() && done_.done() && !done_.cancelled()) {
+      helper_.join();
+    } else {
+      helper_.detach();
+    }
+  }
+
+  bool pending() const noexcept { return !done_.empty(); }
+  Future<void>& done() noexcept { return done_; }
+
+ private:
+  // shut_down() is the helper thread: it shuts the executor down, waiting,
+  // and drops it there (if its last reference, the destructor's wait is
+  // not the loop's), then reports to the loop, unless the waiter gave up.
+  static void shut_down(std::shared_ptr<::greenlet::concurrent::Executor> executor,
+                        ::greenlet::concurrent::Future<void> finished) noexcept {
+    std::exception_ptr error;
+    try {
+      executor->shutdown(true);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    executor.reset();
+    try {
+      if (!finished.set_running_or_notify_cancel()) return;  // cancelled: nobody waits
+      if (error) {
+        finished.set_exception(error);
+      } else {
+        finished.set_result();
+      }
+    } catch (...) {
+      // std::bad_alloc scheduling the delivery: the waiter is cancelled when the loop closes.
+    }
+  }
+
+  std::thread helper_;
+  Future<void> done_;
+};
+
 // forget_default_executor() takes loop's default executor out of the
 // registry and shuts it down, waiting for its work or not; errors go to the
 // loop's exception handler.
@@ -257,10 +347,20 @@ void forget_default_executor(loop_core* loop, bool wait) noexcept {
 }  // namespace
 
 void shutdown_default_executor(loop_core* loop) noexcept {
-  auto executor = begin_shutdown(loop);
-  if (!executor) return;
+  if (loop->closed) return;  // close() retired it
   try {
-    executor->shutdown(true);
+    std::optional<executor_shutdown> shutdown;
+    try {
+      shutdown.emplace(*loop->facade);
+    } catch (const std::system_error&) {
+      // No helper thread: wait here, with the loop stopped (a job that
+      // needs the loop then waits for ever, as before helpers).
+      forget_default_executor(loop, true);
+      return;
+    }
+    if (!shutdown->pending()) return;
+    run_until_done(loop, shutdown->done().state());
+    shutdown->done().result();
   } catch (...) {
     loop->report({"error while shutting down the default executor", std::current_exception(), ""});
   }
@@ -296,8 +396,24 @@ void set_default_executor(event_loop& loop, std::shared_ptr<::greenlet::concurre
 }
 
 void shutdown_default_executor(event_loop& loop) {
-  auto executor = detail::begin_shutdown(loop.core());
-  if (executor) executor->shutdown(true);
+  detail::loop_core* core = loop.core();
+  core->check_thread();
+  if (core->closed) return;  // close() retired it
+  // Waits in a task of loop (asyncio's await loop.shutdown_default_executor()), or runs the loop
+  // (asyncio's run_until_complete() of it): refused before anything changes.
+  if (core->running) {
+    detail::awaiting_task();
+  } else {
+    core->check_can_run();
+  }
+  detail::executor_shutdown shutdown(loop);
+  if (!shutdown.pending()) return;
+  if (core->running) {
+    detail::await_state(shutdown.done().state());
+  } else {
+    detail::run_until_done(core, shutdown.done().state());
+  }
+  shutdown.done().result();  // what the executor's shutdown() threw
 }
 
 }  // namespace greenlet::asyncio

@@ -468,7 +468,8 @@ void finish_run(event_loop& loop) noexcept {
   }
   // The default executor of run_in_executor(nullptr) (asyncio/executor.cpp)
   // finishes its jobs before the loop closes, as asyncio.run's
-  // shutdown_default_executor().
+  // shutdown_default_executor(): joined on a helper thread while the loop
+  // runs, so a job that posts to the loop or waits for it still finishes.
   shutdown_default_executor(core);
   try {
     loop.close();

@@ -33,8 +33,9 @@ namespace detail {
 // reference while the caller still submits to it. RuntimeError if loop is
 // closed.
 std::shared_ptr<::greenlet::concurrent::Executor> default_executor(loop_core* loop);
-// shutdown_default_executor(loop) shuts it down, waiting for its jobs, and
-// forgets it; asyncio::run calls it before closing its loop.
+// shutdown_default_executor(loop) is asyncio::shutdown_default_executor()
+// for asyncio::run's end: it runs loop (not running, not closed) until the
+// default executor is shut down; errors go to the exception handler.
 void shutdown_default_executor(loop_core* loop) noexcept;
 // retire_default_executor(loop) shuts it down without waiting and forgets
 // it; loop_core::close() calls it last, so that a later loop at the same
@@ -295,16 +296,23 @@ auto event_loop::run_in_executor(::greenlet::concurrent::Executor* executor, F&&
 // is dropped too. Throws only std::bad_alloc; thread-safe (a locked
 // registry), though normally called on the loop's thread.
 void set_default_executor(event_loop& loop, std::shared_ptr<::greenlet::concurrent::Executor> executor);
-// shutdown_default_executor(loop) is for loops not run by asyncio::run: it
-// waits for the default executor's jobs (close() does not wait for those
-// queued or running on an executor someone else also holds; the pool
-// run_in_executor(nullptr) made itself goes with the loop, and its
-// destructor waits for what it runs). run_in_executor(nullptr) and
-// to_thread() on loop are refused from then on (concurrent::RuntimeError
-// "Executor shutdown has been called", even with an executor set later); a
-// second call does nothing. Not from inside a task. Rethrows
-// what the executor's shutdown() throws (concurrent::RuntimeError inside a
-// task). Call on the loop's thread, outside its tasks.
+// shutdown_default_executor(loop) is asyncio's loop.shutdown_default_executor():
+// run_in_executor(nullptr) and to_thread() on loop are refused from then on
+// (concurrent::RuntimeError "Executor shutdown has been called", even with
+// an executor set later), and the default executor is shut down, waiting
+// for its jobs, on a helper thread while the loop keeps running: a job
+// that still needs the loop (run_coroutine_threadsafe(...).result(),
+// call_soon_threadsafe()) gets it. In a task of loop it suspends the task
+// until then (asyncio's `await loop.shutdown_default_executor()`); outside
+// (loop not running, on its thread) it runs the loop until then, as
+// run_until_complete() would. asyncio::run does it at its end; a loop run
+// by hand calls it before close(), which does not wait for those jobs. A
+// second call, or one on a closed loop, does nothing. Throws RuntimeError
+// in a plain callback of the running loop (it cannot wait there) and what
+// run_until_complete() refuses (another loop running on this thread, the
+// wrong thread); CancelledError if the waiting task is cancelled (the
+// shutdown goes on); what the executor's shutdown() throws;
+// std::system_error if the helper thread cannot start (nothing changed).
 void shutdown_default_executor(event_loop& loop);
 
 // to_thread(fn, args...) is asyncio.to_thread: fn(args...) on the default
