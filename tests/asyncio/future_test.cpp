@@ -3,6 +3,8 @@
 // BaseFutureDoneCallbackTests); each case names its source.
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "asyncio/asyncio_test_support.hpp"
@@ -329,6 +331,31 @@ TEST_F(FutureTests, test_move_only_result) {
   f.set_result(std::make_unique<int>(5));
   auto t = loop.create_task([f]() mutable { return *asyncio::await(std::move(f)); });
   EXPECT_EQ(loop.run_until_complete(t), 5);
+}
+
+// result() on a temporary handle, the last one (a function returning a done
+// future): the value, not a reference into the state the temporary frees.
+// Moved out when the temporary is the only handle, copied otherwise.
+TEST_F(FutureTests, ResultOfATemporaryHandleIsAValue) {
+  using vector_future = asyncio::Future<std::vector<int>>;
+  static_assert(std::is_same_v<decltype(std::declval<vector_future>().result()), std::vector<int>>);
+  static_assert(std::is_same_v<decltype(std::declval<vector_future&>().result()), std::vector<int>&>);
+  asyncio::event_loop loop;
+  auto finished = [&loop](std::vector<int> v) {
+    auto f = loop.create_future<std::vector<int>>();
+    f.set_result(std::move(v));
+    return f;
+  };
+  int sum = 0;
+  for (int x : finished({1, 2, 3}).result()) sum += x;
+  EXPECT_EQ(sum, 6);
+
+  auto shared = finished({4, 5});
+  std::vector<int> copy = vector_future(shared).result();
+  EXPECT_EQ(copy, (std::vector<int>{4, 5}));
+  EXPECT_EQ(shared.result(), (std::vector<int>{4, 5}));  // copied, not moved out
+  std::vector<int> last = std::move(shared).result();
+  EXPECT_EQ(last, (std::vector<int>{4, 5}));
 }
 
 }  // namespace

@@ -1,10 +1,14 @@
 // concurrent::Future: states, repr, callbacks, timeouts. Ported from
 // CPython's Lib/test/test_concurrent_futures/test_future.py.
 #include <atomic>
+#include <memory>
 #include <regex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <greenlet/asyncio.hpp>
@@ -132,6 +136,80 @@ TEST_F(ConcurrentFuture, DemangleGivesTheUnqualifiedClassName) {
   EXPECT_EQ(concurrent::detail::demangle(typeid(std::runtime_error).name()), "runtime_error");
   EXPECT_EQ(concurrent::detail::demangle(typeid(std::vector<int>).name()), "vector");
   EXPECT_EQ(concurrent::detail::demangle(typeid(naming::outer<std::string>::inner).name()), "inner");
+}
+
+// tracked records which of its objects are alive, by address, so that a
+// test can tell whether a reference points at a live value without reading
+// what it points at.
+struct tracked {
+  explicit tracked(int v) : value(v) { live().insert(this); }
+  tracked(const tracked& other) : value(other.value) { live().insert(this); }
+  tracked& operator=(const tracked&) = delete;
+  ~tracked() { live().erase(this); }
+  static bool is_live(const tracked* t) { return live().count(t) != 0; }
+  static std::set<const tracked*>& live() {
+    static std::set<const tracked*> objects;
+    return objects;
+  }
+  int value;
+};
+
+// Python's `for x in pool.submit(f).result():` ported word for word: on a
+// temporary handle, the last one, result() returned a reference into the
+// shared state the temporary freed (a heap-use-after-free under ASan). It
+// is now the value, a copy: another handle still sees the result.
+TEST_F(ConcurrentFuture, ResultOfATemporaryHandleIsAValue) {
+  using vector_future = concurrent::Future<std::vector<int>>;
+  static_assert(std::is_same_v<decltype(std::declval<vector_future>().result()), std::vector<int>>);
+  static_assert(std::is_same_v<decltype(std::declval<vector_future&>().result()), std::vector<int>&>);
+  static_assert(std::is_same_v<decltype(std::declval<const vector_future&>().result()), std::vector<int>&>);
+  auto finished = [](int v) {
+    concurrent::Future<tracked> f;
+    f.set_result(v);
+    return f;
+  };
+  {
+    auto&& v = finished(7).result();
+    EXPECT_TRUE(tracked::is_live(&v));
+    EXPECT_EQ(v.value, 7);
+  }
+
+  concurrent::ThreadPoolExecutor pool(1);
+  int sum = 0;
+  for (int x : pool.submit([] { return std::vector<int>{1, 2, 3}; }).result()) sum += x;
+  EXPECT_EQ(sum, 6);
+
+  vector_future shared;
+  shared.set_result(std::vector<int>{4, 5});
+  std::vector<int> copy = vector_future(shared).result();
+  EXPECT_EQ(copy, (std::vector<int>{4, 5}));
+  EXPECT_EQ(shared.result(), (std::vector<int>{4, 5}));  // copied, not moved out
+}
+
+// A move-only result cannot be copied: result() on a temporary handle moves
+// it out, once; any handle's result() then says so (InvalidStateError)
+// instead of handing out a moved-from (null) value.
+TEST_F(ConcurrentFuture, MoveOnlyResultOfATemporaryHandleIsTakenOnce) {
+  concurrent::ThreadPoolExecutor pool(1);
+  std::unique_ptr<int> direct = pool.submit([] { return std::make_unique<int>(3); }).result();
+  ASSERT_TRUE(direct);
+  EXPECT_EQ(*direct, 3);
+
+  concurrent::Future<std::unique_ptr<int>> f;
+  f.set_result(std::make_unique<int>(7));
+  EXPECT_EQ(*f.result(), 7);  // an lvalue handle reads it in place
+  std::unique_ptr<int> taken = concurrent::Future<std::unique_ptr<int>>(f).result();
+  ASSERT_TRUE(taken);
+  EXPECT_EQ(*taken, 7);
+  try {
+    f.result();
+    ADD_FAILURE() << "result() after the value was taken";
+  } catch (const asyncio::InvalidStateError& e) {
+    EXPECT_NE(std::string(e.what()).find("already moved out"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(concurrent::Future<std::unique_ptr<int>>(f).result(), asyncio::InvalidStateError);
+  EXPECT_TRUE(f.done());
+  EXPECT_EQ(f.exception(), nullptr);  // it did succeed
 }
 
 }  // namespace

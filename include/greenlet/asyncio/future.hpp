@@ -72,10 +72,26 @@ class Future {
   // callbacks). Loop thread only.
   bool cancel(const std::string& message = "") { return owned()->cancel(message); }
 
-  // result() is the result; rethrows the future's exception, throws
-  // CancelledError if cancelled and InvalidStateError if still pending.
-  // Loop thread only.
-  decltype(auto) result() { return checked()->result(); }
+  // result() is the result, a reference into the shared state (valid while a handle lives);
+  // rethrows the future's exception, throws CancelledError if cancelled and InvalidStateError if
+  // still pending. Loop thread only.
+  decltype(auto) result() & { return checked()->result(); }
+  // Overload of result() for a temporary handle (`for (int x : make_done_future().result())`):
+  // returns the result by value, as a reference would dangle once the temporary, perhaps the last
+  // handle, is gone. Moved out when no other handle shares the future, else copied; a move-only
+  // result is moved out either way, as await() on a temporary does. Throws as result(); loop
+  // thread only.
+  T result() && {
+    detail::future_value<T>* s = checked();
+    if constexpr (std::is_void_v<T>) {
+      s->result();
+    } else if constexpr (!std::is_copy_constructible_v<T>) {
+      return std::move(s->result());
+    } else {
+      if (s->refs == 1) return std::move(s->result());  // exact: the count is only touched on this thread
+      return s->result();
+    }
+  }
 
   // exception() is the stored exception (null if it finished normally);
   // throws CancelledError if cancelled, InvalidStateError if pending. Loop

@@ -136,17 +136,50 @@ class future_value : public future_core {
     if constexpr (!std::is_void_v<T>) value_.emplace(std::forward<U>(value)...);
     finish(lock, status::finished);
   }
-  // result(timeout): the stored value; the state is immutable once finished,
-  // so the reference stays valid while a handle lives.
+  // result(timeout): the stored value; the state is immutable once finished
+  // (but see take_result()), so the reference stays valid while a handle lives.
   std::add_lvalue_reference_t<T> result(std::optional<double> timeout) {
     wait_result(timeout);
-    if constexpr (!std::is_void_v<T>) return *value_;
+    if constexpr (!std::is_void_v<T>) {
+      if constexpr (!std::is_copy_constructible_v<T>) check_not_taken();
+      return *value_;
+    }
+  }
+  // result_value(timeout) is the result by value, for a handle about to die:
+  // a copy, as other handles may read the value at the same time. A
+  // move-only value cannot be copied: the first call takes it (moves it out),
+  // and any later result() on any handle throws InvalidStateError, rather
+  // than handing out a moved-from value.
+  T result_value(std::optional<double> timeout) {
+    wait_result(timeout);
+    if constexpr (std::is_void_v<T>) {
+      return;
+    } else if constexpr (std::is_copy_constructible_v<T>) {
+      return *value_;
+    } else {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (taken_) throw_taken();
+      taken_ = true;
+      T out(std::move(*value_));
+      value_.reset();
+      return out;
+    }
   }
 
  protected:
   std::string result_type() const override { return type_name<T>(); }
 
  private:
+  void check_not_taken() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (taken_) throw_taken();
+  }
+  [[noreturn]] static void throw_taken() {
+    throw ::greenlet::asyncio::InvalidStateError(
+        "the result cannot be copied and was already moved out (by result() on a temporary Future, or by "
+        "asyncio::wrap_future()): only one consumer can have it");
+  }
+  bool taken_ = false;  // a move-only value was moved out by result_value(); under mutex_
   struct none {};
   std::conditional_t<std::is_void_v<T>, none, std::optional<std::conditional_t<std::is_void_v<T>, int, T>>> value_;
 };
@@ -188,11 +221,21 @@ class Future {
   bool done() const { return state_->done(); }
 
   // result(timeout) waits up to timeout seconds (forever without one) and
-  // returns the result. Throws TimeoutError, CancelledError, the function's
-  // exception, or RuntimeError inside an event-loop task. Thread-safe.
-  std::add_lvalue_reference_t<T> result(std::optional<double> timeout = std::nullopt) const {
+  // returns the result: a reference into the shared state, valid while a
+  // handle to the future lives. Throws TimeoutError, CancelledError, the
+  // function's exception, or RuntimeError inside an event-loop task; for a
+  // move-only T, InvalidStateError once the value was taken (see below).
+  // Thread-safe.
+  std::add_lvalue_reference_t<T> result(std::optional<double> timeout = std::nullopt) const& {
     return state_->result(timeout);
   }
+  // Overload of result(timeout) for a temporary handle, as in
+  //   for (int x : pool.submit(f).result()) ...   or   auto v = pool.submit(f).result();
+  // returns the result by value (a reference would dangle once the temporary,
+  // perhaps the last handle, is gone). A copy, since other handles may share
+  // the future; a move-only result is moved out instead, once: a later
+  // result() on any handle throws InvalidStateError. Throws as result(); thread-safe.
+  T result(std::optional<double> timeout = std::nullopt) const&& { return state_->result_value(timeout); }
   // exception(timeout) is the stored exception, null if it succeeded. Throws TimeoutError,
   // CancelledError, or RuntimeError inside an event-loop task (as result()). Thread-safe.
   std::exception_ptr exception(std::optional<double> timeout = std::nullopt) const {
