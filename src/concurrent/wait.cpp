@@ -3,8 +3,10 @@
 // condition holds, wakes it.
 #include "greenlet/concurrent/wait.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <unordered_set>
 
 #include "concurrent/timeouts.hpp"
 
@@ -44,6 +46,37 @@ struct removing {
 };
 
 }  // namespace
+
+std::vector<bool> drop_repeats(std::vector<future_core*>& fs) {
+  // Few futures: compare pairs, allocating nothing when none repeats (the
+  // common case). Many: a hash set, so that N futures cost O(N).
+  constexpr std::size_t pairwise_limit = 16;
+  std::vector<bool> repeated;
+  auto mark = [&](std::size_t i) {
+    if (repeated.empty()) repeated.resize(fs.size());
+    repeated[i] = true;
+  };
+  if (fs.size() <= pairwise_limit) {
+    for (std::size_t i = 1; i < fs.size(); ++i) {
+      const auto here = fs.begin() + static_cast<std::ptrdiff_t>(i);
+      if (std::find(fs.begin(), here, fs[i]) != here) mark(i);
+    }
+  } else {
+    std::unordered_set<const future_core*> seen;
+    seen.reserve(fs.size());
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+      if (!seen.insert(fs[i]).second) mark(i);
+    }
+  }
+  if (!repeated.empty()) {
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+      if (!repeated[i]) fs[kept++] = fs[i];
+    }
+    fs.resize(kept);
+  }
+  return repeated;
+}
 
 wait_counters wait_counters_now() noexcept {
   return {examined_total.load(std::memory_order_relaxed), wakeups_total.load(std::memory_order_relaxed)};
@@ -89,7 +122,7 @@ std::vector<bool> wait_indices(const std::vector<future_core*>& fs, std::optiona
 
   auto w = std::make_shared<waiter>();
   // FIRST_COMPLETED: the first completion; otherwise all of the pending ones
-  // (each listing of a future listed twice counts), or for FIRST_EXCEPTION
+  // (wait() gives each future once: see drop_repeats()), or for FIRST_EXCEPTION
   // the first to raise. A future finishing after the scan but before its
   // add_waiter() notifies at once from add_waiter(), so it is counted too.
   w->wake_after = when == return_when::FIRST_COMPLETED ? 1 : pending;

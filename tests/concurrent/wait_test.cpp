@@ -156,8 +156,10 @@ TEST_F(ConcurrentWait, RaisedIsANonThrowingQuery) {
   EXPECT_TRUE(raised.state()->raised());
 }
 
-// A future listed twice is two entries, each reported: both done once it is.
-// ALL_COMPLETED counts each listing.
+// A future listed several times (handles sharing one state) is one future:
+// wait() counts it once and reports it once, where first listed, as Python's
+// wait() makes a set of its futures (it was one entry per listing: done=3
+// for [a, b, a]).
 TEST_F(ConcurrentWait, SameFutureListedTwice) {
   concurrent::Future<int> a, b;
   std::thread t([&] {
@@ -167,24 +169,58 @@ TEST_F(ConcurrentWait, SameFutureListedTwice) {
   });
   auto r = concurrent::wait(std::vector{a, b, a}, 30, concurrent::ALL_COMPLETED);
   t.join();
-  EXPECT_EQ(r.done.size(), 3u);
+  ASSERT_EQ(r.done.size(), 2u);
+  EXPECT_TRUE(r.done[0] == a && r.done[1] == b);
   EXPECT_TRUE(r.not_done.empty());
 
   concurrent::Future<int> c, d;
   std::thread t2([&] { c.set_result(3); });
-  r = concurrent::wait(std::vector{c, d, c}, 30, concurrent::FIRST_COMPLETED);
+  r = concurrent::wait(std::vector{d, c, d, c}, 30, concurrent::FIRST_COMPLETED);
   t2.join();
-  ASSERT_EQ(r.done.size(), 2u);
-  EXPECT_TRUE(r.done[0] == c && r.done[1] == c);
+  ASSERT_EQ(r.done.size(), 1u);
+  EXPECT_TRUE(r.done[0] == c);
   ASSERT_EQ(r.not_done.size(), 1u);
+  EXPECT_TRUE(r.not_done[0] == d);
 
   concurrent::Future<int> e, f;
   std::thread t3([&] { e.set_exception(std::make_exception_ptr(std::runtime_error("x"))); });
   r = concurrent::wait(std::vector{e, f, e}, 30, concurrent::FIRST_EXCEPTION);
   t3.join();
-  EXPECT_EQ(r.done.size(), 2u);
+  EXPECT_EQ(r.done.size(), 1u);
   ASSERT_EQ(r.not_done.size(), 1u);
   EXPECT_TRUE(r.not_done[0] == f);
+
+  // Past 16 futures the repeats are found with a hash set.
+  std::vector<concurrent::Future<int>> many(20);
+  for (auto& g : many) g.set_result(0);
+  std::vector<concurrent::Future<int>> twice = many;
+  twice.insert(twice.end(), many.rbegin(), many.rend());
+  r = concurrent::wait(twice, 0.0);
+  ASSERT_EQ(r.done.size(), many.size());
+  EXPECT_TRUE(std::equal(r.done.begin(), r.done.end(), many.begin()));
+}
+
+// as_completed() yields a future listed several times once (CPython issue
+// 20367); it yielded it once per listing.
+TEST_F(ConcurrentWait, AsCompletedYieldsARepeatedFutureOnce) {
+  concurrent::Future<int> done_early;
+  done_early.set_result(1);
+  int n = 0;
+  for (const auto& f : concurrent::as_completed(std::vector{done_early, done_early, done_early}, 30)) {
+    EXPECT_TRUE(f == done_early);
+    ++n;
+  }
+  EXPECT_EQ(n, 1);
+
+  concurrent::Future<int> late;
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    late.set_result(2);
+  });
+  std::vector<int> seen;
+  for (const auto& f : concurrent::as_completed(std::vector{late, done_early, late}, 30)) seen.push_back(f.result());
+  t.join();
+  EXPECT_EQ(seen, (std::vector<int>{1, 2}));
 }
 
 // On a timeout wait() reports every future done by then, those that finished

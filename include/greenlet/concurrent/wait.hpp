@@ -28,6 +28,13 @@ inline constexpr return_when ALL_COMPLETED = return_when::ALL_COMPLETED;
 
 namespace detail {
 
+// drop_repeats(fs) removes the entries of fs that list again a future listed
+// earlier (the same state), keeping the first listing of each in order, as
+// Python's wait() and as_completed() make a set of their futures. Returns a
+// flag per original entry, true for a dropped repeat; empty (and nothing
+// allocated for few futures) when none repeats.
+std::vector<bool> drop_repeats(std::vector<future_core*>& fs);
+
 // wait_indices() blocks until the condition holds or the timeout passes and
 // returns which of fs are done (a flag per future).
 std::vector<bool> wait_indices(const std::vector<future_core*>& fs, std::optional<double> timeout, return_when when);
@@ -64,7 +71,8 @@ class completion_queue {
 }  // namespace detail
 
 // DoneAndNotDone is what wait() returns: the futures split in two, each in
-// the order given. A plain struct: not synchronized (the futures in it are).
+// the order given, each future once. A plain struct: not synchronized (the
+// futures in it are).
 template <class T>
 struct DoneAndNotDone {
   // done holds the futures that were done when wait() returned.
@@ -75,7 +83,9 @@ struct DoneAndNotDone {
 
 // wait(fs, timeout, return_when) blocks until the condition holds (all done,
 // the first done, or the first to raise) or the timeout passes; it never
-// throws TimeoutError. RuntimeError inside an event-loop task if it would
+// throws TimeoutError. A future listed several times (handles sharing one
+// state) counts once and is reported once, where first listed: Python's
+// wait() takes a set. RuntimeError inside an event-loop task if it would
 // block: use asyncio::wait over wrap_future()s there. Otherwise throws only
 // std::bad_alloc. Thread-safe; blocks the calling thread.
 template <class T>
@@ -84,17 +94,22 @@ DoneAndNotDone<T> wait(const std::vector<Future<T>>& fs, std::optional<double> t
   std::vector<detail::future_core*> cores;
   cores.reserve(fs.size());
   for (const auto& f : fs) cores.push_back(f.state().get());
+  const std::vector<bool> repeated = detail::drop_repeats(cores);
   std::vector<bool> flags = detail::wait_indices(cores, timeout, when);
   DoneAndNotDone<T> out;
-  for (std::size_t i = 0; i < fs.size(); ++i) (flags[i] ? out.done : out.not_done).push_back(fs[i]);
+  for (std::size_t i = 0, kept = 0; i < fs.size(); ++i) {
+    if (!repeated.empty() && repeated[i]) continue;
+    (flags[kept++] ? out.done : out.not_done).push_back(fs[i]);
+  }
   return out;
 }
 
 // as_completed(fs, timeout) is a range over fs in the order they finish:
 //   for (auto& f : concurrent::as_completed(futures)) use(f.result());
-// Advancing blocks; it throws TimeoutError once timeout seconds (counted
-// from the call) pass with futures still pending. One thread at a time per
-// range (the futures may finish on any thread).
+// A future listed several times is yielded once (Python's as_completed()
+// takes a set). Advancing blocks; it throws TimeoutError once timeout
+// seconds (counted from the call) pass with futures still pending. One
+// thread at a time per range (the futures may finish on any thread).
 template <class T>
 class as_completed_range {
  public:
@@ -102,7 +117,7 @@ class as_completed_range {
   // seconds, fixes the deadline from now. Throws std::bad_alloc only. A range is used by one thread
   // at a time (the futures themselves may finish on any thread).
   as_completed_range(std::vector<Future<T>> fs, std::optional<double> timeout)
-      : fs_(std::move(fs)), queue_(cores(fs_), timeout) {}
+      : fs_(distinct(std::move(fs))), queue_(cores(fs_), timeout) {}
 
   // iterator is the range's input iterator: each ++ blocks until the next future finishes. One
   // thread at a time; throws what operator++() throws.
@@ -149,6 +164,21 @@ class as_completed_range {
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
+  // distinct(fs) is fs without the repeated listings of a future.
+  static std::vector<Future<T>> distinct(std::vector<Future<T>> fs) {
+    std::vector<detail::future_core*> states;
+    states.reserve(fs.size());
+    for (const auto& f : fs) states.push_back(f.state().get());
+    const std::vector<bool> repeated = detail::drop_repeats(states);
+    if (!repeated.empty()) {
+      std::size_t kept = 0;
+      for (std::size_t i = 0; i < fs.size(); ++i) {
+        if (!repeated[i]) fs[kept++] = std::move(fs[i]);
+      }
+      fs.erase(fs.begin() + static_cast<std::ptrdiff_t>(kept), fs.end());
+    }
+    return fs;
+  }
   static std::vector<std::shared_ptr<detail::future_core>> cores(const std::vector<Future<T>>& fs) {
     std::vector<std::shared_ptr<detail::future_core>> out;
     out.reserve(fs.size());
