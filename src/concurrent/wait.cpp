@@ -162,7 +162,9 @@ completion_queue::completion_queue(std::vector<std::shared_ptr<future_core>> fs,
 }
 
 completion_queue::~completion_queue() {
-  for (auto& f : fs_) f->remove_waiter(waiter_.get());
+  for (auto& f : fs_) {
+    if (f) f->remove_waiter(waiter_.get());  // null: handed out, done, the waiter long gone from it
+  }
 }
 
 std::optional<std::size_t> completion_queue::next() {
@@ -190,7 +192,11 @@ std::optional<std::size_t> completion_queue::next() {
     throw TimeoutError(std::to_string(fs_.size() - handed_out_) + " (of " + std::to_string(fs_.size()) +
                        ") futures unfinished");
   }
-  return waiter_->finished[handed_out_++];
+  const std::size_t index = waiter_->finished[handed_out_++];
+  lock.unlock();
+  // Done, so it dropped its waiters (this one included) as it finished.
+  fs_[index].reset();
+  return index;
 }
 
 }  // namespace greenlet::concurrent::detail

@@ -72,6 +72,36 @@ TEST_F(ConcurrentWait, AsCompletedYieldsInCompletionOrder) {
   EXPECT_EQ(seen, (std::vector<int>{1, 2, 3, 99}));
 }
 
+// counted counts its live objects (one thread only).
+struct counted {
+  counted() { ++alive; }
+  counted(const counted&) { ++alive; }
+  counted& operator=(const counted&) = delete;
+  ~counted() { --alive; }
+  static inline int alive = 0;
+};
+
+// as_completed() lets go of each future once it yielded it, as Python's
+// generator does (bpo-14406): it kept every future, and so every result,
+// until the whole range was destroyed (50 results of 1 MiB all alive at the
+// end of the loop).
+TEST_F(ConcurrentWait, AsCompletedLetsGoOfWhatItYielded) {
+  std::vector<concurrent::Future<counted>> fs(10);
+  for (auto& f : fs) f.set_result();
+  ASSERT_EQ(counted::alive, 10);
+  int yielded = 0;
+  {
+    auto range = concurrent::as_completed(std::move(fs), 30);
+    for (const auto& f : range) {
+      ++yielded;
+      EXPECT_TRUE(f.done());
+      EXPECT_EQ(counted::alive, 10 - yielded + 1) << "after " << yielded;  // not yet yielded, and f
+    }
+    EXPECT_EQ(counted::alive, 0);
+  }
+  EXPECT_EQ(yielded, 10);
+}
+
 // Timeouts no clock reaches, read as Python reads them: infinity (or
 // centuries) waits until done, a negative timeout polls. An infinite one
 // used to overflow the condition variable's clock: result() and

@@ -50,7 +50,8 @@ struct wait_counters {
 };
 wait_counters wait_counters_now() noexcept;
 
-// completion_queue hands out the indices of fs in the order they finish.
+// completion_queue hands out the indices of fs in the order they finish, and
+// lets go of each future as it hands it out.
 class completion_queue {
  public:
   completion_queue(std::vector<std::shared_ptr<future_core>> fs, std::optional<double> timeout);
@@ -109,7 +110,9 @@ DoneAndNotDone<T> wait(const std::vector<Future<T>>& fs, std::optional<double> t
 // A future listed several times is yielded once (Python's as_completed()
 // takes a set). Advancing blocks; it throws TimeoutError once timeout
 // seconds (counted from the call) pass with futures still pending. One
-// thread at a time per range (the futures may finish on any thread).
+// thread at a time per range (the futures may finish on any thread). The
+// range keeps a future only until it yields it: the iterator then holds it
+// until the next step, and a result lives on only if the caller keeps a copy.
 template <class T>
 class as_completed_range {
  public:
@@ -141,7 +144,9 @@ class as_completed_range {
     iterator& operator++() {
       std::optional<std::size_t> index = range_->queue_.next();
       if (index) {
-        current_ = range_->fs_[*index];
+        // The range lets go of what it yielded, as Python's generator does
+        // (bpo-14406): a result lives as long as the caller keeps its future.
+        current_ = std::move(range_->fs_[*index]);
       } else {
         range_ = nullptr;
       }
