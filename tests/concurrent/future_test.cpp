@@ -212,4 +212,31 @@ TEST_F(ConcurrentFuture, MoveOnlyResultOfATemporaryHandleIsTakenOnce) {
   EXPECT_EQ(f.exception(), nullptr);  // it did succeed
 }
 
+// Two asyncio::wrap_future()s of one future with a move-only result: the
+// first gets the value, the second InvalidStateError, and so does the
+// future's own result() afterwards. Before, the first delivery moved the
+// value out of the shared state, so the second wrap got a null and so did
+// cf.result(), silently.
+TEST_F(ConcurrentFuture, WrapFutureOfAMoveOnlyResultHasOneConsumer) {
+  asyncio::run([] {
+    concurrent::ThreadPoolExecutor pool(1);
+    auto cf = pool.submit([] { return std::make_unique<int>(7); });
+    auto first = asyncio::wrap_future(cf);
+    auto second = asyncio::wrap_future(cf);
+    auto& value = asyncio::await(first);
+    ASSERT_TRUE(value);
+    EXPECT_EQ(*value, 7);
+    EXPECT_THROW(asyncio::await(second), asyncio::InvalidStateError);
+    EXPECT_THROW(cf.result(), asyncio::InvalidStateError);
+
+    // Copyable results are copied: every wrap and the future keep the value.
+    auto shared = pool.submit([] { return std::string("x"); });
+    auto a = asyncio::wrap_future(shared);
+    auto b = asyncio::wrap_future(shared);
+    EXPECT_EQ(asyncio::await(a), "x");
+    EXPECT_EQ(asyncio::await(b), "x");
+    EXPECT_EQ(shared.result(), "x");
+  });
+}
+
 }  // namespace

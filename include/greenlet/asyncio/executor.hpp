@@ -87,7 +87,18 @@ struct delivery : private loop_side {
     } else if constexpr (std::is_copy_constructible_v<T>) {
       target->set_result(cf.result(0));
     } else {
-      target->set_result(std::move(cf.result(0)));
+      // A move-only result has one consumer: result() on a temporary handle
+      // takes it, and refuses a second taker (another wrap_future() of cf)
+      // with InvalidStateError, which that one's awaiter then sees. Moving
+      // out of cf.result(0) handed the second a null and left cf holding one.
+      std::optional<T> value;
+      try {
+        value.emplace(::greenlet::concurrent::Future<T>(cf).result(0));
+      } catch (const InvalidStateError&) {
+        target->set_exception(std::current_exception());
+        return;
+      }
+      target->set_result(std::move(*value));
     }
   }
 
@@ -210,7 +221,9 @@ class executor_future final : public future_value<R> {
 
 // wrap_future(cf, loop) is asyncio.wrap_future: an asyncio Future of loop
 // (default: the running loop) that completes with cf's outcome; a task
-// awaits it. Cancelling it cancels cf, which succeeds while cf's job has
+// awaits it. A copyable result is copied; a move-only one is moved into the
+// asyncio future: cf.result() afterwards, or a second wrap_future(cf)'s
+// await, throws InvalidStateError. Cancelling it cancels cf, which succeeds while cf's job has
 // not started. Until cf is done the loop counts external work, so deadlock
 // detection does not fire while the job runs. Throws RuntimeError if loop
 // is closed, std::bad_alloc. Call on the loop's thread (cf may complete on
