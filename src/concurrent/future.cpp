@@ -88,6 +88,32 @@ std::string demangle(const char* mangled) {
   return name;
 }
 
+std::string describe_error(const std::exception_ptr& e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return demangle(typeid(x).name()) + ": " + x.what();
+  } catch (...) {
+  }
+  return ::greenlet::describe_exception(e);
+}
+
+namespace {
+
+// report_callback_error(f) is Python's "exception calling callback for
+// <Future ...>" log record, with the exception's class and message in place
+// of its traceback. Called inside the catch block; throws nothing.
+void report_callback_error(const future_core& f) noexcept {
+  try {
+    std::fprintf(stderr, "exception calling callback for %s\n%s\n", f.repr().c_str(),
+                 describe_error(std::current_exception()).c_str());
+  } catch (...) {
+    std::fputs("exception calling callback for a concurrent future (and no memory to describe it)\n", stderr);
+  }
+}
+
+}  // namespace
+
 bool future_core::cancel() {
   std::unique_lock<std::mutex> lock(mutex_);
   if (state_ == status::running || state_ == status::finished) return false;
@@ -151,7 +177,7 @@ bool future_core::finish(std::unique_lock<std::mutex>& lock, status new_status) 
     try {
       fn();
     } catch (...) {
-      std::fprintf(stderr, "exception calling callback for %s\n", repr().c_str());
+      report_callback_error(*this);
     }
   }
   return true;
@@ -198,7 +224,7 @@ void future_core::add_done_callback(std::function<void()> fn) {
   try {
     fn();
   } catch (...) {
-    std::fprintf(stderr, "exception calling callback for %s\n", repr().c_str());
+    report_callback_error(*this);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -139,7 +140,7 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
       try {
         initializer_();
       } catch (...) {
-        break_pool();
+        break_pool(std::current_exception());
         return;
       }
     }
@@ -156,17 +157,28 @@ class thread_pool : public std::enable_shared_from_this<thread_pool> {
     }
   }
 
-  void break_pool() {
+  // break_pool(error) is Python's _initializer_failed: it reports the
+  // initializer's exception (Python logs "Exception in initializer:" and the
+  // traceback), breaks the pool and fails what is queued. The message names
+  // the exception, so a caller who sees only BrokenThreadPool learns why.
+  void break_pool(const std::exception_ptr& error) {
+    const std::string what = describe_error(error);
+    std::fprintf(stderr, "Exception in initializer:\n%s\n", what.c_str());
     work_item* pending = nullptr;
+    std::string message;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      broken_ = "A thread initializer failed, the thread pool is not usable anymore";
+      if (broken_.empty()) {
+        broken_ =
+            "A thread initializer failed, the thread pool is not usable anymore (the initializer raised " + what + ")";
+      }
+      message = broken_;  // a copy: read outside the lock
       pending = take_all();
       work_cv_.notify_all();
     }
     while (pending != nullptr) {
       work_item* next = pending->next;
-      pending->fail(std::make_exception_ptr(BrokenThreadPool(broken_)));
+      pending->fail(std::make_exception_ptr(BrokenThreadPool(message)));
       pending = next;
     }
   }

@@ -54,6 +54,16 @@ void check_not_in_task(const char* what);
 // demangle(mangled) is a type's class name as Python shows one: unqualified
 // (namespaces and enclosing classes dropped) and without template arguments.
 std::string demangle(const char* mangled);
+// describe_error(e) is the last line of Python's traceback for e: its class
+// (demangled, as demangle()) and what(), "invalid_argument: doh!"; for an
+// exception not derived from std::exception, greenlet::describe_exception()'s
+// placeholder. Throws only std::bad_alloc; any thread.
+std::string describe_error(const std::exception_ptr& e);
+// describe_error(e) is the last line of Python's traceback for e: its class
+// (demangled, as demangle()) and what(), "invalid_argument: doh!"; for an
+// exception not derived from std::exception, greenlet::describe_exception()'s
+// placeholder. Throws only std::bad_alloc; any thread.
+std::string describe_error(const std::exception_ptr& e);
 // type_name<T>() is the Python-ish name repr() shows: int, float, str...
 template <class T>
 std::string type_name() {
@@ -244,7 +254,9 @@ class Future {
 
   // add_done_callback(fn) calls fn(future) when it is done, in the thread
   // that completes or cancels it; at once in this thread if already done.
-  // Exceptions fn throws are printed and dropped, as Python logs them.
+  // Exceptions fn throws are printed to stderr and dropped, as Python logs
+  // them: "exception calling callback for <Future ...>" and a line with the
+  // exception's class and what(), "invalid_argument: doh!".
   // Throws only std::bad_alloc; thread-safe.
   void add_done_callback(std::function<void(const Future&)> fn) const {
     detail::future_value<T>* raw = state_.get();

@@ -164,8 +164,10 @@ class thread_pool;
 // std::system_error only while the pool has no worker; with some, the call
 // waits for one of them, as when max_workers are running (Python's submit()
 // raises there, yet runs the call later). initializer() runs
-// first in each; if it throws, the pool is broken: pending futures fail with
-// BrokenThreadPool and submit() throws it. The destructor is
+// first in each; if it throws, the pool is broken: the exception is printed
+// to stderr ("Exception in initializer:" and its class and what(), as Python
+// logs it), pending futures fail with BrokenThreadPool, whose message ends
+// with that exception, and submit() throws it. The destructor is
 // shutdown(wait=true); run on one of the pool's workers (the last handle
 // dropped in a job) it cannot wait: the workers finish the queued work and
 // the last of them frees the pool. Every member is thread-safe.
