@@ -26,6 +26,7 @@ class concurrent_category : public std::error_category {
       case concurrent_errc::blocking_in_loop: return "blocking call inside an event-loop task";
       case concurrent_errc::remote_error: return "the function raised in a worker process";
       case concurrent_errc::unknown_function: return "no process function of that name";
+      case concurrent_errc::unexpected_state: return "Future in unexpected state";
     }
     return "unknown concurrent error";
   }
@@ -145,7 +146,11 @@ bool future_core::set_running_or_notify_cancel() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (state_ == status::cancelled) return false;
   if (state_ != status::pending) {
-    throw ::greenlet::asyncio::InvalidStateError("set_running_or_notify_cancel() on a future that is not pending");
+    // Python raises RuntimeError here, not InvalidStateError: an executor
+    // calling it twice (or on a future someone else finished) is a bug.
+    throw RuntimeError(concurrent_errc::unexpected_state,
+                       std::string("Future in unexpected state: set_running_or_notify_cancel() on a ") +
+                           (state_ == status::running ? "running" : "finished") + " future");
   }
   state_ = status::running;
   return true;

@@ -98,6 +98,30 @@ TEST_F(ConcurrentFuture, SetTwiceIsInvalidState) {
   EXPECT_THROW(f.set_exception(std::make_exception_ptr(std::runtime_error("x"))), asyncio::InvalidStateError);
 }
 
+// test_future.py's set_running_or_notify_cancel on a running or finished
+// future: Python raises RuntimeError("Future in unexpected state"); it was
+// InvalidStateError.
+TEST_F(ConcurrentFuture, SetRunningTwiceIsARuntimeError) {
+  auto expect_unexpected_state = [](const concurrent::Future<int>& f, const char* state) {
+    try {
+      f.set_running_or_notify_cancel();
+      ADD_FAILURE() << "no exception on a " << state << " future";
+    } catch (const concurrent::RuntimeError& e) {
+      EXPECT_EQ(e.condition(), concurrent::concurrent_errc::unexpected_state);
+      EXPECT_NE(std::string(e.what()).find("Future in unexpected state"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(state), std::string::npos) << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not a concurrent::RuntimeError: " << e.what();
+    }
+  };
+  concurrent::Future<int> f;
+  ASSERT_TRUE(f.set_running_or_notify_cancel());
+  expect_unexpected_state(f, "running");
+  f.set_result(1);
+  expect_unexpected_state(f, "finished");
+  EXPECT_EQ(f.result(), 1);
+}
+
 TEST_F(ConcurrentFuture, ExceptionIsNullOnSuccess) {
   concurrent::Future<void> f;
   f.set_result();

@@ -21,6 +21,7 @@ enum class concurrent_errc {
   blocking_in_loop,  // a blocking call from inside an event-loop task
   remote_error,      // a process-pool function threw in the worker
   unknown_function,  // a process-pool function name nobody registered
+  unexpected_state,  // set_running_or_notify_cancel() on a running or finished future
 };
 
 }  // namespace greenlet::concurrent
@@ -48,9 +49,11 @@ using CancelledError = ::greenlet::asyncio::CancelledError;
 // timeout passes first. Share one between threads only read-only.
 using TimeoutError = ::greenlet::asyncio::TimeoutError;
 
-// RuntimeError is an executor misuse: submit() after shutdown(), or a
+// RuntimeError is an executor misuse: submit() after shutdown(), a
 // blocking call (Future::result(), shutdown(wait=true)) made from inside an
-// event-loop task, which would block the loop's whole thread.
+// event-loop task, which would block the loop's whole thread, or
+// set_running_or_notify_cancel() on a future already running or finished
+// (Python's RuntimeError "Future in unexpected state").
 class RuntimeError : public ::greenlet::error {
  public:
   // RuntimeError(code, what) makes the exception with the given concurrent_errc and text. Throws

@@ -269,7 +269,8 @@ class Future {
   // For executors: set_running_or_notify_cancel() is false if cancelled
   // (and marks it running otherwise); set_result()/set_exception() finish
   // it, InvalidStateError if already done. set_running_or_notify_cancel()
-  // throws InvalidStateError unless the future is pending or cancelled.
+  // throws RuntimeError (concurrent_errc::unexpected_state, Python's
+  // "Future in unexpected state") unless the future is pending or cancelled.
   // Thread-safe.
   bool set_running_or_notify_cancel() const { return state_->set_running_or_notify_cancel(); }
   // set_result(value) finishes the future with value (none for T = void), then runs the done
