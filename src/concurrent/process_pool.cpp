@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <system_error>
@@ -139,7 +140,7 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
     // before, they stayed alive, blocked on their sockets, for ever.
     workers_.reserve(max_workers);
     try {
-      fork_workers(max_workers);
+      fork_from_a_fresh_thread(max_workers);
     } catch (...) {
       close_workers();
       throw;
@@ -236,6 +237,28 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
     pid_t pid;
     int fd;
   };
+
+  // fork_from_a_fresh_thread(n) forks the workers from a short-lived thread
+  // of its own. A child's one thread is a copy of the thread that forked it:
+  // forked from the caller, a worker made inside an event-loop task ran on
+  // that task's small stack (128 KiB: a function with a big local crashed)
+  // and kept its thread-locals, so it believed it ran inside the task
+  // (asyncio::run: "cannot be called from a running event loop",
+  // Future::result(): blocking_in_loop). A new thread has a full-size stack
+  // and fresh thread-locals; its signal mask is the caller's, which the
+  // workers keep.
+  void fork_from_a_fresh_thread(std::size_t max_workers) {
+    std::exception_ptr error;
+    std::thread forker([this, max_workers, &error] {
+      try {
+        fork_workers(max_workers);
+      } catch (...) {
+        error = std::current_exception();
+      }
+    });
+    forker.join();
+    if (error) std::rethrow_exception(error);
+  }
 
   // fork_workers(n) forks every worker before any thread of ours starts.
   void fork_workers(std::size_t max_workers) {

@@ -36,6 +36,23 @@ std::vector<double> halves(std::vector<double> v) {
   for (double& x : v) x /= 2;
   return v;
 }
+int runs_an_event_loop(int x) {
+  return greenlet::asyncio::run([x] {
+    greenlet::asyncio::sleep(0.001);
+    return x * 2;
+  });
+}
+int blocks_on_a_thread_pool(int x) {
+  concurrent::ThreadPoolExecutor pool(1);
+  return pool.submit([x] { return x + 1; }).result();
+}
+// More than a task's 128 KiB stack.
+int uses_a_big_stack(int x) {
+  volatile char buffer[512 * 1024];
+  for (std::size_t i = 0; i < sizeof buffer; i += 4096) buffer[i] = static_cast<char>(x);
+  buffer[sizeof buffer - 1] = static_cast<char>(x);
+  return buffer[0] + buffer[sizeof buffer - 1];
+}
 
 // Registered at static-initialization time: before any pool forks.
 const auto square_fn = concurrent::register_process_function("square", &square);
@@ -45,6 +62,9 @@ const auto fail_fn = concurrent::register_process_function("fail", &fail);
 const auto crash_fn = concurrent::register_process_function("crash", &crash);
 const auto kill_fn = concurrent::register_process_function("suicide", &suicide);
 const auto halves_fn = concurrent::register_process_function("halves", &halves);
+const auto loop_fn = concurrent::register_process_function("runs_an_event_loop", &runs_an_event_loop);
+const auto thread_pool_fn = concurrent::register_process_function("blocks_on_a_thread_pool", &blocks_on_a_thread_pool);
+const auto big_stack_fn = concurrent::register_process_function("uses_a_big_stack", &uses_a_big_stack);
 
 // Process pools fork, so the test process's allocation counts are not a
 // meaningful balance here (the registry is a static); plain TEST.
@@ -123,6 +143,24 @@ TEST(ProcessPool, SubmitAfterShutdown) {
 }  // namespace
 
 namespace {
+
+// A pool made inside an event-loop task: its workers were forked from the
+// task's greenlet, so each ran on a copy of the task's 128 KiB stack and
+// kept its thread's state, believing itself inside the running task. An
+// event loop in the worker raised "cannot be called from a running event
+// loop", a blocking result() raised blocking_in_loop, and a function with a
+// 512 KiB local killed the worker. Python's workers start clean (asyncio
+// ignores a loop inherited across fork); these now do too.
+TEST(ProcessPool, WorkersOfAPoolMadeInATaskStartClean) {
+  std::unique_ptr<concurrent::ProcessPoolExecutor> pool;
+  greenlet::asyncio::run([&] {
+    pool = std::make_unique<concurrent::ProcessPoolExecutor>(1);
+    EXPECT_EQ(greenlet::asyncio::await(greenlet::asyncio::wrap_future(pool->submit(big_stack_fn, 1))), 2);
+  });
+  EXPECT_EQ(pool->submit(loop_fn, 21).result(30), 42);
+  EXPECT_EQ(pool->submit(thread_pool_fn, 1).result(30), 2);
+  EXPECT_EQ(pool->submit(big_stack_fn, 2).result(30), 4);
+}
 
 // A process-pool future awaited from a task through wrap_future().
 TEST(ProcessPool, AwaitedFromATask) {

@@ -161,8 +161,10 @@ process_function<R(A...)> register_process_function(const std::string& name, R (
 // the sockets and reaps the worker processes. Thread-safe.
 class ProcessPoolExecutor {
  public:
-  // ProcessPoolExecutor(max_workers) forks max_workers worker processes (0: the number of cores).
-  // Throws std::system_error if socketpair() or fork() fails. The executor may then be used from any
+  // ProcessPoolExecutor(max_workers) forks max_workers worker processes (0: the number of cores),
+  // from a short-lived thread of its own: the workers start with a full-size stack and no greenlet
+  // or event-loop state, wherever the pool is made (inside a task too). Throws std::system_error if
+  // socketpair(), fork() or starting that thread fails. The executor may then be used from any
   // thread.
   explicit ProcessPoolExecutor(std::size_t max_workers = 0);
   ~ProcessPoolExecutor();
