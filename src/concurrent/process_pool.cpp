@@ -14,8 +14,10 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <deque>
 #include <exception>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <system_error>
@@ -91,6 +93,20 @@ bool read_message(int fd, std::string& body) {
   return read_all(fd, body.data(), size);
 }
 
+// flush_stdio() writes out what the standard streams hold: before a fork,
+// so that the worker does not inherit the parent's pending output and write
+// it a second time; in the worker before _exit(), which drops what the
+// functions printed but did not flush. Python flushes at both points too.
+void flush_stdio() noexcept {
+  try {
+    std::cout.flush();
+    std::clog.flush();
+  } catch (...) {
+    // A stream set to throw: its state says what went wrong.
+  }
+  std::fflush(nullptr);
+}
+
 // worker_main is the child's whole life: request (name, args) in, reply
 // (status byte + payload) out, until the parent closes the socket.
 [[noreturn]] void worker_main(int fd) {
@@ -117,6 +133,7 @@ bool read_message(int fd, std::string& body) {
     }
     if (!write_message(fd, reply)) break;
   }
+  flush_stdio();
   ::_exit(0);
 }
 
@@ -267,6 +284,7 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
       if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
         throw std::system_error(errno, std::generic_category(), "socketpair() for a process pool worker");
       }
+      flush_stdio();
       // Lock order: parent_fds_mutex, then registry_mutex.
       std::unique_lock<std::mutex> fds_lock(parent_fds_mutex);
       std::unique_lock<std::mutex> registry_lock(registry_mutex);

@@ -1,10 +1,15 @@
 // ProcessPoolExecutor: registered functions in forked workers, serialized
 // arguments and results, remote exceptions, and a crashing worker surfacing
 // as BrokenProcessPool (test_process_pool.py's test_killed_child).
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -46,6 +51,10 @@ int blocks_on_a_thread_pool(int x) {
   concurrent::ThreadPoolExecutor pool(1);
   return pool.submit([x] { return x + 1; }).result();
 }
+int prints(int x) {
+  std::printf("worker printed %d\n", x);  // not flushed: stdout is a file, fully buffered
+  return x;
+}
 // More than a task's 128 KiB stack.
 int uses_a_big_stack(int x) {
   volatile char buffer[512 * 1024];
@@ -65,6 +74,7 @@ const auto halves_fn = concurrent::register_process_function("halves", &halves);
 const auto loop_fn = concurrent::register_process_function("runs_an_event_loop", &runs_an_event_loop);
 const auto thread_pool_fn = concurrent::register_process_function("blocks_on_a_thread_pool", &blocks_on_a_thread_pool);
 const auto big_stack_fn = concurrent::register_process_function("uses_a_big_stack", &uses_a_big_stack);
+const auto prints_fn = concurrent::register_process_function("prints", &prints);
 
 // Process pools fork, so the test process's allocation counts are not a
 // meaningful balance here (the registry is a static); plain TEST.
@@ -160,6 +170,57 @@ TEST(ProcessPool, WorkersOfAPoolMadeInATaskStartClean) {
   EXPECT_EQ(pool->submit(loop_fn, 21).result(30), 42);
   EXPECT_EQ(pool->submit(thread_pool_fn, 1).result(30), 2);
   EXPECT_EQ(pool->submit(big_stack_fn, 2).result(30), 4);
+}
+
+// print_around_a_pool(path) runs in a forked child with its stdout sent to
+// path, fully buffered as a file is: it prints, makes a pool whose worker
+// prints, and prints again. Returns 0, or what failed.
+int print_around_a_pool(const std::string& path) {
+  std::fflush(stdout);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return 20;
+  ::dup2(fd, STDOUT_FILENO);
+  ::close(fd);
+  std::setvbuf(stdout, nullptr, _IOFBF, BUFSIZ);
+  std::printf("parent before the pool\n");
+  {
+    concurrent::ProcessPoolExecutor pool(1);
+    if (pool.submit(prints_fn, 1).result(30) != 1) return 21;
+  }
+  std::printf("parent after the pool\n");
+  std::fflush(stdout);
+  return 0;
+}
+
+std::size_t count(const std::string& text, const std::string& line) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(line); at != std::string::npos; at = text.find(line, at + 1)) ++n;
+  return n;
+}
+
+// Python flushes the standard streams before it forks a worker and as the
+// worker exits. Neither was done: with stdout a file, what the parent had
+// printed before making the pool was written again by a worker that flushed
+// its copy of the buffer, and what a worker printed without flushing was lost
+// at its _exit().
+TEST(ProcessPool, StdioIsFlushedAroundTheWorkers) {
+  const std::string path = testing::TempDir() + "process_pool_stdio_" + std::to_string(::getpid()) + ".txt";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::alarm(60);  // a hang must not hang the test
+    ::_exit(print_around_a_pool(path));
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child was killed by signal " << WTERMSIG(status);
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "20: open failed, 21: wrong result";
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::remove(path.c_str());
+  EXPECT_EQ(count(text, "parent before the pool\n"), 1u) << text;
+  EXPECT_EQ(count(text, "worker printed 1\n"), 1u) << text;
+  EXPECT_EQ(count(text, "parent after the pool\n"), 1u) << text;
 }
 
 // A process-pool future awaited from a task through wrap_future().
