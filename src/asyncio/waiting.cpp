@@ -6,6 +6,7 @@
 // waiting frame returns (remove_done_callback cannot recall them), so
 // everything they touch lives in a shared wait_state they keep alive, never
 // in the waiting frame.
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <string>
@@ -405,12 +406,15 @@ void run_until_all_done(loop_core* core, const std::vector<future_state*>& futur
 }
 
 // pending_tasks(core, bodies) are the loop's unfinished tasks: those that run
-// async generators' bodies if `bodies`, the others if not.
+// async generators' bodies if `bodies`, the others if not. Oldest first, as
+// all_tasks() lists them and asyncio.run() cancels them in practice: the
+// loop links each new task at the head of its list.
 std::vector<task_state*> pending_tasks(loop_core* core, bool bodies) {
   std::vector<task_state*> tasks;
   for (task_state* t = core->tasks_head; t != nullptr; t = t->next) {
     if (!t->future()->done() && (t->async_generator != nullptr) == bodies) tasks.push_back(t);
   }
+  std::reverse(tasks.begin(), tasks.end());
   return tasks;
 }
 

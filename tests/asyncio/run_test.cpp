@@ -81,6 +81,28 @@ TEST_F(RunTests, test_asyncio_run_task_created_at_return_runs) {
   EXPECT_EQ(log, (Strings{"ran"}));
 }
 
+// runners._cancel_all_tasks cancels what all_tasks() lists: oldest first
+// in practice (CPython 3.11 prints "0 cancelled", "1 cancelled", "2
+// cancelled" for this program). The loop links a new task at the head of
+// its list, and run() used to cancel them from there: newest first.
+TEST_F(RunTests, test_asyncio_run_cancels_leftover_tasks_oldest_first) {
+  Strings log;
+  asyncio::run([&] {
+    for (int i = 0; i < 3; ++i) {
+      asyncio::create_task([&log, i] {
+        try {
+          asyncio::sleep(10);
+        } catch (const asyncio::CancelledError&) {
+          log.push_back(std::to_string(i) + " cancelled");
+          throw;
+        }
+      });
+    }
+    asyncio::sleep(0);
+  });
+  EXPECT_EQ(log, (Strings{"0 cancelled", "1 cancelled", "2 cancelled"}));
+}
+
 // base_events / runners._cancel_all_tasks: run() waits for the cancelled
 // tasks to finish, even when they catch CancelledError and await more.
 TEST_F(RunTests, test_asyncio_run_waits_for_cancelled_tasks) {
