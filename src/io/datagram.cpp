@@ -500,9 +500,10 @@ void DatagramTransport::sendto(std::string_view data, const address& addr) {
   } else {
     to = detail::numeric_address(addr, t.family());
     if (!to) {
-      throw ValueError("DatagramTransport.sendto(): '" + addr.host +
-                       "' is not a numeric address of the endpoint's family: sendto() cannot wait for a name "
-                       "lookup; resolve it first with asyncio::getaddrinfo() (or create the endpoint with remote_addr)");
+      throw ValueError(
+          "DatagramTransport.sendto(): '" + addr.host +
+          "' is not a numeric address of the endpoint's family: sendto() cannot wait for a name "
+          "lookup; resolve it first with asyncio::getaddrinfo() (or create the endpoint with remote_addr)");
     }
   }
   t.sendto(data, &*to);

@@ -168,7 +168,11 @@ TEST(ProcessPool, WorkersOfAPoolMadeInATaskStartClean) {
     EXPECT_EQ(greenlet::asyncio::await(greenlet::asyncio::wrap_future(pool->submit(big_stack_fn, 1))), 2);
   });
   EXPECT_EQ(pool->submit(loop_fn, 21).result(30), 42);
+#if !defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer stops a child forked from a multi-threaded process when it
+  // starts a thread (die_after_fork): the thread pool case runs in the other builds.
   EXPECT_EQ(pool->submit(thread_pool_fn, 1).result(30), 2);
+#endif
   EXPECT_EQ(pool->submit(big_stack_fn, 2).result(30), 4);
 }
 
