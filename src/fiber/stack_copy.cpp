@@ -43,8 +43,6 @@ namespace detail {
 
 namespace ctx = boost::context::detail;
 
-void canonicalize_fp_register() noexcept;  // switch.cpp
-
 namespace {
 
 // Big, because the shared stack cannot grow or move once greenlets have
@@ -127,7 +125,6 @@ greenlet_impl* needs_saving(const thread_state& ts, const greenlet_impl* target)
 void restore(thread_state& ts, greenlet_impl* g) noexcept {
   if (g->context == nullptr) {
     g->context = ctx::make_fcontext(g->stack_base, g->stack_size, &greenlet_entry);
-    if (fp_frame_layout_ok) canonicalize_saved_fp(g->context);
   } else {
     copy_bytes(g->context, g->saved_stack, g->saved_size);
   }
@@ -163,7 +160,7 @@ struct copier_greenlet final : greenlet_impl {
     }
     restore(ts, target);
     *ts.cxa_globals = target->exceptions;
-    if (!fp_frame_layout_ok) canonicalize_fp_register();
+    before_jump_fp(target);  // after restore(): the frame's bytes are back
     ts.current = target;
     sanitizers::before_jump(copier, target, /*dying=*/false);
     t = ctx::jump_fcontext(target->context, copier);
@@ -186,7 +183,6 @@ void ensure_copier(thread_state& ts) {
   c->stack_base = ts.copier_stack.base;
   c->stack_size = ts.copier_stack.size;
   c->context = ctx::make_fcontext(c->stack_base, c->stack_size, &copier_entry);
-  if (fp_frame_layout_ok) canonicalize_saved_fp(c->context);
   sanitizers::on_start(c);
   ts.copier = c;
 }
