@@ -159,9 +159,11 @@ TEST_F(StreamFairness, TickerKeepsTickingDuringCommunicateWithAChattyChild) {
     asyncio::await(ticker);
   });
   EXPECT_EQ(got, std::size_t{256} << 20);
-  // A tenth of the ticks the time allows: buffering 256 MiB also costs a
-  // few copies while the buffer grows, which hold the loop (as asyncio's).
-  EXPECT_GE(ticks, static_cast<int>(elapsed / 0.1)) << "ticks in " << elapsed << " s of communicate()";
+  // A thirtieth of the ticks the time allows: buffering 256 MiB also costs a
+  // few copies while the buffer grows, which hold the loop (as asyncio's), and
+  // on a loaded 2-core machine each copy of 100+ MiB can take a good part of
+  // a second (a tenth failed there now and then). Starved, it got none.
+  EXPECT_GE(ticks, static_cast<int>(elapsed / 0.3)) << "ticks in " << elapsed << " s of communicate()";
   EXPECT_GE(ticks, 2) << "ticks in " << elapsed << " s of communicate()";
 }
 

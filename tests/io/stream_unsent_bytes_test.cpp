@@ -14,7 +14,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include <greenlet/io.hpp>
 
@@ -133,6 +135,11 @@ TEST_F(StreamUnsentBytes, StdinPipeOfADroppedProcessDeliversEveryByte) {
   });
   ::unlink(path);
   EXPECT_EQ(std::strtoul(counted.c_str(), nullptr, 10), n) << "wc -c said '" << counted << "'";
+  // The file can appear before the shell exits: until it does, the reaper of
+  // the dropped process holds its pidfd (closed once the child is reaped).
+  for (int i = 0; i < 500 && open_fd_count() != fds_before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(open_fd_count(), fds_before);
 }
 
