@@ -82,7 +82,13 @@ struct no_value {};
 // aclose()); the body then unwinds in its own task. A call under way
 // (anext(), asend(), athrow(), aclose()) keeps the generator alive, as a
 // pending __anext__ does in Python: destroying the generator meanwhile lets
-// it finish, and the generator is finalized when it returns. If the body's
+// it finish, and the generator is finalized when it returns. A call that
+// finds the body unwinding from a close no call waits for (asyncio::run()'s
+// end closed it, e.g. an outer generator's cleanup closing the inner one it
+// iterates) waits for that cleanup to end: std::nullopt (aclose() returns),
+// or what the cleanup throws. A call while another call is under way is a
+// RuntimeError, as Python's "anext(): asynchronous generator is already
+// running". If the body's
 // task ends before the body could run (it was cancelled first, or no stack
 // could be mapped for it), the pending anext() raises that (CancelledError,
 // the stack error) and the generator is finished. The body, with what it
@@ -176,14 +182,13 @@ class async_generator {
   // std::nullopt once it has returned. Rethrows what the body throws, also
   // what it failed with at its last yield while nobody waited. RuntimeError
   // if the body is already running (e.g. another task is in anext()), or
-  // outside a task. If the caller is cancelled meanwhile, the body is
-  // cancelled at its await and anext() waits for it to settle, as in Python
-  // where they share a task: CancelledError once the body has let the
-  // cancel out and ended; the body's own error if it raises another; the
-  // value it yields (or std::nullopt if it returns) if it swallows the
-  // cancel. Further cancels of the caller meanwhile go to the body too. A
-  // body that had yielded before the caller was cancelled stays parked at
-  // that yield and the value is lost. A task of the loop thread only.
+  // outside a task. A body unwinding from a close no call waits for (see the
+  // class comment) is waited for: std::nullopt, or what its cleanup throws. If the caller is cancelled meanwhile, the
+  // body is cancelled at its await and anext() waits for it to settle, as in Python where they share a task:
+  // CancelledError once the body has let the cancel out and ended; the body's own error if it raises another; the value
+  // it yields (or std::nullopt if it returns) if it swallows the cancel. Further cancels of the caller meanwhile go to
+  // the body too. A body that had yielded before the caller was cancelled stays parked at that yield and the value is
+  // lost. A task of the loop thread only.
   std::optional<T> anext() {
     shared& s = checked();
     if (s.state == status::finished) return end_of(s);
@@ -305,6 +310,9 @@ class async_generator {
     bool closing = false;
     bool in_flight = false;  // a call awaits `item` (see orphan)
     bool abandoned = false;  // the generator is gone: the body must not park again
+    // The call under way joined a close no call waited for (join_unwinding()):
+    // no contexts are exchanged with the body.
+    bool joined = false;
     // What the body threw when no call waited for it (it failed at its yield,
     // woken by its own timeout() or task group): raised by the next anext(),
     // asend() or athrow(), reported if the generator is closed first.
@@ -346,12 +354,24 @@ class async_generator {
     if (s.context.get() != held) own_context() = s.context;
   }
 
+  // take_back(s) is take_context() for the consumer as its call returns;
+  // a call that joined an unawaited close (join_unwinding()) takes nothing:
+  // the context the body leaves is its own, not one the caller handed it.
+  static void take_back(shared& s) noexcept {
+    if (!s.joined) {
+      take_context(s, s.consumer_held);
+    } else {
+      s.context_waiting = false;
+    }
+  }
+
   // step(s, op, resume_parked) is one resumption of the body for op: it
   // hands the caller's context over, resumes the parked body with
   // resume_parked() (or starts an unstarted one), and awaits what the body
   // does next.
   template <class Resume>
   std::optional<T> step(shared& s, const char* op, Resume&& resume_parked) {
+    if (unwinding_unawaited(s)) return join_unwinding(s);
     if (s.state == status::running) {
       throw RuntimeError(asyncio_errc::invalid_state, std::string(op) + ": asynchronous generator is already running");
     }
@@ -364,6 +384,33 @@ class async_generator {
       s.state = status::running;
       resume_parked();
     }
+    return await_item(s, caller);
+  }
+
+  // unwinding_unawaited(s) is true while the body unwinds from a close no
+  // call waits for (asyncio::run()'s end or the finalizer raised
+  // GeneratorExit at its yield): its GeneratorExit is on its way (still
+  // parked, the resume future already set), or it runs its cleanup.
+  static bool unwinding_unawaited(const shared& s) noexcept {
+    if (!s.closing || s.in_flight) return false;
+    return s.state == status::running || (s.state == status::parked && s.resume.done());
+  }
+
+  // join_unwinding(s) is a call that finds the body unwinding with no call
+  // waiting for it (unwinding_unawaited()): the close is under way, so what
+  // the call asked for (a value sent, an exception thrown in) can no longer
+  // happen; it waits for the cleanup to end instead of resuming the body a
+  // second time (its resume future is taken) or refusing a cleanup as common
+  // as an outer generator closing the inner one it iterates. It returns
+  // std::nullopt once the body has ended (the generator is closed: Python's
+  // StopAsyncIteration, or aclose()'s return), or raises what the cleanup
+  // threw. The body keeps its own context: the caller neither hands it its
+  // own nor takes the body's. The caller is the body's current_task() and
+  // its cancel reaches the body, as for any step.
+  static std::optional<T> join_unwinding(shared& s) {
+    detail::task_state& caller = detail::awaiting_task();
+    s.item = Future<std::optional<T>>(new detail::future_value<std::optional<T>>(caller.loop));
+    s.joined = true;
     return await_item(s, caller);
   }
 
@@ -385,6 +432,7 @@ class async_generator {
       shared& s;
       ~landed() {
         s.in_flight = false;
+        s.joined = false;
         s.consumer = nullptr;
         if (s.orphan != nullptr) {
           std::shared_ptr<shared> last = std::move(s.orphan);
@@ -399,17 +447,17 @@ class async_generator {
       value = &asyncio::await(item);
     } catch (const CancelledError&) {
       if (!item.cancelled()) {
-        take_context(s, s.consumer_held);
+        take_back(s);
         throw;
       }
       // Settled out of the handler: a task must not suspend inside one.
       cancelled = std::current_exception();
     } catch (...) {
-      take_context(s, s.consumer_held);
+      take_back(s);
       throw;
     }
     if (cancelled) return settle_cancelled(s, std::move(cancelled));
-    take_context(s, s.consumer_held);
+    take_back(s);
     return std::move(*value);
   }
 
@@ -435,17 +483,17 @@ class async_generator {
       }
       try {
         std::optional<T>& value = asyncio::await(item);
-        take_context(s, s.consumer_held);
+        take_back(s);
         return std::move(value);
       } catch (const CancelledError&) {
         if (!item.cancelled()) break;  // the body's end: the cancel it let out
         cancelled = std::current_exception();
       } catch (...) {
-        take_context(s, s.consumer_held);
+        take_back(s);
         throw;
       }
     }
-    take_context(s, s.consumer_held);
+    take_back(s);
     // The body ended with an error while the consumer's cancel was on its
     // way: that error goes out instead, as it would in Python's shared task.
     if (s.failure) std::rethrow_exception(std::exchange(s.failure, nullptr));
