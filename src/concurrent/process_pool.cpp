@@ -2,10 +2,14 @@
 // the constructor and talks to one parent-side thread over a socketpair:
 // the thread takes a job from the shared queue, writes the request, blocks
 // on the reply. A reply cut short (EOF, error) means the worker died; the
-// pool is then broken. Sockets, not pipes: send(MSG_NOSIGNAL) to a dead
-// worker fails with EPIPE instead of killing us with SIGPIPE.
+// pool is then broken. A worker that dies idle is noticed by one more
+// thread, the watcher, which polls every worker's socket for the hang-up.
+// Sockets, not pipes: send(MSG_NOSIGNAL) to a dead worker fails with EPIPE
+// instead of killing us with SIGPIPE.
 #include "greenlet/concurrent/process_pool.hpp"
 
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -15,6 +19,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <iostream>
@@ -41,9 +46,9 @@ std::map<std::string, process_entry>& registry() {
 // there, and such a thread must not join itself.
 thread_local const process_pool* current_pool = nullptr;
 
-// Parent-side sockets of every live pool. A worker forked for one pool
-// must not keep another pool's sockets open, or that pool's workers would
-// never see EOF at shutdown. The mutex is held across fork(), so the child
+// Parent-side sockets of every live pool (and each watcher's wake-up
+// eventfd). A worker forked for one pool must not keep another pool's
+// sockets open, or that pool's workers would never see EOF at shutdown. The mutex is held across fork(), so the child
 // inherits a consistent set (and the lock, which it never needs to take).
 std::mutex parent_fds_mutex;
 std::vector<int>& parent_fds() {
@@ -169,10 +174,12 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
   // started, those that were are stopped and every worker reaped.
   void start() {
     try {
+      make_wake_fd();
       const ::greenlet::detail::async_signals_blocked masked;  // the threads inherit it: see the header
       for (std::size_t i = 0; i < workers_.size(); ++i) {
         threads_.emplace_back([self = shared_from_this(), i] { self->serve(i); });
       }
+      threads_.emplace_back([self = shared_from_this()] { self->watch(); });
     } catch (...) {
       shutdown(true, false);
       throw;
@@ -214,6 +221,7 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
       if (cancel_futures) cancelled.swap(queue_);
       cv_.notify_all();
     }
+    stop_watching();
     for (auto& job : cancelled) job.future->cancel();
     if (!wait) return;
     if (current_pool == this) {
@@ -253,6 +261,7 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
   struct worker {
     pid_t pid;
     int fd;
+    bool reaped = false;  // by the watcher, which saw it die
   };
 
   // fork_from_a_fresh_thread(n) forks the workers from a short-lived thread
@@ -313,6 +322,11 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
   // workers, once every thread has left serve(). Idempotent.
   void close_workers() {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (wake_fd_ >= 0) {
+      forget_parent_fd(wake_fd_);
+      ::close(wake_fd_);
+      wake_fd_ = -1;
+    }
     for (auto& w : workers_) {
       if (w.fd >= 0) {
         forget_parent_fd(w.fd);
@@ -321,11 +335,11 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
       w.fd = -1;
     }
     for (auto& w : workers_) {
-      if (w.pid > 0) {
+      if (w.pid > 0 && !w.reaped) {
         while (::waitpid(w.pid, nullptr, 0) < 0 && errno == EINTR) {
         }
-        w.pid = -1;
       }
+      w.pid = -1;
     }
   }
 
@@ -346,7 +360,7 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
       if (!job.future->set_running_or_notify_cancel()) continue;
       std::string reply;
       if (!write_message(fd, job.name) || !write_message(fd, job.args) || !read_message(fd, reply) || reply.empty()) {
-        break_pool(std::move(job));
+        break_pool(busy_worker_died, &job);
         return;
       }
       std::string_view payload(reply);
@@ -363,11 +377,13 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
     }
   }
 
-  // break_pool(job) fails the job whose worker died and everything queued,
-  // as Python's BrokenProcessPool.
-  void break_pool(process_job job) {
-    const std::string message =
-        "A process in the process pool was terminated abruptly while the future was running or pending.";
+  static constexpr const char* busy_worker_died =
+      "A process in the process pool was terminated abruptly while the future was running or pending.";
+
+  // break_pool(message, job) fails the job whose worker died (if any) and
+  // everything queued with BrokenProcessPool(message), as Python does, and
+  // makes submit() raise it from now on.
+  void break_pool(const std::string& message, process_job* job) {
     std::deque<process_job> pending;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -375,7 +391,7 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
       pending.swap(queue_);
       cv_.notify_all();
     }
-    job.future->set_exception(std::make_exception_ptr(BrokenProcessPool(message)));
+    if (job != nullptr) job->future->set_exception(std::make_exception_ptr(BrokenProcessPool(message)));
     for (auto& p : pending) {
       try {
         p.future->set_exception(std::make_exception_ptr(BrokenProcessPool(message)));
@@ -383,6 +399,86 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
         // Cancelled meanwhile.
       }
     }
+  }
+
+  // make_wake_fd() makes the eventfd that stop_watching() wakes the watcher
+  // with, listed with the parent-side sockets so that no later pool's worker
+  // keeps it.
+  // Made before any thread of the pool starts: no lock is needed for wake_fd_
+  // itself (and mutex_ is never taken inside parent_fds_mutex).
+  void make_wake_fd() {
+    std::lock_guard<std::mutex> fds_lock(parent_fds_mutex);  // held: a concurrent fork sees it listed, or not made
+    int fd = ::eventfd(0, EFD_CLOEXEC);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd() for a process pool's watcher");
+    parent_fds().push_back(fd);
+    wake_fd_ = fd;
+  }
+
+  // stop_watching() tells the watcher to return: at shutdown, before the
+  // sockets it polls are closed (and their numbers reused).
+  void stop_watching() noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (wake_fd_ < 0) return;
+    const std::uint64_t one = 1;
+    while (::write(wake_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+  }
+
+  // watch() is the watcher thread: it waits for a worker's socket to hang up
+  // (the worker died: killed, crashed, or it exited) and then breaks the
+  // pool at once, as Python's executor manager does when a worker's sentinel
+  // fires. Without it a worker that died idle went unnoticed (a zombie)
+  // until a submit() handed it a job, which then failed, or went to another
+  // worker while the pool quietly ran short of one. A worker that dies busy
+  // is also seen by its serve() thread; either one breaking is enough. It
+  // returns at shutdown (stop_watching()) or once the pool is broken.
+  void watch() {
+    current_pool = this;  // a done callback run here must not join this thread
+    std::vector<pollfd> fds;
+    for (const worker& w : workers_) fds.push_back({w.fd, POLLRDHUP, 0});  // fixed until this thread is joined
+    fds.push_back({wake_fd_, POLLIN, 0});
+    for (;;) {
+      if (::poll(fds.data(), fds.size(), -1) < 0) {
+        if (errno == EINTR) continue;
+        return;  // cannot poll (ENOMEM): busy workers' deaths are still seen by serve()
+      }
+      if (fds.back().revents != 0) return;
+      for (std::size_t i = 0; i + 1 < fds.size(); ++i) {
+        if (fds[i].revents != 0) {
+          worker_died(i);
+          return;
+        }
+      }
+    }
+  }
+
+  // worker_died(i) breaks the pool for worker i, whose socket hung up, with
+  // how it ended, then reaps it. The pool is broken before the worker is
+  // reaped (waitid(WNOWAIT) reads the status and leaves the zombie), so once
+  // it is gone, submit() refuses.
+  void worker_died(std::size_t i) {
+    const pid_t pid = workers_[i].pid;
+    siginfo_t info{};
+    int got = -1;
+    while ((got = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT)) < 0 && errno == EINTR) {
+    }
+    std::string how = "worker process " + std::to_string(pid);
+    if (got < 0) {
+      how += " closed its socket";  // reaped by someone else (SIGCHLD ignored, waitpid(-1))
+    } else if (info.si_code == CLD_EXITED) {
+      how += " exited with status " + std::to_string(info.si_status);
+    } else {
+      how += " was killed by signal " + std::to_string(info.si_status);
+      if (const char* name = ::sigabbrev_np(info.si_status)) how += std::string(" (SIG") + name + ")";
+    }
+    break_pool("A child process terminated abruptly, the process pool is not usable anymore: " + how +
+                   ". Shut it down and make a new ProcessPoolExecutor.",
+               nullptr);
+    if (got < 0) return;
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    workers_[i].reaped = true;
   }
 
   mutable std::mutex mutex_;
@@ -395,6 +491,7 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
   bool closed_ = false;   // and is done
   std::condition_variable closed_cv_;
   std::string broken_;
+  int wake_fd_ = -1;  // the watcher's wake-up (stop_watching())
 };
 
 }  // namespace detail

@@ -155,7 +155,8 @@ process_function<R(A...)> register_process_function(const std::string& name, R (
 // bytes (serializer<T>). An exception a function throws comes back as
 // RemoteError with its type and message. A worker that dies breaks the
 // pool: its future and every pending one fail with BrokenProcessPool, and
-// so does submit(). The destructor is shutdown(wait=true); run on one of the
+// so does submit(); one that dies idle too, at once (a watcher thread
+// notices and reaps it), with how it ended in the message. The destructor is shutdown(wait=true); run on one of the
 // pool's own threads (the last handle dropped in a done callback) it cannot
 // wait: those threads finish the accepted work, and the last of them closes
 // the sockets and reaps the worker processes. Thread-safe.
