@@ -41,6 +41,41 @@ void run_until_done(loop_core* loop, future_state* target);
 // or std::ref(object). A const value gives a plain T.
 template <class F, class... A>
 using stored_result_t = std::remove_cvref_t<std::invoke_result_t<F, A...>>;
+
+// task_function<F> is true for what the calls that run a function as a task take (create_task(),
+// gather(), wait_for(), run(), ...): a callable with no arguments. Each such call checks it with
+// a static_assert naming the fix, in an `if constexpr` whose other branch is then not compiled:
+// create_task(fetch(1)) (Python's create_task(coro) read literally) passes fetch's result, and
+// gave pages of template errors about std::invoke_result.
+template <class F>
+inline constexpr bool task_function = std::is_invocable_v<std::decay_t<F>&>;
+
+// has_call_operator<F> is true for a lambda or function object with one (non-template) operator():
+// not "the result of a call" but a callable with the wrong parameters, or a lambda whose body
+// failed to compile (its own errors come first; the message must not blame the caller then).
+// Found by name (an operator() of F makes the one of call_operator_probe ambiguous), so that
+// neither its parameters nor a deduced return type (a lambda body with errors) matter.
+struct call_operator_probe {
+  void operator()();
+};
+template <class D>
+struct call_operator_probed : D, call_operator_probe {};
+template <class F, class D = std::decay_t<F>>
+concept has_call_operator = std::is_class_v<D> && !std::is_final_v<D> && !requires {
+  &call_operator_probed<D>::operator();
+};
+
+// reject_uncallable_functor<callable, F>() stops the compilation with a message for a function
+// object that cannot be called as the entry point needs (callable false); the entry point's own
+// static_assert covers a non-callable (the result of a call).
+template <bool callable, class F>
+constexpr void reject_uncallable_functor() {
+  static_assert(callable || !has_call_operator<F>,
+                "this lambda or function object cannot be called as asked: a task's function (create_task(), "
+                "gather(), wait_for(), run(), TaskGroup::create_task()) takes no arguments, so capture what it "
+                "needs ([=] { return fetch(x); }); run_in_executor(executor, fn, args...) and to_thread(fn, "
+                "args...) call fn(args...). If its body does not compile, see the errors above");
+}
 }  // namespace detail
 
 // Handle is what call_soon/call_later/call_at return: cancel() keeps the

@@ -267,32 +267,39 @@ Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf) {
 // thread.
 template <class F, class... A>
 auto run_in_executor(event_loop& loop, ::greenlet::concurrent::Executor* executor, F&& fn, A&&... args) {
-  using R = detail::stored_result_t<std::decay_t<F>, std::decay_t<A>...>;
-  detail::loop_core* core = loop.core();
-  core->check_loop_thread();
-  core->check_open();
-  // The default executor is held until the job is in it: set_default_executor() on another
-  // thread may replace it meanwhile and drop the registry's reference.
-  std::shared_ptr<::greenlet::concurrent::Executor> default_held;
-  if (executor == nullptr) {
-    default_held = detail::default_executor(core);
-    executor = default_held.get();
+  if constexpr (!std::is_invocable_v<std::decay_t<F>, std::decay_t<A>...>) {
+    detail::reject_uncallable_functor<std::is_invocable_v<std::decay_t<F>, std::decay_t<A>...>, F>();
+    static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<A>...> || detail::has_call_operator<F>,
+                  "run_in_executor(executor, fn, args...): fn must be a callable taking args, not the result of a "
+                  "call: write run_in_executor(nullptr, fetch, 1), not run_in_executor(nullptr, fetch(1))");
+  } else {
+    using R = detail::stored_result_t<std::decay_t<F>, std::decay_t<A>...>;
+    detail::loop_core* core = loop.core();
+    core->check_loop_thread();
+    core->check_open();
+    // The default executor is held until the job is in it: set_default_executor() on another
+    // thread may replace it meanwhile and drop the registry's reference.
+    std::shared_ptr<::greenlet::concurrent::Executor> default_held;
+    if (executor == nullptr) {
+      default_held = detail::default_executor(core);
+      executor = default_held.get();
+    }
+    // The call runs once: the function and its arguments are moved into it.
+    auto call = [fn = std::forward<F>(fn), ... args = std::forward<A>(args)]() mutable -> R {
+      return std::invoke(std::move(fn), std::move(args)...);
+    };
+    auto job = std::make_unique<detail::executor_job_impl<R, decltype(call)>>(core, std::move(call));
+    auto* state = new detail::executor_future<R>(core);
+    Future<R> af(state);
+    detail::executor_job* raw = job.get();
+    executor->detail_enqueue(std::move(job));
+    // Tied only now that the executor holds it (a throwing enqueue destroys
+    // it unattached). A worker may have run it already, but only this thread
+    // takes it from the loop's queue, so it is still there.
+    raw->attach(state, &state->job_);
+    state->job_ = raw;
+    return af;
   }
-  // The call runs once: the function and its arguments are moved into it.
-  auto call = [fn = std::forward<F>(fn), ... args = std::forward<A>(args)]() mutable -> R {
-    return std::invoke(std::move(fn), std::move(args)...);
-  };
-  auto job = std::make_unique<detail::executor_job_impl<R, decltype(call)>>(core, std::move(call));
-  auto* state = new detail::executor_future<R>(core);
-  Future<R> af(state);
-  detail::executor_job* raw = job.get();
-  executor->detail_enqueue(std::move(job));
-  // Tied only now that the executor holds it (a throwing enqueue destroys
-  // it unattached). A worker may have run it already, but only this thread
-  // takes it from the loop's queue, so it is still there.
-  raw->attach(state, &state->job_);
-  state->job_ = raw;
-  return af;
 }
 
 template <class F, class... A>
@@ -340,13 +347,20 @@ void shutdown_default_executor(event_loop& loop);
 // thread.
 template <class F, class... A>
 auto to_thread(F&& fn, A&&... args) {
-  using R = detail::stored_result_t<std::decay_t<F>, std::decay_t<A>...>;
-  auto call = [fn = std::forward<F>(fn), ... args = std::forward<A>(args)]() mutable -> R {
-    return std::invoke(std::move(fn), std::move(args)...);
-  };
-  return run_in_executor(
-      get_running_loop(), nullptr,
-      [context = ::greenlet::copy_context(), call = std::move(call)]() mutable -> R { return context.run(call); });
+  if constexpr (!std::is_invocable_v<std::decay_t<F>, std::decay_t<A>...>) {
+    detail::reject_uncallable_functor<std::is_invocable_v<std::decay_t<F>, std::decay_t<A>...>, F>();
+    static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<A>...> || detail::has_call_operator<F>,
+                  "asyncio::to_thread(fn, args...): fn must be a callable taking args, not the result of a call: "
+                  "write to_thread(fetch, 1), not to_thread(fetch(1))");
+  } else {
+    using R = detail::stored_result_t<std::decay_t<F>, std::decay_t<A>...>;
+    auto call = [fn = std::forward<F>(fn), ... args = std::forward<A>(args)]() mutable -> R {
+      return std::invoke(std::move(fn), std::move(args)...);
+    };
+    return run_in_executor(
+        get_running_loop(), nullptr,
+        [context = ::greenlet::copy_context(), call = std::move(call)]() mutable -> R { return context.run(call); });
+  }
 }
 
 namespace detail {

@@ -44,9 +44,16 @@ class Runner {
   // runner is closed, and what run_until_complete() throws.
   template <class F>
   decltype(auto) run(F&& main) {
-    check_can_run();
-    event_loop& loop = get_loop();
-    return loop.run_until_complete(loop.create_task(std::forward<F>(main), {}, *context_));
+    if constexpr (!detail::task_function<F>) {
+      detail::reject_uncallable_functor<detail::task_function<F>, F>();
+      static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                    "Runner::run(main): main must be a callable taking no arguments, not the result of a call: "
+                    "write runner.run([] { return amain(); }), not runner.run(amain())");
+    } else {
+      check_can_run();
+      event_loop& loop = get_loop();
+      return loop.run_until_complete(loop.create_task(std::forward<F>(main), {}, *context_));
+    }
   }
 
   // get_loop() is the runner's loop, made now if need be. Throws RuntimeError (loop_closed) once

@@ -68,25 +68,39 @@ class Task : public Future<T> {
 
 template <class F>
 auto event_loop::create_task(F&& fn, std::string name) {
-  using R = detail::stored_result_t<std::decay_t<F>&>;
-  core_->check_loop_thread();
-  core_->check_open();
-  auto* state = new detail::task_impl<R, std::decay_t<F>>(core_.get(), std::move(name), std::forward<F>(fn));
-  Task<R> task(state);
-  state->start(core_.get());
-  return task;
+  if constexpr (!detail::task_function<F>) {
+    detail::reject_uncallable_functor<detail::task_function<F>, F>();
+    static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                  "loop.create_task(fn): fn must be a callable taking no arguments, not the result of a call: "
+                  "write loop.create_task([=] { return fetch(1); }), not loop.create_task(fetch(1))");
+  } else {
+    using R = detail::stored_result_t<std::decay_t<F>&>;
+    core_->check_loop_thread();
+    core_->check_open();
+    auto* state = new detail::task_impl<R, std::decay_t<F>>(core_.get(), std::move(name), std::forward<F>(fn));
+    Task<R> task(state);
+    state->start(core_.get());
+    return task;
+  }
 }
 
 template <class F>
 auto event_loop::create_task(F&& fn, std::string name, ::greenlet::context& ctx) {
-  using R = detail::stored_result_t<std::decay_t<F>&>;
-  core_->check_loop_thread();
-  core_->check_open();
-  if (ctx.entered()) ::greenlet::detail::throw_context_entered();
-  auto* state = new detail::task_impl<R, std::decay_t<F>>(core_.get(), std::move(name), std::forward<F>(fn));
-  Task<R> task(state);
-  state->start(core_.get(), ctx);
-  return task;
+  if constexpr (!detail::task_function<F>) {
+    detail::reject_uncallable_functor<detail::task_function<F>, F>();
+    static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                  "loop.create_task(fn, name, ctx): fn must be a callable taking no arguments, not the result of "
+                  "a call: write loop.create_task([=] { return fetch(1); }, name, ctx)");
+  } else {
+    using R = detail::stored_result_t<std::decay_t<F>&>;
+    core_->check_loop_thread();
+    core_->check_open();
+    if (ctx.entered()) ::greenlet::detail::throw_context_entered();
+    auto* state = new detail::task_impl<R, std::decay_t<F>>(core_.get(), std::move(name), std::forward<F>(fn));
+    Task<R> task(state);
+    state->start(core_.get(), ctx);
+    return task;
+  }
 }
 
 namespace detail {
@@ -102,14 +116,29 @@ struct is_future<Task<T>> : std::true_type {};
 // loop runs on this thread, std::bad_alloc. Loop thread only.
 template <class F>
 auto create_task(F&& fn, std::string name = {}) {
-  return get_running_loop().create_task(std::forward<F>(fn), std::move(name));
+  if constexpr (!detail::task_function<F>) {
+    detail::reject_uncallable_functor<detail::task_function<F>, F>();
+    static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                  "asyncio::create_task(fn): fn must be a callable taking no arguments, not the result of a call: "
+                  "write create_task([=] { return fetch(1); }), not create_task(fetch(1)), which calls fetch "
+                  "now, in this task");
+  } else {
+    return get_running_loop().create_task(std::forward<F>(fn), std::move(name));
+  }
 }
 // create_task(fn, name, ctx) is get_running_loop().create_task(fn, name, ctx), asyncio's
 // create_task(coro, name=, context=ctx): the task runs in the context object ctx itself (see
 // event_loop::create_task). Throws as that and as create_task(fn, name). Loop thread only.
 template <class F>
 auto create_task(F&& fn, std::string name, ::greenlet::context& ctx) {
-  return get_running_loop().create_task(std::forward<F>(fn), std::move(name), ctx);
+  if constexpr (!detail::task_function<F>) {
+    detail::reject_uncallable_functor<detail::task_function<F>, F>();
+    static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                  "asyncio::create_task(fn, name, ctx): fn must be a callable taking no arguments, not the result "
+                  "of a call: write create_task([=] { return fetch(1); }, name, ctx)");
+  } else {
+    return get_running_loop().create_task(std::forward<F>(fn), std::move(name), ctx);
+  }
 }
 
 // ensure_future(x) returns a future as it is and wraps a function in a task
@@ -119,6 +148,11 @@ template <class X>
 auto ensure_future(X&& x) {
   if constexpr (detail::is_future<std::decay_t<X>>::value) {
     return std::forward<X>(x);
+  } else if constexpr (!detail::task_function<X>) {
+    detail::reject_uncallable_functor<detail::task_function<X>, X>();
+    static_assert(detail::task_function<X> || detail::has_call_operator<X>,
+                  "asyncio::ensure_future(x): x must be a future, a task or a callable taking no arguments, not "
+                  "the result of a call: write ensure_future([=] { return fetch(1); }), not ensure_future(fetch(1))");
   } else {
     return get_event_loop().create_task(std::forward<X>(x));
   }

@@ -73,10 +73,17 @@ class TaskGroup {
   // event_loop::create_task() throws. A task of the loop thread only.
   template <class F>
   auto create_task(F&& fn, std::string name = {}) {
-    check_open();
-    auto task = get_running_loop().create_task(std::forward<F>(fn), std::move(name));
-    adopt(task.state());
-    return task;
+    if constexpr (!detail::task_function<F>) {
+      detail::reject_uncallable_functor<detail::task_function<F>, F>();
+      static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                    "TaskGroup::create_task(fn): fn must be a callable taking no arguments, not the result of a "
+                    "call: write tg.create_task([=] { return fetch(1); }), not tg.create_task(fetch(1))");
+    } else {
+      check_open();
+      auto task = get_running_loop().create_task(std::forward<F>(fn), std::move(name));
+      adopt(task.state());
+      return task;
+    }
   }
   // create_task(fn, name, ctx) is create_task(fn, name) for a task that runs in the context object
   // ctx itself (asyncio's TaskGroup.create_task(coro, name=, context=ctx)); see
@@ -84,10 +91,17 @@ class TaskGroup {
   // thread only.
   template <class F>
   auto create_task(F&& fn, std::string name, ::greenlet::context& ctx) {
-    check_open();
-    auto task = get_running_loop().create_task(std::forward<F>(fn), std::move(name), ctx);
-    adopt(task.state());
-    return task;
+    if constexpr (!detail::task_function<F>) {
+      detail::reject_uncallable_functor<detail::task_function<F>, F>();
+      static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                    "TaskGroup::create_task(fn, name, ctx): fn must be a callable taking no arguments, not the "
+                    "result of a call: write tg.create_task([=] { return fetch(1); }, name, ctx)");
+    } else {
+      check_open();
+      auto task = get_running_loop().create_task(std::forward<F>(fn), std::move(name), ctx);
+      adopt(task.state());
+      return task;
+    }
   }
 
   // join() waits for every child (as leaving `async with` does) and throws

@@ -114,19 +114,32 @@ class completion_queue {
   std::unique_ptr<impl> impl_;
 };
 
+// as_future_on(loop, x) is x if a future, else a task of loop running x (run_until_complete()).
 template <class X>
 auto as_future_on(event_loop& loop, X&& x) {
   if constexpr (is_future<std::decay_t<X>>::value) {
     return std::decay_t<X>(std::forward<X>(x));
+  } else if constexpr (!task_function<X>) {
+    reject_uncallable_functor<task_function<X>, X>();
+    static_assert(task_function<X> || has_call_operator<X>,
+                  "run_until_complete(x): x must be a future, a task or a callable taking no arguments, not the "
+                  "result of a call: write loop.run_until_complete([=] { return fetch(1); })");
   } else {
     return loop.create_task(std::forward<X>(x));
   }
 }
 
+// as_future(x) is x if a future, else a task of the running loop running x (gather(), wait_for()).
 template <class X>
 auto as_future(X&& x) {
   if constexpr (is_future<std::decay_t<X>>::value) {
     return std::decay_t<X>(std::forward<X>(x));
+  } else if constexpr (!task_function<X>) {
+    reject_uncallable_functor<task_function<X>, X>();
+    static_assert(task_function<X> || has_call_operator<X>,
+                  "gather(x, ...) / wait_for(x, timeout): x must be a future, a task or a callable taking no "
+                  "arguments, not the result of a call: write gather([=] { return fetch(1); }, ...), not "
+                  "gather(fetch(1), ...)");
   } else {
     return create_task(std::forward<X>(x));
   }
@@ -446,17 +459,24 @@ void finish_run(event_loop& loop) noexcept;
 // new_event_loop() throws. Runs on, and blocks, the calling thread.
 template <class F>
 auto run(F&& main, event_loop::options opts = {}) {
-  if (detail::running_loop() != nullptr) {
-    throw RuntimeError(asyncio_errc::loop_running,
-                       "asyncio::run() cannot be called from a running event loop: await instead");
+  if constexpr (!detail::task_function<F>) {
+    detail::reject_uncallable_functor<detail::task_function<F>, F>();
+    static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                  "asyncio::run(main): main must be a callable taking no arguments, not the result of a call: "
+                  "write asyncio::run([] { return amain(); }), not asyncio::run(amain())");
+  } else {
+    if (detail::running_loop() != nullptr) {
+      throw RuntimeError(asyncio_errc::loop_running,
+                         "asyncio::run() cannot be called from a running event loop: await instead");
+    }
+    auto loop = new_event_loop(opts);
+    set_event_loop(loop);
+    struct epilogue {
+      event_loop& loop;
+      ~epilogue() { detail::finish_run(loop); }
+    } guard{*loop};
+    return loop->run_until_complete(std::forward<F>(main));
   }
-  auto loop = new_event_loop(opts);
-  set_event_loop(loop);
-  struct epilogue {
-    event_loop& loop;
-    ~epilogue() { detail::finish_run(loop); }
-  } guard{*loop};
-  return loop->run_until_complete(std::forward<F>(main));
 }
 
 }  // namespace greenlet::asyncio

@@ -68,9 +68,9 @@ template <class F>
 decltype(auto) call_timeout_body(F& body, Timeout& scope) {
   if constexpr (std::is_invocable_v<F&, Timeout&>) {
     return std::invoke(body, scope);
-  } else {
+  } else if constexpr (std::is_invocable_v<F&>) {
     return std::invoke(body);
-  }
+  }  // else: timeout_at()'s static_assert names the fix
 }
 }  // namespace detail
 
@@ -84,6 +84,11 @@ decltype(auto) call_timeout_body(F& body, Timeout& scope) {
 // exceptions, and RuntimeError outside a task. A task of the loop thread only.
 template <class F>
 decltype(auto) timeout_at(std::optional<double> when, F&& body) {
+  detail::reject_uncallable_functor<std::is_invocable_v<F&> || std::is_invocable_v<F&, Timeout&>, F>();
+  static_assert(std::is_invocable_v<F&> || std::is_invocable_v<F&, Timeout&> || detail::has_call_operator<F>,
+                "asyncio::timeout(delay, body) / timeout_at(when, body): body must be a callable taking no "
+                "arguments or a Timeout&, not the result of a call: write timeout(1.0, [&] { return fetch(1); }), "
+                "not timeout(1.0, fetch(1))");
   using R = decltype(detail::call_timeout_body(body, std::declval<Timeout&>()));
   Timeout scope(when);
   try {
