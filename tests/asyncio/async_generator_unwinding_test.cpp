@@ -194,4 +194,35 @@ TEST_F(AsyncGenUnwindingTests, call_during_another_tasks_aclose_is_refused) {
   EXPECT_EQ(log, (Strings{"inner GeneratorExit", "inner cleaned up"}));
 }
 
+// The body itself calling its own generator while it unwinds (a cleanup
+// that closes "the generator" it was handed) is refused as running, as
+// Python refuses it: waiting for its own end would never return.
+TEST_F(AsyncGenUnwindingTests, body_calling_its_own_generator_while_unwinding_is_refused) {
+  Strings log;
+  error_log errors;
+  std::optional<AG> gen;
+  asyncio::run(
+      [&] {
+        errors.attach(asyncio::get_running_loop());
+        gen.emplace([&log, &gen](AG::context& co) {
+          try {
+            co.yield(0);
+          } catch (const greenlet::GeneratorExit&) {
+            try {
+              gen->aclose();
+              log.push_back("aclose() returned");
+            } catch (const asyncio::RuntimeError& e) {
+              log.push_back(e.what());
+            }
+            throw;
+          }
+        });
+        EXPECT_EQ(gen->anext(), 0);
+      },
+      virtual_time());
+  gen.reset();
+  EXPECT_EQ(log, (Strings{"aclose(): asynchronous generator is already running"}));
+  EXPECT_TRUE(errors.messages.empty()) << errors.messages[0];
+}
+
 }  // namespace

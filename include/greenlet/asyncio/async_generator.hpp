@@ -371,7 +371,7 @@ class async_generator {
   // does next.
   template <class Resume>
   std::optional<T> step(shared& s, const char* op, Resume&& resume_parked) {
-    if (unwinding_unawaited(s)) return join_unwinding(s);
+    if (unwinding_unawaited(s) && !in_own_body(s)) return join_unwinding(s);
     if (s.state == status::running) {
       throw RuntimeError(asyncio_errc::invalid_state, std::string(op) + ": asynchronous generator is already running");
     }
@@ -394,6 +394,14 @@ class async_generator {
   static bool unwinding_unawaited(const shared& s) noexcept {
     if (!s.closing || s.in_flight) return false;
     return s.state == status::running || (s.state == status::parked && s.resume.done());
+  }
+
+  // in_own_body(s) is true when the body itself is the caller (its cleanup
+  // closing the generator it was handed): it cannot wait for its own end,
+  // and is refused as running, as in Python.
+  static bool in_own_body(const shared& s) noexcept {
+    detail::loop_core* loop = detail::running_loop();
+    return loop != nullptr && !s.task.empty() && loop->current_task == s.task.state()->as_task();
   }
 
   // join_unwinding(s) is a call that finds the body unwinding with no call
