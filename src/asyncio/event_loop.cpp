@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <new>
 
 #include "asyncio/done_callbacks.hpp"
 
@@ -58,12 +59,31 @@ event_loop::event_loop(options opts) {
   core_->task_stack = opts.task_stack;
 }
 
+event_loop::event_loop(detail::loop_core* core, adopt_core_t) noexcept : core_(core) { core_->facade = this; }
+
 event_loop::~event_loop() {
   if (!core_->on_owner_thread() && !core_->owner_exited()) {
     // Closing here would free the tasks' state while their thread may
     // still unwind them into it.
     core_->facade = nullptr;
     detail::drop_elsewhere(core_.release());
+    return;
+  }
+  if (core_->running && core_->stand_in == nullptr) {
+    // Destroyed by its own run (a callback or task let go of it): the run
+    // still uses the core, and its code may still ask for the loop
+    // (get_running_loop(), the handler's argument, a TaskGroup's futures).
+    // A stand-in takes over this object's reference; run_forever() deletes
+    // it, closing the loop, as it returns.
+    detail::loop_core* core = core_.release();
+    core->facade = nullptr;
+    core->stand_in = new (std::nothrow) event_loop(core, adopt_core_t{});
+    if (core->stand_in == nullptr) {
+      // No memory for it: the run goes on without a facade (get_running_loop() throws), and the
+      // loop is never closed nor freed, rather than freed under the run.
+      ::greenlet::report_unraisable(std::make_exception_ptr(std::bad_alloc()),
+                                    "destroying a running event loop (it is kept, unclosed)");
+    }
     return;
   }
   if (!core_->closed && !core_->running) {

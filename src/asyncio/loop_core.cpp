@@ -575,6 +575,9 @@ void loop_core::run_forever() {
       self->callback_slot = nullptr;
       self->loop_greenlet = ::greenlet::greenlet();
       set_running_loop(nullptr);
+      // The event_loop was destroyed while it ran: close the loop now, as its destructor would
+      // have, and give back the reference it had. Last: this may free *self.
+      if (event_loop* stand_in = std::exchange(self->stand_in, nullptr)) delete stand_in;
     }
   } guard{this, std::exchange(*callback_slot, {})};
   // At least one iteration: a stop() made before run_forever() still lets

@@ -165,12 +165,22 @@ class event_loop {
   // event_loop(opts) makes a loop with the given options, owned by the calling thread. Throws
   // std::system_error if the epoll poller cannot be created, std::bad_alloc.
   explicit event_loop(options opts);
-  // ~event_loop() closes the loop unless it is running. On another thread
+  // ~event_loop() closes the loop. On another thread
   // than the owner's, while the owner lives, a loop with tasks (or other
   // references, or close hooks) is not closed there: its tasks are that
   // thread's greenlets. The owner thread closes it when it exits, and the
   // drop is reported through report_unraisable(); close() the loop on its
   // own thread before dropping it elsewhere. Throws nothing.
+  //
+  // Destroyed while it runs (by one of its callbacks or tasks: the unique_ptr
+  // or last shared_ptr holding it reset there), the loop is not stopped: as
+  // Python's run_forever() keeps its loop alive, the run goes on until it
+  // ends as it would have (stop(), or run_until_complete()'s future done),
+  // then the loop is closed and freed. Meanwhile get_running_loop(), and the
+  // exception handler's `loop` argument, give a stand-in event_loop for it (the
+  // destroyed object must not be used: code holding a reference or pointer
+  // to it must switch to get_running_loop()). The destroyed object's handler
+  // and everything scheduled stay in force.
   ~event_loop();
   event_loop(const event_loop&) = delete;
   event_loop& operator=(const event_loop&) = delete;
@@ -366,6 +376,11 @@ class event_loop {
   detail::loop_core* core() const noexcept { return core_.get(); }
 
  private:
+  // The stand-in facade ~event_loop() hands a running loop's core to (it adopts the destroyed
+  // facade's reference); run_forever() deletes it as it returns. Throws nothing.
+  struct adopt_core_t {};
+  event_loop(detail::loop_core* core, adopt_core_t) noexcept;
+
   struct core_release {
     void operator()(detail::loop_core* core) const noexcept { detail::release(core); }
   };

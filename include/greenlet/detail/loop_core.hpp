@@ -175,6 +175,9 @@ struct loop_core {
   task_state* current_task = nullptr;
   future_state* target = nullptr;  // what run_until_complete() waits for
   event_loop* facade = nullptr;
+  // The facade made when the user's event_loop was destroyed while the loop ran (~event_loop):
+  // run_forever() deletes it as it returns, which closes the loop and may free it.
+  event_loop* stand_in = nullptr;
   // The thread that made the loop, for good (src/asyncio/loop_thread.cpp),
   // and its number, for check_loop_thread()'s one compare.
   std::shared_ptr<loop_thread> owner;

@@ -1,0 +1,87 @@
+// loop_teardown_test.cpp: an event_loop destroyed while it runs (from one of
+// its own callbacks, or by a task dropping its last owner). The run touched
+// the freed loop (heap-use-after-free).
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "asyncio/asyncio_test_support.hpp"
+
+namespace {
+
+namespace asyncio = greenlet::asyncio;
+using asyncio_test::TestError;
+using LoopTeardown = greenlet_test::GreenletTest;
+using Strings = std::vector<std::string>;
+
+// A call_soon callback resets the unique_ptr holding the loop. The run goes on (as Python's
+// run_forever() keeps its loop): callbacks of the turn and later ones still run, get_running_loop()
+// and the exception handler get a valid loop, and stop() through it ends the run. The loop is then
+// closed, as its destructor would have: a task still pending is reported destroyed.
+TEST_F(LoopTeardown, loop_reset_by_its_own_callback_runs_on_then_closes) {
+  Strings log;
+  auto loop = std::make_unique<asyncio::event_loop>();
+  loop->set_exception_handler([&](asyncio::event_loop* l, const asyncio::exception_context& c) {
+    log.push_back("handler: " + c.message + (l == nullptr ? " (null loop)" : l->is_closed() ? " (closed)" : " (open)"));
+  });
+  auto never = loop->create_future<int>();
+  loop->create_task([&, never]() mutable { asyncio::await(never); }, "waiter");
+  loop->call_soon([&] {
+    log.push_back("reset");
+    loop.reset();
+  });
+  loop->call_soon([&] {
+    asyncio::event_loop& running = asyncio::get_running_loop();
+    log.push_back(std::string("same turn, running: ") + (running.is_running() ? "yes" : "no"));
+    running.call_soon([&] { throw TestError("late callback"); });
+    running.call_later(0.001, [&] {
+      log.push_back("timer");
+      asyncio::get_running_loop().stop();
+    });
+  });
+  loop->run_forever();
+  EXPECT_EQ(loop, nullptr);
+  EXPECT_EQ(log, (Strings{"reset", "same turn, running: yes", "handler: Exception in callback (open)", "timer",
+                          "handler: Task was destroyed but it is pending! (closed)"}));
+}
+
+// The last owner of the loop is a task's capture: the task drops it while run_until_complete()
+// waits for the task. The task goes on (it awaits, makes another task through get_running_loop())
+// and run_until_complete() returns its result.
+TEST_F(LoopTeardown, task_dropping_the_last_owner_still_completes) {
+  auto loop = std::make_shared<asyncio::event_loop>();
+  asyncio::event_loop* raw = loop.get();
+  auto main = raw->create_task([owner = std::move(loop)]() mutable {
+    owner.reset();  // the last owner: the event_loop object is destroyed here
+    asyncio::sleep(0);
+    auto child = asyncio::create_task([] {
+      asyncio::sleep(0.001);
+      return 40;
+    });
+    return asyncio::await(child) + 2;
+  });
+  EXPECT_EQ(raw->run_until_complete(main), 42);  // raw is gone; run_until_complete() does not touch it after the run
+  EXPECT_TRUE(main.done());
+}
+
+// A run_until_complete() whose loop is destroyed mid-run, and whose future then never completes
+// before the run is stopped, says so.
+TEST_F(LoopTeardown, run_until_complete_stopped_after_the_loop_is_destroyed) {
+  auto loop = std::make_unique<asyncio::event_loop>();
+  auto never = loop->create_future<int>();
+  loop->call_soon([&] {
+    loop.reset();
+    asyncio::get_running_loop().stop();
+  });
+  try {
+    asyncio::event_loop* raw = loop.get();
+    raw->run_until_complete(never);
+    ADD_FAILURE() << "run_until_complete() returned";
+  } catch (const asyncio::RuntimeError& e) {
+    EXPECT_EQ(std::string(e.what()), "Event loop stopped before Future completed.");
+  }
+  EXPECT_FALSE(never.done());
+}
+
+}  // namespace
