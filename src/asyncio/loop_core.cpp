@@ -677,7 +677,10 @@ void report_handler_error(const exception_context& context, std::exception_ptr e
 }  // namespace
 
 void loop_core::report(const exception_context& context) noexcept {
-  if (handler) {
+  // Without a facade (the event_loop is gone, a future outliving it reports) the handler has no
+  // loop to be given, and its captures may have gone with the loop's owner: the default handler
+  // takes the report.
+  if (handler && facade != nullptr) {
     // Held for the call: the handler may replace itself, and its closure must outlive that.
     const std::shared_ptr<const exception_handler> running_handler = handler;
     try {

@@ -1,6 +1,7 @@
 // loop_teardown_test.cpp: an event_loop destroyed while it runs (from one of
 // its own callbacks, or by a task dropping its last owner). The run touched
-// the freed loop (heap-use-after-free).
+// the freed loop (heap-use-after-free). And reports made once the event_loop
+// object is gone: they called the loop's handler with a null loop.
 #include <cmath>
 #include <memory>
 #include <string>
@@ -82,6 +83,34 @@ TEST_F(LoopTeardown, run_until_complete_stopped_after_the_loop_is_destroyed) {
     EXPECT_EQ(std::string(e.what()), "Event loop stopped before Future completed.");
   }
   EXPECT_FALSE(never.done());
+}
+
+// A future failing unretrieved outlives its event_loop object: its report, made when the last
+// handle drops it, goes to the default handler (stderr), not to the loop's handler with a null
+// loop (which the handler read: a crash).
+TEST_F(LoopTeardown, report_after_the_loop_object_is_gone_goes_to_stderr) {
+  Strings log;
+  asyncio::Future<int> kept;
+  asyncio::Task<int> kept_task;
+  {
+    asyncio::event_loop loop;
+    loop.set_exception_handler([&](asyncio::event_loop* l, const asyncio::exception_context& c) {
+      log.push_back(c.message + (l == nullptr ? " (null loop)" : ""));
+    });
+    kept = loop.create_future<int>();
+    kept.set_exception(std::make_exception_ptr(TestError("late")));
+    kept_task = loop.create_task([]() -> int { throw TestError("task failed"); }, "failing");
+    loop.run_until_complete([] { asyncio::sleep(0); });
+  }
+  testing::internal::CaptureStderr();
+  kept = {};
+  kept_task = {};
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(log, Strings{});
+  EXPECT_NE(err.find("asyncio: Future exception was never retrieved"), std::string::npos) << err;
+  EXPECT_NE(err.find("asyncio: Task exception was never retrieved\n  in <Task finished name='failing'"),
+            std::string::npos)
+      << err;
 }
 
 }  // namespace

@@ -326,7 +326,10 @@ class event_loop {
   // set_exception_handler(handler) installs one (empty: the default). A
   // handler may replace or remove itself while it runs (a one-shot handler):
   // the loop keeps the running one alive until it returns, as Python keeps
-  // the callable. Throws std::bad_alloc; loop thread only.
+  // the callable. The handler's `loop` is never null: once this event_loop is destroyed (and its
+  // run, if it was running, has ended), reports still made (a future outliving the loop whose
+  // exception was never retrieved) go to the default handler, as its captures may be gone too.
+  // Throws std::bad_alloc; loop thread only.
   void set_exception_handler(detail::exception_handler handler);
   // call_exception_handler(context) hands context to the exception handler (the default one if none
   // is set, or if it throws). Throws nothing; loop thread only.
