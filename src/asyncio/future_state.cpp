@@ -28,11 +28,16 @@ void release_future(void*, void* future) { release(static_cast<future_state*>(fu
 
 future_state::~future_state() {
   if (error_ && !error_retrieved_) {
-    exception_context context;
-    context.message = is_task_ ? "Task exception was never retrieved" : "Future exception was never retrieved";
-    context.exception = error_;
-    context.source = report_source_;
-    loop_->report(context);
+    try {
+      exception_context context;
+      context.message = is_task_ ? "Task exception was never retrieved" : "Future exception was never retrieved";
+      context.exception = error_;
+      // A task names itself when it fails (task_state::fail()); a plain future by its repr here, as
+      // asyncio's "future: <Future finished exception=...>" (repr() is future_state's in a destructor).
+      context.source = report_source_.empty() ? future_state::repr() : report_source_;
+      loop_->report(context);
+    } catch (...) {  // std::bad_alloc making the report: the future goes all the same
+    }
   }
   release(loop_);
 }

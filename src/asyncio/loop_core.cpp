@@ -213,6 +213,15 @@ callback_node* loop_core::call_at_fast(double when, void (*fn)(void*, void*), vo
 
 namespace {
 
+// note_failed_callback(fn) records fn's name for the report of the exception it is throwing
+// (loop_core::report_callback_error()). Only a failing callback pays for it.
+void note_failed_callback(const std::function<void()>& fn) noexcept {
+  try {
+    if (loop_core* loop = running_loop()) loop->failed_callback = callable_name(fn);
+  } catch (...) {  // std::bad_alloc: the report names no function
+  }
+}
+
 // The head of a closed loop's threadsafe stack: posts see it and fail.
 threadsafe_node closed_sentinel;
 
@@ -230,7 +239,12 @@ void run_function_node(threadsafe_node* n) {
   own.reset();
   // Run from the ready queue, on the loop's greenlet: its slot is callback_slot.
   ::greenlet::detail::enter_callback_context(::greenlet::detail::tls_switch_state->current->context_vars, context);
-  fn();
+  try {
+    fn();
+  } catch (...) {
+    note_failed_callback(fn);
+    throw;
+  }
 }
 
 void drop_function_node(threadsafe_node* n) noexcept { delete static_cast<function_node*>(n); }
@@ -372,7 +386,12 @@ void loop_core::run_general_node(callback_node* n) {
   }
   // Move the function out: it may cancel its own handle or re-schedule.
   std::function<void()> fn = std::move(n->general);
-  fn();
+  try {
+    fn();
+  } catch (...) {
+    note_failed_callback(fn);
+    throw;
+  }
 }
 
 bool loop_core::can_make_progress() const {
@@ -486,16 +505,18 @@ void loop_core::run_once() {
       try {
         run_ready_node(n);
       } catch (const GreenletExit&) {
+        failed_callback.clear();
         release(n);
         throw;
       } catch (const RuntimeError& e) {
         if (e.condition() == asyncio_errc::deadlock) {
+          failed_callback.clear();
           release(n);
           throw;
         }
-        report({"Exception in callback", std::current_exception(), ""});
+        report_callback_error(n);
       } catch (...) {
-        report({"Exception in callback", std::current_exception(), ""});
+        report_callback_error(n);
       }
     }
     release(n);
@@ -691,6 +712,19 @@ void loop_core::report(const exception_context& context) noexcept {
     return;
   }
   event_loop::default_exception_handler(context);
+}
+
+void loop_core::report_callback_error(const callback_node* n) noexcept {
+  exception_context context{"Exception in callback", std::current_exception(), {}};
+  // The function's name is known for a general callback or a call_soon_threadsafe() one; the
+  // loop's own fast callbacks (task steps and wake-ups) run no user function.
+  const bool named = n->fast == nullptr || n->fast == &run_posted;
+  try {
+    context.source = handle_repr(*n, named ? failed_callback : std::string());
+  } catch (...) {  // std::bad_alloc: reported without its source
+  }
+  failed_callback.clear();
+  report(context);
 }
 
 void loop_core::link_task(task_state* t) noexcept {

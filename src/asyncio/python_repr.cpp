@@ -1,9 +1,12 @@
 // python_repr.cpp: Python's repr() of a str and of an exception, for the
-// repr() of futures and tasks (asyncio prints `exception=ValueError('boom')`).
+// repr() of futures and tasks (asyncio prints `exception=ValueError('boom')`),
+// and of a callback's Handle, for the report of a callback that throws.
 // Only printing calls these: nothing on an await or a step does.
 #include <cxxabi.h>
 
+#include <charconv>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <string_view>
@@ -109,7 +112,45 @@ std::string exception_group_repr(const ExceptionGroup& group) {
   return "ExceptionGroup(" + python_str_repr(group.message()) + ", [" + members + "])";
 }
 
+// full_name(mangled) is the demangled name, "(anonymous namespace)::" dropped: a lambda's type
+// names the function it is in, as Python's "f.<locals>.<lambda>" does.
+std::string full_name(const char* mangled) {
+  int status = 0;
+  char* text = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  std::string name = status == 0 && text != nullptr ? text : mangled;
+  std::free(text);
+  static constexpr std::string_view anonymous = "(anonymous namespace)::";
+  for (std::size_t at; (at = name.find(anonymous)) != std::string::npos;) name.erase(at, anonymous.size());
+  return name;
+}
+
+// python_float_repr(x) is close to Python's repr() of a float: the shortest text that reads back
+// as x, with ".0" for a whole number ("2.5", "12.0", "inf", "nan").
+std::string python_float_repr(double x) {
+  char buffer[64];
+  const auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, x);
+  std::string text(buffer, error == std::errc() ? end : buffer);
+  if (text.find_first_of(".en") == std::string::npos) text += ".0";  // not for 1e+20, inf, nan
+  return text;
+}
+
 }  // namespace
+
+std::string callable_name(const std::function<void()>& fn) {
+  if (!fn) return "";
+  // A plain function's name is in no type, and its symbol is seldom exported (dladdr() finds an
+  // executable's only with -rdynamic): say what it is.
+  if (fn.target<void (*)()>() != nullptr) return "<function pointer>";
+  return full_name(fn.target_type().name());
+}
+
+std::string handle_repr(const callback_node& n, const std::string& callable) {
+  std::string out = n.is_timer ? "<TimerHandle" : "<Handle";
+  if (n.cancelled) out += " cancelled";
+  if (n.is_timer) out += " when=" + python_float_repr(n.when);
+  out += " " + (callable.empty() ? std::string("<callback>") : callable) + "()>";
+  return out;
+}
 
 std::string python_str_repr(std::string_view text) {
   // As Python: single quotes, unless the text holds one and no double quote.

@@ -128,7 +128,7 @@ void task_state::step() {
       if (e.code() != ::greenlet::errc::stack_exhausted || glet.started()) throw;
       let_go_of_shared_context();
       drop_function();
-      future_->set_exception(std::current_exception());
+      fail(std::current_exception());
     }
   } else {
     ::greenlet::detail::switch_as_owner(glet.impl());
@@ -148,7 +148,7 @@ void task_state::after_step() {
   if (!::greenlet::detail::resume_locked(glet.impl())) {
     // The task switched to the loop's greenlet by hand: nothing will ever
     // resume it where it stopped. Fail it loudly and unwind its stack.
-    future_->set_exception(std::make_exception_ptr(
+    fail(std::make_exception_ptr(
         RuntimeError(asyncio_errc::stranded_task,
                      "task '" + name() +
                          "' switched to the event loop's greenlet by hand and would be stranded; inside a "
@@ -220,11 +220,13 @@ void task_state::body() {
     future_->set_cancelled("the task's greenlet was killed");
     throw;
   } catch (...) {
-    if (!future_->done()) {
-      future_->set_exception(std::current_exception());
-      future_->report_source_ = repr();
-    }
+    if (!future_->done()) fail(std::current_exception());
   }
+}
+
+void task_state::fail(std::exception_ptr error) {
+  future_->set_exception(std::move(error));
+  future_->report_source_ = repr();
 }
 
 void task_state::suspend() { suspend_inline(); }

@@ -113,4 +113,33 @@ TEST_F(LoopTeardown, report_after_the_loop_object_is_gone_goes_to_stderr) {
       << err;
 }
 
+// A callback given as a plain function, from call_soon_threadsafe().
+void throw_from_a_function() { throw TestError("threadsafe"); }
+
+// The reports name their source: the never-retrieved future (its repr), and the callback that
+// threw (its handle's repr, asyncio's "Exception in callback ..." / "handle: <Handle ...>").
+TEST_F(LoopTeardown, reports_name_their_source) {
+  asyncio_test::error_log errors;
+  asyncio::event_loop loop(asyncio_test::virtual_time());
+  errors.attach(loop);
+  {
+    auto f = loop.create_future<int>();
+    f.set_exception(std::make_exception_ptr(TestError("dropped")));
+  }
+  loop.call_soon([] { throw TestError("soon"); });
+  loop.call_later(2.5, [] { throw TestError("later"); });
+  loop.call_soon_threadsafe(&throw_from_a_function);
+  loop.run_until_complete([] { asyncio::sleep(3); });
+  ASSERT_EQ(errors.sources.size(), 4u);
+  EXPECT_EQ(errors.messages[0], "Future exception was never retrieved");
+  EXPECT_EQ(errors.sources[0], "<Future finished exception=TestError('dropped')>");
+  EXPECT_EQ(errors.messages[1], "Exception in callback");
+  EXPECT_EQ(errors.sources[1], "<Handle LoopTeardown_reports_name_their_source_Test::TestBody()::{lambda()#1}()>");
+  EXPECT_EQ(errors.messages[3], "Exception in callback");
+  EXPECT_EQ(errors.sources[3],
+            "<TimerHandle when=2.5 LoopTeardown_reports_name_their_source_Test::TestBody()::{lambda()#2}()>");
+  EXPECT_EQ(errors.sources[2], "<Handle <function pointer>()>");
+  EXPECT_EQ(errors.whats, (Strings{"dropped", "soon", "threadsafe", "later"}));
+}
+
 }  // namespace

@@ -92,6 +92,16 @@ inline ::greenlet::detail::context_ptr take_context(callback_node* n) noexcept {
 }
 inline void drop_context(callback_node* n) noexcept { take_context(n); }
 
+// callable_name(fn) names what fn holds, for a handle's repr: the demangled type of a lambda or
+// function object ("f()::{lambda()#1}", anonymous namespaces dropped), "<function pointer>" for a
+// plain function. Throws only std::bad_alloc.
+std::string callable_name(const std::function<void()>& fn);
+// handle_repr(n, callable) is asyncio's repr() of the Handle of node n: "<Handle name()>", or
+// "<TimerHandle when=12.5 name()>" for a timer ("cancelled" after the class name once cancelled),
+// where name is `callable` (callable_name() of its function), "<callback>" if empty. Throws only
+// std::bad_alloc.
+std::string handle_repr(const callback_node& n, const std::string& callable);
+
 // threadsafe_node is one item another thread hands to the loop with
 // post_threadsafe(): run_fn(n) runs it on the loop's thread, drop_fn(n)
 // frees it unrun when the loop closes first. Either one disposes of the node.
@@ -298,6 +308,12 @@ struct loop_core {
   // greenlets (the tasks' too). Any thread.
   bool owner_exited() const noexcept;
   void report(const exception_context& context) noexcept;
+  // report_callback_error(n) reports the exception being handled, which callback n threw:
+  // "Exception in callback", its source n's handle repr. Throws nothing.
+  void report_callback_error(const callback_node* n) noexcept;
+  // The name of the function the failing callback ran (callable_name()), noted where the function
+  // is at hand (run_general_node(), a call_soon_threadsafe() node) for report_callback_error().
+  std::string failed_callback;
   bool can_make_progress() const;
   void push_timer(callback_node* n);
   void drop_node(callback_node* n) noexcept;

@@ -151,6 +151,9 @@ class task_state : public ::greenlet::detail::greenlet_role {
   // after_step() is what the loop does once a step of this task gave
   // control back: unlink it if done, fail it if it was stranded.
   void after_step();
+  // fail(error) finishes the task with error, named by its repr in the "Task exception was never
+  // retrieved" report. The task's future must be pending.
+  void fail(std::exception_ptr error);
   // let_go_of_shared_context() leaves the context given to start(loop, ctx), if still held, as it
   // was: for a task whose body never ran, or whose stack the loop gave up on. Throws nothing.
   void let_go_of_shared_context() noexcept {
