@@ -2,6 +2,7 @@
 #include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/asyncio/sync_errors.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <memory>
@@ -122,13 +123,17 @@ Handle event_loop::call_at(double when, std::function<void()> fn) {
   if (const auto* vars = ::greenlet::detail::context_to_capture()) [[unlikely]]
     detail::give_context(n, *vars);
   detail::retain(n);
-  return Handle(n);
+  Handle handle(n);
+  handle.nan_deadline_ = std::isnan(when);
+  return handle;
 }
 
 Handle event_loop::call_at(double when, std::function<void()> fn, const ::greenlet::context& ctx) {
   detail::callback_node* n = core_->call_at(when, std::move(fn), ctx.data());
   detail::retain(n);
-  return Handle(n);
+  Handle handle(n);
+  handle.nan_deadline_ = std::isnan(when);
+  return handle;
 }
 
 void event_loop::call_soon_threadsafe(std::function<void()> fn) {

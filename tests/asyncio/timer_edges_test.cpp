@@ -76,4 +76,30 @@ TEST_F(TimerEdges, NanDeadlinesRunAtOnce) {
       log, (Strings{"nan timer", "sleep(nan) returned", "wait_for(never, nan) timed out", "0.01 timer", "0.02 timer"}));
 }
 
+// A timer given a NaN deadline runs at once, and its handle's when() is that NaN, as asyncio's
+// TimerHandle.when() (it said -infinity, the deadline's place in the heap). A call_soon() handle
+// is no timer: when() is 0, however its node was used before (a recycled timer's deadline showed
+// through).
+TEST_F(TimerEdges, NanDeadlineHandleReportsNan) {
+  const double nan = std::nan("");
+  Strings log;
+  asyncio::event_loop loop(asyncio_test::virtual_time());
+  auto later = loop.call_later(nan, [&] { log.push_back("nan later"); });
+  auto at = loop.call_at(nan, [&] { log.push_back("nan at"); });
+  auto timer = loop.call_at(7.5, [&] { log.push_back("7.5"); });
+  EXPECT_TRUE(std::isnan(later.when())) << later.when();
+  EXPECT_TRUE(std::isnan(at.when())) << at.when();
+  EXPECT_EQ(timer.when(), 7.5);
+  loop.run_until_complete([] { asyncio::sleep(10); });
+  EXPECT_EQ(log, (Strings{"nan later", "nan at", "7.5"}));
+  EXPECT_TRUE(std::isnan(later.when()));  // still, once it ran
+  later = {};
+  at = {};
+  timer = {};  // their nodes go back to the loop's free list, to be reused below
+  std::vector<asyncio::Handle> soon;
+  for (int i = 0; i < 8; ++i) soon.push_back(loop.call_soon([] {}));
+  for (const asyncio::Handle& h : soon) EXPECT_EQ(h.when(), 0) << h.when();
+  loop.close();
+}
+
 }  // namespace

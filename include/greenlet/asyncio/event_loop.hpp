@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -90,7 +91,7 @@ class Handle {
   }
   // Handle(other) is another reference to the same callback (and its loop). Throws nothing; loop
   // thread only, like the Handle.
-  Handle(const Handle& other) noexcept : node_(other.node_) {
+  Handle(const Handle& other) noexcept : node_(other.node_), nan_deadline_(other.nan_deadline_) {
     if (node_ != nullptr) {
       detail::retain(node_);
       detail::retain(node_->loop);
@@ -100,6 +101,7 @@ class Handle {
   // nothing; loop thread only.
   Handle& operator=(Handle other) noexcept {
     std::swap(node_, other.node_);
+    std::swap(nan_deadline_, other.nan_deadline_);
     return *this;
   }
   ~Handle() {
@@ -115,12 +117,22 @@ class Handle {
   // cancelled() is true once cancel() was called on this callback (false for an empty Handle).
   // Throws nothing; loop thread only.
   bool cancelled() const noexcept { return node_ != nullptr && node_->cancelled; }
-  // when() is a timer's deadline on the loop's clock (0 for an empty Handle). Throws nothing; loop
-  // thread only.
-  double when() const noexcept { return node_ != nullptr ? node_->when : 0; }
+  // when() is a timer's deadline on the loop's clock, as given to call_at() (time() + delay for
+  // call_later()): NaN for a NaN one, as asyncio's TimerHandle.when(), though such a timer is due at
+  // once. 0 for call_soon()'s handle, which is no timer, and for an empty Handle. Throws nothing;
+  // loop thread only.
+  double when() const noexcept {
+    if (node_ == nullptr || !node_->is_timer) return 0;
+    return nan_deadline_ ? std::numeric_limits<double>::quiet_NaN() : node_->when;
+  }
 
  private:
+  friend class event_loop;
   detail::callback_node* node_ = nullptr;
+  // The timer's deadline was NaN: the loop keeps it as -infinity (due at once, and in its place in
+  // the heap's order); when() gives back the NaN. Kept here, not in the node, which would grow
+  // past its malloc size class.
+  bool nan_deadline_ = false;
 };
 // TimerHandle is what call_later() and call_at() return: a Handle, whose when() is the deadline.
 // Same rules as Handle: throws nothing, loop thread only.
