@@ -394,15 +394,16 @@ void loop_core::run_general_node(callback_node* n) {
   }
 }
 
-bool loop_core::can_make_progress() const {
-  return ready_count > 0 || !timers.empty() || io->watched() > 0 || external_work.load(std::memory_order_acquire) > 0 ||
-         threadsafe_pending.load(std::memory_order_acquire);
+bool loop_core::can_make_progress(bool count_timers) const {
+  return ready_count > 0 || (count_timers && !timers.empty()) || io->watched() > 0 ||
+         external_work.load(std::memory_order_acquire) > 0 || threadsafe_pending.load(std::memory_order_acquire);
 }
 
 std::string loop_core::deadlock_report() const {
   std::ostringstream out;
-  out << "deadlock: the event loop has nothing to run and nothing can wake it (no ready "
-         "callbacks, no timers, no I/O, no pending threadsafe work)";
+  out << "deadlock: the event loop has nothing to run and nothing can wake it (no ready callbacks, "
+      << (timers.empty() ? "no timers" : "only timers at infinity, which the virtual clock never reaches")
+      << ", no I/O, no pending threadsafe work)";
   // summary(), not repr(): each task gets a line and says what it awaits, so
   // nesting what that awaits in turn (wait_for=) would only repeat the chain.
   if (target != nullptr) out << ", but " << target->summary() << " is not done";
@@ -443,15 +444,19 @@ void loop_core::run_once() {
     release(n);
   }
 
+  // A virtual clock never jumps to a timer at infinity (sleep(INFINITY)): it would stay there, the
+  // timer would run, and every later deadline would be due at once. Such a timer is no timer then.
+  const bool jump_to_timer =
+      !timers.empty() && !(virtual_time && timers.front()->when == std::numeric_limits<double>::infinity());
   double timeout = -1;
   if (ready_count > 0 || stopping) {
     timeout = 0;
-  } else if (!timers.empty()) {
+  } else if (jump_to_timer) {
     // At most a day at a time (asyncio's MAXIMUM_SELECT_TIMEOUT): a
     // deadline at infinity (sleep(INFINITY)) or centuries away is no
     // timeout the kernel takes.
     timeout = std::clamp(timers.front()->when - time(), 0.0, max_wait_seconds);
-  } else if (!can_make_progress()) {
+  } else if (!can_make_progress(!virtual_time)) {
     throw RuntimeError(asyncio_errc::deadlock, deadlock_report());
   }
 
@@ -462,7 +467,7 @@ void loop_core::run_once() {
 
   if (virtual_time) {
     if (timeout > 0) virtual_now = timers.front()->when;
-    if (timeout != 0 && timers.empty()) {
+    if (timeout < 0) {
       io->wait(*this, -1);  // only other threads or I/O can wake it
     } else {
       io->wait(*this, 0);

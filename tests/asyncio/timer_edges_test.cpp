@@ -102,4 +102,43 @@ TEST_F(TimerEdges, NanDeadlineHandleReportsNan) {
   loop.close();
 }
 
+// With a virtual clock, a timer at infinity is no timer to jump to: the clock stayed at infinity
+// once the loop jumped there, so the timer ran (sleep(INFINITY) returned) and every later
+// deadline was due at once. The loop waits instead for what else can wake it (here a thread).
+TEST_F(TimerEdges, VirtualClockNeverJumpsToInfinity) {
+  Strings log;
+  asyncio::event_loop loop(asyncio_test::virtual_time());
+  auto forever = loop.call_later(infinity, [&] { log.push_back("infinite timer ran"); });
+  loop.run_until_complete([&] {
+    auto sleeper = asyncio::create_task([&] {
+      asyncio::sleep(infinity);
+      log.push_back("sleep(inf) returned");
+    });
+    asyncio::await(asyncio::to_thread([] { std::this_thread::sleep_for(std::chrono::milliseconds(5)); }));
+    auto& l = asyncio::get_running_loop();
+    log.push_back("time " + std::to_string(l.time()));
+    const double before = l.time();
+    asyncio::sleep(2);
+    log.push_back(l.time() == before + 2 ? "slept 2" : "clock off: " + std::to_string(l.time()));
+    sleeper.cancel();
+  });
+  EXPECT_EQ(forever.when(), infinity);
+  loop.close();
+  EXPECT_EQ(log, (Strings{"time 0.000000", "slept 2"}));
+  // With nothing else to wake it, the loop is deadlocked: it says so rather than running the timer.
+  asyncio::event_loop idle(asyncio_test::virtual_time());
+  try {
+    idle.run_until_complete([] { asyncio::sleep(infinity); });
+    ADD_FAILURE() << "sleep(inf) returned";
+  } catch (const asyncio::RuntimeError& e) {
+    EXPECT_EQ(e.condition(), asyncio::asyncio_errc::deadlock);
+    EXPECT_NE(std::string(e.what()).find("only timers at infinity, which the virtual clock never reaches"),
+              std::string::npos)
+        << e.what();
+  }
+  testing::internal::CaptureStderr();
+  idle.close();  // the sleeper is still pending
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("Task was destroyed but it is pending!"), std::string::npos);
+}
+
 }  // namespace

@@ -314,7 +314,10 @@ struct loop_core {
   // The name of the function the failing callback ran (callable_name()), noted where the function
   // is at hand (run_general_node(), a call_soon_threadsafe() node) for report_callback_error().
   std::string failed_callback;
-  bool can_make_progress() const;
+  // can_make_progress(count_timers) is true if anything can still run or wake the loop: ready
+  // callbacks, I/O, other threads' work, and timers unless count_timers is false (a virtual clock
+  // with only timers at infinity).
+  bool can_make_progress(bool count_timers = true) const;
   void push_timer(callback_node* n);
   void drop_node(callback_node* n) noexcept;
   void drain_threadsafe();
