@@ -503,7 +503,10 @@ std::string StreamReader::readexactly(std::size_t n) {
 
 std::string StreamReader::readuntil(std::string_view separator) {
   require_stream(t_, "readuntil()", reader);
-  if (separator.empty()) throw std::invalid_argument("readuntil(): the separator must not be empty");
+  // ValueError with asyncio's text, so that a port's `except ValueError` catches it.
+  if (separator.empty()) {
+    throw ValueError("readuntil(): Separator should be at least one-byte string; pass the bytes that end a chunk");
+  }
   t_->check_error();
   std::size_t searched = 0;  // where the next search starts
   for (;;) {

@@ -365,6 +365,21 @@ TEST_F(CPythonStreamsPort, ReadlineReadByteCount) {
   });
 }
 
+// test_readuntil_separator: an empty separator is ValueError, as asyncio's.
+TEST_F(CPythonStreamsPort, ReaduntilSeparator) {
+  asyncio::run([] {
+    fed_reader s;
+    s.feed_data(DATA);
+    try {
+      s.reader.readuntil("");
+      ADD_FAILURE() << "empty separator accepted";
+    } catch (const asyncio::ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("Separator should be"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(s.buffer(), DATA);
+  });
+}
+
 // test_readuntil_multi_chunks
 TEST_F(CPythonStreamsPort, ReaduntilMultiChunks) {
   asyncio::run([] {

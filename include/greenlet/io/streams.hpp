@@ -74,7 +74,8 @@ class StreamReader {
   std::string readline();
   // readuntil(sep) returns the data up to and including sep.
   // IncompleteReadError at EOF (the partial data leaves the buffer),
-  // LimitOverrunError if sep is not within the limit (data stays).
+  // LimitOverrunError if sep is not within the limit (data stays);
+  // ValueError for an empty separator, as asyncio's.
   std::string readuntil(std::string_view separator = "\n");
   // at_eof() is true once the buffer is empty and the peer's EOF has come:
   // read by an earlier call, or a FIN the loop saw arrive with the last
