@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -494,6 +495,14 @@ std::string StreamReader::read(std::ptrdiff_t n) {
 
 std::string StreamReader::readexactly(std::size_t n) {
   require_stream(t_, "readexactly()", reader);
+  // A count past PTRDIFF_MAX is a negative one converted to std::size_t (a
+  // port's readexactly(n) with n gone below zero): refused as asyncio's
+  // ValueError, not a wait for EOF and an IncompleteReadError expecting
+  // 18446744073709551615 bytes.
+  if (n > static_cast<std::size_t>(PTRDIFF_MAX)) {
+    throw ValueError("readexactly size can not be less than zero (got " +
+                     std::to_string(static_cast<std::ptrdiff_t>(n)) + ", converted to std::size_t)");
+  }
   t_->check_error();
   while (t_->buffered() < n) {
     if (!t_->fill()) throw IncompleteReadError(t_->take_all(), n);

@@ -439,6 +439,25 @@ TEST_F(CPythonStreamsPort, ReaduntilEof) {
   });
 }
 
+// test_readexactly_zero_or_less. readexactly(-1) converts to a huge
+// std::size_t: it is refused as asyncio's "less than zero", not a wait for
+// EOF that then reports 18446744073709551615 expected bytes.
+TEST_F(CPythonStreamsPort, ReadexactlyZeroOrLess) {
+  asyncio::run([] {
+    fed_reader s;
+    s.feed_data(DATA);
+    EXPECT_EQ(s.reader.readexactly(0), "");
+    const int n = -1;  // a computed count gone negative, as in a port
+    try {
+      s.reader.readexactly(static_cast<std::size_t>(n));
+      ADD_FAILURE() << "readexactly(-1) returned";
+    } catch (const asyncio::ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("less than zero"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(s.buffer(), DATA);
+  });
+}
+
 // test_readexactly
 TEST_F(CPythonStreamsPort, Readexactly) {
   asyncio::run([] {

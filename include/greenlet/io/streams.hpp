@@ -66,7 +66,8 @@ class StreamReader {
   // reset the connection, CancelledError.
   std::string read(std::ptrdiff_t n = -1);
   // readexactly(n) returns exactly n bytes; IncompleteReadError at EOF first,
-  // holding the partial bytes (which leave the buffer).
+  // holding the partial bytes (which leave the buffer). ValueError for a
+  // negative count converted to std::size_t (n > PTRDIFF_MAX), as asyncio's.
   std::string readexactly(std::size_t n);
   // readline() is readuntil("\n"), except that at EOF it returns the partial
   // line (empty at EOF) and, for a line longer than the limit, drops it (or
