@@ -369,6 +369,11 @@ void stream_transport::finish_close() noexcept {
   if (fd_ < 0) return;
   writer_registered_ = false;
   close_fd();
+  // As asyncio's connection_lost(None) feeds the reader EOF: once the
+  // buffered bytes are read, at_eof() is true (a failed connection keeps its
+  // error instead). Set after close_fd(), which drops unread input only
+  // before EOF.
+  if (error_ == 0) eof_ = true;
   wake_drainer();
   if (!closed_.done()) closed_.set_result();
 }

@@ -765,6 +765,25 @@ TEST_F(CPythonStreamsPort, AsyncWriterApiExceptionAfterClose) {
   EXPECT_TRUE(messages.empty());
 }
 
+// test_eof_feed_when_closing_writer: once the writer's close() completed,
+// the reader is at EOF and reads nothing (asyncio's connection_lost() feeds
+// the reader EOF).
+TEST_F(CPythonStreamsPort, EofFeedWhenClosingWriter) {
+  std::vector<std::string> messages;
+  asyncio::run([&] {
+    collect_messages(messages);
+    auto server = asyncio::start_server(http_handler, "127.0.0.1", 0);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    w.close();
+    w.wait_closed();
+    EXPECT_TRUE(r.at_eof());
+    EXPECT_EQ(r.read(), "");
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_TRUE(messages.empty());
+}
+
 // StreamWriter.get_extra_info('peername'/'sockname') on both ends of a TCP
 // connection; an unknown name gives the empty address (asyncio: None).
 TEST_F(CPythonStreamsPort, GetExtraInfo) {

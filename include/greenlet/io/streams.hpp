@@ -80,8 +80,9 @@ class StreamReader {
   std::string readuntil(std::string_view separator = "\n");
   // at_eof() is true once the buffer is empty and the peer's EOF has come:
   // read by an earlier call, or a FIN the loop saw arrive with the last
-  // bytes (then at_eof() reads it, without waiting), as asyncio's. False
-  // after a connection error, unless EOF came first.
+  // bytes (then at_eof() reads it, without waiting), as asyncio's; also
+  // once the writer's close() has completed. False after a connection
+  // error, unless EOF came first.
   bool at_eof() const noexcept;
   // anext() is StreamReader.__anext__, for asyncio::aiter(): the next line
   // as readline() returns it, or std::nullopt once readline() returns empty
