@@ -20,6 +20,7 @@ namespace {
 // wraps it; fd is owned only once this returns.
 std::shared_ptr<detail::stream_transport> pipe_transport(int fd, stream_config config, const char* call) {
   detail::loop_core& loop = detail::require_running_loop();
+  detail::check_stream_config(config, call);
   struct stat st {};
   if (::fstat(fd, &st) < 0) raise_os_error(errno, std::string(call) + "(" + std::to_string(fd) + ")");
   if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {

@@ -270,6 +270,7 @@ Server start(std::shared_ptr<server_state> s) {
 }  // namespace detail
 
 Server start_server(client_connected handler, const std::string& host, int port, server_config config) {
+  detail::check_stream_config(config.stream, "start_server");
   auto s = std::make_shared<detail::server_state>();
   s->listeners = detail::listen_on_all(detail::resolve(host, port, true), port, config.backlog);
   s->handler = std::make_shared<const client_connected>(std::move(handler));
@@ -279,6 +280,7 @@ Server start_server(client_connected handler, const std::string& host, int port,
 }
 
 Server start_unix_server(client_connected handler, const std::string& path, server_config config) {
+  detail::check_stream_config(config.stream, "start_unix_server");
   const detail::resolved_address addr = detail::unix_address(path, "start_unix_server");
   // As asyncio: a socket left by an earlier server is replaced; any other
   // file at path stays, and bind() reports EADDRINUSE.

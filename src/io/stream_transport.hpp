@@ -22,6 +22,12 @@ namespace greenlet::asyncio::detail {
 // the write, see write_no_sigpipe()). A pipe's write_eof() closes it.
 enum class transport_kind : unsigned char { socket, pipe };
 
+// check_stream_config(config, call) refuses a limit of 0 with ValueError, as
+// asyncio's StreamReader(limit=0) ("Limit cannot be <= 0"): every line but
+// an empty one would overrun it. Called before anything is connected or
+// owned.
+void check_stream_config(const stream_config& config, const char* call);
+
 class stream_transport {
  public:
   // read_budget: the bytes a stream reads before it lets the loop poll (see

@@ -414,6 +414,14 @@ void stream_transport::wait_closed() {
   check_error();  // asyncio's connection_lost(exc) fails the closed future with exc
 }
 
+void check_stream_config(const stream_config& config, const char* call) {
+  if (config.limit == 0) {
+    throw ValueError(std::string(call) +
+                     "(): Limit cannot be <= 0: stream_config.limit bounds what readline()/readuntil() buffer "
+                     "while looking for the separator (the default is 64 KiB)");
+  }
+}
+
 // A socket of `family`, non-blocking, connected to addr.
 int connect_socket(int family, const sockaddr* addr, socklen_t len) {
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -612,6 +620,7 @@ address StreamWriter::get_extra_info(std::string_view name) const {
 }
 
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, stream_config config) {
+  detail::check_stream_config(config, "open_connection");
   std::vector<detail::resolved_address> addrs = detail::resolve(host, port, false);
   std::exception_ptr last;
   for (const auto& a : addrs) {
@@ -626,6 +635,7 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
 }
 
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, stream_config config) {
+  detail::check_stream_config(config, "open_unix_connection");
   const detail::resolved_address addr = detail::unix_address(path, "open_unix_connection");
   const auto* sa = reinterpret_cast<const sockaddr*>(&addr.addr);
   int fd = detail::connect_socket(AF_UNIX, sa, addr.len);

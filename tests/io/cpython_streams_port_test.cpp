@@ -217,6 +217,36 @@ TEST_F(CPythonStreamsPort, ReadUntilEof) {
   });
 }
 
+// test_invalid_limit: a limit of 0 is ValueError mentioning the limit
+// (limit=-1 has no twin: the limit is a std::size_t).
+TEST_F(CPythonStreamsPort, InvalidLimit) {
+  asyncio::run([] {
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    asyncio::stream_config config;
+    config.limit = 0;
+    try {
+      asyncio::StreamReader r = asyncio::connect_read_pipe(fds[0], config);
+      ADD_FAILURE() << "limit 0 accepted";
+    } catch (const asyncio::ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("imit"), std::string::npos) << e.what();
+      ::close(fds[0]);  // refused: still the caller's
+    }
+    ::close(fds[1]);
+    // The other ways to make a stream refuse it too, before connecting.
+    EXPECT_THROW(asyncio::open_connection("127.0.0.1", 1, config), asyncio::ValueError);
+    EXPECT_THROW(asyncio::open_unix_connection(unix_path("nolimit"), config), asyncio::ValueError);
+    asyncio::server_config server_config;
+    server_config.stream.limit = 0;
+    EXPECT_THROW(
+        asyncio::start_server([](asyncio::StreamReader, asyncio::StreamWriter) {}, "127.0.0.1", 0, server_config),
+        asyncio::ValueError);
+    EXPECT_THROW(asyncio::start_unix_server([](asyncio::StreamReader, asyncio::StreamWriter) {}, unix_path("nolimit"),
+                                            server_config),
+                 asyncio::ValueError);
+  });
+}
+
 // test_read_limit
 TEST_F(CPythonStreamsPort, ReadLimit) {
   asyncio::run([] {

@@ -36,7 +36,8 @@ struct server_state;
 // the transport's write buffer limits.
 struct stream_config {
   // limit: the most readuntil()/readline() buffer while looking for the
-  // separator (LimitOverrunError beyond).
+  // separator (LimitOverrunError beyond). 0 is refused with ValueError by
+  // every call taking a stream_config, as asyncio's StreamReader(limit=0).
   std::size_t limit = 64 * 1024;
   // drain() waits while more than high_water bytes are unsent, until at
   // most low_water are.
