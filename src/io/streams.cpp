@@ -544,6 +544,11 @@ std::string StreamReader::readuntil(std::string_view separator) {
     }
     searched = data.size() >= separator.size() ? data.size() - separator.size() + 1 : 0;
     if (searched > t_->config().limit) {
+      // asyncio's transport reads into the buffer as bytes arrive until it
+      // holds more than twice the limit, so bytes that have arrived by now
+      // are part of its answer: a separator among them is "found" at its
+      // offset. Take them too, without waiting, before deciding.
+      if (t_->buffered() / 2 <= t_->config().limit && t_->fill_nowait() > 0) continue;
       throw LimitOverrunError("Separator is not found, and chunk exceed the limit", searched);
     }
     if (!t_->fill()) throw IncompleteReadError(t_->take_all(), 0);

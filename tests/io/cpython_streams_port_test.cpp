@@ -469,6 +469,34 @@ TEST_F(CPythonStreamsPort, ReaduntilEof) {
   });
 }
 
+// test_readuntil_limit_found_sep: LimitOverrunError's text and consumed,
+// and the data stays in the buffer. The limit is 8, not 3: asyncio's
+// transport stops reading once its buffer holds more than twice the limit,
+// so over a real pipe or socket its test's 'A' would be read only with a
+// limit of 6 to 8 (feed_data() by hand ignores that pause).
+TEST_F(CPythonStreamsPort, ReaduntilLimitFoundSep) {
+  asyncio::run([] {
+    fed_reader s(8);
+    s.feed_data("some dataAA");
+    try {
+      s.reader.readuntil("AAA");
+      ADD_FAILURE() << "no LimitOverrunError";
+    } catch (const asyncio::LimitOverrunError& e) {
+      EXPECT_NE(std::string(e.what()).find("not found"), std::string::npos) << e.what();
+      EXPECT_EQ(e.consumed(), 9u);  // len("some dataAA") + 1 - len("AAA"), as asyncio's offset
+    }
+    s.feed_data("A");
+    try {
+      s.reader.readuntil("AAA");
+      ADD_FAILURE() << "no LimitOverrunError";
+    } catch (const asyncio::LimitOverrunError& e) {
+      EXPECT_NE(std::string(e.what()).find("is found"), std::string::npos) << e.what();
+      EXPECT_EQ(e.consumed(), 9u);  // where the separator starts
+    }
+    EXPECT_EQ(s.buffer(), "some dataAAA");
+  });
+}
+
 // test_readexactly_zero_or_less. readexactly(-1) converts to a huge
 // std::size_t: it is refused as asyncio's "less than zero", not a wait for
 // EOF that then reports 18446744073709551615 expected bytes.
