@@ -6,12 +6,17 @@
 // through a pipe instead, and reads what asyncio's test finds in
 // stream._buffer by feeding EOF and reading to it.
 //
-// Not ported, because the API cannot express them: set_exception()/exception() (test_read_exception,
-// test_readline_exception, test_readexactly_exception, test_exception,
-// test_exception_waiter; the connection's own error sticks instead, see
-// stream_errors_test.cpp), test_open_connection_error (injects
-// connection_lost(ZeroDivisionError())), __repr__ (test___repr__*), ssl and
-// start_tls, the StreamReaderProtocol constructors, test_unclosed_resource_warnings.
+// Not ported, because the API cannot express them:
+// - set_exception()/exception(): test_read_exception, test_readline_exception,
+//   test_readexactly_exception, test_exception, test_exception_waiter. The
+//   connection's own error sticks as set_exception() would: their analogues
+//   are StreamErrors.ReadErrorSticks and StreamErrors.WriteErrorFailsTheReads;
+//   test_exception_cancel has one below (ExceptionCancel).
+// - test_open_connection_error (injects connection_lost(ZeroDivisionError())).
+// - __repr__ (test___repr__*): readers and writers have no repr().
+// - ssl and start_tls, the StreamReaderProtocol constructors,
+//   test_unclosed_resource_warnings (RAII closes), the pickling of errors
+//   (ErrorsSurviveACopy is the C++ analogue).
 // Already ported elsewhere: test_multiple_drain
 // (StreamEdges.EveryTaskDrainingOneWriterWakes), test_streamreader_constructor_without_loop
 // (PipeStreams.OutsideARunningLoopIsAClearError).
@@ -872,6 +877,35 @@ TEST_F(CPythonStreamsPort, GetExtraInfo) {
     server.close();
     server.wait_closed();
   });
+}
+
+// get_extra_info() on a Unix-domain connection: the client's peer is the
+// server's path, the accepted end's peer an unnamed socket ('' in asyncio),
+// and each sockname the other's peername.
+TEST_F(CPythonStreamsPort, GetExtraInfoUnix) {
+  const std::string path = unix_path("extra");
+  asyncio::run([&] {
+    asyncio::address server_peer{"unset", -1}, server_sock{"unset", -1};
+    auto server = asyncio::start_unix_server(
+        [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
+          server_peer = w.get_extra_info("peername");
+          server_sock = w.get_extra_info("sockname");
+          r.read();
+          w.close();
+        },
+        path);
+    auto [r, w] = asyncio::open_unix_connection(path);
+    EXPECT_EQ(w.get_extra_info("peername"), (asyncio::address{path, 0}));
+    EXPECT_EQ(w.get_extra_info("sockname"), (asyncio::address{"", 0}));
+    w.write_eof();
+    EXPECT_EQ(r.read(), "");
+    EXPECT_EQ(server_peer, (asyncio::address{"", 0}));
+    EXPECT_EQ(server_sock, (asyncio::address{path, 0}));
+    w.close();
+    server.close();
+    server.wait_closed();
+  });
+  ::unlink(path.c_str());
 }
 
 }  // namespace
