@@ -197,7 +197,19 @@ void TaskGroup::join(std::exception_ptr body_error) {
   if (propagate_cancellation && s.errors.empty()) std::rethrow_exception(propagate_cancellation);
   std::vector<std::exception_ptr> errors = s.errors;
   if (body_error && !detail::is_cancellation(body_error)) errors.push_back(body_error);
-  if (!errors.empty()) throw ExceptionGroup("unhandled errors in a TaskGroup", std::move(errors));
+  if (!errors.empty()) {
+    // The ExceptionGroup replaces a CancelledError of a cancellation still
+    // requested from outside the group (or one the group's own wait above
+    // took): take that request back and make it anew, so it stays pending and
+    // interrupts the task's next wait, and the count is unchanged (asyncio
+    // since 3.13, gh-116720). Without it an enclosing group or cancel() lost
+    // its cancellation and its body waited on.
+    if (s.parent->cancelling() > 0) {
+      s.parent->uncancel();
+      s.parent->cancel("");
+    }
+    throw ExceptionGroup("unhandled errors in a TaskGroup", std::move(errors));
+  }
   if (body_error) std::rethrow_exception(body_error);
 }
 

@@ -952,4 +952,88 @@ TEST_F(CPythonTaskGroups, test_nested_groups_both_cancelled) {
       virtual_time());
 }
 
+// The hang gh-116720 fixed ("the outer task group would hang, because its internal cancellation
+// was swallowed by the inner task group"): as above, but the outer body goes on to wait after the
+// inner group; the outer group's cancel must interrupt that wait.
+TEST_F(CPythonTaskGroups, test_nested_groups_both_cancelled_outer_body_waits) {
+  asyncio::run(
+      [] {
+        bool outer_body_interrupted = false;
+        try {
+          asyncio::task_group([&](asyncio::TaskGroup& outer_tg) {
+            try {
+              asyncio::task_group([&](asyncio::TaskGroup& inner_tg) {
+                inner_tg.create_task([] {
+                  asyncio::sleep(0);
+                  throw MyExc();
+                });
+                outer_tg.create_task([] {
+                  asyncio::sleep(0);
+                  throw Boom();
+                });
+              });
+            } catch (const asyncio::ExceptionGroup&) {
+            }
+            try {
+              asyncio::sleep(100);
+            } catch (const asyncio::CancelledError&) {
+              outer_body_interrupted = true;
+              throw;
+            }
+          });
+          ADD_FAILURE() << "no ExceptionGroup";
+        } catch (const asyncio::ExceptionGroup& eg) {
+          EXPECT_EQ(kinds(eg), (std::vector<std::string>{"Boom"}));
+        }
+        EXPECT_TRUE(outer_body_interrupted);
+        EXPECT_LT(asyncio::get_running_loop().time(), 1.0);
+        EXPECT_EQ(asyncio::current_task().cancelling(), 0);
+      },
+      virtual_time());
+}
+
+// test_error_and_cancel (3.13, gh-116720): the task is cancelled from outside while a child's
+// error is on its way: the group raises the ExceptionGroup, and the outside cancellation is not
+// lost: it interrupts the task's next wait.
+TEST_F(CPythonTaskGroups, test_error_and_cancel) {
+  asyncio::run(
+      [] {
+        asyncio::Event event;
+        bool after_group_interrupted = false;
+        auto inner = [&] {
+          try {
+            asyncio::task_group([&](asyncio::TaskGroup& tg) {
+              tg.create_task([&] {
+                event.set();
+                asyncio::sleep(0);
+                throw asyncio::RuntimeError(asyncio::asyncio_errc::invalid_state, "x");
+              });
+              asyncio::sleep(1);
+              ADD_FAILURE() << "Sleep in group should have been cancelled";
+            });
+          } catch (const asyncio::ExceptionGroup& eg) {
+            EXPECT_EQ(kinds(eg), (std::vector<std::string>{"RuntimeError"}));
+            EXPECT_EQ(asyncio::current_task().cancelling(), 1);
+          }
+          EXPECT_EQ(asyncio::current_task().cancelling(), 1);
+          try {
+            asyncio::sleep(1);
+          } catch (const asyncio::CancelledError&) {
+            after_group_interrupted = true;
+            throw;
+          }
+          ADD_FAILURE() << "Sleep after group should have been cancelled";
+        };
+        auto t = asyncio::create_task(inner);
+        event.wait();
+        EXPECT_EQ(t.cancelling(), 0);
+        t.cancel();
+        EXPECT_EQ(t.cancelling(), 1);
+        EXPECT_THROW(asyncio::await(t), asyncio::CancelledError);
+        EXPECT_TRUE(t.cancelled());
+        EXPECT_TRUE(after_group_interrupted);
+      },
+      virtual_time());
+}
+
 }  // namespace

@@ -108,7 +108,9 @@ class TaskGroup {
   // the ExceptionGroup of their failures. `body_error` is the exception the
   // body raised, if any: it joins the group (CancelledError aside). Also
   // throws CancelledError if the task running the group was cancelled from
-  // outside. A task of the loop thread only.
+  // outside and no child failed; with failures, the ExceptionGroup wins and
+  // that cancellation stays pending, for the task's next wait (asyncio 3.13).
+  // A task of the loop thread only.
   void join(std::exception_ptr body_error = nullptr);
 
  private:
