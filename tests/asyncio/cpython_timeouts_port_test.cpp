@@ -591,4 +591,57 @@ TEST_F(CPythonTimeouts, wait_for_deadline_inside_timeout) {
       virtual_time());
 }
 
+// A timeout() around a task_group() whose children outlive the deadline (`async with timeout(): async
+// with TaskGroup()`): the group's wait is cancelled, the children with it, and the scope raises
+// TimeoutError; the task is left with no cancellation.
+TEST_F(CPythonTimeouts, timeout_around_task_group) {
+  asyncio::run(
+      [] {
+        std::vector<asyncio::Task<>> children;
+        EXPECT_THROW(asyncio::timeout(0.1,
+                                      [&] {
+                                        asyncio::task_group([&](asyncio::TaskGroup& tg) {
+                                          children.push_back(tg.create_task([] { asyncio::sleep(10); }));
+                                          children.push_back(tg.create_task([] { asyncio::sleep(20); }));
+                                        });
+                                      }),
+                     asyncio::TimeoutError);
+        for (auto& c : children) EXPECT_TRUE(c.cancelled());
+        EXPECT_NEAR(asyncio::get_running_loop().time(), 0.1, 1e-9);
+        EXPECT_EQ(asyncio::current_task().cancelling(), 0);
+        asyncio::sleep(0.1);
+        EXPECT_NEAR(asyncio::get_running_loop().time(), 0.2, 1e-9);
+      },
+      virtual_time());
+}
+
+// A timeout() inside a group's child: its TimeoutError is that child's failure, which cancels the
+// siblings and the body like any other.
+TEST_F(CPythonTimeouts, timeout_inside_task_group_child) {
+  asyncio::run(
+      [] {
+        bool sibling_cancelled = false;
+        try {
+          asyncio::task_group([&](asyncio::TaskGroup& tg) {
+            tg.create_task([] { asyncio::timeout(0.1, [] { asyncio::sleep(10); }); });
+            tg.create_task([&] {
+              try {
+                asyncio::sleep(10);
+              } catch (const asyncio::CancelledError&) {
+                sibling_cancelled = true;
+                throw;
+              }
+            });
+          });
+          ADD_FAILURE() << "no ExceptionGroup";
+        } catch (const asyncio::ExceptionGroup& eg) {
+          ASSERT_EQ(eg.exceptions().size(), 1u);
+          EXPECT_THROW(std::rethrow_exception(eg.exceptions()[0]), asyncio::TimeoutError);
+        }
+        EXPECT_TRUE(sibling_cancelled);
+        EXPECT_EQ(asyncio::current_task().cancelling(), 0);
+      },
+      virtual_time());
+}
+
 }  // namespace
