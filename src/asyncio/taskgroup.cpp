@@ -42,6 +42,7 @@ struct task_group_state : std::enable_shared_from_this<task_group_state> {
   std::vector<std::exception_ptr> errors;
   Future<> on_completed;  // set while join() waits
   bool aborting = false;
+  bool exiting = false;  // join() has begun
   bool parent_cancel_requested = false;
   bool finished = false;
   long watchers = 0;                       // callbacks registered, not yet run or dropped
@@ -160,7 +161,11 @@ TaskGroup::~TaskGroup() noexcept(false) {
 }
 
 void TaskGroup::check_open() const {
-  if (state_->finished) throw RuntimeError(asyncio_errc::invalid_state, "TaskGroup is finished");
+  // As asyncio's: a group at its end with no child left is finished, though
+  // join() has not resumed yet; while children run they may add more.
+  if (state_->finished || (state_->exiting && state_->tasks.empty())) {
+    throw RuntimeError(asyncio_errc::invalid_state, "TaskGroup is finished");
+  }
   if (state_->aborting) throw RuntimeError(asyncio_errc::invalid_state, "TaskGroup is shutting down");
 }
 
@@ -169,6 +174,7 @@ void TaskGroup::adopt(detail::future_state* child) { state_->watch(child->as_tas
 void TaskGroup::join(std::exception_ptr body_error) {
   joined_ = true;
   detail::task_group_state& s = *state_;
+  s.exiting = true;
   std::exception_ptr propagate_cancellation;
   if (body_error) {
     if (detail::is_cancellation(body_error)) propagate_cancellation = body_error;

@@ -1036,4 +1036,37 @@ TEST_F(CPythonTaskGroups, test_error_and_cancel) {
       virtual_time());
 }
 
+// test_taskgroup_finished, the other way round (create_task(): `self._exiting and not self._tasks`
+// is "finished"): once the group, waiting at its end, has no child left, a task outside it that
+// runs before the group's task resumes cannot add one.
+TEST_F(CPythonTaskGroups, test_taskgroup_finished_while_exiting) {
+  std::optional<std::string> refused;
+  bool late_child_ran = false;
+  asyncio::run(
+      [&] {
+        asyncio::TaskGroup* group = nullptr;
+        asyncio::Task<> outsider;
+        asyncio::task_group([&](asyncio::TaskGroup& g) {
+          group = &g;
+          g.create_task([] { asyncio::sleep(0.1); });
+          // Due with the child, then one turn more: runs after the child's end has emptied the
+          // group, before the group's task resumes.
+          outsider = asyncio::create_task([&] {
+            asyncio::sleep(0.1);
+            asyncio::sleep(0);
+            try {
+              group->create_task([&] { late_child_ran = true; });
+            } catch (const asyncio::RuntimeError& e) {
+              refused = e.what();
+            }
+          });
+        });
+        asyncio::await(outsider);
+      },
+      virtual_time());
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_NE(refused->find("is finished"), std::string::npos) << *refused;
+  EXPECT_FALSE(late_child_ran);
+}
+
 }  // namespace

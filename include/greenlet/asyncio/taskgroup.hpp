@@ -69,8 +69,10 @@ class TaskGroup {
   TaskGroup& operator=(const TaskGroup&) = delete;
 
   // create_task(fn, name) starts fn in a task of the group. RuntimeError
-  // once the group is finished or shutting down after a failure; what
-  // event_loop::create_task() throws. A task of the loop thread only.
+  // once the group is finished (which it is as soon as, at its end, no child
+  // is left: a child may add one while it waits there) or shutting down after
+  // a failure; fn is then dropped unrun. What event_loop::create_task()
+  // throws. A task of the loop thread only.
   template <class F>
   auto create_task(F&& fn, std::string name = {}) {
     if constexpr (!detail::task_function<F>) {
