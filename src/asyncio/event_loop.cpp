@@ -31,6 +31,7 @@ class asyncio_category final : public std::error_category {
       case asyncio_errc::deadlock: return "deadlock";
       case asyncio_errc::not_in_task: return "not in a task";
       case asyncio_errc::stranded_task: return "stranded task";
+      case asyncio_errc::primitive_destroyed: return "primitive destroyed while a task waited on it";
     }
     return "unknown asyncio error";
   }

@@ -3,6 +3,7 @@
 // comments note where and why C++ orders things differently.
 #include "greenlet/asyncio/locks.hpp"
 
+#include <cstdio>
 #include <exception>
 #include <mutex>
 #include <string>
@@ -16,6 +17,46 @@ void detail::waiter_list::throw_bound_elsewhere(const char* kind, const char* wh
                      std::string(kind) + " is bound to a different event loop: " + why +
                          "; a primitive belongs to one loop at a time: use one per loop, and reach another "
                          "thread's loop with call_soon_threadsafe()");
+}
+
+RuntimeError detail::primitive_destroyed_error(const char* kind) {
+  return RuntimeError(asyncio_errc::primitive_destroyed,
+                      std::string(kind) +
+                          " was destroyed while this task waited on it; a primitive must outlive the tasks "
+                          "waiting on it: keep it where it lives longer than they do (a shared_ptr they hold, "
+                          "or the scope that awaits them), or cancel and await them before it goes");
+}
+
+void detail::waiter_list::orphan_all() noexcept {
+  // Every member forgets the list first: nothing below may reach a waiter through it again.
+  waiter* members = members_;
+  members_ = nullptr;
+  for (waiter* w = members; w != nullptr; w = w->member_next) w->owner = nullptr;
+  head_ = tail_ = nullptr;
+  size_ = woken_ = 0;
+  // Then the ones not woken yet are woken with the error; one shared exception object, read-only.
+  // A woken or cancelled one (future done) finds itself orphaned when its task runs.
+  std::exception_ptr error;
+  for (waiter* w = members; w != nullptr;) {
+    waiter* next = w->member_next;
+    w->prev = w->next = w->member_prev = w->member_next = nullptr;
+    w->linked = w->woken = false;
+    if (!w->fut.done()) {
+      try {
+        if (!error) error = std::make_exception_ptr(primitive_destroyed_error(kind_));
+        w->fut.set_exception(error);
+      } catch (const std::exception& e) {
+        // Off the waiters' loop thread (or out of memory): the task can be neither woken nor left
+        // to wait for a primitive that no longer exists.
+        std::fprintf(stderr,
+                     "greenlet::asyncio: a %s was destroyed while tasks waited on it, and its waiters "
+                     "could not be told (%s); destroy it on its loop's thread, after its waiters\n",
+                     kind_, e.what());
+        std::terminate();
+      }
+    }
+    w = next;
+  }
 }
 
 namespace {
@@ -45,6 +86,7 @@ bool Lock::acquire() {
   try {
     await(w.fut());
   } catch (const CancelledError&) {
+    if (w.orphaned()) throw;  // the lock is gone: nobody to hand it on to
     // Leave the queue first: wake_up_first() looks only at the front, and
     // this waiter there (done) would make it wake nobody. Then, if the lock
     // was handed to us but we will not take it, hand it to the next.
@@ -52,6 +94,8 @@ bool Lock::acquire() {
     if (!locked_) wake_up_first();
     throw;
   }
+  // Handed the lock just before it was destroyed: there is no lock to hold.
+  if (w.orphaned()) w.throw_orphaned();
   w.leave();
   locked_ = true;
   return true;
@@ -89,6 +133,8 @@ void Lock::wake_up_first() {
 bool Event::wait() {
   if (value_) return true;
   detail::enqueued w(waiters_, "Event");
+  // Woken by set() before the Event was destroyed: the wait succeeded, and returning touches
+  // nothing of the Event. Destroyed while still unset: await() throws primitive_destroyed_error.
   await(w.fut());
   return true;
 }
@@ -109,12 +155,25 @@ bool Condition::wait() {
   // Refused (another loop's tasks wait here) before the lock is let go, not in enqueued below.
   waiters_.bind(&detail::require_running_loop(), "Condition");
   std::exception_ptr error;
+  bool destroyed = false;
   release();
-  try {
+  {
     detail::enqueued w(waiters_, "Condition");
-    await(w.fut());
-  } catch (const CancelledError&) {
-    error = std::current_exception();
+    try {
+      await(w.fut());
+    } catch (const CancelledError&) {
+      error = std::current_exception();
+    } catch (...) {
+      if (!w.orphaned()) throw;  // a kill (GreenletExit, loop closed) unwinds at once
+      error = std::current_exception();
+    }
+    destroyed = w.orphaned();
+  }
+  if (destroyed) {
+    // The Condition is gone, and maybe its lock with it (its own, or one declared beside it): take
+    // nothing back, touch nothing. Cancelled meanwhile: still CancelledError.
+    if (!error) error = std::make_exception_ptr(detail::primitive_destroyed_error("Condition"));
+    std::rethrow_exception(error);
   }
   // The lock must be held again on the way out, even when cancelled: the
   // caller's lock_guard will release it. Only CancelledError is retried, as
@@ -179,6 +238,7 @@ bool Semaphore::acquire() {
   try {
     await(w.fut());
   } catch (const CancelledError&) {
+    if (w.orphaned()) throw;  // the semaphore is gone: no unit to give back
     w.leave();
     // Woken by wake_up_next() (which took a unit for us) but not going to
     // acquire: give the unit back.
@@ -186,6 +246,8 @@ bool Semaphore::acquire() {
     wake_more();
     throw;
   }
+  // Given a unit just before the semaphore was destroyed: there is nothing left to hold.
+  if (w.orphaned()) w.throw_orphaned();
   w.leave();
   wake_more();
   return true;
@@ -214,26 +276,53 @@ Barrier::Barrier(std::size_t parties) : parties_(parties) {
   if (parties < 1) throw ValueError("parties must be >= 1");
 }
 
+namespace {
+
+// barrier_destroyed(e) is true when e reports the Barrier's own Condition or Lock destroyed under
+// the task: the Barrier itself is going, and the task must touch nothing of it on its way out.
+bool barrier_destroyed(const RuntimeError& e) noexcept { return e.condition() == asyncio_errc::primitive_destroyed; }
+
+}  // namespace
+
 std::size_t Barrier::wait() {
-  std::lock_guard guard(cond_);
-  block();
-  const std::size_t index = count_++;
-  struct finally {
-    Barrier& b;
-    ~finally() {
-      --b.count_;
-      b.exit();
-    }
-  } leave{*this};
-  if (index + 1 == parties_) {
-    // The last to arrive releases the others; newcomers wait until they
-    // have all left (draining).
-    state_ = state::draining;
-    cond_.notify_all();
-  } else {
-    wait_filled();
+  try {
+    cond_.acquire();
+  } catch (const RuntimeError& e) {
+    if (barrier_destroyed(e)) throw detail::primitive_destroyed_error("Barrier");
+    throw;
   }
-  return index;
+  // held is the lock_guard and the `finally` of asyncio's wait() in one, dismissed (barrier = null)
+  // when the Barrier was destroyed under the task.
+  struct held {
+    Barrier* barrier;
+    bool counted = false;
+    ~held() {
+      if (barrier == nullptr) return;
+      if (counted) {
+        --barrier->count_;
+        barrier->exit();
+      }
+      barrier->cond_.release();
+    }
+  } h{this};
+  try {
+    block();
+    const std::size_t index = count_++;
+    h.counted = true;
+    if (index + 1 == parties_) {
+      // The last to arrive releases the others; newcomers wait until they
+      // have all left (draining).
+      state_ = state::draining;
+      cond_.notify_all();
+    } else {
+      wait_filled();
+    }
+    return index;
+  } catch (const RuntimeError& e) {
+    if (!barrier_destroyed(e)) throw;
+    h.barrier = nullptr;
+    throw detail::primitive_destroyed_error("Barrier");
+  }
 }
 
 void Barrier::block() {
@@ -256,8 +345,18 @@ void Barrier::exit() {
   cond_.notify_unlocked(cond_.waiters_.size());
 }
 
+void Barrier::lock_for_change() {
+  try {
+    cond_.acquire();
+  } catch (const RuntimeError& e) {
+    if (barrier_destroyed(e)) throw detail::primitive_destroyed_error("Barrier");
+    throw;
+  }
+}
+
 void Barrier::reset() {
-  std::lock_guard guard(cond_);
+  lock_for_change();
+  std::lock_guard guard(cond_, std::adopt_lock);
   if (count_ > 0) {
     state_ = state::resetting;
   } else {
@@ -267,7 +366,8 @@ void Barrier::reset() {
 }
 
 void Barrier::abort() {
-  std::lock_guard guard(cond_);
+  lock_for_change();
+  std::lock_guard guard(cond_, std::adopt_lock);
   state_ = state::broken;
   cond_.notify_all();
 }

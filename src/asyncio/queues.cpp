@@ -26,13 +26,16 @@ void queue_base::wait_for_room() {
     try {
       await(putter.fut());
     } catch (const CancelledError&) {
-      putter.fut().cancel();  // in case it is not done yet
+      if (putter.orphaned()) throw;  // the queue is gone: no slot to pass on
+      putter.fut().cancel();         // in case it is not done yet
       putter.leave();
       // Woken by get_nowait() but cancelled before putting: the free slot
       // goes to the next putter.
       if (!full() && !putter.fut().cancelled()) wake_up_next(putters_);
       throw;
     }
+    // Woken by get_nowait() just before the queue was destroyed: there is no queue to put into.
+    if (putter.orphaned()) putter.throw_orphaned();
   }
 }
 
@@ -42,6 +45,7 @@ void queue_base::wait_for_item() {
     try {
       await(getter.fut());
     } catch (const CancelledError&) {
+      if (getter.orphaned()) throw;  // the queue is gone, and its items with it
       getter.fut().cancel();
       getter.leave();
       // Woken by put_nowait() but cancelled before taking the item: wake the
@@ -49,6 +53,8 @@ void queue_base::wait_for_item() {
       if (!empty() && !getter.fut().cancelled()) wake_up_next(getters_);
       throw;
     }
+    // Woken by put_nowait() just before the queue was destroyed: the item went with the queue.
+    if (getter.orphaned()) getter.throw_orphaned();
   }
 }
 
@@ -68,7 +74,14 @@ void queue_base::task_done() {
 }
 
 void queue_base::join() {
-  if (unfinished_tasks_ > 0) finished_.wait();
+  if (unfinished_tasks_ == 0) return;
+  try {
+    finished_.wait();
+  } catch (const RuntimeError& e) {
+    // finished_ was destroyed with its queue: say so of the queue, the object the caller knows.
+    if (e.condition() == asyncio_errc::primitive_destroyed) throw primitive_destroyed_error("Queue");
+    throw;
+  }
 }
 
 }  // namespace greenlet::asyncio::detail

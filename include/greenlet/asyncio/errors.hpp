@@ -26,6 +26,7 @@ enum class asyncio_errc {
   deadlock,
   not_in_task,
   stranded_task,
+  primitive_destroyed,  // a Lock, Event, Condition, Semaphore, Barrier or Queue destroyed while a task waited on it
 };
 
 }  // namespace greenlet::asyncio

@@ -10,10 +10,29 @@
 //   }                               // unlock() wakes the first of them
 //
 // Thread rules: as futures, a primitive belongs to the thread of the loop
-// whose tasks use it. It must outlive the tasks waiting on it. Waiting
-// (acquire, wait) needs a running task; the rest may be called from
-// callbacks too. Every wait throws CancelledError if the task is cancelled
-// meanwhile, leaving the primitive as if the task had never waited.
+// whose tasks use it. Waiting (acquire, wait) needs a running task; the rest
+// may be called from callbacks too. Every wait throws CancelledError if the
+// task is cancelled meanwhile, leaving the primitive as if the task had never
+// waited.
+//
+// Lifetime: a primitive should outlive the tasks waiting on it. Destroying one
+// while tasks wait (it went out of scope in the task that owned it, say) is a
+// bug of the program, but it is reported, not undefined: the destructor
+// orphans its waiters. Each wakes with RuntimeError (asyncio_errc::
+// primitive_destroyed) "<Lock|Event|Condition|Semaphore|Barrier> was destroyed
+// while this task waited on it; ...", and leaves without touching the
+// destroyed object: no use-after-free, no wait forever. This holds as well for
+// a waiter woken just before the destruction whose task had not run yet (a
+// Lock handed to it, a Semaphore unit given to it: there is nothing left to
+// hold), except Event::wait(), which returns true: the Event was set, and
+// returning needs nothing of it. A waiter cancelled meanwhile gets its
+// CancelledError. Condition::wait() orphaned does not take the lock back (it
+// may be gone with the Condition): the caller's own code must not touch the
+// destroyed primitive either, so a std::lock_guard on a Condition that can be
+// destroyed under its waiters would release freed memory; keep such a
+// Condition alive with a shared_ptr instead. The destructor runs on the
+// loop's thread: from another thread it cannot reach the waiters and
+// terminates, saying so.
 #pragma once
 
 #include <cstddef>
@@ -262,6 +281,9 @@ class Barrier {
 
  private:
   enum class state { filling, draining, resetting, broken };
+  // lock_for_change() is reset()'s and abort()'s acquire of cond_, reporting a Barrier destroyed
+  // meanwhile as the Barrier.
+  void lock_for_change();
   void block();
   void wait_filled();
   void exit();

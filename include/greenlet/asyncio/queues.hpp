@@ -8,7 +8,12 @@
 //   q.task_done();                             // join() returns once all are done
 //
 // Items may be move-only. Thread rules and lifetime as locks.hpp: a queue
-// belongs to its loop's thread and must outlive the tasks waiting on it.
+// belongs to its loop's thread and should outlive the tasks waiting on it.
+// Destroyed while tasks wait in put(), get() or join(), it orphans them: each
+// throws RuntimeError (asyncio_errc::primitive_destroyed) "Queue was
+// destroyed while this task waited on it; ..." without touching the queue,
+// even a getter woken by a put_nowait() just before (the item went with the
+// queue). A join() that the last task_done() released returns normally.
 #pragma once
 
 #include <algorithm>

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 
+#include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/asyncio/future.hpp"
 
@@ -12,6 +13,13 @@
 #pragma GCC visibility push(default)
 
 namespace greenlet::asyncio::detail {
+
+class waiter_list;
+
+// primitive_destroyed_error(kind) is the RuntimeError (asyncio_errc::primitive_destroyed) a task
+// gets when the <kind> it waits on is destroyed under it (see ~waiter_list()). Throws only
+// std::bad_alloc.
+RuntimeError primitive_destroyed_error(const char* kind);
 
 // waiter is one task waiting on a primitive: the future it awaits, linked
 // into the primitive's waiter_list. It lives on the waiting task's stack,
@@ -25,6 +33,13 @@ struct waiter {
   // woken: wake_next() took it off the list and set its future; its task
   // has not left yet. The list counts these (woken()).
   bool woken = false;
+  // owner is the list the waiter's task belongs to until it leaves, linked or not (a wake-up
+  // unlinks it long before its task runs); null once it left, or once the list was destroyed
+  // under it: then the task must not touch its primitive again (orphaned).
+  waiter_list* owner = nullptr;
+  // member_prev/member_next chain every waiter whose owner is the list, for ~waiter_list().
+  waiter* member_prev = nullptr;
+  waiter* member_next = nullptr;
 };
 
 // waiter_list is an intrusive doubly linked FIFO of waiters, asyncio's
@@ -38,6 +53,15 @@ struct waiter {
 class waiter_list {
  public:
   waiter_list() = default;
+  // ~waiter_list() orphans the tasks still waiting (their primitive is being destroyed): each
+  // forgets the list, and one not woken yet is woken with primitive_destroyed_error(kind), so that
+  // none touches the freed primitive or waits forever. Free without waiters. On the waiters'
+  // loop thread only: from another thread it cannot wake them and terminates, saying so.
+  ~waiter_list() {
+    if (members_ != nullptr) [[unlikely]] {
+      orphan_all();
+    }
+  }
   waiter_list(const waiter_list&) = delete;
   waiter_list& operator=(const waiter_list&) = delete;
 
@@ -66,6 +90,24 @@ class waiter_list {
     if (size_ != 0 && tls_loop_thread_number != loop_->owner_number) [[unlikely]] {
       throw_bound_elsewhere(kind, "its waiting tasks belong to an event loop of another thread");
     }
+  }
+
+  // attach(w, kind) makes w a member: its task waits on this list's <kind> until detach(w).
+  void attach(waiter& w, const char* kind) noexcept {
+    kind_ = kind;
+    w.owner = this;
+    w.member_prev = nullptr;
+    w.member_next = members_;
+    if (members_ != nullptr) members_->member_prev = &w;
+    members_ = &w;
+  }
+  // detach(w) is w's task leaving for good: unlinked, no longer a member.
+  void detach(waiter& w) noexcept {
+    erase(w);
+    (w.member_prev != nullptr ? w.member_prev->member_next : members_) = w.member_next;
+    if (w.member_next != nullptr) w.member_next->member_prev = w.member_prev;
+    w.member_prev = w.member_next = nullptr;
+    w.owner = nullptr;
   }
 
   void push_back(waiter& w) noexcept {
@@ -115,38 +157,57 @@ class waiter_list {
   // throw_bound_elsewhere() throws the RuntimeError; out of line (src/asyncio/locks.cpp), so that
   // the checks above cost the uncontended path no stack frame.
   [[noreturn]] static void throw_bound_elsewhere(const char* kind, const char* why);
+  // orphan_all() is ~waiter_list() with members; out of line (src/asyncio/locks.cpp).
+  void orphan_all() noexcept;
   waiter* head_ = nullptr;
   waiter* tail_ = nullptr;
   std::size_t size_ = 0;
   std::size_t woken_ = 0;
   // The loop of the waiters (valid while size_ + woken_ != 0: their futures keep it alive).
   loop_core* loop_ = nullptr;
+  // members_ heads the chain of every attached waiter (member_next), woken or not.
+  waiter* members_ = nullptr;
+  // kind_ names the primitive in primitive_destroyed_error(): the last attach()'s kind.
+  const char* kind_ = "primitive";
 };
 
 // enqueued is a waiter that joins `list` with a new future of the running
 // loop and leaves it when destroyed, whether the wait ended by a wake-up, a
 // cancellation or an unwinding kill (asyncio's `finally: waiters.remove()`).
-// The primitive must outlive the tasks waiting on it. kind names it in the
-// RuntimeError when the list is bound to another loop (waiter_list::bind()).
+// kind names the primitive in the RuntimeError when the list is bound to
+// another loop (waiter_list::bind()) or destroyed under the waiter.
+// If the primitive is destroyed while the task waits, the waiter is
+// orphaned(): its task must then leave without touching the primitive, by
+// letting the await's exception through or by throw_orphaned().
 class enqueued {
  public:
-  enqueued(waiter_list& list, const char* kind) : list_(list) {
+  enqueued(waiter_list& list, const char* kind) : kind_(kind) {
     event_loop& loop = get_running_loop();
     w_.fut = loop.create_future<void>();
-    list_.bind(loop.core(), kind);
-    list_.push_back(w_);
+    list.bind(loop.core(), kind);
+    list.attach(w_, kind);
+    list.push_back(w_);
   }
-  ~enqueued() { list_.erase(w_); }
+  ~enqueued() {
+    if (w_.owner != nullptr) w_.owner->detach(w_);
+  }
   enqueued(const enqueued&) = delete;
   enqueued& operator=(const enqueued&) = delete;
 
   Future<void>& fut() noexcept { return w_.fut; }
   // leave() unlinks it now: before waking the next waiter, which must not
-  // find this one (done, cancelled) at the front.
-  void leave() noexcept { list_.erase(w_); }
+  // find this one (done, cancelled) at the front. Not for an orphaned waiter (a no-op there).
+  void leave() noexcept {
+    if (w_.owner != nullptr) w_.owner->erase(w_);
+  }
+  // orphaned() is true once the primitive was destroyed while this task waited on it.
+  bool orphaned() const noexcept { return w_.owner == nullptr; }
+  // throw_orphaned() throws primitive_destroyed_error(kind): for a waiter woken normally just
+  // before its primitive was destroyed, which can no longer take what it was given.
+  [[noreturn]] void throw_orphaned() const { throw primitive_destroyed_error(kind_); }
 
  private:
-  waiter_list& list_;
+  const char* kind_;
   waiter w_;
 };
 
