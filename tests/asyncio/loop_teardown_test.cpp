@@ -47,6 +47,41 @@ TEST_F(LoopTeardown, loop_reset_by_its_own_callback_runs_on_then_closes) {
                           "handler: Task was destroyed but it is pending! (closed)"}));
 }
 
+// The callback's reset drops the loop's only reference (no future, task or handle holds one): the
+// core was freed then, under the run (heap-use-after-free under ASan).
+TEST_F(LoopTeardown, only_reference_dropped_by_a_callback) {
+  Strings log;
+  auto loop = std::make_unique<asyncio::event_loop>();
+  loop->call_soon([&] {
+    loop.reset();
+    asyncio::get_running_loop().stop();
+    log.push_back("stopped");
+  });
+  loop->run_forever();
+  EXPECT_EQ(log, Strings{"stopped"});
+}
+
+// The run ends in the deadlock error after the loop was destroyed: the loop is closed all the same
+// (as the error unwinds), its pending task reported.
+TEST_F(LoopTeardown, destroyed_loop_closed_when_its_run_ends_in_an_error) {
+  auto loop = std::make_unique<asyncio::event_loop>();
+  auto never = loop->create_future<int>();
+  auto waiter = loop->create_task([never]() mutable { return asyncio::await(never); }, "waiter");
+  loop->call_soon([&] { loop.reset(); });
+  testing::internal::CaptureStderr();
+  try {
+    asyncio::event_loop* raw = loop.get();
+    raw->run_forever();
+    ADD_FAILURE() << "run_forever() returned";
+  } catch (const asyncio::RuntimeError& e) {
+    EXPECT_EQ(e.condition(), asyncio::asyncio_errc::deadlock) << e.what();
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("Task was destroyed but it is pending!\n  in <Task pending name='waiter'"), std::string::npos)
+      << err;
+  EXPECT_TRUE(waiter.done());  // killed by the close
+}
+
 // The last owner of the loop is a task's capture: the task drops it while run_until_complete()
 // waits for the task. The task goes on (it awaits, makes another task through get_running_loop())
 // and run_until_complete() returns its result.
