@@ -16,6 +16,8 @@
 #include "greenlet/concurrent/future.hpp"
 #include "greenlet/detail/future_state.hpp"
 
+#include "asyncio/member_list.hpp"
+
 namespace greenlet::asyncio::detail {
 
 namespace {
@@ -104,11 +106,12 @@ std::string call_repr(const std::string& name, std::string_view message, bool em
   return name + "(" + python_str_repr(message) + ")";
 }
 
+// exception_group_repr(group) lists the members as what() does: at most 15 and about 2,000
+// characters of them, then "... and N more" (member_list.hpp); Python's repr lists them all, but
+// a log line of megabytes for 100,000 failed tasks helps nobody.
 std::string exception_group_repr(const ExceptionGroup& group) {
-  std::string members;
-  for (const std::exception_ptr& e : group.exceptions()) {
-    members += (members.empty() ? "" : ", ") + exception_repr(e);
-  }
+  const std::string members =
+      bounded_member_list(group.exceptions(), ", ", exception_repr, [](std::size_t) { return ""; });
   return "ExceptionGroup(" + python_str_repr(group.message()) + ", [" + members + "])";
 }
 

@@ -8,15 +8,17 @@
 #include <string>
 
 #include "asyncio/done_callbacks.hpp"
+#include "asyncio/member_list.hpp"
 
 namespace greenlet::asyncio {
 
 namespace {
 
+// describe(exceptions) lists the members for what(): bounded (member_list.hpp), since a gather or
+// TaskGroup of 100,000 failing tasks made a message of megabytes.
 std::string describe(const std::vector<std::exception_ptr>& exceptions) {
-  std::string out;
-  for (const auto& e : exceptions) out += (out.empty() ? "" : "; ") + describe_exception(e);
-  return out;
+  return detail::bounded_member_list(exceptions, "; ", describe_exception,
+                                     [](std::size_t more) { return more == 1 ? " sub-exception" : " sub-exceptions"; });
 }
 
 }  // namespace

@@ -26,8 +26,11 @@ namespace greenlet::asyncio {
 class ExceptionGroup : public std::exception {
  public:
   // ExceptionGroup(message, exceptions) makes the group; what() then reads "message (N
-  // sub-exceptions): ..." listing them. Throws std::bad_alloc only. Exception objects are not
-  // synchronized: share one between threads only read-only.
+  // sub-exceptions): a; b; ..." listing the members' what(): at most 15 of them and about 2,000
+  // characters, then "... and M more sub-exceptions" (a group of 100,000 failed tasks would make
+  // megabytes; CPython's traceback shows 15 too). All members stay in exceptions(). Throws
+  // std::bad_alloc only. Exception objects are not synchronized: share one between threads only
+  // read-only.
   ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions);
   // what() is the message with the count and a description of each member. Throws nothing.
   const char* what() const noexcept override { return what_.c_str(); }

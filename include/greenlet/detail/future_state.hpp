@@ -149,7 +149,8 @@ std::string python_str_repr(std::string_view text);
 // exception_repr(e) is Python's repr() of the exception e: "ValueError('boom')", its class name
 // unqualified (a library exception's is its Python name; another's the demangled C++ name,
 // namespaces and template arguments dropped: runtime_error('boom')) and its what() as a str;
-// "CancelledError()" for one without a message, "ExceptionGroup('msg', [...])" for a group,
+// "CancelledError()" for one without a message, "ExceptionGroup('msg', [...])" for a group
+// (its first members only, as ExceptionGroup::what(): "[A('0'), ..., ... and N more]"),
 // "Name()" for a type not derived from std::exception, "None" for null. Throws only std::bad_alloc.
 std::string exception_repr(const std::exception_ptr& e);
 
