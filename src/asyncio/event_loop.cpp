@@ -124,17 +124,13 @@ Handle event_loop::call_at(double when, std::function<void()> fn) {
   if (const auto* vars = ::greenlet::detail::context_to_capture()) [[unlikely]]
     detail::give_context(n, *vars);
   detail::retain(n);
-  Handle handle(n);
-  handle.nan_deadline_ = std::isnan(when);
-  return handle;
+  return Handle(n);
 }
 
 Handle event_loop::call_at(double when, std::function<void()> fn, const ::greenlet::context& ctx) {
   detail::callback_node* n = core_->call_at(when, std::move(fn), ctx.data());
   detail::retain(n);
-  Handle handle(n);
-  handle.nan_deadline_ = std::isnan(when);
-  return handle;
+  return Handle(n);
 }
 
 void event_loop::call_soon_threadsafe(std::function<void()> fn) {

@@ -91,7 +91,7 @@ callback_node* loop_core::new_node() {
   n->loop = this;
   n->refs = 1;
   n->cancelled = false;
-  n->is_timer = false;
+  n->kind = callback_node::kind_t::soon;
   n->in_heap = false;
   return n;
 }
@@ -177,8 +177,11 @@ void loop_core::push_timer(callback_node* n) {
   // and would break the heap's order for the timers under it. asyncio runs
   // one at once; so does this (sleep(NaN) returns, wait_for(x, NaN) times
   // out at once).
-  if (std::isnan(n->when)) n->when = -std::numeric_limits<double>::infinity();
-  n->is_timer = true;
+  n->kind = callback_node::kind_t::timer;
+  if (std::isnan(n->when)) {
+    n->when = -std::numeric_limits<double>::infinity();
+    n->kind = callback_node::kind_t::nan_timer;
+  }
   n->seq = timer_seq++;
   n->in_heap = true;
   timers.push_back(n);

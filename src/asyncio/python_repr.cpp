@@ -148,9 +148,10 @@ std::string callable_name(const std::function<void()>& fn) {
 }
 
 std::string handle_repr(const callback_node& n, const std::string& callable) {
-  std::string out = n.is_timer ? "<TimerHandle" : "<Handle";
+  const bool is_timer = n.kind != callback_node::kind_t::soon;
+  std::string out = is_timer ? "<TimerHandle" : "<Handle";
   if (n.cancelled) out += " cancelled";
-  if (n.is_timer) out += " when=" + python_float_repr(n.when);
+  if (is_timer) out += " when=" + python_float_repr(n.public_when());
   out += " " + (callable.empty() ? std::string("<callback>") : callable) + "()>";
   return out;
 }

@@ -141,4 +141,19 @@ TEST_F(TimerEdges, VirtualClockNeverJumpsToInfinity) {
   EXPECT_NE(testing::internal::GetCapturedStderr().find("Task was destroyed but it is pending!"), std::string::npos);
 }
 
+// The report of a NaN timer's callback that threw shows its deadline as the user gave it, as
+// asyncio's "<TimerHandle when=nan ...>" (it said when=-inf, the deadline's place in the heap).
+TEST_F(TimerEdges, NanTimerReportShowsNan) {
+  asyncio_test::error_log errors;
+  asyncio::event_loop loop(asyncio_test::virtual_time());
+  errors.attach(loop);
+  loop.call_later(std::nan(""), [] { throw asyncio_test::TestError("nan timer"); });
+  loop.call_at(-infinity, [] { throw asyncio_test::TestError("-inf timer"); });
+  loop.run_until_complete([] { asyncio::sleep(1); });
+  ASSERT_EQ(errors.sources.size(), 2u);
+  EXPECT_EQ(errors.whats, (Strings{"nan timer", "-inf timer"}));
+  EXPECT_TRUE(errors.sources[0].starts_with("<TimerHandle when=nan ")) << errors.sources[0];
+  EXPECT_TRUE(errors.sources[1].starts_with("<TimerHandle when=-inf ")) << errors.sources[1];
+}
+
 }  // namespace

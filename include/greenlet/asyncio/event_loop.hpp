@@ -2,7 +2,6 @@
 #pragma once
 
 #include <functional>
-#include <limits>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -91,7 +90,7 @@ class Handle {
   }
   // Handle(other) is another reference to the same callback (and its loop). Throws nothing; loop
   // thread only, like the Handle.
-  Handle(const Handle& other) noexcept : node_(other.node_), nan_deadline_(other.nan_deadline_) {
+  Handle(const Handle& other) noexcept : node_(other.node_) {
     if (node_ != nullptr) {
       detail::retain(node_);
       detail::retain(node_->loop);
@@ -101,7 +100,6 @@ class Handle {
   // nothing; loop thread only.
   Handle& operator=(Handle other) noexcept {
     std::swap(node_, other.node_);
-    std::swap(nan_deadline_, other.nan_deadline_);
     return *this;
   }
   ~Handle() {
@@ -122,17 +120,12 @@ class Handle {
   // once. 0 for call_soon()'s handle, which is no timer, and for an empty Handle. Throws nothing;
   // loop thread only.
   double when() const noexcept {
-    if (node_ == nullptr || !node_->is_timer) return 0;
-    return nan_deadline_ ? std::numeric_limits<double>::quiet_NaN() : node_->when;
+    return node_ == nullptr ? 0 : node_->public_when();
   }
 
  private:
   friend class event_loop;
   detail::callback_node* node_ = nullptr;
-  // The timer's deadline was NaN: the loop keeps it as -infinity (due at once, and in its place in
-  // the heap's order); when() gives back the NaN. Kept here, not in the node, which would grow
-  // past its malloc size class.
-  bool nan_deadline_ = false;
 };
 // TimerHandle is what call_later() and call_at() return: a Handle, whose when() is the deadline.
 // Same rules as Handle: throws nothing, loop thread only.

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -71,9 +72,18 @@ struct callback_node {
   std::uint64_t seq = 0;  // timers: tie-break, scheduling order
   int refs = 0;           // queue/heap entry + Handle objects
   bool cancelled = false;
-  bool is_timer = false;
+  // A timer or a call_soon() node. A NaN deadline is kept as -infinity (see push_timer()); the kind
+  // remembers it for when() and repr(). An enum, not one more bool, keeps the node in its malloc
+  // size class.
+  enum class kind_t : std::uint8_t { soon, timer, nan_timer } kind = kind_t::soon;
   bool in_heap = false;
   bool context_live = false;  // `context` holds captured values (never null then)
+
+  // public_when() is the deadline as the user gave it: NaN for a NaN one, 0 for no timer.
+  double public_when() const noexcept {
+    if (kind == kind_t::soon) return 0;
+    return kind == kind_t::nan_timer ? std::numeric_limits<double>::quiet_NaN() : when;
+  }
 };
 
 // give_context(n, vars) makes the general node n run in a copy of vars (not null); n has none yet.
