@@ -79,13 +79,7 @@ event_loop::~event_loop() {
     // it, closing the loop, as it returns.
     detail::loop_core* core = core_.release();
     core->facade = nullptr;
-    core->stand_in = new (std::nothrow) event_loop(core, adopt_core_t{});
-    if (core->stand_in == nullptr) {
-      // No memory for it: the run goes on without a facade (get_running_loop() throws), and the
-      // loop is never closed nor freed, rather than freed under the run.
-      ::greenlet::report_unraisable(std::make_exception_ptr(std::bad_alloc()),
-                                    "destroying a running event loop (it is kept, unclosed)");
-    }
+    core->stand_in = new (std::exchange(core->stand_in_room, nullptr)) event_loop(core, adopt_core_t{});
     return;
   }
   if (!core_->closed && !core_->running) {

@@ -45,7 +45,9 @@ loop_core& require_running_loop() {
   return *tls_running_loop;
 }
 
-loop_core::loop_core() : owner(this_loop_thread()), owner_number(this_thread_number()), io(make_epoll_poller()) {}
+loop_core::loop_core() : owner(this_loop_thread()), owner_number(this_thread_number()), io(make_epoll_poller()) {
+  stand_in_room = ::operator new(sizeof(event_loop));  // last: nothing throws after it
+}
 
 loop_core::~loop_core() {
   while (free_nodes != nullptr) {
@@ -53,6 +55,7 @@ loop_core::~loop_core() {
     free_nodes = n->next;
     delete n;
   }
+  ::operator delete(stand_in_room);
 }
 
 void release(loop_core* loop) noexcept {
@@ -606,7 +609,10 @@ void loop_core::run_forever() {
       set_running_loop(nullptr);
       // The event_loop was destroyed while it ran: close the loop now, as its destructor would
       // have, and give back the reference it had. Last: this may free *self.
-      if (event_loop* stand_in = std::exchange(self->stand_in, nullptr)) delete stand_in;
+      if (event_loop* stand_in = std::exchange(self->stand_in, nullptr)) {
+        stand_in->~event_loop();
+        ::operator delete(stand_in);  // the room, no longer the core's (which may be gone now)
+      }
     }
   } guard{this, std::exchange(*callback_slot, {})};
   // At least one iteration: a stop() made before run_forever() still lets

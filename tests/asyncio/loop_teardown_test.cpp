@@ -101,6 +101,28 @@ TEST_F(LoopTeardown, task_dropping_the_last_owner_still_completes) {
   EXPECT_TRUE(main.done());
 }
 
+// Once the event_loop object is gone, the calls that reach the loop through its facade (a
+// TaskGroup's join, run_in_executor(), shutdown_default_executor()) go through the stand-in, whose
+// room the loop took when it was made, so making it cannot fail for want of memory.
+TEST_F(LoopTeardown, group_and_executor_work_after_the_loop_object_is_gone) {
+  auto loop = std::make_shared<asyncio::event_loop>();
+  asyncio::event_loop* raw = loop.get();
+  auto main = raw->create_task([owner = std::move(loop)]() mutable {
+    owner.reset();
+    int sum = 0;
+    asyncio::task_group([&](asyncio::TaskGroup& group) {
+      for (int i = 1; i <= 3; ++i) group.create_task([&sum, i] {
+        asyncio::sleep(0.001 * i);
+        sum += i;
+      });
+    });
+    sum += asyncio::await(asyncio::get_running_loop().run_in_executor(nullptr, [] { return 100; }));
+    asyncio::shutdown_default_executor(asyncio::get_running_loop());
+    return sum;
+  });
+  EXPECT_EQ(raw->run_until_complete(main), 106);
+}
+
 // A run_until_complete() whose loop is destroyed mid-run, and whose future then never completes
 // before the run is stopped, says so.
 TEST_F(LoopTeardown, run_until_complete_stopped_after_the_loop_is_destroyed) {

@@ -198,6 +198,9 @@ struct loop_core {
   // The facade made when the user's event_loop was destroyed while the loop ran (~event_loop):
   // run_forever() deletes it as it returns, which closes the loop and may free it.
   event_loop* stand_in = nullptr;
+  // Room for the stand-in, taken when the loop is made: making the stand-in cannot fail, so a running
+  // loop always has a facade (get_running_loop(), TaskGroup's and the executor's futures use it).
+  void* stand_in_room = nullptr;
   // The thread that made the loop, for good (src/asyncio/loop_thread.cpp),
   // and its number, for check_loop_thread()'s one compare.
   std::shared_ptr<loop_thread> owner;
