@@ -1251,4 +1251,18 @@ TEST_F(AsyncGenCancelTests, error_of_the_cleanup_replaces_the_cancel) {
       virtual_time());
 }
 
+// athrow(nullptr) is refused with ValueError, as a null exception_ptr is, and the generator goes on.
+// The literal took the exception-object overload and raised a std::nullptr_t at the yield.
+TEST_F(AsyncGenLifetimeTests, AthrowNullLiteralIsRefused) {
+  asyncio::run([] {
+    asyncio::async_generator<int> g([](auto& co) {
+      co.yield(1);
+      co.yield(2);
+    });
+    EXPECT_EQ(g.anext(), 1);
+    EXPECT_THROW(g.athrow(nullptr), asyncio::ValueError);
+    EXPECT_EQ(g.anext(), 2);
+  });
+}
+
 }  // namespace

@@ -358,4 +358,16 @@ TEST_F(FutureTests, ResultOfATemporaryHandleIsAValue) {
   EXPECT_EQ(last, (std::vector<int>{4, 5}));
 }
 
+// set_exception(nullptr) is refused with InvalidStateError, as a null exception_ptr is. The
+// literal took the exception-object overload: the future failed with a std::nullptr_t.
+TEST_F(FutureTests, SetExceptionNullLiteralIsRefused) {
+  asyncio::event_loop loop(virtual_time());
+  auto f = loop.create_future<int>();
+  EXPECT_THROW(f.set_exception(nullptr), asyncio::InvalidStateError);
+  EXPECT_FALSE(f.done());
+  f.set_result(3);
+  EXPECT_EQ(f.result(), 3);
+  loop.close();
+}
+
 }  // namespace

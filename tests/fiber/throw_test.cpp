@@ -182,4 +182,24 @@ TEST_F(ThrowTests, GreenletExitSubclassComesBackWhole) {
   EXPECT_THROW((void)r.get<MyExit>(), greenlet::bad_value_access);
 }
 
+// throw_(nullptr) is throw_() with a null exception_ptr: GreenletExit, as documented. The literal
+// took the exception-object overload and raised a std::nullptr_t in the greenlet, which its
+// catch (GreenletExit&) did not see.
+TEST_F(ThrowTests, NullLiteralRaisesGreenletExit) {
+  bool saw_exit = false;
+  greenlet::greenlet g([&] {
+    try {
+      switch_up();
+    } catch (const greenlet::GreenletExit&) {
+      saw_exit = true;
+      throw;
+    }
+  });
+  g.switch_();
+  greenlet::value r = g.throw_(nullptr);
+  EXPECT_TRUE(saw_exit);
+  EXPECT_TRUE(r.holds<greenlet::GreenletExit>());
+  EXPECT_TRUE(g.dead());
+}
+
 }  // namespace

@@ -283,4 +283,28 @@ TEST_F(ThrowClose, DestructorReportsIgnoredGeneratorExit) {
   EXPECT_EQ(log, (std::vector<std::string>{"ignored", "killed", "no yield while dying", "~frame"}));
 }
 
+// throw_(nullptr) is a null exception_ptr: refused with generator_error (null_exception), as
+// Python's gen.throw(None) is a TypeError, and the generator stays where it was. The literal took
+// the exception-object overload and raised a std::nullptr_t at the yield; an exception_ptr that
+// was null resumed the generator as next() did.
+TEST_F(ThrowClose, NullThrowIsRefusedAndLeavesTheGeneratorAsItWas) {
+  greenlet::generator<int> g([](auto& co) {
+    try {
+      co.yield(1);
+    } catch (...) {
+      co.yield(-1);
+    }
+    co.yield(2);
+  });
+  EXPECT_EQ(g.next(), 1);
+  try {
+    g.throw_(nullptr);
+    ADD_FAILURE() << "throw_(nullptr) was taken";
+  } catch (const greenlet::generator_error& e) {
+    EXPECT_EQ(e.code(), generator_errc::null_exception);
+  }
+  EXPECT_THROW(g.throw_(std::exception_ptr()), greenlet::generator_error);
+  EXPECT_EQ(g.next(), 2);  // not -1: nothing reached the yield
+}
+
 }  // namespace

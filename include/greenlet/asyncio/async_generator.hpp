@@ -32,6 +32,7 @@
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
+#include "greenlet/detail/exception_object_arg.hpp"
 #include "greenlet/detail/greenlet_impl.hpp"
 #include "greenlet/detail/switch_inline.hpp"
 #include "greenlet/detail/task_state.hpp"
@@ -236,8 +237,8 @@ class async_generator {
   }
   // Overload of athrow(std::exception_ptr): athrow(e) raises a copy of exception object e at the
   // pending yield. Throws as athrow(std::exception_ptr); a task of the loop thread only.
-  template <class E>
-  requires(!std::is_same_v<std::decay_t<E>, std::exception_ptr>) std::optional<T> athrow(E&& error) {
+  template <::greenlet::detail::exception_object_arg E>
+  std::optional<T> athrow(E&& error) {
     return athrow(std::make_exception_ptr(std::forward<E>(error)));
   }
 

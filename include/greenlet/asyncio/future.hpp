@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "greenlet/asyncio/errors.hpp"
+#include "greenlet/detail/exception_object_arg.hpp"
 #include "greenlet/detail/future_state.hpp"
 
 // Everything this header declares is public API: exported even though the library
@@ -114,7 +115,7 @@ class Future {
   // Overload of set_exception(std::exception_ptr): set_exception(e) finishes the future with a copy
   // of exception object e. Throws InvalidStateError if the future is already done, RuntimeError if
   // it is a task's; loop thread only.
-  template <class E, class = std::enable_if_t<!std::is_same_v<std::decay_t<E>, std::exception_ptr>>>
+  template <::greenlet::detail::exception_object_arg E>
   void set_exception(E&& error) {
     settable("set_exception")->set_exception(std::make_exception_ptr(std::forward<E>(error)));
   }

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "greenlet/detail/exception_object_arg.hpp"
 #include "greenlet/detail/greenlet_impl.hpp"
 #include "greenlet/detail/switch_inline.hpp"
 #include "greenlet/errors.hpp"
@@ -137,7 +138,7 @@ class greenlet {
   // rethrows an exception thrown back.
   value throw_(std::exception_ptr e);
   // Overload of throw_(): throw_(e) raises a copy of exception object e, as throw_(std::exception_ptr).
-  template <class E, class = std::enable_if_t<!std::is_same_v<std::decay_t<E>, std::exception_ptr>>>
+  template <::greenlet::detail::exception_object_arg E>
   value throw_(E&& e) {
     return throw_(std::make_exception_ptr(std::forward<E>(e)));
   }

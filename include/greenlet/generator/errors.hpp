@@ -31,6 +31,7 @@ enum class generator_errc {
   foreign_switch,           // the body switched away without yielding or returning
   no_return_value,          // return_value() before the generator returned
   empty_generator,          // use of a default-constructed or moved-from generator
+  null_exception,           // throw_() given a null exception_ptr (Python's TypeError)
 };
 
 namespace detail {
@@ -53,6 +54,7 @@ class generator_category_impl final : public std::error_category {
       case generator_errc::foreign_switch: return "a generator's body must leave by yield or return, not switch_()";
       case generator_errc::no_return_value: return "the generator has not returned a value";
       case generator_errc::empty_generator: return "the generator is empty (default-constructed or moved from)";
+      case generator_errc::null_exception: return "give throw_() an exception object, or an exception_ptr holding one";
     }
     return "unknown generator error";
   }

@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "greenlet/detail/exception_object_arg.hpp"
 #include "greenlet/fiber/greenlet.hpp"
 #include "greenlet/generator/detail/generator_state.hpp"
 #include "greenlet/generator/errors.hpp"
@@ -227,14 +228,16 @@ class generator {
 
   // throw_(e) raises e at the pending yield and returns the next value
   // yielded. An unstarted or finished generator raises e here at once (an
-  // unstarted one is then finished). Throws as next(). Owning thread only.
+  // unstarted one is then finished). Throws as next(), and generator_error (null_exception) for a
+  // null e (Python's gen.throw(None) is a TypeError). Owning thread only.
   Yield throw_(std::exception_ptr e) {
     state* s = checked();
+    if (!e) throw generator_error(generator_errc::null_exception, "throw_() got a null exception_ptr");
     return take(s, s->resume(std::nullopt, std::move(e)));
   }
   // Overload of throw_(std::exception_ptr): throw_(e) raises a copy of exception object e at the
   // pending yield. Throws as throw_(std::exception_ptr); owning thread only.
-  template <class E, class = std::enable_if_t<!std::is_same_v<std::decay_t<E>, std::exception_ptr>>>
+  template <::greenlet::detail::exception_object_arg E>
   Yield throw_(E&& e) {
     return throw_(std::make_exception_ptr(std::forward<E>(e)));
   }
