@@ -73,10 +73,17 @@ class stream_transport {
   // recv/read or send/write that failed (not EAGAIN/EINTR). It sticks, as
   // asyncio's StreamReader.set_exception(): every later read, drain() and
   // wait_closed() raise it, and at_eof() stays false unless EOF came first.
+  // A reader's set_exception() sticks the same way for the reads and drain() (asyncio's drain()
+  // raises its reader's exception()); the connection's own error comes first.
   void check_error() const {
-    if (error_ != 0) [[unlikely]]
+    if (error_ != 0 || reader_exception_ != nullptr) [[unlikely]]
       raise_error();
   }
+  // set_exception(e) is StreamReader.set_exception(): e replaces an earlier one and a waiting
+  // reader wakes to raise it. The connection goes on (writes, close()). exception() is the error
+  // reads raise: the connection's, else the one set, else null.
+  void set_exception(std::exception_ptr e) noexcept;
+  std::exception_ptr exception() const noexcept;
   std::size_t buffered() const noexcept { return rbuf_.size() - rpos_; }
   std::string_view view() const noexcept { return std::string_view(rbuf_).substr(rpos_); }
   std::string take(std::size_t n);
@@ -130,6 +137,7 @@ class stream_transport {
   void flush();  // sends what the socket takes now; never waits
   [[noreturn]] void raise_error() const;
   void fail(int err, const char* call) noexcept;
+  void wake_reader() noexcept;
   void wake_drainer();
   void finish_close() noexcept;
   // close_fd() forgets and closes fd_. A socket's unread input is read and
@@ -173,9 +181,10 @@ class stream_transport {
   bool eof_pending_ = false;  // write_eof() once the buffer is sent
   bool eof_written_ = false;  // write_eof() was called: write() is an error
   bool closing_ = false;
-  int error_ = 0;                     // see check_error()
-  const char* error_call_ = nullptr;  // the call that failed: "recv", "send"...
-  Future<void> drain_waiter_;         // shared by every task in drain()
+  int error_ = 0;                        // see check_error()
+  const char* error_call_ = nullptr;     // the call that failed: "recv", "send"...
+  std::exception_ptr reader_exception_;  // set_exception()'s
+  Future<void> drain_waiter_;            // shared by every task in drain()
   Future<void> closed_;
   // Set by handles_gone() while the loop keeps the transport to send the
   // rest: close_hook_ is the loop's close hook that deletes it.

@@ -299,7 +299,31 @@ void stream_transport::on_writable() {
   if (orphaned_ && fd_ < 0) delete this;
 }
 
-void stream_transport::raise_error() const { raise_os_error(error_, error_call_); }
+void stream_transport::raise_error() const {
+  if (error_ != 0) raise_os_error(error_, error_call_);
+  std::rethrow_exception(reader_exception_);
+}
+
+void stream_transport::set_exception(std::exception_ptr e) noexcept {
+  reader_exception_ = std::move(e);
+  if (reader_exception_ != nullptr) wake_reader();
+}
+
+std::exception_ptr stream_transport::exception() const noexcept {
+  if (error_ == 0) return reader_exception_;
+  try {
+    raise_os_error(error_, error_call_);
+  } catch (...) {
+    return std::current_exception();  // std::bad_alloc making it, at worst
+  }
+}
+
+void stream_transport::wake_reader() noexcept {
+  if (!read_waiter_.empty() && !read_waiter_.done()) {
+    loop_.io->remove_waiter(fd_, io_direction::read, read_waiter_.state());
+    read_waiter_.set_result();
+  }
+}
 
 void stream_transport::fail(int err, const char* call) noexcept {
   if (error_ == 0) {
@@ -312,10 +336,7 @@ void stream_transport::fail(int err, const char* call) noexcept {
   wake_drainer();
   // A reader waiting for bytes raises the error instead (the kernel reports
   // a reset once: if send() took it, its recv() would see a plain EOF).
-  if (!read_waiter_.empty() && !read_waiter_.done()) {
-    loop_.io->remove_waiter(fd_, io_direction::read, read_waiter_.state());
-    read_waiter_.set_result();
-  }
+  wake_reader();
   if (closing_) finish_close();
 }
 
@@ -411,7 +432,9 @@ void stream_transport::discard_unread_input() noexcept {
 void stream_transport::wait_closed() {
   Future<void> closed = closed_;
   await_shared(closed);
-  check_error();  // asyncio's connection_lost(exc) fails the closed future with exc
+  // asyncio's connection_lost(exc) fails the closed future with exc; a reader's set_exception()
+  // does not.
+  if (error_ != 0) raise_os_error(error_, error_call_);
 }
 
 void check_stream_config(const stream_config& config, const char* call) {
@@ -583,6 +606,13 @@ std::string StreamReader::readline() {
 
 // Calls that cannot throw answer for an empty handle as for a closed stream.
 bool StreamReader::at_eof() const noexcept { return t_ == nullptr || t_->at_eof(); }
+
+std::exception_ptr StreamReader::exception() const noexcept { return t_ == nullptr ? nullptr : t_->exception(); }
+
+void StreamReader::set_exception(std::exception_ptr error) {
+  require_stream(t_, "set_exception()", reader);
+  t_->set_exception(std::move(error));
+}
 
 void StreamWriter::write(std::string_view data) {
   require_stream(t_, "write()", writer);

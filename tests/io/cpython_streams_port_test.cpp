@@ -7,11 +7,6 @@
 // stream._buffer by feeding EOF and reading to it.
 //
 // Not ported, because the API cannot express them:
-// - set_exception()/exception(): test_read_exception, test_readline_exception,
-//   test_readexactly_exception, test_exception, test_exception_waiter. The
-//   connection's own error sticks as set_exception() would: their analogues
-//   are StreamErrors.ReadErrorSticks and StreamErrors.WriteErrorFailsTheReads;
-//   test_exception_cancel has one below (ExceptionCancel).
 // - test_open_connection_error (injects connection_lost(ZeroDivisionError())).
 // - __repr__ (test___repr__*): readers and writers have no repr().
 // - ssl and start_tls, the StreamReaderProtocol constructors,
@@ -567,6 +562,113 @@ TEST_F(CPythonStreamsPort, ReadexactlyEof) {
     }
     EXPECT_EQ(s.reader.read(), "");
   });
+}
+
+// test_read_exception: bytes read before set_exception(), the error after, buffered bytes or not.
+TEST_F(CPythonStreamsPort, ReadException) {
+  asyncio::run([] {
+    fed_reader stream;
+    stream.feed_data("line\n");
+    EXPECT_EQ(stream.reader.read(2), "li");
+    stream.reader.set_exception(asyncio::ValueError("boom"));
+    EXPECT_THROW(stream.reader.read(2), asyncio::ValueError);
+  });
+}
+
+// test_readline_exception
+TEST_F(CPythonStreamsPort, ReadlineException) {
+  asyncio::run([] {
+    fed_reader stream;
+    stream.feed_data("line\n");
+    EXPECT_EQ(stream.reader.readline(), "line\n");
+    stream.reader.set_exception(asyncio::ValueError("boom"));
+    EXPECT_THROW(stream.reader.readline(), asyncio::ValueError);
+    stream.reader.set_exception(nullptr);  // (ours) cleared: the buffer is empty, as asyncio's
+    EXPECT_EQ(stream.buffer(), "");
+  });
+}
+
+// test_readexactly_exception
+TEST_F(CPythonStreamsPort, ReadexactlyException) {
+  asyncio::run([] {
+    fed_reader stream;
+    stream.feed_data("line\n");
+    EXPECT_EQ(stream.reader.readexactly(2), "li");
+    stream.reader.set_exception(asyncio::ValueError("boom"));
+    EXPECT_THROW(stream.reader.readexactly(2), asyncio::ValueError);
+  });
+}
+
+// test_exception: exception() is what set_exception() was given, the same object.
+TEST_F(CPythonStreamsPort, Exception) {
+  asyncio::run([] {
+    fed_reader stream;
+    EXPECT_EQ(stream.reader.exception(), nullptr);
+    const std::exception_ptr exc = std::make_exception_ptr(asyncio::ValueError("boom"));
+    stream.reader.set_exception(exc);
+    EXPECT_EQ(stream.reader.exception(), exc);
+  });
+}
+
+// test_exception_waiter: a readline() waiting for data wakes to raise the error set by another task.
+TEST_F(CPythonStreamsPort, ExceptionWaiter) {
+  asyncio::run([] {
+    fed_reader stream;
+    auto t1 = asyncio::create_task([&] { return stream.reader.readline(); });
+    auto t2 = asyncio::create_task([&] { stream.reader.set_exception(asyncio::ValueError("boom")); });
+    asyncio::await(t2);
+    EXPECT_THROW(asyncio::await(t1), asyncio::ValueError);
+  });
+}
+
+// test_exception_cancel: a readline() cancelled while it waits; set_exception() then finds no
+// waiter to trip over, and the next read raises the error.
+TEST_F(CPythonStreamsPort, ExceptionCancelThenSet) {
+  asyncio::run([] {
+    fed_reader stream;
+    auto t = asyncio::create_task([&] { return stream.reader.readline(); });
+    asyncio::sleep(0);
+    t.cancel();
+    asyncio::sleep(0);
+    EXPECT_TRUE(t.cancelled());
+    stream.reader.set_exception(asyncio::RuntimeError(asyncio::asyncio_errc::invalid_state, "message"));
+    asyncio::sleep(0);
+    EXPECT_THROW(stream.reader.readline(), asyncio::RuntimeError);
+  });
+}
+
+// (ours) The writer's drain() raises its reader's exception(), as asyncio's drain(); writes still
+// go and wait_closed() does not raise it (only the connection's own error fails the close). The
+// connection's error, once it comes, is what exception() says.
+TEST_F(CPythonStreamsPort, ReaderExceptionReachesDrainNotTheClose) {
+  asyncio::run([] {
+    auto received = asyncio::get_running_loop().create_future<std::string>();
+    auto server = asyncio::start_server(
+        [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
+          received.set_result(r.read());
+          w.close();
+        },
+        "127.0.0.1", 0);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    const std::exception_ptr exc = std::make_exception_ptr(asyncio::ValueError("reader failed"));
+    r.set_exception(exc);
+    w.write("still sent");
+    try {
+      w.drain();
+      ADD_FAILURE() << "drain() did not raise the reader's exception";
+    } catch (const asyncio::ValueError& e) {
+      EXPECT_STREQ(e.what(), "reader failed");
+    }
+    w.close();
+    w.wait_closed();
+    EXPECT_EQ(asyncio::await(received), "still sent");
+    EXPECT_EQ(r.exception(), exc);
+    server.close();
+    server.wait_closed();
+  });
+  asyncio::StreamReader empty;
+  EXPECT_EQ(empty.exception(), nullptr);
+  EXPECT_THROW(empty.set_exception(asyncio::ValueError("x")), asyncio::RuntimeError);
 }
 
 // test_exception_cancel, with the connection's own error for

@@ -10,14 +10,17 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "greenlet/detail/exception_object_arg.hpp"
 #include "greenlet/io/address.hpp"
 #include "greenlet/io/errors.hpp"
 
@@ -89,6 +92,22 @@ class StreamReader {
   // as readline() returns it, or std::nullopt once readline() returns empty
   // (at EOF). Throws what readline() throws; one task at a time.
   std::optional<std::string> anext();
+  // exception() is asyncio's StreamReader.exception(): the error the reads raise, null if none:
+  // the connection's (ConnectionResetError... from a recv or send), else one given to
+  // set_exception(). Throws nothing; null for an empty reader.
+  std::exception_ptr exception() const noexcept;
+  // set_exception(e) is asyncio's StreamReader.set_exception(): from now on every read, and the
+  // writer's drain() (as asyncio's drain() raises its reader's exception()), raises e; a task
+  // waiting in a read wakes to raise it. A later call replaces it; null clears it. The connection
+  // itself goes on: writes, close() and wait_closed() are unaffected. Throws RuntimeError
+  // (invalid_state) on an empty reader. Loop thread only.
+  void set_exception(std::exception_ptr error);
+  // Overload of set_exception(std::exception_ptr): set_exception(e) sets a copy of the exception
+  // object e. Same rules.
+  template <::greenlet::detail::exception_object_arg E>
+  void set_exception(E&& error) {
+    set_exception(std::make_exception_ptr(std::forward<E>(error)));
+  }
 
   // operator bool() is false for an empty reader (default-made, moved from, or a Process's
   // stdout_()/stderr_() without PIPE): its reads throw RuntimeError (asyncio_errc::invalid_state)
