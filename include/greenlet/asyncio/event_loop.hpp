@@ -119,9 +119,7 @@ class Handle {
   // call_later()): NaN for a NaN one, as asyncio's TimerHandle.when(), though such a timer is due at
   // once. 0 for call_soon()'s handle, which is no timer, and for an empty Handle. Throws nothing;
   // loop thread only.
-  double when() const noexcept {
-    return node_ == nullptr ? 0 : node_->public_when();
-  }
+  double when() const noexcept { return node_ == nullptr ? 0 : node_->public_when(); }
 
  private:
   friend class event_loop;
