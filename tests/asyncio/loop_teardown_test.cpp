@@ -111,10 +111,11 @@ TEST_F(LoopTeardown, group_and_executor_work_after_the_loop_object_is_gone) {
     owner.reset();
     int sum = 0;
     asyncio::task_group([&](asyncio::TaskGroup& group) {
-      for (int i = 1; i <= 3; ++i) group.create_task([&sum, i] {
-        asyncio::sleep(0.001 * i);
-        sum += i;
-      });
+      for (int i = 1; i <= 3; ++i)
+        group.create_task([&sum, i] {
+          asyncio::sleep(0.001 * i);
+          sum += i;
+        });
     });
     sum += asyncio::await(asyncio::get_running_loop().run_in_executor(nullptr, [] { return 100; }));
     asyncio::shutdown_default_executor(asyncio::get_running_loop());
