@@ -29,6 +29,43 @@ ExceptionGroup::ExceptionGroup(std::string message, std::vector<std::exception_p
           (exceptions_.size() == 1 ? "" : "s") + "): " + describe(exceptions_);
 }
 
+ExceptionGroup::split_result ExceptionGroup::split(
+    const std::function<bool(const std::exception_ptr&)>& condition) const {
+  if (condition(std::make_exception_ptr(*this))) return {*this, std::nullopt};
+  std::vector<std::exception_ptr> matched;
+  std::vector<std::exception_ptr> rest;
+  for (const std::exception_ptr& e : exceptions_) {
+    if (condition(e)) {
+      matched.push_back(e);
+      continue;
+    }
+    const ExceptionGroup* nested = nullptr;
+    try {
+      std::rethrow_exception(e);
+    } catch (const ExceptionGroup& group) {
+      nested = &group;  // the object e holds: it outlives the handler
+    } catch (...) {
+    }
+    if (nested == nullptr) {
+      rest.push_back(e);
+      continue;
+    }
+    // A nested group wholly on one side stays there as the same exception, as in Python.
+    auto [nested_matched, nested_rest] = nested->split(condition);
+    if (!nested_rest) {
+      matched.push_back(e);
+    } else if (!nested_matched) {
+      rest.push_back(e);
+    } else {
+      matched.push_back(std::make_exception_ptr(*std::move(nested_matched)));
+      rest.push_back(std::make_exception_ptr(*std::move(nested_rest)));
+    }
+  }
+  if (rest.empty()) return {*this, std::nullopt};
+  if (matched.empty()) return {std::nullopt, *this};
+  return {ExceptionGroup(message_, std::move(matched)), ExceptionGroup(message_, std::move(rest))};
+}
+
 namespace detail {
 
 // The group's state, shared by the TaskGroup and the done callbacks on its

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,7 +41,49 @@ class ExceptionGroup : public std::exception {
   // exceptions() are the member exceptions, in the order they happened. Throws nothing.
   const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
 
+  // The two parts of a split: the members that match and the rest, each a group with this
+  // group's message, or std::nullopt when it would be empty.
+  using split_result = std::pair<std::optional<ExceptionGroup>, std::optional<ExceptionGroup>>;
+  // split(condition) is Python's eg.split(condition), what `except*` does: condition(e) is asked
+  // of this group, then of each member in order; a member that is itself an ExceptionGroup and
+  // does not match is split the same way, so the parts keep the nesting. A part that would hold
+  // every member is a copy of this group; an empty one is std::nullopt. Re-raise what you do not
+  // handle with `throw *rest;`. Throws what condition throws, std::bad_alloc.
+  split_result split(const std::function<bool(const std::exception_ptr&)>& condition) const;
+  // Overload of split(condition): split<E...>() matches the exceptions of the types E (or derived
+  // from one), as Python's eg.split((E1, E2)):
+  //
+  //   catch (const asyncio::ExceptionGroup& eg) {   // except* ValueError as matched:
+  //     auto [matched, rest] = eg.split<ValueError>();
+  //     if (matched) handle(*matched);
+  //     if (rest) throw *rest;                      // what no except* clause took
+  //   }
+  template <class... E>
+  requires(sizeof...(E) > 0) split_result split()
+  const {
+    return split([](const std::exception_ptr& e) { return (holds<E>(e) || ...); });
+  }
+  // subgroup(condition) and subgroup<E...>() are Python's eg.subgroup(): the matching part of
+  // split(), without the rest. Same rules.
+  std::optional<ExceptionGroup> subgroup(const std::function<bool(const std::exception_ptr&)>& condition) const {
+    return split(condition).first;
+  }
+  template <class... E>
+  requires(sizeof...(E) > 0) std::optional<ExceptionGroup> subgroup()
+  const { return split<E...>().first; }
+
  private:
+  template <class E>
+  static bool holds(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const E&) {
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+
   std::string message_;
   std::vector<std::exception_ptr> exceptions_;
   std::string what_;
