@@ -84,6 +84,11 @@ class stream_transport {
   // reads raise: the connection's, else the one set, else null.
   void set_exception(std::exception_ptr e) noexcept;
   std::exception_ptr exception() const noexcept;
+  // repr() is asyncio's repr() of the transport: "<_SelectorSocketTransport fd=6 read=polling
+  // write=<idle, bufsize=0>>" ("_UnixPipeTransport" for a pipe; "closing", "closed" without fd).
+  // reader_repr() is its StreamReader's: "<StreamReader 4 bytes eof transport=<...>>".
+  std::string repr() const;
+  std::string reader_repr() const;
   std::size_t buffered() const noexcept { return rbuf_.size() - rpos_; }
   std::string_view view() const noexcept { return std::string_view(rbuf_).substr(rpos_); }
   std::string take(std::size_t n);

@@ -318,6 +318,30 @@ std::exception_ptr stream_transport::exception() const noexcept {
   }
 }
 
+std::string stream_transport::repr() const {
+  std::string out = kind_ == transport_kind::socket ? "<_SelectorSocketTransport" : "<_UnixPipeTransport";
+  if (fd_ < 0) return out + " closed>";
+  if (closing_) out += " closing";
+  out += " fd=" + std::to_string(fd_);
+  if (!loop_.closed) {
+    const bool reading = !read_waiter_.empty() && !read_waiter_.done();
+    out += reading ? " read=polling" : " read=idle";
+    out += std::string(" write=<") + (writer_registered_ ? "polling" : "idle") +
+           ", bufsize=" + std::to_string(write_buffered()) + ">";
+  }
+  return out + ">";
+}
+
+std::string stream_transport::reader_repr() const {
+  std::string out = "<StreamReader";
+  if (buffered() != 0) out += " " + std::to_string(buffered()) + " bytes";
+  if (eof_) out += " eof";
+  if (config_.limit != stream_config{}.limit) out += " limit=" + std::to_string(config_.limit);
+  if (!read_waiter_.empty() && !read_waiter_.done()) out += " waiter=" + read_waiter_.repr();
+  if (const std::exception_ptr e = exception()) out += " exception=" + exception_repr(e);
+  return out + " transport=" + repr() + ">";
+}
+
 void stream_transport::wake_reader() noexcept {
   if (!read_waiter_.empty() && !read_waiter_.done()) {
     loop_.io->remove_waiter(fd_, io_direction::read, read_waiter_.state());
@@ -648,6 +672,12 @@ void StreamWriter::wait_closed() {
 
 std::size_t StreamWriter::transport_buffer_size() const noexcept { return t_ == nullptr ? 0 : t_->write_buffered(); }
 int StreamWriter::fileno() const noexcept { return t_ == nullptr ? -1 : t_->fd(); }
+
+std::string StreamWriter::repr() const {
+  return t_ == nullptr ? "<StreamWriter>" : "<StreamWriter transport=" + t_->repr() + ">";
+}
+
+std::string StreamReader::repr() const { return t_ == nullptr ? "<StreamReader>" : t_->reader_repr(); }
 
 address StreamWriter::get_extra_info(std::string_view name) const {
   require_stream(t_, "get_extra_info()", writer);

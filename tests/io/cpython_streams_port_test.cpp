@@ -8,7 +8,6 @@
 //
 // Not ported, because the API cannot express them:
 // - test_open_connection_error (injects connection_lost(ZeroDivisionError())).
-// - __repr__ (test___repr__*): readers and writers have no repr().
 // - ssl and start_tls, the StreamReaderProtocol constructors,
 //   test_unclosed_resource_warnings (RAII closes), the pickling of errors
 //   (ErrorsSurviveACopy is the C++ analogue).
@@ -634,6 +633,91 @@ TEST_F(CPythonStreamsPort, ExceptionCancelThenSet) {
     stream.reader.set_exception(asyncio::RuntimeError(asyncio::asyncio_errc::invalid_state, "message"));
     asyncio::sleep(0);
     EXPECT_THROW(stream.reader.readline(), asyncio::RuntimeError);
+  });
+}
+
+// test___repr__, test___repr__transport: a reader over a pipe shows its transport, as asyncio's
+// "<StreamReader transport=<_SelectorSocketTransport ...>>".
+TEST_F(CPythonStreamsPort, Repr) {
+  asyncio::run([] {
+    fed_reader stream;
+    const std::string repr = stream.reader.repr();
+    EXPECT_TRUE(repr.starts_with("<StreamReader transport=<_UnixPipeTransport fd=")) << repr;
+    EXPECT_TRUE(repr.ends_with(" read=idle write=<idle, bufsize=0>>>")) << repr;
+    EXPECT_EQ(asyncio::StreamReader().repr(), "<StreamReader>");
+  });
+}
+
+// test___repr__nondefault_limit
+TEST_F(CPythonStreamsPort, ReprNondefaultLimit) {
+  asyncio::run([] {
+    fed_reader stream(123);
+    EXPECT_TRUE(stream.reader.repr().starts_with("<StreamReader limit=123 transport=")) << stream.reader.repr();
+  });
+}
+
+// test___repr__eof: once the reader has seen the EOF.
+TEST_F(CPythonStreamsPort, ReprEof) {
+  asyncio::run([] {
+    fed_reader stream;
+    stream.feed_eof();
+    EXPECT_EQ(stream.reader.read(), "");
+    EXPECT_TRUE(stream.reader.repr().starts_with("<StreamReader eof transport=")) << stream.reader.repr();
+  });
+}
+
+// test___repr__data: the bytes buffered and not read yet.
+TEST_F(CPythonStreamsPort, ReprData) {
+  asyncio::run([] {
+    fed_reader stream;
+    stream.feed_data("x\ndata");
+    EXPECT_EQ(stream.reader.readline(), "x\n");
+    EXPECT_TRUE(stream.reader.repr().starts_with("<StreamReader 4 bytes transport=")) << stream.reader.repr();
+  });
+}
+
+// test___repr__exception
+TEST_F(CPythonStreamsPort, ReprException) {
+  asyncio::run([] {
+    fed_reader stream;
+    stream.reader.set_exception(asyncio::ValueError("bad"));
+    EXPECT_TRUE(stream.reader.repr().starts_with("<StreamReader exception=ValueError('bad') transport="))
+        << stream.reader.repr();
+  });
+}
+
+// test___repr__waiter: a task waiting in a read, and the transport polling for it.
+TEST_F(CPythonStreamsPort, ReprWaiter) {
+  asyncio::run([] {
+    fed_reader stream;
+    auto t = asyncio::create_task([&] { return stream.reader.readline(); });
+    asyncio::sleep(0);
+    const std::string repr = stream.reader.repr();
+    EXPECT_TRUE(repr.starts_with("<StreamReader waiter=<Future pending")) << repr;
+    EXPECT_NE(repr.find(" read=polling "), std::string::npos) << repr;
+    t.cancel();
+    EXPECT_THROW(asyncio::await(t), asyncio::CancelledError);
+  });
+}
+
+// (ours) StreamWriter's repr, as asyncio's (without reader=): its transport with the bytes waiting
+// to be sent, "closing" while they go, "closed" after.
+TEST_F(CPythonStreamsPort, WriterRepr) {
+  asyncio::run([] {
+    auto server = asyncio::start_server([](asyncio::StreamReader, asyncio::StreamWriter) {}, "127.0.0.1", 0);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    const std::string fd = std::to_string(w.fileno());
+    EXPECT_EQ(w.repr(),
+              "<StreamWriter transport=<_SelectorSocketTransport fd=" + fd + " read=idle write=<idle, bufsize=0>>>");
+    w.close();
+    EXPECT_TRUE(w.repr() == "<StreamWriter transport=<_SelectorSocketTransport closed>>" ||
+                w.repr().starts_with("<StreamWriter transport=<_SelectorSocketTransport closing fd="))
+        << w.repr();
+    w.wait_closed();
+    EXPECT_EQ(w.repr(), "<StreamWriter transport=<_SelectorSocketTransport closed>>");
+    EXPECT_EQ(asyncio::StreamWriter().repr(), "<StreamWriter>");
+    server.close();
+    server.wait_closed();
   });
 }
 

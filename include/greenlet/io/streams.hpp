@@ -108,6 +108,12 @@ class StreamReader {
   void set_exception(E&& error) {
     set_exception(std::make_exception_ptr(std::forward<E>(error)));
   }
+  // repr() is asyncio's repr() of the reader: "<StreamReader 4 bytes eof limit=10
+  // waiter=<Future pending> exception=ValueError('x') transport=<_SelectorSocketTransport fd=6
+  // read=polling write=<idle, bufsize=0>>>", each part only when it applies (a byte count if
+  // some are buffered, limit= if not the default); "<StreamReader>" for an empty reader. Throws
+  // std::bad_alloc only; loop thread only.
+  std::string repr() const;
 
   // operator bool() is false for an empty reader (default-made, moved from, or a Process's
   // stdout_()/stderr_() without PIPE): its reads throw RuntimeError (asyncio_errc::invalid_state)
@@ -166,6 +172,11 @@ class StreamWriter {
   std::size_t transport_buffer_size() const noexcept;
   // fileno() is the socket, -1 once closed.
   int fileno() const noexcept;
+  // repr() is asyncio's repr() of the writer: "<StreamWriter transport=<_SelectorSocketTransport
+  // fd=6 read=idle write=<idle, bufsize=0>>>" (the transport as in StreamReader::repr()); without
+  // asyncio's reader= part, as a writer does not know its reader. "<StreamWriter>" for an empty
+  // writer. Throws std::bad_alloc only; loop thread only.
+  std::string repr() const;
 
   // operator bool() is false for an empty writer (default-made, moved from, or a Process's
   // stdin_() without PIPE): its calls throw RuntimeError (asyncio_errc::invalid_state) saying so,
