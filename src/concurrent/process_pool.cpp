@@ -9,6 +9,7 @@
 #include "greenlet/concurrent/process_pool.hpp"
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -261,7 +262,11 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
   struct worker {
     pid_t pid;
     int fd;
-    bool reaped = false;  // by the watcher, which saw it die
+    bool reaped = false;   // by worker_died(), which saw it die
+    bool claimed = false;  // worker_died() runs for it: only one thread reads its status and reaps it
+    // The future of the job it runs, if any: break_pool() fails it even when
+    // this worker is alive, as CPython fails every running future.
+    std::shared_ptr<future_core> running;
   };
 
   // fork_from_a_fresh_thread(n) forks the workers from a short-lived thread
@@ -313,7 +318,7 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
       }
       registry_lock.unlock();
       ::close(fds[1]);
-      workers_.push_back({pid, fds[0]});
+      workers_.push_back({pid, fds[0], false, false, nullptr});
       parent_fds().push_back(fds[0]);
     }
   }
@@ -356,12 +361,22 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
         if (!broken_.empty() || queue_.empty()) return;
         job = std::move(queue_.front());
         queue_.pop_front();
+        // Under the pool's lock (it takes only the future's own), so that the
+        // job is in the queue or recorded as running whenever break_pool() looks.
+        if (!job.future->set_running_or_notify_cancel()) continue;
+        workers_[i].running = job.future;
       }
-      if (!job.future->set_running_or_notify_cancel()) continue;
       std::string reply;
       if (!write_message(fd, job.name) || !write_message(fd, job.args) || !read_message(fd, reply) || reply.empty()) {
-        break_pool(busy_worker_died, &job);
+        worker_died(i);  // breaks the pool, which fails this job's future with the others
         return;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        // Taken by break_pool(): the pool broke while this job ran, its future
+        // has failed already, and the reply is dropped (CPython's too).
+        if (!workers_[i].running) return;
+        workers_[i].running.reset();
       }
       std::string_view payload(reply);
       payload.remove_prefix(1);
@@ -377,28 +392,46 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
     }
   }
 
-  static constexpr const char* busy_worker_died =
-      "A process in the process pool was terminated abruptly while the future was running or pending.";
-
-  // break_pool(message, job) fails the job whose worker died (if any) and
-  // everything queued with BrokenProcessPool(message), as Python does, and
-  // makes submit() raise it from now on.
-  void break_pool(const std::string& message, process_job* job) {
+  // break_pool(how) breaks the pool because a worker died (`how` says which
+  // and how), as CPython's terminate_broken() does: every future the pool
+  // still holds, running on any worker or queued, fails with
+  // BrokenProcessPool naming the death; submit() raises BrokenProcessPool from
+  // now on; and the first break kills the other workers. Before, a job running
+  // on a live worker ran on and delivered its result from a broken pool, and
+  // one that never ended kept shutdown() waiting for ever. SIGKILL rather than
+  // Python's SIGTERM: the workers inherit the caller's signal mask, which may
+  // block SIGTERM. No worker is reaped before the pool is broken (see
+  // worker_died()), so no pid killed here can have been reused.
+  void break_pool(const std::string& how) {
+    const std::string message =
+        "A process in the process pool was terminated abruptly while the future was running or pending: " + how + ".";
     std::deque<process_job> pending;
+    std::vector<std::shared_ptr<future_core>> running;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (broken_.empty()) broken_ = message;
+      if (broken_.empty()) {
+        broken_ = "A child process terminated abruptly, the process pool is not usable anymore: " + how +
+                  ". Shut it down and make a new ProcessPoolExecutor.";
+        for (const worker& w : workers_) {
+          if (w.pid > 0 && !w.reaped) ::kill(w.pid, SIGKILL);
+        }
+      }
       pending.swap(queue_);
+      for (worker& w : workers_) {
+        if (w.running) running.push_back(std::move(w.running));
+        w.running.reset();
+      }
       cv_.notify_all();
     }
-    if (job != nullptr) job->future->set_exception(std::make_exception_ptr(BrokenProcessPool(message)));
-    for (auto& p : pending) {
+    auto fail = [&message](future_core& future) {
       try {
-        p.future->set_exception(std::make_exception_ptr(BrokenProcessPool(message)));
+        future.set_exception(std::make_exception_ptr(BrokenProcessPool(message)));
       } catch (const ::greenlet::asyncio::InvalidStateError&) {
-        // Cancelled meanwhile.
+        // Cancelled meanwhile (a queued one).
       }
-    }
+    };
+    for (auto& f : running) fail(*f);
+    for (auto& p : pending) fail(*p.future);
   }
 
   // make_wake_fd() makes the eventfd that stop_watching() wakes the watcher
@@ -455,9 +488,16 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
   // worker_died(i) breaks the pool for worker i, whose socket hung up, with
   // how it ended, then reaps it. The pool is broken before the worker is
   // reaped (waitid(WNOWAIT) reads the status and leaves the zombie), so once
-  // it is gone, submit() refuses.
+  // it is gone, submit() refuses. Called by the watcher and by the worker's
+  // serve() thread; the first one does it, the other returns.
   void worker_died(std::size_t i) {
-    const pid_t pid = workers_[i].pid;
+    pid_t pid;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (workers_[i].claimed) return;
+      workers_[i].claimed = true;
+      pid = workers_[i].pid;
+    }
     siginfo_t info{};
     int got = -1;
     while ((got = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT)) < 0 && errno == EINTR) {
@@ -471,9 +511,7 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
       how += " was killed by signal " + std::to_string(info.si_status);
       if (const char* name = ::sigabbrev_np(info.si_status)) how += std::string(" (SIG") + name + ")";
     }
-    break_pool("A child process terminated abruptly, the process pool is not usable anymore: " + how +
-                   ". Shut it down and make a new ProcessPoolExecutor.",
-               nullptr);
+    break_pool(how);
     if (got < 0) return;
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }

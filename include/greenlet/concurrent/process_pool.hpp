@@ -154,12 +154,12 @@ process_function<R(A...)> register_process_function(const std::string& name, R (
 // constructor and run registered functions; arguments and results cross as
 // bytes (serializer<T>). An exception a function throws comes back as
 // RemoteError with its type and message. A worker that dies breaks the
-// pool: its future and every pending one fail with BrokenProcessPool, and
-// so does submit(); one that dies idle too, at once (a watcher thread
-// notices and reaps it), with how it ended in the message. The destructor is shutdown(wait=true); run on one of the
-// pool's own threads (the last handle dropped in a done callback) it cannot
-// wait: those threads finish the accepted work, and the last of them closes
-// the sockets and reaps the worker processes. Thread-safe.
+// pool, busy or idle, at once (a watcher thread notices and reaps it), as
+// CPython's does: every future the pool holds, running on any worker or
+// queued, fails with BrokenProcessPool saying which worker died and how,
+// the other workers are killed, and submit() raises BrokenProcessPool. The destructor is shutdown(wait=true); run on
+// one of the pool's own threads (the last handle dropped in a done callback) it cannot wait: those threads finish the
+// accepted work, and the last of them closes the sockets and reaps the worker processes. Thread-safe.
 class ProcessPoolExecutor {
  public:
   // ProcessPoolExecutor(max_workers) forks max_workers worker processes (0: the number of cores),
