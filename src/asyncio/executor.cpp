@@ -5,10 +5,14 @@
 // loop's address, which a later loop may get.
 #include "greenlet/asyncio/executor.hpp"
 
+#include <charconv>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <new>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -302,6 +306,38 @@ class executor_shutdown {
   bool pending() const noexcept { return !done_.empty(); }
   Future<void>& done() noexcept { return done_; }
 
+  // wait_target(loop, timeout) is what to wait for: done(), or with a timeout
+  // a future of loop finished by done() or by a timer, whichever comes first
+  // (asyncio's `async with timeouts.timeout(timeout): await future`).
+  Future<void> wait_target(event_loop& loop, std::optional<double> timeout) {
+    if (!timeout) return done_;
+    Future<void> bounded = loop.create_future<void>();
+    auto finish = [bounded]() mutable {
+      if (!bounded.done()) bounded.set_result();
+    };
+    done_.add_done_callback([finish](Future<void>&) mutable { finish(); });
+    timer_ = loop.call_later(*timeout, finish);
+    return bounded;
+  }
+
+  // timed_out(loop, timeout) is called once the wait_target() is done: false
+  // if the executor finished. Otherwise the wait is given up, as asyncio's
+  // shutdown_default_executor(timeout) does: the loop's exception handler gets
+  // asyncio's RuntimeWarning text, and the helper is left to finish alone (it
+  // no longer reports to the loop). The executor is shut down already (its
+  // shutdown flag is set): asyncio's extra shutdown(wait=False) has nothing
+  // left to do.
+  bool timed_out(loop_core* loop, double timeout) {
+    timer_.cancel();
+    if (done_.done()) return false;
+    done_.cancel();
+    char number[32];
+    auto end = std::to_chars(number, number + sizeof number, timeout).ptr;
+    loop->report({"The executor did not finishing joining its threads within " + std::string(number, end) + " seconds.",
+                  nullptr, ""});
+    return true;
+  }
+
  private:
   // shut_down() is the helper thread: it shuts the executor down, waiting,
   // and drops it there (if its last reference, the destructor's wait is
@@ -329,7 +365,18 @@ class executor_shutdown {
 
   std::thread helper_;
   Future<void> done_;
+  Handle timer_;  // wait_target()'s with a timeout
 };
+
+// check_timeout(timeout) refuses a NaN timeout before anything changes: it
+// would be neither a bound nor none.
+void check_timeout(std::optional<double> timeout) {
+  if (timeout && std::isnan(*timeout)) {
+    throw std::invalid_argument(
+        "shutdown_default_executor(): the timeout is NaN; pass a number of seconds, or std::nullopt to wait "
+        "without a bound");
+  }
+}
 
 // forget_default_executor() takes loop's default executor out of the
 // registry and shuts it down, waiting for its work or not; errors go to the
@@ -346,7 +393,7 @@ void forget_default_executor(loop_core* loop, bool wait) noexcept {
 
 }  // namespace
 
-void shutdown_default_executor(loop_core* loop) noexcept {
+void shutdown_default_executor(loop_core* loop, std::optional<double> timeout) noexcept {
   if (loop->closed) return;  // close() retired it
   try {
     std::optional<executor_shutdown> shutdown;
@@ -359,7 +406,9 @@ void shutdown_default_executor(loop_core* loop) noexcept {
       return;
     }
     if (!shutdown->pending()) return;
-    run_until_done(loop, shutdown->done().state());
+    Future<void> target = shutdown->wait_target(*loop->facade, timeout);
+    run_until_done(loop, target.state());
+    if (timeout && shutdown->timed_out(loop, *timeout)) return;
     shutdown->done().result();
   } catch (...) {
     loop->report({"error while shutting down the default executor", std::current_exception(), ""});
@@ -395,9 +444,10 @@ void set_default_executor(event_loop& loop, std::shared_ptr<::greenlet::concurre
   }
 }
 
-void shutdown_default_executor(event_loop& loop) {
+void shutdown_default_executor(event_loop& loop, std::optional<double> timeout) {
   detail::loop_core* core = loop.core();
   core->check_thread();
+  detail::check_timeout(timeout);
   if (core->closed) return;  // close() retired it
   // Waits in a task of loop (asyncio's await loop.shutdown_default_executor()), or runs the loop
   // (asyncio's run_until_complete() of it): refused before anything changes.
@@ -408,11 +458,13 @@ void shutdown_default_executor(event_loop& loop) {
   }
   detail::executor_shutdown shutdown(loop);
   if (!shutdown.pending()) return;
+  Future<void> target = shutdown.wait_target(loop, timeout);
   if (core->running) {
-    detail::await_state(shutdown.done().state());
+    detail::await_state(target.state());
   } else {
-    detail::run_until_done(core, shutdown.done().state());
+    detail::run_until_done(core, target.state());
   }
+  if (timeout && shutdown.timed_out(core, *timeout)) return;
   shutdown.done().result();  // what the executor's shutdown() threw
 }
 

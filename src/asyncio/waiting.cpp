@@ -9,10 +9,12 @@
 #include <algorithm>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
+#include "greenlet/asyncio/executor.hpp"
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/tasks.hpp"
 
@@ -389,7 +391,7 @@ std::size_t completion_queue::next(std::optional<double> deadline) {
 
 bool completion_queue::empty() const noexcept { return impl_->state->remaining == 0; }
 
-void shutdown_default_executor(loop_core* loop) noexcept;  // asyncio/executor.cpp
+void shutdown_default_executor(loop_core* loop, std::optional<double> timeout) noexcept;  // asyncio/executor.cpp
 
 namespace {
 
@@ -473,8 +475,9 @@ void finish_run(event_loop& loop) noexcept {
   // The default executor of run_in_executor(nullptr) (asyncio/executor.cpp)
   // finishes its jobs before the loop closes, as asyncio.run's
   // shutdown_default_executor(): joined on a helper thread while the loop
-  // runs, so a job that posts to the loop or waits for it still finishes.
-  shutdown_default_executor(core);
+  // runs, so a job that posts to the loop or waits for it still finishes;
+  // at most thread_join_timeout, as asyncio.run's Runner.close().
+  shutdown_default_executor(core, thread_join_timeout);
   try {
     loop.close();
   } catch (...) {

@@ -33,10 +33,11 @@ namespace detail {
 // reference while the caller still submits to it. RuntimeError if loop is
 // closed.
 std::shared_ptr<::greenlet::concurrent::Executor> default_executor(loop_core* loop);
-// shutdown_default_executor(loop) is asyncio::shutdown_default_executor()
-// for asyncio::run's end: it runs loop (not running, not closed) until the
-// default executor is shut down; errors go to the exception handler.
-void shutdown_default_executor(loop_core* loop) noexcept;
+// shutdown_default_executor(loop, timeout) is asyncio::shutdown_default_executor()
+// for asyncio::run's end (timeout: thread_join_timeout): it runs loop (not
+// running, not closed) until the default executor is shut down, or the
+// timeout passes; errors and the timeout's warning go to the exception handler.
+void shutdown_default_executor(loop_core* loop, std::optional<double> timeout) noexcept;
 // retire_default_executor(loop) shuts it down without waiting and forgets
 // it; loop_core::close() calls it last, so that a later loop at the same
 // address starts without it.
@@ -333,7 +334,18 @@ void set_default_executor(event_loop& loop, std::shared_ptr<::greenlet::concurre
 // wrong thread); CancelledError if the waiting task is cancelled (the
 // shutdown goes on); what the executor's shutdown() throws;
 // std::system_error if the helper thread cannot start (nothing changed).
-void shutdown_default_executor(event_loop& loop);
+// With a timeout (seconds), as asyncio 3.12's shutdown_default_executor(timeout):
+// once it passes with jobs still running, the loop's exception handler gets
+// "The executor did not finishing joining its threads within <timeout>
+// seconds." (asyncio's RuntimeWarning) and the call returns; the executor
+// finishes its jobs on its own and is dropped by the helper thread. No timeout
+// (the default, as asyncio's None) waits for ever; asyncio::run's end waits
+// thread_join_timeout. std::invalid_argument for a NaN timeout.
+void shutdown_default_executor(event_loop& loop, std::optional<double> timeout = std::nullopt);
+
+// thread_join_timeout is how long asyncio::run's end waits for the default
+// executor's jobs (asyncio's constants.THREAD_JOIN_TIMEOUT, 300 seconds).
+inline constexpr double thread_join_timeout = 300.0;
 
 // to_thread(fn, args...) is asyncio.to_thread: fn(args...) on the default
 // executor of the running loop; await the returned future:
