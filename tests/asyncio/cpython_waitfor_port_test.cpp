@@ -407,4 +407,26 @@ TEST_F(CPythonWaitFor, same_turn_cancel_and_failure_raises_cancelled) {
       virtual_time());
 }
 
+// The timeout and the waiting task's cancel in the same loop turn, either order: as in 3.12 (whose
+// Timeout turns the CancelledError into TimeoutError only when the timeout's cancel is the only
+// one, `uncancel() <= cancelling`), the outside cancel wins: CancelledError, and x is cancelled.
+TEST_F(CPythonWaitFor, same_turn_cancel_and_timeout_raises_cancelled) {
+  for (bool cancel_first : {false, true}) {
+    asyncio::run(
+        [cancel_first] {
+          auto& loop = asyncio::get_running_loop();
+          auto x = loop.create_future<int>();
+          std::optional<asyncio::Task<int>> wait;
+          if (cancel_first) loop.call_later(1.0, [&wait] { wait->cancel(); });
+          wait = asyncio::create_task([x] { return asyncio::wait_for(x, 1.0); });
+          asyncio::sleep(0);  // wait_for() has its deadline (1.0) now
+          if (!cancel_first) loop.call_later(1.0, [&wait] { wait->cancel(); });
+          EXPECT_THROW(asyncio::await(*wait), asyncio::CancelledError) << "cancel_first " << cancel_first;
+          EXPECT_TRUE(x.cancelled()) << "cancel_first " << cancel_first;
+          EXPECT_DOUBLE_EQ(loop.time(), 1.0);
+        },
+        virtual_time());
+  }
+}
+
 }  // namespace
