@@ -27,7 +27,7 @@ void release_future(void*, void* future) { release(static_cast<future_state*>(fu
 }  // namespace
 
 future_state::~future_state() {
-  if (error_ && !error_retrieved_) {
+  if (state_ == status::finished && error_ && !error_retrieved_) {
     try {
       exception_context context;
       context.message = is_task_ ? "Task exception was never retrieved" : "Future exception was never retrieved";
@@ -66,11 +66,20 @@ bool future_state::cancel(const std::string& message) {
   return true;
 }
 
-void future_state::set_cancelled(const std::string& message) {
+void future_state::set_cancelled(const std::string& message, std::exception_ptr raised) {
   if (done()) return;
   state_ = status::cancelled;
   cancel_message_ = message;
+  error_ = std::move(raised);
   schedule_callbacks();
+}
+
+void future_state::throw_cancelled() {
+  // The task's own CancelledError once, as asyncio's _make_cancelled_error() returns _cancelled_exc
+  // the first time: its object and type (a subclass stays one) reach the awaiter, as gh-111693's
+  // Condition tests check. Later calls raise a new one, with the message.
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  throw CancelledError(cancel_message_);
 }
 
 void future_state::set_exception(std::exception_ptr error) {
@@ -89,14 +98,14 @@ void future_state::finish_with_result() {
 
 std::exception_ptr future_state::exception() {
   if (state_ == status::pending) throw_invalid("Exception is not set: the future is still pending");
-  if (state_ == status::cancelled) throw CancelledError(cancel_message_);
+  if (state_ == status::cancelled) throw_cancelled();
   error_retrieved_ = true;
   return error_;
 }
 
 void future_state::check_result() {
   if (state_ == status::pending) throw_invalid("Result is not set: the future is still pending; await it first");
-  if (state_ == status::cancelled) throw CancelledError(cancel_message_);
+  if (state_ == status::cancelled) throw_cancelled();
   if (error_) {
     error_retrieved_ = true;
     std::rethrow_exception(error_);

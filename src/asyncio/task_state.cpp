@@ -215,7 +215,7 @@ void task_state::body() {
   try {
     run();
   } catch (const CancelledError& e) {
-    future_->set_cancelled(e.message());
+    future_->set_cancelled(e.message(), std::current_exception());
   } catch (const GreenletExit&) {
     future_->set_cancelled("the task's greenlet was killed");
     throw;

@@ -59,6 +59,17 @@ void run(F&& fn) {
 // call_soon(fn) is asyncio.get_running_loop().call_soon(fn).
 void call_soon(std::function<void()> fn) { asyncio::get_running_loop().call_soon(std::move(fn)); }
 
+// address_of(e) is the address of the CancelledError e holds (assertIs on exception objects).
+const void* address_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const asyncio::CancelledError& c) {
+    return &c;
+  } catch (...) {
+  }
+  return nullptr;
+}
+
 // ================================================================ LockTests
 
 // LockTests.test_acquire: waiters get the lock FIFO, one per release(); a newcomer queues behind
@@ -635,7 +646,8 @@ TEST_F(CPythonConditionTests, test_timeout_in_block) {
 }
 
 // ConditionTests.test_cancelled_error_wakeup (gh-111693): a CancelledError received while waiting
-// for the wake-up comes out unchanged, with cancel()'s message.
+// for the wake-up comes out unchanged: the task's cancellation has cancel()'s message and is the
+// very exception wait_for() raised.
 TEST_F(CPythonConditionTests, test_cancelled_error_wakeup) {
   asyncio::Condition cond;
   bool wake = false;
@@ -660,6 +672,8 @@ TEST_F(CPythonConditionTests, test_cancelled_error_wakeup) {
       ADD_FAILURE() << "no CancelledError";
     } catch (const asyncio::CancelledError& e) {
       EXPECT_EQ(e.message(), "foo");
+      // The same exception object as the one raised in the task.
+      EXPECT_EQ(&e, address_of(raised));
     }
   });
 }
@@ -696,6 +710,7 @@ TEST_F(CPythonConditionTests, test_cancelled_error_re_aquire) {
       ADD_FAILURE() << "no CancelledError";
     } catch (const asyncio::CancelledError& e) {
       EXPECT_EQ(e.message(), "foo");
+      EXPECT_EQ(&e, address_of(raised));
     }
   });
 }

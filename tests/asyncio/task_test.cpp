@@ -107,6 +107,43 @@ TEST_F(TaskTests, test_cancel) {
   EXPECT_TRUE(log.empty());
 }
 
+// A task ended by the CancelledError its function raised hands that very exception to the first
+// who retrieves it (asyncio's Task keeps it as _cancelled_exc): its object, its type (a subclass
+// stays one), its message; later retrievals get a new CancelledError with the message.
+TEST_F(TaskTests, cancelled_error_raised_by_the_task_reaches_the_awaiter) {
+  struct Stop : asyncio::CancelledError {
+    Stop() : asyncio::CancelledError("stop") {}
+  };
+  const void* raised = nullptr;
+  asyncio::run([&] {
+    auto t = asyncio::create_task([&] {
+      try {
+        throw Stop();
+      } catch (const Stop& e) {
+        raised = &e;
+        throw;
+      }
+    });
+    try {
+      asyncio::await(t);
+      ADD_FAILURE() << "no CancelledError";
+    } catch (const Stop& e) {
+      EXPECT_EQ(&e, raised);
+    } catch (const asyncio::CancelledError& e) {
+      ADD_FAILURE() << "a new CancelledError(\"" << e.message() << "\"), not the task's Stop";
+    }
+    EXPECT_TRUE(t.cancelled());
+    try {
+      t.result();
+      ADD_FAILURE() << "no CancelledError";
+    } catch (const Stop&) {
+      ADD_FAILURE() << "the task's exception handed out twice";
+    } catch (const asyncio::CancelledError& e) {
+      EXPECT_EQ(e.message(), "stop");
+    }
+  });
+}
+
 // test_tasks.py BaseTaskTests.test_sleep_cancel: cancelling a sleeping task
 // cancels its timer, so the (virtual) clock never jumps to the sleep's end.
 TEST_F(TaskTests, test_sleep_cancel) {

@@ -90,7 +90,10 @@ class future_state {
 
   // finish_with_result() marks done after a subclass stored the result.
   void finish_with_result();
-  void set_cancelled(const std::string& message);
+  // set_cancelled(message, raised) cancels; raised is the CancelledError a task's function let out,
+  // which the first exception()/result() hands out unchanged (asyncio keeps it as _cancelled_exc),
+  // later calls a new one with the message. No-op if done.
+  void set_cancelled(const std::string& message, std::exception_ptr raised = nullptr);
 
   long refs = 1;
   // What the "exception was never retrieved" report names (a task's repr).
@@ -101,10 +104,14 @@ class future_state {
   std::string state_name() const;
   void schedule_callbacks();
   [[noreturn]] void throw_invalid(const char* what) const;
+  // throw_cancelled() throws the CancelledError of a cancelled future: see set_cancelled().
+  [[noreturn]] void throw_cancelled();
 
   status state_ = status::pending;
   bool error_retrieved_ = true;          // false while an exception nobody saw is stored
   std::uint32_t removed_callbacks_ = 0;  // tombstones in callbacks_
+  // The exception of a failed future; of a cancelled one, the CancelledError its task raised, until
+  // handed out (see set_cancelled()).
   std::exception_ptr error_;
   std::string cancel_message_;
   loop_core* loop_;
