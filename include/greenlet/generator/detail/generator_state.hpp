@@ -154,10 +154,22 @@ class generator_state final : public generator_state_base {
   // out-of-line function costs a mispredicted return each way (see
   // switch_inline.hpp). Everything else goes to resume_slow().
   [[gnu::always_inline]] resume_result resume(std::optional<send_slot_t<Send>> sent, std::exception_ptr thrown) {
+    return resume_with(&sent, std::move(thrown));
+  }
+  // Overload of resume() for sending nothing (next(), throw_(), close()):
+  // no empty optional is made, because g++ 12 warns (falsely) that
+  // destroying one inlined into the caller may read its payload.
+  [[gnu::always_inline]] resume_result resume(std::nullopt_t, std::exception_ptr thrown) {
+    return resume_with(nullptr, std::move(thrown));
+  }
+
+  // resume_with(sent, thrown) is resume(), with the value to send at `sent`
+  // (null: none).
+  [[gnu::always_inline]] resume_result resume_with(std::optional<send_slot_t<Send>>* sent, std::exception_ptr thrown) {
     if (status == generator_status::suspended && !thrown && resume_at.empty()) [[likely]] {
       greenlet_impl* here = current_impl();
       if (here != nullptr && body.impl()->parent == here) [[likely]] {
-        sent_ = std::move(sent);
+        store_sent(sent);
         status = generator_status::running;
         body.switch_();
         if (status == generator_status::suspended) [[likely]] {
@@ -166,12 +178,22 @@ class generator_state final : public generator_state_base {
         return after_switch();
       }
     }
-    return resume_slow(std::move(sent), std::move(thrown));
+    return resume_slow(sent, std::move(thrown));
+  }
+
+  // store_sent(sent) keeps the value to send (null: none) for the pending yield.
+  void store_sent(std::optional<send_slot_t<Send>>* sent) noexcept(
+      std::is_nothrow_move_assignable_v<std::optional<send_slot_t<Send>>>) {
+    if (sent != nullptr) {
+      sent_ = std::move(*sent);
+    } else {
+      sent_.reset();
+    }
   }
 
   // resume_slow() is resume() for every case: first start, a new resumer,
   // a throw, a finished or running generator.
-  resume_result resume_slow(std::optional<send_slot_t<Send>> sent, std::exception_ptr thrown) {
+  resume_result resume_slow(std::optional<send_slot_t<Send>>* sent, std::exception_ptr thrown) {
     check_thread();
     switch (status) {
       case generator_status::running:
@@ -186,7 +208,7 @@ class generator_state final : public generator_state_base {
           finish_unstarted();
           std::rethrow_exception(thrown);
         }
-        if (sent) {
+        if (sent != nullptr && sent->has_value()) {
           throw generator_error(generator_errc::just_started, "can't send non-None value to a just-started generator");
         }
         break;
@@ -199,7 +221,7 @@ class generator_state final : public generator_state_base {
     // handle made, plus a reachability check per handle dropped).
     greenlet_impl* here = current_impl();
     if (here == nullptr || body.impl()->parent != here) body.set_parent(greenlet::getcurrent());
-    sent_ = std::move(sent);
+    store_sent(sent);
     const bool starting = status == generator_status::unstarted;
     status = generator_status::running;
     if (starting) {
