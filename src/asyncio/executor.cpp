@@ -11,12 +11,12 @@
 #include <map>
 #include <new>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <utility>
 
+#include "greenlet/asyncio/sync_errors.hpp"
 #include "io/blocked_signals.hpp"
 
 namespace greenlet::asyncio::detail {
@@ -372,7 +372,7 @@ class executor_shutdown {
 // would be neither a bound nor none.
 void check_timeout(std::optional<double> timeout) {
   if (timeout && std::isnan(*timeout)) {
-    throw std::invalid_argument(
+    throw ValueError(
         "shutdown_default_executor(): the timeout is NaN; pass a number of seconds, or std::nullopt to wait "
         "without a bound");
   }

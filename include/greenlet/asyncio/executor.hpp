@@ -340,7 +340,7 @@ void set_default_executor(event_loop& loop, std::shared_ptr<::greenlet::concurre
 // seconds." (asyncio's RuntimeWarning) and the call returns; the executor
 // finishes its jobs on its own and is dropped by the helper thread. No timeout
 // (the default, as asyncio's None) waits for ever; asyncio::run's end waits
-// thread_join_timeout. std::invalid_argument for a NaN timeout.
+// thread_join_timeout. asyncio::ValueError for a NaN timeout.
 void shutdown_default_executor(event_loop& loop, std::optional<double> timeout = std::nullopt);
 
 // thread_join_timeout is how long asyncio::run's end waits for the default
