@@ -41,7 +41,7 @@ for pass in $passes; do
   dir=build/test-$pass
   echo "==> [$pass] configure $dir"
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGREENLET_SANITIZE="$sanitize" \
-        -DGREENLET_WERROR=ON -DGREENLET_BUILD_BENCHMARKS=OFF "${compilers[@]}" >/dev/null
+        -DGREENLET_WERROR=ON -DGREENLET_BUILD_BENCHMARKS=OFF -DGREENLET_FAST_TEST_BUILD=ON "${compilers[@]}" >/dev/null
   if [[ $pass == tsan ]]; then
     # ThreadSanitizer is for the threaded layers: the thread and process
     # pools and the bridge into the loop (the suppression file says why

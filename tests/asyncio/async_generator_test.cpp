@@ -2,6 +2,7 @@
 // and PEP 525 protocol (asend/athrow). Cases follow CPython's
 // Lib/test/test_asyncgen.py where there is one; each names its source.
 // (aiter_test.cpp has the first async_generator cases, with aiter().)
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -243,6 +244,9 @@ TEST_F(AsyncGenLifetimeTests, finished_generator_keeps_none_of_its_bodys_capture
     rlimit old{};
     ::getrlimit(RLIMIT_AS, &old);
     rlimit tight = old;
+    // malloc grows its heap by what a request needs plus M_TOP_PAD (128 KiB):
+    // with that padding any small allocation could hit the limit first.
+    ::mallopt(M_TOP_PAD, 0);
     tight.rlim_cur = vm_bytes() + 64 * 1024;  // less than a task's stack
     ::setrlimit(RLIMIT_AS, &tight);
     try {

@@ -65,6 +65,11 @@ class TestError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Boom is ZeroDivisionError, with its message.
+struct Boom : std::runtime_error {
+  Boom() : std::runtime_error("division by zero") {}
+};
+
 // Guard records "~name" in a log when destroyed: proof a stack unwound.
 struct Guard {
   std::vector<std::string>& log;

@@ -19,15 +19,13 @@
 #include "asyncio_test_support.hpp"
 
 namespace asyncio = greenlet::asyncio;
+using asyncio_test::Boom;
 using asyncio_test::virtual_time;
 
 namespace {
 
 using CPythonTaskGroups = greenlet_test::GreenletTest;
 
-struct Boom : std::runtime_error {  // ZeroDivisionError
-  Boom() : std::runtime_error("division by zero") {}
-};
 struct MyExc : std::runtime_error {
   MyExc() : std::runtime_error("MyExc") {}
 };

@@ -18,6 +18,7 @@
 #include "asyncio_test_support.hpp"
 
 namespace asyncio = greenlet::asyncio;
+using asyncio_test::Boom;
 using asyncio_test::virtual_time;
 
 namespace {
@@ -26,9 +27,6 @@ using CPythonTimeouts = greenlet_test::GreenletTest;
 
 struct KeyErr : std::runtime_error {  // KeyError
   KeyErr() : std::runtime_error("KeyError") {}
-};
-struct Boom : std::runtime_error {  // ZeroDivisionError
-  Boom() : std::runtime_error("division by zero") {}
 };
 
 // test_timeout_at_basic: the deadline given is when(); expired() once it fired.

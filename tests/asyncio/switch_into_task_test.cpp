@@ -13,15 +13,12 @@
 #include <greenlet/asyncio.hpp>
 #include <greenlet/greenlet.hpp>
 
+#include "asyncio_test_support.hpp"
+
 namespace asyncio = greenlet::asyncio;
+using asyncio_test::virtual_time;
 
 namespace {
-
-asyncio::event_loop::options virtual_time() {
-  asyncio::event_loop::options opts;
-  opts.virtual_time = true;
-  return opts;
-}
 
 template <class Call>
 void expect_resume_locked(const std::string& label, Call call) {

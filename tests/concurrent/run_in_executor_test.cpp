@@ -14,6 +14,7 @@
 #include <greenlet/concurrent.hpp>
 
 #include "gate.hpp"
+#include "report_recorder.hpp"
 #include "support/greenlet_test.hpp"
 #include "support/process_stats.hpp"
 
@@ -31,11 +32,7 @@ struct custom_error : std::runtime_error {
   int code;
 };
 
-// Records what reaches the loop's exception handler.
-void record_reports(asyncio::event_loop& loop, std::vector<std::string>& reports) {
-  loop.set_exception_handler(
-      [&reports](asyncio::event_loop*, const asyncio::exception_context& c) { reports.push_back(c.message); });
-}
+using concurrent_test::record_reports;
 
 TEST_F(RunInExecutor, ManyInFlightEachFutureGetsItsOwnResult) {
   concurrent::ThreadPoolExecutor pool(4);

@@ -46,7 +46,7 @@ int wait_for_byte(int fd) {
 }
 
 // Registered at static-initialization time: before any pool forks.
-const auto square_fn = concurrent::register_process_function("shutdown_test.square", &shutdown_square);
+const auto shutdown_square_fn = concurrent::register_process_function("shutdown_test.square", &shutdown_square);
 const auto wait_for_byte_fn = concurrent::register_process_function("shutdown_test.wait_for_byte", &wait_for_byte);
 
 // pipe_gate is gate.hpp across the process boundary: made before the pool,
@@ -154,7 +154,7 @@ void process_pool_two_shutdowns() {
   concurrent::ProcessPoolExecutor pool(2);
   std::vector<concurrent::Future<int>> held, queued;
   for (int i = 0; i < 2; ++i) held.push_back(pool.submit(wait_for_byte_fn, pipe.read_end));
-  for (int i = 0; i < 6; ++i) queued.push_back(pool.submit(square_fn, i));
+  for (int i = 0; i < 6; ++i) queued.push_back(pool.submit(shutdown_square_fn, i));
   while (!(held[0].running() && held[1].running())) std::this_thread::yield();
   std::atomic<int> calling{0}, returned_early{0};
   auto shut_down = [&] {
@@ -201,7 +201,7 @@ void process_pool_shutdown_from_done_callback() {
     }
   });
   std::vector<concurrent::Future<int>> queued;
-  for (int i = 0; i < 4; ++i) queued.push_back(pool.submit(square_fn, i));
+  for (int i = 0; i < 4; ++i) queued.push_back(pool.submit(shutdown_square_fn, i));
   pipe.release(1);
   try {
     if (held.result(30) != 'x') fail("the held job returned the wrong value");
@@ -213,7 +213,7 @@ void process_pool_shutdown_from_done_callback() {
   }
   if (refused.load() != 1) fail("shutdown(wait=true) from the pool's own thread did not throw RuntimeError");
   try {
-    pool.submit(square_fn, 1);
+    pool.submit(shutdown_square_fn, 1);
     fail("submit() after the callback's shutdown() was accepted");
   } catch (const concurrent::RuntimeError&) {
   }
@@ -238,7 +238,7 @@ void process_pool_destroyed_on_its_thread() {
   auto held = pool->submit(wait_for_byte_fn, pipe.read_end);
   held.add_done_callback([keep = pool](const concurrent::Future<int>&) {});
   std::vector<concurrent::Future<int>> queued;
-  for (int i = 0; i < 20; ++i) queued.push_back(pool->submit(square_fn, i));
+  for (int i = 0; i < 20; ++i) queued.push_back(pool->submit(shutdown_square_fn, i));
   pool.reset();  // the callback's copy is the last
   pipe.release(1);
   try {

@@ -17,7 +17,7 @@
 namespace {
 
 using GeneratorContext = greenlet_test::GreenletTest;
-using gen_t = greenlet::generator<std::string>;
+using string_gen = greenlet::generator<std::string>;
 using strings = std::vector<std::string>;
 
 greenlet::context_var<std::string> var("var", std::string("default"));
@@ -36,7 +36,7 @@ TEST_F(GeneratorContext, BodyReadsAndSetsTheResumersContext) {
   main_context_kept keep;
   strings seen;
   var.set("caller");
-  gen_t g([&](gen_t::context& co) {
+  string_gen g([&](string_gen::context& co) {
     seen.push_back(var.get());
     var.set("ingen");
     co.yield("one");
@@ -89,13 +89,13 @@ TEST_F(GeneratorContext, SendThrowAndCloseRunInTheResumersContext) {
 // context, as a Python frame's do.
 TEST_F(GeneratorContext, SetsBeforeTheBodyEndsStayWithTheResumer) {
   main_context_kept keep;
-  gen_t throws([] {
+  string_gen throws([] {
     var.set("before throwing");
     throw std::runtime_error("out");
   });
   EXPECT_THROW(throws.next(), std::runtime_error);
   EXPECT_EQ(var.get(), "before throwing");
-  gen_t returns([] { var.set("before returning"); });
+  string_gen returns([] { var.set("before returning"); });
   EXPECT_THROW(returns.next(), greenlet::StopIteration);
   EXPECT_EQ(var.get(), "before returning");
 }
@@ -105,7 +105,7 @@ TEST_F(GeneratorContext, DestructionClosesInTheDestroyersContext) {
   main_context_kept keep;
   std::string seen_at_close;
   {
-    gen_t g([&](gen_t::context& co) {
+    string_gen g([&](string_gen::context& co) {
       try {
         co.yield("x");
       } catch (const greenlet::GeneratorExit&) {
@@ -130,7 +130,7 @@ TEST_F(GeneratorContext, KillAfterAnIgnoredCloseSeesTheDestroyersContext) {
       [&](std::exception_ptr, std::string_view context) { reports.emplace_back(context); });
   std::string seen_at_kill;
   {
-    gen_t g([&](gen_t::context& co) {
+    string_gen g([&](string_gen::context& co) {
       try {
         co.yield("x");
       } catch (const greenlet::GeneratorExit&) {
@@ -157,8 +157,8 @@ TEST_F(GeneratorContext, KillAfterAnIgnoredCloseSeesTheDestroyersContext) {
 TEST_F(GeneratorContext, NestedGeneratorsShareTheOutermostResumersContext) {
   main_context_kept keep;
   strings seen;
-  gen_t outer([&](gen_t::context& co) {
-    gen_t inner([&](gen_t::context& ico) {
+  string_gen outer([&](string_gen::context& co) {
+    string_gen inner([&](string_gen::context& ico) {
       seen.push_back("inner sees " + var.get());
       var.set("inner");
       ico.yield("i1");
@@ -184,8 +184,8 @@ TEST_F(GeneratorContext, NestedGeneratorsShareTheOutermostResumersContext) {
 TEST_F(GeneratorContext, YieldFromDelegatesInTheSameContext) {
   main_context_kept keep;
   strings seen;
-  gen_t outer([&](gen_t::context& co) {
-    co.yield_from(gen_t([&](gen_t::context& sub) {
+  string_gen outer([&](string_gen::context& co) {
+    co.yield_from(string_gen([&](string_gen::context& sub) {
       seen.push_back("sub sees " + var.get());
       var.set("sub");
       sub.yield("s1");
@@ -208,13 +208,13 @@ TEST_F(GeneratorContext, YieldFromDelegatesInTheSameContext) {
 TEST_F(GeneratorContext, YieldOnTheOuterGeneratorsBehalfReturnsTheContext) {
   main_context_kept keep;
   strings seen;
-  gen_t outer([&](gen_t::context& co) {
-    gen_t inner([&] {
+  string_gen outer([&](string_gen::context& co) {
+    string_gen inner([&] {
       var.set("inner");
       co.yield("for outer");
       seen.push_back("inner sees " + var.get());
       var.set("inner again");
-      gen_t::yield("own");
+      string_gen::yield("own");
     });
     for (const std::string& x : inner) seen.push_back("outer got " + x + ", sees " + var.get());
   });
@@ -231,7 +231,7 @@ TEST_F(GeneratorContext, YieldOnTheOuterGeneratorsBehalfReturnsTheContext) {
 // sets it there; the other's is untouched.
 TEST_F(GeneratorContext, EachResumingGreenletLendsItsOwnContext) {
   strings seen;
-  gen_t g([&](gen_t::context& co) {
+  string_gen g([&](string_gen::context& co) {
     for (int i = 0;; ++i) {
       seen.push_back(var.get());
       var.set("set by step " + std::to_string(i));
@@ -262,7 +262,7 @@ TEST_F(GeneratorContext, EachResumingGreenletLendsItsOwnContext) {
 TEST_F(GeneratorContext, AGreenletStartedInTheBodyKeepsItsOwnContext) {
   main_context_kept keep;
   std::string in_greenlet;
-  gen_t g([&](gen_t::context& co) {
+  string_gen g([&](string_gen::context& co) {
     greenlet::greenlet([&] {
       in_greenlet = var.get();
       var.set("child");
@@ -281,7 +281,7 @@ TEST_F(GeneratorContext, ResumedFromATaskTheBodyUsesTheTasksContext) {
   strings seen;
   asyncio::run([&] {
     var.set("taskgen");
-    gen_t g([&](gen_t::context& co) {
+    string_gen g([&](string_gen::context& co) {
       seen.push_back("body sees " + var.get());
       var.set("ingen");
       co.yield("");
@@ -298,7 +298,7 @@ TEST_F(GeneratorContext, ResumedFromATaskTheBodyUsesTheTasksContext) {
 // A start that fails (no stack) gives the context back.
 TEST_F(GeneratorContext, AFailedStartGivesTheContextBack) {
   main_context_kept keep;
-  gen_t g([](gen_t::context& co) { co.yield(""); }, greenlet::stack_options{.size = std::size_t(1) << 50});
+  string_gen g([](string_gen::context& co) { co.yield(""); }, greenlet::stack_options{.size = std::size_t(1) << 50});
   var.set("caller");
   EXPECT_THROW(g.next(), greenlet::error);
   EXPECT_EQ(var.get(), "caller");

@@ -12,16 +12,17 @@
 
 #include <greenlet/generator.hpp>
 
+#include "genlet.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace {
 
 using NestedGeneratorTests = greenlet_test::GreenletTest;
-using genlet = greenlet::generator<int>;
+using generator_test::genlet;
 using list = std::vector<int>;
 using perm_genlet = greenlet::generator<list>;
 
-void Yield(int value) { genlet::yield(value); }
+using generator_test::Yield;
 
 genlet g1(int n, list& seen) {
   return genlet([n, &seen](genlet::context& co) {

@@ -6,15 +6,15 @@
 
 #include <greenlet/generator.hpp>
 
+#include "genlet.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace {
 
 using GeneratorTests = greenlet_test::GreenletTest;
-using genlet = greenlet::generator<int>;
+using generator_test::genlet;
 
-// Yield(value) is the Python module's Yield: yield from the innermost genlet.
-void Yield(int value) { genlet::yield(value); }
+using generator_test::Yield;
 
 TEST_F(GeneratorTests, test_generator) {
   std::vector<int> seen;

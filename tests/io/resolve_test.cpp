@@ -18,6 +18,8 @@
 
 #include "support/greenlet_test.hpp"
 
+#include "echo_line.hpp"
+
 namespace {
 
 namespace asyncio = greenlet::asyncio;
@@ -56,11 +58,7 @@ struct gate {
   }
 };
 
-void echo_line(asyncio::StreamReader r, asyncio::StreamWriter w) {
-  w.write(r.readline());
-  w.drain();
-  w.close();
-}
+using io_test::echo_line;
 
 // A numeric host never goes to the executor; a name does, once, and the
 // connection reaches the server.

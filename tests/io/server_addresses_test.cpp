@@ -18,16 +18,14 @@
 
 #include "support/greenlet_test.hpp"
 
+#include "echo_line.hpp"
+
 namespace {
 
 namespace asyncio = greenlet::asyncio;
 using ServerAddresses = greenlet_test::GreenletTest;
 
-void echo_line(asyncio::StreamReader r, asyncio::StreamWriter w) {
-  w.write(r.readline());
-  w.drain();
-  w.close();
-}
+using io_test::echo_line;
 
 // ipv6_loopback_available() is whether this machine can bind ::1.
 bool ipv6_loopback_available() {

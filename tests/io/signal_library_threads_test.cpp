@@ -16,6 +16,8 @@
 
 #include <greenlet/io.hpp>
 
+#include "child_fail.hpp"
+
 namespace {
 
 namespace asyncio = greenlet::asyncio;
@@ -23,10 +25,7 @@ namespace asyncio = greenlet::asyncio;
 // Not GreenletTest: the death test machinery allocates in the parent.
 using SignalLibraryThreadsDeathTest = ::testing::Test;
 
-[[noreturn]] void fail(const char* why) {
-  std::fprintf(stderr, "%s\n", why);
-  std::_Exit(1);
-}
+using io_test::fail;
 
 // Each scenario runs in a child process: without the fix the signal kills
 // it, and alarm() bounds a hang.

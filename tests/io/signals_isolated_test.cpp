@@ -17,6 +17,8 @@
 #include <greenlet/asyncio.hpp>
 #include <greenlet/io.hpp>
 
+#include "child_fail.hpp"
+
 namespace {
 
 namespace asyncio = greenlet::asyncio;
@@ -24,10 +26,7 @@ namespace asyncio = greenlet::asyncio;
 // Not GreenletTest: the death test machinery allocates in the parent.
 using SignalsIsolatedDeathTest = ::testing::Test;
 
-[[noreturn]] void fail(const char* why) {
-  std::fprintf(stderr, "%s\n", why);
-  std::_Exit(1);
-}
+using io_test::fail;
 
 // Replacing a handler while the signal keeps arriving: the replacement
 // removed the handler and added it again, unblocking the signal in between,
