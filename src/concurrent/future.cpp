@@ -5,6 +5,7 @@
 #include <cxxabi.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -189,19 +190,19 @@ bool future_core::finish(std::unique_lock<std::mutex>& lock, status new_status) 
 }
 
 bool future_core::wait_done(std::optional<double> timeout, const char* what) {
-  timeout = effective_timeout(timeout);
+  const double seconds = wait_seconds(timeout);
   std::unique_lock<std::mutex> lock(mutex_);
   auto finished = [this] { return state_ == status::cancelled || state_ == status::finished; };
   if (finished()) return true;
-  if (timeout && *timeout == 0) return false;  // a poll never blocks
+  if (seconds == 0) return false;  // a poll never blocks
   lock.unlock();
   check_not_in_task(what);
   lock.lock();
-  if (!timeout) {
+  if (std::isinf(seconds)) {
     cv_.wait(lock, finished);
     return true;
   }
-  return cv_.wait_for(lock, std::chrono::duration<double>(*timeout), finished);
+  return cv_.wait_for(lock, std::chrono::duration<double>(seconds), finished);
 }
 
 void future_core::wait_result(std::optional<double> timeout) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <limits>
 #include <optional>
 
 namespace greenlet::concurrent::detail {
@@ -14,14 +15,17 @@ namespace greenlet::concurrent::detail {
 // thread finishing the futures.
 inline constexpr double forever_after_seconds = 1e9;
 
-// effective_timeout(t) is t as the calls wait it out: none, infinity or
-// beyond forever_after_seconds waits forever; zero, negative or NaN polls
-// (Python's concurrent.futures: result(-1) times out at once).
-inline std::optional<double> effective_timeout(std::optional<double> t) noexcept {
-  if (!t) return std::nullopt;
-  if (std::isnan(*t) || *t <= 0) return 0.0;
-  if (*t > forever_after_seconds) return std::nullopt;
-  return t;
+// wait_seconds(t) is how long the calls wait for t: infinity (no bound) for
+// none, infinity or beyond forever_after_seconds; 0 (a poll) for zero,
+// negative or NaN (Python's concurrent.futures: result(-1) times out at
+// once). A double, not an optional: g++ 12 with sanitizer instrumentation
+// warns (falsely) that copies of an empty optional<double> read its payload.
+inline double wait_seconds(const std::optional<double>& t) noexcept {
+  if (!t.has_value()) return std::numeric_limits<double>::infinity();
+  const double seconds = *t;
+  if (std::isnan(seconds) || seconds <= 0) return 0.0;
+  if (seconds > forever_after_seconds) return std::numeric_limits<double>::infinity();
+  return seconds;
 }
 
 }  // namespace greenlet::concurrent::detail

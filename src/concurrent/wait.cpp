@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <unordered_set>
 
 #include "concurrent/timeouts.hpp"
@@ -88,7 +89,7 @@ wait_counters wait_counters_now() noexcept {
 // O(1) in the finishing thread (waiter::notify), and this thread wakes once.
 // Cancelled futures count as done, never as raised, for FIRST_EXCEPTION.
 std::vector<bool> wait_indices(const std::vector<future_core*>& fs, std::optional<double> timeout, return_when when) {
-  timeout = effective_timeout(timeout);
+  const double seconds = wait_seconds(timeout);
   count work;
   std::vector<bool> flags(fs.size());
   std::size_t pending = 0;
@@ -114,7 +115,7 @@ std::vector<bool> wait_indices(const std::vector<future_core*>& fs, std::optiona
     }
   };
   const bool holds = pending == 0 || (when == return_when::FIRST_COMPLETED && pending < fs.size()) || raised;
-  if (holds || (timeout && *timeout == 0)) {
+  if (holds || seconds == 0) {
     report_now();
     return flags;
   }
@@ -138,10 +139,10 @@ std::vector<bool> wait_indices(const std::vector<future_core*>& fs, std::optiona
       ++work.wakeups;
       return w->ready();
     };
-    if (!timeout) {
+    if (std::isinf(seconds)) {
       w->cv.wait(lock, ready);
     } else {
-      w->cv.wait_for(lock, std::chrono::duration<double>(*timeout), ready);
+      w->cv.wait_for(lock, std::chrono::duration<double>(seconds), ready);
     }
     for (std::size_t i : w->finished) {
       ++work.examined;
@@ -155,8 +156,8 @@ std::vector<bool> wait_indices(const std::vector<future_core*>& fs, std::optiona
 
 completion_queue::completion_queue(std::vector<std::shared_ptr<future_core>> fs, std::optional<double> timeout)
     : fs_(std::move(fs)), waiter_(std::make_shared<waiter>()) {
-  timeout = effective_timeout(timeout);
-  if (timeout) deadline_ = now() + *timeout;
+  const double seconds = wait_seconds(timeout);
+  if (!std::isinf(seconds)) deadline_ = now() + seconds;
   waiter_->finished.reserve(fs_.size());  // notify() then never allocates
   for (std::size_t i = 0; i < fs_.size(); ++i) fs_[i]->add_waiter(waiter_, i);
 }

@@ -1,8 +1,8 @@
 // concurrent::Future: states, repr, callbacks, timeouts. Ported from
 // CPython's Lib/test/test_concurrent_futures/test_future.py.
 #include <atomic>
+#include <cctype>
 #include <memory>
-#include <regex>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -23,6 +23,18 @@ namespace {
 
 class ConcurrentFuture : public greenlet_test::GreenletTest {};
 
+// future_repr_without_address(repr) is repr with the hex digits of its
+// " at 0x..." address replaced by "?", so that it compares exactly. (Not
+// std::regex: g++ 12 warns inside <regex> under sanitizer instrumentation.)
+std::string future_repr_without_address(std::string repr) {
+  const std::size_t digits = repr.find(" at 0x");
+  if (digits == std::string::npos) return repr;
+  std::size_t end = digits + 6;
+  while (end < repr.size() && std::isxdigit(static_cast<unsigned char>(repr[end])) != 0) ++end;
+  if (end > digits + 6) repr.replace(digits + 6, end - (digits + 6), "?");
+  return repr;
+}
+
 TEST_F(ConcurrentFuture, Repr) {
   concurrent::Future<int> pending, running, cancelled, finished, raised;
   running.set_running_or_notify_cancel();
@@ -30,12 +42,11 @@ TEST_F(ConcurrentFuture, Repr) {
   finished.set_running_or_notify_cancel();
   finished.set_result(1);
   raised.set_exception(std::make_exception_ptr(std::runtime_error("x")));
-  const std::string at = "<Future at 0x[0-9a-f]+ state=";
-  EXPECT_TRUE(std::regex_match(pending.repr(), std::regex(at + "pending>"))) << pending.repr();
-  EXPECT_TRUE(std::regex_match(running.repr(), std::regex(at + "running>"))) << running.repr();
-  EXPECT_TRUE(std::regex_match(cancelled.repr(), std::regex(at + "cancelled>")));
-  EXPECT_TRUE(std::regex_match(finished.repr(), std::regex(at + "finished returned int>"))) << finished.repr();
-  EXPECT_TRUE(std::regex_match(raised.repr(), std::regex(at + "finished raised runtime_error>"))) << raised.repr();
+  EXPECT_EQ(future_repr_without_address(pending.repr()), "<Future at 0x? state=pending>");
+  EXPECT_EQ(future_repr_without_address(running.repr()), "<Future at 0x? state=running>");
+  EXPECT_EQ(future_repr_without_address(cancelled.repr()), "<Future at 0x? state=cancelled>");
+  EXPECT_EQ(future_repr_without_address(finished.repr()), "<Future at 0x? state=finished returned int>");
+  EXPECT_EQ(future_repr_without_address(raised.repr()), "<Future at 0x? state=finished raised runtime_error>");
   concurrent::Future<std::string> s;
   s.set_result("x");
   EXPECT_NE(s.repr().find("returned str"), std::string::npos);
