@@ -7,8 +7,11 @@
 #include <exception>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <typeinfo>
 
 #include "greenlet/asyncio/task.hpp"
+#include "greenlet/concurrent/future.hpp"
 
 namespace greenlet::asyncio {
 
@@ -66,6 +69,18 @@ bool all_cancelled(const detail::waiter_list& waiters) noexcept {
     if (!w->fut.cancelled()) return false;
   }
   return true;
+}
+
+// lock_repr(name, self, extra, waiters) is the repr of asyncio's primitives: object.__repr__'s
+// "<asyncio.locks.Lock object at 0x..>" with " [extra]" before the ">", and ", waiters:N" in it when
+// waiters is not 0. waiters is the length of asyncio's deque: the tasks queued, woken ones whose
+// tasks have not run yet included (waiters() leaves those out; Semaphore's and Condition's
+// wake-ups unlink them and count them in woken()).
+std::string lock_repr(std::string_view name, const void* self, std::string extra, const detail::waiter_list& waiters) {
+  if (const std::size_t n = waiters.size() + waiters.woken(); n != 0) extra += ", waiters:" + std::to_string(n);
+  std::string out = "<";
+  out += name;
+  return out + " object at " + detail::address_repr(self) + " [" + extra + "]>";
 }
 
 }  // namespace
@@ -128,6 +143,10 @@ void Lock::wake_up_first() {
   if (first != nullptr && !first->fut.done()) first->fut.set_result();
 }
 
+std::string Lock::repr() const {
+  return lock_repr("asyncio.locks.Lock", this, locked_ ? "locked" : "unlocked", waiters_);
+}
+
 // ---- Event ----
 
 bool Event::wait() {
@@ -147,6 +166,8 @@ void Event::set() {
     if (!w->fut.done()) w->fut.set_result();
   }
 }
+
+std::string Event::repr() const { return lock_repr("asyncio.locks.Event", this, value_ ? "set" : "unset", waiters_); }
 
 // ---- Condition ----
 
@@ -210,6 +231,10 @@ void Condition::notify_unlocked(std::size_t n) {
   }
 }
 
+std::string Condition::repr() const {
+  return lock_repr("asyncio.locks.Condition", this, locked() ? "locked" : "unlocked", waiters_);
+}
+
 // ---- Semaphore, BoundedSemaphore ----
 
 Semaphore::Semaphore(long value) : value_(value) {
@@ -263,6 +288,21 @@ bool Semaphore::wake_up_next() {
   if (waiters_.wake_next() == nullptr) return false;
   --value_;  // the woken waiter's unit (it gives it back if cancelled)
   return true;
+}
+
+std::string Semaphore::repr() const {
+  // Python names the object's own class: type(self).__module__ and __qualname__.
+  const std::type_info& type = typeid(*this);
+  std::string name;
+  if (type == typeid(Semaphore)) {
+    name = "asyncio.locks.Semaphore";
+  } else if (type == typeid(BoundedSemaphore)) {
+    name = "asyncio.locks.BoundedSemaphore";
+  } else {
+    name = ::greenlet::concurrent::detail::demangle(type.name());  // a subclass of the program's
+  }
+  return lock_repr(name, dynamic_cast<const void*>(this),
+                   locked() ? "locked" : "unlocked, value:" + std::to_string(value_), waiters_);
 }
 
 void BoundedSemaphore::release() {
@@ -370,6 +410,19 @@ void Barrier::abort() {
   std::lock_guard guard(cond_, std::adopt_lock);
   state_ = state::broken;
   cond_.notify_all();
+}
+
+std::string Barrier::repr() const {
+  std::string extra;
+  switch (state_) {
+    case state::filling: extra = "filling"; break;
+    case state::draining: extra = "draining"; break;
+    case state::resetting: extra = "resetting"; break;
+    case state::broken: extra = "broken"; break;
+  }
+  if (state_ != state::broken) extra += ", waiters:" + std::to_string(n_waiting()) + "/" + std::to_string(parties_);
+  // Not lock_repr(): asyncio's Barrier shows its own count, not the waiters of its Condition.
+  return "<asyncio.locks.Barrier object at " + detail::address_repr(this) + " [" + extra + "]>";
 }
 
 }  // namespace greenlet::asyncio

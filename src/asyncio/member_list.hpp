@@ -1,14 +1,12 @@
 // member_list.hpp: the bounded listing of an ExceptionGroup's members, shared by its what() and its
-// repr(). A group of 100,000 failed tasks must not build a message of megabytes: like CPython's
-// traceback, which prints at most 15 sub-exceptions then "and N more exceptions", it lists the
-// first few and counts the rest.
+// repr(), and of a queue's items in its repr(). A group of 100,000 failed tasks must not build a
+// message of megabytes: like CPython's traceback, which prints at most 15 sub-exceptions then "and
+// N more exceptions", it lists the first few and counts the rest.
 #pragma once
 
 #include <cstddef>
-#include <exception>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace greenlet::asyncio::detail {
 
@@ -18,15 +16,15 @@ inline constexpr std::size_t max_members_listed = 15;
 // to the count, except the first, which is cut (at a UTF-8 boundary) and ends with "...".
 inline constexpr std::size_t max_member_list_chars = 2000;
 
-// bounded_member_list(members, separator, describe) is describe(m) of the first members, joined by
-// separator, then "... and N more" + more_suffix(N) for those left out. describe runs only for
-// the members listed (and one more). Throws what describe throws and std::bad_alloc.
-template <class Describe, class MoreSuffix>
-std::string bounded_member_list(const std::vector<std::exception_ptr>& members, std::string_view separator,
-                                Describe describe, MoreSuffix more_suffix) {
+// bounded_member_list(members, separator, describe) is describe(m) of the first members (any sized
+// range), joined by separator, then "... and N more" + more_suffix(N) for those left out. describe
+// runs only for the members listed (and one more). Throws what describe throws and std::bad_alloc.
+template <class Members, class Describe, class MoreSuffix>
+std::string bounded_member_list(const Members& members, std::string_view separator, Describe describe,
+                                MoreSuffix more_suffix) {
   std::string out;
   std::size_t listed = 0;
-  for (const std::exception_ptr& e : members) {
+  for (const auto& e : members) {
     if (listed == max_members_listed) break;
     std::string text = describe(e);
     if (listed == 0) {

@@ -1,6 +1,7 @@
 // python_repr.cpp: Python's repr() of a str and of an exception, for the
 // repr() of futures and tasks (asyncio prints `exception=ValueError('boom')`),
-// and of a callback's Handle, for the report of a callback that throws.
+// of a callback's Handle, for the report of a callback that throws, and an
+// object's address as a repr shows its id() (locks and queues).
 // Only printing calls these: nothing on an await or a step does.
 #include <cxxabi.h>
 
@@ -197,6 +198,13 @@ std::string python_str_repr(std::string_view text) {
   }
   out += quote;
   return out;
+}
+
+std::string address_repr(const void* object) {
+  // to_chars, not a stream: no locale, no allocation beyond the result.
+  char buffer[2 + 2 * sizeof(std::uintptr_t)] = {'0', 'x'};
+  const auto end = std::to_chars(buffer + 2, buffer + sizeof buffer, reinterpret_cast<std::uintptr_t>(object), 16).ptr;
+  return std::string(buffer, end);
 }
 
 std::string exception_repr(const std::exception_ptr& e) {

@@ -2,7 +2,14 @@
 // CPython's Lib/asyncio/queues.py (Queue.put/get/_wakeup_next/task_done).
 #include "greenlet/asyncio/queues.hpp"
 
+#include <ranges>
+#include <string>
+#include <typeinfo>
+
 #include "greenlet/asyncio/task.hpp"
+#include "greenlet/concurrent/future.hpp"
+
+#include "asyncio/member_list.hpp"
 
 namespace greenlet::asyncio::detail {
 
@@ -83,5 +90,39 @@ void queue_base::join() {
     throw;
   }
 }
+
+// ---- repr() and str(): Queue.__repr__, __str__ and _format ----
+
+std::string queue_base::format() const {
+  std::string out = "maxsize=" + std::to_string(maxsize_);
+  if (const std::size_t n = qsize(); n != 0) {
+    // Bounded as an ExceptionGroup's members: a log line of a queue of a million items would be
+    // megabytes (asyncio lists them all).
+    const auto item = [this](std::size_t i) { return item_repr(i); };
+    out += " _queue=[" +
+           bounded_member_list(std::views::iota(std::size_t{0}, n), ", ", item, [](std::size_t) { return ""; }) + "]";
+  }
+  // asyncio's deques of getters and putters: a woken one has left already (popped), a cancelled
+  // one stays until its task runs; so do ours.
+  if (getters_.size() != 0) out += " _getters[" + std::to_string(getters_.size()) + "]";
+  if (putters_.size() != 0) out += " _putters[" + std::to_string(putters_.size()) + "]";
+  if (unfinished_tasks_ != 0) out += " tasks=" + std::to_string(unfinished_tasks_);
+  return out;
+}
+
+namespace {
+
+// class_name(q) is Python's type(q).__name__: Queue, PriorityQueue, LifoQueue, or a subclass's name,
+// without namespaces or template arguments.
+std::string class_name(const queue_base& q) { return ::greenlet::concurrent::detail::demangle(typeid(q).name()); }
+
+}  // namespace
+
+std::string queue_base::repr() const {
+  // The whole object's address, as Python's id(): a subclass may put another base first.
+  return "<" + class_name(*this) + " at " + address_repr(dynamic_cast<const void*>(this)) + " " + format() + ">";
+}
+
+std::string queue_base::str() const { return "<" + class_name(*this) + " " + format() + ">"; }
 
 }  // namespace greenlet::asyncio::detail

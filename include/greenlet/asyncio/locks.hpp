@@ -36,6 +36,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <utility>
 
 #include "greenlet/asyncio/errors.hpp"
@@ -86,6 +87,11 @@ class Lock {
   // waiters() is the number of tasks queued in acquire(). Throws nothing; loop thread only.
   std::size_t waiters() const noexcept { return waiters_.size(); }
 
+  // repr() is asyncio's repr() of the lock: "<asyncio.locks.Lock object at 0x7f.. [unlocked]>",
+  // "[locked]", "[locked, waiters:2]" (docs/asyncio.md, "repr() of locks and queues"). Throws
+  // std::bad_alloc only; loop thread only.
+  std::string repr() const;
+
  private:
   void wake_up_first();
   // release_contended() is release() when a task waits (or the lock is not held).
@@ -113,6 +119,11 @@ class Event {
   void clear() noexcept { value_ = false; }
   // is_set() is true while the flag is set. Throws nothing; loop thread only.
   bool is_set() const noexcept { return value_; }
+
+  // repr() is asyncio's repr() of the event: "<asyncio.locks.Event object at 0x7f.. [unset]>",
+  // "[set]", "[unset, waiters:2]" (docs/asyncio.md, "repr() of locks and queues"). Throws
+  // std::bad_alloc only; loop thread only.
+  std::string repr() const;
 
  private:
   bool value_ = false;
@@ -178,6 +189,11 @@ class Condition {
   // its task runs or a notify() passes it. Throws nothing; loop thread only.
   std::size_t waiters() const noexcept { return waiters_.size(); }
 
+  // repr() is asyncio's repr() of the condition: "<asyncio.locks.Condition object at 0x7f..
+  // [unlocked]>", "[locked, waiters:2]", locked meaning the associated lock is held (docs/asyncio.md,
+  // "repr() of locks and queues"). Throws std::bad_alloc only; loop thread only.
+  std::string repr() const;
+
  private:
   friend class Barrier;
   void notify_unlocked(std::size_t n);
@@ -221,6 +237,12 @@ class Semaphore {
   // waiting when its task runs or a release() passes it. Throws nothing;
   // loop thread only.
   std::size_t waiters() const noexcept { return waiters_.size(); }
+
+  // repr() is asyncio's repr() of the semaphore: "<asyncio.locks.Semaphore object at 0x7f..
+  // [unlocked, value:1]>", "[locked]", "[locked, waiters:2]"; a BoundedSemaphore's says
+  // asyncio.locks.BoundedSemaphore (docs/asyncio.md, "repr() of locks and queues"). Throws
+  // std::bad_alloc only; loop thread only.
+  std::string repr() const;
 
  protected:
   // value_ is the counter, for subclasses such as BoundedSemaphore; read it through value().
@@ -278,6 +300,12 @@ class Barrier {
   std::size_t n_waiting() const noexcept { return state_ == state::filling ? count_ : 0; }
   // broken() is true after abort() until reset(). Throws nothing; loop thread only.
   bool broken() const noexcept { return state_ == state::broken; }
+
+  // repr() is asyncio's repr() of the barrier: "<asyncio.locks.Barrier object at 0x7f.. [filling,
+  // waiters:2/3]>", the state (filling, draining, resetting, broken) and, unless broken,
+  // n_waiting()/parties() (docs/asyncio.md, "repr() of locks and queues"). Throws std::bad_alloc
+  // only; loop thread only.
+  std::string repr() const;
 
  private:
   enum class state { filling, draining, resetting, broken };

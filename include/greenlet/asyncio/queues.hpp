@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -62,7 +63,22 @@ class queue_base {
   // cancelled while waiting, RuntimeError outside a task. A task of the loop thread only.
   void join();
 
+  // repr() is asyncio's repr() of the queue: "<Queue at 0x7f.. maxsize=2 _queue=[1, 2] _putters[1]
+  // tasks=2>", "<Queue at 0x7f.. maxsize=0 _getters[1]>", each part after maxsize= only when it
+  // applies (_getters[N], _putters[N]: tasks waiting in get(), put()), under the class's own
+  // name (PriorityQueue, LifoQueue, a subclass's). Items print as Future::repr() prints a result
+  // (a std::string quoted, a type with operator<< through it, any other "<value>"): at most 15
+  // and about 2,000 characters of them, then "... and N more" (docs/asyncio.md, "repr() of locks
+  // and queues"). Throws what an item's operator<< throws and std::bad_alloc; loop thread only.
+  std::string repr() const;
+  // str() is asyncio's str() of the queue, repr() without the address: "<Queue maxsize=0 tasks=2>".
+  // Throws as repr(); loop thread only.
+  std::string str() const;
+
  protected:
+  // item_repr(i) is the repr of the i-th item in the order asyncio's repr lists them (its
+  // list(self._queue)), for repr() and str().
+  virtual std::string item_repr(std::size_t i) const = 0;
   // wait_for_room()/wait_for_item() are put()'s and get()'s waiting loops.
   void wait_for_room();
   void wait_for_item();
@@ -80,6 +96,8 @@ class queue_base {
 
  private:
   static void wake_up_next(waiter_list& waiters);
+  // format() is what repr() and str() show after the name: "maxsize=0 _queue=[1] tasks=1".
+  std::string format() const;
   std::size_t maxsize_;
   waiter_list getters_;
   waiter_list putters_;
@@ -92,6 +110,8 @@ template <class T>
 class fifo_storage {
  public:
   std::size_t size() const noexcept { return items_.size(); }
+  // operator[](i): the i-th item, the next to come out first, as asyncio's deque lists them.
+  const T& operator[](std::size_t i) const noexcept { return items_[i]; }
   void push(T item) { items_.push_back(std::move(item)); }
   T pop() {
     T item = std::move(items_.front());
@@ -107,6 +127,8 @@ template <class T>
 class lifo_storage {
  public:
   std::size_t size() const noexcept { return items_.size(); }
+  // operator[](i): the i-th item, the oldest first, as asyncio's list (the next out is the last).
+  const T& operator[](std::size_t i) const noexcept { return items_[i]; }
   void push(T item) { items_.push_back(std::move(item)); }
   T pop() {
     T item = std::move(items_.back());
@@ -124,6 +146,8 @@ template <class T, class Compare>
 class heap_storage {
  public:
   std::size_t size() const noexcept { return items_.size(); }
+  // operator[](i): the i-th item in heap order, as asyncio's heapq list.
+  const T& operator[](std::size_t i) const noexcept { return items_[i]; }
   void push(T item) {
     items_.push_back(std::move(item));
     std::push_heap(items_.begin(), items_.end(), after{compare_});
@@ -197,6 +221,7 @@ class basic_queue : public detail::queue_base {
   }
 
  private:
+  std::string item_repr(std::size_t i) const override { return detail::repr_value(storage_[i]); }
   Storage storage_;
 };
 

@@ -160,6 +160,10 @@ std::string python_str_repr(std::string_view text);
 // (its first members only, as ExceptionGroup::what(): "[A('0'), ..., ... and N more]"),
 // "Name()" for a type not derived from std::exception, "None" for null. Throws only std::bad_alloc.
 std::string exception_repr(const std::exception_ptr& e);
+// address_repr(object) is the address as Python shows an object's id() in a repr ("<Queue at
+// 0x7f3a5c0012a0 ...>", "<asyncio.locks.Lock object at 0x7f3a5c0012a0 ...>"): "0x" and lowercase
+// hex digits, as %p and std::ostream print a pointer. Throws only std::bad_alloc.
+std::string address_repr(const void* object);
 
 template <class T>
 std::string repr_value(const T& value) {
