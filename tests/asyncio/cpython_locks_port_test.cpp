@@ -13,11 +13,12 @@
 // waiters() count: `ev._waiters` asserts are left out. `barrier._count` (tasks inside the
 // barrier) is counted by the test itself.
 //
+// Ported elsewhere: test_repr (Lock, Event, Condition, Semaphore, Barrier) and test_barrier's repr
+// assertions are in locks_queues_repr_test.cpp; Barrier's test_repr here checks n_waiting() and
+// broken() alone. The other Barrier tests assert on repr(barrier) ("filling", "draining",
+// "resetting") here, as in 3.12.
+//
 // Not expressible here:
-// - test_repr (Lock, Event, Condition, Semaphore): the primitives have no repr(). Barrier's
-//   test_repr is ported through n_waiting() and broken(), which is what its repr shows, except the
-//   state name (filling/draining/resetting), not observable; likewise test_draining_state keeps
-//   its other assertions.
 // - test_lock, test_lock_by_with_statement, SemaphoreTests.test_semaphore's and
 //   BarrierTests.test_barrier's `await lock` TypeError: awaiting a primitive itself does not
 //   compile in C++ (test_semaphore keeps its value/locked assertions).
@@ -1197,9 +1198,11 @@ TEST_F(CPythonBarrierTests, test_filling_task_by_task) {
     auto t1 = asyncio::create_task(wait);
     asyncio::sleep(0);
     EXPECT_EQ(barrier.n_waiting(), 1u);
+    EXPECT_NE(barrier.repr().find("filling"), std::string::npos) << barrier.repr();
     auto t2 = asyncio::create_task(wait);
     asyncio::sleep(0);
     EXPECT_EQ(barrier.n_waiting(), 2u);
+    EXPECT_NE(barrier.repr().find("filling"), std::string::npos) << barrier.repr();
     auto t3 = asyncio::create_task(wait);
     asyncio::sleep(0);
     asyncio::wait(std::vector<asyncio::Task<std::size_t>>{t1, t2, t3});
@@ -1249,18 +1252,21 @@ TEST_F(CPythonBarrierTests, test_filling_tasks_check_return_value) {
   EXPECT_FALSE(barrier.broken());
 }
 
-// BarrierTests.test_draining_state, but for "draining" in repr(barrier) (see the top): every task
-// passes, and the barrier is left empty.
+// BarrierTests.test_draining_state: every task but the last to leave sees "draining" in
+// repr(barrier), and the barrier is left empty.
 TEST_F(CPythonBarrierTests, test_draining_state) {
   asyncio::Barrier barrier(N);
-  std::vector<std::size_t> n_waiting;
+  Bools results;
   run([&] {
     gather_tasks(N, [&] {
       barrier.wait();
-      n_waiting.push_back(barrier.n_waiting());
+      // The barrier turns to filling when its last task leaves.
+      results.push_back(barrier.repr().find("draining") != std::string::npos);
     });
   });
-  EXPECT_EQ(n_waiting, std::vector<std::size_t>(N, 0));
+  ASSERT_EQ(results.size(), N);
+  EXPECT_FALSE(results.back());
+  EXPECT_EQ(Bools(results.begin(), results.end() - 1), Bools(N - 1, true));
   EXPECT_EQ(barrier.n_waiting(), 0u);
   EXPECT_FALSE(barrier.broken());
 }
@@ -1337,7 +1343,7 @@ TEST_F(CPythonBarrierTests, test_reset_barrier) {
 }
 
 // BarrierTests.test_reset_barrier_while_tasks_waiting: every waiting task gets BrokenBarrierError;
-// the barrier is filling again, not broken ("resetting" not in repr).
+// the barrier is filling again ("resetting" not in repr), not broken.
 TEST_F(CPythonBarrierTests, test_reset_barrier_while_tasks_waiting) {
   asyncio::Barrier barrier(N);
   Bools results;
@@ -1358,6 +1364,7 @@ TEST_F(CPythonBarrierTests, test_reset_barrier_while_tasks_waiting) {
   });
   EXPECT_EQ(results, Bools(N - 1, true));
   EXPECT_EQ(barrier.n_waiting(), 0u);
+  EXPECT_EQ(barrier.repr().find("resetting"), std::string::npos) << barrier.repr();
   EXPECT_FALSE(barrier.broken());
 }
 
@@ -1383,6 +1390,7 @@ TEST_F(CPythonBarrierTests, test_reset_barrier_when_tasks_half_draining) {
   });
   EXPECT_EQ(results1, Bools(rest_of_tasks, true));
   EXPECT_EQ(barrier.n_waiting(), 0u);
+  EXPECT_EQ(barrier.repr().find("resetting"), std::string::npos) << barrier.repr();
   EXPECT_FALSE(barrier.broken());
 }
 
@@ -1423,6 +1431,7 @@ TEST_F(CPythonBarrierTests, test_reset_barrier_when_tasks_half_draining_half_blo
   EXPECT_EQ(results1, Bools(blocking_tasks, true));
   EXPECT_EQ(results2, Bools{});
   EXPECT_EQ(barrier.n_waiting(), 0u);
+  EXPECT_EQ(barrier.repr().find("resetting"), std::string::npos) << barrier.repr();
   EXPECT_FALSE(barrier.broken());
 }
 

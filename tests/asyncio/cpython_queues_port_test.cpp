@@ -2,11 +2,12 @@
 // as far as the C++ API expresses them. queues_test.cpp holds the cases ported earlier (some merged);
 // each test here names its CPython class and method, with the same values, orders and exceptions.
 //
+// Ported elsewhere: QueueBasicTests.test_repr / test_str and _QueueJoinTestMixin.test_format (three
+// classes, through str()) are in locks_queues_repr_test.cpp, with the repr() of the locks.
+//
 // Not expressible here:
-// - QueueBasicTests.test_repr / test_str: Queue has no repr()/str() ('<Queue ... _getters[1]>').
 // - QueueBasicTests.test_generic_alias: Queue[int] is a typing object; Queue<int> is a C++ template.
 // - QueuePutTests.test_float_maxsize: maxsize is a std::size_t; there is no maxsize of 1.3.
-// - _QueueJoinTestMixin.test_format (three classes): Queue has no _format().
 // - _QueueShutdownTestMixin (shutdown()): 3.13, not in 3.12's file; Queue has no shutdown().
 // Private state the Python tests read (q._putters, len(q._getters)) is asserted through what it
 // would change: whether a later waiter is served.
