@@ -244,9 +244,12 @@ TEST_F(AsyncGenLifetimeTests, finished_generator_keeps_none_of_its_bodys_capture
     rlimit old{};
     ::getrlimit(RLIMIT_AS, &old);
     rlimit tight = old;
-    // malloc grows its heap by what a request needs plus M_TOP_PAD (128 KiB):
-    // with that padding any small allocation could hit the limit first.
+    // malloc grows its heap by what a request needs plus M_TOP_PAD (128 KiB),
+    // and shrinks it on a free down to that pad: with it, a small allocation
+    // could hit the limit first, or a free make room for the stack. No pad,
+    // and the heap trimmed before measuring, so that neither can happen.
     ::mallopt(M_TOP_PAD, 0);
+    ::malloc_trim(0);
     tight.rlim_cur = vm_bytes() + 64 * 1024;  // less than a task's stack
     ::setrlimit(RLIMIT_AS, &tight);
     try {
