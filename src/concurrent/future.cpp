@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "concurrent/timeouts.hpp"
+#include "greenlet/detail/future_state.hpp"
 #include "greenlet/detail/loop_core.hpp"
 
 namespace greenlet::concurrent {
@@ -254,7 +255,7 @@ void future_core::remove_waiter(const waiter* w) {
 
 std::string future_core::repr() const {
   std::ostringstream out;
-  out << "<Future at " << static_cast<const void*>(this) << " state=";
+  out << "<Future at " << ::greenlet::asyncio::detail::address_repr(this) << " state=";
   std::lock_guard<std::mutex> lock(mutex_);
   switch (state_) {
     case status::pending: out << "pending"; break;
