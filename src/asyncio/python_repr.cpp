@@ -18,6 +18,7 @@
 #include "greenlet/detail/future_state.hpp"
 
 #include "asyncio/member_list.hpp"
+#include "asyncio/utf8.hpp"
 
 namespace greenlet::asyncio::detail {
 
@@ -65,33 +66,6 @@ void append_escape(std::string& out, char32_t c) {
   for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) out += hex[(c >> shift) & 0xF];
 }
 
-// decode_utf8(text, i) is the code point of the well-formed UTF-8 sequence
-// at text[i], advancing i past it; -1 (i unmoved) for a malformed one.
-long decode_utf8(std::string_view text, std::size_t& i) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char lead = byte(i);
-  std::size_t length = 0;
-  char32_t c = 0;
-  char32_t smallest = 0;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2, c = lead & 0x1F, smallest = 0x80;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3, c = lead & 0x0F, smallest = 0x800;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4, c = lead & 0x07, smallest = 0x10000;
-  } else {
-    return -1;
-  }
-  if (i + length > text.size()) return -1;
-  for (std::size_t k = 1; k < length; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return -1;
-    c = (c << 6) | (byte(i + k) & 0x3F);
-  }
-  if (c < smallest || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return -1;
-  i += length;
-  return static_cast<long>(c);
-}
-
 // class_name(type) is the demangled name of an exception's type as Python's
 // repr shows a class: unqualified (namespaces and enclosing classes dropped)
 // and without template arguments.
@@ -126,16 +100,6 @@ std::string full_name(const char* mangled) {
   static constexpr std::string_view anonymous = "(anonymous namespace)::";
   for (std::size_t at; (at = name.find(anonymous)) != std::string::npos;) name.erase(at, anonymous.size());
   return name;
-}
-
-// python_float_repr(x) is close to Python's repr() of a float: the shortest text that reads back
-// as x, with ".0" for a whole number ("2.5", "12.0", "inf", "nan").
-std::string python_float_repr(double x) {
-  char buffer[64];
-  const auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, x);
-  std::string text(buffer, error == std::errc() ? end : buffer);
-  if (text.find_first_of(".en") == std::string::npos) text += ".0";  // not for 1e+20, inf, nan
-  return text;
 }
 
 }  // namespace

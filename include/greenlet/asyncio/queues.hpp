@@ -66,8 +66,8 @@ class queue_base {
   // repr() is asyncio's repr() of the queue: "<Queue at 0x7f.. maxsize=2 _queue=[1, 2] _putters[1]
   // tasks=2>", "<Queue at 0x7f.. maxsize=0 _getters[1]>", each part after maxsize= only when it
   // applies (_getters[N], _putters[N]: tasks waiting in get(), put()), under the class's own
-  // name (PriorityQueue, LifoQueue, a subclass's). Items print as Future::repr() prints a result
-  // (a std::string quoted, a type with operator<< through it, any other "<value>"): at most 15
+  // name (PriorityQueue, LifoQueue, a subclass's). Items print as Python's repr() prints the value their
+  // type stands for (detail::repr_value(): 'abc', True, 2.0, (1, 'a'), [1, 2], "<value>"): at most 15
   // and about 2,000 characters of them, then "... and N more" (docs/asyncio.md, "repr() of locks
   // and queues"). Throws what an item's operator<< throws and std::bad_alloc; loop thread only.
   std::string repr() const;

@@ -16,6 +16,7 @@
 
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/detail/loop_core.hpp"
+#include "greenlet/detail/value_repr.hpp"
 
 // Everything this header declares is public API: exported even though the library
 // is built with -fvisibility=hidden (see CMakeLists.txt).
@@ -147,12 +148,6 @@ inline void release(future_state* f) noexcept {
   if (--f->refs == 0) delete f;
 }
 
-// python_str_repr(text) is Python's repr() of the str `text` (UTF-8): quoted as Python chooses
-// (single quotes, double ones for a text with a single quote and no double quote), with the
-// backslash, the quote, control characters and the code points Python deems unprintable escaped
-// (\\, \', \n, \x01, \xa0, \u2028...); bytes that are not UTF-8 show as \xhh. Throws only
-// std::bad_alloc.
-std::string python_str_repr(std::string_view text);
 // exception_repr(e) is Python's repr() of the exception e: "ValueError('boom')", its class name
 // unqualified (a library exception's is its Python name; another's the demangled C++ name,
 // namespaces and template arguments dropped: runtime_error('boom')) and its what() as a str;
@@ -164,19 +159,6 @@ std::string exception_repr(const std::exception_ptr& e);
 // 0x7f3a5c0012a0 ...>", "<asyncio.locks.Lock object at 0x7f3a5c0012a0 ...>"): "0x" and lowercase
 // hex digits, as %p and std::ostream print a pointer. Throws only std::bad_alloc.
 std::string address_repr(const void* object);
-
-template <class T>
-std::string repr_value(const T& value) {
-  if constexpr (std::is_same_v<T, std::string>) {
-    return python_str_repr(value);
-  } else if constexpr (requires(std::ostream & os, const T& v) { os << v; }) {
-    std::ostringstream out;
-    out << value;
-    return out.str();
-  } else {
-    return "<value>";
-  }
-}
 
 // future_value<T> adds the result.
 template <class T>
@@ -194,7 +176,7 @@ class future_value : public future_state {
     check_result();
     return *result_;
   }
-  std::string result_repr() const override { return result_ ? " result=" + repr_value(*result_) : ""; }
+  std::string result_repr() const override { return result_ ? " result=" + repr_value(*result_, reprlib_repr) : ""; }
 
  private:
   std::optional<T> result_;
