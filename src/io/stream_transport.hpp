@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "greenlet/asyncio/future.hpp"
@@ -106,6 +107,10 @@ class stream_transport {
   void write_eof();
   void close();
   void wait_closed();
+  // send_file() is StreamWriter::sendfile(): it awaits the write buffer's
+  // last byte handed to the socket, then sock_sendfile() on it, write()
+  // refused meanwhile (sendfile.cpp).
+  std::size_t send_file(int file, std::uint64_t offset, std::optional<std::uint64_t> count, bool fallback);
   bool closing() const noexcept { return closing_; }
   std::size_t write_buffered() const noexcept { return wbuf_.size() - wpos_; }
   int fd() const noexcept { return fd_; }
@@ -140,6 +145,9 @@ class stream_transport {
   }
   void on_writable();
   void flush();  // sends what the socket takes now; never waits
+  // await_drain_waiter() awaits the next time flush() leaves at most
+  // low_water bytes (or the connection fails): drain()'s and send_file()'s wait.
+  void await_drain_waiter();
   [[noreturn]] void raise_error() const;
   void fail(int err, const char* call) noexcept;
   void wake_reader() noexcept;
@@ -183,8 +191,9 @@ class stream_transport {
   std::string wbuf_;
   std::size_t wpos_ = 0;
   bool writer_registered_ = false;
-  bool eof_pending_ = false;  // write_eof() once the buffer is sent
-  bool eof_written_ = false;  // write_eof() was called: write() is an error
+  bool eof_pending_ = false;   // write_eof() once the buffer is sent
+  bool eof_written_ = false;   // write_eof() was called: write() is an error
+  bool sending_file_ = false;  // send_file() runs: write() is an error, as asyncio's
   bool closing_ = false;
   int error_ = 0;                        // see check_error()
   const char* error_call_ = nullptr;     // the call that failed: "recv", "send"...

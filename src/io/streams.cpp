@@ -242,6 +242,10 @@ void stream_transport::write(std::string_view data) {
     // As asyncio's transports: the bytes would follow the FIN, or be lost.
     throw RuntimeError(asyncio_errc::invalid_state, "Cannot call write() after write_eof()");
   }
+  if (sending_file_) {
+    // Its bytes would land in the middle of the file's.
+    throw RuntimeError(asyncio_errc::invalid_state, "unable to write; sendfile is in progress");
+  }
   if (closing_ || fd_ < 0 || data.empty()) return;
   if (error_ != 0) return;  // drain() reports it
   wbuf_.append(data);
@@ -376,13 +380,17 @@ void stream_transport::drain() {
     check_error();
     // A close that finished while this task waited ends the wait normally.
     if (fd_ < 0 || write_buffered() <= config_.high_water) return;
-    // Every task draining now waits on the same future, so that one wake-up
-    // reaches them all (asyncio keeps a list of drain waiters); each awaits
-    // it as a shared future, so cancelling one leaves the others waiting.
-    if (drain_waiter_.empty() || drain_waiter_.done()) drain_waiter_ = Future<void>(new future_value<void>(&loop_));
-    Future<void> shared = drain_waiter_;
-    await_shared(shared);
+    await_drain_waiter();
   }
+}
+
+void stream_transport::await_drain_waiter() {
+  // Every task draining now waits on the same future, so that one wake-up
+  // reaches them all (asyncio keeps a list of drain waiters); each awaits
+  // it as a shared future, so cancelling one leaves the others waiting.
+  if (drain_waiter_.empty() || drain_waiter_.done()) drain_waiter_ = Future<void>(new future_value<void>(&loop_));
+  Future<void> shared = drain_waiter_;
+  await_shared(shared);
 }
 
 void stream_transport::write_eof() {
@@ -651,6 +659,11 @@ void StreamWriter::writelines(const std::vector<std::string>& lines) {
 void StreamWriter::drain() {
   require_stream(t_, "drain()", writer);
   t_->drain();
+}
+
+std::size_t StreamWriter::sendfile(int file, std::uint64_t offset, std::optional<std::uint64_t> count, bool fallback) {
+  require_stream(t_, "sendfile()", writer);
+  return t_->send_file(file, offset, count, fallback);
 }
 
 void StreamWriter::write_eof() {

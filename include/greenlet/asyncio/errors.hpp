@@ -26,7 +26,8 @@ enum class asyncio_errc {
   deadlock,
   not_in_task,
   stranded_task,
-  primitive_destroyed,  // a Lock, Event, Condition, Semaphore, Barrier or Queue destroyed while a task waited on it
+  primitive_destroyed,     // a Lock, Event, Condition, Semaphore, Barrier or Queue destroyed while a task waited on it
+  sendfile_not_available,  // SendfileNotAvailableError: sendfile(2) cannot send this file
 };
 
 }  // namespace greenlet::asyncio
@@ -108,6 +109,17 @@ class RuntimeError : public ::greenlet::error {
 
  private:
   asyncio_errc code_;
+};
+
+// SendfileNotAvailableError is asyncio's: sock_sendfile()/StreamWriter::sendfile() were told not
+// to fall back on read() and send() (fallback = false) and sendfile(2) cannot send the file: not a
+// regular file, or the kernel refuses the pair (EINVAL, ENOSYS...). A RuntimeError, as in asyncio.
+class SendfileNotAvailableError : public RuntimeError {
+ public:
+  // SendfileNotAvailableError(what) makes the exception with code
+  // asyncio_errc::sendfile_not_available. Throws std::bad_alloc if copying the text fails.
+  explicit SendfileNotAvailableError(const std::string& what)
+      : RuntimeError(asyncio_errc::sendfile_not_available, what) {}
 };
 
 namespace detail {

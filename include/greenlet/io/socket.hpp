@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -94,6 +96,22 @@ std::pair<std::size_t, address> sock_recvfrom_into(int fd, std::span<std::byte> 
 std::size_t sock_sendto(int fd, std::string_view data, const address& to);
 // sock_sendto(fd, data, addr, len) sends to a socket address; see above.
 std::size_t sock_sendto(int fd, std::string_view data, const sockaddr* addr, socklen_t len);
+
+// sock_sendfile(sock, file, offset, count, fallback) is loop.sock_sendfile(): sends the file open
+// on `file` from byte `offset`, `count` bytes or to its end, over the connected non-blocking
+// stream socket `sock`, awaiting room in the socket's buffer; returns the bytes sent (0 for an
+// empty file, fewer than count if the file ends first). A regular file goes by sendfile(2): the
+// kernel copies it from the page cache, through no buffer of the program's. Anything else (a
+// pipe, a FIFO, a socket) or a file the kernel will not sendfile() is read (on the default
+// executor, 256 KiB at a time) and sent with sock_sendall(), unless fallback is false:
+// SendfileNotAvailableError then, before anything is sent. As in asyncio, the file's position is
+// offset + the bytes sent once the call returns or throws (untouched if nothing was sent), so
+// lseek(file, 0, SEEK_CUR) tells how far a cancelled or failed call got. Throws ValueError for a
+// blocking socket, a socket that is not SOCK_STREAM, a count of 0 or an offset past 2^63 - 1;
+// BrokenPipeError/ConnectionResetError and other OSErrors, CancelledError. A task of the running
+// loop's thread only.
+std::size_t sock_sendfile(int sock, int file, std::uint64_t offset = 0, std::optional<std::uint64_t> count = {},
+                          bool fallback = true);
 
 // set_nonblocking(fd) puts fd in non-blocking mode (O_NONBLOCK).
 void set_nonblocking(int fd);

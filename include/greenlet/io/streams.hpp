@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -163,6 +164,16 @@ class StreamWriter {
   // stream's loop; throws the connection's error if it had one (as asyncio's), CancelledError if
   // the task is cancelled, RuntimeError outside a task.
   void wait_closed();
+  // sendfile(file, offset, count, fallback) is `await loop.sendfile(writer.transport, file, offset,
+  // count)`: it waits until every byte written before it is handed to the socket, then sends the
+  // file as sock_sendfile() does (sendfile(2) for a regular file, else read and sent unless fallback
+  // is false) and returns the bytes sent; a write() meanwhile, from another task, throws
+  // RuntimeError ("unable to write; sendfile is in progress"). Bytes written after it returns
+  // follow the file's. Throws RuntimeError if the writer is closing ("Transport is closing") or is
+  // a subprocess's pipe ("sendfile is not supported"), and what sock_sendfile() throws. A task of
+  // the stream's loop only.
+  std::size_t sendfile(int file, std::uint64_t offset = 0, std::optional<std::uint64_t> count = {},
+                       bool fallback = true);
   // get_extra_info(name): "peername" or "sockname", as an address; an
   // empty address for other names. Once known they are kept, so that they
   // outlive close() as asyncio's: the peer's address comes from accept() or
