@@ -186,7 +186,12 @@ void follow_inner(Future<T>& outer, Future<T>& in) {
 template <bool moved, class T>
 Future<T> shield_future(Future<T> inner) {
   if (inner.done()) return inner;
-  auto outer = get_running_loop().template create_future<T>();
+  // outer is a future of inner's loop, as asyncio's (futures._get_loop(inner)): so a shield can be
+  // made before that loop runs (Python's tests shield a future, then run_until_complete() it), and
+  // one made while another loop runs does not take that loop's.
+  loop_core* loop = inner.state()->loop();
+  loop->check_loop_thread();
+  Future<T> outer(new future_value<T>(loop));
   auto link = std::make_shared<shield_link>();
   link->inner = inner.state();
   auto registration = std::make_shared<shield_registration>(link);
@@ -206,14 +211,14 @@ Future<T> shield_future(Future<T> inner) {
 // exception handler ("Task exception was never retrieved") unless something
 // else retrieves it. A result that cannot be copied is moved from f into the
 // shield (as gather() takes one): read it from the shield, not from f.
-// Throws RuntimeError with no running loop (unless f is already done), std::bad_alloc. Loop thread
-// only.
+// The shield is a future of f's loop, which need not be running (as asyncio's). Throws RuntimeError
+// (wrong_loop) off that loop's thread, std::bad_alloc. Loop thread only.
 template <class T>
 Future<T> shield(Future<T> inner) {
   return detail::shield_future<false>(std::move(inner));
 }
 // Overload of shield(Future<T>) for a Task: the shielded future follows inner, whose cancellation
-// the outer one does not pass on. Throws RuntimeError with no running loop; loop thread only.
+// the outer one does not pass on. Throws as shield(Future<T>); loop thread only.
 template <class T>
 Future<T> shield(const Task<T>& inner) {
   return shield(static_cast<const Future<T>&>(inner));
