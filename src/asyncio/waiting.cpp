@@ -145,14 +145,14 @@ class child_callbacks {
     const std::vector<future_state*>& children = link_->state->children;
     try {
       link_->slots.reserve(children.size());
-      if (!keep_) ids_.reserve(children.size());
+      ids_.reserve(children.size());
       for (std::size_t i = 0; i < children.size(); ++i) {
         link_->slots.push_back({link_, i});
         const bool was_done = children[i]->done();
         std::uint64_t id = children[i]->add_owned_callback(&run_link, &drop_link, &link_->slots[i]);
         ++link_->refs;
         if (was_done) id = 0;  // already queued: nothing to remove
-        if (!keep_) ids_.push_back(id);
+        ids_.push_back(id);
       }
     } catch (...) {
       unregister();
@@ -162,6 +162,11 @@ class child_callbacks {
   ~child_callbacks() { unregister(); }
   child_callbacks(const child_callbacks&) = delete;
   child_callbacks& operator=(const child_callbacks&) = delete;
+
+  // abandon() makes a `keep` registration unregister when the frame ends after all: the waiting
+  // task is being killed, so nobody will read the outcome. Kept, the callbacks of children that
+  // never finish would hold the state, which holds the children: a cycle nothing frees.
+  void abandon() noexcept { keep_ = false; }
 
  private:
   void unregister() noexcept {
@@ -269,7 +274,13 @@ void gather_wait(const std::vector<future_state*>& children, bool collect) {
   // A cancel of the waiting task reaches the children through the outer
   // future (gathering_future::cancel); the task wakes when the callbacks
   // above complete it, after the children reacted.
-  await_outer(state->outer.state());
+  try {
+    await_outer(state->outer.state());
+  } catch (const ::greenlet::GreenletExit&) {
+    // Killed (its loop closed or let go of it): see child_callbacks::abandon().
+    callbacks.abandon();
+    throw;
+  }
   state->outer.state()->check_result();
 }
 
