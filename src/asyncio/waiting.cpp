@@ -288,6 +288,12 @@ void wait_until(const std::vector<future_state*>& children, std::optional<double
   task_state& task = awaiting_task();
   // asyncio's message and type: porting code catches ValueError here.
   if (children.empty()) throw ValueError("Set of Tasks/Futures is empty.");
+  // A value cast into the enum from a bad integer used to wait as ALL_COMPLETED; asyncio refuses it
+  // (after the empty check, as here) with this message.
+  if (when != return_when::FIRST_COMPLETED && when != return_when::FIRST_EXCEPTION &&
+      when != return_when::ALL_COMPLETED) {
+    throw ValueError("Invalid return_when value: " + std::to_string(static_cast<int>(when)));
+  }
   check_same_loop(children, task.loop);
   // Always through the loop, as asyncio's _wait(): children already done
   // report through their queued callbacks and a timeout of zero or less

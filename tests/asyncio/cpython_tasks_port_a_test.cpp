@@ -529,6 +529,26 @@ TEST_F(CPythonTaskTests, test_wait_duplicate_coroutines) {
   EXPECT_EQ(results(done), (StrSet{"test", "spam"}));
 }
 
+// test_wait_errors
+TEST_F(CPythonTaskTests, test_wait_errors) {
+  asyncio::event_loop loop(virtual_time());
+  EXPECT_THROW(loop.run_until_complete([] { asyncio::wait(Tasks{}); }), asyncio::ValueError);
+
+  // -1 is an invalid return_when value
+  auto sleep_coro = loop.create_task([] { asyncio::sleep(10.0); });
+  auto wait_coro = [&] { asyncio::wait(Tasks{sleep_coro}, std::nullopt, static_cast<asyncio::return_when>(-1)); };
+  try {
+    loop.run_until_complete(wait_coro);
+    ADD_FAILURE() << "no ValueError";
+  } catch (const asyncio::ValueError& e) {
+    EXPECT_EQ(std::string(e.what()), "Invalid return_when value: -1");
+  }
+
+  // sleep_coro.close(): here a task, cancelled.
+  sleep_coro.cancel();
+  EXPECT_THROW(loop.run_until_complete(sleep_coro), asyncio::CancelledError);
+}
+
 // test_wait_first_completed
 TEST_F(CPythonTaskTests, test_wait_first_completed) {
   asyncio::event_loop loop(virtual_time());

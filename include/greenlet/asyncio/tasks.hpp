@@ -259,7 +259,8 @@ struct wait_result {
 // timeout of zero or less), so the other ready tasks run meanwhile and a
 // polling loop `while (...) wait(fs, 0.0)` lets the futures progress. Throws
 // ValueError if `futures` is empty (asyncio's "Set of Tasks/Futures is
-// empty."), RuntimeError outside a task or for a future of another loop,
+// empty.") or if `when` is none of the three constants ("Invalid return_when
+// value: N"), RuntimeError outside a task or for a future of another loop,
 // CancelledError if the waiting task is cancelled. A task of the loop thread
 // only.
 template <class F>
