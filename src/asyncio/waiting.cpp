@@ -67,6 +67,7 @@ struct wait_state {
   return_when when = ALL_COMPLETED;      // wait()'s condition
   gathering_future* gatherer = nullptr;  // outer, if gather()'s
   bool waited_once = false;              // as_completed() has waited: a passed deadline now holds
+  std::deque<Future<>> next_waiters;     // as_completed(): each waiting next()'s own future, FIFO
   bool cancel_requested = false;         // gather()'s waiting task was cancelled
   std::string cancel_message;            // the last such cancel's
 };
@@ -211,7 +212,7 @@ void await_outer(future_state* out) {
   if (out->cancelled()) out->check_result();
 }
 
-// A timer that completes the outer future; cancelled when the frame ends.
+// A timer that completes the outer future (or another one); cancelled when the frame ends.
 class deadline_timer {
  public:
   deadline_timer(loop_core* loop, std::optional<double> timeout, const std::shared_ptr<wait_state>& state)
@@ -219,6 +220,13 @@ class deadline_timer {
     if (!timeout) return;
     timer_ = loop->call_at(loop->time() + *timeout, [state] {
       if (!state->outer.done()) state->outer.set_result();
+    });
+    retain(timer_);
+  }
+  deadline_timer(loop_core* loop, std::optional<double> timeout, Future<> target) : loop_(loop) {
+    if (!timeout) return;
+    timer_ = loop->call_at(loop->time() + *timeout, [target]() mutable {
+      if (!target.done()) target.set_result();
     });
     retain(timer_);
   }
@@ -363,6 +371,21 @@ std::exception_ptr cancel_and_wait(future_state* f, std::string message) {
   }
 }
 
+namespace {
+// wake_next_waiter(s) wakes the longest-waiting next() still waiting (one whose future is not done:
+// not woken by its deadline, not cancelled), for one entry of s.completed.
+void wake_next_waiter(wait_state& s) {
+  while (!s.next_waiters.empty()) {
+    Future<> waiter = std::move(s.next_waiters.front());
+    s.next_waiters.pop_front();
+    if (!waiter.done()) {
+      waiter.set_result();
+      return;
+    }
+  }
+}
+}  // namespace
+
 struct completion_queue::impl {
   std::shared_ptr<wait_state> state;
   std::unique_ptr<child_callbacks> callbacks;
@@ -378,7 +401,7 @@ completion_queue::completion_queue(const std::vector<future_state*>& futures) : 
   impl_->state = state;
   impl_->callbacks = std::make_unique<child_callbacks>(state, [](wait_state& s, std::size_t i) {
     s.completed.push_back(i);
-    if (!s.outer.done()) s.outer.set_result();
+    wake_next_waiter(s);
   });
 }
 
@@ -387,18 +410,30 @@ completion_queue::~completion_queue() = default;
 std::size_t completion_queue::next(std::optional<double> deadline) {
   task_state& task = awaiting_task();
   wait_state& s = *impl_->state;
-  if (s.completed.empty()) {
+  // Several tasks may wait in next() at once (asyncio's wrappers can be awaited concurrently):
+  // each waits on a future of its own, and each completion wakes one of them, in FIFO order. With
+  // one shared future, a second waiter replaced the first's, which then waited for ever.
+  while (s.completed.empty()) {
     // Past the deadline, once a wait has let the callbacks queued for the
     // futures done at the start run: asyncio's queue then holds its timeout
     // markers, so next() raises without suspending.
     if (s.waited_once && deadline && *deadline <= task.loop->time()) throw TimeoutError("as_completed() timed out");
-    s.outer = Future<>(new future_value<void>(task.loop));
+    Future<> mine(new future_value<void>(task.loop));
+    s.next_waiters.push_back(mine);
     std::optional<double> timeout;
     if (deadline) timeout = *deadline - task.loop->time();
-    deadline_timer timer(task.loop, timeout, impl_->state);
-    await_outer(s.outer.state());
+    deadline_timer timer(task.loop, timeout, mine);
+    try {
+      await_outer(mine.state());
+    } catch (const CancelledError&) {
+      // Cancelled, perhaps after a completion woke this one: hand that entry to the next waiter.
+      // (Only a cancel: a task being killed with its loop closing wakes no one.)
+      if (!s.completed.empty()) wake_next_waiter(s);
+      throw;
+    }
+    // Woken with nothing left: by the deadline (the check above raises), or another next() took
+    // the entry first (wait again).
     s.waited_once = true;
-    if (s.completed.empty()) throw TimeoutError("as_completed() timed out");
   }
   const std::size_t index = s.completed.front();
   s.completed.pop_front();

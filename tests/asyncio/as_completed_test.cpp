@@ -2,6 +2,7 @@
 // Lib/test/test_asyncio/test_tasks.py (BaseTaskTests.test_as_completed*);
 // each case names its source. Here as_completed is iterated (or next() is
 // called) from a task; each step awaits and yields a done future.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -184,6 +185,46 @@ TEST_F(AsCompletedTests, test_as_completed_cancelled) {
   EXPECT_EQ(log, (Strings{"CancelledError"}));
   a.cancel();
   run_briefly(loop);
+}
+
+// Several tasks waiting in next() at once (test_tasks.py test_as_completed_concurrent, ported in
+// cpython_tasks_port_a_test.cpp): one woken for a finished future but cancelled before it ran
+// hands that future to the next waiter, which otherwise waited for ever (a deadlock report).
+TEST_F(AsCompletedTests, cancelled_waiter_hands_its_future_on) {
+  asyncio::event_loop loop(virtual_time());
+  auto a = sleep_then(loop, 0.05, "a");
+  std::optional<asyncio::as_completed<asyncio::Task<std::string>>> fs;
+  loop.run_until_complete([&] { fs.emplace(StringTasks{a}); });
+  auto next = [&] { return fs->next().result(); };
+  auto w1 = loop.create_task(next);
+  auto w2 = loop.create_task(next);
+  // Runs right after as_completed's own callback on a, which woke w1.
+  a.add_done_callback([&](asyncio::Future<std::string>&) { w1.cancel(); });
+  EXPECT_EQ(loop.run_until_complete(w2), "a");
+  EXPECT_TRUE(w1.cancelled());
+}
+
+// Several tasks waiting in next() at once all raise TimeoutError at the deadline (asyncio's
+// _on_timeout puts a timeout marker for every wrapper still waiting).
+TEST_F(AsCompletedTests, every_waiter_times_out_at_the_deadline) {
+  asyncio::event_loop loop(virtual_time());
+  auto a = sleep_then(loop, 1.0, "a");
+  auto b = sleep_then(loop, 1.0, "b");
+  std::optional<asyncio::as_completed<asyncio::Task<std::string>>> fs;
+  loop.run_until_complete([&] { fs.emplace(StringTasks{a, b}, 0.1); });
+  auto next = [&] {
+    try {
+      return fs->next().result();
+    } catch (const asyncio::TimeoutError&) {
+      return std::string("TimeoutError");
+    }
+  };
+  auto w1 = loop.create_task(next);
+  auto w2 = loop.create_task(next);
+  EXPECT_EQ(loop.run_until_complete([&] { return asyncio::gather(w1, w2); }),
+            std::make_tuple(std::string("TimeoutError"), std::string("TimeoutError")));
+  EXPECT_DOUBLE_EQ(loop.time(), 0.1);
+  loop.run_until_complete([&] { asyncio::wait(StringTasks{a, b}); });
 }
 
 }  // namespace

@@ -798,6 +798,20 @@ TEST_F(CPythonTaskTests, test_as_completed_reverse_wait) {
   EXPECT_TRUE(futs->empty());
 }
 
+// test_as_completed_concurrent: two wrappers, tasks calling next(), awaited together.
+TEST_F(CPythonTaskTests, test_as_completed_concurrent) {
+  asyncio::event_loop loop(virtual_time());
+  auto a = loop.create_task([] { return asyncio::sleep(0.05, std::string("a")); });
+  auto b = loop.create_task([] { return asyncio::sleep(0.05, std::string("b")); });
+  std::optional<asyncio::as_completed<asyncio::Task<std::string>>> fs;
+  loop.run_until_complete([&] { fs.emplace(StrTasks{a, b}); });
+  auto next = [&] { return fs->next().result(); };
+  StrTasks futs{loop.create_task(next), loop.create_task(next)};
+  EXPECT_EQ(futs.size(), 2u);
+  auto [done, pending] = loop.run_until_complete([&] { return asyncio::wait(futs); });
+  EXPECT_EQ(results(done), (StrSet{"a", "b"}));
+}
+
 // test_as_completed_duplicate_coroutines: Python's `c` is one coroutine object given twice; here
 // one task.
 TEST_F(CPythonTaskTests, test_as_completed_duplicate_coroutines) {

@@ -356,7 +356,9 @@ class as_completed {
     if (timeout) deadline_ = get_running_loop().time() + *timeout;
   }
 
-  // next() awaits and returns the next future to finish. Throws TimeoutError at the deadline,
+  // next() awaits and returns the next future to finish. Several tasks may wait in next() at once
+  // (as asyncio's wrappers may be awaited together): each finished future goes to one of them, the
+  // longest waiting first, and at the deadline all raise. Throws TimeoutError at the deadline,
   // CancelledError if the waiting task is cancelled, RuntimeError outside a task. A task of the loop
   // thread only.
   F next() { return futures_[queue_.next(deadline_)]; }
