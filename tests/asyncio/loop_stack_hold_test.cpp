@@ -26,8 +26,12 @@ void burst(std::size_t tasks) {
   asyncio::gather(all);
 }
 
+// other_sizes is what the pool keeps warm before a test: stacks of other sizes left by earlier tests
+// (QueueStressTests leaves 1,024 of 64 KiB). The budget is per stack size and pooled_warm() counts
+// every size, so each bound below allows for them.
 TEST_F(LoopStackHold, FinishedStacksStayWarmWhileBusyAndGoWhenTheLoopWaits) {
   const std::size_t tasks = warm_budget() + 2000;
+  const std::size_t other_sizes = pooled_warm();
   std::size_t held = 0, after_wait = 0, second_burst = 0;
   asyncio::run(
       [&] {
@@ -41,13 +45,14 @@ TEST_F(LoopStackHold, FinishedStacksStayWarmWhileBusyAndGoWhenTheLoopWaits) {
       small_unguarded);
   EXPECT_GE(held, tasks);
   EXPECT_GE(second_burst, tasks);
-  EXPECT_LE(after_wait, warm_budget());
-  EXPECT_LE(pooled_warm(), warm_budget()) << "a stopped loop holds nothing";
+  EXPECT_LE(after_wait, warm_budget() + other_sizes);
+  EXPECT_LE(pooled_warm(), warm_budget() + other_sizes) << "a stopped loop holds nothing";
 }
 
 // Outside a running loop the budget applies at once, as before.
 TEST_F(LoopStackHold, WithoutALoopReleasesFollowTheBudget) {
   const std::size_t count = warm_budget() + 100;
+  const std::size_t other_sizes = pooled_warm();  // see the test above
   std::vector<greenlet::greenlet> all;
   for (std::size_t i = 0; i < count; ++i) {
     all.emplace_back([] { greenlet::getcurrent().parent().switch_(); },
@@ -56,7 +61,7 @@ TEST_F(LoopStackHold, WithoutALoopReleasesFollowTheBudget) {
   }
   for (auto& g : all) g.switch_();  // each finishes and releases its stack
   all.clear();
-  EXPECT_LE(pooled_warm(), warm_budget());
+  EXPECT_LE(pooled_warm(), warm_budget() + other_sizes);
 }
 
 }  // namespace
