@@ -35,7 +35,17 @@ future_state::~future_state() {
       // A task names itself when it fails (task_state::fail()); a plain future by its repr here, as
       // asyncio's "future: <Future finished exception=...>" (repr() is future_state's in a destructor).
       context.source = report_source_.empty() ? future_state::repr() : report_source_;
-      loop_->report(context);
+      if (report_context_ != nullptr) {
+        // A failed task is reported in a copy of its context, so the handler sees the values
+        // the task set (asyncio, gh-96704); the caller's context comes back after.
+        struct restore {
+          ::greenlet::detail::context_slot outer;
+          ~restore() { ::greenlet::detail::exchange_current_context(std::move(outer)); }
+        } back{::greenlet::detail::exchange_current_context({std::move(report_context_), 0})};
+        loop_->report(context);
+      } else {
+        loop_->report(context);
+      }
     } catch (...) {  // std::bad_alloc making the report: the future goes all the same
     }
   }

@@ -227,6 +227,9 @@ void task_state::body() {
 void task_state::fail(std::exception_ptr error) {
   future_->set_exception(std::move(error));
   future_->report_source_ = repr();
+  // The task's context as it failed (its greenlet's, current when the function threw): the
+  // exception handler reporting it later, wherever the last handle goes, runs in it.
+  future_->report_context_ = glet.impl() != nullptr ? glet.impl()->context_vars.vars : nullptr;
 }
 
 void task_state::suspend() { suspend_inline(); }

@@ -695,6 +695,28 @@ TEST_F(CPythonFutureTests2, test_future_traceback) {
       virtual_time());
 }
 
+// test_task_exc_handler_correct_context (gh-96704): the exception handler reporting a failed task
+// runs in the task's context.
+TEST_F(CPythonFutureTests2, test_task_exc_handler_correct_context) {
+  greenlet::context_var<std::string> name("name", std::string("foo"));
+  bool exc_handler_called = false;
+  asyncio::run(
+      [&] {
+        auto& loop = asyncio::get_running_loop();
+        loop.set_exception_handler([&](asyncio::event_loop*, const asyncio::exception_context&) {
+          EXPECT_EQ(name.get(), "bar");
+          exc_handler_called = true;
+        });
+        asyncio::create_task([&] {
+          name.set("bar");
+          throw Boom();
+        });
+        asyncio::sleep(0);
+        EXPECT_TRUE(exc_handler_called);
+      },
+      virtual_time());
+}
+
 // test_handle_exc_handler_correct_context (gh-96704): the exception handler reporting a callback
 // that threw runs in the callback's context.
 TEST_F(CPythonFutureTests2, test_handle_exc_handler_correct_context) {

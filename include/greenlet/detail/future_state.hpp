@@ -99,6 +99,9 @@ class future_state {
   long refs = 1;
   // What the "exception was never retrieved" report names (a task's repr).
   std::string report_source_;
+  // The context that report runs in (a task's, as asyncio's Task finalizer enters the task's
+  // context, gh-96704); null: the context current where the last handle goes.
+  ::greenlet::detail::context_ptr report_context_;
 
  protected:
   bool is_task_ = false;
