@@ -68,6 +68,12 @@ void throw_task_not_settable(const char* operation) {
                          "or use a Future made with create_future()");
 }
 
+void throw_loop_gone() {
+  throw RuntimeError(asyncio_errc::loop_closed,
+                     "get_loop(): the future's event loop object was destroyed; keep the event_loop alive as "
+                     "long as its futures are used");
+}
+
 bool future_state::cancel(const std::string& message) {
   // As asyncio: asking to cancel counts as having looked at the outcome.
   error_retrieved_ = true;

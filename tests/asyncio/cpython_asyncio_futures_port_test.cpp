@@ -110,6 +110,24 @@ TEST_F(CPythonFutureTests, test_constructor_without_loop) {
   }
 }
 
+// test_constructor_use_running_loop
+TEST_F(CPythonFutureTests, test_constructor_use_running_loop) {
+  asyncio::event_loop loop(virtual_time());
+  auto f = loop.run_until_complete([] { return asyncio::get_running_loop().create_future<int>(); });
+  EXPECT_EQ(&f.get_loop(), &loop);
+}
+
+// test_constructor_use_global_loop: the thread's current loop (get_event_loop()), not running.
+TEST_F(CPythonFutureTests, test_constructor_use_global_loop) {
+  auto loop = asyncio::new_event_loop(virtual_time());
+  asyncio::set_event_loop(loop);
+  struct cleanup {
+    ~cleanup() { asyncio::set_event_loop(nullptr); }
+  } unset;
+  auto f = asyncio::get_event_loop().create_future<int>();
+  EXPECT_EQ(&f.get_loop(), loop.get());
+}
+
 // test_uninitialized: an empty handle (see the head comment).
 TEST_F(CPythonFutureTests, test_uninitialized) {
   {
@@ -457,6 +475,52 @@ TEST_F(CPythonFutureTests, test_wrap_future) {
   ex.shutdown(true);
 }
 
+// test_wrap_future_without_loop: wrap_future(f1) with no loop running takes get_event_loop(),
+// which makes the thread's loop when there is none (3.11's get_event_loop(); 3.14 raises
+// RuntimeError 'no current event loop').
+TEST_F(CPythonFutureTests, test_wrap_future_without_loop) {
+  auto run = [](std::string arg) { return std::make_pair(arg, std::this_thread::get_id()); };
+  concurrent::ThreadPoolExecutor ex(1);
+  auto f1 = ex.submit(run, std::string("oi"));
+  struct cleanup {
+    ~cleanup() { asyncio::set_event_loop(nullptr); }
+  } unset;
+  {
+    auto f2 = asyncio::wrap_future(f1);
+    EXPECT_EQ(&f2.get_loop(), &asyncio::get_event_loop());
+    asyncio::get_event_loop().run_until_complete(f2);
+  }
+  ex.shutdown(true);
+}
+
+// test_wrap_future_use_running_loop
+TEST_F(CPythonFutureTests, test_wrap_future_use_running_loop) {
+  auto run = [](std::string arg) { return std::make_pair(arg, std::this_thread::get_id()); };
+  concurrent::ThreadPoolExecutor ex(1);
+  auto f1 = ex.submit(run, std::string("oi"));
+  asyncio::event_loop loop(virtual_time());
+  auto f2 = loop.run_until_complete([&] { return asyncio::wrap_future(f1); });
+  EXPECT_EQ(&loop, &f2.get_loop());
+  loop.run_until_complete(f2);
+  ex.shutdown(true);
+}
+
+// test_wrap_future_use_global_loop
+TEST_F(CPythonFutureTests, test_wrap_future_use_global_loop) {
+  auto loop = asyncio::new_event_loop(virtual_time());
+  asyncio::set_event_loop(loop);
+  struct cleanup {
+    ~cleanup() { asyncio::set_event_loop(nullptr); }
+  } unset;
+  auto run = [](std::string arg) { return std::make_pair(arg, std::this_thread::get_id()); };
+  concurrent::ThreadPoolExecutor ex(1);
+  auto f1 = ex.submit(run, std::string("oi"));
+  auto f2 = asyncio::wrap_future(f1);
+  EXPECT_EQ(loop.get(), &f2.get_loop());
+  loop->run_until_complete(f2);
+  ex.shutdown(true);
+}
+
 // test_wrap_future_cancel
 TEST_F(CPythonFutureTests, test_wrap_future_cancel) {
   asyncio::event_loop loop(virtual_time());
@@ -668,7 +732,7 @@ TEST_F(CPythonFutureDoneCallbackTests, test_schedule_callbacks_list_mutation_1) 
 TEST_F(CPythonFutureInheritanceTests, test_inherit_without_calling_super_init) {
   asyncio::Future<int> fut;
   try {
-    fut.done();
+    fut.get_loop();
     ADD_FAILURE() << "no RuntimeError";
   } catch (const asyncio::RuntimeError& e) {
     EXPECT_EQ(e.code(), asyncio::asyncio_errc::invalid_state);

@@ -370,4 +370,22 @@ TEST_F(FutureTests, SetExceptionNullLiteralIsRefused) {
   loop.close();
 }
 
+// futures.py Future.get_loop(): the loop that made the future; once that event_loop object is
+// gone (the future outlived it) a clear RuntimeError instead of a dangling reference.
+TEST_F(FutureTests, get_loop_is_the_loop_and_refuses_once_it_is_gone) {
+  asyncio::Future<int> f;
+  {
+    asyncio::event_loop loop;
+    f = loop.create_future<int>();
+    EXPECT_EQ(&f.get_loop(), &loop);
+  }
+  try {
+    f.get_loop();
+    ADD_FAILURE() << "no RuntimeError";
+  } catch (const asyncio::RuntimeError& e) {
+    EXPECT_EQ(e.code(), asyncio::asyncio_errc::loop_closed);
+    EXPECT_NE(std::string(e.what()).find("event loop object was destroyed"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace

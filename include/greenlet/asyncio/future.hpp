@@ -143,6 +143,18 @@ class Future {
   // Throws only std::bad_alloc; loop thread only.
   std::string repr() const { return checked()->repr(); }
 
+  // get_loop() is the event loop the future belongs to (asyncio's Future.get_loop()): the loop that
+  // made it, or the running loop standing in for it (see ~event_loop()). Throws RuntimeError
+  // (invalid_state) for an empty handle, RuntimeError (loop_closed) once the event_loop object is
+  // gone (a future outliving its loop). Loop thread only.
+  event_loop& get_loop() const {
+    detail::loop_core* core = checked()->loop();
+    if (core->facade == nullptr) [[unlikely]] {
+      detail::throw_loop_gone();
+    }
+    return *core->facade;
+  }
+
   // empty() is true for a handle that refers to no future (default-made or moved from). Throws
   // nothing; loop thread only.
   bool empty() const noexcept { return state_ == nullptr; }

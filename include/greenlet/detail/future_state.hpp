@@ -209,6 +209,9 @@ void await_state(future_state* f);
 // throw_task_not_settable(operation) throws asyncio's RuntimeError "Task does not support
 // <operation> operation" (invalid_state), for set_result()/set_exception() on a task's future.
 [[noreturn]] void throw_task_not_settable(const char* operation);
+// throw_loop_gone() throws the RuntimeError (asyncio_errc::loop_closed) of get_loop() on a future whose
+// event_loop object was destroyed.
+[[noreturn]] void throw_loop_gone();
 
 }  // namespace greenlet::asyncio::detail
 
