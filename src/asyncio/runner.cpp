@@ -35,7 +35,8 @@ void Runner::close() noexcept {
   }
   detail::finish_run(*loop_);
   context_.reset();
-  loop_.reset();
+  // loop_ is kept, closed, until the runner goes: get_loop() handed out a reference to it, which
+  // Python's `loop = runner.get_loop()` would keep usable (loop.is_closed()) after close().
 }
 
 }  // namespace greenlet::asyncio

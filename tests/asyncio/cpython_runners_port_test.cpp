@@ -159,6 +159,56 @@ TEST_F(CPythonRunTests, test_asyncio_run_closes_gens_after_hanging_tasks_errors)
 
 // ------------------------------------------------------------------------------ RunnerTests
 
+// test_run
+TEST_F(CPythonRunnerTests, test_run) {
+  auto f = [] {
+    asyncio::sleep(0);
+    return std::string("done");
+  };
+
+  asyncio::Runner runner;
+  EXPECT_EQ("done", runner.run(f));
+  asyncio::event_loop& loop = runner.get_loop();
+  runner.close();  // the end of the with block
+
+  try {
+    runner.get_loop();
+    ADD_FAILURE() << "no RuntimeError";
+  } catch (const asyncio::RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("Runner is closed"), std::string::npos) << e.what();
+  }
+
+  EXPECT_TRUE(loop.is_closed());
+}
+
+// test_explicit_close
+TEST_F(CPythonRunnerTests, test_explicit_close) {
+  asyncio::Runner runner;
+  asyncio::event_loop& loop = runner.get_loop();
+  runner.close();
+  try {
+    runner.get_loop();
+    ADD_FAILURE() << "no RuntimeError";
+  } catch (const asyncio::RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("Runner is closed"), std::string::npos) << e.what();
+  }
+
+  EXPECT_TRUE(loop.is_closed());
+}
+
+// test_double_close
+TEST_F(CPythonRunnerTests, test_double_close) {
+  asyncio::Runner runner;
+  asyncio::event_loop& loop = runner.get_loop();
+
+  runner.close();
+  EXPECT_TRUE(loop.is_closed());
+
+  // the second call is no-op
+  runner.close();
+  EXPECT_TRUE(loop.is_closed());
+}
+
 // test_second_with_block_raises
 TEST_F(CPythonRunnerTests, test_second_with_block_raises) {
   std::vector<int> ret;

@@ -56,8 +56,9 @@ class Runner {
     }
   }
 
-  // get_loop() is the runner's loop, made now if need be. Throws RuntimeError (loop_closed) once
-  // the runner is closed.
+  // get_loop() is the runner's loop, made now if need be. The reference stays valid until the
+  // runner is destroyed: after close() it is the closed loop (is_closed() true). Throws
+  // RuntimeError (loop_closed) once the runner is closed.
   event_loop& get_loop();
 
   // close() ends the loop as asyncio::run() ends its own: the tasks still
