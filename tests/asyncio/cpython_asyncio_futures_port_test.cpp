@@ -53,6 +53,10 @@
 //   `RuntimeError()` is runtime_error('') here.
 // - test_constructor_without_loop: a Future is made by a loop (create_future()); with no loop
 //   running, get_running_loop() refuses with RuntimeError, as Python's Future() does.
+// - test_wrap_future_without_loop: wrap_future(cf) with no loop running takes get_event_loop(), which
+//   makes the thread's loop when it has none (3.11's rule; 3.14 raises 'no current event loop').
+// - test_copy_state: its last part (the traceback of a concurrent InvalidStateError counted once) is
+//   not expressible; the rest goes through wrap_future(), _copy_future_state()'s public user.
 // - test_future_traceback (test_futures2.py): the traceback count is not expressible (a C++
 //   exception has no traceback); the five awaits raising TypeError each time are ported.
 #include <exception>
