@@ -1,5 +1,5 @@
 // cpython_runners_port_test.cpp: CPython's Lib/test/test_asyncio/test_runners.py (commit
-// 0c9d622ab42438b3d57160758bdcbebc5c1910b1: RunTests, RunnerTests) method by method. run_test.cpp
+// e7ef4624f9bcc2f13f7b6c28a5f8466d59ce31d2: RunTests, RunnerTests) method by method. run_test.cpp
 // and runner_test.cpp hold earlier ports of some cases; each test here names its CPython method and
 // keeps its values. CPython's BaseTest gives asyncio.run() a mocked BaseEventLoop through a policy;
 // here every run makes a real loop, with virtual time for run() (so sleep(0.1) costs nothing).
@@ -11,6 +11,7 @@
 // - test_asyncio_run_debug, RunnerTests.test_non_debug, test_debug: there is no debug mode.
 // - RunnerTests.test_custom_factory: a mock loop from loop_factory; Runner(options) stands for the
 //   factory (runner_test.cpp OptionsMakeTheLoop).
+// - test_asyncio_run_without_uncancel: a duck-typed Task from a task factory; there is no task factory.
 // - test_interrupt_call_soon, test_interrupt_wait, test_interrupt_cancelled_task,
 //   test_signal_install_not_supported_ok: Runner turns no Ctrl-C into a cancel and installs no SIGINT
 //   handler (docs/porting.md, "Ctrl-C is not KeyboardInterrupt").
@@ -157,6 +158,22 @@ TEST_F(CPythonRunTests, test_asyncio_run_closes_gens_after_hanging_tasks_errors)
   spinner.reset();
 }
 
+// test_asyncio_run_set_event_loop (gh-93896): run() makes its loop the thread's current one (a
+// policy's set_event_loop() mock in CPython): get_event_loop() in main is the running loop, and the
+// loop is unset again when run() ends.
+TEST_F(CPythonRunTests, test_asyncio_run_set_event_loop) {
+  auto main = [] {
+    asyncio::sleep(0);
+    EXPECT_EQ(&asyncio::get_event_loop(), &asyncio::get_running_loop());
+    return 42;
+  };
+  EXPECT_EQ(asyncio::run(main, virtual_time()), 42);
+  struct cleanup {
+    ~cleanup() { asyncio::set_event_loop(nullptr); }
+  } unset;
+  EXPECT_FALSE(asyncio::get_event_loop().is_closed());  // a new one: run()'s was unset
+}
+
 // ------------------------------------------------------------------------------ RunnerTests
 
 // test_run
@@ -265,6 +282,20 @@ TEST_F(CPythonRunnerTests, test_recursive_run) {
         << e.what();
   }
   EXPECT_FALSE(g_ran);
+}
+
+// test_set_event_loop_called_once (gh-95736): two runs, one loop, set as the thread's loop once
+// (CPython counts the policy's set_event_loop() calls): after both runs it is still the thread's.
+TEST_F(CPythonRunnerTests, test_set_event_loop_called_once) {
+  auto coro = [] {};
+  asyncio::Runner runner;
+  runner.run(coro);
+  asyncio::event_loop* first = &asyncio::get_event_loop();
+  runner.run(coro);
+
+  EXPECT_EQ(first, &runner.get_loop());
+  EXPECT_EQ(&asyncio::get_event_loop(), &runner.get_loop());
+  runner.close();
 }
 
 }  // namespace cpython_runners_port
