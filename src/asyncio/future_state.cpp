@@ -232,7 +232,28 @@ std::string future_state::state_name() const {
 
 std::string future_state::outcome_repr() const {
   if (state_ != status::finished) return "";
-  return error_ ? " exception=" + exception_repr(error_) : result_repr();
+  if (error_) return " exception=" + exception_repr(error_);
+  // A result can hold a handle to its own future or task (a task returning
+  // all_tasks()): printing it would print this again, for ever. Met again
+  // while it prints, the result shows as "...", as asyncio's
+  // reprlib.recursive_repr() makes a task's repr.
+  // The futures printing now are a list of frames on this thread's stack:
+  // nothing allocated.
+  struct printing_frame {
+    const future_state* future;
+    const printing_frame* up;
+  };
+  thread_local const printing_frame* printing = nullptr;
+  for (const printing_frame* p = printing; p != nullptr; p = p->up) {
+    if (p->future == this) return " result=...";
+  }
+  const printing_frame frame{this, printing};
+  printing = &frame;
+  struct pop {
+    const printing_frame& frame;
+    ~pop() { printing = frame.up; }
+  } guard{frame};
+  return result_repr();
 }
 
 namespace {
