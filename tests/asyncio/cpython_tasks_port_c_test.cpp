@@ -25,8 +25,6 @@
 // - test_ensure_future_error_msg: ensure_future(f, loop=other) raising ValueError; ensure_future()
 //   takes no loop.
 // - test_task_repr_name_not_str: set_name({6}) stores str({6}); set_name() takes a std::string.
-// - test_exception_chaining_after_await_with_context_cycle: __context__ cycles; C++ exceptions have no
-//   implicit context.
 // - test_cancel_traceback_for_future_result, test_cancel_traceback_for_future_exception: the text of
 //   a Python traceback.
 // - test_log_traceback: the private Task._log_traceback.
@@ -68,7 +66,10 @@
 // - test_cancelling / test_uncancel: cancelling() is a count (Python asserts its truth value).
 // - test_exception_chaining_after_await: C++ has no __context__; its twin is that the exception the
 //   task was handling when it awaited is still the one `throw;` rethrows after the await (each
-//   greenlet keeps its own exception being handled across the switch).
+//   greenlet keeps its own exception being handled across the switch); that of
+//   test_exception_chaining_after_await_with_context_cycle is that the task re-raising the very
+//   exception object its awaiter is handling gives the awaiter that object, and its own handler
+//   still rethrows it after.
 // - test_task_set_methods / SetMethodsTest: Task<T> has no set_result()/set_exception() (deleted);
 //   through a Future<T>& they throw RuntimeError "Task does not support set_result operation", so the
 //   task is never put in the state where Python's step() then fails with InvalidStateError: the test
@@ -193,6 +194,38 @@ TEST_F(CPythonModernTaskTests, test_exception_chaining_after_await) {
   auto task = loop.create_task(run);
   loop.run_until_complete(task);
   EXPECT_TRUE(checked);
+}
+
+// test_exception_chaining_after_await_with_context_cycle: the twin of "no __context__ cycle" (see
+// the head): the task re-raises the very exception object the awaiting task is handling; the
+// awaiting task catches that same object, and its outer handler still rethrows it afterwards.
+TEST_F(CPythonModernTaskTests, test_exception_chaining_after_await_with_context_cycle) {
+  asyncio::event_loop loop(virtual_time());
+  std::optional<bool> same_object;
+  std::optional<std::string> outer_after;
+  auto process_exc = [](std::exception_ptr exc) { std::rethrow_exception(exc); };
+  auto run = [&] {
+    try {
+      throw std::out_of_range("KeyError('a')");
+    } catch (const std::out_of_range&) {
+      std::exception_ptr exc = std::current_exception();
+      auto task = loop.create_task([process_exc, exc] { process_exc(exc); });
+      try {
+        asyncio::await(task);
+      } catch (...) {
+        same_object = (std::current_exception() == exc);
+      }
+      try {
+        throw;
+      } catch (const std::out_of_range& e) {
+        outer_after = e.what();
+      }
+    }
+  };
+  auto task = loop.create_task(run);
+  loop.run_until_complete(task);
+  EXPECT_EQ(same_object, true);
+  EXPECT_EQ(outer_after, "KeyError('a')");
 }
 
 // test_cancelling
