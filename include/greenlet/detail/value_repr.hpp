@@ -102,11 +102,11 @@ std::string repr_value(const T& value, const repr_limits& limits = builtins_repr
 
 namespace value_repr_detail {
 
-// items_repr is reprlib's _repr_iterable: "left item, item, ... right", "(x,)" for a one-item
-// tuple, "..." for the items of a non-empty container past the nesting limit.
+// items_repr is reprlib's _repr_iterable for a list, a set or a dict: "left item, item, ... right",
+// "..." for the items of a non-empty container past the nesting limit (tuple_repr() is a tuple's).
 template <class Range, class Item>
-std::string items_repr(const Range& range, std::size_t count, const repr_limits& limits, int level,
-                       std::string_view left, std::string_view right, std::size_t max_items, Item item) {
+std::string items_repr(const Range& range, std::size_t count, int level, std::string_view left, std::string_view right,
+                       std::size_t max_items, Item item) {
   std::string out(left);
   if (level <= 0 && count > 0) {
     out += "...";
@@ -206,14 +206,14 @@ std::string repr_value(const T& value, const repr_limits& limits, int level) {
     const auto count = static_cast<std::size_t>(std::ranges::distance(value));
     if (count == 0) return "{}";
     if (level <= 0) return "{...}";
-    return items_repr(value, count, limits, level, "{", "}", limits.dict, [&](const auto& entry, int inner) {
+    return items_repr(value, count, level, "{", "}", limits.dict, [&](const auto& entry, int inner) {
       return repr_value(entry.first, limits, inner) + ": " + repr_value(entry.second, limits, inner);
     });
   } else if constexpr (sequence<T>) {
     const auto count = static_cast<std::size_t>(std::ranges::distance(value));
     const bool set = set_like<T>;
     if (set && count == 0) return "set()";
-    return items_repr(value, count, limits, level, set ? "{" : "[", set ? "}" : "]", set ? limits.set : limits.list,
+    return items_repr(value, count, level, set ? "{" : "[", set ? "}" : "]", set ? limits.set : limits.list,
                       [&](const auto& item, int inner) { return repr_value(item, limits, inner); });
   } else {
     return "<value>";
