@@ -212,17 +212,10 @@ void await_outer(future_state* out) {
   if (out->cancelled()) out->check_result();
 }
 
-// A timer that completes the outer future (or another one); cancelled when the frame ends.
+// A timer that completes a future (wait()'s outer one, a waiting next()'s own) at the deadline;
+// cancelled when the frame ends.
 class deadline_timer {
  public:
-  deadline_timer(loop_core* loop, std::optional<double> timeout, const std::shared_ptr<wait_state>& state)
-      : loop_(loop) {
-    if (!timeout) return;
-    timer_ = loop->call_at(loop->time() + *timeout, [state] {
-      if (!state->outer.done()) state->outer.set_result();
-    });
-    retain(timer_);
-  }
   deadline_timer(loop_core* loop, std::optional<double> timeout, Future<> target) : loop_(loop) {
     if (!timeout) return;
     timer_ = loop->call_at(loop->time() + *timeout, [target]() mutable {
@@ -318,7 +311,7 @@ void wait_until(const std::vector<future_state*>& children, std::optional<double
       if (!s.outer.done()) s.outer.set_result();
     }
   });
-  deadline_timer timer(task.loop, timeout, state);
+  deadline_timer timer(task.loop, timeout, state->outer);
   await_outer(state->outer.state());
 }
 
