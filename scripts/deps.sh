@@ -5,7 +5,7 @@ set -euo pipefail
 # netbase: /etc/services and /etc/protocols, which service names in
 # getaddrinfo()/getnameinfo() (and tests/io/names_test.cpp) read.
 packages=(g++ cmake make libboost-context-dev libboost-fiber-dev libgtest-dev libgmock-dev
-          libbenchmark-dev valgrind python3 netbase "$@")
+          libbenchmark-dev libssl-dev valgrind python3 netbase "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

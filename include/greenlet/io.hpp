@@ -23,3 +23,4 @@
 #include "greenlet/io/socket.hpp"
 #include "greenlet/io/streams.hpp"
 #include "greenlet/io/subprocess.hpp"
+#include "greenlet/io/tls.hpp"

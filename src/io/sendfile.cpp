@@ -109,7 +109,9 @@ std::optional<std::uint64_t> send_native(int sock, int file, std::uint64_t offse
 
 // send_by_reading() is asyncio's _sock_sendfile_fallback(): read on the
 // default executor (a read may block: a pipe, a slow disk), send here.
-std::uint64_t send_by_reading(int sock, int file, std::uint64_t offset, const std::optional<std::uint64_t>& count,
+// send(data) sends one block: sock_sendall() on a socket, the TLS stream's write() and drain().
+template <class Send>
+std::uint64_t send_by_reading(Send&& send, int file, std::uint64_t offset, const std::optional<std::uint64_t>& count,
                               file_position_update& position) {
   if (offset != 0 && ::lseek(file, static_cast<off_t>(offset), SEEK_SET) < 0) {
     raise_os_error(errno, "sock_sendfile: lseek to the offset");
@@ -131,7 +133,7 @@ std::uint64_t send_by_reading(int sock, int file, std::uint64_t offset, const st
     }));
     if (n < 0) raise_os_error(static_cast<int>(-n), "sock_sendfile: read");
     if (n == 0) break;
-    sock_sendall(sock, std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+    send(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
     position.sent += static_cast<std::uint64_t>(n);
   }
   return position.sent;
@@ -147,7 +149,8 @@ std::size_t sock_sendfile(int sock, int file, std::uint64_t offset, std::optiona
     return static_cast<std::size_t>(*sent);
   }
   if (!fallback) throw SendfileNotAvailableError(why_not);
-  return static_cast<std::size_t>(send_by_reading(sock, file, offset, count, position));
+  return static_cast<std::size_t>(
+      send_by_reading([sock](std::string_view data) { sock_sendall(sock, data); }, file, offset, count, position));
 }
 
 namespace detail {
@@ -169,7 +172,23 @@ std::size_t stream_transport::send_file(int file, std::uint64_t offset, std::opt
     bool& flag;
     ~end_sending() { flag = false; }
   } guard{sending_file_};
-  return sock_sendfile(fd_, file, offset, count, fallback);
+  if (tls_ == nullptr) return sock_sendfile(fd_, file, offset, count, fallback);
+  // sendfile(2) would put the file's bytes on the wire unencrypted: a TLS
+  // stream reads the file and writes it, as asyncio's SSL transport.
+  check_sendfile_args(fd_, offset, count);
+  if (!fallback) {
+    throw SendfileNotAvailableError(
+        "sendfile(2) cannot send over TLS (the kernel would send the file unencrypted): pass fallback = true to "
+        "read the file and write it through the TLS stream");
+  }
+  file_position_update position{file, offset};
+  auto send = [this](std::string_view data) {
+    check_error();
+    if (closing_ || fd_ < 0) throw RuntimeError(asyncio_errc::invalid_state, "Transport is closing");
+    write_tls(data);
+    drain();
+  };
+  return static_cast<std::size_t>(send_by_reading(send, file, offset, count, position));
 }
 
 }  // namespace detail

@@ -17,6 +17,7 @@
 
 #include "asyncio/poller.hpp"
 #include "greenlet/asyncio/any_task.hpp"
+#include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/tasks.hpp"
 #include "greenlet/io/socket.hpp"
 #include "io/resolve.hpp"
@@ -26,6 +27,33 @@
 namespace greenlet::asyncio {
 
 namespace detail {
+
+// handshake_done(w, ssl, limit) makes an accepted connection's TLS handshake. A failure closes it
+// and returns false without a report, as asyncio's outside debug mode: scanners and clients that
+// give up would otherwise fill the log.
+bool handshake_done(StreamWriter& w, const ssl_context& ssl, double limit) {
+  try {
+    w.start_tls(ssl, {.server_hostname = {}, .ssl_handshake_timeout = limit});
+    return true;
+  } catch (const OSError&) {
+    w.close();
+    return false;
+  }
+}
+
+// check_server_tls(config, call) refuses a TLS configuration the handshakes would refuse later.
+void check_server_tls(const server_config& config, const char* call) {
+  if (!config.ssl) return;
+  if (config.ssl->protocol() != ssl_protocol::tls_server) {
+    throw ValueError(std::string(call) +
+                     "(): server_config.ssl must be a server context: ssl_context(ssl_protocol::tls_server) or "
+                     "create_default_context(ssl_purpose::client_auth), with load_cert_chain()");
+  }
+  if (!(config.ssl_handshake_timeout > 0)) {
+    throw ValueError("ssl_handshake_timeout should be a positive number, got " +
+                     std::to_string(config.ssl_handshake_timeout));
+  }
+}
 
 // listener is one listening socket of a server, with its own acceptor task.
 struct listener {
@@ -121,12 +149,15 @@ struct server_state : std::enable_shared_from_this<server_state> {
       }
       std::shared_ptr<stream_transport> connection = stream_transport::make(*loop, c, config.stream);
       connection->set_peer_address(reinterpret_cast<const sockaddr*>(&peer), peer_len);
+      connection->set_accepted();
       std::weak_ptr<stream_transport> watched = connection;
       // The handler gets the streams themselves, not copies: the task's
       // function keeps none while the handler runs, so the connection's
       // last reader and writer are the handler's (and the function is
       // destroyed when it returns, whoever holds the task).
-      auto task = create_task([h = handler, r = StreamReader(connection), w = StreamWriter(connection)]() mutable {
+      auto task = create_task([h = handler, r = StreamReader(connection), w = StreamWriter(connection),
+                               tls = config.ssl, limit = config.ssl_handshake_timeout]() mutable {
+        if (tls && !handshake_done(w, *tls, limit)) return;
         (*h)(std::move(r), std::move(w));
       });
       connection.reset();
@@ -271,6 +302,7 @@ Server start(std::shared_ptr<server_state> s) {
 
 Server start_server(client_connected handler, const std::string& host, int port, server_config config) {
   detail::check_stream_config(config.stream, "start_server");
+  detail::check_server_tls(config, "start_server");
   auto s = std::make_shared<detail::server_state>();
   s->listeners = detail::listen_on_all(detail::resolve(host, port, true), port, config.backlog);
   s->handler = std::make_shared<const client_connected>(std::move(handler));
@@ -281,6 +313,7 @@ Server start_server(client_connected handler, const std::string& host, int port,
 
 Server start_unix_server(client_connected handler, const std::string& path, server_config config) {
   detail::check_stream_config(config.stream, "start_unix_server");
+  detail::check_server_tls(config, "start_unix_server");
   const detail::resolved_address addr = detail::unix_address(path, "start_unix_server");
   // As asyncio: a socket left by an earlier server is replaced; any other
   // file at path stays, and bind() reports EADDRINUSE.

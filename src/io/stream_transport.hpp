@@ -15,8 +15,11 @@
 #include "greenlet/asyncio/future.hpp"
 #include "greenlet/detail/loop_core.hpp"
 #include "greenlet/io/streams.hpp"
+#include "greenlet/io/tls.hpp"
 
 namespace greenlet::asyncio::detail {
+
+class tls_session;
 
 // transport_kind says which system calls move the bytes: recv/send with
 // MSG_NOSIGNAL on a socket, read/write on a pipe (SIGPIPE blocked around
@@ -111,6 +114,15 @@ class stream_transport {
   // last byte handed to the socket, then sock_sendfile() on it, write()
   // refused meanwhile (sendfile.cpp).
   std::size_t send_file(int file, std::uint64_t offset, std::optional<std::uint64_t> count, bool fallback);
+  // start_tls(ctx, options, default_hostname) is StreamWriter::start_tls(): from now on the bytes
+  // go through a TLS session, client side unless the connection was accepted (set_accepted()); it
+  // returns once the handshake is done (tls_transport.cpp). server_hostname defaults to
+  // default_hostname. On failure the connection is failed with the error it throws.
+  void start_tls(const ssl_context& ctx, const tls_options& options, const std::string& default_hostname);
+  bool is_tls() const noexcept { return tls_ != nullptr; }
+  std::optional<tls_info> tls() const;
+  // set_accepted() marks a connection a server accepted: start_tls() makes it the server side.
+  void set_accepted() noexcept { accepted_ = true; }
   bool closing() const noexcept { return closing_; }
   std::size_t write_buffered() const noexcept { return wbuf_.size() - wpos_; }
   int fd() const noexcept { return fd_; }
@@ -145,6 +157,23 @@ class stream_transport {
   }
   void on_writable();
   void flush();  // sends what the socket takes now; never waits
+  // The TLS side (tls_transport.cpp): fill_nowait() and write() for a TLS
+  // stream, the handshake's reads, the session's output into wbuf_, and
+  // the close_notify queued when the stream closes.
+  int fill_tls_nowait();
+  void write_tls(std::string_view data);
+  void run_handshake();
+  void send_tls_output();
+  void queue_close_notify() noexcept;
+  // fail_tls(e) fails the connection with e (an SSLError, a handshake's
+  // ConnectionAbortedError...): every later call raises e itself.
+  void fail_tls(std::exception_ptr e) noexcept;
+  void compact_read_buffer() noexcept {
+    if (rpos_ > 0 && rpos_ >= rbuf_.size() / 2) {
+      rbuf_.erase(0, rpos_);
+      rpos_ = 0;
+    }
+  }
   // await_drain_waiter() awaits the next time flush() leaves at most
   // low_water bytes (or the connection fails): drain()'s and send_file()'s wait.
   void await_drain_waiter();
@@ -198,7 +227,11 @@ class stream_transport {
   int error_ = 0;                        // see check_error()
   const char* error_call_ = nullptr;     // the call that failed: "recv", "send"...
   std::exception_ptr reader_exception_;  // set_exception()'s
-  Future<void> drain_waiter_;            // shared by every task in drain()
+  std::exception_ptr failure_;           // the error when it is not an errno (fail_tls())
+  std::unique_ptr<tls_session> tls_;     // set by start_tls()
+  bool handshaking_ = false;
+  bool accepted_ = false;
+  Future<void> drain_waiter_;  // shared by every task in drain()
   Future<void> closed_;
   // Set by handles_gone() while the loop keeps the transport to send the
   // rest: close_hook_ is the loop's close hook that deletes it.
@@ -211,6 +244,9 @@ class stream_transport {
 // peer (if given) is the address the fd is connected to.
 std::pair<StreamReader, StreamWriter> make_streams(int fd, stream_config config, const sockaddr* peer = nullptr,
                                                    socklen_t peer_len = 0);
+// read_scratch() is the thread's 64 KiB buffer that reads land in.
+constexpr std::size_t read_chunk = 64 * 1024;
+char* read_scratch();
 // write_no_sigpipe(fd, data, size) is write() that reports a reader-less
 // pipe as EPIPE without raising SIGPIPE; errno as write() leaves it.
 ssize_t write_no_sigpipe(int fd, const char* data, std::size_t size);

@@ -26,6 +26,7 @@
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/io/socket.hpp"
 #include "io/resolve.hpp"
+#include "io/tls_session.hpp"
 #include "io/wait.hpp"
 
 namespace greenlet::asyncio {
@@ -33,9 +34,9 @@ namespace greenlet::asyncio {
 namespace detail {
 
 namespace {
-constexpr std::size_t read_chunk = 64 * 1024;
 // take() hands over rather than copies a whole buffer this big.
 constexpr std::size_t take_by_move = 1024 * 1024;
+}  // namespace
 
 // The thread's buffer that reads land in before they are appended to a
 // stream's buffer. Reading straight into the stream's std::string would
@@ -53,7 +54,6 @@ char* read_scratch() {
   }
   return scratch.get();
 }
-}  // namespace
 
 ssize_t write_no_sigpipe(int fd, const char* data, std::size_t size) {
   // SIGPIPE is blocked around the call (per thread) and an occurrence the
@@ -98,6 +98,8 @@ std::shared_ptr<stream_transport> stream_transport::make(loop_core& loop, int fd
 }
 
 void stream_transport::handles_gone() noexcept {
+  // The last handle went without close(): a TLS peer still gets close_notify.
+  if (tls_ != nullptr && fd_ >= 0 && error_ == 0 && !closing_ && !loop_.closed) queue_close_notify();
   if (fd_ < 0 || error_ != 0 || write_buffered() == 0 || !writer_registered_ || loop_.closed) {
     delete this;
     return;
@@ -129,14 +131,12 @@ stream_transport::~stream_transport() {
 }
 
 int stream_transport::fill_nowait() {
+  if (tls_ != nullptr) return fill_tls_nowait();
   for (;;) {
     check_error();
     if (fd_ < 0 || eof_ || closing_) return 0;
     // Compact once the consumed prefix dominates, so the buffer stays small.
-    if (rpos_ > 0 && rpos_ >= rbuf_.size() / 2) {
-      rbuf_.erase(0, rpos_);
-      rpos_ = 0;
-    }
+    compact_read_buffer();
     char* scratch = read_scratch();
     // Room first (no zero-fill), so the append below cannot fail after the
     // bytes have left the socket.
@@ -248,6 +248,10 @@ void stream_transport::write(std::string_view data) {
   }
   if (closing_ || fd_ < 0 || data.empty()) return;
   if (error_ != 0) return;  // drain() reports it
+  if (tls_ != nullptr) {
+    write_tls(data);
+    return;
+  }
   wbuf_.append(data);
   if (!writer_registered_) flush();
 }
@@ -304,6 +308,7 @@ void stream_transport::on_writable() {
 }
 
 void stream_transport::raise_error() const {
+  if (failure_ != nullptr) std::rethrow_exception(failure_);
   if (error_ != 0) raise_os_error(error_, error_call_);
   std::rethrow_exception(reader_exception_);
 }
@@ -314,6 +319,7 @@ void stream_transport::set_exception(std::exception_ptr e) noexcept {
 }
 
 std::exception_ptr stream_transport::exception() const noexcept {
+  if (failure_ != nullptr) return failure_;
   if (error_ == 0) return reader_exception_;
   try {
     raise_os_error(error_, error_call_);
@@ -399,6 +405,14 @@ void stream_transport::write_eof() {
     close();  // later writes are dropped, as on any closing transport
     return;
   }
+  if (tls_ != nullptr) {
+    // As asyncio's SSL transport (NotImplementedError there): TLS 1.3 can
+    // send close_notify and go on reading, but peers commonly take it for
+    // the end of the connection.
+    throw RuntimeError(asyncio_errc::invalid_state,
+                       "write_eof(): a TLS connection cannot half-close (can_write_eof() is false); close() the "
+                       "writer instead");
+  }
   eof_written_ = true;
   if (write_buffered() == 0) {
     ::shutdown(fd_, SHUT_WR);
@@ -415,6 +429,9 @@ void stream_transport::close() {
     loop_.io->remove_waiter(fd_, io_direction::read, read_waiter_.state());
     read_waiter_.set_result();
   }
+  // A TLS stream says goodbye with close_notify, sent after the buffered
+  // bytes; sending it can complete the close.
+  if (tls_ != nullptr && error_ == 0) queue_close_notify();
   if (write_buffered() == 0 || error_ != 0) finish_close();
 }
 
@@ -466,6 +483,7 @@ void stream_transport::wait_closed() {
   await_shared(closed);
   // asyncio's connection_lost(exc) fails the closed future with exc; a reader's set_exception()
   // does not.
+  if (failure_ != nullptr) std::rethrow_exception(failure_);
   if (error_ != 0) raise_os_error(error_, error_call_);
 }
 
@@ -710,6 +728,56 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
     }
   }
   std::rethrow_exception(last);
+}
+
+bool StreamWriter::can_write_eof() const noexcept { return t_ == nullptr || !t_->is_tls(); }
+
+void StreamWriter::start_tls(const ssl_context& ssl, tls_options tls) {
+  require_stream(t_, "start_tls()", writer);
+  t_->start_tls(ssl, tls, "");
+}
+
+std::optional<tls_info> StreamWriter::tls() const {
+  require_stream(t_, "tls()", writer);
+  return t_->tls();
+}
+
+namespace {
+
+// check_tls_args(ssl, tls, call) refuses before connecting what the handshake would refuse after.
+void check_tls_args(const ssl_context& ssl, const tls_options& tls, const char* call) {
+  if (ssl.protocol() != ssl_protocol::tls_client) {
+    throw ValueError(std::string(call) +
+                     "(): a client connection needs an ssl_context(ssl_protocol::tls_client) "
+                     "(create_default_context()), not a server's");
+  }
+  if (!(tls.ssl_handshake_timeout > 0)) {
+    throw ValueError("ssl_handshake_timeout should be a positive number, got " +
+                     std::to_string(tls.ssl_handshake_timeout));
+  }
+}
+
+}  // namespace
+
+std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, const ssl_context& ssl,
+                                                      tls_options tls, stream_config config) {
+  check_tls_args(ssl, tls, "open_connection");
+  auto streams = open_connection(host, port, config);
+  streams.second.start_tls(ssl, tls.server_hostname ? tls : tls_options{host, tls.ssl_handshake_timeout});
+  return streams;
+}
+
+std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, const ssl_context& ssl,
+                                                           tls_options tls, stream_config config) {
+  check_tls_args(ssl, tls, "open_unix_connection");
+  if (!tls.server_hostname && ssl.check_hostname()) {
+    throw ValueError(
+        "You must set server_hostname when using ssl without a host: pass tls_options{.server_hostname = "
+        "\"name\"} (the name the server's certificate carries)");
+  }
+  auto streams = open_unix_connection(path, config);
+  streams.second.start_tls(ssl, tls);
+  return streams;
 }
 
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, stream_config config) {

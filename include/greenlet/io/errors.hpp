@@ -44,6 +44,10 @@ class OSError : public std::system_error {
   OSError(int err, const std::string& what) : std::system_error(err, std::generic_category(), what) {}
   // errno_() is the errno value the exception was made with. Throws nothing.
   int errno_() const noexcept { return code().value(); }
+
+ protected:
+  // OSError(code, what) is for the kinds whose code is not an errno (SSLError's, in ssl_category()).
+  OSError(std::error_code code, const std::string& what) : std::system_error(code, what) {}
 };
 
 // ConnectionError and its kinds, as Python's.

@@ -24,6 +24,7 @@
 #include "greenlet/detail/exception_object_arg.hpp"
 #include "greenlet/io/address.hpp"
 #include "greenlet/io/errors.hpp"
+#include "greenlet/io/tls.hpp"
 
 // Everything this header declares is public API: exported even though the library
 // is built with -fvisibility=hidden (see CMakeLists.txt).
@@ -152,8 +153,9 @@ class StreamWriter {
   // write_eof() half-closes: after the buffered bytes, shutdown(SHUT_WR).
   // A write() after it throws RuntimeError (asyncio_errc::invalid_state).
   void write_eof();
-  // can_write_eof() is true: sockets support write_eof(). Throws nothing.
-  bool can_write_eof() const noexcept { return true; }
+  // can_write_eof() is true but for a TLS stream (asyncio's SSL transport cannot half-close), whose
+  // write_eof() throws RuntimeError. Throws nothing.
+  bool can_write_eof() const noexcept;
   // close() closes the connection once the buffered bytes are sent;
   // wait_closed() waits for that. A reader waiting meanwhile sees EOF.
   void close();
@@ -174,6 +176,21 @@ class StreamWriter {
   // the stream's loop only.
   std::size_t sendfile(int file, std::uint64_t offset = 0, std::optional<std::uint64_t> count = {},
                        bool fallback = true);
+  // start_tls(ssl, tls) is asyncio's StreamWriter.start_tls(): it upgrades the connection to TLS,
+  // in place (this writer and its reader go on, encrypted), and returns once the handshake is done.
+  // A connection a server accepted takes the server side (ssl must be a tls_server context), any
+  // other the client side, checking tls.server_hostname (which a client needs when the context
+  // checks host names). Bytes written before go out as they were, before the handshake; bytes
+  // already read stay readable. Throws SSLCertVerificationError or SSLError if the handshake
+  // fails, ConnectionAbortedError after tls.ssl_handshake_timeout seconds, ConnectionResetError if
+  // the peer closes meanwhile, ValueError (no server_hostname, a context of the wrong side, a
+  // timeout <= 0), RuntimeError (already TLS, closing, a pipe). After a failure the connection is
+  // failed: later calls raise the same error. A task of the stream's loop only.
+  void start_tls(const ssl_context& ssl, tls_options tls = {});
+  // tls() is what the TLS handshake negotiated (version, cipher, ALPN protocol, the peer's
+  // certificate subject), asyncio's get_extra_info("ssl_object"/"cipher"/"peercert"); nullopt for
+  // a plain stream. Throws std::bad_alloc only.
+  std::optional<tls_info> tls() const;
   // get_extra_info(name): "peername" or "sockname", as an address; an
   // empty address for other names. Once known they are kept, so that they
   // outlive close() as asyncio's: the peer's address comes from accept() or
@@ -209,8 +226,20 @@ class StreamWriter {
 // 0-65535 (Python's OverflowError) and asyncio::ValueError("embedded null
 // character") for a host holding a NUL.
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, stream_config config = {});
+// open_connection(host, port, ssl, tls, config) is open_connection(host, port, ssl=ssl): it
+// connects, then makes the TLS handshake (client side) before it returns the streams, which read
+// and write plaintext. The server's certificate must name tls.server_hostname, by default host.
+// Throws as open_connection() and StreamWriter::start_tls(); ValueError before connecting for a
+// server context, or a timeout <= 0.
+std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, const ssl_context& ssl,
+                                                      tls_options tls = {}, stream_config config = {});
 // open_unix_connection(path) connects to a Unix-domain socket.
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, stream_config config = {});
+// open_unix_connection(path, ssl, tls, config) adds TLS as open_connection()'s overload does.
+// tls.server_hostname is needed when the context checks host names: ValueError ("You must set
+// server_hostname when using ssl without a host"), before connecting.
+std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, const ssl_context& ssl,
+                                                           tls_options tls = {}, stream_config config = {});
 
 // connect_read_pipe(fd) is asyncio's connect_read_pipe() with a
 // StreamReaderProtocol, as a stream: a StreamReader over the read end of a
@@ -292,6 +321,12 @@ struct server_config {
   // accepting; the error goes to the loop's exception handler and the
   // connections already open keep being served.
   double accept_retry_delay = 0.1;
+  // ssl: a server context (ssl_protocol::tls_server with load_cert_chain()) makes every
+  // connection TLS: its task makes the handshake before the handler runs with plaintext streams.
+  // A connection whose handshake fails (or takes longer than ssl_handshake_timeout seconds) is
+  // closed without running the handler, and without a report, as asyncio's outside debug mode.
+  std::optional<ssl_context> ssl;
+  double ssl_handshake_timeout = 60.0;
 };
 
 // start_server(handler, host, port) listens on host:port (port 0: any free

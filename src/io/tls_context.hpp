@@ -1,0 +1,44 @@
+// tls_context.hpp: the state behind an ssl_context, and the SSLError
+// reports built from OpenSSL's error queue. Internal to the I/O layer.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <exception>
+#include <string>
+
+#include "greenlet/io/tls.hpp"
+
+namespace greenlet::asyncio {
+
+struct ssl_context::state {
+  explicit state(ssl_protocol side);
+  ~state();
+  state(const state&) = delete;
+  state& operator=(const state&) = delete;
+
+  // set_verify(mode) sets verify and the SSL_CTX's verification flags.
+  void set_verify(ssl_verify_mode mode) noexcept;
+
+  SSL_CTX* ctx = nullptr;
+  ssl_protocol protocol;
+  ssl_verify_mode verify = ssl_verify_mode::cert_none;
+  bool check_hostname = false;
+  // The ALPN list in the wire format (length-prefixed names), for both the
+  // client's offer and the server's choice.
+  std::string alpn_wire;
+};
+
+namespace detail {
+
+// ssl_error_from_queue(code, doing) is the SSLError for OpenSSL's latest
+// queued error (Python's text: "[SSL: REASON] reason"), `doing` prefixed
+// when not empty ("load_cert_chain(cert.pem): [PEM: NO_START_LINE] ..."),
+// and empties the thread's queue. With nothing queued it reads as
+// Python's for the code ("EOF occurred in violation of protocol").
+std::exception_ptr ssl_error_from_queue(ssl_errc code, const std::string& doing);
+[[noreturn]] void raise_ssl_error(ssl_errc code, const std::string& doing);
+
+}  // namespace detail
+
+}  // namespace greenlet::asyncio

@@ -1,0 +1,189 @@
+// tls_transport.cpp: the stream transport's TLS side. The socket still
+// moves every byte as for a plain stream (the same read buffer, write
+// buffer, writer callback and close); a tls_session stands between:
+// ciphertext read from the socket is fed in and the plaintext lands in the
+// read buffer, and write() puts the session's ciphertext in the write
+// buffer. The handshake runs in the task that asked for it.
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <memory>
+
+#include "asyncio/poller.hpp"
+#include "greenlet/asyncio/sync_errors.hpp"
+#include "greenlet/asyncio/timeout.hpp"
+#include "io/stream_transport.hpp"
+#include "io/tls_session.hpp"
+#include "io/wait.hpp"
+
+namespace greenlet::asyncio::detail {
+
+void stream_transport::fail_tls(std::exception_ptr e) noexcept {
+  if (failure_ == nullptr && error_ == 0) failure_ = std::move(e);
+  fail(EPROTO, "tls");
+}
+
+void stream_transport::send_tls_output() {
+  if (tls_->take_output(wbuf_) && !writer_registered_) flush();
+}
+
+void stream_transport::queue_close_notify() noexcept {
+  try {
+    tls_->shutdown();
+    send_tls_output();
+  } catch (...) {
+    // Out of memory: the peer sees the connection end without close_notify.
+  }
+}
+
+int stream_transport::fill_tls_nowait() {
+  for (;;) {
+    check_error();
+    if (fd_ < 0 || eof_ || closing_) return 0;
+    compact_read_buffer();
+    std::size_t got = 0;
+    try {
+      got = tls_->read_into(rbuf_);
+      send_tls_output();  // what the peer's messages ask for (a key update's answer)
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (...) {
+      fail_tls(std::current_exception());
+      raise_error();
+    }
+    if (got > 0) {
+      count_read(got);
+      return 1;
+    }
+    if (tls_->peer_closed()) {
+      eof_ = true;
+      return 0;
+    }
+    char* scratch = read_scratch();
+    const ssize_t n = ::recv(fd_, scratch, read_chunk, 0);
+    const int err = errno;
+    drained_ = adopted_ && n > 0 && static_cast<std::size_t>(n) < read_chunk;
+    drained_at_ = loop_.io->waits();
+    if (n > 0) {
+      tls_->feed(scratch, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n == 0) {
+      // The connection ended without close_notify: EOF all the same, as
+      // asyncio's SSL protocol (and Python's suppress_ragged_eofs) take it.
+      eof_ = true;
+      return 0;
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK) return -1;
+    if (err != EINTR) {
+      fail(err, "recv");
+      raise_error();
+    }
+  }
+}
+
+void stream_transport::write_tls(std::string_view data) {
+  if (handshaking_) {
+    throw RuntimeError(asyncio_errc::invalid_state,
+                       "write() during the TLS handshake: wait for start_tls() to return before writing");
+  }
+  try {
+    tls_->write(data);
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (...) {
+    fail_tls(std::current_exception());
+    return;  // drain() reports it, as for a failed send
+  }
+  send_tls_output();
+}
+
+void stream_transport::run_handshake() {
+  for (;;) {
+    bool done = false;
+    try {
+      done = tls_->handshake();
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (...) {
+      // The alert telling the peer why goes out first, as far as the
+      // socket takes it now.
+      std::exception_ptr error = std::current_exception();
+      send_tls_output();
+      fail_tls(error);
+      std::rethrow_exception(error);
+    }
+    send_tls_output();
+    check_error();
+    if (done) return;
+    if (closing_ || fd_ < 0) {
+      throw ConnectionAbortedError(ECONNABORTED, "the stream was closed during the TLS handshake");
+    }
+    char* scratch = read_scratch();
+    const ssize_t n = ::recv(fd_, scratch, read_chunk, 0);
+    const int err = errno;
+    if (n > 0) {
+      tls_->feed(scratch, static_cast<std::size_t>(n));
+    } else if (n == 0) {
+      // asyncio's SSL protocol completes the handshake with ConnectionResetError at EOF.
+      eof_ = true;
+      throw ConnectionResetError(ECONNRESET, "TLS handshake: the peer closed the connection");
+    } else if (err == EAGAIN || err == EWOULDBLOCK) {
+      wait_fd(fd_, io_direction::read, io_caller::owner, &read_waiter_);
+    } else if (err != EINTR) {
+      fail(err, "recv");
+      raise_error();
+    }
+  }
+}
+
+void stream_transport::start_tls(const ssl_context& ctx, const tls_options& options,
+                                 const std::string& default_hostname) {
+  if (kind_ != transport_kind::socket) {
+    throw RuntimeError(asyncio_errc::invalid_state, "start_tls(): TLS needs a socket; this stream is a pipe");
+  }
+  if (tls_ != nullptr) {
+    throw RuntimeError(asyncio_errc::invalid_state, "start_tls(): the stream already uses TLS");
+  }
+  check_error();
+  if (closing_ || fd_ < 0) throw RuntimeError(asyncio_errc::invalid_state, "start_tls(): Transport is closing");
+  const double limit = options.ssl_handshake_timeout;
+  if (!(limit > 0)) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%g", limit);
+    throw ValueError(std::string("ssl_handshake_timeout should be a positive number, got ") + text);
+  }
+  tls_ =
+      std::make_unique<tls_session>(context_state(ctx), accepted_, options.server_hostname.value_or(default_hostname));
+  handshaking_ = true;
+  struct end_handshake {
+    bool& flag;
+    ~end_handshake() { flag = false; }
+  } guard{handshaking_};
+  try {
+    timeout(limit, [this] { run_handshake(); });
+  } catch (const TimeoutError&) {
+    char text[160];
+    std::snprintf(text, sizeof text, "SSL handshake is taking longer than %g seconds: aborting the connection", limit);
+    std::exception_ptr aborted = std::make_exception_ptr(ConnectionAbortedError(ECONNABORTED, text));
+    fail_tls(aborted);
+    std::rethrow_exception(aborted);
+  } catch (...) {
+    // Cancelled, or the peer went: a half-done handshake leaves nothing usable.
+    std::exception_ptr error = std::current_exception();
+    if (error_ == 0) {
+      fail_tls(is_cancellation(error) ? std::make_exception_ptr(ConnectionAbortedError(
+                                            ECONNABORTED, "the TLS handshake was cancelled before it completed"))
+                                      : error);
+    }
+    throw;
+  }
+}
+
+std::optional<tls_info> stream_transport::tls() const {
+  if (tls_ == nullptr || !tls_->handshake_done()) return std::nullopt;
+  return tls_->info();
+}
+
+}  // namespace greenlet::asyncio::detail
