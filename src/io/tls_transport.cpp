@@ -25,6 +25,13 @@ void stream_transport::fail_tls(std::exception_ptr e) noexcept {
 }
 
 void stream_transport::send_tls_output() {
+  if (fd_ < 0 || error_ != 0) {
+    // Closed (a close() while the handshake waited) or failed: nothing
+    // more can go, and flush() must not meet fd -1.
+    std::string dropped;
+    tls_->take_output(dropped);
+    return;
+  }
   if (tls_->take_output(wbuf_) && !writer_registered_) flush();
 }
 

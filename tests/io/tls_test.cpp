@@ -510,6 +510,37 @@ TEST_F(TlsVerification, CancelledDuringHandshake) {
   EXPECT_TRUE(cancelled);
 }
 
+// close() from another task while start_tls() waits for the server: the handshake ends with
+// ConnectionAbortedError, and the closed stream stays closed.
+TEST_F(TlsVerification, CloseDuringHandshake) {
+  std::string what;
+  bool closed_at_end = false;
+  asyncio::run([&] {
+    auto server = asyncio::start_server(
+        [](asyncio::StreamReader r, asyncio::StreamWriter w) {
+          r.read();
+          w.close();
+        },
+        "127.0.0.1", 0);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    auto upgrade = asyncio::create_task([&, w = w]() mutable {
+      try {
+        w.start_tls(client_context(), {.server_hostname = "localhost"});
+      } catch (const asyncio::ConnectionAbortedError& e) {
+        what = e.what();
+      }
+    });
+    asyncio::sleep(0.02);
+    w.close();
+    asyncio::await(upgrade);
+    closed_at_end = w.is_closing() && w.fileno() == -1;
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(what.rfind("the stream was closed during the TLS handshake", 0), 0u) << what;
+  EXPECT_TRUE(closed_at_end);
+}
+
 // Arguments refused before connecting, with what to do.
 TEST_F(TlsVerification, WrongSideContextsAndBadTimeouts) {
   std::vector<std::string> errors;
