@@ -528,10 +528,16 @@ int Process::wait() {
   return *returncode_;
 }
 
+// send_signal() looks first, as Popen.send_signal() polls: a child that has
+// exited is reaped here and not signalled, and one whose status someone
+// else took (ECHILD, returncode 255) is not either. Signalling its pid then
+// raised OSError ESRCH, or reached whatever process had been given the pid
+// since. ESRCH from kill() itself (reaped elsewhere in between) is ignored,
+// as Python's.
 void Process::send_signal(int sig) {
-  if (returncode_) return;
+  if (returncode()) return;
   check_has_child("send_signal");
-  if (::kill(pid_, sig) != 0) throw_errno(errno, "kill");
+  if (::kill(pid_, sig) != 0 && errno != ESRCH) throw_errno(errno, "kill");
 }
 
 void Process::terminate() { send_signal(SIGTERM); }

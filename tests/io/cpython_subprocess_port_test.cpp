@@ -380,6 +380,21 @@ TEST_F(CPythonSubprocessMixin, test_cancel_make_subprocess_transport_exec) {
   });
 }
 
+// test_close_dont_kill_finished: the child is killed and reaped elsewhere (Python's proc.wait() on
+// the Popen), so the Process is not notified; killing it again must not signal anything (the pid
+// may be another process's by now) nor raise. returncode() is 255, as asyncio's watchers report
+// for a child whose status someone else took.
+TEST_F(CPythonSubprocessMixin, test_close_dont_kill_finished) {
+  auto proc = program_blocked();
+  // kill the process (but the Process is not notified)
+  ASSERT_EQ(::kill(proc.pid(), SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(proc.pid(), &status, 0), proc.pid());
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_NO_THROW(proc.kill());
+  EXPECT_EQ(proc.returncode(), 255);
+}
+
 // _test_popen_error(config): the spawn fails (a missing program here; a mocked Popen raising
 // ZeroDivisionError in Python) and leaves no descriptor behind (Issue #24763: the transport closed;
 // Issue #35721: the socket pair made for stdin closed).

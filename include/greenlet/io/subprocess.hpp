@@ -123,8 +123,9 @@ class Process {
   // is still written, then stdin closed.
   communicate_result communicate(std::string_view input = {});
 
-  // send_signal(sig) sends sig to the child; nothing once it has been
-  // reaped. terminate() is SIGTERM, kill() SIGKILL. Throws OSError;
+  // send_signal(sig) sends sig to the child; nothing once it has exited
+  // (it looks first, as returncode(), and reaps it) or was reaped by
+  // someone else. terminate() is SIGTERM, kill() SIGKILL. Throws OSError;
   // RuntimeError on a moved-from Process (wait() and communicate() too).
   void send_signal(int sig);
   // terminate() sends SIGTERM; see send_signal().
