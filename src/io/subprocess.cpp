@@ -511,9 +511,13 @@ int Process::wait() {
       // One registration on the pidfd for all waiters: a shared future,
       // each task awaiting its own private future chained to it (so that
       // cancelling one waiter leaves the others waiting).
-      if (exit_waiter_.empty() || exit_waiter_.done()) {
+      detail::loop_core& loop = detail::require_running_loop();
+      // A waiter left by a wait() cancelled under an earlier loop (a child
+      // spawned outside any loop, awaited by one asyncio::run and then the
+      // next) is that loop's: awaiting it here raised RuntimeError
+      // ("a future attached to a different loop"), so it is replaced.
+      if (exit_waiter_.empty() || exit_waiter_.done() || exit_waiter_.state()->loop() != &loop) {
         drop_exit_waiter();
-        detail::loop_core& loop = detail::require_running_loop();
         Future<void> w(new detail::future_value<void>(&loop));
         loop.io->add_waiter(pidfd_, detail::io_direction::read, detail::io_caller::user, w.state());
         exit_waiter_ = w;

@@ -461,4 +461,19 @@ TEST_F(Subprocess, ReturncodeReapingWakesTheWaiters) {
   });
 }
 
+// A child spawned outside any loop, its wait() timed out under one
+// asyncio::run, is awaited by the next: the pidfd waiter left registered
+// on the first loop made that wait() raise RuntimeError ("a future attached
+// to a different loop").
+TEST_F(Subprocess, WaitTimedOutUnderOneRunIsAwaitedInTheNext) {
+  auto p = asyncio::create_subprocess_exec("sleep", {"30"});
+  EXPECT_THROW(asyncio::run([&] { asyncio::wait_for([&] { p.wait(); }, 0.01); }), asyncio::TimeoutError);
+  EXPECT_FALSE(p.returncode());
+  const int code = asyncio::run([&] {
+    p.kill();
+    return p.wait();
+  });
+  EXPECT_EQ(code, -SIGKILL);
+}
+
 }  // namespace
