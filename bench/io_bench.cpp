@@ -7,6 +7,9 @@
 //                        handlers (the fastest way to write it with Asio)
 //   asio_coroutine_echo  Boost.Asio with C++20 coroutines (co_spawn,
 //                        use_awaitable): sequential code, as ours
+//   TlsStreamsEcho, asio_ssl_echo  the same over TLS 1.3 (one OpenSSL, the
+//                        same certificate), ours against Asio's ssl::stream
+//                        with completion handlers
 // Every one does StreamsEcho's work: one connection, the client writes 64
 // bytes and reads exactly 64 back, the server reads up to 64 KiB and writes
 // back what it got; TCP_NODELAY on both ends; one round trip per iteration.
@@ -23,6 +26,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -32,6 +36,8 @@
 #include <vector>
 
 #include <greenlet/io.hpp>
+
+#include "io/tls_test_certs.hpp"  // tests/: a CA and a localhost certificate made at run time
 
 namespace {
 
@@ -92,6 +98,40 @@ void BM_StreamsEcho(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_StreamsEcho)->UseRealTime();
+
+// TlsStreamsEcho: StreamsEcho's work over TLS (the handshake outside the timing).
+void BM_TlsStreamsEcho(benchmark::State& state) {
+  const tls_test::cert_files& certs = tls_test::files();
+  asyncio::run([&] {
+    asyncio::ssl_context server_ctx(asyncio::ssl_protocol::tls_server);
+    server_ctx.load_cert_chain(certs.server_cert, certs.server_key);
+    auto server = asyncio::start_server(
+        [](asyncio::StreamReader r, asyncio::StreamWriter w) {
+          for (;;) {
+            std::string data = r.read(65536);
+            if (data.empty()) break;
+            w.write(data);
+            w.drain();
+          }
+          w.close();
+        },
+        "127.0.0.1", 0, {.ssl = server_ctx});
+    auto client_ctx = asyncio::ssl_context::create_default_context(asyncio::ssl_purpose::server_auth, certs.ca);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port(), client_ctx);
+    const std::string msg(message, 'x');
+    for (auto _ : state) {
+      w.write(msg);
+      w.drain();
+      benchmark::DoNotOptimize(r.readexactly(message));
+    }
+    w.close();
+    w.wait_closed();
+    server.close();
+    server.wait_closed();
+  });
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_TlsStreamsEcho)->UseRealTime();
 
 // StreamsBulkRead: a thread sends 64 MiB through a blocking socket as fast as
 // it can and one task reads it with read(65536) until EOF: the throughput of
@@ -282,5 +322,71 @@ void BM_asio_coroutine_echo(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_asio_coroutine_echo)->UseRealTime();
+
+// Peer: Asio's ssl::stream on AsioPair's sockets, asio_callback_echo's handlers, TLS 1.3 with the
+// same certificate and CA as TlsStreamsEcho (the handshake outside the timing).
+using ssl_socket = net::ssl::stream<tcp::socket&>;
+
+struct AsioSslServer {
+  ssl_socket& stream;
+  std::vector<char> buf = std::vector<char>(65536);
+  void read() {
+    stream.async_read_some(net::buffer(buf), [this](boost::system::error_code ec, std::size_t n) {
+      if (ec) return;  // end of stream
+      net::async_write(stream, net::buffer(buf.data(), n), [this](boost::system::error_code ec2, std::size_t) {
+        if (!ec2) read();
+      });
+    });
+  }
+};
+
+struct AsioSslClient {
+  ssl_socket& stream;
+  benchmark::State& state;
+  const std::string msg = std::string(message, 'x');
+  std::array<char, message> in{};
+  void round_trip() {
+    if (!state.KeepRunning()) {
+      stream.next_layer().shutdown(tcp::socket::shutdown_send);
+      return;
+    }
+    net::async_write(stream, net::buffer(msg), [this](boost::system::error_code ec, std::size_t) {
+      if (ec) return state.SkipWithError("asio ssl write failed");
+      net::async_read(stream, net::buffer(in), [this](boost::system::error_code ec2, std::size_t) {
+        if (ec2) return state.SkipWithError("asio ssl read failed");
+        round_trip();
+      });
+    });
+  }
+};
+
+void BM_asio_ssl_echo(benchmark::State& state) {
+  const tls_test::cert_files& certs = tls_test::files();
+  AsioPair pair;
+  net::ssl::context server_ctx(net::ssl::context::tls_server);
+  server_ctx.use_certificate_chain_file(certs.server_cert);
+  server_ctx.use_private_key_file(certs.server_key, net::ssl::context::pem);
+  net::ssl::context client_ctx(net::ssl::context::tls_client);
+  client_ctx.load_verify_file(certs.ca);
+  client_ctx.set_verify_mode(net::ssl::verify_peer);
+  ssl_socket server_stream(pair.server, server_ctx);
+  ssl_socket client_stream(pair.client, client_ctx);
+  boost::system::error_code server_ec, client_ec;
+  server_stream.async_handshake(net::ssl::stream_base::server, [&](boost::system::error_code ec) { server_ec = ec; });
+  client_stream.async_handshake(net::ssl::stream_base::client, [&](boost::system::error_code ec) { client_ec = ec; });
+  pair.io.run();
+  pair.io.restart();
+  if (server_ec || client_ec) {
+    state.SkipWithError("asio ssl handshake failed");
+    return;
+  }
+  AsioSslServer server{server_stream};
+  AsioSslClient client{client_stream, state};
+  server.read();
+  client.round_trip();
+  pair.io.run();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_asio_ssl_echo)->UseRealTime();
 
 }  // namespace

@@ -62,6 +62,7 @@ RATIOS = [
     ("StreamsEcho", "asio_callback_echo", "TCP echo round trip, streams: ours / Asio completion handlers", 1.3),
     ("StreamsEcho", "asio_coroutine_echo", "TCP echo round trip, streams: ours / Asio C++20 coroutines", 1.3),
     ("SockEcho", "asio_callback_echo", "TCP echo round trip, sock_*: ours / Asio completion handlers", None),
+    ("TlsStreamsEcho", "asio_ssl_echo", "TLS echo round trip, streams: ours / Asio ssl::stream", 1.3),
     ("http_hello", "asio_http_hello", "HTTP hello under wrk, per request: ours / Asio", 1.3),
     ("http_hello", "py_uvloop_http_hello", "HTTP hello under wrk, per request: ours / uvloop streams", None),
     ("http_hello", "py_uvloop_http_hello_protocol", "HTTP hello under wrk, per request: ours / uvloop protocol", None),

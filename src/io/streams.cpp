@@ -344,11 +344,20 @@ std::string stream_transport::repr() const {
 
 std::string stream_transport::reader_repr() const {
   std::string out = "<StreamReader";
-  if (buffered() != 0) out += " " + std::to_string(buffered()) + " bytes";
+  // Appends, not " " + std::to_string(...): g++ 12 at -O3 warns (-Wrestrict, a false positive) on a
+  // literal + temporary string.
+  if (buffered() != 0) {
+    out += ' ';
+    out += std::to_string(buffered());
+    out += " bytes";
+  }
   if (eof_) out += " eof";
   if (config_.limit != stream_config{}.limit) out += " limit=" + std::to_string(config_.limit);
   if (!read_waiter_.empty() && !read_waiter_.done()) out += " waiter=" + read_waiter_.repr();
-  if (const std::exception_ptr e = exception()) out += " exception=" + exception_repr(e);
+  if (const std::exception_ptr e = exception()) {
+    out += " exception=";
+    out += exception_repr(e);
+  }
   return out + " transport=" + repr() + ">";
 }
 
