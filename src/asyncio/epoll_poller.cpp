@@ -166,6 +166,16 @@ class epoll_poller final : public poller {
     if (caller == io_caller::user) disown(s);
     handler& h = s.h[index(dir)];
     if (h.waiter != nullptr) fail_waiters_if_closed(fd, s);
+    if (h.waiter != nullptr && h.waiter->done()) {
+      // A waiter already done is stale: its task was cancelled (cancel() cancels the awaited
+      // future at once) but has not run yet to unregister. It will never be woken, so a new
+      // waiter replaces it, as asyncio's add_reader() replaces a cancelled sock_recv()'s
+      // handle; the old task's remove_waiter() then finds another future and leaves it.
+      future_state* stale = h.waiter;
+      h.waiter = nullptr;
+      --watched_;
+      release(stale);
+    }
     if (!h.empty()) {
       throw RuntimeError(asyncio_errc::invalid_state, "fd " + std::to_string(fd) + " already has a " +
                                                           (dir == io_direction::read ? "reader" : "writer") +

@@ -410,9 +410,7 @@ bool basetest_sock_connect_racing(socket_fd& listener, socket_fd& sock, std::str
 }
 
 // test_sock_client_racing
-// LIBRARY BUG: a new sock_* wait on a socket whose previous waiter's task was cancelled but has not
-// run yet raises RuntimeError ("fd N already has a reader") where asyncio replaces the stale one.
-TEST_F(CPythonSockLowlevelTests, DISABLED_test_sock_client_racing) {
+TEST_F(CPythonSockLowlevelTests, test_sock_client_racing) {
   asyncio::run([] {
     {
       test_server httpd;
@@ -432,9 +430,7 @@ TEST_F(CPythonSockLowlevelTests, DISABLED_test_sock_client_racing) {
 }
 
 // test_sock_client_connect_racing
-// LIBRARY BUG: a new sock_* wait on a socket whose previous waiter's task was cancelled but has not
-// run yet raises RuntimeError ("fd N already has a reader") where asyncio replaces the stale one.
-TEST_F(CPythonSockLowlevelTests, DISABLED_test_sock_client_connect_racing) {
+TEST_F(CPythonSockLowlevelTests, test_sock_client_connect_racing) {
   std::string skip_reason;
   bool connected = false;
   asyncio::run([&] {
