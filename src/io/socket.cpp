@@ -9,9 +9,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "asyncio/poller.hpp"
 #include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
 #include "io/resolve.hpp"
 #include "io/wait.hpp"
@@ -106,6 +108,21 @@ void raise_os_error(int err, const std::string& what) {
   }
 }
 
+namespace {
+
+// require_nonblocking(fd, call) refuses a blocking socket, as asyncio's debug mode: accept() and
+// connect() have no per-call flag like MSG_DONTWAIT, so on it they would block the loop's thread
+// (and every task with it) until a peer comes or the handshake ends.
+void require_nonblocking(int fd, const char* call) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) raise_os_error(errno, std::string(call) + ": fcntl(F_GETFL)");
+  if ((flags & O_NONBLOCK) == 0) {
+    throw ValueError(std::string(call) + ": the socket must be non-blocking (see set_nonblocking())");
+  }
+}
+
+}  // namespace
+
 void set_nonblocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) raise_os_error(errno, "fcntl(O_NONBLOCK)");
@@ -113,7 +130,7 @@ void set_nonblocking(int fd) {
 
 std::size_t sock_recv_into(int fd, void* buf, std::size_t size) {
   for (;;) {
-    ssize_t n = ::recv(fd, buf, size, 0);
+    ssize_t n = ::recv(fd, buf, size, MSG_DONTWAIT);
     if (n >= 0) return static_cast<std::size_t>(n);
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       wait_readable(fd);
@@ -133,7 +150,7 @@ std::string sock_recv(int fd, std::size_t n) {
 
 void sock_sendall(int fd, std::string_view data) {
   while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n >= 0) {
       data.remove_prefix(static_cast<std::size_t>(n));
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -152,7 +169,7 @@ std::pair<std::size_t, address> sock_recvfrom_into(int fd, std::span<std::byte> 
   for (;;) {
     sockaddr_storage from{};
     socklen_t from_len = sizeof from;
-    ssize_t n = ::recvfrom(fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &from_len);
+    ssize_t n = ::recvfrom(fd, buf.data(), buf.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &from_len);
     if (n >= 0) {
       address sender =
           from_len > 0 ? detail::format_address(reinterpret_cast<const sockaddr*>(&from), from_len) : address{};
@@ -175,7 +192,7 @@ std::pair<std::string, address> sock_recvfrom(int fd, std::size_t n) {
 
 std::size_t sock_sendto(int fd, std::string_view data, const sockaddr* addr, socklen_t len) {
   for (;;) {
-    ssize_t n = ::sendto(fd, data.data(), data.size(), MSG_NOSIGNAL, addr, len);
+    ssize_t n = ::sendto(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT, addr, len);
     if (n >= 0) return static_cast<std::size_t>(n);
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       wait_writable(fd);
@@ -192,6 +209,7 @@ std::size_t sock_sendto(int fd, std::string_view data, const address& to) {
 }
 
 int sock_accept(int fd, sockaddr_storage* peer, socklen_t* peer_len) {
+  require_nonblocking(fd, "sock_accept");
   for (;;) {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
@@ -222,6 +240,7 @@ namespace {
 }  // namespace
 
 void sock_connect(int fd, const sockaddr* addr, socklen_t len) {
+  require_nonblocking(fd, "sock_connect");
   if (::connect(fd, addr, len) == 0) return;
   if (errno != EINPROGRESS && errno != EINTR) raise_connect_error(errno, addr, len);
   wait_writable(fd);
@@ -232,6 +251,7 @@ void sock_connect(int fd, const sockaddr* addr, socklen_t len) {
 }
 
 void sock_connect(int fd, const std::string& host, int port) {
+  require_nonblocking(fd, "sock_connect");  // before a lookup that may take long
   const int family = detail::socket_family(fd);
   if (family != AF_INET && family != AF_INET6) {
     throw OSError(EAFNOSUPPORT, "sock_connect(" + host + "): not an AF_INET/AF_INET6 socket");

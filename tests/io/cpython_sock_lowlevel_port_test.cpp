@@ -267,9 +267,7 @@ void basetest_sock_recv_into(const sock_address& httpd, socket_fd& sock) {
 }
 
 // test_sock_client_ops
-// LIBRARY BUG: sock_connect()/sock_accept() on a blocking socket block the loop's thread (here: the
-// test's own server never answers, a hang) instead of raising ValueError.
-TEST_F(CPythonSockLowlevelTests, DISABLED_test_sock_client_ops) {
+TEST_F(CPythonSockLowlevelTests, test_sock_client_ops) {
   asyncio::run([] {
     test_server httpd;
     socket_fd sock(AF_INET);
@@ -645,9 +643,7 @@ TEST_F(CPythonSockLowlevelTests, test_sendto_blocking) {
 }
 
 // test_unix_sock_client_ops
-// LIBRARY BUG: sock_connect()/sock_accept() on a blocking socket block the loop's thread (here: the
-// test's own server never answers, a hang) instead of raising ValueError.
-TEST_F(CPythonSockLowlevelTests, DISABLED_test_unix_sock_client_ops) {
+TEST_F(CPythonSockLowlevelTests, test_unix_sock_client_ops) {
   temp_dir dir;
   asyncio::run([&] {
     test_unix_server httpd(dir.sock());

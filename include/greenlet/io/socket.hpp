@@ -3,7 +3,11 @@
 // the system call and, while it would block, awaits the fd's readiness, so
 // other tasks run meanwhile. Cancelling the task while it waits removes the
 // registration and raises CancelledError; no data is lost or half-sent
-// except by sock_sendall (see there).
+// except by sock_sendall (see there). The data calls (sock_recv*, sock_sendall,
+// sock_recvfrom*, sock_sendto) pass MSG_DONTWAIT, so they never block the
+// loop's thread, even on a blocking socket; sock_accept() and sock_connect()
+// have no such flag and refuse a blocking socket with ValueError (asyncio's
+// debug-mode check), as sock_sendfile() does.
 #pragma once
 
 #include <sys/socket.h>
@@ -52,11 +56,13 @@ void sock_sendall(int fd, std::string_view data);
 void sock_sendall(int fd, std::span<const std::byte> data);
 // sock_accept(fd) awaits a connection on the listening fd and returns it,
 // non-blocking and close-on-exec. peer/peer_len, if given, get its address.
+// Throws ValueError if fd is a blocking socket (see set_nonblocking()), OSError.
 int sock_accept(int fd, sockaddr_storage* peer = nullptr, socklen_t* peer_len = nullptr);
 // sock_connect(fd, addr, len) connects the non-blocking fd, awaiting the
 // handshake. Throws ConnectionRefusedError and other OSErrors, whose what()
 // names the address, as Python's "Connect call failed ('127.0.0.1', 1)":
-// "connect to 127.0.0.1:1: Connection refused" (a Unix socket: its path).
+// "connect to 127.0.0.1:1: Connection refused" (a Unix socket: its path);
+// ValueError if fd is a blocking socket (see set_nonblocking()).
 void sock_connect(int fd, const sockaddr* addr, socklen_t len);
 // sock_connect(fd, host, port) is loop.sock_connect(sock, (host, port)):
 // resolves host for fd's family (AF_INET or AF_INET6) and connects to the
