@@ -26,11 +26,11 @@ namespace asyncio = greenlet::asyncio;
 namespace concurrent = greenlet::concurrent;
 using Resolve = greenlet_test::GreenletTest;
 
-// counting_pool is a thread pool that counts the jobs submitted to it, so a
+// resolve_counting_pool is a thread pool that counts the jobs submitted to it, so a
 // test can see whether a lookup went through the executor.
-class counting_pool : public concurrent::ThreadPoolExecutor {
+class resolve_counting_pool : public concurrent::ThreadPoolExecutor {
  public:
-  explicit counting_pool(std::size_t workers) : ThreadPoolExecutor(workers, "resolve-test") {}
+  explicit resolve_counting_pool(std::size_t workers) : ThreadPoolExecutor(workers, "resolve-test") {}
   std::atomic<int> submitted{0};
 
  protected:
@@ -65,7 +65,7 @@ using io_test::echo_line;
 TEST_F(Resolve, NumericInlineNameThroughDefaultExecutor) {
   asyncio::run([] {
     auto& loop = asyncio::get_running_loop();
-    auto pool = std::make_shared<counting_pool>(2);
+    auto pool = std::make_shared<resolve_counting_pool>(2);
     asyncio::set_default_executor(loop, pool);
     auto server = asyncio::start_server(echo_line, "127.0.0.1", 0);
 
@@ -90,7 +90,7 @@ TEST_F(Resolve, NumericInlineNameThroughDefaultExecutor) {
 TEST_F(Resolve, LoopRunsWhileResolving) {
   asyncio::run([] {
     auto& loop = asyncio::get_running_loop();
-    auto pool = std::make_shared<counting_pool>(1);
+    auto pool = std::make_shared<resolve_counting_pool>(1);
     asyncio::set_default_executor(loop, pool);
     auto g = std::make_shared<gate>();
     // The only worker is busy until the ticker opens the gate: the lookup
@@ -170,7 +170,7 @@ TEST_F(Resolve, UnknownHostIsGaierrorNamingTheHost) {
 TEST_F(Resolve, CancelWhileQueued) {
   asyncio::run([] {
     auto& loop = asyncio::get_running_loop();
-    auto pool = std::make_shared<counting_pool>(1);
+    auto pool = std::make_shared<resolve_counting_pool>(1);
     asyncio::set_default_executor(loop, pool);
     auto g = std::make_shared<gate>();
     auto busy = pool->submit([g] { g->wait(); });
