@@ -9,6 +9,8 @@
 #include <new>
 
 #include "asyncio/done_callbacks.hpp"
+#include "asyncio/require_callable.hpp"
+#include "greenlet/errors.hpp"
 
 namespace greenlet::asyncio {
 
@@ -95,6 +97,7 @@ event_loop::~event_loop() {
 // The callbacks users schedule capture the caller's context values
 // (context_to_capture(): null, nothing to copy, while no variable is set).
 Handle event_loop::call_soon(std::function<void()> fn) {
+  detail::require_callable(fn, "call_soon()");
   detail::callback_node* n = core_->call_soon(std::move(fn));
   if (const auto* vars = ::greenlet::detail::context_to_capture()) [[unlikely]]
     detail::give_context(n, *vars);
@@ -103,18 +106,24 @@ Handle event_loop::call_soon(std::function<void()> fn) {
 }
 
 Handle event_loop::call_soon(std::function<void()> fn, const ::greenlet::context& ctx) {
+  detail::require_callable(fn, "call_soon()");
   detail::callback_node* n = core_->call_soon(std::move(fn), ctx.data());
   detail::retain(n);
   return Handle(n);
 }
 
-Handle event_loop::call_later(double delay, std::function<void()> fn) { return call_at(time() + delay, std::move(fn)); }
+Handle event_loop::call_later(double delay, std::function<void()> fn) {
+  detail::require_callable(fn, "call_later()");
+  return call_at(time() + delay, std::move(fn));
+}
 
 Handle event_loop::call_later(double delay, std::function<void()> fn, const ::greenlet::context& ctx) {
+  detail::require_callable(fn, "call_later()");
   return call_at(time() + delay, std::move(fn), ctx);
 }
 
 Handle event_loop::call_at(double when, std::function<void()> fn) {
+  detail::require_callable(fn, "call_at()");
   detail::callback_node* n = core_->call_at(when, std::move(fn));
   if (const auto* vars = ::greenlet::detail::context_to_capture()) [[unlikely]]
     detail::give_context(n, *vars);
@@ -123,16 +132,19 @@ Handle event_loop::call_at(double when, std::function<void()> fn) {
 }
 
 Handle event_loop::call_at(double when, std::function<void()> fn, const ::greenlet::context& ctx) {
+  detail::require_callable(fn, "call_at()");
   detail::callback_node* n = core_->call_at(when, std::move(fn), ctx.data());
   detail::retain(n);
   return Handle(n);
 }
 
 void event_loop::call_soon_threadsafe(std::function<void()> fn) {
+  detail::require_callable(fn, "call_soon_threadsafe()");
   core_->call_soon_threadsafe(std::move(fn), ::greenlet::detail::captured_context());
 }
 
 void event_loop::call_soon_threadsafe(std::function<void()> fn, const ::greenlet::context& ctx) {
+  detail::require_callable(fn, "call_soon_threadsafe()");
   core_->call_soon_threadsafe(std::move(fn), ctx.data());
 }
 
@@ -175,6 +187,14 @@ event_loop& get_event_loop() {
 }
 
 namespace detail {
+
+void require_callable(const std::function<void()>& fn, const char* call) {
+  if (!fn) {
+    throw ::greenlet::error(::greenlet::errc::bad_arguments,
+                            std::string("a callable object was expected by ") + call +
+                                ", got an empty std::function: give it a function to run");
+  }
+}
 
 void run_until_complete_done(void* loop, void* future) {
   release(static_cast<future_state*>(future));

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "asyncio/poller.hpp"
+#include "asyncio/require_callable.hpp"
 #include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
@@ -32,6 +33,7 @@ std::function<void()> in_registering_context(std::function<void()> fn) {
 }  // namespace
 
 void event_loop::add_reader(int fd, std::function<void()> fn) {
+  detail::require_callable(fn, "add_reader()");
   core_->check_loop_thread();
   core_->check_open();
   core_->io->add_callback(fd, detail::io_direction::read, detail::io_caller::user,
@@ -39,6 +41,7 @@ void event_loop::add_reader(int fd, std::function<void()> fn) {
 }
 
 void event_loop::add_writer(int fd, std::function<void()> fn) {
+  detail::require_callable(fn, "add_writer()");
   core_->check_loop_thread();
   core_->check_open();
   core_->io->add_callback(fd, detail::io_direction::write, detail::io_caller::user,

@@ -169,6 +169,38 @@ TEST_F(BaseEventLoopTests, test_call_soon) {
   EXPECT_EQ(calls, 1);
 }
 
+// test_call_soon_non_callable: call_soon(1) has no C++ spelling; an empty std::function is the
+// callback that cannot be called. It is refused when scheduled, as asyncio (in debug mode) refuses
+// 1 with TypeError "a callable object was expected by call_soon()"; so are the other calls that
+// schedule one (it used to be accepted and threw std::bad_function_call into the exception handler
+// when it ran: for add_reader(), on every readiness).
+TEST_F(BaseEventLoopTests, test_call_soon_non_callable) {
+  asyncio::event_loop loop;
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+  const std::vector<std::pair<std::string, std::function<void()>>> calls = {
+      {"call_soon()", [&] { loop.call_soon(std::function<void()>()); }},
+      {"call_later()", [&] { loop.call_later(1, std::function<void()>()); }},
+      {"call_at()", [&] { loop.call_at(1, std::function<void()>()); }},
+      {"call_soon_threadsafe()", [&] { loop.call_soon_threadsafe(std::function<void()>()); }},
+      {"add_reader()", [&] { loop.add_reader(p[0], std::function<void()>()); }},
+      {"add_writer()", [&] { loop.add_writer(p[1], std::function<void()>()); }},
+  };
+  for (const auto& [name, call] : calls) {
+    try {
+      call();
+      ADD_FAILURE() << name << ": no exception";
+    } catch (const greenlet::error& e) {
+      EXPECT_EQ(e.code(), greenlet::errc::bad_arguments) << name;
+      EXPECT_TRUE(contains(e.what(), "a callable object was expected by " + name)) << e.what();
+    }
+  }
+  EXPECT_FALSE(loop.remove_reader(p[0]));
+  EXPECT_FALSE(loop.remove_writer(p[1]));
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
 // test_call_later: a TimerHandle whose deadline is time() + 10, not run on the next iteration.
 // call_later(None, cb) does not compile (the delay is a double).
 TEST_F(BaseEventLoopTests, test_call_later) {

@@ -193,7 +193,9 @@ class event_loop {
   // on this loop's clock (time()). Exceptions fn throws go to the exception
   // handler; they never stop the loop. Throws RuntimeError if the loop is
   // closed, or (wrong_loop) on another thread: from there use
-  // call_soon_threadsafe(). Loop thread only.
+  // call_soon_threadsafe(); greenlet::error (errc::bad_arguments) for an
+  // empty fn, as do call_soon_threadsafe(), add_reader() and add_writer().
+  // Loop thread only.
   //
   // Context variables: fn runs in a copy of the context current when it was
   // scheduled (asyncio's copy_context() per Handle), or of `ctx` when one is
