@@ -76,12 +76,13 @@ struct owned_fd {
 class datagram_transport : public std::enable_shared_from_this<datagram_transport> {
  public:
   datagram_transport(event_loop& loop, int fd, std::shared_ptr<DatagramProtocol> protocol,
-                     std::optional<resolved_address> peer)
+                     std::optional<resolved_address> peer, bool connected)
       : loop_(loop),
         fd_(fd),
         family_(socket_family(fd)),
         protocol_(std::move(protocol)),
         peer_(std::move(peer)),
+        connected_(connected),
         sockname_(local_address(fd)) {
     if (peer_) peername_ = format_address(reinterpret_cast<const sockaddr*>(&peer_->addr), peer_->len);
   }
@@ -196,9 +197,11 @@ class datagram_transport : public std::enable_shared_from_this<datagram_transpor
   // send_one(data, to) sends one datagram; 0 or the errno (EINTR retried).
   int send_one(std::string_view data, const resolved_address* to) noexcept {
     for (;;) {
-      const ssize_t n = to == nullptr || peer_ ? ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL)
-                                               : ::sendto(fd_, data.data(), data.size(), MSG_NOSIGNAL,
-                                                          reinterpret_cast<const sockaddr*>(&to->addr), to->len);
+      // Unconnected with a remote address (allow_broadcast): no address means remote_addr.
+      const resolved_address* where = to != nullptr ? to : &*peer_;
+      const ssize_t n = connected_ ? ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL)
+                                   : ::sendto(fd_, data.data(), data.size(), MSG_NOSIGNAL,
+                                              reinterpret_cast<const sockaddr*>(&where->addr), where->len);
       if (n >= 0) return 0;
       if (errno != EINTR) return errno;
     }
@@ -326,7 +329,11 @@ class datagram_transport : public std::enable_shared_from_this<datagram_transpor
   int fd_;
   int family_;
   std::shared_ptr<DatagramProtocol> protocol_;
-  std::optional<resolved_address> peer_;  // the connected remote address
+  std::optional<resolved_address> peer_;  // remote_addr, or the adopted socket's peer
+  // connected_: the socket is connected to peer_ (send() needs no address). Not with allow_broadcast,
+  // as asyncio: a socket connected to a broadcast address would drop every reply, which comes from
+  // another address.
+  bool connected_;
   address sockname_, peername_;
   std::deque<queued> queue_;
   std::size_t queued_bytes_ = 0;
@@ -343,6 +350,7 @@ namespace {
 struct endpoint_socket {
   int fd = -1;
   std::optional<resolved_address> peer;
+  bool connected = false;
 };
 
 void set_option(int fd, int option, const char* name) {
@@ -365,7 +373,12 @@ endpoint_socket open_socket(int family, const resolved_address* local, const res
   }
   endpoint_socket out;
   if (remote != nullptr) {
-    sock_connect(fd.fd, reinterpret_cast<const sockaddr*>(&remote->addr), remote->len);
+    // asyncio connects only without allow_broadcast; with it, sendto() without an address still
+    // goes to remote.
+    if (!config.allow_broadcast) {
+      sock_connect(fd.fd, reinterpret_cast<const sockaddr*>(&remote->addr), remote->len);
+      out.connected = true;
+    }
     out.peer = *remote;
   }
   out.fd = fd.release();
@@ -387,7 +400,9 @@ endpoint_socket adopt_socket(const datagram_endpoint_config& config) {
                      std::to_string(type));
   }
   set_nonblocking(config.sock);
-  return {config.sock, peer_address(config.sock)};
+  std::optional<resolved_address> peer = peer_address(config.sock);
+  const bool connected = peer.has_value();
+  return {config.sock, std::move(peer), connected};
 }
 
 endpoint_socket open_unix_socket(const datagram_endpoint_config& config) {
@@ -461,7 +476,8 @@ DatagramTransport open_datagram_endpoint(const datagram_protocol_factory& factor
   owned_fd fd(s.fd);
   std::shared_ptr<DatagramProtocol> protocol = factory();
   if (protocol == nullptr) throw ValueError("create_datagram_endpoint(): the protocol factory returned null");
-  auto t = std::make_shared<datagram_transport>(loop, fd.release(), std::move(protocol), std::move(s.peer));
+  auto t =
+      std::make_shared<datagram_transport>(loop, fd.release(), std::move(protocol), std::move(s.peer), s.connected);
   Future<void> ready = loop.create_future<void>();
   t->start(ready);
   try {

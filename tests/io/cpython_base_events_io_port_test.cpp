@@ -239,6 +239,45 @@ TEST_F(BaseEventLoopWithSelectorTests, test_create_server_cant_bind) {
   });
 }
 
+// test_create_datagram_endpoint_allow_broadcast: with allow_broadcast the socket is not connected
+// to remote_addr (the Python test: sock_connect is not called), so that datagrams from another
+// address (the replies to a broadcast) arrive; sendto() without an address still goes to
+// remote_addr.
+TEST_F(BaseEventLoopWithSelectorTests, test_create_datagram_endpoint_allow_broadcast) {
+  bound_port peer(SOCK_DGRAM);
+  bound_port other(SOCK_DGRAM);
+  asyncio::run([&] {
+    auto protocol = make_proto_with_future();
+    auto [transport, p] = asyncio::create_datagram_endpoint(
+        [&] { return protocol; }, {.remote_addr = asyncio::address{"127.0.0.1", peer.port}, .allow_broadcast = true});
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    EXPECT_NE(::getpeername(transport.fileno(), reinterpret_cast<sockaddr*>(&a), &len), 0);
+    EXPECT_EQ(errno, ENOTCONN);
+    EXPECT_EQ(transport.get_extra_info("peername"), (asyncio::address{"127.0.0.1", peer.port}));
+
+    transport.sendto("ping");
+    char buf[16];
+    sockaddr_in from{};
+    socklen_t from_len = sizeof from;
+    ssize_t got = -1;
+    for (int i = 0; i < 1000 && got < 0; ++i) {
+      got = ::recvfrom(peer.fd, buf, sizeof buf, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &from_len);
+      if (got < 0) asyncio::sleep(0.001);
+    }
+    ASSERT_EQ(got, 4);
+
+    // A reply from another address than remote_addr.
+    ASSERT_EQ(::sendto(other.fd, "pong!", 5, 0, reinterpret_cast<sockaddr*>(&from), from_len), 5);
+    for (int i = 0; i < 1000 && protocol->nbytes == 0; ++i) asyncio::sleep(0.001);
+    EXPECT_EQ(protocol->nbytes, 5u);
+
+    transport.close();
+    asyncio::await(*protocol->done);
+    EXPECT_EQ(protocol->state, "CLOSED");
+  });
+}
+
 // test_create_datagram_endpoint_no_matching_family
 TEST_F(BaseEventLoopWithSelectorTests, test_create_datagram_endpoint_no_matching_family) {
   asyncio::run([] {

@@ -132,13 +132,17 @@ struct datagram_endpoint_config {
   std::optional<address> local_addr = std::nullopt;
   // remote_addr: connect to it (sendto() without an address goes there, and
   // only its datagrams arrive). Names are resolved on the default executor.
+  // With allow_broadcast the socket is not connected, as asyncio's: sendto()
+  // without an address still goes to remote_addr, and datagrams from any
+  // sender arrive (replies to a broadcast come from other addresses).
   std::optional<address> remote_addr = std::nullopt;
   // family: AF_INET, AF_INET6, AF_UNIX (then hosts are paths), or AF_UNSPEC
   // to take the addresses' family. Needed when neither address is given.
   int family = AF_UNSPEC;
   // reuse_port: SO_REUSEPORT, so several endpoints may bind one port.
   bool reuse_port = false;
-  // allow_broadcast: SO_BROADCAST, to send to broadcast addresses.
+  // allow_broadcast: SO_BROADCAST, to send to broadcast addresses; with
+  // remote_addr, the socket is left unconnected (see remote_addr).
   bool allow_broadcast = false;
   // sock: an existing SOCK_DGRAM socket to use instead (owned from then
   // on, made non-blocking); the other options must then be left unset.
