@@ -6,6 +6,8 @@
 // holds earlier hand-written cases drawn from the same file. The clock is virtual where the Python
 // test uses it.
 //
+// 25 methods ported, 22 not, and test_log_slow_callbacks of BaseEventLoopWithSelectorTests.
+//
 // Not ported (reason):
 //   BaseEventTests (test_ipaddr_info, test_port_parameter_types, test_ipaddr_info_no_inet_pton):
 //     base_events._ipaddr_info() is internal, with no public counterpart (see the io port).
@@ -15,8 +17,8 @@
 //     _timer_cancelled_count, loop internals with no public view.
 //   test_set_default_executor_error: TypeError for a non-ThreadPoolExecutor; set_default_executor()
 //     takes any Executor, checked by the C++ type.
-//   test_set_debug, test_env_var_debug, test_log_slow_callbacks: no debug mode (set_debug,
-//     PYTHONASYNCIODEBUG, slow_callback_duration) here.
+//   test_set_debug, test_env_var_debug, test_log_slow_callbacks (BaseEventLoopWithSelectorTests):
+//     no debug mode (set_debug, PYTHONASYNCIODEBUG, slow_callback_duration) here.
 //   test_run_until_complete_type_error: run_until_complete('blah') does not compile.
 //   test_subprocess_exec_invalid_args, test_subprocess_shell_invalid_args: TypeErrors for argument
 //     types and for universal_newlines/shell/bufsize, keywords create_subprocess_* do not have.
