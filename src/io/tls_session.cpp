@@ -6,6 +6,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
+#include <climits>
 #include <new>
 
 #include "greenlet/asyncio/sync_errors.hpp"
@@ -118,14 +120,14 @@ bool tls_session::handshake() {
   raise_failure(ret, "");
 }
 
-std::size_t tls_session::read_into(std::string& out) {
+std::size_t tls_session::read_into(std::string& out, char* buffer, std::size_t size) {
   std::size_t total = 0;
-  char chunk[16 * 1024];
+  const int chunk = static_cast<int>(std::min<std::size_t>(size, INT_MAX));
   while (!peer_closed_) {
     ERR_clear_error();
-    const int n = SSL_read(ssl_, chunk, sizeof chunk);
+    const int n = SSL_read(ssl_, buffer, chunk);
     if (n > 0) {
-      out.append(chunk, static_cast<std::size_t>(n));
+      out.append(buffer, static_cast<std::size_t>(n));
       total += static_cast<std::size_t>(n);
       continue;
     }

@@ -32,10 +32,12 @@ class tls_session {
   // while it needs more ciphertext. Throws SSLCertVerificationError or
   // SSLError when it fails (the alert for the peer is then in the output).
   bool handshake();
-  // read_into(out) appends every byte of plaintext the ciphertext fed so
-  // far makes, and returns how many; peer_closed() turns true at the peer's
-  // close_notify. Throws SSLError for a corrupt or forged record.
-  std::size_t read_into(std::string& out);
+  // read_into(out, buffer, size) appends every byte of plaintext the
+  // ciphertext fed so far makes, decrypting through buffer[0, size) (the
+  // caller's: a task's stack may be small), and returns how many;
+  // peer_closed() turns true at the peer's close_notify. Throws SSLError
+  // for a corrupt or forged record.
+  std::size_t read_into(std::string& out, char* buffer, std::size_t size);
   bool peer_closed() const noexcept { return peer_closed_; }
   // write(data) encrypts data into the output. Throws SSLError if the
   // session has failed or was shut down.

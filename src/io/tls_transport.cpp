@@ -50,8 +50,9 @@ int stream_transport::fill_tls_nowait() {
     if (fd_ < 0 || eof_ || closing_) return 0;
     compact_read_buffer();
     std::size_t got = 0;
+    char* scratch = read_scratch();
     try {
-      got = tls_->read_into(rbuf_);
+      got = tls_->read_into(rbuf_, scratch, read_chunk);
       send_tls_output();  // what the peer's messages ask for (a key update's answer)
     } catch (const std::bad_alloc&) {
       throw;
@@ -67,7 +68,6 @@ int stream_transport::fill_tls_nowait() {
       eof_ = true;
       return 0;
     }
-    char* scratch = read_scratch();
     const ssize_t n = ::recv(fd_, scratch, read_chunk, 0);
     const int err = errno;
     drained_ = adopted_ && n > 0 && static_cast<std::size_t>(n) < read_chunk;

@@ -141,6 +141,26 @@ TEST_F(TlsStreams, LargeTransferBothWays) {
   EXPECT_TRUE(client_got == pattern) << client_got.size() << " bytes";
 }
 
+// TLS on small task stacks: the handshake's public-key work and the decryption run on the task's
+// stack (decrypted bytes go through the thread's heap buffer, not a stack array), so 32 KiB
+// stacks, as a server with very many connections might choose, are enough.
+TEST_F(TlsStreams, SmallTaskStacks) {
+  std::string echoed;
+  asyncio::event_loop::options opts;
+  opts.task_stack = {.size = 32 * 1024, .guard_page = true};
+  asyncio::Runner runner(opts);
+  runner.run([&] {
+    auto server = asyncio::start_server(echo_lines, "127.0.0.1", 0, {.ssl = server_context()});
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port(), client_context());
+    w.write(std::string(50000, 'y') + "\n");
+    echoed = r.readline();
+    w.close();
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(echoed.size(), 50001u);
+}
+
 // Many clients at once, each on its own TLS session.
 TEST_F(TlsStreams, ConcurrentClients) {
   constexpr int clients = 40;
