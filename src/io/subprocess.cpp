@@ -247,6 +247,12 @@ Process create_subprocess_exec(const std::string& program, const std::vector<std
   if (config.stdin_ == stdio::STDOUT || config.stdout_ == stdio::STDOUT)
     throw OSError(EINVAL, "create_subprocess_exec(): STDOUT is only valid for stderr");
   reject_null_bytes(program, args, config);
+  if (config.process_group && *config.process_group < 0) {
+    throw ValueError(
+        "create_subprocess_exec(): process_group must be 0 (a new group led by the child) or an "
+        "existing group's id, got " +
+        std::to_string(*config.process_group));
+  }
   // posix_spawnp() would search this process's PATH: a child given env
   // looks its program up in env's PATH, as Python's.
   const bool search_env_path = config.env && !program.empty() && program.find('/') == std::string::npos;
@@ -262,7 +268,13 @@ Process create_subprocess_exec(const std::string& program, const std::vector<std
   sigaddset(&defaults, SIGPIPE);
   posix_spawnattr_setsigmask(&r.attr, &none);
   posix_spawnattr_setsigdefault(&r.attr, &defaults);
-  posix_spawnattr_setflags(&r.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (config.start_new_session) flags |= POSIX_SPAWN_SETSID;
+  if (config.process_group) {
+    flags |= POSIX_SPAWN_SETPGROUP;
+    posix_spawnattr_setpgroup(&r.attr, *config.process_group);
+  }
+  posix_spawnattr_setflags(&r.attr, flags);
 
   const stdio modes[3] = {config.stdin_, config.stdout_, config.stderr_};
   for (int target = 0; target < 3; ++target) {

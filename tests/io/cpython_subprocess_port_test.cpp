@@ -10,10 +10,9 @@
 // (`print(len(sys.stdin.read()))` is `wc -c`). SubprocessMixin's tests run once: the child watcher
 // classes it is run under (Threaded, Safe, Fast, Pidfd) are twins of one Process here.
 //
-// Not ported (9 of 39):
+// Not ported (8 of 39):
 // - SubprocessTransportTests.test_proc_exited, test_subprocess_repr: a mock BaseSubprocessTransport's
 //   internals and repr; there is no transport or protocol object.
-// - test_start_new_session: subprocess_config has no start_new_session (reported as missing).
 // - test_cancel_post_init, test_close_kill_running: loop.subprocess_exec() with a SubprocessProtocol
 //   and transport.close(); neither exists. (Destroying a running child's Process deliberately does
 //   not kill it, docs/io.md "Children nobody waits for"; child_reaper_test.cpp covers that.)
@@ -166,6 +165,14 @@ TEST_F(CPythonSubprocessMixin, test_shell) {
   auto proc = asyncio::create_subprocess_shell("exit 7");
   const int exitcode = asyncio::run([&] { return proc.wait(); });
   EXPECT_EQ(exitcode, 7);
+}
+
+// test_start_new_session: the child in a session of its own (SubprocessSession in
+// subprocess_spawn_test.cpp checks the session itself).
+TEST_F(CPythonSubprocessMixin, test_start_new_session) {
+  auto proc = asyncio::create_subprocess_shell("exit 8", {.start_new_session = true});
+  const int exitcode = asyncio::run([&] { return proc.wait(); });
+  EXPECT_EQ(exitcode, 8);
 }
 
 // test_kill

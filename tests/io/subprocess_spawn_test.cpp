@@ -137,3 +137,47 @@ TEST_F(SubprocessSpawn, EmbeddedNullByteIsValueError) {
 }
 
 }  // namespace
+
+namespace subprocess_session_test {
+
+namespace asyncio = greenlet::asyncio;
+namespace sp = greenlet::asyncio::subprocess;
+using SubprocessSession = greenlet_test::GreenletTest;
+
+// The child's process group and session, fields 5 and 6 of /proc/self/stat as cut prints them.
+std::string group_and_session(const asyncio::subprocess_config& config, int* pid) {
+  asyncio::subprocess_config c = config;
+  c.stdout_ = sp::PIPE;
+  auto p = asyncio::create_subprocess_exec("cut", {"-d", " ", "-f5,6", "/proc/self/stat"}, c);
+  *pid = p.pid();
+  auto [out, err] = p.communicate();
+  return out;
+}
+
+// test_subprocess.py test_start_new_session / process_group (3.11): setsid() or setpgid() in the
+// child before the program starts.
+TEST_F(SubprocessSession, StartNewSessionAndProcessGroup) {
+  std::vector<std::string> seen, expected;
+  std::string refused;
+  asyncio::run([&] {
+    int pid = 0;
+    std::string out = group_and_session({}, &pid);
+    seen.push_back(out);
+    expected.push_back(std::to_string(::getpgrp()) + " " + std::to_string(::getsid(0)) + "\n");
+    out = group_and_session({.start_new_session = true}, &pid);
+    seen.push_back(out);
+    expected.push_back(std::to_string(pid) + " " + std::to_string(pid) + "\n");
+    out = group_and_session({.process_group = 0}, &pid);
+    seen.push_back(out);
+    expected.push_back(std::to_string(pid) + " " + std::to_string(::getsid(0)) + "\n");
+    try {
+      group_and_session({.process_group = -1}, &pid);
+    } catch (const asyncio::ValueError& e) {
+      refused = e.what();
+    }
+  });
+  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(refused.rfind("create_subprocess_exec(): process_group must be 0", 0), 0u) << refused;
+}
+
+}  // namespace subprocess_session_test

@@ -63,6 +63,14 @@ struct subprocess_config {
   // close_fds=True): a pipe end or listening socket of the parent does not
   // stay open in it. A negative fd is ValueError, one not open OSError EBADF.
   std::vector<int> pass_fds{};
+  // start_new_session: the child calls setsid() before the program starts (Python's
+  // start_new_session=True): a new session and process group, no controlling terminal, so a
+  // terminal's Ctrl-C or hang-up does not reach it.
+  bool start_new_session = false;
+  // process_group: the child calls setpgid(0, *process_group) before the program starts (Python
+  // 3.11's process_group=): 0 makes it the leader of a new group, so that killpg(pid, sig) reaches
+  // it and its own children. A negative value is ValueError.
+  std::optional<int> process_group{};
 };
 
 // communicate_result is what communicate() read: `auto [out, err] = ...`.
