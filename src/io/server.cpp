@@ -22,6 +22,7 @@
 #include "greenlet/io/socket.hpp"
 #include "io/resolve.hpp"
 #include "io/stream_transport.hpp"
+#include "io/tls_context.hpp"
 #include "io/wait.hpp"
 
 namespace greenlet::asyncio {
@@ -49,10 +50,7 @@ void check_server_tls(const server_config& config, const char* call) {
                      "(): server_config.ssl must be a server context: ssl_context(ssl_protocol::tls_server) or "
                      "create_default_context(ssl_purpose::client_auth), with load_cert_chain()");
   }
-  if (!(config.ssl_handshake_timeout > 0)) {
-    throw ValueError("ssl_handshake_timeout should be a positive number, got " +
-                     std::to_string(config.ssl_handshake_timeout));
-  }
+  check_handshake_timeout(config.ssl_handshake_timeout);
 }
 
 // listener is one listening socket of a server, with its own acceptor task.

@@ -760,10 +760,7 @@ void check_tls_args(const ssl_context& ssl, const tls_options& tls, const char* 
                      "(): a client connection needs an ssl_context(ssl_protocol::tls_client) "
                      "(create_default_context()), not a server's");
   }
-  if (!(tls.ssl_handshake_timeout > 0)) {
-    throw ValueError("ssl_handshake_timeout should be a positive number, got " +
-                     std::to_string(tls.ssl_handshake_timeout));
-  }
+  detail::check_handshake_timeout(tls.ssl_handshake_timeout);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <openssl/x509.h>
 
 #include <cctype>
+#include <cstdio>
 #include <memory>
 #include <new>
 
@@ -103,6 +104,13 @@ std::exception_ptr ssl_error_from_queue(ssl_errc code, const std::string& doing)
 
 void raise_ssl_error(ssl_errc code, const std::string& doing) {
   std::rethrow_exception(ssl_error_from_queue(code, doing));
+}
+
+void check_handshake_timeout(double seconds) {
+  if (seconds > 0) return;
+  char text[64];
+  std::snprintf(text, sizeof text, "%g", seconds);
+  throw ValueError(std::string("ssl_handshake_timeout should be a positive number, got ") + text);
 }
 
 }  // namespace detail

@@ -38,6 +38,10 @@ namespace detail {
 // Python's for the code ("EOF occurred in violation of protocol").
 std::exception_ptr ssl_error_from_queue(ssl_errc code, const std::string& doing);
 [[noreturn]] void raise_ssl_error(ssl_errc code, const std::string& doing);
+// check_handshake_timeout(seconds) throws ValueError unless seconds > 0, worded as asyncio's:
+// "ssl_handshake_timeout should be a positive number, got 0" (the number as Python prints it, not
+// std::to_string's "0.000000"). Every call taking ssl_handshake_timeout uses it.
+void check_handshake_timeout(double seconds);
 
 }  // namespace detail
 

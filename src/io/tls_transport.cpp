@@ -156,11 +156,7 @@ void stream_transport::start_tls(const ssl_context& ctx, const tls_options& opti
   check_error();
   if (closing_ || fd_ < 0) throw RuntimeError(asyncio_errc::invalid_state, "start_tls(): Transport is closing");
   const double limit = options.ssl_handshake_timeout;
-  if (!(limit > 0)) {
-    char text[64];
-    std::snprintf(text, sizeof text, "%g", limit);
-    throw ValueError(std::string("ssl_handshake_timeout should be a positive number, got ") + text);
-  }
+  check_handshake_timeout(limit);
   tls_ =
       std::make_unique<tls_session>(context_state(ctx), accepted_, options.server_hostname.value_or(default_hostname));
   handshaking_ = true;
