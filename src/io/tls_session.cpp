@@ -175,7 +175,10 @@ tls_info tls_session::info() const {
   if (alpn != nullptr) info.alpn_protocol.assign(reinterpret_cast<const char*>(alpn), alpn_len);
   info.server_hostname = server_hostname_;
   info.server_side = server_side_;
-  if (X509* peer = SSL_get_peer_certificate(ssl_)) {
+  // As Python's getpeercert(): a certificate that was not validated (verify mode CERT_NONE) is not
+  // reported, so that nobody trusts a subject that anyone could have put there.
+  X509* peer = (SSL_get_verify_mode(ssl_) & SSL_VERIFY_PEER) != 0 ? SSL_get_peer_certificate(ssl_) : nullptr;
+  if (peer != nullptr) {
     if (BIO* text = BIO_new(BIO_s_mem())) {
       X509_NAME_print_ex(text, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253);
       char* data = nullptr;

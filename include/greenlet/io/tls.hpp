@@ -126,7 +126,8 @@ struct tls_info {
   std::string server_hostname;
   bool server_side = false;
   // peer_subject: the peer certificate's subject, RFC 2253 ("CN=localhost,O=Test"), empty when
-  // the peer sent none (a client, unless the server asked for one).
+  // the peer sent none (a client, unless the server asked for one) or when it was not validated
+  // (verify mode cert_none), as Python's getpeercert() returns {} then.
   std::string peer_subject;
 };
 
