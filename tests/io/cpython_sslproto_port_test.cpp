@@ -51,6 +51,9 @@
 // - test_start_tls_wrong_args's TypeErrors (None for the context or transport) cannot be written in
 //   C++; the checks that remain are an empty writer (RuntimeError) and a context of the wrong side
 //   (ValueError, Python's "is not supported" for a server context given to a client).
+// - test_close_during_handshake: Python checks that transport.abort() was called (a mock); here
+//   start_tls() raises ConnectionAbortedError, the peer sees the connection end, and wait_closed()
+//   raises that error too, as docs/io.md says of a failed handshake.
 // - Python's timeouts of 0.5 / 1.0 s run on virtual time here (event_loop::options::virtual_time)
 //   where the peer never answers, so no test waits for the clock.
 #include <netinet/in.h>
