@@ -175,7 +175,9 @@ void stream_transport::start_tls(const ssl_context& ctx, const tls_options& opti
   } catch (...) {
     // Cancelled, or the peer went: a half-done handshake leaves nothing usable.
     std::exception_ptr error = std::current_exception();
-    if (error_ == 0) {
+    // A close() that ended the handshake is the caller's own: the stream is
+    // closed, not failed, and wait_closed() returns normally.
+    if (error_ == 0 && !closing_) {
       fail_tls(is_cancellation(error) ? std::make_exception_ptr(ConnectionAbortedError(
                                             ECONNABORTED, "the TLS handshake was cancelled before it completed"))
                                       : error);

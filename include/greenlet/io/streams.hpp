@@ -185,7 +185,8 @@ class StreamWriter {
   // fails, ConnectionAbortedError after tls.ssl_handshake_timeout seconds, ConnectionResetError if
   // the peer closes meanwhile, ValueError (no server_hostname, a context of the wrong side, a
   // timeout <= 0), RuntimeError (already TLS, closing, a pipe). After a failure the connection is
-  // failed: later calls raise the same error. A task of the stream's loop only.
+  // failed: later calls raise the same error. A close() meanwhile makes it throw
+  // ConnectionAbortedError, and the stream is closed, not failed. A task of the stream's loop only.
   void start_tls(const ssl_context& ssl, tls_options tls = {});
   // tls() is what the TLS handshake negotiated (version, cipher, ALPN protocol, the peer's
   // certificate subject), asyncio's get_extra_info("ssl_object"/"cipher"/"peercert"); nullopt for
