@@ -62,6 +62,10 @@ int stream_transport::fill_tls_nowait() {
     }
     if (got > 0) {
       count_read(got);
+      // The close_notify came in the same read as these bytes: EOF now. The next fill() would
+      // otherwise wait for a readiness edge after a short read, and none comes from a peer
+      // that waits for our close_notify (unwrap()) without closing the socket.
+      if (tls_->peer_closed()) eof_ = true;
       return 1;
     }
     if (tls_->peer_closed()) {
