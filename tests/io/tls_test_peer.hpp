@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -198,6 +199,16 @@ class peer_socket {
   SSL* ssl_ = nullptr;
 };
 
+// block_sigpipe() keeps a peer thread's writes to a closed connection from killing the process:
+// OpenSSL's socket BIO writes without MSG_NOSIGNAL (Python ignores SIGPIPE). A signal left pending
+// on the thread goes with it.
+inline void block_sigpipe() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
 // first_error keeps the first failure of a peer thread, for the test's thread to report.
 class first_error {
  public:
@@ -253,6 +264,7 @@ class threaded_server {
 
  private:
   void run() {
+    block_sigpipe();
     for (int clients = 0; clients < max_clients_;) {
       pollfd fds[2] = {{listen_, POLLIN, 0}, {stop_[0], POLLIN, 0}};
       if (::poll(fds, 2, PEER_TIMEOUT_SECONDS * 1000) <= 0) {
@@ -288,6 +300,7 @@ class threaded_client {
  public:
   explicit threaded_client(std::function<void(peer_socket&)> prog)
       : thread_([this, prog = std::move(prog)] {
+          block_sigpipe();
           try {
             peer_socket sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
             prog(sock);
