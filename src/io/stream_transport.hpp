@@ -165,6 +165,10 @@ class stream_transport {
   void run_handshake();
   void send_tls_output();
   void queue_close_notify() noexcept;
+  // end_tls_at_eof() is the peer's close_notify or EOF on an established
+  // session: EOF for the reader, and close() (asyncio's SSL protocol starts
+  // its shutdown there): the buffered bytes go, then our close_notify.
+  void end_tls_at_eof();
   // fail_tls(e) fails the connection with e (an SSLError, a handshake's
   // ConnectionAbortedError...): every later call raises e itself.
   void fail_tls(std::exception_ptr e) noexcept;

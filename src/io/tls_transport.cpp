@@ -65,11 +65,11 @@ int stream_transport::fill_tls_nowait() {
       // The close_notify came in the same read as these bytes: EOF now. The next fill() would
       // otherwise wait for a readiness edge after a short read, and none comes from a peer
       // that waits for our close_notify (unwrap()) without closing the socket.
-      if (tls_->peer_closed()) eof_ = true;
+      if (tls_->peer_closed()) end_tls_at_eof();
       return 1;
     }
     if (tls_->peer_closed()) {
-      eof_ = true;
+      end_tls_at_eof();
       return 0;
     }
     const ssize_t n = ::recv(fd_, scratch, read_chunk, 0);
@@ -83,7 +83,7 @@ int stream_transport::fill_tls_nowait() {
     if (n == 0) {
       // The connection ended without close_notify: EOF all the same, as
       // asyncio's SSL protocol (and Python's suppress_ragged_eofs) take it.
-      eof_ = true;
+      end_tls_at_eof();
       return 0;
     }
     if (err == EAGAIN || err == EWOULDBLOCK) return -1;
@@ -92,6 +92,15 @@ int stream_transport::fill_tls_nowait() {
       raise_error();
     }
   }
+}
+
+void stream_transport::end_tls_at_eof() {
+  eof_ = true;
+  // A peer that sent close_notify may wait for ours (SSLSocket.unwrap())
+  // and still read what we had buffered: as asyncio's SSL protocol, flush
+  // it, answer, and close; later writes are dropped as on any closing
+  // stream. TLS 1.3 would allow writing on, but asyncio does not.
+  close();
 }
 
 void stream_transport::write_tls(std::string_view data) {

@@ -64,4 +64,54 @@ TEST_F(TlsCloseNotify, DataAndCloseNotifyInOneReadEndTheRead) {
   EXPECT_EQ(got, "last words");
 }
 
+// peer_ends_first(ragged) runs a peer that, after the handshake and "ping", ends its side first
+// (close_notify, or with `ragged` a TCP EOF without one) and then reads everything the client had
+// buffered and the client's close_notify, as test_ssl.py's test_remote_shutdown_receives_trailing_data.
+// The client only reads to EOF and never calls close(). Returns what went wrong, "" if nothing.
+std::string peer_ends_first(bool ragged) {
+  const std::size_t size = 1024 * 1024;
+  peer::ssl_ctx_ptr sslctx = peer::peer_server_context();
+  asyncio::event_loop loop;
+  peer::loop_signal done(loop);
+  std::string outcome;
+  {
+    peer::threaded_server srv(done.wrap([&](peer::peer_socket& sock) {
+      sock.starttls(sslctx.get(), true);
+      peer::require(sock.recv_all(4) == "ping", "server: ping expected");
+      if (ragged) {
+        sock.shutdown_wr();
+      } else {
+        peer::require(sock.send_close_notify() == 0, "server: close_notify already received");
+      }
+      std::size_t received = 0;
+      for (std::string chunk; !(chunk = sock.recv(65536)).empty();) received += chunk.size();
+      peer::require(received == size, "server: " + std::to_string(received) + " bytes received");
+      if (!ragged) peer::require(sock.send_close_notify() == 1, "server: no close_notify from the client");
+      sock.close();
+    }));
+    loop.run_until_complete([&] {
+      auto [reader, writer] = asyncio::open_connection("127.0.0.1", srv.port(), trusting_nobody_client());
+      writer.write("ping");
+      writer.write(std::string(size, 'x'));  // buffered: the peer reads it only after its EOF
+      EXPECT_EQ(reader.read(), "");
+      try {
+        asyncio::wait_for([&] { done.await(); }, 5.0);
+      } catch (const std::exception& e) {
+        outcome = e.what();
+      }
+      EXPECT_TRUE(writer.is_closing());
+      writer.wait_closed();
+    });
+  }
+  loop.close();
+  return outcome;
+}
+
+// The peer's close_notify starts this side's shutdown, as asyncio's SSL protocol: the buffered
+// bytes are sent, then our close_notify, and the stream closes. The peer waited for it in vain.
+TEST_F(TlsCloseNotify, PeerCloseNotifyIsAnsweredAfterTheBufferedBytes) { EXPECT_EQ(peer_ends_first(false), ""); }
+
+// The same for a connection the peer ends without close_notify (a TCP EOF).
+TEST_F(TlsCloseNotify, PeerEofIsAnsweredAfterTheBufferedBytes) { EXPECT_EQ(peer_ends_first(true), ""); }
+
 }  // namespace tls_close_notify_cases
