@@ -94,10 +94,24 @@ event_loop::~event_loop() {
   core_->facade = nullptr;
 }
 
+// take_threadsafe_posts() moves what call_soon_threadsafe() posted into the ready queue before
+// call_soon() appends: asyncio has one ready queue, so a call_soon_threadsafe() made before a
+// call_soon() (on this thread, or on another that handed over to this one) runs first. The loop
+// takes the posts only at the start of an iteration, which ran them after callbacks scheduled
+// later. Checked on the loop's thread first: the posts may be taken there only.
+namespace {
+void take_threadsafe_posts(detail::loop_core& core) {
+  core.check_loop_thread();
+  if (core.threadsafe_pending.load(std::memory_order_acquire)) [[unlikely]]
+    core.drain_threadsafe();
+}
+}  // namespace
+
 // The callbacks users schedule capture the caller's context values
 // (context_to_capture(): null, nothing to copy, while no variable is set).
 Handle event_loop::call_soon(std::function<void()> fn) {
   detail::require_callable(fn, "call_soon()");
+  take_threadsafe_posts(*core_);
   detail::callback_node* n = core_->call_soon(std::move(fn));
   if (const auto* vars = ::greenlet::detail::context_to_capture()) [[unlikely]]
     detail::give_context(n, *vars);
@@ -107,6 +121,7 @@ Handle event_loop::call_soon(std::function<void()> fn) {
 
 Handle event_loop::call_soon(std::function<void()> fn, const ::greenlet::context& ctx) {
   detail::require_callable(fn, "call_soon()");
+  take_threadsafe_posts(*core_);
   detail::callback_node* n = core_->call_soon(std::move(fn), ctx.data());
   detail::retain(n);
   return Handle(n);

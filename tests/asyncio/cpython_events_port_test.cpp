@@ -7,7 +7,7 @@
 // are ported in tests/io/cpython_events_io_port_test.cpp; loop_callbacks_test.cpp holds earlier
 // hand-written cases drawn from the same file. The clock is virtual where the Python test uses it.
 //
-// 19 methods ported here; the I/O ones are in the io port; not ported (reason):
+// 21 methods ported here; the I/O ones are in the io port; not ported (reason):
 //   test_handle_weakref: weakref.
 //   test_handle_repr, test_handle_repr_debug, test_timer_repr, test_timer_repr_debug: a Handle has
 //     no repr (no callback name or source location to show).
@@ -33,6 +33,7 @@
 //     starts, the twin of "coroutine ... was never awaited".
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -151,6 +152,46 @@ TEST_F(EventLoopTestsMixin, test_call_soon) {
   loop.call_soon([&] { callback("hello", "world"); });
   loop.run_forever();
   EXPECT_EQ(results, (std::vector<std::pair<std::string, std::string>>{{"hello", "world"}}));
+  loop.close();
+}
+
+// test_call_soon_threadsafe: the thread's call_soon_threadsafe() comes before the main thread's
+// call_soon() (the lock orders them), so "hello" runs first.
+TEST_F(EventLoopTestsMixin, test_call_soon_threadsafe) {
+  asyncio::event_loop loop;
+  Strings results;
+  auto callback = [&](std::string arg) {
+    results.push_back(arg);
+    if (results.size() >= 2) loop.stop();
+  };
+
+  // lock.acquire() ... `with lock:` waits until the thread's release(), after its
+  // call_soon_threadsafe(): an atomic flag here (a std::mutex may be unlocked by its owner only).
+  std::atomic<bool> released{false};
+  std::thread t([&] {
+    loop.call_soon_threadsafe([&] { callback("hello"); });
+    released.store(true);
+  });
+  while (!released.load()) std::this_thread::yield();
+  loop.call_soon([&] { callback("world"); });
+  loop.run_forever();
+  t.join();
+  EXPECT_EQ(results, (Strings{"hello", "world"}));
+  loop.close();
+}
+
+// test_call_soon_threadsafe_same_thread
+TEST_F(EventLoopTestsMixin, test_call_soon_threadsafe_same_thread) {
+  asyncio::event_loop loop;
+  Strings results;
+  auto callback = [&](std::string arg) {
+    results.push_back(arg);
+    if (results.size() >= 2) loop.stop();
+  };
+  loop.call_soon_threadsafe([&] { callback("hello"); });
+  loop.call_soon([&] { callback("world"); });
+  loop.run_forever();
+  EXPECT_EQ(results, (Strings{"hello", "world"}));
   loop.close();
 }
 
