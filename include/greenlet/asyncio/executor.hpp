@@ -358,7 +358,10 @@ inline constexpr double thread_join_timeout = 300.0;
 // what run_in_executor() throws. Loop thread only; fn itself runs on a pool
 // thread.
 template <class F, class... A>
-auto to_thread(F&& fn, A&&... args) {
+[[nodiscard(
+    "asyncio::to_thread() returns the future of fn's result: await it (asyncio::await(...)), as a Python "
+    "to_thread() coroutine must be awaited")]] auto
+to_thread(F&& fn, A&&... args) {
   if constexpr (!std::is_invocable_v<std::decay_t<F>, std::decay_t<A>...>) {
     detail::reject_uncallable_functor<std::is_invocable_v<std::decay_t<F>, std::decay_t<A>...>, F>();
     static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<A>...> || detail::has_call_operator<F>,
