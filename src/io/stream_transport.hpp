@@ -234,6 +234,7 @@ class stream_transport {
   std::exception_ptr failure_;           // the error when it is not an errno (fail_tls())
   std::unique_ptr<tls_session> tls_;     // set by start_tls()
   bool handshaking_ = false;
+  bool peer_ended_tls_ = false;  // end_tls_at_eof() ran: see fail()
   bool accepted_ = false;
   Future<void> drain_waiter_;  // shared by every task in drain()
   Future<void> closed_;

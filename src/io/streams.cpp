@@ -369,6 +369,16 @@ void stream_transport::wake_reader() noexcept {
 }
 
 void stream_transport::fail(int err, const char* call) noexcept {
+  if (peer_ended_tls_ && failure_ == nullptr && error_ == 0 && (err == EPIPE || err == ECONNRESET)) {
+    // The TLS peer ended the session first (close_notify or EOF) and went:
+    // our answer could not reach it. The session ended cleanly all the same:
+    // EOF, not an error, for the reader and wait_closed().
+    wbuf_.clear();
+    wpos_ = 0;
+    wake_drainer();
+    if (closing_) finish_close();
+    return;
+  }
   if (error_ == 0) {
     error_ = err;
     error_call_ = call;

@@ -96,6 +96,7 @@ int stream_transport::fill_tls_nowait() {
 
 void stream_transport::end_tls_at_eof() {
   eof_ = true;
+  peer_ended_tls_ = true;
   // A peer that sent close_notify may wait for ours (SSLSocket.unwrap())
   // and still read what we had buffered: as asyncio's SSL protocol, flush
   // it, answer, and close; later writes are dropped as on any closing

@@ -310,7 +310,7 @@ TEST_F(DefaultExecutor, RunInExecutorAfterShutdownIsRefused) {
     asyncio::shutdown_default_executor(loop);
     loop.run_until_complete([&] {
       expect_refused_after_shutdown([&] { loop.run_in_executor(nullptr, [&] { ++ran; }); }, "run_in_executor(nullptr)");
-      expect_refused_after_shutdown([&] { asyncio::to_thread([&] { ++ran; }); }, "to_thread()");
+      expect_refused_after_shutdown([&] { (void)asyncio::to_thread([&] { ++ran; }); }, "to_thread()");
       asyncio::set_default_executor(loop, std::make_shared<concurrent::ThreadPoolExecutor>(1));
       expect_refused_after_shutdown([&] { loop.run_in_executor(nullptr, [&] { ++ran; }); },
                                     "run_in_executor(nullptr) with a new default executor");
