@@ -246,8 +246,10 @@ struct AsioPair {
 
 // Completion handlers: the server reads what is there and writes it back;
 // the client's handler chain is the benchmark loop (KeepRunning per round trip).
+// Stream is a tcp::socket, or an ssl::stream over one (asio_ssl_echo).
+template <class Stream>
 struct AsioCallbackServer {
-  tcp::socket& socket;
+  Stream& socket;
   std::vector<char> buf = std::vector<char>(65536);
   void read() {
     socket.async_read_some(net::buffer(buf), [this](boost::system::error_code ec, std::size_t n) {
@@ -259,14 +261,15 @@ struct AsioCallbackServer {
   }
 };
 
+template <class Stream>
 struct AsioCallbackClient {
-  tcp::socket& socket;
+  Stream& socket;
   benchmark::State& state;
   const std::string msg = std::string(message, 'x');
   std::array<char, message> in{};
   void round_trip() {
     if (!state.KeepRunning()) {
-      socket.shutdown(tcp::socket::shutdown_send);
+      socket.lowest_layer().shutdown(tcp::socket::shutdown_send);
       return;
     }
     net::async_write(socket, net::buffer(msg), [this](boost::system::error_code ec, std::size_t) {
@@ -281,8 +284,8 @@ struct AsioCallbackClient {
 
 void BM_asio_callback_echo(benchmark::State& state) {
   AsioPair pair;
-  AsioCallbackServer server{pair.server};
-  AsioCallbackClient client{pair.client, state};
+  AsioCallbackServer<tcp::socket> server{pair.server};
+  AsioCallbackClient<tcp::socket> client{pair.client, state};
   server.read();
   client.round_trip();
   pair.io.run();
@@ -327,39 +330,6 @@ BENCHMARK(BM_asio_coroutine_echo)->UseRealTime();
 // same certificate and CA as TlsStreamsEcho (the handshake outside the timing).
 using ssl_socket = net::ssl::stream<tcp::socket&>;
 
-struct AsioSslServer {
-  ssl_socket& stream;
-  std::vector<char> buf = std::vector<char>(65536);
-  void read() {
-    stream.async_read_some(net::buffer(buf), [this](boost::system::error_code ec, std::size_t n) {
-      if (ec) return;  // end of stream
-      net::async_write(stream, net::buffer(buf.data(), n), [this](boost::system::error_code ec2, std::size_t) {
-        if (!ec2) read();
-      });
-    });
-  }
-};
-
-struct AsioSslClient {
-  ssl_socket& stream;
-  benchmark::State& state;
-  const std::string msg = std::string(message, 'x');
-  std::array<char, message> in{};
-  void round_trip() {
-    if (!state.KeepRunning()) {
-      stream.next_layer().shutdown(tcp::socket::shutdown_send);
-      return;
-    }
-    net::async_write(stream, net::buffer(msg), [this](boost::system::error_code ec, std::size_t) {
-      if (ec) return state.SkipWithError("asio ssl write failed");
-      net::async_read(stream, net::buffer(in), [this](boost::system::error_code ec2, std::size_t) {
-        if (ec2) return state.SkipWithError("asio ssl read failed");
-        round_trip();
-      });
-    });
-  }
-};
-
 void BM_asio_ssl_echo(benchmark::State& state) {
   const tls_test::cert_files& certs = tls_test::files();
   AsioPair pair;
@@ -380,8 +350,8 @@ void BM_asio_ssl_echo(benchmark::State& state) {
     state.SkipWithError("asio ssl handshake failed");
     return;
   }
-  AsioSslServer server{server_stream};
-  AsioSslClient client{client_stream, state};
+  AsioCallbackServer<ssl_socket> server{server_stream};
+  AsioCallbackClient<ssl_socket> client{client_stream, state};
   server.read();
   client.round_trip();
   pair.io.run();
