@@ -70,20 +70,24 @@ void tcp_pair(int out[2]) {
   for (int i = 0; i < 2; ++i) ::setsockopt(out[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-void BM_StreamsEcho(benchmark::State& state) {
+// The echo server of StreamsEcho and TlsStreamsEcho: reads what is there, writes it back.
+void stream_echo_server(asyncio::StreamReader r, asyncio::StreamWriter w) {
+  for (;;) {
+    std::string data = r.read(65536);
+    if (data.empty()) break;
+    w.write(data);
+    w.drain();
+  }
+  w.close();
+}
+
+// run_stream_echo(state, config, connect): a server with config on 127.0.0.1, a client made by
+// connect(port), one round trip per iteration.
+template <class Connect>
+void run_stream_echo(benchmark::State& state, asyncio::server_config config, Connect connect) {
   asyncio::run([&] {
-    auto server = asyncio::start_server(
-        [](asyncio::StreamReader r, asyncio::StreamWriter w) {
-          for (;;) {
-            std::string data = r.read(65536);
-            if (data.empty()) break;
-            w.write(data);
-            w.drain();
-          }
-          w.close();
-        },
-        "127.0.0.1", 0);
-    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    auto server = asyncio::start_server(stream_echo_server, "127.0.0.1", 0, config);
+    auto [r, w] = connect(server.port());
     const std::string msg(message, 'x');
     for (auto _ : state) {
       w.write(msg);
@@ -97,39 +101,20 @@ void BM_StreamsEcho(benchmark::State& state) {
   });
   state.SetItemsProcessed(state.iterations());
 }
+
+void BM_StreamsEcho(benchmark::State& state) {
+  run_stream_echo(state, {}, [](int port) { return asyncio::open_connection("127.0.0.1", port); });
+}
 BENCHMARK(BM_StreamsEcho)->UseRealTime();
 
 // TlsStreamsEcho: StreamsEcho's work over TLS (the handshake outside the timing).
 void BM_TlsStreamsEcho(benchmark::State& state) {
   const tls_test::cert_files& certs = tls_test::files();
-  asyncio::run([&] {
-    asyncio::ssl_context server_ctx(asyncio::ssl_protocol::tls_server);
-    server_ctx.load_cert_chain(certs.server_cert, certs.server_key);
-    auto server = asyncio::start_server(
-        [](asyncio::StreamReader r, asyncio::StreamWriter w) {
-          for (;;) {
-            std::string data = r.read(65536);
-            if (data.empty()) break;
-            w.write(data);
-            w.drain();
-          }
-          w.close();
-        },
-        "127.0.0.1", 0, {.ssl = server_ctx});
-    auto client_ctx = asyncio::ssl_context::create_default_context(asyncio::ssl_purpose::server_auth, certs.ca);
-    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port(), client_ctx);
-    const std::string msg(message, 'x');
-    for (auto _ : state) {
-      w.write(msg);
-      w.drain();
-      benchmark::DoNotOptimize(r.readexactly(message));
-    }
-    w.close();
-    w.wait_closed();
-    server.close();
-    server.wait_closed();
-  });
-  state.SetItemsProcessed(state.iterations());
+  asyncio::ssl_context server_ctx(asyncio::ssl_protocol::tls_server);
+  server_ctx.load_cert_chain(certs.server_cert, certs.server_key);
+  auto client_ctx = asyncio::ssl_context::create_default_context(asyncio::ssl_purpose::server_auth, certs.ca);
+  run_stream_echo(state, {.ssl = server_ctx},
+                  [&](int port) { return asyncio::open_connection("127.0.0.1", port, client_ctx); });
 }
 BENCHMARK(BM_TlsStreamsEcho)->UseRealTime();
 
