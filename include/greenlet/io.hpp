@@ -19,6 +19,7 @@
 #include "greenlet/io/datagram.hpp"
 #include "greenlet/io/errors.hpp"
 #include "greenlet/io/names.hpp"
+#include "greenlet/io/protocols.hpp"
 #include "greenlet/io/signals.hpp"
 #include "greenlet/io/socket.hpp"
 #include "greenlet/io/streams.hpp"

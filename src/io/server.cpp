@@ -21,6 +21,7 @@
 #include "greenlet/asyncio/tasks.hpp"
 #include "greenlet/io/socket.hpp"
 #include "io/resolve.hpp"
+#include "io/server_hooks.hpp"
 #include "io/stream_transport.hpp"
 #include "io/tls_context.hpp"
 #include "io/wait.hpp"
@@ -101,7 +102,13 @@ struct server_state : std::enable_shared_from_this<server_state> {
   // The acceptor tasks hold this state (so a dropped Server keeps serving);
   // the state holds no handle to the tasks, only plain futures, so there is
   // no cycle.
-  std::list<client> clients;     // running handler tasks
+  std::list<client> clients;  // running handler tasks
+  // A protocol server's (create_server()) accepted sockets go to accept_hook instead of handler
+  // tasks; it calls the `lost` it is given once that connection is lost. hooked counts those
+  // not lost yet, for wait_closed(), which awaits hooked_gone meanwhile.
+  accept_hook hook;
+  std::size_t hooked = 0;
+  Future<void> hooked_gone;
   Future<void> closed;           // done once close() ran
   bool serving_forever = false;  // a task is in serve_forever()
 
@@ -145,6 +152,10 @@ struct server_state : std::enable_shared_from_this<server_state> {
         int one = 1;
         ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       }
+      if (hook) {
+        hand_to_hook(c, peer, peer_len);
+        continue;
+      }
       std::shared_ptr<stream_transport> connection = stream_transport::make(*loop, c, config.stream);
       connection->set_peer_address(reinterpret_cast<const sockaddr*>(&peer), peer_len);
       connection->set_accepted();
@@ -163,6 +174,32 @@ struct server_state : std::enable_shared_from_this<server_state> {
       task.add_done_callback([self, it](Future<void>&) {
         if (auto s = self.lock()) s->clients.erase(it);
       });
+    }
+  }
+
+  void hand_to_hook(int c, const sockaddr_storage& peer, socklen_t peer_len) {
+    ++hooked;
+    std::weak_ptr<server_state> self = weak_from_this();
+    try {
+      hook(c, reinterpret_cast<const sockaddr*>(&peer), peer_len, [self] {
+        auto s = self.lock();
+        if (s == nullptr || --s->hooked != 0) return;
+        if (!s->hooked_gone.empty() && !s->hooked_gone.done()) s->hooked_gone.set_result();
+      });
+    } catch (...) {
+      // The hook reports its own failures; this keeps the acceptor serving whatever happens.
+      get_running_loop().call_exception_handler(
+          {"Error on transport creation for incoming connection", std::current_exception(),
+           tcp ? "Server on port " + std::to_string(port) : std::string("Unix server")});
+    }
+  }
+
+  // wait_hooked() waits until every protocol connection is lost.
+  void wait_hooked() {
+    while (hooked != 0) {
+      if (hooked_gone.empty() || hooked_gone.done()) hooked_gone = get_running_loop().create_future<void>();
+      Future<void> gone = hooked_gone;
+      await_shared(gone);
     }
   }
 
@@ -325,6 +362,31 @@ Server start_unix_server(client_connected handler, const std::string& path, serv
   return detail::start(std::move(s));
 }
 
+namespace detail {
+
+Server start_hooked_server(accept_hook hook, const std::string& host, int port, server_config config) {
+  auto s = std::make_shared<server_state>();
+  s->listeners = listen_on_all(resolve(host, port, true), port, config.backlog);
+  s->hook = std::move(hook);
+  s->config = std::move(config);
+  s->port = bound_port(s->listeners.front().fd);
+  return start(std::move(s));
+}
+
+Server start_hooked_unix_server(accept_hook hook, const std::string& path, server_config config) {
+  const resolved_address addr = unix_address(path, "create_unix_server");
+  remove_stale_socket(path);
+  auto s = std::make_shared<server_state>();
+  s->hook = std::move(hook);
+  s->tcp = false;
+  s->listeners.push_back(
+      {listen_on(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr.addr), addr.len, config.backlog), {}, {}});
+  s->config = std::move(config);
+  return start(std::move(s));
+}
+
+}  // namespace detail
+
 namespace {
 
 // An empty Server (default-made or moved from) raises rather than crash;
@@ -392,11 +454,12 @@ void Server::wait_closed() {
     for (const detail::client& c : s_->clients) {
       if (c.task.state() != own) states.push_back(c.task.state());
     }
-    if (states.empty()) return;
+    if (states.empty()) break;
     detail::wait_until(states, std::nullopt, ALL_COMPLETED);
     // Done callbacks erase the finished tasks on a later turn.
     sleep(0);
   }
+  s_->wait_hooked();
 }
 
 void Server::serve_forever() {

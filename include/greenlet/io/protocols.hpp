@@ -1,0 +1,281 @@
+// io/protocols.hpp: asyncio's protocols and transports for TCP, Unix-domain
+// sockets and pipes: create_connection(), create_server(),
+// connect_accepted_socket(), connect_read_pipe() and connect_write_pipe()
+// with a protocol factory. The loop calls the protocol's methods on its
+// thread as bytes arrive; no task per connection, as in Python:
+//
+//   struct EchoServerProtocol : asyncio::Protocol {
+//     asyncio::Transport transport;
+//     void connection_made(asyncio::Transport& t) override { transport = t; }
+//     void data_received(std::string_view data) override { transport.write(data); }
+//   };
+//   asyncio::Server server = asyncio::create_server<EchoServerProtocol>("127.0.0.1", 8888);
+//   server.serve_forever();
+//
+// For sequential code (a task per connection) use the streams of
+// io/streams.hpp instead.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "greenlet/io/address.hpp"
+#include "greenlet/io/errors.hpp"
+#include "greenlet/io/streams.hpp"
+
+// Everything this header declares is public API: exported even though the library
+// is built with -fvisibility=hidden (see CMakeLists.txt).
+#pragma GCC visibility push(default)
+
+namespace greenlet::asyncio {
+
+namespace detail {
+class protocol_transport;
+}  // namespace detail
+
+class Transport;
+
+// BaseProtocol is asyncio.BaseProtocol: the calls every protocol gets. The
+// loop calls them on its thread: connection_made() first, connection_lost()
+// last and once. Each default does nothing.
+class BaseProtocol {
+ public:
+  virtual ~BaseProtocol() = default;
+  // connection_made(t): the connection is ready; keep t (a handle) to write. Throws what you throw
+  // (the connection is then closed with that error, which is reported).
+  virtual void connection_made(Transport& transport);
+  // connection_lost(exc): the connection is closed; exc is null after close(), abort() or the
+  // peer's EOF, else the error that closed it (ConnectionResetError...). Throws what you throw
+  // (reported).
+  virtual void connection_lost(std::exception_ptr exc);
+  // pause_writing(): more than the high-water mark of bytes wait to be sent; resume_writing():
+  // back at or below the low-water mark. write() keeps buffering meanwhile, as asyncio's. Throw
+  // what you throw (reported; the write goes on).
+  virtual void pause_writing();
+  // resume_writing(): see pause_writing().
+  virtual void resume_writing();
+};
+
+// Protocol is asyncio.Protocol: bytes arrive in data_received().
+class Protocol : public BaseProtocol {
+ public:
+  // data_received(data): bytes arrived, as many as one read took (at most 256 KiB). data is
+  // valid during the call only: copy what you keep. Throws what you throw (the connection is
+  // closed with that error, which is reported: asyncio's "Fatal error: protocol.data_received()
+  // call failed.").
+  virtual void data_received(std::string_view data);
+  // eof_received(): the peer will send nothing more (it shut down its writing side, or a pipe's
+  // writer closed). Return false (the default) to close the transport; true to keep it open for
+  // writing (a socket only: a read pipe closes anyway). Throws what you throw (as data_received).
+  virtual bool eof_received();
+};
+
+// BufferedProtocol is asyncio.BufferedProtocol: bytes are read straight into a buffer of the
+// protocol's, without a copy.
+class BufferedProtocol : public BaseProtocol {
+ public:
+  // get_buffer(sizehint) is where the next read goes (sizehint is the most it wants, 256 KiB; any
+  // non-empty size will do). An empty span is an error that closes the connection, as asyncio's.
+  virtual std::span<char> get_buffer(std::size_t sizehint) = 0;
+  // buffer_updated(nbytes): nbytes were written at the start of the last get_buffer()'s span.
+  virtual void buffer_updated(std::size_t nbytes) = 0;
+  // eof_received(): as Protocol::eof_received().
+  virtual bool eof_received();
+};
+
+// Transport is asyncio's socket or pipe transport: a handle (copies share
+// the connection; an empty one, default-made, raises RuntimeError on use).
+// The connection lives until it is closed, not until its last handle goes:
+// the loop keeps it reading, as asyncio's selector does. A read pipe's
+// transport cannot write, a write pipe's cannot read (RuntimeError). Loop
+// thread only.
+class Transport {
+ public:
+  Transport() = default;
+  // Internal: made by create_connection() and its relatives. Throws nothing.
+  explicit Transport(std::shared_ptr<detail::protocol_transport> t) noexcept : t_(std::move(t)) {}
+
+  // write(data) sends data: at once as far as the socket takes it, the rest buffered and sent
+  // in order as the socket drains (get_write_buffer_size()). Past the high-water mark the
+  // protocol's pause_writing() is called. A failed send closes the connection (connection_lost
+  // gets the error), it is not thrown. Writes after the connection was lost are dropped, as
+  // asyncio's. Throws RuntimeError after write_eof() ("Cannot call write() after write_eof()"), on
+  // a read pipe, or if empty.
+  void write(std::string_view data);
+  // writelines(list) writes each piece, as one write of them joined.
+  void writelines(std::initializer_list<std::string_view> list);
+  // write_eof() shuts the writing side down once the buffered bytes are sent (the peer reads
+  // EOF; we may still read). On a write pipe it closes the transport, as asyncio's. Idempotent.
+  void write_eof();
+  // can_write_eof() is true for sockets and write pipes.
+  bool can_write_eof() const noexcept;
+  // close() stops reading; the buffered bytes are still sent, then the socket closes and
+  // connection_lost(nullptr) is called on a later turn. Idempotent. Throws nothing.
+  void close() noexcept;
+  // abort() closes at once, dropping buffered bytes; connection_lost(nullptr) follows. Throws nothing.
+  void abort() noexcept;
+  // is_closing() is true once close() or abort() was called, or an error or EOF closed it.
+  bool is_closing() const noexcept;
+  // pause_reading() stops data_received() until resume_reading() (the kernel's buffer fills and
+  // the peer slows down). No-ops while closing or already so. Throw RuntimeError if empty.
+  void pause_reading();
+  // resume_reading(): see pause_reading().
+  void resume_reading();
+  // is_reading() is true while data_received() may be called: not paused, not closing.
+  bool is_reading() const noexcept;
+  // get_write_buffer_size() is the bytes waiting to be sent.
+  std::size_t get_write_buffer_size() const noexcept;
+  // set_write_buffer_limits(high, low): the water marks of pause_writing() and resume_writing()
+  // (64 KiB and 16 KiB by default; low defaults to high / 4). Throws ValueError if low > high,
+  // RuntimeError if empty.
+  void set_write_buffer_limits(std::size_t high, std::optional<std::size_t> low = std::nullopt);
+  // get_write_buffer_limits() is {low, high}, asyncio's order.
+  std::pair<std::size_t, std::size_t> get_write_buffer_limits() const;
+  // get_extra_info(name): "peername" or "sockname" of a socket, as an address (kept after
+  // close()); an empty address for other names and for pipes. Throws RuntimeError if empty.
+  address get_extra_info(std::string_view name) const;
+  // fileno() is the socket or pipe (asyncio's get_extra_info("socket"/"pipe")), -1 once closed.
+  int fileno() const noexcept;
+  // get_protocol() is the protocol the transport calls (null once connection_lost() ran).
+  std::shared_ptr<BaseProtocol> get_protocol() const noexcept;
+  // set_protocol(p) makes the transport call p from now on (asyncio's set_protocol(), to switch
+  // protocols mid-connection). Throws ValueError for null, RuntimeError if empty.
+  void set_protocol(std::shared_ptr<BaseProtocol> protocol);
+  explicit operator bool() const noexcept { return t_ != nullptr; }
+
+ private:
+  std::shared_ptr<detail::protocol_transport> t_;
+};
+
+namespace detail {
+using protocol_factory = std::function<std::shared_ptr<BaseProtocol>()>;
+// What each entry point below does, the protocol made by factory (see them).
+Transport open_protocol_connection(const protocol_factory& factory, const std::string& host, int port);
+Transport open_unix_protocol_connection(const protocol_factory& factory, const std::string& path);
+Transport adopt_protocol_socket(const protocol_factory& factory, int fd);
+Transport adopt_protocol_pipe(const protocol_factory& factory, int fd, bool writing);
+Server start_protocol_server(protocol_factory factory, const std::string& host, int port, server_config config);
+Server start_unix_protocol_server(protocol_factory factory, const std::string& path, server_config config);
+
+// with_protocol(factory, open) calls open with a factory that also keeps
+// what factory made, and returns the transport with the protocol's own type.
+template <class Factory, class Open>
+auto with_protocol(Factory& factory, Open open) -> std::pair<Transport, std::invoke_result_t<Factory&>> {
+  std::invoke_result_t<Factory&> protocol;
+  Transport transport = open([&]() -> std::shared_ptr<BaseProtocol> {
+    protocol = factory();
+    return protocol;
+  });
+  return {std::move(transport), std::move(protocol)};
+}
+}  // namespace detail
+
+// A protocol factory returns std::shared_ptr<P> for a P derived from
+// BaseProtocol (Protocol or BufferedProtocol); it is called once per
+// connection. Each entry point also has a form taking P and using its default
+// constructor, as Python's create_connection(P, ...).
+template <class Factory>
+concept protocol_factory =
+    std::invocable<Factory&> && std::derived_from<typename std::invoke_result_t<Factory&>::element_type, BaseProtocol>;
+
+// create_connection(factory, host, port) is loop.create_connection(protocol_factory, host, port):
+// it connects over TCP (every address host resolves to is tried in turn, as open_connection()),
+// makes the protocol, waits until connection_made() has run, and returns the transport and the
+// protocol. Throws as open_connection(), and ValueError if the factory returns null; a task of
+// the running loop only.
+template <protocol_factory Factory>
+auto create_connection(Factory&& factory, const std::string& host, int port) {
+  return detail::with_protocol(
+      factory, [&](const detail::protocol_factory& f) { return detail::open_protocol_connection(f, host, port); });
+}
+template <std::derived_from<BaseProtocol> P>
+std::pair<Transport, std::shared_ptr<P>> create_connection(const std::string& host, int port) {
+  return create_connection([] { return std::make_shared<P>(); }, host, port);
+}
+
+// create_unix_connection(factory, path) is create_connection() over a Unix-domain socket.
+template <protocol_factory Factory>
+auto create_unix_connection(Factory&& factory, const std::string& path) {
+  return detail::with_protocol(
+      factory, [&](const detail::protocol_factory& f) { return detail::open_unix_protocol_connection(f, path); });
+}
+template <std::derived_from<BaseProtocol> P>
+std::pair<Transport, std::shared_ptr<P>> create_unix_connection(const std::string& path) {
+  return create_unix_connection([] { return std::make_shared<P>(); }, path);
+}
+
+// connect_accepted_socket(factory, fd) is loop.connect_accepted_socket(): it wraps a connected
+// stream socket the program accepted or connected itself (owned from then on, made
+// non-blocking) in a transport and protocol. Throws ValueError if fd is not a connected
+// SOCK_STREAM socket ("A Stream Socket was expected"), as asyncio.
+template <protocol_factory Factory>
+auto connect_accepted_socket(Factory&& factory, int fd) {
+  return detail::with_protocol(factory,
+                               [&](const detail::protocol_factory& f) { return detail::adopt_protocol_socket(f, fd); });
+}
+template <std::derived_from<BaseProtocol> P>
+std::pair<Transport, std::shared_ptr<P>> connect_accepted_socket(int fd) {
+  return connect_accepted_socket([] { return std::make_shared<P>(); }, fd);
+}
+
+// connect_read_pipe(factory, fd) is loop.connect_read_pipe(protocol_factory, pipe): the read end
+// of a pipe, FIFO, socket or character device (owned from then on, made non-blocking) whose
+// bytes go to the protocol's data_received(). At EOF it calls eof_received(), then closes and
+// calls connection_lost(nullptr), as asyncio's read-pipe transport. Throws ValueError for a
+// regular file ("Pipe transport is for pipes/sockets only."), OSError from fstat().
+template <protocol_factory Factory>
+auto connect_read_pipe(Factory&& factory, int fd) {
+  return detail::with_protocol(
+      factory, [&](const detail::protocol_factory& f) { return detail::adopt_protocol_pipe(f, fd, false); });
+}
+// connect_write_pipe(factory, fd) is loop.connect_write_pipe(protocol_factory, pipe): the write
+// end of a pipe, FIFO, socket or character device. It watches for the reader going away and then
+// closes (connection_lost gets BrokenPipeError if bytes were still buffered, else null), as
+// asyncio's. Writes never raise SIGPIPE. Throws as connect_read_pipe().
+template <protocol_factory Factory>
+auto connect_write_pipe(Factory&& factory, int fd) {
+  return detail::with_protocol(
+      factory, [&](const detail::protocol_factory& f) { return detail::adopt_protocol_pipe(f, fd, true); });
+}
+
+// create_server(factory, host, port, config) is loop.create_server(protocol_factory, host,
+// port): it listens as start_server() does, and each connection gets a protocol from factory
+// and a transport, without a task. config's backlog and accept_retry_delay apply; its stream
+// settings do not, and TLS is not supported here yet (ValueError: use start_server() for TLS).
+// An exception from the factory is reported and that connection closed. Server::wait_closed()
+// waits for every connection to be lost. Throws as start_server().
+template <protocol_factory Factory>
+Server create_server(Factory factory, const std::string& host, int port, server_config config = {}) {
+  return detail::start_protocol_server(
+      [f = std::move(factory)]() mutable -> std::shared_ptr<BaseProtocol> { return f(); }, host, port,
+      std::move(config));
+}
+template <std::derived_from<BaseProtocol> P>
+Server create_server(const std::string& host, int port, server_config config = {}) {
+  return create_server([] { return std::make_shared<P>(); }, host, port, std::move(config));
+}
+
+// create_unix_server(factory, path, config) is create_server() on a Unix-domain socket at path
+// (an existing socket file there is replaced).
+template <protocol_factory Factory>
+Server create_unix_server(Factory factory, const std::string& path, server_config config = {}) {
+  return detail::start_unix_protocol_server(
+      [f = std::move(factory)]() mutable -> std::shared_ptr<BaseProtocol> { return f(); }, path, std::move(config));
+}
+template <std::derived_from<BaseProtocol> P>
+Server create_unix_server(const std::string& path, server_config config = {}) {
+  return create_unix_server([] { return std::make_shared<P>(); }, path, std::move(config));
+}
+
+}  // namespace greenlet::asyncio
+
+#pragma GCC visibility pop

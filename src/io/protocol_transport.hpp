@@ -1,0 +1,109 @@
+// protocol_transport.hpp: the transport behind Transport handles (io/protocols.hpp), following
+// asyncio's _SelectorSocketTransport and the Unix pipe transports: a reader callback on the loop
+// takes one read per readiness and hands it to the protocol; writes go out at once as far as the
+// kernel takes them, the rest is buffered and sent from a writer callback.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/asyncio/future.hpp"
+#include "greenlet/io/protocols.hpp"
+
+namespace greenlet::asyncio::detail {
+
+enum class protocol_transport_kind : unsigned char { socket, read_pipe, write_pipe };
+
+class protocol_transport : public std::enable_shared_from_this<protocol_transport> {
+ public:
+  // protocol_transport(loop, fd, kind, protocol): fd is owned from then on (non-blocking).
+  protocol_transport(event_loop& loop, int fd, protocol_transport_kind kind, std::shared_ptr<BaseProtocol> protocol);
+  protocol_transport(const protocol_transport&) = delete;
+  protocol_transport& operator=(const protocol_transport&) = delete;
+  ~protocol_transport();
+
+  // start(ready) is asyncio's transport constructor: connection_made(), then reading (or, for a
+  // write pipe, the watch for its reader going away), then `ready` resolved if given, each as a
+  // callback in that order.
+  void start(std::optional<Future<void>> ready);
+  // on_lost(fn): fn runs once the connection is lost (a server counts its connections).
+  void on_lost(std::function<void()> fn) { on_lost_ = std::move(fn); }
+
+  void write(std::string_view data);
+  void write_eof();
+  void close() noexcept;
+  void abort() noexcept { force_close(nullptr); }
+  void pause_reading();
+  void resume_reading();
+  void set_limits(std::size_t high, std::size_t low);
+  void set_protocol(std::shared_ptr<BaseProtocol> protocol);
+
+  bool closing() const noexcept { return closing_; }
+  bool reading() const noexcept { return !closing_ && !paused_ && kind_ != protocol_transport_kind::write_pipe; }
+  protocol_transport_kind kind() const noexcept { return kind_; }
+  int fd() const noexcept { return fd_; }
+  std::size_t buffered() const noexcept { return wbuf_.size() - wpos_; }
+  std::size_t high_water() const noexcept { return high_; }
+  std::size_t low_water() const noexcept { return low_; }
+  const std::shared_ptr<BaseProtocol>& protocol() const noexcept { return protocol_; }
+  address extra(std::string_view name) const;
+  void set_peer(const sockaddr* addr, socklen_t len);
+
+ private:
+  void add_reader();
+  void on_readable();
+  void on_eof();
+  void on_writable();
+  void on_reader_gone();
+  // send_some(data) sends what the kernel takes now: the count, or -1 with the error in err.
+  ssize_t send_some(std::string_view data, int& err) noexcept;
+  void fatal_error(std::exception_ptr exc, const char* message) noexcept;
+  void fatal_os_error(int err, const char* call, const char* message) noexcept;
+  void force_close(std::exception_ptr exc) noexcept;
+  void schedule_connection_lost(std::exception_ptr exc) noexcept;
+  // call_connection_lost(exc) ends the connection; what connection_lost() throws goes to the loop.
+  void call_connection_lost(std::exception_ptr exc);
+  void maybe_pause_protocol();
+  void maybe_resume_protocol();
+  void call_flow_control(void (BaseProtocol::*callback)(), const char* message) noexcept;
+  void drop() noexcept;
+  void close_fd() noexcept;
+  std::string describe() const;
+
+  event_loop& loop_;
+  int fd_;
+  protocol_transport_kind kind_;
+  std::shared_ptr<BaseProtocol> protocol_;
+  Protocol* plain_ = nullptr;             // protocol_ as a Protocol, or null
+  BufferedProtocol* buffered_ = nullptr;  // protocol_ as a BufferedProtocol, or null
+  std::function<void()> on_lost_;
+  std::string wbuf_;
+  std::size_t wpos_ = 0;  // the bytes of wbuf_ before it are sent
+  std::size_t high_ = 64 * 1024;
+  std::size_t low_ = 16 * 1024;
+  sockaddr_storage peer_{};
+  socklen_t peer_len_ = 0;
+  sockaddr_storage own_{};
+  socklen_t own_len_ = 0;
+  std::uint64_t close_hook_ = 0;
+  // conn_lost_: asyncio's _conn_lost, the writes dropped since the connection was lost (+1).
+  unsigned conn_lost_ = 0;
+  bool closing_ = false;
+  bool paused_ = false;           // pause_reading()
+  bool protocol_paused_ = false;  // pause_writing() called, resume_writing() not yet
+  bool eof_ = false;              // write_eof() called
+  bool reader_added_ = false;
+  bool writer_added_ = false;
+  bool lost_ = false;  // connection_lost() scheduled or done
+};
+
+}  // namespace greenlet::asyncio::detail

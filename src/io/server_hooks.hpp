@@ -1,0 +1,25 @@
+// server_hooks.hpp: servers whose accepted sockets go to a function instead
+// of a handler task each: the protocol servers' (create_server(), see
+// protocol_connect.cpp) listening and accepting are start_server()'s.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <functional>
+#include <string>
+
+#include "greenlet/io/streams.hpp"
+
+namespace greenlet::asyncio::detail {
+
+// accept_hook(fd, peer, peer_len, lost) takes an accepted socket (owned from then on, even if
+// it throws) and must call lost() once, when that connection is lost: Server::wait_closed()
+// waits for every connection's. What it throws goes to the loop's exception handler.
+using accept_hook = std::function<void(int fd, const sockaddr* peer, socklen_t peer_len, std::function<void()> lost)>;
+
+// start_hooked_server(hook, host, port, config) listens as start_server() does.
+Server start_hooked_server(accept_hook hook, const std::string& host, int port, server_config config);
+// start_hooked_unix_server(hook, path, config) listens as start_unix_server() does.
+Server start_hooked_unix_server(accept_hook hook, const std::string& path, server_config config);
+
+}  // namespace greenlet::asyncio::detail
