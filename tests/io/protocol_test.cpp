@@ -317,6 +317,29 @@ TEST_F(ProtocolTests, ADataReceivedThatThrowsIsReportedAndClosesTheConnectionWit
   });
 }
 
+TEST_F(ProtocolTests, ACallbackThatWaitsGetsRuntimeErrorAndTheConnectionClosesWithIt) {
+  asyncio::run([] {
+    std::vector<std::string> reports;
+    asyncio::get_running_loop().set_exception_handler(
+        [&](asyncio::event_loop*, const asyncio::exception_context& c) { reports.push_back(c.message); });
+    struct SleepyProto : MyProto {
+      void data_received(std::string_view data) override {
+        MyProto::data_received(data);
+        asyncio::sleep(0);  // callbacks run on the loop, not in a task
+      }
+    };
+    asyncio::Server server = asyncio::create_server<EchoProto>("127.0.0.1", 0);
+    auto [transport, client] = asyncio::create_connection<SleepyProto>("127.0.0.1", server.port());
+    transport.write("x");
+    until([&] { return client->state == "CLOSED"; });
+    EXPECT_EQ((std::vector<std::string>{"Fatal error: protocol.data_received() call failed."}), reports);
+    ASSERT_NE(nullptr, client->lost_with);
+    EXPECT_THROW(std::rethrow_exception(client->lost_with), asyncio::RuntimeError);
+    server.close();
+    server.wait_closed();
+  });
+}
+
 TEST_F(ProtocolTests, APeerResetIsConnectionLostWithConnectionResetErrorAndNotReported) {
   asyncio::run([] {
     int reports = 0;
