@@ -7,6 +7,8 @@
 //                        handlers (the fastest way to write it with Asio)
 //   asio_coroutine_echo  Boost.Asio with C++20 coroutines (co_spawn,
 //                        use_awaitable): sequential code, as ours
+//   ProtocolEcho         ours with protocols (callbacks, no tasks), the
+//                        twin of asio_callback_echo
 //   TlsStreamsEcho, asio_ssl_echo  the same over TLS 1.3 (one OpenSSL, the
 //                        same certificate), ours against Asio's ssl::stream
 //                        with completion handlers
@@ -117,6 +119,58 @@ void BM_TlsStreamsEcho(benchmark::State& state) {
                   [&](int port) { return asyncio::open_connection("127.0.0.1", port, client_ctx); });
 }
 BENCHMARK(BM_TlsStreamsEcho)->UseRealTime();
+
+// ProtocolEcho: StreamsEcho's work with protocols (io/protocols.hpp), no task per side: the
+// server protocol writes back what data_received() got; the client's data_received() is the
+// benchmark loop (KeepRunning per round trip), as asio_callback_echo's handler chain.
+struct EchoServerProtocol : asyncio::Protocol {
+  asyncio::Transport transport;
+  void connection_made(asyncio::Transport& t) override { transport = t; }
+  void data_received(std::string_view data) override { transport.write(data); }
+  void connection_lost(std::exception_ptr) override { transport = {}; }
+};
+
+struct EchoClientProtocol : asyncio::Protocol {
+  benchmark::State& state;
+  asyncio::Future<void> done;
+  asyncio::Transport transport;
+  const std::string msg = std::string(message, 'x');
+  std::size_t received = 0;
+  EchoClientProtocol(benchmark::State& s, asyncio::Future<void> d) : state(s), done(std::move(d)) {}
+  void connection_made(asyncio::Transport& t) override { transport = t; }
+  void round_trip() {
+    if (state.KeepRunning()) {
+      transport.write(msg);
+    } else {
+      transport.close();
+    }
+  }
+  void data_received(std::string_view data) override {
+    received += data.size();
+    if (received < message) return;
+    received = 0;
+    round_trip();
+  }
+  void connection_lost(std::exception_ptr) override {
+    transport = {};
+    done.set_result();
+  }
+};
+
+void BM_ProtocolEcho(benchmark::State& state) {
+  asyncio::run([&] {
+    auto server = asyncio::create_server<EchoServerProtocol>("127.0.0.1", 0);
+    auto done = asyncio::get_running_loop().create_future<void>();
+    auto [transport, client] = asyncio::create_connection(
+        [&] { return std::make_shared<EchoClientProtocol>(state, done); }, "127.0.0.1", server.port());
+    client->round_trip();
+    asyncio::await(done);
+    server.close();
+    server.wait_closed();
+  });
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ProtocolEcho)->UseRealTime();
 
 // StreamsBulkRead: a thread sends 64 MiB through a blocking socket as fast as
 // it can and one task reads it with read(65536) until EOF: the throughput of
