@@ -74,10 +74,14 @@ struct handler {
 
 struct fd_slot {
   handler h[2];             // indexed by io_direction
-  std::uint32_t armed = 0;  // EPOLLIN/EPOLLOUT the kernel watches now (one-shot only)
-  bool in_epoll = false;    // the kernel's interest list has the fd
-  bool adopted = false;     // edge-triggered until forget() (see the top)
-  bool hung_up = false;     // adopted, and an event said EOF, hang-up or error
+  std::uint32_t armed = 0;  // EPOLLIN/EPOLLOUT the kernel watches now (not adopted)
+  // level: armed without EPOLLONESHOT, because every handler is a persistent
+  // callback (add_reader/add_writer): the kernel keeps reporting the fd while
+  // it is ready, so no event needs an EPOLL_CTL_MOD to re-arm it.
+  bool level = false;
+  bool in_epoll = false;  // the kernel's interest list has the fd
+  bool adopted = false;   // edge-triggered until forget() (see the top)
+  bool hung_up = false;   // adopted, and an event said EOF, hang-up or error
 };
 
 class epoll_poller final : public poller {
@@ -149,6 +153,11 @@ class epoll_poller final : public poller {
     h = handler{};
     h.entry = new io_entry{std::move(fn)};
     if (previous.empty()) ++watched_;
+    // Re-arm even if the kernel should already watch it: the number may name
+    // a new file since (closed and reused without remove_reader()), which a
+    // level-triggered slot would otherwise never register. One epoll_ctl per
+    // add_reader(), none per event.
+    if (!s.adopted) s.armed = 0;
     try {
       arm(fd, s);
     } catch (...) {
@@ -291,14 +300,18 @@ class epoll_poller final : public poller {
            (s.h[1].empty() ? 0u : static_cast<std::uint32_t>(EPOLLOUT));
   }
 
+  // callbacks_only(s): every handler of s is a persistent callback, so s can be level-triggered.
+  static bool callbacks_only(const fd_slot& s) noexcept { return s.h[0].waiter == nullptr && s.h[1].waiter == nullptr; }
+
   // arm() makes the kernel watch what the handlers want. Throws for fds
   // epoll refuses (regular files: EPERM) or that are not open (EBADF).
   void arm(int fd, fd_slot& s) {
     if (s.adopted) return;  // watched in both directions already
     const std::uint32_t want = desired(s);
-    if (want == 0 || want == s.armed) return;
+    const bool level = callbacks_only(s);
+    if (want == 0 || (want == s.armed && level == s.level)) return;
     epoll_event ev{};
-    ev.events = want | EPOLLONESHOT;
+    ev.events = level ? want : want | EPOLLONESHOT;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
     int rc;
     if (s.in_epoll) {
@@ -317,6 +330,7 @@ class epoll_poller final : public poller {
     }
     s.in_epoll = true;
     s.armed = want;
+    s.level = level;
   }
 
   // disarm_if_idle() keeps the invariant that no fd stays armed without a
@@ -324,11 +338,12 @@ class epoll_poller final : public poller {
   void disarm_if_idle(int fd, fd_slot& s) noexcept {
     if (s.adopted) return;  // stays registered until forget()
     const std::uint32_t want = desired(s);
-    if (want == s.armed) return;
+    if (want == s.armed && callbacks_only(s) == s.level) return;
     if (want == 0) {
       ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
       s.in_epoll = false;
       s.armed = 0;
+      s.level = false;
       return;
     }
     try {
@@ -378,7 +393,7 @@ class epoll_poller final : public poller {
   void dispatch(loop_core& loop, int fd, std::uint32_t events) {
     if (fd < 0 || static_cast<std::size_t>(fd) >= slots_.size()) return;
     fd_slot& s = slots_[fd];
-    if (!s.adopted) s.armed = 0;  // EPOLLONESHOT: the kernel disarmed it
+    if (!s.adopted && !s.level) s.armed = 0;  // EPOLLONESHOT: the kernel disarmed it
     if (s.adopted && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) s.hung_up = true;
     // Errors and hang-ups wake both directions: the retried call reports them.
     const bool ready[2] = {(events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0,
@@ -395,7 +410,9 @@ class epoll_poller final : public poller {
         // it waits again).
         if (!f->done()) static_cast<future_value<void>*>(f)->set_result();
         release(f);
-      } else {
+      } else if (h.entry->refs == 1) {
+        // Not queued yet (a level-triggered fd is reported again while its
+        // queued run waits: one run per readiness is enough).
         ++h.entry->refs;
         loop.call_soon_fast(&run_entry, h.entry, nullptr, &drop_entry);
       }

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <thread>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,50 @@ TEST_F(SockTests, AddReaderRunsUntilRemoved) {
     EXPECT_FALSE(loop.remove_reader(p.a));
   });
   EXPECT_EQ(got, (std::vector<std::string>{"abc", "def"}));
+}
+
+// A reader that leaves the bytes unread is called again on each turn (level-triggered, as
+// asyncio's selector), once per turn however often the loop polls in between.
+TEST_F(SockTests, AReaderThatLeavesBytesUnreadRunsOncePerTurn) {
+  fd_pair p;
+  int calls = 0;
+  int turns = 0;
+  asyncio::run([&] {
+    auto& loop = asyncio::get_running_loop();
+    ASSERT_EQ(::write(p.b, "x", 1), 1);
+    loop.add_reader(p.a, [&] { ++calls; });
+    for (; turns < 50; ++turns) asyncio::sleep(0);
+    EXPECT_TRUE(loop.remove_reader(p.a));
+  });
+  EXPECT_GE(calls, 40);
+  EXPECT_LE(calls, turns + 1);
+}
+
+// A number closed without remove_reader() and reused by a new file: a new add_reader() on it
+// watches the new file (the kernel forgot the old one with its close).
+TEST_F(SockTests, AddReaderOnANumberClosedAndReusedWatchesTheNewFile) {
+  std::vector<std::string> got;
+  asyncio::run([&] {
+    auto& loop = asyncio::get_running_loop();
+    auto first = std::make_unique<fd_pair>();
+    loop.add_reader(first->a, [] {});
+    const int number = first->a;
+    asyncio::sleep(0);
+    first.reset();  // closes both ends, the reader still registered
+    fd_pair second;
+    ASSERT_TRUE(second.a == number || second.b == number) << "the number was not reused";
+    const int watched = number;
+    const int peer = second.a == number ? second.b : second.a;
+    loop.add_reader(watched, [&] {
+      char buf[16];
+      const ssize_t n = ::read(watched, buf, sizeof buf);
+      got.emplace_back(buf, static_cast<std::size_t>(n > 0 ? n : 0));
+      asyncio::get_running_loop().remove_reader(watched);
+    });
+    ASSERT_EQ(::write(peer, "new", 3), 3);
+    for (int i = 0; i < 100 && got.empty(); ++i) asyncio::sleep(0.001);
+  });
+  EXPECT_EQ(got, (std::vector<std::string>{"new"}));
 }
 
 TEST_F(SockTests, AddWriterRunsWhileWritable) {
