@@ -45,7 +45,7 @@ std::map<std::string, process_entry>& registry() {
 
 // The pool whose serve() runs on this thread, if any: a done callback runs
 // there, and such a thread must not join itself.
-thread_local const process_pool* current_pool = nullptr;
+thread_local const process_pool* current_process_pool = nullptr;
 
 // Parent-side sockets of every live pool (and each watcher's wake-up
 // eventfd). A worker forked for one pool must not keep another pool's
@@ -225,7 +225,7 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
     stop_watching();
     for (auto& job : cancelled) job.future->cancel();
     if (!wait) return;
-    if (current_pool == this) {
+    if (current_process_pool == this) {
       // A done callback: joining would wait for itself. The threads still
       // drain the queue; whoever drops the last reference frees the rest.
       throw RuntimeError(concurrent_errc::shutdown,
@@ -351,7 +351,7 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
   // serve(i) feeds worker i until shutdown has drained the queue or the pool
   // breaks.
   void serve(std::size_t i) {
-    current_pool = this;
+    current_process_pool = this;
     const int fd = workers_[i].fd;  // fixed until every serve() has returned
     for (;;) {
       process_job job;
@@ -466,7 +466,7 @@ class process_pool : public std::enable_shared_from_this<process_pool> {
   // is also seen by its serve() thread; either one breaking is enough. It
   // returns at shutdown (stop_watching()) or once the pool is broken.
   void watch() {
-    current_pool = this;  // a done callback run here must not join this thread
+    current_process_pool = this;  // a done callback run here must not join this thread
     std::vector<pollfd> fds;
     for (const worker& w : workers_) fds.push_back({w.fd, POLLRDHUP, 0});  // fixed until this thread is joined
     fds.push_back({wake_fd_, POLLIN, 0});

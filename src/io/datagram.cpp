@@ -18,6 +18,7 @@
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/io/socket.hpp"
+#include "io/owned_fd.hpp"
 #include "io/resolve.hpp"
 
 namespace greenlet::asyncio {
@@ -37,8 +38,6 @@ namespace {
 // datagram (only Unix-domain ones can be) is cut, as recvfrom() cuts it.
 constexpr std::size_t max_datagram = 256 * 1024;
 
-bool would_block(int err) noexcept { return err == EAGAIN || err == EWOULDBLOCK; }
-
 address local_address(int fd) {
   sockaddr_storage a{};
   socklen_t len = sizeof a;
@@ -57,19 +56,6 @@ std::optional<resolved_address> peer_address(int fd) {
 bool same_address(const resolved_address& a, const resolved_address& b) noexcept {
   return a.len == b.len && std::memcmp(&a.addr, &b.addr, a.len) == 0;
 }
-
-// owned_fd closes a socket being set up unless release()d.
-struct owned_fd {
-  int fd = -1;
-  owned_fd() = default;
-  explicit owned_fd(int f) noexcept : fd(f) {}
-  owned_fd(const owned_fd&) = delete;
-  owned_fd& operator=(const owned_fd&) = delete;
-  ~owned_fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  int release() noexcept { return std::exchange(fd, -1); }
-};
 
 }  // namespace
 

@@ -18,6 +18,7 @@
 #include "greenlet/io/protocols.hpp"
 #include "greenlet/io/socket.hpp"
 #include "io/protocol_transport.hpp"
+#include "io/owned_fd.hpp"
 #include "io/resolve.hpp"
 #include "io/server_hooks.hpp"
 #include "io/stream_transport.hpp"
@@ -25,18 +26,6 @@
 namespace greenlet::asyncio::detail {
 
 namespace {
-
-// owned_fd closes a descriptor being set up unless release()d.
-struct owned_fd {
-  int fd;
-  explicit owned_fd(int f) noexcept : fd(f) {}
-  owned_fd(const owned_fd&) = delete;
-  owned_fd& operator=(const owned_fd&) = delete;
-  ~owned_fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  int release() noexcept { return std::exchange(fd, -1); }
-};
 
 std::shared_ptr<BaseProtocol> make_protocol(const protocol_factory& factory, const char* call) {
   std::shared_ptr<BaseProtocol> protocol = factory();

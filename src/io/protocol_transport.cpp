@@ -14,6 +14,7 @@
 
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/detail/loop_core.hpp"
+#include "io/owned_fd.hpp"
 #include "io/resolve.hpp"
 #include "io/stream_transport.hpp"
 
@@ -48,8 +49,6 @@ char* read_buffer() {
   }
   return buffer.get();
 }
-
-bool would_block(int err) noexcept { return err == EAGAIN || err == EWOULDBLOCK; }
 
 std::exception_ptr os_error(int err, const char* call) noexcept {
   try {
