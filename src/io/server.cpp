@@ -242,17 +242,27 @@ namespace {
 
 // listen_on() makes a listening socket bound to addr. An IPv6 socket is
 // IPv6-only (as asyncio's), so that the IPv4 and IPv6 wildcard addresses of
-// one host can both be bound on one port.
-int listen_on(int family, const sockaddr* addr, socklen_t len, int backlog) {
+// one host can both be bound on one port. A TCP socket gets SO_REUSEADDR
+// unless config.reuse_address is false, and SO_REUSEPORT if config.reuse_port,
+// both before bind() as they must be.
+int listen_on(int family, const sockaddr* addr, socklen_t len, const server_config& config) {
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) raise_os_error(errno, family == AF_INET6 ? "socket(AF_INET6)" : "socket");
-  int one = 1;
-  if (family != AF_UNIX) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(fd, addr, len) < 0 || ::listen(fd, backlog) < 0) {
-    int err = errno;
+  auto fail = [&](int err, const std::string& call) {
     ::close(fd);
-    raise_os_error(err, family == AF_UNIX ? std::string("bind/listen") : "bind/listen on " + host_port(addr, len));
+    raise_os_error(err, call);
+  };
+  int one = 1;
+  if (family != AF_UNIX && config.reuse_address.value_or(true) &&
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) {
+    fail(errno, "setsockopt(SO_REUSEADDR)");
+  }
+  if (family != AF_UNIX && config.reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    fail(errno, "setsockopt(SO_REUSEPORT)");
+  }
+  if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, addr, len) < 0 || ::listen(fd, config.backlog) < 0) {
+    fail(errno, family == AF_UNIX ? std::string("bind/listen") : "bind/listen on " + host_port(addr, len));
   }
   return fd;
 }
@@ -281,7 +291,7 @@ bool same_address(const resolved_address& a, const resolved_address& b) {
 // so that port() names the server. An address family the kernel lacks
 // (IPv6 compiled out: EAFNOSUPPORT) is skipped, as asyncio skips it, while
 // another address is left; any other failure leaves no socket open.
-std::vector<listener> listen_on_all(std::vector<resolved_address> addrs, int port, int backlog) {
+std::vector<listener> listen_on_all(std::vector<resolved_address> addrs, int port, const server_config& config) {
   std::vector<listener> out;
   std::exception_ptr unsupported;
   try {
@@ -292,7 +302,7 @@ std::vector<listener> listen_on_all(std::vector<resolved_address> addrs, int por
       if (duplicate) continue;
       if (port == 0 && !out.empty()) set_port(a, bound_port(out.front().fd));
       try {
-        out.push_back({listen_on(a.family, reinterpret_cast<const sockaddr*>(&a.addr), a.len, backlog), {}, {}});
+        out.push_back({listen_on(a.family, reinterpret_cast<const sockaddr*>(&a.addr), a.len, config), {}, {}});
       } catch (const OSError& e) {
         if (e.code().value() != EAFNOSUPPORT) throw;
         unsupported = std::current_exception();
@@ -339,7 +349,7 @@ Server start_server(client_connected handler, const std::string& host, int port,
   detail::check_stream_config(config.stream, "start_server");
   detail::check_server_tls(config, "start_server");
   auto s = std::make_shared<detail::server_state>();
-  s->listeners = detail::listen_on_all(detail::resolve(host, port, true), port, config.backlog);
+  s->listeners = detail::listen_on_all(detail::resolve(host, port, true), port, config);
   s->handler = std::make_shared<const client_connected>(std::move(handler));
   s->config = config;
   s->port = detail::bound_port(s->listeners.front().fd);
@@ -349,6 +359,11 @@ Server start_server(client_connected handler, const std::string& host, int port,
 Server start_unix_server(client_connected handler, const std::string& path, server_config config) {
   detail::check_stream_config(config.stream, "start_unix_server");
   detail::check_server_tls(config, "start_unix_server");
+  if (config.reuse_address || config.reuse_port) {
+    throw ValueError(
+        "start_unix_server(): server_config.reuse_address and reuse_port are TCP options (SO_REUSEADDR, "
+        "SO_REUSEPORT); leave them unset for a Unix-domain server");
+  }
   const detail::resolved_address addr = detail::unix_address(path, "start_unix_server");
   // As asyncio: a socket left by an earlier server is replaced; any other
   // file at path stays, and bind() reports EADDRINUSE.
@@ -358,7 +373,7 @@ Server start_unix_server(client_connected handler, const std::string& path, serv
   s->config = config;
   s->tcp = false;
   s->listeners.push_back(
-      {detail::listen_on(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr.addr), addr.len, config.backlog), {}, {}});
+      {detail::listen_on(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr.addr), addr.len, config), {}, {}});
   return detail::start(std::move(s));
 }
 

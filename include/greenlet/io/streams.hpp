@@ -326,8 +326,18 @@ struct server_config {
   // connection TLS: its task makes the handshake before the handler runs with plaintext streams.
   // A connection whose handshake fails (or takes longer than ssl_handshake_timeout seconds) is
   // closed without running the handler, and without a report, as asyncio's outside debug mode.
-  std::optional<ssl_context> ssl;
+  std::optional<ssl_context> ssl = std::nullopt;
   double ssl_handshake_timeout = 60.0;
+  // reuse_address: asyncio's reuse_address=, SO_REUSEADDR on each listening TCP socket before
+  // bind(), so that a restarted server can bind a port whose old connections are in TIME_WAIT.
+  // Unset means on, asyncio's default on POSIX; false leaves it off (bind() then fails while such
+  // connections linger).
+  std::optional<bool> reuse_address = std::nullopt;
+  // reuse_port: asyncio's reuse_port=, SO_REUSEPORT on each listening TCP socket before bind(): several
+  // servers (of this process or another of the same user) that all set it can bind the same address
+  // and port, and the kernel spreads the incoming connections among them. Without it, a second
+  // server on a bound port fails with OSError EADDRINUSE.
+  bool reuse_port = false;
 };
 
 // start_server(handler, host, port) listens on host:port (port 0: any free
@@ -336,13 +346,16 @@ struct server_config {
 // address host resolves to (resolved as by open_connection()): "" means
 // every interface, IPv4 and IPv6 (0.0.0.0 and ::); IPv6 sockets are
 // IPv6-only. With port 0 all of them share the port the first one got.
+// config.reuse_address and config.reuse_port set SO_REUSEADDR (by default)
+// and SO_REUSEPORT on each socket before bind().
 // Throws gaierror, OSError (EADDRINUSE... naming the address; then no
 // socket is left open), std::out_of_range and ValueError as
 // open_connection() (port outside 0-65535, NUL in host). Call it from a
 // task of the loop.
 Server start_server(client_connected handler, const std::string& host, int port, server_config config = {});
 // start_unix_server(handler, path) listens on a Unix-domain socket at path
-// (an existing socket file there is replaced).
+// (an existing socket file there is replaced). config.reuse_address and
+// config.reuse_port are TCP options: ValueError if either is set.
 Server start_unix_server(client_connected handler, const std::string& path, server_config config = {});
 
 }  // namespace greenlet::asyncio
