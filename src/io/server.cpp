@@ -316,6 +316,63 @@ std::vector<listener> listen_on_all(std::vector<resolved_address> addrs, int por
   return out;
 }
 
+// socket_type_name(type) is SOCK_DGRAM... for messages.
+std::string socket_type_name(int type) {
+  switch (type) {
+    case SOCK_STREAM: return "SOCK_STREAM";
+    case SOCK_DGRAM: return "SOCK_DGRAM";
+    case SOCK_SEQPACKET: return "SOCK_SEQPACKET";
+    case SOCK_RAW: return "SOCK_RAW";
+    default: return "type " + std::to_string(type);
+  }
+}
+
+// listen_on_socket(sock, config, unix_only, call) checks the socket a caller gave start_server()
+// and makes it listen, as asyncio's Server does with sock= (listen(backlog), non-blocking), and
+// returns its family. Until it returns the fd is the caller's: a refusal leaves it open.
+int listen_on_socket(listening_socket sock, const server_config& config, bool unix_only, const char* call) {
+  const std::string fd = "fd " + std::to_string(sock.fd);
+  if (config.reuse_address || config.reuse_port) {
+    throw ValueError(std::string(call) +
+                     "(): with a listening_socket, leave server_config.reuse_address and reuse_port unset: "
+                     "set SO_REUSEADDR/SO_REUSEPORT on the socket yourself, before bind()");
+  }
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(sock.fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+    const int err = errno;
+    if (err == ENOTSOCK) {
+      throw ValueError(std::string(call) + "(): " + fd +
+                       " is not a socket: listening_socket{fd} needs a SOCK_STREAM socket you made and bound");
+    }
+    raise_os_error(err, std::string(call) + "(listening_socket{" + std::to_string(sock.fd) + "})");
+  }
+  const int family = socket_family(sock.fd);
+  if (type != SOCK_STREAM || (unix_only && family != AF_UNIX)) {
+    throw ValueError(std::string(call) + "(): A " + (unix_only ? "UNIX Domain " : "") +
+                     "Stream Socket was expected, got " + fd + " (" +
+                     (family == AF_UNIX    ? "AF_UNIX"
+                      : family == AF_INET  ? "AF_INET"
+                      : family == AF_INET6 ? "AF_INET6"
+                                           : "family " + std::to_string(family)) +
+                     ", " + socket_type_name(type) + "): listening_socket{fd} needs a bound SOCK_STREAM socket" +
+                     (unix_only ? " of AF_UNIX (start_server() takes a TCP one)" : ""));
+  }
+  int accepting = 0;
+  len = sizeof accepting;
+  ::getsockopt(sock.fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len);
+  sockaddr_storage peer{};
+  socklen_t peer_len = sizeof peer;
+  if (accepting == 0 && ::getpeername(sock.fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) {
+    throw ValueError(std::string(call) + "(): " + fd +
+                     " is a connected socket, which cannot listen: pass a socket that is bound (listening or "
+                     "not), or read and write this one with open_connection(connected_socket{fd})");
+  }
+  if (::listen(sock.fd, config.backlog) < 0) raise_os_error(errno, std::string(call) + "(): listen(" + fd + ")");
+  set_nonblocking(sock.fd);
+  return family;
+}
+
 Server start(std::shared_ptr<server_state> s) {
   event_loop& loop = get_running_loop();
   s->loop = loop.core();
@@ -401,6 +458,33 @@ Server start_hooked_unix_server(accept_hook hook, const std::string& path, serve
 }
 
 }  // namespace detail
+
+namespace {
+
+Server serve_socket(client_connected handler, listening_socket sock, server_config config, bool unix_only,
+                    const char* call) {
+  get_running_loop();  // before the checks touch fd: outside a loop it stays as it was
+  detail::check_stream_config(config.stream, call);
+  detail::check_server_tls(config, call);
+  auto s = std::make_shared<detail::server_state>();
+  s->handler = std::make_shared<const client_connected>(std::move(handler));
+  s->config = config;
+  s->tcp = detail::listen_on_socket(sock, config, unix_only, call) != AF_UNIX;
+  // Owned from here on: the state closes it, whatever happens next.
+  s->listeners.push_back({sock.fd, {}, {}});
+  s->port = detail::bound_port(sock.fd);
+  return detail::start(std::move(s));
+}
+
+}  // namespace
+
+Server start_server(client_connected handler, listening_socket sock, server_config config) {
+  return serve_socket(std::move(handler), sock, std::move(config), false, "start_server");
+}
+
+Server start_unix_server(client_connected handler, listening_socket sock, server_config config) {
+  return serve_socket(std::move(handler), sock, std::move(config), true, "start_unix_server");
+}
 
 namespace {
 

@@ -3,11 +3,16 @@
 // reuse_port= and reuse_address= (server_config), sock= of a listening
 // socket (listening_socket{fd}) and of a connected one (connected_socket{fd}),
 // and local_addr= (local_addr{host, port}).
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <string>
+#include <vector>
 
 #include <greenlet/io.hpp>
 
@@ -41,6 +46,64 @@ std::string who_answers(int port) {
   w.close();
   return said;
 }
+
+// loopback(port) is 127.0.0.1:port.
+sockaddr_in loopback(int port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+// bound_tcp_socket(type) is a blocking socket of type bound to 127.0.0.1 on a free port.
+int bound_tcp_socket(int type = SOCK_STREAM) {
+  const int fd = ::socket(AF_INET, type, 0);
+  const sockaddr_in a = loopback(0);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a), 0);
+  return fd;
+}
+
+// port_of(fd) is the port fd is bound to.
+int port_of(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+bool is_open(int fd) { return ::fcntl(fd, F_GETFD) >= 0; }
+bool is_nonblocking(int fd) { return (::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; }
+
+// unix_path(tag) is a socket path of this process's, removed first.
+std::string unix_path(const std::string& tag) {
+  std::string path = "/tmp/greenlet_stream_options_" + std::to_string(::getpid()) + "_" + tag + ".sock";
+  ::unlink(path.c_str());
+  return path;
+}
+
+// bound_unix_socket(path) is a blocking AF_UNIX stream socket bound to path.
+int bound_unix_socket(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  path.copy(a.sun_path, sizeof a.sun_path - 1);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a), 0);
+  return fd;
+}
+
+// refusal(call) is the what() of the ValueError call throws, "" if it throws none.
+template <class F>
+std::string refusal(F call) {
+  try {
+    call();
+  } catch (const asyncio::ValueError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // ---- reuse_port / reuse_address ----
 
@@ -114,6 +177,134 @@ TEST_F(StreamOptions, UnixServerRefusesTheTcpReuseOptions) {
       }
     }
     EXPECT_NE(::access(path.c_str(), F_OK), 0);
+  });
+}
+
+// ---- start_server(sock=): listening_socket ----
+
+TEST_F(StreamOptions, ServesAListeningSocketTheCallerMade) {
+  asyncio::run([] {
+    const int fd = bound_tcp_socket();
+    ASSERT_EQ(::listen(fd, 8), 0);
+    asyncio::Server server = asyncio::start_server(answer_with("made"), asyncio::listening_socket{fd});
+    EXPECT_EQ(server.port(), port_of(fd));
+    EXPECT_EQ(server.sockets(), std::vector<int>{fd});
+    EXPECT_EQ(server.fileno(), fd);
+    EXPECT_TRUE(is_nonblocking(fd));
+    EXPECT_EQ(who_answers(server.port()), "made");
+    server.close();
+    EXPECT_FALSE(is_open(fd));  // the server's from the call on
+    server.wait_closed();
+  });
+}
+
+TEST_F(StreamOptions, ABoundSocketNotYetListeningIsMadeToListen) {
+  asyncio::run([] {
+    const int fd = bound_tcp_socket();
+    asyncio::Server server = asyncio::start_server(answer_with("bound"), asyncio::listening_socket{fd}, {.backlog = 5});
+    EXPECT_EQ(socket_option(fd, SO_ACCEPTCONN), 1);
+    EXPECT_EQ(who_answers(server.port()), "bound");
+    server.close();
+    server.wait_closed();
+  });
+}
+
+TEST_F(StreamOptions, AUdpSocketIsRefusedAndLeftToTheCaller) {
+  asyncio::run([] {
+    const int fd = bound_tcp_socket(SOCK_DGRAM);
+    const std::string what =
+        refusal([fd] { asyncio::start_server(answer_with("udp"), asyncio::listening_socket{fd}); });
+    EXPECT_TRUE(contains(
+        what, "start_server(): A Stream Socket was expected, got fd " + std::to_string(fd) + " (AF_INET, SOCK_DGRAM)"))
+        << what;
+    EXPECT_TRUE(contains(what, "needs a bound SOCK_STREAM socket")) << what;
+    EXPECT_TRUE(is_open(fd));
+    EXPECT_FALSE(is_nonblocking(fd));
+    ::close(fd);
+  });
+}
+
+TEST_F(StreamOptions, ListeningSocketRefusalsSayWhatToPass) {
+  asyncio::run([] {
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);
+    const std::string not_socket =
+        refusal([&] { asyncio::start_server(answer_with("x"), asyncio::listening_socket{pipe_fds[0]}); });
+    EXPECT_TRUE(contains(not_socket, " is not a socket: listening_socket{fd} needs a SOCK_STREAM socket"))
+        << not_socket;
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+
+    asyncio::Server server = asyncio::start_server(answer_with("s"), "127.0.0.1", 0);
+    const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+    const sockaddr_in to = loopback(server.port());
+    ASSERT_EQ(::connect(client, reinterpret_cast<const sockaddr*>(&to), sizeof to), 0);
+    const std::string connected =
+        refusal([&] { asyncio::start_server(answer_with("x"), asyncio::listening_socket{client}); });
+    EXPECT_TRUE(contains(connected, "is a connected socket, which cannot listen")) << connected;
+    EXPECT_TRUE(contains(connected, "open_connection(connected_socket{fd})")) << connected;
+    EXPECT_TRUE(is_open(client));
+    ::close(client);
+    server.close();
+    server.wait_closed();
+
+    const int fd = bound_tcp_socket();
+    const std::string options =
+        refusal([fd] { asyncio::start_server(answer_with("x"), asyncio::listening_socket{fd}, {.reuse_port = true}); });
+    EXPECT_TRUE(contains(options, "leave server_config.reuse_address and reuse_port unset")) << options;
+    ::close(fd);
+
+    try {
+      asyncio::start_server(answer_with("x"), asyncio::listening_socket{1 << 20});
+      ADD_FAILURE() << "a closed fd was served";
+    } catch (const asyncio::OSError& e) {
+      EXPECT_EQ(e.errno_(), EBADF);
+    }
+  });
+}
+
+TEST_F(StreamOptions, UnixServerServesAListeningSocket) {
+  const std::string path = unix_path("listening");
+  asyncio::run([&path] {
+    const int fd = bound_unix_socket(path);
+    ASSERT_EQ(::listen(fd, 8), 0);
+    asyncio::Server server = asyncio::start_unix_server(answer_with("unix"), asyncio::listening_socket{fd});
+    EXPECT_EQ(server.sockets(), std::vector<int>{fd});
+    EXPECT_EQ(server.port(), 0);
+    auto [r, w] = asyncio::open_unix_connection(path);
+    EXPECT_EQ(r.read(), "unix");
+    w.close();
+    server.close();
+    server.wait_closed();
+  });
+  ::unlink(path.c_str());
+}
+
+TEST_F(StreamOptions, StartServerServesAUnixSocketToo) {
+  // As asyncio's create_server(sock=): any stream socket.
+  const std::string path = unix_path("tcp_call");
+  asyncio::run([&path] {
+    asyncio::Server server =
+        asyncio::start_server(answer_with("any"), asyncio::listening_socket{bound_unix_socket(path)});
+    auto [r, w] = asyncio::open_unix_connection(path);
+    EXPECT_EQ(r.read(), "any");
+    w.close();
+    server.close();
+    server.wait_closed();
+  });
+  ::unlink(path.c_str());
+}
+
+TEST_F(StreamOptions, UnixServerRefusesATcpSocket) {
+  asyncio::run([] {
+    const int fd = bound_tcp_socket();
+    const std::string what =
+        refusal([fd] { asyncio::start_unix_server(answer_with("x"), asyncio::listening_socket{fd}); });
+    EXPECT_TRUE(contains(what, "start_unix_server(): A UNIX Domain Stream Socket was expected, got fd " +
+                                   std::to_string(fd) + " (AF_INET, SOCK_STREAM)"))
+        << what;
+    EXPECT_TRUE(is_open(fd));
+    ::close(fd);
   });
 }
 

@@ -358,6 +358,29 @@ Server start_server(client_connected handler, const std::string& host, int port,
 // config.reuse_port are TCP options: ValueError if either is set.
 Server start_unix_server(client_connected handler, const std::string& path, server_config config = {});
 
+// listening_socket{fd} is asyncio's sock= of start_server()/start_unix_server(): a socket the
+// caller made and bound (and usually listen()ed on already): one inherited from systemd or inetd,
+// or with options start_server() does not set. Made as
+// `start_server(handler, asyncio::listening_socket{fd})`.
+struct listening_socket {
+  // fd: a bound SOCK_STREAM socket, TCP or Unix-domain.
+  int fd = -1;
+};
+// start_server(handler, listening_socket{fd}, config) is start_server(cb, sock=sock): it serves
+// fd, as start_server(handler, host, port) serves the sockets it makes. As asyncio's, it calls
+// listen(fd, config.backlog) (a bound socket need not listen yet; for one that does, the backlog
+// changes) and makes fd non-blocking. fd is the server's once the call returns: close() closes
+// it; if the call throws, fd is left open and the caller's (listening, if listen() was reached).
+// Server::port() is fd's port (0 for a Unix-domain socket), sockets() is {fd}. Throws ValueError
+// (fd is not a socket; not SOCK_STREAM, asyncio's "A Stream Socket was expected"; a connected
+// socket; config.reuse_address or reuse_port set: set options on the socket before bind()),
+// OSError (EBADF; listen() failing). Call it from a task of the loop.
+Server start_server(client_connected handler, listening_socket sock, server_config config = {});
+// start_unix_server(handler, listening_socket{fd}, config) is start_unix_server(cb, sock=sock):
+// start_server()'s overload for an AF_UNIX socket only (ValueError for another family, asyncio's
+// "A UNIX Domain Stream Socket was expected").
+Server start_unix_server(client_connected handler, listening_socket sock, server_config config = {});
+
 }  // namespace greenlet::asyncio
 
 #pragma GCC visibility pop
