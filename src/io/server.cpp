@@ -20,6 +20,7 @@
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/tasks.hpp"
 #include "greenlet/io/socket.hpp"
+#include "io/given_socket.hpp"
 #include "io/resolve.hpp"
 #include "io/server_hooks.hpp"
 #include "io/stream_transport.hpp"
@@ -316,17 +317,6 @@ std::vector<listener> listen_on_all(std::vector<resolved_address> addrs, int por
   return out;
 }
 
-// socket_type_name(type) is SOCK_DGRAM... for messages.
-std::string socket_type_name(int type) {
-  switch (type) {
-    case SOCK_STREAM: return "SOCK_STREAM";
-    case SOCK_DGRAM: return "SOCK_DGRAM";
-    case SOCK_SEQPACKET: return "SOCK_SEQPACKET";
-    case SOCK_RAW: return "SOCK_RAW";
-    default: return "type " + std::to_string(type);
-  }
-}
-
 // listen_on_socket(sock, config, unix_only, call) checks the socket a caller gave start_server()
 // and makes it listen, as asyncio's Server does with sock= (listen(backlog), non-blocking), and
 // returns its family. Until it returns the fd is the caller's: a refusal leaves it open.
@@ -337,29 +327,11 @@ int listen_on_socket(listening_socket sock, const server_config& config, bool un
                      "(): with a listening_socket, leave server_config.reuse_address and reuse_port unset: "
                      "set SO_REUSEADDR/SO_REUSEPORT on the socket yourself, before bind()");
   }
-  int type = 0;
-  socklen_t len = sizeof type;
-  if (::getsockopt(sock.fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
-    const int err = errno;
-    if (err == ENOTSOCK) {
-      throw ValueError(std::string(call) + "(): " + fd +
-                       " is not a socket: listening_socket{fd} needs a SOCK_STREAM socket you made and bound");
-    }
-    raise_os_error(err, std::string(call) + "(listening_socket{" + std::to_string(sock.fd) + "})");
-  }
-  const int family = socket_family(sock.fd);
-  if (type != SOCK_STREAM || (unix_only && family != AF_UNIX)) {
-    throw ValueError(std::string(call) + "(): A " + (unix_only ? "UNIX Domain " : "") +
-                     "Stream Socket was expected, got " + fd + " (" +
-                     (family == AF_UNIX    ? "AF_UNIX"
-                      : family == AF_INET  ? "AF_INET"
-                      : family == AF_INET6 ? "AF_INET6"
-                                           : "family " + std::to_string(family)) +
-                     ", " + socket_type_name(type) + "): listening_socket{fd} needs a bound SOCK_STREAM socket" +
-                     (unix_only ? " of AF_UNIX (start_server() takes a TCP one)" : ""));
-  }
+  const int family = check_stream_socket(sock.fd, unix_only, call,
+                                         std::string("listening_socket{fd} needs a bound SOCK_STREAM socket") +
+                                             (unix_only ? " of AF_UNIX (start_server() takes a TCP one)" : ""));
   int accepting = 0;
-  len = sizeof accepting;
+  socklen_t len = sizeof accepting;
   ::getsockopt(sock.fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len);
   sockaddr_storage peer{};
   socklen_t peer_len = sizeof peer;

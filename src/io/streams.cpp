@@ -25,6 +25,7 @@
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/io/socket.hpp"
+#include "io/given_socket.hpp"
 #include "io/resolve.hpp"
 #include "io/tls_session.hpp"
 #include "io/wait.hpp"
@@ -775,6 +776,77 @@ void check_tls_args(const ssl_context& ssl, const tls_options& tls, const char* 
 
 }  // namespace
 
+namespace {
+
+// require_server_hostname(ssl, tls) refuses TLS without a host to check the certificate against,
+// in asyncio's words.
+void require_server_hostname(const ssl_context& ssl, const tls_options& tls) {
+  if (!tls.server_hostname && ssl.check_hostname()) {
+    throw ValueError(
+        "You must set server_hostname when using ssl without a host: pass tls_options{.server_hostname = "
+        "\"name\"} (the name the server's certificate carries)");
+  }
+}
+
+// take_connected_socket(sock, config, unix_only, call) checks a socket the caller connected and
+// makes its streams, as asyncio's create_connection(sock=): non-blocking, TCP_NODELAY for TCP.
+// Until the streams are made, a refusal leaves fd the caller's.
+std::pair<StreamReader, StreamWriter> take_connected_socket(connected_socket sock, stream_config config, bool unix_only,
+                                                            const char* call) {
+  detail::require_running_loop();
+  detail::check_stream_config(config, call);
+  const int family =
+      detail::check_stream_socket(sock.fd, unix_only, call,
+                                  std::string("connected_socket{fd} needs a connected SOCK_STREAM socket") +
+                                      (unix_only ? " of AF_UNIX (open_connection() takes a TCP one)" : ""));
+  sockaddr_storage peer{};
+  socklen_t peer_len = sizeof peer;
+  if (::getpeername(sock.fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) < 0) {
+    const int err = errno;
+    if (err != ENOTCONN) raise_os_error(err, std::string(call) + "(): getpeername(fd " + std::to_string(sock.fd) + ")");
+    int accepting = 0;
+    socklen_t len = sizeof accepting;
+    ::getsockopt(sock.fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len);
+    throw ValueError(std::string(call) + "(): fd " + std::to_string(sock.fd) + " is not connected: " +
+                     (accepting != 0 ? "it is listening; serve it with start_server(handler, listening_socket{fd})"
+                                     : "connect it first (sock_connect()), or pass the host and port to connect to"));
+  }
+  set_nonblocking(sock.fd);
+  if (family == AF_INET || family == AF_INET6) {
+    int one = 1;
+    ::setsockopt(sock.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  return detail::make_streams(sock.fd, config, nullptr, 0);
+}
+
+}  // namespace
+
+std::pair<StreamReader, StreamWriter> open_connection(connected_socket sock, stream_config config) {
+  return take_connected_socket(sock, config, false, "open_connection");
+}
+
+std::pair<StreamReader, StreamWriter> open_connection(connected_socket sock, const ssl_context& ssl, tls_options tls,
+                                                      stream_config config) {
+  check_tls_args(ssl, tls, "open_connection");
+  require_server_hostname(ssl, tls);
+  auto streams = take_connected_socket(sock, config, false, "open_connection");
+  streams.second.start_tls(ssl, tls);
+  return streams;
+}
+
+std::pair<StreamReader, StreamWriter> open_unix_connection(connected_socket sock, stream_config config) {
+  return take_connected_socket(sock, config, true, "open_unix_connection");
+}
+
+std::pair<StreamReader, StreamWriter> open_unix_connection(connected_socket sock, const ssl_context& ssl,
+                                                           tls_options tls, stream_config config) {
+  check_tls_args(ssl, tls, "open_unix_connection");
+  require_server_hostname(ssl, tls);
+  auto streams = take_connected_socket(sock, config, true, "open_unix_connection");
+  streams.second.start_tls(ssl, tls);
+  return streams;
+}
+
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, const ssl_context& ssl,
                                                       tls_options tls, stream_config config) {
   check_tls_args(ssl, tls, "open_connection");
@@ -786,11 +858,7 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, const ssl_context& ssl,
                                                            tls_options tls, stream_config config) {
   check_tls_args(ssl, tls, "open_unix_connection");
-  if (!tls.server_hostname && ssl.check_hostname()) {
-    throw ValueError(
-        "You must set server_hostname when using ssl without a host: pass tls_options{.server_hostname = "
-        "\"name\"} (the name the server's certificate carries)");
-  }
+  require_server_hostname(ssl, tls);
   auto streams = open_unix_connection(path, config);
   streams.second.start_tls(ssl, tls);
   return streams;

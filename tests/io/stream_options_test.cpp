@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -18,10 +19,33 @@
 
 #include "support/greenlet_test.hpp"
 
+#include "echo_line.hpp"
+#include "tls_test_certs.hpp"
+
 namespace stream_options_test {
 
 namespace asyncio = greenlet::asyncio;
 using StreamOptions = greenlet_test::GreenletTest;
+
+// The certificates are made before the fixture counts allocations: they live for the process.
+class StreamOptionsTls : public greenlet_test::GreenletTest {
+ protected:
+  void SetUp() override {
+    tls_test::files();
+    greenlet_test::GreenletTest::SetUp();
+  }
+};
+
+asyncio::ssl_context server_context() {
+  asyncio::ssl_context ctx(asyncio::ssl_protocol::tls_server);
+  ctx.load_cert_chain(tls_test::files().server_cert, tls_test::files().server_key);
+  return ctx;
+}
+
+// client_context() trusts the test CA and checks host names.
+asyncio::ssl_context client_context() {
+  return asyncio::ssl_context::create_default_context(asyncio::ssl_purpose::server_auth, tls_test::files().ca);
+}
 
 // socket_option(fd, name) is getsockopt(SOL_SOCKET, name) as an int.
 int socket_option(int fd, int name) {
@@ -230,7 +254,7 @@ TEST_F(StreamOptions, ListeningSocketRefusalsSayWhatToPass) {
     ASSERT_EQ(::pipe(pipe_fds), 0);
     const std::string not_socket =
         refusal([&] { asyncio::start_server(answer_with("x"), asyncio::listening_socket{pipe_fds[0]}); });
-    EXPECT_TRUE(contains(not_socket, " is not a socket: listening_socket{fd} needs a SOCK_STREAM socket"))
+    EXPECT_TRUE(contains(not_socket, " is not a socket: listening_socket{fd} needs a bound SOCK_STREAM socket"))
         << not_socket;
     ::close(pipe_fds[0]);
     ::close(pipe_fds[1]);
@@ -305,6 +329,155 @@ TEST_F(StreamOptions, UnixServerRefusesATcpSocket) {
         << what;
     EXPECT_TRUE(is_open(fd));
     ::close(fd);
+  });
+}
+
+// ---- open_connection(sock=): connected_socket ----
+
+// connected_to(port) is a blocking TCP socket connected by hand to 127.0.0.1:port.
+int connected_to(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const sockaddr_in to = loopback(port);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to), 0);
+  return fd;
+}
+
+// unix_connected_to(path) is a blocking AF_UNIX socket connected by hand to path.
+int unix_connected_to(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  path.copy(a.sun_path, sizeof a.sun_path - 1);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a), 0);
+  return fd;
+}
+
+TEST_F(StreamOptions, StreamsOverBothEndsOfASocketpair) {
+  asyncio::run([] {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    auto [r0, w0] = asyncio::open_connection(asyncio::connected_socket{sv[0]});
+    auto [r1, w1] = asyncio::open_unix_connection(asyncio::connected_socket{sv[1]}, {.limit = 16});
+    EXPECT_EQ(w0.fileno(), sv[0]);
+    EXPECT_TRUE(is_nonblocking(sv[0]));
+    EXPECT_TRUE(is_nonblocking(sv[1]));
+    w0.write("ping\n");
+    EXPECT_EQ(r1.readline(), "ping\n");
+    w1.write("pong\n");
+    w1.write_eof();
+    EXPECT_EQ(r0.read(), "pong\n");
+    w0.close();
+    w0.wait_closed();
+    EXPECT_FALSE(is_open(sv[0]));  // the streams' from the call on
+    EXPECT_EQ(r1.read(), "");
+    w1.close();
+    w1.wait_closed();
+  });
+}
+
+TEST_F(StreamOptions, StreamsOverATcpSocketConnectedByHand) {
+  asyncio::run([] {
+    asyncio::Server server = asyncio::start_server(io_test::echo_line, "127.0.0.1", 0);
+    const int fd = connected_to(server.port());
+    auto [r, w] = asyncio::open_connection(asyncio::connected_socket{fd});
+    EXPECT_EQ(w.get_extra_info("peername"), (asyncio::address{"127.0.0.1", server.port()}));
+    int nodelay = 0;
+    socklen_t len = sizeof nodelay;
+    ::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len);
+    EXPECT_EQ(nodelay, 1);
+    w.write("by hand\n");
+    EXPECT_EQ(r.readline(), "by hand\n");
+    EXPECT_EQ(r.read(), "");
+    w.close();
+    w.wait_closed();
+    server.close();
+    server.wait_closed();
+  });
+}
+
+TEST_F(StreamOptions, ConnectedSocketRefusalsLeaveTheSocketToTheCaller) {
+  asyncio::run([] {
+    const int udp = bound_tcp_socket(SOCK_DGRAM);
+    std::string what = refusal([udp] { asyncio::open_connection(asyncio::connected_socket{udp}); });
+    EXPECT_TRUE(contains(what, "open_connection(): A Stream Socket was expected, got fd " + std::to_string(udp) +
+                                   " (AF_INET, SOCK_DGRAM): connected_socket{fd} needs a connected SOCK_STREAM socket"))
+        << what;
+    EXPECT_TRUE(is_open(udp));
+    ::close(udp);
+
+    const int unconnected = bound_tcp_socket();
+    what = refusal([unconnected] { asyncio::open_connection(asyncio::connected_socket{unconnected}); });
+    EXPECT_TRUE(contains(what, "is not connected: connect it first (sock_connect())")) << what;
+    EXPECT_TRUE(is_open(unconnected));
+    EXPECT_FALSE(is_nonblocking(unconnected));
+
+    ASSERT_EQ(::listen(unconnected, 1), 0);
+    what = refusal([unconnected] { asyncio::open_connection(asyncio::connected_socket{unconnected}); });
+    EXPECT_TRUE(contains(what, "it is listening; serve it with start_server(handler, listening_socket{fd})")) << what;
+    ::close(unconnected);
+
+    asyncio::Server server = asyncio::start_server(io_test::echo_line, "127.0.0.1", 0);
+    const int tcp = connected_to(server.port());
+    what = refusal([tcp] { asyncio::open_unix_connection(asyncio::connected_socket{tcp}); });
+    EXPECT_TRUE(contains(what, "open_unix_connection(): A UNIX Domain Stream Socket was expected, got fd " +
+                                   std::to_string(tcp) + " (AF_INET, SOCK_STREAM)"))
+        << what;
+    EXPECT_TRUE(is_open(tcp));
+    ::close(tcp);
+    server.close();
+    server.wait_closed();
+  });
+}
+
+TEST_F(StreamOptionsTls, TlsOverATcpSocketConnectedByHand) {
+  asyncio::run([] {
+    asyncio::Server server = asyncio::start_server(io_test::echo_line, "127.0.0.1", 0, {.ssl = server_context()});
+    const int fd = connected_to(server.port());
+    // No host to check the certificate against: asyncio's error, before fd is taken.
+    const std::string what =
+        refusal([fd] { asyncio::open_connection(asyncio::connected_socket{fd}, client_context()); });
+    EXPECT_EQ(what.rfind("You must set server_hostname when using ssl without a host", 0), 0u) << what;
+    EXPECT_TRUE(is_open(fd));
+    EXPECT_FALSE(is_nonblocking(fd));
+    auto [r, w] =
+        asyncio::open_connection(asyncio::connected_socket{fd}, client_context(), {.server_hostname = "localhost"});
+    ASSERT_TRUE(w.tls().has_value());
+    EXPECT_EQ(w.tls()->server_hostname, "localhost");
+    w.write("secret\n");
+    EXPECT_EQ(r.readline(), "secret\n");
+    w.close();
+    w.wait_closed();
+    server.close();
+    server.wait_closed();
+  });
+}
+
+TEST_F(StreamOptionsTls, TlsOverAUnixSocketConnectedByHand) {
+  const std::string path = unix_path("tls");
+  asyncio::run([&path] {
+    asyncio::Server server = asyncio::start_unix_server(io_test::echo_line, path, {.ssl = server_context()});
+    auto [r, w] = asyncio::open_unix_connection(asyncio::connected_socket{unix_connected_to(path)}, client_context(),
+                                                {.server_hostname = "localhost"});
+    w.write("unix secret\n");
+    EXPECT_EQ(r.readline(), "unix secret\n");
+    w.close();
+    w.wait_closed();
+    server.close();
+    server.wait_closed();
+  });
+  ::unlink(path.c_str());
+}
+
+TEST_F(StreamOptionsTls, AFailedHandshakeClosesTheTakenSocket) {
+  asyncio::run([] {
+    asyncio::Server server = asyncio::start_server(io_test::echo_line, "127.0.0.1", 0, {.ssl = server_context()});
+    const int fd = connected_to(server.port());
+    EXPECT_THROW(asyncio::open_connection(asyncio::connected_socket{fd}, client_context(),
+                                          {.server_hostname = "not-the-name.example"}),
+                 asyncio::SSLCertVerificationError);
+    EXPECT_FALSE(is_open(fd));
+    server.close();
+    server.wait_closed();
   });
 }
 

@@ -242,6 +242,35 @@ std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& pa
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, const ssl_context& ssl,
                                                            tls_options tls = {}, stream_config config = {});
 
+// connected_socket{fd} is asyncio's sock= of open_connection()/open_unix_connection(): a socket the
+// caller connected (by hand, one end of socketpair(), one inherited), made into streams as
+// `asyncio::open_connection(asyncio::connected_socket{fd})`.
+struct connected_socket {
+  // fd: a connected SOCK_STREAM socket, TCP or Unix-domain.
+  int fd = -1;
+};
+// open_connection(connected_socket{fd}, config) is open_connection(sock=sock): the streams over
+// fd, made non-blocking (TCP_NODELAY for TCP, as asyncio's transport). fd is the streams' once the
+// call returns (closed with them, as connect_read_pipe()'s); if the call throws, it is left open
+// and the caller's. Throws ValueError (not a socket; not SOCK_STREAM, asyncio's "A Stream Socket
+// was expected"; not connected), OSError (EBADF), RuntimeError outside the running loop's thread.
+std::pair<StreamReader, StreamWriter> open_connection(connected_socket sock, stream_config config = {});
+// open_connection(connected_socket{fd}, ssl, tls, config) is open_connection(sock=sock, ssl=ssl):
+// the TLS handshake (client side) over fd before the streams are returned. There is no host to
+// check the certificate against: tls.server_hostname is needed when the context checks host names,
+// ValueError ("You must set server_hostname when using ssl without a host") before fd is taken, as
+// open_unix_connection(path, ssl). A failed handshake closes fd (it was taken); throws as
+// StreamWriter::start_tls() then.
+std::pair<StreamReader, StreamWriter> open_connection(connected_socket sock, const ssl_context& ssl,
+                                                      tls_options tls = {}, stream_config config = {});
+// open_unix_connection(connected_socket{fd}, ...) is open_unix_connection(sock=sock): as
+// open_connection(connected_socket{fd}, ...) for an AF_UNIX socket only (ValueError for another
+// family, asyncio's "A UNIX Domain Stream Socket was expected").
+std::pair<StreamReader, StreamWriter> open_unix_connection(connected_socket sock, stream_config config = {});
+// open_unix_connection(connected_socket{fd}, ssl, tls, config) adds TLS as open_connection()'s does.
+std::pair<StreamReader, StreamWriter> open_unix_connection(connected_socket sock, const ssl_context& ssl,
+                                                           tls_options tls = {}, stream_config config = {});
+
 // connect_read_pipe(fd) is asyncio's connect_read_pipe() with a
 // StreamReaderProtocol, as a stream: a StreamReader over the read end of a
 // pipe (or a FIFO, a socket, a terminal):
