@@ -515,8 +515,34 @@ void check_stream_config(const stream_config& config, const char* call) {
   }
 }
 
-// A socket of `family`, non-blocking, connected to addr.
-int connect_socket(int family, const sockaddr* addr, socklen_t len) {
+namespace {
+
+std::string family_name(int family) {
+  return family == AF_INET ? "AF_INET" : family == AF_INET6 ? "AF_INET6" : std::to_string(family);
+}
+
+// bind_local(fd, family, locals, addr, len) binds fd, about to connect to addr, to the first of
+// locals in fd's family, as asyncio's _connect_sock(): the others are skipped; if every bind
+// fails, the last failure is raised, naming the address; if none is of the family, OSError
+// (EAFNOSUPPORT) "no matching local address".
+void bind_local(int fd, int family, const std::vector<resolved_address>& locals, const sockaddr* addr, socklen_t len) {
+  int err = 0;
+  std::string failed;
+  for (const resolved_address& l : locals) {
+    if (l.family != family) continue;
+    const auto* local = reinterpret_cast<const sockaddr*>(&l.addr);
+    if (::bind(fd, local, l.len) == 0) return;
+    err = errno;
+    failed = host_port(local, l.len);
+  }
+  if (err != 0) raise_os_error(err, "error while attempting to bind on address " + failed + " (local_addr)");
+  throw OSError(EAFNOSUPPORT, "no matching local address with family=" + family_name(family) + " found to connect to " +
+                                  host_port(addr, len) + ": local_addr has no address of that family");
+}
+
+// connect_from(family, addr, len, locals) is connect_socket(), bound first to one of locals if
+// they are given.
+int connect_from(int family, const sockaddr* addr, socklen_t len, const std::vector<resolved_address>* locals) {
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) raise_os_error(errno, "socket");
   struct closer {
@@ -525,6 +551,7 @@ int connect_socket(int family, const sockaddr* addr, socklen_t len) {
       if (fd >= 0) ::close(fd);
     }
   } guard{fd};
+  if (locals != nullptr) bind_local(fd, family, *locals, addr, len);
   sock_connect(fd, addr, len);
   if (family != AF_UNIX) {
     int one = 1;
@@ -533,6 +560,37 @@ int connect_socket(int family, const sockaddr* addr, socklen_t len) {
   guard.fd = -1;
   return fd;
 }
+
+}  // namespace
+
+// A socket of `family`, non-blocking, connected to addr.
+int connect_socket(int family, const sockaddr* addr, socklen_t len) { return connect_from(family, addr, len, nullptr); }
+
+namespace {
+
+// connect_tcp(host, port, config, local) is open_connection(host, port), bound first to local if
+// given (asyncio's local_addr=): every address of host is tried in turn, the last failure raised.
+std::pair<StreamReader, StreamWriter> connect_tcp(const std::string& host, int port, stream_config config,
+                                                  const local_addr* local) {
+  check_stream_config(config, "open_connection");
+  std::vector<resolved_address> addrs = resolve(host, port, false);
+  std::vector<resolved_address> locals;
+  // Passive: an empty host is the wildcard address of each family, any local interface.
+  if (local != nullptr) locals = resolve(local->host, local->port, true);
+  std::exception_ptr last;
+  for (const auto& a : addrs) {
+    try {
+      const auto* sa = reinterpret_cast<const sockaddr*>(&a.addr);
+      int fd = connect_from(a.family, sa, a.len, local != nullptr ? &locals : nullptr);
+      return make_streams(fd, config, sa, a.len);
+    } catch (const OSError&) {
+      last = std::current_exception();
+    }
+  }
+  std::rethrow_exception(last);
+}
+
+}  // namespace
 
 std::pair<StreamReader, StreamWriter> make_streams(int fd, stream_config config, const sockaddr* peer,
                                                    socklen_t peer_len) {
@@ -736,18 +794,12 @@ address StreamWriter::get_extra_info(std::string_view name) const {
 }
 
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, stream_config config) {
-  detail::check_stream_config(config, "open_connection");
-  std::vector<detail::resolved_address> addrs = detail::resolve(host, port, false);
-  std::exception_ptr last;
-  for (const auto& a : addrs) {
-    try {
-      int fd = detail::connect_socket(a.family, reinterpret_cast<const sockaddr*>(&a.addr), a.len);
-      return detail::make_streams(fd, config, reinterpret_cast<const sockaddr*>(&a.addr), a.len);
-    } catch (const OSError&) {
-      last = std::current_exception();
-    }
-  }
-  std::rethrow_exception(last);
+  return detail::connect_tcp(host, port, config, nullptr);
+}
+
+std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, local_addr local,
+                                                      stream_config config) {
+  return detail::connect_tcp(host, port, config, &local);
 }
 
 bool StreamWriter::can_write_eof() const noexcept { return t_ == nullptr || !t_->is_tls(); }
@@ -851,6 +903,14 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
                                                       tls_options tls, stream_config config) {
   check_tls_args(ssl, tls, "open_connection");
   auto streams = open_connection(host, port, config);
+  streams.second.start_tls(ssl, tls.server_hostname ? tls : tls_options{host, tls.ssl_handshake_timeout});
+  return streams;
+}
+
+std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, local_addr local,
+                                                      const ssl_context& ssl, tls_options tls, stream_config config) {
+  check_tls_args(ssl, tls, "open_connection");
+  auto streams = detail::connect_tcp(host, port, config, &local);
   streams.second.start_tls(ssl, tls.server_hostname ? tls : tls_options{host, tls.ssl_handshake_timeout});
   return streams;
 }

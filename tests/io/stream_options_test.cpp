@@ -481,4 +481,113 @@ TEST_F(StreamOptionsTls, AFailedHandshakeClosesTheTakenSocket) {
   });
 }
 
+// ---- open_connection(local_addr=): local_addr ----
+
+// free_port() is a TCP port of 127.0.0.1 nobody is bound to (it was a moment ago).
+int free_port() {
+  const int fd = bound_tcp_socket();
+  const int port = port_of(fd);
+  ::close(fd);
+  return port;
+}
+
+// tell_peer answers with the connection's peer address as the server sees it, "host:port".
+void tell_peer(asyncio::StreamReader, asyncio::StreamWriter w) {
+  const asyncio::address peer = w.get_extra_info("peername");
+  w.write(peer.host + ":" + std::to_string(peer.port));
+  w.close();
+}
+
+TEST_F(StreamOptions, ConnectsFromTheChosenLocalAddress) {
+  asyncio::run([] {
+    asyncio::Server server = asyncio::start_server(tell_peer, "127.0.0.1", 0);
+    const int chosen = free_port();
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port(), asyncio::local_addr{"127.0.0.1", chosen});
+    EXPECT_EQ(w.get_extra_info("sockname"), (asyncio::address{"127.0.0.1", chosen}));
+    EXPECT_EQ(r.read(), "127.0.0.1:" + std::to_string(chosen));
+    w.close();
+    w.wait_closed();
+
+    // Port 0: any free one; the stream config still comes last.
+    auto [r0, w0] = asyncio::open_connection("127.0.0.1", server.port(), {"127.0.0.1", 0}, {.limit = 8});
+    const asyncio::address own = w0.get_extra_info("sockname");
+    EXPECT_EQ(own.host, "127.0.0.1");
+    EXPECT_NE(own.port, 0);
+    EXPECT_EQ(r0.read(), "127.0.0.1:" + std::to_string(own.port));
+    w0.close();
+    w0.wait_closed();
+    server.close();
+    server.wait_closed();
+  });
+}
+
+TEST_F(StreamOptions, ExistingCallsStillMeanAStreamConfig) {
+  asyncio::run([] {
+    asyncio::Server server = asyncio::start_server(tell_peer, "127.0.0.1", 0);
+    for (int i = 0; i < 2; ++i) {
+      auto [r, w] = i == 0 ? asyncio::open_connection("127.0.0.1", server.port(), {})
+                           : asyncio::open_connection("127.0.0.1", server.port(), {.limit = 8});
+      EXPECT_EQ(r.read().rfind("127.0.0.1:", 0), 0u);
+      w.close();
+      w.wait_closed();
+    }
+    server.close();
+    server.wait_closed();
+  });
+}
+
+TEST_F(StreamOptions, ALocalAddressOfAnotherFamilyIsSkipped) {
+  asyncio::run([] {
+    asyncio::Server server = asyncio::start_server(tell_peer, "127.0.0.1", 0);
+    const std::string target = "127.0.0.1:" + std::to_string(server.port());
+    try {
+      asyncio::open_connection("127.0.0.1", server.port(), asyncio::local_addr{"::1", 0});
+      ADD_FAILURE() << "connected from an IPv6 address to an IPv4 one";
+    } catch (const asyncio::OSError& e) {
+      EXPECT_EQ(e.errno_(), EAFNOSUPPORT);
+      EXPECT_TRUE(contains(e.what(), "no matching local address with family=AF_INET found to connect to " + target +
+                                         ": local_addr has no address of that family"))
+          << e.what();
+    }
+    server.close();
+    server.wait_closed();
+  });
+}
+
+TEST_F(StreamOptions, ALocalAddressInUseIsNamed) {
+  asyncio::run([] {
+    asyncio::Server server = asyncio::start_server(tell_peer, "127.0.0.1", 0);
+    const std::string local = "127.0.0.1:" + std::to_string(server.port());
+    try {
+      asyncio::open_connection("127.0.0.1", server.port(), asyncio::local_addr{"127.0.0.1", server.port()});
+      ADD_FAILURE() << "bound to the server's own address";
+    } catch (const asyncio::OSError& e) {
+      EXPECT_EQ(e.errno_(), EADDRINUSE);
+      EXPECT_TRUE(contains(e.what(), "error while attempting to bind on address " + local + " (local_addr)"))
+          << e.what();
+    }
+    EXPECT_THROW(asyncio::open_connection("127.0.0.1", server.port(), asyncio::local_addr{"127.0.0.1", 70000}),
+                 std::out_of_range);
+    server.close();
+    server.wait_closed();
+  });
+}
+
+TEST_F(StreamOptionsTls, TlsFromTheChosenLocalAddress) {
+  asyncio::run([] {
+    asyncio::Server server = asyncio::start_server(tell_peer, "127.0.0.1", 0, {.ssl = server_context()});
+    const int chosen = free_port();
+    // server_hostname defaults to the host, 127.0.0.1, which the test certificate names.
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port(), asyncio::local_addr{"127.0.0.1", chosen},
+                                           client_context());
+    ASSERT_TRUE(w.tls().has_value());
+    EXPECT_EQ(w.tls()->server_hostname, "127.0.0.1");
+    EXPECT_EQ(r.read(), "127.0.0.1:" + std::to_string(chosen));
+    w.close();
+    w.wait_closed();
+    server.close();
+    server.wait_closed();
+  });
+}
+
 }  // namespace stream_options_test

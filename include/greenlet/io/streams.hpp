@@ -234,6 +234,31 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
 // server context, or a timeout <= 0.
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, const ssl_context& ssl,
                                                       tls_options tls = {}, stream_config config = {});
+// local_addr{host, port} is asyncio's local_addr=(host, port) of open_connection(): the address
+// the socket binds to before it connects (port 0: any free port; host "": any local address).
+// It has no default, so that `open_connection(host, port, {})` still means a default
+// stream_config.
+struct local_addr {
+  // local_addr(host, port) names the local address; host is numeric or a name (looked up as the
+  // target's is).
+  local_addr(std::string host_, int port_) : host(std::move(host_)), port(port_) {}
+  std::string host;
+  int port;
+};
+// open_connection(host, port, local_addr{lhost, lport}, config) is open_connection(host, port,
+// local_addr=(lhost, lport)): each socket made for one of host's addresses binds to the first
+// address lhost resolves to in that address's family (the others are skipped), then connects,
+// as asyncio's. Throws as open_connection(); also, for that address, OSError naming the local
+// address ("error while attempting to bind on address 127.0.0.1:5000 (local_addr): Address
+// already in use") if every bind fails, OSError EAFNOSUPPORT ("no matching local address with
+// family=AF_INET found ...") if lhost has none of its family; the last address's error is raised.
+std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, local_addr local,
+                                                      stream_config config = {});
+// open_connection(host, port, local_addr{...}, ssl, tls, config) is the same with TLS, as
+// open_connection(host, port, ssl, tls, config).
+std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, local_addr local,
+                                                      const ssl_context& ssl, tls_options tls = {},
+                                                      stream_config config = {});
 // open_unix_connection(path) connects to a Unix-domain socket.
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, stream_config config = {});
 // open_unix_connection(path, ssl, tls, config) adds TLS as open_connection()'s overload does.
