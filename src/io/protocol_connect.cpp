@@ -17,8 +17,9 @@
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/io/protocols.hpp"
 #include "greenlet/io/socket.hpp"
-#include "io/protocol_transport.hpp"
+#include "io/given_socket.hpp"
 #include "io/owned_fd.hpp"
+#include "io/protocol_transport.hpp"
 #include "io/resolve.hpp"
 #include "io/server_hooks.hpp"
 #include "io/stream_transport.hpp"
@@ -55,13 +56,6 @@ Transport connect_transport(owned_fd& fd, protocol_transport_kind kind, const pr
   return Transport(std::move(t));
 }
 
-int socket_type(int fd) {
-  int type = 0;
-  socklen_t len = sizeof type;
-  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) raise_os_error(errno, "getsockopt(SO_TYPE)");
-  return type;
-}
-
 void set_nodelay(int fd) noexcept {
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -69,22 +63,12 @@ void set_nodelay(int fd) noexcept {
 
 }  // namespace
 
-Transport open_protocol_connection(const protocol_factory& factory, const std::string& host, int port) {
+Transport open_protocol_connection(const protocol_factory& factory, const std::string& host, int port,
+                                   const local_addr* local) {
   require_running_loop();
-  std::vector<resolved_address> addrs = resolve(host, port, false);
-  std::exception_ptr last;
-  for (const auto& a : addrs) {
-    int fd = -1;
-    try {
-      fd = connect_socket(a.family, reinterpret_cast<const sockaddr*>(&a.addr), a.len);
-    } catch (const OSError&) {
-      last = std::current_exception();
-      continue;
-    }
-    owned_fd owned{fd};
-    return connect_transport(owned, protocol_transport_kind::socket, factory, "create_connection");
-  }
-  std::rethrow_exception(last);
+  resolved_address peer;
+  owned_fd fd{connect_tcp(host, port, local, peer)};
+  return connect_transport(fd, protocol_transport_kind::socket, factory, "create_connection");
 }
 
 Transport open_unix_protocol_connection(const protocol_factory& factory, const std::string& path) {
@@ -94,17 +78,13 @@ Transport open_unix_protocol_connection(const protocol_factory& factory, const s
   return connect_transport(fd, protocol_transport_kind::socket, factory, "create_unix_connection");
 }
 
-Transport adopt_protocol_socket(const protocol_factory& factory, int fd) {
+Transport adopt_protocol_socket(const protocol_factory& factory, int fd, const char* call) {
   require_running_loop();
-  if (socket_type(fd) != SOCK_STREAM) {
-    throw ValueError("connect_accepted_socket(): A Stream Socket was expected, got a socket of type " +
-                     std::to_string(socket_type(fd)) +
-                     " (for datagram sockets use create_datagram_endpoint({.sock = fd}))");
-  }
+  const int family = check_stream_socket(fd, false, call, "pass a connected SOCK_STREAM socket");
   set_nonblocking(fd);
-  if (socket_family(fd) != AF_UNIX) set_nodelay(fd);
+  if (family != AF_UNIX) set_nodelay(fd);
   owned_fd owned{fd};
-  return connect_transport(owned, protocol_transport_kind::socket, factory, "connect_accepted_socket");
+  return connect_transport(owned, protocol_transport_kind::socket, factory, call);
 }
 
 Transport adopt_protocol_pipe(const protocol_factory& factory, int fd, bool writing) {
@@ -167,6 +147,12 @@ Server start_unix_protocol_server(protocol_factory factory, const std::string& p
   require_running_loop();
   check_protocol_server_config(config, "create_unix_server");
   return start_hooked_unix_server(serve_with(std::move(factory)), path, std::move(config));
+}
+
+Server start_protocol_server(protocol_factory factory, listening_socket sock, server_config config, bool unix_only) {
+  require_running_loop();
+  check_protocol_server_config(config, unix_only ? "create_unix_server" : "create_server");
+  return start_hooked_server(serve_with(std::move(factory)), sock, std::move(config), unix_only);
 }
 
 }  // namespace greenlet::asyncio::detail

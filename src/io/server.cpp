@@ -374,88 +374,100 @@ Server start(std::shared_ptr<server_state> s) {
 
 }  // namespace detail
 
-Server start_server(client_connected handler, const std::string& host, int port, server_config config) {
-  detail::check_stream_config(config.stream, "start_server");
-  detail::check_server_tls(config, "start_server");
-  auto s = std::make_shared<detail::server_state>();
-  s->listeners = detail::listen_on_all(detail::resolve(host, port, true), port, config);
-  s->handler = std::make_shared<const client_connected>(std::move(handler));
-  s->config = config;
-  s->port = detail::bound_port(s->listeners.front().fd);
-  return detail::start(std::move(s));
-}
-
-Server start_unix_server(client_connected handler, const std::string& path, server_config config) {
-  detail::check_stream_config(config.stream, "start_unix_server");
-  detail::check_server_tls(config, "start_unix_server");
-  if (config.reuse_address || config.reuse_port) {
-    throw ValueError(
-        "start_unix_server(): server_config.reuse_address and reuse_port are TCP options (SO_REUSEADDR, "
-        "SO_REUSEPORT); leave them unset for a Unix-domain server");
-  }
-  const detail::resolved_address addr = detail::unix_address(path, "start_unix_server");
-  // As asyncio: a socket left by an earlier server is replaced; any other
-  // file at path stays, and bind() reports EADDRINUSE.
-  detail::remove_stale_socket(path);
-  auto s = std::make_shared<detail::server_state>();
-  s->handler = std::make_shared<const client_connected>(std::move(handler));
-  s->config = config;
-  s->tcp = false;
-  s->listeners.push_back(
-      {detail::listen_on(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr.addr), addr.len, config), {}, {}});
-  return detail::start(std::move(s));
-}
-
 namespace detail {
-
-Server start_hooked_server(accept_hook hook, const std::string& host, int port, server_config config) {
-  auto s = std::make_shared<server_state>();
-  s->listeners = listen_on_all(resolve(host, port, true), port, config.backlog);
-  s->hook = std::move(hook);
-  s->config = std::move(config);
-  s->port = bound_port(s->listeners.front().fd);
-  return start(std::move(s));
-}
-
-Server start_hooked_unix_server(accept_hook hook, const std::string& path, server_config config) {
-  const resolved_address addr = unix_address(path, "create_unix_server");
-  remove_stale_socket(path);
-  auto s = std::make_shared<server_state>();
-  s->hook = std::move(hook);
-  s->tcp = false;
-  s->listeners.push_back(
-      {listen_on(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr.addr), addr.len, config.backlog), {}, {}});
-  s->config = std::move(config);
-  return start(std::move(s));
-}
-
-}  // namespace detail
 
 namespace {
 
-Server serve_socket(client_connected handler, listening_socket sock, server_config config, bool unix_only,
-                    const char* call) {
-  get_running_loop();  // before the checks touch fd: outside a loop it stays as it was
-  detail::check_stream_config(config.stream, call);
-  detail::check_server_tls(config, call);
-  auto s = std::make_shared<detail::server_state>();
-  s->handler = std::make_shared<const client_connected>(std::move(handler));
+// The servers' listening sockets, before a handler or a hook is chosen and the acceptors start.
+std::shared_ptr<server_state> listening_tcp(const std::string& host, int port, const server_config& config) {
+  auto s = std::make_shared<server_state>();
+  s->listeners = listen_on_all(resolve(host, port, true), port, config);
   s->config = config;
-  s->tcp = detail::listen_on_socket(sock, config, unix_only, call) != AF_UNIX;
+  s->port = bound_port(s->listeners.front().fd);
+  return s;
+}
+
+std::shared_ptr<server_state> listening_unix(const std::string& path, const server_config& config, const char* call) {
+  if (config.reuse_address || config.reuse_port) {
+    throw ValueError(std::string(call) +
+                     "(): server_config.reuse_address and reuse_port are TCP options (SO_REUSEADDR, "
+                     "SO_REUSEPORT); leave them unset for a Unix-domain server");
+  }
+  const resolved_address addr = unix_address(path, call);
+  // As asyncio: a socket left by an earlier server is replaced; any other
+  // file at path stays, and bind() reports EADDRINUSE.
+  remove_stale_socket(path);
+  auto s = std::make_shared<server_state>();
+  s->config = config;
+  s->tcp = false;
+  s->listeners.push_back({listen_on(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr.addr), addr.len, config), {}, {}});
+  return s;
+}
+
+std::shared_ptr<server_state> listening_given(listening_socket sock, const server_config& config, bool unix_only,
+                                              const char* call) {
+  get_running_loop();  // before the checks touch fd: outside a loop it stays as it was
+  auto s = std::make_shared<server_state>();
+  s->config = config;
+  s->tcp = listen_on_socket(sock, config, unix_only, call) != AF_UNIX;
   // Owned from here on: the state closes it, whatever happens next.
   s->listeners.push_back({sock.fd, {}, {}});
-  s->port = detail::bound_port(sock.fd);
-  return detail::start(std::move(s));
+  s->port = bound_port(sock.fd);
+  return s;
+}
+
+// serving(s, handler) starts s with a handler task per connection.
+Server serving(std::shared_ptr<server_state> s, client_connected handler) {
+  s->handler = std::make_shared<const client_connected>(std::move(handler));
+  return start(std::move(s));
+}
+
+// hooked(s, hook) starts s handing each connection to hook.
+Server hooked(std::shared_ptr<server_state> s, accept_hook hook) {
+  s->hook = std::move(hook);
+  return start(std::move(s));
+}
+
+void check_stream_server(const server_config& config, const char* call) {
+  check_stream_config(config.stream, call);
+  check_server_tls(config, call);
 }
 
 }  // namespace
 
+Server start_hooked_server(accept_hook hook, const std::string& host, int port, server_config config) {
+  return hooked(listening_tcp(host, port, config), std::move(hook));
+}
+
+Server start_hooked_unix_server(accept_hook hook, const std::string& path, server_config config) {
+  return hooked(listening_unix(path, config, "create_unix_server"), std::move(hook));
+}
+
+Server start_hooked_server(accept_hook hook, listening_socket sock, server_config config, bool unix_only) {
+  return hooked(listening_given(sock, config, unix_only, unix_only ? "create_unix_server" : "create_server"),
+                std::move(hook));
+}
+
+}  // namespace detail
+
+Server start_server(client_connected handler, const std::string& host, int port, server_config config) {
+  detail::check_stream_server(config, "start_server");
+  return detail::serving(detail::listening_tcp(host, port, config), std::move(handler));
+}
+
+Server start_unix_server(client_connected handler, const std::string& path, server_config config) {
+  detail::check_stream_server(config, "start_unix_server");
+  return detail::serving(detail::listening_unix(path, config, "start_unix_server"), std::move(handler));
+}
+
 Server start_server(client_connected handler, listening_socket sock, server_config config) {
-  return serve_socket(std::move(handler), sock, std::move(config), false, "start_server");
+  detail::check_stream_server(config, "start_server");
+  return detail::serving(detail::listening_given(sock, config, false, "start_server"), std::move(handler));
 }
 
 Server start_unix_server(client_connected handler, listening_socket sock, server_config config) {
-  return serve_socket(std::move(handler), sock, std::move(config), true, "start_unix_server");
+  detail::check_stream_server(config, "start_unix_server");
+  return detail::serving(detail::listening_given(sock, config, true, "start_unix_server"), std::move(handler));
 }
 
 namespace {

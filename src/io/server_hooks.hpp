@@ -21,5 +21,8 @@ using accept_hook = std::function<void(int fd, const sockaddr* peer, socklen_t p
 Server start_hooked_server(accept_hook hook, const std::string& host, int port, server_config config);
 // start_hooked_unix_server(hook, path, config) listens as start_unix_server() does.
 Server start_hooked_unix_server(accept_hook hook, const std::string& path, server_config config);
+// start_hooked_server(hook, sock, config, unix_only) serves sock as start_server(handler,
+// listening_socket) does (start_unix_server()'s if unix_only).
+Server start_hooked_server(accept_hook hook, listening_socket sock, server_config config, bool unix_only);
 
 }  // namespace greenlet::asyncio::detail

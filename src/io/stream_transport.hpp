@@ -16,6 +16,7 @@
 #include "greenlet/detail/loop_core.hpp"
 #include "greenlet/io/streams.hpp"
 #include "greenlet/io/tls.hpp"
+#include "io/resolve.hpp"
 
 namespace greenlet::asyncio::detail {
 
@@ -257,5 +258,9 @@ char* read_scratch();
 ssize_t write_no_sigpipe(int fd, const char* data, std::size_t size);
 // connect_socket(family, addr, len) is a connected non-blocking socket.
 int connect_socket(int family, const sockaddr* addr, socklen_t len);
+// connect_tcp(host, port, local, peer) is a non-blocking socket connected to the first of host's
+// addresses that answers, tried in turn (the last failure raised), bound first to local if given
+// (asyncio's local_addr=, see open_connection()); peer is the address it connected to.
+int connect_tcp(const std::string& host, int port, const local_addr* local, resolved_address& peer);
 
 }  // namespace greenlet::asyncio::detail

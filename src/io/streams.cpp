@@ -566,13 +566,7 @@ int connect_from(int family, const sockaddr* addr, socklen_t len, const std::vec
 // A socket of `family`, non-blocking, connected to addr.
 int connect_socket(int family, const sockaddr* addr, socklen_t len) { return connect_from(family, addr, len, nullptr); }
 
-namespace {
-
-// connect_tcp(host, port, config, local) is open_connection(host, port), bound first to local if
-// given (asyncio's local_addr=): every address of host is tried in turn, the last failure raised.
-std::pair<StreamReader, StreamWriter> connect_tcp(const std::string& host, int port, stream_config config,
-                                                  const local_addr* local) {
-  check_stream_config(config, "open_connection");
+int connect_tcp(const std::string& host, int port, const local_addr* local, resolved_address& peer) {
   std::vector<resolved_address> addrs = resolve(host, port, false);
   std::vector<resolved_address> locals;
   // Passive: an empty host is the wildcard address of each family, any local interface.
@@ -580,14 +574,27 @@ std::pair<StreamReader, StreamWriter> connect_tcp(const std::string& host, int p
   std::exception_ptr last;
   for (const auto& a : addrs) {
     try {
-      const auto* sa = reinterpret_cast<const sockaddr*>(&a.addr);
-      int fd = connect_from(a.family, sa, a.len, local != nullptr ? &locals : nullptr);
-      return make_streams(fd, config, sa, a.len);
+      const int fd = connect_from(a.family, reinterpret_cast<const sockaddr*>(&a.addr), a.len,
+                                  local != nullptr ? &locals : nullptr);
+      peer = a;
+      return fd;
     } catch (const OSError&) {
       last = std::current_exception();
     }
   }
   std::rethrow_exception(last);
+}
+
+namespace {
+
+// open_tcp(host, port, config, local) is open_connection(host, port), bound first to local if
+// given (asyncio's local_addr=).
+std::pair<StreamReader, StreamWriter> open_tcp(const std::string& host, int port, stream_config config,
+                                               const local_addr* local) {
+  check_stream_config(config, "open_connection");
+  resolved_address peer;
+  const int fd = connect_tcp(host, port, local, peer);
+  return make_streams(fd, config, reinterpret_cast<const sockaddr*>(&peer.addr), peer.len);
 }
 
 }  // namespace
@@ -794,12 +801,12 @@ address StreamWriter::get_extra_info(std::string_view name) const {
 }
 
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, stream_config config) {
-  return detail::connect_tcp(host, port, config, nullptr);
+  return detail::open_tcp(host, port, config, nullptr);
 }
 
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, local_addr local,
                                                       stream_config config) {
-  return detail::connect_tcp(host, port, config, &local);
+  return detail::open_tcp(host, port, config, &local);
 }
 
 bool StreamWriter::can_write_eof() const noexcept { return t_ == nullptr || !t_->is_tls(); }
@@ -910,7 +917,7 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, local_addr local,
                                                       const ssl_context& ssl, tls_options tls, stream_config config) {
   check_tls_args(ssl, tls, "open_connection");
-  auto streams = detail::connect_tcp(host, port, config, &local);
+  auto streams = detail::open_tcp(host, port, config, &local);
   streams.second.start_tls(ssl, tls.server_hostname ? tls : tls_options{host, tls.ssl_handshake_timeout});
   return streams;
 }

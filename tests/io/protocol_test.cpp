@@ -4,6 +4,7 @@
 // create_server / connect_*_pipe cases) and test_selector_events.py
 // (SelectorSocketTransportTests: flow control, write_eof, fatal errors).
 // 127.0.0.1 and /tmp paths only.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -492,6 +494,53 @@ TEST_F(ProtocolTests, ConnectAcceptedSocketRefusesADatagramSocketAndAnEmptyTrans
   EXPECT_THROW(empty.write("x"), asyncio::RuntimeError);
   EXPECT_THROW(empty.get_extra_info("peername"), asyncio::RuntimeError);
   empty.close();  // no-op
+}
+
+TEST_F(ProtocolTests, CreateServerOnAListeningSocketAndCreateConnectionFromALocalAddressOrASocket) {
+  asyncio::run([] {
+    // A socket the program bound itself, served by create_server(sock=).
+    const int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(0, ::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a));
+    std::shared_ptr<MyProto> served;
+    asyncio::Server server = asyncio::create_server(
+        [&] {
+          served = std::make_shared<MyProto>();
+          return served;
+        },
+        asyncio::listening_socket{l});
+    const int port = server.port();
+    ASSERT_NE(0, port);
+    // From a chosen local port (create_connection(local_addr=)): the server sees it.
+    int local_port;
+    {
+      asyncio::Server probe = asyncio::create_server<EchoProto>("127.0.0.1", 0);
+      local_port = probe.port();
+      probe.close();
+      probe.wait_closed();
+    }
+    auto [t1, c1] =
+        asyncio::create_connection<MyProto>("127.0.0.1", port, asyncio::local_addr{"127.0.0.1", local_port});
+    EXPECT_EQ(local_port, t1.get_extra_info("sockname").port);
+    until([&] { return served != nullptr; });
+    EXPECT_EQ(local_port, served->transport.get_extra_info("peername").port);
+    t1.close();
+    // Over a socket the program connected (create_connection(sock=)).
+    const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    asyncio::sock_connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    auto [t2, c2] =
+        asyncio::create_connection([] { return std::make_shared<MyProto>(); }, asyncio::connected_socket{s});
+    EXPECT_EQ(port, t2.get_extra_info("peername").port);
+    t2.write("via sock");
+    until([&] { return served->received == "via sock"; });
+    t2.close();
+    until([&] { return served->state == "CLOSED"; });
+    server.close();
+    server.wait_closed();
+  });
 }
 
 // MyReadPipeProto is test_events.py's.

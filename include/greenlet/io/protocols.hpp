@@ -159,12 +159,14 @@ class Transport {
 namespace detail {
 using protocol_factory = std::function<std::shared_ptr<BaseProtocol>()>;
 // What each entry point below does, the protocol made by factory (see them).
-Transport open_protocol_connection(const protocol_factory& factory, const std::string& host, int port);
+Transport open_protocol_connection(const protocol_factory& factory, const std::string& host, int port,
+                                   const local_addr* local);
 Transport open_unix_protocol_connection(const protocol_factory& factory, const std::string& path);
-Transport adopt_protocol_socket(const protocol_factory& factory, int fd);
+Transport adopt_protocol_socket(const protocol_factory& factory, int fd, const char* call);
 Transport adopt_protocol_pipe(const protocol_factory& factory, int fd, bool writing);
 Server start_protocol_server(protocol_factory factory, const std::string& host, int port, server_config config);
 Server start_unix_protocol_server(protocol_factory factory, const std::string& path, server_config config);
+Server start_protocol_server(protocol_factory factory, listening_socket sock, server_config config, bool unix_only);
 
 // with_protocol(factory, open) calls open with a factory that also keeps
 // what factory made, and returns the transport with the protocol's own type.
@@ -194,12 +196,38 @@ concept protocol_factory =
 // the running loop only.
 template <protocol_factory Factory>
 auto create_connection(Factory&& factory, const std::string& host, int port) {
-  return detail::with_protocol(
-      factory, [&](const detail::protocol_factory& f) { return detail::open_protocol_connection(f, host, port); });
+  return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
+    return detail::open_protocol_connection(f, host, port, nullptr);
+  });
 }
 template <std::derived_from<BaseProtocol> P>
 std::pair<Transport, std::shared_ptr<P>> create_connection(const std::string& host, int port) {
   return create_connection([] { return std::make_shared<P>(); }, host, port);
+}
+// create_connection(factory, host, port, local_addr{lhost, lport}) binds each socket to the
+// local address first, as create_connection(local_addr=) (see open_connection()'s overload).
+template <protocol_factory Factory>
+auto create_connection(Factory&& factory, const std::string& host, int port, const local_addr& local) {
+  return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
+    return detail::open_protocol_connection(f, host, port, &local);
+  });
+}
+template <std::derived_from<BaseProtocol> P>
+std::pair<Transport, std::shared_ptr<P>> create_connection(const std::string& host, int port, const local_addr& local) {
+  return create_connection([] { return std::make_shared<P>(); }, host, port, local);
+}
+// create_connection(factory, connected_socket{fd}) is create_connection(sock=sock): a connected
+// stream socket the program made (owned once the call returns). Throws as
+// connect_accepted_socket().
+template <protocol_factory Factory>
+auto create_connection(Factory&& factory, connected_socket sock) {
+  return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
+    return detail::adopt_protocol_socket(f, sock.fd, "create_connection");
+  });
+}
+template <std::derived_from<BaseProtocol> P>
+std::pair<Transport, std::shared_ptr<P>> create_connection(connected_socket sock) {
+  return create_connection([] { return std::make_shared<P>(); }, sock);
 }
 
 // create_unix_connection(factory, path) is create_connection() over a Unix-domain socket.
@@ -219,8 +247,9 @@ std::pair<Transport, std::shared_ptr<P>> create_unix_connection(const std::strin
 // SOCK_STREAM socket ("A Stream Socket was expected"), as asyncio.
 template <protocol_factory Factory>
 auto connect_accepted_socket(Factory&& factory, int fd) {
-  return detail::with_protocol(factory,
-                               [&](const detail::protocol_factory& f) { return detail::adopt_protocol_socket(f, fd); });
+  return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
+    return detail::adopt_protocol_socket(f, fd, "connect_accepted_socket");
+  });
 }
 template <std::derived_from<BaseProtocol> P>
 std::pair<Transport, std::shared_ptr<P>> connect_accepted_socket(int fd) {
@@ -263,6 +292,18 @@ template <std::derived_from<BaseProtocol> P>
 Server create_server(const std::string& host, int port, server_config config = {}) {
   return create_server([] { return std::make_shared<P>(); }, host, port, std::move(config));
 }
+// create_server(factory, listening_socket{fd}, config) is create_server(sock=sock): it serves a
+// socket the program made, as start_server(handler, listening_socket{fd}) does.
+template <protocol_factory Factory>
+Server create_server(Factory factory, listening_socket sock, server_config config = {}) {
+  return detail::start_protocol_server(
+      [f = std::move(factory)]() mutable -> std::shared_ptr<BaseProtocol> { return f(); }, sock, std::move(config),
+      false);
+}
+template <std::derived_from<BaseProtocol> P>
+Server create_server(listening_socket sock, server_config config = {}) {
+  return create_server([] { return std::make_shared<P>(); }, sock, std::move(config));
+}
 
 // create_unix_server(factory, path, config) is create_server() on a Unix-domain socket at path
 // (an existing socket file there is replaced).
@@ -274,6 +315,18 @@ Server create_unix_server(Factory factory, const std::string& path, server_confi
 template <std::derived_from<BaseProtocol> P>
 Server create_unix_server(const std::string& path, server_config config = {}) {
   return create_unix_server([] { return std::make_shared<P>(); }, path, std::move(config));
+}
+// create_unix_server(factory, listening_socket{fd}, config) serves a Unix-domain socket the
+// program made.
+template <protocol_factory Factory>
+Server create_unix_server(Factory factory, listening_socket sock, server_config config = {}) {
+  return detail::start_protocol_server(
+      [f = std::move(factory)]() mutable -> std::shared_ptr<BaseProtocol> { return f(); }, sock, std::move(config),
+      true);
+}
+template <std::derived_from<BaseProtocol> P>
+Server create_unix_server(listening_socket sock, server_config config = {}) {
+  return create_unix_server([] { return std::make_shared<P>(); }, sock, std::move(config));
 }
 
 }  // namespace greenlet::asyncio
