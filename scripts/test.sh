@@ -16,9 +16,11 @@ scripts/deps.sh clang-format
 jobs=$(nproc)
 passes=${GREENLET_TEST_PASSES:-"plain asan tsan"}
 failed=()
+# step says what runs next, with the time, so a slow CI run shows where it went.
+step() { echo "==> [$(date +%T)] $*"; }
 # The code follows .clang-format: any file clang-format would change fails
 # the run (fix with clang-format -i <file>).
-echo "==> clang-format check"
+step "clang-format check"
 if [[ -d .git ]]; then
   mapfile -t sources < <(git ls-files '*.cpp' '*.hpp')
 else
@@ -39,25 +41,31 @@ for pass in $passes; do
     *) echo "unknown pass '$pass' (plain asan ubsan tsan clang)" >&2; exit 2 ;;
   esac
   dir=build/test-$pass
-  echo "==> [$pass] configure $dir"
+  # The plain pass builds the library file by file (the one build that would
+  # catch a source missing an include another file of its batch provides);
+  # the later builds compile it as one unity build, for CI's time.
+  unity=ON
+  [[ $pass == plain ]] && unity=OFF
+  step "[$pass] configure $dir"
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGREENLET_SANITIZE="$sanitize" \
-        -DGREENLET_WERROR=ON -DGREENLET_BUILD_BENCHMARKS=OFF -DGREENLET_FAST_TEST_BUILD=ON "${compilers[@]}" >/dev/null
+        -DGREENLET_WERROR=ON -DGREENLET_BUILD_BENCHMARKS=OFF -DGREENLET_FAST_TEST_BUILD=ON -DCMAKE_UNITY_BUILD=$unity \
+        "${compilers[@]}" >/dev/null
   if [[ $pass == tsan ]]; then
     # ThreadSanitizer is for the threaded layers: the thread and process
     # pools and the bridge into the loop (the suppression file says why
     # its one entry is there).
-    echo "==> [$pass] build concurrent_tests"
+    step "[$pass] build concurrent_tests"
     cmake --build "$dir" -j "$jobs" --target concurrent_tests
-    echo "==> [$pass] test"
+    step "[$pass] test"
     if ! TSAN_OPTIONS="suppressions=$PWD/tests/concurrent/tsan_suppressions.txt halt_on_error=1" \
          GREENLET_STRESS_MESSAGES=100000 "$dir/tests/concurrent_tests"; then
       failed+=("$pass")
     fi
     continue
   fi
-  echo "==> [$pass] build"
+  step "[$pass] build"
   cmake --build "$dir" -j "$jobs"
-  echo "==> [$pass] test"
+  step "[$pass] test"
   # The plain pass holds a million suspended tasks at once (~5 GB, a few
   # seconds); the sanitizer passes keep million_tasks_test's 100,000.
   scale_tasks=100000
@@ -69,19 +77,19 @@ for pass in $passes; do
   if [[ $pass == plain ]]; then
     # The install path: examples/consumer built against the installed
     # package, and once through add_subdirectory.
-    echo "==> [$pass] install + find_package consumer"
+    step "[$pass] install + find_package consumer"
     prefix=$(mktemp -d)
     cmake --install "$dir" --prefix "$prefix" >/dev/null
     cmake -S examples/consumer -B "$dir/consumer-installed" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
     cmake --build "$dir/consumer-installed" -j "$jobs" >/dev/null
     "$dir/consumer-installed/consumer" || failed+=("consumer-installed")
-    echo "==> [$pass] add_subdirectory consumer"
-    cmake -S examples/consumer -B "$dir/consumer-subdir" -DGREENLET_SOURCE_DIR="$PWD" >/dev/null
+    step "[$pass] add_subdirectory consumer"
+    cmake -S examples/consumer -B "$dir/consumer-subdir" -DGREENLET_SOURCE_DIR="$PWD" -DCMAKE_UNITY_BUILD=ON >/dev/null
     cmake --build "$dir/consumer-subdir" -j "$jobs" >/dev/null
     "$dir/consumer-subdir/consumer" || failed+=("consumer-subdir")
-    echo "==> [$pass] FetchContent consumer"
+    step "[$pass] FetchContent consumer"
     cmake -S examples/consumer_fetchcontent -B "$dir/consumer-fetchcontent" \
-          -DFETCHCONTENT_SOURCE_DIR_GREENLET="$PWD" >/dev/null
+          -DFETCHCONTENT_SOURCE_DIR_GREENLET="$PWD" -DCMAKE_UNITY_BUILD=ON >/dev/null
     # Not the top-level project there: its tests must not be configured.
     grep -q '^GREENLET_BUILD_TESTS:BOOL=OFF$' "$dir/consumer-fetchcontent/CMakeCache.txt" ||
       failed+=("fetchcontent-tests-on")
@@ -91,9 +99,9 @@ for pass in $passes; do
     # The shared library (BUILD_SHARED_LIBS=ON; only the library is built): its
     # SONAME, its export table (public API, not src/-internal code), and the
     # consumer linked against it from a separate install prefix.
-    echo "==> [$pass] shared library install + find_package consumer"
+    step "[$pass] shared library install + find_package consumer"
     shared_prefix=$(mktemp -d)
-    cmake -S . -B "$dir/shared" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_SHARED_LIBS=ON -DGREENLET_WERROR=ON \
+    cmake -S . -B "$dir/shared" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_SHARED_LIBS=ON -DGREENLET_WERROR=ON -DCMAKE_UNITY_BUILD=ON \
           -DGREENLET_BUILD_TESTS=OFF -DGREENLET_BUILD_EXAMPLES=OFF -DGREENLET_BUILD_BENCHMARKS=OFF >/dev/null
     cmake --build "$dir/shared" -j "$jobs" --target greenlet >/dev/null
     cmake --install "$dir/shared" --prefix "$shared_prefix" >/dev/null
@@ -118,7 +126,7 @@ for pass in $passes; do
   fi
 done
 if ((${#failed[@]})); then
-  echo "==> FAILED passes: ${failed[*]}" >&2
+  step "FAILED passes: ${failed[*]}" >&2
   exit 1
 fi
-echo "==> all test passes succeeded: $passes"
+step "all test passes succeeded: $passes"
