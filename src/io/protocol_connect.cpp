@@ -38,13 +38,17 @@ std::shared_ptr<BaseProtocol> make_protocol(const protocol_factory& factory, con
   return protocol;
 }
 
-// connect_transport(fd, kind, factory, call) makes the protocol and its transport on fd (owned),
-// and returns once connection_made() has run, as asyncio's waiter.
+// connect_transport(fd, kind, factory, call, tls, hostname) makes the protocol and its transport
+// on fd (owned), TLS (client side, checking `hostname`) if tls is given, and returns once
+// connection_made() has run, as asyncio's waiter: after the handshake for TLS.
 Transport connect_transport(owned_fd& fd, protocol_transport_kind kind, const protocol_factory& factory,
-                            const char* call) {
+                            const char* call, const client_tls* tls = nullptr, const std::string& hostname = {}) {
   event_loop& loop = get_running_loop();
   std::shared_ptr<BaseProtocol> protocol = make_protocol(factory, call);
   auto t = std::make_shared<protocol_transport>(loop, fd.release(), kind, std::move(protocol));
+  if (tls != nullptr) {
+    t->use_tls(tls->ssl, false, tls->options.server_hostname.value_or(hostname), tls->options.ssl_handshake_timeout);
+  }
   Future<void> ready = loop.create_future<void>();
   t->start(ready);
   try {
@@ -64,18 +68,24 @@ void set_nodelay(int fd) noexcept {
 }  // namespace
 
 Transport open_protocol_connection(const protocol_factory& factory, const std::string& host, int port,
-                                   const local_addr* local) {
+                                   const local_addr* local, const client_tls* tls) {
   require_running_loop();
+  if (tls != nullptr) check_tls_args(tls->ssl, tls->options, "create_connection");
   resolved_address peer;
   owned_fd fd{connect_tcp(host, port, local, peer)};
-  return connect_transport(fd, protocol_transport_kind::socket, factory, "create_connection");
+  return connect_transport(fd, protocol_transport_kind::socket, factory, "create_connection", tls, host);
 }
 
-Transport open_unix_protocol_connection(const protocol_factory& factory, const std::string& path) {
+Transport open_unix_protocol_connection(const protocol_factory& factory, const std::string& path,
+                                        const client_tls* tls) {
   require_running_loop();
+  if (tls != nullptr) {
+    check_tls_args(tls->ssl, tls->options, "create_unix_connection");
+    require_server_hostname(tls->ssl, tls->options);
+  }
   const resolved_address addr = unix_address(path, "create_unix_connection");
   owned_fd fd{connect_socket(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr.addr), addr.len)};
-  return connect_transport(fd, protocol_transport_kind::socket, factory, "create_unix_connection");
+  return connect_transport(fd, protocol_transport_kind::socket, factory, "create_unix_connection", tls);
 }
 
 Transport adopt_protocol_socket(const protocol_factory& factory, int fd, const char* call) {
@@ -105,19 +115,12 @@ Transport adopt_protocol_pipe(const protocol_factory& factory, int fd, bool writ
 
 namespace {
 
-void check_protocol_server_config(const server_config& config, const char* call) {
-  if (config.ssl) {
-    throw ValueError(std::string(call) +
-                     "(): TLS is not supported for protocol servers yet; use start_server() with "
-                     "server_config{.ssl = ...} (streams) for a TLS server");
-  }
-}
-
 // serve_with(factory) is the accept hook of a protocol server: each connection gets a protocol
 // and a transport; a factory that throws is reported and that connection closed, as asyncio's
 // "Error on transport creation for incoming connection".
-accept_hook serve_with(protocol_factory factory) {
-  return [factory = std::move(factory)](int fd, const sockaddr* peer, socklen_t peer_len, std::function<void()> lost) {
+accept_hook serve_with(protocol_factory factory, const server_config& config) {
+  return [factory = std::move(factory), ssl = config.ssl, limit = config.ssl_handshake_timeout](
+             int fd, const sockaddr* peer, socklen_t peer_len, std::function<void()> lost) {
     owned_fd owned{fd};
     struct lost_unless_handed {
       std::function<void()>* lost;
@@ -129,6 +132,7 @@ accept_hook serve_with(protocol_factory factory) {
     auto t = std::make_shared<protocol_transport>(get_running_loop(), owned.release(), protocol_transport_kind::socket,
                                                   std::move(protocol));
     t->set_peer(peer, peer_len);
+    if (ssl) t->use_tls(*ssl, true, {}, limit);
     t->on_lost(std::move(lost));
     guard.lost = nullptr;
     t->start(std::nullopt);
@@ -139,20 +143,23 @@ accept_hook serve_with(protocol_factory factory) {
 
 Server start_protocol_server(protocol_factory factory, const std::string& host, int port, server_config config) {
   require_running_loop();
-  check_protocol_server_config(config, "create_server");
-  return start_hooked_server(serve_with(std::move(factory)), host, port, std::move(config));
+  check_server_tls(config, "create_server");
+  accept_hook hook = serve_with(std::move(factory), config);
+  return start_hooked_server(std::move(hook), host, port, std::move(config));
 }
 
 Server start_unix_protocol_server(protocol_factory factory, const std::string& path, server_config config) {
   require_running_loop();
-  check_protocol_server_config(config, "create_unix_server");
-  return start_hooked_unix_server(serve_with(std::move(factory)), path, std::move(config));
+  check_server_tls(config, "create_unix_server");
+  accept_hook hook = serve_with(std::move(factory), config);
+  return start_hooked_unix_server(std::move(hook), path, std::move(config));
 }
 
 Server start_protocol_server(protocol_factory factory, listening_socket sock, server_config config, bool unix_only) {
   require_running_loop();
-  check_protocol_server_config(config, unix_only ? "create_unix_server" : "create_server");
-  return start_hooked_server(serve_with(std::move(factory)), sock, std::move(config), unix_only);
+  check_server_tls(config, unix_only ? "create_unix_server" : "create_server");
+  accept_hook hook = serve_with(std::move(factory), config);
+  return start_hooked_server(std::move(hook), sock, std::move(config), unix_only);
 }
 
 }  // namespace greenlet::asyncio::detail

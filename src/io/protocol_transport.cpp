@@ -17,6 +17,7 @@
 #include "io/owned_fd.hpp"
 #include "io/resolve.hpp"
 #include "io/stream_transport.hpp"
+#include "io/tls_session.hpp"
 
 namespace greenlet::asyncio {
 
@@ -30,33 +31,27 @@ bool BufferedProtocol::eof_received() { return false; }
 
 namespace detail {
 
-namespace {
-
-// max_read: the most one read takes, asyncio's max_size.
-constexpr std::size_t max_read = 256 * 1024;
-
-// read_buffer() is the thread's buffer that a Protocol's reads land in
-// before data_received() sees them. malloc'd once per thread (the tests
-// count operator new), and only the pages a read touches become resident.
-char* read_buffer() {
+char* protocol_read_buffer() {
   struct freer {
     void operator()(char* p) const noexcept { std::free(p); }
   };
   thread_local std::unique_ptr<char, freer> buffer;
   if (!buffer) {
-    buffer.reset(static_cast<char*>(std::malloc(max_read)));
+    buffer.reset(static_cast<char*>(std::malloc(max_protocol_read)));
     if (!buffer) throw std::bad_alloc();
   }
   return buffer.get();
 }
 
-std::exception_ptr os_error(int err, const char* call) noexcept {
+std::exception_ptr os_error_ptr(int err, const char* call) noexcept {
   try {
     raise_os_error(err, call);
   } catch (...) {
     return std::current_exception();
   }
 }
+
+namespace {
 
 bool is_os_error(const std::exception_ptr& e) noexcept {
   try {
@@ -97,8 +92,8 @@ void protocol_transport::set_protocol(std::shared_ptr<BaseProtocol> protocol) {
   if (protocol == nullptr) {
     throw ValueError("Transport.set_protocol(): the protocol is null; pass a Protocol or BufferedProtocol");
   }
-  plain_ = dynamic_cast<Protocol*>(protocol.get());
-  buffered_ = dynamic_cast<BufferedProtocol*>(protocol.get());
+  plain_protocol_ = dynamic_cast<Protocol*>(protocol.get());
+  buffered_protocol_ = dynamic_cast<BufferedProtocol*>(protocol.get());
   protocol_ = std::move(protocol);
 }
 
@@ -126,16 +121,17 @@ void protocol_transport::start(std::optional<Future<void>> ready) {
     if (auto t = weak.lock()) t->drop();
   });
   auto self = shared_from_this();
-  loop_.call_soon([self] {
-    if (self->protocol_ == nullptr || self->lost_) return;
-    Transport handle(self);
-    auto protocol = self->protocol_;
-    try {
-      protocol->connection_made(handle);
-    } catch (...) {
-      self->fatal_error(std::current_exception(), "Fatal error: protocol.connection_made() call failed.");
-    }
-  });
+  if (tls_ != nullptr) {
+    // connection_made() and `ready` wait for the handshake.
+    ready_ = std::move(ready);
+    loop_.call_soon([self] {
+      if (self->closing_) return;
+      self->add_reader();
+      self->start_handshake();
+    });
+    return;
+  }
+  loop_.call_soon([self] { self->connection_made(); });
   loop_.call_soon([self] {
     if (!self->closing_ && !self->paused_) self->add_reader();
   });
@@ -143,6 +139,23 @@ void protocol_transport::start(std::optional<Future<void>> ready) {
     loop_.call_soon([ready = *ready]() mutable {
       if (!ready.done()) ready.set_result();
     });
+  }
+}
+
+void protocol_transport::connection_made() {
+  if (protocol_ == nullptr || app_connected_) return;
+  app_connected_ = true;
+  Transport handle(shared_from_this());
+  auto protocol = protocol_;
+  try {
+    protocol->connection_made(handle);
+  } catch (...) {
+    fatal_error(std::current_exception(), "Fatal error: protocol.connection_made() call failed.");
+  }
+  if (ready_) {
+    Future<void> ready = std::move(*ready_);
+    ready_.reset();
+    if (!ready.done()) ready.set_result();
   }
 }
 
@@ -159,16 +172,20 @@ void protocol_transport::add_reader() {
 
 void protocol_transport::on_readable() {
   if (fd_ < 0 || closing_ || paused_) return;  // queued before it stopped reading
-  auto protocol = protocol_;                   // the callbacks may close the transport or swap the protocol
+  if (tls_ != nullptr) {
+    on_tls_readable();
+    return;
+  }
+  auto protocol = protocol_;  // the callbacks may close the transport or swap the protocol
   const char* failed_call = "Fatal error: protocol.data_received() call failed.";
   try {
     std::span<char> into;
-    if (buffered_ != nullptr) {
+    if (buffered_protocol_ != nullptr) {
       failed_call = "Fatal error: protocol.get_buffer() call failed.";
-      into = buffered_->get_buffer(max_read);
+      into = buffered_protocol_->get_buffer(max_protocol_read);
       if (into.empty()) throw RuntimeError(asyncio_errc::invalid_state, "get_buffer() returned an empty buffer");
     } else {
-      into = {read_buffer(), max_read};
+      into = {protocol_read_buffer(), max_protocol_read};
     }
     ssize_t n;
     do {
@@ -187,11 +204,11 @@ void protocol_transport::on_readable() {
       return;
     }
     const auto count = static_cast<std::size_t>(n);
-    if (buffered_ != nullptr) {
+    if (buffered_protocol_ != nullptr) {
       failed_call = "Fatal error: protocol.buffer_updated() call failed.";
-      buffered_->buffer_updated(count);
-    } else if (plain_ != nullptr) {
-      plain_->data_received(std::string_view(into.data(), count));
+      buffered_protocol_->buffer_updated(count);
+    } else if (plain_protocol_ != nullptr) {
+      plain_protocol_->data_received(std::string_view(into.data(), count));
     }
   } catch (...) {
     fatal_error(std::current_exception(), failed_call);
@@ -206,8 +223,8 @@ void protocol_transport::on_eof() {
     loop_.remove_reader(fd_);
     reader_added_ = false;
     try {
-      if (plain_ != nullptr) plain_->eof_received();
-      if (buffered_ != nullptr) buffered_->eof_received();
+      if (plain_protocol_ != nullptr) plain_protocol_->eof_received();
+      if (buffered_protocol_ != nullptr) buffered_protocol_->eof_received();
     } catch (...) {
       loop_.call_exception_handler({"Exception in protocol.eof_received()", std::current_exception(), describe()});
     }
@@ -216,13 +233,15 @@ void protocol_transport::on_eof() {
   }
   bool keep_open = false;
   try {
-    keep_open = plain_ != nullptr ? plain_->eof_received() : buffered_ != nullptr && buffered_->eof_received();
+    keep_open = plain_protocol_ != nullptr ? plain_protocol_->eof_received()
+                                           : buffered_protocol_ != nullptr && buffered_protocol_->eof_received();
   } catch (...) {
     fatal_error(std::current_exception(), "Fatal error: protocol.eof_received() call failed.");
     return;
   }
-  if (keep_open) {
-    // Half-closed: we may still write; there is nothing more to read.
+  if (keep_open && tls_ == nullptr) {
+    // Half-closed: we may still write; there is nothing more to read. (TLS cannot half-close:
+    // asyncio ignores the answer there too.)
     loop_.remove_reader(fd_);
     reader_added_ = false;
   } else {
@@ -233,7 +252,7 @@ void protocol_transport::on_eof() {
 void protocol_transport::on_reader_gone() {
   if (fd_ < 0 || lost_) return;
   // The reading end closed (or, on a socket, sent something: asyncio closes then too).
-  force_close(buffered() != 0 ? os_error(EPIPE, "write") : nullptr);
+  force_close(buffered() != 0 ? os_error_ptr(EPIPE, "write") : nullptr);
 }
 
 ssize_t protocol_transport::send_some(std::string_view data, int& err) noexcept {
@@ -261,6 +280,15 @@ void protocol_transport::write(std::string_view data) {
     ++conn_lost_;
     return;
   }
+  if (tls_ != nullptr) {
+    tls_->write(data);
+    send_tls_output();
+    return;
+  }
+  write_raw(data);
+}
+
+void protocol_transport::write_raw(std::string_view data) {
   if (buffered() == 0) {
     int err = 0;
     ssize_t n = send_some(data, err);
@@ -328,6 +356,13 @@ void protocol_transport::write_eof() {
       close();
       return;
     case protocol_transport_kind::socket:
+      if (tls_ != nullptr) {
+        // As asyncio's SSL transport (can_write_eof() is false): peers commonly take a
+        // close_notify for the end of the connection.
+        throw RuntimeError(asyncio_errc::invalid_state,
+                           "Transport.write_eof(): a TLS connection cannot half-close (can_write_eof() is false); "
+                           "close() it instead");
+      }
       if (closing_ || eof_) return;
       eof_ = true;
       if (buffered() == 0 && fd_ >= 0) ::shutdown(fd_, SHUT_WR);
@@ -338,6 +373,14 @@ void protocol_transport::write_eof() {
 void protocol_transport::close() noexcept {
   if (closing_) return;
   closing_ = true;
+  if (tls_ != nullptr && app_connected_ && fd_ >= 0 && !lost_) {
+    try {
+      tls_->shutdown();  // close_notify goes out after the bytes already written
+      send_tls_output();
+    } catch (...) {
+      // Out of memory, or the send failed (then the connection is lost already).
+    }
+  }
   if (reader_added_ && (kind_ != protocol_transport_kind::write_pipe || buffered() == 0)) {
     // A write pipe keeps watching its reader while bytes wait (BrokenPipeError if it goes).
     loop_.remove_reader(fd_);
@@ -381,7 +424,7 @@ void protocol_transport::fatal_error(std::exception_ptr exc, const char* message
 }
 
 void protocol_transport::fatal_os_error(int err, const char* call, const char* message) noexcept {
-  fatal_error(os_error(err, call), message);
+  fatal_error(os_error_ptr(err, call), message);
 }
 
 void protocol_transport::schedule_connection_lost(std::exception_ptr exc) noexcept {
@@ -403,7 +446,8 @@ void protocol_transport::call_connection_lost(std::exception_ptr exc) {
   // The fd closes first, as asyncio's (its socket closes in the same
   // finally): a connection_lost() that opens a new connection may get the number.
   close_fd();
-  if (auto protocol = protocol_) protocol->connection_lost(exc);
+  // A TLS connection whose handshake failed never told its protocol it was made.
+  if (auto protocol = protocol_; protocol != nullptr && app_connected_) protocol->connection_lost(exc);
 }
 
 void protocol_transport::maybe_pause_protocol() {
@@ -472,10 +516,18 @@ void protocol_transport::drop() noexcept {
   wbuf_.clear();
   wpos_ = 0;
   if (close_hook_ != 0) loop_.core()->remove_close_hook(std::exchange(close_hook_, 0));
+  if (handshake_timer_) handshake_timer_->cancel();
+  handshake_timer_.reset();
+  if (ready_) {
+    // The loop closed during the handshake: create_connection() must not wait for ever.
+    Future<void> ready = std::move(*ready_);
+    ready_.reset();
+    if (!ready.done()) ready.cancel();
+  }
   close_fd();
   protocol_.reset();
-  plain_ = nullptr;
-  buffered_ = nullptr;
+  plain_protocol_ = nullptr;
+  buffered_protocol_ = nullptr;
   if (on_lost_) {
     auto lost = std::move(on_lost_);
     on_lost_ = nullptr;
@@ -522,8 +574,10 @@ void Transport::writelines(std::initializer_list<std::string_view> list) {
 void Transport::write_eof() { require(t_, "write_eof").write_eof(); }
 
 bool Transport::can_write_eof() const noexcept {
-  return t_ != nullptr && t_->kind() != detail::protocol_transport_kind::read_pipe;
+  return t_ != nullptr && t_->kind() != detail::protocol_transport_kind::read_pipe && !t_->is_tls();
 }
+
+std::optional<tls_info> Transport::tls() const { return require(t_, "tls").tls(); }
 
 void Transport::close() noexcept {
   if (t_ != nullptr) t_->close();

@@ -18,8 +18,20 @@
 #include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/asyncio/future.hpp"
 #include "greenlet/io/protocols.hpp"
+#include "greenlet/io/tls.hpp"
 
 namespace greenlet::asyncio::detail {
+
+class tls_session;
+
+// max_protocol_read: the most one read takes, asyncio's max_size.
+constexpr std::size_t max_protocol_read = 256 * 1024;
+// protocol_read_buffer() is the thread's max_protocol_read bytes that reads land in (ciphertext,
+// or a Protocol's bytes before data_received() sees them). malloc'd once per thread (the tests
+// count operator new); only the pages a read touches become resident.
+char* protocol_read_buffer();
+// os_error_ptr(err, call) is the OSError subclass raise_os_error() would throw, as an exception_ptr.
+std::exception_ptr os_error_ptr(int err, const char* call) noexcept;
 
 enum class protocol_transport_kind : unsigned char { socket, read_pipe, write_pipe };
 
@@ -35,6 +47,12 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
   // write pipe, the watch for its reader going away), then `ready` resolved if given, each as a
   // callback in that order.
   void start(std::optional<Future<void>> ready);
+  // use_tls(ctx, server_side, server_hostname, handshake_timeout), before start(): the connection
+  // is TLS, as asyncio's SSLProtocol: start() makes the handshake, and connection_made() (and
+  // `ready`) come once it completes; a failed handshake ends the connection without them (`ready`
+  // gets the error). Throws as tls_session's constructor.
+  void use_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname, double handshake_timeout);
+  std::optional<tls_info> tls() const;
   // on_lost(fn): fn runs once the connection is lost (a server counts its connections).
   void on_lost(std::function<void()> fn) { on_lost_ = std::move(fn); }
 
@@ -49,6 +67,7 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
 
   bool closing() const noexcept { return closing_; }
   bool reading() const noexcept { return !closing_ && !paused_ && kind_ != protocol_transport_kind::write_pipe; }
+  bool is_tls() const noexcept { return tls_ != nullptr; }
   protocol_transport_kind kind() const noexcept { return kind_; }
   int fd() const noexcept { return fd_; }
   std::size_t buffered() const noexcept { return wbuf_.size() - wpos_; }
@@ -61,6 +80,15 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
  private:
   void add_reader();
   void on_readable();
+  // The TLS side (protocol_tls.cpp).
+  void on_tls_readable();
+  void start_handshake();
+  void advance_handshake();
+  void handshake_failed(std::exception_ptr error) noexcept;
+  void deliver(std::string_view data);
+  void send_tls_output();
+  void write_raw(std::string_view data);
+  void connection_made();
   void on_eof();
   void on_writable();
   void on_reader_gone();
@@ -83,9 +111,15 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
   int fd_;
   protocol_transport_kind kind_;
   std::shared_ptr<BaseProtocol> protocol_;
-  Protocol* plain_ = nullptr;             // protocol_ as a Protocol, or null
-  BufferedProtocol* buffered_ = nullptr;  // protocol_ as a BufferedProtocol, or null
+  Protocol* plain_protocol_ = nullptr;             // protocol_ as a Protocol, or null
+  BufferedProtocol* buffered_protocol_ = nullptr;  // protocol_ as a BufferedProtocol, or null
   std::function<void()> on_lost_;
+  std::unique_ptr<tls_session> tls_;
+  std::string plain_;                  // the plaintext one TLS read made
+  std::optional<Future<void>> ready_;  // for create_connection(): resolved at connection_made()
+  std::optional<Handle> handshake_timer_;
+  double handshake_timeout_ = 60.0;
+  bool app_connected_ = false;  // connection_made() ran (a TLS one waits for its handshake)
   std::string wbuf_;
   std::size_t wpos_ = 0;  // the bytes of wbuf_ before it are sent
   std::size_t high_ = 64 * 1024;

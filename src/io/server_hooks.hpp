@@ -17,6 +17,10 @@ namespace greenlet::asyncio::detail {
 // waits for every connection's. What it throws goes to the loop's exception handler.
 using accept_hook = std::function<void(int fd, const sockaddr* peer, socklen_t peer_len, std::function<void()> lost)>;
 
+// check_server_tls(config, call) refuses a TLS configuration the handshakes would refuse later:
+// a client context (ValueError), a handshake timeout <= 0.
+void check_server_tls(const server_config& config, const char* call);
+
 // start_hooked_server(hook, host, port, config) listens as start_server() does.
 Server start_hooked_server(accept_hook hook, const std::string& host, int port, server_config config);
 // start_hooked_unix_server(hook, path, config) listens as start_unix_server() does.

@@ -821,24 +821,17 @@ std::optional<tls_info> StreamWriter::tls() const {
   return t_->tls();
 }
 
-namespace {
+namespace detail {
 
-// check_tls_args(ssl, tls, call) refuses before connecting what the handshake would refuse after.
 void check_tls_args(const ssl_context& ssl, const tls_options& tls, const char* call) {
   if (ssl.protocol() != ssl_protocol::tls_client) {
     throw ValueError(std::string(call) +
                      "(): a client connection needs an ssl_context(ssl_protocol::tls_client) "
                      "(create_default_context()), not a server's");
   }
-  detail::check_handshake_timeout(tls.ssl_handshake_timeout);
+  check_handshake_timeout(tls.ssl_handshake_timeout);
 }
 
-}  // namespace
-
-namespace {
-
-// require_server_hostname(ssl, tls) refuses TLS without a host to check the certificate against,
-// in asyncio's words.
 void require_server_hostname(const ssl_context& ssl, const tls_options& tls) {
   if (!tls.server_hostname && ssl.check_hostname()) {
     throw ValueError(
@@ -846,6 +839,10 @@ void require_server_hostname(const ssl_context& ssl, const tls_options& tls) {
         "\"name\"} (the name the server's certificate carries)");
   }
 }
+
+}  // namespace detail
+
+namespace {
 
 // take_connected_socket(sock, config, unix_only, call) checks a socket the caller connected and
 // makes its streams, as asyncio's create_connection(sock=): non-blocking, TCP_NODELAY for TCP.
@@ -886,8 +883,8 @@ std::pair<StreamReader, StreamWriter> open_connection(connected_socket sock, str
 
 std::pair<StreamReader, StreamWriter> open_connection(connected_socket sock, const ssl_context& ssl, tls_options tls,
                                                       stream_config config) {
-  check_tls_args(ssl, tls, "open_connection");
-  require_server_hostname(ssl, tls);
+  detail::check_tls_args(ssl, tls, "open_connection");
+  detail::require_server_hostname(ssl, tls);
   auto streams = take_connected_socket(sock, config, false, "open_connection");
   streams.second.start_tls(ssl, tls);
   return streams;
@@ -899,8 +896,8 @@ std::pair<StreamReader, StreamWriter> open_unix_connection(connected_socket sock
 
 std::pair<StreamReader, StreamWriter> open_unix_connection(connected_socket sock, const ssl_context& ssl,
                                                            tls_options tls, stream_config config) {
-  check_tls_args(ssl, tls, "open_unix_connection");
-  require_server_hostname(ssl, tls);
+  detail::check_tls_args(ssl, tls, "open_unix_connection");
+  detail::require_server_hostname(ssl, tls);
   auto streams = take_connected_socket(sock, config, true, "open_unix_connection");
   streams.second.start_tls(ssl, tls);
   return streams;
@@ -908,7 +905,7 @@ std::pair<StreamReader, StreamWriter> open_unix_connection(connected_socket sock
 
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, const ssl_context& ssl,
                                                       tls_options tls, stream_config config) {
-  check_tls_args(ssl, tls, "open_connection");
+  detail::check_tls_args(ssl, tls, "open_connection");
   auto streams = open_connection(host, port, config);
   streams.second.start_tls(ssl, tls.server_hostname ? tls : tls_options{host, tls.ssl_handshake_timeout});
   return streams;
@@ -916,7 +913,7 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
 
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, local_addr local,
                                                       const ssl_context& ssl, tls_options tls, stream_config config) {
-  check_tls_args(ssl, tls, "open_connection");
+  detail::check_tls_args(ssl, tls, "open_connection");
   auto streams = detail::open_tcp(host, port, config, &local);
   streams.second.start_tls(ssl, tls.server_hostname ? tls : tls_options{host, tls.ssl_handshake_timeout});
   return streams;
@@ -924,8 +921,8 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
 
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, const ssl_context& ssl,
                                                            tls_options tls, stream_config config) {
-  check_tls_args(ssl, tls, "open_unix_connection");
-  require_server_hostname(ssl, tls);
+  detail::check_tls_args(ssl, tls, "open_unix_connection");
+  detail::require_server_hostname(ssl, tls);
   auto streams = open_unix_connection(path, config);
   streams.second.start_tls(ssl, tls);
   return streams;

@@ -716,12 +716,4 @@ TEST_F(ProtocolTests, ALoopClosedWithConnectionsOpenLetsGoOfTheirProtocols) {
   EXPECT_TRUE(kept.expired());
 }
 
-TEST_F(ProtocolTests, ProtocolServersRefuseTls) {
-  asyncio::run([] {
-    asyncio::server_config config;
-    config.ssl = asyncio::ssl_context(asyncio::ssl_protocol::tls_server);
-    EXPECT_THROW(asyncio::create_server<EchoProto>("127.0.0.1", 0, config), asyncio::ValueError);
-  });
-}
-
 }  // namespace protocol_test

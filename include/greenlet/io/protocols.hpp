@@ -31,6 +31,7 @@
 #include "greenlet/io/address.hpp"
 #include "greenlet/io/errors.hpp"
 #include "greenlet/io/streams.hpp"
+#include "greenlet/io/tls.hpp"
 
 // Everything this header declares is public API: exported even though the library
 // is built with -fvisibility=hidden (see CMakeLists.txt).
@@ -150,6 +151,10 @@ class Transport {
   // set_protocol(p) makes the transport call p from now on (asyncio's set_protocol(), to switch
   // protocols mid-connection). Throws ValueError for null, RuntimeError if empty.
   void set_protocol(std::shared_ptr<BaseProtocol> protocol);
+  // tls() is what the TLS handshake negotiated (version, cipher, ALPN protocol, the peer's
+  // certificate subject), asyncio's get_extra_info("ssl_object"/"cipher"/"peercert"); nullopt for
+  // a plain connection. Throws RuntimeError if empty.
+  std::optional<tls_info> tls() const;
   explicit operator bool() const noexcept { return t_ != nullptr; }
 
  private:
@@ -158,10 +163,16 @@ class Transport {
 
 namespace detail {
 using protocol_factory = std::function<std::shared_ptr<BaseProtocol>()>;
+// client_tls is a client connection's TLS: create_connection(..., ssl, tls).
+struct client_tls {
+  const ssl_context& ssl;
+  tls_options options;
+};
 // What each entry point below does, the protocol made by factory (see them).
 Transport open_protocol_connection(const protocol_factory& factory, const std::string& host, int port,
-                                   const local_addr* local);
-Transport open_unix_protocol_connection(const protocol_factory& factory, const std::string& path);
+                                   const local_addr* local, const client_tls* tls);
+Transport open_unix_protocol_connection(const protocol_factory& factory, const std::string& path,
+                                        const client_tls* tls);
 Transport adopt_protocol_socket(const protocol_factory& factory, int fd, const char* call);
 Transport adopt_protocol_pipe(const protocol_factory& factory, int fd, bool writing);
 Server start_protocol_server(protocol_factory factory, const std::string& host, int port, server_config config);
@@ -197,7 +208,7 @@ concept protocol_factory =
 template <protocol_factory Factory>
 auto create_connection(Factory&& factory, const std::string& host, int port) {
   return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
-    return detail::open_protocol_connection(f, host, port, nullptr);
+    return detail::open_protocol_connection(f, host, port, nullptr, nullptr);
   });
 }
 template <std::derived_from<BaseProtocol> P>
@@ -209,12 +220,30 @@ std::pair<Transport, std::shared_ptr<P>> create_connection(const std::string& ho
 template <protocol_factory Factory>
 auto create_connection(Factory&& factory, const std::string& host, int port, const local_addr& local) {
   return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
-    return detail::open_protocol_connection(f, host, port, &local);
+    return detail::open_protocol_connection(f, host, port, &local, nullptr);
   });
 }
 template <std::derived_from<BaseProtocol> P>
 std::pair<Transport, std::shared_ptr<P>> create_connection(const std::string& host, int port, const local_addr& local) {
   return create_connection([] { return std::make_shared<P>(); }, host, port, local);
+}
+// create_connection(factory, host, port, ssl, tls) is create_connection(..., ssl=ssl): the TLS
+// handshake (client side) comes first, and connection_made() once it completed; the protocol
+// sees plaintext. The server's certificate must name tls.server_hostname, by default host.
+// Throws as open_connection()'s TLS overload (SSLCertVerificationError, SSLError,
+// ConnectionAbortedError after tls.ssl_handshake_timeout seconds, ValueError for a server context).
+template <protocol_factory Factory>
+auto create_connection(Factory&& factory, const std::string& host, int port, const ssl_context& ssl,
+                       tls_options tls = {}) {
+  const detail::client_tls settings{ssl, std::move(tls)};
+  return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
+    return detail::open_protocol_connection(f, host, port, nullptr, &settings);
+  });
+}
+template <std::derived_from<BaseProtocol> P>
+std::pair<Transport, std::shared_ptr<P>> create_connection(const std::string& host, int port, const ssl_context& ssl,
+                                                           tls_options tls = {}) {
+  return create_connection([] { return std::make_shared<P>(); }, host, port, ssl, std::move(tls));
 }
 // create_connection(factory, connected_socket{fd}) is create_connection(sock=sock): a connected
 // stream socket the program made (owned once the call returns). Throws as
@@ -233,12 +262,23 @@ std::pair<Transport, std::shared_ptr<P>> create_connection(connected_socket sock
 // create_unix_connection(factory, path) is create_connection() over a Unix-domain socket.
 template <protocol_factory Factory>
 auto create_unix_connection(Factory&& factory, const std::string& path) {
-  return detail::with_protocol(
-      factory, [&](const detail::protocol_factory& f) { return detail::open_unix_protocol_connection(f, path); });
+  return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
+    return detail::open_unix_protocol_connection(f, path, nullptr);
+  });
 }
 template <std::derived_from<BaseProtocol> P>
 std::pair<Transport, std::shared_ptr<P>> create_unix_connection(const std::string& path) {
   return create_unix_connection([] { return std::make_shared<P>(); }, path);
+}
+
+// create_unix_connection(factory, path, ssl, tls) adds TLS as create_connection()'s overload does;
+// tls.server_hostname is needed when the context checks host names (ValueError before connecting).
+template <protocol_factory Factory>
+auto create_unix_connection(Factory&& factory, const std::string& path, const ssl_context& ssl, tls_options tls = {}) {
+  const detail::client_tls settings{ssl, std::move(tls)};
+  return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
+    return detail::open_unix_protocol_connection(f, path, &settings);
+  });
 }
 
 // connect_accepted_socket(factory, fd) is loop.connect_accepted_socket(): it wraps a connected
@@ -278,8 +318,10 @@ auto connect_write_pipe(Factory&& factory, int fd) {
 
 // create_server(factory, host, port, config) is loop.create_server(protocol_factory, host,
 // port): it listens as start_server() does, and each connection gets a protocol from factory
-// and a transport, without a task. config's backlog and accept_retry_delay apply; its stream
-// settings do not, and TLS is not supported here yet (ValueError: use start_server() for TLS).
+// and a transport, without a task. config's backlog, reuse options, accept_retry_delay, ssl and
+// ssl_handshake_timeout apply (with ssl, connection_made() comes after each connection's
+// handshake; a failed handshake closes it without a report or protocol calls); its stream
+// settings do not.
 // An exception from the factory is reported and that connection closed. Server::wait_closed()
 // waits for every connection to be lost. Throws as start_server().
 template <protocol_factory Factory>

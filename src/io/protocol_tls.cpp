@@ -1,0 +1,144 @@
+// protocol_tls.cpp: the protocol transport's TLS side, asyncio's SSLProtocol
+// in its place: the socket moves ciphertext as for a plain connection (the
+// same reader callback, write buffer and close); a tls_session turns it into
+// the plaintext data_received() gets, and write() into ciphertext. The app
+// protocol's connection_made() waits for the handshake; a handshake that
+// fails or times out ends the connection without connection_made() or
+// connection_lost(), and without a report (asyncio outside debug mode).
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "greenlet/asyncio/sync_errors.hpp"
+#include "io/owned_fd.hpp"
+#include "io/protocol_transport.hpp"
+#include "io/tls_context.hpp"
+#include "io/tls_session.hpp"
+
+namespace greenlet::asyncio::detail {
+
+void protocol_transport::use_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname,
+                                 double handshake_timeout) {
+  tls_ = std::make_unique<tls_session>(context_state(ctx), server_side, server_hostname);
+  handshake_timeout_ = handshake_timeout;
+}
+
+std::optional<tls_info> protocol_transport::tls() const {
+  if (tls_ == nullptr || !tls_->handshake_done()) return std::nullopt;
+  return tls_->info();
+}
+
+void protocol_transport::start_handshake() {
+  std::weak_ptr<protocol_transport> weak = weak_from_this();
+  handshake_timer_ = loop_.call_later(handshake_timeout_, [weak, limit = handshake_timeout_] {
+    auto t = weak.lock();
+    if (t == nullptr || t->app_connected_) return;
+    char text[160];
+    std::snprintf(text, sizeof text, "SSL handshake is taking longer than %g seconds: aborting the connection", limit);
+    t->handshake_failed(std::make_exception_ptr(ConnectionAbortedError(ECONNABORTED, text)));
+  });
+  advance_handshake();  // a client's first flight goes out now
+}
+
+void protocol_transport::advance_handshake() {
+  bool done = false;
+  try {
+    done = tls_->handshake();
+  } catch (...) {
+    std::exception_ptr error = std::current_exception();
+    send_tls_output();  // the alert that tells the peer why
+    handshake_failed(error);
+    return;
+  }
+  send_tls_output();
+  if (!done) return;
+  if (handshake_timer_) handshake_timer_->cancel();
+  handshake_timer_.reset();
+  connection_made();
+}
+
+void protocol_transport::handshake_failed(std::exception_ptr error) noexcept {
+  if (handshake_timer_) handshake_timer_->cancel();
+  handshake_timer_.reset();
+  if (ready_) {
+    Future<void> ready = std::move(*ready_);
+    ready_.reset();
+    if (!ready.done()) ready.set_exception(error);
+  }
+  force_close(std::move(error));
+}
+
+void protocol_transport::send_tls_output() {
+  std::string out;
+  if (!tls_->take_output(out) || fd_ < 0 || lost_) return;
+  write_raw(out);
+}
+
+void protocol_transport::on_tls_readable() {
+  auto protocol = protocol_;  // the callbacks may close the transport or swap the protocol
+  char* buffer = protocol_read_buffer();
+  ssize_t n;
+  do {
+    n = ::read(fd_, buffer, max_protocol_read);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (would_block(errno)) return;
+    if (app_connected_) {
+      fatal_os_error(errno, "recv", "Fatal read error on socket transport");
+    } else {
+      handshake_failed(os_error_ptr(errno, "recv"));
+    }
+    return;
+  }
+  if (n == 0) {
+    if (!app_connected_) {
+      handshake_failed(std::make_exception_ptr(ConnectionResetError(ECONNRESET, "Connection lost")));
+    } else {
+      on_eof();
+    }
+    return;
+  }
+  tls_->feed(buffer, static_cast<std::size_t>(n));
+  if (!app_connected_) {
+    advance_handshake();
+    if (!app_connected_ || closing_) return;
+  }
+  plain_.clear();
+  try {
+    tls_->read_into(plain_, buffer, max_protocol_read);  // the ciphertext is in the session: the buffer is free
+  } catch (...) {
+    std::exception_ptr error = std::current_exception();
+    send_tls_output();
+    fatal_error(error, "Fatal error on SSL protocol");
+    return;
+  }
+  send_tls_output();  // what the peer's messages ask for (a key update's answer)
+  if (!plain_.empty()) deliver(plain_);
+  if (tls_->peer_closed() && !closing_) on_eof();
+}
+
+void protocol_transport::deliver(std::string_view data) {
+  const char* failed_call = "Fatal error: protocol.data_received() call failed.";
+  try {
+    if (plain_protocol_ != nullptr) {
+      plain_protocol_->data_received(data);
+      return;
+    }
+    while (!data.empty() && buffered_protocol_ != nullptr && !closing_) {
+      failed_call = "Fatal error: protocol.get_buffer() call failed.";
+      std::span<char> into = buffered_protocol_->get_buffer(data.size());
+      if (into.empty()) throw RuntimeError(asyncio_errc::invalid_state, "get_buffer() returned an empty buffer");
+      const std::size_t count = std::min(into.size(), data.size());
+      std::memcpy(into.data(), data.data(), count);
+      data.remove_prefix(count);
+      failed_call = "Fatal error: protocol.buffer_updated() call failed.";
+      buffered_protocol_->buffer_updated(count);
+    }
+  } catch (...) {
+    fatal_error(std::current_exception(), failed_call);
+  }
+}
+
+}  // namespace greenlet::asyncio::detail
