@@ -29,6 +29,7 @@
 #include <limits>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "asyncio/poller.hpp"
@@ -41,6 +42,8 @@ namespace greenlet::asyncio::detail {
 namespace {
 
 constexpr std::uint64_t wake_token = std::numeric_limits<std::uint64_t>::max();
+// What the kernel watches on an adopted fd (see the top).
+constexpr std::uint32_t adopted_events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 // io_entry is a persistent callback registration. Refcounted: the poller
 // holds one reference, each queued run another, so remove() while a run is
@@ -73,15 +76,21 @@ struct handler {
 };
 
 struct fd_slot {
-  handler h[2];             // indexed by io_direction
+  handler h[2];  // indexed by io_direction
+  // watch_hang_up()'s callback. Kept once queued (hang_up_queued), until
+  // forget(): its owner may close and free itself before the queued run,
+  // which forget() then cancels.
+  io_entry* hang_up = nullptr;
   std::uint32_t armed = 0;  // EPOLLIN/EPOLLOUT the kernel watches now (not adopted)
   // level: armed without EPOLLONESHOT, because every handler is a persistent
-  // callback (add_reader/add_writer): the kernel keeps reporting the fd while
-  // it is ready, so no event needs an EPOLL_CTL_MOD to re-arm it.
+  // callback (add_reader/add_writer) and no hang-up is watched: the kernel
+  // keeps reporting the fd while it is ready, so no event needs an
+  // EPOLL_CTL_MOD to re-arm it.
   bool level = false;
   bool in_epoll = false;  // the kernel's interest list has the fd
   bool adopted = false;   // edge-triggered until forget() (see the top)
   bool hung_up = false;   // adopted, and an event said EOF, hang-up or error
+  bool hang_up_queued = false;
 };
 
 class epoll_poller final : public poller {
@@ -210,6 +219,26 @@ class epoll_poller final : public poller {
     }
   }
 
+  void watch_hang_up(int fd, std::function<void()> fn) override {
+    fd_slot& s = slot(fd);
+    auto* e = new io_entry{std::move(fn)};
+    drop_hang_up(s);
+    s.hang_up = e;
+    ++watched_;
+    if (s.adopted) {
+      // The edge that said hang-up was taken before anyone watched: a MOD
+      // makes the kernel report the fd's state once more.
+      if (s.hung_up) rearm_adopted(fd);
+      return;
+    }
+    try {
+      arm(fd, s);
+    } catch (...) {
+      drop_hang_up(s);
+      throw;
+    }
+  }
+
   bool remove(int fd, io_direction dir) noexcept override {
     if (fd < 0 || static_cast<std::size_t>(fd) >= slots_.size()) return false;
     fd_slot& s = slots_[fd];
@@ -239,7 +268,7 @@ class epoll_poller final : public poller {
     fd_slot& s = *slot_of_fd;
     if (s.adopted) return true;
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.events = adopted_events;
     ev.data.u64 = static_cast<std::uint64_t>(fd);
     // The number may still be in the kernel's set from a one-shot wait (a
     // connect) or not; either way the kernel reports the fd's current state
@@ -264,6 +293,7 @@ class epoll_poller final : public poller {
     remove(fd, io_direction::write);
     if (fd < 0 || static_cast<std::size_t>(fd) >= slots_.size()) return;
     fd_slot& s = slots_[fd];
+    drop_hang_up(s);
     if (s.in_epoll) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
     s = fd_slot{};
   }
@@ -272,6 +302,7 @@ class epoll_poller final : public poller {
     for (std::size_t fd = 0; fd < slots_.size(); ++fd) {
       remove(static_cast<int>(fd), io_direction::read);
       remove(static_cast<int>(fd), io_direction::write);
+      drop_hang_up(slots_[fd]);
     }
     // A closed loop may linger (set_event_loop keeps it): free the table.
     std::vector<fd_slot>().swap(slots_);
@@ -295,13 +326,38 @@ class epoll_poller final : public poller {
     s.armed = 0;
   }
 
+  // desired() is what a one-shot registration asks the kernel for; a
+  // hang-up watch needs only EPOLLRDHUP (EPOLLHUP and EPOLLERR always come).
   static std::uint32_t desired(const fd_slot& s) noexcept {
     return (s.h[0].empty() ? 0u : static_cast<std::uint32_t>(EPOLLIN)) |
-           (s.h[1].empty() ? 0u : static_cast<std::uint32_t>(EPOLLOUT));
+           (s.h[1].empty() ? 0u : static_cast<std::uint32_t>(EPOLLOUT)) |
+           (s.hang_up == nullptr || s.hang_up_queued ? 0u : static_cast<std::uint32_t>(EPOLLRDHUP));
+  }
+
+  // drop_hang_up() drops the slot's hang-up watch, and cancels its run if
+  // one is queued. Leaves the kernel's registration as it is.
+  void drop_hang_up(fd_slot& s) noexcept {
+    io_entry* e = std::exchange(s.hang_up, nullptr);
+    if (e == nullptr) return;
+    if (!std::exchange(s.hang_up_queued, false)) --watched_;
+    e->cancelled = true;
+    release_entry(e);
+  }
+
+  // rearm_adopted() has the kernel report an adopted fd's current state
+  // again (an EPOLL_CTL_MOD with the same events). Best effort: an fd the
+  // kernel no longer has is its owner's to find out on its next call.
+  void rearm_adopted(int fd) noexcept {
+    epoll_event ev{};
+    ev.events = adopted_events;
+    ev.data.u64 = static_cast<std::uint64_t>(fd);
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
   }
 
   // callbacks_only(s): every handler of s is a persistent callback, so s can be level-triggered.
-  static bool callbacks_only(const fd_slot& s) noexcept { return s.h[0].waiter == nullptr && s.h[1].waiter == nullptr; }
+  static bool callbacks_only(const fd_slot& s) noexcept {
+    return s.h[0].waiter == nullptr && s.h[1].waiter == nullptr && s.hang_up == nullptr;
+  }
 
   // arm() makes the kernel watch what the handlers want. Throws for fds
   // epoll refuses (regular files: EPERM) or that are not open (EBADF).
@@ -394,7 +450,17 @@ class epoll_poller final : public poller {
     if (fd < 0 || static_cast<std::size_t>(fd) >= slots_.size()) return;
     fd_slot& s = slots_[fd];
     if (!s.adopted && !s.level) s.armed = 0;  // EPOLLONESHOT: the kernel disarmed it
-    if (s.adopted && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) s.hung_up = true;
+    if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) [[unlikely]] {
+      if (s.adopted) s.hung_up = true;
+      // First, as asyncio's selector runs a reader before a writer: a write
+      // pipe's watch then closes it before its writer callback sees EPIPE.
+      if (s.hang_up != nullptr && !s.hang_up_queued) {
+        s.hang_up_queued = true;
+        --watched_;
+        ++s.hang_up->refs;
+        loop.call_soon_fast(&run_entry, s.hang_up, nullptr, &drop_entry);
+      }
+    }
     // Errors and hang-ups wake both directions: the retried call reports them.
     const bool ready[2] = {(events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0,
                            (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0};

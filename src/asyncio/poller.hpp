@@ -47,6 +47,16 @@ class poller {
   // The wake-up skips a queue turn: done callbacks are scheduled anyway.
   // Throws std::system_error; RuntimeError if someone already waits there.
   virtual void add_waiter(int fd, io_direction dir, io_caller caller, future_state* f) = 0;
+  // watch_hang_up(fd, fn) runs fn once, through the ready queue, when the
+  // kernel reports a hang-up, an error or the peer's shutdown on fd
+  // (EPOLLHUP, EPOLLERR, EPOLLRDHUP), even with nobody waiting to read or
+  // write it: a write pipe's way to see its reader go (asyncio's write pipe
+  // transport add_reader()s its fd for that). On an adopted fd that already
+  // saw one (hung_up()), the kernel is asked to report it again, so fn runs
+  // after the next wait(). It counts in watched(), as an
+  // add_reader() keeps asyncio's loop waiting, until it ran or forget(fd);
+  // one watch per fd, a second replaces the first. Throws std::system_error.
+  virtual void watch_hang_up(int fd, std::function<void()> fn) = 0;
   // remove(fd, dir) drops the registration; false if there was none. A
   // callback already queued for it does not run.
   virtual bool remove(int fd, io_direction dir) noexcept = 0;
@@ -66,7 +76,7 @@ class poller {
   // no later edge will say it): its owner, finding its buffer empty, knows
   // one more read would not wait. False for an fd that is not adopted.
   virtual bool hung_up(int fd) const noexcept = 0;
-  // forget(fd) drops fd's registrations, adopted or not; call it before
+  // forget(fd) drops fd's registrations (a hang-up watch too), adopted or not; call it before
   // closing fd, whose number the next open file may reuse.
   virtual void forget(int fd) noexcept = 0;
   // clear() drops every registration (the loop is closing): what they hold

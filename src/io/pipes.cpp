@@ -16,9 +16,9 @@ namespace greenlet::asyncio {
 
 namespace {
 
-// pipe_transport(fd, config, call) checks that epoll can wait on fd and
-// wraps it; fd is owned only once this returns.
-std::shared_ptr<detail::stream_transport> pipe_transport(int fd, stream_config config, const char* call) {
+// pipe_transport(fd, config, call, writing) checks that epoll can wait on
+// fd and wraps it; fd is owned only once this returns.
+std::shared_ptr<detail::stream_transport> pipe_transport(int fd, stream_config config, const char* call, bool writing) {
   detail::loop_core& loop = detail::require_running_loop();
   detail::check_stream_config(config, call);
   struct stat st {};
@@ -30,17 +30,22 @@ std::shared_ptr<detail::stream_transport> pipe_transport(int fd, stream_config c
                      "or read the file with to_thread()");
   }
   set_nonblocking(fd);
-  return detail::stream_transport::make(loop, fd, config, detail::transport_kind::pipe);
+  auto t = detail::stream_transport::make(loop, fd, config, detail::transport_kind::pipe);
+  // A write end sees its reader go as a hang-up (EPOLLERR on a FIFO, the
+  // peer's close on a socket), as asyncio watches it, for those two kinds
+  // only: a terminal's hang-up is not its reader going.
+  if (writing && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) t->watch_reader_gone();
+  return t;
 }
 
 }  // namespace
 
 StreamReader connect_read_pipe(int fd, stream_config config) {
-  return StreamReader(pipe_transport(fd, config, "connect_read_pipe"));
+  return StreamReader(pipe_transport(fd, config, "connect_read_pipe", false));
 }
 
 StreamWriter connect_write_pipe(int fd, stream_config config) {
-  return StreamWriter(pipe_transport(fd, config, "connect_write_pipe"));
+  return StreamWriter(pipe_transport(fd, config, "connect_write_pipe", true));
 }
 
 }  // namespace greenlet::asyncio

@@ -111,6 +111,12 @@ class stream_transport {
   void write_eof();
   void close();
   void wait_closed();
+  // watch_reader_gone() makes a write pipe (a FIFO or socket) close when
+  // its reader goes, without waiting for a write to fail, as asyncio's
+  // _UnixWritePipeTransport (which add_reader()s its fd for that): the
+  // poller's hang-up watch runs on_reader_gone(). Until then the loop
+  // counts the watch as I/O that may still come (no deadlock report).
+  void watch_reader_gone();
   // send_file() is StreamWriter::sendfile(): it awaits the write buffer's
   // last byte handed to the socket, then sock_sendfile() on it, write()
   // refused meanwhile (sendfile.cpp).
@@ -157,6 +163,9 @@ class stream_transport {
     read_since_poll_ += n;
   }
   void on_writable();
+  // on_reader_gone() closes the transport: failed with BrokenPipeError if
+  // bytes were still buffered (they can never be read), cleanly otherwise.
+  void on_reader_gone();
   void flush();  // sends what the socket takes now; never waits
   // The TLS side (tls_transport.cpp): fill_nowait() and write() for a TLS
   // stream, the handshake's reads, the session's output into wbuf_, and

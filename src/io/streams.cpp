@@ -308,6 +308,24 @@ void stream_transport::on_writable() {
   if (orphaned_ && fd_ < 0) delete this;
 }
 
+void stream_transport::watch_reader_gone() {
+  // A forget() before the fd is closed drops the watch, and cancels a run
+  // already queued: the callback never outlives the transport.
+  loop_.io->watch_hang_up(fd_, [this] { on_reader_gone(); });
+}
+
+void stream_transport::on_reader_gone() {
+  if (fd_ < 0) return;
+  // asyncio's _read_ready(): _close(BrokenPipeError()) with bytes buffered,
+  // _close() without. The BrokenPipeError is what drain(), wait_closed()
+  // and later writes' drain() raise.
+  if (write_buffered() != 0) fail(EPIPE, "write (the reader closed its end with bytes still buffered)");
+  close();
+  // An orphan (see handles_gone()) is nobody's to delete but its own: the
+  // forget() of its fd cancelled the writer callback that would have.
+  if (orphaned_ && fd_ < 0) delete this;
+}
+
 void stream_transport::raise_error() const {
   if (failure_ != nullptr) std::rethrow_exception(failure_);
   if (error_ != 0) raise_os_error(error_, error_call_);

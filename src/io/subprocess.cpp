@@ -398,7 +398,12 @@ void Process::make_streams() {
     pipes_[i] =
         detail::stream_transport::make(loop, std::exchange(raw_[i], -1), stream_config{}, detail::transport_kind::pipe);
   }
-  if (pipes_[0]) stdin_stream_ = StreamWriter(pipes_[0]);
+  if (pipes_[0]) {
+    // As asyncio's stdin transport: a child that closes its stdin or exits
+    // closes the stream (BrokenPipeError if bytes were still to go).
+    pipes_[0]->watch_reader_gone();
+    stdin_stream_ = StreamWriter(pipes_[0]);
+  }
   if (pipes_[1]) stdout_stream_ = StreamReader(pipes_[1]);
   if (pipes_[2]) stderr_stream_ = StreamReader(pipes_[2]);
 }

@@ -15,7 +15,7 @@
 // test_utils.run_test_server() (a thread serving HTTP/1.0) is a start_server() on the same loop
 // answering the request; Python's blocking client sockets stay blocking sockets of the test.
 //
-// 35 methods ported here, one of them DISABLED_ (a library bug); the loop-level port has 21 more; not ported (reason):
+// 35 methods ported here; the loop-level port has 21 more; not ported (reason):
 //   test_create_ssl_connection, test_create_ssl_unix_connection, test_ssl_connect_accepted_socket,
 //     test_create_server_ssl, test_create_unix_server_ssl, test_create_server_ssl_verify_failed,
 //     test_create_unix_server_ssl_verify_failed, test_create_server_ssl_match_failed,
@@ -927,12 +927,7 @@ TEST_F(EventLoopTestsMixin, test_write_pipe) {
 // test_write_pipe_disconnect_on_close: the reader end goes away; the write transport notices
 // without a write and closes (connection_lost): here the writer would be is_closing() and its
 // wait_closed() return.
-// LIBRARY BUG: a connect_write_pipe() stream does not watch its fd for the reader going away
-// (asyncio's _UnixWritePipeTransport add_reader()s a socket or FIFO for that and closes the
-// transport, with BrokenPipeError if bytes were buffered): the writer stays open until a write
-// fails, so wait_closed() here never returns (the loop reports a deadlock). The adopted
-// edge-triggered slot has no hook to act on a hang-up nobody waits for; too big for this port.
-TEST_F(EventLoopTestsMixin, DISABLED_test_write_pipe_disconnect_on_close) {
+TEST_F(EventLoopTestsMixin, test_write_pipe_disconnect_on_close) {
   asyncio::event_loop loop;
   socket_pair pair;
   asyncio::set_nonblocking(pair.r);

@@ -176,12 +176,13 @@ TEST_F(StreamErrors, DrainWaitingThroughACleanCloseReturns) {
   });
 }
 
-// A pipe's error names the call a pipe makes: write, not send.
+// A pipe's error names the call a pipe makes: write, not send. Written before wait(): once the
+// loop saw the child go, its stdin is closed, and a write is dropped (drain(): ConnectionResetError).
 TEST_F(StreamErrors, PipeErrorsNameWrite) {
   asyncio::run([] {
     auto p = asyncio::create_subprocess_exec("true", {}, {.stdin_ = sp::PIPE});
-    p.wait();
     p.stdin_().write(std::string(1 << 20, 'x'));
+    p.wait();
     try {
       p.stdin_().drain();
       ADD_FAILURE() << "drain() to an exited child returned";

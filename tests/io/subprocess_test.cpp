@@ -281,14 +281,19 @@ TEST_F(Subprocess, StdinWriteEofCloses) {
   });
 }
 
-// A child that exited without reading: drain() raises BrokenPipeError, and
-// no SIGPIPE ends this process.
-TEST_F(Subprocess, StdinToExitedChildIsBrokenPipe) {
+// A child that exited without reading: its stdin stream closes once the loop
+// sees the pipe's reader gone (as asyncio's, cleanly: nothing was buffered),
+// a later write is dropped and drain() raises ConnectionResetError, and no
+// SIGPIPE ends this process. (A write before the loop saw it fails with
+// BrokenPipeError: the WritePipeReaderGone tests in pipe_streams_test.cpp.)
+TEST_F(Subprocess, StdinToExitedChildIsClosedConnection) {
   asyncio::run([] {
     auto p = asyncio::create_subprocess_exec("true", {}, {.stdin_ = sp::PIPE});
     EXPECT_EQ(p.wait(), 0);
+    p.stdin_().wait_closed();
+    EXPECT_TRUE(p.stdin_().is_closing());
     p.stdin_().write("nobody reads this\n");
-    EXPECT_THROW(p.stdin_().drain(), asyncio::BrokenPipeError);
+    EXPECT_THROW(p.stdin_().drain(), asyncio::ConnectionResetError);
   });
 }
 

@@ -312,7 +312,11 @@ StreamReader connect_read_pipe(int fd, stream_config config = {});
 // connect_write_pipe(fd) is connect_read_pipe() for the write end: a
 // StreamWriter whose write()/drain() wait for the reader, close() closes fd
 // once the buffer is written, and a reader gone is BrokenPipeError (never
-// SIGPIPE). Throws as connect_read_pipe().
+// SIGPIPE). On a FIFO or socket the stream also watches for the reader going,
+// as asyncio's pipe transport, and closes by itself then: with
+// BrokenPipeError (raised by drain() and wait_closed()) if bytes were still
+// buffered, cleanly otherwise (later writes dropped, drain() raising
+// ConnectionResetError). Throws as connect_read_pipe().
 StreamWriter connect_write_pipe(int fd, stream_config config = {});
 
 // client_connected is a server's handler; it runs in its own task for each

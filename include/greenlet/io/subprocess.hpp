@@ -149,8 +149,13 @@ class Process {
   // PIPE: reading or writing it throws RuntimeError saying so. The streams
   // are made on the running loop at spawn (or at the first call here if
   // the child was spawned outside a loop: RuntimeError if none runs then).
-  // Writes never raise SIGPIPE: a child that closed its stdin makes
-  // drain() raise BrokenPipeError.
+  // Writes never raise SIGPIPE. A child that closes its stdin (or exits)
+  // closes the stdin stream once the loop sees it, as asyncio's: with
+  // BrokenPipeError (drain(), wait_closed()) if bytes were still buffered,
+  // cleanly otherwise (later writes dropped, drain() raising
+  // ConnectionResetError); a write that found the reader gone first is
+  // BrokenPipeError. An open stdin stream counts as pending I/O for the
+  // loop's deadlock detection.
   StreamWriter& stdin_();
   // stdout_() is the reader of the child's stdout; see stdin_().
   StreamReader& stdout_();
