@@ -8,7 +8,7 @@
 //   asio_coroutine_echo  Boost.Asio with C++20 coroutines (co_spawn,
 //                        use_awaitable): sequential code, as ours
 //   ProtocolEcho         ours with protocols (callbacks, no tasks), the
-//                        twin of asio_callback_echo
+//                        twin of asio_callback_echo; TlsProtocolEcho over TLS
 //   TlsStreamsEcho, asio_ssl_echo  the same over TLS 1.3 (one OpenSSL, the
 //                        same certificate), ours against Asio's ssl::stream
 //                        with completion handlers
@@ -157,12 +157,15 @@ struct EchoClientProtocol : asyncio::Protocol {
   }
 };
 
-void BM_ProtocolEcho(benchmark::State& state) {
+// run_protocol_echo(state, config, connect): a protocol server with config on 127.0.0.1, a client
+// protocol made by connect(factory, port); its data_received() drives the iterations.
+template <class Connect>
+void run_protocol_echo(benchmark::State& state, asyncio::server_config config, Connect connect) {
   asyncio::run([&] {
-    auto server = asyncio::create_server<EchoServerProtocol>("127.0.0.1", 0);
+    auto server = asyncio::create_server<EchoServerProtocol>("127.0.0.1", 0, config);
     auto done = asyncio::get_running_loop().create_future<void>();
-    auto [transport, client] = asyncio::create_connection(
-        [&] { return std::make_shared<EchoClientProtocol>(state, done); }, "127.0.0.1", server.port());
+    auto [transport, client] =
+        connect([&] { return std::make_shared<EchoClientProtocol>(state, done); }, server.port());
     client->round_trip();
     asyncio::await(done);
     server.close();
@@ -170,7 +173,24 @@ void BM_ProtocolEcho(benchmark::State& state) {
   });
   state.SetItemsProcessed(state.iterations());
 }
+
+void BM_ProtocolEcho(benchmark::State& state) {
+  run_protocol_echo(state, {},
+                    [](auto factory, int port) { return asyncio::create_connection(factory, "127.0.0.1", port); });
+}
 BENCHMARK(BM_ProtocolEcho)->UseRealTime();
+
+// TlsProtocolEcho: ProtocolEcho over TLS 1.3 (the handshake outside the timing).
+void BM_TlsProtocolEcho(benchmark::State& state) {
+  const tls_test::cert_files& certs = tls_test::files();
+  asyncio::ssl_context server_ctx(asyncio::ssl_protocol::tls_server);
+  server_ctx.load_cert_chain(certs.server_cert, certs.server_key);
+  auto client_ctx = asyncio::ssl_context::create_default_context(asyncio::ssl_purpose::server_auth, certs.ca);
+  run_protocol_echo(state, {.ssl = server_ctx}, [&](auto factory, int port) {
+    return asyncio::create_connection(factory, "127.0.0.1", port, client_ctx);
+  });
+}
+BENCHMARK(BM_TlsProtocolEcho)->UseRealTime();
 
 // StreamsBulkRead: a thread sends 64 MiB through a blocking socket as fast as
 // it can and one task reads it with read(65536) until EOF: the throughput of
