@@ -7,7 +7,8 @@ Usage:
 
 Starts each server on its own free port on 127.0.0.1 (all at once; an idle one
 costs nothing):
-  http_hello                     ours, examples/http_hello.cpp (BUILD/bench/http_hello)
+  http_hello                     ours, examples/http_hello.cpp (BUILD/bench/http_hello), streams
+  http_hello_protocol            the same with an asyncio::Protocol
   asio_http_hello                Boost.Asio, completion handlers (BUILD/bench/http_hello_asio)
   asio_http_hello_coroutine      Boost.Asio, C++20 coroutines
   py_uvloop_http_hello           asyncio streams on uvloop (bench/peers/http_hello_uvloop.py)
@@ -60,7 +61,9 @@ def servers(args):
     out = []
     ours = os.path.join(build, "http_hello")
     if os.access(ours, os.X_OK):
-        out.append(("http_hello", lambda p: [ours, str(p)], "ours, examples/http_hello.cpp"))
+        out.append(("http_hello", lambda p: [ours, str(p)], "ours, examples/http_hello.cpp, streams"))
+        out.append(("http_hello_protocol", lambda p: [ours, str(p), "protocol"],
+                    "ours, examples/http_hello.cpp, protocol"))
     else:
         note(f"{ours} not built: row http_hello skipped")
     asio = os.path.join(build, "http_hello_asio")
