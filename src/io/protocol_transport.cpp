@@ -217,6 +217,7 @@ void protocol_transport::on_readable() {
 
 void protocol_transport::on_eof() {
   auto protocol = protocol_;
+  peer_ended_ = true;
   if (kind_ == protocol_transport_kind::read_pipe) {
     // A read pipe ends at EOF whatever eof_received() says, as asyncio's.
     closing_ = true;
@@ -275,8 +276,9 @@ void protocol_transport::write(std::string_view data) {
   }
   if (eof_) throw RuntimeError(asyncio_errc::invalid_state, "Cannot call write() after write_eof()");
   if (data.empty()) return;
-  // As asyncio: once the connection is lost (or a pipe is closing), writes are dropped and counted.
-  if (conn_lost_ != 0 || fd_ < 0 || (closing_ && kind_ == protocol_transport_kind::write_pipe)) {
+  // As asyncio: once the connection is lost (or a pipe or TLS connection is closing), writes are
+  // dropped and counted.
+  if (conn_lost_ != 0 || fd_ < 0 || (closing_ && (kind_ == protocol_transport_kind::write_pipe || tls_ != nullptr))) {
     ++conn_lost_;
     return;
   }
@@ -294,9 +296,7 @@ void protocol_transport::write_raw(std::string_view data) {
     ssize_t n = send_some(data, err);
     if (n < 0) {
       if (!would_block(err)) {
-        fatal_os_error(err, "send",
-                       kind_ == protocol_transport_kind::socket ? "Fatal write error on socket transport"
-                                                                : "Fatal write error on pipe transport");
+        send_failed(err);
         return;
       }
       n = 0;
@@ -311,6 +311,18 @@ void protocol_transport::write_raw(std::string_view data) {
   maybe_pause_protocol();
 }
 
+void protocol_transport::send_failed(int err) noexcept {
+  // Once a TLS peer ended the session, our answering close_notify meeting its closed socket
+  // (EPIPE, ECONNRESET) ends a clean close: the connection is lost without an error.
+  if (peer_ended_ && tls_ != nullptr && (err == EPIPE || err == ECONNRESET)) {
+    force_close(nullptr);
+    return;
+  }
+  fatal_os_error(err, "send",
+                 kind_ == protocol_transport_kind::socket ? "Fatal write error on socket transport"
+                                                          : "Fatal write error on pipe transport");
+}
+
 void protocol_transport::on_writable() {
   if (fd_ < 0 || buffered() == 0) return;
   int err = 0;
@@ -321,9 +333,7 @@ void protocol_transport::on_writable() {
     wpos_ = 0;
     loop_.remove_writer(fd_);
     writer_added_ = false;
-    fatal_os_error(err, "send",
-                   kind_ == protocol_transport_kind::socket ? "Fatal write error on socket transport"
-                                                            : "Fatal write error on pipe transport");
+    send_failed(err);
     return;
   }
   wpos_ += static_cast<std::size_t>(n);

@@ -94,6 +94,8 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
   void on_reader_gone();
   // send_some(data) sends what the kernel takes now: the count, or -1 with the error in err.
   ssize_t send_some(std::string_view data, int& err) noexcept;
+  // send_failed(err): a send failed with err (not EAGAIN): the connection is lost.
+  void send_failed(int err) noexcept;
   void fatal_error(std::exception_ptr exc, const char* message) noexcept;
   void fatal_os_error(int err, const char* call, const char* message) noexcept;
   void force_close(std::exception_ptr exc) noexcept;
@@ -119,7 +121,9 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
   std::optional<Future<void>> ready_;  // for create_connection(): resolved at connection_made()
   std::optional<Handle> handshake_timer_;
   double handshake_timeout_ = 60.0;
-  bool app_connected_ = false;  // connection_made() ran (a TLS one waits for its handshake)
+  bool app_connected_ = false;
+  bool peer_ended_ =
+      false;  // the peer's EOF (or close_notify) came  // connection_made() ran (a TLS one waits for its handshake)
   std::string wbuf_;
   std::size_t wpos_ = 0;  // the bytes of wbuf_ before it are sent
   std::size_t high_ = 64 * 1024;
