@@ -12,31 +12,16 @@
 
 #include <greenlet/io.hpp>
 
-#include "io/tls_test_certs.hpp"
+#include "io/tls_test_fixture.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace protocol_tls_test {
 
 namespace asyncio = greenlet::asyncio;
 
-// The certificates are made before the fixture counts allocations: they live for the process.
-class ProtocolTls : public greenlet_test::GreenletTest {
- protected:
-  void SetUp() override {
-    tls_test::files();
-    greenlet_test::GreenletTest::SetUp();
-  }
-};
-
-asyncio::ssl_context server_context() {
-  asyncio::ssl_context ctx(asyncio::ssl_protocol::tls_server);
-  ctx.load_cert_chain(tls_test::files().server_cert, tls_test::files().server_key);
-  return ctx;
-}
-
-asyncio::ssl_context client_context() {
-  return asyncio::ssl_context::create_default_context(asyncio::ssl_purpose::server_auth, tls_test::files().ca);
-}
+using ProtocolTls = tls_test::Fixture;
+using tls_test::client_context;
+using tls_test::server_context;
 
 template <class Pred>
 void until(Pred pred) {

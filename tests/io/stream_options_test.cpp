@@ -20,32 +20,16 @@
 #include "support/greenlet_test.hpp"
 
 #include "echo_line.hpp"
-#include "tls_test_certs.hpp"
+#include "tls_test_fixture.hpp"
 
 namespace stream_options_test {
 
 namespace asyncio = greenlet::asyncio;
 using StreamOptions = greenlet_test::GreenletTest;
 
-// The certificates are made before the fixture counts allocations: they live for the process.
-class StreamOptionsTls : public greenlet_test::GreenletTest {
- protected:
-  void SetUp() override {
-    tls_test::files();
-    greenlet_test::GreenletTest::SetUp();
-  }
-};
-
-asyncio::ssl_context server_context() {
-  asyncio::ssl_context ctx(asyncio::ssl_protocol::tls_server);
-  ctx.load_cert_chain(tls_test::files().server_cert, tls_test::files().server_key);
-  return ctx;
-}
-
-// client_context() trusts the test CA and checks host names.
-asyncio::ssl_context client_context() {
-  return asyncio::ssl_context::create_default_context(asyncio::ssl_purpose::server_auth, tls_test::files().ca);
-}
+using StreamOptionsTls = tls_test::Fixture;
+using tls_test::client_context;
+using tls_test::server_context;
 
 // socket_option(fd, name) is getsockopt(SOL_SOCKET, name) as an int.
 int socket_option(int fd, int name) {

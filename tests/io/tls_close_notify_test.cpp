@@ -8,7 +8,7 @@
 #include <greenlet/asyncio.hpp>
 #include <greenlet/io.hpp>
 
-#include "io/tls_test_certs.hpp"
+#include "io/tls_test_fixture.hpp"
 #include "io/tls_test_peer.hpp"
 #include "support/greenlet_test.hpp"
 
@@ -17,13 +17,7 @@ namespace tls_close_notify_cases {
 namespace asyncio = greenlet::asyncio;
 namespace peer = tls_test_peer;
 
-class TlsCloseNotify : public greenlet_test::GreenletTest {
- protected:
-  void SetUp() override {
-    tls_test::files();
-    greenlet_test::GreenletTest::SetUp();
-  }
-};
+using TlsCloseNotify = tls_test::Fixture;
 
 asyncio::ssl_context trusting_nobody_client() {
   asyncio::ssl_context ctx(asyncio::ssl_protocol::tls_client);

@@ -12,38 +12,21 @@
 
 #include <greenlet/io.hpp>
 
-#include "io/tls_test_certs.hpp"
+#include "io/tls_test_fixture.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace tls_test_cases {
 
 namespace asyncio = greenlet::asyncio;
 
-// The certificates are made before the fixture counts allocations: they live for the process.
-class TlsTest : public greenlet_test::GreenletTest {
- protected:
-  void SetUp() override {
-    tls_test::files();
-    greenlet_test::GreenletTest::SetUp();
-  }
-};
+using TlsTest = tls_test::Fixture;
 
 using TlsStreams = TlsTest;
 using TlsVerification = TlsTest;
 using TlsContext = TlsTest;
 using TlsStartTls = TlsTest;
-
-asyncio::ssl_context server_context(const std::string& cert = tls_test::files().server_cert,
-                                    const std::string& key = tls_test::files().server_key) {
-  asyncio::ssl_context ctx(asyncio::ssl_protocol::tls_server);
-  ctx.load_cert_chain(cert, key);
-  return ctx;
-}
-
-// A client trusting the test CA, checking host names: create_default_context(cafile=...).
-asyncio::ssl_context client_context() {
-  return asyncio::ssl_context::create_default_context(asyncio::ssl_purpose::server_auth, tls_test::files().ca);
-}
+using tls_test::client_context;
+using tls_test::server_context;
 
 // An echo handler: each line comes back, until EOF.
 void echo_lines(asyncio::StreamReader r, asyncio::StreamWriter w) {
