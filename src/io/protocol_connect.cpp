@@ -23,6 +23,7 @@
 #include "io/resolve.hpp"
 #include "io/server_hooks.hpp"
 #include "io/stream_transport.hpp"
+#include "io/tls_context.hpp"
 
 namespace greenlet::asyncio::detail {
 
@@ -39,15 +40,18 @@ std::shared_ptr<BaseProtocol> make_protocol(const protocol_factory& factory, con
 }
 
 // connect_transport(fd, kind, factory, call, tls, hostname) makes the protocol and its transport
-// on fd (owned), TLS (client side, checking `hostname`) if tls is given, and returns once
-// connection_made() has run, as asyncio's waiter: after the handshake for TLS.
+// on fd (owned), TLS if tls is given (a client checks tls's server_hostname, by default
+// `hostname`), and returns once connection_made() has run, as asyncio's waiter: after the
+// handshake for TLS.
 Transport connect_transport(owned_fd& fd, protocol_transport_kind kind, const protocol_factory& factory,
-                            const char* call, const client_tls* tls = nullptr, const std::string& hostname = {}) {
+                            const char* call, const connection_tls* tls = nullptr, const std::string& hostname = {}) {
   event_loop& loop = get_running_loop();
   std::shared_ptr<BaseProtocol> protocol = make_protocol(factory, call);
   auto t = std::make_shared<protocol_transport>(loop, fd.release(), kind, std::move(protocol));
   if (tls != nullptr) {
-    t->use_tls(tls->ssl, false, tls->options.server_hostname.value_or(hostname), tls->options.ssl_handshake_timeout);
+    t->use_tls(tls->ssl, tls->server_side,
+               tls->server_side ? std::string() : tls->options.server_hostname.value_or(hostname),
+               tls->options.ssl_handshake_timeout);
   }
   Future<void> ready = loop.create_future<void>();
   t->start(ready);
@@ -68,7 +72,7 @@ void set_nodelay(int fd) noexcept {
 }  // namespace
 
 Transport open_protocol_connection(const protocol_factory& factory, const std::string& host, int port,
-                                   const local_addr* local, const client_tls* tls) {
+                                   const local_addr* local, const connection_tls* tls) {
   require_running_loop();
   if (tls != nullptr) check_tls_args(tls->ssl, tls->options, "create_connection");
   resolved_address peer;
@@ -77,7 +81,7 @@ Transport open_protocol_connection(const protocol_factory& factory, const std::s
 }
 
 Transport open_unix_protocol_connection(const protocol_factory& factory, const std::string& path,
-                                        const client_tls* tls) {
+                                        const connection_tls* tls) {
   require_running_loop();
   if (tls != nullptr) {
     check_tls_args(tls->ssl, tls->options, "create_unix_connection");
@@ -88,13 +92,24 @@ Transport open_unix_protocol_connection(const protocol_factory& factory, const s
   return connect_transport(fd, protocol_transport_kind::socket, factory, "create_unix_connection", tls);
 }
 
-Transport adopt_protocol_socket(const protocol_factory& factory, int fd, const char* call) {
+Transport adopt_protocol_socket(const protocol_factory& factory, int fd, const char* call, const connection_tls* tls) {
   require_running_loop();
+  if (tls != nullptr && tls->server_side) {
+    if (tls->ssl.protocol() != ssl_protocol::tls_server) {
+      throw ValueError(std::string(call) +
+                       "(): the server side of a handshake needs a server context: ssl_context(ssl_protocol::"
+                       "tls_server) with load_cert_chain()");
+    }
+    check_handshake_timeout(tls->options.ssl_handshake_timeout);
+  } else if (tls != nullptr) {
+    check_tls_args(tls->ssl, tls->options, call);
+    require_server_hostname(tls->ssl, tls->options);
+  }
   const int family = check_stream_socket(fd, false, call, "pass a connected SOCK_STREAM socket");
   set_nonblocking(fd);
   if (family != AF_UNIX) set_nodelay(fd);
   owned_fd owned{fd};
-  return connect_transport(owned, protocol_transport_kind::socket, factory, call);
+  return connect_transport(owned, protocol_transport_kind::socket, factory, call, tls);
 }
 
 Transport adopt_protocol_pipe(const protocol_factory& factory, int fd, bool writing) {

@@ -3,6 +3,7 @@
 // CPython's test_sslproto.py (test_create_connection_ssl*, the handshake timeout and failure
 // cases) and test_events.py's test_create_server_ssl*; certificates made at run time
 // (tls_test_certs.hpp).
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <memory>
@@ -252,12 +253,39 @@ TEST_F(ProtocolTls, BufferedProtocolOverTls) {
   });
 }
 
+// connect_accepted_socket(ssl=) and create_connection(sock=, ssl=): both sides of one socketpair.
+TEST_F(ProtocolTls, BothSidesOverSocketsTheProgramMade) {
+  int fds[2];
+  ASSERT_EQ(0, ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  asyncio::run([&] {
+    auto server_side = asyncio::create_task(
+        [&] { return asyncio::connect_accepted_socket<EchoProto>(fds[0], server_context()).first; });
+    auto [transport, client] = asyncio::create_connection<Recorder>(asyncio::connected_socket{fds[1]}, client_context(),
+                                                                    {.server_hostname = "localhost"});
+    asyncio::Transport served = asyncio::await(server_side);
+    ASSERT_TRUE(served.tls().has_value());
+    EXPECT_TRUE(served.tls()->server_side);
+    transport.write("paired");
+    until([&] { return client->received == "paired"; });
+    transport.close();
+    until([&] { return client->events.back() == "lost"; });
+    until([&] { return served.is_closing(); });
+  });
+}
+
 TEST_F(ProtocolTls, ContextsOnTheWrongSideAreRefused) {
   asyncio::run([] {
     EXPECT_THROW(asyncio::create_server<EchoProto>("127.0.0.1", 0, {.ssl = client_context()}), asyncio::ValueError);
     asyncio::Server server = asyncio::create_server<EchoProto>("127.0.0.1", 0);
     EXPECT_THROW(asyncio::create_connection<Recorder>("127.0.0.1", server.port(), server_context()),
                  asyncio::ValueError);
+    int fds[2];
+    ASSERT_EQ(0, ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+    EXPECT_THROW(asyncio::connect_accepted_socket<EchoProto>(fds[0], client_context()), asyncio::ValueError);
+    EXPECT_THROW(asyncio::create_connection<Recorder>(asyncio::connected_socket{fds[1]}, client_context()),
+                 asyncio::ValueError);  // no server_hostname to check
+    ::close(fds[0]);
+    ::close(fds[1]);
     server.close();
     server.wait_closed();
   });

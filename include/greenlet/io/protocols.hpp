@@ -163,17 +163,20 @@ class Transport {
 
 namespace detail {
 using protocol_factory = std::function<std::shared_ptr<BaseProtocol>()>;
-// client_tls is a client connection's TLS: create_connection(..., ssl, tls).
-struct client_tls {
+// connection_tls is a connection's TLS: create_connection(..., ssl, tls) (client side), or
+// connect_accepted_socket(..., ssl) (server side).
+struct connection_tls {
   const ssl_context& ssl;
   tls_options options;
+  bool server_side = false;
 };
 // What each entry point below does, the protocol made by factory (see them).
 Transport open_protocol_connection(const protocol_factory& factory, const std::string& host, int port,
-                                   const local_addr* local, const client_tls* tls);
+                                   const local_addr* local, const connection_tls* tls);
 Transport open_unix_protocol_connection(const protocol_factory& factory, const std::string& path,
-                                        const client_tls* tls);
-Transport adopt_protocol_socket(const protocol_factory& factory, int fd, const char* call);
+                                        const connection_tls* tls);
+Transport adopt_protocol_socket(const protocol_factory& factory, int fd, const char* call,
+                                const connection_tls* tls = nullptr);
 Transport adopt_protocol_pipe(const protocol_factory& factory, int fd, bool writing);
 Server start_protocol_server(protocol_factory factory, const std::string& host, int port, server_config config);
 Server start_unix_protocol_server(protocol_factory factory, const std::string& path, server_config config);
@@ -235,7 +238,7 @@ std::pair<Transport, std::shared_ptr<P>> create_connection(const std::string& ho
 template <protocol_factory Factory>
 auto create_connection(Factory&& factory, const std::string& host, int port, const ssl_context& ssl,
                        tls_options tls = {}) {
-  const detail::client_tls settings{ssl, std::move(tls)};
+  const detail::connection_tls settings{ssl, std::move(tls)};
   return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
     return detail::open_protocol_connection(f, host, port, nullptr, &settings);
   });
@@ -258,6 +261,20 @@ template <std::derived_from<BaseProtocol> P>
 std::pair<Transport, std::shared_ptr<P>> create_connection(connected_socket sock) {
   return create_connection([] { return std::make_shared<P>(); }, sock);
 }
+// create_connection(factory, connected_socket{fd}, ssl, tls) adds TLS (client side) over a socket
+// the program connected: tls.server_hostname is needed when the context checks host names.
+template <protocol_factory Factory>
+auto create_connection(Factory&& factory, connected_socket sock, const ssl_context& ssl, tls_options tls = {}) {
+  const detail::connection_tls settings{ssl, std::move(tls)};
+  return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
+    return detail::adopt_protocol_socket(f, sock.fd, "create_connection", &settings);
+  });
+}
+template <std::derived_from<BaseProtocol> P>
+std::pair<Transport, std::shared_ptr<P>> create_connection(connected_socket sock, const ssl_context& ssl,
+                                                           tls_options tls = {}) {
+  return create_connection([] { return std::make_shared<P>(); }, sock, ssl, std::move(tls));
+}
 
 // create_unix_connection(factory, path) is create_connection() over a Unix-domain socket.
 template <protocol_factory Factory>
@@ -275,7 +292,7 @@ std::pair<Transport, std::shared_ptr<P>> create_unix_connection(const std::strin
 // tls.server_hostname is needed when the context checks host names (ValueError before connecting).
 template <protocol_factory Factory>
 auto create_unix_connection(Factory&& factory, const std::string& path, const ssl_context& ssl, tls_options tls = {}) {
-  const detail::client_tls settings{ssl, std::move(tls)};
+  const detail::connection_tls settings{ssl, std::move(tls)};
   return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
     return detail::open_unix_protocol_connection(f, path, &settings);
   });
@@ -294,6 +311,22 @@ auto connect_accepted_socket(Factory&& factory, int fd) {
 template <std::derived_from<BaseProtocol> P>
 std::pair<Transport, std::shared_ptr<P>> connect_accepted_socket(int fd) {
   return connect_accepted_socket([] { return std::make_shared<P>(); }, fd);
+}
+// connect_accepted_socket(factory, fd, ssl, ssl_handshake_timeout) is connect_accepted_socket(...,
+// ssl=ssl): the server side of a TLS handshake over fd first (a server context, ValueError
+// otherwise), connection_made() once it completed; it returns then, or raises the handshake's error.
+template <protocol_factory Factory>
+auto connect_accepted_socket(Factory&& factory, int fd, const ssl_context& ssl, double ssl_handshake_timeout = 60.0) {
+  const detail::connection_tls settings{
+      ssl, {.server_hostname = std::nullopt, .ssl_handshake_timeout = ssl_handshake_timeout}, true};
+  return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
+    return detail::adopt_protocol_socket(f, fd, "connect_accepted_socket", &settings);
+  });
+}
+template <std::derived_from<BaseProtocol> P>
+std::pair<Transport, std::shared_ptr<P>> connect_accepted_socket(int fd, const ssl_context& ssl,
+                                                                 double ssl_handshake_timeout = 60.0) {
+  return connect_accepted_socket([] { return std::make_shared<P>(); }, fd, ssl, ssl_handshake_timeout);
 }
 
 // connect_read_pipe(factory, fd) is loop.connect_read_pipe(protocol_factory, pipe): the read end
