@@ -151,6 +151,9 @@ accept_hook serve_with(protocol_factory factory, const server_config& config) {
     t->on_lost(std::move(lost));
     guard.lost = nullptr;
     t->start(std::nullopt);
+    return [weak = std::weak_ptr<protocol_transport>(t)](bool abort) {
+      if (auto t = weak.lock()) abort ? t->abort() : t->close();
+    };
   };
 }
 

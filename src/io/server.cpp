@@ -105,10 +105,11 @@ struct server_state : std::enable_shared_from_this<server_state> {
   // no cycle.
   std::list<client> clients;  // running handler tasks
   // A protocol server's (create_server()) accepted sockets go to accept_hook instead of handler
-  // tasks; it calls the `lost` it is given once that connection is lost. hooked counts those
-  // not lost yet, for wait_closed(), which awaits hooked_gone meanwhile.
+  // tasks; it calls the `lost` it is given once that connection is lost. hooked holds the
+  // closers of those not lost yet (close_clients(), and wait_closed(), which awaits hooked_gone
+  // meanwhile).
   accept_hook hook;
-  std::size_t hooked = 0;
+  std::list<connection_closer> hooked;
   Future<void> hooked_gone;
   Future<void> closed;           // done once close() ran
   bool serving_forever = false;  // a task is in serve_forever()
@@ -179,13 +180,16 @@ struct server_state : std::enable_shared_from_this<server_state> {
   }
 
   void hand_to_hook(int c, const sockaddr_storage& peer, socklen_t peer_len) {
-    ++hooked;
+    auto it = hooked.insert(hooked.end(), connection_closer{});
     std::weak_ptr<server_state> self = weak_from_this();
     try {
-      hook(c, reinterpret_cast<const sockaddr*>(&peer), peer_len, [self] {
+      // The hook calls `lost` only later (the connection's end), or while it throws: then the
+      // assignment does not happen.
+      *it = hook(c, reinterpret_cast<const sockaddr*>(&peer), peer_len, [self, it] {
         auto s = self.lock();
-        if (s == nullptr || --s->hooked != 0) return;
-        if (!s->hooked_gone.empty() && !s->hooked_gone.done()) s->hooked_gone.set_result();
+        if (s == nullptr) return;
+        s->hooked.erase(it);
+        if (s->hooked.empty() && !s->hooked_gone.empty() && !s->hooked_gone.done()) s->hooked_gone.set_result();
       });
     } catch (...) {
       // The hook reports its own failures; this keeps the acceptor serving whatever happens.
@@ -197,7 +201,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
 
   // wait_hooked() waits until every protocol connection is lost.
   void wait_hooked() {
-    while (hooked != 0) {
+    while (!hooked.empty()) {
       if (hooked_gone.empty() || hooked_gone.done()) hooked_gone = get_running_loop().create_future<void>();
       Future<void> gone = hooked_gone;
       await_shared(gone);
@@ -205,6 +209,20 @@ struct server_state : std::enable_shared_from_this<server_state> {
   }
 
   bool serving() const noexcept { return !listeners.empty() && listeners.front().fd >= 0; }
+
+  // close_clients(abort): close() (or abort()) every connection accepted and still open, the
+  // handler tasks' streams and the protocol connections alike (asyncio 3.13's close_clients()
+  // and abort_clients()).
+  void close_clients(bool abort) {
+    for (const client& c : clients) {
+      if (std::shared_ptr<stream_transport> t = c.connection.lock()) abort ? t->abort() : t->close();
+    }
+    // A copy: a connection may end while we go (its `lost` erases its entry).
+    const std::vector<connection_closer> closers(hooked.begin(), hooked.end());
+    for (const connection_closer& close_one : closers) {
+      if (close_one) close_one(abort);
+    }
+  }
 
   // client_running(task) is the connection whose handler runs in `task`, or null.
   const client* client_running(const AnyTask& task) const noexcept {
@@ -498,6 +516,16 @@ bool Server::is_serving() const noexcept { return s_ != nullptr && s_->serving()
 void Server::close() {
   require_server(s_, "close()");
   s_->close();
+}
+
+void Server::close_clients() {
+  require_server(s_, "close_clients()");
+  s_->close_clients(false);
+}
+
+void Server::abort_clients() {
+  require_server(s_, "abort_clients()");
+  s_->close_clients(true);
 }
 
 namespace {

@@ -12,10 +12,14 @@
 
 namespace greenlet::asyncio::detail {
 
+// connection_closer(abort) closes one accepted connection: close(), or abort() if abort.
+using connection_closer = std::function<void(bool abort)>;
 // accept_hook(fd, peer, peer_len, lost) takes an accepted socket (owned from then on, even if
-// it throws) and must call lost() once, when that connection is lost: Server::wait_closed()
-// waits for every connection's. What it throws goes to the loop's exception handler.
-using accept_hook = std::function<void(int fd, const sockaddr* peer, socklen_t peer_len, std::function<void()> lost)>;
+// it throws) and returns the connection's closer (Server::close_clients()). It must call lost()
+// once, when that connection is lost (Server::wait_closed() waits for every connection's), and
+// not before it returns unless it throws. What it throws goes to the loop's exception handler.
+using accept_hook =
+    std::function<connection_closer(int fd, const sockaddr* peer, socklen_t peer_len, std::function<void()> lost)>;
 
 // check_server_tls(config, call) refuses a TLS configuration the handshakes would refuse later:
 // a client context (ValueError), a handshake timeout <= 0.

@@ -110,6 +110,8 @@ class stream_transport {
   void drain();
   void write_eof();
   void close();
+  // abort(): close() without sending what is still buffered (no close_notify either).
+  void abort() noexcept;
   void wait_closed();
   // watch_reader_gone() makes a write pipe (a FIFO or socket) close when
   // its reader goes, without waiting for a write to fail, as asyncio's

@@ -473,6 +473,20 @@ void stream_transport::close() {
   if (write_buffered() == 0 || error_ != 0) finish_close();
 }
 
+void stream_transport::abort() noexcept {
+  if (fd_ < 0) return;
+  wbuf_.clear();
+  wpos_ = 0;
+  if (!closing_) {
+    closing_ = true;
+    if (!read_waiter_.empty() && !read_waiter_.done()) {
+      loop_.io->remove_waiter(fd_, io_direction::read, read_waiter_.state());
+      read_waiter_.set_result();
+    }
+  }
+  finish_close();
+}
+
 void stream_transport::finish_close() noexcept {
   if (fd_ < 0) return;
   writer_registered_ = false;
@@ -795,6 +809,11 @@ void StreamWriter::write_eof() {
 void StreamWriter::close() {
   require_stream(t_, "close()", writer);
   t_->close();
+}
+
+void StreamWriter::abort() {
+  require_stream(t_, "abort()", writer);
+  t_->abort();
 }
 
 bool StreamWriter::is_closing() const noexcept { return t_ == nullptr || t_->closing(); }

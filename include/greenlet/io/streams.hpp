@@ -159,6 +159,10 @@ class StreamWriter {
   // close() closes the connection once the buffered bytes are sent;
   // wait_closed() waits for that. A reader waiting meanwhile sees EOF.
   void close();
+  // abort() is writer.transport.abort(): the bytes not sent yet are dropped and the socket
+  // closes at once, without close_notify for TLS (a waiting read sees EOF, a task in drain()
+  // wakes). Throws RuntimeError if empty.
+  void abort();
   // is_closing() is true once close() was called. Throws nothing; loop
   // thread only; true for an empty writer.
   bool is_closing() const noexcept;
@@ -351,6 +355,14 @@ class Server {
   // close() stops accepting and closes the listening sockets; connections
   // already accepted go on.
   void close();
+  // close_clients() closes every connection accepted and still open (asyncio 3.13): each
+  // handler's streams as StreamWriter::close() does (a waiting read sees EOF), each protocol
+  // connection as Transport::close(). Call close() first, or new clients keep coming. Throws
+  // RuntimeError on an empty Server; loop thread only.
+  void close_clients();
+  // abort_clients() is close_clients() with abort(): the bytes not sent yet are dropped and the
+  // sockets close at once.
+  void abort_clients();
   // wait_closed() waits until closed and every handler task has finished.
   // From one of this server's own handlers it cannot wait for that handler:
   // while the handler's connection is open it throws RuntimeError
