@@ -184,6 +184,15 @@ class stream_transport {
   // fail_tls(e) fails the connection with e (an SSLError, a handshake's
   // ConnectionAbortedError...): every later call raises e itself.
   void fail_tls(std::exception_ptr e) noexcept;
+  // release_idle_read_buffer(), before a read waits with nothing buffered, frees the room
+  // fill_nowait() reserved (64 KiB): an idle connection then holds no read buffer, whose first
+  // pages would stay resident while it waits (~4-8 KiB per idle keep-alive connection).
+  void release_idle_read_buffer() noexcept {
+    if (rpos_ == rbuf_.size() && rbuf_.capacity() > 15) {
+      std::string().swap(rbuf_);
+      rpos_ = 0;
+    }
+  }
   void compact_read_buffer() noexcept {
     if (rpos_ > 0 && rpos_ >= rbuf_.size() / 2) {
       rbuf_.erase(0, rpos_);

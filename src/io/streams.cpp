@@ -187,6 +187,7 @@ bool stream_transport::fill() {
     if (drained_) {
       drained_ = false;
       if (drained_at_ == loop_.io->waits() && fd_ >= 0 && !eof_ && !closing_) {
+        release_idle_read_buffer();
         wait_fd(fd_, io_direction::read, io_caller::owner, &read_waiter_);
       }
     }
@@ -196,6 +197,7 @@ bool stream_transport::fill() {
     if (buffered() > had) return true;
     const int got = fill_nowait();
     if (got >= 0) return got > 0;
+    release_idle_read_buffer();
     wait_fd(fd_, io_direction::read, io_caller::owner, &read_waiter_);
   }
 }
