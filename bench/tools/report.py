@@ -205,6 +205,9 @@ def load_google_benchmark(doc):
         source = "C++, Boost.Asio" if name.startswith("asio_") else "C++"
         rows[name] = {"name": name, "ns_per_op": median, "spread": spread, "n": n, "source": source}
         median_entry = agg.get("median") or last_run.get(name, {})
+        if "bytes_per_connection" in median_entry:
+            # connection_memory_bench: an idle connection, not a suspended task (its own table).
+            rows[name]["bytes_per_connection"] = median_entry["bytes_per_connection"]
         for key in MEMORY_COUNTERS:
             if key in median_entry:
                 rows[name]["bytes_per_task"] = median_entry[key]
@@ -323,7 +326,8 @@ def build_markdown(rows, context, args, cache):
         "| benchmark | ns per op | spread | source |",
         "| --- | ---: | ---: | --- |",
     ]
-    timed = {n: r for n, r in rows.items() if "bytes_per_task" not in r or r.get("also_timed")}
+    timed = {n: r for n, r in rows.items()
+             if ("bytes_per_task" not in r or r.get("also_timed")) and "bytes_per_connection" not in r}
     for r in timed.values():
         lines.append(f"| {r['name']} | {fmt_ns(r['ns_per_op'])} | {fmt_spread(r['spread'])} | {r['source']} |")
     http = [r for r in rows.values() if "requests_per_second" in r]
@@ -348,6 +352,12 @@ def build_markdown(rows, context, args, cache):
             peer = r.get("server_cpu_us")
             if ours and peer and r["name"] != "http_hello":
                 lines.append(f"\nServer CPU per request, ours / {r['name']}: {ours / peer:.2f}x.")
+    connections = [r for r in rows.values() if "bytes_per_connection" in r]
+    if connections:
+        lines += ["", "## Memory per idle connection", "",
+                  "| benchmark | resident bytes per idle connection (server side) |", "| --- | ---: |"]
+        for r in connections:
+            lines.append(f"| {r['name']} | {r['bytes_per_connection']:,.0f} |")
     memory = [r for r in rows.values() if "bytes_per_task" in r]
     if memory:
         lines += ["", "## Memory", "", "| benchmark | resident bytes per suspended task | spread | target |",
@@ -398,7 +408,10 @@ def write_png(rows, path):
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    names = [n for n in rows if "bytes_per_task" not in rows[n] or rows[n].get("also_timed")]
+    names = [n for n in rows
+             if ("bytes_per_task" not in rows[n] or rows[n].get("also_timed")) and "bytes_per_connection" not in rows[n]]
+    if not names:
+        return False
     values = [rows[n]["ns_per_op"] for n in names]
     colors = ["tab:green" if is_ours(n) else "tab:gray" for n in names]
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(names) + 1.2))
