@@ -181,3 +181,38 @@ Server start_protocol_server(protocol_factory factory, listening_socket sock, se
 }
 
 }  // namespace greenlet::asyncio::detail
+
+namespace greenlet::asyncio {
+
+Transport start_tls(Transport transport, std::shared_ptr<BaseProtocol> protocol, const ssl_context& ssl,
+                    tls_options tls, bool server_side) {
+  if (transport.t_ == nullptr) {
+    throw RuntimeError(asyncio_errc::invalid_state,
+                       "start_tls(): empty transport (default-made or moved from); pass the connection's transport");
+  }
+  if (server_side) {
+    if (ssl.protocol() != ssl_protocol::tls_server) {
+      throw ValueError(
+          "start_tls(): the server side of a handshake needs a server context: ssl_context(ssl_protocol::tls_server) "
+          "with load_cert_chain()");
+    }
+    detail::check_handshake_timeout(tls.ssl_handshake_timeout);
+  } else {
+    detail::check_tls_args(ssl, tls, "start_tls");
+    detail::require_server_hostname(ssl, tls);
+  }
+  detail::protocol_transport& t = *transport.t_;
+  if (protocol != nullptr) t.set_protocol(std::move(protocol));
+  Future<void> ready = get_running_loop().create_future<void>();
+  t.upgrade_to_tls(ssl, server_side, server_side ? std::string() : tls.server_hostname.value_or(std::string()),
+                   tls.ssl_handshake_timeout, ready);
+  try {
+    await(ready);
+  } catch (...) {
+    t.close();
+    throw;
+  }
+  return transport;
+}
+
+}  // namespace greenlet::asyncio

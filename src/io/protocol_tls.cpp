@@ -34,7 +34,7 @@ void protocol_transport::start_handshake() {
   std::weak_ptr<protocol_transport> weak = weak_from_this();
   handshake_timer_ = loop_.call_later(handshake_timeout_, [weak, limit = handshake_timeout_] {
     auto t = weak.lock();
-    if (t == nullptr || t->app_connected_) return;
+    if (t == nullptr || t->tls_ == nullptr || t->tls_->handshake_done()) return;
     char text[160];
     std::snprintf(text, sizeof text, "SSL handshake is taking longer than %g seconds: aborting the connection", limit);
     t->handshake_failed(std::make_exception_ptr(ConnectionAbortedError(ECONNABORTED, text)));
@@ -56,7 +56,38 @@ void protocol_transport::advance_handshake() {
   if (!done) return;
   if (handshake_timer_) handshake_timer_->cancel();
   handshake_timer_.reset();
-  connection_made();
+  if (!pending_plain_.empty()) {
+    // What the protocol wrote while start_tls()'s handshake ran goes first, encrypted.
+    std::string pending = std::move(pending_plain_);
+    pending_plain_.clear();
+    tls_->write(pending);
+    send_tls_output();
+  }
+  if (!app_connected_) {
+    connection_made();
+  } else if (ready_) {
+    // start_tls(): the protocol was connected already; the caller's wait ends.
+    Future<void> ready = std::move(*ready_);
+    ready_.reset();
+    if (!ready.done()) ready.set_result();
+  }
+}
+
+void protocol_transport::upgrade_to_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname,
+                                        double handshake_timeout, Future<void> ready) {
+  if (kind_ != protocol_transport_kind::socket || tls_ != nullptr || closing_ || fd_ < 0) {
+    throw RuntimeError(
+        asyncio_errc::invalid_state,
+        std::string("start_tls(): ") + (tls_ != nullptr ? "the transport is TLS already"
+                                        : closing_      ? "Transport is closing"
+                                                        : "only a socket's transport can start TLS, not a pipe's"));
+  }
+  use_tls(ctx, server_side, server_hostname, handshake_timeout);
+  ready_ = std::move(ready);
+  start_handshake();
+  // As asyncio's start_tls(): reading resumes (a protocol pauses it before it answers "go ahead",
+  // so that the peer's first handshake bytes are not taken for plaintext).
+  resume_reading();
 }
 
 void protocol_transport::handshake_failed(std::exception_ptr error) noexcept {
@@ -85,7 +116,7 @@ void protocol_transport::on_tls_readable() {
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (would_block(errno)) return;
-    if (app_connected_) {
+    if (tls_->handshake_done()) {
       fatal_os_error(errno, "recv", "Fatal read error on socket transport");
     } else {
       handshake_failed(os_error_ptr(errno, "recv"));
@@ -93,7 +124,7 @@ void protocol_transport::on_tls_readable() {
     return;
   }
   if (n == 0) {
-    if (!app_connected_) {
+    if (!tls_->handshake_done()) {
       handshake_failed(std::make_exception_ptr(ConnectionResetError(ECONNRESET, "Connection lost")));
     } else {
       on_eof();
@@ -101,9 +132,9 @@ void protocol_transport::on_tls_readable() {
     return;
   }
   tls_->feed(buffer, static_cast<std::size_t>(n));
-  if (!app_connected_) {
+  if (!tls_->handshake_done()) {
     advance_handshake();
-    if (!app_connected_ || closing_) return;
+    if (!tls_->handshake_done() || closing_) return;
   }
   plain_.clear();
   try {

@@ -283,6 +283,10 @@ void protocol_transport::write(std::string_view data) {
     return;
   }
   if (tls_ != nullptr) {
+    if (!tls_->handshake_done()) {
+      pending_plain_.append(data);  // start_tls()'s handshake runs: sent once it completes
+      return;
+    }
     tls_->write(data);
     send_tls_output();
     return;
@@ -383,7 +387,7 @@ void protocol_transport::write_eof() {
 void protocol_transport::close() noexcept {
   if (closing_) return;
   closing_ = true;
-  if (tls_ != nullptr && app_connected_ && fd_ >= 0 && !lost_) {
+  if (tls_ != nullptr && tls_->handshake_done() && fd_ >= 0 && !lost_) {
     try {
       tls_->shutdown();  // close_notify goes out after the bytes already written
       send_tls_output();

@@ -53,6 +53,12 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
   // gets the error). Throws as tls_session's constructor.
   void use_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname, double handshake_timeout);
   std::optional<tls_info> tls() const;
+  // upgrade_to_tls(ctx, server_side, server_hostname, handshake_timeout, ready) is start_tls():
+  // the connection, plain so far, makes a TLS handshake; `ready` is resolved once it completed
+  // (what the protocol writes meanwhile is sent after it, encrypted), or gets its error. Throws
+  // RuntimeError for a pipe, a closing or TLS transport; as tls_session's constructor.
+  void upgrade_to_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname,
+                      double handshake_timeout, Future<void> ready);
   // on_lost(fn): fn runs once the connection is lost (a server counts its connections).
   void on_lost(std::function<void()> fn) { on_lost_ = std::move(fn); }
 
@@ -118,6 +124,7 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
   std::function<void()> on_lost_;
   std::unique_ptr<tls_session> tls_;
   std::string plain_;                  // the plaintext one TLS read made
+  std::string pending_plain_;          // written during start_tls()'s handshake
   std::optional<Future<void>> ready_;  // for create_connection(): resolved at connection_made()
   std::optional<Handle> handshake_timer_;
   double handshake_timeout_ = 60.0;

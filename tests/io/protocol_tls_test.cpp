@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -270,6 +271,100 @@ TEST_F(ProtocolTls, BothSidesOverSocketsTheProgramMade) {
     transport.close();
     until([&] { return client->events.back() == "lost"; });
     until([&] { return served.is_closing(); });
+  });
+}
+
+// STARTTLS: a plain exchange, then both sides start TLS in place (asyncio's loop.start_tls(), after
+// test_sslproto.py's test_start_tls_client_reg_proto_1 / test_start_tls_server_1).
+struct StartTlsServer : asyncio::Protocol {
+  asyncio::Transport transport;
+  std::string received;
+  std::vector<std::string> events;
+  std::optional<asyncio::Task<void>> upgrade;
+  void connection_made(asyncio::Transport& t) override {
+    transport = t;
+    events.push_back("made");
+  }
+  void data_received(std::string_view data) override {
+    received.append(data);
+    if (received == "STARTTLS\n") {
+      received.clear();
+      transport.pause_reading();  // the client's ClientHello must wait for start_tls()
+      transport.write("READY\n");
+      upgrade = asyncio::create_task([this] {
+        transport = asyncio::start_tls(transport, nullptr, server_context(), {}, true);
+        events.push_back("tls");
+      });
+      return;
+    }
+    if (received.size() >= 6) {
+      events.push_back("secret: " + received);
+      transport.write("got " + received);
+      received.clear();
+    }
+  }
+  void connection_lost(std::exception_ptr) override {
+    events.push_back("lost");
+    transport = {};
+  }
+};
+
+TEST_F(ProtocolTls, StartTlsUpgradesAPlainConnectionInPlace) {
+  asyncio::run([] {
+    std::shared_ptr<StartTlsServer> served;
+    asyncio::Server server = asyncio::create_server(
+        [&] {
+          served = std::make_shared<StartTlsServer>();
+          return served;
+        },
+        "127.0.0.1", 0);
+    auto [transport, client] = asyncio::create_connection<Recorder>("127.0.0.1", server.port());
+    transport.write("STARTTLS\n");
+    until([&] { return client->received == "READY\n"; });
+    client->received.clear();
+    EXPECT_FALSE(transport.tls().has_value());
+    transport = asyncio::start_tls(transport, nullptr, client_context(), {.server_hostname = "localhost"});
+    ASSERT_TRUE(transport.tls().has_value());
+    EXPECT_EQ("TLSv1.3", transport.tls()->version);
+    EXPECT_FALSE(transport.can_write_eof());
+    transport.write("secret");
+    until([&] { return client->received == "got secret"; });
+    EXPECT_EQ((std::vector<std::string>{"made", "data"}), client->events) << "connection_made() came once";
+    asyncio::await(*served->upgrade);
+    // The server's start_tls() returns on a later turn than the handshake's end, so the secret
+    // (which may come in the same read as the client's last handshake message) can be first.
+    std::vector<std::string> server_events = served->events;
+    std::sort(server_events.begin() + 1, server_events.end());
+    EXPECT_EQ((std::vector<std::string>{"made", "secret: secret", "tls"}), server_events);
+    // A second start_tls() on a TLS transport is refused.
+    EXPECT_THROW(asyncio::start_tls(transport, nullptr, client_context(), {.server_hostname = "localhost"}),
+                 asyncio::RuntimeError);
+    transport.close();
+    until([&] { return client->events.back() == "lost"; });
+    server.close();
+    server.wait_closed();
+  });
+}
+
+TEST_F(ProtocolTls, AStartTlsWhoseHandshakeFailsClosesTheConnectionAndRaises) {
+  asyncio::run([] {
+    std::shared_ptr<StartTlsServer> served;
+    asyncio::Server server = asyncio::create_server(
+        [&] {
+          served = std::make_shared<StartTlsServer>();
+          return served;
+        },
+        "127.0.0.1", 0);
+    auto [transport, client] = asyncio::create_connection<Recorder>("127.0.0.1", server.port());
+    transport.write("STARTTLS\n");
+    until([&] { return client->received == "READY\n"; });
+    EXPECT_THROW(asyncio::start_tls(transport, nullptr, client_context(), {.server_hostname = "example.org"}),
+                 asyncio::SSLCertVerificationError);
+    EXPECT_TRUE(transport.is_closing());
+    until([&] { return client->events.back() == "lost"; });
+    EXPECT_THROW(asyncio::await(*served->upgrade), asyncio::OSError);
+    server.close();
+    server.wait_closed();
   });
 }
 

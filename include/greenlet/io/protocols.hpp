@@ -158,8 +158,23 @@ class Transport {
   explicit operator bool() const noexcept { return t_ != nullptr; }
 
  private:
+  friend Transport start_tls(Transport transport, std::shared_ptr<BaseProtocol> protocol, const ssl_context& ssl,
+                             tls_options tls, bool server_side);
   std::shared_ptr<detail::protocol_transport> t_;
 };
+
+// start_tls(transport, protocol, ssl, tls, server_side) is loop.start_tls(transport, protocol,
+// sslcontext, server_side=, server_hostname=, ssl_handshake_timeout=): a plain socket connection
+// makes a TLS handshake in place (STARTTLS), and the protocol (given, or the transport's own if
+// null) then sees plaintext; connection_made() is not called again. Returns the transport to use
+// from then on, once the handshake completed. What the protocol writes meanwhile is sent after
+// it, encrypted. A client (server_side false) needs a client context and, when it checks host
+// names, tls.server_hostname (ValueError otherwise); a server a server context. Throws the
+// handshake's error (SSLCertVerificationError, SSLError, ConnectionAbortedError past the
+// timeout), and the connection is then closed; RuntimeError for a pipe's, a closing or a TLS
+// transport, or an empty one. A task of the running loop only.
+Transport start_tls(Transport transport, std::shared_ptr<BaseProtocol> protocol, const ssl_context& ssl,
+                    tls_options tls = {}, bool server_side = false);
 
 namespace detail {
 using protocol_factory = std::function<std::shared_ptr<BaseProtocol>()>;
