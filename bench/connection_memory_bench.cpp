@@ -28,17 +28,11 @@
 
 #include <greenlet/io.hpp>
 
+#include "resident_bytes.hpp"
+
 namespace asyncio = greenlet::asyncio;
 
 namespace {
-
-long resident_bytes() {
-  malloc_trim(0);
-  std::ifstream statm("/proc/self/statm");
-  long size = 0, resident = 0;
-  statm >> size >> resident;
-  return resident * sysconf(_SC_PAGESIZE);
-}
 
 void raise_fd_limit() {
   rlimit r{};

@@ -44,6 +44,8 @@
 
 #include <greenlet/asyncio.hpp>
 
+#include "resident_bytes.hpp"
+
 namespace asyncio = greenlet::asyncio;
 
 namespace {
@@ -285,17 +287,6 @@ void BM_thread_future_resolve_await(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_thread_future_resolve_await)->UseRealTime();
-
-// resident_bytes() is the process's RSS after handing free heap memory back
-// (malloc_trim), so that heap an earlier benchmark freed and this one reuses
-// counts as this one's.
-long resident_bytes() {
-  malloc_trim(0);
-  std::ifstream statm("/proc/self/statm");
-  long size = 0, resident = 0;
-  statm >> size >> resident;
-  return resident * sysconf(_SC_PAGESIZE);
-}
 
 long heap_bytes_in_use() { return static_cast<long>(mallinfo2().uordblks); }
 

@@ -40,22 +40,14 @@
 #include <greenlet/asyncio.hpp>
 #include <greenlet/greenlet.hpp>
 
+#include "resident_bytes.hpp"
+
 namespace asyncio = greenlet::asyncio;
 
 namespace {
 
 constexpr std::size_t stack_bytes = 16 * 1024;
 constexpr greenlet::stack_options small_stack{.size = stack_bytes, .guard_page = false};
-
-// resident_bytes() is the process's RSS, after handing free heap memory back
-// (malloc_trim) so that what an earlier round freed does not count.
-long resident_bytes() {
-  malloc_trim(0);
-  std::ifstream statm("/proc/self/statm");
-  long size = 0, resident = 0;
-  statm >> size >> resident;
-  return resident * sysconf(_SC_PAGESIZE);
-}
 
 long kernel_mappings() {
   std::ifstream maps("/proc/self/maps");

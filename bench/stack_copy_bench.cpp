@@ -15,20 +15,11 @@
 
 #include <greenlet/greenlet.hpp>
 
+#include "resident_bytes.hpp"
+
 namespace {
 
 using greenlet::stack_mode;
-
-// resident_bytes() is the process's RSS after handing free heap memory back
-// (malloc_trim), so that heap an earlier repetition freed and this one
-// reuses counts as this one's.
-long resident_bytes() {
-  malloc_trim(0);
-  std::ifstream statm("/proc/self/statm");
-  long size = 0, resident = 0;
-  statm >> size >> resident;
-  return resident * sysconf(_SC_PAGESIZE);
-}
 
 // with_frame(bytes, f) calls f with `bytes` of live stack below the caller.
 template <class F>
