@@ -5,6 +5,7 @@
 #include "io/protocol_transport.hpp"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -83,6 +84,12 @@ protocol_transport::protocol_transport(event_loop& loop, int fd, protocol_transp
     if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&own_), &own_len_) < 0) own_len_ = 0;
     peer_len_ = sizeof peer_;
     if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&peer_), &peer_len_) < 0) peer_len_ = 0;
+  }
+  if (kind_ == protocol_transport_kind::write_pipe) {
+    // As asyncio: only a socket or FIFO reads as readable when its reader goes away; a
+    // character device (a pty) is readable when it has input, which says nothing about that.
+    struct stat st {};
+    watch_reader_ = ::fstat(fd_, &st) == 0 && !S_ISCHR(st.st_mode);
   }
 }
 
@@ -163,6 +170,7 @@ void protocol_transport::add_reader() {
   // A write pipe reads nothing: its "reader" watches for the other end going away, as asyncio's.
   auto self = shared_from_this();
   if (kind_ == protocol_transport_kind::write_pipe) {
+    if (!watch_reader_) return;
     loop_.add_reader(fd_, [self] { self->on_reader_gone(); });
   } else {
     loop_.add_reader(fd_, [self] { self->on_readable(); });

@@ -148,7 +148,8 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
   bool eof_ = false;              // write_eof() called
   bool reader_added_ = false;
   bool writer_added_ = false;
-  bool lost_ = false;  // connection_lost() scheduled or done
+  bool lost_ = false;         // connection_lost() scheduled or done
+  bool watch_reader_ = true;  // a write pipe watches for its reader going away (not a pty)
 };
 
 }  // namespace greenlet::asyncio::detail

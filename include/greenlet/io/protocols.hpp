@@ -355,9 +355,10 @@ auto connect_read_pipe(Factory&& factory, int fd) {
       factory, [&](const detail::protocol_factory& f) { return detail::adopt_protocol_pipe(f, fd, false); });
 }
 // connect_write_pipe(factory, fd) is loop.connect_write_pipe(protocol_factory, pipe): the write
-// end of a pipe, FIFO, socket or character device. It watches for the reader going away and then
-// closes (connection_lost gets BrokenPipeError if bytes were still buffered, else null), as
-// asyncio's. Writes never raise SIGPIPE. Throws as connect_read_pipe().
+// end of a pipe, FIFO, socket or character device. On a pipe, FIFO or socket it watches for the
+// reader going away and then closes (connection_lost gets BrokenPipeError if bytes were still
+// buffered, else null), as asyncio's; a character device (a pty) is not watched: its input is not
+// that. Writes never raise SIGPIPE. Throws as connect_read_pipe().
 template <protocol_factory Factory>
 auto connect_write_pipe(Factory&& factory, int fd) {
   return detail::with_protocol(
