@@ -285,8 +285,10 @@ void protocol_transport::write(std::string_view data) {
   if (eof_) throw RuntimeError(asyncio_errc::invalid_state, "Cannot call write() after write_eof()");
   if (data.empty()) return;
   // As asyncio: once the connection is lost (or a pipe or TLS connection is closing), writes are
-  // dropped and counted.
-  if (conn_lost_ != 0 || fd_ < 0 || (closing_ && (kind_ == protocol_transport_kind::write_pipe || tls_ != nullptr))) {
+  // dropped and counted. lost_ covers the turn between a close()'s last buffered byte sent and
+  // connection_lost().
+  if (conn_lost_ != 0 || lost_ || fd_ < 0 ||
+      (closing_ && (kind_ == protocol_transport_kind::write_pipe || tls_ != nullptr))) {
     ++conn_lost_;
     return;
   }
