@@ -64,6 +64,20 @@ Transport connect_transport(owned_fd& fd, protocol_transport_kind kind, const pr
   return Transport(std::move(t));
 }
 
+// adopt_transport(fd, ...) is connect_transport() on a descriptor the caller gave: it is the
+// transport's once made; if the call throws before that (the factory threw or returned null), fd
+// is left open and the caller's, as asyncio leaves the socket or pipe it was given.
+Transport adopt_transport(int fd, protocol_transport_kind kind, const protocol_factory& factory, const char* call,
+                          const connection_tls* tls = nullptr) {
+  owned_fd owned{fd};
+  try {
+    return connect_transport(owned, kind, factory, call, tls);
+  } catch (...) {
+    owned.release();
+    throw;
+  }
+}
+
 void set_nodelay(int fd) noexcept {
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -108,8 +122,7 @@ Transport adopt_protocol_socket(const protocol_factory& factory, int fd, const c
   const int family = check_stream_socket(fd, false, call, "pass a connected SOCK_STREAM socket");
   set_nonblocking(fd);
   if (family != AF_UNIX) set_nodelay(fd);
-  owned_fd owned{fd};
-  return connect_transport(owned, protocol_transport_kind::socket, factory, call, tls);
+  return adopt_transport(fd, protocol_transport_kind::socket, factory, call, tls);
 }
 
 Transport adopt_protocol_pipe(const protocol_factory& factory, int fd, bool writing) {
@@ -123,9 +136,8 @@ Transport adopt_protocol_pipe(const protocol_factory& factory, int fd, bool writ
                      "watched for readiness: read it with run_in_executor or a thread)");
   }
   set_nonblocking(fd);
-  owned_fd owned{fd};
-  return connect_transport(owned, writing ? protocol_transport_kind::write_pipe : protocol_transport_kind::read_pipe,
-                           factory, call);
+  return adopt_transport(fd, writing ? protocol_transport_kind::write_pipe : protocol_transport_kind::read_pipe,
+                         factory, call);
 }
 
 namespace {

@@ -264,8 +264,8 @@ std::pair<Transport, std::shared_ptr<P>> create_connection(const std::string& ho
   return create_connection([] { return std::make_shared<P>(); }, host, port, ssl, std::move(tls));
 }
 // create_connection(factory, connected_socket{fd}) is create_connection(sock=sock): a connected
-// stream socket the program made (owned once the call returns). Throws as
-// connect_accepted_socket().
+// stream socket the program made (owned once the call returns; if it throws, fd is left open and
+// the caller's). Throws as connect_accepted_socket().
 template <protocol_factory Factory>
 auto create_connection(Factory&& factory, connected_socket sock) {
   return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
@@ -314,9 +314,10 @@ auto create_unix_connection(Factory&& factory, const std::string& path, const ss
 }
 
 // connect_accepted_socket(factory, fd) is loop.connect_accepted_socket(): it wraps a connected
-// stream socket the program accepted or connected itself (owned from then on, made
-// non-blocking) in a transport and protocol. Throws ValueError if fd is not a connected
-// SOCK_STREAM socket ("A Stream Socket was expected"), as asyncio.
+// stream socket the program accepted or connected itself (made non-blocking; owned once the
+// call returns: if it throws, fd is left open and the caller's) in a transport and protocol.
+// Throws ValueError if fd is not a connected SOCK_STREAM socket ("A Stream Socket was
+// expected"), as asyncio.
 template <protocol_factory Factory>
 auto connect_accepted_socket(Factory&& factory, int fd) {
   return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
@@ -345,9 +346,10 @@ std::pair<Transport, std::shared_ptr<P>> connect_accepted_socket(int fd, const s
 }
 
 // connect_read_pipe(factory, fd) is loop.connect_read_pipe(protocol_factory, pipe): the read end
-// of a pipe, FIFO, socket or character device (owned from then on, made non-blocking) whose
-// bytes go to the protocol's data_received(). At EOF it calls eof_received(), then closes and
-// calls connection_lost(nullptr), as asyncio's read-pipe transport. Throws ValueError for a
+// of a pipe, FIFO, socket or character device (made non-blocking; owned once the call returns:
+// if it throws, fd is left open and the caller's) whose bytes go to the protocol's
+// data_received(). At EOF it calls eof_received(), then closes and calls
+// connection_lost(nullptr), as asyncio's read-pipe transport. Throws ValueError for a
 // regular file ("Pipe transport is for pipes/sockets only."), OSError from fstat().
 template <protocol_factory Factory>
 auto connect_read_pipe(Factory&& factory, int fd) {
