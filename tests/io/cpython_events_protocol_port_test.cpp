@@ -776,8 +776,14 @@ TEST_F(EventLoopTestsMixinProtocols, test_unclosed_pipe_transport) {
   EXPECT_EQ(nullptr, write_transport.get_protocol());
   EXPECT_EQ((Strings{"INITIAL", "CONNECTED"}), read_proto->state);  // no connection_lost
   EXPECT_EQ("CONNECTED", write_proto->state);
+  // The handles outlive the loop safely: every call is a no-op (a write is dropped).
+  loop.reset();
   read_transport.close();
+  write_transport.write("dropped");
   write_transport.abort();
+  read_transport.pause_reading();
+  read_transport.resume_reading();
+  EXPECT_EQ(0u, write_transport.get_write_buffer_size());
   read_proto->transport = {};
   write_proto->transport = {};
 }
