@@ -20,10 +20,10 @@
 // answering the request; Python's blocking client sockets stay blocking sockets of the test.
 //
 // Ported (test_events.py): test_create_connection, test_create_unix_connection,
-// test_create_connection_local_addr, test_create_connection_local_addr_skip_different_family,
-// test_create_connection_local_addr_nomatch_family, test_create_connection_local_addr_in_use,
-// test_connect_accepted_socket, test_create_server, test_create_server_reuse_port,
-// test_create_unix_server, test_create_server_sock, test_create_server_addr_in_use,
+// test_create_connection_sock, test_create_connection_local_addr,
+// test_create_connection_local_addr_skip_different_family, test_create_connection_local_addr_nomatch_family,
+// test_create_connection_local_addr_in_use, test_connect_accepted_socket, test_create_server,
+// test_create_server_reuse_port, test_create_unix_server, test_create_server_sock, test_create_server_addr_in_use,
 // test_create_server_dual_stack, test_server_close, test_read_pipe, test_unclosed_pipe_transport,
 // test_read_pty_output, test_write_pipe, test_write_pipe_disconnect_on_close, test_write_pty,
 // test_bidirectional_pty; (test_buffered_proto.py) test_buffered_proto_create_connection.
@@ -390,6 +390,27 @@ TEST_F(EventLoopTestsMixinProtocols, test_create_unix_connection) {
       [&] { return asyncio::create_unix_connection([&] { return std::make_shared<MyProto>(loop); }, path.path); });
   EXPECT_EQ(path.path, tr.get_extra_info("peername").host);
   basetest_create_connection(loop, tr, pr, false);
+  close_server(loop, httpd);
+  loop.close();
+}
+
+// test_create_connection_sock: test_events.py's in the stored version (test_sock_lowlevel.py's in
+// 3.12, where cpython_sock_lowlevel_port_test.cpp left it out: it needs a protocol).
+TEST_F(EventLoopTestsMixinProtocols, test_create_connection_sock) {
+  asyncio::event_loop loop;
+  asyncio::Server httpd = loop.run_until_complete([] { return http_server(); });
+  const int sock = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(sock, 0);
+  asyncio::set_nonblocking(sock);
+  loop.run_until_complete([&] { asyncio::sock_connect(sock, "127.0.0.1", httpd.port()); });
+
+  auto [tr, pr] = loop.run_until_complete([&] {
+    return asyncio::create_connection([&] { return std::make_shared<MyProto>(loop); }, asyncio::connected_socket{sock});
+  });
+  EXPECT_EQ(sock, tr.fileno());
+  loop.run_until_complete(*pr->done);
+  EXPECT_GT(pr->nbytes, 0u);
+  tr.close();
   close_server(loop, httpd);
   loop.close();
 }
