@@ -157,6 +157,7 @@ void protocol_transport::deliver(std::string_view data) {
       plain_protocol_->data_received(data);
       return;
     }
+    if (buffered_protocol_ == nullptr) throw_no_data_receiver(data.size());
     while (!data.empty() && buffered_protocol_ != nullptr && !closing_) {
       failed_call = "Fatal error: protocol.get_buffer() call failed.";
       std::span<char> into = buffered_protocol_->get_buffer(data.size());

@@ -52,6 +52,13 @@ std::exception_ptr os_error_ptr(int err, const char* call) noexcept {
   }
 }
 
+[[noreturn]] void throw_no_data_receiver(std::size_t count) {
+  throw RuntimeError(asyncio_errc::invalid_state,
+                     "Transport: " + std::to_string(count) +
+                         " bytes arrived for a protocol that is neither a Protocol nor a BufferedProtocol; derive "
+                         "from asyncio::Protocol (data_received) or asyncio::BufferedProtocol to receive data");
+}
+
 namespace {
 
 bool is_os_error(const std::exception_ptr& e) noexcept {
@@ -217,6 +224,8 @@ void protocol_transport::on_readable() {
       buffered_protocol_->buffer_updated(count);
     } else if (plain_protocol_ != nullptr) {
       plain_protocol_->data_received(std::string_view(into.data(), count));
+    } else {
+      throw_no_data_receiver(count);
     }
   } catch (...) {
     fatal_error(std::current_exception(), failed_call);

@@ -30,6 +30,9 @@ constexpr std::size_t max_protocol_read = 256 * 1024;
 // or a Protocol's bytes before data_received() sees them). malloc'd once per thread (the tests
 // count operator new); only the pages a read touches become resident.
 char* protocol_read_buffer();
+// throw_no_data_receiver(count) throws the RuntimeError for bytes that arrived for a protocol
+// that is neither a Protocol nor a BufferedProtocol (asyncio fails there too).
+[[noreturn]] void throw_no_data_receiver(std::size_t count);
 // os_error_ptr(err, call) is the OSError subclass raise_os_error() would throw, as an exception_ptr.
 std::exception_ptr os_error_ptr(int err, const char* call) noexcept;
 

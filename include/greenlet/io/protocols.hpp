@@ -47,7 +47,9 @@ class Transport;
 
 // BaseProtocol is asyncio.BaseProtocol: the calls every protocol gets. The
 // loop calls them on its thread: connection_made() first, connection_lost()
-// last and once. Each default does nothing.
+// last and once. Each default does nothing. A BaseProtocol alone suits a
+// write pipe; on a socket or read pipe, bytes arriving for it are a fatal
+// RuntimeError (reported, the connection closed), as asyncio's AttributeError.
 class BaseProtocol {
  public:
   virtual ~BaseProtocol() = default;
