@@ -32,7 +32,8 @@
 //   test_write_sendmsg_*, test_write_ready_no_data (an internal AssertionError),
 //     test_transport_close_remove_writer (the writer table), test_write_ready_tryagain (the buffer's
 //     internal joining): internals.
-//   SelectorSslTransportTests, SelectorSslWithoutSslTransportTests: protocol transports have no TLS yet.
+//   SelectorSslTransportTests, SelectorSslWithoutSslTransportTests: mock ssl objects (TLS for
+//   protocol transports came after this port; see tests/io/protocol_tls_test.cpp).
 //   SelectorDatagramTransportTests: datagram transports (ported in the datagram port files).
 //
 // Deliberate differences the tests assert:
