@@ -84,7 +84,7 @@ const char* kind_name(protocol_transport_kind kind) noexcept {
 
 protocol_transport::protocol_transport(event_loop& loop, int fd, protocol_transport_kind kind,
                                        std::shared_ptr<BaseProtocol> protocol)
-    : loop_(loop), fd_(fd), kind_(kind) {
+    : loop_(loop), fd_(fd), fileno_(fd), kind_(kind) {
   set_protocol(std::move(protocol));
   if (kind_ == protocol_transport_kind::socket) {
     own_len_ = sizeof own_;
@@ -123,8 +123,28 @@ address protocol_transport::extra(std::string_view name) const {
   return {};
 }
 
-std::string protocol_transport::describe() const {
-  return std::string("<") + kind_name(kind_) + " fd=" + std::to_string(fd_) + ">";
+std::string protocol_transport::describe() const { return repr(); }
+
+std::string protocol_transport::repr() const {
+  // asyncio's transports' __repr__: the class, closed/closing, the fd (kept after the close), then
+  // while open what the selector watches and the write buffer.
+  std::string out = std::string("<") + kind_name(kind_);
+  if (fd_ < 0) {
+    out += " closed";
+  } else if (closing_) {
+    out += " closing";
+  }
+  out += " fd=" + std::to_string(fileno_);
+  if (fd_ < 0) return out + ">";
+  const std::string writing = writer_added_ ? "polling" : "idle";
+  const std::string bufsize = "bufsize=" + std::to_string(buffered());
+  switch (kind_) {
+    case protocol_transport_kind::socket:
+      return out + (reader_added_ ? " read=polling" : " read=idle") + " write=<" + writing + ", " + bufsize + ">>";
+    case protocol_transport_kind::read_pipe: return out + (reader_added_ ? " polling>" : " idle>");
+    case protocol_transport_kind::write_pipe: return out + " " + writing + " " + bufsize + ">";
+  }
+  return out + ">";
 }
 
 void protocol_transport::start(std::optional<Future<void>> ready) {
@@ -609,6 +629,8 @@ void Transport::write_eof() { require(t_, "write_eof").write_eof(); }
 bool Transport::can_write_eof() const noexcept {
   return t_ != nullptr && t_->kind() != detail::protocol_transport_kind::read_pipe && !t_->is_tls();
 }
+
+std::string Transport::repr() const { return t_ == nullptr ? "<Transport empty>" : t_->repr(); }
 
 std::optional<tls_info> Transport::tls() const { return require(t_, "tls").tls(); }
 

@@ -84,6 +84,8 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
   std::size_t low_water() const noexcept { return low_; }
   const std::shared_ptr<BaseProtocol>& protocol() const noexcept { return protocol_; }
   address extra(std::string_view name) const;
+  // repr() is asyncio's repr() of the transport (Transport::repr()).
+  std::string repr() const;
   void set_peer(const sockaddr* addr, socklen_t len);
 
  private:
@@ -117,9 +119,9 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
   void drop() noexcept;
   void close_fd() noexcept;
   std::string describe() const;
-
   event_loop& loop_;
   int fd_;
+  int fileno_;  // fd_ as it was opened, for repr() after the close
   protocol_transport_kind kind_;
   std::shared_ptr<BaseProtocol> protocol_;
   Protocol* plain_protocol_ = nullptr;             // protocol_ as a Protocol, or null

@@ -543,6 +543,53 @@ TEST_F(ProtocolTests, CreateServerOnAListeningSocketAndCreateConnectionFromALoca
   });
 }
 
+// repr() as asyncio's _SelectorSocketTransport.__repr__ and the pipe transports' (after
+// test_selector_events.py's test_repr / test_unix_events.py's repr cases).
+TEST_F(ProtocolTests, ReprSaysWhatTheTransportWatchesAndHolds) {
+  asyncio::run([] {
+    std::shared_ptr<SinkProto> sink;
+    asyncio::Server server = asyncio::create_server(
+        [&] {
+          sink = std::make_shared<SinkProto>();
+          return sink;
+        },
+        "127.0.0.1", 0);
+    auto [transport, client] = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    const std::string fd = std::to_string(transport.fileno());
+    EXPECT_EQ("<_SelectorSocketTransport fd=" + fd + " read=polling write=<idle, bufsize=0>>", transport.repr());
+    transport.pause_reading();
+    EXPECT_EQ("<_SelectorSocketTransport fd=" + fd + " read=idle write=<idle, bufsize=0>>", transport.repr());
+    transport.resume_reading();
+    until([&] { return sink != nullptr && !sink->transport.is_reading(); });
+    const std::string chunk(1024 * 1024, 'r');
+    while (transport.get_write_buffer_size() == 0) transport.write(chunk);
+    const std::string size = std::to_string(transport.get_write_buffer_size());
+    EXPECT_EQ("<_SelectorSocketTransport fd=" + fd + " read=polling write=<polling, bufsize=" + size + ">>",
+              transport.repr());
+    transport.abort();
+    EXPECT_EQ("<_SelectorSocketTransport closing fd=" + fd + " read=idle write=<idle, bufsize=0>>", transport.repr());
+    until([&] { return client->state == "CLOSED"; });
+    EXPECT_EQ("<_SelectorSocketTransport closed fd=" + fd + ">", transport.repr());
+    sink->transport.close();
+    server.close();
+    server.wait_closed();
+
+    os_pipe p;
+    const int read_fd = p.read_end;
+    const int write_fd = p.write_end;
+    auto [reader, reader_proto] =
+        asyncio::connect_read_pipe([] { return std::make_shared<MyProto>(); }, std::exchange(p.read_end, -1));
+    auto [writer, writer_proto] =
+        asyncio::connect_write_pipe([] { return std::make_shared<MyProto>(); }, std::exchange(p.write_end, -1));
+    EXPECT_EQ("<_UnixReadPipeTransport fd=" + std::to_string(read_fd) + " polling>", reader.repr());
+    EXPECT_EQ("<_UnixWritePipeTransport fd=" + std::to_string(write_fd) + " idle bufsize=0>", writer.repr());
+    writer.close();
+    until([&] { return reader_proto->state == "CLOSED"; });
+    EXPECT_EQ("<_UnixReadPipeTransport closed fd=" + std::to_string(read_fd) + ">", reader.repr());
+  });
+  EXPECT_EQ("<Transport empty>", asyncio::Transport().repr());
+}
+
 // MyReadPipeProto is test_events.py's.
 struct MyReadPipeProto : asyncio::Protocol {
   std::vector<std::string> state{"INITIAL"};

@@ -153,6 +153,11 @@ class Transport {
   // set_protocol(p) makes the transport call p from now on (asyncio's set_protocol(), to switch
   // protocols mid-connection). Throws ValueError for null, RuntimeError if empty.
   void set_protocol(std::shared_ptr<BaseProtocol> protocol);
+  // repr() is asyncio's repr() of the transport: "<_SelectorSocketTransport fd=6 read=polling
+  // write=<idle, bufsize=0>>" ("closing" after close(), "closed fd=6" once lost, without the rest);
+  // a read pipe's "<_UnixReadPipeTransport fd=7 polling>", a write pipe's
+  // "<_UnixWritePipeTransport fd=8 idle bufsize=0>". Throws std::bad_alloc only.
+  std::string repr() const;
   // tls() is what the TLS handshake negotiated (version, cipher, ALPN protocol, the peer's
   // certificate subject), asyncio's get_extra_info("ssl_object"/"cipher"/"peercert"); nullopt for
   // a plain connection. Throws RuntimeError if empty.
