@@ -20,10 +20,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <greenlet/io.hpp>
@@ -34,12 +36,15 @@ namespace asyncio = greenlet::asyncio;
 
 namespace {
 
-void raise_fd_limit() {
+// raise_fd_limit() raises RLIMIT_NOFILE's soft limit to the hard one and returns it.
+long raise_fd_limit() {
   rlimit r{};
-  if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return 0;
+  if (r.rlim_cur < r.rlim_max) {
     r.rlim_cur = r.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &r);
   }
+  return r.rlim_cur == RLIM_INFINITY ? 1L << 30 : static_cast<long>(r.rlim_cur);
 }
 
 struct Idle : asyncio::Protocol {
@@ -54,8 +59,14 @@ struct Idle : asyncio::Protocol {
 };
 
 void BM_IdleConnectionMemory(benchmark::State& state) {
-  raise_fd_limit();
+  const long limit = raise_fd_limit();
   const long n = state.range(0);
+  if (limit < 2 * n + 64) {
+    state.SkipWithError(("needs " + std::to_string(2 * n + 64) + " descriptors, RLIMIT_NOFILE allows " +
+                         std::to_string(limit) + " (raise it: ulimit -n)")
+                            .c_str());
+    return;
+  }
   const bool protocols = state.range(1) == 1;
   asyncio::event_loop::options opts;
   opts.task_stack = {.size = 64 * 1024, .guard_page = false};
@@ -85,6 +96,7 @@ void BM_IdleConnectionMemory(benchmark::State& state) {
           const auto start = std::chrono::steady_clock::now();
           for (long i = 0; i < n; ++i) {
             const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
             asyncio::sock_connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
             clients.push_back(fd);
           }
