@@ -112,6 +112,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
   std::list<connection_closer> hooked;
   Future<void> hooked_gone;
   Future<void> closed;           // done once close() ran
+  bool accepting = false;        // start_accepting() ran (server_config::start_serving)
   bool serving_forever = false;  // a task is in serve_forever()
 
   // accept_one(l, peer, len) is the next connection and its peer's address.
@@ -209,6 +210,31 @@ struct server_state : std::enable_shared_from_this<server_state> {
   }
 
   bool serving() const noexcept { return !listeners.empty() && listeners.front().fd >= 0; }
+
+  // start_accepting() starts an acceptor task per listening socket, once.
+  void start_accepting() {
+    if (accepting || !serving()) return;
+    accepting = true;
+    event_loop& loop = get_running_loop();
+    // Each acceptor holds the state: a Server handle dropped while serving
+    // keeps serving, as asyncio's.
+    std::shared_ptr<server_state> self = shared_from_this();
+    for (listener& l : listeners) {
+      // accept_one() waits only after EAGAIN and close() forgets the fd first,
+      // as adopt() asks: an accept wait then costs no epoll_ctl.
+      loop.core()->io->adopt(l.fd);
+      l.acceptor_done = loop.create_future<void>();
+      loop.create_task([self, &l] {
+        struct finished {
+          listener& l;
+          ~finished() {
+            if (!l.acceptor_done.done()) l.acceptor_done.set_result();
+          }
+        } guard{l};
+        self->accept_loop(l);
+      });
+    }
+  }
 
   // close_clients(abort): close() (or abort()) every connection accepted and still open, the
   // handler tasks' streams and the protocol connections alike (asyncio 3.13's close_clients()
@@ -368,23 +394,7 @@ Server start(std::shared_ptr<server_state> s) {
   s->loop = loop.core();
   retain(s->loop);
   s->closed = loop.create_future<void>();
-  // Each acceptor holds the state: a Server handle dropped while serving
-  // keeps serving, as asyncio's.
-  for (listener& l : s->listeners) {
-    // accept_one() waits only after EAGAIN and close() forgets the fd first,
-    // as adopt() asks: an accept wait then costs no epoll_ctl.
-    loop.core()->io->adopt(l.fd);
-    l.acceptor_done = loop.create_future<void>();
-    loop.create_task([s, &l] {
-      struct finished {
-        listener& l;
-        ~finished() {
-          if (!l.acceptor_done.done()) l.acceptor_done.set_result();
-        }
-      } guard{l};
-      s->accept_loop(l);
-    });
-  }
+  if (s->config.start_serving) s->start_accepting();
   return Server(s);
 }
 
@@ -511,7 +521,13 @@ std::vector<int> Server::sockets() const {
   for (const detail::listener& l : s_->listeners) fds.push_back(l.fd);
   return fds;
 }
-bool Server::is_serving() const noexcept { return s_ != nullptr && s_->serving(); }
+bool Server::is_serving() const noexcept { return s_ != nullptr && s_->serving() && s_->accepting; }
+
+void Server::start_serving() {
+  require_server(s_, "start_serving()");
+  if (!s_->serving()) throw RuntimeError(asyncio_errc::invalid_state, "start_serving(): the server is closed");
+  s_->start_accepting();
+}
 
 void Server::close() {
   require_server(s_, "close()");
@@ -557,6 +573,7 @@ void Server::wait_closed() {
   Future<void> closed = s_->closed;
   detail::await_shared(closed);
   for (const detail::listener& l : s_->listeners) {
+    if (l.acceptor_done.empty()) continue;  // never accepted (start_serving = false)
     Future<void> acceptor_done = l.acceptor_done;
     detail::await_shared(acceptor_done);
   }
@@ -583,6 +600,7 @@ void Server::serve_forever() {
                        "serve_forever(): the server is already being awaited on serve_forever() by another task");
   }
   if (!s_->serving()) throw RuntimeError(asyncio_errc::invalid_state, "serve_forever(): the server is closed");
+  s_->start_accepting();
   s_->serving_forever = true;
   struct done_serving {
     detail::server_state& s;

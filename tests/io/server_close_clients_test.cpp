@@ -152,6 +152,65 @@ TEST_F(CloseClients, AnEmptyServerRaises) {
   asyncio::Server empty;
   EXPECT_THROW(empty.close_clients(), asyncio::RuntimeError);
   EXPECT_THROW(empty.abort_clients(), asyncio::RuntimeError);
+  EXPECT_THROW(empty.start_serving(), asyncio::RuntimeError);
+}
+
+// start_serving=False (test_base_events.py test_create_server_no_start_serving / test_server.py's
+// start_serving cases): the server listens, connections wait in the backlog until start_serving().
+using StartServing = greenlet_test::GreenletTest;
+
+TEST_F(StartServing, AServerMadeWithoutServingAcceptsOnlyOnceStarted) {
+  asyncio::run([] {
+    std::vector<std::string> log;
+    asyncio::Server server = asyncio::start_server(
+        [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
+          log.push_back("handler");
+          w.write(r.readline());
+          w.close();
+        },
+        "127.0.0.1", 0, {.start_serving = false});
+    EXPECT_FALSE(server.is_serving());
+    EXPECT_NE(0, server.port());
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());  // the kernel's backlog takes it
+    w.write("hello\n");
+    for (int i = 0; i < 10; ++i) asyncio::sleep(0.001);
+    EXPECT_TRUE(log.empty());
+    server.start_serving();
+    server.start_serving();  // once only
+    EXPECT_TRUE(server.is_serving());
+    EXPECT_EQ("hello\n", r.readline());
+    EXPECT_EQ((std::vector<std::string>{"handler"}), log);
+    server.close();
+    server.wait_closed();
+    EXPECT_THROW(server.start_serving(), asyncio::RuntimeError);
+  });
+}
+
+TEST_F(StartServing, AProtocolServerTooAndWaitClosedOnANeverStartedServerReturns) {
+  asyncio::run([] {
+    struct Echo : asyncio::Protocol {
+      asyncio::Transport t;
+      void connection_made(asyncio::Transport& transport) override { t = transport; }
+      void data_received(std::string_view data) override { t.write(data); }
+      void connection_lost(std::exception_ptr) override { t = {}; }
+    };
+    asyncio::Server idle = asyncio::create_server<Echo>("127.0.0.1", 0, {.start_serving = false});
+    EXPECT_FALSE(idle.is_serving());
+    idle.close();
+    idle.wait_closed();  // no acceptor ever ran
+
+    asyncio::Server server = asyncio::create_server<Echo>("127.0.0.1", 0, {.start_serving = false});
+    auto serving = asyncio::create_task([&] { server.serve_forever(); });  // starts it, as asyncio's
+    asyncio::sleep(0);
+    EXPECT_TRUE(server.is_serving());
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
+    w.write("ping");
+    EXPECT_EQ("ping", r.read(4));
+    w.close();
+    server.close();
+    EXPECT_THROW(asyncio::await(serving), asyncio::CancelledError);
+    server.wait_closed();
+  });
 }
 
 }  // namespace server_close_clients_test

@@ -349,9 +349,13 @@ class Server {
   // sockets() is every listening socket (one per address bound), asyncio's Server.sockets;
   // empty once closed. Throws std::bad_alloc only; loop thread only.
   std::vector<int> sockets() const;
-  // is_serving() is true while the listening sockets are open, until close(). Throws nothing; loop
-  // thread only; false for an empty server.
+  // is_serving() is true while the server accepts: from start (or start_serving()) until close().
+  // Throws nothing; loop thread only; false for an empty server.
   bool is_serving() const noexcept;
+  // start_serving() starts accepting on a server made with server_config{.start_serving = false}
+  // (asyncio's Server.start_serving()); nothing if it accepts already. Throws RuntimeError on a
+  // closed or empty server; a task of the loop thread only.
+  void start_serving();
   // close() stops accepting and closes the listening sockets; connections
   // already accepted go on.
   void close();
@@ -408,6 +412,9 @@ struct server_config {
   // and port, and the kernel spreads the incoming connections among them. Without it, a second
   // server on a bound port fails with OSError EADDRINUSE.
   bool reuse_port = false;
+  // start_serving: asyncio's start_serving=. False makes the server listen without accepting yet:
+  // connections wait in the backlog until Server::start_serving() or serve_forever().
+  bool start_serving = true;
 };
 
 // start_server(handler, host, port) listens on host:port (port 0: any free
