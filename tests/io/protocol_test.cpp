@@ -590,6 +590,60 @@ TEST_F(ProtocolTests, ReprSaysWhatTheTransportWatchesAndHolds) {
   EXPECT_EQ("<Transport empty>", asyncio::Transport().repr());
 }
 
+// Many connections at once, each a conversation of its own: every byte comes back to the
+// connection that sent it, in order (as streams_test's 1,000 echo clients).
+TEST_F(ProtocolTests, FiveHundredConcurrentConversations) {
+  struct Talker : asyncio::Protocol {
+    int id;
+    int rounds_left = 10;
+    std::string expected;
+    std::string received;
+    asyncio::Transport transport;
+    bool done = false;
+    explicit Talker(int i) : id(i) {}
+    void send() {
+      expected = "conn " + std::to_string(id) + " round " + std::to_string(rounds_left) + "\n";
+      transport.write(expected);
+    }
+    void connection_made(asyncio::Transport& t) override {
+      transport = t;
+      send();
+    }
+    void data_received(std::string_view data) override {
+      received.append(data);
+      if (received.size() < expected.size()) return;
+      EXPECT_EQ(expected, received);
+      received.clear();
+      if (--rounds_left == 0) {
+        transport.close();
+        return;
+      }
+      send();
+    }
+    void connection_lost(std::exception_ptr exc) override {
+      EXPECT_EQ(nullptr, exc);
+      done = rounds_left == 0;
+      transport = {};
+    }
+  };
+  asyncio::run([] {
+    asyncio::Server server = asyncio::create_server<EchoProto>("127.0.0.1", 0, {.backlog = 1024});
+    std::vector<std::shared_ptr<Talker>> talkers;
+    std::vector<asyncio::Task<void>> connecting;
+    for (int i = 0; i < 500; ++i) {
+      auto talker = std::make_shared<Talker>(i);
+      talkers.push_back(talker);
+      connecting.push_back(asyncio::create_task([talker, port = server.port()] {
+        asyncio::create_connection([talker] { return talker; }, "127.0.0.1", port);
+      }));
+    }
+    asyncio::gather(connecting);
+    until([&] { return std::all_of(talkers.begin(), talkers.end(), [](const auto& t) { return t->done; }); });
+    server.close();
+    server.wait_closed();
+  });
+}
+
 // MyReadPipeProto is test_events.py's.
 struct MyReadPipeProto : asyncio::Protocol {
   std::vector<std::string> state{"INITIAL"};
