@@ -33,9 +33,9 @@
 //     test_connect_accepted_socket_ssl_timeout_for_plain_socket, test_create_server_ssl,
 //     test_create_unix_server_ssl, test_create_server_ssl_verify_failed,
 //     test_create_unix_server_ssl_verify_failed, test_create_server_ssl_match_failed,
-//     test_create_unix_server_ssl_verified, test_create_server_ssl_verified: TLS for protocol
-//     transports landed after this port; tests/io/protocol_tls_test.cpp covers the same cases
-//     (handshake, verification failures, timeouts, sockets the program made). Left for a port.
+//     test_create_unix_server_ssl_verified, test_create_server_ssl_verified: ported in
+//     tests/io/cpython_events_protocol_ssl_port_test.cpp (suite EventLoopTestsMixinProtocolsSsl),
+//     which has the TLS fixture and certificates.
 //   test_create_server_multiple_hosts_ipv4, _ipv6: mock the socket module to bind 1.2.3.4 etc.
 //   test_create_server_trsock: asyncio.trsock.TransportSocket; Server::sockets() are plain fds.
 //   test_create_unix_server_path_socket_error: a path and a sock at once is not expressible (the
