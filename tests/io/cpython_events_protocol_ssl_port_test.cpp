@@ -80,12 +80,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -181,8 +181,15 @@ asyncio::ssl_context verifying_client_context(bool with_ca) {
   return ctx;
 }
 
-bool matches_ci(const std::string& text, const std::string& pattern) {
-  return std::regex_search(text, std::regex(pattern, std::regex::icase));
+// matches_ci(text, words) is Python's assertRaisesRegex for these patterns without <regex> (whose
+// g++ 12 instantiation warns under -O2): text contains words, ignoring case, '_' and ' ' alike
+// ("certificate.verify.failed" matches OpenSSL's CERTIFICATE_VERIFY_FAILED and "certificate verify
+// failed").
+bool matches_ci(std::string text, std::string words) {
+  for (std::string* s : {&text, &words}) {
+    for (char& c : *s) c = c == '_' ? ' ' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return text.find(words) != std::string::npos;
 }
 
 // MyBaseProto / MyProto are test_events.py's (as in cpython_events_protocol_port_test.cpp).
@@ -487,7 +494,7 @@ TEST_F(EventLoopTestsMixinProtocolsSsl, test_create_server_ssl_verify_failed) {
     loop.run_until_complete([&] { return asyncio::create_connection<MyProto>(host, port, sslcontext_client); });
     ADD_FAILURE() << "no SSLError";
   } catch (const asyncio::SSLError& e) {
-    EXPECT_TRUE(matches_ci(e.what(), "certificate.verify.failed")) << e.what();
+    EXPECT_TRUE(matches_ci(e.what(), "certificate verify failed")) << e.what();
   }
   // execute the loop to log the connection error
   run_briefly(loop);
@@ -515,7 +522,7 @@ TEST_F(EventLoopTestsMixinProtocolsSsl, test_create_unix_server_ssl_verify_faile
     });
     ADD_FAILURE() << "no SSLError";
   } catch (const asyncio::SSLError& e) {
-    EXPECT_TRUE(matches_ci(e.what(), "certificate.verify.failed")) << e.what();
+    EXPECT_TRUE(matches_ci(e.what(), "certificate verify failed")) << e.what();
   }
   // execute the loop to log the connection error
   run_briefly(loop);
@@ -544,8 +551,7 @@ TEST_F(EventLoopTestsMixinProtocolsSsl, test_create_server_ssl_match_failed) {
     loop.run_until_complete([&] { return asyncio::create_connection<MyProto>(host, port, sslcontext_client); });
     ADD_FAILURE() << "no CertificateError";
   } catch (const asyncio::SSLCertVerificationError& e) {
-    EXPECT_TRUE(matches_ci(e.what(), "IP address mismatch, certificate is not valid for '127\\.0\\.0\\.1'"))
-        << e.what();
+    EXPECT_TRUE(matches_ci(e.what(), "IP address mismatch, certificate is not valid for '127.0.0.1'")) << e.what();
   }
 
   // close connection: no transport because the TLS alert aborted the handshake
