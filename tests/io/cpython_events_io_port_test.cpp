@@ -80,6 +80,8 @@
 
 #include "support/greenlet_test.hpp"
 
+#include "cpython_test_utils.hpp"
+
 namespace cpython_events_io_port {
 
 namespace asyncio = greenlet::asyncio;
@@ -89,113 +91,7 @@ using Strings = std::vector<std::string>;
 using EventLoopTestsMixin = greenlet_test::GreenletTest;
 using SubprocessTestsMixin = greenlet_test::GreenletTest;
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-// run_until(loop, pred) is test_utils.run_until(): runs the loop a millisecond at a time until
-// pred() holds; fails after `timeout` seconds.
-template <class Pred>
-void run_until(asyncio::event_loop& loop, Pred pred, double timeout = 30) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("run_until(): timed out");
-    loop.run_until_complete([] { asyncio::sleep(0.001); });
-  }
-}
-
-// run_briefly(loop): test_utils.run_briefly().
-void run_briefly(asyncio::event_loop& loop) {
-  loop.call_soon([&loop] { loop.stop(); });
-  loop.run_forever();
-}
-
-struct socket_pair {
-  int r = -1;
-  int w = -1;
-  socket_pair() {
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw std::runtime_error("socketpair");
-    r = sv[0];
-    w = sv[1];
-  }
-  socket_pair(const socket_pair&) = delete;
-  socket_pair& operator=(const socket_pair&) = delete;
-  ~socket_pair() {
-    if (r >= 0) ::close(r);
-    if (w >= 0) ::close(w);
-  }
-};
-
-// sockname(fd) is socket.getsockname() as (host, port).
-asyncio::address sockname(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) throw std::runtime_error("getsockname");
-  char host[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-    return {host, ntohs(a->sin_port)};
-  }
-  auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-  ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-  return {host, ntohs(a->sin6_port)};
-}
-
-// blocking_connect(family, host, port) is `client = socket.socket(family); client.connect(...)`:
-// the socket, or -1 with errno set.
-int blocking_connect(int family, const char* host, int port) {
-  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  int rc;
-  if (family == AF_INET) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    ::inet_pton(AF_INET, host, &a.sin_addr);
-    rc = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  } else {
-    sockaddr_in6 a{};
-    a.sin6_family = AF_INET6;
-    a.sin6_port = htons(static_cast<uint16_t>(port));
-    ::inet_pton(AF_INET6, host, &a.sin6_addr);
-    rc = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  }
-  if (rc != 0) {
-    const int saved = errno;
-    ::close(fd);
-    errno = saved;
-    return -1;
-  }
-  return fd;
-}
-
-int unix_connect(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// unix_socket_path() is test_utils.gen_unix_socket_path(): a fresh path in a fresh directory.
-struct unix_socket_path {
-  std::string dir;
-  std::string path;
-  unix_socket_path() {
-    char tmpl[] = "/tmp/events_port_XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp");
-    dir = tmpl;
-    path = dir + "/sock";
-  }
-  ~unix_socket_path() {
-    ::unlink(path.c_str());
-    ::rmdir(dir.c_str());
-  }
-};
+using namespace cpython_test_utils;
 
 const std::string GET_REQUEST = "GET / HTTP/1.0\r\nHost: example.com\r\n\r\n";
 

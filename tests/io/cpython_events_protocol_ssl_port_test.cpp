@@ -95,6 +95,8 @@
 #include <greenlet/asyncio.hpp>
 #include <greenlet/io.hpp>
 
+#include "cpython_test_protocols.hpp"
+#include "cpython_test_utils.hpp"
 #include "io/tls_test_fixture.hpp"
 #include "support/greenlet_test.hpp"
 
@@ -106,61 +108,8 @@ using EventLoopTestsMixinProtocolsSsl = tls_test::Fixture;
 using tls_test::client_context;
 using tls_test::files;
 using tls_test::server_context;
-
-// run_until(loop, pred) is test_utils.run_until().
-template <class Pred>
-void run_until(asyncio::event_loop& loop, Pred pred, double timeout = 30) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("run_until(): timed out");
-    loop.run_until_complete([] { asyncio::sleep(0.001); });
-  }
-}
-
-// run_briefly(loop): test_utils.run_briefly().
-void run_briefly(asyncio::event_loop& loop) {
-  loop.call_soon([&loop] { loop.stop(); });
-  loop.run_forever();
-}
-
-// sockname(fd) is socket.getsockname() of an AF_INET socket as (host, port).
-asyncio::address sockname(int fd) {
-  sockaddr_in a{};
-  socklen_t len = sizeof a;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) throw std::runtime_error("getsockname");
-  char host[INET_ADDRSTRLEN] = {};
-  ::inet_ntop(AF_INET, &a.sin_addr, host, sizeof host);
-  return {host, ntohs(a.sin_port)};
-}
-
-// create_server_socket(host, backlog) is socket.create_server((host, 0), backlog=): blocking.
-int create_server_socket(const char* host, int backlog) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  ::inet_pton(AF_INET, host, &a.sin_addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, backlog) != 0) {
-    ::close(fd);
-    throw std::runtime_error("create_server_socket");
-  }
-  return fd;
-}
-
-// unix_socket_path() is test_utils.gen_unix_socket_path(): a fresh path in a fresh directory.
-struct unix_socket_path {
-  std::string dir;
-  std::string path;
-  unix_socket_path() {
-    char tmpl[] = "/tmp/proto_ssl_port_XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp");
-    dir = tmpl;
-    path = dir + "/sock";
-  }
-  ~unix_socket_path() {
-    ::unlink(path.c_str());
-    ::rmdir(dir.c_str());
-  }
-};
+using namespace cpython_test_utils;
+using namespace cpython_test_protocols;
 
 // dummy_ssl_context() is test_utils.dummy_ssl_context() (and simple_client_sslcontext()): a client
 // context that checks neither the certificate nor the host name.
@@ -191,47 +140,6 @@ bool matches_ci(std::string text, std::string words) {
   }
   return text.find(words) != std::string::npos;
 }
-
-// MyBaseProto / MyProto are test_events.py's (as in cpython_events_protocol_port_test.cpp).
-struct MyBaseProto : asyncio::Protocol {
-  asyncio::Transport transport;
-  std::string state = "INITIAL";
-  std::size_t nbytes = 0;
-  std::optional<asyncio::Future<void>> connected;
-  std::optional<asyncio::Future<void>> done;
-
-  MyBaseProto() = default;
-  explicit MyBaseProto(asyncio::event_loop& loop) : connected(loop.create_future()), done(loop.create_future()) {}
-
-  void connection_made(asyncio::Transport& t) override {
-    transport = t;
-    EXPECT_EQ("INITIAL", state);
-    state = "CONNECTED";
-    if (connected) connected->set_result();
-  }
-  void data_received(std::string_view data) override {
-    EXPECT_EQ("CONNECTED", state);
-    nbytes += data.size();
-  }
-  bool eof_received() override {
-    EXPECT_EQ("CONNECTED", state);
-    state = "EOF";
-    return false;
-  }
-  void connection_lost(std::exception_ptr) override {
-    EXPECT_TRUE(state == "CONNECTED" || state == "EOF") << state;
-    state = "CLOSED";
-    if (done) done->set_result();
-  }
-};
-
-struct MyProto : MyBaseProto {
-  using MyBaseProto::MyBaseProto;
-  void connection_made(asyncio::Transport& t) override {
-    MyBaseProto::connection_made(t);
-    t.write("GET / HTTP/1.0\r\nHost: example.com\r\n\r\n");
-  }
-};
 
 // https_server(unix_path) is test_utils.run_test_server(use_ssl=True) /
 // run_test_unix_server(use_ssl=True): answers an HTTP/1.0 request over TLS and closes.
@@ -348,7 +256,7 @@ void test_connect_accepted_socket(const asyncio::ssl_context& server_ssl, const 
     }
   };
 
-  const int lsock = create_server_socket("127.0.0.1", 1);
+  const int lsock = create_server_socket("127.0.0.1", 0, 1);
   const asyncio::address addr = sockname(lsock);
   const std::string message = "test data";
   std::string response;
@@ -699,7 +607,7 @@ class tls_socket {
 class thread_server {
  public:
   explicit thread_server(std::function<void(int)> serve) {
-    listen_fd_ = create_server_socket("127.0.0.1", 1);
+    listen_fd_ = create_server_socket("127.0.0.1", 0, 1);
     port_ = sockname(listen_fd_).port;
     set_timeouts(listen_fd_);
     thread_ = std::thread([this, serve = std::move(serve)] {
