@@ -14,6 +14,9 @@
 //   task_create_finish    create a task, run it, await its result
 //   gather_tasks/1000     create 1,000 tasks and gather() their results,
 //                         per task
+//   gather_tasks_eager/1000  the same with eager_task_factory
+//   await_function/0, /1  await(fn) of a function that returns at once, per
+//                         call: default task factory / eager_task_factory
 //   task_group_tasks/N    N tasks in a TaskGroup, joined, per task
 //   shared_future_timeouts/100000  100,000 tasks wait() on one future with
 //                         a timeout and give up, per task
@@ -140,6 +143,40 @@ void BM_gather_tasks(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * n);
 }
 BENCHMARK(BM_gather_tasks)->Arg(1000);
+
+// gather_tasks/1000 with the loop's task factory set to eager_task_factory: each task runs to its end
+// inside create_task(), and gather() of children all done returns without suspending (3.12's rule).
+void BM_gather_tasks_eager(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  asyncio::run([&] {
+    asyncio::get_running_loop().set_task_factory(asyncio::eager_task_factory);
+    std::vector<asyncio::Task<int>> tasks;
+    tasks.reserve(n);
+    for (auto _ : state) {
+      tasks.clear();
+      for (int i = 0; i < n; ++i) tasks.push_back(asyncio::create_task([i] { return i; }));
+      const std::vector<int> results = asyncio::gather(tasks);
+      if (results.back() != n - 1) state.SkipWithError("gather() lost a result");
+    }
+  });
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_gather_tasks_eager)->Arg(1000);
+
+// await(fn) of a function that returns at once (a cache hit): a task made, run and awaited, per
+// call. Arg 0: the default factory (the awaiting task suspends, the loop runs the new task's step);
+// arg 1: eager_task_factory (the task runs inside create_task(), the await does not suspend).
+void BM_await_function(benchmark::State& state) {
+  const bool eager = state.range(0) != 0;
+  asyncio::run([&] {
+    if (eager) asyncio::get_running_loop().set_task_factory(asyncio::eager_task_factory);
+    int sum = 0;
+    for (auto _ : state) sum += asyncio::await([] { return 1; });
+    if (sum != static_cast<int>(state.iterations())) state.SkipWithError("await(fn) lost a result");
+  });
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_await_function)->Arg(0)->Arg(1);
 
 // A TaskGroup of N tasks, each returning at once, joined: ns per task. /1000
 // compares with gather_tasks/1000; /100000 shows what a group costs per task

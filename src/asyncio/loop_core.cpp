@@ -589,6 +589,7 @@ void loop_core::run_forever() {
   check_can_run();
   running = true;
   loop_greenlet = ::greenlet::getcurrent();
+  suspend_target = loop_greenlet.impl();
   // The running greenlet's context is set aside while the loop runs: its
   // slot is the callbacks' (see callback_slot).
   callback_slot = &loop_greenlet.impl()->context_vars;
@@ -606,6 +607,7 @@ void loop_core::run_forever() {
       *self->callback_slot = std::move(own_context);
       self->callback_slot = nullptr;
       self->loop_greenlet = ::greenlet::greenlet();
+      self->suspend_target = nullptr;
       set_running_loop(nullptr);
       // The event_loop was destroyed while it ran: close the loop now, as its destructor would
       // have, and give back the reference it had. Last: this may free *self.

@@ -56,7 +56,7 @@ void no_awaiting_task(loop_core* loop) {
   throw RuntimeError(asyncio_errc::not_in_task, "await outside a task");
 }
 
-void task_state::start(loop_core* l) {
+void task_state::prepare(loop_core* l) {
   loop = l;
   if (name_.empty()) number_ = task_counter.fetch_add(1, std::memory_order_relaxed);
   glet = ::greenlet::greenlet([this] { body(); }, ::greenlet::greenlet(), l->task_stack);
@@ -67,16 +67,60 @@ void task_state::start(loop_core* l) {
   // snapshot in a context of its own, so what the task sets stays in the task.
   glet.impl()->context_vars.vars = ::greenlet::detail::current_context();
   l->link_task(this);
-  l->call_soon_fast(&step_callback, this, nullptr);
 }
 
-void task_state::start(loop_core* l, ::greenlet::context& ctx) {
-  start(l);
+void task_state::begin(first_step when) {
+  // asyncio's Task(eager_start=True) steps at once only in a running loop (it falls back to
+  // call_soon otherwise): here, the loop running on this thread.
+  if (when == first_step::per_loop && loop->eager_tasks && loop->running && running_loop() == loop) {
+    eager_step();
+  } else {
+    loop->call_soon_fast(&step_callback, this, nullptr);
+  }
+}
+
+void task_state::start(loop_core* l, first_step when) {
+  prepare(l);
+  begin(when);
+}
+
+void task_state::start(loop_core* l, ::greenlet::context& ctx, first_step when) {
+  prepare(l);
   // asyncio's create_task(context=ctx): the task runs in ctx itself. Entered
   // until body() ends, so that a run() of ctx meanwhile, or a second task
   // given it, is refused instead of losing one side's sets.
   glet.impl()->context_vars = ctx.enter_elsewhere();
   shared_context_ = &ctx;
+  begin(when);
+}
+
+void task_state::eager_step() {
+  loop_core* l = loop;
+  // The step comes back here: the task's greenlet finishes into its parent, and suspend_inline()
+  // switches to l->suspend_target. Both are the creator's greenlet for this step; the parent
+  // becomes the loop's greenlet afterwards, as step() makes it, for the steps the loop runs.
+  // No hand-off meanwhile (turn_remaining 0): a step of another task taken now would come
+  // back here, in the middle of the creator's create_task().
+  ::greenlet::greenlet creator = ::greenlet::getcurrent();
+  glet.set_parent(creator);
+  struct restore_creator {
+    loop_core* l;
+    task_state* task;
+    ::greenlet::detail::greenlet_impl* target;
+    std::size_t remaining;
+    ~restore_creator() {
+      l->current_task = task;
+      l->suspend_target = target;
+      l->turn_remaining = remaining;
+    }
+  } restore{l, l->current_task, l->suspend_target, l->turn_remaining};
+  l->current_task = this;
+  l->suspend_target = creator.impl();
+  l->turn_remaining = 0;
+  switch_in_first_time();
+  if (!glet.dead()) glet.set_parent(l->loop_greenlet);
+  // As after a step the loop ran: unlinked if done, failed if it stranded itself.
+  after_step();
 }
 
 void task_state::make_default_name() const { name_ = "Task-" + std::to_string(number_); }
@@ -120,22 +164,24 @@ void task_state::step() {
   } clear{l};
   // switch_as_owner(): the task's greenlet is locked against switches by hand (start()).
   if (!glet.started()) {
-    // Starting needs a stack; if none can be had (vm.max_map_count, memory),
-    // the task fails with that error instead of waiting forever.
-    try {
-      ::greenlet::detail::switch_as_owner(glet.impl());
-    } catch (const ::greenlet::error& e) {
-      if (e.code() != ::greenlet::errc::stack_exhausted || glet.started()) throw;
-      let_go_of_shared_context();
-      drop_function();
-      fail(std::current_exception());
-    }
+    switch_in_first_time();
   } else {
     ::greenlet::detail::switch_as_owner(glet.impl());
   }
   // Back on the loop's greenlet: from this task, or from the last of the
   // tasks it handed the turn on to (suspend()); that one is current_task.
   if (task_state* back = l->current_task) back->after_step();
+}
+
+void task_state::switch_in_first_time() {
+  try {
+    ::greenlet::detail::switch_as_owner(glet.impl());
+  } catch (const ::greenlet::error& e) {
+    if (e.code() != ::greenlet::errc::stack_exhausted || glet.started()) throw;
+    let_go_of_shared_context();
+    drop_function();
+    fail(std::current_exception());
+  }
 }
 
 void task_state::after_step() {

@@ -208,7 +208,16 @@ void TaskGroup::check_open() const {
   if (state_->aborting) throw RuntimeError(asyncio_errc::invalid_state, "TaskGroup is shutting down");
 }
 
-void TaskGroup::adopt(detail::future_state* child) { state_->watch(child->as_task()); }
+void TaskGroup::adopt(detail::future_state* child) {
+  // A child done already (an eager task that finished in create_task()) is taken as done now, as
+  // 3.12's TaskGroup.create_task() does: not listed, no callback, so a group whose children all
+  // finished that way ends without waiting. Its failure aborts the group at once.
+  if (child->done()) {
+    state_->on_task_done(*child);
+    return;
+  }
+  state_->watch(child->as_task());
+}
 
 void TaskGroup::join(std::exception_ptr body_error) {
   joined_ = true;

@@ -245,6 +245,22 @@ void gather_wait(const std::vector<future_state*>& children, bool collect) {
   // an await takes without suspending. Otherwise it waits for every child's
   // callback, those of children already done included.
   if (children.empty()) return;
+  if (std::all_of(children.begin(), children.end(), [](future_state* c) { return c->done(); })) {
+    // Every child done already (as eager tasks that finished in create_task() are): 3.12's
+    // gather() runs its done callbacks at once and returns a future already done, which an await
+    // takes without suspending. The first failure is raised; the later ones count as seen.
+    std::exception_ptr first_failure;
+    for (future_state* child : children) {
+      if (collect || !(child->cancelled() || child->failed())) continue;
+      if (!first_failure) {
+        first_failure = failure_of(child);
+      } else if (!child->cancelled()) {
+        (void)child->exception();
+      }
+    }
+    if (first_failure) std::rethrow_exception(first_failure);
+    return;
+  }
   auto state = std::make_shared<wait_state>(task.loop, children, /*gathering=*/true);
   state->remaining = children.size();
   state->collect = collect;

@@ -658,7 +658,7 @@ class async_generator {
   // body_task_done() runs. If the task ends before the body could run,
   // body_task_done() ends the generator with its outcome.
   void start(shared& s, event_loop& loop) {
-    Task<void> task = loop.create_task([state = &s] { run_body(*state); });
+    Task<void> task = detail::create_scheduled_task(loop, [state = &s] { run_body(*state); });
     s.held_by_task = s_;
     task.state()->as_task()->async_generator = &s;
     task.state()->add_fast_callback(&body_task_done, &s);

@@ -1,6 +1,7 @@
 // asyncio/event_loop.hpp: event_loop, Handle, and the loop accessors.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -132,6 +133,31 @@ using TimerHandle = Handle;
 // exception_context is what the exception handler receives: message, source and exception. A
 // plain struct, not synchronized; its members throw only std::bad_alloc when copied.
 using detail::exception_context;
+
+// eager_task_factory is asyncio's eager_task_factory (Python 3.12), for event_loop::set_task_factory():
+// a task made while its loop runs takes its first step inside create_task(), before it returns,
+// and is scheduled only if it suspends. One that finishes there never enters the ready queue.
+struct eager_task_factory_t {
+  explicit constexpr eager_task_factory_t() = default;
+};
+inline constexpr eager_task_factory_t eager_task_factory{};
+
+// task_factory is what event_loop::get_task_factory() returns and set_task_factory() takes: none
+// (nullptr, asyncio's None: tasks start on a later iteration) or eager_task_factory. It compares
+// equal to either: `loop.get_task_factory() == asyncio::eager_task_factory`. Throws nothing.
+class task_factory {
+ public:
+  constexpr task_factory(std::nullptr_t = nullptr) noexcept {}             // NOLINT: implicit, as None
+  constexpr task_factory(eager_task_factory_t) noexcept : eager_(true) {}  // NOLINT: implicit
+  // eager() is true for eager_task_factory.
+  constexpr bool eager() const noexcept { return eager_; }
+  // True for a factory set (eager_task_factory), false for none.
+  explicit constexpr operator bool() const noexcept { return eager_; }
+  friend constexpr bool operator==(task_factory a, task_factory b) noexcept { return a.eager_ == b.eager_; }
+
+ private:
+  bool eager_ = false;
+};
 
 // event_loop is asyncio's event loop: a ready queue run FIFO, timers run in
 // deadline order (ties in scheduling order), and an epoll wait that sleeps
@@ -317,6 +343,24 @@ class event_loop {
   // greenlet::error (context_entered) if ctx is entered (then fn never runs). Loop thread only.
   template <class F>
   auto create_task(F&& fn, std::string name, ::greenlet::context& ctx);
+  // set_task_factory(eager_task_factory) makes the tasks of this loop eager, as asyncio's
+  // loop.set_task_factory(asyncio.eager_task_factory) (3.12): create_task() called while the loop
+  // runs (and so gather(), await(fn), wait_for(fn), TaskGroup::create_task(), ...) runs the task's
+  // function at once, in the caller's turn, until it first suspends or returns. A task that
+  // returns without suspending is done when create_task() returns: it never waits in the ready
+  // queue, and all_tasks() lists it only while it runs. current_task() is the new task during
+  // that first step and the creator's again afterwards. While the loop is not running (before
+  // run_until_complete()), tasks start on a later iteration as usual. set_task_factory(nullptr)
+  // goes back to that default. Throws RuntimeError (wrong_loop) on another thread; loop thread
+  // only.
+  void set_task_factory(task_factory factory) {
+    core_->check_loop_thread();
+    core_->eager_tasks = factory.eager();
+  }
+  // get_task_factory() is the factory set: nullptr (none) or eager_task_factory. Throws nothing.
+  task_factory get_task_factory() const noexcept {
+    return core_->eager_tasks ? task_factory(eager_task_factory) : task_factory(nullptr);
+  }
   // run_in_executor(executor, fn, args...) runs fn(args...) on executor
   // (nullptr: the default thread pool) and returns a Future to await.
   // Throws RuntimeError if the loop is closed or on another thread,

@@ -66,6 +66,36 @@ class Task : public Future<T> {
   detail::task_state* task() const { return this->checked()->as_task(); }
 };
 
+namespace detail {
+// new_task(core, fn, name, ctx, when) is what the create_task() calls share: a task of fn on the
+// loop `core`, in the context object *ctx if given (else a copy of the caller's), its first step
+// taken as `when` says. Throws RuntimeError (closed loop, another thread), greenlet::error
+// (context_entered), std::bad_alloc; fn never runs then.
+template <class F>
+auto new_task(loop_core* core, F&& fn, std::string name, ::greenlet::context* ctx, task_state::first_step when) {
+  using R = stored_result_t<std::decay_t<F>&>;
+  core->check_loop_thread();
+  core->check_open();
+  if (ctx != nullptr && ctx->entered()) ::greenlet::detail::throw_context_entered();
+  auto* state = new task_impl<R, std::decay_t<F>>(core, std::move(name), std::forward<F>(fn));
+  Task<R> task(state);
+  if (ctx != nullptr) {
+    state->start(core, *ctx, when);
+  } else {
+    state->start(core, when);
+  }
+  return task;
+}
+
+// create_scheduled_task(loop, fn) is loop.create_task(fn) whose first step is on a later
+// iteration whatever the loop's task factory: for a task its creator sets up further after
+// create_task() returns (an async generator's body). Throws as create_task().
+template <class F>
+auto create_scheduled_task(event_loop& loop, F&& fn) {
+  return new_task(loop.core(), std::forward<F>(fn), {}, nullptr, task_state::first_step::scheduled);
+}
+}  // namespace detail
+
 template <class F>
 auto event_loop::create_task(F&& fn, std::string name) {
   if constexpr (!detail::task_function<F>) {
@@ -74,13 +104,8 @@ auto event_loop::create_task(F&& fn, std::string name) {
                   "loop.create_task(fn): fn must be a callable taking no arguments, not the result of a call: "
                   "write loop.create_task([=] { return fetch(1); }), not loop.create_task(fetch(1))");
   } else {
-    using R = detail::stored_result_t<std::decay_t<F>&>;
-    core_->check_loop_thread();
-    core_->check_open();
-    auto* state = new detail::task_impl<R, std::decay_t<F>>(core_.get(), std::move(name), std::forward<F>(fn));
-    Task<R> task(state);
-    state->start(core_.get());
-    return task;
+    return detail::new_task(core_.get(), std::forward<F>(fn), std::move(name), nullptr,
+                            detail::task_state::first_step::per_loop);
   }
 }
 
@@ -92,14 +117,8 @@ auto event_loop::create_task(F&& fn, std::string name, ::greenlet::context& ctx)
                   "loop.create_task(fn, name, ctx): fn must be a callable taking no arguments, not the result of "
                   "a call: write loop.create_task([=] { return fetch(1); }, name, ctx)");
   } else {
-    using R = detail::stored_result_t<std::decay_t<F>&>;
-    core_->check_loop_thread();
-    core_->check_open();
-    if (ctx.entered()) ::greenlet::detail::throw_context_entered();
-    auto* state = new detail::task_impl<R, std::decay_t<F>>(core_.get(), std::move(name), std::forward<F>(fn));
-    Task<R> task(state);
-    state->start(core_.get(), ctx);
-    return task;
+    return detail::new_task(core_.get(), std::forward<F>(fn), std::move(name), &ctx,
+                            detail::task_state::first_step::per_loop);
   }
 }
 

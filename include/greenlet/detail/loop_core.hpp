@@ -188,11 +188,17 @@ struct loop_core {
   double virtual_now = 0;
   stack_options task_stack;            // for every task's greenlet
   ::greenlet::greenlet loop_greenlet;  // the greenlet running run_forever()
+  // Where a suspending task switches when it hands the turn to no other task: the loop's greenlet
+  // (set by run_forever()), or the creator of a task taking its eager first step (eager_step()).
+  ::greenlet::detail::greenlet_impl* suspend_target = nullptr;
   // loop_greenlet's context slot while run_forever() runs. Its own context is set aside meanwhile
   // and given back at the end: each callback runs in a context of its own there
   // (enter_callback_context()), and none of them changes the context of the code running the loop.
   ::greenlet::detail::context_slot* callback_slot = nullptr;
   task_state* current_task = nullptr;
+  // set_task_factory(eager_task_factory): a task made while the loop runs takes its first step in
+  // create_task() itself, before it returns (task_state::start()).
+  bool eager_tasks = false;
   future_state* target = nullptr;  // what run_until_complete() waits for
   event_loop* facade = nullptr;
   // The facade made when the user's event_loop was destroyed while the loop ran (~event_loop):

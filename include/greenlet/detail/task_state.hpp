@@ -73,12 +73,17 @@ class task_state : public ::greenlet::detail::greenlet_role {
   }
   void set_name(std::string name) { name_ = std::move(name); }
 
-  // start() links the task into its loop and schedules its first step.
-  void start(loop_core* loop);
+  // first_step says when start() runs a task's first step: as the loop's task factory says
+  // (eager_task_factory: at once, inside start(), when the loop runs; otherwise on a later
+  // iteration), or always on a later iteration (an async generator's body task, which its
+  // generator sets up after create_task() returns).
+  enum class first_step : unsigned char { per_loop, scheduled };
+  // start() links the task into its loop and schedules its first step, or takes it now (eager).
+  void start(loop_core* loop, first_step when = first_step::per_loop);
   // start(loop, ctx) is start() for a task that runs in the context object ctx itself, not in a
   // copy of the creator's: ctx is entered from now until the task ends, when it takes back what
   // the task set. The caller has checked that ctx is not entered. Throws std::bad_alloc.
-  void start(loop_core* loop, ::greenlet::context& ctx);
+  void start(loop_core* loop, ::greenlet::context& ctx, first_step when = first_step::per_loop);
   // abandon() is how the loop lets go of a task it will never step again
   // (closing, or the task stranded itself): it unlinks the task and unwinds
   // its stack now, so the task's destructors run before the caller goes on.
@@ -148,6 +153,17 @@ class task_state : public ::greenlet::detail::greenlet_role {
  private:
   void body();
   void step();
+  // prepare(loop) makes the task's greenlet and links the task into loop: start() without the
+  // first step. begin(when) then schedules that step or takes it now (eager_step()).
+  void prepare(loop_core* loop);
+  void begin(first_step when);
+  // eager_step() is the first step taken inside create_task(), as asyncio's eager tasks take it:
+  // the task runs until it first suspends or finishes, then control comes back to the creator
+  // (not to the loop), with the creator's current task restored.
+  void eager_step();
+  // switch_in_first_time() is the switch that starts the task's greenlet: a task that cannot get
+  // a stack (vm.max_map_count, memory) fails with that error instead of waiting for ever.
+  void switch_in_first_time();
   // after_step() is what the loop does once a step of this task gave
   // control back: unlink it if done, fail it if it was stranded.
   void after_step();
@@ -227,7 +243,7 @@ inline void task_state::suspend_inline() {
   // sites the resume address alternated and a step cost ~2x (60 against
   // 27 ns at 1,000 tasks, 2026-11-26). switch_as_owner() lets the switch
   // through the successor's lock; the loop's greenlet has none.
-  ::greenlet::detail::greenlet_impl* target = loop->loop_greenlet.impl();
+  ::greenlet::detail::greenlet_impl* target = loop->suspend_target;
   if (task_state* successor = loop->take_handoff_step(this)) {
     loop->current_task = successor;
     target = successor->glet.impl();
