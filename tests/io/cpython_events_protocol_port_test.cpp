@@ -146,21 +146,6 @@ struct MyWritePipeProto : asyncio::BaseProtocol {
   }
 };
 
-// http_server() is test_utils.run_test_server(): answers an HTTP/1.0 request and closes.
-asyncio::Server http_server(std::optional<std::string> unix_path = std::nullopt) {
-  auto handler = [](asyncio::StreamReader reader, asyncio::StreamWriter writer) {
-    try {
-      reader.readuntil("\r\n\r\n");
-      writer.write("HTTP/1.0 200 OK\r\nContent-type: text/plain\r\n\r\nTest message");
-      writer.close();
-      writer.wait_closed();
-    } catch (const std::exception&) {
-    }
-  };
-  if (unix_path) return asyncio::start_unix_server(handler, *unix_path);
-  return asyncio::start_server(handler, "127.0.0.1", 0);
-}
-
 void close_server(asyncio::event_loop& loop, asyncio::Server& server) {
   server.close();
   loop.run_until_complete([&] { server.wait_closed(); });

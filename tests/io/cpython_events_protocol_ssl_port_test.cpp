@@ -98,6 +98,7 @@
 #include "cpython_test_protocols.hpp"
 #include "cpython_test_utils.hpp"
 #include "io/tls_test_fixture.hpp"
+#include "io/tls_test_peer.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace cpython_events_protocol_ssl_port {
@@ -544,8 +545,10 @@ asyncio::event_loop::options virtual_time() {
   return opts;
 }
 
-// peer_aborted is what test_utils' recv_all() raises when the connection ends first.
-struct peer_aborted {};
+// peer_aborted is what test_utils' recv_all() raises when the connection ends first
+// (ConnectionAbortedError); tls_socket's recv_all() raises it too.
+using tls_test_peer::peer_aborted;
+using tls_test_peer::tls_socket;
 
 void set_timeouts(int fd) {
   timeval timeout{10, 0};
@@ -558,49 +561,11 @@ std::string recv_all(int fd, std::size_t n) {
   char chunk[64 * 1024];
   while (buf.size() < n) {
     const ssize_t got = ::recv(fd, chunk, std::min(sizeof chunk, n - buf.size()), 0);
-    if (got <= 0) throw peer_aborted{};
+    if (got <= 0) throw peer_aborted("recv_all(" + std::to_string(n) + "): the connection ended first");
     buf.append(chunk, static_cast<std::size_t>(got));
   }
   return buf;
 }
-
-// tls_socket is the peer's sock.start_tls(ctx, server_side=): an SSL on the blocking fd. Closing
-// the fd without SSL_shutdown() is Python's SSLSocket.close() (no close_notify).
-class tls_socket {
- public:
-  tls_socket(int fd, const asyncio::ssl_context& ctx, bool server_side) : ssl_(SSL_new(ctx.native_handle())) {
-    SSL_set_fd(ssl_, fd);
-    if ((server_side ? SSL_accept(ssl_) : SSL_connect(ssl_)) != 1) {
-      ERR_clear_error();
-      SSL_free(ssl_);
-      throw std::runtime_error("peer's TLS handshake failed");
-    }
-  }
-  ~tls_socket() {
-    SSL_free(ssl_);
-    ERR_clear_error();
-  }
-  tls_socket(const tls_socket&) = delete;
-  tls_socket& operator=(const tls_socket&) = delete;
-  void sendall(std::string_view data) {
-    if (SSL_write(ssl_, data.data(), static_cast<int>(data.size())) != static_cast<int>(data.size())) {
-      throw std::runtime_error("SSL_write failed");
-    }
-  }
-  std::string recv_all(std::size_t n) {
-    std::string buf(n, '\0');
-    std::size_t got = 0;
-    while (got < n) {
-      const int r = SSL_read(ssl_, buf.data() + got, static_cast<int>(n - got));
-      if (r <= 0) throw peer_aborted{};
-      got += static_cast<std::size_t>(r);
-    }
-    return buf;
-  }
-
- private:
-  SSL* ssl_;
-};
 
 // thread_server is test_utils' tcp_server(serve): listening on 127.0.0.1, a thread accepting one
 // connection and running serve(fd); its failures are kept in error().

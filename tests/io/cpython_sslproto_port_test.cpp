@@ -78,6 +78,7 @@
 #include <greenlet/io.hpp>
 
 #include "io/tls_test_certs.hpp"
+#include "io/tls_test_peer.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace cpython_sslproto_port {
@@ -194,8 +195,9 @@ std::string unix_path(const char* tag) {
 // ---- The peer threads: blocking sockets (10 s timeouts), OpenSSL on them directly.
 
 // peer_aborted is what test_utils' recv_all() raises when the connection ends first
-// (ConnectionAbortedError).
-struct peer_aborted {};
+// (ConnectionAbortedError); tls_socket's recv_all() raises it too.
+using tls_test_peer::peer_aborted;
+using tls_test_peer::tls_socket;
 
 void set_timeouts(int fd) {
   timeval timeout{10, 0};
@@ -208,7 +210,7 @@ std::string recv_all(int fd, std::size_t n) {
   char chunk[64 * 1024];
   while (buf.size() < n) {
     const ssize_t got = ::recv(fd, chunk, std::min(sizeof chunk, n - buf.size()), 0);
-    if (got <= 0) throw peer_aborted{};
+    if (got <= 0) throw peer_aborted("recv_all(" + std::to_string(n) + "): the connection ended first");
     buf.append(chunk, static_cast<std::size_t>(got));
   }
   return buf;
@@ -221,45 +223,6 @@ void send_all(int fd, std::string_view data) {
     data.remove_prefix(static_cast<std::size_t>(sent));
   }
 }
-
-// tls_socket is the peer's sock.start_tls(ctx, server_side=...): an SSL on the blocking fd.
-class tls_socket {
- public:
-  tls_socket(int fd, const asyncio::ssl_context& ctx, bool server_side) : ssl_(SSL_new(ctx.native_handle())) {
-    SSL_set_fd(ssl_, fd);
-    const int ok = server_side ? SSL_accept(ssl_) : SSL_connect(ssl_);
-    if (ok != 1) {
-      ERR_clear_error();
-      SSL_free(ssl_);
-      throw std::runtime_error("peer's TLS handshake failed");
-    }
-  }
-  ~tls_socket() {
-    SSL_free(ssl_);
-    ERR_clear_error();
-  }
-  tls_socket(const tls_socket&) = delete;
-  tls_socket& operator=(const tls_socket&) = delete;
-
-  void sendall(std::string_view data) {
-    if (SSL_write(ssl_, data.data(), static_cast<int>(data.size())) != static_cast<int>(data.size())) {
-      throw std::runtime_error("SSL_write failed");
-    }
-  }
-  std::string recv_all(std::size_t n) {
-    std::string buf(n, '\0');
-    std::size_t got = 0;
-    while (got < n) {
-      const int r = SSL_read(ssl_, buf.data() + got, static_cast<int>(n - got));
-      if (r <= 0) throw peer_aborted{};
-      got += static_cast<std::size_t>(r);
-    }
-    return buf;
-  }
-
- private:
-  SSL* ssl_;
-};
 
 // thread_server is test_utils' tcp_server(serve): a socket listening on 127.0.0.1 and a thread
 // that accepts one connection and runs serve(fd). The thread's failures are collected in error().

@@ -1,6 +1,7 @@
 // cpython_test_utils.hpp: the helpers of CPython's test_asyncio/utils.py and socket_helper that the
 // test_events.py ports share (tests/io/cpython_events_*_port_test.cpp): run_until(), run_briefly(),
-// socket pairs, blocking sockets, free ports, Unix socket paths, pipes.
+// socket pairs, blocking sockets, free ports, Unix socket paths, pipes, http_server()
+// (run_test_server()).
 #pragma once
 
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -176,5 +178,20 @@ struct os_pipe {
     if (w >= 0) ::close(w);
   }
 };
+
+// http_server() is test_utils.run_test_server(): answers an HTTP/1.0 request and closes.
+inline asyncio::Server http_server(std::optional<std::string> unix_path = std::nullopt) {
+  auto handler = [](asyncio::StreamReader reader, asyncio::StreamWriter writer) {
+    try {
+      reader.readuntil("\r\n\r\n");
+      writer.write("HTTP/1.0 200 OK\r\nContent-type: text/plain\r\n\r\nTest message");
+      writer.close();
+      writer.wait_closed();
+    } catch (const std::exception&) {
+    }
+  };
+  if (unix_path) return asyncio::start_unix_server(handler, *unix_path);
+  return asyncio::start_server(handler, "127.0.0.1", 0);
+}
 
 }  // namespace cpython_test_utils

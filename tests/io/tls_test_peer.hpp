@@ -2,7 +2,8 @@
 // a blocking OpenSSL session over a socket in a std::thread (TestSocketWrapper, TestThreadedServer,
 // TestThreadedClient), with its own SSL_CTX made from tls_test_certs.hpp's certificates, so that
 // the library meets a plain OpenSSL peer, not itself; and loop_signal, a loop future such a thread
-// completes (call_soon_threadsafe(fut.set_result)).
+// completes (call_soon_threadsafe(fut.set_result)); and tls_socket, the lighter peer of the
+// cpython_*ssl* ports: OpenSSL over a blocking fd with an ssl_context's own SSL_CTX.
 #pragma once
 
 #include <fcntl.h>
@@ -23,11 +24,13 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include <greenlet/asyncio.hpp>
+#include <greenlet/io.hpp>
 
 #include "io/tls_test_certs.hpp"
 
@@ -197,6 +200,48 @@ class peer_socket {
 
   int fd_;
   SSL* ssl_ = nullptr;
+};
+
+// tls_socket is a test peer's sock.start_tls(ctx, server_side=) over a blocking fd the test owns
+// (the thread_server / client threads of the cpython_*ssl* ports): SSL_accept or SSL_connect with
+// the ssl_context's own SSL_CTX; a failed handshake raises std::runtime_error. Its destructor frees
+// the SSL without SSL_shutdown(): closing the fd afterwards is Python's SSLSocket.close() (no
+// close_notify). recv_all() raises peer_aborted when the connection ends first.
+class tls_socket {
+ public:
+  tls_socket(int fd, const asyncio::ssl_context& ctx, bool server_side) : ssl_(SSL_new(ctx.native_handle())) {
+    SSL_set_fd(ssl_, fd);
+    if ((server_side ? SSL_accept(ssl_) : SSL_connect(ssl_)) != 1) {
+      ERR_clear_error();
+      SSL_free(ssl_);
+      throw std::runtime_error("peer's TLS handshake failed");
+    }
+  }
+  ~tls_socket() {
+    SSL_free(ssl_);
+    ERR_clear_error();
+  }
+  tls_socket(const tls_socket&) = delete;
+  tls_socket& operator=(const tls_socket&) = delete;
+
+  void sendall(std::string_view data) {
+    if (SSL_write(ssl_, data.data(), static_cast<int>(data.size())) != static_cast<int>(data.size())) {
+      throw std::runtime_error("SSL_write failed");
+    }
+  }
+  std::string recv_all(std::size_t n) {
+    std::string buf(n, '\0');
+    std::size_t got = 0;
+    while (got < n) {
+      const int r = SSL_read(ssl_, buf.data() + got, static_cast<int>(n - got));
+      if (r <= 0) throw peer_aborted("tls_socket::recv_all(" + std::to_string(n) + "): the connection ended first");
+      got += static_cast<std::size_t>(r);
+    }
+    return buf;
+  }
+
+ private:
+  SSL* ssl_;
 };
 
 // block_sigpipe() keeps a peer thread's writes to a closed connection from killing the process:
