@@ -51,7 +51,7 @@ Transport connect_transport(owned_fd& fd, protocol_transport_kind kind, const pr
   if (tls != nullptr) {
     t->use_tls(tls->ssl, tls->server_side,
                tls->server_side ? std::string() : tls->options.server_hostname.value_or(hostname),
-               tls->options.ssl_handshake_timeout);
+               tls->options.ssl_handshake_timeout, tls->options.ssl_shutdown_timeout);
   }
   Future<void> ready = loop.create_future<void>();
   t->start(ready);
@@ -115,6 +115,7 @@ Transport adopt_protocol_socket(const protocol_factory& factory, int fd, const c
                        "tls_server) with load_cert_chain()");
     }
     check_handshake_timeout(tls->options.ssl_handshake_timeout);
+    check_shutdown_timeout(tls->options.ssl_shutdown_timeout);
   } else if (tls != nullptr) {
     check_tls_args(tls->ssl, tls->options, call);
     require_server_hostname(tls->ssl, tls->options);
@@ -146,7 +147,8 @@ namespace {
 // and a transport; a factory that throws is reported and that connection closed, as asyncio's
 // "Error on transport creation for incoming connection".
 accept_hook serve_with(protocol_factory factory, const server_config& config) {
-  return [factory = std::move(factory), ssl = config.ssl, limit = config.ssl_handshake_timeout](
+  return [factory = std::move(factory), ssl = config.ssl, limit = config.ssl_handshake_timeout,
+          shutdown_limit = config.ssl_shutdown_timeout.value_or(default_ssl_shutdown_timeout)](
              int fd, const sockaddr* peer, socklen_t peer_len, std::function<void()> lost) {
     owned_fd owned{fd};
     struct lost_unless_handed {
@@ -159,7 +161,7 @@ accept_hook serve_with(protocol_factory factory, const server_config& config) {
     auto t = std::make_shared<protocol_transport>(get_running_loop(), owned.release(), protocol_transport_kind::socket,
                                                   std::move(protocol));
     t->set_peer(peer, peer_len);
-    if (ssl) t->use_tls(*ssl, true, {}, limit);
+    if (ssl) t->use_tls(*ssl, true, {}, limit, shutdown_limit);
     t->on_lost(std::move(lost));
     guard.lost = nullptr;
     t->start(std::nullopt);
@@ -209,6 +211,7 @@ Transport start_tls(Transport transport, std::shared_ptr<BaseProtocol> protocol,
           "with load_cert_chain()");
     }
     detail::check_handshake_timeout(tls.ssl_handshake_timeout);
+    detail::check_shutdown_timeout(tls.ssl_shutdown_timeout);
   } else {
     detail::check_tls_args(ssl, tls, "start_tls");
     detail::require_server_hostname(ssl, tls);
@@ -217,7 +220,7 @@ Transport start_tls(Transport transport, std::shared_ptr<BaseProtocol> protocol,
   if (protocol != nullptr) t.set_protocol(std::move(protocol));
   Future<void> ready = get_running_loop().create_future<void>();
   t.upgrade_to_tls(ssl, server_side, server_side ? std::string() : tls.server_hostname.value_or(std::string()),
-                   tls.ssl_handshake_timeout, ready);
+                   tls.ssl_handshake_timeout, tls.ssl_shutdown_timeout, ready);
   try {
     await(ready);
   } catch (...) {

@@ -20,9 +20,10 @@
 namespace greenlet::asyncio::detail {
 
 void protocol_transport::use_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname,
-                                 double handshake_timeout) {
+                                 double handshake_timeout, double shutdown_timeout) {
   tls_ = std::make_unique<tls_session>(context_state(ctx), server_side, server_hostname);
   handshake_timeout_ = handshake_timeout;
+  shutdown_timeout_ = shutdown_timeout;
 }
 
 std::optional<tls_info> protocol_transport::tls() const {
@@ -74,7 +75,7 @@ void protocol_transport::advance_handshake() {
 }
 
 void protocol_transport::upgrade_to_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname,
-                                        double handshake_timeout, Future<void> ready) {
+                                        double handshake_timeout, double shutdown_timeout, Future<void> ready) {
   if (kind_ != protocol_transport_kind::socket || tls_ != nullptr || closing_ || fd_ < 0) {
     throw RuntimeError(
         asyncio_errc::invalid_state,
@@ -82,7 +83,7 @@ void protocol_transport::upgrade_to_tls(const ssl_context& ctx, bool server_side
                                         : closing_      ? "Transport is closing"
                                                         : "only a socket's transport can start TLS, not a pipe's"));
   }
-  use_tls(ctx, server_side, server_hostname, handshake_timeout);
+  use_tls(ctx, server_side, server_hostname, handshake_timeout, shutdown_timeout);
   ready_ = std::move(ready);
   start_handshake();
   // As asyncio's start_tls(): reading resumes (a protocol pauses it before it answers "go ahead",
@@ -148,6 +149,93 @@ void protocol_transport::on_tls_readable() {
   send_tls_output();  // what the peer's messages ask for (a key update's answer)
   if (!plain_.empty()) deliver(plain_);
   if (tls_->peer_closed() && !closing_) on_eof();
+}
+
+void protocol_transport::await_close_notify() noexcept {
+  std::weak_ptr<protocol_transport> weak = weak_from_this();
+  try {
+    shutdown_timer_ = loop_.call_later(shutdown_timeout_, [weak] {
+      auto t = weak.lock();
+      if (t == nullptr || !t->awaiting_close_notify_) return;
+      // asyncio's _check_shutdown_timeout(): the transport's _force_close(), no report.
+      t->force_close(std::make_exception_ptr(TimeoutError("SSL shutdown timed out")));
+    });
+    // The reader runs even if the protocol paused reading: its data is dropped now anyway.
+    if (!reader_added_) add_reader();
+    awaiting_close_notify_ = true;
+  } catch (...) {
+    // Out of memory: close without waiting, as before the peer's answer was awaited.
+    if (shutdown_timer_) shutdown_timer_->cancel();
+    shutdown_timer_.reset();
+    end_close_notify_wait(nullptr);
+  }
+}
+
+void protocol_transport::read_until_close_notify() {
+  if (fd_ < 0 || lost_) return;
+  char* buffer = protocol_read_buffer();
+  ssize_t n;
+  do {
+    n = ::read(fd_, buffer, max_protocol_read);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (!would_block(errno)) end_close_notify_wait(os_error_ptr(errno, "recv"));
+    return;
+  }
+  if (n == 0) {
+    // EOF without close_notify ends the shutdown as well, cleanly (asyncio's eof_received() in
+    // its SHUTDOWN state).
+    end_close_notify_wait(nullptr);
+    return;
+  }
+  try {
+    tls_->feed(buffer, static_cast<std::size_t>(n));
+    // Application data before the peer's close_notify is read and dropped: the protocol closed
+    // (asyncio's unwrap() discards it).
+    plain_.clear();
+    tls_->read_into(plain_, buffer, max_protocol_read);
+    plain_.clear();
+  } catch (...) {
+    end_close_notify_wait(std::current_exception());
+    return;
+  }
+  send_tls_output();
+  if (tls_->peer_closed()) end_close_notify_wait(nullptr);
+}
+
+void protocol_transport::end_close_notify_wait(std::exception_ptr error) noexcept {
+  awaiting_close_notify_ = false;
+  if (shutdown_timer_) shutdown_timer_->cancel();
+  shutdown_timer_.reset();
+  if (error != nullptr) {
+    // asyncio's _on_shutdown_complete(exc): _fatal_error(), which reports nothing for an OSError
+    // (an SSLError is one).
+    fatal_error(std::move(error), "Fatal error on SSL protocol");
+    return;
+  }
+  if (lost_ || fd_ < 0) return;
+  if (reader_added_) {
+    loop_.remove_reader(fd_);
+    reader_added_ = false;
+  }
+  // As asyncio's _do_shutdown(): the protocol hears of the peer's end (eof_received()) before
+  // the connection is lost.
+  if (app_connected_ && !peer_ended_) {
+    peer_ended_ = true;
+    auto protocol = protocol_;
+    try {
+      if (plain_protocol_ != nullptr) plain_protocol_->eof_received();
+      if (buffered_protocol_ != nullptr) buffered_protocol_->eof_received();
+    } catch (...) {
+      fatal_error(std::current_exception(), "Error calling eof_received()");
+      return;
+    }
+  }
+  if (buffered() == 0) {
+    ++conn_lost_;
+    schedule_connection_lost(nullptr);
+  }
+  // Otherwise on_writable() loses the connection once the rest is sent.
 }
 
 void protocol_transport::deliver(std::string_view data) {

@@ -206,6 +206,10 @@ void protocol_transport::add_reader() {
 }
 
 void protocol_transport::on_readable() {
+  if (awaiting_close_notify_) {
+    read_until_close_notify();
+    return;
+  }
   if (fd_ < 0 || closing_ || paused_) return;  // queued before it stopped reading
   if (tls_ != nullptr) {
     on_tls_readable();
@@ -391,7 +395,7 @@ void protocol_transport::on_writable() {
   if (buffered() != 0) return;
   loop_.remove_writer(fd_);
   writer_added_ = false;
-  if (closing_) {
+  if (closing_ && !awaiting_close_notify_) {
     schedule_connection_lost(nullptr);
   } else if (eof_) {
     ::shutdown(fd_, SHUT_WR);
@@ -433,6 +437,12 @@ void protocol_transport::close() noexcept {
     } catch (...) {
       // Out of memory, or the send failed (then the connection is lost already).
     }
+    // asyncio's SSLProtocol waits for the peer's close_notify (unless it came already), so that
+    // the peer knows the session ended cleanly before the socket goes.
+    if (!lost_ && fd_ >= 0 && !peer_ended_ && !tls_->peer_closed()) {
+      await_close_notify();
+      return;
+    }
   }
   if (reader_added_ && (kind_ != protocol_transport_kind::write_pipe || buffered() == 0)) {
     // A write pipe keeps watching its reader while bytes wait (BrokenPipeError if it goes).
@@ -447,6 +457,9 @@ void protocol_transport::close() noexcept {
 
 void protocol_transport::force_close(std::exception_ptr exc) noexcept {
   if (lost_) return;
+  awaiting_close_notify_ = false;
+  if (shutdown_timer_) shutdown_timer_->cancel();
+  shutdown_timer_.reset();
   if (buffered() != 0) {
     wbuf_.clear();
     wpos_ = 0;
@@ -571,6 +584,9 @@ void protocol_transport::drop() noexcept {
   if (close_hook_ != 0) loop_.core()->remove_close_hook(std::exchange(close_hook_, 0));
   if (handshake_timer_) handshake_timer_->cancel();
   handshake_timer_.reset();
+  awaiting_close_notify_ = false;
+  if (shutdown_timer_) shutdown_timer_->cancel();
+  shutdown_timer_.reset();
   if (ready_) {
     // The loop closed during the handshake: create_connection() must not wait for ever.
     Future<void> ready = std::move(*ready_);

@@ -50,23 +50,31 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
   // write pipe, the watch for its reader going away), then `ready` resolved if given, each as a
   // callback in that order.
   void start(std::optional<Future<void>> ready);
-  // use_tls(ctx, server_side, server_hostname, handshake_timeout), before start(): the connection
-  // is TLS, as asyncio's SSLProtocol: start() makes the handshake, and connection_made() (and
-  // `ready`) come once it completes; a failed handshake ends the connection without them (`ready`
-  // gets the error). Throws as tls_session's constructor.
-  void use_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname, double handshake_timeout);
+  // use_tls(ctx, server_side, server_hostname, handshake_timeout, shutdown_timeout), before
+  // start(): the connection is TLS, as asyncio's SSLProtocol: start() makes the handshake, and
+  // connection_made() (and `ready`) come once it completes; a failed handshake ends the connection
+  // without them (`ready` gets the error). close() then waits up to shutdown_timeout seconds for
+  // the peer's close_notify (see close()). Throws as tls_session's constructor.
+  void use_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname, double handshake_timeout,
+               double shutdown_timeout);
   std::optional<tls_info> tls() const;
-  // upgrade_to_tls(ctx, server_side, server_hostname, handshake_timeout, ready) is start_tls():
+  // upgrade_to_tls(ctx, server_side, server_hostname, handshake_timeout, shutdown_timeout, ready)
+  // is start_tls():
   // the connection, plain so far, makes a TLS handshake; `ready` is resolved once it completed
   // (what the protocol writes meanwhile is sent after it, encrypted), or gets its error. Throws
   // RuntimeError for a pipe, a closing or TLS transport; as tls_session's constructor.
   void upgrade_to_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname,
-                      double handshake_timeout, Future<void> ready);
+                      double handshake_timeout, double shutdown_timeout, Future<void> ready);
   // on_lost(fn): fn runs once the connection is lost (a server counts its connections).
   void on_lost(std::function<void()> fn) { on_lost_ = std::move(fn); }
 
   void write(std::string_view data);
   void write_eof();
+  // close(): the buffered bytes go, then connection_lost(nullptr). A TLS connection sends
+  // close_notify after them and, as asyncio's SSLProtocol (_start_shutdown()), keeps reading until
+  // the peer's close_notify (or EOF) comes, dropping the data before it; then it is lost without
+  // error. Past shutdown_timeout seconds it is aborted with TimeoutError("SSL shutdown timed out").
+  // Never waits itself.
   void close() noexcept;
   void abort() noexcept { force_close(nullptr); }
   void pause_reading();
@@ -97,6 +105,13 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
   void advance_handshake();
   void handshake_failed(std::exception_ptr error) noexcept;
   void deliver(std::string_view data);
+  // The wait for the peer's close_notify after close() (protocol_tls.cpp): await_close_notify()
+  // starts it (timer and reader), read_until_close_notify() is its reader callback,
+  // end_close_notify_wait(error) ends it: lost with error, or cleanly (eof_received(), then
+  // connection_lost(nullptr) once the rest is sent) for a null one.
+  void await_close_notify() noexcept;
+  void read_until_close_notify();
+  void end_close_notify_wait(std::exception_ptr error) noexcept;
   void send_tls_output();
   void write_raw(std::string_view data);
   void connection_made();
@@ -133,9 +148,11 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
   std::optional<Future<void>> ready_;  // for create_connection(): resolved at connection_made()
   std::optional<Handle> handshake_timer_;
   double handshake_timeout_ = 60.0;
-  bool app_connected_ = false;
-  bool peer_ended_ =
-      false;  // the peer's EOF (or close_notify) came  // connection_made() ran (a TLS one waits for its handshake)
+  std::optional<Handle> shutdown_timer_;  // ssl_shutdown_timeout's, while awaiting_close_notify_
+  double shutdown_timeout_ = 30.0;
+  bool awaiting_close_notify_ = false;  // closed: reading until the peer's close_notify
+  bool app_connected_ = false;          // connection_made() ran (a TLS one waits for its handshake)
+  bool peer_ended_ = false;             // the peer's EOF (or close_notify) came
   std::string wbuf_;
   std::size_t wpos_ = 0;  // the bytes of wbuf_ before it are sent
   std::size_t high_ = 64 * 1024;

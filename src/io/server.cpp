@@ -31,12 +31,12 @@ namespace greenlet::asyncio {
 
 namespace detail {
 
-// handshake_done(w, ssl, limit) makes an accepted connection's TLS handshake. A failure closes it
+// handshake_done(w, ssl, limit, shutdown_limit) makes an accepted connection's TLS handshake. A failure closes it
 // and returns false without a report, as asyncio's outside debug mode: scanners and clients that
 // give up would otherwise fill the log.
-bool handshake_done(StreamWriter& w, const ssl_context& ssl, double limit) {
+bool handshake_done(StreamWriter& w, const ssl_context& ssl, double limit, double shutdown_limit) {
   try {
-    w.start_tls(ssl, {.server_hostname = {}, .ssl_handshake_timeout = limit});
+    w.start_tls(ssl, {.server_hostname = {}, .ssl_handshake_timeout = limit, .ssl_shutdown_timeout = shutdown_limit});
     return true;
   } catch (const OSError&) {
     w.close();
@@ -46,13 +46,21 @@ bool handshake_done(StreamWriter& w, const ssl_context& ssl, double limit) {
 
 // check_server_tls(config, call) refuses a TLS configuration the handshakes would refuse later.
 void check_server_tls(const server_config& config, const char* call) {
-  if (!config.ssl) return;
+  if (!config.ssl) {
+    if (config.ssl_shutdown_timeout) {
+      throw ValueError(std::string(call) +
+                       "(): ssl_shutdown_timeout is only meaningful with ssl: set server_config.ssl too, or leave "
+                       "ssl_shutdown_timeout unset");
+    }
+    return;
+  }
   if (config.ssl->protocol() != ssl_protocol::tls_server) {
     throw ValueError(std::string(call) +
                      "(): server_config.ssl must be a server context: ssl_context(ssl_protocol::tls_server) or "
                      "create_default_context(ssl_purpose::client_auth), with load_cert_chain()");
   }
   check_handshake_timeout(config.ssl_handshake_timeout);
+  if (config.ssl_shutdown_timeout) check_shutdown_timeout(*config.ssl_shutdown_timeout);
 }
 
 // listener is one listening socket of a server, with its own acceptor task.
@@ -167,11 +175,13 @@ struct server_state : std::enable_shared_from_this<server_state> {
       // function keeps none while the handler runs, so the connection's
       // last reader and writer are the handler's (and the function is
       // destroyed when it returns, whoever holds the task).
-      auto task = create_task([h = handler, r = StreamReader(connection), w = StreamWriter(connection),
-                               tls = config.ssl, limit = config.ssl_handshake_timeout]() mutable {
-        if (tls && !handshake_done(w, *tls, limit)) return;
-        (*h)(std::move(r), std::move(w));
-      });
+      auto task =
+          create_task([h = handler, r = StreamReader(connection), w = StreamWriter(connection), tls = config.ssl,
+                       limit = config.ssl_handshake_timeout,
+                       shutdown_limit = config.ssl_shutdown_timeout.value_or(default_ssl_shutdown_timeout)]() mutable {
+            if (tls && !handshake_done(w, *tls, limit, shutdown_limit)) return;
+            (*h)(std::move(r), std::move(w));
+          });
       connection.reset();
       auto it = clients.insert(clients.end(), client{task, std::move(watched)});
       task.add_done_callback([self, it](Future<void>&) {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/asyncio/future.hpp"
 #include "greenlet/detail/loop_core.hpp"
 #include "greenlet/io/streams.hpp"
@@ -109,6 +110,12 @@ class stream_transport {
   void write(std::string_view data);
   void drain();
   void write_eof();
+  // close() sends what is buffered, then closes; readers see EOF at once. A TLS stream sends
+  // close_notify after the buffered bytes and, as asyncio's SSLProtocol, then reads (dropping what
+  // comes) until the peer's close_notify or EOF before it closes the socket; past
+  // ssl_shutdown_timeout seconds it fails the stream with TimeoutError("SSL shutdown timed out"),
+  // which wait_closed() raises. Never waits itself. The wait ends early (the socket is closed
+  // then) when the last reader and writer go.
   void close();
   // abort(): close() without sending what is still buffered (no close_notify either).
   void abort() noexcept;
@@ -177,6 +184,14 @@ class stream_transport {
   void run_handshake();
   void send_tls_output();
   void queue_close_notify() noexcept;
+  // The wait for the peer's close_notify after close(): await_close_notify() starts it (the
+  // timer, then a first read), read_until_close_notify() reads and drops what comes (the read
+  // callback's and the continuation's body), end_close_notify_wait() is its clean end (the
+  // peer's close_notify or EOF), stop_close_notify_wait() drops the timer and callbacks.
+  void await_close_notify() noexcept;
+  void read_until_close_notify() noexcept;
+  void end_close_notify_wait() noexcept;
+  void stop_close_notify_wait() noexcept;
   // end_tls_at_eof() is the peer's close_notify or EOF on an established
   // session: EOF for the reader, and close() (asyncio's SSL protocol starts
   // its shutdown there): the buffered bytes go, then our close_notify.
@@ -255,7 +270,12 @@ class stream_transport {
   std::exception_ptr failure_;           // the error when it is not an errno (fail_tls())
   std::unique_ptr<tls_session> tls_;     // set by start_tls()
   bool handshaking_ = false;
-  bool peer_ended_tls_ = false;  // end_tls_at_eof() ran: see fail()
+  double shutdown_timeout_ = 30.0;        // tls_options::ssl_shutdown_timeout
+  bool awaiting_close_notify_ = false;    // closed: reading until the peer's close_notify
+  bool close_notify_reader_ = false;      // read_until_close_notify() is fd_'s read callback
+  std::optional<Handle> shutdown_timer_;  // while awaiting_close_notify_
+  std::optional<Handle> shutdown_step_;   // read_until_close_notify()'s continuation, if queued
+  bool peer_ended_tls_ = false;           // end_tls_at_eof() ran: see fail()
   bool accepted_ = false;
   Future<void> drain_waiter_;  // shared by every task in drain()
   Future<void> closed_;

@@ -99,6 +99,12 @@ std::shared_ptr<stream_transport> stream_transport::make(loop_core& loop, int fd
 }
 
 void stream_transport::handles_gone() noexcept {
+  // Nobody can wait_closed() any more, and the callbacks hold this: the wait for the peer's
+  // close_notify ends, and the socket closes as it would have without it.
+  if (awaiting_close_notify_) {
+    stop_close_notify_wait();
+    if (write_buffered() == 0) finish_close();
+  }
   // The last handle went without close(): a TLS peer still gets close_notify.
   if (tls_ != nullptr && fd_ >= 0 && error_ == 0 && !closing_ && !loop_.closed) queue_close_notify();
   if (fd_ < 0 || error_ != 0 || write_buffered() == 0 || !writer_registered_ || loop_.closed) {
@@ -122,6 +128,7 @@ void stream_transport::handles_gone() noexcept {
 }
 
 stream_transport::~stream_transport() {
+  stop_close_notify_wait();
   if (close_hook_ != 0) loop_.remove_close_hook(close_hook_);
   if (fd_ >= 0) close_fd();
   // Members holding futures go before the loop reference they need.
@@ -300,7 +307,7 @@ void stream_transport::flush() {
         closing_ = true;  // a pipe has no half-close: its EOF is closing it
       }
     }
-    if (closing_) finish_close();
+    if (closing_ && !awaiting_close_notify_) finish_close();
   }
 }
 
@@ -469,9 +476,18 @@ void stream_transport::close() {
     loop_.io->remove_waiter(fd_, io_direction::read, read_waiter_.state());
     read_waiter_.set_result();
   }
+  // asyncio's SSLProtocol waits for the peer's close_notify after sending its own (unless the
+  // peer's came already), so that the peer knows the session ended cleanly before the socket
+  // goes. Set first: sending the buffered bytes must not complete the close (flush()).
+  awaiting_close_notify_ = tls_ != nullptr && error_ == 0 && fd_ >= 0 && tls_->handshake_done() && !peer_ended_tls_ &&
+                           !tls_->peer_closed() && !loop_.closed && loop_.facade != nullptr;
   // A TLS stream says goodbye with close_notify, sent after the buffered
   // bytes; sending it can complete the close.
   if (tls_ != nullptr && error_ == 0) queue_close_notify();
+  if (awaiting_close_notify_) {
+    await_close_notify();
+    return;
+  }
   if (write_buffered() == 0 || error_ != 0) finish_close();
 }
 
@@ -490,6 +506,7 @@ void stream_transport::abort() noexcept {
 }
 
 void stream_transport::finish_close() noexcept {
+  stop_close_notify_wait();
   if (fd_ < 0) return;
   writer_registered_ = false;
   close_fd();
@@ -869,6 +886,7 @@ void check_tls_args(const ssl_context& ssl, const tls_options& tls, const char* 
                      "(create_default_context()), not a server's");
   }
   check_handshake_timeout(tls.ssl_handshake_timeout);
+  check_shutdown_timeout(tls.ssl_shutdown_timeout);
 }
 
 void require_server_hostname(const ssl_context& ssl, const tls_options& tls) {
@@ -946,7 +964,8 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
                                                       tls_options tls, stream_config config) {
   detail::check_tls_args(ssl, tls, "open_connection");
   auto streams = open_connection(host, port, config);
-  streams.second.start_tls(ssl, tls.server_hostname ? tls : tls_options{host, tls.ssl_handshake_timeout});
+  if (!tls.server_hostname) tls.server_hostname = host;
+  streams.second.start_tls(ssl, tls);
   return streams;
 }
 
@@ -954,7 +973,8 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
                                                       const ssl_context& ssl, tls_options tls, stream_config config) {
   detail::check_tls_args(ssl, tls, "open_connection");
   auto streams = detail::open_tcp(host, port, config, &local);
-  streams.second.start_tls(ssl, tls.server_hostname ? tls : tls_options{host, tls.ssl_handshake_timeout});
+  if (!tls.server_hostname) tls.server_hostname = host;
+  streams.second.start_tls(ssl, tls);
   return streams;
 }
 

@@ -106,12 +106,20 @@ void raise_ssl_error(ssl_errc code, const std::string& doing) {
   std::rethrow_exception(ssl_error_from_queue(code, doing));
 }
 
-void check_handshake_timeout(double seconds) {
+namespace {
+
+void check_positive_timeout(const char* name, double seconds) {
   if (seconds > 0) return;
   char text[64];
   std::snprintf(text, sizeof text, "%g", seconds);
-  throw ValueError(std::string("ssl_handshake_timeout should be a positive number, got ") + text);
+  throw ValueError(std::string(name) + " should be a positive number, got " + text);
 }
+
+}  // namespace
+
+void check_handshake_timeout(double seconds) { check_positive_timeout("ssl_handshake_timeout", seconds); }
+
+void check_shutdown_timeout(double seconds) { check_positive_timeout("ssl_shutdown_timeout", seconds); }
 
 }  // namespace detail
 

@@ -42,6 +42,11 @@ std::exception_ptr ssl_error_from_queue(ssl_errc code, const std::string& doing)
 // "ssl_handshake_timeout should be a positive number, got 0" (the number as Python prints it, not
 // std::to_string's "0.000000"). Every call taking ssl_handshake_timeout uses it.
 void check_handshake_timeout(double seconds);
+// check_shutdown_timeout(seconds) is the same check for ssl_shutdown_timeout: "ssl_shutdown_timeout
+// should be a positive number, got -1".
+void check_shutdown_timeout(double seconds);
+// default_ssl_shutdown_timeout: asyncio's constants.SSL_SHUTDOWN_TIMEOUT.
+constexpr double default_ssl_shutdown_timeout = 30.0;
 
 }  // namespace detail
 

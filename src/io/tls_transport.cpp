@@ -44,6 +44,97 @@ void stream_transport::queue_close_notify() noexcept {
   }
 }
 
+void stream_transport::await_close_notify() noexcept {
+  try {
+    shutdown_timer_ = loop_.facade->call_later(shutdown_timeout_, [this] {
+      if (!awaiting_close_notify_) return;
+      // asyncio's _check_shutdown_timeout(): the transport is force-closed with TimeoutError, which
+      // the stream's reader and closed future (wait_closed()) get.
+      stop_close_notify_wait();
+      fail_tls(std::make_exception_ptr(TimeoutError("SSL shutdown timed out")));
+    });
+  } catch (...) {
+    // Out of memory: close without waiting, as before the peer's answer was awaited.
+    end_close_notify_wait();
+    return;
+  }
+  read_until_close_notify();
+}
+
+void stream_transport::read_until_close_notify() noexcept {
+  shutdown_step_.reset();
+  if (!awaiting_close_notify_ || fd_ < 0) return;
+  try {
+    char* scratch = read_scratch();
+    std::string dropped;
+    // At most read_budget bytes a turn, so that a peer flooding us cannot keep the loop; the
+    // rest in a later turn (an edge-triggered fd may not signal it again).
+    for (std::size_t taken = 0;;) {
+      // Application data before the peer's close_notify is read and dropped: the stream is
+      // closed (asyncio's unwrap() discards it).
+      dropped.clear();
+      try {
+        tls_->read_into(dropped, scratch, read_chunk);
+        send_tls_output();
+      } catch (const std::bad_alloc&) {
+        throw;
+      } catch (...) {
+        stop_close_notify_wait();
+        fail_tls(std::current_exception());
+        return;
+      }
+      if (tls_->peer_closed() || fd_ < 0 || error_ != 0) break;
+      if (taken >= read_budget) {
+        shutdown_step_ = loop_.facade->call_soon([this] { read_until_close_notify(); });
+        return;
+      }
+      const ssize_t n = ::recv(fd_, scratch, read_chunk, 0);
+      const int err = errno;
+      if (n > 0) {
+        tls_->feed(scratch, static_cast<std::size_t>(n));
+        taken += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n == 0) break;  // EOF without close_notify ends the shutdown too, cleanly (asyncio's)
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        if (!close_notify_reader_) {
+          loop_.io->add_callback(fd_, io_direction::read, io_caller::owner, [this] { read_until_close_notify(); });
+          close_notify_reader_ = true;
+        }
+        return;
+      }
+      stop_close_notify_wait();
+      fail(err, "recv");
+      return;
+    }
+  } catch (...) {
+    // Out of memory (or the poller refused the fd): close without waiting further.
+  }
+  if (error_ != 0) {
+    stop_close_notify_wait();
+    return;
+  }
+  end_close_notify_wait();
+}
+
+void stream_transport::end_close_notify_wait() noexcept {
+  stop_close_notify_wait();
+  // The session ended on both sides: a send failing now (the peer went) is no error (see fail()).
+  peer_ended_tls_ = true;
+  if (write_buffered() == 0) finish_close();
+}
+
+void stream_transport::stop_close_notify_wait() noexcept {
+  awaiting_close_notify_ = false;
+  if (shutdown_timer_) shutdown_timer_->cancel();
+  shutdown_timer_.reset();
+  if (shutdown_step_) shutdown_step_->cancel();
+  shutdown_step_.reset();
+  if (close_notify_reader_ && fd_ >= 0) loop_.io->remove(fd_, io_direction::read);
+  close_notify_reader_ = false;
+}
+
 int stream_transport::fill_tls_nowait() {
   for (;;) {
     check_error();
@@ -171,6 +262,8 @@ void stream_transport::start_tls(const ssl_context& ctx, const tls_options& opti
   if (closing_ || fd_ < 0) throw RuntimeError(asyncio_errc::invalid_state, "start_tls(): Transport is closing");
   const double limit = options.ssl_handshake_timeout;
   check_handshake_timeout(limit);
+  check_shutdown_timeout(options.ssl_shutdown_timeout);
+  shutdown_timeout_ = options.ssl_shutdown_timeout;
   tls_ =
       std::make_unique<tls_session>(context_state(ctx), accepted_, options.server_hostname.value_or(default_hostname));
   handshaking_ = true;

@@ -122,7 +122,11 @@ class Transport {
   // can_write_eof() is true for sockets and write pipes.
   bool can_write_eof() const noexcept;
   // close() stops reading; the buffered bytes are still sent, then the socket closes and
-  // connection_lost(nullptr) is called on a later turn. Idempotent. Throws nothing.
+  // connection_lost(nullptr) is called on a later turn. Over TLS, close_notify follows the bytes
+  // and the socket stays open, reading and dropping data, until the peer's close_notify (or EOF):
+  // then eof_received() and connection_lost(nullptr); past tls_options::ssl_shutdown_timeout
+  // seconds connection_lost() gets TimeoutError("SSL shutdown timed out"). Idempotent. Throws
+  // nothing.
   void close() noexcept;
   // abort() closes at once, dropping buffered bytes; connection_lost(nullptr) follows. Throws nothing.
   void abort() noexcept;
@@ -335,21 +339,28 @@ template <std::derived_from<BaseProtocol> P>
 std::pair<Transport, std::shared_ptr<P>> connect_accepted_socket(int fd) {
   return connect_accepted_socket([] { return std::make_shared<P>(); }, fd);
 }
-// connect_accepted_socket(factory, fd, ssl, ssl_handshake_timeout) is connect_accepted_socket(...,
-// ssl=ssl): the server side of a TLS handshake over fd first (a server context, ValueError
-// otherwise), connection_made() once it completed; it returns then, or raises the handshake's error.
+// connect_accepted_socket(factory, fd, ssl, ssl_handshake_timeout, ssl_shutdown_timeout) is
+// connect_accepted_socket(..., ssl=ssl): the server side of a TLS handshake over fd first (a server
+// context, ValueError otherwise), connection_made() once it completed; it returns then, or raises
+// the handshake's error. The timeouts are tls_options'.
 template <protocol_factory Factory>
-auto connect_accepted_socket(Factory&& factory, int fd, const ssl_context& ssl, double ssl_handshake_timeout = 60.0) {
-  const detail::connection_tls settings{
-      ssl, {.server_hostname = std::nullopt, .ssl_handshake_timeout = ssl_handshake_timeout}, true};
+auto connect_accepted_socket(Factory&& factory, int fd, const ssl_context& ssl, double ssl_handshake_timeout = 60.0,
+                             double ssl_shutdown_timeout = 30.0) {
+  const detail::connection_tls settings{ssl,
+                                        {.server_hostname = std::nullopt,
+                                         .ssl_handshake_timeout = ssl_handshake_timeout,
+                                         .ssl_shutdown_timeout = ssl_shutdown_timeout},
+                                        true};
   return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
     return detail::adopt_protocol_socket(f, fd, "connect_accepted_socket", &settings);
   });
 }
 template <std::derived_from<BaseProtocol> P>
 std::pair<Transport, std::shared_ptr<P>> connect_accepted_socket(int fd, const ssl_context& ssl,
-                                                                 double ssl_handshake_timeout = 60.0) {
-  return connect_accepted_socket([] { return std::make_shared<P>(); }, fd, ssl, ssl_handshake_timeout);
+                                                                 double ssl_handshake_timeout = 60.0,
+                                                                 double ssl_shutdown_timeout = 30.0) {
+  return connect_accepted_socket([] { return std::make_shared<P>(); }, fd, ssl, ssl_handshake_timeout,
+                                 ssl_shutdown_timeout);
 }
 
 // connect_read_pipe(factory, fd) is loop.connect_read_pipe(protocol_factory, pipe): the read end

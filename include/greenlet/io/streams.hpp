@@ -157,7 +157,10 @@ class StreamWriter {
   // write_eof() throws RuntimeError. Throws nothing.
   bool can_write_eof() const noexcept;
   // close() closes the connection once the buffered bytes are sent;
-  // wait_closed() waits for that. A reader waiting meanwhile sees EOF.
+  // wait_closed() waits for that. A reader waiting meanwhile sees EOF. A TLS stream sends
+  // close_notify after them and closes once the peer's close_notify (or EOF) came, dropping what
+  // comes before it, or after tls_options::ssl_shutdown_timeout seconds with TimeoutError("SSL
+  // shutdown timed out"), which wait_closed() raises. close() itself never waits.
   void close();
   // abort() is writer.transport.abort(): the bytes not sent yet are dropped and the socket
   // closes at once, without close_notify for TLS (a waiting read sees EOF, a task in drain()
@@ -402,6 +405,10 @@ struct server_config {
   // closed without running the handler, and without a report, as asyncio's outside debug mode.
   std::optional<ssl_context> ssl = std::nullopt;
   double ssl_handshake_timeout = 60.0;
+  // ssl_shutdown_timeout: tls_options::ssl_shutdown_timeout for every connection (how long a
+  // closed one waits for the client's close_notify); unset is asyncio's 30 s. Set without ssl it
+  // is ValueError, as asyncio's ("ssl_shutdown_timeout is only meaningful with ssl").
+  std::optional<double> ssl_shutdown_timeout = std::nullopt;
   // reuse_address: asyncio's reuse_address=, SO_REUSEADDR on each listening TCP socket before
   // bind(), so that a restarted server can bind a port whose old connections are in TIME_WAIT.
   // Unset means on, asyncio's default on POSIX; false leaves it off (bind() then fails while such

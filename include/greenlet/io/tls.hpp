@@ -106,7 +106,7 @@ class ssl_context {
 const std::shared_ptr<ssl_context::state>& context_state(const ssl_context& ctx) noexcept;
 
 // tls_options are the per-connection TLS arguments of open_connection(), open_unix_connection()
-// and StreamWriter::start_tls(), as asyncio's keyword arguments.
+// and StreamWriter::start_tls() (and their protocol twins), as asyncio's keyword arguments.
 struct tls_options {
   // server_hostname: the name the server's certificate must carry, also sent as SNI (not for an IP
   // address). Unset means the host open_connection() connects to; open_unix_connection() and
@@ -115,6 +115,11 @@ struct tls_options {
   // ssl_handshake_timeout: seconds the handshake may take before the connection is aborted with
   // ConnectionAbortedError, asyncio's default 60. Must be positive.
   double ssl_handshake_timeout = 60.0;
+  // ssl_shutdown_timeout: seconds a closed connection waits for the peer's close_notify, after
+  // sending its own, before it aborts: asyncio's ssl_shutdown_timeout (3.11), default 30. The
+  // connection then ends with TimeoutError("SSL shutdown timed out") (a stream's wait_closed()
+  // raises it, a protocol's connection_lost() gets it). Must be positive.
+  double ssl_shutdown_timeout = 30.0;
 };
 
 // tls_info is what a TLS stream negotiated, asyncio's get_extra_info("ssl_object") /
