@@ -72,7 +72,8 @@ void task_state::prepare(loop_core* l) {
 void task_state::begin(first_step when) {
   // asyncio's Task(eager_start=True) steps at once only in a running loop (it falls back to
   // call_soon otherwise): here, the loop running on this thread.
-  if (when == first_step::per_loop && loop->eager_tasks && loop->running && running_loop() == loop) {
+  const bool eager = when == first_step::eager || (when == first_step::per_loop && loop->eager_tasks);
+  if (eager && loop->running && running_loop() == loop) {
     eager_step();
   } else {
     loop->call_soon_fast(&step_callback, this, nullptr);

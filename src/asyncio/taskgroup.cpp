@@ -217,6 +217,9 @@ void TaskGroup::adopt(detail::future_state* child) {
     return;
   }
   state_->watch(child->as_task());
+  // The group began aborting during the child's eager first step (a sibling it made failed at
+  // once): the abort could not reach the child, not yet listed, so it is cancelled now.
+  if (state_->aborting) child->as_task()->cancel("");
 }
 
 void TaskGroup::join(std::exception_ptr body_error) {

@@ -272,4 +272,59 @@ TEST_F(EagerTask, AsyncGeneratorsStillWork) {
   loop->close();
 }
 
+// asyncio 3.14's create_task(coro, eager_start=True/False), here task_options{.eager_start}: one
+// task eager without the factory, or one lazy under it; name and context pass through too.
+TEST_F(EagerTask, EagerStartPerTask) {
+  asyncio::event_loop loop;
+  strings out;
+  asyncio::context ctx;
+  loop.run_until_complete([&] {
+    auto eager = asyncio::create_task([&] { out.push_back("eager runs"); }, {.name = "e", .eager_start = true});
+    out.push_back("after eager");
+    auto lazy = asyncio::create_task([&] { out.push_back("lazy runs"); }, {.eager_start = false});
+    auto plain = loop.create_task([&] { out.push_back("plain runs"); }, {.name = "p", .context = &ctx});
+    out.push_back("after lazy and plain");
+    EXPECT_TRUE(eager.done());
+    EXPECT_FALSE(lazy.done());
+    EXPECT_EQ(eager.get_name(), "e");
+    EXPECT_EQ(plain.get_name(), "p");
+    asyncio::gather(lazy, plain);
+    asyncio::get_running_loop().set_task_factory(asyncio::eager_task_factory);
+    auto not_eager = asyncio::create_task([&] { out.push_back("not eager runs"); }, {.eager_start = false});
+    out.push_back("after not eager");
+    asyncio::await(not_eager);
+  });
+  EXPECT_EQ(out, (strings{"eager runs", "after eager", "after lazy and plain", "lazy runs", "plain runs",
+                          "after not eager", "not eager runs"}));
+}
+
+// A child that makes a sibling failing at once, in its own eager first step: the group aborts
+// before the first child is listed; it is cancelled when it is, not left running.
+TEST_F(EagerTask, TaskGroupAbortDuringAChildsEagerStep) {
+  auto loop = eager_loop();
+  strings out;
+  loop->run_until_complete([&] {
+    try {
+      asyncio::task_group([&](asyncio::TaskGroup& tg) {
+        tg.create_task([&] {
+          tg.create_task([] { throw asyncio_test::TestError("sibling"); });
+          try {
+            asyncio::sleep(3600);
+            out.push_back("first child slept on");
+          } catch (const asyncio::CancelledError&) {
+            out.push_back("first child cancelled");
+            throw;
+          }
+        });
+      });
+    } catch (const asyncio::ExceptionGroup& eg) {
+      out.push_back("group: " + asyncio_test::what_of(eg.exceptions().at(0)));
+    } catch (const asyncio::CancelledError&) {
+      out.push_back("main cancelled");
+    }
+  });
+  EXPECT_EQ(out, (strings{"first child cancelled", "group: sibling"}));
+  loop->close();
+}
+
 }  // namespace eager_task_test

@@ -1,9 +1,11 @@
 // asyncio/event_loop.hpp: event_loop, Handle, and the loop accessors.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -157,6 +159,20 @@ class task_factory {
 
  private:
   bool eager_ = false;
+};
+
+// task_options are create_task()'s keyword arguments, asyncio's name=, context= and (3.14)
+// eager_start=: `asyncio::create_task(fn, {.name = "fetch", .eager_start = true})`. A plain struct.
+struct task_options {
+  // name: the task's name; empty gives "Task-N".
+  std::string name{};
+  // context: the context object the task runs in itself (asyncio's context=ctx, see
+  // event_loop::create_task(fn, name, ctx)); null runs it in a copy of the creator's context.
+  ::greenlet::context* context = nullptr;
+  // eager_start: true takes the first step inside create_task() when the loop runs (as
+  // eager_task_factory does for every task); false schedules it for a later iteration even under
+  // eager_task_factory; unset lets the loop's task factory decide.
+  std::optional<bool> eager_start{};
 };
 
 // event_loop is asyncio's event loop: a ready queue run FIFO, timers run in
@@ -330,7 +346,12 @@ class event_loop {
   // loop is closed or on another thread (then fn never runs),
   // std::bad_alloc. Loop thread only.
   template <class F>
-  auto create_task(F&& fn, std::string name = {});
+  auto create_task(F&& fn);
+  // create_task(fn, name) is create_task(fn) for a task named `name` (anything a std::string can
+  // be made from). A template, so that a braced list goes to create_task(fn, task_options) below
+  // and not to one of std::string's constructors.
+  template <class F, std::convertible_to<std::string> Name>
+  auto create_task(F&& fn, Name&& name);
   // create_task(fn, name, ctx) is asyncio's create_task(coro, name=, context=ctx): the task runs
   // in the context object ctx itself, not in a copy. What it sets is in ctx once the task is done
   // (a later task or ctx.run() given ctx sees it); what ctx held when the task started is what
@@ -343,6 +364,11 @@ class event_loop {
   // greenlet::error (context_entered) if ctx is entered (then fn never runs). Loop thread only.
   template <class F>
   auto create_task(F&& fn, std::string name, ::greenlet::context& ctx);
+  // create_task(fn, options) is create_task(fn, name) or create_task(fn, name, ctx) with asyncio's
+  // keyword arguments in a task_options, eager_start (3.14) included: `loop.create_task(fn,
+  // {.name = "n", .eager_start = true})`. Throws as those. Loop thread only.
+  template <class F>
+  auto create_task(F&& fn, task_options opts);
   // set_task_factory(eager_task_factory) makes the tasks of this loop eager, as asyncio's
   // loop.set_task_factory(asyncio.eager_task_factory) (3.12): create_task() called while the loop
   // runs (and so gather(), await(fn), wait_for(fn), TaskGroup::create_task(), ...) runs the task's

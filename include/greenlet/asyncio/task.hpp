@@ -97,14 +97,26 @@ auto create_scheduled_task(event_loop& loop, F&& fn) {
 }  // namespace detail
 
 template <class F>
-auto event_loop::create_task(F&& fn, std::string name) {
+auto event_loop::create_task(F&& fn) {
   if constexpr (!detail::task_function<F>) {
     detail::reject_uncallable_functor<detail::task_function<F>, F>();
     static_assert(detail::task_function<F> || detail::has_call_operator<F>,
                   "loop.create_task(fn): fn must be a callable taking no arguments, not the result of a call: "
                   "write loop.create_task([=] { return fetch(1); }), not loop.create_task(fetch(1))");
   } else {
-    return detail::new_task(core_.get(), std::forward<F>(fn), std::move(name), nullptr,
+    return detail::new_task(core_.get(), std::forward<F>(fn), {}, nullptr, detail::task_state::first_step::per_loop);
+  }
+}
+
+template <class F, std::convertible_to<std::string> Name>
+auto event_loop::create_task(F&& fn, Name&& name) {
+  if constexpr (!detail::task_function<F>) {
+    detail::reject_uncallable_functor<detail::task_function<F>, F>();
+    static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                  "loop.create_task(fn, name): fn must be a callable taking no arguments, not the result of a "
+                  "call: write loop.create_task([=] { return fetch(1); }, name), not loop.create_task(fetch(1))");
+  } else {
+    return detail::new_task(core_.get(), std::forward<F>(fn), std::string(std::forward<Name>(name)), nullptr,
                             detail::task_state::first_step::per_loop);
   }
 }
@@ -122,6 +134,22 @@ auto event_loop::create_task(F&& fn, std::string name, ::greenlet::context& ctx)
   }
 }
 
+template <class F>
+auto event_loop::create_task(F&& fn, task_options opts) {
+  if constexpr (!detail::task_function<F>) {
+    detail::reject_uncallable_functor<detail::task_function<F>, F>();
+    static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                  "loop.create_task(fn, options): fn must be a callable taking no arguments, not the result of a "
+                  "call: write loop.create_task([=] { return fetch(1); }, {.name = \"n\"})");
+  } else {
+    using first_step = detail::task_state::first_step;
+    const first_step when = !opts.eager_start   ? first_step::per_loop
+                            : *opts.eager_start ? first_step::eager
+                                                : first_step::scheduled;
+    return detail::new_task(core_.get(), std::forward<F>(fn), std::move(opts.name), opts.context, when);
+  }
+}
+
 namespace detail {
 template <class X>
 struct is_future : std::false_type {};
@@ -131,10 +159,10 @@ template <class T>
 struct is_future<Task<T>> : std::true_type {};
 }  // namespace detail
 
-// create_task(fn, name) is get_running_loop().create_task(fn, name). Throws RuntimeError if no
-// loop runs on this thread, std::bad_alloc. Loop thread only.
+// create_task(fn) is get_running_loop().create_task(fn). Throws RuntimeError if no loop runs on
+// this thread, std::bad_alloc. Loop thread only.
 template <class F>
-auto create_task(F&& fn, std::string name = {}) {
+auto create_task(F&& fn) {
   if constexpr (!detail::task_function<F>) {
     detail::reject_uncallable_functor<detail::task_function<F>, F>();
     static_assert(detail::task_function<F> || detail::has_call_operator<F>,
@@ -142,7 +170,20 @@ auto create_task(F&& fn, std::string name = {}) {
                   "write create_task([=] { return fetch(1); }), not create_task(fetch(1)), which calls fetch "
                   "now, in this task");
   } else {
-    return get_running_loop().create_task(std::forward<F>(fn), std::move(name));
+    return get_running_loop().create_task(std::forward<F>(fn));
+  }
+}
+// create_task(fn, name) is get_running_loop().create_task(fn, name). Throws as create_task(fn).
+// Loop thread only.
+template <class F, std::convertible_to<std::string> Name>
+auto create_task(F&& fn, Name&& name) {
+  if constexpr (!detail::task_function<F>) {
+    detail::reject_uncallable_functor<detail::task_function<F>, F>();
+    static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                  "asyncio::create_task(fn, name): fn must be a callable taking no arguments, not the result of a "
+                  "call: write create_task([=] { return fetch(1); }, name), not create_task(fetch(1), name)");
+  } else {
+    return get_running_loop().create_task(std::forward<F>(fn), std::forward<Name>(name));
   }
 }
 // create_task(fn, name, ctx) is get_running_loop().create_task(fn, name, ctx), asyncio's
@@ -157,6 +198,21 @@ auto create_task(F&& fn, std::string name, ::greenlet::context& ctx) {
                   "of a call: write create_task([=] { return fetch(1); }, name, ctx)");
   } else {
     return get_running_loop().create_task(std::forward<F>(fn), std::move(name), ctx);
+  }
+}
+
+// create_task(fn, options) is get_running_loop().create_task(fn, options): asyncio's
+// create_task(coro, name=, context=, eager_start=) as `create_task(fn, {.name = "n", .eager_start =
+// true})`. Throws as event_loop::create_task(fn, options). Loop thread only.
+template <class F>
+auto create_task(F&& fn, task_options opts) {
+  if constexpr (!detail::task_function<F>) {
+    detail::reject_uncallable_functor<detail::task_function<F>, F>();
+    static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                  "asyncio::create_task(fn, options): fn must be a callable taking no arguments, not the result "
+                  "of a call: write create_task([=] { return fetch(1); }, {.eager_start = true})");
+  } else {
+    return get_running_loop().create_task(std::forward<F>(fn), std::move(opts));
   }
 }
 

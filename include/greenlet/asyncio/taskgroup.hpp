@@ -1,6 +1,7 @@
 // asyncio/taskgroup.hpp: TaskGroup and ExceptionGroup (structured concurrency).
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -120,7 +121,7 @@ class TaskGroup {
   // a failure; fn is then dropped unrun. What event_loop::create_task()
   // throws. A task of the loop thread only.
   template <class F>
-  auto create_task(F&& fn, std::string name = {}) {
+  auto create_task(F&& fn) {
     if constexpr (!detail::task_function<F>) {
       detail::reject_uncallable_functor<detail::task_function<F>, F>();
       static_assert(detail::task_function<F> || detail::has_call_operator<F>,
@@ -128,7 +129,23 @@ class TaskGroup {
                     "call: write tg.create_task([=] { return fetch(1); }), not tg.create_task(fetch(1))");
     } else {
       check_open();
-      auto task = get_running_loop().create_task(std::forward<F>(fn), std::move(name));
+      auto task = get_running_loop().create_task(std::forward<F>(fn));
+      adopt(task.state());
+      return task;
+    }
+  }
+  // create_task(fn, name) is create_task(fn) for a task named `name`. Throws as that; a task of the
+  // loop thread only.
+  template <class F, std::convertible_to<std::string> Name>
+  auto create_task(F&& fn, Name&& name) {
+    if constexpr (!detail::task_function<F>) {
+      detail::reject_uncallable_functor<detail::task_function<F>, F>();
+      static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                    "TaskGroup::create_task(fn, name): fn must be a callable taking no arguments, not the result "
+                    "of a call: write tg.create_task([=] { return fetch(1); }, name)");
+    } else {
+      check_open();
+      auto task = get_running_loop().create_task(std::forward<F>(fn), std::forward<Name>(name));
       adopt(task.state());
       return task;
     }
@@ -147,6 +164,24 @@ class TaskGroup {
     } else {
       check_open();
       auto task = get_running_loop().create_task(std::forward<F>(fn), std::move(name), ctx);
+      adopt(task.state());
+      return task;
+    }
+  }
+
+  // create_task(fn, options) is create_task(fn, name) with asyncio's keyword arguments in a
+  // task_options (name, context, eager_start): see event_loop::create_task(fn, options). A child
+  // that finishes in an eager first step is taken as done at once. A task of the loop thread only.
+  template <class F>
+  auto create_task(F&& fn, task_options opts) {
+    if constexpr (!detail::task_function<F>) {
+      detail::reject_uncallable_functor<detail::task_function<F>, F>();
+      static_assert(detail::task_function<F> || detail::has_call_operator<F>,
+                    "TaskGroup::create_task(fn, options): fn must be a callable taking no arguments, not the "
+                    "result of a call: write tg.create_task([=] { return fetch(1); }, {.name = \"n\"})");
+    } else {
+      check_open();
+      auto task = get_running_loop().create_task(std::forward<F>(fn), std::move(opts));
       adopt(task.state());
       return task;
     }

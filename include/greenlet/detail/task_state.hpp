@@ -75,9 +75,10 @@ class task_state : public ::greenlet::detail::greenlet_role {
 
   // first_step says when start() runs a task's first step: as the loop's task factory says
   // (eager_task_factory: at once, inside start(), when the loop runs; otherwise on a later
-  // iteration), or always on a later iteration (an async generator's body task, which its
+  // iteration), at once when the loop runs whatever the factory (task_options::eager_start), or
+  // always on a later iteration (eager_start = false; an async generator's body task, which its
   // generator sets up after create_task() returns).
-  enum class first_step : unsigned char { per_loop, scheduled };
+  enum class first_step : unsigned char { per_loop, eager, scheduled };
   // start() links the task into its loop and schedules its first step, or takes it now (eager).
   void start(loop_core* loop, first_step when = first_step::per_loop);
   // start(loop, ctx) is start() for a task that runs in the context object ctx itself, not in a
