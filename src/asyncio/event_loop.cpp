@@ -4,12 +4,16 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <new>
+#include <string>
+#include <string_view>
 
 #include "asyncio/done_callbacks.hpp"
 #include "asyncio/require_callable.hpp"
+#include "greenlet/detail/value_repr.hpp"
 #include "greenlet/errors.hpp"
 
 namespace greenlet::asyncio {
@@ -40,6 +44,13 @@ class asyncio_category final : public std::error_category {
   }
 };
 
+// debug_from_environment() is debug mode's default (asyncio's PYTHONASYNCIODEBUG): on if
+// GREENLET_ASYNCIO_DEBUG is set, neither empty nor "0". Read by each new loop.
+bool debug_from_environment() noexcept {
+  const char* value = std::getenv("GREENLET_ASYNCIO_DEBUG");
+  return value != nullptr && value[0] != '\0' && std::string_view(value) != "0";
+}
+
 }  // namespace
 
 const std::error_category& category() noexcept {
@@ -62,6 +73,7 @@ event_loop::event_loop(options opts) {
   core_->facade = this;
   core_->virtual_time = opts.virtual_time;
   core_->task_stack = opts.task_stack;
+  core_->debug = opts.debug.has_value() ? *opts.debug : debug_from_environment();
 }
 
 event_loop::event_loop(detail::loop_core* core, adopt_core_t) noexcept : core_(core) { core_->facade = this; }
@@ -164,6 +176,26 @@ void event_loop::call_soon_threadsafe(std::function<void()> fn, const ::greenlet
 }
 
 void event_loop::run_forever() { core_->run_forever(); }
+
+void event_loop::set_debug(bool enabled) {
+  core_->check_loop_thread();
+  core_->debug = enabled;
+}
+
+void event_loop::set_slow_callback_duration(double seconds) {
+  core_->check_loop_thread();
+  if (!(seconds >= 0)) {  // NaN too
+    throw ValueError("event_loop::set_slow_callback_duration(" + detail::python_float_repr(seconds) +
+                     "): the threshold must be a number of seconds >= 0 (0 reports every callback, "
+                     "infinity none)");
+  }
+  core_->slow_callback_duration = seconds;
+}
+
+void event_loop::set_debug_log(std::function<void(std::string_view line)> log) {
+  core_->check_loop_thread();
+  core_->debug_log = std::move(log);
+}
 
 void event_loop::close() {
   core_->check_close_thread();

@@ -10,6 +10,7 @@
 #include <limits>
 #include <sstream>
 #include <thread>
+#include <typeinfo>
 #include <utility>
 
 #include "asyncio/lookahead.hpp"
@@ -514,7 +515,11 @@ void loop_core::run_once() {
     callback_node* n = pop_ready();
     if (!n->cancelled) {
       try {
-        run_ready_node(n);
+        if (debug) [[unlikely]] {
+          run_ready_node_timed(n);
+        } else {
+          run_ready_node(n);
+        }
       } catch (const GreenletExit&) {
         failed_callback.clear();
         release(n);
@@ -535,6 +540,7 @@ void loop_core::run_once() {
 }
 
 task_state* loop_core::take_handoff_step(const task_state* self) noexcept {
+  if (debug) return nullptr;  // debug mode times each step alone: run_once() runs it
   if (turn_remaining == 0) return nullptr;
   callback_node* n = ready_at(0);  // this turn's next: those queued since come after it
   task_state* t = task_of(n);      // a task's step or wake-up, not cancelled
@@ -547,6 +553,77 @@ task_state* loop_core::take_handoff_step(const task_state* self) noexcept {
   if (n->fast == &task_state::wakeup_callback) release(static_cast<future_state*>(n->args.b));
   release(n);
   return t;
+}
+
+namespace {
+
+// function_type_of(n) is, before n runs, the type of the user function it will run (typeid(void) for
+// none known): its name is made only if the callback turns out slow, after the function was moved
+// out of the node (and a call_soon_threadsafe() node freed).
+const std::type_info& function_type_of(const callback_node* n) noexcept {
+  if (n->fast == nullptr) return n->general.target_type();
+  if (n->fast == &run_posted) {
+    const auto* posted = static_cast<const threadsafe_node*>(n->args.a);
+    if (posted->run_fn == &run_function_node) return static_cast<const function_node*>(posted)->fn.target_type();
+  }
+  return typeid(void);
+}
+
+}  // namespace
+
+void loop_core::run_ready_node_timed(callback_node* n) {
+  // asyncio's _format_handle(): a task's step is named by the task's repr() (after the step, as
+  // asyncio formats it then), held alive across the step for that; another callback by its
+  // Handle's repr().
+  task_state* task = task_of(n);
+  future_state* task_future = task != nullptr ? task->future() : nullptr;
+  if (task_future != nullptr) retain(task_future);
+  struct release_task {
+    future_state* f;
+    ~release_task() {
+      if (f != nullptr) release(f);
+    }
+  } hold{task_future};
+  const std::type_info& function_type = function_type_of(n);
+  // The real clock, not time(): a virtual clock does not move while a callback runs.
+  const auto start = std::chrono::steady_clock::now();
+  auto report_if_slow = [&]() noexcept {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!(seconds >= slow_callback_duration)) return;
+    std::string what;
+    try {
+      what = task != nullptr ? task->repr() : handle_repr(*n, callable_type_name(function_type));
+    } catch (...) {  // std::bad_alloc: the line names no callback
+    }
+    report_slow_callback(what, seconds);
+  };
+  try {
+    run_ready_node(n);
+  } catch (...) {  // timed too, as asyncio times a callback that raised; run_once() reports the error
+    report_if_slow();
+    throw;
+  }
+  report_if_slow();
+}
+
+void loop_core::report_slow_callback(const std::string& what, double seconds) noexcept {
+  char took[64];
+  std::snprintf(took, sizeof took, " took %.3f seconds", seconds);
+  try {
+    const std::string line = "Executing " + what + took;
+    if (!debug_log) {
+      std::fprintf(stderr, "asyncio: %s\n", line.c_str());
+      return;
+    }
+    // A copy: the log function may replace itself (set_debug_log()) while it runs.
+    const std::function<void(std::string_view)> log = debug_log;
+    log(line);
+  } catch (...) {
+    try {
+      report({"exception in the debug log function (event_loop::set_debug_log())", std::current_exception(), what});
+    } catch (...) {  // std::bad_alloc copying the report's text
+    }
+  }
 }
 
 void loop_core::check_can_run() const {

@@ -104,12 +104,14 @@ std::string full_name(const char* mangled) {
 
 }  // namespace
 
-std::string callable_name(const std::function<void()>& fn) {
-  if (!fn) return "";
+std::string callable_name(const std::function<void()>& fn) { return callable_type_name(fn.target_type()); }
+
+std::string callable_type_name(const std::type_info& target) {
+  if (target == typeid(void)) return "";  // an empty std::function's target_type()
   // A plain function's name is in no type, and its symbol is seldom exported (dladdr() finds an
   // executable's only with -rdynamic): say what it is.
-  if (fn.target<void (*)()>() != nullptr) return "<function pointer>";
-  return full_name(fn.target_type().name());
+  if (target == typeid(void (*)())) return "<function pointer>";
+  return full_name(target.name());
 }
 
 std::string handle_repr(const callback_node& n, const std::string& callable) {

@@ -6,7 +6,7 @@
 // holds earlier hand-written cases drawn from the same file. The clock is virtual where the Python
 // test uses it.
 //
-// 25 methods ported, 22 not, and test_log_slow_callbacks of BaseEventLoopWithSelectorTests.
+// 27 methods ported, 20 not, and test_log_slow_callbacks of BaseEventLoopWithSelectorTests (ported).
 //
 // Not ported (reason):
 //   BaseEventTests (test_ipaddr_info, test_port_parameter_types, test_ipaddr_info_no_inet_pton):
@@ -17,8 +17,6 @@
 //     _timer_cancelled_count, loop internals with no public view.
 //   test_set_default_executor_error: TypeError for a non-ThreadPoolExecutor; set_default_executor()
 //     takes any Executor, checked by the C++ type.
-//   test_set_debug, test_env_var_debug, test_log_slow_callbacks (BaseEventLoopWithSelectorTests):
-//     no debug mode (set_debug, PYTHONASYNCIODEBUG, slow_callback_duration) here.
 //   test_run_until_complete_type_error: run_until_complete('blah') does not compile.
 //   test_subprocess_exec_invalid_args, test_subprocess_shell_invalid_args: TypeErrors for argument
 //     types and for universal_newlines/shell/bufsize, keywords create_subprocess_* do not have.
@@ -42,6 +40,10 @@
 //     ValueError (loop_callbacks_test.cpp test_run_until_complete_loop).
 //   - The default exception handler prints to stderr ("asyncio: <message>", then the source and the
 //     exception), where Python logs with logger.error(): the tests read stderr.
+//   - Debug mode's environment variable is GREENLET_ASYNCIO_DEBUG (PYTHONASYNCIODEBUG), set in the
+//     test's own process (setenv) where Python starts interpreters; "0" means off here. Its reports
+//     go to event_loop::set_debug_log() (Python: logger.warning()), and a task's repr() there has no
+//     coro=, so test_log_slow_callbacks names the task after the coroutine.
 //   - Garbage collection is destruction: test_asyncgen_finalization_by_gc drops the generator's last
 //     owner where the Python test calls gc_collect().
 #include <unistd.h>
@@ -50,11 +52,13 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -631,6 +635,70 @@ TEST_F(BaseEventLoopTests, test_asyncgen_finalization_by_gc) {
   run_briefly(loop);
   EXPECT_TRUE(status->finalized);
   loop.close();
+}
+
+// test_set_debug
+TEST_F(BaseEventLoopTests, test_set_debug) {
+  asyncio::event_loop loop;
+  loop.set_debug(true);
+  EXPECT_TRUE(loop.get_debug());
+  loop.set_debug(false);
+  EXPECT_FALSE(loop.get_debug());
+}
+
+// test_env_var_debug: the variable is read by each new loop. Python runs interpreters with
+// PYTHONASYNCIODEBUG unset ('-E'), '' and '1'; here the test's process sets GREENLET_ASYNCIO_DEBUG
+// in turn (restored at the end). The '-E' and '-X dev' cases have no counterpart.
+TEST_F(BaseEventLoopTests, test_env_var_debug) {
+  const char* name = "GREENLET_ASYNCIO_DEBUG";
+  const char* saved = std::getenv(name);
+  const std::optional<std::string> old = saved != nullptr ? std::optional<std::string>(saved) : std::nullopt;
+  ::unsetenv(name);
+  EXPECT_FALSE(asyncio::new_event_loop()->get_debug());
+  ::setenv(name, "", 1);
+  EXPECT_FALSE(asyncio::new_event_loop()->get_debug());
+  ::setenv(name, "1", 1);
+  EXPECT_TRUE(asyncio::new_event_loop()->get_debug());
+  if (old) {
+    ::setenv(name, old->c_str(), 1);
+  } else {
+    ::unsetenv(name);
+  }
+}
+
+// test_log_slow_callbacks (BaseEventLoopWithSelectorTests): with a threshold of 0, a callback and
+// a task step are each reported, "Executing <Handle ...stop_loop_cb...> took N seconds" and
+// "Executing <Task ...stop_loop_coro...> took N seconds". The log function takes the place of the
+// mocked logger.
+struct stop_loop_cb {
+  asyncio::event_loop* loop;
+  void operator()() const { loop->stop(); }
+};
+TEST_F(BaseEventLoopTests, test_log_slow_callbacks) {
+  asyncio::event_loop loop;
+  Strings warnings;
+  loop.set_debug_log([&](std::string_view line) { warnings.emplace_back(line); });
+  loop.set_debug(true);
+  loop.set_slow_callback_duration(0.0);
+
+  // slow callback
+  loop.call_soon(stop_loop_cb{&loop});
+  loop.run_forever();
+  ASSERT_FALSE(warnings.empty());
+  const std::string& callback_line = warnings.back();
+  EXPECT_EQ(callback_line.rfind("Executing <Handle ", 0), 0u) << callback_line;
+  EXPECT_TRUE(contains(callback_line, "stop_loop_cb")) << callback_line;
+  EXPECT_TRUE(contains(callback_line, "> took ")) << callback_line;
+  EXPECT_EQ(callback_line.substr(callback_line.size() - 8), " seconds") << callback_line;
+
+  // slow task
+  loop.create_task([&loop] { loop.stop(); }, "stop_loop_coro");
+  loop.run_forever();
+  const std::string& task_line = warnings.back();
+  EXPECT_EQ(task_line.rfind("Executing <Task ", 0), 0u) << task_line;
+  EXPECT_TRUE(contains(task_line, "stop_loop_coro")) << task_line;
+  EXPECT_TRUE(contains(task_line, "> took ")) << task_line;
+  EXPECT_EQ(task_line.substr(task_line.size() - 8), " seconds") << task_line;
 }
 
 // test_running_loop_within_a_loop

@@ -32,7 +32,8 @@
 // - test_coroutine_never_yielded: a coroutine object never awaited, logged from `__del__`.
 // - test_return_coroutine_from_coroutine: a @coroutine returning a coroutine object.
 // - test_task_source_traceback: debug-mode origin tracking (_source_traceback).
-// - GatherTestsBase.test_env_var_debug: the PYTHONASYNCIODEBUG environment variable.
+// - GatherTestsBase.test_env_var_debug: coroutines._is_debug_mode(), Python's (the loop's
+//   GREENLET_ASYNCIO_DEBUG is tested by cpython_base_events_port_test.cpp's test_env_var_debug).
 // - RunCoroutineThreadsafeTests.test_run_coroutine_threadsafe_task_factory_exception: there are no
 //   task factories (loop.set_task_factory).
 //

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -202,6 +203,10 @@ class event_loop {
     // separate stacks, whatever the thread's stack mode; mode
     // stack_mode::shared makes the event_loop constructor throw ValueError.
     stack_options task_stack = {};
+    // debug: debug mode (set_debug()) from the start, as asyncio.run(main, debug=True). Unset: on if
+    // the environment variable GREENLET_ASYNCIO_DEBUG is set to anything but "" or "0" when the
+    // loop is made (asyncio's PYTHONASYNCIODEBUG), else off.
+    std::optional<bool> debug = {};
   };
 
   // event_loop() makes a loop with default options, owned by the calling thread. Throws
@@ -286,6 +291,35 @@ class event_loop {
   // remove_writer(fd) stops watching fd for writing; false if no writer was registered. Throws
   // nothing; loop thread only.
   bool remove_writer(int fd) noexcept;
+
+  // Debug mode (asyncio's loop.set_debug()) finds code that blocks the loop: each ready callback,
+  // and each step of a task (from one resumption to its next suspension), that runs for
+  // slow_callback_duration() seconds or more is reported as one line, "Executing <what> took 0.150
+  // seconds": <what> is the task's repr() for a task step, the Handle's repr() for a callback
+  // ("<Handle f()::{lambda()#1}()>", "<TimerHandle when=12.5 ...>"). The time is real (a monotonic
+  // clock, even with options::virtual_time). The line goes to the debug log function
+  // (set_debug_log()), by default to stderr with an "asyncio: " prefix. Off, the loop pays one
+  // branch per callback; on, two clock reads per callback, and tasks no longer hand their turn to
+  // the next task directly (each step returns to the loop, to be timed alone). See
+  // docs/asyncio.md, "Debug mode".
+  //
+  // set_debug(enabled) turns debug mode on or off; it takes effect from the next callback. Throws
+  // RuntimeError (wrong_loop) on another thread. Loop thread only.
+  void set_debug(bool enabled);
+  // get_debug() is true in debug mode. Throws nothing; loop thread only.
+  bool get_debug() const noexcept { return core_->debug; }
+  // slow_callback_duration() is the report threshold in seconds: 0.1 unless set. Throws nothing;
+  // loop thread only.
+  double slow_callback_duration() const noexcept { return core_->slow_callback_duration; }
+  // set_slow_callback_duration(seconds) sets it (asyncio's loop.slow_callback_duration = seconds): 0
+  // reports every callback, infinity none. Throws ValueError for a negative or NaN one, RuntimeError
+  // (wrong_loop) on another thread. Loop thread only.
+  void set_slow_callback_duration(double seconds);
+  // set_debug_log(log) makes log(line) receive debug mode's reports instead of stderr, one line
+  // each, without prefix or newline (asyncio logs them with logger.warning()); empty: back to
+  // stderr. log runs on the loop's thread, between callbacks; what it throws goes to the exception
+  // handler. Throws RuntimeError (wrong_loop) on another thread, std::bad_alloc. Loop thread only.
+  void set_debug_log(std::function<void(std::string_view line)> log);
 
   // time() is the loop's monotonic clock, in seconds (virtual with options::virtual_time). Throws
   // nothing; loop thread only.

@@ -12,6 +12,8 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <string_view>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -106,6 +108,9 @@ inline void drop_context(callback_node* n) noexcept { take_context(n); }
 // function object ("f()::{lambda()#1}", anonymous namespaces dropped), "<function pointer>" for a
 // plain function. Throws only std::bad_alloc.
 std::string callable_name(const std::function<void()>& fn);
+// callable_type_name(target) is callable_name() of a std::function whose target_type() is target:
+// for a name wanted after the function was moved away. Throws only std::bad_alloc.
+std::string callable_type_name(const std::type_info& target);
 // handle_repr(n, callable) is asyncio's repr() of the Handle of node n: "<Handle name()>", or
 // "<TimerHandle when=12.5 name()>" for a timer ("cancelled" after the class name once cancelled),
 // where name is `callable` (callable_name() of its function), "<callback>" if empty. Throws only
@@ -186,6 +191,22 @@ struct loop_core {
   bool closed = false;
   bool virtual_time = false;
   double virtual_now = 0;
+
+  // Debug mode (event_loop::set_debug(), asyncio's loop.set_debug()): each ready callback and task
+  // step is timed with the real monotonic clock (not the virtual one), and one that took
+  // slow_callback_duration seconds or more is reported to debug_log ("Executing <what> took 0.150
+  // seconds"; stderr when it is empty). Off, it costs one branch per callback in run_once() and one
+  // per hand-off in take_handoff_step(); on, there is no hand-off, so that each task step is a
+  // callback of its own, measured alone.
+  bool debug = false;
+  double slow_callback_duration = 0.1;
+  std::function<void(std::string_view line)> debug_log;
+  // run_ready_node_timed(n) is run_ready_node(n) in debug mode, timed and reported if slow.
+  [[gnu::noinline]] void run_ready_node_timed(callback_node* n);
+  // report_slow_callback(what, seconds) sends asyncio's "Executing ... took ... seconds" line to
+  // debug_log (or stderr). Throws nothing: a log function's exception goes to report().
+  void report_slow_callback(const std::string& what, double seconds) noexcept;
+
   stack_options task_stack;            // for every task's greenlet
   ::greenlet::greenlet loop_greenlet;  // the greenlet running run_forever()
   // Where a suspending task switches when it hands the turn to no other task: the loop's greenlet
