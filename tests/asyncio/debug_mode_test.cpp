@@ -318,6 +318,8 @@ TEST_F(DebugModeTest, RunAndRunnerPassDebugToTheLoop) {
   auto debug_of_running_loop = [] { return asyncio::get_running_loop().get_debug(); };
   EXPECT_TRUE(asyncio::run(debug_of_running_loop, debug_on()));
   EXPECT_FALSE(asyncio::run(debug_of_running_loop));
+  EXPECT_TRUE(asyncio::run(debug_of_running_loop, {.debug = true}));  // as written in docs/porting.md
+  EXPECT_FALSE(asyncio::run(debug_of_running_loop, {.debug = false}));
   asyncio::Runner runner(debug_on());
   EXPECT_TRUE(runner.run(debug_of_running_loop));
   EXPECT_TRUE(runner.get_loop().get_debug());
