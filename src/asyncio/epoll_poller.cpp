@@ -507,4 +507,11 @@ class epoll_poller final : public poller {
 
 std::unique_ptr<poller> make_epoll_poller() { return std::make_unique<epoll_poller>(); }
 
+const std::type_info& io_callback_type(const callback_node* n) noexcept {
+  if (n->fast != &run_entry) return typeid(void);
+  const std::function<void()>& fn = static_cast<const io_entry*>(n->args.a)->fn;
+  if (const auto* bound = fn.target<context_bound_callback>()) return bound->fn.target_type();
+  return fn.target_type();
+}
+
 }  // namespace greenlet::asyncio::detail

@@ -565,8 +565,9 @@ const std::type_info& function_type_of(const callback_node* n) noexcept {
   if (n->fast == &run_posted) {
     const auto* posted = static_cast<const threadsafe_node*>(n->args.a);
     if (posted->run_fn == &run_function_node) return static_cast<const function_node*>(posted)->fn.target_type();
+    return typeid(void);
   }
-  return typeid(void);
+  return io_callback_type(n);
 }
 
 }  // namespace

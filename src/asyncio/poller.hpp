@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <typeinfo>
+
+#include "greenlet/fiber/context.hpp"
 
 namespace greenlet::asyncio::detail {
 
@@ -88,5 +91,20 @@ class poller {
 };
 
 std::unique_ptr<poller> make_epoll_poller();
+
+// context_bound_callback is add_reader()'s and add_writer()'s function: fn run, each time, in one
+// copy of the context current at registration (asyncio's Handle). A named type, not a lambda, so
+// that io_callback_type() can name fn rather than the wrapper.
+struct context_bound_callback {
+  ::greenlet::context ctx;
+  std::function<void()> fn;
+  void operator()() { ctx.run(fn); }
+};
+
+struct callback_node;
+// io_callback_type(n) is, for a queued run of an I/O callback (add_callback(), watch_hang_up()),
+// the target_type() of its function; typeid(void) for any other node. For debug mode's report,
+// which names a slow callback after it ran (the registration may be gone by then). Throws nothing.
+const std::type_info& io_callback_type(const callback_node* n) noexcept;
 
 }  // namespace greenlet::asyncio::detail

@@ -27,7 +27,7 @@ namespace {
 // context current now, as asyncio's Handle for add_reader() does: what one
 // call sets, the next sees, and nothing else does.
 std::function<void()> in_registering_context(std::function<void()> fn) {
-  return [ctx = ::greenlet::copy_context(), fn = std::move(fn)]() mutable { ctx.run(fn); };
+  return detail::context_bound_callback{::greenlet::copy_context(), std::move(fn)};
 }
 
 }  // namespace

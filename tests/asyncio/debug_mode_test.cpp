@@ -7,6 +7,8 @@
 //
 // Timing on a loaded CI machine: a slow callback spins 120 ms against a 50 ms threshold, and a
 // callback that must not be reported does nothing.
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -112,6 +114,24 @@ TEST_F(DebugModeTest, SlowThreadsafeCallbackIsReportedWithItsFunction) {
   capture(loop, log);
   loop.call_soon_threadsafe(busy_callback{});
   run_briefly(loop);
+  ASSERT_EQ(log.size(), 1u) << ::testing::PrintToString(log);
+  EXPECT_EQ(split(log[0]).what, "<Handle debug_mode_test::busy_callback()>");
+}
+
+// An add_reader() callback is named by its function too (asyncio: "<Handle
+// _SelectorSocketTransport._read_ready()>").
+TEST_F(DebugModeTest, SlowReaderCallbackIsReportedWithItsFunction) {
+  asyncio::event_loop loop(debug_on());
+  Strings log;
+  capture(loop, log);
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  ASSERT_EQ(::write(p[1], "x", 1), 1);
+  loop.add_reader(p[0], busy_callback{});
+  run_briefly(loop);
+  loop.remove_reader(p[0]);
+  ::close(p[0]);
+  ::close(p[1]);
   ASSERT_EQ(log.size(), 1u) << ::testing::PrintToString(log);
   EXPECT_EQ(split(log[0]).what, "<Handle debug_mode_test::busy_callback()>");
 }
