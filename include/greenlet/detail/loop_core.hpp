@@ -191,22 +191,6 @@ struct loop_core {
   bool closed = false;
   bool virtual_time = false;
   double virtual_now = 0;
-
-  // Debug mode (event_loop::set_debug(), asyncio's loop.set_debug()): each ready callback and task
-  // step is timed with the real monotonic clock (not the virtual one), and one that took
-  // slow_callback_duration seconds or more is reported to debug_log ("Executing <what> took 0.150
-  // seconds"; stderr when it is empty). Off, it costs one branch per callback in run_once() and one
-  // per hand-off in take_handoff_step(); on, there is no hand-off, so that each task step is a
-  // callback of its own, measured alone.
-  bool debug = false;
-  double slow_callback_duration = 0.1;
-  std::function<void(std::string_view line)> debug_log;
-  // run_ready_node_timed(n) is run_ready_node(n) in debug mode, timed and reported if slow.
-  [[gnu::noinline]] void run_ready_node_timed(callback_node* n);
-  // report_slow_callback(what, seconds) sends asyncio's "Executing ... took ... seconds" line to
-  // debug_log (or stderr). Throws nothing: a log function's exception goes to report().
-  void report_slow_callback(const std::string& what, double seconds) noexcept;
-
   stack_options task_stack;            // for every task's greenlet
   ::greenlet::greenlet loop_greenlet;  // the greenlet running run_forever()
   // Where a suspending task switches when it hands the turn to no other task: the loop's greenlet
@@ -366,6 +350,21 @@ struct loop_core {
   std::string deadlock_report() const;
   void link_task(task_state* t) noexcept;
   void unlink_task(task_state* t) noexcept;
+
+  // Debug mode (event_loop::set_debug(), asyncio's loop.set_debug()): each ready callback and task
+  // step is timed with the real monotonic clock (not the virtual one), and one that took
+  // slow_callback_duration seconds or more is reported to debug_log ("Executing <what> took 0.150
+  // seconds"; stderr when it is empty). Off, it costs one branch per callback in run_once() and one
+  // per hand-off in take_handoff_step(); on, there is no hand-off, so that each task step is a
+  // callback of its own, measured alone.
+  bool debug = false;
+  double slow_callback_duration = 0.1;
+  std::function<void(std::string_view line)> debug_log;
+  // run_ready_node_timed(n) is run_ready_node(n) in debug mode, timed and reported if slow.
+  [[gnu::noinline]] void run_ready_node_timed(callback_node* n);
+  // report_slow_callback(what, seconds) sends asyncio's "Executing ... took ... seconds" line to
+  // debug_log (or stderr). Throws nothing: a log function's exception goes to report().
+  void report_slow_callback(const std::string& what, double seconds) noexcept;
 };
 
 inline void retain(loop_core* loop) noexcept { ++loop->refs; }
