@@ -29,6 +29,11 @@ bool in_generator_body(const task_state* task) {
 
 }  // namespace
 
+task_state::first_step first_step_for(const std::optional<bool>& eager_start) noexcept {
+  if (!eager_start.has_value()) return task_state::first_step::per_loop;
+  return *eager_start ? task_state::first_step::eager : task_state::first_step::scheduled;
+}
+
 void no_awaiting_task(loop_core* loop) {
   if (loop == nullptr) {
     throw RuntimeError(asyncio_errc::no_running_loop,

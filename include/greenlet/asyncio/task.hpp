@@ -142,11 +142,8 @@ auto event_loop::create_task(F&& fn, task_options opts) {
                   "loop.create_task(fn, options): fn must be a callable taking no arguments, not the result of a "
                   "call: write loop.create_task([=] { return fetch(1); }, {.name = \"n\"})");
   } else {
-    using first_step = detail::task_state::first_step;
-    const first_step when = !opts.eager_start   ? first_step::per_loop
-                            : *opts.eager_start ? first_step::eager
-                                                : first_step::scheduled;
-    return detail::new_task(core_.get(), std::forward<F>(fn), std::move(opts.name), opts.context, when);
+    return detail::new_task(core_.get(), std::forward<F>(fn), std::move(opts.name), opts.context,
+                            detail::first_step_for(opts.eager_start));
   }
 }
 

@@ -207,6 +207,11 @@ class task_state : public ::greenlet::detail::greenlet_role {
   ::greenlet::context* shared_context_ = nullptr;
 };
 
+// first_step_for(eager_start) is the first_step for task_options::eager_start: unset per_loop,
+// true eager, false scheduled. Out of line: read inline from a braced task_options, the optional
+// made g++ 12 warn at -O2 (-Wmaybe-uninitialized, a false positive). Throws nothing.
+task_state::first_step first_step_for(const std::optional<bool>& eager_start) noexcept;
+
 // no_awaiting_task(loop) throws the RuntimeError saying why the caller,
 // on `loop` (null: none), cannot await.
 [[noreturn]] void no_awaiting_task(loop_core* loop);
