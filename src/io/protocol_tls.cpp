@@ -111,10 +111,7 @@ void protocol_transport::send_tls_output() {
 void protocol_transport::on_tls_readable() {
   auto protocol = protocol_;  // the callbacks may close the transport or swap the protocol
   char* buffer = protocol_read_buffer();
-  ssize_t n;
-  do {
-    n = ::read(fd_, buffer, max_protocol_read);
-  } while (n < 0 && errno == EINTR);
+  const ssize_t n = read_retrying(fd_, buffer, max_protocol_read);
   if (n < 0) {
     if (would_block(errno)) return;
     if (tls_->handshake_done()) {
@@ -174,10 +171,7 @@ void protocol_transport::await_close_notify() noexcept {
 void protocol_transport::read_until_close_notify() {
   if (fd_ < 0 || lost_) return;
   char* buffer = protocol_read_buffer();
-  ssize_t n;
-  do {
-    n = ::read(fd_, buffer, max_protocol_read);
-  } while (n < 0 && errno == EINTR);
+  const ssize_t n = read_retrying(fd_, buffer, max_protocol_read);
   if (n < 0) {
     if (!would_block(errno)) end_close_notify_wait(os_error_ptr(errno, "recv"));
     return;

@@ -226,10 +226,7 @@ void protocol_transport::on_readable() {
     } else {
       into = {protocol_read_buffer(), max_protocol_read};
     }
-    ssize_t n;
-    do {
-      n = ::read(fd_, into.data(), into.size());
-    } while (n < 0 && errno == EINTR);
+    const ssize_t n = read_retrying(fd_, into.data(), into.size());
     if (n < 0) {
       if (!would_block(errno)) {
         fatal_os_error(errno, "recv",

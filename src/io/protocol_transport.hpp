@@ -5,7 +5,9 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -30,6 +32,15 @@ constexpr std::size_t max_protocol_read = 256 * 1024;
 // or a Protocol's bytes before data_received() sees them). malloc'd once per thread (the tests
 // count operator new); only the pages a read touches become resident.
 char* protocol_read_buffer();
+// read_retrying(fd, into, size) is read(2) retried on EINTR: the byte count, 0 at EOF, or -1 with
+// errno set (EAGAIN included). Throws nothing.
+inline ssize_t read_retrying(int fd, char* into, std::size_t size) noexcept {
+  ssize_t n;
+  do {
+    n = ::read(fd, into, size);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
 // throw_no_data_receiver(count) throws the RuntimeError for bytes that arrived for a protocol
 // that is neither a Protocol nor a BufferedProtocol (asyncio fails there too).
 [[noreturn]] void throw_no_data_receiver(std::size_t count);

@@ -145,19 +145,10 @@ bool matches_ci(std::string text, std::string words) {
 // https_server(unix_path) is test_utils.run_test_server(use_ssl=True) /
 // run_test_unix_server(use_ssl=True): answers an HTTP/1.0 request over TLS and closes.
 asyncio::Server https_server(std::optional<std::string> unix_path = std::nullopt) {
-  auto handler = [](asyncio::StreamReader reader, asyncio::StreamWriter writer) {
-    try {
-      reader.readuntil("\r\n\r\n");
-      writer.write("HTTP/1.0 200 OK\r\nContent-type: text/plain\r\n\r\nTest message");
-      writer.close();
-      writer.wait_closed();
-    } catch (const std::exception&) {
-    }
-  };
   asyncio::server_config config;
   config.ssl = server_context(files().self_signed_cert, files().self_signed_key);
-  if (unix_path) return asyncio::start_unix_server(handler, *unix_path, config);
-  return asyncio::start_server(handler, "127.0.0.1", 0, config);
+  if (unix_path) return asyncio::start_unix_server(answer_http_request, *unix_path, config);
+  return asyncio::start_server(answer_http_request, "127.0.0.1", 0, config);
 }
 
 void close_server(asyncio::event_loop& loop, asyncio::Server& server) {

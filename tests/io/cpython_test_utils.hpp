@@ -179,19 +179,22 @@ struct os_pipe {
   }
 };
 
+// answer_http_request(reader, writer) is run_test_server's handler: reads an HTTP/1.0 request,
+// answers "Test message" and closes; a connection that fails meanwhile is dropped.
+inline void answer_http_request(asyncio::StreamReader reader, asyncio::StreamWriter writer) {
+  try {
+    reader.readuntil("\r\n\r\n");
+    writer.write("HTTP/1.0 200 OK\r\nContent-type: text/plain\r\n\r\nTest message");
+    writer.close();
+    writer.wait_closed();
+  } catch (const std::exception&) {
+  }
+}
+
 // http_server() is test_utils.run_test_server(): answers an HTTP/1.0 request and closes.
 inline asyncio::Server http_server(std::optional<std::string> unix_path = std::nullopt) {
-  auto handler = [](asyncio::StreamReader reader, asyncio::StreamWriter writer) {
-    try {
-      reader.readuntil("\r\n\r\n");
-      writer.write("HTTP/1.0 200 OK\r\nContent-type: text/plain\r\n\r\nTest message");
-      writer.close();
-      writer.wait_closed();
-    } catch (const std::exception&) {
-    }
-  };
-  if (unix_path) return asyncio::start_unix_server(handler, *unix_path);
-  return asyncio::start_server(handler, "127.0.0.1", 0);
+  if (unix_path) return asyncio::start_unix_server(answer_http_request, *unix_path);
+  return asyncio::start_server(answer_http_request, "127.0.0.1", 0);
 }
 
 }  // namespace cpython_test_utils
