@@ -539,68 +539,10 @@ asyncio::event_loop::options virtual_time() {
 // peer_aborted is what test_utils' recv_all() raises when the connection ends first
 // (ConnectionAbortedError); tls_socket's recv_all() raises it too.
 using tls_test_peer::peer_aborted;
+using tls_test_peer::recv_all;
+using tls_test_peer::set_timeouts;
+using tls_test_peer::thread_server;
 using tls_test_peer::tls_socket;
-
-void set_timeouts(int fd) {
-  timeval timeout{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-}
-
-std::string recv_all(int fd, std::size_t n) {
-  std::string buf;
-  char chunk[64 * 1024];
-  while (buf.size() < n) {
-    const ssize_t got = ::recv(fd, chunk, std::min(sizeof chunk, n - buf.size()), 0);
-    if (got <= 0) throw peer_aborted("recv_all(" + std::to_string(n) + "): the connection ended first");
-    buf.append(chunk, static_cast<std::size_t>(got));
-  }
-  return buf;
-}
-
-// thread_server is test_utils' tcp_server(serve): listening on 127.0.0.1, a thread accepting one
-// connection and running serve(fd); its failures are kept in error().
-class thread_server {
- public:
-  explicit thread_server(std::function<void(int)> serve) {
-    listen_fd_ = create_server_socket("127.0.0.1", 0, 1);
-    port_ = sockname(listen_fd_).port;
-    set_timeouts(listen_fd_);
-    thread_ = std::thread([this, serve = std::move(serve)] {
-      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) {
-        error_ = "accept failed";
-        return;
-      }
-      set_timeouts(fd);
-      try {
-        serve(fd);
-      } catch (const peer_aborted&) {
-        error_ = "the connection ended early (ConnectionAbortedError)";
-      } catch (const std::exception& e) {
-        error_ = e.what();
-      }
-      ::close(fd);
-    });
-  }
-  ~thread_server() {
-    join();
-    ::close(listen_fd_);
-  }
-  thread_server(const thread_server&) = delete;
-  thread_server& operator=(const thread_server&) = delete;
-  int port() const { return port_; }
-  void join() {
-    if (thread_.joinable()) thread_.join();
-  }
-  const std::string& error() const { return error_; }
-
- private:
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::thread thread_;
-  std::string error_;
-};
 
 // ClientProto of test_start_tls_client_reg_proto_1 / test_create_connection_memory_leak: it keeps
 // the transport (the memory-leak case's "user stores the transport in the protocol").

@@ -197,24 +197,10 @@ std::string unix_path(const char* tag) {
 // peer_aborted is what test_utils' recv_all() raises when the connection ends first
 // (ConnectionAbortedError); tls_socket's recv_all() raises it too.
 using tls_test_peer::peer_aborted;
+using tls_test_peer::recv_all;
+using tls_test_peer::set_timeouts;
+using tls_test_peer::thread_server;
 using tls_test_peer::tls_socket;
-
-void set_timeouts(int fd) {
-  timeval timeout{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-}
-
-std::string recv_all(int fd, std::size_t n) {
-  std::string buf;
-  char chunk[64 * 1024];
-  while (buf.size() < n) {
-    const ssize_t got = ::recv(fd, chunk, std::min(sizeof chunk, n - buf.size()), 0);
-    if (got <= 0) throw peer_aborted("recv_all(" + std::to_string(n) + "): the connection ended first");
-    buf.append(chunk, static_cast<std::size_t>(got));
-  }
-  return buf;
-}
 
 void send_all(int fd, std::string_view data) {
   while (!data.empty()) {
@@ -223,59 +209,6 @@ void send_all(int fd, std::string_view data) {
     data.remove_prefix(static_cast<std::size_t>(sent));
   }
 }
-
-// thread_server is test_utils' tcp_server(serve): a socket listening on 127.0.0.1 and a thread
-// that accepts one connection and runs serve(fd). The thread's failures are collected in error().
-class thread_server {
- public:
-  explicit thread_server(std::function<void(int)> serve) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(listen_fd_, 1) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      throw std::runtime_error("listen failed");
-    }
-    port_ = ntohs(addr.sin_port);
-    set_timeouts(listen_fd_);
-    thread_ = std::thread([this, serve = std::move(serve)] {
-      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) {
-        error_ = "accept failed";
-        return;
-      }
-      set_timeouts(fd);
-      try {
-        serve(fd);
-      } catch (const peer_aborted&) {
-        error_ = "the connection ended early (ConnectionAbortedError)";
-      } catch (const std::exception& e) {
-        error_ = e.what();
-      }
-      ::close(fd);
-    });
-  }
-  ~thread_server() {
-    join();
-    ::close(listen_fd_);
-  }
-  thread_server(const thread_server&) = delete;
-  thread_server& operator=(const thread_server&) = delete;
-
-  int port() const { return port_; }
-  void join() {
-    if (thread_.joinable()) thread_.join();
-  }
-  const std::string& error() const { return error_; }
-
- private:
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::thread thread_;
-  std::string error_;
-};
 
 // ---- SslProtoHandshakeTests
 
