@@ -292,6 +292,9 @@ void raise_pending_cancel(task_state& task) {
 }
 
 bool task_state::cancel(const std::string& message) {
+  // As asyncio's Task.cancel() (and Future.cancel()): asking counts as
+  // having looked at the outcome, even of a task already done.
+  future_->mark_retrieved();
   if (future_->done()) return false;
   // Cancelling goes on to what the task awaits; tasks awaiting each other
   // in a cycle would send it round forever (asyncio overflows Python's
@@ -430,6 +433,10 @@ await_registration begin_await(future_state* f) {
 }
 
 void end_await(task_state* t, future_state* f, std::uint64_t id) noexcept {
+  // asyncio's Task.__wakeup calls result() on the future that woke the task
+  // before the step that raises a cancel() made meanwhile: f's exception was
+  // looked at even when the task leaves by CancelledError.
+  if (f->done()) f->mark_retrieved();
   f->remove_done_callback(id);
   t->waiting_on = nullptr;
   release(f);

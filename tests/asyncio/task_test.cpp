@@ -582,6 +582,71 @@ TEST_F(TaskTests, test_task_exception_never_retrieved) {
   EXPECT_EQ(errors.whats, (Strings{"nobody looks"}));
 }
 
+// Task.cancel() counts as looking at the outcome, as asyncio's sets
+// _log_traceback = False before it checks done(): cancelling a task that
+// already failed, then dropping it, reports nothing.
+// Regression test, this once failed: "Task exception was never retrieved".
+TEST_F(TaskTests, cancel_of_a_failed_task_counts_as_retrieving_its_exception) {
+  error_log errors;
+  asyncio::event_loop loop;
+  errors.attach(loop);
+  {
+    auto failed = loop.create_task([] { throw TestError("looked at by cancel()"); });
+    run_briefly(loop);
+    ASSERT_TRUE(failed.done());
+    EXPECT_FALSE(failed.cancel());
+  }
+  run_briefly(loop);
+  EXPECT_TRUE(errors.messages.empty()) << errors.messages.front();
+}
+
+// A task woken by a future that failed, and cancelled before its step runs,
+// raises CancelledError, and the future's exception counts as retrieved:
+// asyncio's Task.__wakeup calls future.result() before that step. The
+// future here is one whose cancel() does not count (gather's outer future,
+// like asyncio's _GatheringFuture, does nothing once done), so only the
+// wake-up can mark it. Found by structured_chaos_test.cpp, seed 1599.
+// Regression test, this once failed: "Future exception was never retrieved".
+TEST_F(TaskTests, a_cancel_after_the_awaited_future_failed_still_retrieves_its_exception) {
+  error_log errors;
+  asyncio::event_loop loop;
+  errors.attach(loop);
+  Strings log;
+  {
+    auto child = loop.create_task([] {
+      asyncio::sleep(0.001);
+      throw TestError("child failed");
+    });
+    asyncio::Task<> waiter;
+    waiter = loop.create_task([&] {
+      try {
+        asyncio::gather(child);
+        log.push_back("gather returned");
+      } catch (const asyncio::CancelledError&) {
+        log.push_back("cancelled");
+      } catch (const TestError&) {
+        log.push_back("TestError");
+      }
+    });
+    // Once the child failed (gather's future is then done and the waiter's
+    // wake-up queued), cancel the waiter before its step: this task awaits
+    // the child after gather() did, so it wakes first.
+    auto canceller = loop.create_task([&] {
+      try {
+        asyncio::await(child);
+      } catch (const TestError&) {
+        waiter.cancel();
+      }
+    });
+    loop.run_until_complete(waiter);
+    loop.run_until_complete(canceller);
+    EXPECT_TRUE(child.exception() != nullptr);
+  }
+  run_briefly(loop);
+  EXPECT_EQ(log, (Strings{"cancelled"}));
+  EXPECT_TRUE(errors.messages.empty()) << errors.messages.front() << ": " << errors.whats.front();
+}
+
 // Same as above: asyncio's context carries 'future': the task, so the
 // report says which task failed.
 // Regression test, this once failed: exception_context::source is empty for "Task/Future

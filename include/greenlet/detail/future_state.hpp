@@ -53,6 +53,9 @@ class future_state {
   std::exception_ptr exception();
   // check_result() throws what result() would throw instead of returning.
   void check_result();
+  // mark_retrieved() counts the outcome as looked at: no "exception was never retrieved" report.
+  // Throws nothing.
+  void mark_retrieved() noexcept { error_retrieved_ = true; }
 
   // A done callback: either fast (fn, ctx) or general. Returns an id for
   // remove_done_callback. A fast one runs as fn(ctx, future) and owns a
