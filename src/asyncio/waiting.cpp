@@ -517,6 +517,20 @@ void shutdown_async_generators(loop_core* core) {
   run_until_all_done(core, bodies);
 }
 
+// run_leftover_callbacks(loop) runs what the last turns left ready (the
+// done callback of a task that finished with main, a call_soon() a
+// cancelled task made) and what those make ready at once: asyncio.run runs
+// the loop for shutdown_asyncgens() even with no generator to close, two
+// turns, and those callbacks run then. Without it they were dropped with
+// the loop, and a failed task whose callback would have looked at its
+// exception reported it as never retrieved.
+void run_leftover_callbacks(event_loop& loop) {
+  for (int turn = 0; turn < 2; ++turn) {
+    loop.call_soon([&loop] { loop.stop(); });
+    loop.run_forever();
+  }
+}
+
 }  // namespace
 
 void finish_run(event_loop& loop) noexcept {
@@ -531,6 +545,12 @@ void finish_run(event_loop& loop) noexcept {
       shutdown_async_generators(core);
     } catch (...) {
       core->report({"error while closing the asynchronous generators of asyncio::run()", std::current_exception(), ""});
+    }
+    try {
+      run_leftover_callbacks(loop);
+    } catch (...) {
+      core->report(
+          {"error while running the callbacks left at the end of asyncio::run()", std::current_exception(), ""});
     }
   }
   // The default executor of run_in_executor(nullptr) (asyncio/executor.cpp)

@@ -155,6 +155,31 @@ TEST_F(RunTests, test_asyncio_run_reports_hanging_tasks_errors) {
   EXPECT_NE(errors.sources[0].find("leftover"), std::string::npos) << errors.sources[0];
 }
 
+// The callbacks made ready in main's last turn run before the loop closes,
+// as asyncio.run runs the loop for shutdown_asyncgens(): here the done
+// callback of a task that finished in that turn, and a call_soon() it made.
+// Found by structured_chaos_test.cpp, seed 6965: a fire-and-forget task's
+// callback that looked at its exception never ran, and the task reported
+// "Task exception was never retrieved".
+// Regression test, this once failed: neither callback ran.
+TEST_F(RunTests, callbacks_left_ready_by_mains_last_turn_run_before_the_loop_closes) {
+  error_log errors;
+  Strings log;
+  asyncio::run([&] {
+    errors.attach(asyncio::get_running_loop());
+    asyncio::create_task([] {
+      asyncio::sleep(0);
+      throw TestError("looked at by its callback");
+    }).add_done_callback([&](asyncio::Future<>& f) {
+      log.push_back(asyncio_test::what_of(f.exception()));
+      asyncio::get_running_loop().call_soon([&] { log.push_back("call_soon from the callback"); });
+    });
+    asyncio::sleep(0);  // main's last turn is the task's
+  });
+  EXPECT_EQ(log, (Strings{"looked at by its callback", "call_soon from the callback"}));
+  EXPECT_TRUE(errors.messages.empty()) << errors.messages.front();
+}
+
 // test_runners.py RunTests.test_asyncio_run_from_running_loop: run() inside
 // a running loop raises RuntimeError and main never runs.
 TEST_F(RunTests, test_asyncio_run_from_running_loop) {
