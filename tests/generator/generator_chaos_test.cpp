@@ -313,19 +313,30 @@ class walk {
       const auto k = static_cast<std::size_t>(uniform(0, generators - 1));
       SCOPED_TRACE("generator " + std::to_string(k));
       const int roll = uniform(0, 99);
-      if (roll < 30) {
-        apply(k, input::value, std::nullopt, "next");
-      } else if (roll < 50) {
-        apply(k, input::value, uniform(1, 9), "send");
-      } else if (roll < 62) {
-        apply(k, input::error, std::nullopt, "throw_");
-      } else if (roll < 72) {
-        apply(k, input::exit, std::nullopt, "close");
-      } else if (roll < 82) {
-        iterate(k, uniform(0, 4));
+      auto operate = [&] {
+        if (roll < 30) {
+          apply(k, input::value, std::nullopt, "next");
+        } else if (roll < 50) {
+          apply(k, input::value, uniform(1, 9), "send");
+        } else if (roll < 62) {
+          apply(k, input::error, std::nullopt, "throw_");
+        } else if (roll < 72) {
+          apply(k, input::exit, std::nullopt, "close");
+        } else if (roll < 82) {
+          iterate(k, uniform(0, 4));
+        } else {
+          destroy(k);
+          renew(k);
+        }
+      };
+      // Sometimes from a greenlet of its own, which then dies: the body's
+      // parent is whoever resumed it last.
+      if (uniform(0, 4) == 0) {
+        greenlet::greenlet helper(operate);
+        helper.switch_();
+        EXPECT_TRUE(helper.dead());
       } else {
-        destroy(k);
-        renew(k);
+        operate();
       }
       check_guards();
     }
