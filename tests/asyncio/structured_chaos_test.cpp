@@ -2,8 +2,8 @@
 // concurrency layer, run on a virtual-time loop. A tree of tasks, each a
 // random script of steps (sleep, TaskGroup, gather, wait, wait_for,
 // as_completed, timeout scopes, shield, a Lock, a Semaphore, an Event, a
-// Condition, a Queue, failures, cancellations of random tasks, tasks nobody
-// keeps), lazy or eager. What must hold for any such program:
+// Condition, a Queue, async generators, failures, cancellations of random
+// tasks, tasks nobody keeps), lazy or eager. What must hold for any such program:
 // - every RAII object made on a task's stack is destroyed exactly once;
 // - a TaskGroup, a gather() that returns, and a wait_for() that times out
 //   leave their children done;
@@ -150,7 +150,7 @@ void one_step(world& w, int depth, int id) {
   const bool leaf = depth >= 3;
   auto& loop = asyncio::get_running_loop();
   // Leaves neither make tasks nor nest: cases 0-7 and 15.
-  int kind = leaf ? w.uniform(0, 8) : w.uniform(0, 17);
+  int kind = leaf ? w.uniform(0, 8) : w.uniform(0, 18);
   if (leaf && kind == 8) kind = 15;
   if (const char* m = std::getenv("GREENLET_CHAOS_STEPS")) {
     if (std::string(m).find("," + std::to_string(kind) + ",") == std::string::npos) kind = 0;
@@ -369,6 +369,29 @@ void one_step(world& w, int depth, int id) {
         }
       } catch (const asyncio::TimeoutError&) {
         ++w.timeouts_seen;
+      }
+      break;
+    }
+    case 17: {  // an async generator: take some of it, then close it, or drop it parked at a yield
+      asyncio::async_generator<int> gen([&w, id](auto& co) {
+        guard body(w);
+        const int n = w.uniform(1, 4);
+        for (int i = 0; i < n; ++i) {
+          if (w.chance(10)) throw Boom(id);
+          asyncio::sleep(w.delay());
+          co.yield(i);
+        }
+      });
+      const int take = w.uniform(0, 4);
+      try {
+        for (int k = 0; k < take; ++k) {
+          const std::optional<int> v = gen.anext();
+          if (!v) break;
+          if (*v != k) w.problem("an async generator yielded out of order");
+        }
+        if (w.chance(50)) gen.aclose();
+      } catch (const Boom&) {
+        if (w.chance(50)) throw;
       }
       break;
     }
