@@ -449,15 +449,16 @@ decltype(auto) event_loop::run_until_complete(X&& x) {
 namespace detail {
 // finish_run() is asyncio.run's epilogue: cancel the tasks still pending,
 // let them unwind, close the async generators still parked at a yield
-// (shutdown_asyncgens), close the loop.
+// (shutdown_asyncgens), run the callbacks left ready (two turns, as the loop
+// runs while shutdown_asyncgens() does), close the loop.
 void finish_run(event_loop& loop) noexcept;
 }  // namespace detail
 
 // run(main) is asyncio.run: a new event loop runs main (a function, run as
 // a task) to completion and returns its result; tasks still pending then
 // are cancelled and unwound, async generators still suspended at a yield
-// are closed (GeneratorExit there, as loop.shutdown_asyncgens()), and the
-// loop is closed. Throws main's own
+// are closed (GeneratorExit there, as loop.shutdown_asyncgens()), the
+// callbacks left ready run, and the loop is closed. Throws main's own
 // exception, RuntimeError if a loop already runs on this thread, and what
 // new_event_loop() throws. Runs on, and blocks, the calling thread.
 template <class F>
