@@ -154,6 +154,7 @@ std::pair<std::vector<entry>, std::vector<int>> model(std::uint32_t seed, double
 
 // The real run: the same plans, on a loop.
 struct real_run {
+  real_run(std::uint32_t s, asyncio::event_loop& l) : seed(s), loop(l) {}
   std::uint32_t seed;
   asyncio::event_loop& loop;
   std::vector<asyncio::Handle> handles;  // by id - 1
@@ -219,7 +220,7 @@ void check_seed(std::uint32_t seed, tally& total) {
   log.attach(loop);
   const double t0 = loop.time();
   auto [expected, raised] = model(seed, t0);
-  real_run real{seed, loop};
+  real_run real(seed, loop);
   real.expected = expected.size();
   // Plans are about the same "cancel or stop" actions for the model's
   // cancelled ids as for the loop's, so the slot ids of the driver's plan

@@ -208,6 +208,7 @@ class model {
 
 // The real run: the same scripts, as tasks of a loop.
 struct real_run {
+  real_run(std::uint32_t s, asyncio::event_loop& l) : seed(s), loop(l) {}
   std::uint32_t seed;
   asyncio::event_loop& loop;
   std::vector<asyncio::Future<int>> futures;
@@ -261,7 +262,7 @@ void check_seed(std::uint32_t seed, bool eager, tally& total) {
   const double t0 = loop.time();
   const int roots = 4;
   const std::vector<entry> expected = model(seed, t0, eager, roots).run();
-  real_run real{seed, loop};
+  real_run real(seed, loop);
   for (int f = 0; f < futures_in_pool; ++f) real.futures.push_back(loop.create_future<int>());
   for (int i = 0; i < roots; ++i) real.start_task();
   loop.call_at(t0 + sweep_at, [&real] {
