@@ -58,28 +58,40 @@ std::shared_ptr<::greenlet::concurrent::Executor> forget(const loop_core* loop) 
   return executor;
 }
 
-// begin_shutdown(loop) marks loop's default executor as shut down and takes it out (null if it
-// has none, or if shutdown was called before: nothing to wait for). A loop closed meanwhile gets
-// no entry (close() has retired its executor and would not erase one made now).
-std::shared_ptr<::greenlet::concurrent::Executor> begin_shutdown(const loop_core* loop) {
+// begin_shutdown(loop, was_called) marks loop's default executor as shut down and returns it
+// (null if it has none: nothing to wait for); was_called gets the mark's old value. The entry
+// keeps the executor until a shutdown has waited for it (forget_shut_down()): a call whose wait
+// is cancelled leaves it to the next one (asyncio::run's end), as asyncio's loop keeps its
+// _default_executor and a second shutdown_default_executor() joins it again. A loop closed
+// meanwhile gets no entry (close() has retired its executor and would not erase one made now).
+std::shared_ptr<::greenlet::concurrent::Executor> begin_shutdown(const loop_core* loop, bool& was_called) {
   registry& r = executors();
   std::lock_guard<std::mutex> lock(r.mutex);
+  was_called = false;
   if (loop->threadsafe_closed()) return nullptr;
   entry& e = r.executors[loop];
-  if (e.shutdown_called) return nullptr;
+  was_called = e.shutdown_called;
   e.shutdown_called = true;
-  return std::move(e.executor);
+  return e.executor;
 }
 
-// undo_shutdown(loop, executor) gives back what begin_shutdown() took, when the shutdown could not
-// start: loop is as it was before (unless an executor was set meanwhile, which stays).
-void undo_shutdown(const loop_core* loop, std::shared_ptr<::greenlet::concurrent::Executor> executor) noexcept {
+// undo_shutdown(loop, was_called) puts back the mark begin_shutdown() changed, when the shutdown
+// could not start: loop is as it was before.
+void undo_shutdown(const loop_core* loop, bool was_called) noexcept {
   registry& r = executors();
   std::lock_guard<std::mutex> lock(r.mutex);
   auto it = r.executors.find(loop);
-  if (it == r.executors.end()) return;
-  it->second.shutdown_called = false;
-  if (!it->second.executor) it->second.executor = std::move(executor);
+  if (it != r.executors.end()) it->second.shutdown_called = was_called;
+}
+
+// forget_shut_down(loop, executor) drops the entry's executor once a shutdown has waited for it
+// (or gave up at its timeout): later calls have nothing to wait for. One set meanwhile stays.
+void forget_shut_down(const loop_core* loop, const ::greenlet::concurrent::Executor* executor) noexcept {
+  std::shared_ptr<::greenlet::concurrent::Executor> dropped;  // after the lock
+  registry& r = executors();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto it = r.executors.find(loop);
+  if (it != r.executors.end() && it->second.executor.get() == executor) dropped = std::move(it->second.executor);
 }
 
 }  // namespace
@@ -273,10 +285,11 @@ class executor_shutdown {
   // wait for (pending() false) if there is none or it was shut down before.
   // std::system_error if the thread cannot start: the loop's default
   // executor is then as it was.
-  explicit executor_shutdown(event_loop& loop) {
-    loop_core* core = loop.core();
-    auto executor = begin_shutdown(core);
+  explicit executor_shutdown(event_loop& loop) : core_(loop.core()) {
+    bool was_called = false;
+    auto executor = begin_shutdown(core_, was_called);
     if (!executor) return;
+    executor_ = executor.get();
     ::greenlet::concurrent::Future<void> finished;
     try {
       // A library thread takes no process-directed signal (io/blocked_signals.hpp): it inherits this.
@@ -284,20 +297,23 @@ class executor_shutdown {
       // Copies: a thread that fails to start destroys what it was given.
       helper_ = std::thread([executor, finished]() mutable { shut_down(std::move(executor), std::move(finished)); });
     } catch (...) {
-      undo_shutdown(core, std::move(executor));
+      undo_shutdown(core_, was_called);
       throw;
     }
-    executor.reset();  // the helper's copy is the one that goes last
+    executor.reset();  // the helper's copy, and the loop's entry until the wait ends (forget_shut_down())
     done_ = wrap_future(finished, loop);
   }
   executor_shutdown(const executor_shutdown&) = delete;
   executor_shutdown& operator=(const executor_shutdown&) = delete;
-  // Joins the helper once it has completed `done` (it is ending then);
-  // otherwise (the wait was cancelled or interrupted) lets it finish alone.
+  // Joins the helper once it has completed `done` (it is ending then), and
+  // the loop forgets the executor: it has been waited for. Otherwise (the
+  // wait was cancelled or interrupted) lets the helper finish alone, and the
+  // loop keeps the executor for the next shutdown to wait for.
   ~executor_shutdown() {
     if (!helper_.joinable()) return;
     if (!done_.empty() && done_.done() && !done_.cancelled()) {
       helper_.join();
+      forget_shut_down(core_, executor_);
     } else {
       helper_.detach();
     }
@@ -331,6 +347,7 @@ class executor_shutdown {
     timer_.cancel();
     if (done_.done()) return false;
     done_.cancel();
+    forget_shut_down(core_, executor_);  // given up, as asyncio's: later calls do not wait again
     char number[32];
     auto end = std::to_chars(number, number + sizeof number, timeout).ptr;
     loop->report({"The executor did not finishing joining its threads within " + std::string(number, end) + " seconds.",
@@ -363,6 +380,8 @@ class executor_shutdown {
     }
   }
 
+  loop_core* core_;
+  const ::greenlet::concurrent::Executor* executor_ = nullptr;  // the one shut down, to forget once waited for
   std::thread helper_;
   Future<void> done_;
   Handle timer_;  // wait_target()'s with a timeout

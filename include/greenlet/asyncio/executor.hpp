@@ -328,7 +328,9 @@ void set_default_executor(event_loop& loop, std::shared_ptr<::greenlet::concurre
 // (loop not running, on its thread) it runs the loop until then, as
 // run_until_complete() would. asyncio::run does it at its end; a loop run
 // by hand calls it before close(), which does not wait for those jobs. A
-// second call, or one on a closed loop, does nothing. Throws RuntimeError
+// call after one that waited (or timed out), or on a closed loop, does
+// nothing; after one whose wait was cancelled, it waits for the jobs again
+// (asyncio::run's end does), as asyncio's. Throws RuntimeError
 // in a plain callback of the running loop (it cannot wait there) and what
 // run_until_complete() refuses (another loop running on this thread, the
 // wrong thread); CancelledError if the waiting task is cancelled (the
