@@ -46,6 +46,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <typeinfo>
 #include <vector>
 
@@ -95,7 +96,7 @@ struct payload {
 struct tally {
   std::atomic<long> ops{0}, values{0}, booms{0}, cancelled{0}, timeouts{0}, loop_closed{0}, executor_shut{0},
       dropped{0}, jobs_run{0}, hops{0}, requests_run{0}, callbacks_run{0}, remote_cancels{0}, wraps{0},
-      abandoned_loops{0}, destroyed_pending{0};
+      abandoned_loops{0}, destroyed_pending{0}, taken{0}, eager_loops{0}, shutdowns{0};
 };
 
 struct world {
@@ -227,6 +228,11 @@ payload hop(world& w, int op, std::uint32_t jseed) {
   const int target = uniform(rng, 0, w.nloops - 1);
   concurrent::Future<payload> cf =
       chance(rng, 50) ? post_request(w, target, op, rng) : post_callback(w, target, op);  // may throw: closed
+  if (chance(rng, 15)) {  // concurrent::wait() with a timeout; given up, it is cancelled
+    auto split = concurrent::wait(std::vector<concurrent::Future<payload>>{cf}, uniform(rng, 0, 2) * 0.0005);
+    if (!split.not_done.empty() && cf.cancel()) ++w.t.remote_cancels;
+    return cf.result();  // CancelledError if the cancel won
+  }
   if (chance(rng, 25)) {
     try {
       return cf.result(uniform(rng, 0, 2) * 0.0005);
@@ -306,27 +312,42 @@ void pause(double delay, Drop&& drop) {
   }
 }
 
-payload await_some_way(asyncio::Future<payload> f, std::mt19937& rng) {
+template <class T>
+T await_some_way(asyncio::Future<T> f, std::mt19937& rng) {
   switch (forced("GREENLET_CHAOS_AWAIT", uniform(rng, 0, 5))) {
     case 0:
-    case 1: return asyncio::await(f);
+    case 1: return asyncio::await(std::move(f));
     case 2: return asyncio::wait_for(f, uniform(rng, 0, 3) * 0.0005);
     case 3:
       if (chance(rng, 50)) pause(0, [&] { f.cancel(); });
       f.cancel();
-      return asyncio::await(f);
+      return asyncio::await(std::move(f));
     default: {
-      auto t = asyncio::create_task([f]() mutable { return payload(asyncio::await(f)); });
+      auto t = asyncio::create_task([f]() mutable { return asyncio::await(std::move(f)); });
       pause(uniform(rng, 0, 2) * 0.0005, [&] {
         t.cancel();
         f.cancel();  // t may not have started: then it never awaits f
       });
       t.cancel();
-      return asyncio::await(t);
+      return asyncio::await(std::move(t));
     }
   }
 }
 
+// A result is a payload, or (move-only) a unique_ptr to one.
+using unique = std::unique_ptr<payload>;
+template <class R>
+R make(int op) {
+  if constexpr (std::is_same_v<R, unique>) {
+    return std::make_unique<payload>(op);
+  } else {
+    return payload(op);
+  }
+}
+payload value_of(payload p) { return p; }
+payload value_of(const unique& p) { return *p; }
+
+template <class R>
 void executor_step(world& w, int me, std::mt19937& rng) {
   auto& loop = asyncio::get_running_loop();
   const int op = w.new_id();
@@ -347,27 +368,28 @@ void executor_step(world& w, int me, std::mt19937& rng) {
     }
   }
   const std::uint32_t jseed = static_cast<std::uint32_t>(rng());
-  auto job = [&w, op, body, kind, jseed, slot] {
+  auto job = [&w, op, body, kind, jseed, slot]() -> R {
     w.ran(body, "an executor job");
     ++w.t.jobs_run;
     std::mt19937 r(jseed);
     switch (kind) {
-      case 0: return payload(op);
+      case 0: return make<R>(op);
       case 1: throw Boom(op);
-      case 2: nap(r); return payload(op);
-      default: return hop(w, op, jseed);
+      case 2: nap(r); return make<R>(op);
+      default: return make<R>(hop(w, op, jseed).id);
     }
   };
   settle(w, op, [&] {
-    asyncio::Future<payload> f = where == 1   ? asyncio::to_thread(job)
-                                 : where == 0 ? loop.run_in_executor(nullptr, job)
-                                 : where == 2 ? loop.run_in_executor(w.hop_pool.get(), job)
-                                              : loop.run_in_executor(w.leaf_pool.get(), job);
+    asyncio::Future<R> f = where == 1   ? asyncio::to_thread(job)
+                           : where == 0 ? loop.run_in_executor(nullptr, job)
+                           : where == 2 ? loop.run_in_executor(w.hop_pool.get(), job)
+                                        : loop.run_in_executor(w.leaf_pool.get(), job);
     slot.reset();  // the job holds it now
-    return await_some_way(f, rng);
+    return value_of(await_some_way(f, rng));
   });
 }
 
+template <class R>
 void wrap_step(world& w, std::mt19937& rng) {
   const int op = w.new_id();
   const int body = w.new_id();
@@ -375,14 +397,14 @@ void wrap_step(world& w, std::mt19937& rng) {
   const std::uint32_t jseed = static_cast<std::uint32_t>(rng());
   ++w.t.wraps;
   settle(w, op, [&] {
-    concurrent::Future<payload> cf;
+    concurrent::Future<R> cf;
     if (chance(rng, 50)) {  // a pool's own future
       cf = w.leaf_pool->submit([&w, op, body, boom, jseed] {
         w.ran(body, "a submitted job");
         std::mt19937 r(jseed);
         nap(r);
         if (boom) throw Boom(op);
-        return payload(op);
+        return make<R>(op);
       });
     } else {  // completed by hand on a pool thread, unless cancelled first
       w.leaf_pool->submit([&w, cf, op, body, boom, jseed] {
@@ -393,7 +415,7 @@ void wrap_step(world& w, std::mt19937& rng) {
         if (boom) {
           cf.set_exception(std::make_exception_ptr(Boom(op)));
         } else {
-          cf.set_result(payload(op));
+          cf.set_result(make<R>(op));
         }
       });
     }
@@ -402,21 +424,30 @@ void wrap_step(world& w, std::mt19937& rng) {
       auto mine = asyncio::wrap_future(cf);
       std::optional<payload> p;
       try {
-        p.emplace(await_some_way(mine, rng));
+        p.emplace(value_of(await_some_way(mine, rng)));
+      } catch (const asyncio::InvalidStateError&) {
+        // A move-only result has one taker: the twin was delivered first.
+        if (!std::is_same_v<R, unique>) throw;
+        ++w.t.taken;
+        twin.cancel();  // looked at: it holds the value nobody awaits now
+        return payload(op);
       } catch (...) {
         twin.cancel();  // nobody will await it: cancelled, or looked at if done (as asyncio's cancel())
         throw;
       }
       try {
-        payload q = asyncio::await(twin);
+        payload q = value_of(asyncio::await(std::move(twin)));
         if (q.id != p->id) w.problem("two wraps of one future gave two values");
       } catch (const asyncio::CancelledError&) {
         if (asyncio::current_task().cancelling() > 0) throw;
         w.problem("a wrap was cancelled, yet its twin got the value");
+      } catch (const asyncio::InvalidStateError&) {
+        if (!std::is_same_v<R, unique>) throw;
+        ++w.t.taken;  // the value went to mine
       }
       return std::move(*p);
     }
-    return await_some_way(asyncio::wrap_future(cf), rng);
+    return value_of(await_some_way(asyncio::wrap_future(cf), rng));
   });
 }
 
@@ -439,8 +470,20 @@ void one_step(world& w, int me, std::mt19937& rng) {
   switch (forced("GREENLET_CHAOS_STEP", uniform(rng, 0, 5))) {
     case 0:
     case 1:
-    case 2: executor_step(w, me, rng); break;
-    case 3: wrap_step(w, rng); break;
+    case 2:
+      if (chance(rng, 25)) {
+        executor_step<unique>(w, me, rng);
+      } else {
+        executor_step<payload>(w, me, rng);
+      }
+      break;
+    case 3:
+      if (chance(rng, 25)) {
+        wrap_step<unique>(w, rng);
+      } else {
+        wrap_step<payload>(w, rng);
+      }
+      break;
     default: threadsafe_step(w, rng); break;
   }
 }
@@ -452,6 +495,13 @@ void loop_main(world& w, int me, std::mt19937& rng) {
     const int steps = uniform(rng, 1, 6);
     tasks.push_back(asyncio::create_task([&w, me, &rng, steps] {
       for (int s = 0; s < steps; ++s) one_step(w, me, rng);
+    }));
+  }
+  if (chance(rng, 15)) {  // shut the default executor down while jobs use it: later ones are refused
+    ++w.t.shutdowns;
+    tasks.push_back(asyncio::create_task([&rng] {
+      asyncio::sleep(uniform(rng, 0, 4) * 0.0005);
+      asyncio::shutdown_default_executor(asyncio::get_running_loop());
     }));
   }
   if (chance(rng, 25)) {  // leave them: the runner's close() cancels them
@@ -486,6 +536,10 @@ void loop_thread(world& w, int me, std::latch& ready, std::unique_ptr<asyncio::R
     w.reports.push_back(what);
   });
   if (chance(rng, 30)) asyncio::set_default_executor(loop, std::make_shared<concurrent::ThreadPoolExecutor>(3, "own"));
+  if (chance(rng, 30)) {  // tasks, run_coroutine_threadsafe()'s too, take their first step in create_task()
+    ++w.t.eager_loops;
+    loop.set_task_factory(asyncio::eager_task_factory);
+  }
   w.loops[static_cast<std::size_t>(me)].store(&loop);
   ready.arrive_and_wait();  // every loop exists before anyone posts
   try {
@@ -500,7 +554,7 @@ struct seed_result {
   std::vector<std::string> problems, reports;
   long live_payloads = 0;
   long pending_futures = 0;
-  std::array<long, 16> counts{};
+  std::array<long, 19> counts{};
 };
 
 seed_result run_seed(std::uint32_t seed) {
@@ -547,13 +601,16 @@ seed_result run_seed(std::uint32_t seed) {
                   t.remote_cancels.load(),
                   t.wraps.load(),
                   t.abandoned_loops.load(),
-                  t.destroyed_pending.load()};
+                  t.destroyed_pending.load(),
+                  t.taken.load(),
+                  t.eager_loops.load(),
+                  t.shutdowns.load()};
   }
   out.live_payloads = live_payloads.load();
   return out;
 }
 
-const char* const count_names[16] = {"ops",
+const char* const count_names[19] = {"ops",
                                      "values",
                                      "booms",
                                      "cancelled",
@@ -568,7 +625,7 @@ const char* const count_names[16] = {"ops",
                                      "remote cancels",
                                      "wraps",
                                      "abandoning loops",
-                                     "tasks destroyed pending"};
+                                     "tasks destroyed pending", "move-only taken", "eager loops", "executor shutdowns"};
 
 std::vector<std::uint32_t> seeds() {
   std::vector<std::uint32_t> list;
@@ -583,7 +640,7 @@ std::vector<std::uint32_t> seeds() {
 }
 
 TEST_F(BridgeChaos, random_programs_keep_the_invariants) {
-  std::array<long, 16> total{};
+  std::array<long, 19> total{};
   for (const std::uint32_t seed : seeds()) {
     // Each failure names its seed (not SCOPED_TRACE: gtest's trace stack
     // keeps its first allocation, which the leak check would count).
@@ -623,6 +680,8 @@ TEST_F(BridgeChaos, random_programs_keep_the_invariants) {
   EXPECT_GT(total[11], 5) << line.str();   // callbacks run
   EXPECT_GT(total[13], 5) << line.str();   // wraps
   EXPECT_GT(total[14], 0) << line.str();   // loops that abandoned their tasks
+  EXPECT_GT(total[17], 0) << line.str();   // eager loops
+  EXPECT_GT(total[18], 0) << line.str();   // explicit default executor shutdowns
 }
 
 }  // namespace bridge_chaos_a
