@@ -96,7 +96,7 @@ struct payload {
 struct tally {
   std::atomic<long> ops{0}, values{0}, booms{0}, cancelled{0}, timeouts{0}, loop_closed{0}, executor_shut{0},
       dropped{0}, jobs_run{0}, hops{0}, requests_run{0}, callbacks_run{0}, remote_cancels{0}, wraps{0},
-      abandoned_loops{0}, destroyed_pending{0}, taken{0}, eager_loops{0}, shutdowns{0};
+      abandoned_loops{0}, destroyed_pending{0}, taken{0}, eager_loops{0}, shutdowns{0}, pool_kills{0};
 };
 
 struct world {
@@ -105,6 +105,10 @@ struct world {
   }
   std::uint32_t seed;
   int nloops = 2;
+  // A loop that shuts a shared pool down mid-run, cancelling its queued jobs
+  // (shutdown(wait=false, cancel_futures=true)): -1 none. Later submits are refused.
+  int pool_killer = -1;
+  bool kill_hop_pool = false;
   std::array<std::atomic<asyncio::event_loop*>, max_loops> loops{};
   std::array<std::atomic<int>, max_loops> blocking{};  // blocking jobs in each loop's default executor
   std::unique_ptr<std::atomic<int>[]> runs;            // bodies run, by id
@@ -407,7 +411,16 @@ void wrap_step(world& w, std::mt19937& rng) {
         return make<R>(op);
       });
     } else {  // completed by hand on a pool thread, unless cancelled first
-      w.leaf_pool->submit([&w, cf, op, body, boom, jseed] {
+      // A job the pool drops unrun (shutdown(cancel_futures)) cancels cf, or its waiter would wait for ever.
+      struct cancel_on_drop {
+        explicit cancel_on_drop(concurrent::Future<R> f) : cf(std::move(f)) {}
+        cancel_on_drop(const cancel_on_drop&) = delete;
+        cancel_on_drop& operator=(const cancel_on_drop&) = delete;
+        ~cancel_on_drop() { cf.cancel(); }  // nothing once cf is done
+        concurrent::Future<R> cf;
+      };
+      auto guard = std::make_shared<cancel_on_drop>(cf);
+      w.leaf_pool->submit([&w, cf, op, body, boom, jseed, guard] {
         std::mt19937 r(jseed);
         nap(r);
         if (!cf.set_running_or_notify_cancel()) return;
@@ -497,6 +510,13 @@ void loop_main(world& w, int me, std::mt19937& rng) {
       for (int s = 0; s < steps; ++s) one_step(w, me, rng);
     }));
   }
+  if (me == w.pool_killer) {
+    ++w.t.pool_kills;
+    tasks.push_back(asyncio::create_task([&w, &rng] {
+      asyncio::sleep(uniform(rng, 0, 6) * 0.0005);
+      (w.kill_hop_pool ? w.hop_pool : w.leaf_pool)->shutdown(false, true);
+    }));
+  }
   if (chance(rng, 15)) {  // shut the default executor down while jobs use it: later ones are refused
     ++w.t.shutdowns;
     tasks.push_back(asyncio::create_task([&rng] {
@@ -554,7 +574,7 @@ struct seed_result {
   std::vector<std::string> problems, reports;
   long live_payloads = 0;
   long pending_futures = 0;
-  std::array<long, 19> counts{};
+  std::array<long, 20> counts{};
 };
 
 seed_result run_seed(std::uint32_t seed) {
@@ -563,6 +583,10 @@ seed_result run_seed(std::uint32_t seed) {
     world w(seed);
     std::mt19937 rng(seed);
     w.nloops = uniform(rng, 2, max_loops);
+    if (chance(rng, 15)) {
+      w.pool_killer = uniform(rng, 0, w.nloops - 1);
+      w.kill_hop_pool = chance(rng, 50);
+    }
     w.hop_pool = std::make_unique<concurrent::ThreadPoolExecutor>(3, "hop");
     w.leaf_pool = std::make_unique<concurrent::ThreadPoolExecutor>(3, "leaf");
     std::vector<std::unique_ptr<asyncio::Runner>> runners(static_cast<std::size_t>(w.nloops));
@@ -604,13 +628,14 @@ seed_result run_seed(std::uint32_t seed) {
                   t.destroyed_pending.load(),
                   t.taken.load(),
                   t.eager_loops.load(),
-                  t.shutdowns.load()};
+                  t.shutdowns.load(),
+                  t.pool_kills.load()};
   }
   out.live_payloads = live_payloads.load();
   return out;
 }
 
-const char* const count_names[19] = {"ops",
+const char* const count_names[20] = {"ops",
                                      "values",
                                      "booms",
                                      "cancelled",
@@ -625,7 +650,11 @@ const char* const count_names[19] = {"ops",
                                      "remote cancels",
                                      "wraps",
                                      "abandoning loops",
-                                     "tasks destroyed pending", "move-only taken", "eager loops", "executor shutdowns"};
+                                     "tasks destroyed pending",
+                                     "move-only taken",
+                                     "eager loops",
+                                     "executor shutdowns",
+                                     "pool shutdowns"};
 
 std::vector<std::uint32_t> seeds() {
   std::vector<std::uint32_t> list;
@@ -634,13 +663,13 @@ std::vector<std::uint32_t> seeds() {
   } else if (const char* n = std::getenv("GREENLET_CHAOS_SEEDS")) {
     for (std::uint32_t s = 1; s <= static_cast<std::uint32_t>(std::strtoul(n, nullptr, 10)); ++s) list.push_back(s);
   } else {
-    for (std::uint32_t s = 1; s <= 10; ++s) list.push_back(s);
+    for (std::uint32_t s = 1; s <= 40; ++s) list.push_back(s);
   }
   return list;
 }
 
 TEST_F(BridgeChaos, random_programs_keep_the_invariants) {
-  std::array<long, 19> total{};
+  std::array<long, 20> total{};
   for (const std::uint32_t seed : seeds()) {
     // Each failure names its seed (not SCOPED_TRACE: gtest's trace stack
     // keeps its first allocation, which the leak check would count).
@@ -682,6 +711,7 @@ TEST_F(BridgeChaos, random_programs_keep_the_invariants) {
   EXPECT_GT(total[14], 0) << line.str();   // loops that abandoned their tasks
   EXPECT_GT(total[17], 0) << line.str();   // eager loops
   EXPECT_GT(total[18], 0) << line.str();   // explicit default executor shutdowns
+  EXPECT_GT(total[19], 0) << line.str();   // shared pools shut down mid-run
 }
 
 }  // namespace bridge_chaos_a
