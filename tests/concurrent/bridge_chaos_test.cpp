@@ -7,20 +7,27 @@
 // - run_in_executor() (default executor, a shared pool) or to_thread() of a
 //   job that returns a value, throws, or posts back into a loop (the same or
 //   another) with run_coroutine_threadsafe() or call_soon_threadsafe() and
-//   blocks on the answer (sometimes with a timeout, then cancels it);
+//   blocks on the answer (result() with or without a timeout, or
+//   concurrent::wait(); given up, it cancels the request);
 // - wrap_future() of a concurrent future a pool thread completes (once or
 //   twice wrapped), or of a pool's submit() future;
+// results are copyable or move-only (of two wraps, one takes the value and
+// the other gets InvalidStateError, as documented).
 // - run_coroutine_threadsafe() / call_soon_threadsafe() from a task to a loop,
 //   awaited through wrap_future(), sometimes cancelled from the sending side;
 // each awaited plainly, with a short wait_for(), cancelled, or through a
-// task that is cancelled. Loops end at random moments, some abandoning their
-// tasks (close() cancels them), while the others still target them.
+// task that is cancelled. Some loops have an executor of their own as the
+// default, some the eager task factory; some shut their default executor
+// down mid-run (shutdown_default_executor() in a task), one may shut a
+// shared pool down with cancel_futures. Loops end at random moments, some
+// abandoning their tasks (close() cancels them), while the others still
+// target them.
 // What must hold, whatever the timing:
 // - every awaited operation ends with its own value (ids checked) or one of
 //   the documented errors: its Boom, CancelledError, TimeoutError,
-//   RuntimeError "Event loop is closed", concurrent::RuntimeError "Executor
-//   shutdown has been called", or a call_soon_threadsafe() callback dropped
-//   unrun by close() (the callback's captures are destroyed, never run);
+//   RuntimeError "Event loop is closed", concurrent::RuntimeError (shutdown:
+//   the default executor's, or a pool's), or a call_soon_threadsafe()
+//   callback dropped unrun by close() (its captures destroyed, never run);
 // - no job, request or callback body runs twice;
 // - every run_coroutine_threadsafe() future ends done (never left pending);
 // - every payload object made is destroyed (nothing leaks, across threads);
@@ -28,6 +35,12 @@
 //   is pending!" (a request that arrived while its loop was closing);
 // - every thread joins: a watchdog turns a hang into a failure (abort).
 // Assertions are sets of allowed outcomes, never orders or timings.
+// It found a shutdown_default_executor() whose wait was cancelled leaving
+// asyncio::run's end nothing to wait for (jobs outlived the run: a payload
+// destroyed after the seed ended), fixed with CancelledShutdown's tests; and
+// it reports "Future exception was never retrieved" without the fix for a
+// task cancelled after the future it awaited failed (task_state's
+// end_await(), from the structured-concurrency chaos test).
 // GREENLET_CHAOS_SEEDS=<n> runs seeds 1..n instead of the fixed list,
 // GREENLET_CHAOS_SEED=<s> seed s alone.
 #include <array>
