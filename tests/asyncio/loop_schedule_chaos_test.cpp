@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "asyncio/asyncio_test_support.hpp"
+#include "support/chaos_seeds.hpp"
 
 namespace loop_schedule_chaos_a {
 
@@ -259,18 +260,9 @@ void check_seed(std::uint32_t seed, tally& total) {
   loop.close();
 }
 
-std::vector<std::uint32_t> seeds() {
-  std::vector<std::uint32_t> list;
-  std::uint32_t n = 100;
-  if (const char* env = std::getenv("GREENLET_CHAOS_SEEDS"))
-    n = static_cast<std::uint32_t>(std::strtoul(env, nullptr, 10));
-  for (std::uint32_t s = 1; s <= n; ++s) list.push_back(s);
-  return list;
-}
-
 TEST_F(LoopScheduleChaosTests, callbacks_run_in_the_models_order_at_the_models_times) {
   tally total;
-  for (const std::uint32_t seed : seeds()) {
+  for (const std::uint32_t seed : greenlet_test::chaos_seeds(100)) {
     check_seed(seed, total);
     if (HasFailure()) break;
   }

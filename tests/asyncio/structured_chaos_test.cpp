@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "asyncio/asyncio_test_support.hpp"
+#include "support/chaos_seeds.hpp"
 
 namespace structured_chaos_a {
 
@@ -528,21 +529,9 @@ chaos_result run_chaos(std::uint32_t seed) {
   return r;
 }
 
-std::vector<std::uint32_t> seeds() {
-  std::vector<std::uint32_t> list;
-  if (const char* one = std::getenv("GREENLET_CHAOS_SEED")) {
-    list.push_back(static_cast<std::uint32_t>(std::strtoul(one, nullptr, 10)));
-  } else if (const char* n = std::getenv("GREENLET_CHAOS_SEEDS")) {
-    for (std::uint32_t s = 1; s <= static_cast<std::uint32_t>(std::strtoul(n, nullptr, 10)); ++s) list.push_back(s);
-  } else {
-    for (std::uint32_t s = 1; s <= 200; ++s) list.push_back(s);
-  }
-  return list;
-}
-
 TEST_F(StructuredChaosTests, random_programs_keep_the_invariants) {
   chaos_result total;
-  for (const std::uint32_t seed : seeds()) {
+  for (const std::uint32_t seed : greenlet_test::chaos_seeds(200)) {
     const auto r = run_chaos(seed);
     total.tasks += r.tasks;
     total.steps += r.steps;

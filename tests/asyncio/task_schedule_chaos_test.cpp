@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "asyncio/asyncio_test_support.hpp"
+#include "support/chaos_seeds.hpp"
 
 namespace task_schedule_chaos_a {
 
@@ -298,15 +299,12 @@ void check_seed(std::uint32_t seed, bool eager, tally& total) {
   loop.close();
 }
 
-std::uint32_t seed_count() {
-  if (const char* env = std::getenv("GREENLET_CHAOS_SEEDS"))
-    return static_cast<std::uint32_t>(std::strtoul(env, nullptr, 10));
-  return 100;
-}
-
 TEST_F(TaskScheduleChaosTests, tasks_step_in_asyncios_order_at_asyncios_times) {
   tally total;
-  for (std::uint32_t seed = 1; seed <= seed_count() && !HasFailure(); ++seed) check_seed(seed, false, total);
+  for (const std::uint32_t seed : greenlet_test::chaos_seeds(100)) {
+    check_seed(seed, false, total);
+    if (HasFailure()) return;
+  }
   if (HasFailure()) return;
   EXPECT_GT(total.tasks, total.seeds * 30);
   EXPECT_GT(total.steps, total.seeds * 100);
@@ -314,7 +312,10 @@ TEST_F(TaskScheduleChaosTests, tasks_step_in_asyncios_order_at_asyncios_times) {
 
 TEST_F(TaskScheduleChaosTests, eager_tasks_step_in_asyncios_order_at_asyncios_times) {
   tally total;
-  for (std::uint32_t seed = 1; seed <= seed_count() && !HasFailure(); ++seed) check_seed(seed, true, total);
+  for (const std::uint32_t seed : greenlet_test::chaos_seeds(100)) {
+    check_seed(seed, true, total);
+    if (HasFailure()) return;
+  }
   if (HasFailure()) return;
   EXPECT_GT(total.tasks, total.seeds * 30);
   EXPECT_GT(total.steps, total.seeds * 100);

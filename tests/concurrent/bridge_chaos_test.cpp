@@ -66,6 +66,7 @@
 #include <greenlet/asyncio.hpp>
 #include <greenlet/concurrent.hpp>
 
+#include "support/chaos_seeds.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace bridge_chaos_a {
@@ -669,21 +670,9 @@ const char* const count_names[20] = {"ops",
                                      "executor shutdowns",
                                      "pool shutdowns"};
 
-std::vector<std::uint32_t> seeds() {
-  std::vector<std::uint32_t> list;
-  if (const char* one = std::getenv("GREENLET_CHAOS_SEED")) {
-    list.push_back(static_cast<std::uint32_t>(std::strtoul(one, nullptr, 10)));
-  } else if (const char* n = std::getenv("GREENLET_CHAOS_SEEDS")) {
-    for (std::uint32_t s = 1; s <= static_cast<std::uint32_t>(std::strtoul(n, nullptr, 10)); ++s) list.push_back(s);
-  } else {
-    for (std::uint32_t s = 1; s <= 40; ++s) list.push_back(s);
-  }
-  return list;
-}
-
 TEST_F(BridgeChaos, random_programs_keep_the_invariants) {
   std::array<long, 20> total{};
-  for (const std::uint32_t seed : seeds()) {
+  for (const std::uint32_t seed : greenlet_test::chaos_seeds(40)) {
     // Each failure names its seed (not SCOPED_TRACE: gtest's trace stack
     // keeps its first allocation, which the leak check would count).
     const std::string replay =

@@ -26,28 +26,12 @@
 #include <utility>
 #include <vector>
 
-#include "support/greenlet_test.hpp"
+#include "support/chaos_seeds.hpp"
 
 namespace greenlet_chaos_fiber {
 
-// gtest keeps SCOPED_TRACE's per-thread stack (a std::vector) for good: it
-// is grown before the fixture starts counting allocations.
-class GreenletChaos : public greenlet_test::GreenletTest {
- protected:
-  void SetUp() override {
-    {
-      SCOPED_TRACE("1");
-      SCOPED_TRACE("2");
-      SCOPED_TRACE("3");
-      SCOPED_TRACE("4");
-      SCOPED_TRACE("5");
-      SCOPED_TRACE("6");
-      SCOPED_TRACE("7");
-      SCOPED_TRACE("8");
-    }
-    GreenletTest::SetUp();
-  }
-};
+// SCOPED_TRACE is used: its stack is grown before the leak count starts.
+using GreenletChaos = greenlet_test::TracedGreenletTest;
 
 constexpr int main_index = -1;
 
@@ -608,18 +592,6 @@ class driver {
   int max_;
 };
 
-// seeds() is the fixed CI list, or 1..GREENLET_CHAOS_SEEDS.
-std::vector<std::uint64_t> seeds(std::size_t fixed) {
-  std::vector<std::uint64_t> out;
-  if (const char* env = std::getenv("GREENLET_CHAOS_SEEDS")) {
-    const long n = std::strtol(env, nullptr, 10);
-    for (long i = 1; i <= n; ++i) out.push_back(static_cast<std::uint64_t>(i));
-    if (!out.empty()) return out;
-  }
-  for (std::size_t i = 0; i < fixed; ++i) out.push_back(0x9E3779B97F4A7C15ull * (i + 1) ^ 0xC0FFEEull);
-  return out;
-}
-
 void run_seed(std::uint64_t seed, greenlet::stack_options stack, bool mix) {
   SCOPED_TRACE("seed " + std::to_string(seed) + " (rerun: GREENLET_CHAOS_SEEDS)");
   world w(seed);
@@ -634,28 +606,28 @@ void run_seed(std::uint64_t seed, greenlet::stack_options stack, bool mix) {
 }
 
 TEST_F(GreenletChaos, SeparateStacks) {
-  for (std::uint64_t seed : seeds(20)) {
+  for (std::uint64_t seed : greenlet_test::chaos_seeds(20)) {
     run_seed(seed, {.mode = greenlet::stack_mode::separate}, false);
     if (HasFailure()) break;
   }
 }
 
 TEST_F(GreenletChaos, SharedStacks) {
-  for (std::uint64_t seed : seeds(20)) {
+  for (std::uint64_t seed : greenlet_test::chaos_seeds(20)) {
     run_seed(seed, {.mode = greenlet::stack_mode::shared}, false);
     if (HasFailure()) break;
   }
 }
 
 TEST_F(GreenletChaos, SmallUnguardedStacks) {
-  for (std::uint64_t seed : seeds(10)) {
+  for (std::uint64_t seed : greenlet_test::chaos_seeds(10)) {
     run_seed(seed, {.size = 16 * 1024, .guard_page = false, .mode = greenlet::stack_mode::separate}, false);
     if (HasFailure()) break;
   }
 }
 
 TEST_F(GreenletChaos, MixedStacks) {
-  for (std::uint64_t seed : seeds(20)) {
+  for (std::uint64_t seed : greenlet_test::chaos_seeds(20)) {
     run_seed(seed, {}, true);
     if (HasFailure()) break;
   }

@@ -22,28 +22,12 @@
 
 #include <greenlet/generator.hpp>
 
-#include "support/greenlet_test.hpp"
+#include "support/chaos_seeds.hpp"
 
 namespace greenlet_chaos_generator {
 
-// gtest keeps SCOPED_TRACE's per-thread stack (a std::vector) for good: it
-// is grown before the fixture starts counting allocations.
-class GeneratorChaos : public greenlet_test::GreenletTest {
- protected:
-  void SetUp() override {
-    {
-      SCOPED_TRACE("1");
-      SCOPED_TRACE("2");
-      SCOPED_TRACE("3");
-      SCOPED_TRACE("4");
-      SCOPED_TRACE("5");
-      SCOPED_TRACE("6");
-      SCOPED_TRACE("7");
-      SCOPED_TRACE("8");
-    }
-    GreenletTest::SetUp();
-  }
-};
+// SCOPED_TRACE is used: its stack is grown before the leak count starts.
+using GeneratorChaos = greenlet_test::TracedGreenletTest;
 using gen = greenlet::generator<int, int, int>;
 
 struct chaos_error : std::runtime_error {
@@ -286,17 +270,6 @@ class machine {
   model& m_;
 };
 
-std::vector<std::uint64_t> seeds(std::size_t fixed) {
-  std::vector<std::uint64_t> out;
-  if (const char* env = std::getenv("GREENLET_CHAOS_SEEDS")) {
-    const long n = std::strtol(env, nullptr, 10);
-    for (long i = 1; i <= n; ++i) out.push_back(static_cast<std::uint64_t>(i));
-    if (!out.empty()) return out;
-  }
-  for (std::size_t i = 0; i < fixed; ++i) out.push_back(0xD1B54A32D192ED03ull * (i + 1) ^ 0xFACEull);
-  return out;
-}
-
 class walk {
  public:
   explicit walk(std::uint64_t seed) : rng_(seed) {}
@@ -517,7 +490,7 @@ void run_seed(std::uint64_t seed) {
 }
 
 TEST_F(GeneratorChaos, RandomWalk) {
-  for (std::uint64_t seed : seeds(20)) {
+  for (std::uint64_t seed : greenlet_test::chaos_seeds(20)) {
     run_seed(seed);
     if (HasFailure()) break;
   }
@@ -525,7 +498,7 @@ TEST_F(GeneratorChaos, RandomWalk) {
 
 TEST_F(GeneratorChaos, RandomWalkSharedStacks) {
   greenlet::set_thread_stack_mode(greenlet::stack_mode::shared);
-  for (std::uint64_t seed : seeds(10)) {
+  for (std::uint64_t seed : greenlet_test::chaos_seeds(10)) {
     run_seed(seed);
     if (HasFailure()) break;
   }
