@@ -107,15 +107,7 @@ bool allowed(const std::exception_ptr& e) {
   }
 }
 
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return std::string(typeid(ex).name()) + ": " + ex.what();
-  } catch (...) {
-    return "(not a std::exception)";
-  }
-}
+std::string describe(const std::exception_ptr& e) { return greenlet_test::describe_exception(e); }
 
 int node(world& w, int depth, int id);
 

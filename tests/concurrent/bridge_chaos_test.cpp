@@ -154,15 +154,7 @@ int uniform(std::mt19937& rng, int lo, int hi) { return std::uniform_int_distrib
 bool chance(std::mt19937& rng, int percent) { return uniform(rng, 1, 100) <= percent; }
 void nap(std::mt19937& rng) { std::this_thread::sleep_for(std::chrono::microseconds(uniform(rng, 0, 200))); }
 
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return std::string(typeid(ex).name()) + ": " + ex.what();
-  } catch (...) {
-    return "(not a std::exception)";
-  }
-}
+std::string describe(const std::exception_ptr& e) { return greenlet_test::describe_exception(e); }
 
 // reply_box answers a call_soon_threadsafe() sender through cf: with a
 // value if its callback ran, with Dropped once the callback (holding the

@@ -1,9 +1,12 @@
 // chaos_seeds.hpp: what the seeded chaos tests share (tests/README.md, "Chaos tests"): the seeds a
-// run takes, and a fixture for tests that use SCOPED_TRACE.
+// run takes, a fixture for tests that use SCOPED_TRACE, and how a failure names an exception.
 #pragma once
 
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
+#include <string>
+#include <typeinfo>
 #include <vector>
 
 #include "support/greenlet_test.hpp"
@@ -45,5 +48,16 @@ class TracedGreenletTest : public GreenletTest {
     GreenletTest::SetUp();
   }
 };
+
+// describe_exception(e) is e's type (mangled) and what(), for a chaos failure's message.
+inline std::string describe_exception(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return std::string(typeid(ex).name()) + ": " + ex.what();
+  } catch (...) {
+    return "(not a std::exception)";
+  }
+}
 
 }  // namespace greenlet_test
