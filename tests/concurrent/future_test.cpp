@@ -274,4 +274,55 @@ TEST_F(ConcurrentFuture, WrapFutureOfAMoveOnlyResultHasOneConsumer) {
   });
 }
 
+// The consumer of a move-only result is the wrap made first, even when the
+// second wrap's callback posts first: here cf finishes on another thread,
+// whose callbacks are held up before the first wrap's, while the second wrap
+// is made (cf is done: its callback posts at once, from this thread). Before,
+// the first delivery to run took the value, so the first wrap got
+// InvalidStateError; CI met it by chance when the pool's worker was slow.
+TEST_F(ConcurrentFuture, FirstWrapOfAMoveOnlyResultGetsItWhicheverCallbackPostsFirst) {
+  asyncio::run([] {
+    concurrent::Future<std::unique_ptr<int>> cf;
+    std::atomic<bool> holding{false};
+    std::atomic<bool> release{false};
+    cf.add_done_callback([&](const concurrent::Future<std::unique_ptr<int>>&) {
+      holding = true;
+      while (!release) std::this_thread::yield();
+    });
+    auto first = asyncio::wrap_future(cf);
+    std::thread finisher([&] { cf.set_result(std::make_unique<int>(7)); });
+    while (!holding) std::this_thread::yield();
+    auto second = asyncio::wrap_future(cf);  // posts now, before the first's callback
+    release = true;
+    finisher.join();
+    try {
+      asyncio::await(second);
+      ADD_FAILURE() << "the second wrap got the value";
+    } catch (const asyncio::InvalidStateError& e) {
+      EXPECT_NE(std::string(e.what()).find("only one consumer"), std::string::npos) << e.what();
+    }
+    auto& value = asyncio::await(first);
+    ASSERT_TRUE(value);
+    EXPECT_EQ(*value, 7);
+    EXPECT_THROW(concurrent::Future<std::unique_ptr<int>>(cf).result(), asyncio::InvalidStateError);
+  });
+}
+
+// A wrap cancelled before its delivery gives its claim back: the value stays
+// in cf for the next consumer, here result() on a temporary handle.
+TEST_F(ConcurrentFuture, CancelledWrapLeavesTheMoveOnlyResultToTheNextConsumer) {
+  concurrent::Future<std::unique_ptr<int>> cf;
+  ASSERT_TRUE(cf.set_running_or_notify_cancel());  // running: cancelling the wrap cannot cancel cf
+  asyncio::run([&] {
+    auto wrap = asyncio::wrap_future(cf);
+    EXPECT_TRUE(wrap.cancel());
+    cf.set_result(std::make_unique<int>(5));
+    for (int i = 0; i < 3; ++i) asyncio::sleep(0);  // the delivery runs and finds its future done
+    EXPECT_FALSE(cf.cancelled());
+  });
+  std::unique_ptr<int> taken = concurrent::Future<std::unique_ptr<int>>(cf).result();
+  ASSERT_TRUE(taken);
+  EXPECT_EQ(*taken, 5);
+}
+
 }  // namespace

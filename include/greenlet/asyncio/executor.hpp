@@ -76,7 +76,10 @@ struct delivery : private loop_side {
       delivery* d;
       ~ends() { d->end_loop_side(); }
     } guard{this};
-    if (target->done()) return;
+    if (target->done()) {
+      if (claimed) cf.state()->release_claim();  // unread: a later consumer may have it
+      return;
+    }
     if (cf.cancelled()) {
       target->cancel("");
       return;
@@ -88,23 +91,22 @@ struct delivery : private loop_side {
     } else if constexpr (std::is_copy_constructible_v<T>) {
       target->set_result(cf.result(0));
     } else {
-      // A move-only result has one consumer: result() on a temporary handle
-      // takes it, and refuses a second taker (another wrap_future() of cf)
-      // with InvalidStateError, which that one's awaiter then sees. Moving
-      // out of cf.result(0) handed the second a null and left cf holding one.
-      std::optional<T> value;
-      try {
-        value.emplace(::greenlet::concurrent::Future<T>(cf).result(0));
-      } catch (const InvalidStateError&) {
-        target->set_exception(std::current_exception());
+      // A move-only result has one consumer: the wrap_future() that claimed
+      // it when it was made (claimed), not the first whose callback happens
+      // to post first. Another wrap's awaiter, as a later result() on a
+      // temporary handle, sees InvalidStateError: moving out of
+      // cf.result(0) handed the second a null and left cf holding one.
+      if (!claimed) {
+        target->set_exception(std::make_exception_ptr(cf.state()->taken_error()));
         return;
       }
-      target->set_result(std::move(*value));
+      target->set_result(cf.state()->take_claimed());
     }
   }
 
   future_value<T>* target;
   loop_core* core;
+  bool claimed = false;  // a move-only result: this delivery claimed cf's value (wrap_future)
 
  private:
   void end_loop_side() noexcept {
@@ -223,8 +225,8 @@ class executor_future final : public future_value<R> {
 // wrap_future(cf, loop) is asyncio.wrap_future: an asyncio Future of loop
 // (default: the running loop) that completes with cf's outcome; a task
 // awaits it. A copyable result is copied; a move-only one is moved into the
-// asyncio future: cf.result() afterwards, or a second wrap_future(cf)'s
-// await, throws InvalidStateError. Cancelling it cancels cf, which succeeds while cf's job has
+// asyncio future of the first wrap made of cf: cf.result() afterwards, or a
+// second wrap_future(cf)'s await, throws InvalidStateError. Cancelling it cancels cf, which succeeds while cf's job has
 // not started. Until cf is done the loop counts external work, so deadlock
 // detection does not fire while the job runs. Throws RuntimeError if loop
 // is closed, std::bad_alloc. Call on the loop's thread (cf may complete on
@@ -238,6 +240,12 @@ Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf, event_loop& l
   af.add_done_callback([cf](Future<T>& f) {
     if (f.cancelled()) cf.cancel();
   });
+  if constexpr (!std::is_void_v<T> && !std::is_copy_constructible_v<T>) {
+    // Claimed now, in the order the wraps are made: their callbacks may
+    // post from two threads at once (the one finishing cf, and this one once
+    // cf is done), so the order of delivery cannot decide the consumer.
+    carrier->claimed = cf.state()->claim();
+  }
   cf.add_done_callback([carrier = std::move(carrier)](const ::greenlet::concurrent::Future<T>& done) mutable {
     detail::loop_core* target_loop = carrier->core;
     try {

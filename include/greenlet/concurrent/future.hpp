@@ -168,12 +168,36 @@ class future_value : public future_core {
       return *value_;
     } else {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (taken_) throw_taken();
-      taken_ = true;
-      T out(std::move(*value_));
-      value_.reset();
-      return out;
+      if (taken_ || claimed_) throw_taken();
+      return take(lock);
     }
+  }
+  // claim() reserves a move-only value, done or not, for one consumer
+  // (asyncio::wrap_future()) when it registers, so that the first wrap gets
+  // it whichever thread's callback posts first; false if another consumer
+  // claimed or took it. result() on a handle still reads it in place until
+  // take_claimed() moves it out; release_claim() gives it up unread.
+  bool claim() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (taken_ || claimed_) return false;
+    claimed_ = true;
+    return true;
+  }
+  void release_claim() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    claimed_ = false;
+  }
+  // taken_error() is what a second consumer of a move-only value gets.
+  static ::greenlet::asyncio::InvalidStateError taken_error() {
+    return ::greenlet::asyncio::InvalidStateError(
+        "the result cannot be copied and was already moved out (by result() on a temporary Future, or by "
+        "asyncio::wrap_future()): only one consumer can have it");
+  }
+  // take_claimed() is the claimed value, moved out; the future must have
+  // finished with a value.
+  T take_claimed() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return take(lock);
   }
 
  protected:
@@ -184,12 +208,15 @@ class future_value : public future_core {
     std::lock_guard<std::mutex> lock(mutex_);
     if (taken_) throw_taken();
   }
-  [[noreturn]] static void throw_taken() {
-    throw ::greenlet::asyncio::InvalidStateError(
-        "the result cannot be copied and was already moved out (by result() on a temporary Future, or by "
-        "asyncio::wrap_future()): only one consumer can have it");
+  T take(const std::lock_guard<std::mutex>&) {
+    taken_ = true;
+    T out(std::move(*value_));
+    value_.reset();
+    return out;
   }
-  bool taken_ = false;  // a move-only value was moved out by result_value(); under mutex_
+  [[noreturn]] static void throw_taken() { throw taken_error(); }
+  bool taken_ = false;    // a move-only value was moved out; under mutex_
+  bool claimed_ = false;  // a consumer claimed it (claim()); under mutex_
   struct none {};
   std::conditional_t<std::is_void_v<T>, none, std::optional<std::conditional_t<std::is_void_v<T>, int, T>>> value_;
 };
