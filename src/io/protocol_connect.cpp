@@ -147,7 +147,8 @@ namespace {
 // and a transport; a factory that throws is reported and that connection closed, as asyncio's
 // "Error on transport creation for incoming connection".
 accept_hook serve_with(protocol_factory factory, const server_config& config) {
-  return [factory = std::move(factory), ssl = config.ssl, limit = config.ssl_handshake_timeout,
+  return [factory = std::move(factory), ssl = config.ssl,
+          limit = config.ssl_handshake_timeout.value_or(default_ssl_handshake_timeout),
           shutdown_limit = config.ssl_shutdown_timeout.value_or(default_ssl_shutdown_timeout)](
              int fd, const sockaddr* peer, socklen_t peer_len, std::function<void()> lost) {
     owned_fd owned{fd};

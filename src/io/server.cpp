@@ -47,6 +47,11 @@ bool handshake_done(StreamWriter& w, const ssl_context& ssl, double limit, doubl
 // check_server_tls(config, call) refuses a TLS configuration the handshakes would refuse later.
 void check_server_tls(const server_config& config, const char* call) {
   if (!config.ssl) {
+    if (config.ssl_handshake_timeout) {
+      throw ValueError(std::string(call) +
+                       "(): ssl_handshake_timeout is only meaningful with ssl: set server_config.ssl too, or leave "
+                       "ssl_handshake_timeout unset");
+    }
     if (config.ssl_shutdown_timeout) {
       throw ValueError(std::string(call) +
                        "(): ssl_shutdown_timeout is only meaningful with ssl: set server_config.ssl too, or leave "
@@ -59,7 +64,7 @@ void check_server_tls(const server_config& config, const char* call) {
                      "(): server_config.ssl must be a server context: ssl_context(ssl_protocol::tls_server) or "
                      "create_default_context(ssl_purpose::client_auth), with load_cert_chain()");
   }
-  check_handshake_timeout(config.ssl_handshake_timeout);
+  if (config.ssl_handshake_timeout) check_handshake_timeout(*config.ssl_handshake_timeout);
   if (config.ssl_shutdown_timeout) check_shutdown_timeout(*config.ssl_shutdown_timeout);
 }
 
@@ -177,7 +182,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
       // destroyed when it returns, whoever holds the task).
       auto task =
           create_task([h = handler, r = StreamReader(connection), w = StreamWriter(connection), tls = config.ssl,
-                       limit = config.ssl_handshake_timeout,
+                       limit = config.ssl_handshake_timeout.value_or(default_ssl_handshake_timeout),
                        shutdown_limit = config.ssl_shutdown_timeout.value_or(default_ssl_shutdown_timeout)]() mutable {
             if (tls && !handshake_done(w, *tls, limit, shutdown_limit)) return;
             (*h)(std::move(r), std::move(w));

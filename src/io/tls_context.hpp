@@ -45,6 +45,8 @@ void check_handshake_timeout(double seconds);
 // check_shutdown_timeout(seconds) is the same check for ssl_shutdown_timeout: "ssl_shutdown_timeout
 // should be a positive number, got -1".
 void check_shutdown_timeout(double seconds);
+// default_ssl_handshake_timeout: asyncio's constants.SSL_HANDSHAKE_TIMEOUT.
+constexpr double default_ssl_handshake_timeout = 60.0;
 // default_ssl_shutdown_timeout: asyncio's constants.SSL_SHUTDOWN_TIMEOUT.
 constexpr double default_ssl_shutdown_timeout = 30.0;
 

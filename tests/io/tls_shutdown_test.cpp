@@ -445,4 +445,26 @@ TEST_F(TlsShutdown, TimeoutWithoutSslIsRefused) {
   });
 }
 
+// ssl_handshake_timeout without ssl: asyncio's create_server() raises ValueError("ssl_handshake_timeout
+// is only meaningful with ssl"); ours accepted it and ignored it.
+TEST_F(TlsShutdown, HandshakeTimeoutWithoutSslIsRefused) {
+  asyncio::run([&] {
+    const std::string refused = "ssl_handshake_timeout is only meaningful with ssl";
+    EXPECT_NE(value_error_of([] {
+                asyncio::start_server([](asyncio::StreamReader, asyncio::StreamWriter) {}, "127.0.0.1", 0,
+                                      {.ssl_handshake_timeout = 5.0});
+              }).find(refused),
+              std::string::npos);
+    EXPECT_NE(value_error_of([] {
+                asyncio::create_server<asyncio::Protocol>("127.0.0.1", 0, {.ssl_handshake_timeout = 5.0});
+              }).find(refused),
+              std::string::npos);
+    // Left unset, a plain server starts as before.
+    auto plain = asyncio::start_server([](asyncio::StreamReader, asyncio::StreamWriter) {}, "127.0.0.1", 0);
+    EXPECT_NE(plain.port(), 0);
+    plain.close();
+    plain.wait_closed();
+  });
+}
+
 }  // namespace tls_shutdown_test

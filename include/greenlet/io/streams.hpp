@@ -404,7 +404,9 @@ struct server_config {
   // A connection whose handshake fails (or takes longer than ssl_handshake_timeout seconds) is
   // closed without running the handler, and without a report, as asyncio's outside debug mode.
   std::optional<ssl_context> ssl = std::nullopt;
-  double ssl_handshake_timeout = 60.0;
+  // ssl_handshake_timeout: unset is asyncio's 60 s. Set without ssl it is ValueError, as asyncio's
+  // ("ssl_handshake_timeout is only meaningful with ssl").
+  std::optional<double> ssl_handshake_timeout = std::nullopt;
   // ssl_shutdown_timeout: tls_options::ssl_shutdown_timeout for every connection (how long a
   // closed one waits for the client's close_notify); unset is asyncio's 30 s. Set without ssl it
   // is ValueError, as asyncio's ("ssl_shutdown_timeout is only meaningful with ssl").
