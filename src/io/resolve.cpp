@@ -149,13 +149,13 @@ std::vector<resolved_address> resolve(const std::string& host, int port, bool pa
   return std::move(result.raw);
 }
 
-std::vector<resolved_address> resolve_for_family(const std::string& host, int port, int family) {
-  std::vector<resolved_address> out = resolve(host, port, false);
+std::vector<resolved_address> resolve_for_family(const std::string& host, int port, int family, bool passive) {
+  std::vector<resolved_address> out = resolve(host, port, passive);
   std::erase_if(out, [family](const resolved_address& a) { return a.family != family; });
   if (out.empty()) {
     const std::string name = family == AF_INET ? "AF_INET" : family == AF_INET6 ? "AF_INET6" : std::to_string(family);
-    throw gaierror("cannot resolve host '" + host + "' (port " + std::to_string(port) +
-                       "): no address of the socket's family " + name,
+    throw gaierror("cannot resolve host '" + host + "' (port " + std::to_string(port) + "): no address of " +
+                       (passive ? "the server's family " : "the socket's family ") + name,
                    EAI_FAMILY);
   }
   return out;

@@ -25,9 +25,9 @@ struct resolved_address {
 // std::out_of_range for a port outside 0-65535 and ValueError for a host
 // holding a NUL, before any lookup (Python's OverflowError and ValueError).
 std::vector<resolved_address> resolve(const std::string& host, int port, bool passive);
-// resolve_for_family(host, port, family) is resolve() keeping only the
+// resolve_for_family(host, port, family, passive) is resolve() keeping only the
 // addresses of family (a socket's); gaierror if none.
-std::vector<resolved_address> resolve_for_family(const std::string& host, int port, int family);
+std::vector<resolved_address> resolve_for_family(const std::string& host, int port, int family, bool passive = false);
 
 // numeric_address(a, family) is a's socket address if a.host is a numeric
 // address of family (AF_INET or AF_INET6; AF_UNSPEC takes either), without

@@ -303,8 +303,8 @@ namespace {
 // listen_on() makes a listening socket bound to addr. An IPv6 socket is
 // IPv6-only (as asyncio's), so that the IPv4 and IPv6 wildcard addresses of
 // one host can both be bound on one port. A TCP socket gets SO_REUSEADDR
-// unless config.reuse_address is false, and SO_REUSEPORT if config.reuse_port,
-// both before bind() as they must be.
+// unless config.reuse_address is false, SO_REUSEPORT if config.reuse_port and
+// SO_KEEPALIVE if config.keep_alive, all before bind(), as asyncio sets them.
 int listen_on(int family, const sockaddr* addr, socklen_t len, const server_config& config) {
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) raise_os_error(errno, family == AF_INET6 ? "socket(AF_INET6)" : "socket");
@@ -319,6 +319,10 @@ int listen_on(int family, const sockaddr* addr, socklen_t len, const server_conf
   }
   if (family != AF_UNIX && config.reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
     fail(errno, "setsockopt(SO_REUSEPORT)");
+  }
+  if (family != AF_UNIX && config.keep_alive.value_or(false) &&
+      ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) < 0) {
+    fail(errno, "setsockopt(SO_KEEPALIVE)");
   }
   if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (::bind(fd, addr, len) < 0 || ::listen(fd, config.backlog) < 0) {
@@ -381,10 +385,11 @@ std::vector<listener> listen_on_all(std::vector<resolved_address> addrs, int por
 // returns its family. Until it returns the fd is the caller's: a refusal leaves it open.
 int listen_on_socket(listening_socket sock, const server_config& config, bool unix_only, const char* call) {
   const std::string fd = "fd " + std::to_string(sock.fd);
-  if (config.reuse_address || config.reuse_port) {
+  if (config.reuse_address || config.reuse_port || config.keep_alive || config.family != AF_UNSPEC) {
     throw ValueError(std::string(call) +
-                     "(): with a listening_socket, leave server_config.reuse_address and reuse_port unset: "
-                     "set SO_REUSEADDR/SO_REUSEPORT on the socket yourself, before bind()");
+                     "(): with a listening_socket, leave server_config.reuse_address and reuse_port unset (and "
+                     "keep_alive and family): the socket has its family, and SO_REUSEADDR/SO_REUSEPORT/SO_KEEPALIVE "
+                     "are yours to set on it, before bind()");
   }
   const int family = check_stream_socket(sock.fd, unix_only, call,
                                          std::string("listening_socket{fd} needs a bound SOCK_STREAM socket") +
@@ -421,20 +426,36 @@ namespace detail {
 
 namespace {
 
+// server_addresses(host, port, config, call) is what a TCP server binds: every address host
+// resolves to, or those of config.family.
+std::vector<resolved_address> server_addresses(const std::string& host, int port, const server_config& config,
+                                               const char* call) {
+  if (config.family == AF_UNSPEC) return resolve(host, port, true);
+  if (config.family != AF_INET && config.family != AF_INET6) {
+    throw ValueError(std::string(call) +
+                     "(): server_config.family must be AF_INET, AF_INET6 or AF_UNSPEC (both), got " +
+                     std::to_string(config.family) +
+                     (config.family == AF_UNIX ? " (AF_UNIX): for a Unix-domain server call start_unix_server()" : ""));
+  }
+  return resolve_for_family(host, port, config.family, true);
+}
+
 // The servers' listening sockets, before a handler or a hook is chosen and the acceptors start.
-std::shared_ptr<server_state> listening_tcp(const std::string& host, int port, const server_config& config) {
+std::shared_ptr<server_state> listening_tcp(const std::string& host, int port, const server_config& config,
+                                            const char* call) {
   auto s = std::make_shared<server_state>();
-  s->listeners = listen_on_all(resolve(host, port, true), port, config);
+  s->listeners = listen_on_all(server_addresses(host, port, config, call), port, config);
   s->config = config;
   s->port = bound_port(s->listeners.front().fd);
   return s;
 }
 
 std::shared_ptr<server_state> listening_unix(const std::string& path, const server_config& config, const char* call) {
-  if (config.reuse_address || config.reuse_port) {
+  if (config.reuse_address || config.reuse_port || config.keep_alive || config.family != AF_UNSPEC) {
     throw ValueError(std::string(call) +
                      "(): server_config.reuse_address and reuse_port are TCP options (SO_REUSEADDR, "
-                     "SO_REUSEPORT); leave them unset for a Unix-domain server");
+                     "SO_REUSEPORT), as are keep_alive (SO_KEEPALIVE) and family (AF_INET, AF_INET6); leave them "
+                     "unset for a Unix-domain server");
   }
   const resolved_address addr = unix_address(path, call);
   // As asyncio: a socket left by an earlier server is replaced; any other
@@ -479,7 +500,7 @@ void check_stream_server(const server_config& config, const char* call) {
 }  // namespace
 
 Server start_hooked_server(accept_hook hook, const std::string& host, int port, server_config config) {
-  return hooked(listening_tcp(host, port, config), std::move(hook));
+  return hooked(listening_tcp(host, port, config, "create_server"), std::move(hook));
 }
 
 Server start_hooked_unix_server(accept_hook hook, const std::string& path, server_config config) {
@@ -495,7 +516,7 @@ Server start_hooked_server(accept_hook hook, listening_socket sock, server_confi
 
 Server start_server(client_connected handler, const std::string& host, int port, server_config config) {
   detail::check_stream_server(config, "start_server");
-  return detail::serving(detail::listening_tcp(host, port, config), std::move(handler));
+  return detail::serving(detail::listening_tcp(host, port, config, "start_server"), std::move(handler));
 }
 
 Server start_unix_server(client_connected handler, const std::string& path, server_config config) {

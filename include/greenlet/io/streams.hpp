@@ -9,6 +9,8 @@
 //   std::string line = reader.readline();
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -421,6 +423,17 @@ struct server_config {
   // and port, and the kernel spreads the incoming connections among them. Without it, a second
   // server on a bound port fails with OSError EADDRINUSE.
   bool reuse_port = false;
+  // keep_alive: asyncio's keep_alive= (3.13): true sets SO_KEEPALIVE on each listening TCP socket
+  // before bind(), and the connections it accepts inherit it, so the kernel probes a peer that went
+  // silent and a dead one ends in ConnectionResetError or TimeoutError instead of an endless wait.
+  // Unset or false leaves the system's default (off). A TCP option, as reuse_address: set for a
+  // Unix-domain server or with a listening_socket it is ValueError.
+  std::optional<bool> keep_alive = std::nullopt;
+  // family: asyncio's family=: AF_INET or AF_INET6 binds only the host's addresses of that family
+  // ("" then means 0.0.0.0 alone, or :: alone); AF_UNSPEC, the default, binds them all. A host with
+  // no address of that family is gaierror (EAI_FAMILY); any other value, or a family set for a
+  // Unix-domain server or with a listening_socket, is ValueError.
+  int family = AF_UNSPEC;
   // start_serving: asyncio's start_serving=. False makes the server listen without accepting yet:
   // connections wait in the backlog until Server::start_serving() or serve_forever().
   bool start_serving = true;
