@@ -308,6 +308,35 @@ TEST_F(ConcurrentFuture, FirstWrapOfAMoveOnlyResultGetsItWhicheverCallbackPostsF
   });
 }
 
+// A wrap cancelled before cf finishes gives its claim back at once, not at
+// its own delivery: here the second wrap's delivery runs first (cf's
+// callbacks are held up on the finishing thread while the second wrap is
+// made, and it posts at once), and still gets the value.
+TEST_F(ConcurrentFuture, ACancelledFirstWrapLeavesTheMoveOnlyResultToTheSecond) {
+  concurrent::Future<std::unique_ptr<int>> cf;
+  ASSERT_TRUE(cf.set_running_or_notify_cancel());  // running: cancelling a wrap cannot cancel cf
+  asyncio::run([&] {
+    std::atomic<bool> holding{false};
+    std::atomic<bool> release{false};
+    cf.add_done_callback([&](const concurrent::Future<std::unique_ptr<int>>&) {
+      holding = true;
+      while (!release) std::this_thread::yield();
+    });
+    auto first = asyncio::wrap_future(cf);
+    EXPECT_TRUE(first.cancel());
+    asyncio::sleep(0);  // the cancelled wrap's done callback runs: the claim goes back
+    std::thread finisher([&] { cf.set_result(std::make_unique<int>(9)); });
+    while (!holding) std::this_thread::yield();
+    auto second = asyncio::wrap_future(cf);  // posts now, before the first's delivery
+    release = true;
+    finisher.join();
+    auto& value = asyncio::await(second);
+    ASSERT_TRUE(value);
+    EXPECT_EQ(*value, 9);
+    EXPECT_TRUE(first.cancelled());
+  });
+}
+
 // A wrap cancelled before its delivery gives its claim back: the value stays
 // in cf for the next consumer, here result() on a temporary handle.
 TEST_F(ConcurrentFuture, CancelledWrapLeavesTheMoveOnlyResultToTheNextConsumer) {

@@ -77,7 +77,7 @@ struct delivery : private loop_side {
       ~ends() { d->end_loop_side(); }
     } guard{this};
     if (target->done()) {
-      if (claimed) cf.state()->release_claim();  // unread: a later consumer may have it
+      give_up_claim(cf);  // unread: a later consumer may have it
       return;
     }
     if (cf.cancelled()) {
@@ -93,15 +93,26 @@ struct delivery : private loop_side {
     } else {
       // A move-only result has one consumer: the wrap_future() that claimed
       // it when it was made (claimed), not the first whose callback happens
-      // to post first. Another wrap's awaiter, as a later result() on a
-      // temporary handle, sees InvalidStateError: moving out of
-      // cf.result(0) handed the second a null and left cf holding one.
+      // to post first; or, if that wrap was cancelled and gave its claim
+      // back, the next one delivered. Another wrap's awaiter, as a later
+      // result() on a temporary handle, sees InvalidStateError: moving out
+      // of cf.result(0) handed the second a null and left cf holding one.
+      if (!claimed) claimed = cf.state()->claim();
       if (!claimed) {
         target->set_exception(std::make_exception_ptr(cf.state()->taken_error()));
         return;
       }
       target->set_result(cf.state()->take_claimed());
     }
+  }
+
+  // give_up_claim(cf) hands cf's move-only value back for another consumer, if this delivery
+  // claimed it. Loop thread.
+  void give_up_claim(const ::greenlet::concurrent::Future<T>& cf) noexcept {
+    if constexpr (!std::is_void_v<T> && !std::is_copy_constructible_v<T>) {
+      if (claimed) cf.state()->release_claim();
+    }
+    claimed = false;
   }
 
   future_value<T>* target;
@@ -237,15 +248,19 @@ Future<T> wrap_future(const ::greenlet::concurrent::Future<T>& cf, event_loop& l
   detail::loop_core* core = loop.core();
   auto carrier = std::make_shared<detail::delivery<T>>(af.state(), core);
   carrier->attach(carrier);
-  af.add_done_callback([cf](Future<T>& f) {
-    if (f.cancelled()) cf.cancel();
-  });
   if constexpr (!std::is_void_v<T> && !std::is_copy_constructible_v<T>) {
     // Claimed now, in the order the wraps are made: their callbacks may
     // post from two threads at once (the one finishing cf, and this one once
     // cf is done), so the order of delivery cannot decide the consumer.
     carrier->claimed = cf.state()->claim();
   }
+  af.add_done_callback([cf, claimer = std::weak_ptr<detail::delivery<T>>(carrier)](Future<T>& f) {
+    if (!f.cancelled()) return;
+    // Cancelled before its delivery: the claim goes back at once, so that
+    // another wrap delivered later can take the value.
+    if (auto pending = claimer.lock()) pending->give_up_claim(cf);
+    cf.cancel();
+  });
   cf.add_done_callback([carrier = std::move(carrier)](const ::greenlet::concurrent::Future<T>& done) mutable {
     detail::loop_core* target_loop = carrier->core;
     try {
