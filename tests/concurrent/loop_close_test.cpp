@@ -172,10 +172,13 @@ TEST_F(LoopClose, ClosedLoopsLeaveNoWorkerThreads) {
     for (auto& t : threads) t.join();
   }
   // Joined threads may be listed a moment longer: look again for a while.
-  for (int i = 0; i < 500 && thread_count() != threads_before; ++i) {
+  // At most as many as before, not exactly: a thread an earlier test joined
+  // (the whole binary runs in one process under TSan) may still have been
+  // listed in threads_before.
+  for (int i = 0; i < 500 && thread_count() > threads_before; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_EQ(thread_count(), threads_before) << "default executors' workers outlived their closed loops";
+  EXPECT_LE(thread_count(), threads_before) << "default executors' workers outlived their closed loops";
 }
 
 }  // namespace
