@@ -274,6 +274,35 @@ TEST_F(ConcurrentFuture, WrapFutureOfAMoveOnlyResultHasOneConsumer) {
   });
 }
 
+// finish_with_callbacks_held finishes a future on another thread and holds
+// its done callbacks up at the first, registered when it is made: while they
+// are held, the future is done, so a wrap_future() made then posts its
+// delivery at once, ahead of the wraps made before. finish(v) returns once
+// the future is done; release() lets the callbacks go on and joins.
+class finish_with_callbacks_held {
+ public:
+  explicit finish_with_callbacks_held(const concurrent::Future<std::unique_ptr<int>>& cf) : cf_(cf) {
+    cf_.add_done_callback([this](const concurrent::Future<std::unique_ptr<int>>&) {
+      holding_ = true;
+      while (!release_) std::this_thread::yield();
+    });
+  }
+  void finish(int v) {
+    finisher_ = std::thread([this, v] { cf_.set_result(std::make_unique<int>(v)); });
+    while (!holding_) std::this_thread::yield();
+  }
+  void release() {
+    release_ = true;
+    finisher_.join();
+  }
+
+ private:
+  concurrent::Future<std::unique_ptr<int>> cf_;
+  std::atomic<bool> holding_{false};
+  std::atomic<bool> release_{false};
+  std::thread finisher_;
+};
+
 // The consumer of a move-only result is the wrap made first, even when the
 // second wrap's callback posts first: here cf finishes on another thread,
 // whose callbacks are held up before the first wrap's, while the second wrap
@@ -283,18 +312,11 @@ TEST_F(ConcurrentFuture, WrapFutureOfAMoveOnlyResultHasOneConsumer) {
 TEST_F(ConcurrentFuture, FirstWrapOfAMoveOnlyResultGetsItWhicheverCallbackPostsFirst) {
   asyncio::run([] {
     concurrent::Future<std::unique_ptr<int>> cf;
-    std::atomic<bool> holding{false};
-    std::atomic<bool> release{false};
-    cf.add_done_callback([&](const concurrent::Future<std::unique_ptr<int>>&) {
-      holding = true;
-      while (!release) std::this_thread::yield();
-    });
+    finish_with_callbacks_held held(cf);
     auto first = asyncio::wrap_future(cf);
-    std::thread finisher([&] { cf.set_result(std::make_unique<int>(7)); });
-    while (!holding) std::this_thread::yield();
+    held.finish(7);
     auto second = asyncio::wrap_future(cf);  // posts now, before the first's callback
-    release = true;
-    finisher.join();
+    held.release();
     try {
       asyncio::await(second);
       ADD_FAILURE() << "the second wrap got the value";
@@ -316,20 +338,13 @@ TEST_F(ConcurrentFuture, ACancelledFirstWrapLeavesTheMoveOnlyResultToTheSecond) 
   concurrent::Future<std::unique_ptr<int>> cf;
   ASSERT_TRUE(cf.set_running_or_notify_cancel());  // running: cancelling a wrap cannot cancel cf
   asyncio::run([&] {
-    std::atomic<bool> holding{false};
-    std::atomic<bool> release{false};
-    cf.add_done_callback([&](const concurrent::Future<std::unique_ptr<int>>&) {
-      holding = true;
-      while (!release) std::this_thread::yield();
-    });
+    finish_with_callbacks_held held(cf);
     auto first = asyncio::wrap_future(cf);
     EXPECT_TRUE(first.cancel());
     asyncio::sleep(0);  // the cancelled wrap's done callback runs: the claim goes back
-    std::thread finisher([&] { cf.set_result(std::make_unique<int>(9)); });
-    while (!holding) std::this_thread::yield();
+    held.finish(9);
     auto second = asyncio::wrap_future(cf);  // posts now, before the first's delivery
-    release = true;
-    finisher.join();
+    held.release();
     auto& value = asyncio::await(second);
     ASSERT_TRUE(value);
     EXPECT_EQ(*value, 9);

@@ -8,9 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,25 +24,9 @@ namespace asyncio = greenlet::asyncio;
 namespace sp = greenlet::asyncio::subprocess;
 using ChildReaper = greenlet_test::GreenletTest;
 
-// process_state(pid) is pid's state letter ('Z': a zombie) if it is still
-// a child of this process, else 0: gone, or the number reused by someone
-// else's process. Read from /proc, not waitpid(), which would reap it.
-char process_state(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  std::getline(in, stat);
-  const auto name_end = stat.rfind(')');  // the name may hold spaces
-  if (name_end == std::string::npos) return 0;
-  std::istringstream rest(stat.substr(name_end + 1));
-  char state = 0;
-  pid_t parent = 0;
-  rest >> state >> parent;
-  return parent == ::getpid() ? state : 0;
-}
-
 bool all_reaped(const std::vector<pid_t>& pids) {
   for (pid_t pid : pids) {
-    if (process_state(pid) != 0) return false;
+    if (greenlet_test::process_state(pid) != 0) return false;
   }
   return true;
 }
@@ -122,10 +104,10 @@ TEST_F(ChildReaper, ChildRunningWhenDroppedIsReapedOnceItExits) {
     // The reaper serves it now, and must take nothing else.
     auto owned = asyncio::create_subprocess_shell("exit 7");
     EXPECT_EQ(owned.wait(), 7);
-    const char state = process_state(pid);
+    const char state = greenlet_test::process_state(pid);
     EXPECT_TRUE(state != 0 && state != 'Z') << "cat ended before its input did: " << state;
     input.close();  // cat sees EOF and exits
-    EXPECT_TRUE(eventually([&] { return process_state(pid) == 0; }, task_pause));
+    EXPECT_TRUE(eventually([&] { return greenlet_test::process_state(pid) == 0; }, task_pause));
   });
 }
 

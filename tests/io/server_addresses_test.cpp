@@ -19,6 +19,7 @@
 #include "support/greenlet_test.hpp"
 
 #include "echo_line.hpp"
+#include "ipv6_loopback.hpp"
 
 namespace {
 
@@ -26,18 +27,7 @@ namespace asyncio = greenlet::asyncio;
 using ServerAddresses = greenlet_test::GreenletTest;
 
 using io_test::echo_line;
-
-// ipv6_loopback_available() is whether this machine can bind ::1.
-bool ipv6_loopback_available() {
-  const int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_loopback;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
+using io_test::ipv6_loopback_available;
 
 struct bound {
   int family;

@@ -16,22 +16,12 @@
 #include "support/greenlet_test.hpp"
 
 #include "echo_line.hpp"
+#include "ipv6_loopback.hpp"
 
 namespace server_family_keepalive_test {
 
 namespace asyncio = greenlet::asyncio;
 using ServerFamilyKeepAlive = greenlet_test::GreenletTest;
-
-bool can_bind_ipv6_loopback() {
-  const int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_loopback;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
 
 int family_of(int fd) {
   sockaddr_storage s{};
@@ -65,7 +55,7 @@ std::string value_error_text(Fn fn) {
 
 // "" is every interface: family=AF_INET binds 0.0.0.0 alone, AF_INET6 :: alone, AF_UNSPEC both.
 TEST_F(ServerFamilyKeepAlive, FamilyChoosesWhichAddressesOfTheHostAreBound) {
-  const bool ipv6 = can_bind_ipv6_loopback();
+  const bool ipv6 = io_test::ipv6_loopback_available();
   asyncio::run([&] {
     auto v4 = asyncio::start_server(io_test::echo_line, "", 0, {.family = AF_INET});
     EXPECT_EQ(families_of(v4), std::vector<int>{AF_INET});

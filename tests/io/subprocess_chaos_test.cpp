@@ -37,11 +37,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,21 +70,6 @@ std::string random_text(std::mt19937& g, std::size_t n, bool printable) {
     out[i] = printable ? static_cast<char>(' ' + byte % 95) : static_cast<char>(byte);
   }
   return out;
-}
-
-// child_state(pid) is pid's state letter ('Z': a zombie) if it is still a child of this process,
-// else 0 (reaped, or the number now someone else's). Read from /proc: waitpid() would reap it.
-char child_state(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  std::getline(in, stat);
-  const auto name_end = stat.rfind(')');
-  if (name_end == std::string::npos) return 0;
-  std::istringstream rest(stat.substr(name_end + 1));
-  char state = 0;
-  pid_t parent = 0;
-  rest >> state >> parent;
-  return parent == ::getpid() ? state : 0;
 }
 
 enum class kind {
@@ -491,12 +474,15 @@ run_stats run_chaos(std::uint32_t seed) {
   // No child of ours left, and the reaper's descriptors closed once it has nothing to reap.
   std::vector<pid_t> pids;
   for (const child_record& r : wd.children) pids.insert(pids.end(), r.pids.begin(), r.pids.end());
-  auto all_reaped = [&] { return std::all_of(pids.begin(), pids.end(), [](pid_t p) { return child_state(p) == 0; }); };
+  auto all_reaped = [&] {
+    return std::all_of(pids.begin(), pids.end(), [](pid_t p) { return greenlet_test::process_state(p) == 0; });
+  };
   for (int i = 0; i < 2000 && !(all_reaped() && greenlet_test::open_fd_count() <= fds_before); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   for (pid_t p : pids) {
-    if (const char state = child_state(p)) ADD_FAILURE() << tag << "child " << p << " left in state " << state;
+    if (const char state = greenlet_test::process_state(p))
+      ADD_FAILURE() << tag << "child " << p << " left in state " << state;
   }
   EXPECT_LE(greenlet_test::open_fd_count(), fds_before) << tag << "descriptors leaked";
   EXPECT_FALSE(hung) << tag << "the run hung (watchdog)";

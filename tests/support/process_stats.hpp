@@ -4,8 +4,11 @@
 #pragma once
 
 #include <dirent.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -58,6 +61,22 @@ inline long max_map_count() {
   long value = 0;
   in >> value;
   return value;
+}
+
+// process_state(pid) is pid's state letter ('Z': a zombie) if it is still
+// a child of this process, else 0: gone, or the number reused by someone
+// else's process. Read from /proc, not waitpid(), which would reap it.
+inline char process_state(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  const auto name_end = stat.rfind(')');  // the name may hold spaces
+  if (name_end == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(name_end + 1));
+  char state = 0;
+  pid_t parent = 0;
+  rest >> state >> parent;
+  return parent == ::getpid() ? state : 0;
 }
 
 }  // namespace greenlet_test
