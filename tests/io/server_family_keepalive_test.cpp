@@ -17,6 +17,7 @@
 
 #include "echo_line.hpp"
 #include "ipv6_loopback.hpp"
+#include "value_error_text.hpp"
 
 namespace server_family_keepalive_test {
 
@@ -41,16 +42,6 @@ std::vector<int> families_of(const asyncio::Server& server) {
   std::vector<int> out;
   for (int fd : server.sockets()) out.push_back(family_of(fd));
   return out;
-}
-
-template <class Fn>
-std::string value_error_text(Fn fn) {
-  try {
-    fn();
-  } catch (const asyncio::ValueError& e) {
-    return e.what();
-  }
-  return "(no ValueError)";
 }
 
 // "" is every interface: family=AF_INET binds 0.0.0.0 alone, AF_INET6 :: alone, AF_UNSPEC both.
@@ -91,14 +82,14 @@ TEST_F(ServerFamilyKeepAlive, AFamilyTheHostLacksOrNoIpFamilyIsRefused) {
       EXPECT_NE(std::string(e.what()).find("127.0.0.1"), std::string::npos) << e.what();
       EXPECT_NE(std::string(e.what()).find("AF_INET6"), std::string::npos) << e.what();
     }
-    const std::string unix_family =
-        value_error_text([] { asyncio::start_server(io_test::echo_line, "127.0.0.1", 0, {.family = AF_UNIX}); });
+    const std::string unix_family = io_test::value_error_text(
+        [] { asyncio::start_server(io_test::echo_line, "127.0.0.1", 0, {.family = AF_UNIX}); });
     EXPECT_NE(unix_family.find("start_server(): server_config.family must be AF_INET, AF_INET6 or AF_UNSPEC"),
               std::string::npos)
         << unix_family;
     EXPECT_NE(unix_family.find("start_unix_server()"), std::string::npos) << unix_family;
     const std::string other =
-        value_error_text([] { asyncio::create_server<asyncio::Protocol>("127.0.0.1", 0, {.family = 12345}); });
+        io_test::value_error_text([] { asyncio::create_server<asyncio::Protocol>("127.0.0.1", 0, {.family = 12345}); });
     EXPECT_NE(other.find("create_server(): server_config.family must be"), std::string::npos) << other;
   });
 }
@@ -141,13 +132,13 @@ TEST_F(ServerFamilyKeepAlive, UnixServersAndGivenSocketsRefuseThem) {
   const std::string path = "/tmp/greenlet-keepalive-" + std::to_string(::getpid()) + ".sock";
   asyncio::run([&] {
     const std::string unix_keepalive =
-        value_error_text([&] { asyncio::start_unix_server(io_test::echo_line, path, {.keep_alive = true}); });
+        io_test::value_error_text([&] { asyncio::start_unix_server(io_test::echo_line, path, {.keep_alive = true}); });
     EXPECT_NE(unix_keepalive.find("start_unix_server(): server_config.reuse_address and reuse_port are TCP options"),
               std::string::npos)
         << unix_keepalive;
     EXPECT_NE(unix_keepalive.find("keep_alive (SO_KEEPALIVE)"), std::string::npos) << unix_keepalive;
     const std::string unix_family =
-        value_error_text([&] { asyncio::create_unix_server<asyncio::Protocol>(path, {.family = AF_INET}); });
+        io_test::value_error_text([&] { asyncio::create_unix_server<asyncio::Protocol>(path, {.family = AF_INET}); });
     EXPECT_NE(unix_family.find("family (AF_INET, AF_INET6)"), std::string::npos) << unix_family;
 
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -156,7 +147,7 @@ TEST_F(ServerFamilyKeepAlive, UnixServersAndGivenSocketsRefuseThem) {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    const std::string given = value_error_text(
+    const std::string given = io_test::value_error_text(
         [&] { asyncio::start_server(io_test::echo_line, asyncio::listening_socket{fd}, {.keep_alive = true}); });
     EXPECT_NE(given.find("with a listening_socket, leave server_config.reuse_address and reuse_port unset (and "
                          "keep_alive and family)"),

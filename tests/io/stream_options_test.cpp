@@ -21,6 +21,7 @@
 
 #include "echo_line.hpp"
 #include "tls_test_fixture.hpp"
+#include "value_error_text.hpp"
 
 namespace stream_options_test {
 
@@ -98,17 +99,6 @@ int bound_unix_socket(const std::string& path) {
   path.copy(a.sun_path, sizeof a.sun_path - 1);
   EXPECT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a), 0);
   return fd;
-}
-
-// refusal(call) is the what() of the ValueError call throws, "" if it throws none.
-template <class F>
-std::string refusal(F call) {
-  try {
-    call();
-  } catch (const asyncio::ValueError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -221,7 +211,7 @@ TEST_F(StreamOptions, AUdpSocketIsRefusedAndLeftToTheCaller) {
   asyncio::run([] {
     const int fd = bound_tcp_socket(SOCK_DGRAM);
     const std::string what =
-        refusal([fd] { asyncio::start_server(answer_with("udp"), asyncio::listening_socket{fd}); });
+        io_test::value_error_text([fd] { asyncio::start_server(answer_with("udp"), asyncio::listening_socket{fd}); });
     EXPECT_TRUE(contains(
         what, "start_server(): A Stream Socket was expected, got fd " + std::to_string(fd) + " (AF_INET, SOCK_DGRAM)"))
         << what;
@@ -236,8 +226,8 @@ TEST_F(StreamOptions, ListeningSocketRefusalsSayWhatToPass) {
   asyncio::run([] {
     int pipe_fds[2];
     ASSERT_EQ(::pipe(pipe_fds), 0);
-    const std::string not_socket =
-        refusal([&] { asyncio::start_server(answer_with("x"), asyncio::listening_socket{pipe_fds[0]}); });
+    const std::string not_socket = io_test::value_error_text(
+        [&] { asyncio::start_server(answer_with("x"), asyncio::listening_socket{pipe_fds[0]}); });
     EXPECT_TRUE(contains(not_socket, " is not a socket: listening_socket{fd} needs a bound SOCK_STREAM socket"))
         << not_socket;
     ::close(pipe_fds[0]);
@@ -248,7 +238,7 @@ TEST_F(StreamOptions, ListeningSocketRefusalsSayWhatToPass) {
     const sockaddr_in to = loopback(server.port());
     ASSERT_EQ(::connect(client, reinterpret_cast<const sockaddr*>(&to), sizeof to), 0);
     const std::string connected =
-        refusal([&] { asyncio::start_server(answer_with("x"), asyncio::listening_socket{client}); });
+        io_test::value_error_text([&] { asyncio::start_server(answer_with("x"), asyncio::listening_socket{client}); });
     EXPECT_TRUE(contains(connected, "is a connected socket, which cannot listen")) << connected;
     EXPECT_TRUE(contains(connected, "open_connection(connected_socket{fd})")) << connected;
     EXPECT_TRUE(is_open(client));
@@ -257,8 +247,8 @@ TEST_F(StreamOptions, ListeningSocketRefusalsSayWhatToPass) {
     server.wait_closed();
 
     const int fd = bound_tcp_socket();
-    const std::string options =
-        refusal([fd] { asyncio::start_server(answer_with("x"), asyncio::listening_socket{fd}, {.reuse_port = true}); });
+    const std::string options = io_test::value_error_text(
+        [fd] { asyncio::start_server(answer_with("x"), asyncio::listening_socket{fd}, {.reuse_port = true}); });
     EXPECT_TRUE(contains(options, "leave server_config.reuse_address and reuse_port unset")) << options;
     ::close(fd);
 
@@ -306,8 +296,8 @@ TEST_F(StreamOptions, StartServerServesAUnixSocketToo) {
 TEST_F(StreamOptions, UnixServerRefusesATcpSocket) {
   asyncio::run([] {
     const int fd = bound_tcp_socket();
-    const std::string what =
-        refusal([fd] { asyncio::start_unix_server(answer_with("x"), asyncio::listening_socket{fd}); });
+    const std::string what = io_test::value_error_text(
+        [fd] { asyncio::start_unix_server(answer_with("x"), asyncio::listening_socket{fd}); });
     EXPECT_TRUE(contains(what, "start_unix_server(): A UNIX Domain Stream Socket was expected, got fd " +
                                    std::to_string(fd) + " (AF_INET, SOCK_STREAM)"))
         << what;
@@ -382,7 +372,7 @@ TEST_F(StreamOptions, StreamsOverATcpSocketConnectedByHand) {
 TEST_F(StreamOptions, ConnectedSocketRefusalsLeaveTheSocketToTheCaller) {
   asyncio::run([] {
     const int udp = bound_tcp_socket(SOCK_DGRAM);
-    std::string what = refusal([udp] { asyncio::open_connection(asyncio::connected_socket{udp}); });
+    std::string what = io_test::value_error_text([udp] { asyncio::open_connection(asyncio::connected_socket{udp}); });
     EXPECT_TRUE(contains(what, "open_connection(): A Stream Socket was expected, got fd " + std::to_string(udp) +
                                    " (AF_INET, SOCK_DGRAM): connected_socket{fd} needs a connected SOCK_STREAM socket"))
         << what;
@@ -390,19 +380,21 @@ TEST_F(StreamOptions, ConnectedSocketRefusalsLeaveTheSocketToTheCaller) {
     ::close(udp);
 
     const int unconnected = bound_tcp_socket();
-    what = refusal([unconnected] { asyncio::open_connection(asyncio::connected_socket{unconnected}); });
+    what =
+        io_test::value_error_text([unconnected] { asyncio::open_connection(asyncio::connected_socket{unconnected}); });
     EXPECT_TRUE(contains(what, "is not connected: connect it first (sock_connect())")) << what;
     EXPECT_TRUE(is_open(unconnected));
     EXPECT_FALSE(is_nonblocking(unconnected));
 
     ASSERT_EQ(::listen(unconnected, 1), 0);
-    what = refusal([unconnected] { asyncio::open_connection(asyncio::connected_socket{unconnected}); });
+    what =
+        io_test::value_error_text([unconnected] { asyncio::open_connection(asyncio::connected_socket{unconnected}); });
     EXPECT_TRUE(contains(what, "it is listening; serve it with start_server(handler, listening_socket{fd})")) << what;
     ::close(unconnected);
 
     asyncio::Server server = asyncio::start_server(io_test::echo_line, "127.0.0.1", 0);
     const int tcp = connected_to(server.port());
-    what = refusal([tcp] { asyncio::open_unix_connection(asyncio::connected_socket{tcp}); });
+    what = io_test::value_error_text([tcp] { asyncio::open_unix_connection(asyncio::connected_socket{tcp}); });
     EXPECT_TRUE(contains(what, "open_unix_connection(): A UNIX Domain Stream Socket was expected, got fd " +
                                    std::to_string(tcp) + " (AF_INET, SOCK_STREAM)"))
         << what;
@@ -419,7 +411,7 @@ TEST_F(StreamOptionsTls, TlsOverATcpSocketConnectedByHand) {
     const int fd = connected_to(server.port());
     // No host to check the certificate against: asyncio's error, before fd is taken.
     const std::string what =
-        refusal([fd] { asyncio::open_connection(asyncio::connected_socket{fd}, client_context()); });
+        io_test::value_error_text([fd] { asyncio::open_connection(asyncio::connected_socket{fd}, client_context()); });
     EXPECT_EQ(what.rfind("You must set server_hostname when using ssl without a host", 0), 0u) << what;
     EXPECT_TRUE(is_open(fd));
     EXPECT_FALSE(is_nonblocking(fd));

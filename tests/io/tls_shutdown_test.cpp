@@ -21,6 +21,7 @@
 
 #include "io/tls_test_fixture.hpp"
 #include "io/tls_test_peer.hpp"
+#include "io/value_error_text.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace tls_shutdown_test {
@@ -385,46 +386,37 @@ TEST_F(TlsShutdown, StreamServerConnectionsUseTheConfiguredTimeout) {
 
 // ---- Validation: asyncio's ValueErrors.
 
-template <class Fn>
-std::string value_error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const asyncio::ValueError& e) {
-    return e.what();
-  }
-  return "no ValueError";
-}
-
 TEST_F(TlsShutdown, TimeoutMustBePositive) {
   asyncio::run([&] {
-    EXPECT_EQ(value_error_of([] {
+    EXPECT_EQ(io_test::value_error_text([] {
                 asyncio::open_connection("127.0.0.1", 1, trusting_nobody_client(), {.ssl_shutdown_timeout = 0});
               }),
               "ssl_shutdown_timeout should be a positive number, got 0");
-    EXPECT_EQ(value_error_of([] {
+    EXPECT_EQ(io_test::value_error_text([] {
                 asyncio::create_connection<asyncio::Protocol>("127.0.0.1", 1, trusting_nobody_client(),
                                                               {.ssl_shutdown_timeout = -1});
               }),
               "ssl_shutdown_timeout should be a positive number, got -1");
-    EXPECT_EQ(value_error_of([] {
+    EXPECT_EQ(io_test::value_error_text([] {
                 asyncio::start_server([](asyncio::StreamReader, asyncio::StreamWriter) {}, "127.0.0.1", 0,
                                       {.ssl = tls_test::server_context(), .ssl_shutdown_timeout = 0});
               }),
               "ssl_shutdown_timeout should be a positive number, got 0");
-    EXPECT_EQ(value_error_of([] {
+    EXPECT_EQ(io_test::value_error_text([] {
                 asyncio::create_server<asyncio::Protocol>(
                     "127.0.0.1", 0, {.ssl = tls_test::server_context(), .ssl_shutdown_timeout = -0.5});
               }),
               "ssl_shutdown_timeout should be a positive number, got -0.5");
     int fds[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-    EXPECT_EQ(value_error_of([&] {
+    EXPECT_EQ(io_test::value_error_text([&] {
                 asyncio::connect_accepted_socket<asyncio::Protocol>(fds[0], tls_test::server_context(), 60.0, 0.0);
               }),
               "ssl_shutdown_timeout should be a positive number, got 0");
     auto [reader, writer] = asyncio::open_connection(asyncio::connected_socket{fds[1]});
-    EXPECT_EQ(value_error_of([&] { writer.start_tls(trusting_nobody_client(), {.ssl_shutdown_timeout = 0}); }),
-              "ssl_shutdown_timeout should be a positive number, got 0");
+    EXPECT_EQ(
+        io_test::value_error_text([&] { writer.start_tls(trusting_nobody_client(), {.ssl_shutdown_timeout = 0}); }),
+        "ssl_shutdown_timeout should be a positive number, got 0");
     writer.close();
     ::close(fds[0]);
   });
@@ -433,12 +425,12 @@ TEST_F(TlsShutdown, TimeoutMustBePositive) {
 TEST_F(TlsShutdown, TimeoutWithoutSslIsRefused) {
   asyncio::run([&] {
     const std::string refused = "ssl_shutdown_timeout is only meaningful with ssl";
-    EXPECT_NE(value_error_of([] {
+    EXPECT_NE(io_test::value_error_text([] {
                 asyncio::start_server([](asyncio::StreamReader, asyncio::StreamWriter) {}, "127.0.0.1", 0,
                                       {.ssl_shutdown_timeout = 1.0});
               }).find(refused),
               std::string::npos);
-    EXPECT_NE(value_error_of([] {
+    EXPECT_NE(io_test::value_error_text([] {
                 asyncio::create_server<asyncio::Protocol>("127.0.0.1", 0, {.ssl_shutdown_timeout = 1.0});
               }).find(refused),
               std::string::npos);
@@ -450,12 +442,12 @@ TEST_F(TlsShutdown, TimeoutWithoutSslIsRefused) {
 TEST_F(TlsShutdown, HandshakeTimeoutWithoutSslIsRefused) {
   asyncio::run([&] {
     const std::string refused = "ssl_handshake_timeout is only meaningful with ssl";
-    EXPECT_NE(value_error_of([] {
+    EXPECT_NE(io_test::value_error_text([] {
                 asyncio::start_server([](asyncio::StreamReader, asyncio::StreamWriter) {}, "127.0.0.1", 0,
                                       {.ssl_handshake_timeout = 5.0});
               }).find(refused),
               std::string::npos);
-    EXPECT_NE(value_error_of([] {
+    EXPECT_NE(io_test::value_error_text([] {
                 asyncio::create_server<asyncio::Protocol>("127.0.0.1", 0, {.ssl_handshake_timeout = 5.0});
               }).find(refused),
               std::string::npos);
