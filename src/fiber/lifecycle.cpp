@@ -217,7 +217,8 @@ void on_unreachable(thread_state& ts, greenlet_impl* g) noexcept {
   }
   if (g->is_main || g->being_killed || g->leaked) return;  // main: freed at thread exit
   if (g == ts.current) {
-    g->orphaned = true;  // killed once it switches away
+    g->orphaned = true;  // killed once it switches away, by whoever it resumes
+    ts.pending |= pending_work::bookkeeping;
     return;
   }
   // Hold a reference of our own while it dies, so that the handles its

@@ -162,6 +162,7 @@ struct copier_greenlet final : greenlet_impl {
     *ts.cxa_globals = target->exceptions;
     before_jump_fp(target);  // after restore(): the frame's bytes are back
     ts.current = target;
+    ts.pending |= pending_work::bookkeeping;  // target's origin is the copier: resumed_origin() names the real one
     sanitizers::before_jump(copier, target, /*dying=*/false);
     t = ctx::jump_fcontext(target->context, copier);
   }

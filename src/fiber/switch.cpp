@@ -173,10 +173,25 @@ inline void reap(thread_state& ts, greenlet_impl* origin) {
   }
 }
 
+// carry(ts, args, error) puts what a switch carries where the resumed side
+// takes it, and says so in ts.pending (see switch_inline.hpp).
+inline void carry(thread_state& ts, value&& args, std::exception_ptr&& error) noexcept {
+  ts.transfer_value = std::move(args);
+  ts.pending |= pending_work::value_carried;
+  if (error) {
+    ts.transfer_error = std::move(error);
+    ts.pending |= pending_work::bookkeeping;
+  }
+}
+
 // after_switch() is the resumed side's bookkeeping: a trace call, and reaping
 // an origin that died (its stack goes back to the pool) or that lost its
-// last handle while running (it is killed now that it is suspended).
+// last handle while running (it is killed now that it is suspended). Every
+// landing off the inline path starts here, so it clears ts.pending first:
+// what it flags is done below or taken by receive() next; what is flagged
+// meanwhile (the trace function orphaning self) is for a later switch.
 inline void after_switch(thread_state& ts, greenlet_impl* self, greenlet_impl* origin) {
+  ts.pending = ts.tracing ? pending_work::bookkeeping : 0;
   origin = resumed_origin(ts, origin);
   if (ts.tracing) [[unlikely]] {
     traced_after_switch(ts, self, origin);
@@ -311,8 +326,7 @@ greenlet_impl* run_to_completion(thread_state& ts, greenlet_impl* self) noexcept
   if (resume_locked(target) && !target->being_killed && ts.locked_parent_stand_in != nullptr) [[unlikely]] {
     target = ts.locked_parent_stand_in(target);
   }
-  ts.transfer_value = std::move(result);
-  ts.transfer_error = std::move(error);
+  carry(ts, std::move(result), std::move(error));
   return target;
 }
 
@@ -334,6 +348,7 @@ void greenlet_entry(ctx::transfer_t from) noexcept {
 }
 
 void jump_dying(thread_state& ts, greenlet_impl* self, greenlet_impl* to) noexcept {
+  ts.pending |= pending_work::bookkeeping;  // self is dead: its stack is to be reaped
   *ts.cxa_globals = to->exceptions;
   before_jump_fp(to);
   ts.current = to;
@@ -413,8 +428,7 @@ namespace {
   if (target == self) [[unlikely]] {
     return switch_to_self(ts, self, std::move(args), std::move(error));
   }
-  ts.transfer_value = std::move(args);
-  if (error) ts.transfer_error = std::move(error);
+  carry(ts, std::move(args), std::move(error));
   greenlet_impl* origin = target->swapped_out() ? switch_to_swapped(ts, self, target) : jump_to(ts, self, target);
   after_switch(ts, self, origin);
   return receive(ts);

@@ -22,7 +22,8 @@ exception_state* runtime_exception_state() noexcept;  // switch.cpp
 void prepare_thread_fp() noexcept;                    // switch.cpp
 
 constinit thread_local thread_state* tls_state __attribute__((tls_model("initial-exec"))) = nullptr;
-constinit thread_local switch_state* tls_switch_state __attribute__((tls_model("initial-exec"))) = nullptr;
+switch_state no_switch_state;
+constinit thread_local switch_state* tls_switch_state __attribute__((tls_model("initial-exec"))) = &no_switch_state;
 
 namespace {
 
@@ -214,7 +215,7 @@ thread_state::~thread_state() {
   close_shared_stacks(*this);
   remove_overflow_reporter(*this);
   tls_state = nullptr;
-  tls_switch_state = nullptr;
+  tls_switch_state = &no_switch_state;
   state_destroyed_before = true;
 }
 

@@ -33,6 +33,7 @@ trace_function settrace(trace_function f) {
   if (ts.exiting) f = nullptr;
   ts.trace = std::move(f);
   ts.tracing = static_cast<bool>(ts.trace);
+  if (ts.tracing) ts.pending |= detail::pending_work::bookkeeping;  // every switch takes the slow path
   return old;
 }
 

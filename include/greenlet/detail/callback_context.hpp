@@ -18,8 +18,8 @@ namespace greenlet::detail {
 // scheduled now: null while no variable is set, and on a thread that never used greenlets (whose
 // state is not made for this). Throws nothing; any thread.
 inline context_ptr captured_context() noexcept {
-  const switch_state* ts = tls_switch_state;
-  return ts == nullptr ? context_ptr() : ts->current->context_vars.vars;
+  const greenlet_impl* current = tls_switch_state->current;  // null before the thread's first greenlet
+  return current == nullptr ? context_ptr() : current->context_vars.vars;
 }
 
 // context_to_capture() is the calling greenlet's context values if any variable is set, else null
@@ -27,9 +27,9 @@ inline context_ptr captured_context() noexcept {
 // it every time: it is three loads and two tests, with no shared_ptr made or destroyed. Throws
 // nothing; any thread.
 [[gnu::always_inline]] inline const context_ptr* context_to_capture() noexcept {
-  const switch_state* ts = tls_switch_state;
-  if (ts == nullptr) return nullptr;
-  const context_ptr& vars = ts->current->context_vars.vars;
+  const greenlet_impl* current = tls_switch_state->current;  // null before the thread's first greenlet
+  if (current == nullptr) return nullptr;
+  const context_ptr& vars = current->context_vars.vars;
   return vars != nullptr ? &vars : nullptr;
 }
 

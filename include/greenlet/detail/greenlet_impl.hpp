@@ -85,6 +85,8 @@ struct exception_state {
   void* caught_exceptions = nullptr;
   unsigned int uncaught_exceptions = 0;
 };
+// The switch copies it as two machine words (switch_inline.hpp), padding included.
+static_assert(sizeof(exception_state) == 2 * sizeof(void*));
 
 // run_ops is the per-callable-type table for a greenlet's run function.
 struct run_ops {

@@ -105,7 +105,9 @@ E* exception_object(const std::exception_ptr& e) noexcept {
 // naming both types when the value holds something else.
 class value {
  public:
-  value() noexcept = default;
+  // User-provided, not "= default": value-initialization (`value()`, `return {}`) would then
+  // zero the whole buffer first (a `rep stos` on every switch), where only ops_ says it is empty.
+  value() noexcept {}  // NOLINT(modernize-use-equals-default)
 
   // Internal: of_exit(e) holds the GreenletExit that ended a greenlet as thrown, e holding a
   // GreenletExit or an object of a class derived from it: holds<E>(), get<E>() and type() see its
