@@ -23,12 +23,15 @@
 #include <boost/context/protected_fixedsize_stack.hpp>
 #include <boost/fiber/all.hpp>
 
+#include <algorithm>
 #include <cfenv>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "greenlet/fiber/greenlet.hpp"
 #include "ucontext_start.hpp"
@@ -190,6 +193,64 @@ BENCHMARK(BM_boost_fiber_switch);
 BENCHMARK(BM_boost_fiber_switch_fp);
 BENCHMARK(BM_boost_fiber_switch_fp_one_side);
 BENCHMARK(BM_boost_fiber_switch_rounding_differs);
+
+// ------------------------------------ ours and raw fiber, alternating bursts
+
+// On a shared VM the host's speed can swing 2x between one benchmark and the
+// next (2026-11-27, an Intel Xeon: raw fiber 3.9 ns in one process, 7-8 ns in
+// the next), so the ratio of two rows run a minute apart says little. This
+// one times our ping-pong and a raw fiber's in alternating bursts of
+// `burst_round_trips` in one loop: each iteration is one burst of each.
+// Counters (per switch): greenlet_ns and raw_fiber_ns, the medians over the
+// bursts, and ratio, the median of the per-burst ratios: the figure to hold
+// against the switch target. No floating-point work (both in fast mode).
+constexpr int burst_round_trips = 10'000;
+
+// Nanoseconds per switch of `burst_round_trips` round trips of `round_trip`.
+template <class RoundTrip>
+double ns_per_switch(RoundTrip&& round_trip) {
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < burst_round_trips; ++i) round_trip();
+  const std::chrono::duration<double, std::nano> took = std::chrono::steady_clock::now() - start;
+  return took.count() / (2.0 * burst_round_trips);
+}
+
+double median_of(std::vector<double> values) {
+  if (values.empty()) return 0;
+  auto middle = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
+  std::nth_element(values.begin(), middle, values.end());
+  return *middle;
+}
+
+void BM_greenlet_switch_interleaved(benchmark::State& state) {
+  bool stop = false;
+  greenlet::greenlet main = greenlet::getcurrent();
+  greenlet::greenlet child([&] {
+    while (!stop) main.switch_();
+  });
+  child.switch_();
+  ctx::fiber raw(std::allocator_arg, ctx::fixedsize_stack(stack_bytes), [&](ctx::fiber&& back) {
+    while (!stop) back = std::move(back).resume();
+    return std::move(back);
+  });
+  raw = std::move(raw).resume();
+  std::vector<double> ours, theirs, ratios;
+  for (auto _ : state) {
+    const double raw_ns = ns_per_switch([&] { raw = std::move(raw).resume(); });
+    const double our_ns = ns_per_switch([&] { child.switch_(); });
+    theirs.push_back(raw_ns);
+    ours.push_back(our_ns);
+    ratios.push_back(our_ns / raw_ns);
+  }
+  stop = true;
+  child.switch_();
+  raw = std::move(raw).resume();
+  if (!child.dead()) state.SkipWithError("child greenlet did not finish");
+  state.counters["greenlet_ns"] = median_of(ours);
+  state.counters["raw_fiber_ns"] = median_of(theirs);
+  state.counters["ratio"] = median_of(ratios);
+}
+BENCHMARK(BM_greenlet_switch_interleaved);
 
 // ------------------------------------------------------------- ucontext
 
