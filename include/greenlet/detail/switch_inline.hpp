@@ -98,8 +98,8 @@ constexpr unsigned canonical_mxcsr(unsigned mxcsr) noexcept {
 [[gnu::always_inline]] inline void canonicalize_saved_fp(void* context) noexcept {
 #if defined(__x86_64__)
   auto* word = static_cast<unsigned*>(context);
-  // The same test as *word != canonical_mxcsr(*word), in three instructions
-  // fewer; the rare fix reads the word again rather than keep it.
+  // The same test as *word != canonical_mxcsr(*word), in one instruction
+  // fewer (no `or`); the rare fix reads the word again.
   if ((*word & mxcsr_status_bits) != mxcsr_precision_flag) [[unlikely]] {
     *word = canonical_mxcsr(*word);
   }
