@@ -159,11 +159,8 @@ struct copier_greenlet final : greenlet_impl {
       save_owner(ts, owner);
     }
     restore(ts, target);
-    *ts.cxa_globals = target->exceptions;
-    before_jump_fp(target);  // after restore(): the frame's bytes are back
-    ts.current = target;
     ts.pending |= pending_work::bookkeeping;  // target's origin is the copier: resumed_origin() names the real one
-    sanitizers::before_jump(copier, target, /*dying=*/false);
+    hand_over(ts, ts.cxa_globals, copier, target, /*dying=*/false);  // after restore(): the frame's bytes are back
     t = ctx::jump_fcontext(target->context, copier);
   }
 }

@@ -349,10 +349,7 @@ void greenlet_entry(ctx::transfer_t from) noexcept {
 
 void jump_dying(thread_state& ts, greenlet_impl* self, greenlet_impl* to) noexcept {
   ts.pending |= pending_work::bookkeeping;  // self is dead: its stack is to be reaped
-  *ts.cxa_globals = to->exceptions;
-  before_jump_fp(to);
-  ts.current = to;
-  sanitizers::before_jump(self, to, /*dying=*/true);
+  hand_over(ts, ts.cxa_globals, self, to, /*dying=*/true);
   ctx::jump_fcontext(to->context, self);
   std::abort();  // a dead greenlet is never resumed
 }

@@ -134,23 +134,33 @@ constexpr unsigned canonical_mxcsr(unsigned mxcsr) noexcept {
   return origin;
 }
 
+// hand_over() is what every jump into target does last, whoever jumps (a
+// switch, a dying greenlet, the stack copier): give the C++ runtime target's
+// exception state (into `runtime`, the thread's ts.cxa_globals), keep MXCSR
+// canonical, make target current and tell the sanitizers. `from` is the
+// context the jump leaves.
+[[gnu::always_inline]] inline void hand_over(switch_state& ts, exception_state* runtime, greenlet_impl* from,
+                                             greenlet_impl* target, bool dying) noexcept {
+  // Copied as whole 16-byte words, padding included: one load and one store
+  // instead of two (instructions are what a switch costs).
+  std::memcpy(runtime, &target->exceptions, sizeof(exception_state));
+  before_jump_fp(target);
+  ts.current = target;
+  sanitizers::before_jump(from, target, dying);
+}
+
 // jump_to() makes target current and jumps to it, carrying the C++ runtime's
 // exception state and keeping MXCSR canonical. When it returns, some greenlet
 // has switched back to `self`; it returns that greenlet. Every switch but a
 // dying greenlet's last one goes through here.
 [[gnu::always_inline]] inline greenlet_impl* jump_to(switch_state& ts, greenlet_impl* self,
                                                      greenlet_impl* target) noexcept {
-  exception_state* runtime = ts.cxa_globals;  // one load: the stores below could alias ts
-  // Copied as whole 16-byte words, padding included: one load and one store
-  // each way instead of two (instructions are what this switch costs).
+  exception_state* runtime = ts.cxa_globals;  // one load: the store below could alias ts
   std::memcpy(&self->exceptions, runtime, sizeof(exception_state));
-  std::memcpy(runtime, &target->exceptions, sizeof(exception_state));
-  before_jump_fp(target);
   // An unguarded stack has no guard page: its canary tells whether the
   // greenlet we leave overflowed (one compare for other stacks).
   check_stack_canary(self);
-  ts.current = target;
-  sanitizers::before_jump(self, target, /*dying=*/false);
+  hand_over(ts, runtime, self, target, /*dying=*/false);
   return landed(self, boost::context::detail::jump_fcontext(target->context, self));
 }
 
