@@ -107,11 +107,13 @@ std::vector<greenlet> live_greenlets() {
   if (ts == nullptr) return out;
   for (detail::greenlet_impl* g = ts->registry_head; g != nullptr; g = g->registry_next) {
     // Only greenlets someone still refers to: making a handle to one whose
-    // last handle is gone would bring it back from the dead.
-    long refs = g->refs.load(std::memory_order_relaxed);
-    while (refs > 0 && !g->refs.compare_exchange_weak(refs, refs + 1, std::memory_order_relaxed)) {
+    // last handle is gone would bring it back from the dead. (On g's own
+    // thread the count cannot fall to zero meanwhile: other threads' releases
+    // are mailed here.)
+    if (detail::reference_count(g) > 0) {
+      detail::retain(g);
+      out.push_back(greenlet::from_impl(g));
     }
-    if (refs > 0) out.push_back(greenlet::from_impl(g));
   }
   return out;
 }

@@ -198,7 +198,7 @@ bool unwind_now(const ::greenlet::greenlet& handle) noexcept {
 
 void kill_and_release(thread_state& ts, greenlet_impl* g) noexcept {
   kill(ts, g);
-  const long left = g->refs.fetch_sub(1, std::memory_order_acq_rel) - 1;
+  const long left = drop_local_reference(g);
   if (g->state == run_state::dead) {
     release_stack(ts, g);
     if (left == 0) dispose(&ts, g);
@@ -212,7 +212,7 @@ void kill_and_release(thread_state& ts, greenlet_impl* g) noexcept {
 
 void on_unreachable(thread_state& ts, greenlet_impl* g) noexcept {
   if (g->state != run_state::active) {
-    if (g->refs.load(std::memory_order_acquire) == 0) dispose(&ts, g);
+    if (reference_count(g) == 0) dispose(&ts, g);
     return;
   }
   if (g->is_main || g->being_killed || g->leaked) return;  // main: freed at thread exit
@@ -228,8 +228,7 @@ void on_unreachable(thread_state& ts, greenlet_impl* g) noexcept {
 }
 
 void release_here(thread_state& ts, greenlet_impl* g) noexcept {
-  const long left = g->refs.fetch_sub(1, std::memory_order_acq_rel) - 1;
-  if (left == g->stack_refs) [[unlikely]] {
+  if (drop_local_reference(g) == g->stack_refs) [[unlikely]] {
     on_unreachable(ts, g);
   }
 }
@@ -257,8 +256,9 @@ void release(greenlet_impl* g) noexcept {
     }
   }
   // Its thread has exited, after finishing every greenlet it could: nothing
-  // of this one runs anymore, so any thread may free it.
-  if (g->refs.fetch_sub(1, std::memory_order_acq_rel) == 1 && (g->state != run_state::active || g->is_main)) {
+  // of this one runs anymore, so any thread may free it. Its owner moved
+  // its local_refs here as it left.
+  if (g->shared_refs.fetch_sub(1, std::memory_order_acq_rel) == 1 && (g->state != run_state::active || g->is_main)) {
     dispose(nullptr, g);
   }
 }

@@ -215,7 +215,7 @@ void start_shared(thread_state& ts, greenlet_impl* g) {
   g->saved_size = 0;
   g->set_swapped_out(true);
   g->state = run_state::active;
-  g->exceptions = {};
+  clear_exceptions(g->exceptions);
   sanitizers::on_start(g);
 }
 

@@ -115,17 +115,22 @@ class stack_pool {
     char* begin = nullptr;
     std::size_t bytes = 0;
     std::size_t stack_size = 0;
+    // index_in() divides by stack_size as a shift and a multiplication.
+    unsigned size_shift = 0;
+    std::uint64_t size_inverse = 0;
     std::uint32_t count = 0;   // stacks it holds
     std::uint32_t carved = 0;  // stacks [carved, count) were never handed out
     std::uint32_t in_use = 0;
     slot_state* state = nullptr;  // calloc'd: count entries, all fresh
+    void set_stack_size(std::size_t size) noexcept;
   };
   using limit_list = std::vector<char*, malloc_allocator<char*>>;
-  // A pooled guarded stack keeps its own free-list node in its top bytes.
+  // A pooled guarded stack keeps its own free-list node in its top bytes:
+  // just the link, the rest follows from where it is (guarded_stack_at()).
   struct free_node {
     free_node* next;
-    fiber_stack stack;
   };
+  static fiber_stack guarded_stack_at(free_node* node, std::size_t size) noexcept;
   struct bucket {
     std::size_t size = 0;
     bool guarded = false;

@@ -122,7 +122,7 @@ void start(thread_state& ts, greenlet_impl* g) {
   g->valgrind_stack_id = s.valgrind_id;
   g->context = ctx::make_fcontext(s.base, s.size, &greenlet_entry);
   g->state = run_state::active;
-  g->exceptions = {};
+  clear_exceptions(g->exceptions);
   sanitizers::on_start(g);
 }
 
@@ -146,8 +146,7 @@ inline void reap(thread_state& ts, greenlet_impl* origin) {
     // last handle went away on another thread waits in ts.mail instead.
     if (origin->orphaned) {
       origin->orphaned = false;
-      if (origin->refs.load(std::memory_order_acquire) == origin->stack_refs)
-        on_unreachable_keeping_transfer(ts, origin);
+      if (reference_count(origin) == origin->stack_refs) on_unreachable_keeping_transfer(ts, origin);
     }
   }
 }
@@ -168,8 +167,7 @@ inline void reap(thread_state& ts, greenlet_impl* origin) {
   // reference goes, below.
   origin->orphaned = false;
   for (greenlet_impl* g : {self, origin}) {
-    const long left = g->refs.fetch_sub(1, std::memory_order_acq_rel) - 1;
-    if (left == g->stack_refs) on_unreachable_keeping_transfer(ts, g);
+    if (drop_local_reference(g) == g->stack_refs) on_unreachable_keeping_transfer(ts, g);
   }
 }
 

@@ -154,6 +154,17 @@ void thread_state::process_mail() noexcept {
   for (greenlet_impl* g : items) release_here(*this, g);
 }
 
+namespace {
+
+// hand_references_over(g) moves the exiting owner's count of references to
+// g into the shared one, where every thread counts once g has no owner.
+void hand_references_over(greenlet_impl* g) noexcept {
+  g->shared_refs.fetch_add(g->local_refs, std::memory_order_relaxed);
+  g->local_refs = 0;
+}
+
+}  // namespace
+
 thread_state::~thread_state() {
   exiting = true;
   // No tracing while the thread's greenlets are killed: thread_locals made
@@ -199,12 +210,14 @@ thread_state::~thread_state() {
       // Unlinked before it is published as ownerless: from that store on,
       // a release() on another thread may free it without the mutex.
       g->registry_prev = g->registry_next = nullptr;
+      hand_references_over(g);
       g->owner.store(nullptr, std::memory_order_release);
       g = next;
     }
     registry_head = nullptr;
     live = 0;
     main->state = run_state::dead;
+    hand_references_over(main);
     main->owner.store(nullptr, std::memory_order_release);
     late_mail.swap(mail);
   }

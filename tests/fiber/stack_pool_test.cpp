@@ -207,9 +207,38 @@ TEST(StackPool, GuardedStacksHaveAGuardPageBelow) {
   EXPECT_EQ(::mincore(g.mapping, page, &in_core), 0);
   pool.release(g);
   fiber_stack again = pool.acquire(small, true);
+  // Rebuilt from where its free-list node is: the same stack, field by field.
   EXPECT_EQ(again.limit, g.limit);
+  EXPECT_EQ(again.mapping, g.mapping);
+  EXPECT_EQ(again.mapping_size, g.mapping_size);
+  EXPECT_EQ(again.base, g.base);
+  EXPECT_EQ(again.size, g.size);
+  EXPECT_TRUE(again.guarded);
   pool.release(again);
   EXPECT_EQ(pool.kernel_mappings(), 2u);
+}
+
+// A released stack's slot is found by dividing its offset in the slab by
+// the stack size (as a shift and a multiplication, stack_pool::index_in()):
+// sizes whose page count is odd, even, or a power of two all come back to
+// the very slot released, from anywhere in the slab.
+TEST(StackPool, ReleasedStackOfAnySizeComesBackToItsOwnSlot) {
+  const std::size_t page = greenlet::detail::page_size();
+  for (std::size_t pages : {3, 5, 6, 7, 12, 16, 33}) {
+    SCOPED_TRACE(pages);
+    stack_pool pool;
+    std::vector<fiber_stack> s;
+    for (int i = 0; i < 20; ++i) s.push_back(pool.acquire(pages * page, false));
+    for (int i : {13, 2, 19, 7}) {
+      pool.release(s[static_cast<std::size_t>(i)]);
+      fiber_stack again = pool.acquire(pages * page, false);
+      EXPECT_EQ(again.limit, s[static_cast<std::size_t>(i)].limit) << "slot " << i;
+      EXPECT_TRUE(canary_ok(again));
+      s[static_cast<std::size_t>(i)] = again;
+    }
+    for (const fiber_stack& each : s) pool.release(each);
+    EXPECT_EQ(pool.pooled_warm() + pool.pooled_cold(), s.size());
+  }
 }
 
 // exhaust_stacks() is the child's work in ExhaustionNamesTheLimitAndTheFixes.

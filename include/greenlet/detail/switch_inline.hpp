@@ -72,8 +72,8 @@ inline constexpr unsigned bookkeeping = 2;    // an exception carried, a trace c
 // owner, so that the inline switch needs no null test: its owner check sends
 // such a switch to switch_slow(). Never written.
 // constinit: otherwise each access from another file calls a TLS wrapper.
+// (tls_switch_state is declared in greenlet_impl.hpp, for retain().)
 extern switch_state no_switch_state;
-extern constinit thread_local switch_state* tls_switch_state __attribute__((tls_model("initial-exec")));
 
 // Whether saved contexts keep MXCSR at offset 0 (checked once per process,
 // before any switch; see src/fiber/switch.cpp).
