@@ -194,11 +194,11 @@ stack_mode resolve_stack_mode(const thread_state& ts, const stack_options& optio
   if (mode == stack_mode::inherit) {
     mode = ts.default_mode != stack_mode::inherit ? ts.default_mode : process_default_mode();
   }
+  if (mode != stack_mode::shared) return mode;  // the common case, on every greenlet made
   // A greenlet asking for more stack than the shared one has gets its own
   // (once mapped, the shared stack keeps its size).
   const std::size_t shared_size = ts.shared_stack.base != nullptr ? ts.shared_stack.size : shared_stack_size();
-  if (mode == stack_mode::shared && options.size > shared_size) mode = stack_mode::separate;
-  return mode;
+  return options.size > shared_size ? stack_mode::separate : stack_mode::shared;
 }
 
 void start_shared(thread_state& ts, greenlet_impl* g) {
