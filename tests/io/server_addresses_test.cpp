@@ -107,35 +107,48 @@ TEST_F(ServerAddresses, AnIpv6SocketLeavesTheIpv4PortAlone) {
 // sockets already bound for the other addresses are closed again.
 TEST_F(ServerAddresses, AFailedBindNamesTheAddressAndLeavesNothingOpen) {
   if (!ipv6_loopback_available()) GTEST_SKIP() << "no IPv6 loopback on this machine";
-  // Hold a port on the IPv6 wildcard only: 0.0.0.0 (bound first) succeeds,
-  // :: fails.
-  const int holder = ::socket(AF_INET6, SOCK_STREAM, 0);
-  int one = 1;
-  ::setsockopt(holder, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_any;
-  ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(holder, 1), 0);
-  const int port = bound_of(holder).port;
+  // The kernel picks a port free on IPv6 only; its IPv4 side may be taken by
+  // someone else (a connection of a test running beside this one took it on
+  // a CI run). Then the IPv4 bind fails first, naming 0.0.0.0, and the test
+  // tries another port.
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    // Hold a port on the IPv6 wildcard only: 0.0.0.0 (bound first) succeeds,
+    // :: fails.
+    const int holder = ::socket(AF_INET6, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(holder, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_any;
+    ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::listen(holder, 1), 0);
+    const int port = bound_of(holder).port;
 
-  asyncio::run([port] {
-    const int before = open_descriptors();
-    try {
-      asyncio::start_server(echo_line, "", port);
-      ADD_FAILURE() << "start_server should have failed: port " << port << " is held on ::";
-    } catch (const asyncio::OSError& e) {
-      EXPECT_EQ(e.errno_(), EADDRINUSE);
-      EXPECT_NE(std::string(e.what()).find("[::]:" + std::to_string(port)), std::string::npos) << e.what();
-    }
-    EXPECT_EQ(open_descriptors(), before) << "the IPv4 socket bound first must be closed again";
-    // The IPv4 side is free: nothing kept it.
-    auto v4 = asyncio::start_server(echo_line, "0.0.0.0", port);
-    EXPECT_EQ(v4.sockets().size(), 1u);
-    v4.close();
-    v4.wait_closed();
-  });
-  ::close(holder);
+    bool ipv4_side_taken = false;
+    asyncio::run([port, &ipv4_side_taken] {
+      const int before = open_descriptors();
+      try {
+        asyncio::start_server(echo_line, "", port);
+        ADD_FAILURE() << "start_server should have failed: port " << port << " is held on ::";
+      } catch (const asyncio::OSError& e) {
+        EXPECT_EQ(e.errno_(), EADDRINUSE);
+        ipv4_side_taken = std::string(e.what()).find("0.0.0.0:" + std::to_string(port)) != std::string::npos;
+        if (!ipv4_side_taken) {
+          EXPECT_NE(std::string(e.what()).find("[::]:" + std::to_string(port)), std::string::npos) << e.what();
+        }
+      }
+      EXPECT_EQ(open_descriptors(), before) << "the IPv4 socket bound first must be closed again";
+      if (ipv4_side_taken) return;
+      // The IPv4 side is free: nothing kept it.
+      auto v4 = asyncio::start_server(echo_line, "0.0.0.0", port);
+      EXPECT_EQ(v4.sockets().size(), 1u);
+      v4.close();
+      v4.wait_closed();
+    });
+    ::close(holder);
+    if (!ipv4_side_taken) return;
+  }
+  FAIL() << "20 ports in a row had their IPv4 side taken";
 }
 
 // A host name that resolves to one address binds one socket, as before.
