@@ -66,16 +66,20 @@ std::string process_mappings() {
 // Valgrind is told every fiber stack's bounds (without them it takes a jump
 // between stacks for one huge frame). A client request costs a dozen
 // instructions and six stores even outside Valgrind, twice per greenlet
-// created, so whether we run under it is asked once.
-bool running_on_valgrind() noexcept { return RUNNING_ON_VALGRIND != 0; }
-const bool under_valgrind = running_on_valgrind();
+// created, so whether we run under it is asked once. A function's static,
+// not a namespace-scope one: a greenlet made by another file's static
+// initializer may come first.
+bool under_valgrind() noexcept {
+  static const bool under = RUNNING_ON_VALGRIND != 0;
+  return under;
+}
 
 unsigned register_with_valgrind(void* limit, void* base) noexcept {
-  return under_valgrind ? VALGRIND_STACK_REGISTER(limit, base) : 0;
+  return under_valgrind() ? VALGRIND_STACK_REGISTER(limit, base) : 0;
 }
 
 void deregister_with_valgrind(unsigned id) noexcept {
-  if (under_valgrind) VALGRIND_STACK_DEREGISTER(id);
+  if (under_valgrind()) VALGRIND_STACK_DEREGISTER(id);
 }
 
 constexpr int stack_protection = PROT_READ | PROT_WRITE;
