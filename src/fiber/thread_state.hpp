@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "fiber/object_cache.hpp"
 #include "fiber/stack_pool.hpp"
 #include "greenlet/detail/greenlet_impl.hpp"
 #include "greenlet/detail/switch_inline.hpp"
@@ -26,6 +27,8 @@ struct thread_state : switch_state {
   greenlet_impl* main = nullptr;
   trace_function trace;
   stack_pool stacks;
+  // Freed greenlet objects for reuse (see allocate_greenlet()).
+  object_cache objects;
 
   // Registry of this thread's greenlets (main excluded), touched only by
   // this thread. Greenlets released on other threads arrive in `mail`.

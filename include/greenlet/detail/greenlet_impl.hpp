@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <new>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -256,6 +257,13 @@ value call_run(F& f, value&& args) {
   }
 }
 
+// allocate_greenlet(bytes) and free_greenlet(p, bytes) are the memory of
+// greenlet objects: a freed one is kept in its thread's cache for the next
+// greenlet made there (src/fiber/object_cache.hpp says why). malloc'd, so
+// any thread may free one. allocate_greenlet throws std::bad_alloc.
+void* allocate_greenlet(std::size_t bytes);
+void free_greenlet(void* p, std::size_t bytes) noexcept;
+
 template <class F>
 struct greenlet_with_run final : greenlet_impl {
   template <class G>
@@ -275,6 +283,14 @@ struct greenlet_with_run final : greenlet_impl {
   static void clear(greenlet_impl* self) noexcept { static_cast<greenlet_with_run*>(self)->run.reset(); }
   static void dispose(greenlet_impl* self) noexcept { delete static_cast<greenlet_with_run*>(self); }
   static constexpr run_ops table{&invoke, &clear, &dispose};
+
+  static void* operator new(std::size_t bytes) { return allocate_greenlet(bytes); }
+  static void operator delete(void* p, std::size_t bytes) noexcept { free_greenlet(p, bytes); }
+  // A run function aligned past what malloc gives takes the global operators.
+  static void* operator new(std::size_t bytes, std::align_val_t align) { return ::operator new(bytes, align); }
+  static void operator delete(void* p, std::size_t bytes, std::align_val_t align) noexcept {
+    ::operator delete(p, bytes, align);
+  }
 };
 
 // lock_resume(g) makes g resumable only by its owner, which switches to it with
