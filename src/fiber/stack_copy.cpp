@@ -20,7 +20,7 @@
 
 namespace greenlet {
 
-namespace {
+namespace detail {
 
 stack_mode process_default_mode() noexcept {
   static const stack_mode mode = [] {
@@ -33,9 +33,11 @@ stack_mode process_default_mode() noexcept {
   return mode;
 }
 
-}  // namespace
+}  // namespace detail
 
-void set_thread_stack_mode(stack_mode mode) { detail::state().default_mode = mode; }
+void set_thread_stack_mode(stack_mode mode) {
+  detail::state().default_mode = mode != stack_mode::inherit ? mode : detail::process_default_mode();
+}
 
 stack_mode thread_stack_mode() { return detail::resolve_stack_mode(detail::state(), stack_options{}); }
 
@@ -189,12 +191,7 @@ void ensure_copier(thread_state& ts) {
 
 std::size_t shared_stack_size() noexcept { return std::max(min_shared_stack_size, default_stack_size()); }
 
-stack_mode resolve_stack_mode(const thread_state& ts, const stack_options& options) noexcept {
-  stack_mode mode = options.mode;
-  if (mode == stack_mode::inherit) {
-    mode = ts.default_mode != stack_mode::inherit ? ts.default_mode : process_default_mode();
-  }
-  if (mode != stack_mode::shared) return mode;  // the common case, on every greenlet made
+stack_mode resolve_shared_mode(const thread_state& ts, const stack_options& options) noexcept {
   // A greenlet asking for more stack than the shared one has gets its own
   // (once mapped, the shared stack keeps its size).
   const std::size_t shared_size = ts.shared_stack.base != nullptr ? ts.shared_stack.size : shared_stack_size();

@@ -16,9 +16,18 @@ namespace greenlet::detail {
 // jump_dying() is a dead greenlet's last jump, to `to` (switch.cpp).
 [[noreturn]] void jump_dying(thread_state& ts, greenlet_impl* self, greenlet_impl* to) noexcept;
 
+// The mode GREENLET_STACK_MODE asks for (separate or shared; separate when
+// it is unset), read once per process.
+stack_mode process_default_mode() noexcept;
+
 // The stack mode (separate or shared) a greenlet made now with `options`
-// gets on this thread.
-stack_mode resolve_stack_mode(const thread_state& ts, const stack_options& options) noexcept;
+// gets on this thread. Inline: it runs for every greenlet made.
+stack_mode resolve_shared_mode(const thread_state& ts, const stack_options& options) noexcept;
+inline stack_mode resolve_stack_mode(const thread_state& ts, const stack_options& options) noexcept {
+  const stack_mode mode = options.mode != stack_mode::inherit ? options.mode : ts.default_mode;
+  if (mode != stack_mode::shared) return mode;
+  return resolve_shared_mode(ts, options);  // shared, unless it asks for more than the shared stack
+}
 
 // start_shared() gives an unstarted shared greenlet the thread's shared
 // stack; its first context is made when it is swapped in.

@@ -88,7 +88,10 @@ constexpr int stack_flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_ST
 
 }  // namespace
 
-stack_pool::stack_pool() {
+stack_pool::stack_pool() : page_(page_size()) {
+#if !defined(GREENLET_ASAN)
+  hint_allowed_ = !under_valgrind();
+#endif
   if (const char* budget = std::getenv("GREENLET_STACK_WARM_BUDGET"); budget != nullptr && *budget != '\0') {
     char* end = nullptr;
     const unsigned long long n = std::strtoull(budget, &end, 10);
@@ -272,11 +275,11 @@ void stack_pool::add_slab(bucket& b) {
   b.stacks += count;
 }
 
-fiber_stack stack_pool::acquire(std::size_t size, bool guarded) {
-  size = round_to_pages(size);
+fiber_stack stack_pool::acquire_slow(std::size_t size, bool guarded) {
   bucket* b = bucket_for(size, guarded);
   if (b == nullptr) return map_stack(size, guarded);
   if (guarded) {
+    track_guarded(b);
     if (b->head != nullptr) {
       free_node* n = b->head;
       b->head = n->next;
@@ -336,7 +339,7 @@ void stack_pool::purge() noexcept {
   purge_.clear();
 }
 
-void stack_pool::release(const fiber_stack& stack) noexcept {
+void stack_pool::release_slow(const fiber_stack& stack) noexcept {
 #if defined(GREENLET_ASAN)
   // The dead fiber's frames may have left poison, where the free-list node
   // goes and where the next user runs.
@@ -349,10 +352,8 @@ void stack_pool::release(const fiber_stack& stack) noexcept {
       unmap_stack(stack);
       return;
     }
-    auto* n = reinterpret_cast<free_node*>(static_cast<char*>(stack.base) - sizeof(free_node));
-    n->next = b->head;
-    b->head = n;
-    ++b->count;
+    track_guarded(b);
+    push_guarded(*b, stack);
     return;
   }
   // The switch path checks a greenlet's canary as it leaves it (and as it
@@ -382,21 +383,10 @@ void stack_pool::release(const fiber_stack& stack) noexcept {
   }
 }
 
-// guarded_stack_at(node, size) is the pooled guarded stack of `size` bytes
-// whose free-list node is `node`, as map_stack() made it, registered with
-// Valgrind. Built in one initializer, straight into the caller's: GCC built
-// it field by field in a temporary and copied that with 16-byte loads, each
-// waiting for the two 8-byte stores under it to reach the cache.
-fiber_stack stack_pool::guarded_stack_at(free_node* node, std::size_t size) noexcept {
-  char* base = reinterpret_cast<char*>(node) + sizeof(free_node);
-  char* limit = base - size;
-  return fiber_stack{limit - page_size(),
-                     size + page_size(),
-                     limit,
-                     base,
-                     size,
-                     /*guarded=*/true,
-                     register_with_valgrind(limit, base)};
+fiber_stack stack_pool::guarded_stack_at(free_node* node, std::size_t size) const noexcept {
+  fiber_stack stack = guarded_stack_layout(node, size);
+  stack.valgrind_id = register_with_valgrind(stack.limit, stack.base);
+  return stack;
 }
 
 // map_stack() maps one stack on its own: every guarded stack, and unguarded

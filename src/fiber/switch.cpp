@@ -223,7 +223,8 @@ bool is_greenlet_exit(const std::exception_ptr& e) noexcept {
 // none), but a cycle of dead greenlets would make this loop for ever: it is
 // detected (Brent's method, paid only when passing a dead greenlet on) and
 // refused with greenlet::error (errc::cyclic_parent).
-greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* target, value& args, std::exception_ptr& error) {
+[[gnu::noinline]] greenlet_impl* resolve_target_slow(thread_state& ts, greenlet_impl* target, value& args,
+                                                     std::exception_ptr& error) {
   const greenlet_impl* lap_start = target;
   std::size_t lap = 0;
   std::size_t lap_length = 1;
@@ -249,6 +250,16 @@ greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* target, value& ar
       lap_length *= 2;
     }
   }
+}
+
+// The common case inline (a live target of this thread: a call and a loop
+// were two dozen instructions of each greenlet's start and end).
+[[gnu::always_inline]] inline greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* target, value& args,
+                                                            std::exception_ptr& error) {
+  if (owner_of(target) == &ts && target->state != run_state::dead) [[likely]] {
+    return target;
+  }
+  return resolve_target_slow(ts, target, args, error);
 }
 
 value receive(thread_state& ts) {

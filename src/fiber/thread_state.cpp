@@ -112,6 +112,7 @@ thread_state::thread_state() {
   // context will have (see switch.cpp), so its first switches are fast too.
   prepare_thread_fp();
   thread_index = next_thread_index.fetch_add(1, std::memory_order_relaxed);
+  default_mode = process_default_mode();
   auto* m = new main_greenlet();
   m->ops = &main_greenlet::table;
   m->is_main = true;

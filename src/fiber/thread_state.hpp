@@ -59,7 +59,10 @@ struct thread_state : switch_state {
   // The copier is a helper context on a small stack of its own: a greenlet
   // running on the shared stack cannot copy another greenlet's bytes over
   // it, so it jumps to the copier, which saves one and restores the other.
-  stack_mode default_mode = stack_mode::inherit;  // set_thread_stack_mode()
+  // What stack_mode::inherit means on this thread: set_thread_stack_mode()'s
+  // mode, or else the process's; never inherit (resolved once, not at every
+  // greenlet made).
+  stack_mode default_mode = stack_mode::separate;
   greenlet_impl* shared_owner = nullptr;
   fiber_stack shared_stack;
   greenlet_impl* copier = nullptr;

@@ -218,6 +218,42 @@ TEST(StackPool, GuardedStacksHaveAGuardPageBelow) {
   EXPECT_EQ(pool.kernel_mappings(), 2u);
 }
 
+// Guarded stacks of the size used last take an inline path (a pop, a push);
+// any other size, or a full pool, the general one. Alternating sizes, every
+// stack comes back at its own size, and the pool keeps at most 1024 of a
+// size: the rest are unmapped.
+TEST(StackPool, GuardedStacksOfEachSizeComeBackAtTheirSize) {
+  stack_pool pool;
+  const std::size_t page = greenlet::detail::page_size();
+  fiber_stack a = pool.acquire(small, true);
+  fiber_stack b = pool.acquire(2 * small, true);
+  fiber_stack odd = pool.acquire(small + 1, true);  // rounds up to a page more
+  EXPECT_EQ(odd.size, small + page);
+  pool.release(a);
+  pool.release(b);
+  pool.release(odd);
+  for (int round = 0; round < 3; ++round) {
+    fiber_stack again_b = pool.acquire(2 * small, true);
+    fiber_stack again_a = pool.acquire(small, true);
+    fiber_stack again_odd = pool.acquire(small + page, true);
+    EXPECT_EQ(again_b.base, b.base);
+    EXPECT_EQ(again_b.size, 2 * small);
+    EXPECT_EQ(again_a.base, a.base);
+    EXPECT_EQ(again_a.size, small);
+    EXPECT_EQ(again_odd.base, odd.base);
+    EXPECT_EQ(again_odd.mapping_size, small + 2 * page);
+    pool.release(again_odd);
+    pool.release(again_a);
+    pool.release(again_b);
+  }
+  EXPECT_EQ(pool.kernel_mappings(), 6u);
+
+  std::vector<fiber_stack> many;
+  for (int i = 0; i < 1030; ++i) many.push_back(pool.acquire(small, true));
+  for (const fiber_stack& each : many) pool.release(each);
+  EXPECT_EQ(pool.kernel_mappings(), 2u * (1024 + 2));
+}
+
 // A released stack's slot is found by dividing its offset in the slab by
 // the stack size (as a shift and a multiplication, stack_pool::index_in()):
 // sizes whose page count is odd, even, or a power of two all come back to
