@@ -265,15 +265,29 @@ void release(greenlet_impl* g) noexcept {
 
 namespace {
 
-bool on_own_stack(const greenlet_impl* g, const void* where) noexcept {
-  thread_state* ts = tls_state;
+// Whether `where` is on g's own stack, g being of this thread (ts).
+bool on_own_stack(const thread_state& ts, const greenlet_impl* g, const void* where) noexcept {
   // Every shared-stack greenlet has the same bounds; the bytes there are
   // the owner's.
-  return ts != nullptr && owner_of(g) == ts && where >= g->stack_limit && where < g->stack_base &&
-         (!g->shared_stack || ts->shared_owner == g);
+  return where >= g->stack_limit && where < g->stack_base && (!g->shared_stack || ts.shared_owner == g);
+}
+
+bool on_own_stack(const greenlet_impl* g, const void* where) noexcept {
+  thread_state* ts = tls_state;
+  return ts != nullptr && owner_of(g) == ts && on_own_stack(*ts, g, where);
 }
 
 }  // namespace
+
+void drop_handle(greenlet_impl* g, const void* where) noexcept {
+  thread_state* ts = tls_state;
+  if (ts != nullptr && owner_of(g) == ts) [[likely]] {
+    if (on_own_stack(*ts, g, where)) --g->stack_refs;
+    release_here(*ts, g);
+    return;
+  }
+  release(g);  // another thread's greenlet: nothing of it is on this stack
+}
 
 void place(greenlet_impl* g, const void* where) noexcept {
   if (on_own_stack(g, where)) ++g->stack_refs;

@@ -173,9 +173,14 @@ inline void reap(thread_state& ts, greenlet_impl* origin) {
 
 // carry(ts, args, error) puts what a switch carries where the resumed side
 // takes it, and says so in ts.pending (see switch_inline.hpp).
+// Nothing is stored for an empty value: the slot is empty whenever a greenlet
+// runs (the receiving side moves out what it gets), as switch_inline_empty()
+// relies on too.
 inline void carry(thread_state& ts, value&& args, std::exception_ptr&& error) noexcept {
-  ts.transfer_value = std::move(args);
-  ts.pending |= pending_work::value_carried;
+  if (args.has_value()) {
+    ts.transfer_value = std::move(args);
+    ts.pending |= pending_work::value_carried;
+  }
   if (error) {
     ts.transfer_error = std::move(error);
     ts.pending |= pending_work::bookkeeping;

@@ -348,6 +348,9 @@ inline long drop_local_reference(greenlet_impl* g) noexcept {
 // to g; they count it in g->stack_refs when `where` is on g's own stack.
 void place(greenlet_impl* g, const void* where) noexcept;
 void unplace(greenlet_impl* g, const void* where) noexcept;
+// drop_handle(g, where) is what a handle at `where` does as it goes away:
+// unplace() and release(), in one call.
+void drop_handle(greenlet_impl* g, const void* where) noexcept;
 
 }  // namespace detail
 }  // namespace greenlet

@@ -92,10 +92,7 @@ class greenlet {
     return *this;
   }
   ~greenlet() {
-    if (impl_ != nullptr) {
-      detail::unplace(impl_, this);
-      detail::release(impl_);
-    }
+    if (impl_ != nullptr) detail::drop_handle(impl_, this);
   }
   // swap(other) exchanges the fibers the two handles refer to. Throws nothing; any thread, but not
   // concurrently with other uses of the same two handles.
