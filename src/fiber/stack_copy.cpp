@@ -162,8 +162,9 @@ struct copier_greenlet final : greenlet_impl {
     }
     restore(ts, target);
     ts.pending |= pending_work::bookkeeping;  // target's origin is the copier: resumed_origin() names the real one
-    hand_over(ts, ts.cxa_globals, copier, target, /*dying=*/false);  // after restore(): the frame's bytes are back
-    t = ctx::jump_fcontext(target->context, copier);
+    void* const to = target->context;
+    hand_over(ts, ts.cxa_globals, copier, target, to, /*dying=*/false);  // after restore(): the frame's bytes are back
+    t = ctx::jump_fcontext(to, copier);
   }
 }
 

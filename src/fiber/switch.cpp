@@ -86,6 +86,15 @@ bool check_frame_layout() noexcept {
 }  // namespace
 
 bool fp_frame_layout_ok = false;
+unsigned char fp_usual_low_byte = canonical_mxcsr(0x1f80) & 0xff;  // the default control bits
+
+void before_jump_fp_slow(void* context) noexcept {
+  if (fp_frame_layout_ok) {
+    canonicalize_saved_fp(context);
+  } else {
+    canonicalize_fp_register();
+  }
+}
 
 void canonicalize_fp_register() noexcept {
 #if defined(__x86_64__)
@@ -100,7 +109,10 @@ void canonicalize_fp_register() noexcept {
 void prepare_thread_fp() noexcept {
 #if defined(GREENLET_FP_FRAME_PROBE)
   static std::once_flag checked;
-  std::call_once(checked, [] { fp_frame_layout_ok = check_frame_layout(); });
+  std::call_once(checked, [] {
+    fp_frame_layout_ok = check_frame_layout();
+    fp_usual_low_byte = static_cast<unsigned char>(canonical_mxcsr(read_mxcsr()) & 0xff);
+  });
 #endif
   canonicalize_fp_register();
 }
@@ -363,8 +375,9 @@ void greenlet_entry(ctx::transfer_t from) noexcept {
 
 void jump_dying(thread_state& ts, greenlet_impl* self, greenlet_impl* to) noexcept {
   ts.pending |= pending_work::bookkeeping;  // self is dead: its stack is to be reaped
-  hand_over(ts, ts.cxa_globals, self, to, /*dying=*/true);
-  ctx::jump_fcontext(to->context, self);
+  void* const context = to->context;
+  hand_over(ts, ts.cxa_globals, self, to, context, /*dying=*/true);
+  ctx::jump_fcontext(context, self);
   std::abort();  // a dead greenlet is never resumed
 }
 

@@ -68,6 +68,35 @@ TEST_F(FloatingPointState, ExceptionFlagsOtherThanPrecisionAreClearedBySwitching
   EXPECT_EQ(read_mxcsr() & status_bits, precision_flag);
   child.switch_();
 }
+
+void write_mxcsr(unsigned mxcsr) { __asm__ volatile("ldmxcsr %0" : : "m"(mxcsr)); }
+
+constexpr unsigned denormals_are_zero = 0x40;
+
+// The switch compares the low byte of the word it loads with the usual one;
+// denormals-are-zero is a control bit in that byte, so a greenlet that sets
+// it (as -ffast-math code does) takes the general check at every jump into
+// it: it keeps the bit, and its flags are made canonical all the same.
+TEST_F(FloatingPointState, AControlBitInTheComparedByteIsKeptAndTheFlagsStillMadeCanonical) {
+  greenlet::greenlet main = greenlet::getcurrent();
+  unsigned child_resumed_with = 0;
+  greenlet::greenlet child([&] {
+    write_mxcsr(read_mxcsr() | denormals_are_zero);
+    volatile double zero = 0.0;
+    volatile double quotient = 1.0 / zero;  // the divide-by-zero flag, saved with the child's context
+    (void)quotient;
+    main.switch_();
+    child_resumed_with = read_mxcsr();
+    write_mxcsr(read_mxcsr() & ~denormals_are_zero);
+  });
+  child.switch_();
+  EXPECT_EQ(read_mxcsr() & denormals_are_zero, 0u);  // the child's control bit stayed with it
+  EXPECT_EQ(read_mxcsr() & status_bits, precision_flag);
+  child.switch_();
+  EXPECT_NE(child_resumed_with & denormals_are_zero, 0u);
+  EXPECT_EQ(child_resumed_with & status_bits, precision_flag);
+  EXPECT_TRUE(child.dead());
+}
 #endif
 
 // The rounding mode is per greenlet: a child rounding upward does not change

@@ -78,6 +78,12 @@ extern switch_state no_switch_state;
 // Whether saved contexts keep MXCSR at offset 0 (checked once per process,
 // before any switch; see src/fiber/switch.cpp).
 extern bool fp_frame_layout_ok;
+// The low byte of a saved MXCSR word that needs no fixing, the common case:
+// canonical status bits with the control bits of that byte (the invalid-
+// operation mask, denormals-are-zero) the process had at its first use of
+// greenlets (0xa0 with the defaults; 0xe0 with -ffast-math's). See
+// before_jump_fp().
+extern unsigned char fp_usual_low_byte;
 
 // current_impl() is the running greenlet without making a handle (no
 // reference count traffic); null before the thread's first use.
@@ -86,6 +92,7 @@ extern bool fp_frame_layout_ok;
 value switch_slow(greenlet_impl* target, value&& args);
 value after_switch_slow(switch_state& ts, greenlet_impl* self, greenlet_impl* origin);
 void canonicalize_fp_register() noexcept;
+void before_jump_fp_slow(void* context) noexcept;
 
 // canonical_mxcsr(m) is m with the status bits every saved context gets:
 // the precision flag set, the other flags clear (see src/fiber/switch.cpp).
@@ -108,19 +115,31 @@ constexpr unsigned canonical_mxcsr(unsigned mxcsr) noexcept {
 #endif
 }
 
-// before_jump_fp(target) gives the frame a jump is about to load MXCSR from
+// before_jump_fp(context) gives the frame a jump is about to load MXCSR from
 // the canonical status bits (see src/fiber/switch.cpp), so that the jump
 // keeps the CPU's MXCSR as it is. Every jump into a saved context calls it.
 // The word read is the first of the frame the jump pops anyway, saved when
-// target last switched away: a cache hit. (Fixing the origin's word after
-// landing instead read a word the jump had just stored with stmxcsr, which
-// cost ~0.9 ns a switch on AMD EPYC: the store does not forward quickly.)
-[[gnu::always_inline]] inline void before_jump_fp(const greenlet_impl* target) noexcept {
-  if (fp_frame_layout_ok) [[likely]] {
-    canonicalize_saved_fp(target->context);
-  } else {
-    canonicalize_fp_register();
+// its greenlet last switched away: a cache hit. (Fixing the origin's word
+// after landing instead read a word the jump had just stored with stmxcsr,
+// which cost ~0.9 ns a switch on AMD EPYC: the store does not forward
+// quickly.) Inline, one compare of the word's low byte with the usual one,
+// which holds all six status bits: two instructions of every switch where
+// testing the layout check and the status bits took eight. Anything else
+// (other control bits, a word to fix, a frame layout the check refused, where
+// the byte is not MXCSR and the register is canonicalized instead) is out of
+// line. With that layout a byte that happens to match skips the register's
+// canonicalization: a slower switch at worst, never a write to the frame.
+// The sanitizer builds always canonicalize the register (the layout check's
+// probe jump would confuse them).
+[[gnu::always_inline]] inline void before_jump_fp(void* context) noexcept {
+#if defined(__x86_64__) && !defined(GREENLET_ASAN) && !defined(GREENLET_TSAN)
+  if (*static_cast<const unsigned char*>(context) != fp_usual_low_byte) [[unlikely]] {
+    before_jump_fp_slow(context);
   }
+#else
+  (void)context;
+  canonicalize_fp_register();
+#endif
 }
 
 // landed(self, back) is the first thing a context does when a jump resumes
@@ -138,13 +157,14 @@ constexpr unsigned canonical_mxcsr(unsigned mxcsr) noexcept {
 // switch, a dying greenlet, the stack copier): give the C++ runtime target's
 // exception state (into `runtime`, the thread's ts.cxa_globals), keep MXCSR
 // canonical, make target current and tell the sanitizers. `from` is the
-// context the jump leaves.
+// context the jump leaves; `to` is target->context, read by the caller
+// before its own stores (the compiler would read it again after each).
 [[gnu::always_inline]] inline void hand_over(switch_state& ts, exception_state* runtime, greenlet_impl* from,
-                                             greenlet_impl* target, bool dying) noexcept {
+                                             greenlet_impl* target, void* to, bool dying) noexcept {
   // Copied as whole 16-byte words, padding included: one load and one store
   // instead of two (instructions are what a switch costs).
   std::memcpy(runtime, &target->exceptions, sizeof(exception_state));
-  before_jump_fp(target);
+  before_jump_fp(to);
   ts.current = target;
   sanitizers::before_jump(from, target, dying);
 }
@@ -156,12 +176,13 @@ constexpr unsigned canonical_mxcsr(unsigned mxcsr) noexcept {
 [[gnu::always_inline]] inline greenlet_impl* jump_to(switch_state& ts, greenlet_impl* self,
                                                      greenlet_impl* target) noexcept {
   exception_state* runtime = ts.cxa_globals;  // one load: the store below could alias ts
+  void* const to = target->context;           // likewise
   std::memcpy(&self->exceptions, runtime, sizeof(exception_state));
   // An unguarded stack has no guard page: its canary tells whether the
   // greenlet we leave overflowed (one compare for other stacks).
   check_stack_canary(self);
-  hand_over(ts, runtime, self, target, /*dying=*/false);
-  return landed(self, boost::context::detail::jump_fcontext(target->context, self));
+  hand_over(ts, runtime, self, target, to, /*dying=*/false);
+  return landed(self, boost::context::detail::jump_fcontext(to, self));
 }
 
 // suspended_here() says whether target is a suspended greenlet of this
