@@ -334,8 +334,13 @@ long heap_bytes_in_use() { return static_cast<long>(mallinfo2().uordblks); }
 // greenlet, the loop's buffers such as its ready queue; malloc's own
 // overhead included; it moves by ~100 B with how malloc placed the big
 // buffers), stack_bytes_per_task the rest: the stack pages they touched.
+// The second argument is event_loop::options::compact_tasks (1: each task's
+// objects in its stack's top page, so heap_bytes_per_task is what is left:
+// the loop's and the future's per-task entries).
 void BM_loop_suspended_task_memory(benchmark::State& state) {
   const int tasks = static_cast<int>(state.range(0));
+  asyncio::event_loop::options opts = unguarded_64k;
+  opts.compact_tasks = state.range(1) != 0;
   double per_task = -1, heap_per_task = 0;
   for (auto _ : state) {
     asyncio::run(
@@ -359,13 +364,17 @@ void BM_loop_suspended_task_memory(benchmark::State& state) {
           gate.set_result();
           asyncio::gather(all);
         },
-        unguarded_64k);
+        opts);
   }
   state.counters["bytes_per_task"] = per_task;
   state.counters["heap_bytes_per_task"] = heap_per_task;
   state.counters["stack_bytes_per_task"] = per_task - heap_per_task;
   state.SetItemsProcessed(state.iterations() * tasks);
 }
-BENCHMARK(BM_loop_suspended_task_memory)->Arg(100000)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_loop_suspended_task_memory)
+    ->Args({100000, 0})
+    ->Args({100000, 1})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace

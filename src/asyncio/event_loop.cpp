@@ -44,10 +44,11 @@ class asyncio_category final : public std::error_category {
   }
 };
 
-// debug_from_environment() is debug mode's default (asyncio's PYTHONASYNCIODEBUG): on if
-// GREENLET_ASYNCIO_DEBUG is set, neither empty nor "0". Read by each new loop.
-bool debug_from_environment() noexcept {
-  const char* value = std::getenv("GREENLET_ASYNCIO_DEBUG");
+// flag_from_environment(name) is the default of an option left unset: on if the environment
+// variable `name` is set, neither empty nor "0". Read by each new loop: GREENLET_ASYNCIO_DEBUG
+// (asyncio's PYTHONASYNCIODEBUG) and GREENLET_ASYNCIO_COMPACT_TASKS.
+bool flag_from_environment(const char* name) noexcept {
+  const char* value = std::getenv(name);
   return value != nullptr && value[0] != '\0' && std::string_view(value) != "0";
 }
 
@@ -73,7 +74,8 @@ event_loop::event_loop(options opts) {
   core_->facade = this;
   core_->virtual_time = opts.virtual_time;
   core_->task_stack = opts.task_stack;
-  core_->debug = opts.debug.has_value() ? *opts.debug : debug_from_environment();
+  core_->compact_tasks = opts.compact_tasks.value_or(flag_from_environment("GREENLET_ASYNCIO_COMPACT_TASKS"));
+  core_->debug = opts.debug.value_or(flag_from_environment("GREENLET_ASYNCIO_DEBUG"));
 }
 
 event_loop::event_loop(detail::loop_core* core, adopt_core_t) noexcept : core_(core) { core_->facade = this; }

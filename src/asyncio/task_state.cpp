@@ -64,7 +64,12 @@ void no_awaiting_task(loop_core* loop) {
 void task_state::prepare(loop_core* l) {
   loop = l;
   if (name_.empty()) number_ = task_counter.fetch_add(1, std::memory_order_relaxed);
-  glet = ::greenlet::greenlet([this] { body(); }, ::greenlet::greenlet(), l->task_stack);
+  if (host != nullptr) {
+    glet = ::greenlet::greenlet::hosted_on_stack(run_body{this}, host, ::greenlet::detail::stack_host_memory(host),
+                                                 l->task_stack);
+  } else {
+    glet = ::greenlet::greenlet(run_body{this}, ::greenlet::greenlet(), l->task_stack);
+  }
   glet.impl()->role = this;  // so that a stack overflow report names the task
   // Only the loop starts and resumes it (switch_as_owner()): a switch_() into it by hand is refused.
   ::greenlet::detail::lock_resume(glet.impl());

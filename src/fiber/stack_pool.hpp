@@ -79,6 +79,10 @@ class stack_pool {
     release_slow(stack);
   }
 
+  // memory_checked() says AddressSanitizer or Valgrind watches this process's
+  // memory: the shortcuts that would hide memory from them are off.
+  bool memory_checked() const noexcept { return !hint_allowed_; }
+
   // How many stacks are mapped (in use or pooled, slab stacks once carved),
   // for error reports.
   std::size_t mapped() const noexcept { return mapped_; }

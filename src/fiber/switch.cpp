@@ -126,7 +126,7 @@ void start(thread_state& ts, greenlet_impl* g) {
     return;
   }
   const std::size_t size = g->stack_opts.size != 0 ? g->stack_opts.size : default_stack_size();
-  fiber_stack s = ts.stacks.acquire(size, g->stack_opts.guard_page);
+  const fiber_stack s = g->host != nullptr ? hosted_stack(g->host) : ts.stacks.acquire(size, g->stack_opts.guard_page);
   g->stack_mapping = s.mapping;
   g->stack_limit = s.limit;
   g->stack_base = s.base;
@@ -485,15 +485,19 @@ void release_stack(thread_state& ts, greenlet_impl* g) noexcept {
   if (g->stack_mapping == nullptr) return;
   check_stack_canary(g);  // names g, which the pool's own check cannot
   sanitizers::on_finish(g);
-  fiber_stack s;
-  s.mapping = g->stack_mapping;
-  s.mapping_size = static_cast<std::size_t>(static_cast<char*>(g->stack_base) - static_cast<char*>(g->stack_mapping));
-  s.limit = g->stack_limit;
-  s.base = g->stack_base;
-  s.size = g->stack_size;
-  s.guarded = g->stack_opts.guard_page;
-  s.valgrind_id = g->valgrind_stack_id;
-  ts.stacks.release(s);
+  // A hosted stack still holds its host's objects (g's own among them): it
+  // goes back to the pool when they have gone (release_stack_host()).
+  if (g->host == nullptr) {
+    fiber_stack s;
+    s.mapping = g->stack_mapping;
+    s.mapping_size = static_cast<std::size_t>(static_cast<char*>(g->stack_base) - static_cast<char*>(g->stack_mapping));
+    s.limit = g->stack_limit;
+    s.base = g->stack_base;
+    s.size = g->stack_size;
+    s.guarded = g->stack_opts.guard_page;
+    s.valgrind_id = g->valgrind_stack_id;
+    ts.stacks.release(s);
+  }
   g->stack_mapping = nullptr;
   g->stack_limit = g->stack_base = nullptr;
   g->stack_refs = 0;  // whatever lived on that stack is gone

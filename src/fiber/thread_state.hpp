@@ -113,8 +113,12 @@ void on_unreachable(thread_state& ts, greenlet_impl* g) noexcept;
 void release_here(thread_state& ts, greenlet_impl* g) noexcept;
 // Frees a greenlet nobody refers to that is unstarted or dead.
 void dispose(thread_state* ts, greenlet_impl* g) noexcept;
-// Gives a finished greenlet's stack back to the pool.
+// Gives a finished greenlet's stack back to the pool (a hosted one's goes
+// back with its host, stack_host.hpp).
 void release_stack(thread_state& ts, greenlet_impl* g) noexcept;
+// hosted_stack(h) is the part of h's stack below its hosted bytes, where the
+// greenlet made on it runs (stack_host.cpp).
+fiber_stack hosted_stack(const stack_host* h) noexcept;
 // Kills a suspended greenlet with GreenletExit (as on its last release),
 // unless that cannot be done safely (it is suspended while its stack unwinds)
 // or it was reported leaked already. g must not be an ancestor of the running

@@ -203,6 +203,19 @@ class event_loop {
     // separate stacks, whatever the thread's stack mode; mode
     // stack_mode::shared makes the event_loop constructor throw ValueError.
     stack_options task_stack = {};
+    // compact_tasks: each task's own objects (its state and its greenlet's,
+    // ~750 B) live in the top page of its stack, which a suspended task keeps
+    // resident anyway, instead of on the heap: ~15% less memory per suspended
+    // task (bench/README.md). The price: a finished task's stack goes back to
+    // the pool only when its last Task handle goes, so many short tasks whose
+    // handles are held (gather()) reuse fewer warm stacks and run ~30% slower;
+    // and the objects no longer lie side by side on the heap in the order the
+    // loop steps them. For servers holding many idle tasks. Off under
+    // AddressSanitizer and Valgrind, which must see the objects on the heap
+    // to report their misuse. Unset: on if the environment variable
+    // GREENLET_ASYNCIO_COMPACT_TASKS is set to anything but "" or "0" when
+    // the loop is made, else off.
+    std::optional<bool> compact_tasks = {};
     // debug: debug mode (set_debug()) from the start, as asyncio.run(main, debug=True). Unset: on if
     // the environment variable GREENLET_ASYNCIO_DEBUG is set to anything but "" or "0" when the
     // loop is made (asyncio's PYTHONASYNCIODEBUG), else off.

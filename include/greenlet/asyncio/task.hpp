@@ -77,7 +77,7 @@ auto new_task(loop_core* core, F&& fn, std::string name, ::greenlet::context* ct
   core->check_loop_thread();
   core->check_open();
   if (ctx != nullptr && ctx->entered()) ::greenlet::detail::throw_context_entered();
-  auto* state = new task_impl<R, std::decay_t<F>>(core, std::move(name), std::forward<F>(fn));
+  auto* state = new_task_impl<task_impl<R, std::decay_t<F>>>(core, std::move(name), std::forward<F>(fn));
   Task<R> task(state);
   if (ctx != nullptr) {
     state->start(core, *ctx, when);

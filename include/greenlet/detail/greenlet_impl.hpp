@@ -55,6 +55,8 @@ namespace detail {
 
 struct switch_state;
 struct greenlet_impl;
+struct stack_host;  // stack_host.hpp
+void release_stack_host(stack_host* h) noexcept;
 struct generator_state_base;
 
 enum class run_state : unsigned char { unstarted, active, dead };
@@ -173,6 +175,9 @@ struct greenlet_impl {
   std::size_t stack_size = 0;
   stack_options stack_opts;
   void* stack_mapping = nullptr;
+  // The host whose stack it runs on and whose memory holds this object (null: its own stack from
+  // the pool, its object on the heap); see stack_host.hpp.
+  stack_host* host = nullptr;
   // Shared mode: the heap copy of [context, stack_base) while swapped out.
   void* saved_stack = nullptr;
   std::size_t saved_size = 0;
@@ -281,7 +286,15 @@ struct greenlet_with_run final : greenlet_impl {
     return call_run(local, std::move(args));
   }
   static void clear(greenlet_impl* self) noexcept { static_cast<greenlet_with_run*>(self)->run.reset(); }
-  static void dispose(greenlet_impl* self) noexcept { delete static_cast<greenlet_with_run*>(self); }
+  static void dispose(greenlet_impl* self) noexcept {
+    auto* g = static_cast<greenlet_with_run*>(self);
+    if (stack_host* h = g->host; h != nullptr) {
+      g->~greenlet_with_run();  // built in h's memory (greenlet::hosted_on_stack())
+      release_stack_host(h);
+    } else {
+      delete g;
+    }
+  }
   static constexpr run_ops table{&invoke, &clear, &dispose};
 
   static void* operator new(std::size_t bytes) { return allocate_greenlet(bytes); }

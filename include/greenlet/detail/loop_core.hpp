@@ -192,6 +192,7 @@ struct loop_core {
   bool virtual_time = false;
   double virtual_now = 0;
   stack_options task_stack;            // for every task's greenlet
+  bool compact_tasks = false;          // event_loop::options::compact_tasks
   ::greenlet::greenlet loop_greenlet;  // the greenlet running run_forever()
   // Where a suspending task switches when it hands the turn to no other task: the loop's greenlet
   // (set by run_forever()), or the creator of a task taking its eager first step (eager_step()).

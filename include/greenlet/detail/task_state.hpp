@@ -2,13 +2,16 @@
 // produced by a function running in its own greenlet. Internal.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
 
 #include "greenlet/detail/future_state.hpp"
+#include "greenlet/detail/stack_host.hpp"
 #include "greenlet/fiber/context.hpp"
 #include "greenlet/fiber/greenlet.hpp"
 
@@ -142,6 +145,18 @@ class task_state : public ::greenlet::detail::greenlet_role {
   task_state* next = nullptr;
   ::greenlet::greenlet glet;
   loop_core* loop = nullptr;
+  // The stack host this task lives in, with its greenlet object, or null (a heap task): set by
+  // new_task_impl(), which made it there.
+  ::greenlet::detail::stack_host* host = nullptr;
+
+  // run_body is the task greenlet's run function; its object's size is what new_task_impl()
+  // hosts beside the task.
+  struct run_body {
+    task_state* self;
+    void operator()() const { self->body(); }
+  };
+  static constexpr std::size_t greenlet_room =
+      ::greenlet::detail::hosted_size(::greenlet::greenlet::hosted_object_size<run_body>());
 
  protected:
   // run() calls the task's function and stores its result in the future.
@@ -314,6 +329,19 @@ void sleep_for(double delay);
 template <class T, class F>
 class task_impl final : public future_value<T>, public task_state {
  public:
+  // A hosted task's memory is its stack host's (new_task_impl()); a heap task's, the heap's.
+  static void operator delete(task_impl* self, std::destroying_delete_t) noexcept {
+    ::greenlet::detail::stack_host* h = self->host;
+    self->~task_impl();
+    if (h != nullptr) {
+      ::greenlet::detail::release_stack_host(h);
+    } else if constexpr (alignof(task_impl) > __STDCPP_DEFAULT_NEW_ALIGNMENT__) {
+      ::operator delete (self, sizeof(task_impl), std::align_val_t{alignof(task_impl)});
+    } else {
+      ::operator delete(self, sizeof(task_impl));
+    }
+  }
+
   template <class G>
   task_impl(loop_core* on_loop, std::string name, G&& fn)
       : future_value<T>(on_loop), task_state(this, std::move(name)), fn_(std::in_place, std::forward<G>(fn)) {
@@ -360,6 +388,32 @@ class task_impl final : public future_value<T>, public task_state {
   }
   std::optional<F> fn_;  // empty once called (or dropped unstarted)
 };
+
+// new_task_impl<Impl>(loop, args...) is `new Impl(loop, args...)` for a task on `loop`; with the
+// loop's compact_tasks, made in the top page of the stack its greenlet will run on, beside that
+// greenlet's object (stack_host.hpp: a suspended task then costs its stack page and little more),
+// when the stacks allow it. Throws as Impl's constructor, and std::bad_alloc.
+template <class Impl, class... Args>
+Impl* new_task_impl(loop_core* loop, Args&&... args) {
+  namespace fiber = ::greenlet::detail;
+  constexpr std::size_t bytes = task_state::greenlet_room + sizeof(Impl);
+  if constexpr (alignof(Impl) <= fiber::hosted_alignment && bytes <= fiber::max_hosted_bytes) {
+    fiber::stack_host* h = loop->compact_tasks ? fiber::acquire_stack_host(bytes, loop->task_stack) : nullptr;
+    if (h != nullptr) {
+      void* room = static_cast<char*>(fiber::stack_host_memory(h)) + task_state::greenlet_room;
+      Impl* task;
+      try {
+        task = ::new (room) Impl(loop, std::forward<Args>(args)...);
+      } catch (...) {
+        fiber::release_stack_host(h);
+        throw;
+      }
+      task->host = h;
+      return task;
+    }
+  }
+  return new Impl(loop, std::forward<Args>(args)...);
+}
 
 }  // namespace greenlet::asyncio::detail
 

@@ -14,6 +14,7 @@
 
 #include "greenlet/detail/exception_object_arg.hpp"
 #include "greenlet/detail/greenlet_impl.hpp"
+#include "greenlet/detail/stack_host.hpp"
 #include "greenlet/detail/switch_inline.hpp"
 #include "greenlet/errors.hpp"
 #include "greenlet/fiber/value.hpp"
@@ -195,6 +196,23 @@ class greenlet {
 
   // Internal: adopts one reference to impl.
   static greenlet from_impl(detail::greenlet_impl* impl) noexcept { return greenlet(impl); }
+  // Internal (the event loop's tasks): hosted_on_stack(run, h, room, stack) is greenlet(run,
+  // greenlet(), stack) with its object built in `room`, hosted_object_size<F>() bytes of host h's
+  // memory, and h's stack to run on (detail/stack_host.hpp). Throws as that constructor.
+  template <class F>
+  static constexpr std::size_t hosted_object_size() noexcept {
+    return sizeof(detail::greenlet_with_run<std::decay_t<F>>);
+  }
+  template <class F>
+  static greenlet hosted_on_stack(F&& run, detail::stack_host* h, void* room, stack_options stack) {
+    using object = detail::greenlet_with_run<std::decay_t<F>>;
+    static_assert(alignof(object) <= 64, "a hosted greenlet's room is 64-aligned");
+    check_callable(run);
+    auto* self = ::new (room) object(std::forward<F>(run));
+    detail::host_greenlet(self, h);  // from here its dispose() releases h, as a failed adopt_new() does
+    detail::adopt_new(self, nullptr, stack);
+    return greenlet(static_cast<detail::greenlet_impl*>(self));
+  }
   // Internal: impl() is the fiber's implementation object, null for an empty handle. Throws
   // nothing; any thread.
   detail::greenlet_impl* impl() const noexcept { return impl_; }
