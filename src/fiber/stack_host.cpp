@@ -42,7 +42,7 @@ stack_host* acquire_stack_host(std::size_t bytes, const stack_options& options) 
     const fiber_stack s = ts.stacks.acquire(size, options.guard_page);
     // Every stack's top lies at the same offset in its page, so without this
     // the hosted objects of all tasks would compete for the same few L1 cache
-    // sets (ten tasks ping-ponging ran 15% slower): each host leaves a gap of
+    // sets (ten tasks stepping in turn ran ~20% slower): each host leaves a gap of
     // 0 to 15 cache lines above its objects, in turn.
     static thread_local unsigned colour = 0;
     colour = (colour + 1) % colours;
