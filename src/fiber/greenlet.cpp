@@ -129,6 +129,12 @@ pooled_stack_counts pooled_stacks() noexcept {
   return {ts->stacks.pooled_warm(), ts->stacks.pooled_cold(), ts->stacks.warm_budget()};
 }
 
+cached_object_bytes cached_objects() noexcept {
+  detail::thread_state* ts = detail::tls_state;
+  if (ts == nullptr) return {};
+  return {ts->objects.held_bytes(), ts->objects.budget()};
+}
+
 }  // namespace debug
 
 }  // namespace greenlet

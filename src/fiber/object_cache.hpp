@@ -19,10 +19,12 @@ namespace greenlet::detail {
 class object_cache {
  public:
   // Objects of up to max_bytes are cached, by size class of `granule` bytes;
-  // at most budget_bytes are held per thread, the rest go back to malloc.
+  // at most budget() bytes are held per thread (default_budget_bytes unless
+  // GREENLET_OBJECT_CACHE_BYTES says otherwise when the thread starts using
+  // greenlets; 0 turns the cache off), the rest go back to malloc.
   static constexpr std::size_t granule = 32;
   static constexpr std::size_t max_bytes = 1024;
-  static constexpr std::size_t budget_bytes = std::size_t{256} << 10;
+  static constexpr std::size_t default_budget_bytes = std::size_t{256} << 10;
 
   object_cache() = default;
   object_cache(const object_cache&) = delete;
@@ -42,7 +44,7 @@ class object_cache {
   // the budget (the caller frees it).
   bool give(void* p, std::size_t bytes) noexcept {
     const std::size_t cls = class_of(bytes);
-    if (held_ + class_bytes(cls) > budget_bytes) return false;
+    if (held_ + class_bytes(cls) > budget_) return false;
     auto* object = static_cast<free_object*>(p);
     object->next = heads_[cls];
     heads_[cls] = object;
@@ -57,6 +59,12 @@ class object_cache {
     held_ = 0;
   }
   std::size_t held_bytes() const noexcept { return held_; }
+  std::size_t budget() const noexcept { return budget_; }
+  // set_budget(bytes): what is held past the new budget is freed now.
+  void set_budget(std::size_t bytes) noexcept {
+    budget_ = bytes;
+    if (held_ > budget_) drain();
+  }
 
   // class_bytes(class_of(n)) is what an object of n bytes is allocated as,
   // so that any object of a class fits any request of that class.
@@ -69,6 +77,7 @@ class object_cache {
   };
   std::array<free_object*, max_bytes / granule> heads_{};
   std::size_t held_ = 0;
+  std::size_t budget_ = default_budget_bytes;
 };
 
 }  // namespace greenlet::detail

@@ -13,6 +13,8 @@
 // is in use (purge()).
 #include "fiber/stack_pool.hpp"
 
+#include "fiber/environment.hpp"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -92,11 +94,7 @@ stack_pool::stack_pool() : page_(page_size()) {
 #if !defined(GREENLET_ASAN)
   hint_allowed_ = !under_valgrind();
 #endif
-  if (const char* budget = std::getenv("GREENLET_STACK_WARM_BUDGET"); budget != nullptr && *budget != '\0') {
-    char* end = nullptr;
-    const unsigned long long n = std::strtoull(budget, &end, 10);
-    if (end != nullptr && *end == '\0') warm_budget_ = static_cast<std::size_t>(n);
-  }
+  warm_budget_ = size_from_environment("GREENLET_STACK_WARM_BUDGET", warm_budget_);
 }
 
 stack_pool::~stack_pool() {

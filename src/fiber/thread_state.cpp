@@ -1,4 +1,5 @@
 #include "fiber/thread_state.hpp"
+#include "fiber/environment.hpp"
 #include "fiber/loop_hints.hpp"
 #include "fiber/stack_copy.hpp"
 
@@ -113,6 +114,7 @@ thread_state::thread_state() {
   prepare_thread_fp();
   thread_index = next_thread_index.fetch_add(1, std::memory_order_relaxed);
   default_mode = process_default_mode();
+  objects.set_budget(size_from_environment("GREENLET_OBJECT_CACHE_BYTES", object_cache::default_budget_bytes));
   auto* m = new main_greenlet();
   m->ops = &main_greenlet::table;
   m->is_main = true;

@@ -118,12 +118,15 @@ TEST_F(CompactTasks, PendingTasksAtTheEndOfRunAreCancelledAndTheirHandlesStayUsa
 }
 
 TEST_F(CompactTasks, AFinishedTasksStackIsReusedOnlyOnceItsLastHandleGoes) {
-  if (!hosting_on) GTEST_SKIP() << "compact tasks are off under the sanitizers";
   asyncio::run(
       [] {
         auto first = asyncio::create_task([] { return 1; });
         EXPECT_EQ(asyncio::await(first), 1);
         greenlet::detail::stack_host* first_host = host_of(first);
+        if (!hosting_on) {  // not GTEST_SKIP(): its message would count as an allocation the test left
+          EXPECT_EQ(first_host, nullptr);
+          return;
+        }
         auto second = asyncio::create_task([] { return 2; });
         EXPECT_EQ(asyncio::await(second), 2);
         EXPECT_NE(host_of(second), first_host) << "first's handle still holds its stack";

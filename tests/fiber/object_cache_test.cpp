@@ -6,9 +6,14 @@
 #include <cstdint>
 #include <cstdlib>
 #include <set>
+#include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include "../../src/fiber/environment.hpp"
 #include "../../src/fiber/object_cache.hpp"
+#include "greenlet/detail/sanitizers.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace object_cache_test {
@@ -49,7 +54,7 @@ TEST(ObjectCache, HoldsNoMoreThanItsBudgetAndDrainsToNothing) {
   std::vector<void*> refused;
   const std::size_t each = object_cache::class_bytes(object_cache::class_of(1000));
   std::size_t given = 0;
-  for (std::size_t i = 0; i < object_cache::budget_bytes / each + 10; ++i) {
+  for (std::size_t i = 0; i < object_cache::default_budget_bytes / each + 10; ++i) {
     void* p = block(1000);
     if (cache.give(p, 1000)) {
       ++given;
@@ -57,13 +62,70 @@ TEST(ObjectCache, HoldsNoMoreThanItsBudgetAndDrainsToNothing) {
       refused.push_back(p);
     }
   }
-  EXPECT_EQ(given, object_cache::budget_bytes / each);
+  EXPECT_EQ(given, object_cache::default_budget_bytes / each);
   EXPECT_EQ(refused.size(), 10u);
-  EXPECT_LE(cache.held_bytes(), object_cache::budget_bytes);
+  EXPECT_LE(cache.held_bytes(), object_cache::default_budget_bytes);
   cache.drain();  // AddressSanitizer's leak check sees whether it freed them
   EXPECT_EQ(cache.held_bytes(), 0u);
   EXPECT_EQ(cache.take(1000), nullptr);
   for (void* p : refused) std::free(p);
+}
+
+TEST(ObjectCache, ASmallerBudgetFreesWhatItHeldAndZeroKeepsNothing) {
+  object_cache cache;
+  ASSERT_TRUE(cache.give(block(100), 100));
+  ASSERT_TRUE(cache.give(block(100), 100));
+  cache.set_budget(object_cache::class_bytes(object_cache::class_of(100)));
+  EXPECT_EQ(cache.held_bytes(), 0u) << "held past the new budget: freed";
+  EXPECT_EQ(cache.budget(), object_cache::class_bytes(object_cache::class_of(100)));
+  void* one = block(100);
+  void* two = block(100);
+  EXPECT_TRUE(cache.give(one, 100));
+  EXPECT_FALSE(cache.give(two, 100)) << "one object of the class is the whole budget";
+  std::free(two);
+  cache.set_budget(0);
+  EXPECT_EQ(cache.held_bytes(), 0u);
+  void* three = block(100);
+  EXPECT_FALSE(cache.give(three, 100));
+  std::free(three);
+}
+
+TEST(ObjectCache, SizesFromTheEnvironmentAreDecimalCountsOrTheFallback) {
+  const char* name = "GREENLET_TEST_SIZE_FROM_ENVIRONMENT";
+  ::unsetenv(name);
+  EXPECT_EQ(greenlet::detail::size_from_environment(name, 7), 7u);
+  for (const auto& [text, expected] :
+       std::vector<std::pair<const char*, std::size_t>>{{"", 7}, {"0", 0}, {"65536", 65536}, {"12k", 7}, {"-", 7}}) {
+    ::setenv(name, text, 1);
+    EXPECT_EQ(greenlet::detail::size_from_environment(name, 7), expected) << '"' << text << '"';
+  }
+  ::unsetenv(name);
+}
+
+// A thread's cache takes its budget from GREENLET_OBJECT_CACHE_BYTES when the
+// thread starts using greenlets; with 0 it keeps no object.
+TEST(ObjectCache, AThreadTakesItsBudgetFromTheEnvironment) {
+  const char* name = "GREENLET_OBJECT_CACHE_BYTES";
+  const char* before = std::getenv(name);
+  const std::string saved = before != nullptr ? before : "";
+  for (const auto& [text, budget] : std::vector<std::pair<const char*, std::size_t>>{
+           {"0", 0}, {"4096", 4096}, {"", object_cache::default_budget_bytes}}) {
+    ::setenv(name, text, 1);
+    greenlet::debug::cached_object_bytes seen;
+    std::thread([&seen] {
+      for (int i = 0; i < 10; ++i) greenlet::greenlet([] {}).switch_();
+      seen = greenlet::debug::cached_objects();
+    }).join();
+    EXPECT_EQ(seen.budget, budget) << '"' << text << '"';
+#if !defined(GREENLET_ASAN)  // the cache is off under AddressSanitizer
+    EXPECT_EQ(seen.held > 0, budget > 0) << '"' << text << '"';
+#endif
+  }
+  if (before != nullptr) {
+    ::setenv(name, saved.c_str(), 1);
+  } else {
+    ::unsetenv(name);
+  }
 }
 
 using GreenletObjects = greenlet_test::GreenletTest;

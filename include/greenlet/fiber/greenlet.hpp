@@ -316,6 +316,15 @@ struct pooled_stack_counts {
   std::size_t warm_budget = 0;
 };
 pooled_stack_counts pooled_stacks() noexcept;
+// cached_objects() is what this thread keeps of freed greenlet objects for the
+// next greenlets it makes: bytes held, and the most it holds
+// (GREENLET_OBJECT_CACHE_BYTES when the thread started using greenlets,
+// default 262,144; 0: none kept). Throws nothing; about the calling thread only.
+struct cached_object_bytes {
+  std::size_t held = 0;
+  std::size_t budget = 0;
+};
+cached_object_bytes cached_objects() noexcept;
 }  // namespace debug
 
 }  // namespace greenlet
