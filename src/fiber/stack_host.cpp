@@ -19,7 +19,7 @@ namespace greenlet::detail {
 struct stack_host {
   fiber_stack stack;          // as the pool gave it
   std::uint64_t owner_index;  // thread_state::thread_index of the thread whose pool it came from
-  std::uint32_t bytes;        // the caller's, hosted_size()
+  std::uint32_t bytes;        // the caller's, hosted_size(), plus the colour's gap
   std::uint32_t refs;
 };
 
