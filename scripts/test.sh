@@ -3,13 +3,14 @@
 # builds and runs the whole test suite: a normal build (plus examples/consumer
 # built against the installed static and shared libraries, through
 # add_subdirectory and through FetchContent), the same suite under
-# AddressSanitizer, and the thread-pool and executor-bridge tests under
-# ThreadSanitizer.
+# AddressSanitizer with the library's code also under UndefinedBehaviorSanitizer,
+# and the thread-pool and executor-bridge tests under ThreadSanitizer.
 # Usage: scripts/test.sh            (everything)
 #        GREENLET_TEST_PASSES="plain" scripts/test.sh   (choose passes: plain asan ubsan tsan clang)
 # The clang pass (not in the default set, to keep CI's time) builds the library,
 # examples and whole suite with clang++ (Debian's clang, 14) instead of g++ and
-# runs the suite.
+# runs the suite. The ubsan pass (not in the default set either) instruments the
+# test code too, not only the library's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh clang-format
@@ -35,7 +36,7 @@ for pass in $passes; do
   case $pass in
     plain) sanitize="" ;;
     clang) sanitize="" compilers=(-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang) ;;
-    asan)  sanitize="address" ;;
+    asan)  sanitize="address,undefined" ;;
     ubsan) sanitize="undefined" ;;
     tsan)  sanitize="thread" ;;
     *) echo "unknown pass '$pass' (plain asan ubsan tsan clang)" >&2; exit 2 ;;

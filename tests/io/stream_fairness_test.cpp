@@ -10,13 +10,16 @@
 // trips, in a second of reading a thread's upload, which a loaded CI machine
 // fell short of now and then (27 round trips of the 30 asked, under ASan).
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include <greenlet/io.hpp>
@@ -181,6 +184,45 @@ TEST_F(StreamFairness, TickerKeepsTickingDuringCommunicateWithAChattyChild) {
   });
   EXPECT_EQ(got, std::size_t{256} << 20);
   // A turn at least every 512 KiB read (two pipes, each 256 KiB a turn at most).
+  EXPECT_GE(ticks, static_cast<int>(got / most_read_in_a_turn)) << "turns of the loop during communicate()";
+}
+
+// communicate() reading a pipe that already holds all the child wrote, up to
+// EOF: no read ever waits, so only the read budget lets the loop turn. (The
+// test above can pass without the budget: that child's pipe runs dry now and
+// then, and each time the loop turns.) The pipe is enlarged to 1 MiB (Linux's
+// default pipe-max-size; root may go past it) and the child, told to go only
+// then, fills it and exits before communicate() starts.
+TEST_F(StreamFairness, TickerKeepsTickingWhileCommunicateReadsAPipeThatNeverRunsDry) {
+  int ticks = 0;
+  long capacity = 0;
+  int resize_errno = 0;
+  std::size_t got = 0;
+  asyncio::run([&] {
+    auto p = asyncio::create_subprocess_exec("sh", {"-c", "read go; exec head -c \"$0\" /dev/zero", "1048576"},
+                                             {.stdin_ = sp::PIPE, .stdout_ = sp::PIPE});
+    capacity = ::fcntl(p.stdout_fd(), F_SETPIPE_SZ, 1 << 20);
+    if (capacity < (1 << 20)) {
+      resize_errno = errno;
+      p.kill();
+      p.wait();
+      return;
+    }
+    p.stdin_().write("go\n");
+    p.stdin_().drain();
+    ASSERT_EQ(p.wait(), 0);
+    bool stop = false;
+    auto ticker = asyncio::create_task([&] { tick_until(&stop, &ticks); });
+    asyncio::sleep(0);
+    const int ticks_before = ticks;
+    got = p.communicate().out.size();
+    ticks -= ticks_before;
+    stop = true;
+    asyncio::await(ticker);
+  });
+  ASSERT_GE(capacity, 1 << 20) << "F_SETPIPE_SZ: " << std::strerror(resize_errno);
+  EXPECT_EQ(got, std::size_t{1} << 20);
+  // Without the budget: no turn at all.
   EXPECT_GE(ticks, static_cast<int>(got / most_read_in_a_turn)) << "turns of the loop during communicate()";
 }
 
