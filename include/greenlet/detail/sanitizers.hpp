@@ -72,9 +72,10 @@ inline void on_finish([[maybe_unused]] greenlet_impl* g) noexcept {
 // of its own under TSan it would enter on one fiber's shadow call stack and,
 // after __tsan_switch_to_fiber(), return on the target's, leaving one entry
 // behind on every switch until the shadow stack overflowed (a test built at
-// -O0 crashed so after ~100,000 switches on one thread).
-[[gnu::always_inline]] inline void before_jump([[maybe_unused]] greenlet_impl* self, [[maybe_unused]] greenlet_impl* target,
-                        [[maybe_unused]] bool dying) noexcept {
+// -O0 crashed so after tens of thousands of switches on one thread).
+[[gnu::always_inline]] inline void before_jump([[maybe_unused]] greenlet_impl* self,
+                                               [[maybe_unused]] greenlet_impl* target,
+                                               [[maybe_unused]] bool dying) noexcept {
 #if defined(GREENLET_ASAN)
   __sanitizer_start_switch_fiber(dying ? nullptr : &self->asan_fake_stack, target->asan_stack_bottom,
                                  target->asan_stack_size);
