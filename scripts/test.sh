@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: installs what is missing, checks the formatting (.clang-format),
 # builds and runs the whole test suite: a normal build (plus examples/consumer
-# built against the installed static and shared libraries, through
-# add_subdirectory and through FetchContent), the same suite under
+# built against the installed static and shared libraries and through
+# add_subdirectory, and configured through FetchContent), the same suite under
 # AddressSanitizer with the library's code also under UndefinedBehaviorSanitizer,
 # and the thread-pool and executor-bridge tests under ThreadSanitizer.
 # Usage: scripts/test.sh            (everything)
