@@ -23,6 +23,7 @@
 #include "io/resolve.hpp"
 #include "io/server_hooks.hpp"
 #include "io/stream_transport.hpp"
+#include "io/tcp_connect.hpp"
 #include "io/tls_context.hpp"
 
 namespace greenlet::asyncio::detail {
@@ -86,11 +87,11 @@ void set_nodelay(int fd) noexcept {
 }  // namespace
 
 Transport open_protocol_connection(const protocol_factory& factory, const std::string& host, int port,
-                                   const local_addr* local, const connection_tls* tls) {
+                                   const connect_options& options, const connection_tls* tls) {
   require_running_loop();
   if (tls != nullptr) check_tls_args(tls->ssl, tls->options, "create_connection");
   resolved_address peer;
-  owned_fd fd{connect_tcp(host, port, local, peer)};
+  owned_fd fd{connect_tcp(host, port, options, peer)};
   return connect_transport(fd, protocol_transport_kind::socket, factory, "create_connection", tls, host);
 }
 

@@ -134,11 +134,11 @@ lookup lookup_anywhere(const std::string& host, const std::string& service, addr
 
 }  // namespace
 
-std::vector<resolved_address> resolve(const std::string& host, int port, bool passive) {
+std::vector<resolved_address> resolve(const std::string& host, int port, bool passive, int family) {
   check_host_and_port(host, port, passive ? "bind()" : "connect()");
   const std::string service = std::to_string(port);
   addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
+  hints.ai_family = family;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV;
   lookup result = lookup_anywhere(host, service, hints);

@@ -17,14 +17,15 @@ struct resolved_address {
   socklen_t len = 0;
 };
 
-// resolve(host, port, passive) returns host's TCP addresses. Numeric hosts
+// resolve(host, port, passive, family) returns host's TCP addresses (of family only, passed to
+// getaddrinfo as a hint, unless AF_UNSPEC). Numeric hosts
 // resolve inline (AI_NUMERICHOST); names with getaddrinfo on the loop's
 // default executor while the task awaits (the loop keeps running). Throws
 // gaierror naming the host, getaddrinfo's reason and what to check;
 // CancelledError (a lookup already running finishes on its thread);
 // std::out_of_range for a port outside 0-65535 and ValueError for a host
 // holding a NUL, before any lookup (Python's OverflowError and ValueError).
-std::vector<resolved_address> resolve(const std::string& host, int port, bool passive);
+std::vector<resolved_address> resolve(const std::string& host, int port, bool passive, int family = AF_UNSPEC);
 // resolve_for_family(host, port, family, passive) is resolve() keeping only the
 // addresses of family (a socket's); gaierror if none.
 std::vector<resolved_address> resolve_for_family(const std::string& host, int port, int family, bool passive = false);

@@ -296,17 +296,11 @@ char* read_scratch();
 // write_no_sigpipe(fd, data, size) is write() that reports a reader-less
 // pipe as EPIPE without raising SIGPIPE; errno as write() leaves it.
 ssize_t write_no_sigpipe(int fd, const char* data, std::size_t size);
-// connect_socket(family, addr, len) is a connected non-blocking socket.
-int connect_socket(int family, const sockaddr* addr, socklen_t len);
 // check_tls_args(ssl, tls, call) refuses before connecting what a client handshake would refuse
 // after: a server context (ValueError), a handshake timeout <= 0.
 void check_tls_args(const ssl_context& ssl, const tls_options& tls, const char* call);
 // require_server_hostname(ssl, tls) refuses TLS without a host to check the certificate against
 // (a Unix socket, a given socket), in asyncio's words.
 void require_server_hostname(const ssl_context& ssl, const tls_options& tls);
-// connect_tcp(host, port, local, peer) is a non-blocking socket connected to the first of host's
-// addresses that answers, tried in turn (the last failure raised), bound first to local if given
-// (asyncio's local_addr=, see open_connection()); peer is the address it connected to.
-int connect_tcp(const std::string& host, int port, const local_addr* local, resolved_address& peer);
 
 }  // namespace greenlet::asyncio::detail

@@ -27,6 +27,7 @@
 #include "greenlet/io/socket.hpp"
 #include "io/given_socket.hpp"
 #include "io/resolve.hpp"
+#include "io/tcp_connect.hpp"
 #include "io/tls_session.hpp"
 #include "io/wait.hpp"
 
@@ -568,83 +569,12 @@ void check_stream_config(const stream_config& config, const char* call) {
 
 namespace {
 
-std::string family_name(int family) {
-  return family == AF_INET ? "AF_INET" : family == AF_INET6 ? "AF_INET6" : std::to_string(family);
-}
-
-// bind_local(fd, family, locals, addr, len) binds fd, about to connect to addr, to the first of
-// locals in fd's family, as asyncio's _connect_sock(): the others are skipped; if every bind
-// fails, the last failure is raised, naming the address; if none is of the family, OSError
-// (EAFNOSUPPORT) "no matching local address".
-void bind_local(int fd, int family, const std::vector<resolved_address>& locals, const sockaddr* addr, socklen_t len) {
-  int err = 0;
-  std::string failed;
-  for (const resolved_address& l : locals) {
-    if (l.family != family) continue;
-    const auto* local = reinterpret_cast<const sockaddr*>(&l.addr);
-    if (::bind(fd, local, l.len) == 0) return;
-    err = errno;
-    failed = host_port(local, l.len);
-  }
-  if (err != 0) raise_os_error(err, "error while attempting to bind on address " + failed + " (local_addr)");
-  throw OSError(EAFNOSUPPORT, "no matching local address with family=" + family_name(family) + " found to connect to " +
-                                  host_port(addr, len) + ": local_addr has no address of that family");
-}
-
-// connect_from(family, addr, len, locals) is connect_socket(), bound first to one of locals if
-// they are given.
-int connect_from(int family, const sockaddr* addr, socklen_t len, const std::vector<resolved_address>* locals) {
-  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) raise_os_error(errno, "socket");
-  struct closer {
-    int fd;
-    ~closer() {
-      if (fd >= 0) ::close(fd);
-    }
-  } guard{fd};
-  if (locals != nullptr) bind_local(fd, family, *locals, addr, len);
-  sock_connect(fd, addr, len);
-  if (family != AF_UNIX) {
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  guard.fd = -1;
-  return fd;
-}
-
-}  // namespace
-
-// A socket of `family`, non-blocking, connected to addr.
-int connect_socket(int family, const sockaddr* addr, socklen_t len) { return connect_from(family, addr, len, nullptr); }
-
-int connect_tcp(const std::string& host, int port, const local_addr* local, resolved_address& peer) {
-  std::vector<resolved_address> addrs = resolve(host, port, false);
-  std::vector<resolved_address> locals;
-  // Passive: an empty host is the wildcard address of each family, any local interface.
-  if (local != nullptr) locals = resolve(local->host, local->port, true);
-  std::exception_ptr last;
-  for (const auto& a : addrs) {
-    try {
-      const int fd = connect_from(a.family, reinterpret_cast<const sockaddr*>(&a.addr), a.len,
-                                  local != nullptr ? &locals : nullptr);
-      peer = a;
-      return fd;
-    } catch (const OSError&) {
-      last = std::current_exception();
-    }
-  }
-  std::rethrow_exception(last);
-}
-
-namespace {
-
-// open_tcp(host, port, config, local) is open_connection(host, port), bound first to local if
-// given (asyncio's local_addr=).
-std::pair<StreamReader, StreamWriter> open_tcp(const std::string& host, int port, stream_config config,
-                                               const local_addr* local) {
+// open_tcp(host, port, options, config) is open_connection(host, port, options...).
+std::pair<StreamReader, StreamWriter> open_tcp(const std::string& host, int port, const connect_options& options,
+                                               stream_config config) {
   check_stream_config(config, "open_connection");
   resolved_address peer;
-  const int fd = connect_tcp(host, port, local, peer);
+  const int fd = connect_tcp(host, port, options, peer);
   return make_streams(fd, config, reinterpret_cast<const sockaddr*>(&peer.addr), peer.len);
 }
 
@@ -857,12 +787,12 @@ address StreamWriter::get_extra_info(std::string_view name) const {
 }
 
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, stream_config config) {
-  return detail::open_tcp(host, port, config, nullptr);
+  return detail::open_tcp(host, port, {}, config);
 }
 
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, local_addr local,
                                                       stream_config config) {
-  return detail::open_tcp(host, port, config, &local);
+  return detail::open_tcp(host, port, {.local = std::move(local)}, config);
 }
 
 bool StreamWriter::can_write_eof() const noexcept { return t_ == nullptr || !t_->is_tls(); }
@@ -971,12 +901,27 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
 
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, local_addr local,
                                                       const ssl_context& ssl, tls_options tls, stream_config config) {
-  detail::check_tls_args(ssl, tls, "open_connection");
-  auto streams = detail::open_tcp(host, port, config, &local);
+  return detail::open_connection_with(host, port, {.local = std::move(local)}, ssl, std::move(tls), config);
+}
+
+namespace detail {
+
+std::pair<StreamReader, StreamWriter> open_connection_with(const std::string& host, int port,
+                                                           const connect_options& options, stream_config config) {
+  return open_tcp(host, port, options, config);
+}
+
+std::pair<StreamReader, StreamWriter> open_connection_with(const std::string& host, int port,
+                                                           const connect_options& options, const ssl_context& ssl,
+                                                           tls_options tls, stream_config config) {
+  check_tls_args(ssl, tls, "open_connection");
+  auto streams = open_tcp(host, port, options, config);
   if (!tls.server_hostname) tls.server_hostname = host;
   streams.second.start_tls(ssl, tls);
   return streams;
 }
+
+}  // namespace detail
 
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, const ssl_context& ssl,
                                                            tls_options tls, stream_config config) {

@@ -26,9 +26,10 @@
 //     service name, and a host and port are always given: test_create_connection_host_port_sock,
 //     test_create_connection_wrong_sock, test_create_server_wrong_sock,
 //     test_create_server_stream_bittype, test_create_connection_no_host_port_sock,
-//     test_create_connection_multiple_errors_local_addr, test_create_connection_service_name,
+//     test_create_connection_service_name,
 //     test_create_connection_no_local_addr, test_create_server_host_port_sock,
-//     test_create_server_no_host_port_sock.
+//     test_create_server_no_host_port_sock. (test_create_connection_multiple_errors_local_addr is
+//     HappyEyeballs.BindFailuresOnEveryAddressAreTheErrors, connect_options_test.cpp.)
 //   test_create_server_empty_host: "" binds every interface, not loopback only (and the Python test
 //     reads it through a mocked getaddrinfo).
 //   SSL (no TLS yet): test_create_server_ssl_timeout_for_plain_socket,

@@ -198,7 +198,7 @@ struct connection_tls {
 };
 // What each entry point below does, the protocol made by factory (see them).
 Transport open_protocol_connection(const protocol_factory& factory, const std::string& host, int port,
-                                   const local_addr* local, const connection_tls* tls);
+                                   const connect_options& options, const connection_tls* tls);
 Transport open_unix_protocol_connection(const protocol_factory& factory, const std::string& path,
                                         const connection_tls* tls);
 Transport adopt_protocol_socket(const protocol_factory& factory, int fd, const char* call,
@@ -237,7 +237,7 @@ concept protocol_factory =
 template <protocol_factory Factory>
 auto create_connection(Factory&& factory, const std::string& host, int port) {
   return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
-    return detail::open_protocol_connection(f, host, port, nullptr, nullptr);
+    return detail::open_protocol_connection(f, host, port, connect_options{}, nullptr);
   });
 }
 template <std::derived_from<BaseProtocol> P>
@@ -249,7 +249,7 @@ std::pair<Transport, std::shared_ptr<P>> create_connection(const std::string& ho
 template <protocol_factory Factory>
 auto create_connection(Factory&& factory, const std::string& host, int port, const local_addr& local) {
   return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
-    return detail::open_protocol_connection(f, host, port, &local, nullptr);
+    return detail::open_protocol_connection(f, host, port, connect_options{.local = local}, nullptr);
   });
 }
 template <std::derived_from<BaseProtocol> P>
@@ -266,13 +266,43 @@ auto create_connection(Factory&& factory, const std::string& host, int port, con
                        tls_options tls = {}) {
   const detail::connection_tls settings{ssl, std::move(tls)};
   return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
-    return detail::open_protocol_connection(f, host, port, nullptr, &settings);
+    return detail::open_protocol_connection(f, host, port, connect_options{}, &settings);
   });
 }
 template <std::derived_from<BaseProtocol> P>
 std::pair<Transport, std::shared_ptr<P>> create_connection(const std::string& host, int port, const ssl_context& ssl,
                                                            tls_options tls = {}) {
   return create_connection([] { return std::make_shared<P>(); }, host, port, ssl, std::move(tls));
+}
+// create_connection(factory, host, port, connect_options{...}) is create_connection(...,
+// local_addr=, family=, happy_eyeballs_delay=, interleave=, all_errors=): see connect_options
+// and open_connection()'s overload, which throws the same.
+template <protocol_factory Factory>
+auto create_connection(Factory&& factory, const std::string& host, int port, const connect_options& options) {
+  return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
+    return detail::open_protocol_connection(f, host, port, options, nullptr);
+  });
+}
+template <std::derived_from<BaseProtocol> P>
+std::pair<Transport, std::shared_ptr<P>> create_connection(const std::string& host, int port,
+                                                           const connect_options& options) {
+  return create_connection([] { return std::make_shared<P>(); }, host, port, options);
+}
+// create_connection(factory, host, port, connect_options{...}, ssl, tls) is the same with TLS, as
+// create_connection(factory, host, port, ssl, tls).
+template <protocol_factory Factory>
+auto create_connection(Factory&& factory, const std::string& host, int port, const connect_options& options,
+                       const ssl_context& ssl, tls_options tls = {}) {
+  const detail::connection_tls settings{ssl, std::move(tls)};
+  return detail::with_protocol(factory, [&](const detail::protocol_factory& f) {
+    return detail::open_protocol_connection(f, host, port, options, &settings);
+  });
+}
+template <std::derived_from<BaseProtocol> P>
+std::pair<Transport, std::shared_ptr<P>> create_connection(const std::string& host, int port,
+                                                           const connect_options& options, const ssl_context& ssl,
+                                                           tls_options tls = {}) {
+  return create_connection([] { return std::make_shared<P>(); }, host, port, options, ssl, std::move(tls));
 }
 // create_connection(factory, connected_socket{fd}) is create_connection(sock=sock): a connected
 // stream socket the program made (owned once the call returns; if it throws, fd is left open and

@@ -11,6 +11,7 @@
 
 #include <sys/socket.h>
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -268,6 +269,64 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
 std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, local_addr local,
                                                       const ssl_context& ssl, tls_options tls = {},
                                                       stream_config config = {});
+// connect_options are the keyword arguments of asyncio's open_connection()/create_connection()
+// that choose how to connect over TCP: local_addr=, family=, happy_eyeballs_delay=, interleave=
+// and all_errors=. Pass them by name, with the type spelled out for open_connection():
+//
+//   asyncio::open_connection(host, port, asyncio::connect_options{.happy_eyeballs_delay = 0.25});
+//
+// A value type: copy it freely.
+struct connect_options {
+  // local: local_addr=(host, port), as the local_addr overloads: each socket binds to the first
+  // address of local->host in its own family before it connects. Resolved in `family` if set.
+  std::optional<local_addr> local = std::nullopt;
+  // family: family=: AF_INET or AF_INET6 to connect only to host's addresses of that family
+  // (host is resolved with that hint: gaierror if it has none); AF_UNSPEC, the default, both.
+  int family = AF_UNSPEC;
+  // happy_eyeballs_delay: happy_eyeballs_delay= (RFC 8305 "Happy Eyeballs"; 0.25 s is its
+  // recommendation), in seconds, >= 0. Unset, the default: host's addresses are tried one at a
+  // time, each until it fails, so an address that drops packets holds the caller until the
+  // kernel gives up (minutes). Set: the attempts overlap. The first starts at once; the next
+  // starts when the one before it fails or `happy_eyeballs_delay` seconds after it started,
+  // whichever comes first; the first to connect wins, and the others are cancelled and their
+  // sockets closed before the call returns.
+  std::optional<double> happy_eyeballs_delay = std::nullopt;
+  // interleave: interleave=: reorders host's addresses by family before trying them:
+  // `interleave` addresses of the first family getaddrinfo() returned, then one of each family in
+  // turn. Unset: 1 with happy_eyeballs_delay, else 0. 0 keeps getaddrinfo()'s order. >= 0.
+  std::optional<int> interleave = std::nullopt;
+  // all_errors: all_errors=: when every address fails, raise ExceptionGroup("create_connection
+  // failed") holding each attempt's error in the order the attempts started; false, the default,
+  // raises the error of the last address tried.
+  bool all_errors = false;
+};
+namespace detail {
+std::pair<StreamReader, StreamWriter> open_connection_with(const std::string& host, int port,
+                                                           const connect_options& options, stream_config config);
+std::pair<StreamReader, StreamWriter> open_connection_with(const std::string& host, int port,
+                                                           const connect_options& options, const ssl_context& ssl,
+                                                           tls_options tls, stream_config config);
+}  // namespace detail
+// open_connection(host, port, connect_options{...}, config) is open_connection(host, port,
+// local_addr=, family=, happy_eyeballs_delay=, interleave=, all_errors=). Throws as
+// open_connection() and its local_addr overload; gaierror for a host without an address of
+// `family`; with all_errors, ExceptionGroup (see connect_options); ValueError, before any
+// lookup, for a family other than AF_INET, AF_INET6 and AF_UNSPEC, a negative or NaN
+// happy_eyeballs_delay, a negative interleave. (A template only so that `open_connection(host,
+// port, {})` keeps meaning a default stream_config: the type must be connect_options.)
+template <std::same_as<connect_options> Options>
+std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, const Options& options,
+                                                      stream_config config = {}) {
+  return detail::open_connection_with(host, port, options, config);
+}
+// open_connection(host, port, connect_options{...}, ssl, tls, config) is the same with TLS, as
+// open_connection(host, port, ssl, tls, config).
+template <std::same_as<connect_options> Options>
+std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, int port, const Options& options,
+                                                      const ssl_context& ssl, tls_options tls = {},
+                                                      stream_config config = {}) {
+  return detail::open_connection_with(host, port, options, ssl, std::move(tls), config);
+}
 // open_unix_connection(path) connects to a Unix-domain socket.
 std::pair<StreamReader, StreamWriter> open_unix_connection(const std::string& path, stream_config config = {});
 // open_unix_connection(path, ssl, tls, config) adds TLS as open_connection()'s overload does.

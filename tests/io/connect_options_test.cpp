@@ -1,0 +1,500 @@
+// connect_options_test.cpp: open_connection()/create_connection() with asyncio's keyword
+// arguments family=, happy_eyeballs_delay=, interleave=, all_errors= and local_addr=
+// (asyncio::connect_options), and the Happy Eyeballs race behind them.
+//
+// A host name that resolves to several addresses is what the race is for, but this machine's
+// names resolve to one, so the race is driven through detail::connect_first(), the step after
+// the lookup, with addresses of listeners the tests make (CPython's test_base_events mocks
+// getaddrinfo and sock_connect for the same reason): a listener whose accept queue is full drops
+// SYNs, so a connect to it hangs as one to an unreachable address does.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <greenlet/io.hpp>
+
+#include "io/echo_line.hpp"
+#include "io/ipv6_loopback.hpp"
+#include "io/tcp_connect.hpp"  // src/io: the race after the lookup (white-box)
+#include "support/greenlet_test.hpp"
+
+// A named namespace: the unity build compiles this file with others.
+namespace connect_options_test {
+
+namespace asyncio = greenlet::asyncio;
+using asyncio::detail::resolved_address;
+using ConnectOptions = greenlet_test::GreenletTest;
+using HappyEyeballs = greenlet_test::GreenletTest;
+
+// A socket of the test's own, closed with it.
+struct test_socket {
+  int fd = -1;
+  explicit test_socket(int f) : fd(f) {}
+  test_socket(const test_socket&) = delete;
+  test_socket& operator=(const test_socket&) = delete;
+  test_socket(test_socket&& o) noexcept : fd(o.fd) { o.fd = -1; }
+  ~test_socket() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+resolved_address loopback(int family, int port) {
+  resolved_address a;
+  a.family = family;
+  if (family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&a.addr);
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    in->sin_port = htons(static_cast<std::uint16_t>(port));
+    a.len = sizeof(sockaddr_in);
+  } else {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.addr);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_addr = in6addr_loopback;
+    in6->sin6_port = htons(static_cast<std::uint16_t>(port));
+    a.len = sizeof(sockaddr_in6);
+  }
+  return a;
+}
+
+int port_of(const resolved_address& a) {
+  return a.family == AF_INET ? ntohs(reinterpret_cast<const sockaddr_in*>(&a.addr)->sin_port)
+                             : ntohs(reinterpret_cast<const sockaddr_in6*>(&a.addr)->sin6_port);
+}
+
+// A loopback listener of `family` that completes handshakes (nobody accepts until the test does).
+struct listener {
+  test_socket sock;
+  resolved_address addr;
+  explicit listener(int family = AF_INET, int backlog = 16) : sock(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    resolved_address any = loopback(family, 0);
+    EXPECT_EQ(::bind(sock.fd, reinterpret_cast<sockaddr*>(&any.addr), any.len), 0) << std::strerror(errno);
+    EXPECT_EQ(::listen(sock.fd, backlog), 0);
+    addr = any;
+    socklen_t len = sizeof addr.addr;
+    ::getsockname(sock.fd, reinterpret_cast<sockaddr*>(&addr.addr), &len);
+    addr.len = len;
+  }
+};
+
+// A listener whose accept queue is full: the kernel drops further SYNs, so a connect to it
+// neither succeeds nor fails until TCP gives up (minutes), as one to a host that drops packets.
+struct blackhole {
+  listener l;
+  test_socket filler;
+  explicit blackhole(int family = AF_INET) : l(family, 0), filler(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    EXPECT_EQ(::connect(filler.fd, reinterpret_cast<const sockaddr*>(&l.addr.addr), l.addr.len), 0);
+  }
+  const resolved_address& addr() const { return l.addr; }
+};
+
+// An address nobody listens on: a connect to it is refused at once.
+resolved_address refused_address() {
+  const listener probe;
+  return probe.addr;  // the listener closes here, and its port with it
+}
+
+std::size_t open_descriptors() {
+  std::size_t n = 0;
+  DIR* d = ::opendir("/proc/self/fd");
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(d);
+  return n - 1;  // opendir's own
+}
+
+// whats(group) is the what() of each member of an ExceptionGroup.
+std::vector<std::string> whats(const asyncio::ExceptionGroup& group) {
+  std::vector<std::string> out;
+  for (const std::exception_ptr& e : group.exceptions()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      out.push_back(x.what());
+    }
+  }
+  return out;
+}
+
+std::string refused_what(const resolved_address& a) {
+  return "connect to 127.0.0.1:" + std::to_string(port_of(a)) + ": Connection refused";
+}
+
+TEST_F(ConnectOptions, InterleaveByFamilyAlternatesTheFamiliesInTheOrderTheyCome) {
+  // As CPython's test__interleave_addrinfos: two IPv6 addresses then two IPv4 ones.
+  const std::vector<resolved_address> addrs = {loopback(AF_INET6, 1), loopback(AF_INET6, 2), loopback(AF_INET, 3),
+                                               loopback(AF_INET, 4)};
+  const auto ports = [](const std::vector<resolved_address>& v) {
+    std::vector<int> out;
+    for (const auto& a : v) out.push_back(port_of(a));
+    return out;
+  };
+  using asyncio::detail::interleave_by_family;
+  EXPECT_EQ(ports(interleave_by_family(addrs, 0)), (std::vector<int>{1, 2, 3, 4}));
+  EXPECT_EQ(ports(interleave_by_family(addrs, 1)), (std::vector<int>{1, 3, 2, 4}));
+  EXPECT_EQ(ports(interleave_by_family(addrs, 2)), (std::vector<int>{1, 2, 3, 4}));
+  EXPECT_EQ(ports(interleave_by_family(addrs, 5)), (std::vector<int>{1, 2, 3, 4}));
+  const std::vector<resolved_address> v4_first = {loopback(AF_INET, 1), loopback(AF_INET, 2), loopback(AF_INET, 3),
+                                                  loopback(AF_INET6, 4)};
+  EXPECT_EQ(ports(interleave_by_family(v4_first, 1)), (std::vector<int>{1, 4, 2, 3}));
+  EXPECT_EQ(ports(interleave_by_family(v4_first, 2)), (std::vector<int>{1, 2, 4, 3}));
+}
+
+TEST_F(HappyEyeballs, TheNextAddressWinsWhileTheFirstHangs) {
+  // CPython's test_create_connection_happy_eyeballs: the first address does not answer, so the
+  // second is tried happy_eyeballs_delay later and wins; the first attempt is cancelled.
+  const blackhole silent;
+  const listener good;
+  double elapsed = 0;
+  int peer_port = 0;
+  std::size_t before = 0;
+  std::size_t after = 0;
+  asyncio::run([&] {
+    before = open_descriptors();
+    const double start = asyncio::get_running_loop().time();
+    resolved_address peer;
+    const int fd =
+        asyncio::detail::connect_first({silent.addr(), good.addr}, nullptr, {.happy_eyeballs_delay = 0.05}, peer);
+    elapsed = asyncio::get_running_loop().time() - start;
+    peer_port = port_of(peer);
+    ::close(fd);
+    after = open_descriptors();
+  });
+  EXPECT_EQ(peer_port, port_of(good.addr));
+  EXPECT_GE(elapsed, 0.04);
+  EXPECT_LT(elapsed, 5.0);
+  EXPECT_EQ(after, before) << "the hanging attempt's socket was not closed";
+}
+
+TEST_F(HappyEyeballs, OneAtATimeTheHangingAddressHoldsTheCall) {
+  // Without happy_eyeballs_delay the second address is only tried once the first fails.
+  const blackhole silent;
+  const listener good;
+  bool timed_out = false;
+  std::size_t before = 0;
+  std::size_t after = 0;
+  asyncio::run([&] {
+    before = open_descriptors();
+    try {
+      asyncio::wait_for(
+          [&] {
+            resolved_address peer;
+            return asyncio::detail::connect_first({silent.addr(), good.addr}, nullptr, {}, peer);
+          },
+          0.2);
+    } catch (const asyncio::TimeoutError&) {
+      timed_out = true;
+    }
+    after = open_descriptors();
+  });
+  EXPECT_TRUE(timed_out);
+  EXPECT_EQ(after, before);
+}
+
+TEST_F(HappyEyeballs, AFailedAttemptStartsTheNextAtOnce) {
+  // staggered_race(): the next attempt starts when the one before it fails, not only after the
+  // delay (here far longer than the test may take).
+  const resolved_address refused = refused_address();
+  const listener good;
+  double elapsed = 0;
+  int peer_port = 0;
+  asyncio::run([&] {
+    const double start = asyncio::get_running_loop().time();
+    resolved_address peer;
+    ::close(asyncio::detail::connect_first({refused, good.addr}, nullptr, {.happy_eyeballs_delay = 60.0}, peer));
+    elapsed = asyncio::get_running_loop().time() - start;
+    peer_port = port_of(peer);
+  });
+  EXPECT_EQ(peer_port, port_of(good.addr));
+  EXPECT_LT(elapsed, 30.0);
+}
+
+TEST_F(HappyEyeballs, AHangingAttemptIsNotRestartedByALaterFailure) {
+  // Only the failure of the attempt started last starts the next: [hangs, refused, good] with a
+  // long delay never gets past the first.
+  const blackhole silent;
+  const resolved_address refused = refused_address();
+  const listener good;
+  bool timed_out = false;
+  asyncio::run([&] {
+    try {
+      asyncio::wait_for(
+          [&] {
+            resolved_address peer;
+            return asyncio::detail::connect_first({silent.addr(), refused, good.addr}, nullptr,
+                                                  {.happy_eyeballs_delay = 60.0}, peer);
+          },
+          0.2);
+    } catch (const asyncio::TimeoutError&) {
+      timed_out = true;
+    }
+  });
+  EXPECT_TRUE(timed_out);
+}
+
+TEST_F(HappyEyeballs, EveryAddressRefusedRaisesTheLastOnesError) {
+  const resolved_address first = refused_address();
+  const resolved_address second = refused_address();
+  for (const std::optional<double> delay : {std::optional<double>{}, std::optional<double>{0.01}}) {
+    std::string what;
+    asyncio::run([&] {
+      try {
+        resolved_address peer;
+        asyncio::detail::connect_first({first, second}, nullptr, {.happy_eyeballs_delay = delay}, peer);
+        ADD_FAILURE() << "connected to a closed port";
+      } catch (const asyncio::ConnectionRefusedError& e) {
+        what = e.what();
+      }
+    });
+    EXPECT_EQ(what, refused_what(second)) << (delay ? "racing" : "one at a time");
+  }
+}
+
+TEST_F(HappyEyeballs, AllErrorsRaisesAGroupOfEveryAttemptsErrorInOrder) {
+  // CPython's test_create_connection_multiple_errors with all_errors=True.
+  const resolved_address first = refused_address();
+  const resolved_address second = refused_address();
+  for (const std::optional<double> delay : {std::optional<double>{}, std::optional<double>{0.01}}) {
+    std::string message;
+    std::vector<std::string> members;
+    bool all_refused = true;
+    asyncio::run([&] {
+      try {
+        resolved_address peer;
+        asyncio::detail::connect_first({first, second}, nullptr, {.happy_eyeballs_delay = delay, .all_errors = true},
+                                       peer);
+        ADD_FAILURE() << "connected to a closed port";
+      } catch (const asyncio::ExceptionGroup& group) {
+        message = group.message();
+        members = whats(group);
+        for (const auto& e : group.exceptions()) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const asyncio::ConnectionRefusedError&) {
+          } catch (...) {
+            all_refused = false;
+          }
+        }
+      }
+    });
+    EXPECT_EQ(message, "create_connection failed");
+    EXPECT_EQ(members, (std::vector<std::string>{refused_what(first), refused_what(second)}));
+    EXPECT_TRUE(all_refused);
+  }
+}
+
+TEST_F(HappyEyeballs, BindFailuresOnEveryAddressAreTheErrors) {
+  // CPython's test_create_connection_multiple_errors_local_addr: the local address is taken, so
+  // every attempt fails to bind before it connects. asyncio raises "Multiple exceptions: ..."; here
+  // the last attempt's error, or with all_errors the group of both.
+  const listener taken;
+  const std::vector<resolved_address> locals = {taken.addr};
+  const listener a;
+  const listener b;
+  const std::string expected =
+      "error while attempting to bind on address 127.0.0.1:" + std::to_string(port_of(taken.addr)) +
+      " (local_addr): Address already in use";
+  std::string last;
+  std::vector<std::string> all;
+  asyncio::run([&] {
+    resolved_address peer;
+    try {
+      asyncio::detail::connect_first({a.addr, b.addr}, &locals, {.happy_eyeballs_delay = 0.01}, peer);
+    } catch (const asyncio::OSError& e) {
+      last = e.what();
+    }
+    try {
+      asyncio::detail::connect_first({a.addr, b.addr}, &locals, {.all_errors = true}, peer);
+    } catch (const asyncio::ExceptionGroup& group) {
+      all = whats(group);
+    }
+  });
+  EXPECT_EQ(last, expected);
+  EXPECT_EQ(all, (std::vector<std::string>{expected, expected}));
+}
+
+TEST_F(HappyEyeballs, ACancelledRaceClosesEveryAttemptsSocket) {
+  const blackhole one;
+  const blackhole two;
+  bool timed_out = false;
+  std::size_t before = 0;
+  std::size_t after = 0;
+  asyncio::run([&] {
+    before = open_descriptors();
+    try {
+      asyncio::wait_for(
+          [&] {
+            resolved_address peer;
+            return asyncio::detail::connect_first({one.addr(), two.addr()}, nullptr, {.happy_eyeballs_delay = 0.01},
+                                                  peer);
+          },
+          0.2);
+    } catch (const asyncio::TimeoutError&) {
+      timed_out = true;
+    }
+    after = open_descriptors();
+  });
+  EXPECT_TRUE(timed_out);
+  EXPECT_EQ(after, before);
+}
+
+TEST_F(HappyEyeballs, TheSecondToConnectIsClosed) {
+  // With no delay both attempts start at once and both connect; one wins, and the other's
+  // socket is closed before the call returns, so its server sees the connection end.
+  const listener a;
+  const listener b;
+  int peer_port = 0;
+  asyncio::run([&] {
+    resolved_address peer;
+    ::close(asyncio::detail::connect_first({a.addr, b.addr}, nullptr, {.happy_eyeballs_delay = 0.0}, peer));
+    peer_port = port_of(peer);
+  });
+  ASSERT_TRUE(peer_port == port_of(a.addr) || peer_port == port_of(b.addr));
+  const listener& loser = peer_port == port_of(a.addr) ? b : a;
+  pollfd p{loser.sock.fd, POLLIN, 0};
+  if (::poll(&p, 1, 1000) == 1) {  // the losing attempt reached the server: it must be closed
+    const test_socket conn(::accept(loser.sock.fd, nullptr, nullptr));
+    char byte = 0;
+    pollfd q{conn.fd, POLLIN, 0};
+    ASSERT_EQ(::poll(&q, 1, 5000), 1) << "the losing connection is still open";
+    EXPECT_LE(::recv(conn.fd, &byte, 1, 0), 0);
+  }
+}
+
+TEST_F(HappyEyeballs, RacesAcrossFamilies) {
+  // CPython's scenario with real families: IPv6 first and silent, IPv4 answering.
+  if (!io_test::ipv6_loopback_available()) GTEST_SKIP() << "no IPv6 loopback";
+  const blackhole silent(AF_INET6);
+  const listener good(AF_INET);
+  int family = 0;
+  asyncio::run([&] {
+    resolved_address peer;
+    ::close(asyncio::detail::connect_first({silent.addr(), good.addr}, nullptr, {.happy_eyeballs_delay = 0.02}, peer));
+    family = peer.family;
+  });
+  EXPECT_EQ(family, AF_INET);
+}
+
+TEST_F(ConnectOptions, OpenConnectionTakesThemAndStillTakesABareConfig) {
+  std::string echoed;
+  std::string peer_host;
+  std::string local_host;
+  asyncio::run([&] {
+    auto server = asyncio::start_server(io_test::echo_line, "127.0.0.1", 0);
+    auto [r, w] = asyncio::open_connection("127.0.0.1", server.port(),
+                                           asyncio::connect_options{.local = asyncio::local_addr{"127.0.0.1", 0},
+                                                                    .family = AF_INET,
+                                                                    .happy_eyeballs_delay = 0.25,
+                                                                    .all_errors = true});
+    w.write("hello\n");
+    echoed = r.readline();
+    peer_host = w.get_extra_info("peername").host;
+    local_host = w.get_extra_info("sockname").host;
+    w.close();
+    w.wait_closed();
+    // `{}` is still a stream_config, not connect_options.
+    auto [r2, w2] = asyncio::open_connection("127.0.0.1", server.port(), {});
+    w2.write("again\n");
+    echoed += r2.readline();
+    w2.close();
+    w2.wait_closed();
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(echoed, "hello\nagain\n");
+  EXPECT_EQ(peer_host, "127.0.0.1");
+  EXPECT_EQ(local_host, "127.0.0.1");
+}
+
+TEST_F(ConnectOptions, FamilyKeepsOnlyThatFamilysAddresses) {
+  const resolved_address closed = refused_address();
+  bool no_v6_address = false;
+  asyncio::run([&] {
+    try {
+      asyncio::open_connection("127.0.0.1", port_of(closed), asyncio::connect_options{.family = AF_INET6});
+    } catch (const asyncio::gaierror&) {
+      no_v6_address = true;  // 127.0.0.1 has no IPv6 address
+    }
+  });
+  EXPECT_TRUE(no_v6_address);
+}
+
+TEST_F(ConnectOptions, BadOptionsAreRefusedBeforeAnyLookup) {
+  std::vector<std::string> refusals;
+  const auto refused = [&](const asyncio::connect_options& options) {
+    try {
+      // A name that would take a lookup: the options are checked first.
+      asyncio::open_connection("no-such-host.invalid", 80, options);
+      refusals.push_back("connected");
+    } catch (const asyncio::ValueError& e) {
+      refusals.push_back(e.what());
+    } catch (const std::exception& e) {
+      refusals.push_back(std::string("other: ") + e.what());
+    }
+  };
+  asyncio::run([&] {
+    refused({.family = AF_UNIX});
+    refused({.happy_eyeballs_delay = -1.0});
+    refused({.happy_eyeballs_delay = std::numeric_limits<double>::quiet_NaN()});
+    refused({.interleave = -1});
+  });
+  ASSERT_EQ(refusals.size(), 4u);
+  EXPECT_EQ(refusals[0],
+            "connect_options.family must be AF_INET, AF_INET6 or AF_UNSPEC (both), not 1; a Unix-domain socket is "
+            "open_unix_connection()'s");
+  EXPECT_EQ(refusals[1],
+            "connect_options.happy_eyeballs_delay must be a number of seconds >= 0 (RFC 8305 recommends 0.25), or "
+            "unset to try the addresses one at a time");
+  EXPECT_EQ(refusals[2], refusals[1]);
+  EXPECT_EQ(refusals[3], "connect_options.interleave must be >= 0 (0 keeps getaddrinfo()'s order), not -1");
+}
+
+TEST_F(ConnectOptions, AllErrorsGroupsEvenASingleAddresssError) {
+  // As asyncio: with all_errors=True the error is always a group.
+  const resolved_address closed = refused_address();
+  std::vector<std::string> members;
+  asyncio::run([&] {
+    try {
+      asyncio::create_connection<asyncio::Protocol>("127.0.0.1", port_of(closed),
+                                                    {.happy_eyeballs_delay = 0.1, .all_errors = true});
+      ADD_FAILURE() << "connected to a closed port";
+    } catch (const asyncio::ExceptionGroup& group) {
+      members = whats(group);
+    }
+  });
+  EXPECT_EQ(members, (std::vector<std::string>{refused_what(closed)}));
+}
+
+TEST_F(ConnectOptions, CreateConnectionTakesThem) {
+  struct Hello : asyncio::Protocol {
+    std::string got;
+    asyncio::Future<void> closed = asyncio::get_running_loop().create_future<void>();
+    void connection_made(asyncio::Transport& t) override { t.write("hi\n"); }
+    void data_received(std::string_view data) override { got += data; }
+    void connection_lost(std::exception_ptr) override { closed.set_result(); }
+  };
+  std::string got;
+  asyncio::run([&] {
+    auto server = asyncio::start_server(io_test::echo_line, "127.0.0.1", 0);
+    auto [transport, protocol] = asyncio::create_connection<Hello>(
+        "127.0.0.1", server.port(), {.local = asyncio::local_addr{"127.0.0.1", 0}, .happy_eyeballs_delay = 0.25});
+    asyncio::await(protocol->closed);  // the server echoes the line and closes
+    got = protocol->got;
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(got, "hi\n");
+}
+
+}  // namespace connect_options_test
