@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -177,15 +178,14 @@ int happy_eyeballs(const std::shared_ptr<race_state>& state, double delay, resol
       for (std::size_t i = 0; i < attempts.size(); ++i) {
         if (!seen[i]) running.push_back(attempts[i]);
       }
-      std::optional<double> timeout;
-      if (!all_started) timeout = last_started + delay - loop.time();
+      std::optional<double> timeout;  // an infinite delay: only a failure starts the next
+      if (!all_started && std::isfinite(delay)) timeout = last_started + delay - loop.time();
       (void)wait(running, timeout, FIRST_COMPLETED);
     }
   } catch (const GreenletExit&) {
-    // The loop is being torn down and this task killed: no waiting now. The attempts, killed
-    // too, close their sockets as they unwind.
+    // The loop is being torn down and this task killed: no waiting now. The attempts are the
+    // loop's tasks too, killed in turn, and close their sockets as they unwind.
     state->over = true;
-    for (auto& attempt : attempts) attempt.cancel();
     throw;
   } catch (...) {
     if (fd >= 0) throw;  // finish() already ran

@@ -70,6 +70,24 @@ struct EchoProto : asyncio::Protocol {
   }
 };
 
+// create_connection<P>(host, port, connect_options{...}, ssl, tls): the options, then the handshake.
+TEST_F(ProtocolTls, ConnectOptionsThenTheHandshake) {
+  asyncio::run([] {
+    asyncio::Server server =
+        asyncio::create_server([] { return std::make_shared<EchoProto>(); }, "127.0.0.1", 0, {.ssl = server_context()});
+    auto [transport, client] = asyncio::create_connection<Recorder>("127.0.0.1", server.port(),
+                                                                    {.family = AF_INET, .happy_eyeballs_delay = 0.25},
+                                                                    client_context(), {.server_hostname = "localhost"});
+    EXPECT_EQ((std::vector<std::string>{"made"}), client->events);
+    EXPECT_EQ("localhost", transport.tls()->server_hostname);
+    transport.write("raced");
+    until([&] { return client->received == "raced"; });
+    transport.close();
+    server.close();
+    server.wait_closed();
+  });
+}
+
 TEST_F(ProtocolTls, EchoOverTlsWithTheHandshakeBeforeConnectionMade) {
   asyncio::run([] {
     std::shared_ptr<EchoProto> served;

@@ -95,6 +95,28 @@ TEST_F(TlsStreams, ServerHostnameDefaultsToTheHostConnectedTo) {
   EXPECT_EQ(checked, "127.0.0.1");
 }
 
+// open_connection(host, port, connect_options{...}, ssl): the race, then the handshake, with the
+// host connected to as the name checked.
+TEST_F(TlsStreams, ConnectOptionsThenTheHandshake) {
+  std::string echoed;
+  std::string checked;
+  asyncio::run([&] {
+    auto server = asyncio::start_server(echo_lines, "127.0.0.1", 0, {.ssl = server_context()});
+    auto [r, w] = asyncio::open_connection(
+        "127.0.0.1", server.port(),
+        asyncio::connect_options{.local = asyncio::local_addr{"127.0.0.1", 0}, .happy_eyeballs_delay = 0.25},
+        client_context());
+    w.write("raced\n");
+    echoed = r.readline();
+    checked = w.tls()->server_hostname;
+    w.close();
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(echoed, "raced\n");
+  EXPECT_EQ(checked, "127.0.0.1");
+}
+
 // Back-pressure through TLS: 4 MiB each way with drain(), every byte in order.
 TEST_F(TlsStreams, LargeTransferBothWays) {
   std::string pattern;
