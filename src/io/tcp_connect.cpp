@@ -3,6 +3,7 @@
 // address that drops packets does not hold the others up.
 #include "io/tcp_connect.hpp"
 
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
@@ -82,6 +83,36 @@ void check_options(const connect_options& options) {
     throw ValueError("connect_options.interleave must be >= 0 (0 keeps getaddrinfo()'s order), not " +
                      std::to_string(*options.interleave));
   }
+}
+
+// ask_resolver(host, port, options) is options.resolver's answer for the name host, as socket
+// addresses of options.family (any if AF_UNSPEC).
+std::vector<resolved_address> ask_resolver(const std::string& host, int port, const connect_options& options) {
+  std::vector<resolved_address> out;
+  for (const address& a : options.resolver(host, port)) {
+    std::optional<resolved_address> numeric = numeric_address(a, AF_UNSPEC);
+    if (!numeric) {
+      throw ValueError("connect_options.resolver answered \"" + a.host + "\" for host '" + host +
+                       "': a resolver returns numeric addresses (\"192.0.2.1\", \"2001:db8::1\")");
+    }
+    if (options.family == AF_UNSPEC || numeric->family == options.family) out.push_back(*numeric);
+  }
+  if (out.empty()) {
+    throw gaierror("cannot resolve host '" + host + "' (port " + std::to_string(port) +
+                       "): connect_options.resolver returned no address" +
+                       (options.family == AF_UNSPEC ? std::string() : " of family " + family_name(options.family)),
+                   EAI_NONAME);
+  }
+  return out;
+}
+
+// lookup(host, port, passive, options) is host's addresses: through options.resolver for a name
+// if there is one, else resolve().
+std::vector<resolved_address> lookup(const std::string& host, int port, bool passive, const connect_options& options) {
+  if (!options.resolver || host.empty() || numeric_address(address{host, port}, AF_UNSPEC)) {
+    return resolve(host, port, passive, options.family);
+  }
+  return ask_resolver(host, port, options);
 }
 
 // raise_all_failed(errors, all_errors) throws what a connection that failed on every address
@@ -257,10 +288,10 @@ int connect_first(const std::vector<resolved_address>& addrs, const std::vector<
 
 int connect_tcp(const std::string& host, int port, const connect_options& options, resolved_address& peer) {
   check_options(options);
-  std::vector<resolved_address> addrs = resolve(host, port, false, options.family);
+  std::vector<resolved_address> addrs = lookup(host, port, false, options);
   std::vector<resolved_address> locals;
   // Passive: an empty host is the wildcard address of each family, any local interface.
-  if (options.local) locals = resolve(options.local->host, options.local->port, true, options.family);
+  if (options.local) locals = lookup(options.local->host, options.local->port, true, options);
   const int interleave = options.interleave.value_or(options.happy_eyeballs_delay ? 1 : 0);
   if (interleave > 0) addrs = interleave_by_family(addrs, static_cast<std::size_t>(interleave));
   return connect_first(addrs, options.local ? &locals : nullptr, options, peer);

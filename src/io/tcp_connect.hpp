@@ -18,7 +18,8 @@ namespace greenlet::asyncio::detail {
 int connect_socket(int family, const sockaddr* addr, socklen_t len);
 
 // connect_tcp(host, port, options, peer) is a non-blocking socket connected to one of host's
-// addresses, chosen as connect_options says (see there); peer is the address it connected to.
+// addresses (from options.resolver for a name if set, else getaddrinfo()), chosen as
+// connect_options says (see there); peer is the address it connected to.
 // Checks the options before any lookup. Throws what open_connection() documents.
 int connect_tcp(const std::string& host, int port, const connect_options& options, resolved_address& peer);
 

@@ -2,12 +2,11 @@
 // arguments family=, happy_eyeballs_delay=, interleave=, all_errors= and local_addr=
 // (asyncio::connect_options), and the Happy Eyeballs race behind them.
 //
-// A host name that resolves to several addresses is what the race is for, but this machine's
-// names resolve to one, so the race is driven through detail::connect_first(), the step after
-// the lookup, with addresses of listeners the tests make (CPython's test_base_events mocks
-// getaddrinfo and sock_connect for the same reason): a listener whose accept queue is full drops
-// SYNs, so a connect to it hangs as one to an unreachable address does.
-#include <arpa/inet.h>
+// A host name that resolves to several addresses is what the race is for. This machine's names
+// resolve to one, so the tests answer their own names with connect_options::resolver (CPython's
+// test_base_events mocks getaddrinfo for the same reason), giving the addresses of listeners they
+// make: a listener whose accept queue is full drops SYNs, so a connect to it hangs as one to an
+// unreachable address does.
 #include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -15,26 +14,26 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <greenlet/io.hpp>
 
 #include "io/echo_line.hpp"
 #include "io/ipv6_loopback.hpp"
-#include "io/tcp_connect.hpp"  // src/io: the race after the lookup (white-box)
 #include "support/greenlet_test.hpp"
 
 // A named namespace: the unity build compiles this file with others.
 namespace connect_options_test {
 
 namespace asyncio = greenlet::asyncio;
-using asyncio::detail::resolved_address;
 using ConnectOptions = greenlet_test::GreenletTest;
 using HappyEyeballs = greenlet_test::GreenletTest;
+using Addresses = std::vector<asyncio::address>;
 
 // A socket of the test's own, closed with it.
 struct test_socket {
@@ -42,48 +41,45 @@ struct test_socket {
   explicit test_socket(int f) : fd(f) {}
   test_socket(const test_socket&) = delete;
   test_socket& operator=(const test_socket&) = delete;
-  test_socket(test_socket&& o) noexcept : fd(o.fd) { o.fd = -1; }
   ~test_socket() {
     if (fd >= 0) ::close(fd);
   }
 };
 
-resolved_address loopback(int family, int port) {
-  resolved_address a;
-  a.family = family;
-  if (family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&a.addr);
-    in->sin_family = AF_INET;
-    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    in->sin_port = htons(static_cast<std::uint16_t>(port));
-    a.len = sizeof(sockaddr_in);
-  } else {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.addr);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_addr = in6addr_loopback;
-    in6->sin6_port = htons(static_cast<std::uint16_t>(port));
-    a.len = sizeof(sockaddr_in6);
+// The loopback address of family with port, as a socket address and its length.
+struct loopback {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  loopback(int family, int port) {
+    if (family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+      in->sin_family = AF_INET;
+      in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      in->sin_port = htons(static_cast<std::uint16_t>(port));
+      len = sizeof(sockaddr_in);
+    } else {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+      in6->sin6_family = AF_INET6;
+      in6->sin6_addr = in6addr_loopback;
+      in6->sin6_port = htons(static_cast<std::uint16_t>(port));
+      len = sizeof(sockaddr_in6);
+    }
   }
-  return a;
-}
-
-int port_of(const resolved_address& a) {
-  return a.family == AF_INET ? ntohs(reinterpret_cast<const sockaddr_in*>(&a.addr)->sin_port)
-                             : ntohs(reinterpret_cast<const sockaddr_in6*>(&a.addr)->sin6_port);
-}
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&ss); }
+};
 
 // A loopback listener of `family` that completes handshakes (nobody accepts until the test does).
 struct listener {
   test_socket sock;
-  resolved_address addr;
+  asyncio::address addr;
   explicit listener(int family = AF_INET, int backlog = 16) : sock(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    resolved_address any = loopback(family, 0);
-    EXPECT_EQ(::bind(sock.fd, reinterpret_cast<sockaddr*>(&any.addr), any.len), 0) << std::strerror(errno);
+    loopback any(family, 0);
+    EXPECT_EQ(::bind(sock.fd, any.get(), any.len), 0) << std::strerror(errno);
     EXPECT_EQ(::listen(sock.fd, backlog), 0);
-    addr = any;
-    socklen_t len = sizeof addr.addr;
-    ::getsockname(sock.fd, reinterpret_cast<sockaddr*>(&addr.addr), &len);
-    addr.len = len;
+    ::getsockname(sock.fd, reinterpret_cast<sockaddr*>(&any.ss), &any.len);
+    const int port = family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&any.ss)->sin_port)
+                                       : ntohs(reinterpret_cast<sockaddr_in6*>(&any.ss)->sin6_port);
+    addr = {family == AF_INET ? "127.0.0.1" : "::1", port};
   }
 };
 
@@ -93,15 +89,32 @@ struct blackhole {
   listener l;
   test_socket filler;
   explicit blackhole(int family = AF_INET) : l(family, 0), filler(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    EXPECT_EQ(::connect(filler.fd, reinterpret_cast<const sockaddr*>(&l.addr.addr), l.addr.len), 0);
+    const loopback to(family, l.addr.port);
+    EXPECT_EQ(::connect(filler.fd, to.get(), to.len), 0) << std::strerror(errno);
   }
-  const resolved_address& addr() const { return l.addr; }
+  const asyncio::address& addr() const { return l.addr; }
 };
 
 // An address nobody listens on: a connect to it is refused at once.
-resolved_address refused_address() {
-  const listener probe;
+asyncio::address refused_address(int family = AF_INET) {
+  const listener probe(family);
   return probe.addr;  // the listener closes here, and its port with it
+}
+
+// answering(addresses) is a resolver that answers every name with addresses.
+auto answering(Addresses addresses) {
+  return [addresses](const std::string&, int) { return addresses; };
+}
+
+// connect_to(addresses, options) is open_connection("service.test", 80, options) with a
+// resolver answering addresses: the address it connected to, once the connection is closed again.
+asyncio::address connect_to(const Addresses& addresses, asyncio::connect_options options) {
+  options.resolver = answering(addresses);
+  auto [reader, writer] = asyncio::open_connection("service.test", 80, options);
+  asyncio::address peer = writer.get_extra_info("peername");
+  writer.close();
+  writer.wait_closed();
+  return peer;
 }
 
 std::size_t open_descriptors() {
@@ -127,28 +140,48 @@ std::vector<std::string> whats(const asyncio::ExceptionGroup& group) {
   return out;
 }
 
-std::string refused_what(const resolved_address& a) {
-  return "connect to 127.0.0.1:" + std::to_string(port_of(a)) + ": Connection refused";
+std::string refused_what(const asyncio::address& a) {
+  const std::string host = a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
+  return "connect to " + host + ":" + std::to_string(a.port) + ": Connection refused";
 }
 
-TEST_F(ConnectOptions, InterleaveByFamilyAlternatesTheFamiliesInTheOrderTheyCome) {
+// attempt_order(addresses, options) is the addresses open_connection() tried, in order, when all
+// of them refuse: read from the all_errors group.
+std::vector<std::string> attempt_order(const Addresses& addresses, asyncio::connect_options options) {
+  options.resolver = answering(addresses);
+  options.all_errors = true;
+  std::vector<std::string> out;
+  asyncio::run([&] {
+    try {
+      asyncio::open_connection("service.test", 80, options);
+      ADD_FAILURE() << "connected to a closed port";
+    } catch (const asyncio::ExceptionGroup& group) {
+      out = whats(group);
+    }
+  });
+  return out;
+}
+
+TEST_F(HappyEyeballs, InterleaveAlternatesTheFamiliesInTheOrderTheyCome) {
   // As CPython's test__interleave_addrinfos: two IPv6 addresses then two IPv4 ones.
-  const std::vector<resolved_address> addrs = {loopback(AF_INET6, 1), loopback(AF_INET6, 2), loopback(AF_INET, 3),
-                                               loopback(AF_INET, 4)};
-  const auto ports = [](const std::vector<resolved_address>& v) {
-    std::vector<int> out;
-    for (const auto& a : v) out.push_back(port_of(a));
+  if (!io_test::ipv6_loopback_available()) GTEST_SKIP() << "no IPv6 loopback";
+  const Addresses v6_first = {refused_address(AF_INET6), refused_address(AF_INET6), refused_address(AF_INET),
+                              refused_address(AF_INET)};
+  const auto refusals = [](const Addresses& order) {
+    std::vector<std::string> out;
+    for (const auto& a : order) out.push_back(refused_what(a));
     return out;
   };
-  using asyncio::detail::interleave_by_family;
-  EXPECT_EQ(ports(interleave_by_family(addrs, 0)), (std::vector<int>{1, 2, 3, 4}));
-  EXPECT_EQ(ports(interleave_by_family(addrs, 1)), (std::vector<int>{1, 3, 2, 4}));
-  EXPECT_EQ(ports(interleave_by_family(addrs, 2)), (std::vector<int>{1, 2, 3, 4}));
-  EXPECT_EQ(ports(interleave_by_family(addrs, 5)), (std::vector<int>{1, 2, 3, 4}));
-  const std::vector<resolved_address> v4_first = {loopback(AF_INET, 1), loopback(AF_INET, 2), loopback(AF_INET, 3),
-                                                  loopback(AF_INET6, 4)};
-  EXPECT_EQ(ports(interleave_by_family(v4_first, 1)), (std::vector<int>{1, 4, 2, 3}));
-  EXPECT_EQ(ports(interleave_by_family(v4_first, 2)), (std::vector<int>{1, 2, 4, 3}));
+  const auto& [a, b, c, d] = std::tie(v6_first[0], v6_first[1], v6_first[2], v6_first[3]);
+  // Default: getaddrinfo()'s order one at a time, interleaved by family with a delay.
+  EXPECT_EQ(attempt_order(v6_first, {}), refusals({a, b, c, d}));
+  EXPECT_EQ(attempt_order(v6_first, {.happy_eyeballs_delay = 0.01}), refusals({a, c, b, d}));
+  EXPECT_EQ(attempt_order(v6_first, {.interleave = 1}), refusals({a, c, b, d}));
+  EXPECT_EQ(attempt_order(v6_first, {.interleave = 2}), refusals({a, b, c, d}));
+  EXPECT_EQ(attempt_order(v6_first, {.happy_eyeballs_delay = 0.01, .interleave = 0}), refusals({a, b, c, d}));
+  const Addresses v4_first = {c, d, refused_address(AF_INET), a};
+  EXPECT_EQ(attempt_order(v4_first, {.interleave = 1}), refusals({c, a, d, v4_first[2]}));
+  EXPECT_EQ(attempt_order(v4_first, {.interleave = 2}), refusals({c, d, a, v4_first[2]}));
 }
 
 TEST_F(HappyEyeballs, TheNextAddressWinsWhileTheFirstHangs) {
@@ -157,21 +190,17 @@ TEST_F(HappyEyeballs, TheNextAddressWinsWhileTheFirstHangs) {
   const blackhole silent;
   const listener good;
   double elapsed = 0;
-  int peer_port = 0;
+  asyncio::address peer;
   std::size_t before = 0;
   std::size_t after = 0;
   asyncio::run([&] {
     before = open_descriptors();
     const double start = asyncio::get_running_loop().time();
-    resolved_address peer;
-    const int fd =
-        asyncio::detail::connect_first({silent.addr(), good.addr}, nullptr, {.happy_eyeballs_delay = 0.05}, peer);
+    peer = connect_to({silent.addr(), good.addr}, {.happy_eyeballs_delay = 0.05});
     elapsed = asyncio::get_running_loop().time() - start;
-    peer_port = port_of(peer);
-    ::close(fd);
     after = open_descriptors();
   });
-  EXPECT_EQ(peer_port, port_of(good.addr));
+  EXPECT_EQ(peer.port, good.addr.port);
   EXPECT_GE(elapsed, 0.04);
   EXPECT_LT(elapsed, 5.0);
   EXPECT_EQ(after, before) << "the hanging attempt's socket was not closed";
@@ -187,12 +216,7 @@ TEST_F(HappyEyeballs, OneAtATimeTheHangingAddressHoldsTheCall) {
   asyncio::run([&] {
     before = open_descriptors();
     try {
-      asyncio::wait_for(
-          [&] {
-            resolved_address peer;
-            return asyncio::detail::connect_first({silent.addr(), good.addr}, nullptr, {}, peer);
-          },
-          0.2);
+      asyncio::wait_for([&] { return connect_to({silent.addr(), good.addr}, {}); }, 0.2);
     } catch (const asyncio::TimeoutError&) {
       timed_out = true;
     }
@@ -205,19 +229,17 @@ TEST_F(HappyEyeballs, OneAtATimeTheHangingAddressHoldsTheCall) {
 TEST_F(HappyEyeballs, AFailedAttemptStartsTheNextAtOnce) {
   // staggered_race(): the next attempt starts when the one before it fails, not only after the
   // delay (here far longer than the test may take, or infinite: only failures start the next).
-  const resolved_address refused = refused_address();
+  const asyncio::address refused = refused_address();
   const listener good;
   for (const double delay : {60.0, std::numeric_limits<double>::infinity()}) {
     double elapsed = 0;
-    int peer_port = 0;
+    asyncio::address peer;
     asyncio::run([&] {
       const double start = asyncio::get_running_loop().time();
-      resolved_address peer;
-      ::close(asyncio::detail::connect_first({refused, good.addr}, nullptr, {.happy_eyeballs_delay = delay}, peer));
+      peer = connect_to({refused, good.addr}, {.happy_eyeballs_delay = delay});
       elapsed = asyncio::get_running_loop().time() - start;
-      peer_port = port_of(peer);
     });
-    EXPECT_EQ(peer_port, port_of(good.addr)) << delay;
+    EXPECT_EQ(peer.port, good.addr.port) << delay;
     EXPECT_LT(elapsed, 30.0) << delay;
   }
 }
@@ -226,16 +248,14 @@ TEST_F(HappyEyeballs, AHangingAttemptIsNotRestartedByALaterFailure) {
   // Only the failure of the attempt started last starts the next: [hangs, refused, good] with a
   // long delay never gets past the first.
   const blackhole silent;
-  const resolved_address refused = refused_address();
+  const asyncio::address refused = refused_address();
   const listener good;
   bool timed_out = false;
   asyncio::run([&] {
     try {
       asyncio::wait_for(
           [&] {
-            resolved_address peer;
-            return asyncio::detail::connect_first({silent.addr(), refused, good.addr}, nullptr,
-                                                  {.happy_eyeballs_delay = 60.0}, peer);
+            return connect_to({silent.addr(), refused, good.addr}, {.happy_eyeballs_delay = 60.0});
           },
           0.2);
     } catch (const asyncio::TimeoutError&) {
@@ -246,14 +266,13 @@ TEST_F(HappyEyeballs, AHangingAttemptIsNotRestartedByALaterFailure) {
 }
 
 TEST_F(HappyEyeballs, EveryAddressRefusedRaisesTheLastOnesError) {
-  const resolved_address first = refused_address();
-  const resolved_address second = refused_address();
+  const asyncio::address first = refused_address();
+  const asyncio::address second = refused_address();
   for (const std::optional<double> delay : {std::optional<double>{}, std::optional<double>{0.01}}) {
     std::string what;
     asyncio::run([&] {
       try {
-        resolved_address peer;
-        asyncio::detail::connect_first({first, second}, nullptr, {.happy_eyeballs_delay = delay}, peer);
+        connect_to({first, second}, {.happy_eyeballs_delay = delay});
         ADD_FAILURE() << "connected to a closed port";
       } catch (const asyncio::ConnectionRefusedError& e) {
         what = e.what();
@@ -265,17 +284,15 @@ TEST_F(HappyEyeballs, EveryAddressRefusedRaisesTheLastOnesError) {
 
 TEST_F(HappyEyeballs, AllErrorsRaisesAGroupOfEveryAttemptsErrorInOrder) {
   // CPython's test_create_connection_multiple_errors with all_errors=True.
-  const resolved_address first = refused_address();
-  const resolved_address second = refused_address();
+  const asyncio::address first = refused_address();
+  const asyncio::address second = refused_address();
   for (const std::optional<double> delay : {std::optional<double>{}, std::optional<double>{0.01}}) {
     std::string message;
     std::vector<std::string> members;
     bool all_refused = true;
     asyncio::run([&] {
       try {
-        resolved_address peer;
-        asyncio::detail::connect_first({first, second}, nullptr, {.happy_eyeballs_delay = delay, .all_errors = true},
-                                       peer);
+        connect_to({first, second}, {.happy_eyeballs_delay = delay, .all_errors = true});
         ADD_FAILURE() << "connected to a closed port";
       } catch (const asyncio::ExceptionGroup& group) {
         message = group.message();
@@ -301,23 +318,22 @@ TEST_F(HappyEyeballs, BindFailuresOnEveryAddressAreTheErrors) {
   // every attempt fails to bind before it connects. asyncio raises "Multiple exceptions: ..."; here
   // the last attempt's error, or with all_errors the group of both.
   const listener taken;
-  const std::vector<resolved_address> locals = {taken.addr};
   const listener a;
   const listener b;
   const std::string expected =
-      "error while attempting to bind on address 127.0.0.1:" + std::to_string(port_of(taken.addr)) +
+      "error while attempting to bind on address 127.0.0.1:" + std::to_string(taken.addr.port) +
       " (local_addr): Address already in use";
   std::string last;
   std::vector<std::string> all;
   asyncio::run([&] {
-    resolved_address peer;
+    const asyncio::local_addr local{"127.0.0.1", taken.addr.port};
     try {
-      asyncio::detail::connect_first({a.addr, b.addr}, &locals, {.happy_eyeballs_delay = 0.01}, peer);
+      connect_to({a.addr, b.addr}, {.local = local, .happy_eyeballs_delay = 0.01});
     } catch (const asyncio::OSError& e) {
       last = e.what();
     }
     try {
-      asyncio::detail::connect_first({a.addr, b.addr}, &locals, {.all_errors = true}, peer);
+      connect_to({a.addr, b.addr}, {.local = local, .all_errors = true});
     } catch (const asyncio::ExceptionGroup& group) {
       all = whats(group);
     }
@@ -335,13 +351,7 @@ TEST_F(HappyEyeballs, ACancelledRaceClosesEveryAttemptsSocket) {
   asyncio::run([&] {
     before = open_descriptors();
     try {
-      asyncio::wait_for(
-          [&] {
-            resolved_address peer;
-            return asyncio::detail::connect_first({one.addr(), two.addr()}, nullptr, {.happy_eyeballs_delay = 0.01},
-                                                  peer);
-          },
-          0.2);
+      asyncio::wait_for([&] { return connect_to({one.addr(), two.addr()}, {.happy_eyeballs_delay = 0.01}); }, 0.2);
     } catch (const asyncio::TimeoutError&) {
       timed_out = true;
     }
@@ -356,14 +366,10 @@ TEST_F(HappyEyeballs, TheSecondToConnectIsClosed) {
   // socket is closed before the call returns, so its server sees the connection end.
   const listener a;
   const listener b;
-  int peer_port = 0;
-  asyncio::run([&] {
-    resolved_address peer;
-    ::close(asyncio::detail::connect_first({a.addr, b.addr}, nullptr, {.happy_eyeballs_delay = 0.0}, peer));
-    peer_port = port_of(peer);
-  });
-  ASSERT_TRUE(peer_port == port_of(a.addr) || peer_port == port_of(b.addr));
-  const listener& loser = peer_port == port_of(a.addr) ? b : a;
+  asyncio::address peer;
+  asyncio::run([&] { peer = connect_to({a.addr, b.addr}, {.happy_eyeballs_delay = 0.0}); });
+  ASSERT_TRUE(peer.port == a.addr.port || peer.port == b.addr.port);
+  const listener& loser = peer.port == a.addr.port ? b : a;
   pollfd p{loser.sock.fd, POLLIN, 0};
   if (::poll(&p, 1, 1000) == 1) {  // the losing attempt reached the server: it must be closed
     const test_socket conn(::accept(loser.sock.fd, nullptr, nullptr));
@@ -379,13 +385,64 @@ TEST_F(HappyEyeballs, RacesAcrossFamilies) {
   if (!io_test::ipv6_loopback_available()) GTEST_SKIP() << "no IPv6 loopback";
   const blackhole silent(AF_INET6);
   const listener good(AF_INET);
-  int family = 0;
+  asyncio::address peer;
+  asyncio::run([&] { peer = connect_to({silent.addr(), good.addr}, {.happy_eyeballs_delay = 0.02}); });
+  EXPECT_EQ(peer.host, "127.0.0.1");
+  EXPECT_EQ(peer.port, good.addr.port);
+}
+
+TEST_F(ConnectOptions, TheResolverAnswersNamesOnlyAndMayAwait) {
+  const listener good;
+  std::vector<std::string> asked;
+  asyncio::address peer;
+  asyncio::address numeric_peer;
   asyncio::run([&] {
-    resolved_address peer;
-    ::close(asyncio::detail::connect_first({silent.addr(), good.addr}, nullptr, {.happy_eyeballs_delay = 0.02}, peer));
-    family = peer.family;
+    const auto resolver = [&](const std::string& host, int port) {
+      asked.push_back(host + ":" + std::to_string(port));
+      asyncio::sleep(0.001);  // it runs in the connecting task
+      return Addresses{{"127.0.0.1", host == "service.test" ? good.addr.port : port}};
+    };
+    auto [r, w] = asyncio::open_connection(
+        "service.test", 80, asyncio::connect_options{.local = asyncio::local_addr{"me.test", 0}, .resolver = resolver});
+    peer = w.get_extra_info("peername");
+    w.close();
+    w.wait_closed();
+    auto [r2, w2] =
+        asyncio::open_connection("127.0.0.1", good.addr.port, asyncio::connect_options{.resolver = resolver});
+    numeric_peer = w2.get_extra_info("peername");
+    w2.close();
+    w2.wait_closed();
   });
-  EXPECT_EQ(family, AF_INET);
+  EXPECT_EQ(asked, (std::vector<std::string>{"service.test:80", "me.test:0"}));
+  EXPECT_EQ(peer.port, good.addr.port);
+  EXPECT_EQ(numeric_peer.port, good.addr.port);
+}
+
+TEST_F(ConnectOptions, WhatTheResolverAnswersIsChecked) {
+  std::vector<std::string> errors;
+  const auto attempt = [&](Addresses answer, int family) {
+    try {
+      asyncio::open_connection("service.test", 80,
+                               asyncio::connect_options{.family = family, .resolver = answering(std::move(answer))});
+      errors.push_back("connected");
+    } catch (const asyncio::gaierror& e) {
+      errors.push_back(std::string("gaierror: ") + e.what());
+    } catch (const asyncio::ValueError& e) {
+      errors.push_back(std::string("ValueError: ") + e.what());
+    }
+  };
+  asyncio::run([&] {
+    attempt({}, AF_UNSPEC);
+    attempt({{"localhost", 80}}, AF_UNSPEC);
+    attempt({{"127.0.0.1", 80}}, AF_INET6);
+  });
+  EXPECT_EQ(errors, (std::vector<std::string>{
+                        "gaierror: cannot resolve host 'service.test' (port 80): connect_options.resolver returned no "
+                        "address",
+                        "ValueError: connect_options.resolver answered \"localhost\" for host 'service.test': a "
+                        "resolver returns numeric addresses (\"192.0.2.1\", \"2001:db8::1\")",
+                        "gaierror: cannot resolve host 'service.test' (port 80): connect_options.resolver returned no "
+                        "address of family AF_INET6"}));
 }
 
 TEST_F(ConnectOptions, OpenConnectionTakesThemAndStillTakesABareConfig) {
@@ -420,11 +477,11 @@ TEST_F(ConnectOptions, OpenConnectionTakesThemAndStillTakesABareConfig) {
 }
 
 TEST_F(ConnectOptions, FamilyKeepsOnlyThatFamilysAddresses) {
-  const resolved_address closed = refused_address();
+  const asyncio::address closed = refused_address();
   bool no_v6_address = false;
   asyncio::run([&] {
     try {
-      asyncio::open_connection("127.0.0.1", port_of(closed), asyncio::connect_options{.family = AF_INET6});
+      asyncio::open_connection("127.0.0.1", closed.port, asyncio::connect_options{.family = AF_INET6});
     } catch (const asyncio::gaierror&) {
       no_v6_address = true;  // 127.0.0.1 has no IPv6 address
     }
@@ -464,11 +521,11 @@ TEST_F(ConnectOptions, BadOptionsAreRefusedBeforeAnyLookup) {
 
 TEST_F(ConnectOptions, AllErrorsGroupsEvenASingleAddresssError) {
   // As asyncio: with all_errors=True the error is always a group.
-  const resolved_address closed = refused_address();
+  const asyncio::address closed = refused_address();
   std::vector<std::string> members;
   asyncio::run([&] {
     try {
-      asyncio::create_connection<asyncio::Protocol>("127.0.0.1", port_of(closed),
+      asyncio::create_connection<asyncio::Protocol>("127.0.0.1", closed.port,
                                                     {.happy_eyeballs_delay = 0.1, .all_errors = true});
       ADD_FAILURE() << "connected to a closed port";
     } catch (const asyncio::ExceptionGroup& group) {

@@ -275,7 +275,7 @@ std::pair<StreamReader, StreamWriter> open_connection(const std::string& host, i
 //
 //   asyncio::open_connection(host, port, asyncio::connect_options{.happy_eyeballs_delay = 0.25});
 //
-// A value type: copy it freely.
+// A value type: copy it freely (the resolver is copied with it).
 struct connect_options {
   // local: local_addr=(host, port), as the local_addr overloads: each socket binds to the first
   // address of local->host in its own family before it connects. Resolved in `family` if set.
@@ -299,6 +299,15 @@ struct connect_options {
   // failed") holding each attempt's error in the order the attempts started; false, the default,
   // raises the error of the last address tried.
   bool all_errors = false;
+  // resolver: what answers for a host name in place of getaddrinfo() (Python overrides
+  // loop.getaddrinfo() for this): a DNS cache, a DNS client of your own, service discovery, or a
+  // fixed table in tests. Called as resolver(host, port) from the connecting task, so it may
+  // await; it returns numeric addresses with their ports, in the order to try them (then
+  // filtered by `family` and reordered by `interleave`). Numeric hosts ("127.0.0.1", "::1") and ""
+  // do not reach it, as asyncio's loop.getaddrinfo() is skipped for them; local->host is looked
+  // up through it too. An empty answer is gaierror, a name in it ValueError; what it throws comes
+  // out of the call. Empty (the default): getaddrinfo() on the loop's default executor.
+  std::function<std::vector<address>(const std::string& host, int port)> resolver = nullptr;
 };
 namespace detail {
 std::pair<StreamReader, StreamWriter> open_connection_with(const std::string& host, int port,
