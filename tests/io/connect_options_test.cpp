@@ -380,6 +380,32 @@ TEST_F(HappyEyeballs, TheSecondToConnectIsClosed) {
   }
 }
 
+TEST_F(HappyEyeballs, RacesWithEagerTasksToo) {
+  // With eager_task_factory an attempt runs inside create_task() up to its first wait, and one
+  // that fails at once (a refused bind) is done before the race looks at it.
+  const listener taken;
+  const blackhole silent;
+  const listener good;
+  asyncio::address peer;
+  asyncio::run([&] {
+    asyncio::get_running_loop().set_task_factory(asyncio::eager_task_factory);
+    peer = connect_to({silent.addr(), good.addr}, {.happy_eyeballs_delay = 0.02});
+  });
+  EXPECT_EQ(peer.port, good.addr.port);
+  std::vector<std::string> errors;
+  asyncio::run([&] {
+    asyncio::get_running_loop().set_task_factory(asyncio::eager_task_factory);
+    try {
+      connect_to({good.addr, good.addr}, {.local = asyncio::local_addr{"127.0.0.1", taken.addr.port},
+                                          .happy_eyeballs_delay = 10.0,
+                                          .all_errors = true});
+    } catch (const asyncio::ExceptionGroup& group) {
+      errors = whats(group);
+    }
+  });
+  EXPECT_EQ(errors.size(), 2u);
+}
+
 TEST_F(HappyEyeballs, RacesAcrossFamilies) {
   // CPython's scenario with real families: IPv6 first and silent, IPv4 answering.
   if (!io_test::ipv6_loopback_available()) GTEST_SKIP() << "no IPv6 loopback";

@@ -310,6 +310,7 @@ struct connect_options {
   std::function<std::vector<address>(const std::string& host, int port)> resolver = nullptr;
 };
 namespace detail {
+// open_connection_with(host, port, options, ...) is what the connect_options overloads below call.
 std::pair<StreamReader, StreamWriter> open_connection_with(const std::string& host, int port,
                                                            const connect_options& options, stream_config config);
 std::pair<StreamReader, StreamWriter> open_connection_with(const std::string& host, int port,
