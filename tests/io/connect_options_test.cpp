@@ -127,6 +127,26 @@ std::size_t open_descriptors() {
   return n - 1;  // opendir's own
 }
 
+// cut_short(addresses, options) runs connect_to() under wait_for(..., 0.2): whether it timed out,
+// and how many more descriptors are open afterwards than before.
+struct cut_short_outcome {
+  bool timed_out = false;
+  long leaked = 0;
+};
+cut_short_outcome cut_short(const Addresses& addresses, const asyncio::connect_options& options) {
+  cut_short_outcome out;
+  asyncio::run([&] {
+    const std::size_t before = open_descriptors();
+    try {
+      asyncio::wait_for([&] { return connect_to(addresses, options); }, 0.2);
+    } catch (const asyncio::TimeoutError&) {
+      out.timed_out = true;
+    }
+    out.leaked = static_cast<long>(open_descriptors()) - static_cast<long>(before);
+  });
+  return out;
+}
+
 // whats(group) is the what() of each member of an ExceptionGroup.
 std::vector<std::string> whats(const asyncio::ExceptionGroup& group) {
   std::vector<std::string> out;
@@ -210,20 +230,9 @@ TEST_F(HappyEyeballs, OneAtATimeTheHangingAddressHoldsTheCall) {
   // Without happy_eyeballs_delay the second address is only tried once the first fails.
   const blackhole silent;
   const listener good;
-  bool timed_out = false;
-  std::size_t before = 0;
-  std::size_t after = 0;
-  asyncio::run([&] {
-    before = open_descriptors();
-    try {
-      asyncio::wait_for([&] { return connect_to({silent.addr(), good.addr}, {}); }, 0.2);
-    } catch (const asyncio::TimeoutError&) {
-      timed_out = true;
-    }
-    after = open_descriptors();
-  });
-  EXPECT_TRUE(timed_out);
-  EXPECT_EQ(after, before);
+  const cut_short_outcome out = cut_short({silent.addr(), good.addr}, {});
+  EXPECT_TRUE(out.timed_out);
+  EXPECT_EQ(out.leaked, 0);
 }
 
 TEST_F(HappyEyeballs, AFailedAttemptStartsTheNextAtOnce) {
@@ -250,19 +259,9 @@ TEST_F(HappyEyeballs, AHangingAttemptIsNotRestartedByALaterFailure) {
   const blackhole silent;
   const asyncio::address refused = refused_address();
   const listener good;
-  bool timed_out = false;
-  asyncio::run([&] {
-    try {
-      asyncio::wait_for(
-          [&] {
-            return connect_to({silent.addr(), refused, good.addr}, {.happy_eyeballs_delay = 60.0});
-          },
-          0.2);
-    } catch (const asyncio::TimeoutError&) {
-      timed_out = true;
-    }
-  });
-  EXPECT_TRUE(timed_out);
+  const cut_short_outcome out = cut_short({silent.addr(), refused, good.addr}, {.happy_eyeballs_delay = 60.0});
+  EXPECT_TRUE(out.timed_out);
+  EXPECT_EQ(out.leaked, 0);
 }
 
 TEST_F(HappyEyeballs, EveryAddressRefusedRaisesTheLastOnesError) {
@@ -345,20 +344,9 @@ TEST_F(HappyEyeballs, BindFailuresOnEveryAddressAreTheErrors) {
 TEST_F(HappyEyeballs, ACancelledRaceClosesEveryAttemptsSocket) {
   const blackhole one;
   const blackhole two;
-  bool timed_out = false;
-  std::size_t before = 0;
-  std::size_t after = 0;
-  asyncio::run([&] {
-    before = open_descriptors();
-    try {
-      asyncio::wait_for([&] { return connect_to({one.addr(), two.addr()}, {.happy_eyeballs_delay = 0.01}); }, 0.2);
-    } catch (const asyncio::TimeoutError&) {
-      timed_out = true;
-    }
-    after = open_descriptors();
-  });
-  EXPECT_TRUE(timed_out);
-  EXPECT_EQ(after, before);
+  const cut_short_outcome out = cut_short({one.addr(), two.addr()}, {.happy_eyeballs_delay = 0.01});
+  EXPECT_TRUE(out.timed_out);
+  EXPECT_EQ(out.leaked, 0);
 }
 
 TEST_F(HappyEyeballs, TheSecondToConnectIsClosed) {
