@@ -19,6 +19,7 @@
 
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/asyncio/taskgroup.hpp"
 #include "greenlet/asyncio/tasks.hpp"
