@@ -52,7 +52,8 @@ Transport connect_transport(owned_fd& fd, protocol_transport_kind kind, const pr
   if (tls != nullptr) {
     t->use_tls(tls->ssl, tls->server_side,
                tls->server_side ? std::string() : tls->options.server_hostname.value_or(hostname),
-               tls->options.ssl_handshake_timeout, tls->options.ssl_shutdown_timeout);
+               tls->options.ssl_handshake_timeout, tls->options.ssl_shutdown_timeout,
+               tls->server_side ? ssl_session{} : tls->options.session);
   }
   Future<void> ready = loop.create_future<void>();
   t->start(ready);
@@ -222,7 +223,8 @@ Transport start_tls(Transport transport, std::shared_ptr<BaseProtocol> protocol,
   if (protocol != nullptr) t.set_protocol(std::move(protocol));
   Future<void> ready = get_running_loop().create_future<void>();
   t.upgrade_to_tls(ssl, server_side, server_side ? std::string() : tls.server_hostname.value_or(std::string()),
-                   tls.ssl_handshake_timeout, tls.ssl_shutdown_timeout, ready);
+                   tls.ssl_handshake_timeout, tls.ssl_shutdown_timeout, ready,
+                   server_side ? ssl_session{} : tls.session);
   try {
     await(ready);
   } catch (...) {

@@ -20,8 +20,8 @@
 namespace greenlet::asyncio::detail {
 
 void protocol_transport::use_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname,
-                                 double handshake_timeout, double shutdown_timeout) {
-  tls_ = std::make_unique<tls_session>(context_state(ctx), server_side, server_hostname);
+                                 double handshake_timeout, double shutdown_timeout, const ssl_session& resume) {
+  tls_ = std::make_unique<tls_session>(context_state(ctx), server_side, server_hostname, resume);
   handshake_timeout_ = handshake_timeout;
   shutdown_timeout_ = shutdown_timeout;
 }
@@ -75,7 +75,8 @@ void protocol_transport::advance_handshake() {
 }
 
 void protocol_transport::upgrade_to_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname,
-                                        double handshake_timeout, double shutdown_timeout, Future<void> ready) {
+                                        double handshake_timeout, double shutdown_timeout, Future<void> ready,
+                                        const ssl_session& resume) {
   if (kind_ != protocol_transport_kind::socket || tls_ != nullptr || closing_ || fd_ < 0) {
     throw RuntimeError(
         asyncio_errc::invalid_state,
@@ -83,7 +84,7 @@ void protocol_transport::upgrade_to_tls(const ssl_context& ctx, bool server_side
                                         : closing_      ? "Transport is closing"
                                                         : "only a socket's transport can start TLS, not a pipe's"));
   }
-  use_tls(ctx, server_side, server_hostname, handshake_timeout, shutdown_timeout);
+  use_tls(ctx, server_side, server_hostname, handshake_timeout, shutdown_timeout, resume);
   ready_ = std::move(ready);
   start_handshake();
   // As asyncio's start_tls(): reading resumes (a protocol pauses it before it answers "go ahead",

@@ -61,21 +61,22 @@ class protocol_transport : public std::enable_shared_from_this<protocol_transpor
   // write pipe, the watch for its reader going away), then `ready` resolved if given, each as a
   // callback in that order.
   void start(std::optional<Future<void>> ready);
-  // use_tls(ctx, server_side, server_hostname, handshake_timeout, shutdown_timeout), before
+  // use_tls(ctx, server_side, server_hostname, handshake_timeout, shutdown_timeout, resume), before
   // start(): the connection is TLS, as asyncio's SSLProtocol: start() makes the handshake, and
   // connection_made() (and `ready`) come once it completes; a failed handshake ends the connection
   // without them (`ready` gets the error). close() then waits up to shutdown_timeout seconds for
   // the peer's close_notify (see close()). Throws as tls_session's constructor.
   void use_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname, double handshake_timeout,
-               double shutdown_timeout);
+               double shutdown_timeout, const ssl_session& resume = {});
   std::optional<tls_info> tls() const;
-  // upgrade_to_tls(ctx, server_side, server_hostname, handshake_timeout, shutdown_timeout, ready)
+  // upgrade_to_tls(ctx, server_side, server_hostname, handshake_timeout, shutdown_timeout, ready, resume)
   // is start_tls():
   // the connection, plain so far, makes a TLS handshake; `ready` is resolved once it completed
   // (what the protocol writes meanwhile is sent after it, encrypted), or gets its error. Throws
   // RuntimeError for a pipe, a closing or TLS transport; as tls_session's constructor.
   void upgrade_to_tls(const ssl_context& ctx, bool server_side, const std::string& server_hostname,
-                      double handshake_timeout, double shutdown_timeout, Future<void> ready);
+                      double handshake_timeout, double shutdown_timeout, Future<void> ready,
+                      const ssl_session& resume = {});
   // on_lost(fn): fn runs once the connection is lost (a server counts its connections).
   void on_lost(std::function<void()> fn) { on_lost_ = std::move(fn); }
 

@@ -137,6 +137,10 @@ ssl_context::state::state(ssl_protocol side) : protocol(side) {
   } else {
     set_verify(ssl_verify_mode::cert_none);
     SSL_CTX_set_alpn_select_cb(ctx, select_alpn, this);
+    // A server that asks for client certificates refuses to resume sessions without a session id
+    // context (OpenSSL's "session id context uninitialized"); Python's contexts set one too.
+    static constexpr unsigned char session_id_context[] = "greenlet-cpp";
+    SSL_CTX_set_session_id_context(ctx, session_id_context, sizeof session_id_context - 1);
   }
 }
 
@@ -261,5 +265,9 @@ void ssl_context::set_ciphers(const std::string& list) {
 ssl_protocol ssl_context::protocol() const noexcept { return s_->protocol; }
 
 SSL_CTX* ssl_context::native_handle() const noexcept { return s_->ctx; }
+
+bool ssl_session::has_ticket() const noexcept { return s_ != nullptr && SSL_SESSION_has_ticket(s_->session) == 1; }
+
+long ssl_session::timeout() const noexcept { return s_ != nullptr ? SSL_SESSION_get_timeout(s_->session) : 0; }
 
 }  // namespace greenlet::asyncio

@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 
 #include <exception>
+#include <memory>
 #include <string>
 
 #include "greenlet/io/tls.hpp"
@@ -27,6 +28,17 @@ struct ssl_context::state {
   // The ALPN list in the wire format (length-prefixed names), for both the
   // client's offer and the server's choice.
   std::string alpn_wire;
+};
+
+// The state behind an ssl_session: the OpenSSL session, and the context it was made with (a
+// session resumes only with that one).
+struct ssl_session::state {
+  state(SSL_SESSION* s, std::shared_ptr<ssl_context::state> c) noexcept : session(s), ctx(std::move(c)) {}
+  ~state() { SSL_SESSION_free(session); }
+  state(const state&) = delete;
+  state& operator=(const state&) = delete;
+  SSL_SESSION* session;
+  std::shared_ptr<ssl_context::state> ctx;
 };
 
 namespace detail {

@@ -35,7 +35,8 @@ std::string verify_message(long code, const std::string& host) {
 
 }  // namespace
 
-tls_session::tls_session(std::shared_ptr<ssl_context::state> ctx, bool server_side, const std::string& server_hostname)
+tls_session::tls_session(std::shared_ptr<ssl_context::state> ctx, bool server_side, const std::string& server_hostname,
+                         const ssl_session& resume)
     : ctx_(std::move(ctx)), server_side_(server_side), server_hostname_(server_hostname) {
   const bool server_ctx = ctx_->protocol == ssl_protocol::tls_server;
   if (server_side != server_ctx) {
@@ -48,6 +49,11 @@ tls_session::tls_session(std::shared_ptr<ssl_context::state> ctx, bool server_si
     throw ValueError(
         "check_hostname requires server_hostname: pass tls_options{.server_hostname = \"name\"}, or turn "
         "set_check_hostname(false) off on the context");
+  }
+  if (!server_side && resume && resume.internal_state()->ctx != ctx_) {
+    throw ValueError(
+        "tls_options.session comes from a connection made with another ssl_context: a session resumes only "
+        "with the context it was made with");
   }
   ERR_clear_error();
   ssl_ = SSL_new(ctx_->ctx);
@@ -68,6 +74,10 @@ tls_session::tls_session(std::shared_ptr<ssl_context::state> ctx, bool server_si
     return;
   }
   SSL_set_connect_state(ssl_);
+  if (resume && SSL_set_session(ssl_, resume.internal_state()->session) != 1) {
+    SSL_free(ssl_);
+    raise_ssl_error(ssl_errc::ssl, "tls_options.session");
+  }
   if (server_hostname.empty()) return;
   const bool ip = is_ip_address(server_hostname);
   // SNI carries names only (RFC 6066), as Python's.
@@ -175,6 +185,15 @@ tls_info tls_session::info() const {
   if (alpn != nullptr) info.alpn_protocol.assign(reinterpret_cast<const char*>(alpn), alpn_len);
   info.server_hostname = server_hostname_;
   info.server_side = server_side_;
+  info.session_reused = SSL_session_reused(ssl_) == 1;
+  if (!server_side_) {
+    SSL_SESSION* session = SSL_get1_session(ssl_);
+    if (session != nullptr && SSL_SESSION_is_resumable(session) == 1) {
+      info.session = ssl_session(std::make_shared<const ssl_session::state>(session, ctx_));
+    } else {
+      SSL_SESSION_free(session);
+    }
+  }
   // As Python's getpeercert(): a certificate that was not validated (verify mode CERT_NONE) is not
   // reported, so that nobody trusts a subject that anyone could have put there.
   X509* peer = (SSL_get_verify_mode(ssl_) & SSL_VERIFY_PEER) != 0 ? SSL_get_peer_certificate(ssl_) : nullptr;

@@ -17,11 +17,13 @@ namespace greenlet::asyncio::detail {
 
 class tls_session {
  public:
-  // tls_session(ctx, server_side, server_hostname) starts a session on ctx's settings: a client
-  // sends server_hostname as SNI (not an IP address) and, when ctx checks host names, accepts only
-  // a certificate for it. Throws ValueError when ctx checks host names and server_hostname is
-  // empty, ValueError for a client session on a server context or the reverse, SSLError.
-  tls_session(std::shared_ptr<ssl_context::state> ctx, bool server_side, const std::string& server_hostname);
+  // tls_session(ctx, server_side, server_hostname, resume) starts a session on ctx's settings: a
+  // client sends server_hostname as SNI (not an IP address) and, when ctx checks host names,
+  // accepts only a certificate for it; it offers to resume `resume` if not empty. Throws
+  // ValueError when ctx checks host names and server_hostname is empty, for a client session on a
+  // server context or the reverse, for a session of another context; SSLError.
+  tls_session(std::shared_ptr<ssl_context::state> ctx, bool server_side, const std::string& server_hostname,
+              const ssl_session& resume = {});
   ~tls_session();
   tls_session(const tls_session&) = delete;
   tls_session& operator=(const tls_session&) = delete;

@@ -264,8 +264,8 @@ void stream_transport::start_tls(const ssl_context& ctx, const tls_options& opti
   check_handshake_timeout(limit);
   check_shutdown_timeout(options.ssl_shutdown_timeout);
   shutdown_timeout_ = options.ssl_shutdown_timeout;
-  tls_ =
-      std::make_unique<tls_session>(context_state(ctx), accepted_, options.server_hostname.value_or(default_hostname));
+  tls_ = std::make_unique<tls_session>(context_state(ctx), accepted_,
+                                       options.server_hostname.value_or(default_hostname), options.session);
   handshaking_ = true;
   struct end_handshake {
     bool& flag;

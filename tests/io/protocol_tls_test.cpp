@@ -88,6 +88,30 @@ TEST_F(ProtocolTls, ConnectOptionsThenTheHandshake) {
   });
 }
 
+// tls_options::session with create_connection(): the second connection resumes the first's.
+TEST_F(ProtocolTls, ASessionIsResumedOnTheNextConnection) {
+  std::vector<bool> reused;
+  asyncio::run([&] {
+    asyncio::Server server =
+        asyncio::create_server([] { return std::make_shared<EchoProto>(); }, "127.0.0.1", 0, {.ssl = server_context()});
+    const asyncio::ssl_context client = client_context();
+    asyncio::ssl_session session;
+    for (int i = 0; i < 2; ++i) {
+      auto [transport, recorder] = asyncio::create_connection<Recorder>(
+          "127.0.0.1", server.port(), client, {.server_hostname = "localhost", .session = session});
+      transport.write("ping");
+      until([&] { return recorder->received == "ping"; });  // the ticket came before the echo
+      reused.push_back(transport.tls()->session_reused);
+      session = transport.tls()->session;
+      EXPECT_TRUE(session);
+      transport.close();
+    }
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(reused, (std::vector<bool>{false, true}));
+}
+
 TEST_F(ProtocolTls, EchoOverTlsWithTheHandshakeBeforeConnectionMade) {
   asyncio::run([] {
     std::shared_ptr<EchoProto> served;

@@ -117,6 +117,59 @@ TEST_F(TlsStreams, ConnectOptionsThenTheHandshake) {
   EXPECT_EQ(checked, "127.0.0.1");
 }
 
+// Session resumption (Python's SSLSocket.session / session_reused, test_ssl.py test_session): the
+// first connection's session, taken once it has read, resumes the second; the server sees it too.
+TEST_F(TlsStreams, ASessionIsResumedOnTheNextConnection) {
+  std::vector<bool> server_saw_reused;
+  asyncio::tls_info first;
+  asyncio::tls_info second;
+  asyncio::tls_info third;
+  std::string echoed;
+  std::string refused;
+  asyncio::run([&] {
+    auto handler = [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
+      std::string line = r.readline();
+      server_saw_reused.push_back(w.tls()->session_reused);
+      EXPECT_FALSE(w.tls()->session) << "a server has no session to hand out";
+      w.write(line);
+      w.drain();
+      w.close();
+    };
+    auto server = asyncio::start_server(handler, "127.0.0.1", 0, {.ssl = server_context()});
+    const asyncio::ssl_context client = client_context();
+    const auto round_trip = [&](const asyncio::tls_options& tls) {
+      auto [r, w] = asyncio::open_connection("127.0.0.1", server.port(), client, tls);
+      w.write("line\n");
+      echoed += r.readline();
+      asyncio::tls_info info = *w.tls();
+      w.close();
+      w.wait_closed();
+      return info;
+    };
+    first = round_trip({});
+    second = round_trip({.session = first.session});
+    third = round_trip({});
+    try {
+      asyncio::open_connection("127.0.0.1", server.port(), client_context(), {.session = first.session});
+    } catch (const asyncio::ValueError& e) {
+      refused = e.what();
+    }
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(echoed, "line\nline\nline\n");
+  ASSERT_TRUE(first.session);
+  EXPECT_TRUE(first.session.has_ticket());
+  EXPECT_GT(first.session.timeout(), 0);
+  EXPECT_FALSE(first.session_reused);
+  EXPECT_TRUE(second.session_reused);
+  EXPECT_FALSE(third.session_reused);
+  EXPECT_EQ(server_saw_reused, (std::vector<bool>{false, true, false}));
+  EXPECT_EQ(refused,
+            "tls_options.session comes from a connection made with another ssl_context: a session resumes only with "
+            "the context it was made with");
+}
+
 // Back-pressure through TLS: 4 MiB each way with drain(), every byte in order.
 TEST_F(TlsStreams, LargeTransferBothWays) {
   std::string pattern;
@@ -411,6 +464,42 @@ TEST_F(TlsVerification, CertNoneAcceptsAnyCertificate) {
     server.wait_closed();
   });
   EXPECT_EQ(echoed, "trusting\n");
+}
+
+// A server that checks client certificates resumes sessions too (it needs a session id context,
+// which every server context sets), and still sees the client's subject on the resumed one.
+TEST_F(TlsVerification, ClientCertificatesWithResumedSessions) {
+  std::vector<std::string> subjects;
+  std::vector<bool> reused;
+  asyncio::run([&] {
+    auto sctx = server_context();
+    sctx.load_verify_locations(tls_test::files().ca);
+    sctx.set_verify_mode(asyncio::ssl_verify_mode::cert_required);
+    auto server = asyncio::start_server(
+        [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
+          subjects.push_back(w.tls()->peer_subject);
+          echo_lines(std::move(r), std::move(w));
+        },
+        "127.0.0.1", 0, {.ssl = sctx});
+    auto with_cert = client_context();
+    with_cert.load_cert_chain(tls_test::files().client_cert, tls_test::files().client_key);
+    asyncio::ssl_session session;
+    for (int i = 0; i < 2; ++i) {
+      auto [r, w] = asyncio::open_connection("127.0.0.1", server.port(), with_cert, {.session = session});
+      w.write("mine\n");
+      EXPECT_EQ(r.readline(), "mine\n");
+      reused.push_back(w.tls()->session_reused);
+      session = w.tls()->session;
+      w.close();
+      w.wait_closed();
+    }
+    server.close();
+    server.wait_closed();
+  });
+  EXPECT_EQ(reused, (std::vector<bool>{false, true}));
+  ASSERT_EQ(subjects.size(), 2u);
+  EXPECT_FALSE(subjects[0].empty());
+  EXPECT_EQ(subjects[1], subjects[0]);
 }
 
 // A server asking for client certificates (CERT_REQUIRED): one signed by a CA it trusts gets in

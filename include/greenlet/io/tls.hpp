@@ -105,6 +105,30 @@ class ssl_context {
 // Internal: the shared state behind an ssl_context, for the stream layer.
 const std::shared_ptr<ssl_context::state>& context_state(const ssl_context& ctx) noexcept;
 
+// ssl_session is a TLS session a client can resume on its next connection to the same server,
+// Python's ssl.SSLSession: the resumed handshake skips the certificate exchange and the key
+// agreement's expensive half. Take it from a client's tls_info::session once the connection has
+// read something (TLS 1.3 servers send their session tickets after the handshake), and pass it as
+// tls_options::session to the next connection made with the same ssl_context. An empty one (the
+// default) resumes nothing. A handle: copies share the session; read-only, so any thread.
+class ssl_session {
+ public:
+  ssl_session() = default;
+  // True for a session that can be resumed. Throws nothing.
+  explicit operator bool() const noexcept { return s_ != nullptr; }
+  // has_ticket() is SSLSession.has_ticket: the server gave a session ticket. Throws nothing.
+  bool has_ticket() const noexcept;
+  // timeout() is SSLSession.timeout: the seconds the session may be resumed for. Throws nothing.
+  long timeout() const noexcept;
+
+  struct state;  // internal
+  explicit ssl_session(std::shared_ptr<const state> s) noexcept : s_(std::move(s)) {}
+  const std::shared_ptr<const state>& internal_state() const noexcept { return s_; }
+
+ private:
+  std::shared_ptr<const state> s_;
+};
+
 // tls_options are the per-connection TLS arguments of open_connection(), open_unix_connection()
 // and StreamWriter::start_tls() (and their protocol twins), as asyncio's keyword arguments.
 struct tls_options {
@@ -120,6 +144,11 @@ struct tls_options {
   // connection then ends with TimeoutError("SSL shutdown timed out") (a stream's wait_closed()
   // raises it, a protocol's connection_lost() gets it). Must be positive.
   double ssl_shutdown_timeout = 30.0;
+  // session: a client's session to resume (Python's wrap_bio(session=)), from an earlier
+  // connection's tls_info::session made with the same ssl_context (ValueError otherwise, before
+  // connecting). A server may decline it: the handshake is then a full one, and
+  // tls_info::session_reused says which. Ignored by a server.
+  ssl_session session = {};
 };
 
 // tls_info is what a TLS stream negotiated, asyncio's get_extra_info("ssl_object") /
@@ -134,6 +163,12 @@ struct tls_info {
   // the peer sent none (a client, unless the server asked for one) or when it was not validated
   // (verify mode cert_none), as Python's getpeercert() returns {} then.
   std::string peer_subject;
+  // session_reused: SSLObject.session_reused, the handshake resumed a session.
+  bool session_reused = false;
+  // session: a client's session, to resume on the next connection (tls_options::session); empty on
+  // the server side and until the server has sent a resumable one (with TLS 1.3, after the
+  // handshake: read something first).
+  ssl_session session = {};
 };
 
 // ssl_errc names the SSL errors' codes in ssl_category(): OpenSSL's SSL_get_error() values, as
