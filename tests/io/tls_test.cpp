@@ -466,23 +466,35 @@ TEST_F(TlsVerification, CertNoneAcceptsAnyCertificate) {
   EXPECT_EQ(echoed, "trusting\n");
 }
 
+// start_client_cert_server(subjects) is an echo server that requires client certificates signed
+// by the test CA and notes each client's subject in subjects.
+asyncio::Server start_client_cert_server(std::vector<std::string>& subjects) {
+  auto sctx = server_context();
+  sctx.load_verify_locations(tls_test::files().ca);
+  sctx.set_verify_mode(asyncio::ssl_verify_mode::cert_required);
+  return asyncio::start_server(
+      [&subjects](asyncio::StreamReader r, asyncio::StreamWriter w) {
+        subjects.push_back(w.tls()->peer_subject);
+        echo_lines(std::move(r), std::move(w));
+      },
+      "127.0.0.1", 0, {.ssl = sctx});
+}
+
+// client_context_with_cert() is client_context() presenting the test client certificate.
+asyncio::ssl_context client_context_with_cert() {
+  auto ctx = client_context();
+  ctx.load_cert_chain(tls_test::files().client_cert, tls_test::files().client_key);
+  return ctx;
+}
+
 // A server that checks client certificates resumes sessions too (it needs a session id context,
 // which every server context sets), and still sees the client's subject on the resumed one.
 TEST_F(TlsVerification, ClientCertificatesWithResumedSessions) {
   std::vector<std::string> subjects;
   std::vector<bool> reused;
   asyncio::run([&] {
-    auto sctx = server_context();
-    sctx.load_verify_locations(tls_test::files().ca);
-    sctx.set_verify_mode(asyncio::ssl_verify_mode::cert_required);
-    auto server = asyncio::start_server(
-        [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
-          subjects.push_back(w.tls()->peer_subject);
-          echo_lines(std::move(r), std::move(w));
-        },
-        "127.0.0.1", 0, {.ssl = sctx});
-    auto with_cert = client_context();
-    with_cert.load_cert_chain(tls_test::files().client_cert, tls_test::files().client_key);
+    auto server = start_client_cert_server(subjects);
+    const asyncio::ssl_context with_cert = client_context_with_cert();
     asyncio::ssl_session session;
     for (int i = 0; i < 2; ++i) {
       auto [r, w] = asyncio::open_connection("127.0.0.1", server.port(), with_cert, {.session = session});
@@ -509,17 +521,8 @@ TEST_F(TlsVerification, ClientCertificates) {
   std::vector<std::string> subjects;
   std::string refused_reason;
   asyncio::run([&] {
-    auto sctx = server_context();
-    sctx.load_verify_locations(tls_test::files().ca);
-    sctx.set_verify_mode(asyncio::ssl_verify_mode::cert_required);
-    auto server = asyncio::start_server(
-        [&](asyncio::StreamReader r, asyncio::StreamWriter w) {
-          subjects.push_back(w.tls()->peer_subject);
-          echo_lines(std::move(r), std::move(w));
-        },
-        "127.0.0.1", 0, {.ssl = sctx});
-    auto with_cert = client_context();
-    with_cert.load_cert_chain(tls_test::files().client_cert, tls_test::files().client_key);
+    auto server = start_client_cert_server(subjects);
+    const asyncio::ssl_context with_cert = client_context_with_cert();
     {
       auto [r, w] = asyncio::open_connection("127.0.0.1", server.port(), with_cert);
       w.write("mine\n");
