@@ -17,7 +17,6 @@
 #include <optional>
 #include <utility>
 
-#include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/task.hpp"
@@ -184,7 +183,7 @@ int happy_eyeballs(const std::shared_ptr<race_state>& state, double delay, resol
     start_next();
     while (true) {
       bool previous_failed = false;
-      for (std::size_t i = 0; i < attempts.size() && fd < 0; ++i) {
+      for (std::size_t i = 0; i < attempts.size(); ++i) {
         if (seen[i] || !attempts[i].done()) continue;
         seen[i] = true;
         attempt_outcome outcome = attempts[i].result();  // another exception than OSError ends the race
@@ -228,16 +227,9 @@ int happy_eyeballs(const std::shared_ptr<race_state>& state, double delay, resol
   raise_all_failed(std::move(errors), all_errors);
 }
 
-}  // namespace
-
-int connect_socket(int family, const sockaddr* addr, socklen_t len) {
-  resolved_address a;
-  a.family = family;
-  a.len = len;
-  std::memcpy(&a.addr, addr, len);
-  return connect_from(a, nullptr);
-}
-
+// interleave_by_family(addrs, first_family_count) is asyncio's _interleave_addrinfos():
+// first_family_count addresses of the family addrs starts with, then one address of each family
+// in turn, families in the order they first appear. 0 returns addrs as they are.
 std::vector<resolved_address> interleave_by_family(const std::vector<resolved_address>& addrs,
                                                    std::size_t first_family_count) {
   if (first_family_count == 0 || addrs.empty()) return addrs;
@@ -265,6 +257,10 @@ std::vector<resolved_address> interleave_by_family(const std::vector<resolved_ad
   return out;
 }
 
+// connect_first(addrs, locals, options, peer) is connect_tcp() once the addresses are known:
+// addrs in the order to try (interleaved already), each socket bound first to one of *locals if
+// locals is not null. Throws the last address's error, or with options.all_errors an
+// ExceptionGroup of all of them; CancelledError once every attempt it started is over.
 int connect_first(const std::vector<resolved_address>& addrs, const std::vector<resolved_address>* locals,
                   const connect_options& options, resolved_address& peer) {
   if (addrs.empty()) throw ValueError("connect_first(): no address to connect to");
@@ -285,6 +281,16 @@ int connect_first(const std::vector<resolved_address>& addrs, const std::vector<
     }
   }
   raise_all_failed(std::move(errors), options.all_errors);
+}
+
+}  // namespace
+
+int connect_socket(int family, const sockaddr* addr, socklen_t len) {
+  resolved_address a;
+  a.family = family;
+  a.len = len;
+  std::memcpy(&a.addr, addr, len);
+  return connect_from(a, nullptr);
 }
 
 int connect_tcp(const std::string& host, int port, const connect_options& options, resolved_address& peer) {
