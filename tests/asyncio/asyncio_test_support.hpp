@@ -41,6 +41,13 @@ inline std::string what_of(const std::exception_ptr& e) {
   }
 }
 
+// stamp(what) is what plus the running loop's time in tenths, as the Python
+// twins of the cancellation tests print it ("inner cancelled t=1").
+inline std::string stamp(const std::string& what) {
+  const double tenths = greenlet::asyncio::get_running_loop().time() / 0.1;
+  return what + " t=" + std::to_string(static_cast<long>(tenths + 0.5));
+}
+
 // error_log records what reaches a loop's exception handler. Declare it
 // before the loop: the handler refers to it.
 struct error_log {

@@ -17,6 +17,7 @@ namespace asyncio = greenlet::asyncio;
 using asyncio_test::error_log;
 using asyncio_test::Guard;
 using asyncio_test::run_briefly;
+using asyncio_test::stamp;
 using asyncio_test::TestError;
 using asyncio_test::virtual_time;
 using asyncio_test::what_of;
@@ -407,13 +408,6 @@ TEST_F(GatherTests, test_child_finishing_after_failure_is_safe) {
   run_briefly(loop);
   EXPECT_EQ(log, (Strings{"a failed"}));
   EXPECT_EQ(b.result(), 2);
-}
-
-// stamp(what) is what plus the loop time in tenths, as the Python twin
-// prints it ("child 1 cancelled CancelledError(m) t=1").
-std::string stamp(const std::string& what) {
-  const double tenths = asyncio::get_running_loop().time() / 0.1;
-  return what + " t=" + std::to_string(static_cast<long>(tenths + 0.5));
 }
 
 // described() is the exception being handled as "CancelledError(msg)".

@@ -14,7 +14,7 @@ namespace {
 
 using TestTaskGroup = greenlet_test::GreenletTest;
 
-struct MyExc : std::runtime_error {
+struct GroupErr : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
@@ -85,7 +85,7 @@ TEST_F(TestTaskGroup, test_taskgroup_06) {
             });
             g.create_task([] {
               asyncio::sleep(0.1);
-              throw MyExc("boom");
+              throw GroupErr("boom");
             });
             asyncio::sleep(10);  // the body is interrupted too
             events.push_back("body not interrupted");
@@ -110,8 +110,8 @@ TEST_F(TestTaskGroup, test_taskgroup_07_several_errors) {
       [] {
         try {
           asyncio::task_group([&](asyncio::TaskGroup& g) {
-            g.create_task([] { throw MyExc("first"); });
-            g.create_task([] { throw MyExc("second"); });
+            g.create_task([] { throw GroupErr("first"); });
+            g.create_task([] { throw GroupErr("second"); });
           });
           ADD_FAILURE() << "no ExceptionGroup";
         } catch (const asyncio::ExceptionGroup& group) {
@@ -138,7 +138,7 @@ TEST_F(TestTaskGroup, test_taskgroup_08_body_error) {
               }
             });
             asyncio::sleep(0.1);
-            throw MyExc("from body");
+            throw GroupErr("from body");
           });
         } catch (const asyncio::ExceptionGroup& group) {
           EXPECT_EQ(whats(group), (std::vector<std::string>{"from body"}));
@@ -225,8 +225,8 @@ TEST_F(TestTaskGroup, ScopedGroupLeftByExceptionCancelsChildren) {
           asyncio::TaskGroup g;
           t = g.create_task([] { asyncio::sleep(10); });
           asyncio::sleep(0.1);
-          throw MyExc("leaving");
-        } catch (const MyExc& e) {
+          throw GroupErr("leaving");
+        } catch (const GroupErr& e) {
           EXPECT_STREQ(e.what(), "leaving");
         }
         EXPECT_TRUE(t.cancelled());
@@ -273,7 +273,7 @@ TEST_F(TestTaskGroup, ManyChildrenFinishingOutOfOrder) {
                   throw;
                 }
                 finished.push_back(i);
-                if (i == 10) throw MyExc("child 10");
+                if (i == 10) throw GroupErr("child 10");
               });
             }
           });

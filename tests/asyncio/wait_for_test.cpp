@@ -12,12 +12,13 @@ namespace {
 namespace asyncio = greenlet::asyncio;
 using asyncio_test::error_log;
 using asyncio_test::run_briefly;
+using asyncio_test::stamp;
 using asyncio_test::TestError;
 using asyncio_test::virtual_time;
 using WaitForTests = greenlet_test::GreenletTest;
 using Strings = std::vector<std::string>;
 
-constexpr double kEpsilon = 0.0001;
+constexpr double kTinyDelay = 0.0001;
 
 // test_waitfor.py test_wait_for: at the timeout the task is cancelled, its
 // finally-block runs, and TimeoutError is raised.
@@ -141,13 +142,13 @@ TEST_F(WaitForTests, test_wait_for_waits_for_task_cancellation) {
       try {
         asyncio::sleep(0.2);
       } catch (const asyncio::CancelledError&) {
-        asyncio::sleep(kEpsilon);
+        asyncio::sleep(kTinyDelay);
         log.push_back("inner reraises");
         throw;
       }
     });
     try {
-      asyncio::wait_for(inner_task, kEpsilon);
+      asyncio::wait_for(inner_task, kTinyDelay);
     } catch (const asyncio::TimeoutError&) {
       log.push_back("TimeoutError");
       throw;
@@ -170,11 +171,11 @@ TEST_F(WaitForTests, test_wait_for_waits_for_task_cancellation_w_timeout_0) {
       try {
         asyncio::sleep(10);
       } catch (const asyncio::CancelledError&) {
-        asyncio::sleep(kEpsilon);
+        asyncio::sleep(kTinyDelay);
         throw;
       }
     });
-    asyncio::sleep(kEpsilon);
+    asyncio::sleep(kTinyDelay);
     asyncio::wait_for(inner_task, 0);
   };
   EXPECT_THROW(loop.run_until_complete(foo), asyncio::TimeoutError);
@@ -262,13 +263,6 @@ TEST_F(WaitForTests, test_wait_for_self_cancellation) {
     EXPECT_EQ(asyncio::await(inner_task), 42);
   };
   loop.run_until_complete(main);
-}
-
-// stamp(what) is what plus the loop time in tenths, as the Python twin prints
-// it ("inner cancelled t=1").
-std::string stamp(const std::string& what) {
-  const double tenths = asyncio::get_running_loop().time() / 0.1;
-  return what + " t=" + std::to_string(static_cast<long>(tenths + 0.5));
 }
 
 // message_of(e) is "CancelledError(msg)" for a CancelledError, what() else.

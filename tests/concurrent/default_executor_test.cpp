@@ -18,6 +18,7 @@
 #include <greenlet/asyncio.hpp>
 #include <greenlet/concurrent.hpp>
 
+#include "forked_child.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace asyncio = greenlet::asyncio;
@@ -110,25 +111,8 @@ class observed_executor final : public concurrent::Executor {
   concurrent::ThreadPoolExecutor pool_{2};
 };
 
-// fail(what) ends a forked child with a message for the parent test.
-[[noreturn]] void fail(const std::string& what) {
-  std::fprintf(stderr, "CHILD FAILED: %s\n", what.c_str());
-  std::_Exit(1);
-}
-
-// expect_child_succeeds(body) runs body in a forked child: it exits 0 and says so, or says why
-// not and exits 1. The alarm turns a hang into a failure.
-void expect_child_succeeds(void (*body)()) {
-  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
-  EXPECT_EXIT(
-      {
-        ::alarm(60);
-        body();
-        std::fprintf(stderr, "CHILD OK\n");
-        std::_Exit(0);
-      },
-      ::testing::ExitedWithCode(0), "CHILD OK");
-}
+using concurrent_test::expect_child_succeeds;
+using concurrent_test::fail;
 
 // A default-executor job still running when main returns needs the loop
 // (run_coroutine_threadsafe(...).result()), as t3 of the explorer: asyncio::run

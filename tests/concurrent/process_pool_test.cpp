@@ -31,7 +31,7 @@ std::string shout(std::string s, int times) {
   return out;
 }
 int my_pid() { return static_cast<int>(::getpid()); }
-int fail(int) { throw std::domain_error("bad input"); }
+int throw_bad_input(int) { throw std::domain_error("bad input"); }
 int crash(int) { ::_exit(7); }
 int suicide(int) {
   ::kill(::getpid(), SIGKILL);
@@ -67,7 +67,7 @@ int uses_a_big_stack(int x) {
 const auto square_fn = concurrent::register_process_function("square", &square);
 const auto shout_fn = concurrent::register_process_function("shout", &shout);
 const auto pid_fn = concurrent::register_process_function("pid", &my_pid);
-const auto fail_fn = concurrent::register_process_function("fail", &fail);
+const auto fail_fn = concurrent::register_process_function("fail", &throw_bad_input);
 const auto crash_fn = concurrent::register_process_function("crash", &crash);
 const auto kill_fn = concurrent::register_process_function("suicide", &suicide);
 const auto halves_fn = concurrent::register_process_function("halves", &halves);

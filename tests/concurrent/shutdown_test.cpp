@@ -20,6 +20,7 @@
 
 #include <greenlet/concurrent.hpp>
 
+#include "forked_child.hpp"
 #include "gate.hpp"
 #include "support/greenlet_test.hpp"
 #include "support/process_stats.hpp"
@@ -30,10 +31,8 @@ namespace {
 
 using concurrent_test::gate;
 
-[[noreturn]] void fail(const std::string& why) {
-  std::fprintf(stderr, "%s\n", why.c_str());
-  std::_Exit(1);
-}
+using concurrent_test::expect_child_succeeds;
+using concurrent_test::fail;
 
 int shutdown_square(int x) { return x * x; }
 // wait_for_byte(fd) blocks a worker process until the test writes a byte to
@@ -72,20 +71,6 @@ struct pipe_gate {
     }
   }
 };
-
-// The child's work is each test's body; it exits 0 and says so, or prints
-// why not and exits 1. The alarm turns a hang into a failure.
-void expect_child_succeeds(void (*body)()) {
-  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
-  EXPECT_EXIT(
-      {
-        ::alarm(60);
-        body();
-        std::fprintf(stderr, "CHILD OK\n");
-        std::_Exit(0);
-      },
-      ::testing::ExitedWithCode(0), "CHILD OK");
-}
 
 // Both callers block until the job at the gate is done. Before the fix the
 // second found the thread list already taken by the first and returned at once.

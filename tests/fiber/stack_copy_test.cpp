@@ -19,8 +19,8 @@ namespace {
 
 using StackCopy = greenlet_test::GreenletTest;
 
-constexpr greenlet::stack_options shared{.mode = greenlet::stack_mode::shared};
-constexpr greenlet::stack_options separate{.mode = greenlet::stack_mode::separate};
+constexpr greenlet::stack_options on_shared_stack{.mode = greenlet::stack_mode::shared};
+constexpr greenlet::stack_options on_own_stack{.mode = greenlet::stack_mode::separate};
 
 // fill_and_check(seed, rounds, partner) keeps a stack array tagged with seed
 // and switches to partner `rounds` times; each time it is resumed the array
@@ -43,7 +43,7 @@ long fill_and_check(int seed, int rounds, greenlet::greenlet* partner) {
 TEST_F(StackCopy, TwoSharedGreenletsPingPongKeepTheirLocals) {
   std::vector<int> seen;
   greenlet::greenlet a, b;
-  a = greenlet::greenlet([&] { return fill_and_check(1, 50, &b); }, shared);
+  a = greenlet::greenlet([&] { return fill_and_check(1, 50, &b); }, on_shared_stack);
   b = greenlet::greenlet(
       [&](int from) {
         seen.push_back(from);
@@ -53,7 +53,7 @@ TEST_F(StackCopy, TwoSharedGreenletsPingPongKeepTheirLocals) {
         a.switch_();  // a finishes and its result goes to its parent, main
         return std::accumulate(mine.begin(), mine.end(), 0);
       },
-      shared);
+      on_shared_stack);
   long expected = 0;
   for (int i = 0; i < 512; ++i) expected += 1000 + i;
   EXPECT_EQ(a.switch_().get<long>(), expected);
@@ -81,7 +81,7 @@ TEST_F(StackCopy, ManySuspendedSharedGreenletsResumeInAnyOrder) {
           }
           return std::accumulate(local.begin(), local.end(), 0) + rounds;
         },
-        shared);
+        on_shared_stack);
   }
   for (int i = 0; i < count; ++i) ASSERT_EQ(greenlets[static_cast<std::size_t>(i)].switch_(i).get<int>(), i);
   // Resume them backwards, then every third, so each restore lands on bytes
@@ -119,7 +119,7 @@ TEST_F(StackCopy, SavedBytesShrinkWhenAGreenletSuspendsShallowerThanBefore) {
           a.switch_();
         }
       },
-      shared);
+      on_shared_stack);
   a = greenlet::greenlet(
       [&] {
         deep_switch(16, b);  // saved ~16 KiB
@@ -128,7 +128,7 @@ TEST_F(StackCopy, SavedBytesShrinkWhenAGreenletSuspendsShallowerThanBefore) {
         b.switch_();
         return 7;
       },
-      shared);
+      on_shared_stack);
   EXPECT_EQ(a.switch_().get<int>(), 7);
   EXPECT_EQ(rounds, 4);
 }
@@ -140,17 +140,17 @@ TEST_F(StackCopy, ChildDiesIntoSwappedOutParentAndExceptionsCross) {
   greenlet::greenlet parent(
       [&] {
         std::string here = "parent-local";
-        greenlet::greenlet child([] { throw std::invalid_argument("from child"); }, shared);
+        greenlet::greenlet child([] { throw std::invalid_argument("from child"); }, on_shared_stack);
         try {
           child.switch_();
         } catch (const std::invalid_argument& e) {
           log += e.what();
         }
-        greenlet::greenlet returner([](int x) { return x * 3; }, shared);
+        greenlet::greenlet returner([](int x) { return x * 3; }, on_shared_stack);
         log += " " + std::to_string(returner.switch_(14).get<int>());
         log += " " + here;
       },
-      shared);
+      on_shared_stack);
   parent.switch_();
   EXPECT_EQ(log, "from child 42 parent-local");
 }
@@ -169,13 +169,13 @@ TEST_F(StackCopy, ReleasingASwappedOutGreenletUnwindsItsStack) {
           greenlet::getcurrent().parent().switch_();
           log.push_back("first resumed?");
         },
-        shared);
+        on_shared_stack);
     greenlet::greenlet second(
         [&] {
           Guard g{&log, "second"};
           greenlet::getcurrent().parent().switch_();
         },
-        shared);
+        on_shared_stack);
     first.switch_();
     second.switch_();  // first's bytes are copied out now
   }
@@ -194,21 +194,21 @@ TEST_F(StackCopy, SharedAndSeparateGreenletsMix) {
         s2.switch_();
         order.push_back(6);
       },
-      shared);
+      on_shared_stack);
   p1 = greenlet::greenlet(
       [&] {
         order.push_back(2);
         s2.switch_();
         order.push_back(5);  // never reached: s2 returns to its parent, main
       },
-      separate);
+      on_own_stack);
   s2 = greenlet::greenlet(
       [&] {
         order.push_back(3);
         s1.switch_();
         order.push_back(7);
       },
-      shared);
+      on_shared_stack);
   s1.switch_();
   // s1 -> p1 -> s2 -> s1 -> s2 -> (s2 dies) main; s1 and p1 stay suspended.
   EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4, 7}));
@@ -223,7 +223,7 @@ TEST_F(StackCopy, ThreadModeIsPerThreadAndOptionsWin) {
   EXPECT_EQ(greenlet::thread_stack_mode(), greenlet::stack_mode::shared);
   greenlet::greenlet a([] { return greenlet::getcurrent().stack_size(); });
   greenlet::greenlet b([] { return greenlet::getcurrent().stack_size(); });
-  greenlet::greenlet own([] { return greenlet::getcurrent().stack_size(); }, separate);
+  greenlet::greenlet own([] { return greenlet::getcurrent().stack_size(); }, on_own_stack);
   const std::size_t a_size = a.switch_().get<std::size_t>();
   EXPECT_EQ(a_size, b.switch_().get<std::size_t>());  // one shared stack
   EXPECT_GE(a_size, std::size_t{8} << 20);

@@ -10,18 +10,13 @@
 #include <typeinfo>
 #include <utility>
 
+#include "fiber/test_greenlet_support.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace {
 
 using ThrowTests = greenlet_test::GreenletTest;
-
-// switch_up(args...) is the Python module's `switch(*args)`: switch to the
-// current greenlet's parent.
-template <class... Args>
-greenlet::value switch_up(Args&&... args) {
-  return greenlet::getcurrent().parent().switch_(std::forward<Args>(args)...);
-}
+using greenlet_port::switch_up;
 
 TEST_F(ThrowTests, test_class) {
   auto f = [] {

@@ -11,15 +11,14 @@
 #include <tuple>
 #include <vector>
 
+#include "fiber/test_greenlet_support.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace {
 
 using TestGreenletTracing = greenlet_test::GreenletTest;
 
-struct SomeError : std::runtime_error {
-  SomeError() : std::runtime_error("SomeError") {}
-};
+using greenlet_port::SomeError;
 
 // An action is (event, origin id, target id): ids name greenlets in failure
 // messages, where handles would print as bytes.

@@ -11,6 +11,7 @@
 #include <greenlet/generator.hpp>
 
 #include "support/greenlet_test.hpp"
+#include "support/unraisable_reports.hpp"
 
 namespace {
 
@@ -23,16 +24,7 @@ struct guard {
   ~guard() { destroyed_on->push_back(std::this_thread::get_id()); }
 };
 
-// reports collects what reaches the unraisable hook while it lives.
-struct reports {
-  std::vector<std::string> seen;
-  greenlet::unraisable_hook previous;
-  reports() {
-    previous = greenlet::set_unraisable_hook(
-        [this](std::exception_ptr, std::string_view context) { seen.emplace_back(context); });
-  }
-  ~reports() { greenlet::set_unraisable_hook(std::move(previous)); }
-};
+using reports = greenlet_test::unraisable_reports;
 
 // expect_fresh_generators_work() runs new generators on this thread, checking what
 // they yield: the owner's generator list and its freed memory are what a

@@ -14,6 +14,7 @@
 #include <greenlet/generator.hpp>
 
 #include "support/greenlet_test.hpp"
+#include "support/unraisable_reports.hpp"
 
 namespace {
 
@@ -24,16 +25,7 @@ using send_gen_t = greenlet::generator<int, int>;
 // A stack of 1 PiB: more than a 47-bit address space, so mmap always fails.
 constexpr greenlet::stack_options unmappable{.size = std::size_t(1) << 50};
 
-// reports collects what reaches the unraisable hook while it lives.
-struct reports {
-  std::vector<std::string> seen;
-  greenlet::unraisable_hook previous;
-  reports() {
-    previous = greenlet::set_unraisable_hook(
-        [this](std::exception_ptr, std::string_view context) { seen.emplace_back(context); });
-  }
-  ~reports() { greenlet::set_unraisable_hook(std::move(previous)); }
-};
+using reports = greenlet_test::unraisable_reports;
 
 template <class F>
 void expect_stack_exhausted(F&& resume) {

@@ -30,18 +30,18 @@ using gen_t = greenlet::generator<int>;
 
 // The hook outlives the thread exits below, so it records into a global.
 std::mutex reports_mutex;
-std::vector<std::string> reports;
+std::vector<std::string> reported_contexts;
 
 void record_reports() {
   greenlet::set_unraisable_hook([](std::exception_ptr, std::string_view context) {
     std::lock_guard<std::mutex> lock(reports_mutex);
-    reports.emplace_back(context);
+    reported_contexts.emplace_back(context);
   });
 }
 
 bool reported(std::string_view fragment) {
   std::lock_guard<std::mutex> lock(reports_mutex);
-  for (const std::string& r : reports) {
+  for (const std::string& r : reported_contexts) {
     if (r.find(fragment) != std::string::npos) return true;
   }
   return false;
@@ -66,7 +66,7 @@ gen_t swallowing_generator(int* yields) {
   });
 }
 
-void expect_fresh_generators_work() {
+void expect_a_fresh_generator_works() {
   gen_t fresh([] {
     for (int i = 0; i < 3; ++i) gen_t::yield(i);
   });
@@ -87,7 +87,7 @@ void drop_on_a_thread_then_exit_it() {
     }  // the drop: close() is refused, the kill is swallowed
     if (!reported("closing a generator being destroyed")) fail("no report of the refused close()");
     if (!reported("Rethrow greenlet::GreenletExit")) fail("no report telling how to fix the body");
-    expect_fresh_generators_work();
+    expect_a_fresh_generator_works();
   });  // thread exit kills the stranded body again: it must still end
   worker.join();
   std::_Exit(0);

@@ -787,7 +787,7 @@ TEST_F(CPythonStreamsPort, ExceptionCancel) {
 
 // test_start_server: a handler that echoes a line, as a handler and as a
 // callback that starts the handler in a task of its own.
-void echo_line(asyncio::StreamReader r, asyncio::StreamWriter w) {
+void echo_line_then_wait_closed(asyncio::StreamReader r, asyncio::StreamWriter w) {
   std::string data = r.readline();
   w.write(data);
   w.drain();
@@ -804,7 +804,7 @@ std::string echo_client(asyncio::StreamReader r, asyncio::StreamWriter w) {
 }
 
 void echo_line_in_a_task(asyncio::StreamReader r, asyncio::StreamWriter w) {
-  asyncio::create_task([r, w] { echo_line(r, w); });
+  asyncio::create_task([r, w] { echo_line_then_wait_closed(r, w); });
 }
 
 // test_start_server
@@ -812,7 +812,7 @@ TEST_F(CPythonStreamsPort, StartServer) {
   std::vector<std::string> messages;
   asyncio::run([&] {
     collect_messages(messages);
-    for (auto handler : {echo_line, echo_line_in_a_task}) {
+    for (auto handler : {echo_line_then_wait_closed, echo_line_in_a_task}) {
       auto server = asyncio::start_server(handler, "127.0.0.1", 0);
       auto [r, w] = asyncio::open_connection("127.0.0.1", server.port());
       EXPECT_EQ(echo_client(r, w), "hello world!\n");
@@ -829,7 +829,7 @@ TEST_F(CPythonStreamsPort, StartUnixServer) {
   const std::string path = unix_path("start");
   asyncio::run([&] {
     collect_messages(messages);
-    for (auto handler : {echo_line, echo_line_in_a_task}) {
+    for (auto handler : {echo_line_then_wait_closed, echo_line_in_a_task}) {
       auto server = asyncio::start_unix_server(handler, path);
       auto [r, w] = asyncio::open_unix_connection(path);
       EXPECT_EQ(echo_client(r, w), "hello world!\n");

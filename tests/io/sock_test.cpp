@@ -25,7 +25,7 @@ using SockTests = greenlet_test::GreenletTest;
 
 // The first loop of the process makes one-time allocations (statics) that
 // the fixture would count as the first test's leak: make them up front.
-class warm_up : public ::testing::Environment {
+class warm_up_sockets : public ::testing::Environment {
  public:
   void SetUp() override {
     int fds[2];
@@ -38,7 +38,8 @@ class warm_up : public ::testing::Environment {
     ::close(fds[1]);
   }
 };
-[[maybe_unused]] ::testing::Environment* const warm_up_env = ::testing::AddGlobalTestEnvironment(new warm_up);
+[[maybe_unused]] ::testing::Environment* const warm_up_sockets_env =
+    ::testing::AddGlobalTestEnvironment(new warm_up_sockets);
 
 struct fd_pair {
   int a = -1, b = -1;

@@ -21,13 +21,13 @@ namespace asyncio = greenlet::asyncio;
 namespace sp = greenlet::asyncio::subprocess;
 using SubprocessFds = greenlet_test::GreenletTest;
 
-// fd_pair closes its descriptors at the end of the test.
-struct fd_pair {
+// pipe_pair closes its descriptors at the end of the test.
+struct pipe_pair {
   int fds[2] = {-1, -1};
-  explicit fd_pair(int flags) { EXPECT_EQ(::pipe2(fds, flags), 0); }
-  fd_pair(const fd_pair&) = delete;
-  fd_pair& operator=(const fd_pair&) = delete;
-  ~fd_pair() {
+  explicit pipe_pair(int flags) { EXPECT_EQ(::pipe2(fds, flags), 0); }
+  pipe_pair(const pipe_pair&) = delete;
+  pipe_pair& operator=(const pipe_pair&) = delete;
+  ~pipe_pair() {
     for (int fd : fds) {
       if (fd >= 0) ::close(fd);
     }
@@ -61,7 +61,7 @@ std::string numbers(const std::vector<int>& fds) {
 // child's 0/1 still work.
 TEST_F(SubprocessFds, ParentsPipeIsNotInheritedSoItsReaderSeesEofAtOnce) {
   asyncio::run([] {
-    fd_pair user(0);  // as pipe(): no FD_CLOEXEC
+    pipe_pair user(0);  // as pipe(): no FD_CLOEXEC
     auto cat = asyncio::create_subprocess_exec("cat", {}, {.stdin_ = sp::PIPE, .stdout_ = sp::PIPE});
     ::close(std::exchange(user.fds[1], -1));
     asyncio::set_nonblocking(user.read_end());
@@ -76,8 +76,8 @@ TEST_F(SubprocessFds, ParentsPipeIsNotInheritedSoItsReaderSeesEofAtOnce) {
 // their flags, and the child can use what it was passed.
 TEST_F(SubprocessFds, ChildKeepsOnlyStdioAndPassFds) {
   asyncio::run([] {
-    fd_pair plain(0);
-    fd_pair cloexec(O_CLOEXEC);
+    pipe_pair plain(0);
+    pipe_pair cloexec(O_CLOEXEC);
     const std::vector<int> all = {plain.read_end(), plain.write_end(), cloexec.read_end(), cloexec.write_end()};
     EXPECT_EQ(open_in_child(all, {}), "");
     EXPECT_EQ(open_in_child(all, {cloexec.write_end(), plain.read_end()}),
