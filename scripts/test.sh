@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh: installs what is missing, checks the formatting (.clang-format),
 # builds and runs the whole test suite: a normal build (plus examples/consumer
-# built against the installed static and shared libraries and through
-# add_subdirectory, and configured through FetchContent), the same suite under
+# built against the installed static library, through add_subdirectory with
+# the library shared and against that shared library installed, and
+# configured through FetchContent), the same suite under
 # AddressSanitizer with the library's code also under UndefinedBehaviorSanitizer,
 # and the thread-pool and executor-bridge tests under ThreadSanitizer.
 # Usage: scripts/test.sh            (everything)
@@ -42,20 +43,21 @@ for pass in $passes; do
     *) echo "unknown pass '$pass' (plain asan ubsan tsan clang)" >&2; exit 2 ;;
   esac
   dir=build/test-$pass
-  # The plain pass builds the library file by file (the one build that would
-  # catch a source missing an include another file of its batch provides);
-  # the later builds compile it as one unity build, for CI's time.
-  unity=ON
-  [[ $pass == plain ]] && unity=OFF
   # The examples run in the plain pass (each against the seed's output); the
   # asan pass leaves them out, for CI's time (~1 min of its build).
   examples=ON
   [[ $pass == asan ]] && examples=OFF
+  # Under a sanitizer the library is compiled at -O1 with line tables only
+  # (-g1; reports keep file:line), as the sanitizers' documentation advises:
+  # at RelWithDebInfo's -O2 -g the instrumented library took 198 CPU seconds
+  # to build, at -O1 -g1 87.
+  build_flags=()
+  [[ -n $sanitize ]] && build_flags=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG")
   step "[$pass] configure $dir"
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGREENLET_SANITIZE="$sanitize" \
-        -DGREENLET_WERROR=ON -DGREENLET_BUILD_BENCHMARKS=OFF -DGREENLET_FAST_TEST_BUILD=ON -DCMAKE_UNITY_BUILD=$unity \
+        -DGREENLET_WERROR=ON -DGREENLET_BUILD_BENCHMARKS=OFF -DGREENLET_FAST_TEST_BUILD=ON -DGREENLET_TEST_SUITE_RUNS=ON -DCMAKE_UNITY_BUILD=ON \
         -DGREENLET_BUILD_EXAMPLES=$examples \
-        "${compilers[@]}" >/dev/null
+        "${compilers[@]}" "${build_flags[@]}" >/dev/null
   if [[ $pass == tsan ]]; then
     # ThreadSanitizer is for the threaded layers: the thread and process
     # pools and the bridge into the loop (the suppression file says why
@@ -71,13 +73,32 @@ for pass in $passes; do
   fi
   step "[$pass] build"
   cmake --build "$dir" -j "$jobs"
+  if [[ $pass == plain ]]; then
+    # Every build compiles the library as unity batches (a third of the
+    # time file by file takes), which would hide a source missing an include
+    # another file of its batch provides: each must also compile on its own.
+    step "[$pass] each library source compiles alone"
+    if ! find src -name '*.cpp' | sort |
+         xargs -P "$jobs" -n 1 g++ -std=c++20 -fsyntax-only -I include -I "$dir/include" -I src; then
+      failed+=("library-sources-alone")
+    fi
+  fi
   step "[$pass] test"
   # The plain pass holds a million suspended tasks at once (~5 GB, a few
-  # seconds); the sanitizer passes keep million_tasks_test's 100,000.
-  scale_tasks=100000
-  [[ $pass == plain ]] && scale_tasks=1000000
-  if ! GREENLET_SCALE_TASKS=$scale_tasks ASAN_OPTIONS=detect_leaks=1 \
-       ctest --test-dir "$dir" --output-on-failure -j "$jobs"; then
+  # seconds); the sanitizer passes keep million_tasks_test's 100,000. They
+  # also hand fewer messages between the stress test's loops (200,000 of
+  # its million: 10 s under ASan for all of them).
+  scale_tasks=100000 stress_messages=200000
+  [[ $pass == plain ]] && scale_tasks=1000000 stress_messages=1000000
+  # Unsanitized passes run each test case in a process of its own; the
+  # sanitizer passes run each test binary whole, in shards (the "suite"
+  # label, tests/CMakeLists.txt), as a sanitized process takes ~0.1 s to
+  # start (164 s for the asan pass's 2,500 cases, 53 s for its suites).
+  # The compile-fail and example checks are the plain pass's.
+  selection=(-LE suite)
+  [[ -n $sanitize ]] && selection=(-L suite)
+  if ! GREENLET_SCALE_TASKS=$scale_tasks GREENLET_STRESS_MESSAGES=$stress_messages ASAN_OPTIONS=detect_leaks=1 \
+       ctest --test-dir "$dir" --output-on-failure -j "$jobs" "${selection[@]}"; then
     failed+=("$pass")
   fi
   if [[ $pass == plain ]]; then
@@ -89,8 +110,12 @@ for pass in $passes; do
     cmake -S examples/consumer -B "$dir/consumer-installed" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
     cmake --build "$dir/consumer-installed" -j "$jobs" >/dev/null
     "$dir/consumer-installed/consumer" || failed+=("consumer-installed")
-    step "[$pass] add_subdirectory consumer"
-    cmake -S examples/consumer -B "$dir/consumer-subdir" -DGREENLET_SOURCE_DIR="$PWD" -DCMAKE_UNITY_BUILD=ON >/dev/null
+    # add_subdirectory, with the library built shared (BUILD_SHARED_LIBS=ON,
+    # unoptimized: the checks below do not depend on it): that one library
+    # build serves this consumer and the shared library's checks below.
+    step "[$pass] add_subdirectory consumer (shared library)"
+    cmake -S examples/consumer -B "$dir/consumer-subdir" -DGREENLET_SOURCE_DIR="$PWD" -DCMAKE_UNITY_BUILD=ON \
+          -DBUILD_SHARED_LIBS=ON -DGREENLET_WERROR=ON >/dev/null
     cmake --build "$dir/consumer-subdir" -j "$jobs" >/dev/null
     "$dir/consumer-subdir/consumer" || failed+=("consumer-subdir")
     # FetchContent: configured, not built. With a source directory given,
@@ -103,16 +128,12 @@ for pass in $passes; do
     grep -q '^GREENLET_BUILD_TESTS:BOOL=OFF$' "$dir/consumer-fetchcontent/CMakeCache.txt" ||
       failed+=("fetchcontent-tests-on")
     rm -rf "$prefix"
-    # The shared library (BUILD_SHARED_LIBS=ON; only the library is built): its
+    # The shared library the add_subdirectory consumer built, installed: its
     # SONAME, its export table (public API, not src/-internal code), and the
     # consumer linked against it from a separate install prefix.
     step "[$pass] shared library install + find_package consumer"
     shared_prefix=$(mktemp -d)
-    # Debug (unoptimized) for CI's time: the SONAME and export table do not depend on it.
-    cmake -S . -B "$dir/shared" -DCMAKE_BUILD_TYPE=Debug -DBUILD_SHARED_LIBS=ON -DGREENLET_WERROR=ON -DCMAKE_UNITY_BUILD=ON \
-          -DGREENLET_BUILD_TESTS=OFF -DGREENLET_BUILD_EXAMPLES=OFF -DGREENLET_BUILD_BENCHMARKS=OFF >/dev/null
-    cmake --build "$dir/shared" -j "$jobs" --target greenlet >/dev/null
-    cmake --install "$dir/shared" --prefix "$shared_prefix" >/dev/null
+    cmake --install "$dir/consumer-subdir" --prefix "$shared_prefix" >/dev/null
     so=$(find "$shared_prefix" -name 'libgreenlet.so.*.*.*' -type f | head -n1)
     soname=$(readelf -d "$so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
     exports=$(nm -DC --defined-only "$so")
