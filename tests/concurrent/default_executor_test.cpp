@@ -18,7 +18,7 @@
 #include <greenlet/asyncio.hpp>
 #include <greenlet/concurrent.hpp>
 
-#include "forked_child.hpp"
+#include "support/forked_child.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace asyncio = greenlet::asyncio;
@@ -111,8 +111,8 @@ class observed_executor final : public concurrent::Executor {
   concurrent::ThreadPoolExecutor pool_{2};
 };
 
-using concurrent_test::expect_child_succeeds;
-using concurrent_test::fail;
+using greenlet_test::forked::expect_child_succeeds;
+using greenlet_test::forked::fail;
 
 // A default-executor job still running when main returns needs the loop
 // (run_coroutine_threadsafe(...).result()), as t3 of the explorer: asyncio::run

@@ -20,8 +20,8 @@
 
 #include <greenlet/concurrent.hpp>
 
-#include "forked_child.hpp"
 #include "gate.hpp"
+#include "support/forked_child.hpp"
 #include "support/greenlet_test.hpp"
 #include "support/process_stats.hpp"
 
@@ -31,8 +31,8 @@ namespace {
 
 using concurrent_test::gate;
 
-using concurrent_test::expect_child_succeeds;
-using concurrent_test::fail;
+using greenlet_test::forked::expect_child_succeeds;
+using greenlet_test::forked::fail;
 
 int shutdown_square(int x) { return x * x; }
 // wait_for_byte(fd) blocks a worker process until the test writes a byte to

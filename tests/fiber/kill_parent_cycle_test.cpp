@@ -19,15 +19,14 @@
 
 #include <gtest/gtest.h>
 
+#include "support/forked_child.hpp"
+
 namespace {
 
 // Not GreenletTest: the death test machinery allocates in the parent.
 using KillParentCycleDeathTest = ::testing::Test;
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "FAILED: %s\n", what);
-  std::_Exit(1);
-}
+using greenlet_test::forked::fail;
 
 void expect(bool ok, const char* what) {
   if (!ok) fail(what);

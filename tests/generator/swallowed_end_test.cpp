@@ -22,6 +22,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/forked_child.hpp"
+
 namespace {
 
 // Not GreenletTest: the death test machinery allocates in the parent.
@@ -47,10 +49,7 @@ bool reported(std::string_view fragment) {
   return false;
 }
 
-void fail(const char* what) {
-  std::fprintf(stderr, "FAILED: %s\n", what);
-  std::_Exit(1);
-}
+using greenlet_test::forked::fail;
 
 // A body that swallows everything, the common way: catch std::exception
 // around the step of an endless loop.

@@ -16,7 +16,7 @@
 
 #include <greenlet/io.hpp>
 
-#include "child_fail.hpp"
+#include "support/forked_child.hpp"
 
 namespace {
 
@@ -25,7 +25,7 @@ namespace asyncio = greenlet::asyncio;
 // Not GreenletTest: the death test machinery allocates in the parent.
 using SignalLibraryThreadsDeathTest = ::testing::Test;
 
-using io_test::fail;
+using greenlet_test::forked::fail;
 
 // Each scenario runs in a child process: without the fix the signal kills
 // it, and alarm() bounds a hang.

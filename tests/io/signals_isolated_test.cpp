@@ -17,7 +17,7 @@
 #include <greenlet/asyncio.hpp>
 #include <greenlet/io.hpp>
 
-#include "child_fail.hpp"
+#include "support/forked_child.hpp"
 
 namespace {
 
@@ -26,7 +26,7 @@ namespace asyncio = greenlet::asyncio;
 // Not GreenletTest: the death test machinery allocates in the parent.
 using SignalsIsolatedDeathTest = ::testing::Test;
 
-using io_test::fail;
+using greenlet_test::forked::fail;
 
 // Replacing a handler while the signal keeps arriving: the replacement
 // removed the handler and added it again, unblocking the signal in between,

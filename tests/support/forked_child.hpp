@@ -1,6 +1,8 @@
-// forked_child.hpp: runs a test's body in a forked child (a death test), for
-// the cases a failure could leave hanging or would break the parent's state:
-// pool shutdowns and the default executor at the loop's end.
+// forked_child.hpp: a test body run in a forked child (a death test), for the
+// cases a failure could leave hanging or would break the parent's state (pool
+// shutdowns, process-wide signal handlers, a greenlet killed in a parent
+// cycle). The child cannot use gtest's assertions (the parent decides from its
+// exit status and stderr) and must not run the parent's atexit handlers.
 #pragma once
 
 #include <unistd.h>
@@ -11,7 +13,7 @@
 
 #include <gtest/gtest.h>
 
-namespace concurrent_test {
+namespace greenlet_test::forked {
 
 // fail(what) ends a forked child with a message for the parent test.
 [[noreturn]] inline void fail(const std::string& what) {
@@ -33,4 +35,4 @@ inline void expect_child_succeeds(void (*body)()) {
       ::testing::ExitedWithCode(0), "CHILD OK");
 }
 
-}  // namespace concurrent_test
+}  // namespace greenlet_test::forked
