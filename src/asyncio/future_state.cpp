@@ -2,6 +2,7 @@
 #include "greenlet/detail/future_state.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,7 +27,22 @@ void release_future(void*, void* future) { release(static_cast<future_state*>(fu
 
 }  // namespace
 
+// A general done callback (add_done_callback()), kept on the heap.
+struct future_state::general_callback {
+  std::function<void(future_state&)> fn;
+  ::greenlet::detail::context_ptr context;
+};
+
+void future_state::general_entry(void*, void*) {}
+
+void future_state::forget(fast_callback& c) noexcept {
+  if (c.fn == &general_entry) delete static_cast<general_callback*>(c.ctx);
+  c = {c.id};
+}
+
 future_state::~future_state() {
+  // A future dropped while pending frees the general callbacks it held.
+  for (fast_callback& c : callbacks_) forget(c);
   if (state_ == status::finished && error_ && !error_retrieved_) {
     try {
       exception_context context;
@@ -134,7 +150,9 @@ std::uint64_t future_state::add_done_callback(std::function<void(future_state&)>
   if (done()) {
     loop_->call_soon([ref = future_ref(this), fn = std::move(fn)] { fn(*ref.p); }, std::move(context));
   } else {
-    callbacks_.push_back({id, nullptr, nullptr, std::move(fn), std::move(context)});
+    auto general = std::make_unique<general_callback>(std::move(fn), std::move(context));
+    callbacks_.push_back({id, &general_entry, general.get()});
+    general.release();  // callbacks_ owns it now
   }
   return id;
 }
@@ -157,7 +175,7 @@ std::uint64_t future_state::add_fast(void (*fn)(void*, void*), void (*drop)(void
   } else if (first_.fn == nullptr && callbacks_.empty()) {
     first_ = {id, fn, ctx, drop};
   } else {
-    callbacks_.push_back({id, fn, ctx, {}, {}, drop});
+    callbacks_.push_back({id, fn, ctx, drop});
   }
   return id;
 }
@@ -172,13 +190,11 @@ std::size_t future_state::remove_done_callback(std::uint64_t id) {
   // half the list: N waiters of one future that all give up (timeouts on a
   // shared event) cost N log N rather than N^2.
   auto it = std::lower_bound(callbacks_.begin(), callbacks_.end(), id,
-                             [](const done_callback& c, std::uint64_t v) { return c.id < v; });
-  if (it == callbacks_.end() || it->id != id || it->removed) return 0;
-  it->removed = true;
-  it->general = nullptr;
-  it->context = nullptr;
+                             [](const fast_callback& c, std::uint64_t v) { return c.id < v; });
+  if (it == callbacks_.end() || it->id != id || it->fn == nullptr) return 0;
+  forget(*it);
   if (++removed_callbacks_ * 2 > callbacks_.size()) {
-    std::erase_if(callbacks_, [](const done_callback& c) { return c.removed; });
+    std::erase_if(callbacks_, [](const fast_callback& c) { return c.fn == nullptr; });
     removed_callbacks_ = 0;
   }
   return 1;
@@ -186,8 +202,15 @@ std::size_t future_state::remove_done_callback(std::uint64_t id) {
 
 void future_state::schedule_callbacks() {
   const fast_callback first = std::exchange(first_, {});
-  std::vector<done_callback> ready;
-  ready.swap(callbacks_);
+  // The entries not yet handed to the loop; a general one left there (call_soon() threw
+  // std::bad_alloc, or the loop is closed) is freed on the way out.
+  struct pending_entries {
+    std::vector<fast_callback> list;
+    ~pending_entries() {
+      for (fast_callback& c : list) forget(c);
+    }
+  } ready;
+  ready.list.swap(callbacks_);
   removed_callbacks_ = 0;
   // A closed loop runs nothing more: the callbacks are dropped, each fast
   // one's drop giving back its references.
@@ -197,26 +220,28 @@ void future_state::schedule_callbacks() {
       retain(this);
       first.drop(first.ctx, this);
     }
-    for (done_callback& c : ready) {
-      if (c.fast != nullptr && !c.removed) {
+    for (fast_callback& c : ready.list) {
+      if (c.fn != nullptr && c.fn != &general_entry) {
         retain(this);
         c.drop(c.ctx, this);
       }
     }
-    release(this);  // may delete this: nothing follows
+    release(this);  // may delete this: nothing follows (ready frees the general ones)
     return;
   }
   if (first.fn != nullptr) {
     retain(this);
     loop_->call_soon_fast(first.fn, first.ctx, this, first.drop);
   }
-  for (done_callback& c : ready) {
-    if (c.removed) continue;
-    if (c.fast != nullptr) {
+  for (fast_callback& c : ready.list) {
+    if (c.fn == nullptr) continue;
+    if (c.fn != &general_entry) {
       retain(this);
-      loop_->call_soon_fast(c.fast, c.ctx, this, c.drop);
+      loop_->call_soon_fast(c.fn, c.ctx, this, c.drop);
     } else {
-      loop_->call_soon([ref = future_ref(this), fn = std::move(c.general)] { fn(*ref.p); }, std::move(c.context));
+      general_callback& g = *static_cast<general_callback*>(c.ctx);
+      loop_->call_soon([ref = future_ref(this), fn = std::move(g.fn)] { fn(*ref.p); }, std::move(g.context));
+      forget(c);
     }
   }
 }
@@ -274,8 +299,8 @@ std::string future_state::callbacks_repr() const {
   // Registration order: first_ is older than every entry of callbacks_.
   std::vector<const char*> names;
   if (first_.fn != nullptr) names.push_back(callback_name(first_.fn));
-  for (const done_callback& c : callbacks_) {
-    if (!c.removed) names.push_back(c.fast != nullptr ? callback_name(c.fast) : "<callback>");
+  for (const fast_callback& c : callbacks_) {
+    if (c.fn != nullptr) names.push_back(callback_name(c.fn));
   }
   if (names.empty()) return "";
   std::string listed = names.front();

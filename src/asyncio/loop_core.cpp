@@ -8,10 +8,12 @@
 #include <cstdio>
 #include <functional>
 #include <limits>
+#include <new>
 #include <sstream>
 #include <thread>
 #include <typeinfo>
 #include <utility>
+#include <vector>
 
 #include "asyncio/lookahead.hpp"
 #include "asyncio/poller.hpp"
@@ -115,6 +117,15 @@ void loop_core::trim_free_nodes() noexcept {
     free_nodes = n->next;
     --free_node_count;
     delete n;
+  }
+}
+
+void loop_core::trim_ready_ring() noexcept {
+  if (ready_count != 0 || ready_ring.size() <= max_free_nodes) return;
+  try {
+    std::vector<callback_node*>(max_free_nodes).swap(ready_ring);
+    ready_first = 0;
+  } catch (const std::bad_alloc&) {  // the big one serves as well
   }
 }
 
@@ -469,6 +480,7 @@ void loop_core::run_once() {
 
   if (timeout != 0) {  // about to wait: the loop is idle, so it lets go of its burst caches
     trim_free_nodes();
+    trim_ready_ring();
     ::greenlet::detail::trim_released_stacks();
   }
 

@@ -6,7 +6,7 @@
 // asyncio's (test_futures.py test_callbacks_invoked_on_set_result,
 // test_remove_done_callback). The loop keeps finished callback nodes for
 // reuse while busy and trims them to max_free_nodes when it goes idle, so a
-// burst does not stay allocated.
+// burst does not stay allocated; its ready ring too.
 #include <memory>
 #include <string>
 #include <vector>
@@ -127,6 +127,29 @@ TEST_F(DoneCallbackStorage, TheLoopKeepsABurstsNodesWhileBusyAndTrimsThemWhenIdl
   EXPECT_EQ(listed, core->free_node_count);
 }
 
+// The ready ring a burst grew is shrunk back to max_free_nodes slots when the
+// loop goes idle, and grows again for the next burst, still in FIFO order.
+TEST_F(DoneCallbackStorage, TheReadyRingShrinksWhenIdleAndGrowsAgain) {
+  asyncio::event_loop loop;
+  auto* core = loop.core();
+  constexpr std::size_t cap = greenlet::asyncio::detail::loop_core::max_free_nodes;
+  std::vector<int> ran;
+  const auto burst = [&](int first, int count) {
+    for (int i = first; i < first + count; ++i) loop.call_soon([&ran, i] { ran.push_back(i); });
+  };
+  burst(0, 3 * static_cast<int>(cap));
+  EXPECT_GE(core->ready_ring.size(), 3 * cap);
+  run_briefly(loop);  // busy: the ring keeps its size
+  EXPECT_GE(core->ready_ring.size(), 3 * cap);
+  loop.call_later(0.001, [&] { loop.stop(); });
+  loop.run_forever();  // waits for the timer: idle
+  EXPECT_EQ(core->ready_ring.size(), cap);
+  burst(3 * static_cast<int>(cap), 2 * static_cast<int>(cap));
+  run_briefly(loop);
+  ASSERT_EQ(ran.size(), 5 * cap);
+  for (std::size_t i = 0; i < ran.size(); ++i) ASSERT_EQ(ran[i], static_cast<int>(i));
+}
+
 // An owned callback (gather's and wait's, one per child) holds a reference on
 // its ctx: exactly one of fn and drop gives it back, fn when it runs, drop
 // when the loop closed first. Both give back the future reference too.
@@ -200,6 +223,44 @@ TEST_F(DoneCallbackStorage, AGatherLeftOnAClosedLoopFreesItsChildren) {
     EXPECT_EQ(alive, 2);
   }
   EXPECT_EQ(alive, 0) << "a child of the gather is still held";
+}
+
+// Removing callbacks leaves tombstones that are swept later (so that many
+// waiters giving up on one future cost N log N): whatever is removed, in
+// A general callback (a std::function and the context it runs in) waits on
+// the heap beside the list's 32-byte entries: what it captured is let go of
+// exactly once, however it ends: run, removed, its pending future dropped,
+// or its loop closed before the future finished.
+TEST_F(DoneCallbackStorage, AGeneralCallbackLetsGoOfItsCapturesHoweverItEnds) {
+  auto token = std::make_shared<int>(0);
+  {
+    auto capture_token = [token](asyncio::Future<int>&) { ++*token; };
+    asyncio::event_loop loop;
+    auto f = loop.create_future<int>();
+    f.add_done_callback(capture_token);  // runs
+    const auto removed = f.state()->add_done_callback([token](greenlet::asyncio::detail::future_state&) {});
+    EXPECT_EQ(token.use_count(), 4);  // token, capture_token, and the two callbacks
+    EXPECT_EQ(f.state()->remove_done_callback(removed), 1u);
+    EXPECT_EQ(token.use_count(), 3) << "a removed callback still holds what it captured";
+    f.set_result(1);
+    run_briefly(loop);
+    EXPECT_EQ(*token, 1);
+    EXPECT_EQ(token.use_count(), 2) << "a callback that ran still holds what it captured";
+    {
+      auto pending = loop.create_future<int>();
+      pending.add_done_callback(capture_token);
+      pending.add_done_callback(capture_token);
+      EXPECT_EQ(token.use_count(), 4);
+    }  // dropped unfinished
+    EXPECT_EQ(token.use_count(), 2) << "a dropped pending future's callbacks still hold their captures";
+    auto orphan = loop.create_future<int>();
+    orphan.add_done_callback(capture_token);
+    loop.close();
+    orphan.set_result(2);  // a closed loop runs nothing: the callback is dropped
+    EXPECT_EQ(*token, 1);
+    EXPECT_EQ(token.use_count(), 2) << "a callback dropped by a closed loop still holds its captures";
+  }
+  EXPECT_EQ(token.use_count(), 1);
 }
 
 // Removing callbacks leaves tombstones that are swept later (so that many

@@ -264,6 +264,10 @@ struct loop_core {
   callback_node* new_node();
   void recycle(callback_node* n) noexcept;
   void trim_free_nodes() noexcept;
+  // trim_ready_ring() shrinks an empty ready ring that a burst grew past max_free_nodes slots
+  // back to that many (a ring of 100,000 tasks' steps held 1 MiB, ~10 bytes per task, after they
+  // were all waiting). Keeps it if the smaller one cannot be allocated. Throws nothing.
+  void trim_ready_ring() noexcept;
   // reserve_ready_slot() makes room for one more ready node (may throw
   // std::bad_alloc); push_ready() then cannot fail.
   void reserve_ready_slot();
