@@ -50,7 +50,7 @@ future_state::~future_state() {
       context.exception = error_;
       // A task names itself when it fails (task_state::fail()); a plain future by its repr here, as
       // asyncio's "future: <Future finished exception=...>" (repr() is future_state's in a destructor).
-      context.source = report_source_.empty() ? future_state::repr() : report_source_;
+      context.source = report_source_.empty() ? future_state::repr() : report_source_.str();
       if (report_context_ != nullptr) {
         // A failed task is reported in a copy of its context, so the handler sees the values
         // the task set (asyncio, gh-96704); the caller's context comes back after.

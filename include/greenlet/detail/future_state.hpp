@@ -16,6 +16,7 @@
 
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/detail/loop_core.hpp"
+#include "greenlet/detail/rare_string.hpp"
 #include "greenlet/detail/value_repr.hpp"
 
 // Everything this header declares is public API: exported even though the library
@@ -101,7 +102,7 @@ class future_state {
 
   long refs = 1;
   // What the "exception was never retrieved" report names (a task's repr).
-  std::string report_source_;
+  rare_string report_source_;
   // The context that report runs in (a task's, as asyncio's Task finalizer enters the task's
   // context, gh-96704); null: the context current where the last handle goes.
   ::greenlet::detail::context_ptr report_context_;
@@ -120,7 +121,7 @@ class future_state {
   // The exception of a failed future; of a cancelled one, the CancelledError its task raised, until
   // handed out (see set_cancelled()).
   std::exception_ptr error_;
-  std::string cancel_message_;
+  rare_string cancel_message_;
   loop_core* loop_;
 
  private:

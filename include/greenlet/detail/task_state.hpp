@@ -140,7 +140,7 @@ class task_state : public ::greenlet::detail::greenlet_role {
   // uncancel() does meanwhile (must_cancel would not survive that).
   bool sleep_cancelled = false;
   bool must_cancel = false;
-  std::string cancel_message;
+  rare_string cancel_message;
   task_state* prev = nullptr;
   task_state* next = nullptr;
   ::greenlet::greenlet glet;
