@@ -5,6 +5,7 @@
 #include "io/resolve.hpp"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
@@ -164,9 +165,34 @@ std::vector<resolved_address> resolve_for_family(const std::string& host, int po
 std::string host_port(const sockaddr* addr, socklen_t len) {
   const address a = format_address(addr, len);
   if (addr->sa_family == AF_UNIX) return a.host;
-  const std::string host = addr->sa_family == AF_INET6 ? "[" + a.host + "]" : a.host;
+  const std::string scope = a.scope_id != 0 ? "%" + std::to_string(a.scope_id) : "";
+  const std::string host = addr->sa_family == AF_INET6 ? "[" + a.host + scope + "]" : a.host;
   return host + ":" + std::to_string(a.port);
 }
+
+namespace {
+
+// apply_ipv6_fields(out, a) gives the IPv6 address `out` (a name's, looked up) a's flowinfo, and
+// its scope id unless zero: one written in the host's text ("fe80::1%eth0") came from getaddrinfo().
+void apply_ipv6_fields(resolved_address& out, const address& a) noexcept {
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&out.addr);
+  in6->sin6_flowinfo = htonl(a.flowinfo);
+  if (a.scope_id != 0) in6->sin6_scope_id = a.scope_id;
+}
+
+// zone_scope(zone, scope) reads an IPv6 zone ("eth0", or an index "2") into scope; false for an
+// interface this host does not have (getaddrinfo() then gives the error).
+bool zone_scope(const std::string& zone, std::uint32_t& scope) {
+  if (const unsigned index = ::if_nametoindex(zone.c_str()); index != 0) {
+    scope = index;
+    return true;
+  }
+  if (zone.empty() || zone.size() > 9 || zone.find_first_not_of("0123456789") != std::string::npos) return false;
+  scope = static_cast<std::uint32_t>(std::stoul(zone));
+  return true;
+}
+
+}  // namespace
 
 std::optional<resolved_address> numeric_address(const address& a, int family) {
   if (a.port < 0 || a.port > 65535) throw std::out_of_range("port " + std::to_string(a.port) + " must be 0-65535");
@@ -184,9 +210,15 @@ std::optional<resolved_address> numeric_address(const address& a, int family) {
   }
   if (family != AF_INET) {
     auto* in6 = reinterpret_cast<sockaddr_in6*>(&out.addr);
-    if (::inet_pton(AF_INET6, a.host.c_str(), &in6->sin6_addr) == 1) {
+    // "fe80::1%eth0" or "fe80::1%2": the zone names the scope, as getaddrinfo() reads it.
+    const std::size_t percent = a.host.find('%');
+    std::uint32_t scope = a.scope_id;
+    if (percent != std::string::npos && !zone_scope(a.host.substr(percent + 1), scope)) return std::nullopt;
+    if (::inet_pton(AF_INET6, a.host.substr(0, percent).c_str(), &in6->sin6_addr) == 1) {
       in6->sin6_family = AF_INET6;
       in6->sin6_port = htons(static_cast<std::uint16_t>(a.port));
+      in6->sin6_flowinfo = htonl(a.flowinfo);
+      in6->sin6_scope_id = scope;
       out.family = AF_INET6;
       out.len = sizeof(sockaddr_in6);
       return out;
@@ -220,7 +252,9 @@ resolved_address resolve_for_socket(int fd, const address& a, const char* call) 
     throw OSError(EAFNOSUPPORT, std::string(call) + "(" + a.host + "): not an AF_INET, AF_INET6 or AF_UNIX socket");
   }
   if (auto numeric = numeric_address(a, family)) return *numeric;
-  return resolve_for_family(a.host, a.port, family).front();
+  resolved_address first = resolve_for_family(a.host, a.port, family).front();
+  if (first.family == AF_INET6) apply_ipv6_fields(first, a);
+  return first;
 }
 
 void remove_stale_socket(const std::string& path) noexcept {
@@ -241,6 +275,8 @@ address format_address(const sockaddr* addr, socklen_t len) {
     ::inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
     out.host = text;
     out.port = ntohs(in6->sin6_port);
+    out.flowinfo = ntohl(in6->sin6_flowinfo);
+    out.scope_id = in6->sin6_scope_id;
   } else if (addr->sa_family == AF_UNIX) {
     auto* un = reinterpret_cast<const sockaddr_un*>(addr);
     const std::size_t max = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
