@@ -170,15 +170,14 @@ std::string host_port(const sockaddr* addr, socklen_t len) {
   return host + ":" + std::to_string(a.port);
 }
 
-namespace {
-
-// apply_ipv6_fields(out, a) gives the IPv6 address `out` (a name's, looked up) a's flowinfo, and
-// its scope id unless zero: one written in the host's text ("fe80::1%eth0") came from getaddrinfo().
 void apply_ipv6_fields(resolved_address& out, const address& a) noexcept {
+  if (out.family != AF_INET6) return;
   auto* in6 = reinterpret_cast<sockaddr_in6*>(&out.addr);
   in6->sin6_flowinfo = htonl(a.flowinfo);
   if (a.scope_id != 0) in6->sin6_scope_id = a.scope_id;
 }
+
+namespace {
 
 // zone_scope(zone, scope) reads an IPv6 zone ("eth0", or an index "2") into scope; false for an
 // interface this host does not have (getaddrinfo() then gives the error).
@@ -253,7 +252,7 @@ resolved_address resolve_for_socket(int fd, const address& a, const char* call) 
   }
   if (auto numeric = numeric_address(a, family)) return *numeric;
   resolved_address first = resolve_for_family(a.host, a.port, family).front();
-  if (first.family == AF_INET6) apply_ipv6_fields(first, a);
+  apply_ipv6_fields(first, a);
   return first;
 }
 

@@ -35,6 +35,9 @@ std::vector<resolved_address> resolve_for_family(const std::string& host, int po
 // any lookup; nullopt for a name or another family's address. Throws
 // std::out_of_range for a port outside 0-65535, ValueError for a NUL.
 std::optional<resolved_address> numeric_address(const address& a, int family);
+// apply_ipv6_fields(out, a) gives `out`, if IPv6 (a's host looked up), a's flowinfo, and its
+// scope id unless zero: a zone written in the host ("fe80::1%eth0") came from getaddrinfo().
+void apply_ipv6_fields(resolved_address& out, const address& a) noexcept;
 // unix_address(path, call) is path as an AF_UNIX socket address; OSError
 // (ENAMETOOLONG, naming call and path) if it does not fit sun_path.
 resolved_address unix_address(const std::string& path, const char* call);

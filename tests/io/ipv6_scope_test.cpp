@@ -105,6 +105,37 @@ TEST_F(Ipv6Scope, AReplyToALinkLocalPeerGoesOutOnItsInterface) {
   ::close(client);
 }
 
+// A datagram endpoint bound to a link-local address by its scope id answers
+// a peer through the address datagram_received() got, as asyncio's UDP echo
+// server does.
+struct scoped_echo : asyncio::DatagramProtocol {
+  asyncio::DatagramTransport transport;
+  asyncio::address last_sender;
+  void connection_made(asyncio::DatagramTransport& t) override { transport = t; }
+  void datagram_received(std::string data, asyncio::address from) override {
+    last_sender = from;
+    transport.sendto("echo " + data, from);
+  }
+};
+
+TEST_F(Ipv6Scope, ADatagramEndpointEchoesToALinkLocalPeer) {
+  const std::optional<link_local> ll = find_link_local();
+  if (!ll) GTEST_SKIP() << "this host has no IPv6 link-local address";
+  const int client = bound_udp6(ll->host, ll->index);
+  if (client < 0) GTEST_SKIP() << "cannot bind to " << ll->host << "%" << ll->interface_name;
+  asyncio::run([&] {
+    auto [transport, protocol] =
+        asyncio::create_datagram_endpoint<scoped_echo>({.local_addr = asyncio::address{ll->host, 0, 0, ll->index}});
+    const asyncio::address server = transport.get_extra_info("sockname");
+    EXPECT_EQ(server.scope_id, ll->index);
+    asyncio::sock_sendto(client, "hi", server);
+    EXPECT_EQ(asyncio::sock_recvfrom(client, 64).first, "echo hi");
+    EXPECT_EQ(protocol->last_sender, (asyncio::address{ll->host, udp6_port(client), 0, ll->index}));
+    transport.close();
+  });
+  ::close(client);
+}
+
 // On a global or loopback address the scope id and flow label are zero, and
 // an address compares all four fields.
 TEST_F(Ipv6Scope, LoopbackAddressesCarryZerosAndTheScopeCountsInEquality) {
