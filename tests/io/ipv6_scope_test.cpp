@@ -1,11 +1,13 @@
 // ipv6_scope_test.cpp: an IPv6 address keeps its scope id (and flow label),
 // Python's (host, port, flowinfo, scope_id). A link-local address (fe80::/10)
-// means something only on one interface: the kernel refuses to send to one
-// without its scope id (EINVAL), so an address a socket received must carry
-// it for a reply to get out, as a UDP server answering a link-local peer does.
-// The link-local case needs an interface with such an address (a host's
-// Ethernet interface has one; a bare container may not): traffic to the
-// host's own address stays inside the host.
+// means something only on one interface: the kernel needs its scope id to
+// reach such a peer on another host, and to bind to such an address (EINVAL
+// without), so an address a socket received must carry it for a reply to get
+// out, as a UDP server answering a link-local peer does. The link-local cases
+// need an interface with such an address (a host's Ethernet interface has
+// one; a bare container may not) and send only to the host's own address,
+// which stays inside the host (and which the kernel reaches even without a
+// scope: the tests check that the scope arrives, and that a wrong one fails).
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -75,10 +77,10 @@ int udp6_port(int fd) {
   return ntohs(a.sin6_port);
 }
 
-TEST_F(Ipv6Scope, AReplyToALinkLocalPeerGoesOutOnItsInterface) {
+TEST_F(Ipv6Scope, ALinkLocalPeersAddressKeepsItsScopeBothWays) {
   const std::optional<link_local> ll = find_link_local();
   if (!ll) GTEST_SKIP() << "this host has no IPv6 link-local address";
-  const int server = bound_udp6(ll->host, ll->index);
+  const int server = bound_udp6("::", 0);  // a server on every address, as most are
   const int client = bound_udp6(ll->host, ll->index);
   if (server < 0 || client < 0) GTEST_SKIP() << "cannot bind to " << ll->host << "%" << ll->interface_name;
   const asyncio::address server_address{ll->host, udp6_port(server), 0, ll->index};
@@ -92,14 +94,17 @@ TEST_F(Ipv6Scope, AReplyToALinkLocalPeerGoesOutOnItsInterface) {
     EXPECT_EQ(reply, "pong");
     EXPECT_EQ(replier, server_address);
 
-    // Without the scope id the kernel has no interface for a link-local destination.
-    EXPECT_THROW(asyncio::sock_sendto(client, "lost", asyncio::address{ll->host, udp6_port(server)}), asyncio::OSError);
+    // The scope id reaches the kernel: an interface this host lacks has no route (ENETUNREACH).
+    EXPECT_THROW(asyncio::sock_sendto(server, "lost", asyncio::address{ll->host, udp6_port(client), 0, 999999}),
+                 asyncio::OSError);
     // The zone written in the host, by interface name and by index, as getaddrinfo() reads it.
-    asyncio::sock_sendto(client, "by name", asyncio::address{ll->host + "%" + ll->interface_name, udp6_port(server)});
-    EXPECT_EQ(asyncio::sock_recvfrom(server, 64).first, "by name");
-    asyncio::sock_sendto(client, "by index",
-                         asyncio::address{ll->host + "%" + std::to_string(ll->index), udp6_port(server)});
-    EXPECT_EQ(asyncio::sock_recvfrom(server, 64).first, "by index");
+    asyncio::sock_sendto(server, "by name", asyncio::address{ll->host + "%" + ll->interface_name, udp6_port(client)});
+    EXPECT_EQ(asyncio::sock_recvfrom(client, 64).first, "by name");
+    asyncio::sock_sendto(server, "by index",
+                         asyncio::address{ll->host + "%" + std::to_string(ll->index), udp6_port(client)});
+    EXPECT_EQ(asyncio::sock_recvfrom(client, 64).first, "by index");
+    EXPECT_THROW(asyncio::sock_sendto(server, "lost", asyncio::address{ll->host + "%999999", udp6_port(client)}),
+                 asyncio::OSError);
   });
   ::close(server);
   ::close(client);

@@ -27,8 +27,9 @@ struct address {
   // scope id, the index of the interface a link-local address belongs to (sin6_scope_id;
   // if_nametoindex("eth0")). An address a socket received or reports carries them, so a reply to a
   // link-local peer (fe80::...) goes out on the interface it came in on; without its scope id the
-  // kernel refuses such a destination (EINVAL). Zero otherwise. A host written "fe80::1%eth0" names
-  // its scope in the text instead, as getaddrinfo() reads it.
+  // kernel has no route to such a peer on another host, nor binds to such an address. Zero
+  // otherwise. A host written "fe80::1%eth0" names its scope in the text instead, as getaddrinfo()
+  // reads it.
   std::uint32_t flowinfo = 0;
   std::uint32_t scope_id = 0;
 
