@@ -70,7 +70,7 @@ inline sockaddr_in inet_address(const char* host, int port) {
   return a;
 }
 
-// sockname(fd) is socket.getsockname() as (host, port).
+// sockname(fd) is socket.getsockname(): (host, port), or for IPv6 (host, port, flowinfo, scope_id).
 inline asyncio::address sockname(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -83,7 +83,7 @@ inline asyncio::address sockname(int fd) {
   }
   auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
   ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-  return {host, ntohs(a->sin6_port)};
+  return {host, ntohs(a->sin6_port), ntohl(a->sin6_flowinfo), a->sin6_scope_id};
 }
 
 // blocking_connect(family, host, port) is `client = socket.socket(family); client.connect(...)`:

@@ -24,6 +24,7 @@
 #include <greenlet/asyncio.hpp>
 #include <greenlet/io.hpp>
 
+#include "io/cpython_test_utils.hpp"
 #include "io/ipv6_loopback.hpp"
 
 namespace {
@@ -70,12 +71,7 @@ int bound_udp6(const std::string& host, std::uint32_t scope) {
   return fd;
 }
 
-int udp6_port(int fd) {
-  sockaddr_in6 a{};
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin6_port);
-}
+using cpython_test_utils::sockname;
 
 TEST_F(Ipv6Scope, ALinkLocalPeersAddressKeepsItsScopeBothWays) {
   const std::optional<link_local> ll = find_link_local();
@@ -83,27 +79,28 @@ TEST_F(Ipv6Scope, ALinkLocalPeersAddressKeepsItsScopeBothWays) {
   const int server = bound_udp6("::", 0);  // a server on every address, as most are
   const int client = bound_udp6(ll->host, ll->index);
   if (server < 0 || client < 0) GTEST_SKIP() << "cannot bind to " << ll->host << "%" << ll->interface_name;
-  const asyncio::address server_address{ll->host, udp6_port(server), 0, ll->index};
+  const asyncio::address server_address{ll->host, sockname(server).port, 0, ll->index};
   asyncio::run([&] {
     asyncio::sock_sendto(client, "ping", server_address);
     auto [data, from] = asyncio::sock_recvfrom(server, 64);
     EXPECT_EQ(data, "ping");
-    EXPECT_EQ(from, (asyncio::address{ll->host, udp6_port(client), 0, ll->index}));
+    EXPECT_EQ(from, (asyncio::address{ll->host, sockname(client).port, 0, ll->index}));
     asyncio::sock_sendto(server, "pong", from);  // the reply, to the address as received
     auto [reply, replier] = asyncio::sock_recvfrom(client, 64);
     EXPECT_EQ(reply, "pong");
     EXPECT_EQ(replier, server_address);
 
     // The scope id reaches the kernel: an interface this host lacks has no route (ENETUNREACH).
-    EXPECT_THROW(asyncio::sock_sendto(server, "lost", asyncio::address{ll->host, udp6_port(client), 0, 999999}),
+    EXPECT_THROW(asyncio::sock_sendto(server, "lost", asyncio::address{ll->host, sockname(client).port, 0, 999999}),
                  asyncio::OSError);
     // The zone written in the host, by interface name and by index, as getaddrinfo() reads it.
-    asyncio::sock_sendto(server, "by name", asyncio::address{ll->host + "%" + ll->interface_name, udp6_port(client)});
+    asyncio::sock_sendto(server, "by name",
+                         asyncio::address{ll->host + "%" + ll->interface_name, sockname(client).port});
     EXPECT_EQ(asyncio::sock_recvfrom(client, 64).first, "by name");
     asyncio::sock_sendto(server, "by index",
-                         asyncio::address{ll->host + "%" + std::to_string(ll->index), udp6_port(client)});
+                         asyncio::address{ll->host + "%" + std::to_string(ll->index), sockname(client).port});
     EXPECT_EQ(asyncio::sock_recvfrom(client, 64).first, "by index");
-    EXPECT_THROW(asyncio::sock_sendto(server, "lost", asyncio::address{ll->host + "%999999", udp6_port(client)}),
+    EXPECT_THROW(asyncio::sock_sendto(server, "lost", asyncio::address{ll->host + "%999999", sockname(client).port}),
                  asyncio::OSError);
   });
   ::close(server);
@@ -135,7 +132,7 @@ TEST_F(Ipv6Scope, ADatagramEndpointEchoesToALinkLocalPeer) {
     EXPECT_EQ(server.scope_id, ll->index);
     asyncio::sock_sendto(client, "hi", server);
     EXPECT_EQ(asyncio::sock_recvfrom(client, 64).first, "echo hi");
-    EXPECT_EQ(protocol->last_sender, (asyncio::address{ll->host, udp6_port(client), 0, ll->index}));
+    EXPECT_EQ(protocol->last_sender, (asyncio::address{ll->host, sockname(client).port, 0, ll->index}));
     transport.close();
   });
   ::close(client);
@@ -153,10 +150,10 @@ TEST_F(Ipv6Scope, LoopbackAddressesCarryZerosAndTheScopeCountsInEquality) {
   ASSERT_GE(server, 0);
   ASSERT_GE(client, 0);
   asyncio::run([&] {
-    asyncio::sock_sendto(client, "hello", asyncio::address{"::1", udp6_port(server)});
+    asyncio::sock_sendto(client, "hello", asyncio::address{"::1", sockname(server).port});
     auto [data, from] = asyncio::sock_recvfrom(server, 64);
     EXPECT_EQ(data, "hello");
-    EXPECT_EQ(from, (asyncio::address{"::1", udp6_port(client), 0, 0}));
+    EXPECT_EQ(from, (asyncio::address{"::1", sockname(client).port, 0, 0}));
   });
   ::close(server);
   ::close(client);
