@@ -1,6 +1,6 @@
 // asyncio_test_support.hpp: helpers shared by the ports of CPython's
 // Lib/test/test_asyncio: a virtual-time loop, run_briefly(), an exception
-// handler that records what reaches it, and TestError.
+// handler that records what reaches it, cancel_message_of(), and TestError.
 #pragma once
 
 #include <exception>
@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <greenlet/asyncio.hpp>
 
 #include "support/greenlet_test.hpp"
@@ -67,6 +68,19 @@ struct error_log {
 };
 
 // TestError is the tests' own exception, like ZeroDivisionError in CPython's.
+// cancel_message_of(fn) runs fn and returns the message of the CancelledError it throws (fails if it
+// throws none): Python's `with assertRaises(CancelledError) as cm` then cm.exception.args.
+template <class F>
+std::string cancel_message_of(F&& fn) {
+  try {
+    fn();
+  } catch (const greenlet::asyncio::CancelledError& e) {
+    return e.message();
+  }
+  ADD_FAILURE() << "no CancelledError";
+  return "<none>";
+}
+
 class TestError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

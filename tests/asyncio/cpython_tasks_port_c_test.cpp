@@ -96,6 +96,7 @@
 namespace cpython_tasks_port_c {
 
 namespace asyncio = greenlet::asyncio;
+using asyncio_test::cancel_message_of;
 using asyncio_test::run_briefly;
 using asyncio_test::TestError;
 using asyncio_test::virtual_time;
@@ -109,19 +110,6 @@ using CPythonModernCoroutineGatherTests = greenlet_test::GreenletTest;
 
 // contains(text, part): Python's `part in text`.
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-// cancel_message_of(fn) runs fn and returns the message of the CancelledError it throws (fails if it
-// throws none): Python's `with assertRaises(CancelledError) as cm` then cm.exception.args.
-template <class F>
-std::string cancel_message_of(F&& fn) {
-  try {
-    fn();
-  } catch (const asyncio::CancelledError& e) {
-    return e.message();
-  }
-  ADD_FAILURE() << "no CancelledError";
-  return "<none>";
-}
 
 // test_task_cancel_message_getter
 TEST_F(CPythonModernTaskTests, test_task_cancel_message_getter) {
