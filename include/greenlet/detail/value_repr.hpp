@@ -131,7 +131,7 @@ std::string tuple_repr(const Tuple& t, const repr_limits& limits, int level, std
     out += "...";
   } else {
     std::size_t index = 0;
-    const auto add = [&](const auto& element) {
+    [[maybe_unused]] const auto add = [&](const auto& element) {  // unused for an empty tuple
       if (index < limits.tuple) {
         if (index > 0) out += ", ";
         out += repr_value(element, limits, level - 1);
