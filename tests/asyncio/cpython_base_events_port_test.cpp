@@ -23,8 +23,8 @@
 //   test_set_exc_handler_invalid: set_exception_handler('spam') does not compile.
 //   test_default_exc_handler_broken: overrides default_exception_handler() in a subclass; ours is a
 //     static function, not a hook.
-//   test_set_task_factory_invalid, test_set_task_factory, test_create_task,
-//     test_create_named_task_with_custom_factory: no task factory, no overridable create_task().
+//   test_create_task: a subclass overriding create_task(); ours is not virtual (a custom task
+//     factory, set_task_factory(fn), is how a program hooks the making of tasks).
 //   test_custom_run_forever_integration: _run_forever_setup()/_run_once()/_run_forever_cleanup()
 //     are private hooks with no counterpart.
 //   test_asyncgen_finalization_by_gc_in_other_thread: a garbage collector running on another thread
@@ -506,6 +506,59 @@ TEST_F(BaseEventLoopTests, test_create_task_error_closes_coro) {
 // test_create_named_task_with_default_factory
 TEST_F(BaseEventLoopTests, test_create_named_task_with_default_factory) {
   auto loop = asyncio::new_event_loop();
+  auto task = loop->create_task([] {}, "test_task");
+  EXPECT_EQ(task.get_name(), "test_task");
+  loop->run_until_complete(task);
+  loop->close();
+}
+
+// test_set_task_factory_invalid: Python's set_task_factory(1) is a TypeError; the runtime mistake
+// here is an empty std::function, refused the same way, the factory left as it was.
+TEST_F(BaseEventLoopTests, test_set_task_factory_invalid) {
+  auto loop = asyncio::new_event_loop();
+  try {
+    loop->set_task_factory(asyncio::custom_task_factory());
+    ADD_FAILURE() << "no exception";
+  } catch (const greenlet::error& e) {
+    EXPECT_EQ(e.code(), greenlet::errc::bad_arguments);
+    EXPECT_TRUE(contains(e.what(), "task factory must be a callable or nullptr")) << e.what();
+  }
+  EXPECT_TRUE(loop->get_task_factory() == nullptr);
+  loop->close();
+}
+
+// test_set_task_factory: Python's factory makes a MyTask, a Task subclass; here the factory keeps
+// what it made, and "isinstance(task, MyTask)" is "the factory made this task".
+TEST_F(BaseEventLoopTests, test_set_task_factory) {
+  auto loop = asyncio::new_event_loop();
+  std::vector<asyncio::AnyTask> my_tasks;
+  const asyncio::task_factory factory = [&](asyncio::event_loop&, asyncio::task_request& request) {
+    my_tasks.push_back(request.create());
+  };
+
+  EXPECT_TRUE(loop->get_task_factory() == nullptr);
+  loop->set_task_factory(factory);
+  EXPECT_TRUE(loop->get_task_factory() == factory);
+
+  auto task = loop->create_task([] {});
+  ASSERT_EQ(my_tasks.size(), 1U);
+  EXPECT_TRUE(my_tasks[0] == asyncio::AnyTask(task));
+  loop->run_until_complete(task);
+
+  loop->set_task_factory(nullptr);
+  EXPECT_TRUE(loop->get_task_factory() == nullptr);
+
+  auto plain = loop->create_task([] {});
+  EXPECT_EQ(my_tasks.size(), 1U);
+  loop->run_until_complete(plain);
+  loop->close();
+}
+
+// test_create_named_task_with_custom_factory: the name given to create_task() reaches the task
+// through the factory's request (Python's **kwargs).
+TEST_F(BaseEventLoopTests, test_create_named_task_with_custom_factory) {
+  auto loop = asyncio::new_event_loop();
+  loop->set_task_factory([](asyncio::event_loop&, asyncio::task_request& request) { request.create(); });
   auto task = loop->create_task([] {}, "test_task");
   EXPECT_EQ(task.get_name(), "test_task");
   loop->run_until_complete(task);

@@ -11,7 +11,8 @@
 // - test_asyncio_run_debug, RunnerTests.test_non_debug, test_debug: there is no debug mode.
 // - RunnerTests.test_custom_factory: a mock loop from loop_factory; Runner(options) stands for the
 //   factory (runner_test.cpp OptionsMakeTheLoop).
-// - test_asyncio_run_without_uncancel: a duck-typed Task from a task factory; there is no task factory.
+// - test_asyncio_run_without_uncancel: a duck-typed Task from a task factory; a factory here makes
+//   the task create_task() returns (task_request::create()) and cannot return another kind.
 // - test_interrupt_call_soon, test_interrupt_wait, test_interrupt_cancelled_task,
 //   test_signal_install_not_supported_ok: Runner turns no Ctrl-C into a cancel and installs no SIGINT
 //   handler (docs/porting.md, "Ctrl-C is not KeyboardInterrupt").

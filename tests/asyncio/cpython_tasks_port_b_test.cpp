@@ -34,8 +34,6 @@
 // - test_task_source_traceback: debug-mode origin tracking (_source_traceback).
 // - GatherTestsBase.test_env_var_debug: coroutines._is_debug_mode(), Python's (the loop's
 //   GREENLET_ASYNCIO_DEBUG is tested by cpython_base_events_port_test.cpp's test_env_var_debug).
-// - RunCoroutineThreadsafeTests.test_run_coroutine_threadsafe_task_factory_exception: there are no
-//   task factories (loop.set_task_factory).
 //
 // Deliberate differences the tests assert (each one's comment says so):
 // - test_current_task(_with_interleaving_tasks): current_task() with no running loop throws
@@ -901,6 +899,34 @@ TEST_F(CPythonRunCoroutineThreadsafeTests, test_run_coroutine_threadsafe_task_ca
   ThreadsafeCase self;
   auto future = self.loop->run_in_executor(nullptr, [&] { return self.target(false, true); });
   EXPECT_THROW(self.loop->run_until_complete(future), asyncio::CancelledError);
+}
+
+// test_run_coroutine_threadsafe_task_factory_exception: the task factory throws; the future and the
+// loop's exception handler both get that exception. NameError stands for Python's.
+TEST_F(CPythonRunCoroutineThreadsafeTests, test_run_coroutine_threadsafe_task_factory_exception) {
+  struct NameError : std::runtime_error {
+    NameError() : std::runtime_error("NameError") {}
+  };
+  ThreadsafeCase self;
+  auto run = self.loop->run_in_executor(nullptr, [&] { return self.target(); });
+  // Set exception handler
+  std::vector<std::exception_ptr> handled;
+  self.loop->set_exception_handler(
+      [&](asyncio::event_loop*, const asyncio::exception_context& context) { handled.push_back(context.exception); });
+  // Set corrupted task factory
+  self.loop->set_task_factory([](asyncio::event_loop&, asyncio::task_request&) { throw NameError(); });
+  // Run event loop
+  std::exception_ptr raised;
+  try {
+    self.loop->run_until_complete(run);
+    ADD_FAILURE() << "NameError expected";
+  } catch (const NameError&) {
+    raised = std::current_exception();
+  }
+  self.loop->set_task_factory(nullptr);
+  // Check exceptions
+  ASSERT_EQ(handled.size(), 1U);
+  EXPECT_EQ(handled[0], raised);
 }
 
 // ================================================================ SleepTests

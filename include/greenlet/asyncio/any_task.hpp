@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <string>
@@ -96,6 +97,23 @@ class AnyTask {
   // for an empty handle.
   std::string repr() const { return checked()->repr(); }
 
+  // add_done_callback(fn) schedules fn(task) once the task is done, as Task<T>::add_done_callback
+  // (fn gets an AnyTask): with call_soon, in a copy of the context current now, at once through
+  // call_soon if the task is done already. Returns an id for remove_done_callback(). Throws
+  // RuntimeError for an empty handle, if the task is done and its loop closed, or (wrong_loop) off
+  // the loop's thread; std::bad_alloc. Loop thread only.
+  std::uint64_t add_done_callback(std::function<void(AnyTask&)> fn) {
+    return add_done_callback_in(std::move(fn), ::greenlet::detail::captured_context());
+  }
+  // add_done_callback(fn, ctx) is add_done_callback(fn) run in a copy of ctx (asyncio's context=).
+  // Same rules.
+  std::uint64_t add_done_callback(std::function<void(AnyTask&)> fn, const ::greenlet::context& ctx) {
+    return add_done_callback_in(std::move(fn), ctx.data());
+  }
+  // remove_done_callback(id) unschedules it; returns how many were removed. Throws RuntimeError for
+  // an empty handle, and (wrong_loop) off the loop's thread; loop thread only.
+  std::size_t remove_done_callback(std::uint64_t id) { return owned()->remove_done_callback(id); }
+
   // empty() is true for a handle that refers to no task. Throws nothing.
   bool empty() const noexcept { return task_ == nullptr; }
   // Internal: state() is the task's future state (for await, wait and gather). Throws nothing.
@@ -110,6 +128,20 @@ class AnyTask {
       detail::throw_empty_handle("AnyTask");
     }
     return task_;
+  }
+  // owned() is the task's future state, checked as Future's: a task, on its loop's thread.
+  detail::future_state* owned() const {
+    detail::future_state* s = checked()->future();
+    s->loop()->check_loop_thread();
+    return s;
+  }
+  std::uint64_t add_done_callback_in(std::function<void(AnyTask&)> fn, ::greenlet::detail::context_ptr context) {
+    return owned()->add_done_callback(
+        [fn = std::move(fn)](detail::future_state& s) {
+          AnyTask task(s.as_task());
+          fn(task);
+        },
+        std::move(context));
   }
   detail::task_state* task_ = nullptr;
 };

@@ -145,22 +145,105 @@ struct eager_task_factory_t {
 };
 inline constexpr eager_task_factory_t eager_task_factory{};
 
-// task_factory is what event_loop::get_task_factory() returns and set_task_factory() takes: none
-// (nullptr, asyncio's None: tasks start on a later iteration) or eager_task_factory. It compares
-// equal to either: `loop.get_task_factory() == asyncio::eager_task_factory`. Throws nothing.
-class task_factory {
+class AnyTask;
+class task_request;
+
+namespace detail {
+// run_task_factory(loop, request) is create_task() with a custom task factory set: it calls the
+// factory, then request.create() if the factory did not, and returns the task with the request's
+// reference to it. Throws what the factory or create() throws (task_factory.cpp).
+task_state* run_task_factory(loop_core* loop, task_request& request);
+}  // namespace detail
+
+// task_request is what a custom task factory (event_loop::set_task_factory(fn)) receives for each
+// task its loop makes: asyncio's factory(loop, coro, **kwargs). The fields are create_task()'s
+// keyword arguments, for the factory to read or change; create() makes the task with them, as the
+// loop does without a factory, and returns it, as Python's factory returns the Task it made. A
+// factory that does not call create() has it called once the factory returns. The request lives
+// on create_task()'s stack for the factory's call only: keep the task, not the request. Loop
+// thread only.
+class task_request {
  public:
-  constexpr task_factory(std::nullptr_t = nullptr) noexcept {}             // NOLINT: implicit, as None
-  constexpr task_factory(eager_task_factory_t) noexcept : eager_(true) {}  // NOLINT: implicit
-  // eager() is true for eager_task_factory.
-  constexpr bool eager() const noexcept { return eager_; }
-  // True for a factory set (eager_task_factory), false for none.
-  explicit constexpr operator bool() const noexcept { return eager_; }
-  friend constexpr bool operator==(task_factory a, task_factory b) noexcept { return a.eager_ == b.eager_; }
+  // name: name= ("" gives "Task-N").
+  std::string name;
+  // context: context= (null: a copy of the creator's context).
+  ::greenlet::context* context = nullptr;
+  // eager_start: eager_start= (unset: not eager, since the factory takes eager_task_factory's
+  // place; set it to true as create_eager_task_factory() does).
+  std::optional<bool> eager_start;
+
+  // create() makes the task now and returns it. With eager_start set and the loop running, the
+  // task's first step runs inside create(). Throws RuntimeError (invalid_state) if called a
+  // second time, and what create_task() throws (the loop closed, greenlet::error context_entered,
+  // std::bad_alloc): the task's function never runs then. Loop thread only.
+  AnyTask create();
+  // created() is true once create() made the task. Throws nothing.
+  bool created() const noexcept { return made_ != nullptr; }
+
+  task_request(const task_request&) = delete;
+  task_request& operator=(const task_request&) = delete;
+  // ~task_request() lets go of the task create() made, if create_task() did not take it (the
+  // factory threw after create()): the task runs on, held by its loop. Throws nothing.
+  ~task_request();
+
+  // Internal: what create_task() passes; maker makes the task of the function at `fn`.
+  using maker = detail::task_state* (*)(void* fn, detail::loop_core* loop, const task_request& request);
+  task_request(std::string n, ::greenlet::context* ctx, std::optional<bool> eager, maker make, void* fn,
+               detail::loop_core* loop) noexcept
+      : name(std::move(n)), context(ctx), eager_start(eager), make_(make), fn_(fn), loop_(loop) {}
 
  private:
-  bool eager_ = false;
+  friend detail::task_state* detail::run_task_factory(detail::loop_core* loop, task_request& request);
+  maker make_;
+  void* fn_;
+  detail::loop_core* loop_;
+  detail::task_state* made_ = nullptr;  // one reference, until create_task() takes it
 };
+
+// task_factory is what event_loop::get_task_factory() returns and set_task_factory() takes: none
+// (nullptr, asyncio's None: tasks start on a later iteration), eager_task_factory, or a function
+// `void(event_loop&, task_request&)` called for every task the loop makes (asyncio's
+// factory(loop, coro, **kwargs)). Copies of one made from a function compare equal, as Python's
+// `get_task_factory() is factory`: `asyncio::task_factory f = [](auto& loop, auto& request) {...};
+// loop.set_task_factory(f); loop.get_task_factory() == f`. It compares equal to nullptr or
+// eager_task_factory when it is that. Throws nothing but std::bad_alloc (made from a function).
+class task_factory {
+ public:
+  task_factory(std::nullptr_t = nullptr) noexcept {}             // NOLINT: implicit, as None
+  task_factory(eager_task_factory_t) noexcept : eager_(true) {}  // NOLINT: implicit
+  // task_factory(fn) is a custom factory calling fn(loop, request). An empty std::function is
+  // accepted here and refused by set_task_factory().
+  template <class F>
+  requires(!std::same_as<std::remove_cvref_t<F>, task_factory> && std::invocable<F&, event_loop&, task_request&>)
+      task_factory(F&& fn)  // NOLINT: implicit, as a Python callable
+      : fn_(std::make_shared<const custom_task_factory>(std::forward<F>(fn))) {}
+  // eager() is true for eager_task_factory.
+  bool eager() const noexcept { return eager_; }
+  // custom() is the function of a factory made from one, else null.
+  const custom_task_factory* custom() const noexcept { return fn_.get(); }
+  // True for a factory set (eager_task_factory or a function), false for none.
+  explicit operator bool() const noexcept { return eager_ || fn_ != nullptr; }
+  friend bool operator==(const task_factory& a, const task_factory& b) noexcept {
+    return a.eager_ == b.eager_ && a.fn_ == b.fn_;
+  }
+
+ private:
+  friend class event_loop;
+  explicit task_factory(std::shared_ptr<const custom_task_factory> fn) noexcept : fn_(std::move(fn)) {}
+  bool eager_ = false;
+  std::shared_ptr<const custom_task_factory> fn_;
+};
+
+// create_eager_task_factory(fn) is asyncio's create_eager_task_factory() (3.12) for a factory
+// function: the tasks it makes are eager (eager_start true unless create_task() was given
+// false), then fn(loop, request) runs as a custom factory would. Throws std::bad_alloc.
+template <class F>
+requires std::invocable<F&, event_loop&, task_request&> task_factory create_eager_task_factory(F&& fn) {
+  return task_factory([fn = std::forward<F>(fn)](event_loop& loop, task_request& request) mutable {
+    if (!request.eager_start.has_value()) request.eager_start = true;
+    fn(loop, request);
+  });
+}
 
 // task_options are create_task()'s keyword arguments, asyncio's name=, context= and (3.14)
 // eager_start=: `asyncio::create_task(fn, {.name = "fetch", .eager_start = true})`. A plain struct.
@@ -423,15 +506,24 @@ class event_loop {
   // returns without suspending is done when create_task() returns: it never waits in the ready
   // queue, and all_tasks() lists it only while it runs. current_task() is the new task during
   // that first step and the creator's again afterwards. While the loop is not running (before
-  // run_until_complete()), tasks start on a later iteration as usual. set_task_factory(nullptr)
-  // goes back to that default. Throws RuntimeError (wrong_loop) on another thread; loop thread
-  // only.
-  void set_task_factory(task_factory factory) {
-    core_->check_loop_thread();
-    core_->eager_tasks = factory.eager();
-  }
-  // get_task_factory() is the factory set: nullptr (none) or eager_task_factory. Throws nothing.
+  // run_until_complete()), tasks start on a later iteration as usual.
+  //
+  // set_task_factory(fn) (a task_factory made from a function) calls fn(loop, request) for every
+  // task made on this loop by any of those calls, as asyncio's loop.set_task_factory(factory):
+  // fn may change the request's name, context and eager_start, make the task with
+  // request.create() and do what it likes with it (add a done callback, count it, keep it in a
+  // registry). What fn throws leaves create_task(), as from Python's factory. Not called for an
+  // async generator's body, which is no task in Python.
+  //
+  // set_task_factory(nullptr) goes back to the default. Throws greenlet::error (bad_arguments)
+  // "task factory must be a callable or nullptr" for a task_factory made from an empty
+  // std::function (asyncio's TypeError), leaving the factory as it was; RuntimeError (wrong_loop)
+  // on another thread. Loop thread only.
+  void set_task_factory(task_factory factory);
+  // get_task_factory() is the factory set: nullptr (none), eager_task_factory, or a copy of the
+  // task_factory set, equal to it. Throws nothing.
   task_factory get_task_factory() const noexcept {
+    if (core_->task_factory_fn != nullptr) return task_factory(core_->task_factory_fn);
     return core_->eager_tasks ? task_factory(eager_task_factory) : task_factory(nullptr);
   }
   // run_in_executor(executor, fn, args...) runs fn(args...) on executor

@@ -480,29 +480,43 @@ void threadsafe_request<R, F>::run(threadsafe_node* n) {
   } guard{link.get()};
   if (own->cf.cancelled()) return;
   event_loop& target = *link->core->facade;
-  auto task = target.create_task([fn = std::move(own->fn), cf = own->cf, link]() mutable {
-    // settle: whatever way the body ends (result, exception, cancellation,
-    // the loop killing it on close), cf ends too and the link goes dead.
-    struct finish {
-      threadsafe_link& link;
-      ~finish() { link.settle(); }  // cancelling cf is a no-op once it has its outcome
-    } ends{*link};
-    try {
-      if constexpr (std::is_void_v<R>) {
-        fn();
-        if (cf.set_running_or_notify_cancel()) cf.set_result();
-      } else {
-        R value = fn();
-        if (cf.set_running_or_notify_cancel()) cf.set_result(std::move(value));
+  auto start = [&] {
+    return target.create_task([fn = std::move(own->fn), cf = own->cf, link]() mutable {
+      // settle: whatever way the body ends (result, exception, cancellation,
+      // the loop killing it on close), cf ends too and the link goes dead.
+      struct finish {
+        threadsafe_link& link;
+        ~finish() { link.settle(); }  // cancelling cf is a no-op once it has its outcome
+      } ends{*link};
+      // claim(): cf is still to be settled here. Done already if a task factory made this task and
+      // then threw, which cf got (below); set_running_or_notify_cancel() would throw then.
+      auto claim = [&cf] { return !cf.done() && cf.set_running_or_notify_cancel(); };
+      try {
+        if constexpr (std::is_void_v<R>) {
+          fn();
+          if (claim()) cf.set_result();
+        } else {
+          R value = fn();
+          if (claim()) cf.set_result(std::move(value));
+        }
+      } catch (const CancelledError&) {
+        throw;  // the task ends cancelled; finish cancels cf
+      } catch (const ::greenlet::GreenletExit&) {
+        throw;
+      } catch (...) {
+        if (claim()) cf.set_exception(std::current_exception());
       }
-    } catch (const CancelledError&) {
-      throw;  // the task ends cancelled; finish cancels cf
-    } catch (const ::greenlet::GreenletExit&) {
-      throw;
-    } catch (...) {
-      if (cf.set_running_or_notify_cancel()) cf.set_exception(std::current_exception());
-    }
-  });
+    });
+  };
+  decltype(start()) task;
+  try {
+    task = start();
+  } catch (...) {
+    // As asyncio: the future gets what create_task() threw (a custom task factory's exception, the
+    // loop closing), and so does the loop's exception handler, as from any callback.
+    if (own->cf.set_running_or_notify_cancel()) own->cf.set_exception(std::current_exception());
+    throw;
+  }
   guard.link = nullptr;
   link->attach(task.state(), link);
   task.add_done_callback([link](Future<void>&) { link->detach(); });

@@ -1,6 +1,8 @@
 // asyncio/task.hpp: Task<T>, create_task(), await(), sleep().
 #pragma once
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -67,12 +69,28 @@ class Task : public Future<T> {
 };
 
 namespace detail {
-// new_task(core, fn, name, ctx, when) is what the create_task() calls share: a task of fn on the
-// loop `core`, in the context object *ctx if given (else a copy of the caller's), its first step
-// taken as `when` says. Throws RuntimeError (closed loop, another thread), greenlet::error
-// (context_entered), std::bad_alloc; fn never runs then.
+// make_requested_task<R, F>(fn, loop, request) is a task_request's maker: the task of the function
+// at fn (an F&&, moved from or copied as F says), named as the request says, not started yet.
+template <class R, class F>
+task_state* make_requested_task(void* fn, loop_core* loop, const task_request& request) {
+  return new_task_impl<task_impl<R, std::decay_t<F>>>(loop, request.name,
+                                                      std::forward<F>(*static_cast<std::remove_reference_t<F>*>(fn)));
+}
+
+// eager_start_of(when) is the task_options::eager_start a first_step stands for (first_step_for()'s
+// inverse), for a task factory's request. Throws nothing.
+inline std::optional<bool> eager_start_of(task_state::first_step when) noexcept {
+  if (when == task_state::first_step::per_loop) return std::nullopt;
+  return when == task_state::first_step::eager;
+}
+
+// new_task_directly(core, fn, name, ctx, when) is a task of fn on the loop `core`, in the context
+// object *ctx if given (else a copy of the caller's), its first step taken as `when` says, made
+// without the loop's custom task factory. Throws RuntimeError (closed loop, another thread),
+// greenlet::error (context_entered), std::bad_alloc; fn never runs then.
 template <class F>
-auto new_task(loop_core* core, F&& fn, std::string name, ::greenlet::context* ctx, task_state::first_step when) {
+auto new_task_directly(loop_core* core, F&& fn, std::string name, ::greenlet::context* ctx,
+                       task_state::first_step when) {
   using R = stored_result_t<std::decay_t<F>&>;
   core->check_loop_thread();
   core->check_open();
@@ -87,12 +105,31 @@ auto new_task(loop_core* core, F&& fn, std::string name, ::greenlet::context* ct
   return task;
 }
 
+// new_task(core, fn, name, ctx, when) is what the create_task() calls share: new_task_directly(),
+// or, with a custom task factory set on the loop, the task that factory makes (run_task_factory()).
+// Throws as new_task_directly() and as the factory; fn never runs then, unless the factory made
+// the task before it threw.
+template <class F>
+auto new_task(loop_core* core, F&& fn, std::string name, ::greenlet::context* ctx, task_state::first_step when) {
+  if (core->task_factory_fn != nullptr) [[unlikely]] {
+    using R = stored_result_t<std::decay_t<F>&>;
+    core->check_loop_thread();
+    core->check_open();
+    task_request request(std::move(name), ctx, eager_start_of(when), &make_requested_task<R, F>,
+                         const_cast<void*>(static_cast<const volatile void*>(std::addressof(fn))), core);
+    task_state* made = run_task_factory(core, request);
+    return Task<R>(static_cast<task_impl<R, std::decay_t<F>>*>(made));
+  }
+  return new_task_directly(core, std::forward<F>(fn), std::move(name), ctx, when);
+}
+
 // create_scheduled_task(loop, fn) is loop.create_task(fn) whose first step is on a later
-// iteration whatever the loop's task factory: for a task its creator sets up further after
-// create_task() returns (an async generator's body). Throws as create_task().
+// iteration whatever the loop's task factory, made without a custom one: for a task its creator
+// sets up further after create_task() returns (an async generator's body). Throws as
+// create_task().
 template <class F>
 auto create_scheduled_task(event_loop& loop, F&& fn) {
-  return new_task(loop.core(), std::forward<F>(fn), {}, nullptr, task_state::first_step::scheduled);
+  return new_task_directly(loop.core(), std::forward<F>(fn), {}, nullptr, task_state::first_step::scheduled);
 }
 }  // namespace detail
 

@@ -26,7 +26,10 @@
 
 namespace greenlet::asyncio {
 class event_loop;
-}
+class task_request;
+// custom_task_factory is what event_loop::set_task_factory(fn) keeps (event_loop.hpp).
+using custom_task_factory = std::function<void(event_loop& loop, task_request& request)>;
+}  // namespace greenlet::asyncio
 
 namespace greenlet::asyncio::detail {
 
@@ -205,6 +208,8 @@ struct loop_core {
   // set_task_factory(eager_task_factory): a task made while the loop runs takes its first step in
   // create_task() itself, before it returns (task_state::start()).
   bool eager_tasks = false;
+  // set_task_factory(fn): every create_task() of the loop goes through fn (task_factory.cpp).
+  std::shared_ptr<const ::greenlet::asyncio::custom_task_factory> task_factory_fn;
   future_state* target = nullptr;  // what run_until_complete() waits for
   event_loop* facade = nullptr;
   // The facade made when the user's event_loop was destroyed while the loop ran (~event_loop):
