@@ -247,6 +247,24 @@ TEST_F(TaskFactory, AMoveOnlyFunctionIsMovedIntoTheTask) {
   loop->close();
 }
 
+int forty_two_through_a_factory() { return 42; }
+
+// A plain function (not an object: its address is no object pointer) goes through the factory too,
+// and so does a const function object, copied.
+TEST_F(TaskFactory, PlainFunctionsAndConstFunctionObjectsGoThroughTheFactory) {
+  auto loop = asyncio::new_event_loop();
+  int calls = 0;
+  loop->set_task_factory([&](asyncio::event_loop&, asyncio::task_request&) { ++calls; });
+  auto from_function = loop->create_task(forty_two_through_a_factory);
+  const auto kept = [text = std::string("kept")] { return text; };
+  auto from_const = loop->create_task(kept);
+  EXPECT_EQ(loop->run_until_complete(from_function), 42);
+  EXPECT_EQ(loop->run_until_complete(from_const), "kept");
+  EXPECT_EQ(kept(), "kept");  // copied, not moved from
+  EXPECT_EQ(calls, 2);
+  loop->close();
+}
+
 // On a closed loop create_task() refuses before the factory is called.
 TEST_F(TaskFactory, AClosedLoopRefusesBeforeTheFactory) {
   auto loop = asyncio::new_event_loop();

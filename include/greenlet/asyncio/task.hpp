@@ -70,11 +70,13 @@ class Task : public Future<T> {
 
 namespace detail {
 // make_requested_task<R, F>(fn, loop, request) is a task_request's maker: the task of the function
-// at fn (an F&&, moved from or copied as F says), named as the request says, not started yet.
+// that `fn` points to a pointer to (an F&&, moved from or copied as F says; a pointer to the pointer,
+// since F may be a function, whose address is no object pointer), named as the request says, not
+// started yet.
 template <class R, class F>
 task_state* make_requested_task(void* fn, loop_core* loop, const task_request& request) {
-  return new_task_impl<task_impl<R, std::decay_t<F>>>(loop, request.name,
-                                                      std::forward<F>(*static_cast<std::remove_reference_t<F>*>(fn)));
+  auto* function = *static_cast<std::add_pointer_t<std::remove_reference_t<F>>*>(fn);
+  return new_task_impl<task_impl<R, std::decay_t<F>>>(loop, request.name, std::forward<F>(*function));
 }
 
 // eager_start_of(when) is the task_options::eager_start a first_step stands for (first_step_for()'s
@@ -115,8 +117,8 @@ auto new_task(loop_core* core, F&& fn, std::string name, ::greenlet::context* ct
     using R = stored_result_t<std::decay_t<F>&>;
     core->check_loop_thread();
     core->check_open();
-    task_request request(std::move(name), ctx, eager_start_of(when), &make_requested_task<R, F>,
-                         const_cast<void*>(static_cast<const volatile void*>(std::addressof(fn))), core);
+    auto* function = std::addressof(fn);
+    task_request request(std::move(name), ctx, eager_start_of(when), &make_requested_task<R, F>, &function, core);
     task_state* made = run_task_factory(core, request);
     return Task<R>(static_cast<task_impl<R, std::decay_t<F>>*>(made));
   }
