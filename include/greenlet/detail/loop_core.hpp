@@ -208,8 +208,6 @@ struct loop_core {
   // set_task_factory(eager_task_factory): a task made while the loop runs takes its first step in
   // create_task() itself, before it returns (task_state::start()).
   bool eager_tasks = false;
-  // set_task_factory(fn): every create_task() of the loop goes through fn (task_factory.cpp).
-  std::shared_ptr<const ::greenlet::asyncio::custom_task_factory> task_factory_fn;
   future_state* target = nullptr;  // what run_until_complete() waits for
   event_loop* facade = nullptr;
   // The facade made when the user's event_loop was destroyed while the loop ran (~event_loop):
@@ -375,6 +373,10 @@ struct loop_core {
   // report_slow_callback(what, seconds) sends asyncio's "Executing ... took ... seconds" line to
   // debug_log (or stderr). Throws nothing: a log function's exception goes to report().
   void report_slow_callback(const std::string& what, double seconds) noexcept;
+
+  // set_task_factory(fn): every create_task() of the loop goes through fn (task_factory.cpp). Last,
+  // so that the fields the loop uses on every step keep their places (and cache lines).
+  std::shared_ptr<const ::greenlet::asyncio::custom_task_factory> task_factory_fn;
 };
 
 inline void retain(loop_core* loop) noexcept { ++loop->refs; }
