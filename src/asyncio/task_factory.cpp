@@ -22,12 +22,7 @@ AnyTask task_request::create() {
   if (context != nullptr && context->entered()) ::greenlet::detail::throw_context_entered();
   detail::task_state* state = make_(fn_, loop_, *this);
   made_ = state;  // held from here, so that a start() that throws lets go of it (~task_request())
-  const detail::task_state::first_step when = detail::first_step_for(eager_start);
-  if (context != nullptr) {
-    state->start(loop_, *context, when);
-  } else {
-    state->start(loop_, when);
-  }
+  state->start_in(loop_, context, detail::first_step_for(eager_start));
   return AnyTask(state);
 }
 

@@ -99,11 +99,7 @@ auto new_task_directly(loop_core* core, F&& fn, std::string name, ::greenlet::co
   if (ctx != nullptr && ctx->entered()) ::greenlet::detail::throw_context_entered();
   auto* state = new_task_impl<task_impl<R, std::decay_t<F>>>(core, std::move(name), std::forward<F>(fn));
   Task<R> task(state);
-  if (ctx != nullptr) {
-    state->start(core, *ctx, when);
-  } else {
-    state->start(core, when);
-  }
+  state->start_in(core, ctx, when);
   return task;
 }
 
