@@ -88,13 +88,13 @@ class task_state : public ::greenlet::detail::greenlet_role {
   // copy of the creator's: ctx is entered from now until the task ends, when it takes back what
   // the task set. The caller has checked that ctx is not entered. Throws std::bad_alloc.
   void start(loop_core* loop, ::greenlet::context& ctx, first_step when = first_step::per_loop);
-  // start_in(loop, ctx, when) is start(loop, *ctx, when), or start(loop, when) for a null ctx: what
+  // start_in(on, ctx, when) is start(on, *ctx, when), or start(on, when) for a null ctx: what
   // create_task() and a task factory's request do with create_task()'s context argument.
-  void start_in(loop_core* loop, ::greenlet::context* ctx, first_step when) {
+  void start_in(loop_core* on, ::greenlet::context* ctx, first_step when) {
     if (ctx != nullptr) {
-      start(loop, *ctx, when);
+      start(on, *ctx, when);
     } else {
-      start(loop, when);
+      start(on, when);
     }
   }
   // abandon() is how the loop lets go of a task it will never step again
