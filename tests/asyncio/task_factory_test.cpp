@@ -79,14 +79,18 @@ TEST_F(TaskFactory, AFactoryKeepsTheSetOfLiveTasks) {
   });
   loop->run_until_complete([&] {
     EXPECT_EQ(live.size(), 1U);  // this task
+    // b waits on an event, not a longer timer: on a loaded machine both timers could be due at once.
+    asyncio::Event release_b;
     auto a = asyncio::create_task([] { asyncio::sleep(0.001); });
-    auto b = asyncio::create_task([] { asyncio::sleep(0.002); });
+    auto b = asyncio::create_task([&] { release_b.wait(); });
     EXPECT_EQ(live.size(), 3U);
     EXPECT_EQ(live.count(a), 1U);
     asyncio::await(a);
     asyncio::sleep(0);  // a's done callback
     EXPECT_EQ(live.size(), 2U);
     EXPECT_EQ(live.count(a), 0U);
+    EXPECT_EQ(live.count(b), 1U);
+    release_b.set();
     asyncio::await(b);
   });
   asyncio_test::run_briefly(*loop);
