@@ -101,8 +101,10 @@ TEST_F(DoneCallbackStorage, AwaitersOfOneFutureWakeInOrder) {
   EXPECT_EQ(log, (Strings{"a5", "b5", "c5"}));
 }
 
+// (Virtual time: the turn that waits for the timer must see it ahead; on a loaded machine a real
+// 1 ms could pass before that turn, and it would not wait.)
 TEST_F(DoneCallbackStorage, TheLoopKeepsABurstsNodesWhileBusyAndTrimsThemWhenIdle) {
-  asyncio::event_loop loop;
+  asyncio::event_loop loop(asyncio_test::virtual_time());
   auto* core = loop.core();
   constexpr std::size_t cap = greenlet::asyncio::detail::loop_core::max_free_nodes;
   constexpr int burst = 3 * static_cast<int>(cap);
@@ -130,7 +132,7 @@ TEST_F(DoneCallbackStorage, TheLoopKeepsABurstsNodesWhileBusyAndTrimsThemWhenIdl
 // The ready ring a burst grew is shrunk back to max_free_nodes slots when the
 // loop goes idle, and grows again for the next burst, still in FIFO order.
 TEST_F(DoneCallbackStorage, TheReadyRingShrinksWhenIdleAndGrowsAgain) {
-  asyncio::event_loop loop;
+  asyncio::event_loop loop(asyncio_test::virtual_time());  // the timer always ahead, as above
   auto* core = loop.core();
   constexpr std::size_t cap = greenlet::asyncio::detail::loop_core::max_free_nodes;
   std::vector<int> ran;

@@ -30,11 +30,14 @@ TEST_F(RunnerTests, CallsShareOneLoopAndItsPendingTasks) {
   asyncio::Runner runner;
   asyncio::event_loop* first = nullptr;
   asyncio::Task<> background;
+  // The background task waits for the second run, not for a timer: on a loaded machine a short
+  // timer could be due before the first run has stopped.
+  asyncio::Event second_run_started;
   runner.run([&] {
     first = &asyncio::get_running_loop();
     background = asyncio::create_task([&] {
       events.push_back("background started");
-      asyncio::sleep(0.01);
+      second_run_started.wait();
       events.push_back("background finished");
     });
     asyncio::sleep(0);
@@ -43,6 +46,7 @@ TEST_F(RunnerTests, CallsShareOneLoopAndItsPendingTasks) {
   runner.run([&] {
     EXPECT_EQ(&asyncio::get_running_loop(), first);
     events.push_back("second run");
+    second_run_started.set();
     asyncio::await(background);
   });
   EXPECT_EQ(&runner.get_loop(), first);

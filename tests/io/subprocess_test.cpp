@@ -338,7 +338,9 @@ TEST_F(Subprocess, SpawnedOutsideLoopStreamsLater) {
 // waiter does not disturb the others.
 TEST_F(Subprocess, SeveralTasksAwaitWait) {
   asyncio::run([] {
-    auto p = asyncio::create_subprocess_shell("sleep 0.05; exit 7");
+    // The child exits when its stdin closes, not after a delay: on a loaded machine a short sleep
+    // could end before the checks below that it is still running.
+    auto p = asyncio::create_subprocess_shell("read line; exit 7", {.stdin_ = sp::PIPE});
     std::vector<std::string> order;
     auto a = asyncio::create_task([&] {
       int code = p.wait();
@@ -355,6 +357,7 @@ TEST_F(Subprocess, SeveralTasksAwaitWait) {
     EXPECT_FALSE(p.returncode());
     c.cancel();
     EXPECT_THROW(asyncio::await(c), asyncio::CancelledError);
+    p.close_stdin();
     EXPECT_EQ(p.wait(), 7);  // a third waiter, this task
     EXPECT_EQ(asyncio::await(a), 7);
     EXPECT_EQ(asyncio::await(b), 7);

@@ -1,0 +1,161 @@
+// loop_resolver.cpp: set_resolver()'s registry of loop resolvers, and the
+// checks on their answers. Process-wide (loops of several threads may have
+// one), keyed by the loop's core, and guarded by a mutex that is never held
+// while a resolver runs: a resolver awaits, and other tasks look up meanwhile.
+#include "io/loop_resolver.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+
+#include "greenlet/asyncio/event_loop.hpp"
+#include "greenlet/asyncio/sync_errors.hpp"
+#include "greenlet/fiber/greenlet.hpp"
+#include "greenlet/io/errors.hpp"
+
+namespace greenlet::asyncio {
+
+namespace detail {
+
+namespace {
+
+struct resolver_entry {
+  // Shared, so that a lookup holds the resolver it called while a set_resolver() replaces it.
+  std::shared_ptr<const resolver_fn> fn;
+  std::uint64_t close_hook = 0;  // the loop's close hook that removes the entry
+};
+
+std::mutex registry_mutex;
+
+std::unordered_map<loop_core*, resolver_entry>& registry() {
+  static std::unordered_map<loop_core*, resolver_entry> r;
+  return r;
+}
+
+std::shared_ptr<const resolver_fn> resolver_of(loop_core* core) {
+  std::lock_guard lock(registry_mutex);
+  const auto it = registry().find(core);
+  return it == registry().end() ? nullptr : it->second.fn;
+}
+
+// take_entry(core) removes core's entry and returns it (empty if none).
+resolver_entry take_entry(loop_core* core) {
+  std::lock_guard lock(registry_mutex);
+  const auto it = registry().find(core);
+  if (it == registry().end()) return {};
+  resolver_entry entry = std::move(it->second);
+  registry().erase(it);
+  return entry;
+}
+
+// The greenlets of this thread now inside a loop resolver. A lookup of theirs that would ask the
+// resolver again is refused: it would recurse until the stack overflows.
+thread_local std::vector<::greenlet::detail::greenlet_impl*> inside_resolver;
+
+class resolver_call_guard {
+ public:
+  explicit resolver_call_guard(const std::string& host) : self_(::greenlet::getcurrent().impl()) {
+    if (std::find(inside_resolver.begin(), inside_resolver.end(), self_) != inside_resolver.end()) {
+      throw RuntimeError(asyncio_errc::resolver_recursion,
+                         "looking up host '" + host +
+                             "' from within the loop's resolver would ask that resolver again, without end: a "
+                             "resolver looks names up with asyncio::system_getaddrinfo() (Python's "
+                             "super().getaddrinfo()) or with a resolver of its own");
+    }
+    inside_resolver.push_back(self_);
+  }
+  resolver_call_guard(const resolver_call_guard&) = delete;
+  resolver_call_guard& operator=(const resolver_call_guard&) = delete;
+  ~resolver_call_guard() { std::erase(inside_resolver, self_); }
+
+ private:
+  ::greenlet::detail::greenlet_impl* self_;
+};
+
+// matches(wanted, answered) is whether an answer's type or protocol suits the hint (0: any).
+bool matches(int wanted, int answered) { return wanted == 0 || answered == wanted; }
+
+// checked(host, service, hints, entries) is the resolver's entries for host, with their socket
+// addresses, as set_resolver() promises them: numeric, family filled in, filtered by the hints.
+loop_resolver_answer checked(const std::string& host, const std::string& service, const addrinfo_hints& hints,
+                             std::vector<addrinfo_entry> entries) {
+  loop_resolver_answer out;
+  for (addrinfo_entry& entry : entries) {
+    const std::optional<resolved_address> a = numeric_address(entry.addr, AF_UNSPEC);
+    if (!a) {
+      throw ValueError("the loop's resolver answered \"" + entry.addr.host + "\" for host '" + host +
+                       "': a resolver returns numeric addresses (\"192.0.2.1\", \"2001:db8::1\"); it may look "
+                       "names up with asyncio::system_getaddrinfo()");
+    }
+    if (entry.family == 0) entry.family = a->family;
+    if (entry.family != a->family) {
+      throw ValueError("the loop's resolver answered " + entry.addr.host + " as " + family_name(entry.family) +
+                       " for host '" + host + "': an answer's family is its address's (" + family_name(a->family) +
+                       "), or 0");
+    }
+    if (entry.type == 0) entry.type = hints.type;
+    if (entry.proto == 0) entry.proto = hints.proto;
+    if (hints.family != AF_UNSPEC && entry.family != hints.family) continue;
+    if (!matches(hints.type, entry.type) || !matches(hints.proto, entry.proto)) continue;
+    out.addresses.push_back(*a);
+    out.entries.push_back(std::move(entry));
+  }
+  if (out.entries.empty()) {
+    const std::string which = hints.family == AF_UNSPEC ? std::string() : " of " + family_name(hints.family);
+    throw gaierror("cannot resolve host '" + host + "' (port " + service +
+                       "): the loop's resolver returned no address" + which +
+                       (entries.empty() ? "" : " that matches the lookup's family, type and protocol"),
+                   EAI_NONAME);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<loop_resolver_answer> ask_loop_resolver(loop_core* core, const std::string& host,
+                                                      const std::string& service, const addrinfo& hints) {
+  const std::shared_ptr<const resolver_fn> fn = resolver_of(core);
+  if (!fn) return std::nullopt;
+  const addrinfo_hints asked{hints.ai_family, hints.ai_socktype, hints.ai_protocol, hints.ai_flags};
+  std::vector<addrinfo_entry> entries;
+  {
+    resolver_call_guard guard(host);
+    entries = (*fn)(host, service, asked);
+  }
+  return checked(host, service, asked, std::move(entries));
+}
+
+}  // namespace detail
+
+void set_resolver(event_loop& loop, resolver_fn fn) {
+  detail::loop_core* core = loop.core();
+  core->check_loop_thread();
+  core->check_open();
+  if (!fn) {
+    const detail::resolver_entry old = detail::take_entry(core);
+    if (old.close_hook != 0) core->remove_close_hook(old.close_hook);
+    return;
+  }
+  auto shared = std::make_shared<const resolver_fn>(std::move(fn));
+  {
+    std::lock_guard lock(detail::registry_mutex);
+    if (const auto it = detail::registry().find(core); it != detail::registry().end()) {
+      it->second.fn = std::move(shared);
+      return;
+    }
+  }
+  // The hook holds the core, not the event_loop: it may run after the event_loop is gone.
+  const std::uint64_t hook = core->add_close_hook([core] { detail::take_entry(core); });
+  std::lock_guard lock(detail::registry_mutex);
+  detail::registry()[core] = detail::resolver_entry{std::move(shared), hook};
+}
+
+resolver_fn get_resolver(event_loop& loop) {
+  const std::shared_ptr<const resolver_fn> fn = detail::resolver_of(loop.core());
+  return fn ? *fn : resolver_fn();
+}
+
+}  // namespace greenlet::asyncio
