@@ -39,6 +39,7 @@ class asyncio_category final : public std::error_category {
       case asyncio_errc::stranded_task: return "stranded task";
       case asyncio_errc::primitive_destroyed: return "primitive destroyed while a task waited on it";
       case asyncio_errc::sendfile_not_available: return "sendfile not available";
+      case asyncio_errc::resolver_recursion: return "lookup from within the loop's resolver";
     }
     return "unknown asyncio error";
   }

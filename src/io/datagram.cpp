@@ -419,7 +419,7 @@ endpoint_socket open_inet_socket(const datagram_endpoint_config& config) {
     return open_socket(config.family, nullptr, nullptr, config);
   }
   auto resolve_in_family = [&](const address& a, bool passive) {
-    std::vector<resolved_address> out = resolve(a.host, a.port, passive);
+    std::vector<resolved_address> out = resolve(a.host, a.port, passive, AF_UNSPEC, SOCK_DGRAM);
     for (resolved_address& r : out) apply_ipv6_fields(r, a);
     if (config.family != AF_UNSPEC) {
       std::erase_if(out, [&](const resolved_address& r) { return r.family != config.family; });

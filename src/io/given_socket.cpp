@@ -14,15 +14,6 @@ namespace greenlet::asyncio::detail {
 
 namespace {
 
-std::string family_name(int family) {
-  switch (family) {
-    case AF_UNIX: return "AF_UNIX";
-    case AF_INET: return "AF_INET";
-    case AF_INET6: return "AF_INET6";
-    default: return "family " + std::to_string(family);
-  }
-}
-
 std::string type_name(int type) {
   switch (type) {
     case SOCK_STREAM: return "SOCK_STREAM";

@@ -4,11 +4,10 @@
 // while a resolver runs: a resolver awaits, and other tasks look up meanwhile.
 #include "io/loop_resolver.hpp"
 
-#include <algorithm>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <utility>
 
 #include "greenlet/asyncio/event_loop.hpp"
@@ -30,8 +29,10 @@ struct resolver_entry {
 
 std::mutex registry_mutex;
 
-std::unordered_map<loop_core*, resolver_entry>& registry() {
-  static std::unordered_map<loop_core*, resolver_entry> r;
+// A map, not a hash table: nothing of it stays allocated once the last loop with a resolver closes.
+
+std::map<loop_core*, resolver_entry>& registry() {
+  static std::map<loop_core*, resolver_entry> r;
   return r;
 }
 
@@ -51,29 +52,42 @@ resolver_entry take_entry(loop_core* core) {
   return entry;
 }
 
-// The greenlets of this thread now inside a loop resolver. A lookup of theirs that would ask the
-// resolver again is refused: it would recurse until the stack overflows.
-thread_local std::vector<::greenlet::detail::greenlet_impl*> inside_resolver;
-
+// resolver_call_guard marks the calling greenlet as inside a loop resolver for its lifetime, and
+// refuses a second mark: a lookup of that greenlet from within the resolver would ask it again,
+// and recurse until the stack overflows. The marks of this thread's greenlets form a list threaded
+// through the guards on their stacks (several tasks may be inside resolvers at once, each awaiting),
+// so marking allocates nothing.
 class resolver_call_guard {
  public:
   explicit resolver_call_guard(const std::string& host) : self_(::greenlet::getcurrent().impl()) {
-    if (std::find(inside_resolver.begin(), inside_resolver.end(), self_) != inside_resolver.end()) {
-      throw RuntimeError(asyncio_errc::resolver_recursion,
-                         "looking up host '" + host +
-                             "' from within the loop's resolver would ask that resolver again, without end: a "
-                             "resolver looks names up with asyncio::system_getaddrinfo() (Python's "
-                             "super().getaddrinfo()) or with a resolver of its own");
+    for (const resolver_call_guard* g = first; g != nullptr; g = g->next_) {
+      if (g->self_ == self_) {
+        throw RuntimeError(asyncio_errc::resolver_recursion,
+                           "looking up host '" + host +
+                               "' from within the loop's resolver would ask that resolver again, without end: a "
+                               "resolver looks names up with asyncio::system_getaddrinfo() (Python's "
+                               "super().getaddrinfo()) or with a resolver of its own");
+      }
     }
-    inside_resolver.push_back(self_);
+    next_ = first;
+    if (next_ != nullptr) next_->prev_ = this;
+    first = this;
   }
   resolver_call_guard(const resolver_call_guard&) = delete;
   resolver_call_guard& operator=(const resolver_call_guard&) = delete;
-  ~resolver_call_guard() { std::erase(inside_resolver, self_); }
+  ~resolver_call_guard() {
+    (prev_ != nullptr ? prev_->next_ : first) = next_;
+    if (next_ != nullptr) next_->prev_ = prev_;
+  }
 
  private:
+  static thread_local resolver_call_guard* first;
   ::greenlet::detail::greenlet_impl* self_;
+  resolver_call_guard* prev_ = nullptr;
+  resolver_call_guard* next_ = nullptr;
 };
+
+thread_local resolver_call_guard* resolver_call_guard::first = nullptr;
 
 // matches(wanted, answered) is whether an answer's type or protocol suits the hint (0: any).
 bool matches(int wanted, int answered) { return wanted == 0 || answered == wanted; }
@@ -143,7 +157,8 @@ void set_resolver(event_loop& loop, resolver_fn fn) {
   {
     std::lock_guard lock(detail::registry_mutex);
     if (const auto it = detail::registry().find(core); it != detail::registry().end()) {
-      it->second.fn = std::move(shared);
+      // The old resolver goes when `shared` does, after the lock: its captures' destructors may do anything.
+      it->second.fn.swap(shared);
       return;
     }
   }

@@ -24,6 +24,7 @@
 #include "greenlet/asyncio/task.hpp"
 #include "greenlet/io/errors.hpp"
 #include "greenlet/io/names.hpp"
+#include "io/loop_resolver.hpp"
 
 namespace greenlet::asyncio::detail {
 
@@ -120,12 +121,23 @@ void check_host_and_port(const std::string& host, int port, const char* call) {
 // cancels the future, which cancels the job if it has not started; a job
 // already running finishes on its thread and its outcome is dropped (the
 // lambda owns copies of its arguments).
-lookup lookup_anywhere(const std::string& host, const std::string& service, addrinfo hints) {
+// A name goes to the loop's resolver instead if set_resolver() gave it one, unless the lookup is
+// system_getaddrinfo()'s (by_loop_resolver false).
+lookup lookup_anywhere(const std::string& host, const std::string& service, addrinfo hints,
+                       bool by_loop_resolver = true) {
   addrinfo numeric = hints;
   numeric.ai_flags |= AI_NUMERICHOST;
   lookup result = run_getaddrinfo(host, service, numeric);
   if (result.rc == EAI_NONAME && !host.empty() && (hints.ai_flags & AI_NUMERICHOST) == 0) {
     event_loop& loop = get_running_loop();
+    if (by_loop_resolver) {
+      if (std::optional<loop_resolver_answer> answer = ask_loop_resolver(loop.core(), host, service, hints)) {
+        result.rc = 0;
+        result.out = std::move(answer->entries);
+        result.raw = std::move(answer->addresses);
+        return result;
+      }
+    }
     Future<lookup> pending =
         run_in_executor(loop, nullptr, [host, service, hints] { return run_getaddrinfo(host, service, hints); });
     result = await(pending);
@@ -135,31 +147,42 @@ lookup lookup_anywhere(const std::string& host, const std::string& service, addr
 
 }  // namespace
 
-std::vector<resolved_address> resolve(const std::string& host, int port, bool passive, int family) {
+std::vector<resolved_address> resolve(const std::string& host, int port, bool passive, int family, int socktype) {
   check_host_and_port(host, port, passive ? "bind()" : "connect()");
   const std::string service = std::to_string(port);
   addrinfo hints{};
   hints.ai_family = family;
-  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_socktype = socktype;
   hints.ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV;
   lookup result = lookup_anywhere(host, service, hints);
   if (result.rc != 0) throw failure(host, service, result);
   if (result.raw.empty()) {
-    throw gaierror("cannot resolve host '" + host + "' (port " + service + "): no TCP address", EAI_NONAME);
+    throw gaierror("cannot resolve host '" + host + "' (port " + service + "): no " +
+                       (socktype == SOCK_DGRAM ? "UDP" : "TCP") + " address",
+                   EAI_NONAME);
   }
   return std::move(result.raw);
 }
 
-std::vector<resolved_address> resolve_for_family(const std::string& host, int port, int family, bool passive) {
-  std::vector<resolved_address> out = resolve(host, port, passive);
+std::vector<resolved_address> resolve_for_family(const std::string& host, int port, int family, bool passive,
+                                                 int socktype) {
+  std::vector<resolved_address> out = resolve(host, port, passive, AF_UNSPEC, socktype);
   std::erase_if(out, [family](const resolved_address& a) { return a.family != family; });
   if (out.empty()) {
-    const std::string name = family == AF_INET ? "AF_INET" : family == AF_INET6 ? "AF_INET6" : std::to_string(family);
     throw gaierror("cannot resolve host '" + host + "' (port " + std::to_string(port) + "): no address of " +
-                       (passive ? "the server's family " : "the socket's family ") + name,
+                       (passive ? "the server's family " : "the socket's family ") + family_name(family),
                    EAI_FAMILY);
   }
   return out;
+}
+
+std::string family_name(int family) {
+  switch (family) {
+    case AF_UNIX: return "AF_UNIX";
+    case AF_INET: return "AF_INET";
+    case AF_INET6: return "AF_INET6";
+    default: return "family " + std::to_string(family);
+  }
 }
 
 std::string host_port(const sockaddr* addr, socklen_t len) {
@@ -244,6 +267,13 @@ int socket_family(int fd) {
   return family;
 }
 
+int lookup_socktype(int fd) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) raise_os_error(errno, "getsockopt(SO_TYPE)");
+  return type == SOCK_DGRAM ? SOCK_DGRAM : SOCK_STREAM;
+}
+
 resolved_address resolve_for_socket(int fd, const address& a, const char* call) {
   const int family = socket_family(fd);
   if (family == AF_UNIX) return unix_address(a.host, call);
@@ -251,7 +281,7 @@ resolved_address resolve_for_socket(int fd, const address& a, const char* call) 
     throw OSError(EAFNOSUPPORT, std::string(call) + "(" + a.host + "): not an AF_INET, AF_INET6 or AF_UNIX socket");
   }
   if (auto numeric = numeric_address(a, family)) return *numeric;
-  resolved_address first = resolve_for_family(a.host, a.port, family).front();
+  resolved_address first = resolve_for_family(a.host, a.port, family, false, lookup_socktype(fd)).front();
   apply_ipv6_fields(first, a);
   return first;
 }
@@ -291,13 +321,13 @@ namespace greenlet::asyncio {
 namespace {
 
 std::vector<addrinfo_entry> getaddrinfo_with(const std::string& host, const std::string& service, addrinfo_hints hints,
-                                             int extra_flags) {
+                                             int extra_flags, bool by_loop_resolver = true) {
   addrinfo h{};
   h.ai_family = hints.family;
   h.ai_socktype = hints.type;
   h.ai_protocol = hints.proto;
   h.ai_flags = hints.flags | extra_flags;
-  detail::lookup result = detail::lookup_anywhere(host, service, h);
+  detail::lookup result = detail::lookup_anywhere(host, service, h, by_loop_resolver);
   if (result.rc != 0) throw detail::failure(host, service, result);
   return std::move(result.out);
 }
@@ -309,11 +339,25 @@ std::vector<addrinfo_entry> getaddrinfo(const std::string& host, int port, addri
   return getaddrinfo_with(host, std::to_string(port), hints, AI_NUMERICSERV);
 }
 
-std::vector<addrinfo_entry> getaddrinfo(const std::string& host, const std::string& service, addrinfo_hints hints) {
+namespace {
+
+void check_no_nul(const std::string& host, const std::string& service) {
   if (host.find('\0') != std::string::npos || service.find('\0') != std::string::npos) {
     throw ValueError("embedded null character");
   }
+}
+
+}  // namespace
+
+std::vector<addrinfo_entry> getaddrinfo(const std::string& host, const std::string& service, addrinfo_hints hints) {
+  check_no_nul(host, service);
   return getaddrinfo_with(host, service, hints, 0);
+}
+
+std::vector<addrinfo_entry> system_getaddrinfo(const std::string& host, const std::string& service,
+                                               const addrinfo_hints& hints) {
+  check_no_nul(host, service);
+  return getaddrinfo_with(host, service, hints, 0, false);
 }
 
 std::pair<std::string, std::string> getnameinfo(const address& addr, int flags) {

@@ -17,18 +17,23 @@ struct resolved_address {
   socklen_t len = 0;
 };
 
-// resolve(host, port, passive, family) returns host's TCP addresses (of family only, passed to
-// getaddrinfo as a hint, unless AF_UNSPEC). Numeric hosts
-// resolve inline (AI_NUMERICHOST); names with getaddrinfo on the loop's
-// default executor while the task awaits (the loop keeps running). Throws
+// resolve(host, port, passive, family, socktype) returns host's addresses (of family only, passed
+// to getaddrinfo as a hint, unless AF_UNSPEC). Numeric hosts resolve inline (AI_NUMERICHOST);
+// names through the loop's resolver (set_resolver()) if it has one, else with getaddrinfo on the
+// loop's default executor while the task awaits (the loop keeps running). Throws
 // gaierror naming the host, getaddrinfo's reason and what to check;
 // CancelledError (a lookup already running finishes on its thread);
 // std::out_of_range for a port outside 0-65535 and ValueError for a host
 // holding a NUL, before any lookup (Python's OverflowError and ValueError).
-std::vector<resolved_address> resolve(const std::string& host, int port, bool passive, int family = AF_UNSPEC);
-// resolve_for_family(host, port, family, passive) is resolve() keeping only the
+// socktype, SOCK_STREAM or SOCK_DGRAM, is the hint for getaddrinfo or the loop's resolver.
+std::vector<resolved_address> resolve(const std::string& host, int port, bool passive, int family = AF_UNSPEC,
+                                      int socktype = SOCK_STREAM);
+// resolve_for_family(host, port, family, passive, socktype) is resolve() keeping only the
 // addresses of family (a socket's); gaierror if none.
-std::vector<resolved_address> resolve_for_family(const std::string& host, int port, int family, bool passive = false);
+std::vector<resolved_address> resolve_for_family(const std::string& host, int port, int family, bool passive = false,
+                                                 int socktype = SOCK_STREAM);
+// family_name(family) is "AF_INET", "AF_INET6", "AF_UNIX" or "family N", for messages.
+std::string family_name(int family);
 
 // numeric_address(a, family) is a's socket address if a.host is a numeric
 // address of family (AF_INET or AF_INET6; AF_UNSPEC takes either), without
@@ -48,9 +53,12 @@ void remove_stale_socket(const std::string& path) noexcept;
 
 // socket_family(fd) is fd's address family (SO_DOMAIN). Throws OSError.
 int socket_family(int fd);
+// lookup_socktype(fd) is the type hint to look up addresses for fd: SOCK_DGRAM for a datagram
+// socket, else SOCK_STREAM (getaddrinfo() refuses some other types). Throws OSError.
+int lookup_socktype(int fd);
 // resolve_for_socket(fd, a, call) is a as a socket address for fd's family:
 // a path for an AF_UNIX socket, else resolve_for_family()'s first address
-// (a name looked up on the default executor). Throws as resolve_for_family(),
+// (a name looked up for fd's type). Throws as resolve_for_family(),
 // OSError(EAFNOSUPPORT) for another family.
 resolved_address resolve_for_socket(int fd, const address& a, const char* call);
 

@@ -259,7 +259,7 @@ void sock_connect(int fd, const std::string& host, int port) {
   if (family != AF_INET && family != AF_INET6) {
     throw OSError(EAFNOSUPPORT, "sock_connect(" + host + "): not an AF_INET/AF_INET6 socket");
   }
-  auto addrs = detail::resolve_for_family(host, port, family);
+  auto addrs = detail::resolve_for_family(host, port, family, false, detail::lookup_socktype(fd));
   const auto& a = addrs.front();
   sock_connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.len);
 }

@@ -31,10 +31,6 @@ namespace greenlet::asyncio::detail {
 
 namespace {
 
-std::string family_name(int family) {
-  return family == AF_INET ? "AF_INET" : family == AF_INET6 ? "AF_INET6" : std::to_string(family);
-}
-
 // bind_local(fd, family, locals, addr, len) binds fd, about to connect to addr, to the first of
 // locals in fd's family, as asyncio's _connect_sock(): the others are skipped; if every bind
 // fails, the last failure is raised, naming the address; if none is of the family, OSError

@@ -28,6 +28,7 @@ enum class asyncio_errc {
   stranded_task,
   primitive_destroyed,     // a Lock, Event, Condition, Semaphore, Barrier or Queue destroyed while a task waited on it
   sendfile_not_available,  // SendfileNotAvailableError: sendfile(2) cannot send this file
+  resolver_recursion,      // a lookup inside the loop's resolver (set_resolver()) that would ask it again
 };
 
 }  // namespace greenlet::asyncio
