@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -21,6 +20,7 @@
 #include <greenlet/asyncio/executor.hpp>
 #include <greenlet/io.hpp>
 
+#include "io/counting_executor.hpp"
 #include "io/echo_line.hpp"
 #include "support/greenlet_test.hpp"
 
@@ -28,7 +28,6 @@
 namespace loop_resolver_test {
 
 namespace asyncio = greenlet::asyncio;
-namespace concurrent = greenlet::concurrent;
 using LoopResolver = greenlet_test::GreenletTest;
 using Entries = std::vector<asyncio::addrinfo_entry>;
 
@@ -52,23 +51,10 @@ struct table_resolver {
   }
 };
 
-// counting_executor counts the jobs given to the default executor (the system's lookups).
-class counting_executor : public concurrent::ThreadPoolExecutor {
- public:
-  counting_executor() : ThreadPoolExecutor(1, "resolver-test") {}
-  std::atomic<int> submitted{0};
-
- protected:
-  void enqueue(std::unique_ptr<concurrent::detail::work_item> item) override {
-    ++submitted;
-    ThreadPoolExecutor::enqueue(std::move(item));
-  }
-};
-
 TEST_F(LoopResolver, GetaddrinfoAsksItForNamesOnlyAndFillsInTheFamilyAndType) {
   asyncio::run([] {
     auto& loop = asyncio::get_running_loop();
-    auto pool = std::make_shared<counting_executor>();
+    auto pool = std::make_shared<io_test::counting_executor>();
     asyncio::set_default_executor(loop, pool);
     table_resolver table;
     asyncio::set_resolver(loop, table.fn());

@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,30 +13,17 @@
 #include <greenlet/asyncio/executor.hpp>
 #include <greenlet/io.hpp>
 
+#include "io/counting_executor.hpp"
 #include "support/greenlet_test.hpp"
 
 namespace {
 
 namespace asyncio = greenlet::asyncio;
-namespace concurrent = greenlet::concurrent;
 using Names = greenlet_test::GreenletTest;
-
-// counting_pool counts the lookups sent to the executor.
-class counting_pool : public concurrent::ThreadPoolExecutor {
- public:
-  counting_pool() : ThreadPoolExecutor(1, "names-test") {}
-  std::atomic<int> submitted{0};
-
- protected:
-  void enqueue(std::unique_ptr<concurrent::detail::work_item> item) override {
-    ++submitted;
-    ThreadPoolExecutor::enqueue(std::move(item));
-  }
-};
 
 TEST_F(Names, ANumericHostIsAnsweredInlineWithEveryField) {
   asyncio::run([] {
-    auto pool = std::make_shared<counting_pool>();
+    auto pool = std::make_shared<io_test::counting_executor>();
     asyncio::set_default_executor(asyncio::get_running_loop(), pool);
     auto answers = asyncio::getaddrinfo("127.0.0.1", 8080, {.type = SOCK_STREAM});
     ASSERT_EQ(answers.size(), 1u);
@@ -56,7 +42,7 @@ TEST_F(Names, ANumericHostIsAnsweredInlineWithEveryField) {
 
 TEST_F(Names, ANameGoesToTheDefaultExecutorAndHonoursTheHints) {
   asyncio::run([] {
-    auto pool = std::make_shared<counting_pool>();
+    auto pool = std::make_shared<io_test::counting_executor>();
     asyncio::set_default_executor(asyncio::get_running_loop(), pool);
     auto answers =
         asyncio::getaddrinfo("localhost", 53, {.family = AF_INET, .type = SOCK_DGRAM, .flags = AI_CANONNAME});

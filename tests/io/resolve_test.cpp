@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -16,6 +15,7 @@
 #include <greenlet/asyncio/executor.hpp>
 #include <greenlet/io.hpp>
 
+#include "io/counting_executor.hpp"
 #include "support/greenlet_test.hpp"
 
 #include "echo_line.hpp"
@@ -23,22 +23,7 @@
 namespace {
 
 namespace asyncio = greenlet::asyncio;
-namespace concurrent = greenlet::concurrent;
 using Resolve = greenlet_test::GreenletTest;
-
-// resolve_counting_pool is a thread pool that counts the jobs submitted to it, so a
-// test can see whether a lookup went through the executor.
-class resolve_counting_pool : public concurrent::ThreadPoolExecutor {
- public:
-  explicit resolve_counting_pool(std::size_t workers) : ThreadPoolExecutor(workers, "resolve-test") {}
-  std::atomic<int> submitted{0};
-
- protected:
-  void enqueue(std::unique_ptr<concurrent::detail::work_item> item) override {
-    ++submitted;
-    ThreadPoolExecutor::enqueue(std::move(item));
-  }
-};
 
 // gate blocks a pool thread until opened.
 struct gate {
@@ -65,7 +50,7 @@ using io_test::echo_line;
 TEST_F(Resolve, NumericInlineNameThroughDefaultExecutor) {
   asyncio::run([] {
     auto& loop = asyncio::get_running_loop();
-    auto pool = std::make_shared<resolve_counting_pool>(2);
+    auto pool = std::make_shared<io_test::counting_executor>(2);
     asyncio::set_default_executor(loop, pool);
     auto server = asyncio::start_server(echo_line, "127.0.0.1", 0);
 
@@ -90,7 +75,7 @@ TEST_F(Resolve, NumericInlineNameThroughDefaultExecutor) {
 TEST_F(Resolve, LoopRunsWhileResolving) {
   asyncio::run([] {
     auto& loop = asyncio::get_running_loop();
-    auto pool = std::make_shared<resolve_counting_pool>(1);
+    auto pool = std::make_shared<io_test::counting_executor>(1);
     asyncio::set_default_executor(loop, pool);
     auto g = std::make_shared<gate>();
     // The only worker is busy until the ticker opens the gate: the lookup
@@ -170,7 +155,7 @@ TEST_F(Resolve, UnknownHostIsGaierrorNamingTheHost) {
 TEST_F(Resolve, CancelWhileQueued) {
   asyncio::run([] {
     auto& loop = asyncio::get_running_loop();
-    auto pool = std::make_shared<resolve_counting_pool>(1);
+    auto pool = std::make_shared<io_test::counting_executor>(1);
     asyncio::set_default_executor(loop, pool);
     auto g = std::make_shared<gate>();
     auto busy = pool->submit([g] { g->wait(); });

@@ -131,7 +131,7 @@ struct datagram_endpoint_config {
   // socket path that is a stale socket is replaced, any other file is not.
   std::optional<address> local_addr = std::nullopt;
   // remote_addr: connect to it (sendto() without an address goes there, and
-  // only its datagrams arrive). Names are resolved on the default executor.
+  // only its datagrams arrive). Names are resolved as getaddrinfo() does (io/names.hpp).
   // With allow_broadcast the socket is not connected, as asyncio's: sendto()
   // without an address still goes to remote_addr, and datagrams from any
   // sender arrive (replies to a broadcast come from other addresses).

@@ -67,7 +67,8 @@ void sock_connect(int fd, const sockaddr* addr, socklen_t len);
 // sock_connect(fd, host, port) is loop.sock_connect(sock, (host, port)):
 // resolves host for fd's family (AF_INET or AF_INET6) and connects to the
 // first address. A numeric host resolves inline; a name with getaddrinfo
-// on the loop's default executor while the task awaits. Throws gaierror
+// on the loop's default executor (or by the loop's resolver, set_resolver())
+// while the task awaits. Throws gaierror
 // (unknown host: the message names it; or no address of fd's family),
 // ConnectionRefusedError and other OSErrors, CancelledError;
 // std::out_of_range and ValueError as open_connection() (port outside

@@ -229,7 +229,7 @@ class StreamWriter {
 // open_connection(host, port) connects over TCP and returns the stream's
 // reader and writer. host may be a numeric address (resolved inline) or a
 // name (getaddrinfo on the loop's default executor, run_in_executor(nullptr),
-// while the task awaits); every address is tried in turn. Throws gaierror
+// or the loop's resolver, set_resolver(), while the task awaits); every address is tried in turn. Throws gaierror
 // for an unknown host (what() names it and what to check),
 // ConnectionRefusedError and other OSErrors (the last address's, what()
 // naming it: "connect to 127.0.0.1:1: Connection refused"),
