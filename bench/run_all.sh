@@ -88,6 +88,7 @@ if [[ ${BENCH_NO_PEERS:-0} != 1 ]]; then
       asyncio_sleep0) module=asyncio ;;
       asyncio_sync) module=asyncio ;;
       asyncio_executor) module=asyncio ;;
+      asyncio_getaddrinfo) module=asyncio ;;
       asyncio_echo) module=asyncio ;;
       gevent_switch) module=gevent ;;
       generator_step) module= ;;  # its greenlet row only with python3-greenlet

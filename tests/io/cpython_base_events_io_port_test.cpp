@@ -8,14 +8,13 @@
 // sock_connect with mocks; where the behaviour they check can be reached over loopback (a refused
 // port, a port in use, a real address), the test does that instead, and says so.
 //
-// 24 methods ported, 39 not (test_log_slow_callbacks is listed with the loop-level ones).
+// 29 methods ported, 34 not (test_log_slow_callbacks is listed with the loop-level ones). Those that
+// replace loop.getaddrinfo() set a loop resolver (asyncio::set_resolver()) instead.
 //
 // Not ported (reason):
 //   Mocks of internals with no loopback twin: test_create_connection_multiple_errors,
-//     test_create_connection_timeout, test_create_connection_no_getaddrinfo,
-//     test_create_connection_multiple, test_create_connection_ipv6_scope (a link-local scope),
+//     test_create_connection_timeout, test_create_connection_ipv6_scope (a link-local scope),
 //     test_create_connection_no_inet_pton, test_create_connection_bluetooth,
-//     test_create_server_no_getaddrinfo, test_create_datagram_endpoint_no_addrinfo,
 //     test_create_datagram_endpoint_connect_err, test_create_datagram_endpoint_socket_err,
 //     test_create_datagram_endpoint_setblk_err, test_create_datagram_endpoint_nosoreuseport,
 //     test_create_server_nosoreuseport, test_create_server_soreuseport_only_defined,
@@ -27,7 +26,7 @@
 //     test_create_connection_wrong_sock, test_create_server_wrong_sock,
 //     test_create_server_stream_bittype, test_create_connection_no_host_port_sock,
 //     test_create_connection_service_name,
-//     test_create_connection_no_local_addr, test_create_server_host_port_sock,
+//     test_create_server_host_port_sock,
 //     test_create_server_no_host_port_sock. (test_create_connection_multiple_errors_local_addr is
 //     HappyEyeballs.BindFailuresOnEveryAddressAreTheErrors, connect_options_test.cpp.)
 //   test_create_server_empty_host: "" binds every interface, not loopback only (and the Python test
@@ -63,10 +62,12 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <greenlet/io.hpp>
 
@@ -186,11 +187,98 @@ TEST_F(BaseEventLoopWithSelectorTests, test_create_datagram_endpoint_wrong_sock)
   EXPECT_EQ(::close(sock), 0);
 }
 
-// test_create_connection_connect_err: the Python test's sock_connect mock raises OSError; here the
-// port refuses the connection. all_errors= has no counterpart.
+// answering(entries) is a loop resolver (asyncio::set_resolver()) that answers every name with
+// entries: the Python tests' `self.loop.getaddrinfo = getaddrinfo_task`.
+asyncio::resolver_fn answering(std::vector<asyncio::addrinfo_entry> entries) {
+  return [entries](const std::string&, const std::string&, const asyncio::addrinfo_hints&) { return entries; };
+}
+
+// test_create_connection_no_getaddrinfo: getaddrinfo() answers nothing. Python raises a plain
+// OSError("getaddrinfo() returned empty list"); here it is gaierror (EAI_NONAME), as an unknown host.
+TEST_F(BaseEventLoopWithSelectorTests, test_create_connection_no_getaddrinfo) {
+  asyncio::run([] {
+    asyncio::set_resolver(asyncio::get_running_loop(), answering({}));
+    EXPECT_THROW(asyncio::create_connection<asyncio::Protocol>("example.com", 80), asyncio::gaierror);
+  });
+}
+
+// test_create_connection_connect_err: getaddrinfo() answers one address and sock_connect() fails;
+// here the address is a loopback port that refuses the connection, not a mock.
 TEST_F(BaseEventLoopWithSelectorTests, test_create_connection_connect_err) {
   bound_port refusing(SOCK_STREAM);
-  asyncio::run([&] { EXPECT_THROW(asyncio::open_connection("127.0.0.1", refusing.port), asyncio::OSError); });
+  asyncio::run([&] {
+    asyncio::set_resolver(asyncio::get_running_loop(),
+                          answering({{AF_INET, SOCK_STREAM, IPPROTO_TCP, "", {"127.0.0.1", refusing.port}}}));
+    EXPECT_THROW(asyncio::create_connection<asyncio::Protocol>("example.com", 80), asyncio::OSError);
+    try {
+      asyncio::open_connection("example.com", 80, asyncio::connect_options{.all_errors = true});
+      ADD_FAILURE() << "expected ExceptionGroup";
+    } catch (const asyncio::ExceptionGroup& group) {
+      ASSERT_EQ(group.exceptions().size(), 1U);
+      EXPECT_THROW(std::rethrow_exception(group.exceptions()[0]), asyncio::OSError);
+    }
+  });
+}
+
+// test_create_connection_multiple: two addresses, both failing (sock_connect mocked there; two
+// loopback addresses at a refusing port here), family=AF_INET.
+TEST_F(BaseEventLoopWithSelectorTests, test_create_connection_multiple) {
+  bound_port refusing(SOCK_STREAM);
+  asyncio::run([&] {
+    asyncio::set_resolver(asyncio::get_running_loop(),
+                          answering({{AF_INET, SOCK_STREAM, IPPROTO_TCP, "", {"127.0.0.1", refusing.port}},
+                                     {AF_INET, SOCK_STREAM, IPPROTO_TCP, "", {"127.0.0.1", refusing.port}}}));
+    EXPECT_THROW(asyncio::open_connection("example.com", 80, asyncio::connect_options{.family = AF_INET}),
+                 asyncio::OSError);
+    try {
+      asyncio::open_connection("example.com", 80, asyncio::connect_options{.family = AF_INET, .all_errors = true});
+      ADD_FAILURE() << "expected ExceptionGroup";
+    } catch (const asyncio::ExceptionGroup& group) {
+      ASSERT_EQ(group.exceptions().size(), 2U);
+      for (const std::exception_ptr& e : group.exceptions()) {
+        EXPECT_THROW(std::rethrow_exception(e), asyncio::OSError);
+      }
+    }
+  });
+}
+
+// test_create_connection_no_local_addr: the host has addresses, local_addr's host none. Python's
+// local_addr is (None, 8080), which reaches the overridden getaddrinfo(); "" here would not (it is
+// the wildcard, answered without the resolver), so the local host is a name the resolver does not know.
+TEST_F(BaseEventLoopWithSelectorTests, test_create_connection_no_local_addr) {
+  asyncio::run([] {
+    asyncio::set_resolver(
+        asyncio::get_running_loop(), [](const std::string& host, const std::string&, const asyncio::addrinfo_hints&) {
+          if (host == "example.com") {
+            return std::vector<asyncio::addrinfo_entry>{{AF_INET, SOCK_STREAM, IPPROTO_TCP, "", {"107.6.106.82", 80}},
+                                                        {AF_INET, SOCK_STREAM, IPPROTO_TCP, "", {"107.6.106.82", 80}}};
+          }
+          return std::vector<asyncio::addrinfo_entry>{};
+        });
+    EXPECT_THROW(asyncio::open_connection(
+                     "example.com", 80,
+                     asyncio::connect_options{.local = asyncio::local_addr{"local.test", 8080}, .family = AF_INET}),
+                 asyncio::gaierror);
+  });
+}
+
+// test_create_server_no_getaddrinfo: getaddrinfo() answers None for the server's host; here an
+// empty answer, which is gaierror (Python's OSError).
+TEST_F(BaseEventLoopWithSelectorTests, test_create_server_no_getaddrinfo) {
+  asyncio::run([] {
+    asyncio::set_resolver(asyncio::get_running_loop(), answering({}));
+    EXPECT_THROW(asyncio::create_server<asyncio::Protocol>("python.org", 0), asyncio::gaierror);
+  });
+}
+
+// test_create_datagram_endpoint_no_addrinfo: socket.getaddrinfo() (mocked) answers nothing for
+// local_addr ('localhost', 0); here the loop's resolver does.
+TEST_F(BaseEventLoopWithSelectorTests, test_create_datagram_endpoint_no_addrinfo) {
+  asyncio::run([] {
+    asyncio::set_resolver(asyncio::get_running_loop(), answering({}));
+    EXPECT_THROW(asyncio::create_datagram_endpoint<MyDatagramProto>({.local_addr = asyncio::address{"localhost", 0}}),
+                 asyncio::gaierror);
+  });
 }
 
 // test_create_connection_ip_addr: the Python test checks, through a mocked socket, that a numeric

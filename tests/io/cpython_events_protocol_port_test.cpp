@@ -49,10 +49,6 @@
 //   - get_extra_info() returns an address: "pipe" is not one (an empty address; fileno() is the
 //     descriptor, -1 once closed), and an unnamed Unix socket's sockname is the empty address
 //     (Python's '').
-//   - test_create_connection_local_addr_skip_different_family / _nomatch_family mock getaddrinfo
-//     to give the local address two families / the other family; here "localhost" (whatever it
-//     resolves to) and "::1" for a 127.0.0.1 target play those parts: the result asserted is the
-//     same OSError.
 //   - test_create_connection_local_addr_in_use: the strerror names the address as host:port, not
 //     as Python's str(tuple).
 //   - test_unclosed_pipe_transport: closing the loop drops the transports still open (their fds
@@ -228,31 +224,45 @@ TEST_F(EventLoopTestsMixinProtocols, test_create_connection_local_addr) {
   loop.close();
 }
 
-// test_create_connection_local_addr_skip_different_family: nothing listens on port1, so once the
-// local addresses of the other family are skipped the connection is refused: an OSError.
+// local_addr_resolver(port2, answer) is the Python tests' getaddrinfo override: `answer` for
+// lookups of port2 (the local address), the system's getaddrinfo() for the rest.
+asyncio::resolver_fn local_addr_resolver(int port2, std::vector<asyncio::addrinfo_entry> answer) {
+  return [port2, answer](const std::string& host, const std::string& service, const asyncio::addrinfo_hints& hints) {
+    if (service == std::to_string(port2)) return answer;
+    return asyncio::system_getaddrinfo(host, service, hints);
+  };
+}
+
+// test_create_connection_local_addr_skip_different_family: the local address resolves to an IPv6
+// and an IPv4 address; each attempt binds the one of its own family, and nothing listens on port1:
+// an OSError (the connection refused), not a bind failure of the other family.
 TEST_F(EventLoopTestsMixinProtocols, test_create_connection_local_addr_skip_different_family) {
   asyncio::event_loop loop;
   const int port1 = find_unused_port();
   const int port2 = find_unused_port();
+  asyncio::set_resolver(loop, local_addr_resolver(port2, {{AF_INET6, SOCK_STREAM, 0, "", {"::1", 0}},
+                                                          {AF_INET, SOCK_STREAM, 0, "", {"127.0.0.1", 0}}}));
   EXPECT_THROW(loop.run_until_complete([&] {
-    return asyncio::create_connection([&] { return std::make_shared<MyProto>(loop); }, "127.0.0.1", port1,
+    return asyncio::create_connection([&] { return std::make_shared<MyProto>(loop); }, "localhost", port1,
                                       asyncio::local_addr{"localhost", port2});
   }),
                asyncio::OSError);
+  asyncio::shutdown_default_executor(loop);
   loop.close();
 }
 
-// test_create_connection_local_addr_nomatch_family: the local address has no address of the
-// target's family: OSError.
+// test_create_connection_local_addr_nomatch_family: the local address resolves to IPv6 only.
 TEST_F(EventLoopTestsMixinProtocols, test_create_connection_local_addr_nomatch_family) {
   asyncio::event_loop loop;
   const int port1 = find_unused_port();
   const int port2 = find_unused_port();
+  asyncio::set_resolver(loop, local_addr_resolver(port2, {{AF_INET6, SOCK_STREAM, 0, "", {"::1", 0}}}));
   EXPECT_THROW(loop.run_until_complete([&] {
-    return asyncio::create_connection([&] { return std::make_shared<MyProto>(loop); }, "127.0.0.1", port1,
-                                      asyncio::local_addr{"::1", port2});
+    return asyncio::create_connection([&] { return std::make_shared<MyProto>(loop); }, "localhost", port1,
+                                      asyncio::local_addr{"localhost", port2});
   }),
                asyncio::OSError);
+  asyncio::shutdown_default_executor(loop);
   loop.close();
 }
 

@@ -119,7 +119,7 @@ TEST_F(LoopResolver, OpenConnectionStartServerAndSockConnectGoThroughIt) {
   });
 }
 
-TEST_F(LoopResolver, ADatagramEndpointAsksForDatagramAddresses) {
+TEST_F(LoopResolver, DatagramEndpointsAndSockSendtoAskForDatagramAddresses) {
   asyncio::run([] {
     auto& loop = asyncio::get_running_loop();
     table_resolver table;
@@ -131,6 +131,24 @@ TEST_F(LoopResolver, ADatagramEndpointAsksForDatagramAddresses) {
     EXPECT_EQ((*table.calls)[0].hints.type, SOCK_DGRAM);
     EXPECT_EQ(transport.get_extra_info("peername"), (asyncio::address{"127.0.0.1", 9}));
     transport.close();
+
+    // sock_sendto() to a name asks for datagram addresses of the socket's type too.
+    const int receiver = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const int sender = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ASSERT_GE(receiver, 0);
+    ASSERT_GE(sender, 0);
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof local;
+    ASSERT_EQ(::bind(receiver, reinterpret_cast<sockaddr*>(&local), sizeof local), 0);
+    ASSERT_EQ(::getsockname(receiver, reinterpret_cast<sockaddr*>(&local), &len), 0);
+    asyncio::sock_sendto(sender, "ping", asyncio::address{"peer.test", ntohs(local.sin_port)});
+    EXPECT_EQ(table.calls->back().host, "peer.test");
+    EXPECT_EQ(table.calls->back().hints.type, SOCK_DGRAM);
+    EXPECT_EQ(asyncio::sock_recvfrom(receiver, 16).first, "ping");
+    ::close(sender);
+    ::close(receiver);
   });
 }
 
