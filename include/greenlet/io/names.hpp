@@ -87,7 +87,7 @@ using resolver_fn = std::function<std::vector<addrinfo_entry>(const std::string&
 // RuntimeError if loop is closed or on another thread.
 void set_resolver(event_loop& loop, resolver_fn fn);
 // get_resolver(loop) is the resolver set_resolver() gave loop, empty if none (a new resolver may
-// pass on to it). Throws nothing.
+// pass on to it): a copy. Throws std::bad_alloc only; any thread.
 resolver_fn get_resolver(event_loop& loop);
 // system_getaddrinfo(host, service, hints) is getaddrinfo() without the loop's resolver: the
 // system's getaddrinfo() on the default executor (numeric hosts inline), Python's
