@@ -1,7 +1,7 @@
 // loop_resolver.cpp: set_resolver()'s registry of loop resolvers, and the
-// checks on their answers. Process-wide (loops of several threads may have
-// one), keyed by the loop's core, and guarded by a mutex that is never held
-// while a resolver runs: a resolver awaits, and other tasks look up meanwhile.
+// checks on a resolver's answers (a loop's, or a connect_options::resolver). Process-wide (loops of several threads may
+// have one), keyed by the loop's core, and guarded by a mutex that is never held while a resolver runs: a resolver
+// awaits, and other tasks look up meanwhile.
 #include "io/loop_resolver.hpp"
 
 #include <cstdint>
@@ -30,7 +30,6 @@ struct resolver_entry {
 std::mutex registry_mutex;
 
 // A map, not a hash table: nothing of it stays allocated once the last loop with a resolver closes.
-
 std::map<loop_core*, resolver_entry>& registry() {
   static std::map<loop_core*, resolver_entry> r;
   return r;
@@ -92,45 +91,44 @@ thread_local resolver_call_guard* resolver_call_guard::first = nullptr;
 // matches(wanted, answered) is whether an answer's type or protocol suits the hint (0: any).
 bool matches(int wanted, int answered) { return wanted == 0 || answered == wanted; }
 
-// checked(host, service, hints, entries) is the resolver's entries for host, with their socket
-// addresses, as set_resolver() promises them: numeric, family filled in, filtered by the hints.
-loop_resolver_answer checked(const std::string& host, const std::string& service, const addrinfo_hints& hints,
-                             std::vector<addrinfo_entry> entries) {
-  loop_resolver_answer out;
+}  // namespace
+
+resolver_answer check_resolver_answer(const std::string& who, const std::string& host, const std::string& service,
+                                      const addrinfo_hints& hints, std::vector<addrinfo_entry> entries) {
+  resolver_answer out;
+  bool other_type = false;  // an answer dropped for its type or protocol
   for (addrinfo_entry& entry : entries) {
     const std::optional<resolved_address> a = numeric_address(entry.addr, AF_UNSPEC);
     if (!a) {
-      throw ValueError("the loop's resolver answered \"" + entry.addr.host + "\" for host '" + host +
-                       "': a resolver returns numeric addresses (\"192.0.2.1\", \"2001:db8::1\"); it may look "
-                       "names up with asyncio::system_getaddrinfo()");
+      throw ValueError(who + " answered \"" + entry.addr.host + "\" for host '" + host +
+                       "': a resolver returns numeric addresses (\"192.0.2.1\", \"2001:db8::1\")");
     }
     if (entry.family == 0) entry.family = a->family;
     if (entry.family != a->family) {
-      throw ValueError("the loop's resolver answered " + entry.addr.host + " as " + family_name(entry.family) +
-                       " for host '" + host + "': an answer's family is its address's (" + family_name(a->family) +
-                       "), or 0");
+      throw ValueError(who + " answered " + entry.addr.host + " as " + family_name(entry.family) + " for host '" +
+                       host + "': an answer's family is its address's (" + family_name(a->family) + "), or 0");
     }
     if (entry.type == 0) entry.type = hints.type;
     if (entry.proto == 0) entry.proto = hints.proto;
     if (hints.family != AF_UNSPEC && entry.family != hints.family) continue;
-    if (!matches(hints.type, entry.type) || !matches(hints.proto, entry.proto)) continue;
+    if (!matches(hints.type, entry.type) || !matches(hints.proto, entry.proto)) {
+      other_type = true;
+      continue;
+    }
     out.addresses.push_back(*a);
     out.entries.push_back(std::move(entry));
   }
   if (out.entries.empty()) {
-    const std::string which = hints.family == AF_UNSPEC ? std::string() : " of " + family_name(hints.family);
-    throw gaierror("cannot resolve host '" + host + "' (port " + service +
-                       "): the loop's resolver returned no address" + which +
-                       (entries.empty() ? "" : " that matches the lookup's family, type and protocol"),
+    throw gaierror("cannot resolve host '" + host + "' (port " + service + "): " + who + " returned no address" +
+                       (hints.family == AF_UNSPEC ? "" : " of family " + family_name(hints.family)) +
+                       (other_type ? ", only answers of another type or protocol" : ""),
                    EAI_NONAME);
   }
   return out;
 }
 
-}  // namespace
-
-std::optional<loop_resolver_answer> ask_loop_resolver(loop_core* core, const std::string& host,
-                                                      const std::string& service, const addrinfo& hints) {
+std::optional<resolver_answer> ask_loop_resolver(loop_core* core, const std::string& host, const std::string& service,
+                                                 const addrinfo& hints) {
   const std::shared_ptr<const resolver_fn> fn = resolver_of(core);
   if (!fn) return std::nullopt;
   const addrinfo_hints asked{hints.ai_family, hints.ai_socktype, hints.ai_protocol, hints.ai_flags};
@@ -139,7 +137,7 @@ std::optional<loop_resolver_answer> ask_loop_resolver(loop_core* core, const std
     resolver_call_guard guard(host);
     entries = (*fn)(host, service, asked);
   }
-  return checked(host, service, asked, std::move(entries));
+  return check_resolver_answer("the loop's resolver", host, service, asked, std::move(entries));
 }
 
 }  // namespace detail

@@ -131,7 +131,7 @@ lookup lookup_anywhere(const std::string& host, const std::string& service, addr
   if (result.rc == EAI_NONAME && !host.empty() && (hints.ai_flags & AI_NUMERICHOST) == 0) {
     event_loop& loop = get_running_loop();
     if (by_loop_resolver) {
-      if (std::optional<loop_resolver_answer> answer = ask_loop_resolver(loop.core(), host, service, hints)) {
+      if (std::optional<resolver_answer> answer = ask_loop_resolver(loop.core(), host, service, hints)) {
         result.rc = 0;
         result.out = std::move(answer->entries);
         result.raw = std::move(answer->addresses);

@@ -25,6 +25,7 @@
 #include "greenlet/errors.hpp"
 #include "greenlet/io/errors.hpp"
 #include "greenlet/io/socket.hpp"
+#include "io/loop_resolver.hpp"
 #include "io/owned_fd.hpp"
 
 namespace greenlet::asyncio::detail {
@@ -82,24 +83,13 @@ void check_options(const connect_options& options) {
 }
 
 // ask_resolver(host, port, options) is options.resolver's answer for the name host, as socket
-// addresses of options.family (any if AF_UNSPEC).
+// addresses of options.family (any if AF_UNSPEC), checked as a loop resolver's are.
 std::vector<resolved_address> ask_resolver(const std::string& host, int port, const connect_options& options) {
-  std::vector<resolved_address> out;
-  for (const address& a : options.resolver(host, port)) {
-    std::optional<resolved_address> numeric = numeric_address(a, AF_UNSPEC);
-    if (!numeric) {
-      throw ValueError("connect_options.resolver answered \"" + a.host + "\" for host '" + host +
-                       "': a resolver returns numeric addresses (\"192.0.2.1\", \"2001:db8::1\")");
-    }
-    if (options.family == AF_UNSPEC || numeric->family == options.family) out.push_back(*numeric);
-  }
-  if (out.empty()) {
-    throw gaierror("cannot resolve host '" + host + "' (port " + std::to_string(port) +
-                       "): connect_options.resolver returned no address" +
-                       (options.family == AF_UNSPEC ? std::string() : " of family " + family_name(options.family)),
-                   EAI_NONAME);
-  }
-  return out;
+  std::vector<addrinfo_entry> entries;
+  for (address& a : options.resolver(host, port)) entries.push_back({0, 0, 0, "", std::move(a)});
+  return check_resolver_answer("connect_options.resolver", host, std::to_string(port),
+                               {.family = options.family, .type = SOCK_STREAM}, std::move(entries))
+      .addresses;
 }
 
 // lookup(host, port, passive, options) is host's addresses: through options.resolver for a name

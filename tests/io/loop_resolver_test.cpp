@@ -222,7 +222,10 @@ TEST_F(LoopResolver, AnswersAreFilteredByTheHints) {
       ADD_FAILURE() << "no answer matches: expected gaierror";
     } catch (const asyncio::gaierror& e) {
       EXPECT_EQ(e.eai(), EAI_NONAME);
-      EXPECT_NE(std::string(e.what()).find("the loop's resolver returned no address of AF_INET6"), std::string::npos)
+      EXPECT_NE(
+          std::string(e.what()).find(
+              "the loop's resolver returned no address of family AF_INET6, only answers of another type or protocol"),
+          std::string::npos)
           << e.what();
     }
   });
