@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 
-from peer_rows import row
+from peer_rows import on_fresh_loops, row
 
 
 class TableLoop(asyncio.SelectorEventLoop):
@@ -31,27 +31,16 @@ async def lookups(calls):
     return (time.perf_counter_ns() - t0) / calls
 
 
-def measure(calls, repetitions, loop_factory):
-    samples = []
-    for _ in range(repetitions):
-        loop = loop_factory()
-        try:
-            samples.append(loop.run_until_complete(lookups(calls)))
-            loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            loop.close()
-    return samples
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--calls", type=int, default=5_000)
     args = parser.parse_args()
     source = f"Python {sys.version.split()[0]}, asyncio"
+    scenario = lambda: lookups(args.calls)  # noqa: E731
     rows = [
-        row("py_asyncio_getaddrinfo_system", measure(args.calls, args.repetitions, asyncio.new_event_loop), source),
-        row("py_asyncio_getaddrinfo_override", measure(args.calls, args.repetitions, TableLoop), source),
+        row("py_asyncio_getaddrinfo_system", on_fresh_loops(asyncio.new_event_loop, args.repetitions, scenario), source),
+        row("py_asyncio_getaddrinfo_override", on_fresh_loops(TableLoop, args.repetitions, scenario), source),
     ]
     json.dump(rows, sys.stdout, indent=1)
     print()

@@ -18,7 +18,7 @@ import json
 import sys
 import time
 
-from peer_rows import row
+from peer_rows import on_fresh_loops, row
 
 try:
     import uvloop
@@ -52,7 +52,7 @@ async def gather_scenario(tasks, rounds):
 
 def gather_ns(new_loop, repetitions, tasks=1000, rounds=100):
     """ns per task created, run and gathered (as gather_tasks/1000)."""
-    return measure(new_loop, repetitions, lambda: gather_scenario(tasks, rounds))
+    return on_fresh_loops(new_loop, repetitions, lambda: gather_scenario(tasks, rounds))
 
 
 def call_soon_ns(new_loop, callbacks, repetitions):
@@ -77,18 +77,6 @@ def call_soon_ns(new_loop, callbacks, repetitions):
     return samples
 
 
-def measure(new_loop, repetitions, make_scenario):
-    """One sample per repetition: make_scenario()'s result, each on a fresh loop."""
-    samples = []
-    for _ in range(repetitions):
-        loop = new_loop()
-        try:
-            samples.append(loop.run_until_complete(make_scenario()))
-        finally:
-            loop.close()
-    return samples
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=5)
@@ -97,13 +85,13 @@ def main():
     args = parser.parse_args()
     python = f"Python {sys.version.split()[0]}"
     steps = lambda: scenario(args.tasks, args.sleeps)  # noqa: E731
-    rows = [row("py_asyncio_sleep0_step", measure(asyncio.new_event_loop, args.repetitions, steps), f"{python}, asyncio")]
+    rows = [row("py_asyncio_sleep0_step", on_fresh_loops(asyncio.new_event_loop, args.repetitions, steps), f"{python}, asyncio")]
     rows.append(row("py_asyncio_call_soon",
                     call_soon_ns(asyncio.new_event_loop, 100_000, args.repetitions), f"{python}, asyncio"))
     rows.append(row("py_asyncio_gather", gather_ns(asyncio.new_event_loop, args.repetitions), f"{python}, asyncio"))
     if uvloop is not None:
         rows.append(row("py_uvloop_sleep0_step",
-                        measure(uvloop.new_event_loop, args.repetitions, steps),
+                        on_fresh_loops(uvloop.new_event_loop, args.repetitions, steps),
                         f"{python}, uvloop {uvloop.__version__}"))
         rows.append(row("py_uvloop_call_soon",
                         call_soon_ns(uvloop.new_event_loop, 100_000, args.repetitions),

@@ -16,3 +16,17 @@ def row(name, samples, source, **extra):
         "source": source,
         **extra,
     }
+
+
+def on_fresh_loops(new_loop, repetitions, make_scenario):
+    """One sample per repetition: make_scenario()'s result, each on a fresh loop from new_loop(),
+    whose default executor is shut down before it closes (as asyncio.run() does)."""
+    samples = []
+    for _ in range(repetitions):
+        loop = new_loop()
+        try:
+            samples.append(loop.run_until_complete(make_scenario()))
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+    return samples
