@@ -15,6 +15,8 @@
 //   gather_tasks/1000     create 1,000 tasks and gather() their results,
 //                         per task
 //   gather_tasks_eager/1000  the same with eager_task_factory
+//   gather_tasks_factory/1000/0, /1  the same through a custom task factory:
+//                         /1 wraps each task's function (task_request::wrap())
 //   await_function/0, /1  await(fn) of a function that returns at once, per
 //                         call: default task factory / eager_task_factory
 //   task_group_tasks/N    N tasks in a TaskGroup, joined, per task
@@ -126,11 +128,14 @@ void BM_task_create_finish(benchmark::State& state) {
 }
 BENCHMARK(BM_task_create_finish);
 
-// gather(): N tasks created, each returning its index, and gathered into a
-// vector of results; ns per task (creating, running and collecting it).
-void BM_gather_tasks(benchmark::State& state) {
+// gather_rounds(state, set_up) runs gather_tasks/N's timed loop under asyncio::run, after
+// set_up(loop) (a task factory) in the running loop: each iteration creates N tasks, each returning
+// its index, and gather()s them into a vector of results.
+template <class SetUp>
+void gather_rounds(benchmark::State& state, SetUp set_up) {
   const int n = static_cast<int>(state.range(0));
   asyncio::run([&] {
+    set_up(asyncio::get_running_loop());
     std::vector<asyncio::Task<int>> tasks;
     tasks.reserve(n);
     for (auto _ : state) {
@@ -141,27 +146,43 @@ void BM_gather_tasks(benchmark::State& state) {
     }
   });
   state.SetItemsProcessed(state.iterations() * n);
+}
+
+// gather(): N tasks created, each returning its index, and gathered into a
+// vector of results; ns per task (creating, running and collecting it).
+void BM_gather_tasks(benchmark::State& state) {
+  gather_rounds(state, [](asyncio::event_loop&) {});
 }
 BENCHMARK(BM_gather_tasks)->Arg(1000);
 
 // gather_tasks/1000 with the loop's task factory set to eager_task_factory: each task runs to its end
 // inside create_task(), and gather() of children all done returns without suspending (3.12's rule).
 void BM_gather_tasks_eager(benchmark::State& state) {
-  const int n = static_cast<int>(state.range(0));
-  asyncio::run([&] {
-    asyncio::get_running_loop().set_task_factory(asyncio::eager_task_factory);
-    std::vector<asyncio::Task<int>> tasks;
-    tasks.reserve(n);
-    for (auto _ : state) {
-      tasks.clear();
-      for (int i = 0; i < n; ++i) tasks.push_back(asyncio::create_task([i] { return i; }));
-      const std::vector<int> results = asyncio::gather(tasks);
-      if (results.back() != n - 1) state.SkipWithError("gather() lost a result");
-    }
-  });
-  state.SetItemsProcessed(state.iterations() * n);
+  gather_rounds(state, [](asyncio::event_loop& loop) { loop.set_task_factory(asyncio::eager_task_factory); });
 }
 BENCHMARK(BM_gather_tasks_eager)->Arg(1000);
+
+// gather_tasks/1000 through a custom task factory: /0 one that only lets create_task() make the
+// task; /1 one that wraps every task's function with one shared wrapper counting starts and ends
+// (task_request::wrap()), as py_asyncio_gather_wrapped's factory wraps each coroutine.
+void BM_gather_tasks_factory(benchmark::State& state) {
+  const bool wrapped = state.range(1) != 0;
+  long started = 0;
+  long finished = 0;
+  auto counting = std::make_shared<const asyncio::task_wrapper>([&](asyncio::task_body& body) {
+    ++started;
+    body();
+    ++finished;
+  });
+  gather_rounds(state, [&](asyncio::event_loop& loop) {
+    loop.set_task_factory([&](asyncio::event_loop&, asyncio::task_request& request) {
+      if (wrapped) request.wrap(counting);
+    });
+  });
+  const long expected = wrapped ? state.iterations() * state.range(0) : 0;
+  if (started != expected || finished != expected) state.SkipWithError("the wrapper missed a task");
+}
+BENCHMARK(BM_gather_tasks_factory)->Args({1000, 0})->Args({1000, 1});
 
 // await(fn) of a function that returns at once (a cache hit): a task made, run and awaited, per
 // call. Arg 0: the default factory (the awaiting task suspends, the loop runs the new task's step);

@@ -10,6 +10,9 @@ Prints a JSON list in report.py's peer schema:
   py_asyncio_call_soon, py_uvloop_call_soon      ns per call_soon() callback
   py_asyncio_gather, py_uvloop_gather            ns per task created, run and
                                                  gathered (1,000 at a time)
+  py_asyncio_gather_wrapped                      the same through a task factory
+                                                 wrapping each coroutine in one
+                                                 that counts starts and ends
 ns_per_op is the median of --repetitions runs; spread is (max-min)/median in %.
 """
 import argparse
@@ -55,6 +58,32 @@ def gather_ns(new_loop, repetitions, tasks=1000, rounds=100):
     return on_fresh_loops(new_loop, repetitions, lambda: gather_scenario(tasks, rounds))
 
 
+def wrapping_factory(counts):
+    """A task factory wrapping each coroutine in one that counts its starts and ends, as
+    gather_tasks_factory/1000/1's wrapper does."""
+    def factory(loop, coro, **kwargs):
+        async def wrapped():
+            counts[0] += 1
+            result = await coro
+            counts[1] += 1
+            return result
+        return asyncio.Task(wrapped(), loop=loop, **kwargs)
+    return factory
+
+
+async def gather_wrapped_scenario(tasks, rounds):
+    counts = [0, 0]
+    asyncio.get_running_loop().set_task_factory(wrapping_factory(counts))
+    ns = await gather_scenario(tasks, rounds)
+    assert counts == [tasks * rounds, tasks * rounds]
+    return ns
+
+
+def gather_wrapped_ns(new_loop, repetitions, tasks=1000, rounds=100):
+    """ns per task created, run and gathered through a wrapping factory (gather_tasks_factory/1000/1)."""
+    return on_fresh_loops(new_loop, repetitions, lambda: gather_wrapped_scenario(tasks, rounds))
+
+
 def call_soon_ns(new_loop, callbacks, repetitions):
     """ns per call_soon() callback, scheduled and run (as loop_call_soon)."""
     samples = []
@@ -89,6 +118,8 @@ def main():
     rows.append(row("py_asyncio_call_soon",
                     call_soon_ns(asyncio.new_event_loop, 100_000, args.repetitions), f"{python}, asyncio"))
     rows.append(row("py_asyncio_gather", gather_ns(asyncio.new_event_loop, args.repetitions), f"{python}, asyncio"))
+    rows.append(row("py_asyncio_gather_wrapped", gather_wrapped_ns(asyncio.new_event_loop, args.repetitions),
+                    f"{python}, asyncio"))
     if uvloop is not None:
         rows.append(row("py_uvloop_sleep0_step",
                         on_fresh_loops(uvloop.new_event_loop, args.repetitions, steps),

@@ -83,6 +83,10 @@ RATIOS = [
     ("gather_tasks/1000", "py_asyncio_gather", "gather 1,000 tasks, per task: ours / asyncio", None),
     ("gather_tasks/1000", "py_uvloop_gather", "gather 1,000 tasks, per task: ours / uvloop", None),
     ("gather_tasks_eager/1000", "gather_tasks/1000", "gather 1,000 tasks, per task: eager task factory / default", None),
+    ("gather_tasks_factory/1000/1", "py_asyncio_gather_wrapped",
+     "gather 1,000 tasks through a factory wrapping each: ours / asyncio", None),
+    ("gather_tasks_factory/1000/1", "gather_tasks_factory/1000/0",
+     "gather 1,000 tasks, per task: a factory wrapping each / a factory that does not", None),
     ("await_function/1", "await_function/0", "await(fn) of a function that returns at once: eager / default", None),
     ("loop_sleep0_step/100000/10", "go_sleep0_step", "loop step, 100k tasks x 10 yields: ours / Go Gosched", None),
     # Go's row runs after a warm-up round (goroutines and stacks reused): like our waves row.

@@ -59,6 +59,7 @@ loop_core::~loop_core() {
     delete n;
   }
   ::operator delete(stand_in_room);
+  free_task_wrappers(task_wrappers);
 }
 
 void release(loop_core* loop) noexcept {

@@ -22,8 +22,42 @@ AnyTask task_request::create() {
   if (context != nullptr && context->entered()) ::greenlet::detail::throw_context_entered();
   detail::task_state* state = make_(fn_, loop_, *this);
   made_ = state;  // held from here, so that a start() that throws lets go of it (~task_request())
+  if (wrapper_ != nullptr) state->set_wrapper(std::move(wrapper_));
   state->start_in(loop_, context, detail::first_step_for(eager_start));
   return AnyTask(state);
+}
+
+void task_request::wrap(std::shared_ptr<const task_wrapper> fn) {
+  if (fn == nullptr || !*fn) {
+    throw ::greenlet::error(::greenlet::errc::bad_arguments,
+                            "task_request::wrap(): the wrapper must be a callable taking asyncio::task_body&, got "
+                            "an empty one");
+  }
+  if (made_ != nullptr) {
+    throw RuntimeError(asyncio_errc::invalid_state,
+                       "task_request::wrap(): this request's task was made already, and its function is not "
+                       "wrapped after that; call wrap() before create()");
+  }
+  if (wrapper_ == nullptr) {
+    wrapper_ = std::move(fn);
+    return;
+  }
+  // The new wrapper goes outside the one given before: its body runs the earlier wrapper, which
+  // runs the task's own body.
+  wrapper_ =
+      std::make_shared<const task_wrapper>([inner = std::move(wrapper_), outer = std::move(fn)](task_body& body) {
+        struct inner_call {
+          const task_wrapper* wrapper;
+          task_body* body;
+        } call{inner.get(), &body};
+        task_body inner_body(
+            [](void* p) {
+              auto* c = static_cast<inner_call*>(p);
+              detail::run_wrapper(*c->wrapper, *c->body);
+            },
+            &call);
+        detail::run_wrapper(*outer, inner_body);
+      });
 }
 
 task_request::~task_request() {

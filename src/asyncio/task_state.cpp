@@ -190,7 +190,7 @@ void task_state::switch_in_first_time() {
   } catch (const ::greenlet::error& e) {
     if (e.code() != ::greenlet::errc::stack_exhausted || glet.started()) throw;
     let_go_of_shared_context();
-    drop_function();
+    drop_unrun_function();
     fail(std::current_exception());
   }
 }
@@ -229,8 +229,8 @@ void task_state::abandon() noexcept {
   let_go_of_shared_context();
   if (unwound) {
     glet = ::greenlet::greenlet();
-    drop_function();   // a task never started: run() did not drop it
-    release(future_);  // may free this task
+    drop_unrun_function();  // a task never started: run() did not drop it
+    release(future_);       // may free this task
     return;
   }
   held_until_unwound_ = true;
@@ -265,7 +265,7 @@ void task_state::body() {
   } context_guard{this};
   if (must_cancel) {
     must_cancel = false;
-    drop_function();  // in the task, as when run() ends
+    drop_unrun_function();  // in the task, as when run() ends
     future_->set_cancelled(cancel_message);
     return;
   }

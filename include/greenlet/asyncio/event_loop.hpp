@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "greenlet/asyncio/future.hpp"
+#include "greenlet/asyncio/task_body.hpp"
 #include "greenlet/detail/loop_core.hpp"
 #include "greenlet/detail/task_state.hpp"
 
@@ -179,6 +180,19 @@ class task_request {
   AnyTask create();
   // created() is true once create() made the task. Throws nothing.
   bool created() const noexcept { return made_ != nullptr; }
+  // wrap(fn) has the task run fn(body) in place of its function, where a Python factory wraps the
+  // coroutine it was given: fn runs in the task, as its function would, may await, and runs the
+  // function by calling body() once (task_body). The task's result is the function's; what fn
+  // throws is the task's exception instead. A second wrap() wraps the first: its function runs
+  // outermost. The shared_ptr form lets many tasks share one wrapper. Before create() only:
+  // after it, RuntimeError (invalid_state); an empty function is greenlet::error
+  // (bad_arguments). Costs the task a lookup under a mutex when it is made and when it starts.
+  template <class W>
+  requires(std::invocable<W&, task_body&> &&
+           !std::same_as<std::remove_cvref_t<W>, std::shared_ptr<const task_wrapper>>) void wrap(W&& fn) {
+    wrap(std::make_shared<const task_wrapper>(std::forward<W>(fn)));
+  }
+  void wrap(std::shared_ptr<const task_wrapper> fn);
 
   task_request(const task_request&) = delete;
   task_request& operator=(const task_request&) = delete;
@@ -197,7 +211,8 @@ class task_request {
   maker make_;
   void* fn_;
   detail::loop_core* loop_;
-  detail::task_state* made_ = nullptr;  // one reference, until create_task() takes it
+  detail::task_state* made_ = nullptr;           // one reference, until create_task() takes it
+  std::shared_ptr<const task_wrapper> wrapper_;  // what wrap() gave, for create()
 };
 
 // task_factory is what event_loop::get_task_factory() returns and set_task_factory() takes: none

@@ -38,6 +38,10 @@ class task_state;
 class poller;
 struct loop_core;
 struct loop_thread;
+// task_wrapper_registry holds the wrappers task factories gave tasks not started yet
+// (task_request::wrap(); src/asyncio/task_wrappers.cpp).
+struct task_wrapper_registry;
+void free_task_wrappers(task_wrapper_registry* registry) noexcept;
 
 // fast_args are a fast callback's two arguments.
 struct fast_args {
@@ -377,6 +381,9 @@ struct loop_core {
   // set_task_factory(fn): every create_task() of the loop goes through fn (task_factory.cpp). Last,
   // so that the fields the loop uses on every step keep their places (and cache lines).
   std::shared_ptr<const ::greenlet::asyncio::custom_task_factory> task_factory_fn;
+  // The wrappers factories gave this loop's tasks until they start: made by the first wrap(),
+  // freed with the loop.
+  task_wrapper_registry* task_wrappers = nullptr;
 };
 
 inline void retain(loop_core* loop) noexcept { ++loop->refs; }

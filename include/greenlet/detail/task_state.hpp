@@ -4,12 +4,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
 
+#include "greenlet/asyncio/task_body.hpp"
 #include "greenlet/detail/future_state.hpp"
 #include "greenlet/detail/stack_host.hpp"
 #include "greenlet/fiber/context.hpp"
@@ -59,6 +61,7 @@ class task_state : public ::greenlet::detail::greenlet_role {
       : greenlet_role{&role_table}, future_(future), name_(std::move(name)) {}
   virtual ~task_state() {
     let_go_of_shared_context();
+    if (wrapped_) forget_wrapper();
     if (async_generator != nullptr) async_generator->release_from_task();  // may free it: last
   }
   task_state(const task_state&) = delete;
@@ -97,6 +100,9 @@ class task_state : public ::greenlet::detail::greenlet_role {
       start(on, when);
     }
   }
+  // set_wrapper(w) has run() call the task's function through w (task_request::wrap()), before
+  // the task starts. Throws std::bad_alloc.
+  void set_wrapper(std::shared_ptr<const task_wrapper> w);
   // abandon() is how the loop lets go of a task it will never step again
   // (closing, or the task stranded itself): it unlinks the task and unwinds
   // its stack now, so the task's destructors run before the caller goes on.
@@ -174,6 +180,12 @@ class task_state : public ::greenlet::detail::greenlet_role {
   // when run() will not call it: the task was cancelled before its first
   // step, it got no stack, or the loop let go of it unstarted. Throws nothing.
   virtual void drop_function() noexcept = 0;
+  // wrapped() is true for a task whose factory wrapped its function (set_wrapper()) until run()
+  // takes the wrapper (run_through_wrapper()). Throws nothing.
+  bool wrapped() const noexcept { return wrapped_; }
+  // run_through_wrapper(body, argument) is run() for a wrapped task: it calls the wrapper with a
+  // task_body whose call is body(argument), and throws what the task ends with (run_wrapper()).
+  void run_through_wrapper(void (*body)(void*), void* argument);
 
  private:
   void body();
@@ -195,6 +207,14 @@ class task_state : public ::greenlet::detail::greenlet_role {
   // fail(error) finishes the task with error, named by its repr in the "Task exception was never
   // retrieved" report. The task's future must be pending.
   void fail(std::exception_ptr error);
+  // drop_unrun_function() is drop_function() for a task whose function will not run, which lets
+  // go of its wrapper too. Throws nothing.
+  void drop_unrun_function() noexcept {
+    drop_function();
+    if (wrapped_) forget_wrapper();
+  }
+  // forget_wrapper() lets go of the wrapper set_wrapper() gave this task. Throws nothing.
+  void forget_wrapper() noexcept;
   // let_go_of_shared_context() leaves the context given to start(loop, ctx), if still held, as it
   // was: for a task whose body never ran, or whose stack the loop gave up on. Throws nothing.
   void let_go_of_shared_context() noexcept {
@@ -226,6 +246,9 @@ class task_state : public ::greenlet::detail::greenlet_role {
   // abandon() could not unwind the stack: the loop's reference to the future
   // is kept, and body() gives it back as its stack's last act.
   bool held_until_unwound_ = false;
+  // set_wrapper() gave this task a wrapper, which src/asyncio/task_wrappers.cpp keeps for it: a
+  // flag in what was padding, so that tasks without one pay nothing for the feature.
+  bool wrapped_ = false;
   // The context object the task runs in, from start(loop, ctx) until body() ends (null for a
   // task in a copy of its creator's context, the usual case).
   ::greenlet::context* shared_context_ = nullptr;
@@ -364,6 +387,10 @@ class task_impl final : public future_value<T>, public task_state {
 
  protected:
   void run() override {
+    if (this->wrapped()) [[unlikely]] {
+      run_wrapped();
+      return;
+    }
     if constexpr (std::is_void_v<T>) {
       call_function();
       if (!settle_cancel()) this->set_result();
@@ -386,6 +413,32 @@ class task_impl final : public future_value<T>, public task_state {
       }
     } guard{fn_};
     return (*fn_)();
+  }
+  // run_wrapped() is run() through the wrapper a task factory gave the task: the wrapper runs
+  // call_function() when it calls its task_body, and the result is published once it returns.
+  // A function the wrapper never ran is destroyed all the same, in the task, before the failure
+  // is published.
+  void run_wrapped() {
+    struct drop_unrun {
+      std::optional<F>& fn;
+      ~drop_unrun() { fn.reset(); }
+    } guard{fn_};
+    if constexpr (std::is_void_v<T>) {
+      this->run_through_wrapper([](void* self) { static_cast<task_impl*>(self)->call_function(); }, this);
+      if (!settle_cancel()) this->set_result();
+    } else {
+      struct result_slot {
+        task_impl* self;
+        std::optional<T> value;
+      } slot{this, std::nullopt};
+      this->run_through_wrapper(
+          [](void* p) {
+            auto* s = static_cast<result_slot*>(p);
+            s->value.emplace(s->self->call_function());
+          },
+          &slot);
+      if (!settle_cancel()) this->set_result(std::move(*slot.value));
+    }
   }
   // A cancel() that came after the last suspension point still wins, as in
   // asyncio's Task.__step.
