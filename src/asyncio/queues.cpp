@@ -2,6 +2,7 @@
 // CPython's Lib/asyncio/queues.py (Queue.put/get/_wakeup_next/task_done).
 #include "greenlet/asyncio/queues.hpp"
 
+#include <algorithm>
 #include <ranges>
 #include <string>
 #include <typeinfo>
@@ -27,8 +28,15 @@ void queue_base::wake_up_next(waiter_list& waiters) {
   }
 }
 
+void queue_base::wake_up_all(waiter_list& waiters) {
+  while (waiter* w = waiters.pop_front()) {
+    if (!w->fut.done()) w->fut.set_result();
+  }
+}
+
 void queue_base::wait_for_room() {
   while (full()) {
+    throw_if_shut_down();
     enqueued putter(putters_, "Queue");
     try {
       await(putter.fut());
@@ -48,6 +56,7 @@ void queue_base::wait_for_room() {
 
 void queue_base::wait_for_item() {
   while (empty()) {
+    throw_if_shut_down();
     enqueued getter(getters_, "Queue");
     try {
       await(getter.fut());
@@ -80,6 +89,20 @@ void queue_base::task_done() {
   --unfinished_tasks_;
 }
 
+void queue_base::shutdown(bool immediate) {
+  check_caller();
+  is_shutdown_ = true;
+  if (immediate) {
+    const std::size_t dropped = drop_all_items();
+    unfinished_tasks_ -= std::min(dropped, unfinished_tasks_);
+    if (unfinished_tasks_ == 0) finished_.set();
+  }
+  // Every waiter wakes to look again: a getter finds the queue empty (or not yet: it takes an
+  // item) and a putter finds it shut down.
+  wake_up_all(getters_);
+  wake_up_all(putters_);
+}
+
 void queue_base::join() {
   if (unfinished_tasks_ == 0) return;
   try {
@@ -107,6 +130,7 @@ std::string queue_base::format() const {
   if (getters_.size() != 0) out += " _getters[" + std::to_string(getters_.size()) + "]";
   if (putters_.size() != 0) out += " _putters[" + std::to_string(putters_.size()) + "]";
   if (unfinished_tasks_ != 0) out += " tasks=" + std::to_string(unfinished_tasks_);
+  if (is_shutdown_) out += " shutdown";
   return out;
 }
 

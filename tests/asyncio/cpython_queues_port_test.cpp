@@ -3,12 +3,12 @@
 // each test here names its CPython class and method, with the same values, orders and exceptions.
 //
 // Ported elsewhere: QueueBasicTests.test_repr / test_str and _QueueJoinTestMixin.test_format (three
-// classes, through str()) are in locks_queues_repr_test.cpp, with the repr() of the locks.
+// classes, through str()) are in locks_queues_repr_test.cpp, with the repr() of the locks; 3.13's
+// _QueueShutdownTestMixin (shutdown()) in cpython_queue_shutdown_port_test.cpp.
 //
 // Not expressible here:
 // - QueueBasicTests.test_generic_alias: Queue[int] is a typing object; Queue<int> is a C++ template.
 // - QueuePutTests.test_float_maxsize: maxsize is a std::size_t; there is no maxsize of 1.3.
-// - _QueueShutdownTestMixin (shutdown()): 3.13, not in 3.12's file; Queue has no shutdown().
 // Private state the Python tests read (q._putters, len(q._getters)) is asserted through what it
 // would change: whether a later waiter is served.
 #include <optional>

@@ -6,6 +6,7 @@
 //   asyncio::create_task([&] { q.put("job"); });
 //   std::string job = q.get();                 // waits for an item
 //   q.task_done();                             // join() returns once all are done
+//   q.shutdown();                              // puts raise QueueShutDown; gets, once empty
 //
 // Items may be move-only. Thread rules and lifetime as locks.hpp: a queue
 // belongs to its loop's thread and should outlive the tasks waiting on it.
@@ -63,6 +64,18 @@ class queue_base {
   // cancelled while waiting, RuntimeError outside a task. A task of the loop thread only.
   void join();
 
+  // shutdown(immediate) is asyncio's Queue.shutdown() (Python 3.13): from now on put() and
+  // put_nowait() throw QueueShutDown, and get() and get_nowait() throw it once the queue is empty;
+  // the tasks waiting in put() or get() wake to throw it (a getter takes an item while any is
+  // left). immediate empties the queue first, counting each item it drops as task_done() (down to
+  // zero), so that join() returns unless items taken are still not done. A second call may add
+  // immediate; there is no way back. Throws RuntimeError (wrong_loop) from a thread other than
+  // that of the tasks waiting on the queue. Loop thread only.
+  void shutdown(bool immediate = false);
+  // is_shutdown() is true once shutdown() was called (asyncio's private _is_shutdown). Throws
+  // nothing; loop thread only.
+  bool is_shutdown() const noexcept { return is_shutdown_; }
+
   // repr() is asyncio's repr() of the queue: "<Queue at 0x7f.. maxsize=2 _queue=[1, 2] _putters[1]
   // tasks=2>", "<Queue at 0x7f.. maxsize=0 _getters[1]>", each part after maxsize= only when it
   // applies (_getters[N], _putters[N]: tasks waiting in get(), put()), under the class's own
@@ -76,6 +89,15 @@ class queue_base {
   std::string str() const;
 
  protected:
+  // drop_all_items() empties the storage for shutdown(true) and returns how many items it dropped.
+  // Throws what moving an item out (or Compare) throws.
+  virtual std::size_t drop_all_items() = 0;
+  // throw_if_shut_down() is put_nowait()'s first check.
+  void throw_if_shut_down() const {
+    if (is_shutdown_) [[unlikely]] {
+      throw QueueShutDown();
+    }
+  }
   // item_repr(i) is the repr of the i-th item in the order asyncio's repr lists them (its
   // list(self._queue)), for repr() and str().
   virtual std::string item_repr(std::size_t i) const = 0;
@@ -96,6 +118,7 @@ class queue_base {
 
  private:
   static void wake_up_next(waiter_list& waiters);
+  static void wake_up_all(waiter_list& waiters);
   // format() is what repr() and str() show after the name: "maxsize=0 _queue=[1] tasks=1".
   std::string format() const;
   std::size_t maxsize_;
@@ -103,6 +126,7 @@ class queue_base {
   waiter_list putters_;
   std::size_t unfinished_tasks_ = 0;
   Event finished_;
+  bool is_shutdown_ = false;
 };
 
 // The storage policies: how items are kept and which comes out first.
@@ -189,32 +213,39 @@ class basic_queue : public detail::queue_base {
   std::size_t qsize() const noexcept override { return storage_.size(); }
 
   // put(item) waits while the queue is full, then adds item. Throws
-  // CancelledError if cancelled while waiting (item is dropped), RuntimeError
-  // outside a task when it would wait. A task of the loop thread only.
+  // CancelledError if cancelled while waiting (item is dropped), QueueShutDown
+  // once shutdown() was called, before or while it waits (item is dropped),
+  // RuntimeError outside a task when it would wait. A task of the loop thread only.
   void put(T item) {
     wait_for_room();
     put_nowait(std::move(item));
   }
-  // put_nowait(item) adds item without waiting. Throws QueueFull if full, std::bad_alloc. Loop
-  // thread only.
+  // put_nowait(item) adds item without waiting. Throws QueueShutDown once shutdown() was called,
+  // QueueFull if full, std::bad_alloc. Loop thread only.
   void put_nowait(T item) {
     check_caller();
+    throw_if_shut_down();
     if (full()) throw QueueFull();
     storage_.push(std::move(item));
     item_added();
   }
   // get() waits while the queue is empty, then removes and returns an item.
   // Throws CancelledError if cancelled while waiting; no item is lost then:
-  // one handed to this getter goes to the next. RuntimeError outside a task
-  // when it would wait. A task of the loop thread only.
+  // one handed to this getter goes to the next. QueueShutDown when the queue
+  // is empty and shut down, or shut down while it waits. RuntimeError outside a
+  // task when it would wait. A task of the loop thread only.
   T get() {
     wait_for_item();
     return get_nowait();
   }
-  // get_nowait() returns an item if one is there. Throws QueueEmpty if not. Loop thread only.
+  // get_nowait() returns an item if one is there. Throws QueueEmpty if not, QueueShutDown if not
+  // and the queue was shut down. Loop thread only.
   T get_nowait() {
     check_caller();
-    if (empty()) throw QueueEmpty();
+    if (empty()) {
+      throw_if_shut_down();
+      throw QueueEmpty();
+    }
     T item = storage_.pop();
     item_removed();
     return item;
@@ -222,6 +253,11 @@ class basic_queue : public detail::queue_base {
 
  private:
   std::string item_repr(std::size_t i) const override { return detail::repr_value(storage_[i]); }
+  std::size_t drop_all_items() override {
+    std::size_t dropped = 0;
+    for (; storage_.size() != 0; ++dropped) storage_.pop();
+    return dropped;
+  }
   Storage storage_;
 };
 

@@ -1,6 +1,6 @@
 // asyncio/sync_errors.hpp: the exceptions of the synchronization
 // primitives, queues and async iteration, named as Python's: QueueEmpty,
-// QueueFull, BrokenBarrierError, ValueError, StopAsyncIteration.
+// QueueFull, QueueShutDown, BrokenBarrierError, ValueError, StopAsyncIteration.
 //
 // They carry a sync_errc in sync_category(), their own category because
 // asyncio_errc (errors.hpp) belongs to the loop itself.
@@ -24,6 +24,7 @@ enum class sync_errc {
   broken_barrier,        // Barrier aborted, or reset while waiting
   value_error,           // a bad argument or an over-release, Python's ValueError
   stop_async_iteration,  // an asynchronous iterator is exhausted
+  queue_shut_down,       // put on a shut-down queue, or get from one shut down and empty
 };
 
 }  // namespace greenlet::asyncio
@@ -45,6 +46,8 @@ class sync_category_impl final : public std::error_category {
       case sync_errc::broken_barrier: return "the barrier is broken or was reset";
       case sync_errc::value_error: return "bad value";
       case sync_errc::stop_async_iteration: return "the asynchronous iterator is exhausted";
+      case sync_errc::queue_shut_down:
+        return "the queue was shut down (shutdown()): it takes no more items, and get() raises once it is empty";
     }
     return "unknown asyncio.sync error";
   }
@@ -87,6 +90,16 @@ class QueueFull : public sync_error {
  public:
   // QueueFull(what) makes the exception (code sync_errc::queue_full). Throws std::bad_alloc only.
   explicit QueueFull(const std::string& what = "QueueFull") : sync_error(sync_errc::queue_full, what) {}
+};
+
+// QueueShutDown is asyncio's QueueShutDown (Python 3.13): raised by put() and put_nowait() on a
+// queue that was shut down, and by get() and get_nowait() on one shut down and empty (at once
+// after shutdown(true), which empties it).
+// Exception objects are not synchronized: share one between threads only read-only.
+class QueueShutDown : public sync_error {
+ public:
+  // QueueShutDown(what) makes the exception (code sync_errc::queue_shut_down). Throws std::bad_alloc only.
+  explicit QueueShutDown(const std::string& what = "QueueShutDown") : sync_error(sync_errc::queue_shut_down, what) {}
 };
 
 // BrokenBarrierError is raised by Barrier::wait() when the barrier is
