@@ -20,6 +20,8 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <span>
+#include <vector>
 
 #include "asyncio/poller.hpp"
 #include "greenlet/asyncio/sync_errors.hpp"
@@ -662,33 +664,78 @@ std::string StreamReader::readexactly(std::size_t n) {
   return t_->take(n);
 }
 
+namespace {
+
+// readuntil()'s ValueErrors, with asyncio's texts, so that a port's `except ValueError` catches them.
+[[noreturn]] void throw_empty_separator() {
+  throw ValueError("readuntil(): Separator should be at least one-byte string; pass the bytes that end a chunk");
+}
+
+}  // namespace
+
 std::string StreamReader::readuntil(std::string_view separator) {
   require_stream(t_, "readuntil()", reader);
-  // ValueError with asyncio's text, so that a port's `except ValueError` catches it.
-  if (separator.empty()) {
-    throw ValueError("readuntil(): Separator should be at least one-byte string; pass the bytes that end a chunk");
+  if (separator.empty()) throw_empty_separator();
+  return read_until_first(std::span(&separator, 1));
+}
+
+std::string StreamReader::readuntil(std::initializer_list<std::string_view> separators) {
+  return readuntil(std::span(separators.begin(), separators.size()));
+}
+
+std::string StreamReader::readuntil(std::span<const std::string_view> separators) {
+  require_stream(t_, "readuntil()", reader);
+  if (separators.empty()) {
+    throw ValueError(
+        "readuntil(): Separator should contain at least one element; pass the separators that may end a chunk");
   }
+  // Shortest first, as asyncio sorts them, and stably: of two matches ending at the same byte the
+  // shorter wins, and of two equal ones the first given.
+  std::vector<std::string_view> sorted(separators.begin(), separators.end());
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](std::string_view a, std::string_view b) { return a.size() < b.size(); });
+  if (sorted.front().empty()) throw_empty_separator();
+  return read_until_first(sorted);
+}
+
+std::string StreamReader::read_until_first(std::span<const std::string_view> separators) {
   t_->check_error();
-  std::size_t searched = 0;  // where the next search starts
+  const std::size_t shortest = separators.front().size();
+  const std::size_t longest = separators.back().size();
+  const std::size_t limit = t_->config().limit;
+  std::size_t searched = 0;  // no separator ends before searched + its size
   for (;;) {
     std::string_view data = t_->view();
-    std::size_t at = data.find(separator, searched);
-    // The limit counts the bytes before the separator, as asyncio's: a
-    // line of exactly `limit` bytes plus its separator is accepted.
-    if (at != std::string_view::npos) {
-      if (at > t_->config().limit) {
-        throw LimitOverrunError("Separator is found, but chunk is longer than limit", at);
+    if (data.size() >= searched + shortest) {
+      // The match that ends first, as asyncio's `end < match_end`.
+      std::size_t match_start = std::string_view::npos;
+      std::size_t match_end = std::string_view::npos;
+      for (std::string_view separator : separators) {
+        const std::size_t at = data.find(separator, searched);
+        if (at != std::string_view::npos && at + separator.size() < match_end) {
+          match_start = at;
+          match_end = at + separator.size();
+        }
       }
-      return t_->take(at + separator.size());
-    }
-    searched = data.size() >= separator.size() ? data.size() - separator.size() + 1 : 0;
-    if (searched > t_->config().limit) {
-      // asyncio's transport reads into the buffer as bytes arrive until it
-      // holds more than twice the limit, so bytes that have arrived by now
-      // are part of its answer: a separator among them is "found" at its
-      // offset. Take them too, without waiting, before deciding.
-      if (t_->buffered() / 2 <= t_->config().limit && t_->fill_nowait() > 0) continue;
-      throw LimitOverrunError("Separator is not found, and chunk exceed the limit", searched);
+      // The limit counts the bytes before the separator, as asyncio's: a
+      // line of exactly `limit` bytes plus its separator is accepted.
+      if (match_end != std::string_view::npos) {
+        if (match_start > limit) {
+          throw LimitOverrunError("Separator is found, but chunk is longer than limit", match_start);
+        }
+        return t_->take(match_end);
+      }
+      // Where the longest separator could still start (never below 0, though data may be
+      // shorter than it).
+      searched = data.size() + 1 > longest ? data.size() + 1 - longest : 0;
+      if (searched > limit) {
+        // asyncio's transport reads into the buffer as bytes arrive until it
+        // holds more than twice the limit, so bytes that have arrived by now
+        // are part of its answer: a separator among them is "found" at its
+        // offset. Take them too, without waiting, before deciding.
+        if (t_->buffered() / 2 <= limit && t_->fill_nowait() > 0) continue;
+        throw LimitOverrunError("Separator is not found, and chunk exceed the limit", searched);
+      }
     }
     if (!t_->fill()) throw IncompleteReadError(t_->take_all(), 0);
   }

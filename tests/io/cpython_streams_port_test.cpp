@@ -1,5 +1,6 @@
 // cpython_streams_port_test.cpp: CPython's Lib/test/test_asyncio/test_streams.py
-// (3.12), method by method, as C++ twins. Each test names the method it ports.
+// (3.12, and 3.13's tests of readuntil() with several separators), method by
+// method, as C++ twins. Each test names the method it ports.
 //
 // asyncio.StreamReader() fed by hand (feed_data()/feed_eof()) has no twin
 // here: a StreamReader reads a file descriptor. fed_reader below feeds one
@@ -23,6 +24,7 @@
 #include <chrono>
 #include <cstddef>
 #include <exception>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -493,6 +495,77 @@ TEST_F(CPythonStreamsPort, ReaduntilLimitFoundSep) {
       EXPECT_EQ(e.consumed(), 9u);  // where the separator starts
     }
     EXPECT_EQ(s.buffer(), "some dataAAA");
+  });
+}
+
+// test_readuntil_separator (3.13): a list with no separator, or with an empty one, is ValueError
+// too, and the buffer stays.
+TEST_F(CPythonStreamsPort, ReaduntilSeparatorList) {
+  asyncio::run([] {
+    fed_reader s;
+    s.feed_data(DATA);
+    try {
+      s.reader.readuntil(std::span<const std::string_view>());
+      ADD_FAILURE() << "no separator accepted";
+    } catch (const asyncio::ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("Separator should contain at least one element"), std::string::npos)
+          << e.what();
+    }
+    try {
+      s.reader.readuntil({"\n", ""});
+      ADD_FAILURE() << "empty separator accepted";
+    } catch (const asyncio::ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("Separator should be"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(s.buffer(), DATA);
+  });
+}
+
+// test_readuntil_multi_separator (3.13)
+TEST_F(CPythonStreamsPort, ReaduntilMultiSeparator) {
+  asyncio::run([] {
+    fed_reader s;
+
+    // Simple case
+    s.feed_data("line 1\nline 2\r");
+    EXPECT_EQ(s.reader.readuntil({"\r", "\n"}), "line 1\n");
+    EXPECT_EQ(s.reader.readuntil({"\r", "\n"}), "line 2\r");
+
+    // First end position matches, even if that's a longer match
+    s.feed_data("ABCDEFG");
+    EXPECT_EQ(s.reader.readuntil({"DEF", "BCDE"}), "ABCDE");
+    EXPECT_EQ(s.buffer(), "FG");
+  });
+}
+
+// test_readuntil_multi_separator_limit (3.13): the limit counts the bytes before the separator that
+// matched, here the shortest ("A" at 9 against a limit of 3).
+TEST_F(CPythonStreamsPort, ReaduntilMultiSeparatorLimit) {
+  asyncio::run([] {
+    fed_reader s(3);
+    s.feed_data("some dataA");
+    try {
+      s.reader.readuntil({"A", "ome dataA"});
+      ADD_FAILURE() << "no LimitOverrunError";
+    } catch (const asyncio::LimitOverrunError& e) {
+      EXPECT_NE(std::string(e.what()).find("is found"), std::string::npos) << e.what();
+      EXPECT_EQ(e.consumed(), 9u);
+    }
+    EXPECT_EQ(s.buffer(), "some dataA");
+  });
+}
+
+// test_readuntil_multi_separator_negative_offset (3.13): a buffer long enough for the shortest
+// separator but not the longest must not make the search start below 0.
+TEST_F(CPythonStreamsPort, ReaduntilMultiSeparatorNegativeOffset) {
+  asyncio::run([] {
+    fed_reader s;
+    s.feed_data("data");
+    auto readuntil_task = asyncio::create_task([&] { return s.reader.readuntil({"A", "long sep"}); });
+    after_the_reader_waits([&] { s.feed_data("Z"); });
+    after_the_reader_waits([&] { s.feed_data("Aaaa"); });
+    EXPECT_EQ(asyncio::await(readuntil_task), "dataZA");
+    EXPECT_EQ(s.buffer(), "aaa");
   });
 }
 

@@ -54,6 +54,7 @@ TEST(EmptyStreamHandlesDeathTest, DefaultMadeReaderAndWriterRaise) {
           failures += refusal([&] { r.readline(); }, {"readline()", "empty StreamReader"});
           failures += refusal([&] { r.readexactly(1); }, {"readexactly()"});
           failures += refusal([&] { r.readuntil("\n"); }, {"readuntil()"});
+          failures += refusal([&] { r.readuntil({"\r", "\n"}); }, {"readuntil()"});
           failures += refusal([&] { w.write("x"); }, {"write()", "empty StreamWriter"});
           failures += refusal([&] { w.drain(); }, {"drain()"});
           failures += refusal([&] { w.close(); }, {"close()"});

@@ -1,13 +1,14 @@
 // stream_edges_test.cpp: the edges of a stream's contract where asyncio's
 // behaviour is precise (CPython's Lib/asyncio/streams.py and
 // selector_events.py): several tasks draining one writer, the readuntil()
-// limit at its boundary, write() after write_eof(), and the text of OS
-// errors.
+// limit at its boundary, readuntil() of several separators, write() after
+// write_eof(), and the text of OS errors.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <greenlet/io.hpp>
@@ -126,6 +127,34 @@ TEST_F(StreamEdges, ReaduntilWaitsForASeparatorSplitAcrossReadsAtTheLimit) {
       ADD_FAILURE() << "a 7-byte chunk passed a limit of 5";
     } catch (const asyncio::LimitOverrunError& e) {
       EXPECT_EQ(e.consumed(), 7u);  // "abcdefg" is 7 bytes before the separator
+    }
+    server.close();
+    server.wait_closed();
+  });
+}
+
+// readuntil() of several separators (3.13) over chunks that split lines anywhere: progress lines
+// ended by "\r" or "\n" as a meter prints them; the match that ends first wins, so "\r" beats
+// "\r\n" at the same start; a separator split across reads is found whole; the separators may come
+// from a vector; at EOF the rest is IncompleteReadError's partial.
+TEST_F(StreamEdges, ReaduntilOfSeveralSeparatorsTakesTheMatchThatEndsFirst) {
+  asyncio::run([] {
+    asyncio::Server server;
+    asyncio::StreamReader r =
+        feed({"frame=1\rfra", "me=2\rdo", "ne\n", "a\r\nb\r", "x\n", "\ny\n", "\nz"}, 64 * 1024, server);
+    EXPECT_EQ(r.readuntil({"\r", "\n"}), "frame=1\r");
+    EXPECT_EQ(r.readuntil({"\r", "\n"}), "frame=2\r");
+    EXPECT_EQ(r.readuntil({"\r", "\n"}), "done\n");
+    EXPECT_EQ(r.readuntil({"\r\n", "\r"}), "a\r");  // "\r" ends first
+    EXPECT_EQ(r.readuntil({"\r\n", "\r"}), "\nb\r");
+    const std::vector<std::string_view> blank_line{"\n\n", "\r\n\r\n"};
+    EXPECT_EQ(r.readuntil(blank_line), "x\n\n");  // "\n" then "\n" in the next read
+    EXPECT_EQ(r.readuntil(blank_line), "y\n\n");
+    try {
+      r.readuntil(blank_line);
+      ADD_FAILURE() << "no IncompleteReadError at EOF";
+    } catch (const asyncio::IncompleteReadError& e) {
+      EXPECT_EQ(e.partial(), "z");
     }
     server.close();
     server.wait_closed();

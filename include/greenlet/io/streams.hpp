@@ -16,8 +16,10 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -87,6 +89,12 @@ class StreamReader {
   // LimitOverrunError if sep is not within the limit (data stays);
   // ValueError for an empty separator, as asyncio's.
   std::string readuntil(std::string_view separator = "\n");
+  // readuntil({sep1, sep2, ...}) is Python 3.13's readuntil((sep1, sep2, ...)): the data up to and
+  // including whichever separator ends first (of two ending at the same byte, the shorter), e.g.
+  // readuntil({"\r", "\n"}) for a progress line ended by either. The limit counts the bytes before
+  // the separator that matched; the errors are readuntil(sep)'s, and ValueError for an empty list.
+  std::string readuntil(std::initializer_list<std::string_view> separators);
+  std::string readuntil(std::span<const std::string_view> separators);
   // at_eof() is true once the buffer is empty and the peer's EOF has come:
   // read by an earlier call, or a FIN the loop saw arrive with the last
   // bytes (then at_eof() reads it, without waiting), as asyncio's; also
@@ -126,6 +134,8 @@ class StreamReader {
   explicit operator bool() const noexcept { return t_ != nullptr; }
 
  private:
+  // read_until_first(separators) is readuntil() over separators sorted shortest first, none empty.
+  std::string read_until_first(std::span<const std::string_view> separators);
   std::shared_ptr<detail::stream_transport> t_;
 };
 
