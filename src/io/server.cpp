@@ -3,10 +3,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -21,6 +23,7 @@
 #include "greenlet/asyncio/tasks.hpp"
 #include "greenlet/io/socket.hpp"
 #include "io/given_socket.hpp"
+#include "io/protocol_transport.hpp"
 #include "io/resolve.hpp"
 #include "io/server_hooks.hpp"
 #include "io/stream_transport.hpp"
@@ -295,6 +298,49 @@ struct server_state : std::enable_shared_from_this<server_state> {
       ::close(l.fd);
       l.fd = -1;
     }
+    remove_socket_file();
+  }
+
+  // The socket file a Unix-domain server removes as it closes (cleanup_socket), and the file's
+  // identity when it was bound: a file at that path now with another identity is not ours.
+  std::string socket_file;
+  dev_t socket_file_device = 0;
+  ino_t socket_file_inode = 0;
+
+  // remember_socket_file(fd) notes the file of a Unix-domain listening socket for
+  // remove_socket_file(), unless config.cleanup_socket is false or the socket is abstract.
+  void remember_socket_file(int fd) {
+    if (!config.cleanup_socket.value_or(true)) return;
+    sockaddr_un addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || addr.sun_family != AF_UNIX) return;
+    const std::size_t path_bytes = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
+    if (path_bytes == 0 || addr.sun_path[0] == '\0') return;  // unnamed or abstract: no file
+    std::string path(addr.sun_path, ::strnlen(addr.sun_path, path_bytes));
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return;  // gone already: nothing of ours to remove
+    socket_file = std::move(path);
+    socket_file_device = st.st_dev;
+    socket_file_inode = st.st_ino;
+  }
+
+  // remove_socket_file() unlinks the socket file remember_socket_file() noted if it is still the
+  // one bound, as asyncio's _stop_serving() does; a failure other than its absence goes to the
+  // loop's exception handler, as asyncio logs it.
+  void remove_socket_file() noexcept {
+    if (socket_file.empty()) return;
+    const std::string path = std::move(socket_file);
+    socket_file.clear();
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || st.st_dev != socket_file_device || st.st_ino != socket_file_inode) return;
+    if (::unlink(path.c_str()) == 0 || errno == ENOENT) return;
+    const int err = errno;
+    if (loop == nullptr) return;
+    try {
+      loop->report(
+          {"Unable to clean up listening UNIX socket '" + path + "'", os_error_ptr(err, "unlink"), "Unix server"});
+    } catch (...) {  // std::bad_alloc making the report: the file stays, unreported
+    }
   }
 };
 
@@ -440,9 +486,19 @@ std::vector<resolved_address> server_addresses(const std::string& host, int port
   return resolve_for_family(host, port, config.family, true);
 }
 
+// refuse_cleanup_socket(config, call) is ValueError for cleanup_socket set on a TCP server.
+void refuse_cleanup_socket(const server_config& config, const char* call) {
+  if (config.cleanup_socket) {
+    throw ValueError(std::string(call) +
+                     "(): server_config.cleanup_socket removes a Unix-domain server's socket file; a TCP server has "
+                     "none: leave it unset");
+  }
+}
+
 // The servers' listening sockets, before a handler or a hook is chosen and the acceptors start.
 std::shared_ptr<server_state> listening_tcp(const std::string& host, int port, const server_config& config,
                                             const char* call) {
+  refuse_cleanup_socket(config, call);
   auto s = std::make_shared<server_state>();
   s->listeners = listen_on_all(server_addresses(host, port, config, call), port, config);
   s->config = config;
@@ -465,6 +521,7 @@ std::shared_ptr<server_state> listening_unix(const std::string& path, const serv
   s->config = config;
   s->tcp = false;
   s->listeners.push_back({listen_on(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr.addr), addr.len, config), {}, {}});
+  s->remember_socket_file(s->listeners.front().fd);
   return s;
 }
 
@@ -477,6 +534,11 @@ std::shared_ptr<server_state> listening_given(listening_socket sock, const serve
   // Owned from here on: the state closes it, whatever happens next.
   s->listeners.push_back({sock.fd, {}, {}});
   s->port = bound_port(sock.fd);
+  if (s->tcp) {
+    refuse_cleanup_socket(config, call);
+  } else {
+    s->remember_socket_file(sock.fd);
+  }
   return s;
 }
 

@@ -513,6 +513,12 @@ struct server_config {
   // no address of that family is gaierror (EAI_FAMILY); any other value, or a family set for a
   // Unix-domain server or with a listening_socket, is ValueError.
   int family = AF_UNSPEC;
+  // cleanup_socket: asyncio's cleanup_socket= (3.13) of a Unix-domain server: unset or true removes
+  // its socket file when the server closes (or is let go of unclosed), the path given or that of a
+  // listening_socket, unless the file there is no longer the one it bound (removed, or replaced by
+  // another server's since); false leaves the file. An abstract socket has no file. A Unix-domain
+  // option: set for a TCP server it is ValueError.
+  std::optional<bool> cleanup_socket = std::nullopt;
   // start_serving: asyncio's start_serving=. False makes the server listen without accepting yet:
   // connections wait in the backlog until Server::start_serving() or serve_forever().
   bool start_serving = true;
@@ -532,8 +538,9 @@ struct server_config {
 // task of the loop.
 Server start_server(client_connected handler, const std::string& host, int port, server_config config = {});
 // start_unix_server(handler, path) listens on a Unix-domain socket at path
-// (an existing socket file there is replaced). config.reuse_address and
-// config.reuse_port are TCP options: ValueError if either is set.
+// (an existing socket file there is replaced), and removes that file when it
+// closes (config.cleanup_socket). config.reuse_address and config.reuse_port
+// are TCP options: ValueError if either is set.
 Server start_unix_server(client_connected handler, const std::string& path, server_config config = {});
 
 // listening_socket{fd} is asyncio's sock= of start_server()/start_unix_server(): a socket the
