@@ -9,15 +9,13 @@
 // only; the same methods on another loop type).
 //
 // Deliberate differences the tests assert:
-// - start_server(..., start_serving=False) and Server.start_serving() do not exist here: a server
-//   serves as soon as start_server() returns (asyncio's default, start_serving=True). Where
-//   Python asserts `not srv.is_serving()` before start_serving(), the tests assert is_serving().
 // - srv._sockets/srv._waiters (internals) are not checked; sockets() is empty once closed.
 // - TestServer2 counts connections with the internals srv._attach()/_detach(); here an open
 //   connection whose handler still runs is the attach, and the client's close, which ends that
 //   handler, the detach (as 3.13's version of these tests does).
 // - Python's clients are threads with blocking sockets (tcp_client/unix_client); so are they here,
-//   but they do not poll srv.is_serving() (the server is loop-thread-only, and serving already).
+//   but they do not poll srv.is_serving() (the server is loop-thread-only): a client that connects
+//   before the server serves waits in the listen() backlog until serve_forever() accepts it.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -131,10 +129,10 @@ TEST_F(CPythonSelectorStartServerTests, test_start_server_1) {
     writer.wait_closed();
   };
 
-  asyncio::Server srv = loop.run_until_complete([&] { return asyncio::start_server(serve, "127.0.0.1", 0); });
+  asyncio::Server srv =
+      loop.run_until_complete([&] { return asyncio::start_server(serve, "127.0.0.1", 0, {.start_serving = false}); });
 
-  // Python's start_serving=False keeps it from serving until serve_forever(); here it serves.
-  EXPECT_TRUE(srv.is_serving());
+  EXPECT_FALSE(srv.is_serving());
 
   // async with srv: await srv.serve_forever(); __aexit__ closes it and waits.
   main_task = loop.create_task([&srv] { async_with(srv, [&srv] { srv.serve_forever(); }); });
@@ -178,11 +176,13 @@ TEST_F(CPythonSelectorStartServerTests, test_start_unix_server_1) {
   ASSERT_NE(::mkdtemp(dir), nullptr);
   const std::string path = std::string(dir) + "/sock";
   {
-    asyncio::Server srv = loop.run_until_complete([&] { return asyncio::start_unix_server(serve, path); });
+    asyncio::Server srv =
+        loop.run_until_complete([&] { return asyncio::start_unix_server(serve, path, {.start_serving = false}); });
 
     main_task = loop.create_task([&] {
       async_with(srv, [&] {
-        // Python: assertFalse(is_serving()); await srv.start_serving(); assertTrue(is_serving()).
+        EXPECT_FALSE(srv.is_serving());
+        srv.start_serving();
         EXPECT_TRUE(srv.is_serving());
         started.set();
         srv.serve_forever();
