@@ -184,6 +184,13 @@ void task_state::step() {
   if (task_state* back = l->current_task) back->after_step();
 }
 
+::greenlet::context task_state::context_copy() const noexcept {
+  // The task's greenlet keeps its context once it has ended (the done callbacks read it); only a
+  // task the loop let go of unfinished has no greenlet left.
+  const ::greenlet::detail::greenlet_impl* g = glet.impl();
+  return g != nullptr ? ::greenlet::context(g->context_vars.vars) : ::greenlet::context();
+}
+
 void task_state::switch_in_first_time() {
   try {
     ::greenlet::detail::switch_as_owner(glet.impl());

@@ -91,6 +91,8 @@ class AnyTask {
   // uncancel() takes one cancel() request back and returns how many remain. Throws RuntimeError for
   // an empty handle, nothing else.
   int uncancel() { return checked()->uncancel(); }
+  // get_context() is Task<T>::get_context(). Throws RuntimeError for an empty handle, nothing else.
+  ::greenlet::context get_context() const { return checked()->context_copy(); }
   // repr() describes the task as asyncio's repr does, coro=<...> aside: "<Task pending name='t'
   // wait_for=<Future pending cb=[Task.task_wakeup()]>>", "<Task finished name='t'
   // exception=ValueError('boom')>" (docs/asyncio.md, "repr()"). Throws std::bad_alloc, RuntimeError

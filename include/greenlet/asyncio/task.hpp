@@ -54,6 +54,15 @@ class Task : public Future<T> {
   // cancelling() is the number of pending cancel() requests (not undone by uncancel()). Throws
   // nothing; must not be empty; loop thread only.
   int cancelling() const { return task()->cancelling(); }
+  // get_context() is asyncio's Task.get_context() (3.12): the context the task runs in, as a
+  // copy with the values it holds now: before the task runs, those it was created with (its
+  // creator's, or those of the context given to create_task()); after, with what the task set
+  // too. Read it with
+  // `task.get_context().run([&] { return var.get(); })`. A copy, not the task's context object
+  // itself (Python's `task.get_context() is ctx`): running it never conflicts with the task's.
+  // Empty once the loop let go of the task unfinished (closed under it). Throws nothing; must not
+  // be empty; loop thread only.
+  ::greenlet::context get_context() const { return task()->context_copy(); }
 
   // set_result() and set_exception() are not a task's: its result is what its function returns or
   // throws (asyncio: "Task does not support set_result operation"). Deleted on a Task; through a

@@ -78,6 +78,9 @@ class task_state : public ::greenlet::detail::greenlet_role {
     return name_;
   }
   void set_name(std::string name) { name_ = std::move(name); }
+  // context_copy() is Task.get_context() (3.12): a copy of the context the task runs in, with the
+  // values it holds now (task_state.cpp). Throws nothing.
+  ::greenlet::context context_copy() const noexcept;
 
   // first_step says when start() runs a task's first step: as the loop's task factory says
   // (eager_task_factory: at once, inside start(), when the loop runs; otherwise on a later
