@@ -59,33 +59,19 @@ void task_state::set_wrapper(std::shared_ptr<const task_wrapper> w) {
   wrapped_ = true;
 }
 
-void task_state::forget_wrapper() noexcept {
-  std::shared_ptr<const task_wrapper> gone;  // destroyed outside the lock: it may own anything
+std::shared_ptr<const task_wrapper> task_state::take_wrapper() noexcept {
   wrapped_ = false;
   task_wrapper_registry* r = future_->loop()->task_wrappers;
   const std::lock_guard lock(r->mutex);
-  auto it = r->by_task.find(this);
-  if (it != r->by_task.end()) {
-    gone = std::move(it->second);
-    r->by_task.erase(it);
-  }
+  auto node = r->by_task.extract(this);
+  return node ? std::move(node.mapped()) : nullptr;
 }
 
 void task_state::run_through_wrapper(void (*body)(void*), void* argument) {
-  std::shared_ptr<const task_wrapper> wrapper;
-  {
-    task_wrapper_registry* r = future_->loop()->task_wrappers;
-    const std::lock_guard lock(r->mutex);
-    auto node = r->by_task.extract(this);
-    if (node) wrapper = std::move(node.mapped());
-    wrapped_ = false;
-  }
+  const std::shared_ptr<const task_wrapper> wrapper = take_wrapper();
   task_body task_function(body, argument);
-  if (wrapper != nullptr) {
-    run_wrapper(*wrapper, task_function);
-  } else {  // not reached: set_wrapper() registered it, and only this or forget_wrapper() takes it
-    task_function();
-  }
+  // Never null: set_wrapper() registered it, and only run() or forget_wrapper() takes it.
+  run_wrapper(*wrapper, task_function);
 }
 
 }  // namespace detail

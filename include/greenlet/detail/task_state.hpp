@@ -216,8 +216,11 @@ class task_state : public ::greenlet::detail::greenlet_role {
     drop_function();
     if (wrapped_) forget_wrapper();
   }
-  // forget_wrapper() lets go of the wrapper set_wrapper() gave this task. Throws nothing.
-  void forget_wrapper() noexcept;
+  // take_wrapper() takes the wrapper set_wrapper() gave this task out of its loop's table (null if
+  // gone already); forget_wrapper() lets go of it, after the table's lock is released (a wrapper
+  // may own anything). Throw nothing.
+  std::shared_ptr<const task_wrapper> take_wrapper() noexcept;
+  void forget_wrapper() noexcept { take_wrapper(); }
   // let_go_of_shared_context() leaves the context given to start(loop, ctx), if still held, as it
   // was: for a task whose body never ran, or whose stack the loop gave up on. Throws nothing.
   void let_go_of_shared_context() noexcept {
