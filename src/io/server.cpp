@@ -426,6 +426,15 @@ std::vector<listener> listen_on_all(std::vector<resolved_address> addrs, int por
   return out;
 }
 
+// refuse_cleanup_socket(config, call) is ValueError for cleanup_socket set on a TCP server.
+void refuse_cleanup_socket(const server_config& config, const char* call) {
+  if (config.cleanup_socket) {
+    throw ValueError(std::string(call) +
+                     "(): server_config.cleanup_socket removes a Unix-domain server's socket file; a TCP server has "
+                     "none: leave it unset");
+  }
+}
+
 // listen_on_socket(sock, config, unix_only, call) checks the socket a caller gave start_server()
 // and makes it listen, as asyncio's Server does with sock= (listen(backlog), non-blocking), and
 // returns its family. Until it returns the fd is the caller's: a refusal leaves it open.
@@ -440,6 +449,7 @@ int listen_on_socket(listening_socket sock, const server_config& config, bool un
   const int family = check_stream_socket(sock.fd, unix_only, call,
                                          std::string("listening_socket{fd} needs a bound SOCK_STREAM socket") +
                                              (unix_only ? " of AF_UNIX (start_server() takes a TCP one)" : ""));
+  if (family != AF_UNIX) refuse_cleanup_socket(config, call);
   int accepting = 0;
   socklen_t len = sizeof accepting;
   ::getsockopt(sock.fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len);
@@ -486,15 +496,6 @@ std::vector<resolved_address> server_addresses(const std::string& host, int port
   return resolve_for_family(host, port, config.family, true);
 }
 
-// refuse_cleanup_socket(config, call) is ValueError for cleanup_socket set on a TCP server.
-void refuse_cleanup_socket(const server_config& config, const char* call) {
-  if (config.cleanup_socket) {
-    throw ValueError(std::string(call) +
-                     "(): server_config.cleanup_socket removes a Unix-domain server's socket file; a TCP server has "
-                     "none: leave it unset");
-  }
-}
-
 // The servers' listening sockets, before a handler or a hook is chosen and the acceptors start.
 std::shared_ptr<server_state> listening_tcp(const std::string& host, int port, const server_config& config,
                                             const char* call) {
@@ -534,11 +535,7 @@ std::shared_ptr<server_state> listening_given(listening_socket sock, const serve
   // Owned from here on: the state closes it, whatever happens next.
   s->listeners.push_back({sock.fd, {}, {}});
   s->port = bound_port(sock.fd);
-  if (s->tcp) {
-    refuse_cleanup_socket(config, call);
-  } else {
-    s->remember_socket_file(sock.fd);
-  }
+  if (!s->tcp) s->remember_socket_file(sock.fd);
   return s;
 }
 

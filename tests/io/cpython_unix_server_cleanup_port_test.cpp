@@ -2,6 +2,8 @@
 // (Lib/test/test_asyncio/test_server.py), the socket file a Unix-domain server removes as it
 // closes (server_config::cleanup_socket), method by method; then the cases beyond them: a server
 // let go of unclosed, a protocol server, an abstract socket, and the option refused for TCP.
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -183,6 +185,18 @@ TEST_F(UnixServerCleanupTests, ATcpServerRefusesCleanupSocket) {
     } catch (const asyncio::ValueError& e) {
       EXPECT_NE(std::string(e.what()).find("cleanup_socket"), std::string::npos) << e.what();
     }
+    // A TCP listening_socket refuses it before taking the socket, as the other TCP options: the
+    // fd is still the caller's.
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_THROW(asyncio::start_server(serve, asyncio::listening_socket{fd}, {.cleanup_socket = false}),
+                 asyncio::ValueError);
+    EXPECT_NE(::fcntl(fd, F_GETFD), -1) << "the refused socket was closed";
+    ::close(fd);
   });
 }
 
