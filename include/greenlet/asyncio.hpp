@@ -13,6 +13,7 @@
 #include "greenlet/asyncio/aiter.hpp"
 #include "greenlet/asyncio/any_task.hpp"
 #include "greenlet/asyncio/async_generator.hpp"
+#include "greenlet/asyncio/call_graph.hpp"
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/event_loop.hpp"
 #include "greenlet/asyncio/executor.hpp"

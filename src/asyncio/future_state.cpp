@@ -41,6 +41,7 @@ void future_state::forget(fast_callback& c) noexcept {
 }
 
 future_state::~future_state() {
+  if (awaited_by_linked_) forget_awaited_by_links(this);
   // A future dropped while pending frees the general callbacks it held.
   for (fast_callback& c : callbacks_) forget(c);
   if (state_ == status::finished && error_ && !error_retrieved_) {

@@ -60,6 +60,7 @@ loop_core::~loop_core() {
   }
   ::operator delete(stand_in_room);
   free_task_wrappers(task_wrappers);
+  free_awaited_by_links(this);
 }
 
 void release(loop_core* loop) noexcept {
@@ -749,6 +750,8 @@ void loop_core::close() {
   close_threadsafe();
   // No other thread can hand anything back now: end what waits for it.
   while (loop_sides != nullptr) loop_sides->end(loop_sides);
+  // The waiters future_add_to_awaited_by() recorded hold references to this loop: let go.
+  free_awaited_by_links(this);
   // Last, as asyncio's close(): the default executor is shut down without
   // waiting and forgotten, so no later loop at this address inherits it.
   retire_default_executor(this);

@@ -157,6 +157,8 @@ struct task_group_state : std::enable_shared_from_this<task_group_state> {
   }
 };
 
+task_state* task_group_parent(void* group) noexcept { return static_cast<task_group_state*>(group)->parent; }
+
 void task_group_child_done(void* state, void* child) {
   auto* s = static_cast<task_group_state*>(state);
   auto* f = static_cast<future_state*>(child);

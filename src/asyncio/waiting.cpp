@@ -14,6 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "asyncio/done_callbacks.hpp"
 #include "greenlet/asyncio/executor.hpp"
 #include "greenlet/asyncio/sync_errors.hpp"
 #include "greenlet/asyncio/tasks.hpp"
@@ -70,6 +71,21 @@ struct wait_state {
   std::deque<Future<>> next_waiters;     // as_completed(): each waiting next()'s own future, FIFO
   bool cancel_requested = false;         // gather()'s waiting task was cancelled
   std::string cancel_message;            // the last such cancel's
+  // The task waiting in gather() or wait() while it waits, for the call graph (asyncio's
+  // future_add_to_awaited_by(child, task)); null otherwise, and for as_completed().
+  task_state* waiter = nullptr;
+};
+
+// waiting_task_mark names the waiting task in its wait_state for as long as the wait lasts.
+class waiting_task_mark {
+ public:
+  waiting_task_mark(wait_state& s, task_state& task) noexcept : s_(s) { s.waiter = &task; }
+  ~waiting_task_mark() { s_.waiter = nullptr; }
+  waiting_task_mark(const waiting_task_mark&) = delete;
+  waiting_task_mark& operator=(const waiting_task_mark&) = delete;
+
+ private:
+  wait_state& s_;
 };
 
 bool gathering_future::cancel(const std::string& message) {
@@ -131,6 +147,15 @@ void drop_link(void* slot, void* child) {
   release(static_cast<future_state*>(child));
   unlink(static_cast<link_slot*>(slot)->link);
 }
+
+}  // namespace
+
+task_state* wait_link_waiter(void (*fn)(void*, void*), void* ctx) noexcept {
+  if (fn != &run_link) return nullptr;
+  return static_cast<link_slot*>(ctx)->link->state->waiter;
+}
+
+namespace {
 
 // Registers on_done(state, index) on every child, allocating nothing per
 // child; unregisters what has not run yet when the waiting frame ends, unless
@@ -288,6 +313,7 @@ void gather_wait(const std::vector<future_state*>& children, bool collect) {
         }
       },
       /*keep=*/true);
+  const waiting_task_mark waiting(*state, task);
   // A cancel of the waiting task reaches the children through the outer
   // future (gathering_future::cancel); the task wakes when the callbacks
   // above complete it, after the children reacted.
@@ -328,6 +354,7 @@ void wait_until(const std::vector<future_state*>& children, std::optional<double
     }
   });
   deadline_timer timer(task.loop, timeout, state->outer);
+  const waiting_task_mark waiting(*state, task);
   await_outer(state->outer.state());
 }
 

@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "greenlet/asyncio/call_graph.hpp"
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/task.hpp"
 
@@ -133,13 +134,26 @@ struct shield_link {
   future_state* inner = nullptr;
   std::uint64_t callback_id = 0;
 };
-// shield_registration is held, shared, by inner's done callback; its last copy unlinks.
+// shield_registration is held, shared, by inner's done callback; its last copy unlinks. It also
+// ends the call graph's record that the task which called shield() awaits inner (`caller`, null if
+// none), which asyncio keeps until inner is done: here until nothing follows inner any more.
+// The registration may outlive inner (a closed loop drops inner's callbacks after inner went): it
+// holds `loop`, where the record is, inner being only its key.
 struct shield_registration {
   std::shared_ptr<shield_link> link;
-  explicit shield_registration(std::shared_ptr<shield_link> l) noexcept : link(std::move(l)) {}
+  future_state* caller = nullptr;
+  loop_core* loop = nullptr;
+  shield_registration(std::shared_ptr<shield_link> l, future_state* c, loop_core* on) noexcept
+      : link(std::move(l)), caller(c), loop(on) {
+    retain(loop);
+  }
   shield_registration(const shield_registration&) = delete;
   shield_registration& operator=(const shield_registration&) = delete;
-  ~shield_registration() { link->inner = nullptr; }
+  ~shield_registration() {
+    discard_awaited_by(loop, link->inner, caller);
+    link->inner = nullptr;
+    release(loop);
+  }
 };
 
 // forget_inner(link) is asyncio's _outer_done_callback: once outer is done while inner is still
@@ -194,7 +208,14 @@ Future<T> shield_future(Future<T> inner) {
   Future<T> outer(new future_value<T>(loop));
   auto link = std::make_shared<shield_link>();
   link->inner = inner.state();
-  auto registration = std::make_shared<shield_registration>(link);
+  future_state* caller = link_caller_as_awaiting(inner.state());
+  std::shared_ptr<shield_registration> registration;
+  try {
+    registration = std::make_shared<shield_registration>(link, caller, loop);
+  } catch (...) {
+    discard_awaited_by(loop, inner.state(), caller);
+    throw;
+  }
   link->callback_id =
       inner.add_done_callback([outer, registration](Future<T>& in) mutable { follow_inner<moved>(outer, in); });
   outer.add_done_callback([link](Future<T>&) { forget_inner(*link); });

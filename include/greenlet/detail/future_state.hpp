@@ -74,6 +74,19 @@ class future_state {
   // first fast callback.
   std::uint64_t add_owned_callback(void (*fn)(void* ctx, void* state), void (*drop)(void* ctx, void* state), void* ctx);
   std::size_t remove_done_callback(std::uint64_t id);
+  // for_each_fast_callback(visit) calls visit(fn, ctx) for each fast callback registered and not
+  // removed, in registration order: what the call graph reads to learn who awaits the future
+  // (src/asyncio/call_graph.cpp). Throws what visit throws.
+  template <class Visit>
+  void for_each_fast_callback(Visit&& visit) const {
+    if (first_.fn != nullptr) visit(first_.fn, first_.ctx);
+    for (const fast_callback& c : callbacks_) {
+      if (c.fn != nullptr && c.fn != &general_entry) visit(c.fn, c.ctx);
+    }
+  }
+  // linked_as_awaited() marks the future as a key of its loop's future_add_to_awaited_by()
+  // records, which its destructor then erases. Throws nothing.
+  void linked_as_awaited() noexcept { awaited_by_linked_ = true; }
 
   // repr() is asyncio's: <Future pending cb=[Task.task_wakeup()]>, <Task finished name='n1'
   // result='x'>, <Task pending name='n2' wait_for=<Future pending cb=[...]>>... (docs/asyncio.md).
@@ -117,6 +130,7 @@ class future_state {
 
   status state_ = status::pending;
   bool error_retrieved_ = true;          // false while an exception nobody saw is stored
+  bool awaited_by_linked_ = false;       // see linked_as_awaited()
   std::uint32_t removed_callbacks_ = 0;  // tombstones in callbacks_
   // The exception of a failed future; of a cancelled one, the CancelledError its task raised, until
   // handed out (see set_cancelled()).

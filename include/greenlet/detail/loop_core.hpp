@@ -42,6 +42,12 @@ struct loop_thread;
 // (task_request::wrap(); src/asyncio/task_wrappers.cpp).
 struct task_wrapper_registry;
 void free_task_wrappers(task_wrapper_registry* registry) noexcept;
+// awaited_by_links holds what future_add_to_awaited_by() recorded (src/asyncio/call_graph.cpp);
+// free_awaited_by_links(loop) lets go of it, and of the waiters it holds, as the loop closes;
+// forget_awaited_by_links(f) erases f's records as f goes. Throw nothing.
+struct awaited_by_links;
+void free_awaited_by_links(loop_core* loop) noexcept;
+void forget_awaited_by_links(future_state* f) noexcept;
 
 // fast_args are a fast callback's two arguments.
 struct fast_args {
@@ -384,6 +390,9 @@ struct loop_core {
   // The wrappers factories gave this loop's tasks until they start: made by the first wrap(),
   // freed with the loop.
   task_wrapper_registry* task_wrappers = nullptr;
+  // What future_add_to_awaited_by() recorded on this loop's futures: made on first use, let go
+  // of when the loop closes.
+  awaited_by_links* awaited_by = nullptr;
 };
 
 inline void retain(loop_core* loop) noexcept { ++loop->refs; }
