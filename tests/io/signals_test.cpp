@@ -7,10 +7,12 @@
 #include <signal.h>
 
 #include <cerrno>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <greenlet/asyncio.hpp>
 #include <greenlet/io.hpp>
 
 #include "support/greenlet_test.hpp"
@@ -314,6 +316,38 @@ TEST_F(Signals, RemovingLeavesAPendingOccurrenceOfASignalTheThreadBlocked) {
   }
   EXPECT_EQ(got, SIGUSR2);
   ASSERT_EQ(pthread_sigmask(SIG_UNBLOCK, &set, nullptr), 0);
+}
+
+// docs/asyncio.md's recipe, Python 3.14's `python -m asyncio pstree` in the process: a signal
+// prints every task's call graph (here to a string), what each is awaited by.
+TEST_F(Signals, ASignalPrintsEveryTasksCallGraph) {
+  std::string dump;
+  asyncio::run([&] {
+    auto& loop = asyncio::get_running_loop();
+    auto printed = loop.create_future<void>();
+    asyncio::add_signal_handler(loop, SIGUSR1, [&] {
+      std::ostringstream out;
+      for (auto& t : asyncio::all_tasks()) asyncio::print_call_graph(t, out);
+      dump = out.str();
+      printed.set_result();
+    });
+    asyncio::current_task().set_name("main");
+    asyncio::Event go;
+    auto worker = asyncio::create_task([&] { go.wait(); }, "worker");
+    auto waiter = asyncio::create_task([&] { asyncio::await(worker); }, "waiter");
+    asyncio::sleep(0);
+    ASSERT_EQ(::raise(SIGUSR1), 0);
+    asyncio::await(printed);
+    go.set();
+    asyncio::gather(worker, waiter);
+    asyncio::remove_signal_handler(loop, SIGUSR1);
+  });
+  // Oldest first: main, awaited by nobody; worker, awaited by waiter; waiter, by nobody.
+  std::vector<std::string> lines;
+  std::istringstream in(dump);
+  for (std::string line; std::getline(in, line);) lines.push_back(line.substr(0, line.find(", id=")));
+  EXPECT_EQ(lines, (std::vector<std::string>{"* Task(name='main'", "* Task(name='worker'",
+                                             "  + Awaited by:", "    * Task(name='waiter'", "* Task(name='waiter'"}));
 }
 
 }  // namespace
