@@ -14,6 +14,7 @@
 #include <ostream>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -88,11 +89,21 @@ task_state* stepping_task(task_state* t) noexcept {
   return t;
 }
 
-// awaiters(f) are the futures awaiting f, in the order they began to, each once.
+// awaiters(f) are the futures awaiting f, in the order they began to, each once. A future many
+// tasks await (a gate for 100,000) has its repeats found through a hash set, not pair by pair.
 std::vector<future_state*> awaiters(future_state* f) {
+  constexpr std::size_t pairwise_limit = 16;
   std::vector<future_state*> out;
-  auto add = [&out](future_state* w) {
-    if (w != nullptr && std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
+  std::unordered_set<future_state*> listed;
+  auto add = [&out, &listed](future_state* w) {
+    if (w == nullptr) return;
+    if (out.size() < pairwise_limit) {
+      if (std::find(out.begin(), out.end(), w) != out.end()) return;
+    } else {
+      if (listed.empty()) listed.insert(out.begin(), out.end());
+      if (!listed.insert(w).second) return;
+    }
+    out.push_back(w);
   };
   f->for_each_fast_callback([&add](void (*fn)(void*, void*), void* ctx) {
     if (fn == &task_state::wakeup_callback) {

@@ -221,6 +221,29 @@ TEST_F(CallGraph, ACycleIsMarkedNotFollowed) {
   });
 }
 
+// A future thousands of tasks await lists each once, in the order they began to await, the repeats
+// (a link to a task that awaits it anyway) dropped past the first few too.
+TEST_F(CallGraph, AFutureManyTasksAwaitListsEachOnce) {
+  constexpr int waiters = 2000;
+  asyncio::run([] {
+    auto gate = asyncio::get_running_loop().create_future<>();
+    std::vector<asyncio::Task<void>> tasks;
+    for (int i = 0; i < waiters; ++i) {
+      tasks.push_back(asyncio::create_task([gate]() mutable { asyncio::await(gate); }, "w" + std::to_string(i)));
+    }
+    asyncio::sleep(0);
+    asyncio::future_add_to_awaited_by(gate, tasks[3]);
+    asyncio::future_add_to_awaited_by(gate, tasks[waiters - 1]);
+    auto graph = asyncio::capture_call_graph(gate);
+    ASSERT_EQ(graph.awaited_by.size(), static_cast<std::size_t>(waiters));
+    for (int i = 0; i < waiters; ++i) {
+      ASSERT_EQ(graph.awaited_by[static_cast<std::size_t>(i)].task.get_name(), "w" + std::to_string(i));
+    }
+    gate.set_result();
+    asyncio::gather(tasks);
+  });
+}
+
 // A chain deeper than call_graph_depth_limit is cut there, without overflowing the asking task's
 // stack (the graph is built and printed without recursion).
 TEST_F(CallGraph, ADeepChainIsCutAtTheLimit) {

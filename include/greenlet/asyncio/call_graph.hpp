@@ -53,9 +53,8 @@ struct FutureCallGraph {
 };
 
 namespace detail {
-// call_graph_of(f) builds f's graph; format_graph(g) renders one as format_call_graph() does.
-// (src/asyncio/call_graph.cpp.) call_graph_of throws RuntimeError for a null f (an empty handle)
-// and (wrong_loop) off f's loop's thread, std::bad_alloc.
+// call_graph_of(f) builds f's graph (src/asyncio/call_graph.cpp). Throws RuntimeError for a null f
+// (an empty handle) and (wrong_loop) off f's loop's thread, std::bad_alloc.
 FutureCallGraph call_graph_of(future_state* f);
 // add_awaited_by(f, waiter) and discard_awaited_by(f, waiter) are future_add_to_awaited_by() and
 // future_discard_from_awaited_by(): see there. shield() uses them too.

@@ -329,8 +329,11 @@ auto await(F&& fn) {
 // sleep(delay) suspends the calling task for delay seconds; sleep(0) yields
 // once to the other ready tasks. Throws CancelledError if cancelled,
 // RuntimeError outside a task. A task of the running loop only.
-// sleep(0), the loop's hot path, is inlined into the caller.
-inline void sleep(double delay) {
+// sleep(0), the loop's hot path, is inlined into the caller: always, as an out-of-line sleep()
+// returns after its switch and that return mispredicts (switch_inline.hpp). Left to the inliner,
+// it stopped being inlined into a task's function when task_impl::run() grew (the task wrappers'
+// branch): the 10-task sleep(0) step went from ~30 to ~45 ns (bench/README.md).
+[[gnu::always_inline]] inline void sleep(double delay) {
   if (delay <= 0) {
     detail::sleep_zero();
   } else {

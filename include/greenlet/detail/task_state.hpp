@@ -420,11 +420,12 @@ class task_impl final : public future_value<T>, public task_state {
     } guard{fn_};
     return (*fn_)();
   }
-  // run_wrapped() is run() through the wrapper a task factory gave the task: the wrapper runs
+  // run_wrapped() is run() through the wrapper a task factory gave the task (out of line: run()
+  // stays small, for the inliner's choices in the task's function): the wrapper runs
   // call_function() when it calls its task_body, and the result is published once it returns.
   // A function the wrapper never ran is destroyed all the same, in the task, before the failure
   // is published.
-  void run_wrapped() {
+  [[gnu::noinline]] void run_wrapped() {
     struct drop_unrun {
       std::optional<F>& fn;
       ~drop_unrun() { fn.reset(); }
