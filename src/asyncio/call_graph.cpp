@@ -14,11 +14,11 @@
 #include <ostream>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "asyncio/done_callbacks.hpp"
+#include "greenlet/asyncio/tasks.hpp"
 #include "greenlet/detail/task_state.hpp"
 
 namespace greenlet::asyncio::detail {
@@ -89,37 +89,26 @@ task_state* stepping_task(task_state* t) noexcept {
   return t;
 }
 
-// awaiters(f) are the futures awaiting f, in the order they began to, each once. A future many
-// tasks await (a gate for 100,000) has its repeats found through a hash set, not pair by pair.
+// awaiters(f) are the futures awaiting f, in the order they began to, each once (drop_repeats():
+// a future thousands await has its repeats found through a hash set, not pair by pair).
 std::vector<future_state*> awaiters(future_state* f) {
-  constexpr std::size_t pairwise_limit = 16;
   std::vector<future_state*> out;
-  std::unordered_set<future_state*> listed;
-  auto add = [&out, &listed](future_state* w) {
-    if (w == nullptr) return;
-    if (out.size() < pairwise_limit) {
-      if (std::find(out.begin(), out.end(), w) != out.end()) return;
-    } else {
-      if (listed.empty()) listed.insert(out.begin(), out.end());
-      if (!listed.insert(w).second) return;
-    }
-    out.push_back(w);
-  };
-  f->for_each_fast_callback([&add](void (*fn)(void*, void*), void* ctx) {
+  f->for_each_fast_callback([&out](void (*fn)(void*, void*), void* ctx) {
+    task_state* waiter = nullptr;
     if (fn == &task_state::wakeup_callback) {
-      add(stepping_task(static_cast<task_state*>(ctx))->future());
+      waiter = static_cast<task_state*>(ctx);
     } else if (fn == &task_group_child_done) {
-      add(stepping_task(task_group_parent(ctx))->future());
-    } else if (task_state* waiting = wait_link_waiter(fn, ctx)) {
-      add(stepping_task(waiting)->future());
+      waiter = task_group_parent(ctx);
+    } else {
+      waiter = wait_link_waiter(fn, ctx);
     }
+    if (waiter != nullptr) out.push_back(stepping_task(waiter)->future());
   });
   if (awaited_by_links* links = f->loop()->awaited_by) {
     auto it = links->waiters.find(f);
-    if (it != links->waiters.end()) {
-      for (future_state* w : it->second) add(w);
-    }
+    if (it != links->waiters.end()) out.insert(out.end(), it->second.begin(), it->second.end());
   }
+  (void)drop_repeats(out);
   return out;
 }
 
