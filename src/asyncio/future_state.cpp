@@ -151,7 +151,7 @@ std::uint64_t future_state::add_done_callback(std::function<void(future_state&)>
   if (done()) {
     loop_->call_soon([ref = future_ref(this), fn = std::move(fn)] { fn(*ref.p); }, std::move(context));
   } else {
-    auto general = std::make_unique<general_callback>(std::move(fn), std::move(context));
+    auto general = std::unique_ptr<general_callback>(new general_callback{std::move(fn), std::move(context)});
     callbacks_.push_back({id, &general_entry, general.get()});
     general.release();  // callbacks_ owns it now
   }

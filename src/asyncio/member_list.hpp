@@ -16,6 +16,25 @@ inline constexpr std::size_t max_members_listed = 15;
 // to the count, except the first, which is cut (at a UTF-8 boundary) and ends with "...".
 inline constexpr std::size_t max_member_list_chars = 2000;
 
+// indices{n} is 0, 1, ..., n - 1 as a sized range: bounded_member_list() over members reached by
+// index. (std::views::iota would do, but clang before 16, the clang pass's compiler, cannot
+// compile libstdc++ 12's.)
+struct indices {
+  struct iterator {
+    std::size_t i;
+    std::size_t operator*() const noexcept { return i; }
+    iterator& operator++() noexcept {
+      ++i;
+      return *this;
+    }
+    bool operator==(const iterator&) const noexcept = default;
+  };
+  std::size_t n;
+  iterator begin() const noexcept { return {0}; }
+  iterator end() const noexcept { return {n}; }
+  std::size_t size() const noexcept { return n; }
+};
+
 // bounded_member_list(members, separator, describe) is describe(m) of the first members (any sized
 // range), joined by separator, then "... and N more" + more_suffix(N) for those left out. describe
 // runs only for the members listed (and one more). Throws what describe throws and std::bad_alloc.

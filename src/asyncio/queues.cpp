@@ -3,7 +3,6 @@
 #include "greenlet/asyncio/queues.hpp"
 
 #include <algorithm>
-#include <ranges>
 #include <string>
 #include <typeinfo>
 
@@ -122,8 +121,7 @@ std::string queue_base::format() const {
     // Bounded as an ExceptionGroup's members: a log line of a queue of a million items would be
     // megabytes (asyncio lists them all).
     const auto item = [this](std::size_t i) { return item_repr(i); };
-    out += " _queue=[" +
-           bounded_member_list(std::views::iota(std::size_t{0}, n), ", ", item, [](std::size_t) { return ""; }) + "]";
+    out += " _queue=[" + bounded_member_list(indices{n}, ", ", item, [](std::size_t) { return ""; }) + "]";
   }
   // asyncio's deques of getters and putters: a woken one has left already (popped), a cancelled
   // one stays until its task runs; so do ours.

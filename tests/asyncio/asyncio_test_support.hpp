@@ -93,6 +93,7 @@ struct Boom : std::runtime_error {
 
 // Guard records "~name" in a log when destroyed: proof a stack unwound.
 struct Guard {
+  Guard(std::vector<std::string>& log, std::string name) : log(log), name(std::move(name)) {}
   std::vector<std::string>& log;
   std::string name;
   ~Guard() { log.push_back("~" + name); }

@@ -38,7 +38,8 @@ TEST_F(RareString, CopiesAreIndependentAndMovesEmptyTheSource) {
   EXPECT_EQ(b.str(), "second");
   a = b;
   EXPECT_EQ(a.str(), "second");
-  a = a;  // self-assignment keeps the text
+  rare_string& same = a;
+  a = same;  // self-assignment keeps the text
   EXPECT_EQ(a.str(), "second");
   rare_string c = std::move(a);
   EXPECT_EQ(c.str(), "second");

@@ -565,20 +565,24 @@ struct TestMyDatagramProto : MyDatagramProto {
 // _test_create_datagram_endpoint
 void test_create_datagram_endpoint(asyncio::address local_addr, int family) {
   asyncio::event_loop loop;
-  auto [s_transport, server] = loop.run_until_complete([&] {
+  auto server_conn = loop.run_until_complete([&] {
     return asyncio::create_datagram_endpoint([&] { return std::make_shared<TestMyDatagramProto>(&loop); },
                                              {.local_addr = local_addr, .family = family});
   });
+  auto& s_transport = server_conn.first;
+  auto& server = server_conn.second;
   auto [host, port] = s_transport.get_extra_info("sockname");
 
   EXPECT_TRUE(s_transport);
   EXPECT_EQ("INITIALIZED", server->state);
   EXPECT_EQ(server->transport.fileno(), s_transport.fileno());
 
-  auto [transport, client] = loop.run_until_complete([&, host = host, port = port] {
+  auto client_conn = loop.run_until_complete([&, host = host, port = port] {
     return asyncio::create_datagram_endpoint([&] { return std::make_shared<MyDatagramProto>(&loop); },
                                              {.remote_addr = asyncio::address{host, port}});
   });
+  auto& transport = client_conn.first;
+  auto& client = client_conn.second;
 
   EXPECT_TRUE(transport);
   EXPECT_EQ("INITIALIZED", client->state);

@@ -317,7 +317,9 @@ TEST_F(EventLoopTestsMixinProtocolsSsl, test_create_server_ssl) {
     return asyncio::create_server([&] { return proto; }, "127.0.0.1", 0,
                                   {.ssl = server_context(files().self_signed_cert, files().self_signed_key)});
   });
-  auto [host, port] = sockname(server.sockets()[0]);
+  auto addr = sockname(server.sockets()[0]);
+  auto& host = addr.host;
+  auto& port = addr.port;
   EXPECT_EQ("127.0.0.1", host);
 
   auto [client, pr] =
@@ -386,7 +388,9 @@ TEST_F(EventLoopTestsMixinProtocolsSsl, test_create_server_ssl_verify_failed) {
   // _make_ssl_server(SIGNED_CERTFILE)
   asyncio::Server server = loop.run_until_complete(
       [&] { return asyncio::create_server([&] { return proto; }, "127.0.0.1", 0, {.ssl = server_context()}); });
-  auto [host, port] = sockname(server.sockets()[0]);
+  auto addr = sockname(server.sockets()[0]);
+  auto& host = addr.host;
+  auto& port = addr.port;
   asyncio::ssl_context sslcontext_client = verifying_client_context(false);  // no CA loaded
 
   ignore_reports(loop);
@@ -442,7 +446,9 @@ TEST_F(EventLoopTestsMixinProtocolsSsl, test_create_server_ssl_match_failed) {
     return asyncio::create_server([&] { return proto; }, "127.0.0.1", 0,
                                   {.ssl = server_context(files().client_cert, files().client_key)});
   });
-  auto [host, port] = sockname(server.sockets()[0]);
+  auto addr = sockname(server.sockets()[0]);
+  auto& host = addr.host;
+  auto& port = addr.port;
   asyncio::ssl_context sslcontext_client = verifying_client_context(true);
 
   ignore_reports(loop);
@@ -491,7 +497,9 @@ TEST_F(EventLoopTestsMixinProtocolsSsl, test_create_server_ssl_verified) {
   auto proto = std::make_shared<MyProto>(loop);
   asyncio::Server server = loop.run_until_complete(
       [&] { return asyncio::create_server([&] { return proto; }, "127.0.0.1", 0, {.ssl = server_context()}); });
-  auto [host, port] = sockname(server.sockets()[0]);
+  auto addr = sockname(server.sockets()[0]);
+  auto& host = addr.host;
+  auto& port = addr.port;
   asyncio::ssl_context sslcontext_client = verifying_client_context(true);
 
   // Connection succeeds with correct CA and server hostname.

@@ -522,7 +522,8 @@ TEST_F(CPythonTestSSL, test_start_tls_slow_client_cancel) {
   {
     threaded_server srv(serve);
     loop.run_until_complete([&] {
-      auto [reader, writer] = asyncio::open_connection("127.0.0.1", srv.port());
+      auto streams = asyncio::open_connection("127.0.0.1", srv.port());
+      auto& writer = streams.second;
 
       writer.write(HELLO_MSG);
 

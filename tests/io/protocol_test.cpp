@@ -103,7 +103,9 @@ std::string message_of(const std::exception_ptr& e) {
 TEST_F(ProtocolTests, EchoOverTcpGoesThroughEveryStateInOrder) {
   asyncio::run([] {
     asyncio::Server server = asyncio::create_server<EchoProto>("127.0.0.1", 0);
-    auto [transport, client] = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     // create_connection returns once connection_made() has run, as asyncio's waiter.
     EXPECT_EQ("CONNECTED", client->state);
     EXPECT_EQ("127.0.0.1", transport.get_extra_info("peername").host);
@@ -137,7 +139,9 @@ TEST_F(ProtocolTests, ThePeersEofCallsEofReceivedThenClosesUnlessItSaysKeepOpen)
           return served;
         },
         "127.0.0.1", 0);
-    auto [transport, client] = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     transport.write("request");
     transport.write_eof();
     EXPECT_THROW(
@@ -280,7 +284,9 @@ struct SmallBufferProto : asyncio::BufferedProtocol {
 TEST_F(ProtocolTests, BufferedProtocolReadsIntoItsOwnBuffer) {
   asyncio::run([] {
     asyncio::Server server = asyncio::create_server<EchoProto>("127.0.0.1", 0);
-    auto [transport, client] = asyncio::create_connection<SmallBufferProto>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<SmallBufferProto>("127.0.0.1", server.port());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     transport.write("0123456789abcdefghij!");
     until([&] { return client->received.size() == 21; });
     EXPECT_EQ("0123456789abcdefghij!", client->received);
@@ -307,7 +313,9 @@ TEST_F(ProtocolTests, ADataReceivedThatThrowsIsReportedAndClosesTheConnectionWit
       reports.push_back(c.message + " | " + message_of(c.exception));
     });
     asyncio::Server server = asyncio::create_server<EchoProto>("127.0.0.1", 0);
-    auto [transport, client] = asyncio::create_connection<ThrowingProto>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<ThrowingProto>("127.0.0.1", server.port());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     transport.write("x");
     until([&] { return client->state == "CLOSED"; });
     ASSERT_EQ(1u, reports.size());
@@ -331,7 +339,9 @@ TEST_F(ProtocolTests, ACallbackThatWaitsGetsRuntimeErrorAndTheConnectionClosesWi
       }
     };
     asyncio::Server server = asyncio::create_server<EchoProto>("127.0.0.1", 0);
-    auto [transport, client] = asyncio::create_connection<SleepyProto>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<SleepyProto>("127.0.0.1", server.port());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     transport.write("x");
     until([&] { return client->state == "CLOSED"; });
     EXPECT_EQ((std::vector<std::string>{"Fatal error: protocol.data_received() call failed."}), reports);
@@ -356,7 +366,8 @@ TEST_F(ProtocolTests, APeerResetIsConnectionLostWithConnectionResetErrorAndNotRe
       }
     };
     asyncio::Server server = asyncio::create_server<ResetProto>("127.0.0.1", 0);
-    auto [transport, client] = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto& client = conn.second;
     until([&] { return client->state == "CLOSED"; });
     // A reset shows as ECONNRESET on the read, or as EOF if the RST came before we read.
     if (client->lost_with != nullptr) {
@@ -377,7 +388,9 @@ TEST_F(ProtocolTests, AbortDropsBufferedBytesAndCallsConnectionLostOnce) {
           return sink;
         },
         "127.0.0.1", 0);
-    auto [transport, client] = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     const std::string chunk(1024 * 1024, 'y');
     while (transport.get_write_buffer_size() == 0) transport.write(chunk);
     transport.abort();
@@ -398,7 +411,9 @@ TEST_F(ProtocolTests, AbortDropsBufferedBytesAndCallsConnectionLostOnce) {
 TEST_F(ProtocolTests, WaitClosedWaitsForEveryProtocolConnection) {
   asyncio::run([] {
     asyncio::Server server = asyncio::create_server<EchoProto>("127.0.0.1", 0);
-    auto [transport, client] = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     transport.write("ping");
     until([&] { return client->received == "ping"; });
     server.close();
@@ -432,12 +447,15 @@ TEST_F(ProtocolTests, AFactoryThatThrowsIsReportedAndThatConnectionClosed) {
           return std::make_shared<EchoProto>();
         },
         "127.0.0.1", 0);
-    auto [first, first_client] = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto first_conn = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto& first_client = first_conn.second;
     until([&] { return first_client->state == "CLOSED"; });
     ASSERT_EQ(1u, reports.size());
     EXPECT_EQ("Error on transport creation for incoming connection | no protocol for you", reports[0]);
     // The server goes on serving.
-    auto [second, second_client] = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto second_conn = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto& second = second_conn.first;
+    auto& second_client = second_conn.second;
     second.write("still here");
     until([&] { return second_client->received == "still here"; });
     second.close();
@@ -450,7 +468,9 @@ TEST_F(ProtocolTests, UnixSocketsCarryProtocolsToo) {
   const std::string path = "/tmp/greenlet_proto_" + std::to_string(::getpid());
   asyncio::run([&] {
     asyncio::Server server = asyncio::create_unix_server<EchoProto>(path);
-    auto [transport, client] = asyncio::create_unix_connection<MyProto>(path);
+    auto conn = asyncio::create_unix_connection<MyProto>(path);
+    auto& transport = conn.first;
+    auto& client = conn.second;
     EXPECT_TRUE(transport.can_write_eof());
     transport.write("over a path");
     until([&] { return client->received == "over a path"; });
@@ -465,8 +485,11 @@ TEST_F(ProtocolTests, ConnectAcceptedSocketWrapsASocketTheProgramMade) {
   int fds[2];
   ASSERT_EQ(0, ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
   asyncio::run([&] {
-    auto [left, left_proto] = asyncio::connect_accepted_socket<EchoProto>(fds[0]);
-    auto [right, right_proto] = asyncio::connect_accepted_socket<MyProto>(fds[1]);
+    auto left_conn = asyncio::connect_accepted_socket<EchoProto>(fds[0]);
+    auto& left = left_conn.first;
+    auto right_conn = asyncio::connect_accepted_socket<MyProto>(fds[1]);
+    auto& right = right_conn.first;
+    auto& right_proto = right_conn.second;
     right.write("paired");
     until([&] { return right_proto->received == "paired"; });
     left.close();
@@ -554,7 +577,9 @@ TEST_F(ProtocolTests, ReprSaysWhatTheTransportWatchesAndHolds) {
           return sink;
         },
         "127.0.0.1", 0);
-    auto [transport, client] = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     const std::string fd = std::to_string(transport.fileno());
     EXPECT_EQ("<_SelectorSocketTransport fd=" + fd + " read=polling write=<idle, bufsize=0>>", transport.repr());
     transport.pause_reading();
@@ -577,10 +602,13 @@ TEST_F(ProtocolTests, ReprSaysWhatTheTransportWatchesAndHolds) {
     os_pipe p;
     const int read_fd = p.read_end;
     const int write_fd = p.write_end;
-    auto [reader, reader_proto] =
+    auto read_conn =
         asyncio::connect_read_pipe([] { return std::make_shared<MyProto>(); }, std::exchange(p.read_end, -1));
-    auto [writer, writer_proto] =
+    auto& reader = read_conn.first;
+    auto& reader_proto = read_conn.second;
+    auto write_conn =
         asyncio::connect_write_pipe([] { return std::make_shared<MyProto>(); }, std::exchange(p.write_end, -1));
+    auto& writer = write_conn.first;
     EXPECT_EQ("<_UnixReadPipeTransport fd=" + std::to_string(read_fd) + " polling>", reader.repr());
     EXPECT_EQ("<_UnixWritePipeTransport fd=" + std::to_string(write_fd) + " idle bufsize=0>", writer.repr());
     writer.close();
@@ -667,8 +695,10 @@ struct MyReadPipeProto : asyncio::Protocol {
 TEST_F(ProtocolTests, ReadPipeDeliversDataThenEofThenClosed) {
   os_pipe p;
   asyncio::run([&] {
-    auto [transport, proto] =
+    auto conn =
         asyncio::connect_read_pipe([] { return std::make_shared<MyReadPipeProto>(); }, std::exchange(p.read_end, -1));
+    auto& transport = conn.first;
+    auto& proto = conn.second;
     EXPECT_EQ((std::vector<std::string>{"INITIAL", "CONNECTED"}), proto->state);
     EXPECT_FALSE(transport.can_write_eof());
     EXPECT_THROW(transport.write("x"), asyncio::RuntimeError);
@@ -728,8 +758,10 @@ TEST_F(ProtocolTests, WritePipeWritesAndClosesAfterTheBufferIsSent) {
   os_pipe p;
   asyncio::set_nonblocking(p.read_end);
   asyncio::run([&] {
-    auto [transport, proto] = asyncio::connect_write_pipe([] { return std::make_shared<MyWritePipeProto>(); },
-                                                          std::exchange(p.write_end, -1));
+    auto conn = asyncio::connect_write_pipe([] { return std::make_shared<MyWritePipeProto>(); },
+                                            std::exchange(p.write_end, -1));
+    auto& transport = conn.first;
+    auto& proto = conn.second;
     EXPECT_EQ("CONNECTED", proto->state);
     EXPECT_TRUE(transport.can_write_eof());
     EXPECT_THROW(transport.pause_reading(), asyncio::RuntimeError);
@@ -749,7 +781,9 @@ TEST_F(ProtocolTests, WritePipeNoticesItsReaderGoingAway) {
   int fds[2];
   ASSERT_EQ(0, ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
   asyncio::run([&] {
-    auto [transport, proto] = asyncio::connect_write_pipe([] { return std::make_shared<MyWritePipeProto>(); }, fds[1]);
+    auto conn = asyncio::connect_write_pipe([] { return std::make_shared<MyWritePipeProto>(); }, fds[1]);
+    auto& transport = conn.first;
+    auto& proto = conn.second;
     transport.write("1");
     char c;
     bool got = false;
@@ -764,8 +798,10 @@ TEST_F(ProtocolTests, WritePipeNoticesItsReaderGoingAway) {
 TEST_F(ProtocolTests, WritePipeWhoseReaderGoesWithBytesBufferedLosesTheConnectionWithBrokenPipe) {
   os_pipe p;
   asyncio::run([&] {
-    auto [transport, proto] = asyncio::connect_write_pipe([] { return std::make_shared<MyWritePipeProto>(); },
-                                                          std::exchange(p.write_end, -1));
+    auto conn = asyncio::connect_write_pipe([] { return std::make_shared<MyWritePipeProto>(); },
+                                            std::exchange(p.write_end, -1));
+    auto& transport = conn.first;
+    auto& proto = conn.second;
     const std::string chunk(64 * 1024, 'z');
     while (transport.get_write_buffer_size() == 0) transport.write(chunk);
     ::close(std::exchange(p.read_end, -1));
@@ -809,7 +845,9 @@ TEST_F(ProtocolTests, ALoopClosedWithConnectionsOpenLetsGoOfTheirProtocols) {
   std::weak_ptr<MyProto> kept;
   asyncio::run([&] {
     asyncio::Server server = asyncio::create_server<EchoProto>("127.0.0.1", 0);
-    auto [transport, client] = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<MyProto>("127.0.0.1", server.port());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     kept = client;
     transport.write("left open");
     until([&] { return client->received == "left open"; });

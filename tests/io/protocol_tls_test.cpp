@@ -75,9 +75,11 @@ TEST_F(ProtocolTls, ConnectOptionsThenTheHandshake) {
   asyncio::run([] {
     asyncio::Server server =
         asyncio::create_server([] { return std::make_shared<EchoProto>(); }, "127.0.0.1", 0, {.ssl = server_context()});
-    auto [transport, client] = asyncio::create_connection<Recorder>("127.0.0.1", server.port(),
-                                                                    {.family = AF_INET, .happy_eyeballs_delay = 0.25},
-                                                                    client_context(), {.server_hostname = "localhost"});
+    auto conn = asyncio::create_connection<Recorder>("127.0.0.1", server.port(),
+                                                     {.family = AF_INET, .happy_eyeballs_delay = 0.25},
+                                                     client_context(), {.server_hostname = "localhost"});
+    auto& transport = conn.first;
+    auto& client = conn.second;
     EXPECT_EQ((std::vector<std::string>{"made"}), client->events);
     EXPECT_EQ("localhost", transport.tls()->server_hostname);
     transport.write("raced");
@@ -97,8 +99,10 @@ TEST_F(ProtocolTls, ASessionIsResumedOnTheNextConnection) {
     const asyncio::ssl_context client = client_context();
     asyncio::ssl_session session;
     for (int i = 0; i < 2; ++i) {
-      auto [transport, recorder] = asyncio::create_connection<Recorder>(
-          "127.0.0.1", server.port(), client, {.server_hostname = "localhost", .session = session});
+      auto conn = asyncio::create_connection<Recorder>("127.0.0.1", server.port(), client,
+                                                       {.server_hostname = "localhost", .session = session});
+      auto& transport = conn.first;
+      auto& recorder = conn.second;
       transport.write("ping");
       until([&] { return recorder->received == "ping"; });  // the ticket came before the echo
       reused.push_back(transport.tls()->session_reused);
@@ -121,8 +125,10 @@ TEST_F(ProtocolTls, EchoOverTlsWithTheHandshakeBeforeConnectionMade) {
           return served;
         },
         "127.0.0.1", 0, {.ssl = server_context()});
-    auto [transport, client] = asyncio::create_connection<Recorder>("127.0.0.1", server.port(), client_context(),
-                                                                    {.server_hostname = "localhost"});
+    auto conn = asyncio::create_connection<Recorder>("127.0.0.1", server.port(), client_context(),
+                                                     {.server_hostname = "localhost"});
+    auto& transport = conn.first;
+    auto& client = conn.second;
     // create_connection returns after the handshake and connection_made().
     EXPECT_EQ((std::vector<std::string>{"made"}), client->events);
     std::optional<asyncio::tls_info> info = transport.tls();
@@ -152,7 +158,9 @@ TEST_F(ProtocolTls, EchoOverTlsWithTheHandshakeBeforeConnectionMade) {
 TEST_F(ProtocolTls, AMegabyteEachWayThroughTlsWithFlowControl) {
   asyncio::run([] {
     asyncio::Server server = asyncio::create_server<EchoProto>("127.0.0.1", 0, {.ssl = server_context()});
-    auto [transport, client] = asyncio::create_connection<Recorder>("127.0.0.1", server.port(), client_context());
+    auto conn = asyncio::create_connection<Recorder>("127.0.0.1", server.port(), client_context());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     std::string blob;
     for (int i = 0; blob.size() < 1024 * 1024; ++i) blob += std::to_string(i) + ",";
     transport.write(blob);
@@ -199,7 +207,9 @@ TEST_F(ProtocolTls, APlainClientAtATlsServerIsDroppedSilently) {
     asyncio::get_running_loop().set_exception_handler(
         [&](asyncio::event_loop*, const asyncio::exception_context&) { ++reports; });
     asyncio::Server server = asyncio::create_server<EchoProto>("127.0.0.1", 0, {.ssl = server_context()});
-    auto [transport, client] = asyncio::create_connection<Recorder>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<Recorder>("127.0.0.1", server.port());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     transport.write("GET / HTTP/1.0\r\n\r\n");
     // The server closes (its EOF, or a reset if our bytes were unread); this plain client keeps
     // its side open at EOF (eof_received() says so), then closes.
@@ -264,8 +274,10 @@ TEST_F(ProtocolTls, AUnixConnectionNeedsAServerHostnameToCheck) {
     } catch (const asyncio::ValueError& e) {
       EXPECT_EQ(0u, std::string(e.what()).rfind("You must set server_hostname when using ssl without a host", 0));
     }
-    auto [transport, client] = asyncio::create_unix_connection([] { return std::make_shared<Recorder>(); }, path,
-                                                               client_context(), {.server_hostname = "localhost"});
+    auto conn = asyncio::create_unix_connection([] { return std::make_shared<Recorder>(); }, path, client_context(),
+                                                {.server_hostname = "localhost"});
+    auto& transport = conn.first;
+    auto& client = conn.second;
     transport.write("over a path");
     until([&] { return client->received == "over a path"; });
     transport.close();
@@ -286,7 +298,9 @@ TEST_F(ProtocolTls, BufferedProtocolOverTls) {
   };
   asyncio::run([] {
     asyncio::Server server = asyncio::create_server<EchoProto>("127.0.0.1", 0, {.ssl = server_context()});
-    auto [transport, client] = asyncio::create_connection<Small>("127.0.0.1", server.port(), client_context());
+    auto conn = asyncio::create_connection<Small>("127.0.0.1", server.port(), client_context());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     transport.write("twenty-three bytes long");
     until([&] { return client->received.size() == 23; });
     EXPECT_EQ("twenty-three bytes long", client->received);
@@ -303,8 +317,10 @@ TEST_F(ProtocolTls, BothSidesOverSocketsTheProgramMade) {
   asyncio::run([&] {
     auto server_side = asyncio::create_task(
         [&] { return asyncio::connect_accepted_socket<EchoProto>(fds[0], server_context()).first; });
-    auto [transport, client] = asyncio::create_connection<Recorder>(asyncio::connected_socket{fds[1]}, client_context(),
-                                                                    {.server_hostname = "localhost"});
+    auto conn = asyncio::create_connection<Recorder>(asyncio::connected_socket{fds[1]}, client_context(),
+                                                     {.server_hostname = "localhost"});
+    auto& transport = conn.first;
+    auto& client = conn.second;
     asyncio::Transport served = asyncio::await(server_side);
     ASSERT_TRUE(served.tls().has_value());
     EXPECT_TRUE(served.tls()->server_side);
@@ -360,7 +376,9 @@ TEST_F(ProtocolTls, StartTlsUpgradesAPlainConnectionInPlace) {
           return served;
         },
         "127.0.0.1", 0);
-    auto [transport, client] = asyncio::create_connection<Recorder>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<Recorder>("127.0.0.1", server.port());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     transport.write("STARTTLS\n");
     until([&] { return client->received == "READY\n"; });
     client->received.clear();
@@ -397,7 +415,9 @@ TEST_F(ProtocolTls, AStartTlsWhoseHandshakeFailsClosesTheConnectionAndRaises) {
           return served;
         },
         "127.0.0.1", 0);
-    auto [transport, client] = asyncio::create_connection<Recorder>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<Recorder>("127.0.0.1", server.port());
+    auto& transport = conn.first;
+    auto& client = conn.second;
     transport.write("STARTTLS\n");
     until([&] { return client->received == "READY\n"; });
     EXPECT_THROW(asyncio::start_tls(transport, nullptr, client_context(), {.server_hostname = "example.org"}),

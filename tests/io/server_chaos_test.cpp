@@ -551,7 +551,9 @@ void client_sink(world& wd, int id, client_record& rec, std::mt19937& g, byte_so
 }
 
 void client_delayed(world& wd, int id, client_record& rec, std::mt19937& g, byte_source& src) {
-  auto [r, w] = asyncio::open_connection("127.0.0.1", wd.port);
+  auto streams = asyncio::open_connection("127.0.0.1", wd.port);
+  auto& r = streams.first;
+  auto& w = streams.second;
   w.write(header_for(id, 'D'));
   for (int k = 0; k < rec.plan.messages; ++k) {
     const std::string line = src.line(static_cast<std::size_t>(uniform(g, 1, 300)));
@@ -579,7 +581,9 @@ void client_delayed(world& wd, int id, client_record& rec, std::mt19937& g, byte
 
 void client_stall(world& wd, int id, client_record& rec, std::mt19937& g, byte_source& src) {
   // A read that times out (the server sends nothing unasked), then the stream still works.
-  auto [r, w] = asyncio::open_connection("127.0.0.1", wd.port);
+  auto streams = asyncio::open_connection("127.0.0.1", wd.port);
+  auto& r = streams.first;
+  auto& w = streams.second;
   w.write(header_for(id, 'L'));
   const double limit = uniform(g, 1, 10) * 0.001;
   try {
@@ -647,7 +651,9 @@ void client_half(world& wd, int id, client_record& rec, std::mt19937& g, byte_so
 void client_writers(world& wd, int id, client_record&, std::mt19937& g, byte_source& src) {
   // 2-3 tasks write and drain() on one writer at once (the canceller may hit them too) while this
   // one reads: each writer's lines come back in its order, and each ends with a "done" line.
-  auto [r, w] = asyncio::open_connection("127.0.0.1", wd.port);
+  auto streams = asyncio::open_connection("127.0.0.1", wd.port);
+  auto& r = streams.first;
+  auto& w = streams.second;
   w.write(header_for(id, 'L'));
   const int writers = uniform(g, 2, 3);
   std::vector<std::vector<std::string>> sent(static_cast<std::size_t>(writers));

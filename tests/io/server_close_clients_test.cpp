@@ -108,8 +108,11 @@ TEST_F(CloseClients, ProtocolConnectionsAreClosedOrAbortedToo) {
           return served.back();
         },
         "127.0.0.1", 0);
-    auto [t1, c1] = asyncio::create_connection<Client>("127.0.0.1", server.port());
-    auto [t2, c2] = asyncio::create_connection<Client>("127.0.0.1", server.port());
+    auto conn1 = asyncio::create_connection<Client>("127.0.0.1", server.port());
+    auto& t1 = conn1.first;
+    auto& c1 = conn1.second;
+    auto conn2 = asyncio::create_connection<Client>("127.0.0.1", server.port());
+    auto& c2 = conn2.second;
     until([&] { return served.size() == 2; });
     // The first gets 8 MiB it does not read: close_clients() would send them all first.
     t1.pause_reading();
@@ -136,7 +139,8 @@ TEST_F(CloseClients, CloseClientsLetsProtocolConnectionsSendTheirBuffersFirst) {
           return served;
         },
         "127.0.0.1", 0);
-    auto [t, c] = asyncio::create_connection<Client>("127.0.0.1", server.port());
+    auto conn = asyncio::create_connection<Client>("127.0.0.1", server.port());
+    auto& c = conn.second;
     until([&] { return served != nullptr; });
     served->transport.write(std::string(4 * 1024 * 1024, 'q'));
     server.close();

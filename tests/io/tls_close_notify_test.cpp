@@ -46,7 +46,9 @@ TEST_F(TlsCloseNotify, DataAndCloseNotifyInOneReadEndTheRead) {
       sock.close();
     });
     loop.run_until_complete([&] {
-      auto [reader, writer] = asyncio::open_connection("127.0.0.1", srv.port(), trusting_nobody_client());
+      auto streams = asyncio::open_connection("127.0.0.1", srv.port(), trusting_nobody_client());
+      auto& reader = streams.first;
+      auto& writer = streams.second;
       writer.write("go\n");
       sent.await();  // both records are in the socket before the first read
       got = asyncio::wait_for([&] { return reader.read(); }, 5.0);

@@ -302,7 +302,8 @@ TEST_F(TlsShutdown, StreamClosesPromptlyWhenThePeerAnswers) {
       sock.close();
     });
     loop.run_until_complete([&] {
-      auto [reader, writer] = asyncio::open_connection("127.0.0.1", srv.port(), trusting_nobody_client());
+      auto streams = asyncio::open_connection("127.0.0.1", srv.port(), trusting_nobody_client());
+      auto& writer = streams.second;
       writer.write("ping");
       const auto start = clock_type::now();
       writer.close();
@@ -330,8 +331,9 @@ TEST_F(TlsShutdown, StreamWaitClosedRaisesTimeoutErrorWhenThePeerNeverAnswers) {
       sock.close();
     });
     loop.run_until_complete([&] {
-      auto [reader, writer] =
+      auto streams =
           asyncio::open_connection("127.0.0.1", srv.port(), trusting_nobody_client(), {.ssl_shutdown_timeout = 0.2});
+      auto& writer = streams.second;
       writer.write("ping");
       const auto start = clock_type::now();
       writer.close();
@@ -413,7 +415,8 @@ TEST_F(TlsShutdown, TimeoutMustBePositive) {
                 asyncio::connect_accepted_socket<asyncio::Protocol>(fds[0], tls_test::server_context(), 60.0, 0.0);
               }),
               "ssl_shutdown_timeout should be a positive number, got 0");
-    auto [reader, writer] = asyncio::open_connection(asyncio::connected_socket{fds[1]});
+    auto streams = asyncio::open_connection(asyncio::connected_socket{fds[1]});
+    auto& writer = streams.second;
     EXPECT_EQ(
         io_test::value_error_text([&] { writer.start_tls(trusting_nobody_client(), {.ssl_shutdown_timeout = 0}); }),
         "ssl_shutdown_timeout should be a positive number, got 0");

@@ -269,6 +269,25 @@ value call_run(F& f, value&& args) {
 void* allocate_greenlet(std::size_t bytes);
 void free_greenlet(void* p, std::size_t bytes) noexcept;
 
+// global_delete(p, bytes[, align]) gives memory back to the global operator
+// delete, telling it the size where the compiler offers sized deallocation:
+// GCC always does, clang before 19 only with -fsized-deallocation, and users'
+// clang builds compile these headers too.
+inline void global_delete(void* p, [[maybe_unused]] std::size_t bytes) noexcept {
+#if defined(__cpp_sized_deallocation)
+  ::operator delete(p, bytes);
+#else
+  ::operator delete(p);
+#endif
+}
+inline void global_delete(void* p, [[maybe_unused]] std::size_t bytes, std::align_val_t align) noexcept {
+#if defined(__cpp_sized_deallocation)
+  ::operator delete(p, bytes, align);
+#else
+  ::operator delete(p, align);
+#endif
+}
+
 template <class F>
 struct greenlet_with_run final : greenlet_impl {
   template <class G>
@@ -302,7 +321,7 @@ struct greenlet_with_run final : greenlet_impl {
   // A run function aligned past what malloc gives takes the global operators.
   static void* operator new(std::size_t bytes, std::align_val_t align) { return ::operator new(bytes, align); }
   static void operator delete(void* p, std::size_t bytes, std::align_val_t align) noexcept {
-    ::operator delete(p, bytes, align);
+    global_delete(p, bytes, align);
   }
 };
 

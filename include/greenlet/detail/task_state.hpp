@@ -374,9 +374,9 @@ class task_impl final : public future_value<T>, public task_state {
     if (h != nullptr) {
       ::greenlet::detail::release_stack_host(h);
     } else if constexpr (alignof(task_impl) > __STDCPP_DEFAULT_NEW_ALIGNMENT__) {
-      ::operator delete (self, sizeof(task_impl), std::align_val_t{alignof(task_impl)});
+      ::greenlet::detail::global_delete(self, sizeof(task_impl), std::align_val_t{alignof(task_impl)});
     } else {
-      ::operator delete(self, sizeof(task_impl));
+      ::greenlet::detail::global_delete(self, sizeof(task_impl));
     }
   }
 
