@@ -6,6 +6,12 @@
 #if !defined(__cpp_exceptions) && !defined(__EXCEPTIONS)
 #error "greenlet needs C++ exceptions: build without -fno-exceptions"
 #endif
+// A value crossing a switch is checked against the type it is read as
+// (greenlet::value::get<T>(), typeid), and error reports name types: said
+// here once rather than as a typeid error deep in a header.
+#if !defined(__cpp_rtti) && !defined(__GXX_RTTI)
+#error "greenlet needs run-time type information: build without -fno-rtti"
+#endif
 
 #include <exception>
 #include <string>
