@@ -14,6 +14,7 @@
 // The templates every program instantiates (a greenlet's run function, a
 // task, a generator), instantiated here so that their code meets the same
 // flags: most of a header's code is template code, checked only when used.
+int public_headers_instantiated();
 int public_headers_instantiated() {
   greenlet::greenlet child([](int x) { return x * 2; });
   const int doubled = child.switch_(21).get<int>();

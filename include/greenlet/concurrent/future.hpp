@@ -59,11 +59,6 @@ std::string demangle(const char* mangled);
 // exception not derived from std::exception, greenlet::describe_exception()'s
 // placeholder. Throws only std::bad_alloc; any thread.
 std::string describe_error(const std::exception_ptr& e);
-// describe_error(e) is the last line of Python's traceback for e: its class
-// (demangled, as demangle()) and what(), "invalid_argument: doh!"; for an
-// exception not derived from std::exception, greenlet::describe_exception()'s
-// placeholder. Throws only std::bad_alloc; any thread.
-std::string describe_error(const std::exception_ptr& e);
 // type_name<T>() is the Python-ish name repr() shows: int, float, str...
 template <class T>
 std::string type_name() {

@@ -55,8 +55,8 @@ namespace detail {
 
 struct switch_state;
 struct greenlet_impl;
-struct stack_host;  // stack_host.hpp
-void release_stack_host(stack_host* h) noexcept;
+struct stack_host;                                // stack_host.hpp
+void release_stack_host(stack_host* h) noexcept;  // stack_host.hpp says what it does
 struct generator_state_base;
 
 enum class run_state : unsigned char { unstarted, active, dead };

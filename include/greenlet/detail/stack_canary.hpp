@@ -31,7 +31,7 @@ namespace greenlet::detail {
 // The canary is a constant mixed with its own address, so that zeroed
 // memory, a copy of another stack's bytes or a stray pointer do not match.
 inline std::uint64_t stack_canary_value(const void* limit) noexcept {
-  return 0x6772'6565'6e6c'6574ULL ^ static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(limit));
+  return 0x6772'6565'6e6c'6574ULL ^ std::uint64_t{reinterpret_cast<std::uintptr_t>(limit)};
 }
 
 // write_stack_canary() writes the canary at limit, the lowest usable byte of

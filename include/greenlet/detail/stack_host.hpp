@@ -47,12 +47,11 @@ constexpr std::size_t hosted_size(std::size_t bytes) noexcept {
 stack_host* acquire_stack_host(std::size_t bytes, const stack_options& stack) noexcept;
 // stack_host_memory(h) is the caller's memory: hosted_size(bytes) bytes, 64-aligned.
 void* stack_host_memory(stack_host* h) noexcept;
-// release_stack_host(h) drops one reference; the last gives the stack back to
-// its thread's pool. On another thread, or once the owning thread has exited,
-// the stack is kept (leaked with its pool's mapping): only the owner's pool
-// may take it, and a host released there is one whose objects outlived it.
-// Throws nothing.
-void release_stack_host(stack_host* h) noexcept;
+// release_stack_host(h) (declared in greenlet_impl.hpp, whose objects call it)
+// drops one reference; the last gives the stack back to its thread's pool. On
+// another thread, or once the owning thread has exited, the stack is kept
+// (leaked with its pool's mapping): only the owner's pool may take it, and a
+// host released there is one whose objects outlived it. Throws nothing.
 // host_greenlet(g, h): g, not yet adopted, is built in h's memory and will run
 // on h's stack; it takes a reference to h, dropped when g's object is.
 void host_greenlet(greenlet_impl* g, stack_host* h) noexcept;

@@ -89,7 +89,7 @@ class greenlet {
   // operator=(other) takes over other's reference, leaving other empty and dropping the previous
   // one. Throws nothing itself; any thread.
   greenlet& operator=(greenlet&& other) noexcept {
-    greenlet(std::move(other)).swap(*this);
+    greenlet{std::move(other)}.swap(*this);
     return *this;
   }
   ~greenlet() {
