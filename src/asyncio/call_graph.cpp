@@ -117,7 +117,27 @@ std::vector<future_state*> awaiters(future_state* f) {
 // level at a time, hence the cut at call_graph_depth_limit levels.
 constexpr std::size_t no_parent = static_cast<std::size_t>(-1);
 
-FutureCallGraph build(future_state* root) {
+// call_stack_of(t, limit) is task t's call stack for its node: newest frame first, as Python's,
+// cut as limit= says.
+::greenlet::stack_summary call_stack_of(const task_state* t, std::optional<long> limit) {
+  if (limit == 0) return {};
+  ::greenlet::stack_summary frames = t->stack(::greenlet::no_frame_limit);
+  std::reverse(frames.begin(), frames.end());
+  if (limit.has_value()) {
+    const auto n = static_cast<unsigned long>(*limit);
+    const std::size_t keep = *limit > 0 ? n : 0UL - n;  // |limit|, LONG_MIN's too
+    if (keep < frames.size()) {
+      if (*limit > 0) {
+        frames.erase(frames.begin() + static_cast<std::ptrdiff_t>(keep), frames.end());
+      } else {
+        frames.erase(frames.begin(), frames.end() - static_cast<std::ptrdiff_t>(keep));
+      }
+    }
+  }
+  return frames;
+}
+
+FutureCallGraph build(future_state* root, call_graph_options options) {
   FutureCallGraph graph;
   // Every node visited, with the index of the node it awaits (its parent), to tell a cycle.
   struct visited {
@@ -145,6 +165,7 @@ FutureCallGraph build(future_state* root) {
       }
     }
     if (node.cycle) continue;
+    if (const task_state* t = f->as_task()) node.call_stack = call_stack_of(t, options.limit);
     const std::vector<future_state*> waiters = awaiters(f);
     if (waiters.empty()) continue;
     if (item.depth == call_graph_depth_limit) {
@@ -158,6 +179,14 @@ FutureCallGraph build(future_state* root) {
     }
   }
   return graph;
+}
+
+// frame_line(f) is a call stack's line as asyncio's format_call_graph() writes it, the file as a
+// Python repr: File 'client.cpp', line 31, in fetch_page(std::string const&).
+std::string frame_line(const ::greenlet::stack_frame& f) {
+  std::string line = "File " + python_str_repr(f.file);
+  if (f.line != 0) line += ", line " + std::to_string(f.line);
+  return line + ", in " + (f.function.empty() ? "?? at " + address_repr(f.address) : f.function);
 }
 
 // render(graph) is format_call_graph()'s text, as asyncio's render_level(): a node's line, then
@@ -175,6 +204,10 @@ std::string render(const FutureCallGraph& graph) {
       out += "* Task(name=" + python_str_repr(node->task.get_name()) + ", id=" + address_repr(node->id) + ")";
     } else {
       out += "* Future(id=" + address_repr(node->id) + ")";
+    }
+    if (!node->call_stack.empty()) {
+      out += '\n' + indent + "  + Call stack:";
+      for (const ::greenlet::stack_frame& frame : node->call_stack) out += '\n' + indent + "  |   " + frame_line(frame);
     }
     if (node->cycle) {
       out += '\n' + indent + "  + Awaited by: ... (a cycle: see above)";
@@ -200,17 +233,17 @@ future_state* link_caller_as_awaiting(future_state* f) {
   return caller;
 }
 
-FutureCallGraph call_graph_of(future_state* f) {
+FutureCallGraph call_graph_of(future_state* f, call_graph_options options) {
   if (f == nullptr) throw_empty_handle("Future/Task");
   f->loop()->check_loop_thread();
-  return build(f);
+  return build(f, options);
 }
 
 }  // namespace greenlet::asyncio::detail
 
 namespace greenlet::asyncio {
 
-std::optional<FutureCallGraph> capture_call_graph() {
+std::optional<FutureCallGraph> capture_call_graph(call_graph_options options) {
   if (detail::running_loop() == nullptr) {
     throw RuntimeError(asyncio_errc::no_running_loop,
                        "capture_call_graph() is called outside of a running event loop and no future to "
@@ -218,13 +251,13 @@ std::optional<FutureCallGraph> capture_call_graph() {
   }
   AnyTask task = current_task();
   if (task.empty()) return std::nullopt;
-  return capture_call_graph(task);
+  return capture_call_graph(task, options);
 }
 
 std::string format_call_graph(const FutureCallGraph& graph) { return detail::render(graph); }
 
-std::string format_call_graph() {
-  std::optional<FutureCallGraph> graph = capture_call_graph();
+std::string format_call_graph(call_graph_options options) {
+  std::optional<FutureCallGraph> graph = capture_call_graph(options);
   return graph ? format_call_graph(*graph) : std::string();
 }
 
@@ -235,11 +268,11 @@ void print_call_graph(const FutureCallGraph& graph) {
 
 void print_call_graph(const FutureCallGraph& graph, std::ostream& out) { out << format_call_graph(graph) << '\n'; }
 
-void print_call_graph() {
-  const std::string text = format_call_graph() + "\n";
+void print_call_graph(call_graph_options options) {
+  const std::string text = format_call_graph(options) + "\n";
   std::fputs(text.c_str(), stdout);
 }
 
-void print_call_graph(std::ostream& out) { out << format_call_graph() << '\n'; }
+void print_call_graph(std::ostream& out, call_graph_options options) { out << format_call_graph(options) << '\n'; }
 
 }  // namespace greenlet::asyncio

@@ -191,6 +191,19 @@ void task_state::step() {
   return g != nullptr ? ::greenlet::context(g->context_vars.vars) : ::greenlet::context();
 }
 
+void print_stack_report(const std::string& report) noexcept { std::fputs(report.c_str(), stderr); }
+
+::greenlet::stack_summary task_state::stack(std::size_t limit) const {
+  if (glet.empty() || future()->done()) return {};
+  return glet.get_stack(limit);
+}
+
+std::string task_state::stack_report(std::size_t limit) const {
+  const ::greenlet::stack_summary frames = stack(limit);
+  if (frames.empty()) return "No stack for " + repr() + "\n";
+  return "Stack for " + repr() + " (most recent call last):\n" + ::greenlet::format_stack(frames);
+}
+
 void task_state::switch_in_first_time() {
   try {
     ::greenlet::detail::switch_as_owner(glet.impl());

@@ -237,6 +237,16 @@ __attribute__((noinline)) greenlet_impl* switch_to_swapped(thread_state& ts, gre
   return jump_to(ts, self, target);
 }
 
+bool swap_in_to_read(thread_state& ts, greenlet_impl* target) {
+  if (ts.shared_owner == ts.current) return false;
+  if (greenlet_impl* owner = needs_saving(ts, target)) {
+    reserve_saved(owner, used_bytes(owner));
+    save_owner(ts, owner);
+  }
+  restore(ts, target);
+  return true;
+}
+
 void die_into_swapped(thread_state& ts, greenlet_impl* self, greenlet_impl* target) noexcept {
   ts.copy_target = target;
   jump_dying(ts, self, ts.copier);  // the copier was made when the first shared greenlet started

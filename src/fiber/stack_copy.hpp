@@ -38,6 +38,11 @@ void start_shared(thread_state& ts, greenlet_impl* g);
 // and jumps. Returns what jump_to returns; see resumed_origin().
 greenlet_impl* switch_to_swapped(thread_state& ts, greenlet_impl* self, greenlet_impl* target);
 
+// swap_in_to_read(ts, target) puts swapped-out target's bytes back on the shared stack, saving the
+// owner's, so that get_stack() can read target's stack in place. Returns false, changing nothing,
+// when the running greenlet is the one on the shared stack. Throws std::bad_alloc.
+bool swap_in_to_read(thread_state& ts, greenlet_impl* target);
+
 // die_into_swapped() is a dying greenlet's last jump when its target's bytes
 // are copied out.
 [[noreturn]] void die_into_swapped(thread_state& ts, greenlet_impl* self, greenlet_impl* target) noexcept;

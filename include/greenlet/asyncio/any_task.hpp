@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,15 @@ class AnyTask {
   int uncancel() { return checked()->uncancel(); }
   // get_context() is Task<T>::get_context(). Throws RuntimeError for an empty handle, nothing else.
   ::greenlet::context get_context() const { return checked()->context_copy(); }
+  // get_stack(limit) and print_stack(limit, out) are Task<T>'s. Throw as those, and RuntimeError
+  // for an empty handle.
+  ::greenlet::stack_summary get_stack(std::size_t limit = ::greenlet::no_frame_limit) const {
+    return checked()->stack(limit);
+  }
+  void print_stack(std::size_t limit = ::greenlet::no_frame_limit) const {
+    detail::print_stack_report(checked()->stack_report(limit));
+  }
+  void print_stack(std::size_t limit, std::ostream& out) const { out << checked()->stack_report(limit); }
   // repr() describes the task as asyncio's repr does, coro=<...> aside: "<Task pending name='t'
   // wait_for=<Future pending cb=[Task.task_wakeup()]>>", "<Task finished name='t'
   // exception=ValueError('boom')>" (docs/asyncio.md, "repr()"). Throws std::bad_alloc, RuntimeError

@@ -6,8 +6,8 @@
 // turn: what a hung or slow program is waiting for, and on whose behalf. It is worked out when
 // asked, from what the loop keeps anyway (the done callbacks a task's await, a TaskGroup, gather()
 // and wait() put on what they wait for), so awaiting costs nothing more for it. Python's graph
-// also holds each task's call stack (its coroutines' frames); a C++ stack has no frames to read,
-// so this one has none, as Python's with limit=0.
+// also holds each task's call stack (its coroutines' frames); here each task's node holds its
+// greenlet's (Task::get_stack(), fiber/stack_trace.hpp), read without resuming it.
 #pragma once
 
 #include <cstddef>
@@ -15,6 +15,8 @@
 #include <ostream>
 #include <string>
 #include <vector>
+
+#include "greenlet/fiber/stack_trace.hpp"
 
 #include "greenlet/asyncio/any_task.hpp"
 #include "greenlet/asyncio/future.hpp"
@@ -41,6 +43,11 @@ struct FutureCallGraph {
   // the task inside gather() or wait() on it, the task that called shield() on it, and what
   // future_add_to_awaited_by() linked. A task is listed once however many ways it awaits.
   std::vector<FutureCallGraph> awaited_by;
+  // call_stack is the task's call stack (Python's call_stack of FrameCallGraphEntry), newest frame
+  // first as Python's: for the task that captures the graph, from the call of capture_call_graph()
+  // to the task's function; for a suspended task, from the await it waits in. Empty for a plain
+  // future, a task not started or done, and with call_graph_options::limit 0.
+  ::greenlet::stack_summary call_stack;
   // cycle is true when this node is already on the path from the graph's root: tasks that await
   // each other. Its awaited_by is then left empty (Python's would recurse without end).
   bool cycle = false;
@@ -52,10 +59,18 @@ struct FutureCallGraph {
   bool is_task() const noexcept { return !task.empty(); }
 };
 
+// call_graph_options holds asyncio's keyword arguments of capture_call_graph(),
+// format_call_graph() and print_call_graph(): `capture_call_graph(t, {.limit = 0})`.
+struct call_graph_options {
+  // limit= : how much of each task's call stack the graph holds: every frame (nullopt, Python's
+  // None, the default), none (0), the newest n (n > 0) or the oldest -n frames (n < 0).
+  std::optional<long> limit;
+};
+
 namespace detail {
-// call_graph_of(f) builds f's graph (src/asyncio/call_graph.cpp). Throws RuntimeError for a null f
-// (an empty handle) and (wrong_loop) off f's loop's thread, std::bad_alloc.
-FutureCallGraph call_graph_of(future_state* f);
+// call_graph_of(f, options) builds f's graph (src/asyncio/call_graph.cpp). Throws RuntimeError for
+// a null f (an empty handle) and (wrong_loop) off f's loop's thread, std::bad_alloc.
+FutureCallGraph call_graph_of(future_state* f, call_graph_options options);
 // add_awaited_by(f, waiter) and discard_awaited_by(f, waiter) are future_add_to_awaited_by() and
 // future_discard_from_awaited_by(): see there. shield() uses them too.
 // discard_awaited_by(loop, f, waiter) takes f's loop: f is only a key there, never read, so that
@@ -83,52 +98,56 @@ concept graph_node = requires(const F& f) {
 // capture_call_graph() without arguments); nullopt in a plain callback, where no task runs. In an
 // async_generator's body it is the graph of the task stepping it, as current_task() says. Throws
 // RuntimeError (no_running_loop) with no loop running on this thread, std::bad_alloc.
-std::optional<FutureCallGraph> capture_call_graph();
+std::optional<FutureCallGraph> capture_call_graph(call_graph_options options = {});
 // capture_call_graph(f) is the graph of the future or task f (Future<T>, Task<T> or AnyTask),
 // which need not be pending: a done one has no awaiter left. Throws RuntimeError for an empty
 // handle, (wrong_loop) off f's loop's thread, std::bad_alloc. Loop thread only.
 template <detail::graph_node F>
-FutureCallGraph capture_call_graph(const F& f) {
-  return detail::call_graph_of(detail::state_of(f));
+FutureCallGraph capture_call_graph(const F& f, call_graph_options options = {}) {
+  return detail::call_graph_of(detail::state_of(f), options);
 }
 
-// format_call_graph(graph) is asyncio's text for a graph, one line per node, four spaces deeper
-// for each level of awaiting:
+// format_call_graph(graph) is asyncio's text for a graph, one line per node (and per frame of its
+// call stack), four spaces deeper for each level of awaiting:
 //
 //   * Task(name='fetch', id=0x7f3a5c0012a0)
+//     + Call stack:
+//     |   File 'client.cpp', line 31, in fetch_page(std::string const&)
 //     + Awaited by:
 //       * Task(name='Task-1', id=0x7f3a5c001400)
+//         + Call stack:
+//         |   File 'client.cpp', line 52, in operator()
 //
 // a plain future's line reads "* Future(id=0x...)"; a node met again in a cycle says so
 // ("  + Awaited by: ... (a cycle: see above)"), and so does a cut one ("... (cut: deeper than 256
-// levels)"). No "+ Call stack:" lines (see the top of this file).
+// levels)"). A frame without debug information reads "File '/usr/bin/app', in fetch_page(...)".
 // Throws only std::bad_alloc.
 std::string format_call_graph(const FutureCallGraph& graph);
 // format_call_graph() is that text for the task running the caller, "" where none runs; throws
 // as capture_call_graph().
-std::string format_call_graph();
+std::string format_call_graph(call_graph_options options = {});
 // format_call_graph(f) is that text for the future or task f; throws as capture_call_graph(f).
 template <detail::graph_node F>
-std::string format_call_graph(const F& f) {
-  return format_call_graph(capture_call_graph(f));
+std::string format_call_graph(const F& f, call_graph_options options = {}) {
+  return format_call_graph(capture_call_graph(f, options));
 }
 
 // print_call_graph() writes format_call_graph() and a newline to stdout (asyncio's
 // print_call_graph(), whose print() adds the newline; an empty line where no task runs), or to
 // out. Throws as format_call_graph(), and what out throws.
-void print_call_graph();
-void print_call_graph(std::ostream& out);
+void print_call_graph(call_graph_options options = {});
+void print_call_graph(std::ostream& out, call_graph_options options = {});
 // print_call_graph(graph) and print_call_graph(graph, out) print a graph captured before.
 void print_call_graph(const FutureCallGraph& graph);
 void print_call_graph(const FutureCallGraph& graph, std::ostream& out);
 // print_call_graph(f) and print_call_graph(f, out) do the same for the future or task f.
 template <detail::graph_node F>
-void print_call_graph(const F& f) {
-  print_call_graph(capture_call_graph(f));
+void print_call_graph(const F& f, call_graph_options options = {}) {
+  print_call_graph(capture_call_graph(f, options));
 }
 template <detail::graph_node F>
-void print_call_graph(const F& f, std::ostream& out) {
-  print_call_graph(capture_call_graph(f), out);
+void print_call_graph(const F& f, std::ostream& out, call_graph_options options = {}) {
+  print_call_graph(capture_call_graph(f, options), out);
 }
 
 // future_add_to_awaited_by(f, waiter) records that waiter (a future or task) awaits f, for code that

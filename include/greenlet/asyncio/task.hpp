@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -63,6 +64,22 @@ class Task : public Future<T> {
   // Empty once the loop let go of the task unfinished (closed under it). Throws nothing; must not
   // be empty; loop thread only.
   ::greenlet::context get_context() const { return task()->context_copy(); }
+  // get_stack(limit) is asyncio's Task.get_stack(limit=): where the task is, as its greenlet's
+  // get_stack() (fiber/stack_trace.hpp), oldest frame first, at most the newest `limit` frames:
+  // the frames of the function the task runs down to the await it is suspended in, or, in the task
+  // itself, to the call. Empty before the task's first step and once it is done (Python gives a
+  // failed task's traceback there; a C++ exception carries none). Throws std::bad_alloc; must not
+  // be empty; loop thread only.
+  ::greenlet::stack_summary get_stack(std::size_t limit = ::greenlet::no_frame_limit) const {
+    return task()->stack(limit);
+  }
+  // print_stack(limit, out) is Task.print_stack(): "Stack for <repr()> (most recent call last):"
+  // and get_stack(limit)'s frames as Python's traceback prints them, or "No stack for <repr()>";
+  // to stderr without `out`. Throws std::bad_alloc and what out throws; loop thread only.
+  void print_stack(std::size_t limit = ::greenlet::no_frame_limit) const {
+    detail::print_stack_report(task()->stack_report(limit));
+  }
+  void print_stack(std::size_t limit, std::ostream& out) const { out << task()->stack_report(limit); }
 
   // set_result() and set_exception() are not a task's: its result is what its function returns or
   // throws (asyncio: "Task does not support set_result operation"). Deleted on a Task; through a

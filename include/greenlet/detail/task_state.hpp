@@ -25,6 +25,10 @@ namespace greenlet::asyncio::detail {
 
 class task_state;
 
+// print_stack_report(report) writes Task.print_stack()'s text to stderr (task_state.cpp). Throws
+// nothing.
+void print_stack_report(const std::string& report) noexcept;
+
 // async_generator_body is what the loop sees of an async_generator through
 // the task its body runs in (task_state::async_generator). Such a task is
 // the generator's, not the program's: all_tasks() does not list it and
@@ -81,6 +85,13 @@ class task_state : public ::greenlet::detail::greenlet_role {
   // context_copy() is Task.get_context() (3.12): a copy of the context the task runs in, with the
   // values it holds now (task_state.cpp). Throws nothing.
   ::greenlet::context context_copy() const noexcept;
+  // stack(limit) is Task.get_stack(): its greenlet's get_stack(limit) while it runs or waits;
+  // empty before its first step, once done, and once the loop let go of it (task_state.cpp).
+  // Throws std::bad_alloc.
+  ::greenlet::stack_summary stack(std::size_t limit) const;
+  // stack_report(limit) is what Task.print_stack() prints: "Stack for <repr> (most recent call
+  // last):" and the frames, or "No stack for <repr>". Throws std::bad_alloc.
+  std::string stack_report(std::size_t limit) const;
 
   // first_step says when start() runs a task's first step: as the loop's task factory says
   // (eager_task_factory: at once, inside start(), when the loop runs; otherwise on a later

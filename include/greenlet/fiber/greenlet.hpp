@@ -17,6 +17,7 @@
 #include "greenlet/detail/stack_host.hpp"
 #include "greenlet/detail/switch_inline.hpp"
 #include "greenlet/errors.hpp"
+#include "greenlet/fiber/stack_trace.hpp"
 #include "greenlet/fiber/value.hpp"
 
 // Everything this header declares is public API: exported even though the library
@@ -186,6 +187,19 @@ class greenlet {
   // its own (tokens of its previous context are refused by reset()). Throws greenlet::error on an
   // empty handle, and errc::wrong_thread for a greenlet of another thread that still runs.
   void set_gr_context(const context& ctx);
+
+  // get_stack(limit) is its call stack (fiber/stack_trace.hpp: Python's
+  // traceback.extract_stack(g.gr_frame)), oldest frame first, at most the newest `limit` frames. It
+  // starts at the greenlet's run function (a main greenlet's, at the thread's first function) and
+  // ends, for the running greenlet, at the call of get_stack(); for a suspended one, at the switch
+  // it waits in, read without resuming it: it does not run, and nothing it can observe changes.
+  // Empty for an unstarted or dead greenlet (Python's gr_frame is None), and for a suspended one
+  // whose stack has less than stack_read_room bytes left to read it with. Throws greenlet::error on
+  // an empty handle and (errc::wrong_thread) for a greenlet of another thread that still runs;
+  // std::bad_alloc.
+  stack_summary get_stack(std::size_t limit = no_frame_limit) const;
+  // The free stack a suspended greenlet needs for get_stack() to read it (the unwinder runs there).
+  static constexpr std::size_t stack_read_room = 8 * 1024;
 
   // empty() is true for a handle that refers to no greenlet (default-made or moved from). Throws
   // nothing; any thread.
