@@ -168,9 +168,15 @@ bool is_plumbing(const stack_frame& f) noexcept {
   if (starts_with(function, "greenlet::") || starts_with(function, "std::") || starts_with(function, "__gnu_cxx::")) {
     return true;
   }
-  static constexpr std::string_view c_library_start[] = {"_start", "__libc_start_main", "__libc_start_main_impl",
-                                                         "__libc_start_call_main", "start_thread", "clone",
-                                                         "clone3", "__clone", "__clone3",
+  static constexpr std::string_view c_library_start[] = {"_start",
+                                                         "__libc_start_main",
+                                                         "__libc_start_main_impl",
+                                                         "__libc_start_call_main",
+                                                         "start_thread",
+                                                         "clone",
+                                                         "clone3",
+                                                         "__clone",
+                                                         "__clone3",
                                                          "execute_native_thread_routine"};
   return std::find(std::begin(c_library_start), std::end(c_library_start), function) != std::end(c_library_start);
 }
@@ -192,6 +198,8 @@ stack_summary greenlet::get_stack(std::size_t limit) const {
   detail::greenlet_impl* g = checked();
   detail::refuse_other_thread(g, "read the stack of");
   detail::thread_state& ts = detail::state();
+  // (A greenlet whose thread has exited: dead, or that thread's main greenlet, whose stack is gone.)
+  if (detail::owner_of(g) != &ts) return {};
   if (g->state != detail::run_state::active && !g->is_main) return {};
   if (limit == 0) return {};
   detail::raw_stack stack = detail::walk_limits(g);

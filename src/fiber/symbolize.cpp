@@ -105,11 +105,15 @@ void add_frames(std::uintptr_t pc, std::vector<stack_frame>& out) {
   if (out.size() == before) {
     // No line table for it: the symbol table's name, and the binary's path from dladdr().
     out.push_back(from_dynamic_symbols(pc));
-    if (state != nullptr) {
-      lookup l{pc, &out};
-      backtrace_syminfo(state, pc, &add_symbol, &ignore_error, &l);
-      if (l.failed) throw std::bad_alloc();
-    }
+  } else if (!out.back().function.empty()) {
+    return;
+  }
+  // The outermost function at pc unnamed (no debug information, or a line table without the
+  // function's description, as -g1 leaves some template instances): the symbol table names it.
+  if (state != nullptr) {
+    lookup l{pc, &out};
+    backtrace_syminfo(state, pc, &add_symbol, &ignore_error, &l);
+    if (l.failed) throw std::bad_alloc();
   }
 }
 

@@ -36,34 +36,90 @@ std::string names(const asyncio::FutureCallGraph& g) {
   return out + "]";
 }
 
-// A chain of three tasks, each awaiting the next: the leaf's graph, as text, line by line.
+// without_function_names(text) is a graph's text with each call stack line's function name (after
+// ", in "), which depends on the compiler and on what it inlined, left out.
+std::string without_function_names(std::string text) {
+  for (std::size_t at = text.find("|   File "); at != std::string::npos; at = text.find("|   File ", at + 1)) {
+    const std::size_t in = text.find(", in ", at);
+    const std::size_t end = text.find('\n', at);
+    if (in != std::string::npos && in < end) text.erase(in + 5, (end == std::string::npos ? text.size() : end) - in - 5);
+  }
+  return text;
+}
+
+// A chain of three tasks, each awaiting the next: the leaf's graph, as text, line by line, with
+// each task's call stack: the line it awaits on (the leaf: where it captures the graph).
 TEST_F(CallGraph, TheTextOfAChainIsAsyncios) {
   std::string text;
   const void* ids[3] = {};
+  int lines[3] = {};
   asyncio::run([&] {
     asyncio::current_task().set_name("top");
     auto leaf = asyncio::create_task(
         [&] {
           asyncio::sleep(0);
           asyncio::sleep(0);
+          lines[0] = __LINE__ + 1;
           text = asyncio::format_call_graph();
         },
         "leaf");
-    auto middle = asyncio::create_task([&] { asyncio::await(leaf); }, "middle");
+    lines[1] = __LINE__ + 3;
+    auto middle = asyncio::create_task(
+        [&] {
+          asyncio::await(leaf);
+          asyncio::sleep(0);  // not a tail call: the lambda's frame stays while it awaits
+        },
+        "middle");
     ids[0] = leaf.state();
     ids[1] = middle.state();
     ids[2] = asyncio::current_task().state();
+    lines[2] = __LINE__ + 1;
     asyncio::await(middle);
   });
-  EXPECT_EQ(text, "* Task(name='leaf', id=" + hex(ids[0]) +
-                      ")\n"
-                      "  + Awaited by:\n"
-                      "    * Task(name='middle', id=" +
-                      hex(ids[1]) +
-                      ")\n"
-                      "      + Awaited by:\n"
-                      "        * Task(name='top', id=" +
-                      hex(ids[2]) + ")");
+  const std::string file = "|   File '" + std::string(__FILE__) + "', line ";
+  EXPECT_EQ(without_function_names(text),
+            "* Task(name='leaf', id=" + hex(ids[0]) + ")\n  + Call stack:\n  " + file + std::to_string(lines[0]) +
+                ", in \n"
+                "  + Awaited by:\n"
+                "    * Task(name='middle', id=" +
+                hex(ids[1]) + ")\n      + Call stack:\n      " + file + std::to_string(lines[1]) +
+                ", in \n"
+                "      + Awaited by:\n"
+                "        * Task(name='top', id=" +
+                hex(ids[2]) + ")\n          + Call stack:\n          " + file + std::to_string(lines[2]) + ", in ")
+      << text;
+}
+
+// limit= cuts each task's call stack as Python's: 0 none, n the newest n, -n the oldest n.
+[[gnu::noinline]] void call_graph_test_inner_wait(std::optional<asyncio::FutureCallGraph>& graph, long limit) {
+  graph = asyncio::capture_call_graph({.limit = limit});
+  asyncio::sleep(0);  // not a tail call: this frame stays
+}
+[[gnu::noinline]] void call_graph_test_outer_wait(std::optional<asyncio::FutureCallGraph>& graph, long limit) {
+  call_graph_test_inner_wait(graph, limit);
+  asyncio::sleep(0);
+}
+
+TEST_F(CallGraph, LimitCutsEachCallStack) {
+  std::optional<asyncio::FutureCallGraph> all, none, newest, oldest;
+  asyncio::run([&] {
+    call_graph_test_outer_wait(all, 100);
+    call_graph_test_outer_wait(none, 0);
+    call_graph_test_outer_wait(newest, 1);
+    call_graph_test_outer_wait(oldest, -1);
+  });
+  ASSERT_TRUE(all && none && newest && oldest);
+  ASSERT_GE(all->call_stack.size(), 2u) << asyncio::format_call_graph(*all);
+  // Newest first, as Python's: the function that captured, then its caller.
+  EXPECT_NE(all->call_stack[0].function.find("call_graph_test_inner_wait"), std::string::npos);
+  EXPECT_NE(all->call_stack[1].function.find("call_graph_test_outer_wait"), std::string::npos);
+  EXPECT_EQ(all->call_stack[0].file, __FILE__);
+  EXPECT_TRUE(none->call_stack.empty());
+  ASSERT_EQ(newest->call_stack.size(), 1u);
+  EXPECT_EQ(newest->call_stack[0].function, all->call_stack[0].function);
+  ASSERT_EQ(oldest->call_stack.size(), 1u);
+  EXPECT_EQ(oldest->call_stack[0].function, all->call_stack.back().function);
+  EXPECT_EQ(asyncio::format_call_graph(*none).find("Call stack"), std::string::npos);
 }
 
 // docs/asyncio.md's example, its ids aside.
@@ -74,7 +130,7 @@ TEST_F(CallGraph, TheDocsExamplePrintsWhatTheDocsShow) {
     main_name = asyncio::current_task().get_name();  // Task-N: N counts the process's tasks
     auto fetch = [&] {
       asyncio::sleep(0);
-      text = asyncio::format_call_graph();
+      text = asyncio::format_call_graph({.limit = 0});  // the docs' example shows no frames
     };
     asyncio::TaskGroup tg;
     auto page = tg.create_task(fetch, "fetch");
@@ -105,16 +161,17 @@ TEST_F(CallGraph, AFutureAQuotedNameAndPrinting) {
     asyncio::sleep(0);
     const std::string expected = "* Future(id=" + hex(fut.state()) +
                                  ")\n  + Awaited by:\n    * Task(name=\"it's\", id=" + hex(waiter.state()) + ")";
-    EXPECT_EQ(asyncio::format_call_graph(fut), expected);
+    // (The waiter's call stack left out: limit 0.)
+    EXPECT_EQ(asyncio::format_call_graph(fut, {.limit = 0}), expected);
     std::ostringstream out;
-    asyncio::print_call_graph(fut, out);
+    asyncio::print_call_graph(fut, out, {.limit = 0});
     EXPECT_EQ(out.str(), expected + "\n");
     testing::internal::CaptureStdout();
-    asyncio::print_call_graph(fut);
+    asyncio::print_call_graph(fut, {.limit = 0});
     EXPECT_EQ(testing::internal::GetCapturedStdout(), expected + "\n");
     // A graph captured once prints the same.
     std::ostringstream again;
-    asyncio::print_call_graph(asyncio::capture_call_graph(fut), again);
+    asyncio::print_call_graph(asyncio::capture_call_graph(fut, {.limit = 0}), again);
     EXPECT_EQ(again.str(), expected + "\n");
     fut.set_result(1);
     asyncio::await(waiter);
