@@ -42,7 +42,8 @@ std::string without_function_names(std::string text) {
   for (std::size_t at = text.find("|   File "); at != std::string::npos; at = text.find("|   File ", at + 1)) {
     const std::size_t in = text.find(", in ", at);
     const std::size_t end = text.find('\n', at);
-    if (in != std::string::npos && in < end) text.erase(in + 5, (end == std::string::npos ? text.size() : end) - in - 5);
+    if (in != std::string::npos && in < end)
+      text.erase(in + 5, (end == std::string::npos ? text.size() : end) - in - 5);
   }
   return text;
 }
