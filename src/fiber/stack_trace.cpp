@@ -146,10 +146,6 @@ std::string_view library_sources() noexcept {
   return end == std::string_view::npos || end == 0 ? std::string_view() : here.substr(0, end);
 }
 
-bool starts_with(std::string_view text, std::string_view prefix) noexcept {
-  return text.substr(0, prefix.size()) == prefix;
-}
-
 // is_plumbing(f) says whether f is machinery between the frames a user wrote and the ends of the
 // stack: greenlet-cpp's own code (the switch, a run function's call, the event loop's waits), the
 // standard library's calls between them, and the C library's start of a thread. Python's stacks
@@ -160,12 +156,12 @@ bool is_plumbing(const stack_frame& f) noexcept {
   const std::string_view function = f.function;
   if (f.line != 0) {
     const std::string_view sources = library_sources();
-    if (!sources.empty() && starts_with(file, sources)) return true;
+    if (!sources.empty() && file.starts_with(sources)) return true;
     if (file.find("include/greenlet/") != std::string_view::npos) return true;
     if (file.find("/c++/") != std::string_view::npos) return true;  // libstdc++'s headers
-    if (starts_with(file, "../csu/") || starts_with(file, "../sysdeps/") || starts_with(file, "./nptl/")) return true;
+    if (file.starts_with("../csu/") || file.starts_with("../sysdeps/") || file.starts_with("./nptl/")) return true;
   }
-  if (starts_with(function, "greenlet::") || starts_with(function, "std::") || starts_with(function, "__gnu_cxx::")) {
+  if (function.starts_with("greenlet::") || function.starts_with("std::") || function.starts_with("__gnu_cxx::")) {
     return true;
   }
   static constexpr std::string_view c_library_start[] = {"_start",
