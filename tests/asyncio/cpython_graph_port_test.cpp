@@ -3,9 +3,11 @@
 // a timeout, wait(), a plain await, and a future several tasks await.
 //
 // capture_test_stack() there walks the graph into [name, call_stack, sorted awaited_by], the name
-// 'T<name>' for a task, 'T<anon>' for one named by default (Task-N), 'F' for a plain future. C++ has
-// no frames, so the call stacks are left out: the walk here is "name[awaited by, sorted]". Each
-// expectation is CPython's with its call-stack lists dropped.
+// 'T<name>' for a task, 'T<anon>' for one named by default (Task-N), 'F' for a plain future. The
+// call stacks are left out: CPython's name each coroutine ('a c4'), where the lambdas here have no
+// names of their own and the compiler inlines them at will; the walk here is "name[awaited by,
+// sorted]", each expectation CPython's with its call-stack lists dropped. call_graph_test.cpp checks
+// the call stacks by file and line.
 #include <algorithm>
 #include <string>
 #include <vector>
