@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "greenlet/detail/sanitizers.hpp"
 
@@ -150,11 +151,34 @@ struct copier_greenlet final : greenlet_impl {
   static constexpr run_ops table{&invoke, &clear, &dispose};
 };
 
+// read_for_origin(ts, copier) is the copier's part of read_swapped_out(): the reader (the origin,
+// whose bytes are on the shared stack) out, the target in, the read, the target out, the reader
+// back in and resumed. Returns the copier's next transfer.
+ctx::transfer_t read_for_origin(thread_state& ts, greenlet_impl* copier) noexcept {
+  greenlet_impl* reader = ts.copy_origin;
+  greenlet_impl* target = ts.copy_target;
+  const auto read = std::exchange(ts.copy_read, nullptr);
+  fit_saved(reader, used_bytes(reader));
+  save_owner(ts, reader);
+  restore(ts, target);
+  read(ts, target, ts.copy_read_arg);
+  fit_saved(target, used_bytes(target));
+  save_owner(ts, target);
+  restore(ts, reader);
+  void* const to = reader->context;
+  hand_over(ts, ts.cxa_globals, copier, reader, to, /*dying=*/false);
+  return ctx::jump_fcontext(to, copier);
+}
+
 [[noreturn]] void copier_entry(ctx::transfer_t t) noexcept {
   for (;;) {
     thread_state& ts = *tls_state;
     greenlet_impl* copier = ts.copier;
     ts.copy_origin = landed(copier, t);
+    if (ts.copy_read != nullptr) {
+      t = read_for_origin(ts, copier);
+      continue;
+    }
     greenlet_impl* target = ts.copy_target;
     if (greenlet_impl* owner = needs_saving(ts, target)) {
       fit_saved(owner, used_bytes(owner));
@@ -237,14 +261,38 @@ __attribute__((noinline)) greenlet_impl* switch_to_swapped(thread_state& ts, gre
   return jump_to(ts, self, target);
 }
 
-bool swap_in_to_read(thread_state& ts, greenlet_impl* target) {
-  if (ts.shared_owner == ts.current) return false;
-  if (greenlet_impl* owner = needs_saving(ts, target)) {
-    reserve_saved(owner, used_bytes(owner));
-    save_owner(ts, owner);
+// A read leaves the target suspended one frame deeper (stack_trace.cpp): its saved bytes grow by
+// that frame, which this covers.
+constexpr std::size_t read_frame_slack = 1024;
+
+// Not inlined, so that its frame (the part of self's stack the estimate cannot see) stays small.
+__attribute__((noinline)) void read_swapped_out(thread_state& ts, greenlet_impl* target,
+                                                void (*read)(thread_state&, greenlet_impl*, void*) noexcept,
+                                                void* arg) {
+  greenlet_impl* self = ts.current;
+  // Grown keeping its bytes: target is copied out.
+  if (target->saved_capacity < target->saved_size + read_frame_slack) {
+    void* p = std::realloc(target->saved_stack, target->saved_size + read_frame_slack);
+    if (p == nullptr) throw std::bad_alloc();
+    target->saved_stack = p;
+    target->saved_capacity = target->saved_size + read_frame_slack;
   }
-  restore(ts, target);
-  return true;
+  if (ts.shared_owner != self) {
+    if (greenlet_impl* owner = needs_saving(ts, target)) {
+      reserve_saved(owner, used_bytes(owner));
+      save_owner(ts, owner);
+    }
+    restore(ts, target);
+    read(ts, target, arg);
+    return;
+  }
+  // self runs on the shared stack: the copier swaps target in, reads it, and swaps self back.
+  const auto* frame = static_cast<const char*>(__builtin_frame_address(0));
+  reserve_saved(self, static_cast<std::size_t>(static_cast<const char*>(self->stack_base) - frame) + jump_frame_slack);
+  ts.copy_read = read;
+  ts.copy_read_arg = arg;
+  ts.copy_target = target;
+  (void)jump_to(ts, self, ts.copier);  // the copier comes straight back, carrying nothing
 }
 
 void die_into_swapped(thread_state& ts, greenlet_impl* self, greenlet_impl* target) noexcept {

@@ -38,10 +38,13 @@ void start_shared(thread_state& ts, greenlet_impl* g);
 // and jumps. Returns what jump_to returns; see resumed_origin().
 greenlet_impl* switch_to_swapped(thread_state& ts, greenlet_impl* self, greenlet_impl* target);
 
-// swap_in_to_read(ts, target) puts swapped-out target's bytes back on the shared stack, saving the
-// owner's, so that get_stack() can read target's stack in place. Returns false, changing nothing,
-// when the running greenlet is the one on the shared stack. Throws std::bad_alloc.
-bool swap_in_to_read(thread_state& ts, greenlet_impl* target);
+// read_swapped_out(ts, target, read, arg) lets get_stack() read swapped-out target's stack in
+// place: it puts target's bytes back on the shared stack (copying the owner's out) and calls
+// read(ts, target, arg), which reads target without running it. When the running greenlet is the
+// one on the shared stack, the copier does that on its own stack and then puts the reader's bytes
+// back. Throws std::bad_alloc (the buffers are sized before any byte moves).
+void read_swapped_out(thread_state& ts, greenlet_impl* target,
+                      void (*read)(thread_state&, greenlet_impl*, void*) noexcept, void* arg);
 
 // die_into_swapped() is a dying greenlet's last jump when its target's bytes
 // are copied out.

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <ostream>
 #include <string_view>
 
@@ -75,12 +76,14 @@ _Unwind_Reason_Code collect_frame(_Unwind_Context* frame, void* data) noexcept {
   return _URC_NO_REASON;
 }
 
-raw_stack walk_limits(const greenlet_impl* g) noexcept {
-  raw_stack stack;
+// walk_limits(g) is an empty raw_stack for g's walk, on the heap: a reader running on the shared
+// stack (stack copying) has its bytes copied out while the walk fills it.
+std::unique_ptr<raw_stack> walk_limits(const greenlet_impl* g) {
+  auto stack = std::make_unique<raw_stack>();
   if (!g->is_main) {
-    stack.run_function = reinterpret_cast<std::uintptr_t>(g->ops->invoke);
-    stack.entry_function = reinterpret_cast<std::uintptr_t>(&greenlet_entry);
-    stack.stack_base = reinterpret_cast<std::uintptr_t>(g->stack_base);
+    stack->run_function = reinterpret_cast<std::uintptr_t>(g->ops->invoke);
+    stack->entry_function = reinterpret_cast<std::uintptr_t>(&greenlet_entry);
+    stack->stack_base = reinterpret_cast<std::uintptr_t>(g->stack_base);
   }
   return stack;
 }
@@ -116,8 +119,10 @@ struct read_request {
   return resumed;
 }
 
-// read_suspended(ts, target, stack) walks suspended target's stack, in place on this thread.
-void read_suspended(thread_state& ts, greenlet_impl* target, raw_stack& stack) noexcept {
+// read_suspended(ts, target, stack) walks suspended target's stack, in place on this thread. (The
+// running greenlet may be the stack copier, reading for a greenlet on the shared stack.)
+void read_suspended(thread_state& ts, greenlet_impl* target, void* stack_to_fill) noexcept {
+  raw_stack& stack = *static_cast<raw_stack*>(stack_to_fill);
   greenlet_impl* self = ts.current;
   read_request request{&stack, self, target};
   void* const to = target->context;
@@ -198,15 +203,18 @@ stack_summary greenlet::get_stack(std::size_t limit) const {
   if (detail::owner_of(g) != &ts) return {};
   if (g->state != detail::run_state::active && !g->is_main) return {};
   if (limit == 0) return {};
-  detail::raw_stack stack = detail::walk_limits(g);
+  const std::unique_ptr<detail::raw_stack> stack = detail::walk_limits(g);
   if (g == ts.current) {
-    detail::walk_current(stack);
+    detail::walk_current(*stack);
   } else {
     if (g->context == nullptr || !detail::room_to_read(g)) return {};  // (null: a shared greenlet yet to run)
-    if (g->swapped_out() && !detail::swap_in_to_read(ts, g)) return {};
-    detail::read_suspended(ts, g, stack);
+    if (g->swapped_out()) {
+      detail::read_swapped_out(ts, g, &detail::read_suspended, stack.get());
+    } else {
+      detail::read_suspended(ts, g, stack.get());
+    }
   }
-  stack_summary frames = detail::symbolize(stack.pcs, stack.count);
+  stack_summary frames = detail::symbolize(stack->pcs, stack->count);
   detail::drop_plumbing(frames);
   if (frames.size() > limit) frames.erase(frames.begin(), frames.end() - static_cast<std::ptrdiff_t>(limit));
   return frames;

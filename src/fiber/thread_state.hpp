@@ -69,6 +69,10 @@ struct thread_state : switch_state {
   fiber_stack copier_stack;
   greenlet_impl* copy_target = nullptr;  // where the copier goes next
   greenlet_impl* copy_origin = nullptr;  // who jumped to the copier last
+  // A get_stack() read the copier makes for a greenlet on the shared stack (read_swapped_out()):
+  // the function that reads target in place, and its argument; null for a switch.
+  void (*copy_read)(thread_state& ts, greenlet_impl* target, void* arg) noexcept = nullptr;
+  void* copy_read_arg = nullptr;
 
   void link(greenlet_impl* g) noexcept;
   void unlink(greenlet_impl* g) noexcept;
