@@ -370,4 +370,33 @@ BENCHMARK(BM_boost_fiber_create_fixedsize);
 BENCHMARK(BM_boost_fiber_create_protected);
 BENCHMARK(BM_boost_fiber_create_pooled);
 
+// ------------------------------------------------------------ reading a stack
+
+// get_stack() of a greenlet suspended three calls deep: the hop onto its stack, the walk, and
+// naming the frames (libbacktrace, its tables loaded by the warm-up read). Not a switch: the
+// greenlet does not run.
+[[gnu::noinline]] void bench_stack_wait(greenlet::greenlet& back, int depth) {
+  if (depth > 0) {
+    bench_stack_wait(back, depth - 1);
+  } else {
+    back.switch_();
+  }
+  benchmark::ClobberMemory();  // not a tail call: each frame stays
+}
+
+void BM_greenlet_get_stack(benchmark::State& state) {
+  greenlet::greenlet main = greenlet::getcurrent();
+  greenlet::greenlet g([&main] { bench_stack_wait(main, 2); });
+  g.switch_();
+  std::size_t frames = g.get_stack().size();
+  for (auto _ : state) {
+    greenlet::stack_summary stack = g.get_stack();
+    frames = stack.size();
+    benchmark::DoNotOptimize(stack.data());
+  }
+  state.counters["frames"] = static_cast<double>(frames);
+  g.switch_();
+}
+BENCHMARK(BM_greenlet_get_stack);
+
 }  // namespace

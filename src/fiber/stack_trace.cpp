@@ -101,22 +101,31 @@ struct read_request {
 };
 
 // walk_here() runs on a suspended greenlet's stack, on top of its last frame (see the top of the
-// file). Not instrumented by ASan: it runs before the sanitizer knows which stack it is on and
-// returns after a jump the sanitizer is told about only later (in landed()).
-[[gnu::noinline]] __attribute__((no_sanitize("address"))) ctx::transfer_t walk_here(ctx::transfer_t reader) noexcept {
-  auto* request = static_cast<read_request*>(reader.data);
-  greenlet_impl* target = request->target;
-  greenlet_impl* back_to = request->reader;
+// file), and stays there while the greenlet stays suspended: a later read jumps back into it (its
+// request tagged in the low bit, as no greenlet's address is), and only a real resume (a switch, a
+// throw, a kill: the resumer's greenlet as data) makes it return. So reads do not stack frames.
+// Not instrumented by ASan: it runs before the sanitizer knows which stack it is on and returns
+// after a jump the sanitizer is told about only later (in landed()).
+[[gnu::noinline]] __attribute__((no_sanitize("address"))) ctx::transfer_t walk_here(ctx::transfer_t from) noexcept {
+  auto* request = static_cast<read_request*>(from.data);
+  greenlet_impl* const target = request->target;
+  for (;;) {
 #if defined(GREENLET_ASAN)
-  __sanitizer_finish_switch_fiber(target->asan_fake_stack, nullptr, nullptr);
+    __sanitizer_finish_switch_fiber(target->asan_fake_stack, nullptr, nullptr);
 #endif
-  request->stack->skip = 1;  // this frame
-  _Unwind_Backtrace(&collect_frame, request->stack);
-  // Back to the reader, as a switch away from the target would tell the sanitizers.
-  sanitizers::before_jump(target, back_to, /*dying=*/false);
-  const ctx::transfer_t resumed = ctx::jump_fcontext(reader.fctx, nullptr);
+    request->stack->skip = 1;  // this frame
+    _Unwind_Backtrace(&collect_frame, request->stack);
+    target->parked_by_read = true;
+    // Back to the reader, as a switch away from the target would tell the sanitizers.
+    sanitizers::before_jump(target, request->reader, /*dying=*/false);
+    from = ctx::jump_fcontext(from.fctx, nullptr);
+    const auto data = reinterpret_cast<std::uintptr_t>(from.data);
+    if ((data & 1) == 0) break;
+    request = reinterpret_cast<read_request*>(data & ~std::uintptr_t{1});
+  }
   // Resumed for real: the jump's transfer goes to the target's own jump, which lands as usual.
-  return resumed;
+  target->parked_by_read = false;
+  return from;
 }
 
 // read_suspended(ts, target, stack) walks suspended target's stack, in place on this thread. (The
@@ -130,7 +139,10 @@ void read_suspended(thread_state& ts, greenlet_impl* target, void* stack_to_fill
   // runs needs: ontop_fcontext() loads MXCSR from the target's frame, as jump_fcontext() does.
   before_jump_fp(to);
   sanitizers::before_jump(self, target, /*dying=*/false);
-  const ctx::transfer_t back = ctx::ontop_fcontext(to, &request, &walk_here);
+  const ctx::transfer_t back =
+      target->parked_by_read
+          ? ctx::jump_fcontext(to, reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(&request) | 1))
+          : ctx::ontop_fcontext(to, &request, &walk_here);
   target->context = back.fctx;  // walk_here()'s frame, where the next jump into it lands
   sanitizers::after_jump(self, target);
 }

@@ -189,6 +189,9 @@ struct greenlet_impl {
   std::size_t asan_stack_size = 0;
   void* tsan_fiber = nullptr;
   unsigned valgrind_stack_id = 0;
+  // Suspended inside the frame a get_stack() read left on its stack (src/fiber/stack_trace.cpp):
+  // the next read resumes that frame rather than stack another. (In the padding after the id.)
+  bool parked_by_read = false;
 
   // The live-greenlet registry of the owning thread (for leak checks and debuggers).
   greenlet_impl* registry_prev = nullptr;
