@@ -319,9 +319,10 @@ TEST_F(Signals, RemovingLeavesAPendingOccurrenceOfASignalTheThreadBlocked) {
 }
 
 // docs/asyncio.md's recipe, Python 3.14's `python -m asyncio pstree` in the process: a signal
-// prints every task's call graph (here to a string), what each is awaited by.
+// prints every task's call graph (here to a string): where each waits, and what it is awaited by.
 TEST_F(Signals, ASignalPrintsEveryTasksCallGraph) {
   std::string dump;
+  int main_line = 0, worker_line = 0, waiter_line = 0;
   asyncio::run([&] {
     auto& loop = asyncio::get_running_loop();
     auto printed = loop.create_future<void>();
@@ -333,21 +334,34 @@ TEST_F(Signals, ASignalPrintsEveryTasksCallGraph) {
     });
     asyncio::current_task().set_name("main");
     asyncio::Event go;
+    worker_line = __LINE__ + 1;
     auto worker = asyncio::create_task([&] { go.wait(); }, "worker");
+    waiter_line = __LINE__ + 1;
     auto waiter = asyncio::create_task([&] { asyncio::await(worker); }, "waiter");
     asyncio::sleep(0);
     ASSERT_EQ(::raise(SIGUSR1), 0);
+    main_line = __LINE__ + 1;
     asyncio::await(printed);
     go.set();
     asyncio::gather(worker, waiter);
     asyncio::remove_signal_handler(loop, SIGUSR1);
   });
-  // Oldest first: main, awaited by nobody; worker, awaited by waiter; waiter, by nobody.
+  // Oldest first: main, awaited by nobody; worker, awaited by waiter; waiter, by nobody; each with
+  // the line it waits on (function names, which depend on the compiler, and ids cut off).
   std::vector<std::string> lines;
   std::istringstream in(dump);
-  for (std::string line; std::getline(in, line);) lines.push_back(line.substr(0, line.find(", id=")));
-  EXPECT_EQ(lines, (std::vector<std::string>{"* Task(name='main'", "* Task(name='worker'",
-                                             "  + Awaited by:", "    * Task(name='waiter'", "* Task(name='waiter'"}));
+  for (std::string line; std::getline(in, line);) {
+    line = line.substr(0, line.find(", id="));
+    lines.push_back(line.substr(0, line.find(", in ")));
+  }
+  const std::string at = "|   File '" + std::string(__FILE__) + "', line ";
+  EXPECT_EQ(lines, (std::vector<std::string>{
+                       "* Task(name='main'", "  + Call stack:", "  " + at + std::to_string(main_line),
+                       "* Task(name='worker'", "  + Call stack:", "  " + at + std::to_string(worker_line),
+                       "  + Awaited by:", "    * Task(name='waiter'",
+                       "      + Call stack:", "      " + at + std::to_string(waiter_line), "* Task(name='waiter'",
+                       "  + Call stack:", "  " + at + std::to_string(waiter_line)}))
+      << dump;
 }
 
 }  // namespace
