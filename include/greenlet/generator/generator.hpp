@@ -264,6 +264,16 @@ class generator {
   // (empty_generator) on an empty generator; owning thread only.
   bool finished() const { return checked()->status == detail::generator_status::finished; }
 
+  // get_stack(limit) is where the body is, Python's traceback.extract_stack(g.gi_frame): its
+  // greenlet's get_stack(limit) (fiber/stack_trace.hpp), oldest frame first, from the body down to
+  // the yield it is paused at (running: down to the call). Empty before the first next() and once
+  // finished (gi_frame is None). Throws generator_error (empty_generator) on an empty generator,
+  // greenlet::error (wrong_thread) from another thread while the owning one runs; std::bad_alloc.
+  ::greenlet::stack_summary get_stack(std::size_t limit = ::greenlet::no_frame_limit) const {
+    const auto* state = checked();
+    return state->body.empty() ? ::greenlet::stack_summary() : state->body.get_stack(limit);
+  }
+
   // returned() is true once the body has returned (not thrown, not closed). Throws generator_error
   // (empty_generator) on an empty generator; owning thread only.
   bool returned() const { return checked()->returned(); }
