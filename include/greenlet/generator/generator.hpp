@@ -270,8 +270,8 @@ class generator {
   // finished (gi_frame is None). Throws generator_error (empty_generator) on an empty generator,
   // greenlet::error (wrong_thread) from another thread while the owning one runs; std::bad_alloc.
   ::greenlet::stack_summary get_stack(std::size_t limit = ::greenlet::no_frame_limit) const {
-    const auto* state = checked();
-    return state->body.empty() ? ::greenlet::stack_summary() : state->body.get_stack(limit);
+    const auto* self_state = checked();
+    return self_state->body.empty() ? ::greenlet::stack_summary() : self_state->body.get_stack(limit);
   }
 
   // returned() is true once the body has returned (not thrown, not closed). Throws generator_error
