@@ -157,8 +157,8 @@ bool room_to_read(const greenlet_impl* g) noexcept {
 
 // The library's own source tree (this file is its src/fiber/stack_trace.cpp), as debug
 // information names the files compiled there.
-std::string_view library_sources() noexcept {
-  std::string_view here = __FILE__;
+constexpr std::string_view library_sources() noexcept {
+  constexpr std::string_view here = __FILE__;
   const std::size_t end = here.rfind("fiber/stack_trace.cpp");
   return end == std::string_view::npos || end == 0 ? std::string_view() : here.substr(0, end);
 }
@@ -172,7 +172,7 @@ bool is_plumbing(const stack_frame& f) noexcept {
   const std::string_view file = f.file;
   const std::string_view function = f.function;
   if (f.line != 0) {
-    const std::string_view sources = library_sources();
+    constexpr std::string_view sources = library_sources();  // worked out once, at compile time
     if (!sources.empty() && file.starts_with(sources)) return true;
     if (file.find("include/greenlet/") != std::string_view::npos) return true;
     if (file.find("/c++/") != std::string_view::npos) return true;  // libstdc++'s headers
