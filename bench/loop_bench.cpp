@@ -12,6 +12,9 @@
 //   loop_sleep0_waves     100000/10 as waves in one running loop, after a
 //                         first untimed wave: stacks stay warm between them
 //   task_create_finish    create a task, run it, await its result
+//   task_create_fail      create a task whose function throws from three calls deep,
+//                         await it and catch (its traceback recorded on the way)
+//   task_create_cancelled the same with CancelledError: cancelled, no traceback
 //   gather_tasks/1000     create 1,000 tasks and gather() their results,
 //                         per task
 //   gather_tasks_eager/1000  the same with eager_task_factory
@@ -43,6 +46,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -127,6 +131,31 @@ void BM_task_create_finish(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_task_create_finish);
+
+// throws_from(depth) throws from depth calls down, as a task's error seldom comes from its own
+// function: the traceback's walk goes through each frame.
+template <class Exception>
+[[gnu::noinline]] int throws_from(int depth) {
+  if (depth == 0) throw Exception("failed");
+  return throws_from<Exception>(depth - 1) + 1;
+}
+
+template <class Exception>
+void BM_task_create_raise(benchmark::State& state) {
+  asyncio::run([&] {
+    for (auto _ : state) {
+      try {
+        asyncio::await(asyncio::create_task([] { return throws_from<Exception>(3); }));
+      } catch (const Exception&) {
+      }
+    }
+  });
+  state.SetItemsProcessed(state.iterations());
+}
+void BM_task_create_fail(benchmark::State& state) { BM_task_create_raise<std::runtime_error>(state); }
+void BM_task_create_cancelled(benchmark::State& state) { BM_task_create_raise<asyncio::CancelledError>(state); }
+BENCHMARK(BM_task_create_fail);
+BENCHMARK(BM_task_create_cancelled);
 
 // gather_rounds(state, set_up) runs gather_tasks/N's timed loop under asyncio::run, after
 // set_up(loop) (a task factory) in the running loop: each iteration creates N tasks, each returning

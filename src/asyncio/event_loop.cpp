@@ -76,6 +76,7 @@ event_loop::event_loop(options opts) {
   core_->virtual_time = opts.virtual_time;
   core_->task_stack = opts.task_stack;
   core_->compact_tasks = opts.compact_tasks.value_or(flag_from_environment("GREENLET_ASYNCIO_COMPACT_TASKS"));
+  core_->task_tracebacks = opts.task_tracebacks;
   core_->debug = opts.debug.value_or(flag_from_environment("GREENLET_ASYNCIO_DEBUG"));
 }
 
@@ -212,6 +213,11 @@ void event_loop::set_exception_handler(detail::exception_handler handler) {
 void event_loop::default_exception_handler(const exception_context& context) {
   std::string line = "asyncio: " + context.message;
   if (!context.source.empty()) line += "\n  in " + context.source;
+  // Python's log of it prints the exception's traceback, then the exception.
+  if (!context.stack.empty()) {
+    line += "\n  Traceback (most recent call last):";
+    for (const stack_frame& f : context.stack) line += "\n    " + format_frame(f);
+  }
   if (context.exception) line += "\n  exception: " + describe_exception(context.exception);
   std::fprintf(stderr, "%s\n", line.c_str());
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "asyncio/done_callbacks.hpp"
+#include "fiber/escape_trace.hpp"
 #include "greenlet/detail/task_state.hpp"
 
 namespace greenlet::asyncio::detail {
@@ -51,7 +52,12 @@ future_state::~future_state() {
       context.exception = error_;
       // A task names itself when it fails (task_state::fail()); a plain future by its repr here, as
       // asyncio's "future: <Future finished exception=...>" (repr() is future_state's in a destructor).
-      context.source = report_source_.empty() ? future_state::repr() : report_source_.str();
+      if (failure_ != nullptr) {
+        context.source = failure_->source;
+        context.stack = ::greenlet::detail::escape_stack(failure_->escape, ::greenlet::no_frame_limit);
+      } else {
+        context.source = future_state::repr();
+      }
       if (report_context_ != nullptr) {
         // A failed task is reported in a copy of its context, so the handler sees the values
         // the task set (asyncio, gh-96704); the caller's context comes back after.

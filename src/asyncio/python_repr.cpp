@@ -197,4 +197,21 @@ std::string exception_repr(const std::exception_ptr& e) {
   }
 }
 
+std::string exception_only(const std::exception_ptr& e) {
+  if (!e) return "None";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    std::string line = class_name(&typeid(x));
+    const std::string_view what = x.what();
+    if (!what.empty()) {
+      line += ": ";
+      line += what;
+    }
+    return line;
+  } catch (...) {
+    return class_name(abi::__cxa_current_exception_type());
+  }
+}
+
 }  // namespace greenlet::asyncio::detail

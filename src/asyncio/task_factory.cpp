@@ -55,7 +55,7 @@ void task_request::wrap(std::shared_ptr<const task_wrapper> fn) {
               auto* c = static_cast<inner_call*>(p);
               detail::run_wrapper(*c->wrapper, *c->body);
             },
-            &call);
+            &call, /*record_escape=*/false);  // only the task's function's is used
         detail::run_wrapper(*outer, inner_body);
       });
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "fiber/escape_trace.hpp"
 #include "fiber/loop_hints.hpp"
 #include "greenlet/asyncio/task.hpp"
 
@@ -194,14 +195,28 @@ void task_state::step() {
 void print_stack_report(const std::string& report) noexcept { std::fputs(report.c_str(), stderr); }
 
 ::greenlet::stack_summary task_state::stack(std::size_t limit) const {
-  if (glet.empty() || future()->done()) return {};
+  if (future_->done()) {
+    // As asyncio: a task that failed gives its exception's traceback; one done otherwise, nothing.
+    if (!future_->failed() || future_->failure_ == nullptr) return {};
+    return ::greenlet::detail::escape_stack(future_->failure_->escape, limit);
+  }
+  if (glet.empty()) return {};
   return glet.get_stack(limit);
 }
 
 std::string task_state::stack_report(std::size_t limit) const {
   const ::greenlet::stack_summary frames = stack(limit);
-  if (frames.empty()) return "No stack for " + repr() + "\n";
-  return "Stack for " + repr() + " (most recent call last):\n" + ::greenlet::format_stack(frames);
+  const bool failed = future_->failed();
+  std::string report;
+  if (frames.empty()) {
+    report = "No stack for " + repr() + "\n";
+  } else {
+    report = (failed ? "Traceback for " : "Stack for ") + repr() + " (most recent call last):\n" +
+             ::greenlet::format_stack(frames);
+  }
+  // The exception itself, as Python's traceback prints it last (failed(): not counted as retrieved).
+  if (failed) report += exception_only(future_->peek_exception()) + "\n";
+  return report;
 }
 
 void task_state::switch_in_first_time() {
@@ -289,21 +304,44 @@ void task_state::body() {
     future_->set_cancelled(cancel_message);
     return;
   }
+  // Where an exception left the task's function from, for its traceback: recorded as it leaves
+  // run_for_traceback() below, before its frames unwind (src/fiber/escape_trace.cpp).
+  ::greenlet::detail::escape_trace escape;
   try {
-    run();
-  } catch (const CancelledError& e) {
-    future_->set_cancelled(e.message(), std::current_exception());
+    if (loop->task_tracebacks) [[likely]] {
+      ::greenlet::detail::call_recording_escape(&run_for_traceback, this, escape);
+    } else {
+      run_for_traceback(this);
+    }
   } catch (const GreenletExit&) {
     future_->set_cancelled("the task's greenlet was killed");
     throw;
   } catch (...) {
-    if (!future_->done()) fail(std::current_exception());
+    if (!future_->done()) fail(std::current_exception(), std::move(escape));
   }
 }
 
-void task_state::fail(std::exception_ptr error) {
+void task_state::run_for_traceback(void* self) {
+  auto* task = static_cast<task_state*>(self);
+  // A cancelled task has no traceback (asyncio's get_stack() gives none): caught here, below the
+  // recording call, a CancelledError costs no walk of the stack.
+  try {
+    task->run();
+  } catch (const CancelledError& e) {
+    task->future_->set_cancelled(e.message(), std::current_exception());
+  }
+}
+
+void task_state::fail(std::exception_ptr error, ::greenlet::detail::escape_trace escape) {
   future_->set_exception(std::move(error));
-  future_->report_source_ = repr();
+  if (future_->failure_ == nullptr) {
+    future_->failure_ = std::make_unique<future_state::failure_note>();
+    future_->failure_->escape = std::move(escape);
+  } else {
+    // The inner part a task factory's wrapper left (run_through_wrapper()); this is the outer.
+    ::greenlet::detail::append_outer(future_->failure_->escape, escape);
+  }
+  future_->failure_->source = repr();
   // The task's context as it failed (its greenlet's, current when the function threw): the
   // exception handler reporting it later, wherever the last handle goes, runs in it.
   future_->report_context_ = glet.impl() != nullptr ? glet.impl()->context_vars.vars : nullptr;

@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "fiber/escape_trace.hpp"
 #include "greenlet/asyncio/errors.hpp"
 #include "greenlet/asyncio/task_body.hpp"
 #include "greenlet/detail/loop_core.hpp"
@@ -20,7 +21,11 @@ void task_body::operator()() {
   }
   called_ = true;
   try {
-    run_(argument_);
+    if (record_escape_) {
+      ::greenlet::detail::call_recording_escape(run_, argument_, escape_);
+    } else {
+      run_(argument_);
+    }
   } catch (...) {
     error_ = std::current_exception();
     throw;
@@ -69,9 +74,38 @@ std::shared_ptr<const task_wrapper> task_state::take_wrapper() noexcept {
 
 void task_state::run_through_wrapper(void (*body)(void*), void* argument) {
   const std::shared_ptr<const task_wrapper> wrapper = take_wrapper();
-  task_body task_function(body, argument);
+  task_body task_function(body, argument, loop->task_tracebacks);
   // Never null: set_wrapper() registered it, and only run() or forget_wrapper() takes it.
-  run_wrapper(*wrapper, task_function);
+  struct wrapper_call {
+    const task_wrapper* wrapper;
+    task_body* body;
+  } call{wrapper.get(), &task_function};
+  auto run = [](void* p) {
+    auto* c = static_cast<wrapper_call*>(p);
+    run_wrapper(*c->wrapper, *c->body);
+  };
+  if (!loop->task_tracebacks) {
+    run(&call);
+    return;
+  }
+  // The traceback of what leaves the wrapper: from its throw, or, for the function's own exception
+  // (rethrown by the wrapper or by run_wrapper()), from the function's throw, through the body's
+  // call, then on through the wrapper's frames, as Python's through a wrapping coroutine. body()
+  // adds the task's own part, all library frames, which printing leaves out.
+  ::greenlet::detail::escape_trace through_wrapper;
+  try {
+    ::greenlet::detail::call_recording_escape(run, &call, through_wrapper);
+  } catch (...) {
+    future_->failure_ = std::make_unique<future_state::failure_note>();
+    ::greenlet::detail::escape_trace& trace = future_->failure_->escape;
+    if (std::current_exception() == task_function.error_ && !task_function.escape_.empty()) {
+      trace = std::move(task_function.escape_);
+      ::greenlet::detail::append_outer(trace, through_wrapper);
+    } else {
+      trace = std::move(through_wrapper);
+    }
+    throw;
+  }
 }
 
 }  // namespace detail

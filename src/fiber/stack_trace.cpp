@@ -18,10 +18,12 @@
 #include <iostream>
 #include <memory>
 #include <ostream>
+#include <span>
 #include <string_view>
 
 #include <boost/context/detail/fcontext.hpp>
 
+#include "fiber/escape_trace.hpp"
 #include "fiber/stack_copy.hpp"
 #include "fiber/symbolize.hpp"
 #include "fiber/thread_state.hpp"
@@ -181,6 +183,10 @@ bool is_plumbing(const stack_frame& f) noexcept {
   if (function.starts_with("greenlet::") || function.starts_with("std::") || function.starts_with("__gnu_cxx::")) {
     return true;
   }
+  // The C++ runtime's throw and the unwinder's search, at the newest end of an escape trace; the
+  // call that records one (escape_trace.cpp), in a task's stack.
+  if (function.starts_with("__cxa_") || function.starts_with("_Unwind_")) return true;
+  if (function == "greenlet_call_recording_escape") return true;
   static constexpr std::string_view c_library_start[] = {"_start",
                                                          "__libc_start_main",
                                                          "__libc_start_main_impl",
@@ -205,6 +211,27 @@ void drop_plumbing(stack_summary& frames) {
 }
 
 }  // namespace
+
+stack_summary escape_stack(const escape_trace& trace, std::size_t limit) {
+  const std::span<const std::uintptr_t> pcs = trace.pcs();
+  stack_summary frames;
+  if (limit == 0) return frames;
+  // Parts newest first (append_outer()), each a walk newest first; frames come out oldest first.
+  for (auto end = pcs.end(); end != pcs.begin();) {
+    const auto begin = std::find(std::make_reverse_iterator(end), pcs.rend(), std::uintptr_t{0}).base();
+    if (begin != end) {
+      stack_summary part = symbolize(&*begin, static_cast<std::size_t>(end - begin));
+      if (std::any_of(part.begin(), part.end(), [](const stack_frame& f) { return !is_plumbing(f); })) {
+        drop_plumbing(part);
+        frames.insert(frames.end(), part.begin(), part.end());
+      }
+    }
+    end = begin == pcs.begin() ? begin : begin - 1;
+  }
+  if (frames.size() > limit) frames.resize(limit);
+  return frames;
+}
+
 }  // namespace detail
 
 stack_summary greenlet::get_stack(std::size_t limit) const {

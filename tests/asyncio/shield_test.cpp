@@ -2,6 +2,7 @@
 // the shielded work's exception) and with move-only results; ported from
 // CPython's Lib/test/test_asyncio/test_tasks.py (test_shield_*) and checked
 // against Python 3.11/3.12 running the same programs.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -94,13 +95,15 @@ TEST_F(ShieldTests, test_shielded_task_failing_after_caller_cancelled_is_reporte
 // The same through the default exception handler: the exact text on stderr.
 TEST_F(ShieldTests, test_shielded_task_failure_report_text) {
   std::string work_name;
+  int throw_line = 0;
   testing::internal::CaptureStderr();
   asyncio::run(
-      [&work_name] {
-        auto caller = asyncio::create_task([&work_name] {
-          asyncio::await(asyncio::shield([&work_name] {
+      [&work_name, &throw_line] {
+        auto caller = asyncio::create_task([&work_name, &throw_line] {
+          asyncio::await(asyncio::shield([&work_name, &throw_line] {
             work_name = asyncio::current_task().get_name();
             asyncio::sleep(0.01);
+            throw_line = __LINE__ + 1;
             throw TestError("work failed");
           }));
         });
@@ -110,12 +113,21 @@ TEST_F(ShieldTests, test_shielded_task_failure_report_text) {
         asyncio::sleep(0.05);
       },
       virtual_time());
-  EXPECT_EQ(testing::internal::GetCapturedStderr(),
-            "asyncio: Task exception was never retrieved\n"
-            "  in <Task finished name='" +
-                work_name +
-                "' exception=TestError('work failed')>\n"
-                "  exception: work failed\n");
+  // The traceback's one frame is the function's (named as the debug information names a lambda).
+  const std::string err = testing::internal::GetCapturedStderr();
+  const std::string head =
+      "asyncio: Task exception was never retrieved\n"
+      "  in <Task finished name='" +
+      work_name +
+      "' exception=TestError('work failed')>\n"
+      "  Traceback (most recent call last):\n"
+      "    File \"" __FILE__ "\", line " +
+      std::to_string(throw_line) + ", in ";
+  const std::string tail = "\n  exception: work failed\n";
+  ASSERT_GT(err.size(), head.size() + tail.size()) << err;
+  EXPECT_EQ(err.substr(0, head.size()), head) << err;
+  EXPECT_EQ(err.substr(err.size() - tail.size()), tail) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 5) << err;
 }
 
 // Outer cancelled in the loop turn where inner fails (inner's callback is

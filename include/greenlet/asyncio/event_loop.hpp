@@ -318,6 +318,13 @@ class event_loop {
     // the environment variable GREENLET_ASYNCIO_DEBUG is set to anything but "" or "0" when the
     // loop is made (asyncio's PYTHONASYNCIODEBUG), else off.
     std::optional<bool> debug = {};
+    // task_tracebacks: a task that fails records the frames its exception left its function from,
+    // its traceback (Task::get_stack(), print_stack(), the "Task exception was never retrieved"
+    // report; docs/asyncio.md, "Tracebacks"). The record is a walk of those frames during the
+    // throw, which makes a failing task's throw ~1.4x as costly (bench/README.md); a task that
+    // returns or is cancelled pays nothing. false: no tracebacks, for programs whose tasks fail
+    // by the hundred thousand a second.
+    bool task_tracebacks = true;
   };
 
   // event_loop() makes a loop with default options, owned by the calling thread. Throws

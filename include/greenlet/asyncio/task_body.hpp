@@ -5,6 +5,8 @@
 #include <exception>
 #include <functional>
 
+#include "greenlet/detail/escape_trace.hpp"
+
 // Everything this header declares is public API: exported even though the library
 // is built with -fvisibility=hidden (see CMakeLists.txt).
 #pragma GCC visibility push(default)
@@ -47,13 +49,17 @@ class task_body {
   friend class task_request;
   friend class detail::task_state;
   friend void detail::run_wrapper(const task_wrapper& wrapper, task_body& body);
-  task_body(void (*run)(void*), void* argument) noexcept : run_(run), argument_(argument) {}
+  task_body(void (*run)(void*), void* argument, bool record_escape) noexcept
+      : run_(run), argument_(argument), record_escape_(record_escape) {}
   ~task_body() = default;
 
   void (*run_)(void*);
   void* argument_;
   bool called_ = false;
+  bool record_escape_;        // the loop's task_tracebacks
   std::exception_ptr error_;  // what the function threw, for the task if the wrapper returns
+  // Where error_ left the function from: the inner part of the task's traceback.
+  ::greenlet::detail::escape_trace escape_;
 };
 
 }  // namespace greenlet::asyncio

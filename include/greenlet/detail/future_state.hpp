@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <source_location>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "greenlet/asyncio/errors.hpp"
+#include "greenlet/detail/escape_trace.hpp"
 #include "greenlet/detail/loop_core.hpp"
 #include "greenlet/detail/rare_string.hpp"
 #include "greenlet/detail/value_repr.hpp"
@@ -52,6 +54,9 @@ class future_state {
   // exception() is the exception (null if none); CancelledError if
   // cancelled, InvalidStateError if pending.
   std::exception_ptr exception();
+  // peek_exception() is a failed future's exception (null otherwise), for printing: it does not
+  // count as retrieving it. Throws nothing.
+  std::exception_ptr peek_exception() const noexcept { return failed() ? error_ : nullptr; }
   // check_result() throws what result() would throw instead of returning.
   void check_result();
   // mark_retrieved() counts the outcome as looked at: no "exception was never retrieved" report.
@@ -114,8 +119,14 @@ class future_state {
   void set_cancelled(const std::string& message, std::exception_ptr raised = nullptr);
 
   long refs = 1;
-  // What the "exception was never retrieved" report names (a task's repr).
-  rare_string report_source_;
+  // What the "exception was never retrieved" report and Task.print_stack() tell of a failed task:
+  // its repr as it failed, and the frames its exception left its function from. Null for a
+  // future, and a task that did not fail: one pointer, as most never do.
+  struct failure_note {
+    std::string source;
+    ::greenlet::detail::escape_trace escape;
+  };
+  std::unique_ptr<failure_note> failure_;
   // The context that report runs in (a task's, as asyncio's Task finalizer enters the task's
   // context, gh-96704); null: the context current where the last handle goes.
   ::greenlet::detail::context_ptr report_context_;
@@ -180,6 +191,10 @@ inline void release(future_state* f) noexcept {
 // (its first members only, as ExceptionGroup::what(): "[A('0'), ..., ... and N more]"),
 // "Name()" for a type not derived from std::exception, "None" for null. Throws only std::bad_alloc.
 std::string exception_repr(const std::exception_ptr& e);
+// exception_only(e) is Python's traceback.format_exception_only(e) without its newline: the class
+// name as exception_repr() gives it and ": " and what() ("runtime_error: boom"); the name alone
+// when what() is empty or the type is not derived from std::exception. Throws only std::bad_alloc.
+std::string exception_only(const std::exception_ptr& e);
 // address_repr(object) is the address as Python shows an object's id() in a repr ("<Queue at
 // 0x7f3a5c0012a0 ...>", "<asyncio.locks.Lock object at 0x7f3a5c0012a0 ...>"): "0x" and lowercase
 // hex digits, as %p and std::ostream print a pointer. Throws only std::bad_alloc.

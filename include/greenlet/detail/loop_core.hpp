@@ -19,6 +19,7 @@
 
 #include "greenlet/detail/callback_context.hpp"
 #include "greenlet/fiber/greenlet.hpp"
+#include "greenlet/fiber/stack_trace.hpp"
 
 // Everything this header declares is public API: exported even though the library
 // is built with -fvisibility=hidden (see CMakeLists.txt).
@@ -158,6 +159,9 @@ struct exception_context {
   std::string message;
   std::exception_ptr exception;
   std::string source;  // repr of the task, future or callback involved
+  // For a task's failure: the frames its exception left the task's function from, oldest first
+  // (Python's exception.__traceback__); empty otherwise, or where none was recorded.
+  ::greenlet::stack_summary stack{};
 };
 
 using exception_handler = std::function<void(event_loop* loop, const exception_context& context)>;
@@ -206,6 +210,7 @@ struct loop_core {
   double virtual_now = 0;
   stack_options task_stack;            // for every task's greenlet
   bool compact_tasks = false;          // event_loop::options::compact_tasks
+  bool task_tracebacks = true;         // event_loop::options::task_tracebacks
   ::greenlet::greenlet loop_greenlet;  // the greenlet running run_forever()
   // Where a suspending task switches when it hands the turn to no other task: the loop's greenlet
   // (set by run_forever()), or the creator of a task taking its eager first step (eager_step()).

@@ -218,9 +218,12 @@ class task_state : public ::greenlet::detail::greenlet_role {
   // after_step() is what the loop does once a step of this task gave
   // control back: unlink it if done, fail it if it was stranded.
   void after_step();
-  // fail(error) finishes the task with error, named by its repr in the "Task exception was never
-  // retrieved" report. The task's future must be pending.
-  void fail(std::exception_ptr error);
+  // fail(error, escape) finishes the task with error, named by its repr in the "Task exception was
+  // never retrieved" report, escape its traceback. The task's future must be pending.
+  void fail(std::exception_ptr error, ::greenlet::detail::escape_trace escape = {});
+  // run_for_traceback(task) is run() as body() calls it, through call_recording_escape(): what
+  // leaves it is recorded for the task's traceback, but a CancelledError is caught inside.
+  static void run_for_traceback(void* task);
   // drop_unrun_function() is drop_function() for a task whose function will not run, which lets
   // go of its wrapper too. Throws nothing.
   void drop_unrun_function() noexcept {
