@@ -120,7 +120,8 @@ constexpr std::size_t no_parent = static_cast<std::size_t>(-1);
 // call_stack_of(t, limit) is task t's call stack for its node: newest frame first, as Python's,
 // cut as limit= says.
 ::greenlet::stack_summary call_stack_of(const task_state* t, std::optional<long> limit) {
-  if (limit == 0) return {};
+  // A done task has none, as in Python (its coroutine has no frame): not a failed one's traceback.
+  if (limit == 0 || t->future()->done()) return {};
   ::greenlet::stack_summary frames = t->stack(::greenlet::no_frame_limit);
   std::reverse(frames.begin(), frames.end());
   if (limit.has_value()) {

@@ -76,6 +76,8 @@ TEST_F(TaskTraceback, AFailedTaskGivesTheFramesItsExceptionLeftFrom) {
     EXPECT_EQ(oldest[0].function, frames.front().function);
     EXPECT_EQ(oldest[0].line, frames.front().line);
     EXPECT_TRUE(t.get_stack(0).empty());
+    // The call graph's node of a done task has no call stack, as Python's: not the traceback.
+    EXPECT_TRUE(asyncio::capture_call_graph(t).call_stack.empty());
   });
 }
 

@@ -67,15 +67,18 @@ class Task : public Future<T> {
   // get_stack(limit) is asyncio's Task.get_stack(limit=): where the task is, as its greenlet's
   // get_stack() (fiber/stack_trace.hpp), oldest frame first, at most the newest `limit` frames:
   // the frames of the function the task runs down to the await it is suspended in, or, in the task
-  // itself, to the call. Empty before the task's first step and once it is done (Python gives a
-  // failed task's traceback there; a C++ exception carries none). Throws std::bad_alloc; must not
-  // be empty; loop thread only.
+  // itself, to the call. For a task that failed, its traceback: the frames its exception left the
+  // function from, down to the throw, recorded as it left (the oldest `limit`; docs/asyncio.md,
+  // "Tracebacks"). Empty before the task's first step and once it returned or was cancelled.
+  // Throws std::bad_alloc; must not be empty; loop thread only.
   ::greenlet::stack_summary get_stack(std::size_t limit = ::greenlet::no_frame_limit) const {
     return task()->stack(limit);
   }
   // print_stack(limit, out) is Task.print_stack(): "Stack for <repr()> (most recent call last):"
-  // and get_stack(limit)'s frames as Python's traceback prints them, or "No stack for <repr()>";
-  // to stderr without `out`. Throws std::bad_alloc and what out throws; loop thread only.
+  // ("Traceback for" for a failed task) and get_stack(limit)'s frames as Python's traceback prints
+  // them, or "No stack for <repr()>"; then, for a failed task, its exception as Python's
+  // traceback.format_exception_only() ("runtime_error: boom"). To stderr without `out`. Throws
+  // std::bad_alloc and what out throws; loop thread only.
   void print_stack(std::size_t limit = ::greenlet::no_frame_limit) const {
     detail::print_stack_report(task()->stack_report(limit));
   }

@@ -85,12 +85,13 @@ class task_state : public ::greenlet::detail::greenlet_role {
   // context_copy() is Task.get_context() (3.12): a copy of the context the task runs in, with the
   // values it holds now (task_state.cpp). Throws nothing.
   ::greenlet::context context_copy() const noexcept;
-  // stack(limit) is Task.get_stack(): its greenlet's get_stack(limit) while it runs or waits;
-  // empty before its first step, once done, and once the loop let go of it (task_state.cpp).
-  // Throws std::bad_alloc.
+  // stack(limit) is Task.get_stack(): its greenlet's get_stack(limit) while it runs or waits, its
+  // traceback once it failed; empty before its first step, once it returned or was cancelled, and
+  // once the loop let go of it (task_state.cpp). Throws std::bad_alloc.
   ::greenlet::stack_summary stack(std::size_t limit) const;
   // stack_report(limit) is what Task.print_stack() prints: "Stack for <repr> (most recent call
-  // last):" and the frames, or "No stack for <repr>". Throws std::bad_alloc.
+  // last):" ("Traceback for" once failed) and the frames, or "No stack for <repr>"; then a failed
+  // task's exception line. Throws std::bad_alloc.
   std::string stack_report(std::size_t limit) const;
 
   // first_step says when start() runs a task's first step: as the loop's task factory says
@@ -406,7 +407,11 @@ class task_impl final : public future_value<T>, public task_state {
   task_state* as_task() noexcept override { return this; }
 
  protected:
-  void run() override {
+  // Not inlined: the loop calls run() through task_state, this object's second base, so through a
+  // thunk that adjusts `this`; at -O2 g++ copies an inlinable run() into that thunk without the
+  // records of what was inlined into it, and the task's function (a lambda, inlined) vanished from
+  // its stacks and tracebacks. Kept whole, the thunk is an adjust and a jump, as at -Og.
+  [[gnu::noinline]] void run() override {
     if (this->wrapped()) [[unlikely]] {
       run_wrapped();
       return;
