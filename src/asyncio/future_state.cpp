@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "asyncio/awaited_escape.hpp"
 #include "asyncio/done_callbacks.hpp"
 #include "fiber/escape_trace.hpp"
 #include "greenlet/detail/task_state.hpp"
@@ -147,8 +148,44 @@ void future_state::check_result() {
   if (state_ == status::cancelled) throw_cancelled();
   if (error_) {
     error_retrieved_ = true;
+    if (failure_ != nullptr) note_rethrown(error_, failure_->escape);
     std::rethrow_exception(error_);
   }
+}
+
+namespace {
+
+// The latest failed task's exception raised again by check_result() in a task, with that task's
+// traceback: kept until a task fails with it, another takes its place, or the step ends.
+struct rethrown_escape {
+  std::exception_ptr error;
+  ::greenlet::detail::escape_trace escape;
+};
+thread_local rethrown_escape last_rethrown;
+
+}  // namespace
+
+constinit thread_local bool rethrown_noted = false;
+
+void note_rethrown(const std::exception_ptr& error, const ::greenlet::detail::escape_trace& escape) noexcept {
+  const loop_core* running = running_loop();
+  if (escape.empty() || running == nullptr || running->current_task == nullptr) return;
+  last_rethrown.escape = ::greenlet::detail::copy_of(escape);
+  last_rethrown.error = last_rethrown.escape.empty() ? nullptr : error;
+  rethrown_noted = last_rethrown.error != nullptr;
+}
+
+void forget_rethrown() noexcept {
+  last_rethrown.error = nullptr;
+  last_rethrown.escape = {};
+  rethrown_noted = false;
+}
+
+::greenlet::detail::escape_trace take_awaited_escape(const std::exception_ptr& error) noexcept {
+  if (!rethrown_noted || error == nullptr || last_rethrown.error != error) return {};
+  ::greenlet::detail::escape_trace escape = std::move(last_rethrown.escape);
+  forget_rethrown();
+  return escape;
 }
 
 std::uint64_t future_state::add_done_callback(std::function<void(future_state&)> fn,

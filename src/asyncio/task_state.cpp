@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "asyncio/awaited_escape.hpp"
 #include "fiber/escape_trace.hpp"
 #include "fiber/loop_hints.hpp"
 #include "greenlet/asyncio/task.hpp"
@@ -231,6 +232,9 @@ void task_state::switch_in_first_time() {
 }
 
 void task_state::after_step() {
+  if (rethrown_noted) [[unlikely]] {
+    forget_rethrown();  // what the task caught of an awaited task's, let go of (awaited_escape.hpp)
+  }
   if (future_->done()) {
     loop->unlink_task(this);  // may free this task
     return;
@@ -333,6 +337,9 @@ void task_state::run_for_traceback(void* self) {
 }
 
 void task_state::fail(std::exception_ptr error, ::greenlet::detail::escape_trace escape) {
+  // The traceback of a task this one awaited, if that task's exception is what ends this one: the
+  // newest part, below this task's await (Python's traceback grows as the exception goes up).
+  ::greenlet::detail::escape_trace awaited = take_awaited_escape(error);
   future_->set_exception(std::move(error));
   if (future_->failure_ == nullptr) {
     future_->failure_ = std::make_unique<future_state::failure_note>();
@@ -340,6 +347,10 @@ void task_state::fail(std::exception_ptr error, ::greenlet::detail::escape_trace
   } else {
     // The inner part a task factory's wrapper left (run_through_wrapper()); this is the outer.
     ::greenlet::detail::append_outer(future_->failure_->escape, escape);
+  }
+  if (!awaited.empty()) {
+    ::greenlet::detail::append_outer(awaited, future_->failure_->escape);
+    future_->failure_->escape = std::move(awaited);
   }
   future_->failure_->source = repr();
   // The task's context as it failed (its greenlet's, current when the function threw): the

@@ -140,6 +140,18 @@ void call_recording_escape(void (*fn)(void*), void* arg, escape_trace& trace) {
 #endif
 }
 
+escape_trace copy_of(const escape_trace& trace) noexcept {
+  escape_trace copy;
+  const std::span<const std::uintptr_t> pcs = trace.pcs();
+  if (pcs.empty()) return copy;
+  auto* block = static_cast<std::uintptr_t*>(std::malloc((pcs.size() + 1) * sizeof(std::uintptr_t)));
+  if (block == nullptr) return copy;
+  block[0] = pcs.size();
+  std::copy(pcs.begin(), pcs.end(), block + 1);
+  copy.adopt(block);
+  return copy;
+}
+
 void append_outer(escape_trace& inner, const escape_trace& outer) noexcept {
   const std::span<const std::uintptr_t> newer = inner.pcs();
   const std::span<const std::uintptr_t> older = outer.pcs();

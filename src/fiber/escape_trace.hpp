@@ -23,6 +23,9 @@ void call_recording_escape(void (*fn)(void*), void* arg, escape_trace& trace);
 // Throws nothing.
 void append_outer(escape_trace& inner, const escape_trace& outer) noexcept;
 
+// copy_of(trace) is a copy of trace; empty without memory. Throws nothing.
+escape_trace copy_of(const escape_trace& trace) noexcept;
+
 // escape_stack(trace, limit) is trace as frames, oldest first, named as get_stack() names them and
 // with the same plumbing left out at both ends (the unwinder's and the C++ runtime's throw at the
 // newest); a part that is all plumbing is left out whole. limit keeps the oldest frames, as a

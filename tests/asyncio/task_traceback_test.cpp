@@ -161,6 +161,36 @@ TEST_F(TaskTraceback, AnExceptionTheLibraryRaisesEndsAtTheCallIntoIt) {
   });
 }
 
+int outer_await_line = 0;
+
+[[gnu::noinline]] int task_traceback_test_awaits_task(asyncio::Task<int> inner) {
+  outer_await_line = __LINE__ + 1;
+  const int v = asyncio::await(inner);
+  return v + 1;
+}
+
+// A task that fails with the exception of a task it awaited: its traceback goes on into that
+// task's, as Python's traceback of the exception grows on its way up: this task's frames down to
+// its await, then the awaited task's down to the throw.
+TEST_F(TaskTraceback, AwaitingAFailedTaskContinuesItsTraceback) {
+  asyncio::run([] {
+    auto inner = asyncio::create_task([] { return task_traceback_test_calls(10); }, "inner");
+    auto outer = asyncio::create_task([inner] { return task_traceback_test_awaits_task(inner); }, "outer");
+    EXPECT_THROW(asyncio::await(outer), TestError);
+    const greenlet::stack_summary frames = outer.get_stack();
+    expect_traceback_of_the_throw(frames);
+    const auto await_frame = std::find_if(frames.begin(), frames.end(), [](const greenlet::stack_frame& f) {
+      return names(f, "task_traceback_test_awaits_task");
+    });
+    ASSERT_NE(await_frame, frames.end()) << greenlet::format_stack(frames);
+    EXPECT_EQ(await_frame->line, static_cast<unsigned>(outer_await_line)) << greenlet::format_stack(frames);
+    // The awaited task's own traceback is its part alone.
+    const greenlet::stack_summary own = inner.get_stack();
+    expect_traceback_of_the_throw(own);
+    EXPECT_LT(own.size(), frames.size()) << greenlet::format_stack(own);
+  });
+}
+
 // The "Task exception was never retrieved" report hands the traceback to the exception handler,
 // and the default handler prints it before the exception, as Python's log does.
 TEST_F(TaskTraceback, TheNeverRetrievedReportCarriesTheTraceback) {
