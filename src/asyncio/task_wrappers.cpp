@@ -3,6 +3,7 @@
 // wrapper's call of the task's body ends the task.
 #include <memory>
 #include <mutex>
+#include <new>
 #include <unordered_map>
 #include <utility>
 
@@ -96,14 +97,15 @@ void task_state::run_through_wrapper(void (*body)(void*), void* argument) {
   try {
     ::greenlet::detail::call_recording_escape(run, &call, through_wrapper);
   } catch (...) {
-    future_->failure_ = std::make_unique<future_state::failure_note>();
-    ::greenlet::detail::escape_trace& trace = future_->failure_->escape;
+    ::greenlet::detail::escape_trace trace;
     if (std::current_exception() == task_function.error_ && !task_function.escape_.empty()) {
       trace = std::move(task_function.escape_);
       ::greenlet::detail::append_outer(trace, through_wrapper);
     } else {
       trace = std::move(through_wrapper);
     }
+    // Without memory for the note, the task fails with its own exception all the same, untraced.
+    future_->failure_.reset(new (std::nothrow) future_state::failure_note{"", std::move(trace)});
     throw;
   }
 }

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 
 #include "fiber/thread_state.hpp"
 #include "greenlet/detail/greenlet_impl.hpp"
@@ -111,6 +110,14 @@ bool room_to_walk() noexcept {
   return here > limit && here - limit >= ::greenlet::greenlet::stack_read_room;
 }
 
+// new_block(count) is a block for escape_trace::adopt() with room for count addresses, its count
+// set; null without memory (malloc(): the search of an exception must not throw).
+std::uintptr_t* new_block(std::size_t count) noexcept {
+  auto* block = static_cast<std::uintptr_t*>(std::malloc((count + 1) * sizeof(std::uintptr_t)));
+  if (block != nullptr) block[0] = count;
+  return block;
+}
+
 // record_escape(frame) walks the stack from here to the frame of greenlet_call_recording_escape()
 // whose personality routine the search just called, and gives the addresses to that call's trace.
 [[gnu::noinline]] void record_escape(_Unwind_Context* frame) noexcept {
@@ -122,10 +129,9 @@ bool room_to_walk() noexcept {
   walk.stop_at = call_sp;
   _Unwind_Backtrace(&collect_escape_frame, &walk);
   if (walk.count == 0) return;
-  auto* block = static_cast<std::uintptr_t*>(std::malloc((walk.count + 1) * sizeof(std::uintptr_t)));
+  std::uintptr_t* const block = new_block(walk.count);
   if (block == nullptr) return;
-  block[0] = walk.count;
-  std::memcpy(block + 1, walk.pcs, walk.count * sizeof(std::uintptr_t));
+  std::copy(walk.pcs, walk.pcs + walk.count, block + 1);
   trace->adopt(block);
 }
 
@@ -144,9 +150,8 @@ escape_trace copy_of(const escape_trace& trace) noexcept {
   escape_trace copy;
   const std::span<const std::uintptr_t> pcs = trace.pcs();
   if (pcs.empty()) return copy;
-  auto* block = static_cast<std::uintptr_t*>(std::malloc((pcs.size() + 1) * sizeof(std::uintptr_t)));
+  std::uintptr_t* const block = new_block(pcs.size());
   if (block == nullptr) return copy;
-  block[0] = pcs.size();
   std::copy(pcs.begin(), pcs.end(), block + 1);
   copy.adopt(block);
   return copy;
@@ -156,10 +161,8 @@ void append_outer(escape_trace& inner, const escape_trace& outer) noexcept {
   const std::span<const std::uintptr_t> newer = inner.pcs();
   const std::span<const std::uintptr_t> older = outer.pcs();
   if (older.empty()) return;
-  const std::size_t count = newer.size() + 1 + older.size();
-  auto* block = static_cast<std::uintptr_t*>(std::malloc((count + 1) * sizeof(std::uintptr_t)));
+  std::uintptr_t* const block = new_block(newer.size() + 1 + older.size());
   if (block == nullptr) return;
-  block[0] = count;
   std::uintptr_t* at = block + 1;
   if (!newer.empty()) at = std::copy(newer.begin(), newer.end(), at);
   *at++ = 0;  // where one recorded part ends (no frame is at address 0)
